@@ -1,0 +1,109 @@
+//! mallee's metadata store: the [`Store`] trait every backend implements,
+//! the records it keeps, and the SQLite backend used by default.
+//!
+//! The store holds the desired state of every resource. Each method is one
+//! transaction: a call that returns `Ok` is durable, a call that fails or is
+//! interrupted by a crash leaves nothing behind.
+
+pub mod conformance;
+mod model;
+pub mod sqlite;
+
+pub use model::*;
+
+use async_trait::async_trait;
+
+/// Errors from any store backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record with the same unique name or id already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A record the operation needs does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed or could not be opened.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A resource would carry more tags than AWS allows.
+    #[error("tag limit exceeded on {0}")]
+    TagLimitExceeded(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
+/// backend implements the same trait and passes the same conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- accounts and credentials ---------------------------------------
+
+    /// Creates an account with its first user. Fails with `Conflict` when the
+    /// account name or id is taken.
+    async fn create_account(&self, account: &Account, first_user: &User) -> StoreResult<()>;
+    /// Looks an account up by name.
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>>;
+    /// Looks an account up by its 12-digit id.
+    async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>>;
+    /// Every account, ordered by name.
+    async fn accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Adds an access key to an existing user.
+    async fn create_access_key(&self, key: &AccessKey) -> StoreResult<()>;
+    /// Finds an active or inactive access key with its account.
+    async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(AccessKey, Account)>>;
+
+    // --- resources and tags ---------------------------------------------
+
+    /// The owners and types of the given resource ids that exist.
+    async fn resources(&self, resource_ids: &[String]) -> StoreResult<Vec<Resource>>;
+    /// Sets tags on resources owned by `account_id`, all or none. Fails with
+    /// `NotFound` naming the first resource id that does not exist or is not
+    /// the account's.
+    async fn put_tags(
+        &self,
+        account_id: &str,
+        resource_ids: &[String],
+        tags: &[TagPair],
+    ) -> StoreResult<()>;
+    /// Removes tags from the account's resources. A tag given with a value is
+    /// removed only when its value matches.
+    async fn delete_tags(
+        &self,
+        account_id: &str,
+        resource_ids: &[String],
+        tags: &[TagSelector],
+    ) -> StoreResult<()>;
+    /// Every tag of the account, ordered by resource id then key.
+    async fn tags(&self, account_id: &str) -> StoreResult<Vec<Tag>>;
+
+    // --- key pairs --------------------------------------------------------
+
+    /// Stores a key pair and its tags atomically; `Conflict` if the account
+    /// already has a key pair with that name.
+    async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()>;
+    /// The account's key pairs, ordered by name.
+    async fn key_pairs(&self, account_id: &str) -> StoreResult<Vec<KeyPair>>;
+    /// Deletes a key pair (and its tags). Returns whether it existed.
+    async fn delete_key_pair(&self, account_id: &str, key_pair_id: &str) -> StoreResult<bool>;
+
+    // --- nodes --------------------------------------------------------------
+
+    /// Records a node and its latest capacity report.
+    async fn upsert_node(&self, node: &Node) -> StoreResult<()>;
+    /// Every known node, ordered by id.
+    async fn nodes(&self) -> StoreResult<Vec<Node>>;
+
+    // --- settings -----------------------------------------------------------
+
+    /// Reads a controller setting.
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Writes a controller setting.
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+}

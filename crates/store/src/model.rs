@@ -1,0 +1,136 @@
+//! The records the store keeps. Plain data: validation and id generation
+//! happen in the layers above.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch; every timestamp in the store.
+pub type UnixMillis = i64;
+
+/// A tenant: owns resources and has users with access keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// 12-digit account number.
+    pub account_id: String,
+    /// Unique account name (Eucalyptus' account alias).
+    pub name: String,
+    /// Administrators see cloud-wide information (for example zone capacity).
+    pub is_admin: bool,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// A user inside an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Owning account.
+    pub account_id: String,
+    /// Name, unique in the account.
+    pub user_name: String,
+    /// Globally unique id (AWS's `AIDA…`).
+    pub user_id: String,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// An access key id and its secret, for signing requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// `AKIA…` id.
+    pub access_key_id: String,
+    /// The secret used to verify signatures.
+    pub secret_access_key: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Owning user.
+    pub user_name: String,
+    /// Inactive keys are refused.
+    pub active: bool,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// Owner and type of a resource id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// AWS-style id (`key-…`, `i-…`).
+    pub resource_id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// AWS resource type name as DescribeTags reports it (`key-pair`, `instance`, …).
+    pub resource_type: String,
+}
+
+/// A tag key and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagPair {
+    /// Tag key.
+    pub key: String,
+    /// Tag value (may be empty).
+    pub value: String,
+}
+
+/// Which tag DeleteTags removes: a key, or a key only with a given value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagSelector {
+    /// Tag key.
+    pub key: String,
+    /// When set, the tag is removed only if its value is this.
+    pub value: Option<String>,
+}
+
+/// A tag on a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Tagged resource.
+    pub resource_id: String,
+    /// Its type.
+    pub resource_type: String,
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// An SSH key pair; only the public half is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPair {
+    /// `key-…` id.
+    pub key_pair_id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Name, unique in the account.
+    pub name: String,
+    /// `rsa` or `ed25519`.
+    pub key_type: String,
+    /// Fingerprint as AWS computes it.
+    pub fingerprint: String,
+    /// OpenSSH public key line.
+    pub public_key: String,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// A node agent and the capacity it last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Node id.
+    pub node_id: String,
+    /// Availability zone the node serves.
+    pub zone: String,
+    /// Where the controller reaches its agent.
+    pub address: String,
+    /// Total and free virtual cores.
+    pub cores_max: i64,
+    /// Free cores.
+    pub cores_free: i64,
+    /// Total memory for instances.
+    pub memory_mib_max: i64,
+    /// Free memory.
+    pub memory_mib_free: i64,
+    /// Total instance disk.
+    pub disk_gib_max: i64,
+    /// Free disk.
+    pub disk_gib_free: i64,
+    /// Time of the last report.
+    pub updated_at: UnixMillis,
+}

@@ -1,0 +1,457 @@
+//! The SQLite backend: one database file under the data directory, WAL mode,
+//! `synchronous=FULL`, so a transaction that returned is on disk.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::{
+    AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagPair,
+    TagSelector, User,
+};
+
+/// AWS allows at most this many tags on one resource.
+pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction that takes the write lock up front, so
+    /// concurrent writers queue on the busy timeout instead of failing on a
+    /// read-to-write lock upgrade.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Account> {
+    Ok(Account {
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_pair_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<KeyPair> {
+    Ok(KeyPair {
+        key_pair_id: row.try_get("key_pair_id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        key_type: row.try_get("key_type")?,
+        fingerprint: row.try_get("fingerprint")?,
+        public_key: row.try_get("public_key")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Inserts or replaces tags inside an open transaction after checking that
+/// each resource belongs to `account_id`, then enforces the per-resource limit.
+async fn put_tags_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    account_id: &str,
+    resource_ids: &[String],
+    tags: &[TagPair],
+) -> StoreResult<()> {
+    for resource_id in resource_ids {
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT account_id FROM resources WHERE resource_id = ?")
+                .bind(resource_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if owner.as_deref() != Some(account_id) {
+            return Err(StoreError::NotFound(resource_id.clone()));
+        }
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO tags (resource_id, tag_key, tag_value) VALUES (?, ?, ?)
+                 ON CONFLICT (resource_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+            )
+            .bind(resource_id)
+            .bind(&tag.key)
+            .bind(&tag.value)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tags WHERE resource_id = ?")
+            .bind(resource_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if count > MAX_TAGS_PER_RESOURCE {
+            return Err(StoreError::TagLimitExceeded(resource_id.clone()));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: &Account, first_user: &User) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (account_id, name, is_admin, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&account.account_id)
+        .bind(&account.name)
+        .bind(i64::from(account.is_admin))
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(account.name.clone()));
+            }
+            other => {
+                other?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO users (account_id, user_name, user_id, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&first_user.account_id)
+        .bind(&first_user.user_name)
+        .bind(&first_user.user_id)
+        .bind(first_user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        sqlx::query("SELECT * FROM accounts ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn create_access_key(&self, key: &AccessKey) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO access_keys (access_key_id, secret_access_key, account_id, user_name, active, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.secret_access_key)
+        .bind(&key.account_id)
+        .bind(&key.user_name)
+        .bind(i64::from(key.active))
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(key.access_key_id.clone()))
+            }
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(
+                StoreError::NotFound(format!("{}/{}", key.account_id, key.user_name)),
+            ),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(AccessKey, Account)>> {
+        let row = sqlx::query(
+            "SELECT k.access_key_id, k.secret_access_key, k.account_id, k.user_name, k.active,
+                    k.created_at AS key_created_at, a.name, a.is_admin, a.created_at
+             FROM access_keys k JOIN accounts a ON a.account_id = k.account_id
+             WHERE k.access_key_id = ?",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key = AccessKey {
+            access_key_id: row.try_get("access_key_id")?,
+            secret_access_key: row.try_get("secret_access_key")?,
+            account_id: row.try_get("account_id")?,
+            user_name: row.try_get("user_name")?,
+            active: row.try_get::<i64, _>("active")? != 0,
+            created_at: row.try_get("key_created_at")?,
+        };
+        let account = account_from_row(&row)?;
+        Ok(Some((key, account)))
+    }
+
+    async fn resources(&self, resource_ids: &[String]) -> StoreResult<Vec<Resource>> {
+        let mut found = Vec::with_capacity(resource_ids.len());
+        for id in resource_ids {
+            let row = sqlx::query("SELECT resource_id, account_id, resource_type FROM resources WHERE resource_id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                found.push(Resource {
+                    resource_id: row.try_get("resource_id")?,
+                    account_id: row.try_get("account_id")?,
+                    resource_type: row.try_get("resource_type")?,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn put_tags(
+        &self,
+        account_id: &str,
+        resource_ids: &[String],
+        tags: &[TagPair],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        put_tags_tx(&mut tx, account_id, resource_ids, tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_tags(
+        &self,
+        account_id: &str,
+        resource_ids: &[String],
+        tags: &[TagSelector],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for resource_id in resource_ids {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT account_id FROM resources WHERE resource_id = ?")
+                    .bind(resource_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner.as_deref() != Some(account_id) {
+                return Err(StoreError::NotFound(resource_id.clone()));
+            }
+            if tags.is_empty() {
+                sqlx::query("DELETE FROM tags WHERE resource_id = ?")
+                    .bind(resource_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for tag in tags {
+                match &tag.value {
+                    Some(value) => {
+                        sqlx::query("DELETE FROM tags WHERE resource_id = ? AND tag_key = ? AND tag_value = ?")
+                            .bind(resource_id)
+                            .bind(&tag.key)
+                            .bind(value)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM tags WHERE resource_id = ? AND tag_key = ?")
+                            .bind(resource_id)
+                            .bind(&tag.key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tags(&self, account_id: &str) -> StoreResult<Vec<Tag>> {
+        let rows = sqlx::query(
+            "SELECT t.resource_id, r.resource_type, t.tag_key, t.tag_value
+             FROM tags t JOIN resources r ON r.resource_id = t.resource_id
+             WHERE r.account_id = ? ORDER BY t.resource_id, t.tag_key",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Tag {
+                    resource_id: row.try_get("resource_id")?,
+                    resource_type: row.try_get("resource_type")?,
+                    key: row.try_get("tag_key")?,
+                    value: row.try_get("tag_value")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT key_pair_id FROM key_pairs WHERE account_id = ? AND name = ?",
+        )
+        .bind(&key_pair.account_id)
+        .bind(&key_pair.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(key_pair.name.clone()));
+        }
+        sqlx::query("INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, 'key-pair', ?)")
+            .bind(&key_pair.key_pair_id)
+            .bind(&key_pair.account_id)
+            .bind(key_pair.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO key_pairs (key_pair_id, account_id, name, key_type, fingerprint, public_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key_pair.key_pair_id)
+        .bind(&key_pair.account_id)
+        .bind(&key_pair.name)
+        .bind(&key_pair.key_type)
+        .bind(&key_pair.fingerprint)
+        .bind(&key_pair.public_key)
+        .bind(key_pair.created_at)
+        .execute(&mut *tx)
+        .await?;
+        put_tags_tx(
+            &mut tx,
+            &key_pair.account_id,
+            std::slice::from_ref(&key_pair.key_pair_id),
+            tags,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn key_pairs(&self, account_id: &str) -> StoreResult<Vec<KeyPair>> {
+        sqlx::query("SELECT * FROM key_pairs WHERE account_id = ? ORDER BY name")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_pair_from_row)
+            .collect()
+    }
+
+    async fn delete_key_pair(&self, account_id: &str, key_pair_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM key_pairs WHERE account_id = ? AND key_pair_id = ?")
+            .bind(account_id)
+            .bind(key_pair_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM resources WHERE account_id = ? AND resource_id = ?")
+            .bind(account_id)
+            .bind(key_pair_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn upsert_node(&self, node: &Node) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
+                                disk_gib_max, disk_gib_free, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
+                cores_max = excluded.cores_max, cores_free = excluded.cores_free,
+                memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
+                disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
+                updated_at = excluded.updated_at",
+        )
+        .bind(&node.node_id)
+        .bind(&node.zone)
+        .bind(&node.address)
+        .bind(node.cores_max)
+        .bind(node.cores_free)
+        .bind(node.memory_mib_max)
+        .bind(node.memory_mib_free)
+        .bind(node.disk_gib_max)
+        .bind(node.disk_gib_free)
+        .bind(node.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<Node>> {
+        let rows = sqlx::query("SELECT * FROM nodes ORDER BY node_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Node {
+                    node_id: row.try_get("node_id")?,
+                    zone: row.try_get("zone")?,
+                    address: row.try_get("address")?,
+                    cores_max: row.try_get("cores_max")?,
+                    cores_free: row.try_get("cores_free")?,
+                    memory_mib_max: row.try_get("memory_mib_max")?,
+                    memory_mib_free: row.try_get("memory_mib_free")?,
+                    disk_gib_max: row.try_get("disk_gib_max")?,
+                    disk_gib_free: row.try_get("disk_gib_free")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
