@@ -1,0 +1,107 @@
+//! Starting and stopping the controller: open the store, bootstrap, bind,
+//! serve until SIGINT or SIGTERM, then drain in-flight requests.
+
+use std::sync::Arc;
+
+use mallee_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::bootstrap::{self, Bootstrapped};
+use crate::ec2::instance_types::{InstanceTypes, InstanceTypesError};
+use crate::{Cloud, Config};
+
+/// Errors starting or running the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] mallee_store::StoreError),
+    /// Bootstrap failed.
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    /// The instance-type table is invalid.
+    #[error(transparent)]
+    InstanceTypes(#[from] InstanceTypesError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A controller ready to serve.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Shared state.
+    pub cloud: Arc<Cloud>,
+    /// What bootstrap did.
+    pub bootstrapped: Bootstrapped,
+    listener: TcpListener,
+}
+
+/// Opens the store, bootstraps and binds the listener.
+pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ServerError::Store(mallee_store::StoreError::Corrupt(e.to_string())))?;
+    let store = SqliteStore::open(&config.database_path()).await?;
+    let instance_types = InstanceTypes::load(&config.data_dir)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
+    let cloud = Arc::new(Cloud {
+        store: Arc::new(store),
+        config,
+        instance_types,
+    });
+    Ok(Prepared {
+        cloud,
+        bootstrapped,
+        listener,
+    })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+impl Prepared {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let router = crate::api::frontdoor::router(self.cloud);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve)
+    }
+}

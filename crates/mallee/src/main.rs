@@ -1,0 +1,282 @@
+//! The `mallee` binary: a thin command-line layer over `mallee-core`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mallee_core::bootstrap::{self, Bootstrapped};
+use mallee_core::doctor::{self, Report, Role};
+use mallee_core::{Config, admin, server};
+use mallee_store::sqlite::SqliteStore;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mallee",
+    version,
+    about = "An AWS-compatible private cloud in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the all-in-one cloud in the foreground (Ctrl-C stops it).
+    Up(UpArgs),
+    /// Check this host for what each role needs.
+    Doctor(DataDirArg),
+    /// Administer accounts and access keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Args, Debug)]
+struct DataDirArg {
+    /// Data directory (database, credentials, objects).
+    #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct UpArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address of the API endpoint.
+    #[arg(long, env = "MALLEE_LISTEN", default_value = mallee_core::config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Access keys.
+    #[command(subcommand, name = "access-key")]
+    AccessKey(AccessKeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Create an account with an `admin` user.
+    Create {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccessKeyCommand {
+    /// Create an access key for an account's `admin` user.
+    Create {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mallee: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+            Command::Doctor(args) => Ok(doctor_command(&args.data_dir)),
+            Command::Admin(command) => admin_command(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("mallee: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doctor_command(data_dir: &Path) -> ExitCode {
+    let report = doctor::run(data_dir);
+    print!("{}", report.render());
+    if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn up(args: UpArgs) -> Result<ExitCode, String> {
+    init_logging(args.log_format);
+    let data_dir = args.data.data_dir;
+    let report = doctor::run(&data_dir);
+    let controller_failures = report.failures(Role::Controller);
+    if !controller_failures.is_empty() {
+        eprint!("{}", report.render());
+        return Err("the controller's prerequisites are missing (see above); not starting".into());
+    }
+    let node_failures = report.failures(Role::Node);
+    if !node_failures.is_empty() {
+        // `up` does not run a node agent yet; say what a node will need.
+        tracing::warn!(
+            missing = %node_failures.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            install = Report::apt_line(&node_failures).unwrap_or_default(),
+            "node prerequisites missing; instances will need them"
+        );
+    }
+    let config = Config::new(args.listen, data_dir);
+    let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
+    print_credentials(&prepared.bootstrapped);
+    tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
+    prepared
+        .serve(server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("mallee stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_credentials(b: &Bootstrapped) {
+    let c = &b.credentials;
+    let dir = b.credentials_dir.display();
+    if b.first_start {
+        println!(
+            "mallee: created the administrator account '{}' ({}).",
+            c.account_name, c.account_id
+        );
+        println!("\n# AWS CLI profile (append to ~/.aws/config, then use --profile mallee):");
+        print!("{}", bootstrap::aws_profile(c));
+        println!("\n# eucarc (source it for euca2ools):");
+        print!("{}", bootstrap::eucarc(c));
+        println!("\n# environment for boto3:");
+        print!("{}", bootstrap::boto3_env(c));
+        println!();
+    }
+    println!("mallee: endpoint {}  region {}", c.endpoint, c.region);
+    println!("mallee: credentials in {dir}/ (admin.json, aws-config, eucarc, boto3.env)");
+    println!("mallee: try  set -a; . {dir}/boto3.env; set +a; aws ec2 describe-availability-zones");
+}
+
+async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
+    let config = Config::new(
+        mallee_core::config::DEFAULT_LISTEN
+            .parse()
+            .map_err(|e| format!("{e}"))?,
+        data_dir.to_owned(),
+    );
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    SqliteStore::open(&config.database_path())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
+    match command {
+        AdminCommand::Account(AccountCommand::Create { name, data, json }) => {
+            let store = open_store(&data.data_dir).await?;
+            let account = admin::create_account(&store, &name, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"account_id": account.account_id, "account_name": account.name})
+                );
+            } else {
+                println!("ACCOUNT\t{}\t{}", account.name, account.account_id);
+            }
+        }
+        AdminCommand::Account(AccountCommand::List { data, json }) => {
+            use mallee_store::Store;
+            let store = open_store(&data.data_dir).await?;
+            let accounts = store.accounts().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = accounts
+                    .iter()
+                    .map(|a| serde_json::json!({"account_id": a.account_id, "account_name": a.name, "is_admin": a.is_admin}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for a in accounts {
+                    println!("ACCOUNT\t{}\t{}", a.name, a.account_id);
+                }
+            }
+        }
+        AdminCommand::AccessKey(AccessKeyCommand::Create {
+            account,
+            data,
+            json,
+        }) => {
+            let store = open_store(&data.data_dir).await?;
+            let (key, account) = admin::create_access_key(&store, &account)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "access_key_id": key.access_key_id,
+                        "secret_access_key": key.secret_access_key,
+                        "account_id": account.account_id,
+                        "account_name": account.name,
+                    })
+                );
+            } else {
+                println!(
+                    "ACCESSKEY\t{}\t{}\t{}",
+                    account.name, key.access_key_id, key.secret_access_key
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
