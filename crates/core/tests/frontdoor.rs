@@ -123,7 +123,7 @@ async fn every_action_requires_a_valid_signature() {
         let anonymous = post(c.addr, None, &body).await;
         assert_eq!(
             (anonymous.status, anonymous.code()),
-            (401, Some("AuthFailure")),
+            (400, Some("MissingParameter")),
             "{action} unsigned"
         );
         let unknown = post(c.addr, Some(("AKIAUNKNOWNUNKNOWN00", secret)), &body).await;

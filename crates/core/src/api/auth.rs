@@ -46,7 +46,14 @@ impl AuthError {
                 "MissingAuthenticationToken",
                 self.to_string().into(),
             ),
-            Self::Missing | Self::UnknownKey if service == Service::Ec2 => e(
+            // EC2 treats an unsigned Query request as one missing its
+            // AWSAccessKeyId parameter.
+            Self::Missing if service == Service::Ec2 => e(
+                StatusCode::BAD_REQUEST,
+                "MissingParameter",
+                "The request must contain the parameter AWSAccessKeyId".into(),
+            ),
+            Self::UnknownKey if service == Service::Ec2 => e(
                 StatusCode::UNAUTHORIZED,
                 "AuthFailure",
                 "AWS was not able to validate the provided access credentials".into(),

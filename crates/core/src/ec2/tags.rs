@@ -244,11 +244,20 @@ impl DeleteTags {
     }
 }
 
-struct TagView<'a>(&'a Tag);
+/// A tag seen by filters, with its resource's other tags so `tag:KEY`
+/// selects the tags of resources that carry KEY with a matching value.
+struct TagView<'a> {
+    tag: &'a Tag,
+    resource_tags: &'a [(String, String)],
+}
 
 impl Filterable for TagView<'_> {
+    fn tags(&self) -> &[(String, String)] {
+        self.resource_tags
+    }
+
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let tag = self.0;
+        let tag = self.tag;
         Some(vec![match name {
             "key" => tag.key.clone(),
             "value" => tag.value.clone(),
@@ -270,11 +279,14 @@ impl DescribeTags {
     /// Reads `Filter.N`, `MaxResults` (5–1000), `NextToken`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         let filters = parse_filters(params)?;
-        filter::validate_names(
-            &filters,
-            &["key", "value", "resource-id", "resource-type"],
-            false,
-        )?;
+        // DescribeTags takes `tag:KEY` but not `tag-key` / `tag-value`.
+        const NAMES: &[&str] = &["key", "value", "resource-id", "resource-type"];
+        if let Some(bad) = filters
+            .iter()
+            .find(|f| !f.name.starts_with("tag:") && !NAMES.contains(&f.name.as_str()))
+        {
+            return Err(filter::FilterError::UnknownName(bad.name.clone()).into());
+        }
         Ok(Self {
             filters,
             page: PageRequest::parse(params, 5, 1000)?,
@@ -288,9 +300,28 @@ impl DescribeTags {
             .store
             .tags(&ctx.principal.account.account_id)
             .await?;
-        let matching: Vec<Tag> = tags
-            .into_iter()
-            .filter(|t| filter::matches(&self.filters, &TagView(t)))
+        let mut by_resource: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        for t in &tags {
+            by_resource
+                .entry(&t.resource_id)
+                .or_default()
+                .push((t.key.clone(), t.value.clone()));
+        }
+        let matching: Vec<&Tag> = tags
+            .iter()
+            .filter(|t| {
+                let resource_tags = by_resource
+                    .get(t.resource_id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                filter::matches(
+                    &self.filters,
+                    &TagView {
+                        tag: t,
+                        resource_tags,
+                    },
+                )
+            })
             .collect();
         let (page, next) = self
             .page
