@@ -7,9 +7,14 @@
 
 pub mod conformance;
 mod model;
+pub mod objects;
 pub mod sqlite;
 
 pub use model::*;
+pub use objects::{
+    Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
+    Segment,
+};
 
 use async_trait::async_trait;
 
@@ -31,6 +36,9 @@ pub enum StoreError {
     /// A resource would carry more tags than AWS allows.
     #[error("tag limit exceeded on {0}")]
     TagLimitExceeded(String),
+    /// The object index refused a change.
+    #[error(transparent)]
+    Objects(#[from] ObjectIndexError),
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -42,7 +50,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
 /// backend implements the same trait and passes the same conformance suite.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: ObjectIndex + Send + Sync + std::fmt::Debug {
     // --- accounts and credentials ---------------------------------------
 
     /// Creates an account with its first user. Fails with `Conflict` when the

@@ -14,6 +14,9 @@ use crate::{
     TagSelector, User,
 };
 
+#[path = "sqlite_objects.rs"]
+mod objects;
+
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
 
