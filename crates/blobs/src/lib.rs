@@ -1,0 +1,500 @@
+//! mallee's blob files: object data kept on local disk, written crash-safely
+//! and streamed in both directions.
+//!
+//! The object store keeps each object's data in one or more blob files under
+//! its data directory; the metadata store points at them by blob id. This
+//! crate owns those files:
+//!
+//! * [`BlobStore::write`] streams a body into `tmp/<id>`, hashing MD5 and
+//!   enforcing [`WriteLimits`] as it goes, then fsyncs the file, renames it to
+//!   `data/<first two hex digits>/<id>` and fsyncs the directory. Until the
+//!   rename nothing is visible under `data/`; any failure (or the future being
+//!   dropped) removes the temporary file.
+//! * [`BlobStore::open_object`] opens every blob a read needs before it
+//!   returns, so a later delete or overwrite of the object cannot change what
+//!   the returned [`ObjectReader`] yields (unlinked inodes stay alive while
+//!   open).
+//! * [`BlobStore::open`] removes temporary files of interrupted writes, and
+//!   [`BlobStore::sweep`] removes blobs no committed record references.
+//!
+//! Blob ids are 32 lowercase hex digits. Every id passed in is validated, so
+//! a crafted id can never name a path outside the data directory.
+//!
+//! Memory stays flat: writes hold at most one body chunk plus the file's
+//! write buffer, reads one chunk of at most 256 KiB.
+
+mod read;
+
+use std::collections::HashSet;
+use std::error::Error as StdError;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+
+pub use read::ObjectReader;
+
+/// Length of a blob id in characters.
+const ID_LEN: usize = 32;
+/// Directory (under the root) holding temporary files of writes in progress.
+const TMP_DIR: &str = "tmp";
+/// Directory (under the root) holding committed blobs, fanned out by the
+/// first two hex digits of their id.
+const DATA_DIR: &str = "data";
+
+/// Errors from the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The body is larger than the write's `max_size`.
+    #[error("blob larger than the maximum of {max} bytes")]
+    TooLarge {
+        /// The limit that was exceeded.
+        max: u64,
+    },
+    /// The body's length differs from the declared length.
+    #[error("body has {actual} bytes, expected {expected}")]
+    SizeMismatch {
+        /// The declared length.
+        expected: u64,
+        /// Bytes received; when the body ran long, reading stopped at the
+        /// first chunk that went past `expected`, so this is a lower bound.
+        actual: u64,
+    },
+    /// The body's MD5 differs from the declared one.
+    #[error(
+        "body MD5 {} does not match the expected {}",
+        hex::encode(actual),
+        hex::encode(expected)
+    )]
+    Md5Mismatch {
+        /// The declared digest.
+        expected: [u8; 16],
+        /// The digest of the bytes received.
+        actual: [u8; 16],
+    },
+    /// The body stream failed.
+    #[error("reading the body failed: {0}")]
+    Body(#[source] Box<dyn StdError + Send + Sync>),
+    /// A blob an object refers to does not exist.
+    #[error("blob {0} is missing")]
+    Missing(String),
+    /// A blob on disk has a different size than its record says.
+    #[error("blob {blob_id} has {actual} bytes, its record says {expected}")]
+    BlobSizeMismatch {
+        /// The blob.
+        blob_id: String,
+        /// Size recorded for the segment.
+        expected: u64,
+        /// Size of the file on disk.
+        actual: u64,
+    },
+    /// A blob id is not 32 lowercase hex digits.
+    #[error("invalid blob id {0:?}")]
+    InvalidId(String),
+    /// A read range lies outside the object or ends before it starts.
+    #[error("range {start}..{end} is invalid for an object of {len} bytes")]
+    InvalidRange {
+        /// First byte requested.
+        start: u64,
+        /// One past the last byte requested.
+        end: u64,
+        /// Object length.
+        len: u64,
+    },
+    /// The file system failed.
+    #[error("blob I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Limits and expectations a write enforces while streaming the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimits {
+    /// Largest body accepted; reading stops as soon as the body exceeds it.
+    pub max_size: u64,
+    /// Exact body length, when the client declared one (`Content-Length`).
+    pub expected_size: Option<u64>,
+    /// Body MD5, when the client declared one (`Content-MD5`).
+    pub expected_md5: Option<[u8; 16]>,
+}
+
+impl WriteLimits {
+    /// Limits that only cap the size.
+    pub fn max(max_size: u64) -> Self {
+        Self {
+            max_size,
+            expected_size: None,
+            expected_md5: None,
+        }
+    }
+}
+
+/// A blob that [`BlobStore::write`] made durable and visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBlob {
+    /// The new blob's id.
+    pub blob_id: String,
+    /// Bytes written.
+    pub size: u64,
+    /// MD5 of the bytes written.
+    pub md5: [u8; 16],
+}
+
+/// Blob files under one root directory (`root/tmp`, `root/data`).
+///
+/// Cheap to clone; clones share the same directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Creates `root/tmp` and `root/data` (with its 256 fan-out
+    /// directories) if needed, and deletes everything left in `root/tmp` by
+    /// writes a previous process did not finish.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let store = Self { root: root.into() };
+        let (root, tmp, data) = (store.root.clone(), store.tmp_dir(), store.data_dir());
+        blocking(move || {
+            std::fs::create_dir_all(&tmp)?;
+            std::fs::create_dir_all(&data)?;
+            for byte in 0..=255u8 {
+                let dir = data.join(hex::encode([byte]));
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let mut removed = 0usize;
+            for entry in std::fs::read_dir(&tmp)? {
+                let entry = entry?;
+                let path = entry.path();
+                let result = if entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match result {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if removed > 0 {
+                tracing::info!(removed, dir = %tmp.display(), "removed temporary files of interrupted writes");
+            }
+            sync_dir_blocking(&data)?;
+            sync_dir_blocking(&root)?;
+            Ok(())
+        })
+        .await?;
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Streams `body` into a new blob and makes it durable.
+    ///
+    /// The body goes to `tmp/<id>` chunk by chunk (never buffered whole),
+    /// hashed with MD5 and checked against `limits` as it arrives. On success
+    /// the file is fsynced, renamed to `data/<2 hex>/<id>` and the directory
+    /// fsynced before the blob is returned. On any error (the body stream
+    /// fails, the body is too large, its size or MD5 differ from the expected
+    /// ones, I/O fails) the temporary file is removed and nothing becomes
+    /// visible; the same holds if the returned future is dropped.
+    pub async fn write<S, E>(&self, body: S, limits: WriteLimits) -> Result<WrittenBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        if let Some(expected) = limits.expected_size
+            && expected > limits.max_size
+        {
+            return Err(BlobError::TooLarge {
+                max: limits.max_size,
+            });
+        }
+        let blob_id = new_id();
+        let tmp_path = self.tmp_dir().join(&blob_id);
+        let mut guard = TempGuard::new(tmp_path.clone());
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .await?;
+        let mut hasher = Md5::new();
+        let mut size = 0u64;
+        let mut body = pin!(body);
+        while let Some(item) = body.next().await {
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(BlobError::Body(e.into())),
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            let new_size = size.saturating_add(chunk.len() as u64);
+            if new_size > limits.max_size {
+                return Err(BlobError::TooLarge {
+                    max: limits.max_size,
+                });
+            }
+            if let Some(expected) = limits.expected_size
+                && new_size > expected
+            {
+                return Err(BlobError::SizeMismatch {
+                    expected,
+                    actual: new_size,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+            size = new_size;
+        }
+        if let Some(expected) = limits.expected_size
+            && size != expected
+        {
+            return Err(BlobError::SizeMismatch {
+                expected,
+                actual: size,
+            });
+        }
+        let md5: [u8; 16] = hasher.finalize().into();
+        if let Some(expected) = limits.expected_md5
+            && md5 != expected
+        {
+            return Err(BlobError::Md5Mismatch {
+                expected,
+                actual: md5,
+            });
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+
+        let final_path = self.blob_path(&blob_id);
+        tokio::fs::rename(&tmp_path, &final_path).await?;
+        guard.disarm();
+        let dir = final_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if let Err(e) = blocking(move || sync_dir_blocking(&dir)).await {
+            // The rename may not be durable; take the blob back out so a
+            // failed write never leaves a visible blob behind.
+            if let Err(remove) = tokio::fs::remove_file(&final_path).await {
+                tracing::warn!(%blob_id, error = %remove, "could not remove blob after a failed directory sync");
+            }
+            return Err(e);
+        }
+        Ok(WrittenBlob { blob_id, size, md5 })
+    }
+
+    /// Opens the blobs of an object for reading now.
+    ///
+    /// `segments` lists the object's blobs in order as `(blob_id, size)`;
+    /// the reader yields their concatenation restricted to `range` (byte
+    /// offsets within the whole object, end exclusive; `None` for all of
+    /// it). Every blob the range touches is opened before this returns, so a
+    /// later delete or overwrite of the object cannot change what the reader
+    /// yields. Blobs the range does not touch are neither opened nor checked.
+    ///
+    /// Fails with [`BlobError::Missing`] if a needed blob does not exist,
+    /// [`BlobError::BlobSizeMismatch`] if its size differs from the segment's,
+    /// [`BlobError::InvalidRange`] if the range ends before it starts or past
+    /// the object's end, and [`BlobError::InvalidId`] for a malformed id.
+    pub async fn open_object(
+        &self,
+        segments: &[(String, u64)],
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<ObjectReader, BlobError> {
+        for (id, _) in segments {
+            validate_id(id)?;
+        }
+        let total = segments
+            .iter()
+            .try_fold(0u64, |acc, (_, size)| acc.checked_add(*size))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "object size overflows u64")
+            })?;
+        let range = range.unwrap_or(0..total);
+        if range.start > range.end || range.end > total {
+            return Err(BlobError::InvalidRange {
+                start: range.start,
+                end: range.end,
+                len: total,
+            });
+        }
+        let mut wanted = Vec::new();
+        let mut pos = 0u64;
+        for (id, size) in segments {
+            let seg_end = pos + size;
+            let start = range.start.max(pos);
+            let end = range.end.min(seg_end);
+            if start < end {
+                wanted.push(read::Wanted {
+                    blob_id: id.clone(),
+                    path: self.blob_path(id),
+                    size: *size,
+                    offset: start - pos,
+                    len: end - start,
+                });
+            }
+            pos = seg_end;
+        }
+        let len = range.end - range.start;
+        blocking(move || read::open_pieces(wanted, len)).await
+    }
+
+    /// Deletes blobs; ids that do not exist are ignored.
+    ///
+    /// Every id is validated before anything is deleted.
+    pub async fn delete(&self, blob_ids: &[String]) -> Result<(), BlobError> {
+        for id in blob_ids {
+            validate_id(id)?;
+        }
+        for id in blob_ids {
+            match tokio::fs::remove_file(self.blob_path(id)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every blob whose id is not in `referenced` and returns how
+    /// many it removed.
+    ///
+    /// Meant for start-up, before any write: it removes blobs written by a
+    /// process that died before committing their record, and blobs whose
+    /// delete never ran. A blob written concurrently but not yet committed
+    /// would be removed too. Files under `data/` that are not blobs are left
+    /// alone (and logged).
+    pub async fn sweep(&self, referenced: &HashSet<String>) -> Result<usize, BlobError> {
+        let mut removed = 0usize;
+        let mut dirs = tokio::fs::read_dir(self.data_dir()).await?;
+        while let Some(dir) = dirs.next_entry().await? {
+            if !dir.file_type().await?.is_dir() {
+                tracing::warn!(path = %dir.path().display(), "unexpected file in the blob data directory");
+                continue;
+            }
+            let mut files = tokio::fs::read_dir(dir.path()).await?;
+            while let Some(file) = files.next_entry().await? {
+                let name = file.file_name();
+                let Some(id) = name.to_str().filter(|id| is_valid_id(id)) else {
+                    tracing::warn!(path = %file.path().display(), "unexpected file in the blob data directory");
+                    continue;
+                };
+                if referenced.contains(id) {
+                    continue;
+                }
+                match tokio::fs::remove_file(file.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "swept unreferenced blobs");
+        }
+        Ok(removed)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join(TMP_DIR)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join(DATA_DIR)
+    }
+
+    /// Path of a blob; `id` must already be validated.
+    fn blob_path(&self, id: &str) -> PathBuf {
+        self.data_dir().join(&id[..2]).join(id)
+    }
+}
+
+/// Whether `id` is a well-formed blob id: 32 lowercase hex digits.
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn validate_id(id: &str) -> Result<(), BlobError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidId(id.to_owned()))
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Runs blocking file-system work off the async threads.
+async fn blocking<T, F>(f: F) -> Result<T, BlobError>
+where
+    F: FnOnce() -> Result<T, BlobError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(e)))?
+}
+
+fn sync_dir_blocking(dir: &Path) -> Result<(), BlobError> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Removes a temporary file when dropped, unless disarmed: covers errors and
+/// the write future being dropped mid-stream.
+struct TempGuard {
+    path: Option<PathBuf>,
+}
+
+impl TempGuard {
+    fn new(path: PathBuf) -> Self {
+        Self { path: Some(path) }
+    }
+
+    fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove temporary blob file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id(&new_id()));
+        assert!(is_valid_id("0123456789abcdef0123456789abcdef"));
+        assert!(!is_valid_id("0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_valid_id("0123456789abcdef0123456789abcde"));
+        assert!(!is_valid_id("../../../../../../etc/passwd/xxxx"));
+        assert!(!is_valid_id("0123456789abcdef0123456789abcde/"));
+        assert!(!is_valid_id(""));
+    }
+}
