@@ -8,6 +8,8 @@ use std::path::PathBuf;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
 /// Default region name.
 pub const DEFAULT_REGION: &str = "mallee-1";
+/// Default domain for virtual-host style S3 (`BUCKET.s3.localhost`).
+pub const DEFAULT_S3_DOMAIN: &str = "s3.localhost";
 
 /// Per-account limits reported by DescribeAccountAttributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct Config {
     pub region: String,
     /// Availability zone names.
     pub zones: Vec<String>,
+    /// Domain under which `BUCKET.DOMAIN` addresses a bucket.
+    pub s3_domain: String,
     /// Largest Query-protocol request body accepted.
     pub max_query_body_bytes: usize,
     /// Account limits.
@@ -56,6 +60,7 @@ impl Config {
             data_dir,
             region: DEFAULT_REGION.into(),
             zones: vec![format!("{DEFAULT_REGION}a")],
+            s3_domain: DEFAULT_S3_DOMAIN.into(),
             max_query_body_bytes: 1024 * 1024,
             account_limits: AccountLimits::default(),
         }
@@ -85,6 +90,11 @@ impl Config {
     /// Path of the SQLite database.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("mallee.db")
+    }
+
+    /// Directory holding object data (blob files).
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("objects")
     }
 
     /// Directory holding the generated credential files.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod doctor;
 pub mod ec2;
 pub mod ids;
+pub mod s3;
 pub mod server;
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mallee_store::ObjectIndex;
 use mallee_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -30,6 +31,9 @@ pub enum ServerError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The object data directory could not be opened.
+    #[error("cannot open the object store: {0}")]
+    Blobs(#[from] mallee_blobs::BlobError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -40,6 +44,8 @@ pub enum ServerError {
 pub struct Prepared {
     /// Shared state.
     pub cloud: Arc<Cloud>,
+    /// The S3 service.
+    pub s3: s3s::service::S3Service,
     /// What bootstrap did.
     pub bootstrapped: Bootstrapped,
     listener: TcpListener,
@@ -58,13 +64,22 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             source,
         })?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
+    // Interrupted uploads left temp files (removed by open) and maybe blobs
+    // no committed record points at: sweep them before serving.
+    let blobs = mallee_blobs::BlobStore::open(config.objects_dir()).await?;
+    let removed = blobs.sweep(&store.referenced_blobs().await?).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed object data no committed object refers to");
+    }
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
         instance_types,
     });
+    let s3 = crate::s3::service(cloud.clone(), Arc::new(blobs));
     Ok(Prepared {
         cloud,
+        s3,
         bootstrapped,
         listener,
     })
@@ -98,7 +113,7 @@ impl Prepared {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let router = crate::api::frontdoor::router(self.cloud);
+        let router = crate::api::frontdoor::router(self.cloud, self.s3);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -55,6 +55,9 @@ struct UpArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Domain for virtual-host style S3 requests (`BUCKET.DOMAIN`).
+    #[arg(long, env = "MALLEE_S3_DOMAIN", default_value = mallee_core::config::DEFAULT_S3_DOMAIN)]
+    s3_domain: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +81,20 @@ enum AccountCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Set or clear an account's object storage quota.
+    Quota {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        /// Quota in bytes.
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        bytes: Option<u64>,
+        /// Remove the quota.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        data: DataDirArg,
     },
     /// List accounts.
     List {
@@ -172,7 +189,8 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
             "node prerequisites missing; instances will need them"
         );
     }
-    let config = Config::new(args.listen, data_dir);
+    let mut config = Config::new(args.listen, data_dir);
+    config.s3_domain = args.s3_domain;
     let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
     print_credentials(&prepared.bootstrapped);
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
@@ -233,6 +251,29 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                 );
             } else {
                 println!("ACCOUNT\t{}\t{}", account.name, account.account_id);
+            }
+        }
+        AdminCommand::Account(AccountCommand::Quota {
+            account,
+            bytes,
+            clear,
+            data,
+        }) => {
+            use mallee_store::{ObjectIndex, Store};
+            let store = open_store(&data.data_dir).await?;
+            let found = store
+                .account_by_name(&account)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("account '{account}' does not exist"))?;
+            let quota = if clear { None } else { bytes };
+            store
+                .set_account_quota(&found.account_id, quota)
+                .await
+                .map_err(|e| e.to_string())?;
+            match quota {
+                Some(q) => println!("QUOTA\t{account}\t{q}"),
+                None => println!("QUOTA\t{account}\tnone"),
             }
         }
         AdminCommand::Account(AccountCommand::List { data, json }) => {

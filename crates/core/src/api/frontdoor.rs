@@ -24,9 +24,18 @@ use crate::ec2::{self, Ec2Action, Ec2Context};
 /// so it never shadows S3).
 pub const HEALTH_PATH: &str = "/_mallee/health";
 
+/// Shared state of the front door.
+#[derive(Clone)]
+struct FrontDoor {
+    cloud: Arc<Cloud>,
+    s3: s3s::service::S3Service,
+}
+
 /// Builds the router serving every API.
-pub fn router(cloud: Arc<Cloud>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(cloud)
+pub fn router(cloud: Arc<Cloud>, s3: s3s::service::S3Service) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(FrontDoor { cloud, s3 })
 }
 
 /// What a finished request reports to the log.
@@ -37,12 +46,12 @@ struct Outcome {
     response: Response,
 }
 
-async fn handle(State(cloud): State<Arc<Cloud>>, request: Request) -> Response {
+async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let task = tokio::spawn(dispatch(cloud, request, request_id.clone()));
+    let task = tokio::spawn(dispatch(door, request, request_id.clone()));
     let outcome = match task.await {
         Ok(outcome) => outcome,
         Err(join_error) => {
@@ -91,6 +100,91 @@ fn xml_response(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// Error bodies from s3s carry no request id; S3's do. Error documents are
+/// small, so they are read whole (within a bound) and the id added. A 304
+/// carries no body at all.
+async fn finish_s3_response(response: http::Response<s3s::Body>, request_id: &str) -> Response {
+    const MAX_ERROR_BODY: usize = 64 * 1024;
+    let (mut parts, body) = response.into_parts();
+    if parts.status == StatusCode::NOT_MODIFIED {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Response::from_parts(parts, Body::empty());
+    }
+    if !parts.status.is_client_error() && !parts.status.is_server_error() {
+        return Response::from_parts(parts, Body::new(body));
+    }
+    let bytes = match Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if !text.contains("<Message>")
+        && let Some(code_end) = text.find("</Code>")
+    {
+        let code = text[..code_end].rsplit("<Code>").next().unwrap_or_default();
+        let message = crate::api::xml::escape(s3_message(code)).into_owned();
+        text.insert_str(
+            code_end + "</Code>".len(),
+            &format!("<Message>{message}</Message>"),
+        );
+    }
+    let body = match text.rfind("</Error>") {
+        Some(end) if !text.contains("<RequestId>") => {
+            format!(
+                "{}<RequestId>{request_id}</RequestId>{}",
+                &text[..end],
+                &text[end..]
+            )
+        }
+        _ => text,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// S3's message for an error code, for errors raised without one.
+fn s3_message(code: &str) -> &'static str {
+    match code {
+        "AccessDenied" => "Access Denied",
+        "BucketNotEmpty" => "The bucket you tried to delete is not empty",
+        "EntityTooLarge" => "Your proposed upload exceeds the maximum allowed object size.",
+        "EntityTooSmall" => "Your proposed upload is smaller than the minimum allowed object size.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidDigest" => "The Content-MD5 you specified was invalid.",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        }
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchUpload" => "The specified upload does not exist.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented",
+        "PreconditionFailed" => "At least one of the pre-conditions you specified did not hold",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the current time is too large."
+        }
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "XAmzContentSHA256Mismatch" => {
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        }
+        "InternalError" => "We encountered an internal error. Please try again.",
+        _ => "The request could not be processed.",
+    }
+}
+
 /// Which service a request is for, from what is known before the body is
 /// read: the SigV4 scope, then the Eucalyptus path, then the presence of an
 /// `Action` (Query protocol) or a form body; everything else is S3.
@@ -126,7 +220,8 @@ fn is_auth_param(name: &str) -> bool {
     ) || name.starts_with("X-Amz-")
 }
 
-async fn dispatch(cloud: Arc<Cloud>, request: Request, request_id: String) -> Outcome {
+async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outcome {
+    let cloud = door.cloud;
     let mut outcome = Outcome {
         service: None,
         action: String::new(),
@@ -174,11 +269,25 @@ async fn dispatch(cloud: Arc<Cloud>, request: Request, request_id: String) -> Ou
     let fail = |e: &ApiError| error_response(e, dialect, &request_id);
 
     if service == Service::S3 {
-        outcome.response = fail(&ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            "The S3 API is not available on this mallee version yet.",
-        ));
+        if Service::from_path(&raw_path) == Some(Service::S3) {
+            // The signature covers the path, so the prefix cannot be removed
+            // before s3s verifies it.
+            outcome.response = fail(&ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "S3 is served at the endpoint root (path or virtual-host style), not under /services/objectstorage.",
+            ));
+            return outcome;
+        }
+        outcome.action = format!("S3:{}", parts.method);
+        let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
+        outcome.response = match door.s3.call(request).await {
+            Ok(response) => finish_s3_response(response, &request_id).await,
+            Err(e) => {
+                tracing::error!(request_id, error = ?e, "S3 request failed");
+                fail(&ApiError::internal())
+            }
+        };
         return outcome;
     }
 
