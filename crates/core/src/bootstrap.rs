@@ -136,7 +136,7 @@ pub fn eucarc(c: &AdminCredentials) -> String {
     format!(
         "# mallee credentials for {user}@{account} ({account_id})\n\
          export EC2_URL={e}/services/compute\n\
-         export S3_URL={e}/services/objectstorage\n\
+         export S3_URL={e}/\n\
          export EUARE_URL={e}/services/Euare\n\
          export TOKEN_URL={e}/services/Tokens\n\
          export AWS_ENDPOINT_URL={e}\n\
