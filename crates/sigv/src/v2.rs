@@ -262,6 +262,11 @@ impl S3V2Signature {
         if decoded != req.raw_path {
             paths.push(decoded);
         }
+        // A path-style request for a bucket itself (`/bucket`) is signed by
+        // clients as AWS canonicalises it: `/bucket/`.
+        if s3_bucket.is_none() && req.raw_path.len() > 1 && !req.raw_path[1..].contains('/') {
+            paths.push(format!("{}/", req.raw_path));
+        }
         let mut first = None;
         for path in paths {
             let sts = self.string_to_sign_with_path(req, s3_bucket, &path);

@@ -801,3 +801,35 @@ fn query_api_v2_security_token() {
     assert_eq!(s.service(), None);
     assert!(s.chunk_verifier(DOC_SECRET).is_none());
 }
+
+/// botocore's HmacV1 signs a path-style bucket request `/bucket` with the
+/// canonical resource `/bucket/`, as AWS defines it.
+#[test]
+fn v2_bucket_request_is_signed_with_trailing_slash() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let date = "Sun, 22 Nov 2026 03:55:16 GMT";
+    let sts = format!("PUT\n\n\n{date}\n/v2bucket-one/");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"secret").expect("key");
+    mac.update(sts.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let headers = vec![
+        ("Host".to_string(), "127.0.0.1:8773".to_string()),
+        ("Date".to_string(), date.to_string()),
+        ("Authorization".to_string(), format!("AWS AKID:{signature}")),
+    ];
+    let req = mallee_sigv::RequestParts {
+        method: "PUT",
+        raw_path: "/v2bucket-one",
+        raw_query: "",
+        headers: &headers,
+        form_params: &[],
+    };
+    let signed = mallee_sigv::parse(&req).expect("parse").expect("signed");
+    let now = time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
+        .expect("date");
+    signed
+        .verify(&req, "secret", None, None, now)
+        .expect("bucket path signed with slash verifies");
+    assert!(signed.verify(&req, "wrong", None, None, now).is_err());
+}

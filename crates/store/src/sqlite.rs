@@ -303,24 +303,29 @@ impl Store for SqliteStore {
     }
 
     async fn tags(&self, account_id: &str) -> StoreResult<Vec<Tag>> {
-        let rows = sqlx::query(
-            "SELECT t.resource_id, r.resource_type, t.tag_key, t.tag_value
+        // One JSON row instead of a row per tag: the per-row cost of the
+        // driver dominates when an account has thousands of tags.
+        let json: String = sqlx::query_scalar(
+            "SELECT COALESCE(json_group_array(json_array(t.resource_id, r.resource_type, t.tag_key, t.tag_value)), '[]')
              FROM tags t JOIN resources r ON r.resource_id = t.resource_id
-             WHERE r.account_id = ? ORDER BY t.resource_id, t.tag_key",
+             WHERE r.account_id = ?",
         )
         .bind(account_id)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Tag {
-                    resource_id: row.try_get("resource_id")?,
-                    resource_type: row.try_get("resource_type")?,
-                    key: row.try_get("tag_key")?,
-                    value: row.try_get("tag_value")?,
-                })
+        let rows: Vec<(String, String, String, String)> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        let mut tags: Vec<Tag> = rows
+            .into_iter()
+            .map(|(resource_id, resource_type, key, value)| Tag {
+                resource_id,
+                resource_type,
+                key,
+                value,
             })
-            .collect()
+            .collect();
+        tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
+        Ok(tags)
     }
 
     async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()> {

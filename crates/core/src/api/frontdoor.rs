@@ -143,6 +143,171 @@ async fn finish_s3_response(response: http::Response<s3s::Body>, request_id: &st
     Response::from_parts(parts, Body::from(body))
 }
 
+/// Removes a verified SigV2 signature (header or query parameters).
+fn strip_v2_signature(parts: &mut http::request::Parts) {
+    parts.headers.remove(header::AUTHORIZATION);
+    let path = parts.uri.path().to_owned();
+    rewrite_uri(parts, &path, |name| {
+        matches!(name, "AWSAccessKeyId" | "Signature" | "Expires")
+    });
+}
+
+/// Sets the URI's path, dropping query parameters whose name `drop` selects
+/// (the others keep their encoding as sent).
+fn rewrite_uri(parts: &mut http::request::Parts, path: &str, drop: impl Fn(&str) -> bool) {
+    let kept: Vec<&str> = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !drop(pair.split('=').next().unwrap_or_default()))
+        .collect();
+    let rebuilt = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = rebuilt.parse() {
+        parts.uri = uri;
+    }
+}
+
+/// Prepares an S3 request made under `/services/objectstorage` (or
+/// `/services/Walrus`): verifies its signature against the path as sent,
+/// then strips the prefix and the signature and attaches the caller. A body
+/// whose SHA-256 the signature covers is checked as it streams. aws-chunked
+/// bodies are only decoded by s3s, so they are refused on this path.
+async fn eucalyptus_s3_path(
+    cloud: &Cloud,
+    signed: &Option<SignedBy>,
+    request_parts: &RequestParts<'_>,
+    parts: &mut http::request::Parts,
+    body: &mut Body,
+    outcome: &mut Outcome,
+) -> Result<(), ApiError> {
+    let raw_path = parts.uri.path().to_owned();
+    let prefix_len = ["/services/objectstorage", "/services/Walrus"]
+        .iter()
+        .find(|p| raw_path.starts_with(*p))
+        .map_or(0, |p| p.len());
+    let rest = &raw_path[prefix_len..];
+    let path = if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest.to_owned()
+    };
+    let content_sha256 = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if content_sha256
+        .as_deref()
+        .is_some_and(|v| v.starts_with("STREAMING-"))
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "aws-chunked uploads are served at the endpoint root, not under /services/objectstorage.",
+        ));
+    }
+    let Some(signed) = signed else {
+        rewrite_uri(parts, &path, |_| false);
+        return Ok(());
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let bucket = crate::s3::virtual_host_bucket(&cloud.config.s3_domain, host);
+    let payload = match signed {
+        SignedBy::V4Header(_) => Some(
+            content_sha256
+                .clone()
+                .unwrap_or_else(|| mallee_sigv::EMPTY_SHA256.to_owned()),
+        ),
+        _ => None,
+    };
+    // SigV2's canonical resource is `/bucket/key` whatever the endpoint's
+    // path, but clients sign a request without a bucket (ListBuckets) with
+    // the path as sent, which SigV4 always does.
+    let mut verified = auth::authenticate(
+        cloud,
+        Some(signed),
+        request_parts,
+        payload.as_deref(),
+        bucket.as_deref(),
+    )
+    .await;
+    if matches!(signed, SignedBy::V2Header(_) | SignedBy::V2Query(_))
+        && matches!(
+            verified,
+            Err(AuthError::Signature(
+                mallee_sigv::SigError::SignatureDoesNotMatch { .. }
+            ))
+        )
+    {
+        let v2_parts = RequestParts {
+            raw_path: &path,
+            ..*request_parts
+        };
+        verified =
+            auth::authenticate(cloud, Some(signed), &v2_parts, None, bucket.as_deref()).await;
+    }
+    let principal = match verified {
+        Ok(Caller::Principal(principal)) => principal,
+        Ok(Caller::Anonymous) => return Err(AuthError::Missing.to_api_error(Service::S3)),
+        Err(e) => return Err(e.to_api_error(Service::S3)),
+    };
+    if let Some(expected) =
+        payload.filter(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        let unchecked = std::mem::replace(body, Body::empty());
+        *body = sha256_checked(unchecked, expected.to_ascii_lowercase());
+    }
+    outcome.account = Some(principal.account.account_id.clone());
+    parts.headers.remove(header::AUTHORIZATION);
+    rewrite_uri(parts, &path, |name| {
+        name.starts_with("X-Amz-") || matches!(name, "AWSAccessKeyId" | "Signature" | "Expires")
+    });
+    parts
+        .extensions
+        .insert(crate::s3::S3Caller::Principal(principal));
+    Ok(())
+}
+
+/// A body that fails at its end unless its SHA-256 is `expected` (hex). The
+/// error names `Sha256Mismatch`, which the object store reports as S3's
+/// XAmzContentSHA256Mismatch.
+fn sha256_checked(body: Body, expected: String) -> Body {
+    use futures_util::StreamExt;
+    use sha2::Digest;
+    let mut hasher = Some(sha2::Sha256::new());
+    let chunks = body
+        .into_data_stream()
+        .map(Some)
+        .chain(futures_util::stream::once(async { None }));
+    let checked = chunks.filter_map(move |item| {
+        let out = match item {
+            Some(Ok(bytes)) => {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&bytes);
+                }
+                Some(Ok(bytes))
+            }
+            Some(Err(e)) => Some(Err(std::io::Error::other(e))),
+            None => {
+                let digest = hex::encode(hasher.take().map(Digest::finalize).unwrap_or_default());
+                (digest != expected)
+                    .then(|| Err(std::io::Error::other("UploadStreamError: Sha256Mismatch")))
+            }
+        };
+        futures_util::future::ready(out)
+    });
+    Body::from_stream(checked)
+}
+
 /// S3's message for an error code, for errors raised without one.
 fn s3_message(code: &str) -> &'static str {
     match code {
@@ -188,7 +353,12 @@ fn s3_message(code: &str) -> &'static str {
 /// Which service a request is for, from what is known before the body is
 /// read: the SigV4 scope, then the Eucalyptus path, then the presence of an
 /// `Action` (Query protocol) or a form body; everything else is S3.
-fn resolve_service(signed: Option<&SignedBy>, path: &str, query: &str, is_form: bool) -> Service {
+fn resolve_service(
+    signed: Option<&SignedBy>,
+    path: &str,
+    query: &str,
+    is_form_post: bool,
+) -> Service {
     if let Some(service) = signed
         .and_then(SignedBy::service)
         .and_then(Service::from_scope)
@@ -199,7 +369,7 @@ fn resolve_service(signed: Option<&SignedBy>, path: &str, query: &str, is_form: 
         return service;
     }
     let has_action = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "Action");
-    if has_action || is_form {
+    if has_action || is_form_post {
         Service::Ec2
     } else {
         Service::S3
@@ -229,6 +399,7 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         response: Response::new(Body::empty()),
     };
     let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
     if parts.uri.path() == HEALTH_PATH {
         outcome.response = Response::new(Body::from("ok\n"));
         return outcome;
@@ -256,30 +427,98 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
 
     // A first look at the signature (without the body) decides the service.
     let header_only = RequestParts {
-        method: parts.method.as_str(),
+        method: method.as_str(),
         raw_path: &raw_path,
         raw_query: &raw_query,
         headers: &headers,
         form_params: &[],
     };
     let early_signature = mallee_sigv::parse(&header_only).ok().flatten();
-    let service = resolve_service(early_signature.as_ref(), &raw_path, &raw_query, is_form);
+    // A form body means the Query protocol only on POST: an S3 PUT may carry
+    // any content type.
+    let is_form_post = is_form && parts.method == http::Method::POST;
+    let service = resolve_service(
+        early_signature.as_ref(),
+        &raw_path,
+        &raw_query,
+        is_form_post,
+    );
     outcome.service = Some(service);
     let dialect = service.error_dialect();
     let fail = |e: &ApiError| error_response(e, dialect, &request_id);
 
     if service == Service::S3 {
+        outcome.action = format!("S3:{}", parts.method);
+        let mut parts = parts;
+        // S3 ignores a Range header it cannot parse and sends the whole
+        // object; s3s refuses it, so drop it first unless a SigV4 signature
+        // covers it (removing a signed header would break the signature).
+        let range_signed = matches!(&early_signature, Some(SignedBy::V4Header(sig) | SignedBy::V4Query(sig))
+            if sig.signed_headers.iter().any(|h| h == "range"));
+        if !range_signed
+            && let Some(range) = parts.headers.get(header::RANGE)
+            && range
+                .to_str()
+                .map_or(true, |r| s3s::dto::Range::parse(r).is_err())
+        {
+            parts.headers.remove(header::RANGE);
+        }
+        // Under the Eucalyptus path the signature covers the prefix, which
+        // s3s's routing cannot see: verify here, then hand s3s the request
+        // without prefix or signature and with the caller attached.
         if Service::from_path(&raw_path) == Some(Service::S3) {
-            // The signature covers the path, so the prefix cannot be removed
-            // before s3s verifies it.
-            outcome.response = fail(&ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                "S3 is served at the endpoint root (path or virtual-host style), not under /services/objectstorage.",
-            ));
+            let mut body = body;
+            if let Err(e) = eucalyptus_s3_path(
+                &cloud,
+                &early_signature,
+                &header_only,
+                &mut parts,
+                &mut body,
+                &mut outcome,
+            )
+            .await
+            {
+                outcome.response = fail(&e);
+                return outcome;
+            }
+            let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
+            outcome.response = match door.s3.call(request).await {
+                Ok(response) => finish_s3_response(response, &request_id).await,
+                Err(e) => {
+                    tracing::error!(request_id, error = ?e, "S3 request failed");
+                    fail(&ApiError::internal())
+                }
+            };
             return outcome;
         }
-        outcome.action = format!("S3:{}", parts.method);
+        // SigV2 is verified here, as AWS canonicalises it (s3s derives the
+        // resource from the decoded path, which breaks keys with spaces or
+        // `+`). SigV2 has no streamed payloads, so s3s then gets the request
+        // without its signature and the caller already attached.
+        if let Some(signed @ (SignedBy::V2Header(_) | SignedBy::V2Query(_))) = &early_signature {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            let bucket = crate::s3::virtual_host_bucket(&cloud.config.s3_domain, host);
+            match auth::authenticate(&cloud, Some(signed), &header_only, None, bucket.as_deref())
+                .await
+            {
+                Ok(Caller::Principal(principal)) => {
+                    outcome.account = Some(principal.account.account_id.clone());
+                    strip_v2_signature(&mut parts);
+                    parts
+                        .extensions
+                        .insert(crate::s3::S3Caller::Principal(principal));
+                }
+                Ok(Caller::Anonymous) => {}
+                Err(e) => {
+                    outcome.response = fail(&e.to_api_error(Service::S3));
+                    return outcome;
+                }
+            }
+        }
         let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
         outcome.response = match door.s3.call(request).await {
             Ok(response) => finish_s3_response(response, &request_id).await,

@@ -5,6 +5,7 @@
 
 pub mod acl;
 mod buckets;
+mod checksum;
 mod list;
 mod multipart;
 mod objects;
@@ -68,10 +69,52 @@ pub fn service(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> S3Service {
     builder.set_access(CallerAccess {
         cloud: cloud.clone(),
     });
-    if let Ok(host) = s3s::host::SingleDomain::new(&cloud.config.s3_domain) {
-        builder.set_host(host);
-    }
+    builder.set_host(BucketHost {
+        domain: cloud.config.s3_domain.to_ascii_lowercase(),
+    });
     builder.build()
+}
+
+/// The bucket a virtual-host style Host header names under `domain`.
+pub fn virtual_host_bucket(domain: &str, host: &str) -> Option<String> {
+    BucketHost {
+        domain: domain.to_ascii_lowercase(),
+    }
+    .bucket_of(host)
+}
+
+/// Virtual-host addressing: `BUCKET.DOMAIN[:port]` names a bucket; every
+/// other host (an IP, `localhost`, the domain itself) is path style.
+#[derive(Debug)]
+struct BucketHost {
+    domain: String,
+}
+
+impl BucketHost {
+    /// The bucket a Host header names, if any.
+    fn bucket_of(&self, host: &str) -> Option<String> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port))
+                if !name.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                name
+            }
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        let bucket = name.strip_suffix(&self.domain)?.strip_suffix('.')?;
+        (!bucket.is_empty()).then(|| bucket.to_owned())
+    }
+}
+
+impl s3s::host::S3Host for BucketHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let virtual_host = s3s::host::VirtualHost::new(self.domain.as_str());
+        Ok(match self.bucket_of(host) {
+            Some(bucket) => virtual_host.with_bucket(bucket),
+            None => virtual_host,
+        })
+    }
 }
 
 /// Secret keys come from the metadata store; inactive keys are unknown.
@@ -102,9 +145,13 @@ struct CallerAccess {
 #[async_trait::async_trait]
 impl S3Access for CallerAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let caller = match cx.credentials() {
+        let access_key = cx.credentials().map(|c| c.access_key.clone());
+        let caller = match access_key {
+            // The front door verified a SigV2 signature itself and attached
+            // the caller (extensions never come from the client).
+            None if cx.extensions_mut().get::<S3Caller>().is_some() => return Ok(()),
             None => S3Caller::Anonymous,
-            Some(credentials) => match self.cloud.store.access_key(&credentials.access_key).await {
+            Some(access_key) => match self.cloud.store.access_key(&access_key).await {
                 Ok(Some((key, account))) if key.active => S3Caller::Principal(Principal {
                     account,
                     user_name: key.user_name,
@@ -411,5 +458,30 @@ impl S3 for ObjectStore {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_multipart_uploads(self, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosts_name_buckets_and_everything_else_is_path_style() {
+        let host = BucketHost {
+            domain: "s3.localhost".into(),
+        };
+        assert_eq!(
+            host.bucket_of("photos.s3.localhost:8773").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            host.bucket_of("my.dotted.bucket.S3.localhost").as_deref(),
+            Some("my.dotted.bucket")
+        );
+        assert_eq!(host.bucket_of("s3.localhost:8773"), None);
+        assert_eq!(host.bucket_of("localhost:8773"), None);
+        assert_eq!(host.bucket_of("127.0.0.1:8773"), None);
+        assert_eq!(host.bucket_of("[::1]:8773"), None);
+        assert_eq!(host.bucket_of("evils3.localhost"), None);
     }
 }

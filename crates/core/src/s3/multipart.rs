@@ -132,6 +132,8 @@ pub(super) async fn upload_part(
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let who = caller(&req);
+    let checksums =
+        super::checksum::Expected::from_request(&req.headers, req.trailing_headers.clone());
     let input = req.input;
     let part_number = check_part_number(input.part_number)?;
     store.bucket_for(&input.bucket, &who, Perm::Write).await?;
@@ -146,7 +148,7 @@ pub(super) async fn upload_part(
         ));
     }
     let expected_md5 = content_md5(input.content_md5.as_deref())?;
-    let written = store_body(store, input.body, MAX_PUT_SIZE, expected_md5).await?;
+    let written = store_body(store, input.body, MAX_PUT_SIZE, expected_md5, checksums).await?;
     let etag = hex::encode(written.md5);
     let part = Part {
         upload_id: input.upload_id,

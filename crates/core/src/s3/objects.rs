@@ -31,11 +31,40 @@ pub(super) fn blob_error(err: BlobError) -> S3Error {
                 "The Content-MD5 you specified did not match what we received."
             )
         }
-        BlobError::SizeMismatch { .. } | BlobError::Body(_) => s3_error!(
+        BlobError::Body(cause) => body_stream_error(&cause.to_string()),
+        BlobError::SizeMismatch { .. } => s3_error!(
             IncompleteBody,
             "You did not provide the number of bytes specified by the Content-Length HTTP header."
         ),
         other => internal(other),
+    }
+}
+
+/// The error for a body stream that failed while s3s verified it. Its error
+/// types are private, so they are told apart by their messages.
+fn body_stream_error(cause: &str) -> S3Error {
+    if cause.contains(super::checksum::MISMATCH) {
+        s3_error!(
+            BadDigest,
+            "The checksum you specified did not match the calculated checksum."
+        )
+    } else if cause.contains("Sha256Mismatch") {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        e
+    } else if cause.contains("SignatureMismatch") {
+        s3_error!(
+            SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        )
+    } else {
+        s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        )
     }
 }
 
@@ -74,9 +103,23 @@ pub(super) struct MetadataInput<'a> {
 impl MetadataInput<'_> {
     pub(super) fn into_metadata(self) -> ObjectMetadata {
         let own = |v: Option<&str>| v.map(str::to_owned);
+        // `aws-chunked` describes the transfer, not the object: S3 drops it.
+        let content_encoding = self.content_encoding.and_then(|v| {
+            let kept: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(","))
+        });
         ObjectMetadata {
-            content_type: own(self.content_type),
-            content_encoding: own(self.content_encoding),
+            // S3 stores this type when the writer sends none.
+            content_type: Some(
+                self.content_type
+                    .unwrap_or("binary/octet-stream")
+                    .to_owned(),
+            ),
+            content_encoding,
             content_disposition: own(self.content_disposition),
             content_language: own(self.content_language),
             cache_control: own(self.cache_control),
@@ -102,31 +145,30 @@ fn user_metadata(meta: &ObjectMetadata) -> Option<Metadata> {
     })
 }
 
-/// Streams `body` into a new blob.
+/// Streams `body` into a new blob, checking the MD5 and any
+/// `x-amz-checksum-*` the request carries.
 pub(super) async fn store_body(
     store: &ObjectStore,
     body: Option<StreamingBlob>,
     max_size: u64,
     expected_md5: Option<[u8; 16]>,
+    checksums: super::checksum::Expected,
 ) -> S3Result<WrittenBlob> {
+    use futures_util::StreamExt;
     let limits = WriteLimits {
         max_size,
         expected_size: None,
         expected_md5,
     };
-    let result = match body {
-        Some(body) => store.blobs.write(body, limits).await,
-        None => {
-            store
-                .blobs
-                .write(
-                    futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
-                    limits,
-                )
-                .await
-        }
+    let stream = match body {
+        Some(body) => checksums.check(body).boxed(),
+        None => checksums
+            .check(futures_util::stream::empty::<
+                Result<bytes::Bytes, std::io::Error>,
+            >())
+            .boxed(),
     };
-    result.map_err(blob_error)
+    store.blobs.write(stream, limits).await.map_err(blob_error)
 }
 
 /// Commits `object`, whose data is the freshly written blob(s); on failure
@@ -151,6 +193,8 @@ pub(super) async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let who = caller(&req);
+    let checksums =
+        super::checksum::Expected::from_request(&req.headers, req.trailing_headers.clone());
     let input = req.input;
     let bucket = store.bucket_for(&input.bucket, &who, Perm::Write).await?;
     if input
@@ -205,7 +249,7 @@ pub(super) async fn put_object(
         user: input.metadata.as_ref(),
     }
     .into_metadata();
-    let written = store_body(store, input.body, MAX_PUT_SIZE, expected_md5).await?;
+    let written = store_body(store, input.body, MAX_PUT_SIZE, expected_md5, checksums).await?;
     let etag = hex::encode(written.md5);
     let object = ObjectRecord {
         bucket: bucket.name,
@@ -293,10 +337,21 @@ impl Conditions<'_> {
         };
         let not_modified = || {
             if not_modified_is_failure {
-                failed()
-            } else {
-                S3Error::new(S3ErrorCode::NotModified)
+                return failed();
             }
+            // A 304 still tells the cache which version it has.
+            let mut e = S3Error::new(S3ErrorCode::NotModified);
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", object.etag)) {
+                headers.insert(http::header::ETAG, v);
+            }
+            if let Some(v) = http_date(&timestamp(object.last_modified))
+                .and_then(|d| http::HeaderValue::from_str(&d).ok())
+            {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(headers);
+            e
         };
         let if_match_ok = self.if_match.map(|c| etag_matches(c, &object.etag));
         if if_match_ok == Some(false) {
