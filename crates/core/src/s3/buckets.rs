@@ -72,13 +72,7 @@ pub(super) async fn create_bucket(
     let acl = requested_acl(
         store,
         input.acl.as_ref().map(|a| a.as_str()),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::Write, input.grant_write.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-        ],
+        all_grants!(input),
         account_id,
         account_id,
     )
@@ -191,13 +185,7 @@ pub(super) async fn put_bucket_acl(
         &bucket.account_id,
         input.acl.as_ref().map(|a| a.as_str()),
         input.access_control_policy.as_ref(),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::Write, input.grant_write.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-        ],
+        all_grants!(input),
     )
     .await?;
     store

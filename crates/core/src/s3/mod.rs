@@ -3,6 +3,72 @@
 //! index in the metadata store), the credentials and the authorisation.
 //! One file per group of operations.
 
+/// The `x-amz-grant-*` headers of an object write (no WRITE grant on
+/// objects), for `requested_acl`.
+macro_rules! object_grants {
+    ($input:expr) => {
+        [
+            (
+                $crate::s3::acl::Permission::FullControl,
+                $input.grant_full_control.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::Read,
+                $input.grant_read.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::ReadAcp,
+                $input.grant_read_acp.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::WriteAcp,
+                $input.grant_write_acp.as_deref(),
+            ),
+            ($crate::s3::acl::Permission::Write, None),
+        ]
+    };
+}
+
+/// The five `x-amz-grant-*` headers of a bucket create or an ACL write.
+macro_rules! all_grants {
+    ($input:expr) => {
+        [
+            (
+                $crate::s3::acl::Permission::FullControl,
+                $input.grant_full_control.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::Read,
+                $input.grant_read.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::ReadAcp,
+                $input.grant_read_acp.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::Write,
+                $input.grant_write.as_deref(),
+            ),
+            (
+                $crate::s3::acl::Permission::WriteAcp,
+                $input.grant_write_acp.as_deref(),
+            ),
+        ]
+    };
+}
+
+/// The `x-amz-copy-source-if-*` conditions of a copy.
+macro_rules! copy_conditions {
+    ($input:expr) => {
+        $crate::s3::objects::Conditions {
+            if_match: $input.copy_source_if_match.as_ref(),
+            if_none_match: $input.copy_source_if_none_match.as_ref(),
+            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        }
+    };
+}
+
 pub mod acl;
 mod buckets;
 mod checksum;

@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::Permission as Perm;
 use super::objects::{
-    Conditions, MetadataInput, blob_error, content_md5, copy_source, readable_object, store_body,
+    MetadataInput, content_md5, copy_data, copy_source, readable_object, store_body,
 };
 use super::{
     MAX_OBJECT_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, ObjectStore, caller, internal, owner_of,
@@ -67,13 +67,7 @@ pub(super) async fn create_multipart_upload(
     let acl = requested_acl(
         store,
         input.acl.as_ref().map(|a| a.as_str()),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-            (Perm::Write, None),
-        ],
+        object_grants!(input),
         &owner,
         &bucket.account_id,
     )
@@ -202,13 +196,7 @@ pub(super) async fn upload_part_copy(
     let (_, source) = readable_object(store, source_bucket, source_key, &who, Perm::Read).await?;
     store.bucket_for(&input.bucket, &who, Perm::Write).await?;
     upload_of(store, &input.upload_id, &input.bucket, &input.key).await?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(&source, true)?;
+    copy_conditions!(input).check(&source, true)?;
     let range = match &input.copy_source_range {
         Some(value) => Some(copy_range(value, source.size)?),
         None => None,
@@ -220,28 +208,7 @@ pub(super) async fn upload_part_copy(
             "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
         ));
     }
-    let segments: Vec<(String, u64)> = source
-        .segments
-        .iter()
-        .map(|s| (s.blob_id.clone(), s.size))
-        .collect();
-    let reader = store
-        .blobs
-        .open_object(&segments, range)
-        .await
-        .map_err(internal)?;
-    let written = store
-        .blobs
-        .write(
-            reader.into_stream(),
-            mallee_blobs::WriteLimits {
-                max_size: MAX_PUT_SIZE,
-                expected_size: Some(length),
-                expected_md5: None,
-            },
-        )
-        .await
-        .map_err(blob_error)?;
+    let written = copy_data(store, &source, range).await?;
     let etag = hex::encode(written.md5);
     let now = ids::now_millis();
     let part = Part {

@@ -171,6 +171,35 @@ pub(super) async fn store_body(
     store.blobs.write(stream, limits).await.map_err(blob_error)
 }
 
+/// Copies `range` (or all) of `source` into a new blob.
+pub(super) async fn copy_data(
+    store: &ObjectStore,
+    source: &ObjectRecord,
+    range: Option<std::ops::Range<u64>>,
+) -> S3Result<WrittenBlob> {
+    let length = range.as_ref().map_or(source.size, |r| r.end - r.start);
+    let segments: Vec<(String, u64)> = source
+        .segments
+        .iter()
+        .map(|s| (s.blob_id.clone(), s.size))
+        .collect();
+    let reader = store
+        .blobs
+        .open_object(&segments, range)
+        .await
+        .map_err(internal)?;
+    let limits = WriteLimits {
+        max_size: MAX_PUT_SIZE,
+        expected_size: Some(length),
+        expected_md5: None,
+    };
+    store
+        .blobs
+        .write(reader.into_stream(), limits)
+        .await
+        .map_err(blob_error)
+}
+
 /// Commits `object`, whose data is the freshly written blob(s); on failure
 /// the new blobs are deleted, on success the replaced ones.
 pub(super) async fn commit_object(store: &ObjectStore, object: &ObjectRecord) -> S3Result<()> {
@@ -211,13 +240,7 @@ pub(super) async fn put_object(
     let acl = requested_acl(
         store,
         input.acl.as_ref().map(|a| a.as_str()),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-            (Perm::Write, None),
-        ],
+        object_grants!(input),
         &owner,
         &bucket.account_id,
     )
@@ -613,13 +636,7 @@ pub(super) async fn copy_object(
     let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     let (_, source) = readable_object(store, source_bucket, source_key, &who, Perm::Read).await?;
     let bucket = store.bucket_for(&input.bucket, &who, Perm::Write).await?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(&source, true)?;
+    copy_conditions!(input).check(&source, true)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -654,39 +671,12 @@ pub(super) async fn copy_object(
     let acl = requested_acl(
         store,
         input.acl.as_ref().map(|a| a.as_str()),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-            (Perm::Write, None),
-        ],
+        object_grants!(input),
         &owner,
         &bucket.account_id,
     )
     .await?;
-    let segments: Vec<(String, u64)> = source
-        .segments
-        .iter()
-        .map(|s| (s.blob_id.clone(), s.size))
-        .collect();
-    let reader = store
-        .blobs
-        .open_object(&segments, None)
-        .await
-        .map_err(internal)?;
-    let written = store
-        .blobs
-        .write(
-            reader.into_stream(),
-            WriteLimits {
-                max_size: MAX_PUT_SIZE,
-                expected_size: Some(source.size),
-                expected_md5: None,
-            },
-        )
-        .await
-        .map_err(blob_error)?;
+    let written = copy_data(store, &source, None).await?;
     // A copy keeps the source's ETag only for single-part sources; S3
     // computes a fresh MD5 ETag for the new object otherwise.
     let etag = hex::encode(written.md5);
@@ -755,13 +745,7 @@ pub(super) async fn put_object_acl(
         &bucket.account_id,
         input.acl.as_ref().map(|a| a.as_str()),
         input.access_control_policy.as_ref(),
-        [
-            (Perm::FullControl, input.grant_full_control.as_deref()),
-            (Perm::Read, input.grant_read.as_deref()),
-            (Perm::ReadAcp, input.grant_read_acp.as_deref()),
-            (Perm::Write, input.grant_write.as_deref()),
-            (Perm::WriteAcp, input.grant_write_acp.as_deref()),
-        ],
+        all_grants!(input),
     )
     .await?;
     if !store
