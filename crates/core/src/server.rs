@@ -113,8 +113,16 @@ impl Prepared {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        use axum::serve::ListenerExt;
         let router = crate::api::frontdoor::router(self.cloud, self.s3);
-        axum::serve(self.listener, router)
+        // Without TCP_NODELAY a small response written in two parts (headers,
+        // body) waits for the client's delayed ACK: ~40 ms per small GET.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve)
