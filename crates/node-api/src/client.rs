@@ -1,0 +1,162 @@
+//! [`NodeAgent`] over HTTP: what the controller uses to drive a node.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    Capacity, ConsoleOutput, DesiredState, DesiredStateChange, InstanceSpec, NodeAgent, NodeError,
+    NodeInfo, NodeReport, ObservedInstance,
+};
+
+/// Largest response body accepted from a node.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// A node reached at `base_url` (`http://host:port`) with its token.
+#[derive(Debug, Clone)]
+pub struct HttpNodeClient {
+    base_url: String,
+    token: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl HttpNodeClient {
+    /// A client for the node at `base_url`.
+    pub fn new(base_url: &str, token: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, NodeError> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Transport(format!("bad response from node: {e}")))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Bytes, NodeError> {
+        let payload = match body {
+            Some(b) => Bytes::from(
+                serde_json::to_vec(b).map_err(|e| NodeError::BadRequest(e.to_string()))?,
+            ),
+            None => Bytes::new(),
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(payload))
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| NodeError::Transport(e.to_string()))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| NodeError::Transport(e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(serde_json::from_slice::<NodeError>(&body)
+            .unwrap_or_else(|_| NodeError::Transport(format!("node answered {status}"))))
+    }
+}
+
+fn instance_path(id: &str, rest: &str) -> String {
+    // Instance ids are `i-` and hex; anything else cannot name an instance.
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("/v1/instances/{safe}{rest}")
+}
+
+#[async_trait]
+impl NodeAgent for HttpNodeClient {
+    async fn info(&self) -> Result<NodeInfo, NodeError> {
+        self.call(Method::GET, "/v1/node", None::<&()>).await
+    }
+
+    async fn capacity(&self) -> Result<Capacity, NodeError> {
+        self.call(Method::GET, "/v1/capacity", None::<&()>).await
+    }
+
+    async fn report(&self) -> Result<NodeReport, NodeError> {
+        self.call(Method::GET, "/v1/report", None::<&()>).await
+    }
+
+    async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError> {
+        self.call(
+            Method::PUT,
+            &instance_path(&spec.instance_id, ""),
+            Some(&spec),
+        )
+        .await
+    }
+
+    async fn set_desired_state(
+        &self,
+        instance_id: &str,
+        desired: DesiredState,
+        generation: u64,
+    ) -> Result<ObservedInstance, NodeError> {
+        let change = DesiredStateChange {
+            desired,
+            generation,
+        };
+        self.call(
+            Method::PUT,
+            &instance_path(instance_id, "/desired-state"),
+            Some(&change),
+        )
+        .await
+    }
+
+    async fn reboot(&self, instance_id: &str) -> Result<(), NodeError> {
+        self.send(
+            Method::POST,
+            &instance_path(instance_id, "/reboot"),
+            None::<&()>,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_instance(&self, instance_id: &str) -> Result<(), NodeError> {
+        self.send(Method::DELETE, &instance_path(instance_id, ""), None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
+    async fn console_output(&self, instance_id: &str) -> Result<ConsoleOutput, NodeError> {
+        self.call(
+            Method::GET,
+            &instance_path(instance_id, "/console"),
+            None::<&()>,
+        )
+        .await
+    }
+}

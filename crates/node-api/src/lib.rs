@@ -1,0 +1,75 @@
+//! The node agent's API, in its own crate as DESIGN.md asks: the types the
+//! controller and a node exchange, the [`NodeAgent`] trait every agent
+//! implements (the real QEMU agent and the simulated one alike), an HTTP+JSON
+//! server exposing any implementation, and a client that implements the trait
+//! over HTTP. The controller talks to nodes only through this trait, so one
+//! node on loopback and many nodes over the network run the same code.
+
+mod client;
+mod server;
+mod types;
+
+pub use client::HttpNodeClient;
+pub use server::router;
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// Errors of node operations, on either side of the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "message")]
+pub enum NodeError {
+    /// The instance is not known to this node.
+    #[error("instance {0} not found on this node")]
+    NotFound(String),
+    /// The request contradicts the node's state (for example an older
+    /// generation than the one it already has).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The node lacks the capacity for the instance.
+    #[error("insufficient capacity: {0}")]
+    InsufficientCapacity(String),
+    /// The request was malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The caller did not present the node's token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The node failed to carry out the request.
+    #[error("node failure: {0}")]
+    Internal(String),
+    /// The node could not be reached or answered garbage.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// What every node agent does. Every call is idempotent and keyed by
+/// instance id, so the controller may repeat any of them after a crash.
+#[async_trait]
+pub trait NodeAgent: Send + Sync {
+    /// Who the node is.
+    async fn info(&self) -> Result<NodeInfo, NodeError>;
+    /// Capacity, as Eucalyptus' DescribeResource reported it.
+    async fn capacity(&self) -> Result<Capacity, NodeError>;
+    /// Observed state of every instance, with the node's report generation.
+    async fn report(&self) -> Result<NodeReport, NodeError>;
+    /// Makes the node hold `spec` (creating and starting the instance when
+    /// its desired state is running). Repeating a spec of the same or an
+    /// older generation changes nothing.
+    async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError>;
+    /// Changes an instance's desired run state.
+    async fn set_desired_state(
+        &self,
+        instance_id: &str,
+        desired: DesiredState,
+        generation: u64,
+    ) -> Result<ObservedInstance, NodeError>;
+    /// Reboots a running instance (the VM process stays).
+    async fn reboot(&self, instance_id: &str) -> Result<(), NodeError>;
+    /// Terminates and removes an instance; removing one the node does not
+    /// have succeeds.
+    async fn delete_instance(&self, instance_id: &str) -> Result<(), NodeError>;
+    /// The instance's serial console output so far (at most the last 64 KiB,
+    /// as EC2's GetConsoleOutput).
+    async fn console_output(&self, instance_id: &str) -> Result<ConsoleOutput, NodeError>;
+}

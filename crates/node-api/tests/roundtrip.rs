@@ -1,0 +1,261 @@
+//! Every NodeAgent method travels over real HTTP on loopback and comes back
+//! intact, errors included; the token is enforced. The agent behind the
+//! server is a small in-memory one (this tests the transport, not a node).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mallee_node_api::*;
+
+#[derive(Default)]
+struct MemoryAgent {
+    instances: Mutex<BTreeMap<String, (InstanceSpec, VmState)>>,
+    reports: Mutex<u64>,
+}
+
+#[async_trait]
+impl NodeAgent for MemoryAgent {
+    async fn info(&self) -> Result<NodeInfo, NodeError> {
+        Ok(NodeInfo {
+            node_id: "node-1".into(),
+            zone: "mallee-1a".into(),
+            hostname: "h".into(),
+            version: "0".into(),
+            accel: "tcg (no /dev/kvm)".into(),
+        })
+    }
+    async fn capacity(&self) -> Result<Capacity, NodeError> {
+        Ok(Capacity {
+            cores_max: 2,
+            cores_free: 1,
+            memory_mib_max: 2048,
+            memory_mib_free: 1024,
+            disk_gib_max: 50,
+            disk_gib_free: 40,
+        })
+    }
+    async fn report(&self) -> Result<NodeReport, NodeError> {
+        let capacity = self.capacity().await?;
+        let generation = {
+            let mut generation = self.reports.lock().expect("lock");
+            *generation += 1;
+            *generation
+        };
+        let instances = self
+            .instances
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(id, (spec, state))| ObservedInstance {
+                instance_id: id.clone(),
+                state: state.clone(),
+                generation: spec.generation,
+            })
+            .collect();
+        Ok(NodeReport {
+            node_id: "node-1".into(),
+            generation,
+            capacity,
+            instances,
+        })
+    }
+    async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError> {
+        let mut instances = self.instances.lock().expect("lock");
+        if let Some((held, _)) = instances.get(&spec.instance_id)
+            && held.generation > spec.generation
+        {
+            return Err(NodeError::Conflict(format!(
+                "generation {} < {}",
+                spec.generation, held.generation
+            )));
+        }
+        let observed = ObservedInstance {
+            instance_id: spec.instance_id.clone(),
+            state: VmState::Pending,
+            generation: spec.generation,
+        };
+        instances.insert(spec.instance_id.clone(), (spec, VmState::Pending));
+        Ok(observed)
+    }
+    async fn set_desired_state(
+        &self,
+        id: &str,
+        desired: DesiredState,
+        generation: u64,
+    ) -> Result<ObservedInstance, NodeError> {
+        let mut instances = self.instances.lock().expect("lock");
+        let (spec, state) = instances
+            .get_mut(id)
+            .ok_or_else(|| NodeError::NotFound(id.into()))?;
+        spec.desired = desired;
+        spec.generation = generation;
+        *state = if desired == DesiredState::Stopped {
+            VmState::Stopped
+        } else {
+            VmState::Running
+        };
+        Ok(ObservedInstance {
+            instance_id: id.into(),
+            state: state.clone(),
+            generation,
+        })
+    }
+    async fn reboot(&self, id: &str) -> Result<(), NodeError> {
+        self.instances
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|_| ())
+            .ok_or_else(|| NodeError::NotFound(id.into()))
+    }
+    async fn delete_instance(&self, id: &str) -> Result<(), NodeError> {
+        self.instances.lock().expect("lock").remove(id);
+        Ok(())
+    }
+    async fn console_output(&self, id: &str) -> Result<ConsoleOutput, NodeError> {
+        self.instances
+            .lock()
+            .expect("lock")
+            .get(id)
+            .ok_or_else(|| NodeError::NotFound(id.into()))?;
+        Ok(ConsoleOutput {
+            instance_id: id.into(),
+            output: "MALLEE-GUEST: booted\n".into(),
+        })
+    }
+}
+
+fn spec(id: &str, generation: u64) -> InstanceSpec {
+    let artifact = |key: &str| Artifact {
+        bucket: "images".into(),
+        key: key.into(),
+        size: 1,
+        etag: "e".into(),
+    };
+    InstanceSpec {
+        instance_id: id.into(),
+        account_id: "123456789012".into(),
+        instance_type: "m1.small".into(),
+        vcpus: 1,
+        memory_mib: 256,
+        disk_gib: 5,
+        image: BootImage::Paravirtual {
+            kernel: artifact("vmlinuz"),
+            ramdisk: Some(artifact("initrd")),
+            root: artifact("root.img"),
+            cmdline: "root=/dev/vda console=ttyS0".into(),
+        },
+        nics: vec![NicSpec {
+            mac: "d0:0d:00:00:00:01".into(),
+            private_ip: "172.31.0.10".into(),
+            network_id: "vpc-1".into(),
+        }],
+        desired: DesiredState::Running,
+        generation,
+    }
+}
+
+async fn serve(token: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(Arc::new(MemoryAgent::default()), token);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn every_call_round_trips() {
+    let url = serve("s3cret").await;
+    let node = HttpNodeClient::new(&url, "s3cret");
+    assert_eq!(node.info().await.expect("info").zone, "mallee-1a");
+    assert_eq!(node.capacity().await.expect("capacity").cores_free, 1);
+    let observed = node
+        .put_instance(spec("i-0123456789abcdef0", 1))
+        .await
+        .expect("put");
+    assert_eq!(observed.state, VmState::Pending);
+    // Same spec again is fine; an older generation is a conflict.
+    node.put_instance(spec("i-0123456789abcdef0", 2))
+        .await
+        .expect("put again");
+    assert!(matches!(
+        node.put_instance(spec("i-0123456789abcdef0", 1)).await,
+        Err(NodeError::Conflict(_))
+    ));
+    let stopped = node
+        .set_desired_state("i-0123456789abcdef0", DesiredState::Stopped, 3)
+        .await
+        .expect("stop");
+    assert_eq!((stopped.state, stopped.generation), (VmState::Stopped, 3));
+    node.reboot("i-0123456789abcdef0").await.expect("reboot");
+    assert!(
+        node.console_output("i-0123456789abcdef0")
+            .await
+            .expect("console")
+            .output
+            .contains("booted")
+    );
+    let first = node.report().await.expect("report");
+    let second = node.report().await.expect("report");
+    assert!(
+        second.generation > first.generation,
+        "report generations must increase"
+    );
+    assert_eq!(first.instances.len(), 1);
+    node.delete_instance("i-0123456789abcdef0")
+        .await
+        .expect("delete");
+    node.delete_instance("i-0123456789abcdef0")
+        .await
+        .expect("delete is idempotent");
+    assert_eq!(
+        node.console_output("i-0123456789abcdef0").await,
+        Err(NodeError::NotFound("i-0123456789abcdef0".into()))
+    );
+}
+
+#[tokio::test]
+async fn token_is_required_and_ids_must_agree() {
+    let url = serve("right").await;
+    assert_eq!(
+        HttpNodeClient::new(&url, "wrong").info().await,
+        Err(NodeError::Unauthorized)
+    );
+    assert_eq!(
+        HttpNodeClient::new(&url, "").capacity().await,
+        Err(NodeError::Unauthorized)
+    );
+    // A body naming another instance than the path is refused.
+    let body = serde_json::to_vec(&spec("i-0000000000000000b", 1)).expect("json");
+    let response = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let host = url.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&host).expect("connect");
+        let head = format!(
+            "PUT /v1/instances/i-0000000000000000a HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer right\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(&body).expect("write");
+        let mut out = String::new();
+        stream.read_to_string(&mut out).expect("read");
+        out
+    })
+    .await
+    .expect("join");
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+}
+
+#[tokio::test]
+async fn unreachable_node_is_a_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    assert!(matches!(
+        HttpNodeClient::new(&url, "t").info().await,
+        Err(NodeError::Transport(_))
+    ));
+}
