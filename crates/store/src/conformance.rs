@@ -611,6 +611,26 @@ async fn usage_and_quota(store: &dyn Store, gamma: &str, delta: &str) {
         .await
         .expect("put without quota");
     assert_eq!(store.account_usage(delta).await.expect("usage"), 1150);
+    // Over a lowered quota, growth is refused but shrinking is not.
+    store
+        .set_account_quota(delta, Some(500))
+        .await
+        .expect("lower quota");
+    assert!(is_quota_exceeded(
+        store
+            .put_object(&object("delta-bkt", "more", &[("q1", 1)], delta))
+            .await,
+        500
+    ));
+    store
+        .put_object(&object("delta-bkt", "big", &[("q900", 900)], delta))
+        .await
+        .expect("shrinking replace allowed over quota");
+    assert_eq!(store.account_usage(delta).await.expect("usage"), 1050);
+    store
+        .set_account_quota(delta, None)
+        .await
+        .expect("no quota again");
     for key in ["sixty", "fifty", "big", "empty"] {
         store
             .delete_object("delta-bkt", key)

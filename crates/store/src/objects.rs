@@ -146,7 +146,8 @@ pub trait ObjectIndex: Send + Sync {
     async fn set_bucket_acl(&self, name: &str, acl_json: &str) -> StoreResult<()>;
 
     /// Creates or replaces an object, charging the bucket owner's usage and
-    /// enforcing its quota. Returns the blob ids the replaced object used.
+    /// enforcing its quota (a change that does not grow usage is always
+    /// allowed). Returns the blob ids the replaced object used.
     /// `NotFound` when the bucket is gone.
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>>;
     /// An object.

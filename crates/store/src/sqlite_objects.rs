@@ -181,8 +181,11 @@ async fn put_object_tx(
         .saturating_sub(old_size)
         .checked_add(object.size)
         .ok_or_else(|| StoreError::Corrupt(format!("object size {} out of range", object.size)))?;
+    // Only growth is refused: a change that frees space (or keeps usage
+    // level) goes through even when a lowered quota is already exceeded.
     if let Some(quota) = quota
         && new_used > quota
+        && new_used > used
     {
         return Err(ObjectIndexError::QuotaExceeded { quota }.into());
     }
