@@ -1,0 +1,841 @@
+//! Virtual machines: a [`VmSpec`] becomes a QEMU command line ([`argv`]),
+//! [`RunningVm::launch`] starts it detached from the caller, and
+//! [`RunningVm::adopt`] reconnects to one that is already running.
+//!
+//! QEMU runs with `-daemonize`: it double-forks, calls `setsid`, and is never
+//! a child of the node agent, so killing or restarting the agent leaves the
+//! VM running. Everything needed to find it again lives in the VM's run
+//! directory: `qemu.pid` (written and locked by QEMU) and `qmp.sock`. A
+//! handle identifies its process by pid *and* start time (from
+//! `/proc/PID/stat`), so a recycled pid is never mistaken for the VM.
+//!
+//! Every guest gets `-nodefaults`, a `pc` machine (PCI hot-plug works on its
+//! root bus, which volume attachment needs), a `virtio-rng-pci` entropy
+//! device, its serial port written to a log file, virtio-blk disks and
+//! virtio-net NICs. Dropping a [`RunningVm`] leaves the VM running.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::accel::Accel;
+use crate::qmp::{QmpClient, QmpError, VmStatus};
+
+/// The QEMU binary used when none is given.
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+/// File name of the QMP socket inside a run directory.
+pub const QMP_SOCKET: &str = "qmp.sock";
+/// File name of the pidfile inside a run directory.
+pub const PIDFILE: &str = "qemu.pid";
+/// Longest Unix socket path the kernel accepts (`sun_path` minus the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+/// How long [`RunningVm::launch`] waits for QEMU to finish initialising.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors from launching, adopting and controlling VMs.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The spec cannot be turned into a valid QEMU command line.
+    #[error("invalid VM spec: {0}")]
+    InvalidSpec(String),
+    /// A file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The QMP socket path is too long for a Unix socket.
+    #[error(
+        "QMP socket path {0} is longer than {MAX_SOCKET_PATH} bytes; use a shorter run directory"
+    )]
+    SocketPathTooLong(PathBuf),
+    /// A live QEMU already owns this run directory.
+    #[error("a QEMU process (pid {pid}) is already running in {run_dir}")]
+    AlreadyRunning {
+        /// Its pid.
+        pid: u32,
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// QEMU exited with an error while starting.
+    #[error("QEMU failed to start ({status}): {stderr}")]
+    Start {
+        /// Exit status of the launching process.
+        status: String,
+        /// What QEMU printed on stderr.
+        stderr: String,
+    },
+    /// QEMU did not finish initialising in time.
+    #[error("QEMU did not finish starting within {0:?}")]
+    StartTimeout(Duration),
+    /// No live QEMU of this run directory (adopt found none, or it died).
+    #[error("no running VM in {run_dir}: {reason}")]
+    NotRunning {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Why it is considered not running.
+        reason: String,
+    },
+    /// Talking QMP to the VM failed.
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
+    /// Sending a signal failed.
+    #[error("kill pid {pid}: {source}")]
+    Signal {
+        /// The pid.
+        pid: u32,
+        /// The error from kill(2).
+        source: nix::Error,
+    },
+    /// The process did not exit in time.
+    #[error("QEMU (pid {0}) did not exit in time")]
+    ExitTimeout(u32),
+}
+
+/// Disk image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// Raw image.
+    Raw,
+    /// qcow2 image (its backing file, if any, is opened automatically).
+    Qcow2,
+}
+
+impl DiskFormat {
+    /// The QEMU block driver name.
+    pub fn driver(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Qcow2 => "qcow2",
+        }
+    }
+}
+
+/// How the guest boots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Boot {
+    /// Direct kernel boot (paravirtual images: aki kernel + ari ramdisk, the
+    /// root disk among [`VmSpec::disks`], named in `cmdline`, e.g.
+    /// `root=/dev/vda console=ttyS0`).
+    Kernel {
+        /// Kernel image.
+        kernel: PathBuf,
+        /// Initial ramdisk.
+        initrd: Option<PathBuf>,
+        /// Kernel command line.
+        cmdline: String,
+    },
+    /// BIOS boot from the first disk (HVM images).
+    Disk,
+}
+
+/// A virtio-blk disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Image file.
+    pub path: PathBuf,
+    /// Image format.
+    pub format: DiskFormat,
+    /// Attach read-only.
+    pub read_only: bool,
+}
+
+/// What a NIC is connected to on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum NicBackend {
+    /// An existing tap device (created and bridged by the caller).
+    Tap {
+        /// The tap interface name.
+        ifname: String,
+    },
+    /// QEMU user-mode networking (slirp), for tests only.
+    User {
+        /// Port forwards in QEMU syntax, e.g. `tcp:127.0.0.1:2222-:22`.
+        hostfwd: Vec<String>,
+    },
+}
+
+/// A virtio-net NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    /// Host side.
+    pub backend: NicBackend,
+    /// Guest MAC address, `xx:xx:xx:xx:xx:xx`.
+    pub mac: String,
+}
+
+/// Everything needed to start one VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSpec {
+    /// Name shown by QEMU (e.g. the instance id).
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Accelerator (resolve `auto` first with [`crate::accel::AccelRequest::resolve`]).
+    pub accel: Accel,
+    /// CPU model; `None` means `host` under KVM and `max` under TCG.
+    #[serde(default)]
+    pub cpu_model: Option<String>,
+    /// Boot method.
+    pub boot: Boot,
+    /// Disks in order (`/dev/vda`, `/dev/vdb`, ...).
+    pub disks: Vec<Disk>,
+    /// NICs in order.
+    pub nics: Vec<Nic>,
+    /// File that receives the serial console (truncated at start).
+    pub serial_log: PathBuf,
+    /// Directory for the QMP socket and pidfile (created if missing).
+    pub run_dir: PathBuf,
+    /// Keep QEMU alive after the guest powers off (`-no-shutdown`): the VM
+    /// then reports [`crate::qmp::RunState::Shutdown`] until it is killed or
+    /// quit, so a guest-initiated poweroff is still visible to an agent that
+    /// was restarting when it happened.
+    #[serde(default)]
+    pub keep_on_shutdown: bool,
+}
+
+impl VmSpec {
+    /// Checks what QEMU would otherwise reject late or misparse.
+    pub fn validate(&self) -> Result<(), VmError> {
+        let bad = |m: String| Err(VmError::InvalidSpec(m));
+        if self.name.is_empty() || self.name.chars().any(char::is_control) {
+            return bad(format!("bad name {:?}", self.name));
+        }
+        if self.vcpus == 0 || self.vcpus > 255 {
+            return bad(format!("vcpus must be 1..=255, got {}", self.vcpus));
+        }
+        if self.memory_mib < 16 {
+            return bad(format!(
+                "memory must be at least 16 MiB, got {}",
+                self.memory_mib
+            ));
+        }
+        if matches!(self.boot, Boot::Disk) && self.disks.is_empty() {
+            return bad("disk boot needs at least one disk".into());
+        }
+        for nic in &self.nics {
+            if !valid_mac(&nic.mac) {
+                return bad(format!("bad MAC address {:?}", nic.mac));
+            }
+            if let NicBackend::Tap { ifname } = &nic.backend
+                && (ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ',']))
+            {
+                return bad(format!("bad tap name {ifname:?}"));
+            }
+        }
+        let sock = self.run_dir.join(QMP_SOCKET);
+        if sock.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(VmError::SocketPathTooLong(sock));
+        }
+        Ok(())
+    }
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Escapes a value for QEMU's `key=value,...` option syntax (commas double).
+fn opt_value(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The `blockdev-add` / `-blockdev` JSON for an image file: a format node
+/// named `node_name` on top of a `file` protocol node.
+pub fn blockdev_json(node_name: &str, path: &Path, format: DiskFormat, read_only: bool) -> Value {
+    json!({
+        "driver": format.driver(),
+        "node-name": node_name,
+        "read-only": read_only,
+        "file": {
+            "driver": "file",
+            "filename": path.display().to_string(),
+            "read-only": read_only,
+        },
+    })
+}
+
+/// The QEMU command line (without the binary) for `spec`, including
+/// `-daemonize` and the pidfile/QMP socket in `spec.run_dir`.
+///
+/// Pure: it touches no files. Call [`VmSpec::validate`] first.
+pub fn argv(spec: &VmSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    let name = spec.name.replace(',', ",,");
+    push(&["-name", &format!("guest={name},debug-threads=on")]);
+    let (accel, default_cpu) = match spec.accel {
+        Accel::Kvm => ("kvm", "host"),
+        Accel::Tcg => ("tcg", "max"),
+    };
+    push(&["-machine", &format!("pc,accel={accel}")]);
+    push(&["-cpu", spec.cpu_model.as_deref().unwrap_or(default_cpu)]);
+    push(&["-smp", &spec.vcpus.to_string()]);
+    push(&["-m", &format!("{}M", spec.memory_mib)]);
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    push(&[
+        "-chardev",
+        &format!("file,id=serial0,path={}", opt_value(&spec.serial_log)),
+        "-serial",
+        "chardev:serial0",
+    ]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            opt_value(&spec.run_dir.join(QMP_SOCKET))
+        ),
+        "-mon",
+        "chardev=qmp,mode=control",
+    ]);
+    if spec.keep_on_shutdown {
+        push(&["-no-shutdown"]);
+    }
+    push(&[
+        "-device",
+        &json!({"driver": "virtio-rng-pci", "id": "rng0"}).to_string(),
+    ]);
+    if let Boot::Kernel {
+        kernel,
+        initrd,
+        cmdline,
+    } = &spec.boot
+    {
+        a.push("-kernel".into());
+        a.push(kernel.clone().into());
+        if let Some(initrd) = initrd {
+            a.push("-initrd".into());
+            a.push(initrd.clone().into());
+        }
+        a.push("-append".into());
+        a.push(cmdline.into());
+    }
+    for (i, disk) in spec.disks.iter().enumerate() {
+        let node = format!("disk{i}");
+        let mut dev =
+            json!({"driver": "virtio-blk-pci", "drive": node, "id": format!("{node}-dev")});
+        if i == 0 && spec.boot == Boot::Disk {
+            dev["bootindex"] = json!(0);
+        }
+        a.push("-blockdev".into());
+        a.push(
+            blockdev_json(&node, &disk.path, disk.format, disk.read_only)
+                .to_string()
+                .into(),
+        );
+        a.push("-device".into());
+        a.push(dev.to_string().into());
+    }
+    for (i, nic) in spec.nics.iter().enumerate() {
+        let id = format!("net{i}");
+        let netdev = match &nic.backend {
+            NicBackend::Tap { ifname } => json!({
+                "type": "tap", "id": id, "ifname": ifname, "script": "no", "downscript": "no",
+            }),
+            NicBackend::User { hostfwd } => {
+                let mut n = json!({"type": "user", "id": id});
+                if !hostfwd.is_empty() {
+                    n["hostfwd"] = hostfwd.iter().map(|h| json!({"str": h})).collect();
+                }
+                n
+            }
+        };
+        a.push("-netdev".into());
+        a.push(netdev.to_string().into());
+        a.push("-device".into());
+        a.push(
+            json!({"driver": "virtio-net-pci", "netdev": id, "mac": nic.mac, "id": format!("{id}-dev")})
+                .to_string()
+                .into(),
+        );
+    }
+    a.push("-pidfile".into());
+    a.push(spec.run_dir.join(PIDFILE).into());
+    a.push("-daemonize".into());
+    a
+}
+
+/// Identity of a process: pid plus its start time in clock ticks since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcId {
+    pid: u32,
+    start_time: u64,
+}
+
+/// Reads `/proc/PID/stat`: `Some((state, start_time))` if the process exists.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 22 of stat (starttime) is the 20th after the command name.
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn alive(id: ProcId) -> bool {
+    matches!(proc_stat(id.pid), Some((state, start)) if start == id.start_time && !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// Finds the live QEMU that owns `run_dir` (canonical), from its pidfile.
+fn find_qemu(run_dir: &Path) -> Result<ProcId, String> {
+    let pidfile = run_dir.join(PIDFILE);
+    let text = std::fs::read_to_string(&pidfile)
+        .map_err(|e| format!("cannot read {}: {e}", pidfile.display()))?;
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} holds {:?}, not a pid", pidfile.display(), text.trim()))?;
+    let (state, start_time) = proc_stat(pid).ok_or_else(|| format!("pid {pid} is not running"))?;
+    if matches!(state, 'Z' | 'X' | 'x') {
+        return Err(format!("pid {pid} has exited"));
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map_err(|e| format!("cannot read the command line of pid {pid}: {e}"))?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let argv0 = String::from_utf8_lossy(args.first().copied().unwrap_or_default());
+    if !argv0.contains("qemu-system") {
+        return Err(format!("pid {pid} is {argv0}, not QEMU"));
+    }
+    let want = pidfile.as_os_str().as_encoded_bytes();
+    if !args.windows(2).any(|w| w[0] == b"-pidfile" && w[1] == want) {
+        return Err(format!(
+            "pid {pid} is a QEMU of another run directory (no -pidfile {})",
+            pidfile.display()
+        ));
+    }
+    Ok(ProcId { pid, start_time })
+}
+
+fn canonical_run_dir(run_dir: &Path) -> Result<PathBuf, VmError> {
+    run_dir.canonicalize().map_err(|source| VmError::Io {
+        context: format!("run directory {}", run_dir.display()),
+        source,
+    })
+}
+
+/// A handle on a running QEMU process and its QMP connection.
+///
+/// Dropping the handle closes the QMP connection and leaves the VM running.
+#[derive(Debug)]
+pub struct RunningVm {
+    run_dir: PathBuf,
+    proc_id: ProcId,
+    qmp: QmpClient,
+}
+
+impl RunningVm {
+    /// Starts `spec` with [`QEMU_BINARY`] from `PATH`.
+    pub async fn launch(spec: &VmSpec) -> Result<Self, VmError> {
+        Self::launch_with(Path::new(QEMU_BINARY), spec).await
+    }
+
+    /// Starts `spec` with the given QEMU binary, detached from this process,
+    /// and connects to its QMP socket. Returns once QEMU has initialised the
+    /// machine (the guest is running).
+    pub async fn launch_with(qemu: &Path, spec: &VmSpec) -> Result<Self, VmError> {
+        spec.validate()?;
+        let io = |context: String| move |source| VmError::Io { context, source };
+        std::fs::create_dir_all(&spec.run_dir)
+            .map_err(io(format!("create {}", spec.run_dir.display())))?;
+        if let Some(parent) = spec
+            .serial_log
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+        }
+        let run_dir = canonical_run_dir(&spec.run_dir)?;
+        if let Ok(existing) = find_qemu(&run_dir) {
+            return Err(VmError::AlreadyRunning {
+                pid: existing.pid,
+                run_dir,
+            });
+        }
+        for stale in [PIDFILE, QMP_SOCKET] {
+            match std::fs::remove_file(run_dir.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(format!("remove stale {stale}"))(e));
+                }
+                _ => {}
+            }
+        }
+        let spec = VmSpec {
+            run_dir: run_dir.clone(),
+            ..spec.clone()
+        };
+        spec.validate()?;
+        let args = argv(&spec);
+        tracing::info!(
+            name = %spec.name,
+            accel = ?spec.accel,
+            run_dir = %run_dir.display(),
+            "starting QEMU"
+        );
+        tracing::debug!(?args, "QEMU command line");
+        let child = tokio::process::Command::new(qemu)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("start {}", qemu.display())))?;
+        let out = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| VmError::StartTimeout(START_TIMEOUT))?
+            .map_err(io(format!("wait for {}", qemu.display())))?;
+        if !out.status.success() {
+            let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            if stderr.is_empty() {
+                stderr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            }
+            return Err(VmError::Start {
+                status: out.status.to_string(),
+                stderr,
+            });
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            tracing::warn!(name = %spec.name, stderr = %stderr.trim(), "QEMU warnings at start");
+        }
+        let proc_id = find_qemu(&run_dir).map_err(|reason| VmError::NotRunning {
+            run_dir: run_dir.clone(),
+            reason: format!("QEMU exited right after starting: {reason}"),
+        })?;
+        let qmp = match QmpClient::connect(&run_dir.join(QMP_SOCKET)).await {
+            Ok(q) => q,
+            Err(e) => {
+                // Do not leave a VM behind that nobody can control.
+                let _ = send_kill(proc_id);
+                return Err(e.into());
+            }
+        };
+        tracing::info!(name = %spec.name, pid = proc_id.pid, "QEMU running");
+        Ok(Self {
+            run_dir,
+            proc_id,
+            qmp,
+        })
+    }
+
+    /// Reconnects to the VM already running in `run_dir` (after an agent
+    /// restart): reads the pidfile, checks that the pid is a live QEMU
+    /// started with this run directory's pidfile, and connects to its QMP
+    /// socket. Fails with [`VmError::NotRunning`] when there is no such VM.
+    pub async fn adopt(run_dir: &Path) -> Result<Self, VmError> {
+        let run_dir = canonical_run_dir(run_dir)?;
+        let proc_id = find_qemu(&run_dir).map_err(|reason| VmError::NotRunning {
+            run_dir: run_dir.clone(),
+            reason,
+        })?;
+        let qmp = QmpClient::connect(&run_dir.join(QMP_SOCKET)).await?;
+        tracing::info!(pid = proc_id.pid, run_dir = %run_dir.display(), "adopted running QEMU");
+        Ok(Self {
+            run_dir,
+            proc_id,
+            qmp,
+        })
+    }
+
+    /// The QEMU process id.
+    pub fn pid(&self) -> u32 {
+        self.proc_id.pid
+    }
+
+    /// The (canonical) run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The QMP connection, for commands without a wrapper here (hot-plug,
+    /// events: [`QmpClient::subscribe`]).
+    pub fn qmp(&self) -> &QmpClient {
+        &self.qmp
+    }
+
+    /// Whether the QEMU process is still alive (same pid and start time, not
+    /// a zombie).
+    pub fn is_alive(&self) -> bool {
+        alive(self.proc_id)
+    }
+
+    /// `query-status` of the VM.
+    pub async fn status(&self) -> Result<VmStatus, VmError> {
+        Ok(self.qmp.query_status().await?)
+    }
+
+    /// Presses the ACPI power button; the guest shuts down if it listens.
+    pub async fn powerdown(&self) -> Result<(), VmError> {
+        Ok(self.qmp.system_powerdown().await?)
+    }
+
+    /// Hard-resets the guest.
+    pub async fn reset(&self) -> Result<(), VmError> {
+        Ok(self.qmp.system_reset().await?)
+    }
+
+    /// Pauses the vCPUs.
+    pub async fn pause(&self) -> Result<(), VmError> {
+        Ok(self.qmp.stop().await?)
+    }
+
+    /// Resumes paused vCPUs.
+    pub async fn resume(&self) -> Result<(), VmError> {
+        Ok(self.qmp.cont().await?)
+    }
+
+    /// Asks QEMU to exit now (QMP `quit`) and waits for the process to go.
+    pub async fn quit(&self) -> Result<(), VmError> {
+        self.qmp.quit().await?;
+        self.wait_exit_timeout(Duration::from_secs(10)).await
+    }
+
+    /// SIGKILLs QEMU (if it is still this VM's process) and waits for it to go.
+    pub async fn kill(&self) -> Result<(), VmError> {
+        if self.is_alive() {
+            send_kill(self.proc_id)?;
+        }
+        self.wait_exit_timeout(Duration::from_secs(10)).await
+    }
+
+    /// Resolves when the QEMU process has exited. Notices at once when the
+    /// QMP connection drops (which it does when QEMU dies), and polls the
+    /// process every 100 ms otherwise.
+    pub async fn wait_exit(&self) {
+        while self.is_alive() {
+            if self.qmp.is_closed() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            } else {
+                tokio::select! {
+                    () = self.qmp.closed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+
+    /// [`RunningVm::wait_exit`] bounded by `timeout`.
+    pub async fn wait_exit_timeout(&self, timeout: Duration) -> Result<(), VmError> {
+        tokio::time::timeout(timeout, self.wait_exit())
+            .await
+            .map_err(|_| VmError::ExitTimeout(self.proc_id.pid))
+    }
+}
+
+fn send_kill(id: ProcId) -> Result<(), VmError> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let raw = i32::try_from(id.pid).map_err(|_| VmError::Signal {
+        pid: id.pid,
+        source: nix::Error::EINVAL,
+    })?;
+    match kill(Pid::from_raw(raw), Signal::SIGKILL) {
+        Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+        Err(source) => Err(VmError::Signal {
+            pid: id.pid,
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "i-0123456789abcdef0".into(),
+            vcpus: 2,
+            memory_mib: 512,
+            accel: Accel::Tcg,
+            cpu_model: None,
+            boot: Boot::Kernel {
+                kernel: "/img/vmlinuz".into(),
+                initrd: Some("/img/initrd.img".into()),
+                cmdline: "root=/dev/vda console=ttyS0".into(),
+            },
+            disks: vec![Disk {
+                path: "/inst/root.qcow2".into(),
+                format: DiskFormat::Qcow2,
+                read_only: false,
+            }],
+            nics: vec![Nic {
+                backend: NicBackend::Tap {
+                    ifname: "tap-abc".into(),
+                },
+                mac: "d0:0d:12:34:56:78".into(),
+            }],
+            serial_log: "/inst/console.log".into(),
+            run_dir: "/run/i-1".into(),
+            keep_on_shutdown: false,
+        }
+    }
+
+    fn strings(a: &[OsString]) -> Vec<String> {
+        a.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    /// Arguments as JSON values: JSON arguments parsed (so key order does
+    /// not matter), the others as strings.
+    fn values<S: AsRef<str>>(a: &[S]) -> Vec<Value> {
+        a.iter()
+            .map(|s| {
+                let s = s.as_ref();
+                if s.starts_with('{') {
+                    serde_json::from_str(s).expect("JSON argument")
+                } else {
+                    Value::String(s.to_owned())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernel_boot_argv_is_exact() {
+        let got = strings(&argv(&spec()));
+        let want = [
+            "-name",
+            "guest=i-0123456789abcdef0,debug-threads=on",
+            "-machine",
+            "pc,accel=tcg",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "512M",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-chardev",
+            "file,id=serial0,path=/inst/console.log",
+            "-serial",
+            "chardev:serial0",
+            "-chardev",
+            "socket,id=qmp,path=/run/i-1/qmp.sock,server=on,wait=off",
+            "-mon",
+            "chardev=qmp,mode=control",
+            "-device",
+            r#"{"driver":"virtio-rng-pci","id":"rng0"}"#,
+            "-kernel",
+            "/img/vmlinuz",
+            "-initrd",
+            "/img/initrd.img",
+            "-append",
+            "root=/dev/vda console=ttyS0",
+            "-blockdev",
+            r#"{"driver":"qcow2","file":{"driver":"file","filename":"/inst/root.qcow2","read-only":false},"node-name":"disk0","read-only":false}"#,
+            "-device",
+            r#"{"drive":"disk0","driver":"virtio-blk-pci","id":"disk0-dev"}"#,
+            "-netdev",
+            r#"{"downscript":"no","id":"net0","ifname":"tap-abc","script":"no","type":"tap"}"#,
+            "-device",
+            r#"{"driver":"virtio-net-pci","id":"net0-dev","mac":"d0:0d:12:34:56:78","netdev":"net0"}"#,
+            "-pidfile",
+            "/run/i-1/qemu.pid",
+            "-daemonize",
+        ];
+        assert_eq!(values(&got), values(&want));
+    }
+
+    #[test]
+    fn disk_boot_kvm_argv() {
+        let mut s = spec();
+        s.boot = Boot::Disk;
+        s.accel = Accel::Kvm;
+        s.keep_on_shutdown = true;
+        s.disks.push(Disk {
+            path: "/vol/data,1.raw".into(),
+            format: DiskFormat::Raw,
+            read_only: true,
+        });
+        s.serial_log = "/odd,dir/console.log".into();
+        s.nics = vec![Nic {
+            backend: NicBackend::User {
+                hostfwd: vec!["tcp:127.0.0.1:2222-:22".into()],
+            },
+            mac: "52:54:00:00:00:01".into(),
+        }];
+        let got = strings(&argv(&s));
+        let joined = got.join(" ");
+        assert!(joined.contains("-machine pc,accel=kvm -cpu host"));
+        assert!(!got.iter().any(|a| a == "-kernel" || a == "-append"));
+        assert!(got.iter().any(|a| a == "-no-shutdown"));
+        assert!(joined.contains("file,id=serial0,path=/odd,,dir/console.log"));
+        let vals = values(&got);
+        for want in [
+            json!({"bootindex": 0, "drive": "disk0", "driver": "virtio-blk-pci", "id": "disk0-dev"}),
+            json!({"driver": "raw", "node-name": "disk1", "read-only": true,
+                   "file": {"driver": "file", "filename": "/vol/data,1.raw", "read-only": true}}),
+            json!({"drive": "disk1", "driver": "virtio-blk-pci", "id": "disk1-dev"}),
+            json!({"hostfwd": [{"str": "tcp:127.0.0.1:2222-:22"}], "id": "net0", "type": "user"}),
+        ] {
+            assert!(vals.contains(&want), "missing {want} in {joined}");
+        }
+        s.cpu_model = Some("qemu64".into());
+        assert!(strings(&argv(&s)).join(" ").contains("-cpu qemu64"));
+    }
+
+    #[test]
+    fn validate_rejects_bad_specs() {
+        assert!(spec().validate().is_ok());
+        let mut s = spec();
+        s.nics[0].mac = "d0:0d:12:34:56".into();
+        assert!(matches!(s.validate(), Err(VmError::InvalidSpec(_))));
+        let mut s = spec();
+        s.vcpus = 0;
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.boot = Boot::Disk;
+        s.disks.clear();
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.run_dir = PathBuf::from(format!("/{}", "x".repeat(100)));
+        assert!(matches!(s.validate(), Err(VmError::SocketPathTooLong(_))));
+    }
+
+    #[test]
+    fn spec_round_trips_as_json() {
+        let s = spec();
+        let text = serde_json::to_string(&s).expect("serialize");
+        let back: VmSpec = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn proc_stat_of_self() {
+        let me = std::process::id();
+        let (state, start) = proc_stat(me).expect("own stat");
+        assert_ne!(state, 'Z');
+        assert!(alive(ProcId {
+            pid: me,
+            start_time: start
+        }));
+        assert!(!alive(ProcId {
+            pid: me,
+            start_time: start + 1
+        }));
+        // We are not QEMU.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(PIDFILE), me.to_string()).expect("write");
+        let err = find_qemu(dir.path()).expect_err("not qemu");
+        assert!(err.contains("not QEMU"), "{err}");
+    }
+}
