@@ -72,6 +72,7 @@ macro_rules! copy_conditions {
 pub mod acl;
 mod buckets;
 mod checksum;
+pub(crate) mod gateway;
 mod list;
 mod multipart;
 mod objects;
