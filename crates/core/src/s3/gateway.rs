@@ -75,6 +75,8 @@ pub(crate) async fn serve(
             Err(e) => return (fail(&e.to_api_error(Service::S3)), None),
         }
     }
+    let slot = super::AccountSlot::default();
+    parts.extensions.insert(slot.clone());
     let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
     let response = match s3.call(request).await {
         Ok(response) => finish_s3_response(response, request_id).await,
@@ -83,7 +85,7 @@ pub(crate) async fn serve(
             fail(&ApiError::internal())
         }
     };
-    (response, account)
+    (response, account.or_else(|| slot.get()))
 }
 
 /// Error bodies from s3s carry no request id; S3's do. Error documents are

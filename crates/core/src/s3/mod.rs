@@ -117,6 +117,22 @@ impl S3Caller {
     }
 }
 
+/// Where the access hook leaves the caller's account for the request log
+/// (the front door puts it into the request's extensions).
+#[derive(Debug, Clone, Default)]
+pub struct AccountSlot(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl AccountSlot {
+    fn set(&self, account: &str) {
+        let _ = self.0.set(account.to_owned());
+    }
+
+    /// The account, once known.
+    pub fn get(&self) -> Option<String> {
+        self.0.get().cloned()
+    }
+}
+
 /// The storage engine behind the S3 API.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
@@ -228,6 +244,11 @@ impl S3Access for CallerAccess {
                 Err(e) => return Err(internal(e)),
             },
         };
+        if let (Some(account), Some(slot)) =
+            (caller.account(), cx.extensions_mut().get::<AccountSlot>())
+        {
+            slot.set(account);
+        }
         cx.extensions_mut().insert(caller);
         Ok(())
     }
