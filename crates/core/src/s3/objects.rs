@@ -422,6 +422,43 @@ fn part_range(object: &ObjectRecord, part_number: i32) -> S3Result<std::ops::Ran
     Ok(start..start + segment.size)
 }
 
+/// The read conditions of a GET or HEAD.
+fn read_conditions<'a>(
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+) -> Conditions<'a> {
+    Conditions {
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    }
+}
+
+/// The bytes a GET or HEAD asks for: a Range header, or one part.
+fn requested_range(
+    range: Option<&Range>,
+    part_number: Option<i32>,
+    object: &ObjectRecord,
+) -> S3Result<Option<std::ops::Range<u64>>> {
+    match (range, part_number) {
+        (Some(range), _) => Ok(Some(range.check(object.size)?)),
+        (None, Some(n)) => Ok(Some(part_range(object, n)?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A Content-Range header value.
+fn content_range(r: &std::ops::Range<u64>, size: u64) -> String {
+    if r.is_empty() {
+        format!("bytes */{size}")
+    } else {
+        format!("bytes {}-{}/{size}", r.start, r.end - 1)
+    }
+}
+
 fn expires_of(meta: &ObjectMetadata) -> Option<Timestamp> {
     meta.expires.as_deref().and_then(parse_http_date)
 }
@@ -433,18 +470,14 @@ pub(super) async fn get_object(
     let who = caller(&req);
     let input = &req.input;
     let (_, object) = readable_object(store, &input.bucket, &input.key, &who, Perm::Read).await?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
+    read_conditions(
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )
     .check(&object, false)?;
-    let range = match (&input.range, input.part_number) {
-        (Some(range), _) => Some(range.check(object.size)?),
-        (None, Some(n)) => Some(part_range(&object, n)?),
-        (None, None) => None,
-    };
+    let range = requested_range(input.range.as_ref(), input.part_number, &object)?;
     let segments: Vec<(String, u64)> = object
         .segments
         .iter()
@@ -456,13 +489,7 @@ pub(super) async fn get_object(
         .await
         .map_err(internal)?;
     let length = reader.len();
-    let content_range = range.map(|r| {
-        if r.is_empty() {
-            format!("bytes */{}", object.size)
-        } else {
-            format!("bytes {}-{}/{}", r.start, r.end - 1, object.size)
-        }
-    });
+    let content_range = range.map(|r| content_range(&r, object.size));
     let meta = &object.metadata;
     let output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(reader.into_stream())),
@@ -496,40 +523,16 @@ pub(super) async fn head_object(
     let who = caller(&req);
     let input = &req.input;
     let (_, object) = readable_object(store, &input.bucket, &input.key, &who, Perm::Read).await?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
+    read_conditions(
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )
     .check(&object, false)?;
-    let (length, content_range) = match (&input.range, input.part_number) {
-        (Some(range), _) => {
-            let r = range.check(object.size)?;
-            (
-                r.end - r.start,
-                Some(format!(
-                    "bytes {}-{}/{}",
-                    r.start,
-                    r.end.saturating_sub(1),
-                    object.size
-                )),
-            )
-        }
-        (None, Some(n)) => {
-            let r = part_range(&object, n)?;
-            (
-                r.end - r.start,
-                Some(format!(
-                    "bytes {}-{}/{}",
-                    r.start,
-                    r.end.saturating_sub(1),
-                    object.size
-                )),
-            )
-        }
-        (None, None) => (object.size, None),
-    };
+    let range = requested_range(input.range.as_ref(), input.part_number, &object)?;
+    let length = range.as_ref().map_or(object.size, |r| r.end - r.start);
+    let content_range = range.map(|r| content_range(&r, object.size));
     let meta = &object.metadata;
     Ok(S3Response::new(HeadObjectOutput {
         content_length: Some(length as i64),
