@@ -23,6 +23,7 @@
 //! Memory stays flat: writes hold at most one body chunk plus the file's
 //! write buffer, reads one chunk of at most 256 KiB.
 
+pub mod durable;
 mod read;
 
 use std::collections::HashSet;
@@ -36,6 +37,7 @@ use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
+use durable::TempGuard;
 pub use read::ObjectReader;
 
 /// Length of a blob id in characters.
@@ -452,35 +454,7 @@ where
 }
 
 fn sync_dir_blocking(dir: &Path) -> Result<(), BlobError> {
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
-/// Removes a temporary file when dropped, unless disarmed: covers errors and
-/// the write future being dropped mid-stream.
-struct TempGuard {
-    path: Option<PathBuf>,
-}
-
-impl TempGuard {
-    fn new(path: PathBuf) -> Self {
-        Self { path: Some(path) }
-    }
-
-    fn disarm(&mut self) {
-        self.path = None;
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take()
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove temporary blob file");
-        }
-    }
+    Ok(durable::sync_dir(dir)?)
 }
 
 #[cfg(test)]

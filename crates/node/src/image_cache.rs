@@ -25,6 +25,7 @@
 //! it is cached, and from then on no eviction (by another `get` or by
 //! `unpin_all`) can remove it between the download and the overlay.
 
+use mallee_blobs::durable::TempGuard;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
@@ -757,12 +758,10 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CacheError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CacheError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(CacheError::io(format_args!(
-            "syncing directory {}",
-            dir.display()
-        )))
+    mallee_blobs::durable::sync_dir(dir).map_err(CacheError::io(format_args!(
+        "syncing directory {}",
+        dir.display()
+    )))
 }
 
 /// Runs blocking file-system work off the async threads.
@@ -785,33 +784,6 @@ fn unique() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Removes a temporary file when dropped, unless disarmed: covers errors and
-/// the future being dropped mid-download.
-struct TempGuard {
-    path: Option<PathBuf>,
-}
-
-impl TempGuard {
-    fn new(path: PathBuf) -> Self {
-        Self { path: Some(path) }
-    }
-
-    fn disarm(&mut self) {
-        self.path = None;
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take()
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove temporary file");
-        }
-    }
 }
 
 /// What `qemu-img info` says about a base image.
