@@ -114,6 +114,104 @@ pub struct InstanceSpec {
     pub desired: DesiredState,
     /// The controller's generation of this spec; higher wins.
     pub generation: u64,
+    /// What the metadata service answers this instance.
+    pub metadata: InstanceMetadata,
+}
+
+/// An SSH public key offered to the instance (`meta-data/public-keys/N`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// Key pair name.
+    pub name: String,
+    /// OpenSSH one-line public key.
+    pub openssh_key: String,
+}
+
+/// Whether IMDSv2 session tokens are required (`HttpTokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpTokens {
+    /// IMDSv1 and IMDSv2 both answer.
+    #[default]
+    Optional,
+    /// Only requests with a valid session token answer.
+    Required,
+}
+
+/// The instance's metadata options (EC2's `MetadataOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataOptions {
+    /// `HttpTokens`.
+    pub http_tokens: HttpTokens,
+    /// `HttpPutResponseHopLimit`: the IP TTL of token responses (1..=64).
+    pub http_put_response_hop_limit: u8,
+    /// `HttpEndpoint`: false turns the service off for this instance.
+    pub http_endpoint_enabled: bool,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        Self {
+            http_tokens: HttpTokens::Optional,
+            http_put_response_hop_limit: 1,
+            http_endpoint_enabled: true,
+        }
+    }
+}
+
+/// Everything the instance metadata service (169.254.169.254) tells an
+/// instance about itself. The controller fills it at launch; the node serves
+/// it from its own copy, so the service keeps answering while the controller
+/// is down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceMetadata {
+    /// `ami-…` the instance was launched from.
+    pub ami_id: String,
+    /// Index of the instance in its launch (`ami-launch-index`).
+    pub ami_launch_index: u32,
+    /// `r-…`.
+    pub reservation_id: String,
+    /// Owning account (identity document `accountId`).
+    pub account_id: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// `aki-…` for paravirtual instances.
+    pub kernel_id: Option<String>,
+    /// `ari-…` for paravirtual instances.
+    pub ramdisk_id: Option<String>,
+    /// `x86_64`.
+    pub architecture: String,
+    /// Region name.
+    pub region: String,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// Private IPv4.
+    pub local_ipv4: String,
+    /// Private DNS name (`ip-172-31-0-5.mallee-1.compute.internal`).
+    pub local_hostname: String,
+    /// MAC of the primary interface.
+    pub mac: String,
+    /// Public IPv4, when the instance has one.
+    pub public_ipv4: Option<String>,
+    /// Public DNS name, when the instance has one.
+    pub public_hostname: Option<String>,
+    /// Security group names.
+    pub security_groups: Vec<String>,
+    /// Public keys (the launch key pair is index 0).
+    pub public_keys: Vec<PublicKey>,
+    /// User data exactly as given to RunInstances (base64 of the bytes the
+    /// instance receives).
+    pub user_data_base64: Option<String>,
+    /// Launch time, ISO 8601 (`2024-01-02T03:04:05Z`).
+    pub launch_time: String,
+    /// Root device name (`/dev/sda1`).
+    pub root_device_name: String,
+    /// `block-device-mapping/` entries: name (`ami`, `root`, `ephemeral0`) →
+    /// device.
+    pub block_device_mapping: Vec<(String, String)>,
+    /// IMDS options.
+    #[serde(default)]
+    pub options: MetadataOptions,
 }
 
 /// An instance's state as the node sees it.
@@ -169,6 +267,28 @@ pub struct ConsoleOutput {
     /// The output (lossily decoded as UTF-8).
     pub output: String,
 }
+
+/// What a node tells the controller when it starts (and again whenever the
+/// controller forgot it): who it is, where its API listens and what it
+/// offers. Sent as JSON to [`REGISTER_PATH`] with the cluster token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    /// Who the node is.
+    pub info: NodeInfo,
+    /// Base URL of the node's API (`http://127.0.0.1:8775`).
+    pub url: String,
+    /// Capacity offered.
+    pub capacity: Capacity,
+}
+
+/// Controller path a node posts its [`NodeRegistration`] to.
+pub const REGISTER_PATH: &str = "/_mallee/node/register";
+
+/// Controller path prefix under which a node reads image objects:
+/// `GET {controller}/_mallee/node/objects/{bucket}/{key}` with the cluster
+/// token as `Authorization: Bearer …` streams the object's bytes (`ETag`
+/// header set; `404` when missing).
+pub const OBJECTS_PATH_PREFIX: &str = "/_mallee/node/objects/";
 
 /// Body of a desired-state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,10 @@
 //! The node agent's library (Eucalyptus' NC): admin hooks, the image cache
-//! with per-instance overlays, and (to come) the instance runner that ties
-//! them to the QEMU driver and serves the node API.
+//! with per-instance overlays, the instance network (a network namespace
+//! with a bridge, taps and dnsmasq), the instance metadata service, and the
+//! agent that ties them to the QEMU driver and serves the node API.
 
+pub mod agent;
 pub mod hooks;
 pub mod image_cache;
+pub mod metadata;
+pub mod network;

@@ -1,0 +1,1 @@
+//! The instance network of a node: being written.
