@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod bootstrap;
 pub mod capacity;
+pub mod compute;
 pub mod config;
 pub mod doctor;
 pub mod ec2;
@@ -28,6 +29,10 @@ pub struct Cloud {
     pub config: Config,
     /// The instance-type table.
     pub instance_types: ec2::instance_types::InstanceTypes,
+    /// Object data (for reading image headers at registration).
+    pub blobs: Arc<mallee_blobs::BlobStore>,
+    /// Nodes, placement and the reconciler's wake-up.
+    pub compute: compute::Compute,
 }
 
 impl Cloud {

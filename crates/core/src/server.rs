@@ -71,12 +71,16 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
     if removed > 0 {
         tracing::info!(removed, "removed object data no committed object refers to");
     }
+    let node_token = bootstrap::node_token(&config.data_dir)?;
+    let blobs = Arc::new(blobs);
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
         instance_types,
+        blobs: blobs.clone(),
+        compute: crate::compute::Compute::new(node_token),
     });
-    let s3 = crate::s3::service(cloud.clone(), Arc::new(blobs));
+    let s3 = crate::s3::service(cloud.clone(), blobs);
     Ok(Prepared {
         cloud,
         s3,
@@ -114,6 +118,7 @@ impl Prepared {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         use axum::serve::ListenerExt;
+        let reconciler = crate::compute::reconciler::spawn(self.cloud.clone());
         let router = crate::api::frontdoor::router(self.cloud, self.s3);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.
@@ -125,6 +130,8 @@ impl Prepared {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServerError::Serve)
+            .map_err(ServerError::Serve)?;
+        reconciler.abort();
+        Ok(())
     }
 }

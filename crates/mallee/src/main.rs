@@ -1,8 +1,12 @@
 //! The `mallee` binary: a thin command-line layer over `mallee-core`.
 
+mod image_cmd;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod node_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mallee_core::bootstrap::{self, Bootstrapped};
@@ -30,6 +34,14 @@ enum Command {
     /// Administer accounts and access keys.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Upload and register images through the API.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCommand),
+    /// Run a node agent that joins a controller.
+    Node(node_cmd::NodeArgs),
+    /// Stop every VM of `up`'s node and remove its network (records and
+    /// disks stay).
+    Purge(node_cmd::PurgeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +70,11 @@ struct UpArgs {
     /// Domain for virtual-host style S3 requests (`BUCKET.DOMAIN`).
     #[arg(long, env = "MALLEE_S3_DOMAIN", default_value = mallee_core::config::DEFAULT_S3_DOMAIN)]
     s3_domain: String,
+    /// Run only the controller (no node agent: no instances can start).
+    #[arg(long)]
+    no_node: bool,
+    #[command(flatten)]
+    vm: node_cmd::VmArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +170,12 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Doctor(args) => Ok(doctor_command(&args.data_dir)),
             Command::Admin(command) => admin_command(command).await,
+            Command::Node(args) => {
+                init_logging(LogFormat::Text);
+                node_cmd::node_command(args).await
+            }
+            Command::Purge(args) => node_cmd::purge_command(args).await,
+            Command::Image(command) => image_cmd::run(command).await,
         }
     });
     match result {
@@ -184,12 +207,13 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         return Err("the controller's prerequisites are missing (see above); not starting".into());
     }
     let node_failures = report.failures(Role::Node);
-    if !node_failures.is_empty() {
-        // `up` does not run a node agent yet; say what a node will need.
-        tracing::warn!(
+    let run_node = !args.no_node && node_failures.is_empty();
+    if !args.no_node && !node_failures.is_empty() {
+        eprint!("{}", report.render());
+        tracing::error!(
             missing = %node_failures.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
             install = Report::apt_line(&node_failures).unwrap_or_default(),
-            "node prerequisites missing; instances will need them"
+            "node prerequisites missing: starting without a node agent, so no instance can run"
         );
     }
     let mut config = Config::new(args.listen, data_dir);
@@ -197,10 +221,28 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
     print_credentials(&prepared.bootstrapped);
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
+    let node = if run_node {
+        let token = bootstrap::node_token(&prepared.cloud.config.data_dir).map_err(|e| e.to_string())?;
+        match node_cmd::start_up_node(&prepared.cloud, &token, &args.vm).await {
+            Ok(node) => {
+                tracing::info!(url = %node.url(), "node agent started");
+                Some(node)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the node agent could not start; no instance can run");
+                None
+            }
+        }
+    } else {
+        None
+    };
     prepared
         .serve(server::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(node) = node {
+        node.shutdown().await;
+    }
     tracing::info!("mallee stopped");
     Ok(ExitCode::SUCCESS)
 }

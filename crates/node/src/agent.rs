@@ -1,1 +1,701 @@
-//! The node agent: being written.
+//! The node agent (Eucalyptus' NC): [`start_node`] brings a node up (its
+//! network, the metadata service, the accelerator decision, the instances
+//! found on disk, the node API and the registration with the controller)
+//! and [`QemuNodeAgent`] implements [`NodeAgent`] with one actor per
+//! instance (see [`crate::instance`]).
+//!
+//! Stopping the agent (or killing it) leaves every VM running; the next
+//! start adopts them. [`purge_node`] is the opposite: it kills the node's
+//! VMs and removes its network (for administrators and tests).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mallee_node_api::{
+    Capacity, ConsoleOutput, DesiredState, InstanceSpec, NodeAgent, NodeError, NodeInfo,
+    NodeRegistration, NodeReport, ObservedInstance, REGISTER_PATH, VmState,
+};
+use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::artifacts::HttpArtifactSource;
+use crate::hooks::{HookEvent, Hooks};
+use crate::image_cache::ImageCache;
+use crate::instance::{self, InstanceHandle, Shared};
+use crate::metadata::MetadataService;
+use crate::network::{NetworkConfig, NodeNetwork};
+
+/// Where run directories (QMP sockets, pidfiles) live: short, and emptied
+/// by a host reboot, like the VMs they describe.
+pub const RUN_ROOT: &str = "/run/mallee";
+/// The file (under the data directory) that keeps a generated node id.
+const NODE_ID_FILE: &str = "node-id";
+/// How often the node registers again (heartbeat).
+const REGISTER_EVERY: Duration = Duration::from_secs(30);
+/// Longest wait between registration retries.
+const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Time each hook may run.
+const HOOK_TIME_LIMIT: Duration = Duration::from_secs(60);
+/// Memory kept for the host when the node's memory is not configured.
+const HOST_MEMORY_RESERVE_MIB: u64 = 512;
+/// Where the metadata service listens inside the node's network namespace.
+const METADATA_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80);
+
+/// Errors of starting or purging a node.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A file or directory of the node could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The image cache could not be opened.
+    #[error("image cache: {0}")]
+    Cache(#[from] crate::image_cache::CacheError),
+    /// The node's network could not be set up or removed.
+    #[error("network: {0}")]
+    Network(#[from] crate::network::NetworkError),
+    /// The metadata service could not start.
+    #[error("metadata service: {0}")]
+    Metadata(#[from] crate::metadata::MetadataError),
+    /// A node hook refused the start.
+    #[error("{0}")]
+    Hook(#[from] crate::hooks::HookError),
+    /// A VM could not be killed.
+    #[error("{0}")]
+    Vm(#[from] mallee_qemu::VmError),
+    /// The configuration is not usable.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
+    let context = context.into();
+    move |source| AgentError::Io { context, source }
+}
+
+/// How a node agent runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Stable node id; `None` generates one on first start and keeps it in
+    /// the data directory.
+    pub node_id: Option<String>,
+    /// Availability zone the node serves.
+    pub zone: String,
+    /// Instances, image cache and the node id live here.
+    pub data_dir: PathBuf,
+    /// Admin hooks (a missing directory means none).
+    pub hooks_dir: PathBuf,
+    /// Address of the node API (`127.0.0.1:0` picks a port).
+    pub listen: SocketAddr,
+    /// URL the controller reaches the node API at; `None` derives it from
+    /// the bound address.
+    pub advertise_url: Option<String>,
+    /// Controller base URL (`http://127.0.0.1:8773`).
+    pub controller_url: String,
+    /// Cluster token: presented to the controller and required from it.
+    pub token: String,
+    /// `auto`, `kvm` or `tcg`.
+    pub accel: AccelRequest,
+    /// Kernel the `auto` KVM probe boots; `None` uses the host's own.
+    pub probe_kernel: Option<PathBuf>,
+    /// QEMU binary.
+    pub qemu: PathBuf,
+    /// Cores offered; `None`: the host's.
+    pub cores: Option<u32>,
+    /// Memory offered; `None`: the host's minus a reserve.
+    pub memory_mib: Option<u64>,
+    /// Disk offered; `None`: free space of the data directory.
+    pub disk_gib: Option<u64>,
+    /// Image cache size limit.
+    pub cache_limit_bytes: u64,
+    /// The node's instance network.
+    pub network: NetworkConfig,
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for everything but the essentials.
+    pub fn new(
+        data_dir: PathBuf,
+        controller_url: &str,
+        token: &str,
+        network: NetworkConfig,
+    ) -> Self {
+        Self {
+            node_id: None,
+            zone: "mallee-1a".into(),
+            hooks_dir: data_dir.join("hooks"),
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8775)),
+            advertise_url: None,
+            controller_url: controller_url.to_owned(),
+            token: token.to_owned(),
+            accel: AccelRequest::Auto,
+            probe_kernel: None,
+            qemu: PathBuf::from(mallee_qemu::vm::QEMU_BINARY),
+            cores: None,
+            memory_mib: None,
+            disk_gib: None,
+            cache_limit_bytes: 20 * 1024 * 1024 * 1024,
+            network,
+        }
+    }
+}
+
+/// A running node agent.
+#[derive(Debug)]
+pub struct NodeHandle {
+    url: String,
+    agent: Arc<QemuNodeAgent>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Base URL of the node API.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The agent itself (what the API serves).
+    pub fn agent(&self) -> Arc<QemuNodeAgent> {
+        self.agent.clone()
+    }
+
+    /// Stops the agent: the API, registration, the metadata service and
+    /// every instance runner. VMs keep running; the next start adopts them.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        for task in &self.background {
+            task.abort();
+        }
+        let handles: Vec<InstanceHandle> = lock(&self.agent.instances).values().cloned().collect();
+        for handle in handles {
+            handle.detach().await;
+        }
+        let _ = self.server.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        tracing::info!(node = %self.agent.node_id, "node agent stopped");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The node agent over QEMU.
+#[derive(Debug)]
+pub struct QemuNodeAgent {
+    node_id: String,
+    zone: String,
+    shared: Arc<Shared>,
+    instances: Mutex<HashMap<String, InstanceHandle>>,
+    accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
+    report_generation: AtomicU64,
+    cores: u32,
+    memory_mib: u64,
+    disk_gib: Option<u64>,
+}
+
+/// The node id: configured, else the one kept in the data directory, else
+/// a new one (kept there).
+fn node_id(config: &NodeConfig) -> Result<String, AgentError> {
+    if let Some(id) = &config.node_id {
+        return Ok(id.clone());
+    }
+    let file = config.data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("read {}", file.display()))(e)),
+    }
+    let id = format!("nd-{:016x}", rand::random::<u64>());
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .and_then(|()| mallee_blobs::durable::sync_dir(&config.data_dir))
+        .map_err(io(format!("write {}", file.display())))?;
+    Ok(id)
+}
+
+/// This node's run directory root: short (socket paths), unique per node.
+fn run_root(node_id: &str) -> PathBuf {
+    let digest = hex::encode(Sha256::digest(node_id.as_bytes()));
+    Path::new(RUN_ROOT).join(&digest[..10])
+}
+
+/// Starts the node agent; returns once it serves its API, with every
+/// instance found on disk adopted (or scheduled to start again). The
+/// accelerator is resolved in the background (launches wait for it).
+pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(io(format!("create {}", config.data_dir.display())))?;
+    let node_id = node_id(&config)?;
+    let run_root = run_root(&node_id);
+    std::fs::create_dir_all(&run_root).map_err(io(format!("create {}", run_root.display())))?;
+    let hooks = Hooks::new(&config.hooks_dir, &config.data_dir, HOOK_TIME_LIMIT);
+    hooks.run(HookEvent::PreInit, None).await?;
+
+    let network = NodeNetwork::ensure(config.network.clone()).await?;
+    let metadata = MetadataService::new();
+    let metadata_task = metadata
+        .serve_in_netns(network.netns(), METADATA_ADDR)
+        .await?;
+
+    let (accel_tx, accel_rx) = watch::channel(None);
+    let accel_task = {
+        let request = config.accel;
+        let qemu = config.qemu.clone();
+        let kernel = config.probe_kernel.clone();
+        let work_dir = run_root.join("accel-probe");
+        tokio::spawn(async move {
+            let cache = Path::new(RUN_ROOT).join("accel.json");
+            let choice =
+                crate::accel::resolve(request, &qemu, kernel.as_deref(), &cache, &work_dir).await;
+            if let Err(e) = &choice {
+                tracing::error!(error = %e, "no accelerator: instances cannot start");
+            }
+            let _ = accel_tx.send(Some(choice));
+        })
+    };
+
+    let source = Arc::new(HttpArtifactSource::new(
+        &config.controller_url,
+        &config.token,
+    ));
+    let cache = ImageCache::open(
+        config.data_dir.join("images"),
+        config.cache_limit_bytes,
+        source,
+    )
+    .await?;
+    let shared = Arc::new(Shared {
+        data_dir: config.data_dir.clone(),
+        run_root,
+        cache,
+        hooks: hooks.clone(),
+        network,
+        metadata,
+        accel: accel_rx.clone(),
+        qemu: config.qemu.clone(),
+    });
+
+    let agent = Arc::new(QemuNodeAgent {
+        node_id: node_id.clone(),
+        zone: config.zone.clone(),
+        shared: shared.clone(),
+        instances: Mutex::new(HashMap::new()),
+        accel: accel_rx,
+        report_generation: AtomicU64::new(0),
+        cores: config.cores.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+                .unwrap_or(1)
+        }),
+        memory_mib: config.memory_mib.unwrap_or_else(host_memory_mib),
+        disk_gib: config.disk_gib,
+    });
+    agent.load_instances().await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(io(format!("listen on {}", config.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(io("local address of the node API"))?;
+    let url = config.advertise_url.clone().unwrap_or_else(|| {
+        let host = if bound.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        } else {
+            bound
+        };
+        format!("http://{host}")
+    });
+    let router = mallee_node_api::router(agent.clone(), &config.token);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "node API server failed");
+        }
+    });
+    let register_task = tokio::spawn(register_loop(
+        agent.clone(),
+        config.controller_url.clone(),
+        config.token.clone(),
+        url.clone(),
+    ));
+    hooks.run(HookEvent::PostInit, None).await?;
+    tracing::info!(node = %node_id, %url, "node agent started");
+    Ok(NodeHandle {
+        url,
+        agent,
+        server,
+        background: vec![metadata_task, accel_task, register_task],
+    })
+}
+
+/// Kills every VM of the node whose data directory is `data_dir` and
+/// removes its network. Files under `data_dir` stay.
+pub async fn purge_node(data_dir: &Path, network: &NetworkConfig) -> Result<(), AgentError> {
+    let id = std::fs::read_to_string(data_dir.join(NODE_ID_FILE)).ok();
+    let mut run_roots = Vec::new();
+    if let Some(id) = id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        run_roots.push(run_root(id));
+    }
+    // Instances of a node started with a configured id: their records
+    // still name their run directories through the node id file only when
+    // generated, so look for run directories named after the instances too.
+    let instances = data_dir.join("instances");
+    let ids: Vec<String> = std::fs::read_dir(&instances)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(roots) = std::fs::read_dir(RUN_ROOT) {
+        for root in roots.filter_map(Result::ok) {
+            let root = root.path();
+            if ids.iter().any(|id| root.join(id).is_dir()) && !run_roots.contains(&root) {
+                run_roots.push(root);
+            }
+        }
+    }
+    for root in &run_roots {
+        for id in &ids {
+            if let Some(pid) =
+                RunningVm::kill_run_dir(&root.join(id), Duration::from_secs(10)).await?
+            {
+                tracing::info!(instance = %id, pid, "purge: killed VM");
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for entry in entries.filter_map(Result::ok) {
+                RunningVm::kill_run_dir(&entry.path(), Duration::from_secs(10)).await?;
+            }
+        }
+        match std::fs::remove_dir_all(root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("remove {}", root.display()))(e));
+            }
+            _ => {}
+        }
+    }
+    NodeNetwork::destroy(network).await?;
+    Ok(())
+}
+
+impl QemuNodeAgent {
+    /// The node id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Starts a runner for every instance on disk and waits until each has
+    /// adopted its VM (or found it gone).
+    async fn load_instances(&self) -> Result<(), AgentError> {
+        let dir = self.shared.instances_dir();
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let mut ready = Vec::new();
+        for entry in std::fs::read_dir(&dir)
+            .map_err(io(format!("read {}", dir.display())))?
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let record = match instance::read_record(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A put interrupted before its first record write: the
+                    // controller repeats it.
+                    tracing::warn!(error = %e, "ignoring an instance directory without a record");
+                    continue;
+                }
+            };
+            let id = record.spec.instance_id.clone();
+            let (handle, adopted) = instance::spawn_loaded(self.shared.clone(), record);
+            lock(&self.instances).insert(id, handle);
+            ready.push(adopted);
+        }
+        for r in ready {
+            let _ = r.await;
+        }
+        Ok(())
+    }
+
+    fn handle(&self, id: &str) -> Option<InstanceHandle> {
+        lock(&self.instances).get(id).cloned()
+    }
+
+    fn accel_text(&self) -> String {
+        match self.accel.borrow().as_ref() {
+            None => "resolving".into(),
+            Some(Ok(c)) => format!("{}: {}", c.accel, c.reason),
+            Some(Err(e)) => format!("none: {e}"),
+        }
+    }
+
+    fn compute_capacity(&self) -> Capacity {
+        let (mut cores, mut memory, mut disk) = (0u64, 0u64, 0u64);
+        for handle in lock(&self.instances).values() {
+            let s = handle.snapshot();
+            if matches!(
+                s.observed.state,
+                VmState::Pending | VmState::Running | VmState::Stopping
+            ) {
+                cores += u64::from(s.vcpus);
+                memory += s.memory_mib;
+            }
+            disk += s.disk_gib;
+        }
+        let disk_max = self
+            .disk_gib
+            .unwrap_or_else(|| free_gib(&self.shared.data_dir));
+        let cores_used = u32::try_from(cores).unwrap_or(u32::MAX);
+        Capacity {
+            cores_max: self.cores,
+            cores_free: self.cores.saturating_sub(cores_used),
+            memory_mib_max: self.memory_mib,
+            memory_mib_free: self.memory_mib.saturating_sub(memory),
+            disk_gib_max: disk_max,
+            disk_gib_free: disk_max.saturating_sub(disk),
+        }
+    }
+
+    fn next_report_generation(&self) -> u64 {
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX);
+        let mut last = self.report_generation.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(last.saturating_add(1));
+            match self.report_generation.compare_exchange(
+                last,
+                next,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return next,
+                Err(current) => last = current,
+            }
+        }
+    }
+
+    fn info_now(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id.clone(),
+            zone: self.zone.clone(),
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            accel: self.accel_text(),
+        }
+    }
+}
+
+/// Total memory minus what the host keeps.
+fn host_memory_mib() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let total = total_kib / 1024;
+    total.saturating_sub(HOST_MEMORY_RESERVE_MIB.max(total / 10))
+}
+
+fn free_gib(dir: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()) / (1024 * 1024 * 1024))
+        .unwrap_or(0)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !id.starts_with('.')
+}
+
+#[async_trait]
+impl NodeAgent for QemuNodeAgent {
+    async fn info(&self) -> Result<NodeInfo, NodeError> {
+        Ok(self.info_now())
+    }
+
+    async fn capacity(&self) -> Result<Capacity, NodeError> {
+        Ok(self.compute_capacity())
+    }
+
+    async fn report(&self) -> Result<NodeReport, NodeError> {
+        let generation = self.next_report_generation();
+        let mut instances: Vec<ObservedInstance> = lock(&self.instances)
+            .values()
+            .map(|h| h.snapshot().observed)
+            .collect();
+        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(NodeReport {
+            node_id: self.node_id.clone(),
+            generation,
+            capacity: self.compute_capacity(),
+            instances,
+        })
+    }
+
+    async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError> {
+        if !valid_id(&spec.instance_id) {
+            return Err(NodeError::BadRequest(format!(
+                "bad instance id {:?}",
+                spec.instance_id
+            )));
+        }
+        // A runner that went away (deleted meanwhile) is replaced.
+        for _ in 0..3 {
+            let handle = {
+                let mut map = lock(&self.instances);
+                map.entry(spec.instance_id.clone())
+                    .or_insert_with(|| instance::spawn_new(self.shared.clone(), spec.clone()))
+                    .clone()
+            };
+            match handle.put(spec.clone()).await {
+                Ok(observed) => return Ok(observed),
+                Err(instance::Gone) => {
+                    let mut map = lock(&self.instances);
+                    if map.get(&spec.instance_id).is_some_and(|h| h.same(&handle)) {
+                        map.remove(&spec.instance_id);
+                    }
+                }
+            }
+        }
+        Err(NodeError::Internal(format!(
+            "instance {} is being removed; retry",
+            spec.instance_id
+        )))
+    }
+
+    async fn set_desired_state(
+        &self,
+        instance_id: &str,
+        desired: DesiredState,
+        generation: u64,
+    ) -> Result<ObservedInstance, NodeError> {
+        let handle = self
+            .handle(instance_id)
+            .ok_or_else(|| NodeError::NotFound(instance_id.to_owned()))?;
+        handle
+            .set_desired(desired, generation)
+            .await
+            .map_err(|_| NodeError::NotFound(instance_id.to_owned()))
+    }
+
+    async fn reboot(&self, instance_id: &str) -> Result<(), NodeError> {
+        let handle = self
+            .handle(instance_id)
+            .ok_or_else(|| NodeError::NotFound(instance_id.to_owned()))?;
+        handle
+            .reboot()
+            .await
+            .map_err(|_| NodeError::NotFound(instance_id.to_owned()))?
+    }
+
+    async fn delete_instance(&self, instance_id: &str) -> Result<(), NodeError> {
+        let Some(handle) = self.handle(instance_id) else {
+            return Ok(());
+        };
+        // `Gone`: the runner already finished (a concurrent delete).
+        if let Ok(Err(e)) = handle.delete().await {
+            return Err(e);
+        }
+        let mut map = lock(&self.instances);
+        if map.get(instance_id).is_some_and(|h| h.same(&handle)) {
+            map.remove(instance_id);
+        }
+        Ok(())
+    }
+
+    async fn console_output(&self, instance_id: &str) -> Result<ConsoleOutput, NodeError> {
+        if self.handle(instance_id).is_none() {
+            return Err(NodeError::NotFound(instance_id.to_owned()));
+        }
+        let dir = self.shared.instance_dir(instance_id);
+        let output = tokio::task::spawn_blocking(move || instance::console_tail(&dir))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(ConsoleOutput {
+            instance_id: instance_id.to_owned(),
+            output,
+        })
+    }
+}
+
+/// Registers with the controller until it accepts, then again every
+/// [`REGISTER_EVERY`] (a heartbeat, and how a controller that lost its
+/// memory of the node learns it again).
+async fn register_loop(agent: Arc<QemuNodeAgent>, controller: String, token: String, url: String) {
+    let http = reqwest::Client::new();
+    let target = format!("{}{REGISTER_PATH}", controller.trim_end_matches('/'));
+    let mut backoff = Duration::from_secs(1);
+    let mut registered = false;
+    loop {
+        let registration = NodeRegistration {
+            info: agent.info_now(),
+            url: url.clone(),
+            capacity: agent.compute_capacity(),
+        };
+        let result = http
+            .post(&target)
+            .bearer_auth(&token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&registration).unwrap_or_default())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {
+                if !registered {
+                    tracing::info!(controller = %controller, "registered with the controller");
+                }
+                registered = true;
+                backoff = Duration::from_secs(1);
+                tokio::time::sleep(REGISTER_EVERY).await;
+            }
+            other => {
+                let why = match other {
+                    Ok(r) => format!("answered {}", r.status()),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(controller = %controller, error = %why, retry_in = ?backoff, "registration failed");
+                registered = false;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REGISTER_BACKOFF_MAX);
+            }
+        }
+    }
+}

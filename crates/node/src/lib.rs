@@ -3,8 +3,11 @@
 //! with a bridge, taps and dnsmasq), the instance metadata service, and the
 //! agent that ties them to the QEMU driver and serves the node API.
 
+pub mod accel;
 pub mod agent;
+pub mod artifacts;
 pub mod hooks;
 pub mod image_cache;
+mod instance;
 pub mod metadata;
 pub mod network;

@@ -1,1 +1,694 @@
-//! The instance metadata service: being written.
+//! The instance metadata service (169.254.169.254), IMDSv1 and IMDSv2 as
+//! EC2 serves them: `meta-data/`, `user-data` and
+//! `dynamic/instance-identity/document`, session tokens from
+//! `PUT /latest/api/token`, `HttpTokens`, `HttpEndpoint` and the PUT
+//! response hop limit (the IP TTL of the connection).
+//!
+//! The caller is identified only by the TCP source address of the
+//! connection; the node's network guarantees a guest can send only from its
+//! own address, so an instance is answered only about itself, and an address
+//! nobody registered gets 404. Tokens are bound to the address and instance
+//! they were issued to and die with the registration.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use base64::Engine;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mallee_node_api::{HttpTokens, InstanceMetadata};
+use nix::sched::{CloneFlags, setns};
+use rand::RngCore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Header carrying the requested token lifetime on `PUT /latest/api/token`.
+pub const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+/// Header carrying the session token on GETs.
+pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// Longest token lifetime EC2 accepts (six hours).
+pub const MAX_TOKEN_TTL_SECONDS: u64 = 21_600;
+
+/// Live tokens kept per instance; past this the ones closest to expiry are
+/// dropped, so one guest asking for tokens in a loop costs bounded memory and
+/// cannot push out anyone else's.
+const MAX_TOKENS_PER_INSTANCE: usize = 1024;
+
+/// The API versions listed at `/`, as EC2 lists them. Every one is served
+/// with the current layout, which is what clients asking for a dated
+/// version (cloud-init asks for 2009-04-04 and later ones) rely on.
+const VERSIONS: &[&str] = &[
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-09-24",
+    "latest",
+];
+
+/// Errors starting the metadata service.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// `/run/netns/NAME` could not be opened.
+    #[error("opening network namespace {netns}: {source}")]
+    OpenNetns {
+        /// The namespace.
+        netns: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `setns` into the namespace failed.
+    #[error("entering network namespace {netns}: {source}")]
+    EnterNetns {
+        /// The namespace.
+        netns: String,
+        /// Why.
+        source: nix::Error,
+    },
+    /// The listening socket could not be made.
+    #[error("listening on {addr} in {netns}: {source}")]
+    Bind {
+        /// The namespace.
+        netns: String,
+        /// The address.
+        addr: SocketAddrV4,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The thread that binds inside the namespace did not report back.
+    #[error("the thread binding in network namespace {netns} died")]
+    BindThread {
+        /// The namespace.
+        netns: String,
+    },
+}
+
+#[derive(Debug)]
+struct Registered {
+    instance_id: String,
+    metadata: InstanceMetadata,
+}
+
+#[derive(Debug)]
+struct Token {
+    instance_id: String,
+    expires: Instant,
+}
+
+/// The metadata service of one node. Share it as `Arc`; registrations take
+/// effect for the next request.
+#[derive(Debug, Default)]
+pub struct MetadataService {
+    instances: RwLock<HashMap<Ipv4Addr, Arc<Registered>>>,
+    /// Source address → token → its owner and expiry.
+    tokens: Mutex<HashMap<Ipv4Addr, HashMap<String, Token>>>,
+}
+
+impl MetadataService {
+    /// A service with no instances.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Answers requests from `ip` with `metadata` about `instance_id`.
+    /// Replaces an earlier registration of `ip`; if that was another
+    /// instance, its tokens stop working.
+    pub fn register(&self, ip: Ipv4Addr, instance_id: &str, metadata: InstanceMetadata) {
+        let previous = self
+            .instances
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                ip,
+                Arc::new(Registered {
+                    instance_id: instance_id.to_owned(),
+                    metadata,
+                }),
+            );
+        if previous.is_some_and(|p| p.instance_id != instance_id) {
+            self.lock_tokens().remove(&ip);
+        }
+    }
+
+    /// Stops answering `ip` and forgets its tokens.
+    pub fn unregister(&self, ip: Ipv4Addr) {
+        self.instances
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ip);
+        self.lock_tokens().remove(&ip);
+    }
+
+    /// Listens on `addr` inside network namespace `netns` (normally
+    /// 169.254.169.254:80 on the node network's bridge) and serves until the
+    /// returned task is aborted.
+    pub async fn serve_in_netns(
+        self: &Arc<Self>,
+        netns: &str,
+        addr: SocketAddrV4,
+    ) -> Result<JoinHandle<()>, MetadataError> {
+        let listener = bind_in_netns(netns, addr).await?;
+        let listener = TcpListener::from_std(listener).map_err(|source| MetadataError::Bind {
+            netns: netns.to_owned(),
+            addr,
+            source,
+        })?;
+        Ok(self.serve(listener).await)
+    }
+
+    /// Serves connections from `listener` until the returned task is
+    /// aborted (which also ends the open connections).
+    pub async fn serve(self: &Arc<Self>, listener: TcpListener) -> JoinHandle<()> {
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            connections.spawn(Arc::clone(&service).connection(stream, peer));
+                        }
+                        Err(e) => {
+                            // Out of descriptors and the like: back off
+                            // instead of spinning.
+                            tracing::warn!(error = %e, "metadata service: accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        })
+    }
+
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let peer_ip = match peer.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(ip) => ip,
+                None => return,
+            },
+        };
+        // A second handle on the socket, so a request handler can set the
+        // IP TTL of its response (the PUT response hop limit).
+        let control = match stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => Arc::new(std::net::TcpStream::from(fd)),
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata service: dup of a connection failed");
+                return;
+            }
+        };
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let response = self.respond(peer_ip, &request, &control);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let served = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+        if let Err(e) = served {
+            tracing::debug!(peer = %peer, error = %e, "metadata connection ended");
+        }
+    }
+
+    fn respond<B>(
+        &self,
+        peer: Ipv4Addr,
+        request: &Request<B>,
+        control: &std::net::TcpStream,
+    ) -> Response<Body> {
+        let registered = self
+            .instances
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        let Some(instance) = registered else {
+            return error(StatusCode::NOT_FOUND);
+        };
+        let options = instance.metadata.options;
+        if !options.http_endpoint_enabled {
+            return error(StatusCode::FORBIDDEN);
+        }
+        let path = request.uri().path();
+        let headers = request.headers();
+        if path == "/latest/api/token" {
+            if request.method() != Method::PUT {
+                return method_not_allowed("PUT");
+            }
+            // A proxy on the instance forwarding someone else's request.
+            if headers.contains_key("x-forwarded-for") {
+                return error(StatusCode::FORBIDDEN);
+            }
+            let ttl = headers
+                .get(TOKEN_TTL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|ttl| (1..=MAX_TOKEN_TTL_SECONDS).contains(ttl));
+            let Some(ttl) = ttl else {
+                return error(StatusCode::BAD_REQUEST);
+            };
+            let token = self.issue_token(peer, &instance.instance_id, ttl);
+            let hop_limit = options.http_put_response_hop_limit.clamp(1, 64);
+            if let Err(e) = control.set_ttl(u32::from(hop_limit)) {
+                tracing::warn!(error = %e, "metadata service: setting the hop limit failed");
+                return error(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+            let mut response = text(token.into_bytes(), "text/plain");
+            response
+                .headers_mut()
+                .insert(TOKEN_TTL_HEADER, HeaderValue::from(ttl));
+            return response;
+        }
+        if request.method() == Method::PUT {
+            return method_not_allowed("GET, HEAD");
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return method_not_allowed("GET, HEAD, PUT");
+        }
+        let remaining = match headers.get(TOKEN_HEADER) {
+            Some(token) => {
+                match token
+                    .to_str()
+                    .ok()
+                    .and_then(|t| self.check_token(peer, &instance.instance_id, t))
+                {
+                    Some(remaining) => Some(remaining),
+                    None => return error(StatusCode::UNAUTHORIZED),
+                }
+            }
+            None if options.http_tokens == HttpTokens::Required => {
+                return error(StatusCode::UNAUTHORIZED);
+            }
+            None => None,
+        };
+        let mut response = match lookup(&instance, path) {
+            Some(Node::Dir(children)) => text(listing(&children).into_bytes(), "text/plain"),
+            Some(Node::Text(body)) => text(body.into_bytes(), "text/plain"),
+            Some(Node::Bytes(body)) => text(body, "application/octet-stream"),
+            None => error(StatusCode::NOT_FOUND),
+        };
+        if let Some(remaining) = remaining {
+            response
+                .headers_mut()
+                .insert(TOKEN_TTL_HEADER, HeaderValue::from(remaining));
+        }
+        response
+    }
+
+    fn issue_token(&self, ip: Ipv4Addr, instance_id: &str, ttl: u64) -> String {
+        let mut raw = [0u8; 42];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let now = Instant::now();
+        let mut tokens = self.lock_tokens();
+        let mine = tokens.entry(ip).or_default();
+        if mine.len() >= MAX_TOKENS_PER_INSTANCE {
+            mine.retain(|_, t| t.expires > now);
+        }
+        while mine.len() >= MAX_TOKENS_PER_INSTANCE {
+            let Some(oldest) = mine
+                .iter()
+                .min_by_key(|(_, t)| t.expires)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            mine.remove(&oldest);
+        }
+        mine.insert(
+            token.clone(),
+            Token {
+                instance_id: instance_id.to_owned(),
+                expires: now + Duration::from_secs(ttl),
+            },
+        );
+        token
+    }
+
+    /// Seconds left on `token` if it was issued to `ip` for `instance_id`
+    /// and has not expired.
+    fn check_token(&self, ip: Ipv4Addr, instance_id: &str, token: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut tokens = self.lock_tokens();
+        let mine = tokens.get_mut(&ip)?;
+        let entry = mine.get(token)?;
+        if entry.expires <= now {
+            mine.remove(token);
+            return None;
+        }
+        if entry.instance_id != instance_id {
+            return None;
+        }
+        Some(entry.expires.duration_since(now).as_secs().max(1))
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Ipv4Addr, HashMap<String, Token>>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Binds a non-blocking TCP listener on `addr` inside network namespace
+/// `netns`. A short-lived thread enters the namespace, binds and exits, so
+/// no thread of the runtime ever changes namespace; the socket stays in the
+/// namespace it was made in.
+pub async fn bind_in_netns(
+    netns: &str,
+    addr: SocketAddrV4,
+) -> Result<std::net::TcpListener, MetadataError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let name = netns.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("netns-bind".to_owned())
+        .spawn(move || {
+            let result = (|| {
+                let ns =
+                    std::fs::File::open(Path::new("/run/netns").join(&name)).map_err(|source| {
+                        MetadataError::OpenNetns {
+                            netns: name.clone(),
+                            source,
+                        }
+                    })?;
+                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
+                    MetadataError::EnterNetns {
+                        netns: name.clone(),
+                        source,
+                    }
+                })?;
+                let bind = |source| MetadataError::Bind {
+                    netns: name.clone(),
+                    addr,
+                    source,
+                };
+                let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+                listener.set_nonblocking(true).map_err(bind)?;
+                Ok(listener)
+            })();
+            let _ = tx.send(result);
+        });
+    if spawned.is_err() {
+        return Err(MetadataError::BindThread {
+            netns: netns.to_owned(),
+        });
+    }
+    rx.await.map_err(|_| MetadataError::BindThread {
+        netns: netns.to_owned(),
+    })?
+}
+
+/// A node of the metadata tree.
+#[derive(Debug)]
+enum Node {
+    Dir(Vec<Child>),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Child {
+    /// Path segment.
+    name: String,
+    /// Line in the parent's listing.
+    label: String,
+    node: Node,
+}
+
+fn file(name: &str, value: impl Into<String>) -> Child {
+    Child {
+        name: name.to_owned(),
+        label: name.to_owned(),
+        node: Node::Text(value.into()),
+    }
+}
+
+fn dir(name: &str, children: Vec<Child>) -> Child {
+    Child {
+        name: name.to_owned(),
+        label: format!("{name}/"),
+        node: Node::Dir(children),
+    }
+}
+
+fn listing(children: &[Child]) -> String {
+    children
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Resolves a request path. Directories answer with or without a trailing
+/// slash, as EC2's do.
+fn lookup(instance: &Registered, path: &str) -> Option<Node> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let Some(version) = segments.next() else {
+        return Some(Node::Dir(
+            VERSIONS
+                .iter()
+                .map(|v| Child {
+                    name: (*v).to_owned(),
+                    label: (*v).to_owned(),
+                    node: Node::Dir(Vec::new()),
+                })
+                .collect(),
+        ));
+    };
+    if !VERSIONS.contains(&version) {
+        return None;
+    }
+    let mut node = Node::Dir(version_tree(instance));
+    for segment in segments {
+        let Node::Dir(children) = node else {
+            return None;
+        };
+        node = children.into_iter().find(|c| c.name == segment)?.node;
+    }
+    Some(node)
+}
+
+/// `/latest/` and what is below it, for one instance.
+fn version_tree(instance: &Registered) -> Vec<Child> {
+    let md = &instance.metadata;
+    let plain = |name: &str, node| Child {
+        name: name.to_owned(),
+        label: name.to_owned(),
+        node,
+    };
+    let mut top = vec![
+        plain(
+            "dynamic",
+            Node::Dir(vec![dir(
+                "instance-identity",
+                vec![file("document", identity_document(instance))],
+            )]),
+        ),
+        plain("meta-data", Node::Dir(meta_data(instance))),
+    ];
+    if let Some(user_data) = md.user_data_base64.as_deref() {
+        match base64::engine::general_purpose::STANDARD.decode(user_data.trim()) {
+            Ok(bytes) => top.push(plain("user-data", Node::Bytes(bytes))),
+            Err(e) => tracing::warn!(instance = %instance.instance_id, error = %e,
+                "user data is not valid base64; not served"),
+        }
+    }
+    top
+}
+
+fn meta_data(instance: &Registered) -> Vec<Child> {
+    let md = &instance.metadata;
+    let mut block_devices = md.block_device_mapping.clone();
+    if block_devices.is_empty() && !md.root_device_name.is_empty() {
+        block_devices = vec![
+            ("ami".to_owned(), md.root_device_name.clone()),
+            ("root".to_owned(), md.root_device_name.clone()),
+        ];
+    }
+    let mut interface = vec![
+        file("device-number", "0"),
+        file("local-hostname", md.local_hostname.clone()),
+        file("local-ipv4s", md.local_ipv4.clone()),
+        file("mac", md.mac.clone()),
+        file("owner-id", md.account_id.clone()),
+    ];
+    if let Some(name) = &md.public_hostname {
+        interface.push(file("public-hostname", name.clone()));
+    }
+    if let Some(ip) = &md.public_ipv4 {
+        interface.push(file("public-ipv4s", ip.clone()));
+    }
+    interface.push(file("security-groups", md.security_groups.join("\n")));
+
+    let mut items = vec![
+        file("ami-id", md.ami_id.clone()),
+        file("ami-launch-index", md.ami_launch_index.to_string()),
+        file("ami-manifest-path", "(unknown)"),
+        dir(
+            "block-device-mapping",
+            block_devices
+                .iter()
+                .map(|(name, device)| file(name, device.clone()))
+                .collect(),
+        ),
+        file("hostname", md.local_hostname.clone()),
+        file("instance-action", "none"),
+        file("instance-id", instance.instance_id.clone()),
+        file("instance-life-cycle", "on-demand"),
+        file("instance-type", md.instance_type.clone()),
+    ];
+    if let Some(kernel) = &md.kernel_id {
+        items.push(file("kernel-id", kernel.clone()));
+    }
+    items.extend([
+        file("local-hostname", md.local_hostname.clone()),
+        file("local-ipv4", md.local_ipv4.clone()),
+        file("mac", md.mac.clone()),
+        dir(
+            "network",
+            vec![dir(
+                "interfaces",
+                vec![dir("macs", vec![dir(&md.mac, interface)])],
+            )],
+        ),
+        dir(
+            "placement",
+            vec![
+                file("availability-zone", md.availability_zone.clone()),
+                file("region", md.region.clone()),
+            ],
+        ),
+        file(
+            "profile",
+            if md.kernel_id.is_some() {
+                "default-paravirtual"
+            } else {
+                "default-hvm"
+            },
+        ),
+    ]);
+    if let Some(name) = &md.public_hostname {
+        items.push(file("public-hostname", name.clone()));
+    }
+    if let Some(ip) = &md.public_ipv4 {
+        items.push(file("public-ipv4", ip.clone()));
+    }
+    if !md.public_keys.is_empty() {
+        items.push(dir(
+            "public-keys",
+            md.public_keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| Child {
+                    name: i.to_string(),
+                    label: format!("{i}={}", key.name),
+                    node: Node::Dir(vec![file("openssh-key", key.openssh_key.clone())]),
+                })
+                .collect(),
+        ));
+    }
+    if let Some(ramdisk) = &md.ramdisk_id {
+        items.push(file("ramdisk-id", ramdisk.clone()));
+    }
+    items.extend([
+        file("reservation-id", md.reservation_id.clone()),
+        file("security-groups", md.security_groups.join("\n")),
+        dir(
+            "services",
+            vec![
+                // What SDKs and tools compare against to build endpoints.
+                file("domain", "amazonaws.com"),
+                file("partition", "aws"),
+            ],
+        ),
+    ]);
+    items
+}
+
+/// `dynamic/instance-identity/document`, with EC2's fields (unsigned: there
+/// is no `signature` or `pkcs7` beside it).
+fn identity_document(instance: &Registered) -> String {
+    let md = &instance.metadata;
+    let document = serde_json::json!({
+        "accountId": md.account_id,
+        "architecture": md.architecture,
+        "availabilityZone": md.availability_zone,
+        "billingProducts": null,
+        "devpayProductCodes": null,
+        "marketplaceProductCodes": null,
+        "imageId": md.ami_id,
+        "instanceId": instance.instance_id,
+        "instanceType": md.instance_type,
+        "kernelId": md.kernel_id,
+        "pendingTime": md.launch_time,
+        "privateIp": md.local_ipv4,
+        "ramdiskId": md.ramdisk_id,
+        "region": md.region,
+        "version": "2017-09-30",
+    });
+    serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn text(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::SERVER, HeaderValue::from_static("EC2ws"));
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// EC2's error page: a small XHTML document naming the status.
+fn error(status: StatusCode) -> Response<Body> {
+    let title = format!(
+        "{} - {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n\
+         <!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\
+         \t\t \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
+         <html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n \
+         <head>\n  <title>{title}</title>\n </head>\n \
+         <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
+    );
+    let mut response = text(body.into_bytes(), "text/html");
+    *response.status_mut() = status;
+    response
+}

@@ -142,6 +142,26 @@ impl KvmProbe {
     }
 }
 
+/// What a stock kernel prints when it boots without an initramfs and with a
+/// root device that does not exist: proof that it ran to the point of
+/// mounting root, which is all the KVM probe needs.
+pub const KERNEL_ONLY_MARKER: &str = "VFS: Unable to mount root fs";
+
+impl KvmProbe {
+    /// A probe that boots any stock kernel (the host's own
+    /// `/boot/vmlinuz-*`, say) without an initramfs and with a root device
+    /// that cannot exist: the kernel reaches its root mount and panics with
+    /// [`KERNEL_ONLY_MARKER`], which proves it ran under KVM. `panic=-1`
+    /// makes it reboot at once instead of idling.
+    pub fn kernel_only(kernel: PathBuf, work_dir: PathBuf) -> Self {
+        Self {
+            cmdline: "console=ttyS0 panic=-1 root=/dev/mallee-probe".into(),
+            marker: KERNEL_ONLY_MARKER.into(),
+            ..Self::new(kernel, None, work_dir)
+        }
+    }
+}
+
 impl AccelRequest {
     /// Resolves the request to a concrete accelerator. `auto` runs `probe`
     /// when `/dev/kvm` is usable; `kvm` and `tcg` are taken as given (`kvm`
@@ -256,6 +276,11 @@ async fn run_probe(probe: &KvmProbe) -> Result<Result<Duration, String>, AccelEr
             break Ok(started.elapsed());
         }
         if !vm.is_alive() {
+            // It may have printed the marker just before exiting.
+            let log = std::fs::read(&serial_log).unwrap_or_default();
+            if contains(&log, probe.marker.as_bytes()) {
+                break Ok(started.elapsed());
+            }
             break Err("the KVM probe guest's QEMU exited before booting".to_owned());
         }
         if started.elapsed() >= probe.timeout {

@@ -15,6 +15,6 @@ pub mod accel;
 pub mod qmp;
 pub mod vm;
 
-pub use accel::{Accel, AccelChoice, AccelError, AccelRequest, KvmProbe};
+pub use accel::{Accel, AccelChoice, AccelError, AccelRequest, KERNEL_ONLY_MARKER, KvmProbe};
 pub use qmp::{QmpClient, QmpError, QmpEvent, RunState, VmStatus};
 pub use vm::{Boot, Disk, DiskFormat, Nic, NicBackend, RunningVm, VmError, VmSpec};

@@ -449,6 +449,18 @@ impl RunningVm {
     /// and connects to its QMP socket. Returns once QEMU has initialised the
     /// machine (the guest is running).
     pub async fn launch_with(qemu: &Path, spec: &VmSpec) -> Result<Self, VmError> {
+        Self::launch_prefixed(&[], qemu, spec).await
+    }
+
+    /// Like [`RunningVm::launch_with`], run through a command prefix that
+    /// execs its arguments, e.g. `["ip", "netns", "exec", "NS"]` so the VM's
+    /// taps are opened inside a network namespace. The prefix must `exec`
+    /// QEMU (not keep a parent around it), so the pidfile names QEMU itself.
+    pub async fn launch_prefixed(
+        prefix: &[OsString],
+        qemu: &Path,
+        spec: &VmSpec,
+    ) -> Result<Self, VmError> {
         spec.validate()?;
         let io = |context: String| move |source| VmError::Io { context, source };
         std::fs::create_dir_all(&spec.run_dir)
@@ -488,7 +500,15 @@ impl RunningVm {
             "starting QEMU"
         );
         tracing::debug!(?args, "QEMU command line");
-        let child = tokio::process::Command::new(qemu)
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(rest).arg(qemu);
+                c
+            }
+            None => tokio::process::Command::new(qemu),
+        };
+        let child = command
             .args(&args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -551,6 +571,34 @@ impl RunningVm {
             proc_id,
             qmp,
         })
+    }
+
+    /// SIGKILLs the QEMU that owns `run_dir`, if there is one, without
+    /// talking QMP (it may be wedged, or another client may hold the
+    /// socket), and waits up to `timeout` for it to go. Returns its pid, or
+    /// `None` when no live QEMU owns the directory.
+    pub async fn kill_run_dir(run_dir: &Path, timeout: Duration) -> Result<Option<u32>, VmError> {
+        let Ok(run_dir) = run_dir.canonicalize() else {
+            return Ok(None);
+        };
+        let Ok(proc_id) = find_qemu(&run_dir) else {
+            return Ok(None);
+        };
+        send_kill(proc_id)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while alive(proc_id) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(VmError::ExitTimeout(proc_id.pid));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Some(proc_id.pid))
+    }
+
+    /// The pid of the live QEMU that owns `run_dir`, if any.
+    pub fn pid_in_run_dir(run_dir: &Path) -> Option<u32> {
+        let run_dir = run_dir.canonicalize().ok()?;
+        find_qemu(&run_dir).ok().map(|p| p.pid)
     }
 
     /// The QEMU process id.

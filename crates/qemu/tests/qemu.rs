@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mallee_qemu::accel::{Accel, AccelRequest, DEFAULT_MARKER, KvmProbe};
+use mallee_qemu::accel::{Accel, AccelRequest, DEFAULT_MARKER, KERNEL_ONLY_MARKER, KvmProbe};
 use mallee_qemu::qmp::{QmpClient, QmpError, RunState};
 use mallee_qemu::vm::{Boot, Disk, DiskFormat, Nic, NicBackend, RunningVm, VmError, VmSpec};
 use serde_json::Value;
@@ -509,4 +509,43 @@ async fn tcg_hotplug_disk() {
         "vol-1 still present: {nodes}"
     );
     vm.kill().await.expect("kill");
+}
+
+/// The kernel-only probe (any stock kernel, no initramfs) proves the kernel
+/// ran by its "cannot mount root" panic; booted here under TCG, where it
+/// always works, with exactly the probe's command line and marker.
+#[tokio::test]
+async fn kernel_only_probe_marker_appears_under_tcg() {
+    require_qemu();
+    let (kernel, _) = probe_guest();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = KvmProbe::kernel_only(kernel, dir.path().join("probe"));
+    assert_eq!(probe.marker, KERNEL_ONLY_MARKER);
+    assert!(probe.initrd.is_none());
+    let spec = VmSpec {
+        name: "mallee-probe-tcg".into(),
+        vcpus: 1,
+        memory_mib: 256,
+        accel: Accel::Tcg,
+        cpu_model: None,
+        boot: Boot::Kernel {
+            kernel: probe.kernel.clone(),
+            initrd: None,
+            cmdline: probe.cmdline.clone(),
+        },
+        disks: vec![],
+        nics: vec![],
+        serial_log: dir.path().join("console.log"),
+        run_dir: dir.path().join("run"),
+        keep_on_shutdown: false,
+    };
+    let vm = RunningVm::launch(&spec).await.expect("launch");
+    let _guard = KillOnPanic(vm.pid());
+    wait_serial(&spec.serial_log, &probe.marker, 1, Duration::from_secs(60)).await;
+    let killed = RunningVm::kill_run_dir(&spec.run_dir, Duration::from_secs(10))
+        .await
+        .expect("kill");
+    assert_eq!(killed, Some(vm.pid()));
+    assert!(!vm.is_alive());
+    assert_eq!(RunningVm::pid_in_run_dir(&spec.run_dir), None);
 }

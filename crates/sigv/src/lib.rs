@@ -1,4 +1,5 @@
-//! Transport-agnostic verification of AWS request signatures.
+//! Transport-agnostic verification of AWS request signatures, and SigV4
+//! signing for mallee's own clients ([`sign_v4`]).
 //!
 //! The HTTP front door hands over a request as it was received
 //! ([`RequestParts`]); [`parse`] finds out how it is signed ([`SignedBy`]),
@@ -19,6 +20,7 @@
 mod canonical;
 mod chunked;
 mod error;
+mod sign;
 mod v2;
 mod v2_api;
 mod v4;
@@ -28,6 +30,7 @@ use time::OffsetDateTime;
 pub use canonical::{EMPTY_SHA256, sha256_hex, uri_encode};
 pub use chunked::ChunkVerifier;
 pub use error::SigError;
+pub use sign::{SigningParams, sign_v4};
 pub use v2::{S3V2Signature, SUB_RESOURCES};
 pub use v2_api::{V2ApiSignature, V2Method, V2Validity};
 pub use v4::{

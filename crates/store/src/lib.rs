@@ -6,10 +6,14 @@
 //! interrupted by a crash leaves nothing behind.
 
 pub mod conformance;
+pub mod images;
+pub mod instances;
 mod model;
 pub mod objects;
 pub mod sqlite;
 
+pub use instances::{InstanceIndex, InstanceRecord, Reservation};
+pub use images::{Image, ImageIndex, LaunchPermissionChange};
 pub use model::*;
 pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
@@ -50,7 +54,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
 /// backend implements the same trait and passes the same conformance suite.
 #[async_trait]
-pub trait Store: ObjectIndex + Send + Sync + std::fmt::Debug {
+pub trait Store: ObjectIndex + ImageIndex + InstanceIndex + Send + Sync + std::fmt::Debug {
     // --- accounts and credentials ---------------------------------------
 
     /// Creates an account with its first user. Fails with `Conflict` when the

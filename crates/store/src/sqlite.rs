@@ -14,8 +14,13 @@ use crate::{
     TagSelector, User,
 };
 
+#[path = "sqlite_images.rs"]
+mod images;
 #[path = "sqlite_objects.rs"]
 mod objects;
+
+#[path = "sqlite_instances.rs"]
+mod instances;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;

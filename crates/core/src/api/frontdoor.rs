@@ -33,9 +33,11 @@ struct FrontDoor {
 
 /// Builds the router serving every API.
 pub fn router(cloud: Arc<Cloud>, s3: s3s::service::S3Service) -> axum::Router {
-    axum::Router::new()
-        .fallback(handle)
-        .with_state(FrontDoor { cloud, s3 })
+    crate::compute::nodes::router(cloud.clone(), cloud.blobs.clone()).merge(
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(FrontDoor { cloud, s3 }),
+    )
 }
 
 /// What a finished request reports to the log.

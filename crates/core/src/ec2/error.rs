@@ -63,6 +63,30 @@ pub enum Ec2Error {
     /// An unexpected failure inside the controller.
     #[error("An internal error has occurred")]
     Internal(String),
+    /// Not enough free capacity for the minimum count (a server error in
+    /// EC2, so clients may retry).
+    #[error("{0}")]
+    InsufficientInstanceCapacity(String),
+    /// A request EC2 refuses with a specific code and a 400 status
+    /// (`IncorrectInstanceState`, `InsufficientInstanceCapacity`,
+    /// `UnsupportedOperation`, …), with EC2's message.
+    #[error("{message}")]
+    Refused {
+        /// EC2's error code.
+        code: &'static str,
+        /// EC2's message.
+        message: String,
+    },
+}
+
+impl Ec2Error {
+    /// A [`Ec2Error::Refused`] with `code` and `message`.
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<mallee_store::StoreError> for Ec2Error {
@@ -111,6 +135,8 @@ impl AwsError for Ec2Error {
             Self::DryRunOperation => "DryRunOperation",
             Self::UnauthorizedOperation => "UnauthorizedOperation",
             Self::Internal(_) => "InternalError",
+            Self::Refused { code, .. } => code,
+            Self::InsufficientInstanceCapacity(_) => "InsufficientInstanceCapacity",
         })
     }
 
@@ -118,7 +144,9 @@ impl AwsError for Ec2Error {
         match self {
             Self::DryRunOperation => StatusCode::PRECONDITION_FAILED,
             Self::UnauthorizedOperation => StatusCode::FORBIDDEN,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::InsufficientInstanceCapacity(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -3,7 +3,11 @@
 //! per group of actions.
 
 pub mod error;
+pub mod images;
+pub mod instance_attributes;
+pub mod instance_lifecycle;
 pub mod instance_types;
+pub mod instances;
 pub mod key_pairs;
 pub mod regions;
 pub mod tags;
@@ -43,6 +47,38 @@ pub enum Ec2Action {
     DeleteTags(tags::DeleteTags),
     /// DescribeTags.
     DescribeTags(tags::DescribeTags),
+    /// RegisterImage.
+    RegisterImage(images::RegisterImage),
+    /// DescribeImages.
+    DescribeImages(images::DescribeImages),
+    /// DeregisterImage.
+    DeregisterImage(images::DeregisterImage),
+    /// DescribeImageAttribute.
+    DescribeImageAttribute(images::DescribeImageAttribute),
+    /// ModifyImageAttribute.
+    ModifyImageAttribute(images::ModifyImageAttribute),
+    /// ResetImageAttribute.
+    ResetImageAttribute(images::ResetImageAttribute),
+    /// RunInstances.
+    RunInstances(instances::RunInstances),
+    /// DescribeInstances.
+    DescribeInstances(instances::DescribeInstances),
+    /// DescribeInstanceStatus.
+    DescribeInstanceStatus(instances::DescribeInstanceStatus),
+    /// TerminateInstances.
+    TerminateInstances(instance_lifecycle::TerminateInstances),
+    /// StopInstances.
+    StopInstances(instance_lifecycle::StopInstances),
+    /// StartInstances.
+    StartInstances(instance_lifecycle::StartInstances),
+    /// RebootInstances.
+    RebootInstances(instance_lifecycle::RebootInstances),
+    /// GetConsoleOutput.
+    GetConsoleOutput(instance_lifecycle::GetConsoleOutput),
+    /// DescribeInstanceAttribute.
+    DescribeInstanceAttribute(instance_attributes::DescribeInstanceAttribute),
+    /// ModifyInstanceAttribute.
+    ModifyInstanceAttribute(instance_attributes::ModifyInstanceAttribute),
 }
 
 impl Ec2Action {
@@ -68,6 +104,28 @@ impl Ec2Action {
             "CreateTags" => Self::CreateTags(tags::CreateTags::parse(params)?),
             "DeleteTags" => Self::DeleteTags(tags::DeleteTags::parse(params)?),
             "DescribeTags" => Self::DescribeTags(tags::DescribeTags::parse(params)?),
+            "RegisterImage" => Self::RegisterImage(images::RegisterImage::parse(params)?),
+            "DescribeImages" => Self::DescribeImages(images::DescribeImages::parse(params)?),
+            "DeregisterImage" => Self::DeregisterImage(images::DeregisterImage::parse(params)?),
+            "DescribeImageAttribute" => {
+                Self::DescribeImageAttribute(images::DescribeImageAttribute::parse(params)?)
+            }
+            "ModifyImageAttribute" => {
+                Self::ModifyImageAttribute(images::ModifyImageAttribute::parse(params)?)
+            }
+            "ResetImageAttribute" => {
+                Self::ResetImageAttribute(images::ResetImageAttribute::parse(params)?)
+            }
+            "RunInstances" => Self::RunInstances(instances::RunInstances::parse(params)?),
+            "DescribeInstances" => Self::DescribeInstances(instances::DescribeInstances::parse(params)?),
+            "DescribeInstanceStatus" => Self::DescribeInstanceStatus(instances::DescribeInstanceStatus::parse(params)?),
+            "TerminateInstances" => Self::TerminateInstances(instance_lifecycle::TerminateInstances::parse(params)?),
+            "StopInstances" => Self::StopInstances(instance_lifecycle::StopInstances::parse(params)?),
+            "StartInstances" => Self::StartInstances(instance_lifecycle::StartInstances::parse(params)?),
+            "RebootInstances" => Self::RebootInstances(instance_lifecycle::RebootInstances::parse(params)?),
+            "GetConsoleOutput" => Self::GetConsoleOutput(instance_lifecycle::GetConsoleOutput::parse(params)?),
+            "DescribeInstanceAttribute" => Self::DescribeInstanceAttribute(instance_attributes::DescribeInstanceAttribute::parse(params)?),
+            "ModifyInstanceAttribute" => Self::ModifyInstanceAttribute(instance_attributes::ModifyInstanceAttribute::parse(params)?),
             other => return Err(Ec2Error::InvalidAction(other.to_owned())),
         })
     }
@@ -86,6 +144,22 @@ impl Ec2Action {
         "CreateTags",
         "DeleteTags",
         "DescribeTags",
+        "RegisterImage",
+        "DescribeImages",
+        "DeregisterImage",
+        "DescribeImageAttribute",
+        "ModifyImageAttribute",
+        "ResetImageAttribute",
+        "RunInstances",
+        "DescribeInstances",
+        "DescribeInstanceStatus",
+        "TerminateInstances",
+        "StopInstances",
+        "StartInstances",
+        "RebootInstances",
+        "GetConsoleOutput",
+        "DescribeInstanceAttribute",
+        "ModifyInstanceAttribute",
     ];
 }
 
@@ -162,6 +236,22 @@ pub async fn execute(
         Ec2Action::CreateTags(a) => a.execute(ctx).await,
         Ec2Action::DeleteTags(a) => a.execute(ctx).await,
         Ec2Action::DescribeTags(a) => a.execute(ctx).await,
+        Ec2Action::RegisterImage(a) => a.execute(ctx).await,
+        Ec2Action::DescribeImages(a) => a.execute(ctx).await,
+        Ec2Action::DeregisterImage(a) => a.execute(ctx).await,
+        Ec2Action::DescribeImageAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ModifyImageAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ResetImageAttribute(a) => a.execute(ctx).await,
+        Ec2Action::RunInstances(a) => a.execute(ctx).await,
+        Ec2Action::DescribeInstances(a) => a.execute(ctx).await,
+        Ec2Action::DescribeInstanceStatus(a) => a.execute(ctx).await,
+        Ec2Action::TerminateInstances(a) => a.execute(ctx).await,
+        Ec2Action::StopInstances(a) => a.execute(ctx).await,
+        Ec2Action::StartInstances(a) => a.execute(ctx).await,
+        Ec2Action::RebootInstances(a) => a.execute(ctx).await,
+        Ec2Action::GetConsoleOutput(a) => a.execute(ctx).await,
+        Ec2Action::DescribeInstanceAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ModifyInstanceAttribute(a) => a.execute(ctx).await,
     }
 }
 

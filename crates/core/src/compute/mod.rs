@@ -1,0 +1,81 @@
+//! Compute on the controller: the instance model, placement on nodes, the
+//! registry of node agents with the routes they call, and the reconciler
+//! that drives every instance toward its desired state. The EC2 actions in
+//! `ec2::instances` only record desired state and wake the reconciler.
+
+pub mod model;
+pub mod nodes;
+pub mod placement;
+pub mod reconciler;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use placement::Subnet;
+
+/// Compute state shared by the API and the reconciler.
+#[derive(Debug)]
+pub struct Compute {
+    /// Node agents.
+    pub nodes: nodes::NodeRegistry,
+    /// Held from choosing nodes and addresses until the reservation is
+    /// stored, so concurrent launches never share the last slot or address.
+    pub placement_lock: tokio::sync::Mutex<()>,
+    wake: Notify,
+    calls: Mutex<HashSet<String>>,
+}
+
+impl Compute {
+    /// Compute state whose node clients present `node_token`.
+    pub fn new(node_token: String) -> Self {
+        Self {
+            nodes: nodes::NodeRegistry::new(node_token),
+            placement_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            calls: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Asks the reconciler for a pass now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Marks a node call for `instance_id` as running; `false` if one
+    /// already is.
+    fn begin_call(&self, instance_id: &str) -> bool {
+        self.calls
+            .lock()
+            .expect("call set lock poisoned")
+            .insert(instance_id.to_owned())
+    }
+
+    fn end_call(&self, instance_id: &str) {
+        self.calls
+            .lock()
+            .expect("call set lock poisoned")
+            .remove(instance_id);
+    }
+}
+
+/// The private subnet of the `index`-th zone: AWS's default-VPC layout,
+/// `172.31.0.0/20`, `172.31.16.0/20`, …
+pub fn zone_subnet(index: usize) -> Subnet {
+    let third = u8::try_from(index.min(15) * 16).unwrap_or(0);
+    Subnet {
+        network: std::net::Ipv4Addr::new(172, 31, third, 0),
+        prefix: 20,
+    }
+}
+
+/// The network instances of `zone` are on (one flat network per zone until
+/// VPCs arrive).
+pub fn network_id(zone: &str) -> String {
+    format!("net-{zone}")
+}

@@ -1,0 +1,184 @@
+//! The node agent from the command line: `mallee node` (an agent joining a
+//! controller), the agent `mallee up` runs beside its controller, and
+//! `mallee purge` (stop every VM of a data directory and remove its
+//! network).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
+use mallee_node::network::{Ipv4Cidr, NetworkConfig};
+use mallee_qemu::accel::AccelRequest;
+use sha2::{Digest, Sha256};
+
+/// How an agent runs VMs (shared by `up` and `node`).
+#[derive(Args, Debug, Clone)]
+pub struct VmArgs {
+    /// Accelerator: `auto` (KVM if a probe guest boots under it, else TCG),
+    /// `kvm` or `tcg`.
+    #[arg(long, env = "MALLEE_ACCEL", default_value = "auto")]
+    pub accel: AccelRequest,
+    /// Kernel the `auto` probe boots (default: the host's /boot/vmlinuz).
+    #[arg(long, env = "MALLEE_PROBE_KERNEL")]
+    pub probe_kernel: Option<PathBuf>,
+    /// Cores offered to instances (default: the host's).
+    #[arg(long)]
+    pub node_cores: Option<u32>,
+    /// Memory offered to instances in MiB (default: the host's minus a
+    /// reserve).
+    #[arg(long)]
+    pub node_memory_mib: Option<u64>,
+    /// Disk offered to instances in GiB (default: free space).
+    #[arg(long)]
+    pub node_disk_gib: Option<u64>,
+    /// Image cache size limit in GiB.
+    #[arg(long, default_value_t = 20)]
+    pub image_cache_gib: u64,
+}
+
+/// `mallee node` arguments.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Controller base URL.
+    #[arg(long, env = "MALLEE_CONTROLLER")]
+    pub controller: String,
+    /// Cluster token (the controller's DATA/node.token).
+    #[arg(long, env = "MALLEE_NODE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Node data directory (instances, image cache, node id).
+    #[arg(long, env = "MALLEE_NODE_DATA_DIR", default_value = "./mallee-node")]
+    pub data_dir: PathBuf,
+    /// Address of the node API.
+    #[arg(long, default_value = "127.0.0.1:8775")]
+    pub listen: SocketAddr,
+    /// URL the controller uses to reach this node (default: from --listen).
+    #[arg(long)]
+    pub advertise_url: Option<String>,
+    /// Availability zone the node serves.
+    #[arg(long, default_value = "mallee-1a")]
+    pub zone: String,
+    /// The zone's instance subnet (the controller's layout: 172.31.0.0/20
+    /// for the first zone, 172.31.16.0/20 for the second, …).
+    #[arg(long, default_value = "172.31.0.0/20")]
+    pub subnet: Ipv4Cidr,
+    /// Region (for instances' DNS names).
+    #[arg(long, default_value = mallee_core::config::DEFAULT_REGION)]
+    pub region: String,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+/// `mallee purge` arguments.
+#[derive(Args, Debug)]
+pub struct PurgeArgs {
+    /// Data directory of `mallee up` (its node lives in DATA/node).
+    #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
+    pub data_dir: PathBuf,
+}
+
+/// The network namespace of the node whose data lives in `node_dir`:
+/// derived from the directory, so it is stable across restarts and unique
+/// per node on a host.
+pub fn netns_for(node_dir: &Path) -> String {
+    let canonical = std::fs::canonicalize(node_dir).unwrap_or_else(|_| node_dir.to_owned());
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    format!("mallee-{}", &hex::encode(digest)[..10])
+}
+
+fn network_config(node_dir: &Path, subnet: Ipv4Cidr, region: &str) -> NetworkConfig {
+    NetworkConfig {
+        netns: netns_for(node_dir),
+        subnet,
+        state_dir: node_dir.join("network"),
+        domain: format!("{region}.compute.internal"),
+    }
+}
+
+fn apply_vm_args(config: &mut NodeConfig, vm: &VmArgs) {
+    config.accel = vm.accel;
+    config.probe_kernel.clone_from(&vm.probe_kernel);
+    config.cores = vm.node_cores;
+    config.memory_mib = vm.node_memory_mib;
+    config.disk_gib = vm.node_disk_gib;
+    config.cache_limit_bytes = vm.image_cache_gib.saturating_mul(1024 * 1024 * 1024);
+}
+
+/// The node directory of `mallee up`'s data directory.
+pub fn up_node_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("node")
+}
+
+/// Starts the node agent `mallee up` runs for its first zone.
+pub async fn start_up_node(
+    cloud: &mallee_core::Cloud,
+    token: &str,
+    vm: &VmArgs,
+) -> Result<NodeHandle, String> {
+    let config = &cloud.config;
+    let node_dir = up_node_dir(&config.data_dir);
+    std::fs::create_dir_all(&node_dir)
+        .map_err(|e| format!("cannot create {}: {e}", node_dir.display()))?;
+    let zone = config
+        .zones
+        .first()
+        .cloned()
+        .ok_or("no availability zone configured")?;
+    let subnet = mallee_core::compute::zone_subnet(0);
+    let subnet = Ipv4Cidr {
+        addr: subnet.network,
+        prefix: subnet.prefix,
+    };
+    let mut node = NodeConfig::new(
+        node_dir.clone(),
+        &config.endpoint(),
+        token,
+        network_config(&node_dir, subnet, &config.region),
+    );
+    node.zone = zone;
+    node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    apply_vm_args(&mut node, vm);
+    start_node(node).await.map_err(|e| e.to_string())
+}
+
+/// `mallee node`: runs an agent until SIGINT/SIGTERM.
+pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let mut config = NodeConfig::new(
+        args.data_dir.clone(),
+        &args.controller,
+        &args.token,
+        network_config(&args.data_dir, args.subnet, &args.region),
+    );
+    config.zone = args.zone;
+    config.listen = args.listen;
+    config.advertise_url = args.advertise_url;
+    apply_vm_args(&mut config, &args.vm);
+    let node = start_node(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(url = %node.url(), "node agent running");
+    mallee_core::server::shutdown_signal().await;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mallee purge`: stops every VM of `up`'s node and removes its network;
+/// records and disks stay (the next `up` sees the instances' VMs gone).
+pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
+    let node_dir = up_node_dir(&args.data_dir);
+    let subnet = mallee_core::compute::zone_subnet(0);
+    let network = network_config(
+        &node_dir,
+        Ipv4Cidr {
+            addr: subnet.network,
+            prefix: subnet.prefix,
+        },
+        mallee_core::config::DEFAULT_REGION,
+    );
+    purge_node(&node_dir, &network)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("PURGED\t{}\t{}", node_dir.display(), network.netns);
+    Ok(ExitCode::SUCCESS)
+}

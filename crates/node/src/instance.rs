@@ -1,0 +1,906 @@
+//! One instance on this node, as an actor (Omicron's pattern): an
+//! [`InstanceHandle`] sends commands over a channel to a runner task that
+//! alone owns the instance's record, its VM handle and its files, so
+//! concurrent API calls for one instance are applied one after another.
+//!
+//! Files: `DATA/instances/<id>/` holds `instance.json` (the spec, desired
+//! state and last observed state, replaced atomically; it is also the
+//! readable instance description hooks get), the root overlay `root.qcow2`
+//! and the serial logs (`console.log`, and `console.log.1` from the previous
+//! boot). The QMP socket and pidfile live in a short run directory under
+//! `/run/mallee/` (Unix socket paths are limited to 107 bytes).
+//!
+//! Long steps (start, stop) run as futures the runner polls next to its
+//! command channel, so a delete never waits for a start to finish: it drops
+//! the start and cleans up, which is idempotent, like every step here. A
+//! `kill -9` of the agent at any point leaves files a restart repairs: the
+//! record is written before each step acts, overlays appear atomically, and
+//! a VM found alive is adopted whatever the record says.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mallee_blobs::durable::{TempGuard, sync_dir};
+use mallee_node_api::{
+    BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
+};
+use mallee_qemu::{
+    AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpEvent, RunState, RunningVm,
+    VmSpec,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::hooks::{HookError, HookEvent, Hooks};
+use crate::image_cache::{CacheError, ImageCache, create_overlay};
+use crate::metadata::MetadataService;
+use crate::network::{NodeNetwork, tap_name};
+
+/// The record file in an instance directory.
+pub(crate) const RECORD_FILE: &str = "instance.json";
+/// The root overlay in an instance directory.
+const ROOT_OVERLAY: &str = "root.qcow2";
+/// The serial log of the current (or last) boot.
+const CONSOLE_LOG: &str = "console.log";
+/// The serial log of the boot before.
+const CONSOLE_LOG_PREVIOUS: &str = "console.log.1";
+/// What GetConsoleOutput returns at most.
+pub(crate) const CONSOLE_MAX: usize = 64 * 1024;
+/// How long a guest gets to power off after the ACPI button.
+const POWERDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Guest-initiated resets within [`RESET_WINDOW`] that count as a reboot
+/// loop (a kernel that panics at boot with `panic=-1`).
+const RESET_LOOP: usize = 4;
+/// See [`RESET_LOOP`].
+const RESET_WINDOW: Duration = Duration::from_secs(60);
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// What an instance's runner shares with every other runner.
+pub(crate) struct Shared {
+    pub data_dir: PathBuf,
+    /// `/run/mallee/<node-short>`.
+    pub run_root: PathBuf,
+    pub cache: ImageCache,
+    pub hooks: Hooks,
+    pub network: NodeNetwork,
+    pub metadata: Arc<MetadataService>,
+    /// `None` until the accelerator is resolved.
+    pub accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
+    pub qemu: PathBuf,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("data_dir", &self.data_dir)
+            .field("run_root", &self.run_root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn instances_dir(&self) -> PathBuf {
+        self.data_dir.join("instances")
+    }
+
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.instances_dir().join(id)
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.run_root.join(id)
+    }
+}
+
+/// What is persisted per instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstanceRecord {
+    /// The spec, with the latest desired state and generation applied.
+    pub spec: InstanceSpec,
+    /// The last observed state.
+    pub state: VmState,
+}
+
+/// Reads an instance record.
+pub(crate) fn read_record(dir: &Path) -> Result<InstanceRecord, String> {
+    let path = dir.join(RECORD_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("parse {}: {e}", path.display()))
+}
+
+/// Writes `record` durably: temporary file, fsync, rename, directory fsync.
+fn write_record(dir: &Path, record: &InstanceRecord) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{RECORD_FILE}.tmp"));
+    let mut guard = TempGuard::new(tmp.clone());
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(RECORD_FILE))?;
+    guard.disarm();
+    sync_dir(dir)
+}
+
+/// The last [`CONSOLE_MAX`] bytes of an instance's serial output: the
+/// previous boot's log followed by the current one, so output survives a
+/// stop and start.
+pub(crate) fn console_tail(dir: &Path) -> String {
+    let mut out = Vec::new();
+    for name in [CONSOLE_LOG_PREVIOUS, CONSOLE_LOG] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            out.extend_from_slice(&bytes);
+            if out.len() > CONSOLE_MAX * 2 {
+                out.drain(..out.len() - CONSOLE_MAX);
+            }
+        }
+    }
+    let start = out.len().saturating_sub(CONSOLE_MAX);
+    String::from_utf8_lossy(&out[start..]).into_owned()
+}
+
+/// What a handle reads without asking the runner.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub observed: ObservedInstance,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+}
+
+enum Command {
+    Put(Box<InstanceSpec>, oneshot::Sender<ObservedInstance>),
+    SetDesired(DesiredState, u64, oneshot::Sender<ObservedInstance>),
+    Reboot(oneshot::Sender<Result<(), NodeError>>),
+    Delete(oneshot::Sender<Result<(), NodeError>>),
+    /// The agent is stopping: let go of the VM (it keeps running).
+    Detach(oneshot::Sender<()>),
+}
+
+/// The agent's handle on one instance's runner.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceHandle {
+    tx: mpsc::Sender<Command>,
+    status: watch::Receiver<Snapshot>,
+}
+
+/// The runner has exited (the instance was deleted or the agent stops).
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+impl InstanceHandle {
+    pub fn snapshot(&self) -> Snapshot {
+        self.status.borrow().clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Gone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| Gone)?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    pub async fn put(&self, spec: InstanceSpec) -> Result<ObservedInstance, Gone> {
+        self.ask(|r| Command::Put(Box::new(spec), r)).await
+    }
+
+    pub async fn set_desired(
+        &self,
+        desired: DesiredState,
+        generation: u64,
+    ) -> Result<ObservedInstance, Gone> {
+        self.ask(|r| Command::SetDesired(desired, generation, r))
+            .await
+    }
+
+    pub async fn reboot(&self) -> Result<Result<(), NodeError>, Gone> {
+        self.ask(Command::Reboot).await
+    }
+
+    pub async fn delete(&self) -> Result<Result<(), NodeError>, Gone> {
+        self.ask(Command::Delete).await
+    }
+
+    pub async fn detach(&self) {
+        let _ = self.ask(Command::Detach).await;
+    }
+
+    /// Whether this and `other` talk to the same runner.
+    pub fn same(&self, other: &Self) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+}
+
+/// Spawns the runner of a new instance (nothing persisted yet). Its first
+/// [`InstanceHandle::put`] persists and acts on the spec.
+pub(crate) fn spawn_new(shared: Arc<Shared>, spec: InstanceSpec) -> InstanceHandle {
+    // Generation 0 below any real spec, so the first put always applies.
+    let record = InstanceRecord {
+        spec: InstanceSpec {
+            generation: 0,
+            ..spec
+        },
+        state: VmState::Pending,
+    };
+    spawn(shared, record, false)
+}
+
+/// Spawns the runner of an instance loaded from disk; it adopts the VM if
+/// one is alive. The returned receiver fires once adoption is settled.
+pub(crate) fn spawn_loaded(
+    shared: Arc<Shared>,
+    record: InstanceRecord,
+) -> (InstanceHandle, oneshot::Receiver<()>) {
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let handle = spawn_inner(shared, record, true, Some(ready_tx));
+    (handle, ready_rx)
+}
+
+fn spawn(shared: Arc<Shared>, record: InstanceRecord, persisted: bool) -> InstanceHandle {
+    spawn_inner(shared, record, persisted, None)
+}
+
+fn spawn_inner(
+    shared: Arc<Shared>,
+    record: InstanceRecord,
+    persisted: bool,
+    ready: Option<oneshot::Sender<()>>,
+) -> InstanceHandle {
+    let (tx, rx) = mpsc::channel(16);
+    let id = record.spec.instance_id.clone();
+    let (status_tx, status) = watch::channel(snapshot_of(&record));
+    let runner = Runner {
+        dir: shared.instance_dir(&id),
+        run_dir: shared.run_dir(&id),
+        shared,
+        id,
+        record,
+        persisted,
+        vm: None,
+        events: None,
+        status: status_tx,
+        resets: VecDeque::new(),
+    };
+    tokio::spawn(runner.run(rx, ready));
+    InstanceHandle { tx, status }
+}
+
+fn snapshot_of(record: &InstanceRecord) -> Snapshot {
+    Snapshot {
+        observed: ObservedInstance {
+            instance_id: record.spec.instance_id.clone(),
+            state: record.state.clone(),
+            generation: record.spec.generation,
+        },
+        vcpus: record.spec.vcpus,
+        memory_mib: record.spec.memory_mib,
+        disk_gib: record.spec.disk_gib,
+    }
+}
+
+/// A VM and its event subscription (made right after launch or adoption,
+/// so no event is missed).
+struct Vm {
+    vm: Arc<RunningVm>,
+    events: broadcast::Receiver<QmpEvent>,
+}
+
+type Op = Pin<Box<dyn Future<Output = OpDone> + Send>>;
+
+enum OpDone {
+    Started(Result<Vm, String>),
+    Stopped,
+}
+
+/// What the running VM did.
+enum VmEvent {
+    GuestShutdown,
+    GuestReset,
+    Exited(String),
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    id: String,
+    dir: PathBuf,
+    run_dir: PathBuf,
+    record: InstanceRecord,
+    /// Whether the record is on disk (a new instance's is written by its
+    /// first put).
+    persisted: bool,
+    vm: Option<Arc<RunningVm>>,
+    events: Option<broadcast::Receiver<QmpEvent>>,
+    status: watch::Sender<Snapshot>,
+    resets: VecDeque<Instant>,
+}
+
+impl Runner {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, ready: Option<oneshot::Sender<()>>) {
+        if self.persisted {
+            self.adopt().await;
+        }
+        if let Some(ready) = ready {
+            let _ = ready.send(());
+        }
+        let mut op: Option<Op> = None;
+        loop {
+            if op.is_none() {
+                op = self.next_op();
+            }
+            let vm = self.vm.clone();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => return,
+                    Some(Command::Detach(reply)) => {
+                        drop(op.take());
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(Command::Delete(reply)) => {
+                        drop(op.take());
+                        let result = self.delete().await;
+                        let failed = result.is_err();
+                        let _ = reply.send(result);
+                        if !failed {
+                            return;
+                        }
+                    }
+                    Some(Command::Put(spec, reply)) => {
+                        self.put(*spec, op.is_some());
+                        let _ = reply.send(self.observed());
+                    }
+                    Some(Command::SetDesired(desired, generation, reply)) => {
+                        if generation > self.record.spec.generation {
+                            let mut spec = self.record.spec.clone();
+                            spec.desired = desired;
+                            spec.generation = generation;
+                            self.put(spec, op.is_some());
+                        }
+                        let _ = reply.send(self.observed());
+                    }
+                    Some(Command::Reboot(reply)) => {
+                        let _ = reply.send(self.reboot(op.is_some()).await);
+                    }
+                },
+                done = async { op.as_mut().expect("guarded by the condition").await }, if op.is_some() => {
+                    op = None;
+                    self.finish(done).await;
+                }
+                event = next_vm_event(vm, self.events.as_mut()), if op.is_none() && self.vm.is_some() => {
+                    self.on_vm_event(event).await;
+                }
+            }
+        }
+    }
+
+    fn observed(&self) -> ObservedInstance {
+        snapshot_of(&self.record).observed
+    }
+
+    /// Records the state, persists the record and publishes it.
+    fn set_state(&mut self, state: VmState) {
+        if let VmState::Failed(reason) = &state {
+            tracing::warn!(instance = %self.id, %reason, "instance failed");
+        } else {
+            tracing::info!(instance = %self.id, state = ?state, "instance state");
+        }
+        self.record.state = state;
+        self.persist();
+    }
+
+    fn persist(&mut self) {
+        match write_record(&self.dir, &self.record) {
+            Ok(()) => self.persisted = true,
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "cannot persist the instance record");
+            }
+        }
+        self.status.send_replace(snapshot_of(&self.record));
+    }
+
+    /// Applies a spec of a newer generation (older or equal: nothing).
+    /// `busy`: a start or stop is under way; its end re-evaluates the state.
+    fn put(&mut self, spec: InstanceSpec, busy: bool) {
+        if spec.generation <= self.record.spec.generation {
+            return;
+        }
+        let wants_run = spec.desired == DesiredState::Running;
+        self.record.spec = spec;
+        if wants_run
+            && !busy
+            && self.vm.is_none()
+            && matches!(
+                self.record.state,
+                VmState::Stopped | VmState::GuestShutdown | VmState::Failed(_)
+            )
+        {
+            // A newer generation asking to run is the controller's retry.
+            self.record.state = VmState::Pending;
+        }
+        if !wants_run && !busy && self.vm.is_none() && self.record.state == VmState::Pending {
+            self.record.state = VmState::Stopped;
+        }
+        self.persist();
+    }
+
+    /// The long step the instance needs now, if any.
+    fn next_op(&mut self) -> Option<Op> {
+        let desired = self.record.spec.desired;
+        match (&self.record.state, desired, self.vm.is_some()) {
+            (VmState::Pending, DesiredState::Running, false) => {
+                let ctx = StartCtx {
+                    shared: self.shared.clone(),
+                    id: self.id.clone(),
+                    dir: self.dir.clone(),
+                    run_dir: self.run_dir.clone(),
+                    spec: self.record.spec.clone(),
+                };
+                Some(Box::pin(async move { OpDone::Started(start(ctx).await) }))
+            }
+            (_, DesiredState::Stopped, true) => {
+                let vm = self.vm.take()?;
+                self.events = None;
+                self.set_state(VmState::Stopping);
+                let shared = self.shared.clone();
+                let spec = self.record.spec.clone();
+                let id = self.id.clone();
+                Some(Box::pin(async move {
+                    stop_vm(&id, &vm).await;
+                    drop(vm);
+                    unplug(&shared, &spec).await;
+                    OpDone::Stopped
+                }))
+            }
+            (VmState::Pending | VmState::Failed(_), DesiredState::Stopped, false) => {
+                self.set_state(VmState::Stopped);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    async fn finish(&mut self, done: OpDone) {
+        match done {
+            OpDone::Started(Ok(vm)) => {
+                self.vm = Some(vm.vm);
+                self.events = Some(vm.events);
+                self.resets.clear();
+                self.set_state(VmState::Running);
+            }
+            OpDone::Started(Err(reason)) => self.set_state(VmState::Failed(reason)),
+            // Asked to run again while it was stopping.
+            OpDone::Stopped if self.record.spec.desired == DesiredState::Running => {
+                self.set_state(VmState::Pending);
+            }
+            OpDone::Stopped => self.set_state(VmState::Stopped),
+        }
+    }
+
+    async fn on_vm_event(&mut self, event: VmEvent) {
+        match event {
+            VmEvent::GuestShutdown => {
+                if let Some(vm) = self.vm.take() {
+                    quit_or_kill(&self.id, &vm).await;
+                }
+                self.events = None;
+                unplug(&self.shared, &self.record.spec).await;
+                self.set_state(VmState::GuestShutdown);
+            }
+            VmEvent::GuestReset => {
+                let now = Instant::now();
+                self.resets.push_back(now);
+                while self
+                    .resets
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > RESET_WINDOW)
+                {
+                    self.resets.pop_front();
+                }
+                if self.resets.len() >= RESET_LOOP {
+                    if let Some(vm) = self.vm.take() {
+                        quit_or_kill(&self.id, &vm).await;
+                    }
+                    self.events = None;
+                    unplug(&self.shared, &self.record.spec).await;
+                    self.set_state(VmState::Failed(format!(
+                        "the guest reset itself {} times within {} s (kernel panic at boot?)",
+                        self.resets.len(),
+                        RESET_WINDOW.as_secs()
+                    )));
+                }
+            }
+            VmEvent::Exited(reason) => {
+                self.vm = None;
+                self.events = None;
+                self.set_state(VmState::Failed(reason));
+            }
+        }
+    }
+
+    async fn reboot(&mut self, busy: bool) -> Result<(), NodeError> {
+        match (&self.vm, busy) {
+            (Some(vm), false) => vm
+                .reset()
+                .await
+                .map_err(|e| NodeError::Internal(format!("reboot {}: {e}", self.id))),
+            _ => Err(NodeError::Conflict(format!(
+                "instance {} is not running ({:?})",
+                self.id, self.record.state
+            ))),
+        }
+    }
+
+    /// At agent start: adopt a live VM (whatever the record says), notice a
+    /// guest that powered off while nobody watched, or leave the record's
+    /// state for the loop to act on (a VM gone while desired running, as
+    /// after a host reboot, is started again).
+    async fn adopt(&mut self) {
+        let alive = RunningVm::pid_in_run_dir(&self.run_dir).is_some();
+        if !alive {
+            if matches!(self.record.state, VmState::Running | VmState::Stopping) {
+                tracing::info!(instance = %self.id, "VM not running after agent start (host reboot?)");
+                let next = if self.record.spec.desired == DesiredState::Running {
+                    VmState::Pending
+                } else {
+                    VmState::Stopped
+                };
+                self.set_state(next);
+            }
+            return;
+        }
+        if let Err(e) = self
+            .shared
+            .hooks
+            .run(HookEvent::PreAdopt, Some(&self.dir))
+            .await
+        {
+            // The VM is left alone: not adopted, not touched.
+            self.set_state(VmState::Failed(format!(
+                "{}; the running VM was not adopted",
+                hook_reason(&e)
+            )));
+            return;
+        }
+        let vm = match RunningVm::adopt(&self.run_dir).await {
+            Ok(vm) => vm,
+            Err(e) => {
+                self.set_state(VmState::Failed(format!("cannot adopt the running VM: {e}")));
+                return;
+            }
+        };
+        let events = vm.qmp().subscribe();
+        let status = vm.status().await;
+        tracing::info!(instance = %self.id, pid = vm.pid(), status = ?status, "adopted VM");
+        if let Err(e) = plug(&self.shared, &self.record.spec).await {
+            tracing::warn!(instance = %self.id, error = %e, "re-plugging the adopted VM's network failed");
+        }
+        if matches!(status, Ok(ref s) if s.state == RunState::Shutdown) {
+            quit_or_kill(&self.id, &vm).await;
+            unplug(&self.shared, &self.record.spec).await;
+            // Powered off while the agent was away: by the guest, unless the
+            // agent was stopping it.
+            let state = match (&self.record.state, self.record.spec.desired) {
+                (VmState::Stopping, _) | (_, DesiredState::Stopped) => VmState::Stopped,
+                _ => VmState::GuestShutdown,
+            };
+            self.set_state(state);
+            return;
+        }
+        self.vm = Some(Arc::new(vm));
+        self.events = Some(events);
+        if self.record.state != VmState::Running {
+            self.set_state(VmState::Running);
+        }
+    }
+
+    /// Kills the VM and removes everything of the instance. Idempotent.
+    async fn delete(&mut self) -> Result<(), NodeError> {
+        let internal = |e: String| NodeError::Internal(e);
+        self.events = None;
+        if let Some(vm) = self.vm.take()
+            && let Err(e) = vm.kill().await
+        {
+            tracing::warn!(instance = %self.id, error = %e, "kill");
+        }
+        // A start that was dropped half-way may have launched one.
+        RunningVm::kill_run_dir(&self.run_dir, Duration::from_secs(10))
+            .await
+            .map_err(|e| internal(format!("kill the VM of {}: {e}", self.id)))?;
+        if self.dir.exists()
+            && let Err(e) = self
+                .shared
+                .hooks
+                .run(HookEvent::PreClean, Some(&self.dir))
+                .await
+        {
+            let reason = hook_reason(&e);
+            self.set_state(VmState::Failed(reason.clone()));
+            return Err(internal(reason));
+        }
+        unplug(&self.shared, &self.record.spec).await;
+        self.shared
+            .cache
+            .unpin_all(&self.id)
+            .await
+            .map_err(|e| internal(format!("unpin the images of {}: {e}", self.id)))?;
+        for dir in [&self.dir, &self.run_dir] {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(internal(format!("remove {}: {e}", dir.display()))),
+            }
+        }
+        if let Err(e) = sync_dir(&self.shared.instances_dir()) {
+            tracing::warn!(error = %e, "fsync of the instances directory");
+        }
+        tracing::info!(instance = %self.id, "instance deleted");
+        Ok(())
+    }
+}
+
+/// The next thing the VM does that the runner must react to.
+async fn next_vm_event(
+    vm: Option<Arc<RunningVm>>,
+    events: Option<&mut broadcast::Receiver<QmpEvent>>,
+) -> VmEvent {
+    let (Some(vm), Some(events)) = (vm, events) else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    let guest = ev.data.get("guest").and_then(serde_json::Value::as_bool) == Some(true);
+                    match ev.event.as_str() {
+                        "SHUTDOWN" if guest => return VmEvent::GuestShutdown,
+                        "RESET" if guest => return VmEvent::GuestReset,
+                        _ => {}
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    vm.wait_exit().await;
+                    return VmEvent::Exited("QEMU exited unexpectedly".into());
+                }
+            },
+            () = vm.wait_exit() => {
+                return VmEvent::Exited(format!(
+                    "QEMU (pid {}) exited unexpectedly; see the console output",
+                    vm.pid()
+                ));
+            }
+        }
+    }
+}
+
+/// ACPI power button, up to [`POWERDOWN_GRACE`] for the guest, then quit
+/// (QEMU stays after a guest poweroff: `-no-shutdown`), then kill.
+async fn stop_vm(id: &str, vm: &RunningVm) {
+    let mut events = vm.qmp().subscribe();
+    if vm.powerdown().await.is_ok() {
+        let off = QmpClient::wait_event(&mut events, "SHUTDOWN", POWERDOWN_GRACE, |_| true);
+        tokio::select! {
+            r = off => if let Err(e) = r {
+                tracing::info!(instance = %id, error = %e, "guest did not power off; stopping it");
+            },
+            () = vm.wait_exit() => {}
+        }
+    }
+    quit_or_kill(id, vm).await;
+}
+
+async fn quit_or_kill(id: &str, vm: &RunningVm) {
+    if vm.quit().await.is_err()
+        && let Err(e) = vm.kill().await
+    {
+        tracing::error!(instance = %id, error = %e, "cannot end QEMU");
+    }
+}
+
+fn hook_reason(e: &HookError) -> String {
+    match e {
+        HookError::Failed {
+            hook,
+            event,
+            code,
+            stderr,
+        } => {
+            let code = code.map_or_else(|| "on a signal".to_owned(), |c| c.to_string());
+            let mut reason = format!("hook {event} exited {code} ({hook})");
+            if !stderr.is_empty() {
+                reason.push_str(": ");
+                reason.push_str(stderr);
+            }
+            reason
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The primary NIC's network identity, if the instance has one.
+fn primary_nic(spec: &InstanceSpec) -> Result<Option<(String, String, Ipv4Addr)>, String> {
+    let Some(nic) = spec.nics.first() else {
+        return Ok(None);
+    };
+    let ip: Ipv4Addr = nic
+        .private_ip
+        .parse()
+        .map_err(|_| format!("bad private IP {:?}", nic.private_ip))?;
+    Ok(Some((tap_name(&spec.instance_id), nic.mac.clone(), ip)))
+}
+
+async fn plug(shared: &Shared, spec: &InstanceSpec) -> Result<(), String> {
+    let Some((tap, mac, ip)) = primary_nic(spec)? else {
+        return Ok(());
+    };
+    if spec.nics.len() > 1 {
+        tracing::warn!(instance = %spec.instance_id, "only the first network interface is connected");
+    }
+    shared
+        .network
+        .plug(&tap, &mac, ip, &spec.metadata.local_hostname)
+        .await
+        .map_err(|e| format!("network: {e}"))?;
+    shared
+        .metadata
+        .register(ip, &spec.instance_id, spec.metadata.clone());
+    Ok(())
+}
+
+async fn unplug(shared: &Shared, spec: &InstanceSpec) {
+    if let Ok(Some((tap, mac, ip))) = primary_nic(spec) {
+        shared.metadata.unregister(ip);
+        if let Err(e) = shared.network.unplug(&tap, &mac).await {
+            tracing::warn!(instance = %spec.instance_id, error = %e, "network unplug");
+        }
+    }
+}
+
+struct StartCtx {
+    shared: Arc<Shared>,
+    id: String,
+    dir: PathBuf,
+    run_dir: PathBuf,
+    spec: InstanceSpec,
+}
+
+/// Everything that makes a stopped instance run, undone on failure.
+async fn start(ctx: StartCtx) -> Result<Vm, String> {
+    let overlay = ctx.dir.join(ROOT_OVERLAY);
+    let overlay_existed = overlay.exists();
+    let result = start_steps(&ctx, &overlay).await;
+    if result.is_err() {
+        unplug(&ctx.shared, &ctx.spec).await;
+        if !overlay_existed
+            && let Err(e) = std::fs::remove_file(&overlay)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %overlay.display(), error = %e, "removing the new overlay");
+        }
+    }
+    result
+}
+
+async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
+    let shared = &ctx.shared;
+    let cache = &shared.cache;
+    let (base, base_artifacts) = match &ctx.spec.image {
+        BootImage::Paravirtual {
+            kernel,
+            ramdisk,
+            root,
+            ..
+        } => {
+            let mut all = vec![kernel, root];
+            all.extend(ramdisk);
+            (root, all)
+        }
+        BootImage::Hvm { disk } => (disk, vec![disk]),
+    };
+    let image_err = |e: CacheError| format!("image: {e}");
+    for artifact in &base_artifacts {
+        cache.pin(artifact, &ctx.id).await.map_err(image_err)?;
+    }
+    let base_path = cache.get(base).await.map_err(image_err)?;
+    let boot = match &ctx.spec.image {
+        BootImage::Paravirtual {
+            kernel,
+            ramdisk,
+            cmdline,
+            ..
+        } => {
+            let kernel = cache.get(kernel).await.map_err(image_err)?;
+            let initrd = match ramdisk {
+                Some(r) => Some(cache.get(r).await.map_err(image_err)?),
+                None => None,
+            };
+            Boot::Kernel {
+                kernel,
+                initrd,
+                cmdline: cmdline.clone(),
+            }
+        }
+        BootImage::Hvm { .. } => Boot::Disk,
+    };
+    tokio::fs::create_dir_all(&ctx.dir)
+        .await
+        .map_err(|e| format!("create {}: {e}", ctx.dir.display()))?;
+    if !overlay.exists() {
+        let size = ctx.spec.disk_gib.saturating_mul(GIB);
+        match create_overlay(&base_path, overlay, Some(size).filter(|s| *s > 0)).await {
+            Ok(()) => {}
+            // The image is larger than the instance type's disk: keep its size.
+            Err(CacheError::OverlayTooSmall { .. }) => create_overlay(&base_path, overlay, None)
+                .await
+                .map_err(|e| format!("root disk: {e}"))?,
+            Err(e) => return Err(format!("root disk: {e}")),
+        }
+    }
+    shared
+        .hooks
+        .run(HookEvent::PreBoot, Some(&ctx.dir))
+        .await
+        .map_err(|e| hook_reason(&e))?;
+    plug(shared, &ctx.spec).await?;
+
+    let accel = {
+        let mut rx = shared.accel.clone();
+        let resolved = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| "the accelerator was never resolved".to_owned())?;
+        match resolved.as_ref() {
+            Some(Ok(choice)) => choice.accel,
+            Some(Err(e)) => return Err(format!("accelerator: {e}")),
+            None => return Err("the accelerator was never resolved".into()),
+        }
+    };
+    let serial_log = ctx.dir.join(CONSOLE_LOG);
+    if serial_log.exists() {
+        // QEMU truncates the log; keep the previous boot's output.
+        tokio::fs::rename(&serial_log, ctx.dir.join(CONSOLE_LOG_PREVIOUS))
+            .await
+            .map_err(|e| format!("rotate the console log: {e}"))?;
+    }
+    let nics = primary_nic(&ctx.spec)?
+        .map(|(tap, mac, _)| Nic {
+            backend: NicBackend::Tap { ifname: tap },
+            mac,
+        })
+        .into_iter()
+        .collect();
+    let vm_spec = VmSpec {
+        name: ctx.id.clone(),
+        vcpus: ctx.spec.vcpus,
+        memory_mib: ctx.spec.memory_mib,
+        accel,
+        cpu_model: None,
+        boot,
+        disks: vec![Disk {
+            path: overlay.to_path_buf(),
+            format: DiskFormat::Qcow2,
+            read_only: false,
+        }],
+        nics,
+        serial_log,
+        run_dir: ctx.run_dir.clone(),
+        keep_on_shutdown: true,
+    };
+    // A VM of this instance still running (a start interrupted by an agent
+    // crash after the launch) is adopted rather than started twice.
+    let vm = match RunningVm::adopt(&ctx.run_dir).await {
+        Ok(vm) => vm,
+        Err(_) => RunningVm::launch_prefixed(&shared.network.exec_prefix(), &shared.qemu, &vm_spec)
+            .await
+            .map_err(|e| format!("QEMU: {e}"))?,
+    };
+    let events = vm.qmp().subscribe();
+    Ok(Vm {
+        vm: Arc::new(vm),
+        events,
+    })
+}

@@ -1,0 +1,523 @@
+//! The node agent end to end, with real QEMU guests (TCG), a real network
+//! namespace with dnsmasq and the metadata service, and a fake controller
+//! that serves the test guest images (`guest/build.sh target/guest-images`)
+//! over the node object endpoint and accepts registrations.
+//!
+//! Runs as root with `qemu-system-x86_64`; a missing prerequisite fails the
+//! test with a clear message, nothing is skipped.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use base64::Engine;
+use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
+use mallee_node::network::{NetworkConfig, tap_name};
+use mallee_node_api::{
+    Artifact, BootImage, DesiredState, HttpNodeClient, InstanceMetadata, InstanceSpec,
+    MetadataOptions, NicSpec, NodeAgent, NodeRegistration, VmState,
+};
+use mallee_qemu::AccelRequest;
+use md5::{Digest, Md5};
+
+const TOKEN: &str = "test-cluster-token";
+const BUCKET: &str = "guest-images";
+
+fn guest_images() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest-images");
+    for f in ["vmlinuz", "initrd.img", "root.img", "cmdline"] {
+        assert!(
+            dir.join(f).is_file(),
+            "test guest image {} is missing: build it with `guest/build.sh target/guest-images`",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+fn require_prerequisites() {
+    assert!(
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+        "the node agent tests need root (network namespaces, taps, nftables)"
+    );
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        qemu,
+        "qemu-system-x86_64 is not runnable: install qemu-system-x86"
+    );
+}
+
+/// The fake controller: image objects from `target/guest-images`,
+/// registrations recorded.
+#[derive(Clone, Default)]
+struct Controller {
+    files: Arc<HashMap<String, PathBuf>>,
+    registrations: Arc<Mutex<Vec<NodeRegistration>>>,
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"))
+}
+
+async fn object(
+    State(c): State<Controller>,
+    UrlPath((bucket, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match c.files.get(&key).filter(|_| bucket == BUCKET) {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    match serde_json::from_slice::<NodeRegistration>(&body) {
+        Ok(r) => {
+            c.registrations.lock().expect("lock").push(r);
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn serve_controller(images: &Path) -> (String, Controller) {
+    let files: HashMap<String, PathBuf> = ["vmlinuz", "initrd.img", "root.img"]
+        .iter()
+        .map(|f| ((*f).to_owned(), images.join(f)))
+        .collect();
+    let controller = Controller {
+        files: Arc::new(files),
+        ..Controller::default()
+    };
+    let app = axum::Router::new()
+        .route("/_mallee/node/objects/{bucket}/{*key}", get(object))
+        .route(mallee_node_api::REGISTER_PATH, post(register))
+        .with_state(controller.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (url, controller)
+}
+
+fn artifact(images: &Path, name: &str) -> Artifact {
+    let bytes = std::fs::read(images.join(name)).expect("read image");
+    Artifact {
+        bucket: BUCKET.into(),
+        key: name.into(),
+        size: bytes.len() as u64,
+        etag: hex::encode(Md5::digest(&bytes)),
+    }
+}
+
+/// Kills the node's VMs and removes its network, also when a test fails.
+struct Purge {
+    data_dir: PathBuf,
+    network: NetworkConfig,
+}
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let data_dir = self.data_dir.clone();
+        let network = self.network.clone();
+        let result = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(purge_node(&data_dir, &network))
+        })
+        .join();
+        match result {
+            Ok(Ok(())) => {}
+            other => eprintln!("purge failed: {other:?}"),
+        }
+    }
+}
+
+struct Fixture {
+    config: NodeConfig,
+    kernel: Artifact,
+    initrd: Artifact,
+    root: Artifact,
+    cmdline: String,
+}
+
+impl Fixture {
+    fn spec(&self, id: &str, n: u8, user_data: &str) -> InstanceSpec {
+        let ip = format!("172.31.0.{}", 10 + n);
+        let mac = format!("d0:0d:00:00:00:{n:02x}");
+        let hostname = format!("ip-172-31-0-{}.mallee-1.compute.internal", 10 + n);
+        InstanceSpec {
+            instance_id: id.into(),
+            account_id: "000000000001".into(),
+            instance_type: "t1.micro".into(),
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+            image: BootImage::Paravirtual {
+                kernel: self.kernel.clone(),
+                ramdisk: Some(self.initrd.clone()),
+                root: self.root.clone(),
+                cmdline: self.cmdline.clone(),
+            },
+            nics: vec![NicSpec {
+                mac: mac.clone(),
+                private_ip: ip.clone(),
+                network_id: "vpc-default".into(),
+            }],
+            desired: DesiredState::Running,
+            generation: 1,
+            metadata: InstanceMetadata {
+                ami_id: "ami-00000000000000001".into(),
+                ami_launch_index: 0,
+                reservation_id: "r-00000000000000001".into(),
+                account_id: "000000000001".into(),
+                instance_type: "t1.micro".into(),
+                kernel_id: Some("aki-00000000000000001".into()),
+                ramdisk_id: Some("ari-00000000000000001".into()),
+                architecture: "x86_64".into(),
+                region: "mallee-1".into(),
+                availability_zone: "mallee-1a".into(),
+                local_ipv4: ip,
+                local_hostname: hostname,
+                mac,
+                public_ipv4: None,
+                public_hostname: None,
+                security_groups: vec!["default".into()],
+                public_keys: vec![],
+                user_data_base64: Some(base64::engine::general_purpose::STANDARD.encode(user_data)),
+                launch_time: "2024-01-02T03:04:05Z".into(),
+                root_device_name: "/dev/sda1".into(),
+                block_device_mapping: vec![("ami".into(), "/dev/sda1".into())],
+                options: MetadataOptions::default(),
+            },
+        }
+    }
+}
+
+async fn wait_state(
+    client: &HttpNodeClient,
+    id: &str,
+    want: impl Fn(&VmState) -> bool,
+    what: &str,
+    timeout: Duration,
+) -> VmState {
+    let start = Instant::now();
+    loop {
+        let report = client.report().await.expect("report");
+        let state = report
+            .instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .map(|i| i.state.clone());
+        if let Some(s) = &state
+            && want(s)
+        {
+            return s.clone();
+        }
+        if start.elapsed() > timeout {
+            let console = client
+                .console_output(id)
+                .await
+                .map(|c| c.output)
+                .unwrap_or_default();
+            panic!("{id} not {what} within {timeout:?} (state {state:?}); console:\n{console}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_console(client: &HttpNodeClient, id: &str, needles: &[&str], timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = client.console_output(id).await.expect("console").output;
+        if needles.iter().all(|n| out.contains(n)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{id}: {needles:?} not all on the console within {timeout:?}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The pid of the QEMU running instance `id`, found by its `-name`.
+fn qemu_pid(id: &str) -> Option<u32> {
+    let needle = format!("guest={id},");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+}
+
+fn link_exists(netns: &str, link: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", netns, "ip", "link", "show", link])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn start(config: &NodeConfig) -> (NodeHandle, HttpNodeClient) {
+    let handle = start_node(config.clone()).await.expect("start node");
+    let client = HttpNodeClient::new(handle.url(), TOKEN);
+    (handle, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
+    require_prerequisites();
+    let images = guest_images();
+    let (controller_url, controller) = serve_controller(&images).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp
+        .path()
+        .join("node-data-with-a-long-path-name-to-prove-sockets-are-short");
+    let hooks_dir = tmp.path().join("hooks");
+    std::fs::create_dir_all(&hooks_dir).expect("hooks dir");
+    let hook = hooks_dir.join("10-deny-fail");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1:$3\" in pre-boot:*i-0000000000000fa11) echo 'denied by the test hook' >&2; exit 1;; esac\nexit 0\n",
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let netns = format!("mallee-t{:08x}", rand::random::<u32>());
+    let network = NetworkConfig {
+        netns: netns.clone(),
+        subnet: "172.31.0.0/24".parse().expect("subnet"),
+        state_dir: data_dir.join("network"),
+        domain: "mallee-1.compute.internal".into(),
+    };
+    let _purge = Purge {
+        data_dir: data_dir.clone(),
+        network: network.clone(),
+    };
+    let mut config = NodeConfig::new(data_dir.clone(), &controller_url, TOKEN, network);
+    config.hooks_dir = hooks_dir;
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.accel = AccelRequest::Tcg;
+    config.cores = Some(8);
+    config.memory_mib = Some(4096);
+    config.disk_gib = Some(100);
+    let fixture = Fixture {
+        kernel: artifact(&images, "vmlinuz"),
+        initrd: artifact(&images, "initrd.img"),
+        root: artifact(&images, "root.img"),
+        cmdline: std::fs::read_to_string(images.join("cmdline"))
+            .expect("cmdline")
+            .trim()
+            .to_owned(),
+        config,
+    };
+    let (node, client) = start(&fixture.config).await;
+    let info = client.info().await.expect("info");
+    assert!(info.node_id.starts_with("nd-"), "{info:?}");
+
+    // Registration reaches the controller.
+    let t = Instant::now();
+    while controller.registrations.lock().expect("lock").is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no registration");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reg = controller.registrations.lock().expect("lock")[0].clone();
+    assert_eq!(reg.url, node.url());
+    assert_eq!(reg.info.node_id, info.node_id);
+    assert_eq!(reg.capacity.cores_max, 8);
+
+    // Two instances of one image: one runs user data that reads its id from
+    // the metadata service, the other powers itself off.
+    let a = "i-00000000000000a01";
+    let b = "i-00000000000000b02";
+    let spec_a = fixture.spec(
+        a,
+        1,
+        "#!/bin/sh\necho MARKER-$(imds meta-data/instance-id)\n",
+    );
+    let spec_b = fixture.spec(b, 2, "#!/bin/sh\npoweroff\n");
+    let observed = client.put_instance(spec_a.clone()).await.expect("put a");
+    assert_eq!(observed.generation, 1);
+    client.put_instance(spec_b.clone()).await.expect("put b");
+    // Repeating an older or equal generation changes nothing.
+    let again = client
+        .put_instance(spec_a.clone())
+        .await
+        .expect("put a again");
+    assert_eq!(again.generation, 1);
+
+    let boot = Duration::from_secs(180);
+    wait_state(&client, a, |s| *s == VmState::Running, "running", boot).await;
+    wait_console(
+        &client,
+        a,
+        &[
+            "MALLEE-GUEST: network up",
+            "MALLEE-GUEST: metadata v2",
+            &format!("MALLEE-GUEST: instance-id {a}"),
+            &format!("MARKER-{a}"),
+        ],
+        boot,
+    )
+    .await;
+    let capacity = client.capacity().await.expect("capacity");
+    assert!(capacity.memory_mib_free <= 4096 - 256, "{capacity:?}");
+
+    wait_state(
+        &client,
+        b,
+        |s| *s == VmState::GuestShutdown,
+        "guest-shutdown",
+        boot,
+    )
+    .await;
+    assert_eq!(qemu_pid(b), None, "QEMU of a powered-off guest is gone");
+
+    // One cached copy of each image part; instances add overlays only.
+    let cached: Vec<_> = std::fs::read_dir(data_dir.join("images/data"))
+        .expect("cache dir")
+        .collect();
+    assert_eq!(cached.len(), 3, "kernel, ramdisk and root cached once");
+    for id in [a, b] {
+        let overlay = data_dir.join("instances").join(id).join("root.qcow2");
+        let size = std::fs::metadata(&overlay).expect("overlay").len();
+        assert!(size < 16 * 1024 * 1024, "{id} overlay is {size} bytes");
+    }
+
+    // A pre-boot hook that exits 1 fails the start with its reason.
+    let f = "i-0000000000000fa11";
+    client
+        .put_instance(fixture.spec(f, 3, "#!/bin/sh\ntrue\n"))
+        .await
+        .expect("put f");
+    let state = wait_state(
+        &client,
+        f,
+        |s| matches!(s, VmState::Failed(_)),
+        "failed",
+        Duration::from_secs(60),
+    )
+    .await;
+    let VmState::Failed(reason) = state else {
+        unreachable!()
+    };
+    assert!(reason.contains("hook pre-boot exited 1"), "{reason}");
+    assert!(reason.contains("denied by the test hook"), "{reason}");
+    assert!(!link_exists(&netns, &tap_name(f)), "failed start unplugged");
+    assert_eq!(qemu_pid(f), None);
+
+    // Agent restart: the running VM is adopted, not restarted.
+    let pid_a = qemu_pid(a).expect("QEMU of a");
+    node.shutdown().await;
+    assert_eq!(qemu_pid(a), Some(pid_a), "VMs outlive the agent");
+    let (node, client) = start(&fixture.config).await;
+    assert_eq!(client.info().await.expect("info").node_id, info.node_id);
+    let report = client.report().await.expect("report");
+    let states: HashMap<_, _> = report
+        .instances
+        .iter()
+        .map(|i| (i.instance_id.as_str(), i.state.clone()))
+        .collect();
+    assert_eq!(states.get(a), Some(&VmState::Running), "{report:?}");
+    assert_eq!(states.get(b), Some(&VmState::GuestShutdown), "{report:?}");
+    assert!(
+        matches!(states.get(f), Some(VmState::Failed(_))),
+        "{report:?}"
+    );
+    assert_eq!(qemu_pid(a), Some(pid_a), "adopted, same QEMU");
+    let console = client.console_output(a).await.expect("console").output;
+    assert_eq!(console.matches("MALLEE-GUEST: booted").count(), 1);
+    assert!(report.generation > 0);
+    assert!(client.report().await.expect("report").generation > report.generation);
+
+    // Stop keeps the overlay; start boots again from it.
+    let overlay = data_dir.join("instances").join(a).join("root.qcow2");
+    let inode = std::fs::metadata(&overlay).expect("overlay").ino();
+    client
+        .set_desired_state(a, DesiredState::Stopped, 2)
+        .await
+        .expect("stop");
+    wait_state(
+        &client,
+        a,
+        |s| *s == VmState::Stopped,
+        "stopped",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(qemu_pid(a), None, "stopped: QEMU gone");
+    assert_eq!(std::fs::metadata(&overlay).expect("kept").ino(), inode);
+    client
+        .set_desired_state(a, DesiredState::Running, 3)
+        .await
+        .expect("start");
+    wait_state(
+        &client,
+        a,
+        |s| *s == VmState::Running,
+        "running again",
+        boot,
+    )
+    .await;
+    assert_eq!(std::fs::metadata(&overlay).expect("kept").ino(), inode);
+    let t = Instant::now();
+    loop {
+        let out = client.console_output(a).await.expect("console").output;
+        if out.matches(&format!("MARKER-{a}")).count() >= 2 {
+            break;
+        }
+        assert!(t.elapsed() < boot, "second boot's marker missing:\n{out}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A stale generation does not undo the start.
+    let stale = client
+        .set_desired_state(a, DesiredState::Stopped, 2)
+        .await
+        .expect("stale");
+    assert_eq!(stale.generation, 3);
+    assert_eq!(stale.state, VmState::Running);
+
+    // Delete: QEMU, tap and files gone; deleting again is fine.
+    let pid_a = qemu_pid(a).expect("QEMU of a");
+    assert!(link_exists(&netns, &tap_name(a)));
+    for id in [a, b, f] {
+        client.delete_instance(id).await.expect("delete");
+        assert!(!data_dir.join("instances").join(id).exists(), "{id} dir");
+        assert!(!link_exists(&netns, &tap_name(id)), "{id} tap");
+    }
+    // Gone (a zombie awaiting its reaper has no command line any more).
+    assert_eq!(qemu_pid(a), None, "QEMU of a (pid {pid_a})");
+    client.delete_instance(a).await.expect("delete again");
+    assert!(client.report().await.expect("report").instances.is_empty());
+    node.shutdown().await;
+}

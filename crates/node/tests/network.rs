@@ -1,0 +1,492 @@
+//! The node's instance network, built for real: namespaces, bridge, taps,
+//! dnsmasq and nftables. "Guests" are throwaway namespaces joined to the
+//! bridge by a veth pair whose inner end is plugged like a tap; busybox
+//! `udhcpc` and `ping` play the guest's part.
+//!
+//! These tests need root, `ip`, `nft`, `dnsmasq` and `busybox`; without them
+//! they fail (never skip), as they do in CI.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mallee_node::network::{Ipv4Cidr, NetworkConfig, NodeNetwork, tap_name};
+
+fn require_privileges_and_tools() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .map(|s| s
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+            .unwrap_or(false),
+        "the network tests must run as root (they create network namespaces)"
+    );
+    for tool in ["ip", "nft", "dnsmasq", "busybox", "timeout"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(found, "the network tests need `{tool}` on PATH");
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn succeeds(args: &[&str]) -> bool {
+    run(args).status.success()
+}
+
+/// Deletes its namespaces and kills the network's dnsmasq when dropped, so
+/// a failing test leaves nothing behind.
+struct Cleanup {
+    namespaces: Vec<String>,
+    pid_file: Option<std::path::PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(pid) = self
+            .pid_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            let _ = Command::new("kill").arg("-9").arg(pid.trim()).output();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+fn config(test: &str, dir: &Path) -> NetworkConfig {
+    NetworkConfig {
+        netns: format!("mtn-{test}-{}", std::process::id()),
+        subnet: "10.77.0.0/24".parse().expect("subnet"),
+        state_dir: dir.join("net"),
+        domain: "test.internal".to_owned(),
+    }
+}
+
+fn dnsmasq_pid(config: &NetworkConfig) -> u32 {
+    let pid = std::fs::read_to_string(config.state_dir.join("dnsmasq.pid")).expect("pid file");
+    pid.trim().parse().expect("pid")
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next());
+            state != Some(Some('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// A "guest": namespace `name` whose `eth0` (with `mac`) is paired with
+/// link `port` inside the network's namespace.
+fn guest(name: &str, network_ns: &str, port: &str, mac: &str) {
+    ok(&["ip", "netns", "add", name]);
+    ok(&["ip", "-n", name, "link", "set", "lo", "up"]);
+    ok(&[
+        "ip", "-n", name, "link", "add", "eth0", "address", mac, "type", "veth", "peer", "name",
+        port, "netns", network_ns,
+    ]);
+    ok(&["ip", "-n", name, "link", "set", "eth0", "up"]);
+}
+
+fn ping(ns: &str, source: Option<&str>, target: &str) -> bool {
+    let mut args = vec![
+        "ip", "netns", "exec", ns, "busybox", "ping", "-c", "1", "-W", "2",
+    ];
+    if let Some(source) = source {
+        args.extend(["-I", source]);
+    }
+    args.push(target);
+    succeeds(&args)
+}
+
+/// busybox udhcpc in `ns`; returns the variables its script saw.
+fn dhcp(ns: &str, dir: &Path) -> Option<String> {
+    let script = dir.join(format!("udhcpc-{ns}.sh"));
+    let out = dir.join(format!("udhcpc-{ns}.out"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in bound|renew)\n  ip addr add \"$ip/$mask\" dev \"$interface\"\n  \
+             echo \"ip=$ip mask=$mask router=$router hostname=$hostname domain=$domain\" > {}\n;; esac\n",
+            out.display()
+        ),
+    )
+    .expect("script");
+    ok(&["chmod", "755", &script.display().to_string()]);
+    let done = succeeds(&[
+        "timeout",
+        "20",
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "busybox",
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-n",
+        "-q",
+        "-f",
+        "-t",
+        "6",
+        "-T",
+        "1",
+        "-s",
+        &script.display().to_string(),
+    ]);
+    if !done {
+        return None;
+    }
+    std::fs::read_to_string(out).ok()
+}
+
+#[tokio::test]
+async fn ensure_plug_unplug_destroy() {
+    require_privileges_and_tools();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("life", dir.path());
+    let ns = config.netns.clone();
+    let _cleanup = Cleanup {
+        namespaces: vec![ns.clone()],
+        pid_file: Some(config.state_dir.join("dnsmasq.pid")),
+    };
+
+    let network = NodeNetwork::ensure(config.clone()).await.expect("ensure");
+    assert_eq!(network.netns(), ns);
+    assert_eq!(network.gateway(), Ipv4Addr::new(10, 77, 0, 1));
+    assert_eq!(
+        network.exec_prefix(),
+        ["ip", "netns", "exec", ns.as_str()].map(std::ffi::OsString::from)
+    );
+    let first_pid = dnsmasq_pid(&config);
+    assert!(alive(first_pid));
+
+    // Ensure again (an agent restart): same dnsmasq adopted, nothing doubled.
+    let network = NodeNetwork::ensure(config.clone())
+        .await
+        .expect("ensure again");
+    assert_eq!(dnsmasq_pid(&config), first_pid, "dnsmasq must be adopted");
+    let addrs = ok(&["ip", "-n", &ns, "-4", "-o", "addr", "show", "dev", "br0"]);
+    assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
+    assert!(addrs.contains("169.254.169.254/32"), "{addrs}");
+    assert_eq!(addrs.lines().count(), 2, "{addrs}");
+    let lo = ok(&["ip", "-n", &ns, "link", "show", "dev", "lo"]);
+    assert!(lo.contains("UP"), "{lo}");
+
+    let tap_a = tap_name("i-00000000000000001");
+    let tap_b = tap_name("i-00000000000000002");
+    network
+        .plug(
+            &tap_a,
+            "02:00:00:00:00:0A",
+            Ipv4Addr::new(10, 77, 0, 10),
+            "ip-10-77-0-10",
+        )
+        .await
+        .expect("plug a");
+    network
+        .plug(
+            &tap_b,
+            "02:00:00:00:00:0b",
+            Ipv4Addr::new(10, 77, 0, 11),
+            "ip-10-77-0-11",
+        )
+        .await
+        .expect("plug b");
+    // Again: idempotent.
+    network
+        .plug(
+            &tap_a,
+            "02:00:00:00:00:0a",
+            Ipv4Addr::new(10, 77, 0, 10),
+            "ip-10-77-0-10",
+        )
+        .await
+        .expect("plug a again");
+
+    for tap in [&tap_a, &tap_b] {
+        let link = ok(&["ip", "-n", &ns, "-d", "link", "show", "dev", tap]);
+        assert!(link.contains("master br0"), "{link}");
+        assert!(link.contains("tun type tap"), "{link}");
+        assert!(link.contains(",UP"), "{link}");
+    }
+    let rules = ok(&["ip", "netns", "exec", &ns, "nft", "list", "ruleset"]);
+    for expected in [
+        format!("iifname \"{tap_a}\" jump port_{tap_a}"),
+        format!("iifname \"{tap_b}\" jump port_{tap_b}"),
+        "ether saddr != 02:00:00:00:00:0a drop".to_owned(),
+        "ip saddr 10.77.0.10 accept".to_owned(),
+        "ether saddr != 02:00:00:00:00:0b drop".to_owned(),
+        "ip saddr 10.77.0.11 accept".to_owned(),
+        "policy drop".to_owned(),
+    ] {
+        assert!(
+            rules.contains(&expected),
+            "missing {expected:?} in\n{rules}"
+        );
+    }
+    assert_eq!(rules.matches("table bridge mallee").count(), 1, "{rules}");
+    let hosts =
+        std::fs::read_to_string(config.state_dir.join("dnsmasq.hosts")).expect("hosts file");
+    assert_eq!(
+        hosts,
+        "02:00:00:00:00:0a,10.77.0.10,ip-10-77-0-10\n02:00:00:00:00:0b,10.77.0.11,ip-10-77-0-11\n"
+    );
+    assert_eq!(
+        dnsmasq_pid(&config),
+        first_pid,
+        "a plug reloads, not restarts"
+    );
+    assert_eq!(network.ports().await.expect("ports").len(), 2);
+
+    // Bad arguments are refused before anything changes.
+    for (tap, mac, ip, host) in [
+        (
+            "tap-toolong-name",
+            "02:00:00:00:00:0c",
+            Ipv4Addr::new(10, 77, 0, 12),
+            "h",
+        ),
+        ("tapc", "nope", Ipv4Addr::new(10, 77, 0, 12), "h"),
+        (
+            "tapc",
+            "02:00:00:00:00:0c",
+            Ipv4Addr::new(10, 78, 0, 12),
+            "h",
+        ),
+        (
+            "tapc",
+            "02:00:00:00:00:0c",
+            Ipv4Addr::new(10, 77, 0, 1),
+            "h",
+        ),
+        (
+            "tapc",
+            "02:00:00:00:00:0c",
+            Ipv4Addr::new(10, 77, 0, 12),
+            "a,b",
+        ),
+    ] {
+        assert!(
+            network.plug(tap, mac, ip, host).await.is_err(),
+            "{tap} {mac} {ip} {host}"
+        );
+    }
+
+    network
+        .unplug(&tap_a, "02:00:00:00:00:0a")
+        .await
+        .expect("unplug");
+    network
+        .unplug(&tap_a, "02:00:00:00:00:0a")
+        .await
+        .expect("unplug again");
+    assert!(!succeeds(&["ip", "-n", &ns, "link", "show", "dev", &tap_a]));
+    let rules = ok(&["ip", "netns", "exec", &ns, "nft", "list", "ruleset"]);
+    assert!(
+        !rules.contains(&tap_a),
+        "stale rules after unplug:\n{rules}"
+    );
+    assert!(
+        !rules.contains("10.77.0.10"),
+        "stale rules after unplug:\n{rules}"
+    );
+    assert!(rules.contains(&tap_b), "{rules}");
+    let hosts =
+        std::fs::read_to_string(config.state_dir.join("dnsmasq.hosts")).expect("hosts file");
+    assert_eq!(hosts, "02:00:00:00:00:0b,10.77.0.11,ip-10-77-0-11\n");
+
+    // dnsmasq dies: the next ensure starts a new one.
+    ok(&["kill", "-9", &first_pid.to_string()]);
+    for _ in 0..50 {
+        if !alive(first_pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let network = NodeNetwork::ensure(config.clone())
+        .await
+        .expect("ensure after crash");
+    let second_pid = dnsmasq_pid(&config);
+    assert_ne!(second_pid, first_pid);
+    assert!(alive(second_pid));
+    // The surviving port is still intact.
+    assert!(succeeds(&["ip", "-n", &ns, "link", "show", "dev", &tap_b]));
+    drop(network);
+
+    NodeNetwork::destroy(&config).await.expect("destroy");
+    NodeNetwork::destroy(&config).await.expect("destroy again");
+    assert!(
+        !Path::new("/run/netns").join(&ns).exists(),
+        "namespace left"
+    );
+    assert!(!alive(second_pid), "dnsmasq left running");
+    assert!(!config.state_dir.join("ports.json").exists());
+}
+
+#[tokio::test]
+async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
+    require_privileges_and_tools();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("dhcp", dir.path());
+    let ns = config.netns.clone();
+    let pid = std::process::id();
+    let (g1, g2, g3) = (
+        format!("mtg1-dhcp-{pid}"),
+        format!("mtg2-dhcp-{pid}"),
+        format!("mtg3-dhcp-{pid}"),
+    );
+    let _cleanup = Cleanup {
+        namespaces: vec![ns.clone(), g1.clone(), g2.clone(), g3.clone()],
+        pid_file: Some(config.state_dir.join("dnsmasq.pid")),
+    };
+    let network = NodeNetwork::ensure(config.clone()).await.expect("ensure");
+    let gateway = network.gateway().to_string();
+
+    guest(&g1, &ns, "vport1", "02:00:00:00:00:11");
+    network
+        .plug(
+            "vport1",
+            "02:00:00:00:00:11",
+            Ipv4Addr::new(10, 77, 0, 11),
+            "ip-10-77-0-11",
+        )
+        .await
+        .expect("plug");
+    let lease = dhcp(&g1, dir.path()).expect("guest 1 got no DHCP lease");
+    assert!(lease.contains("ip=10.77.0.11 "), "{lease}");
+    assert!(lease.contains("mask=24 "), "{lease}");
+    assert!(lease.contains("router=10.77.0.1 "), "{lease}");
+    assert!(lease.contains("hostname=ip-10-77-0-11 "), "{lease}");
+    assert!(lease.contains("domain=test.internal"), "{lease}");
+
+    assert!(
+        ping(&g1, None, &gateway),
+        "the guest cannot reach its gateway"
+    );
+    // Another source address from the same port is dropped...
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "addr",
+        "add",
+        "10.77.0.99/24",
+        "dev",
+        "eth0",
+    ]);
+    assert!(
+        !ping(&g1, Some("10.77.0.99"), &gateway),
+        "spoofed source got through"
+    );
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "addr",
+        "del",
+        "10.77.0.99/24",
+        "dev",
+        "eth0",
+    ]);
+    assert!(ping(&g1, Some("10.77.0.11"), &gateway));
+    // ...and so is another MAC.
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "link",
+        "set",
+        "eth0",
+        "address",
+        "02:00:00:00:00:99",
+    ]);
+    assert!(!ping(&g1, None, &gateway), "spoofed MAC got through");
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "link",
+        "set",
+        "eth0",
+        "address",
+        "02:00:00:00:00:11",
+    ]);
+    assert!(ping(&g1, None, &gateway));
+
+    // A link on the bridge that was never plugged carries nothing.
+    guest(&g2, &ns, "vport2", "02:00:00:00:00:22");
+    ok(&[
+        "ip", "-n", &ns, "link", "set", "vport2", "master", "br0", "up",
+    ]);
+    ok(&[
+        "ip",
+        "-n",
+        &g2,
+        "addr",
+        "add",
+        "10.77.0.22/24",
+        "dev",
+        "eth0",
+    ]);
+    assert!(!ping(&g2, None, &gateway), "an unplugged port got through");
+    assert!(
+        dhcp(&g2, dir.path()).is_none(),
+        "an unknown MAC got a lease"
+    );
+
+    // Unplug: the guest is cut off, and its address can go to a new MAC
+    // at once although the old lease has not expired.
+    network
+        .unplug("vport1", "02:00:00:00:00:11")
+        .await
+        .expect("unplug");
+    assert!(!succeeds(&[
+        "ip", "-n", &ns, "link", "show", "dev", "vport1"
+    ]));
+    guest(&g3, &ns, "vport3", "02:00:00:00:00:33");
+    network
+        .plug(
+            "vport3",
+            "02:00:00:00:00:33",
+            Ipv4Addr::new(10, 77, 0, 11),
+            "ip-10-77-0-11",
+        )
+        .await
+        .expect("plug the reused address");
+    let lease = dhcp(&g3, dir.path()).expect("the reused address was not handed out");
+    assert!(lease.contains("ip=10.77.0.11 "), "{lease}");
+    assert!(ping(&g3, None, &gateway));
+
+    NodeNetwork::destroy(&config).await.expect("destroy");
+    assert!(!Path::new("/run/netns").join(&ns).exists());
+}
+
+#[test]
+fn cidr_parses_and_prints() {
+    let subnet: Ipv4Cidr = "172.31.0.0/20".parse().expect("parses");
+    assert_eq!(subnet.to_string(), "172.31.0.0/20");
+    assert_eq!(subnet.first_host(), Ipv4Addr::new(172, 31, 0, 1));
+    assert!("172.31.0.0/40".parse::<Ipv4Cidr>().is_err());
+}

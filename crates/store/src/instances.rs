@@ -1,0 +1,102 @@
+//! Reservations and instances: the controller's desired state of every
+//! instance and the state it last observed, kept by [`InstanceIndex`].
+//!
+//! The store treats states and launch details as opaque strings (the
+//! compute layer in `mallee-core` owns their meaning); it guarantees
+//! atomic reservations, ClientToken uniqueness, unique live private
+//! addresses and MACs, and compare-and-set updates through `revision`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{StoreResult, TagPair, UnixMillis};
+
+/// One RunInstances call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// `r-…`.
+    pub reservation_id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// The caller's ClientToken, if any.
+    pub client_token: Option<String>,
+    /// Digest of the request parameters (idempotency mismatch detection).
+    pub request_hash: String,
+    /// When it was made.
+    pub created_at: UnixMillis,
+}
+
+/// One instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// `i-…`.
+    pub instance_id: String,
+    /// `r-…`.
+    pub reservation_id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Position in its reservation.
+    pub launch_index: i64,
+    /// Node it is placed on.
+    pub node_id: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Network its interface is on.
+    pub network_id: String,
+    /// Private IPv4.
+    pub private_ip: String,
+    /// MAC of its interface.
+    pub mac: String,
+    /// EC2 state name (`pending`, `running`, …).
+    pub state: String,
+    /// What the controller drives it toward (`running`, `stopped`,
+    /// `terminated`).
+    pub desired: String,
+    /// Generation of the spec sent to the node; bumped by every change the
+    /// node must act on.
+    pub generation: i64,
+    /// Compare-and-set counter, bumped by every update.
+    pub revision: i64,
+    /// Launch details (JSON owned by the compute layer).
+    pub details: String,
+    /// Launch time.
+    pub created_at: UnixMillis,
+    /// Last change.
+    pub updated_at: UnixMillis,
+    /// When it reached `terminated`.
+    pub terminated_at: Option<UnixMillis>,
+}
+
+/// Instance persistence.
+#[async_trait]
+pub trait InstanceIndex: Send + Sync {
+    /// Records a reservation with its instances (registered as `instance`
+    /// resources carrying `tags`) in one transaction. `Conflict` when the
+    /// account already used the client token, or an address or MAC is taken
+    /// by a live instance.
+    async fn create_reservation(
+        &self,
+        reservation: &Reservation,
+        instances: &[InstanceRecord],
+        tags: &[TagPair],
+    ) -> StoreResult<()>;
+    /// The reservation an account made with a client token.
+    async fn reservation_by_client_token(
+        &self,
+        account_id: &str,
+        client_token: &str,
+    ) -> StoreResult<Option<Reservation>>;
+    /// One instance.
+    async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>>;
+    /// Instances of one account, or of every account when `None`, ordered
+    /// by launch time then launch index.
+    async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>>;
+    /// Replaces an instance's row if its `revision` is still the stored one
+    /// (the stored revision becomes `revision + 1`); `false` when someone
+    /// else changed it first or it is gone.
+    async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool>;
+    /// Removes an instance, its tags, and its reservation once empty.
+    async fn delete_instance(&self, instance_id: &str) -> StoreResult<()>;
+    /// Private addresses held by live instances of a network.
+    async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>>;
+}

@@ -1,0 +1,265 @@
+//! [`ImageIndex`] for the SQLite backend (tables from `0003_images.sql`).
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use crate::images::{Image, ImageIndex, LaunchPermissionChange};
+use crate::{StoreError, StoreResult, TagPair};
+
+/// A query for every image column plus its launch permissions as one JSON
+/// array (so a listing is one query however many images are shared),
+/// followed by `$rest`.
+macro_rules! select_images {
+    ($rest:literal) => {
+        concat!(
+            "SELECT i.*,
+                (SELECT json_group_array(account_id) FROM
+                    (SELECT account_id FROM image_launch_permissions p
+                     WHERE p.image_id = i.image_id ORDER BY account_id)) AS launch_permissions
+             FROM images i ",
+            $rest
+        )
+    };
+}
+
+fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
+    let size: i64 = row.try_get("size")?;
+    let permissions: Option<String> = row.try_get("launch_permissions")?;
+    let launch_permissions = match permissions {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("launch permissions: {e}")))?,
+    };
+    Ok(Image {
+        image_id: row.try_get("image_id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        image_type: row.try_get("image_type")?,
+        architecture: row.try_get("architecture")?,
+        virtualization_type: row.try_get("virtualization_type")?,
+        root_device_name: row.try_get("root_device_name")?,
+        root_device_type: row.try_get("root_device_type")?,
+        kernel_id: row.try_get("kernel_id")?,
+        ramdisk_id: row.try_get("ramdisk_id")?,
+        location: row.try_get("location")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("object_key")?,
+        size: u64::try_from(size)
+            .map_err(|_| StoreError::Corrupt(format!("negative image size {size}")))?,
+        etag: row.try_get("etag")?,
+        disk_format: row.try_get("disk_format")?,
+        state: row.try_get("state")?,
+        is_public: row.try_get::<i64, _>("is_public")? != 0,
+        created_at: row.try_get("created_at")?,
+        launch_permissions,
+    })
+}
+
+async fn image_exists_tx(tx: &mut Transaction<'static, Sqlite>, image_id: &str) -> StoreResult<()> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT image_id FROM images WHERE image_id = ?")
+            .bind(image_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(image_id.to_owned())),
+    }
+}
+
+async fn add_permissions_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    image_id: &str,
+    accounts: &[String],
+) -> StoreResult<()> {
+    for account in accounts {
+        sqlx::query(
+            "INSERT INTO image_launch_permissions (image_id, account_id) VALUES (?, ?)
+             ON CONFLICT (image_id, account_id) DO NOTHING",
+        )
+        .bind(image_id)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ImageIndex for SqliteStore {
+    async fn create_image(&self, image: &Image, tags: &[TagPair]) -> StoreResult<()> {
+        let size = i64::try_from(image.size)
+            .map_err(|_| StoreError::Corrupt(format!("image size {} out of range", image.size)))?;
+        let mut tx = self.write_tx().await?;
+        let name_taken: Option<String> =
+            sqlx::query_scalar("SELECT image_id FROM images WHERE account_id = ? AND name = ?")
+                .bind(&image.account_id)
+                .bind(&image.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if name_taken.is_some() {
+            return Err(StoreError::Conflict(image.name.clone()));
+        }
+        let resource = sqlx::query(
+            "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, 'image', ?)",
+        )
+        .bind(&image.image_id)
+        .bind(&image.account_id)
+        .bind(image.created_at)
+        .execute(&mut *tx)
+        .await;
+        match resource {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(image.image_id.clone()));
+            }
+            other => {
+                other?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
+                virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
+                location, bucket, object_key, size, etag, disk_format, state, is_public, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&image.image_id)
+        .bind(&image.account_id)
+        .bind(&image.name)
+        .bind(&image.description)
+        .bind(&image.image_type)
+        .bind(&image.architecture)
+        .bind(&image.virtualization_type)
+        .bind(&image.root_device_name)
+        .bind(&image.root_device_type)
+        .bind(&image.kernel_id)
+        .bind(&image.ramdisk_id)
+        .bind(&image.location)
+        .bind(&image.bucket)
+        .bind(&image.key)
+        .bind(size)
+        .bind(&image.etag)
+        .bind(&image.disk_format)
+        .bind(&image.state)
+        .bind(i64::from(image.is_public))
+        .bind(image.created_at)
+        .execute(&mut *tx)
+        .await?;
+        add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
+        put_tags_tx(
+            &mut tx,
+            &image.account_id,
+            std::slice::from_ref(&image.image_id),
+            tags,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn image(&self, image_id: &str) -> StoreResult<Option<Image>> {
+        sqlx::query(select_images!("WHERE i.image_id = ?"))
+            .bind(image_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(image_from_row)
+            .transpose()
+    }
+
+    async fn images_visible_to(&self, account_id: &str) -> StoreResult<Vec<Image>> {
+        sqlx::query(select_images!(
+            "WHERE i.account_id = ?1 OR i.is_public = 1
+               OR EXISTS (SELECT 1 FROM image_launch_permissions p
+                          WHERE p.image_id = i.image_id AND p.account_id = ?1)
+             ORDER BY i.image_id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(image_from_row)
+        .collect()
+    }
+
+    async fn delete_image(&self, account_id: &str, image_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM images WHERE account_id = ? AND image_id = ?")
+            .bind(account_id)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM resources WHERE account_id = ? AND resource_id = ?")
+                .bind(account_id)
+                .bind(image_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn set_image_description(
+        &self,
+        image_id: &str,
+        description: Option<&str>,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query("UPDATE images SET description = ? WHERE image_id = ?")
+            .bind(description)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound(image_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn change_launch_permissions(
+        &self,
+        image_id: &str,
+        change: &LaunchPermissionChange,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        image_exists_tx(&mut tx, image_id).await?;
+        add_permissions_tx(&mut tx, image_id, &change.add).await?;
+        for account in &change.remove {
+            sqlx::query(
+                "DELETE FROM image_launch_permissions WHERE image_id = ? AND account_id = ?",
+            )
+            .bind(image_id)
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(public) = change.public {
+            sqlx::query("UPDATE images SET is_public = ? WHERE image_id = ?")
+                .bind(i64::from(public))
+                .bind(image_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reset_launch_permissions(&self, image_id: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        image_exists_tx(&mut tx, image_id).await?;
+        sqlx::query("DELETE FROM image_launch_permissions WHERE image_id = ?")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE images SET is_public = 0 WHERE image_id = ?")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! [`InstanceIndex`] on SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use crate::instances::{InstanceIndex, InstanceRecord, Reservation};
+use crate::{StoreError, StoreResult, TagPair};
+
+fn instance_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<InstanceRecord> {
+    Ok(InstanceRecord {
+        instance_id: row.try_get("instance_id")?,
+        reservation_id: row.try_get("reservation_id")?,
+        account_id: row.try_get("account_id")?,
+        launch_index: row.try_get("launch_index")?,
+        node_id: row.try_get("node_id")?,
+        zone: row.try_get("zone")?,
+        network_id: row.try_get("network_id")?,
+        private_ip: row.try_get("private_ip")?,
+        mac: row.try_get("mac")?,
+        state: row.try_get("state")?,
+        desired: row.try_get("desired")?,
+        generation: row.try_get("generation")?,
+        revision: row.try_get("revision")?,
+        details: row.try_get("details")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        terminated_at: row.try_get("terminated_at")?,
+    })
+}
+
+fn reservation_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Reservation> {
+    Ok(Reservation {
+        reservation_id: row.try_get("reservation_id")?,
+        account_id: row.try_get("account_id")?,
+        client_token: row.try_get("client_token")?,
+        request_hash: row.try_get("request_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Maps a unique-index violation to `Conflict` naming what collided.
+fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |err| {
+        if is_unique_violation(&err) {
+            StoreError::Conflict(what.to_owned())
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+#[async_trait]
+impl InstanceIndex for SqliteStore {
+    async fn create_reservation(
+        &self,
+        reservation: &Reservation,
+        instances: &[InstanceRecord],
+        tags: &[TagPair],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&reservation.reservation_id)
+        .bind(&reservation.account_id)
+        .bind(&reservation.client_token)
+        .bind(&reservation.request_hash)
+        .bind(reservation.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict("client token"))?;
+        for instance in instances {
+            sqlx::query(
+                "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
+                 VALUES (?, ?, 'instance', ?)",
+            )
+            .bind(&instance.instance_id)
+            .bind(&instance.account_id)
+            .bind(instance.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(&instance.instance_id))?;
+            sqlx::query(
+                "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
+                   zone, network_id, private_ip, mac, state, desired, generation, revision, details,
+                   created_at, updated_at, terminated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&instance.instance_id)
+            .bind(&instance.reservation_id)
+            .bind(&instance.account_id)
+            .bind(instance.launch_index)
+            .bind(&instance.node_id)
+            .bind(&instance.zone)
+            .bind(&instance.network_id)
+            .bind(&instance.private_ip)
+            .bind(&instance.mac)
+            .bind(&instance.state)
+            .bind(&instance.desired)
+            .bind(instance.generation)
+            .bind(instance.revision)
+            .bind(&instance.details)
+            .bind(instance.created_at)
+            .bind(instance.updated_at)
+            .bind(instance.terminated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("private address or MAC"))?;
+        }
+        if !tags.is_empty() {
+            let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+            put_tags_tx(&mut tx, &reservation.account_id, &ids, tags).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reservation_by_client_token(
+        &self,
+        account_id: &str,
+        client_token: &str,
+    ) -> StoreResult<Option<Reservation>> {
+        sqlx::query("SELECT * FROM reservations WHERE account_id = ? AND client_token = ?")
+            .bind(account_id)
+            .bind(client_token)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(reservation_from_row)
+            .transpose()
+    }
+
+    async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
+        sqlx::query("SELECT * FROM instances WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(instance_from_row)
+            .transpose()
+    }
+
+    async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
+        let rows = match account_id {
+            Some(account) => {
+                sqlx::query(
+                    "SELECT * FROM instances WHERE account_id = ?
+                     ORDER BY created_at, reservation_id, launch_index",
+                )
+                .bind(account)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(instance_from_row).collect()
+    }
+
+    async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE instances SET node_id = ?, zone = ?, network_id = ?, private_ip = ?, mac = ?,
+               state = ?, desired = ?, generation = ?, revision = revision + 1, details = ?,
+               updated_at = ?, terminated_at = ?
+             WHERE instance_id = ? AND revision = ?",
+        )
+        .bind(&record.node_id)
+        .bind(&record.zone)
+        .bind(&record.network_id)
+        .bind(&record.private_ip)
+        .bind(&record.mac)
+        .bind(&record.state)
+        .bind(&record.desired)
+        .bind(record.generation)
+        .bind(&record.details)
+        .bind(record.updated_at)
+        .bind(record.terminated_at)
+        .bind(&record.instance_id)
+        .bind(record.revision)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict("private address or MAC"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_instance(&self, instance_id: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let reservation: Option<String> =
+            sqlx::query_scalar("SELECT reservation_id FROM instances WHERE instance_id = ?")
+                .bind(instance_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM instances WHERE instance_id = ?")
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = 'instance'")
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(reservation) = reservation {
+            sqlx::query(
+                "DELETE FROM reservations WHERE reservation_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM instances WHERE reservation_id = ?)",
+            )
+            .bind(&reservation)
+            .bind(&reservation)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT private_ip FROM instances WHERE network_id = ? AND terminated_at IS NULL",
+        )
+        .bind(network_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
