@@ -172,6 +172,18 @@ class MalleeServer:
             self.proc.wait()
         self._close_log()
 
+    def purge(self):
+        """Stops the VMs of this server's node and removes its network
+        namespace (`mallee purge`): VMs outlive `mallee up` by design."""
+        subprocess.run(
+            [str(MALLEE_BIN), "purge", "--data-dir", str(self.data_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+
     def restart(self, timeout: float = STARTUP_TIMEOUT):
         if self.running():
             rc = self.stop()
@@ -481,6 +493,7 @@ def server(session_tmp):
     finally:
         srv.stop()
         srv.kill()
+        srv.purge()
         _SESSION_SERVER.clear()
 
 
@@ -500,6 +513,7 @@ def mallee_factory(tmp_path):
     yield make
     for srv in servers:
         srv.kill()
+        srv.purge()
 
 
 @pytest.fixture

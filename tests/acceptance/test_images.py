@@ -145,7 +145,7 @@ def names(images):
     return sorted(i["Name"] for i in images)
 
 
-def test_describe_filters(ec2, registered):
+def test_describe_filters(server, ec2, registered):
     r, p = registered, registered["prefix"]
 
     def q(name, *values):
@@ -181,6 +181,16 @@ def test_describe_filters(ec2, registered):
     with pytest.raises(ClientError) as e:
         ec2.describe_images(Filters=[{"Name": "bogus", "Values": ["x"]}])
     assert error_code(e) == "InvalidParameterValue"
+
+    # Pages follow image ids and together list every image once.
+    up = Uploader(server)
+    for n in range(2):
+        ec2.register_image(ImageLocation=up.put(f"page{n}", fake_raw_disk()), Name=unique("page"))
+    first = ec2.describe_images(Owners=["self"], MaxResults=5)
+    assert len(first["Images"]) == 5 and first.get("NextToken"), first.get("NextToken")
+    paged = [i["ImageId"] for page in ec2.get_paginator("describe_images").paginate(
+        Owners=["self"], PaginationConfig={"PageSize": 5}) for i in page["Images"]]
+    assert paged == sorted(paged) == sorted(i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"])
 
 
 def registered_owner(ec2, r):
@@ -259,10 +269,10 @@ def test_launch_permissions_across_accounts(server, ec2, raw, other_account, tmp
     assert not other_sees()
     ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": other_id}]})
     assert other_sees()
-    assert other_sees(ExecutableBy=["self"])
-    assert not other_sees(ExecutableBy=["all"])
+    assert other_sees(ExecutableUsers=["self"])
+    assert not other_sees(ExecutableUsers=["all"])
     assert describe_one(other, image)["ImageId"] == image
-    assert image in {i["ImageId"] for i in ec2.describe_images(ExecutableBy=[other_id])["Images"]}
+    assert image in {i["ImageId"] for i in ec2.describe_images(ExecutableUsers=[other_id])["Images"]}
     perms = ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
     assert perms == [{"UserId": other_id}]
 
@@ -287,7 +297,7 @@ def test_launch_permissions_across_accounts(server, ec2, raw, other_account, tmp
     # Public, then the euca2ools form to share and unshare, then reset.
     ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"Group": "all"}]})
     assert describe_one(ec2, image)["Public"] is True
-    assert other_sees(ExecutableBy=["all"])
+    assert other_sees(ExecutableUsers=["all"])
     assert other_sees(Filters=[{"Name": "is-public", "Values": ["true"]}])
     resp = raw(
         {
@@ -310,7 +320,7 @@ def test_launch_permissions_across_accounts(server, ec2, raw, other_account, tmp
         }
     )
     assert resp.status == 200, resp.describe()
-    assert other_sees(ExecutableBy=[other_id])
+    assert other_sees(ExecutableUsers=[other_id])
     ec2.reset_image_attribute(ImageId=image, Attribute="launchPermission")
     assert not other_sees()
     assert ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"] == []
@@ -358,7 +368,10 @@ def test_malformed_registrations_change_nothing(server, ec2, raw, registered, ot
     up = Uploader(server)
     disk = up.put("disk", fake_raw_disk())
     kernel_obj = up.put("kernel", fake_kernel())
-    up.put("empty", b"")
+    # A separate connection for the empty object: boto3's next request on
+    # the connection of an empty-body PUT times out (an S3 front-door bug,
+    # reported separately; not what this test is about).
+    s3_client(server).put_object(Bucket=up.bucket, Key="empty", Body=b"")
     up.put("manifest.xml", b'<?xml version="1.0"?><manifest></manifest>')
     other_up = Uploader(server, other_account)
     private_other = other_up.put("secret.img", fake_raw_disk())

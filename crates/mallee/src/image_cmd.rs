@@ -264,7 +264,7 @@ impl Client {
         })
     }
 
-    /// Sends one signed request; returns (status, body text).
+    /// Sends one signed request; returns (status, body text, ETag header).
     async fn send(
         &self,
         service: &str,
@@ -273,7 +273,7 @@ impl Client {
         query: &str,
         mut headers: Vec<(String, String)>,
         body: Body,
-    ) -> Result<(u16, String), InstallError> {
+    ) -> Result<(u16, String, Option<String>), InstallError> {
         headers.push(("Host".into(), self.host.clone()));
         let payload_hash = match &body {
             Body::Bytes(b) => mallee_sigv::sha256_hex(b),
@@ -327,8 +327,13 @@ impl Client {
         };
         let response = request.send().await.map_err(http_error)?;
         let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned());
         let text = response.text().await.map_err(http_error)?;
-        Ok((status, text))
+        Ok((status, text, etag))
     }
 
     fn api_error(action: &str, status: u16, body: &str) -> InstallError {
@@ -350,7 +355,7 @@ impl Client {
             "Content-Type".into(),
             "application/x-www-form-urlencoded; charset=utf-8".into(),
         )];
-        let (status, text) = self
+        let (status, text, _) = self
             .send(
                 "ec2",
                 reqwest::Method::POST,
@@ -377,7 +382,7 @@ impl Client {
     /// Creates `bucket` unless the caller already owns it.
     async fn ensure_bucket(&self, bucket: &str) -> Result<(), InstallError> {
         let path = format!("/{}", mallee_sigv::uri_encode(bucket, true));
-        let (status, text) = self
+        let (status, text, _) = self
             .send(
                 "s3",
                 reqwest::Method::PUT,
@@ -394,27 +399,26 @@ impl Client {
         }
     }
 
-    /// Uploads `len` bytes of `path` from `offset` with `method` on
-    /// `path`/`query`, checking the returned ETag against the data's MD5.
+    /// PUTs the `range` of `file` to `object_path`?`query`; returns the MD5
+    /// (hex) of what was sent, which S3 returns as the ETag.
     async fn put_file_range(
         &self,
         action: &str,
         object_path: &str,
         query: &str,
         file: &Path,
-        offset: u64,
-        len: u64,
+        range: std::ops::Range<u64>,
         progress: &ProgressBar,
     ) -> Result<String, InstallError> {
         let md5 = Arc::new(Mutex::new(Md5::new()));
         let body = Body::File {
             path: file.to_owned(),
-            offset,
-            len,
+            offset: range.start,
+            len: range.end - range.start,
             progress: progress.clone(),
             md5: md5.clone(),
         };
-        let (status, text) = self
+        let (status, text, etag) = self
             .send(
                 "s3",
                 reqwest::Method::PUT,
@@ -436,13 +440,19 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(Self::api_error(action, status, &text));
         }
-        let _ = text;
-        let digest = md5
-            .lock()
-            .map_err(|_| InstallError::Protocol("digest poisoned".into()))?
-            .clone()
-            .finalize();
-        Ok(hex::encode(digest))
+        let digest = hex::encode(
+            md5.lock()
+                .map_err(|_| InstallError::Protocol("digest poisoned".into()))?
+                .clone()
+                .finalize(),
+        );
+        if etag.as_deref() != Some(digest.as_str()) {
+            return Err(InstallError::Protocol(format!(
+                "{action} of {}: the server stored ETag {etag:?}, but the data sent has MD5 {digest}",
+                file.display()
+            )));
+        }
+        Ok(digest)
     }
 
     /// Uploads a file as `bucket/key`: one PUT up to [`PART_SIZE`], a
@@ -473,7 +483,7 @@ impl Client {
         };
         let object_path = Self::object_path(bucket, key);
         let result = if size <= PART_SIZE {
-            self.put_file_range("PutObject", &object_path, "", file, 0, size, &progress)
+            self.put_file_range("PutObject", &object_path, "", file, 0..size, &progress)
                 .await
                 .map(|_| ())
         } else {
@@ -490,7 +500,7 @@ impl Client {
         size: u64,
         progress: &ProgressBar,
     ) -> Result<(), InstallError> {
-        let (status, text) = self
+        let (status, text, _) = self
             .send(
                 "s3",
                 reqwest::Method::POST,
@@ -520,8 +530,7 @@ impl Client {
                         object_path,
                         &query,
                         file,
-                        offset,
-                        len,
+                        offset..offset + len,
                         progress,
                     )
                     .await?;
@@ -532,7 +541,7 @@ impl Client {
                 number += 1;
             }
             let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
-            let (status, text) = self
+            let (status, text, _) = self
                 .send(
                     "s3",
                     reqwest::Method::POST,

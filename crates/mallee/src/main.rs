@@ -222,7 +222,8 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     print_credentials(&prepared.bootstrapped);
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
     let node = if run_node {
-        let token = bootstrap::node_token(&prepared.cloud.config.data_dir).map_err(|e| e.to_string())?;
+        let token =
+            bootstrap::node_token(&prepared.cloud.config.data_dir).map_err(|e| e.to_string())?;
         match node_cmd::start_up_node(&prepared.cloud, &token, &args.vm).await {
             Ok(node) => {
                 tracing::info!(url = %node.url(), "node agent started");

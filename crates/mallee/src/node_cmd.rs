@@ -23,7 +23,8 @@ pub struct VmArgs {
     /// Kernel the `auto` probe boots (default: the host's /boot/vmlinuz).
     #[arg(long, env = "MALLEE_PROBE_KERNEL")]
     pub probe_kernel: Option<PathBuf>,
-    /// Cores offered to instances (default: the host's).
+    /// Cores offered to instances (default: the host's; `up`: four per host
+    /// core).
     #[arg(long)]
     pub node_cores: Option<u32>,
     /// Memory offered to instances in MiB (default: the host's minus a
@@ -105,6 +106,9 @@ fn apply_vm_args(config: &mut NodeConfig, vm: &VmArgs) {
     config.cache_limit_bytes = vm.image_cache_gib.saturating_mul(1024 * 1024 * 1024);
 }
 
+/// How many instance cores `mallee up` offers per host core unless told.
+const UP_CORE_OVERCOMMIT: usize = 4;
+
 /// The node directory of `mallee up`'s data directory.
 pub fn up_node_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("node")
@@ -139,6 +143,13 @@ pub async fn start_up_node(
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
+    if node.cores.is_none() {
+        // The all-in-one cloud runs on laptops and CI machines with a few
+        // cores: offer each one several times (OpenStack's CPU allocation
+        // ratio), so small instances are not limited to one per core.
+        let host = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        node.cores = Some(u32::try_from(host * UP_CORE_OVERCOMMIT).unwrap_or(u32::MAX));
+    }
     start_node(node).await.map_err(|e| e.to_string())
 }
 

@@ -232,6 +232,10 @@ impl MetadataService {
             async move { Ok::<_, Infallible>(response) }
         });
         let served = hyper::server::conn::http1::Builder::new()
+            // The guest's `imds` helper (printf | nc) shuts down its write
+            // side once the request is sent; by default hyper would then
+            // drop the connection without answering.
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
             .serve_connection(TokioIo::new(stream), service)

@@ -724,10 +724,17 @@ fn ruleset(ports: &Ports) -> String {
     s
 }
 
+/// dnsmasq's `--dhcp-hostsfile`: `mac,ip,name`. The name is the first
+/// label only: DHCP's host-name option carries the short name (the domain
+/// goes in option 15), and dnsmasq rejects a qualified name whose domain is
+/// not its own `--domain`.
 fn hosts_file(ports: &Ports) -> String {
     ports
         .values()
-        .map(|p| format!("{},{},{}\n", p.mac, p.ip, p.hostname))
+        .map(|p| {
+            let short = p.hostname.split('.').next().unwrap_or(&p.hostname);
+            format!("{},{},{short}\n", p.mac, p.ip)
+        })
         .collect()
 }
 

@@ -499,6 +499,30 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
         assert!(t.elapsed() < boot, "second boot's marker missing:\n{out}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Reboot: same QEMU, the guest boots again, still running.
+    let pid_before = qemu_pid(a).expect("QEMU of a");
+    client.reboot(a).await.expect("reboot");
+    let t = Instant::now();
+    loop {
+        let out = client.console_output(a).await.expect("console").output;
+        if out.matches(&format!("MARKER-{a}")).count() >= 3 {
+            break;
+        }
+        assert!(
+            t.elapsed() < boot,
+            "the rebooted guest's marker is missing:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(qemu_pid(a), Some(pid_before), "reboot keeps the VM process");
+    wait_state(
+        &client,
+        a,
+        |s| *s == VmState::Running,
+        "running after reboot",
+        boot,
+    )
+    .await;
     // A stale generation does not undo the start.
     let stale = client
         .set_desired_state(a, DesiredState::Stopped, 2)

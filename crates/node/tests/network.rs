@@ -370,7 +370,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
             "vport1",
             "02:00:00:00:00:11",
             Ipv4Addr::new(10, 77, 0, 11),
-            "ip-10-77-0-11",
+            "ip-10-77-0-11.test.internal",
         )
         .await
         .expect("plug");

@@ -12,8 +12,8 @@ mod model;
 pub mod objects;
 pub mod sqlite;
 
-pub use instances::{InstanceIndex, InstanceRecord, Reservation};
 pub use images::{Image, ImageIndex, LaunchPermissionChange};
+pub use instances::{InstanceIndex, InstanceRecord, Reservation};
 pub use model::*;
 pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,

@@ -125,8 +125,10 @@ pub fn decide(instance: &Instance, observed: Option<&ObservedInstance>, now: i64
             if o.generation < generation {
                 return Step::Put;
             }
+            // A guest that powered itself off is as stopped as one the node
+            // stopped: its VM is gone, its disk kept.
             match o.state {
-                VmState::Stopped | VmState::Failed(_)
+                VmState::Stopped | VmState::GuestShutdown | VmState::Failed(_)
                     if instance.state != InstanceState::Stopped =>
                 {
                     to(InstanceState::Stopped)

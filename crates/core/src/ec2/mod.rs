@@ -117,15 +117,33 @@ impl Ec2Action {
                 Self::ResetImageAttribute(images::ResetImageAttribute::parse(params)?)
             }
             "RunInstances" => Self::RunInstances(instances::RunInstances::parse(params)?),
-            "DescribeInstances" => Self::DescribeInstances(instances::DescribeInstances::parse(params)?),
-            "DescribeInstanceStatus" => Self::DescribeInstanceStatus(instances::DescribeInstanceStatus::parse(params)?),
-            "TerminateInstances" => Self::TerminateInstances(instance_lifecycle::TerminateInstances::parse(params)?),
-            "StopInstances" => Self::StopInstances(instance_lifecycle::StopInstances::parse(params)?),
-            "StartInstances" => Self::StartInstances(instance_lifecycle::StartInstances::parse(params)?),
-            "RebootInstances" => Self::RebootInstances(instance_lifecycle::RebootInstances::parse(params)?),
-            "GetConsoleOutput" => Self::GetConsoleOutput(instance_lifecycle::GetConsoleOutput::parse(params)?),
-            "DescribeInstanceAttribute" => Self::DescribeInstanceAttribute(instance_attributes::DescribeInstanceAttribute::parse(params)?),
-            "ModifyInstanceAttribute" => Self::ModifyInstanceAttribute(instance_attributes::ModifyInstanceAttribute::parse(params)?),
+            "DescribeInstances" => {
+                Self::DescribeInstances(instances::DescribeInstances::parse(params)?)
+            }
+            "DescribeInstanceStatus" => {
+                Self::DescribeInstanceStatus(instances::DescribeInstanceStatus::parse(params)?)
+            }
+            "TerminateInstances" => {
+                Self::TerminateInstances(instance_lifecycle::TerminateInstances::parse(params)?)
+            }
+            "StopInstances" => {
+                Self::StopInstances(instance_lifecycle::StopInstances::parse(params)?)
+            }
+            "StartInstances" => {
+                Self::StartInstances(instance_lifecycle::StartInstances::parse(params)?)
+            }
+            "RebootInstances" => {
+                Self::RebootInstances(instance_lifecycle::RebootInstances::parse(params)?)
+            }
+            "GetConsoleOutput" => {
+                Self::GetConsoleOutput(instance_lifecycle::GetConsoleOutput::parse(params)?)
+            }
+            "DescribeInstanceAttribute" => Self::DescribeInstanceAttribute(
+                instance_attributes::DescribeInstanceAttribute::parse(params)?,
+            ),
+            "ModifyInstanceAttribute" => Self::ModifyInstanceAttribute(
+                instance_attributes::ModifyInstanceAttribute::parse(params)?,
+            ),
             other => return Err(Ec2Error::InvalidAction(other.to_owned())),
         })
     }
