@@ -89,7 +89,7 @@ def test_describe_availability_zones_unknown_zone(raw):
 VERBOSE_STATE = re.compile(r"^(\d{4}) / (\d{4})\s+(\d+)\s+(\d+)\s+(\d+)$")
 
 
-def test_describe_availability_zones_verbose(ec2):
+def verbose_types(ec2) -> dict:
     zones = ec2.describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
     names = [z["ZoneName"] for z in zones]
     assert names[0] == ZONE, names
@@ -97,14 +97,32 @@ def test_describe_availability_zones_verbose(ec2):
     header = next(z for z in zones if z["ZoneName"] == "|- vm types")
     assert header["State"] == "free / max   cpu   ram  disk", header
     types = {z["ZoneName"][3:]: z["State"] for z in zones if z["ZoneName"].startswith("|- ") and z["ZoneName"] != "|- vm types"}
-    assert types.get("m1.small") == "0000 / 0000   1    256     5", types.get("m1.small")
     for t in ("m1.small", "c1.medium", "m1.large", "m1.xlarge", "c1.xlarge", "cc2.8xlarge"):
         assert t in types, f"{t} missing from verbose listing: {sorted(types)}"
+    parsed = {}
     for t, state in types.items():
         m = VERBOSE_STATE.match(state)
         assert m, f"{t}: {state!r}"
-        free, mx = int(m.group(1)), int(m.group(2))
-        assert free == 0 and mx == 0, f"{t}: capacity must be 0 with no nodes: {state!r}"
+        parsed[t] = tuple(int(g) for g in m.groups())
+    return parsed
+
+
+def test_describe_availability_zones_verbose(ec2):
+    """The shared server runs `up`'s node agent: its capacity shows."""
+    types = verbose_types(ec2)
+    free, mx, cpu, ram, disk = types["m1.small"]
+    assert (cpu, ram, disk) == (1, 256, 5)
+    assert mx >= 1, types["m1.small"]
+    for t, (free, mx, *_rest) in types.items():
+        assert 0 <= free <= mx, (t, free, mx)
+
+
+def test_describe_availability_zones_verbose_without_nodes(mallee_factory):
+    srv = mallee_factory("nonode", extra_args=["--no-node"])
+    types = verbose_types(srv.client("ec2"))
+    assert types["m1.small"] == (0, 0, 1, 256, 5)
+    for t, (free, mx, *_rest) in types.items():
+        assert free == 0 and mx == 0, f"{t}: capacity must be 0 with no nodes"
 
 
 def test_describe_availability_zones_verbose_awscli(aws_cli):

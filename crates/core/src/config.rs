@@ -1,7 +1,7 @@
 //! Controller configuration: where it listens, where its data lives, the
 //! region and zone names and the limits it enforces.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// Default API address (Eucalyptus' port).
@@ -10,6 +10,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
 pub const DEFAULT_REGION: &str = "mallee-1";
 /// Default domain for virtual-host style S3 (`BUCKET.s3.localhost`).
 pub const DEFAULT_S3_DOMAIN: &str = "s3.localhost";
+/// Default public address range of the first zone (RFC 2544 benchmark
+/// space: never routed on the internet, so nothing leaks by default).
+pub const DEFAULT_PUBLIC_RANGE: &str = "198.18.0.0/24";
 
 /// Per-account limits reported by DescribeAccountAttributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,12 @@ pub struct Config {
     pub max_query_body_bytes: usize,
     /// Account limits.
     pub account_limits: AccountLimits,
+    /// Public address range of each zone that has one (elastic and
+    /// auto-assigned public IPs).
+    pub public_ranges: Vec<PublicRange>,
+    /// Give every instance a public IP at launch (EC2-Classic and
+    /// Eucalyptus behaviour).
+    pub auto_public_ip: bool,
 }
 
 impl Config {
@@ -63,6 +72,13 @@ impl Config {
             s3_domain: DEFAULT_S3_DOMAIN.into(),
             max_query_body_bytes: 1024 * 1024,
             account_limits: AccountLimits::default(),
+            public_ranges: vec![PublicRange {
+                zone: format!("{DEFAULT_REGION}a"),
+                cidr: DEFAULT_PUBLIC_RANGE
+                    .parse()
+                    .expect("the default public range is valid"),
+            }],
+            auto_public_ip: true,
         }
     }
 
@@ -100,5 +116,109 @@ impl Config {
     /// Directory holding the generated credential files.
     pub fn credentials_dir(&self) -> PathBuf {
         self.data_dir.join("credentials")
+    }
+}
+
+/// An IPv4 network in CIDR form used as a public address range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicCidr {
+    /// Network address (host bits zero).
+    pub network: Ipv4Addr,
+    /// Prefix length, 8 to 29.
+    pub prefix: u8,
+}
+
+impl PublicCidr {
+    fn size(self) -> u32 {
+        1u32 << (32 - u32::from(self.prefix))
+    }
+
+    /// The first host address: the node's public bridge, never handed out.
+    pub fn gateway(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Addresses that can be allocated: every host address but the
+    /// gateway (the network and broadcast addresses are not hosts).
+    pub fn allocatable(self) -> impl Iterator<Item = Ipv4Addr> {
+        let base = u32::from(self.network);
+        (base + 2..base + self.size() - 1).map(Ipv4Addr::from)
+    }
+
+    /// Whether `ip` is inside the range.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        u32::from(ip).wrapping_sub(u32::from(self.network)) < self.size()
+    }
+}
+
+impl std::str::FromStr for PublicCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "{s:?} is not an IPv4 range like 198.18.0.0/24 (prefix 8 to 29, host bits zero)"
+            )
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
+        let network: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
+        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
+        if !(8..=29).contains(&prefix) {
+            return Err(invalid());
+        }
+        let cidr = Self { network, prefix };
+        if u32::from(network) & (cidr.size() - 1) != 0 {
+            return Err(invalid());
+        }
+        Ok(cidr)
+    }
+}
+
+impl std::fmt::Display for PublicCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// A zone's public address range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRange {
+    /// The zone.
+    pub zone: String,
+    /// Its addresses.
+    pub cidr: PublicCidr,
+}
+
+#[cfg(test)]
+mod public_range_tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_reserve_the_gateway() {
+        let cidr: PublicCidr = "198.18.5.0/29".parse().expect("valid");
+        assert_eq!(cidr.gateway(), Ipv4Addr::new(198, 18, 5, 1));
+        let hosts: Vec<Ipv4Addr> = cidr.allocatable().collect();
+        assert_eq!(hosts.first(), Some(&Ipv4Addr::new(198, 18, 5, 2)));
+        assert_eq!(hosts.last(), Some(&Ipv4Addr::new(198, 18, 5, 6)));
+        assert_eq!(hosts.len(), 5);
+        assert!(cidr.contains(Ipv4Addr::new(198, 18, 5, 7)));
+        assert!(!cidr.contains(Ipv4Addr::new(198, 18, 5, 8)));
+        assert_eq!(cidr.to_string(), "198.18.5.0/29");
+        for bad in [
+            "198.18.5.1/24",
+            "198.18.5.0",
+            "198.18.5.0/30",
+            "x/24",
+            "10.0.0.0/7",
+        ] {
+            assert!(bad.parse::<PublicCidr>().is_err(), "{bad} accepted");
+        }
+        let config = Config::new("127.0.0.1:1".parse().expect("addr"), "/tmp".into());
+        assert_eq!(config.public_ranges[0].zone, config.zones[0]);
+        assert_eq!(
+            config.public_ranges[0].cidr.to_string(),
+            DEFAULT_PUBLIC_RANGE
+        );
+        assert!(config.auto_public_ip);
     }
 }

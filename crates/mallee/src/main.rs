@@ -73,6 +73,13 @@ struct UpArgs {
     /// Run only the controller (no node agent: no instances can start).
     #[arg(long)]
     no_node: bool,
+    /// Public address range of the first zone (elastic and auto-assigned
+    /// public IPs); its first host is the node's public bridge.
+    #[arg(long, env = "MALLEE_PUBLIC_RANGE", default_value = mallee_core::config::DEFAULT_PUBLIC_RANGE)]
+    public_range: mallee_core::config::PublicCidr,
+    /// Do not give instances a public IP at launch.
+    #[arg(long)]
+    no_auto_public_ip: bool,
     #[command(flatten)]
     vm: node_cmd::VmArgs,
 }
@@ -218,6 +225,11 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     }
     let mut config = Config::new(args.listen, data_dir);
     config.s3_domain = args.s3_domain;
+    config.public_ranges = vec![mallee_core::config::PublicRange {
+        zone: config.zones[0].clone(),
+        cidr: args.public_range,
+    }];
+    config.auto_public_ip = !args.no_auto_public_ip;
     let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
     print_credentials(&prepared.bootstrapped);
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");

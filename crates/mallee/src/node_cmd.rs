@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
-use mallee_node::network::{Ipv4Cidr, NetworkConfig};
+use mallee_node::network::{Ipv4Cidr, NetworkConfig, PublicNetworkConfig};
 use mallee_qemu::accel::AccelRequest;
 use sha2::{Digest, Sha256};
 
@@ -67,6 +67,10 @@ pub struct NodeArgs {
     /// Region (for instances' DNS names).
     #[arg(long, default_value = mallee_core::config::DEFAULT_REGION)]
     pub region: String,
+    /// The zone's public range: a host-local bridge with its first address
+    /// carries the instances' public IPs (none: public IPs are ignored).
+    #[arg(long)]
+    pub public_range: Option<Ipv4Cidr>,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -79,9 +83,8 @@ pub struct PurgeArgs {
     pub data_dir: PathBuf,
 }
 
-/// The network namespace of the node whose data lives in `node_dir`:
-/// derived from the directory, so it is stable across restarts and unique
-/// per node on a host.
+/// The single network namespace nodes had before VPC networks (one per
+/// data directory); `purge` still removes it.
 pub fn netns_for(node_dir: &Path) -> String {
     let canonical = std::fs::canonicalize(node_dir).unwrap_or_else(|_| node_dir.to_owned());
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
@@ -90,9 +93,8 @@ pub fn netns_for(node_dir: &Path) -> String {
 
 fn network_config(node_dir: &Path, subnet: Ipv4Cidr, region: &str) -> NetworkConfig {
     NetworkConfig {
-        netns: netns_for(node_dir),
-        subnet,
-        state_dir: node_dir.join("network"),
+        state_root: node_dir.join("network"),
+        default_subnet: subnet,
         domain: format!("{region}.compute.internal"),
     }
 }
@@ -140,6 +142,19 @@ pub async fn start_up_node(
         token,
         network_config(&node_dir, subnet, &config.region),
     );
+    node.public = config
+        .public_ranges
+        .iter()
+        .find(|r| r.zone == zone)
+        .map(|r| {
+            PublicNetworkConfig::for_node_dir(
+                &node_dir,
+                Ipv4Cidr {
+                    addr: r.cidr.network,
+                    prefix: r.cidr.prefix,
+                },
+            )
+        });
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
@@ -163,6 +178,9 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
         &args.token,
         network_config(&args.data_dir, args.subnet, &args.region),
     );
+    config.public = args
+        .public_range
+        .map(|cidr| PublicNetworkConfig::for_node_dir(&args.data_dir, cidr));
     config.zone = args.zone;
     config.listen = args.listen;
     config.advertise_url = args.advertise_url;
@@ -187,9 +205,25 @@ pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
         },
         mallee_core::config::DEFAULT_REGION,
     );
-    purge_node(&node_dir, &network)
+    // The bridge name derives from the directory alone; the range does not
+    // matter for removing it.
+    let public = PublicNetworkConfig::for_node_dir(
+        &node_dir,
+        Ipv4Cidr {
+            addr: subnet.network,
+            prefix: subnet.prefix,
+        },
+    );
+    purge_node(&node_dir, &network, Some(&public))
         .await
         .map_err(|e| e.to_string())?;
-    println!("PURGED\t{}\t{}", node_dir.display(), network.netns);
+    // The namespace of the single network nodes had before VPCs.
+    let legacy = netns_for(&node_dir);
+    if std::path::Path::new("/run/netns").join(&legacy).exists() {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &legacy])
+            .status();
+    }
+    println!("PURGED\t{}\t{}", node_dir.display(), public.bridge);
     Ok(ExitCode::SUCCESS)
 }

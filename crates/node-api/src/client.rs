@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    Capacity, ConsoleOutput, DesiredState, DesiredStateChange, InstanceSpec, NodeAgent, NodeError,
-    NodeInfo, NodeReport, ObservedInstance,
+    Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
+    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance,
 };
 
 /// Largest response body accepted from a node.
@@ -158,5 +158,9 @@ impl NodeAgent for HttpNodeClient {
             None::<&()>,
         )
         .await
+    }
+
+    async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
+        self.call(Method::PUT, "/v1/firewall", Some(&policy)).await
     }
 }

@@ -72,4 +72,9 @@ pub trait NodeAgent: Send + Sync {
     /// The instance's serial console output so far (at most the last 64 KiB,
     /// as EC2's GetConsoleOutput).
     async fn console_output(&self, instance_id: &str) -> Result<ConsoleOutput, NodeError>;
+    /// Replaces the node's security-group policy, applied atomically to
+    /// every instance and kept across agent restarts. A policy older than
+    /// the one in force (lower generation) changes nothing. Returns the
+    /// generation in force afterwards.
+    async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError>;
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use subtle::ConstantTimeEq;
 
-use crate::{DesiredStateChange, InstanceSpec, NodeAgent, NodeError};
+use crate::{DesiredStateChange, FirewallPolicy, InstanceSpec, NodeAgent, NodeError};
 
 #[derive(Clone)]
 struct Served {
@@ -55,6 +55,7 @@ pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
         .route("/v1/instances/{id}/desired-state", put(set_desired_state))
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/console", get(console))
+        .route("/v1/firewall", put(put_firewall))
         .with_state(served)
 }
 
@@ -136,6 +137,15 @@ async fn delete_instance(
     authorize(&s, &headers)?;
     s.agent.delete_instance(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn put_firewall(
+    State(s): State<Served>,
+    headers: HeaderMap,
+    Json(policy): Json<FirewallPolicy>,
+) -> Answer<u64> {
+    authorize(&s, &headers)?;
+    Ok(Json(s.agent.put_firewall(policy).await?))
 }
 
 async fn console(

@@ -77,8 +77,58 @@ pub struct NicSpec {
     pub mac: String,
     /// Private IPv4 the node's DHCP hands out for this MAC.
     pub private_ip: String,
-    /// Network (VPC) the interface belongs to.
+    /// Network (VPC) the interface belongs to. Each network is isolated
+    /// from every other on the node.
     pub network_id: String,
+    /// The interface's subnet (`172.31.0.0/20`); its first host address is
+    /// the gateway. Empty in specs from before VPCs: the node's default.
+    #[serde(default)]
+    pub subnet_cidr: String,
+    /// The VPC's CIDR block (`172.31.0.0/16`).
+    #[serde(default)]
+    pub vpc_cidr: String,
+    /// Public IPv4 mapped to `private_ip` (DNAT inbound, SNAT outbound) on
+    /// the node's public network.
+    #[serde(default)]
+    pub public_ip: Option<String>,
+}
+
+/// One allowed flow of a security group, resolved by the controller:
+/// source groups are already expanded into their members' addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallRule {
+    /// `tcp`, `udp`, `icmp`, `-1` (all) or an IP protocol number.
+    pub protocol: String,
+    /// First port (tcp/udp) or ICMP type (`-1`: any); `None` for all.
+    pub from_port: Option<i32>,
+    /// Last port (tcp/udp) or ICMP code (`-1`: any); `None` for all.
+    pub to_port: Option<i32>,
+    /// Peer IPv4 CIDRs: sources for ingress, destinations for egress.
+    pub cidrs: Vec<String>,
+}
+
+/// What may reach an instance and what it may send (stateful: replies to
+/// allowed flows are always allowed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceFirewall {
+    /// `i-…`.
+    pub instance_id: String,
+    /// Allowed inbound flows.
+    pub ingress: Vec<FirewallRule>,
+    /// Allowed outbound flows.
+    pub egress: Vec<FirewallRule>,
+}
+
+/// Every instance firewall of one node, replaced whole and applied
+/// atomically. `generation` increases with every change; an older policy
+/// than the one applied changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallPolicy {
+    /// The controller's generation of this policy.
+    pub generation: u64,
+    /// Per instance; an instance without an entry gets no inbound traffic
+    /// and may send nothing but DHCP and metadata requests.
+    pub instances: Vec<InstanceFirewall>,
 }
 
 /// The run state the controller wants.

@@ -12,6 +12,7 @@ use mallee_node_api::*;
 struct MemoryAgent {
     instances: Mutex<BTreeMap<String, (InstanceSpec, VmState)>>,
     reports: Mutex<u64>,
+    firewall: Mutex<Option<FirewallPolicy>>,
 }
 
 #[async_trait]
@@ -124,6 +125,17 @@ impl NodeAgent for MemoryAgent {
             output: "MALLEE-GUEST: booted\n".into(),
         })
     }
+    async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
+        let mut held = self.firewall.lock().expect("lock");
+        match held.as_ref() {
+            Some(current) if current.generation > policy.generation => Ok(current.generation),
+            _ => {
+                let generation = policy.generation;
+                *held = Some(policy);
+                Ok(generation)
+            }
+        }
+    }
 }
 
 fn spec(id: &str, generation: u64) -> InstanceSpec {
@@ -150,6 +162,9 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
             mac: "d0:0d:00:00:00:01".into(),
             private_ip: "172.31.0.10".into(),
             network_id: "vpc-1".into(),
+            subnet_cidr: String::new(),
+            vpc_cidr: String::new(),
+            public_ip: None,
         }],
         desired: DesiredState::Running,
         generation,
@@ -238,6 +253,35 @@ async fn every_call_round_trips() {
     assert_eq!(
         node.console_output("i-0123456789abcdef0").await,
         Err(NodeError::NotFound("i-0123456789abcdef0".into()))
+    );
+
+    let policy = FirewallPolicy {
+        generation: 5,
+        instances: vec![InstanceFirewall {
+            instance_id: "i-0123456789abcdef0".into(),
+            ingress: vec![FirewallRule {
+                protocol: "tcp".into(),
+                from_port: Some(22),
+                to_port: Some(22),
+                cidrs: vec!["198.18.0.0/24".into()],
+            }],
+            egress: vec![FirewallRule {
+                protocol: "-1".into(),
+                from_port: None,
+                to_port: None,
+                cidrs: vec!["0.0.0.0/0".into()],
+            }],
+        }],
+    };
+    assert_eq!(node.put_firewall(policy.clone()).await, Ok(5));
+    let older = FirewallPolicy {
+        generation: 4,
+        instances: Vec::new(),
+    };
+    assert_eq!(
+        node.put_firewall(older).await,
+        Ok(5),
+        "an older policy changes nothing"
     );
 }
 

@@ -9,7 +9,7 @@
 //! VMs and removes its network (for administrators and tests).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mallee_node_api::{
-    Capacity, ConsoleOutput, DesiredState, InstanceSpec, NodeAgent, NodeError, NodeInfo,
-    NodeRegistration, NodeReport, ObservedInstance, REGISTER_PATH, VmState,
+    Capacity, ConsoleOutput, DesiredState, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
+    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, REGISTER_PATH, VmState,
 };
 use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
 use sha2::{Digest, Sha256};
@@ -30,7 +30,8 @@ use crate::hooks::{HookEvent, Hooks};
 use crate::image_cache::ImageCache;
 use crate::instance::{self, InstanceHandle, Shared};
 use crate::metadata::MetadataService;
-use crate::network::{NetworkConfig, NodeNetwork};
+use crate::network::{NetworkConfig, PublicNetworkConfig};
+use crate::networks::{FIREWALL_FILE, Networks, NetworksError};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
 /// by a host reboot, like the VMs they describe.
@@ -45,8 +46,6 @@ const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HOOK_TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Memory kept for the host when the node's memory is not configured.
 const HOST_MEMORY_RESERVE_MIB: u64 = 512;
-/// Where the metadata service listens inside the node's network namespace.
-const METADATA_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80);
 
 /// Errors of starting or purging a node.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +61,9 @@ pub enum AgentError {
     /// The image cache could not be opened.
     #[error("image cache: {0}")]
     Cache(#[from] crate::image_cache::CacheError),
-    /// The node's network could not be set up or removed.
+    /// The node's networks could not be set up or removed.
     #[error("network: {0}")]
-    Network(#[from] crate::network::NetworkError),
+    Network(#[from] NetworksError),
     /// The metadata service could not start.
     #[error("metadata service: {0}")]
     Metadata(#[from] crate::metadata::MetadataError),
@@ -119,8 +118,11 @@ pub struct NodeConfig {
     pub disk_gib: Option<u64>,
     /// Image cache size limit.
     pub cache_limit_bytes: u64,
-    /// The node's instance network.
+    /// Node-wide settings of the instance networks (one per VPC).
     pub network: NetworkConfig,
+    /// The public network (host bridge) public addresses live on; `None`:
+    /// public addresses are ignored.
+    pub public: Option<PublicNetworkConfig>,
 }
 
 impl NodeConfig {
@@ -148,6 +150,7 @@ impl NodeConfig {
             disk_gib: None,
             cache_limit_bytes: 20 * 1024 * 1024 * 1024,
             network,
+            public: None,
         }
     }
 }
@@ -183,6 +186,7 @@ impl NodeHandle {
         for handle in handles {
             handle.detach().await;
         }
+        self.agent.shared.networks.shutdown().await;
         let _ = self.server.await;
         for task in self.background {
             let _ = task.await;
@@ -250,11 +254,17 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
     let hooks = Hooks::new(&config.hooks_dir, &config.data_dir, HOOK_TIME_LIMIT);
     hooks.run(HookEvent::PreInit, None).await?;
 
-    let network = NodeNetwork::ensure(config.network.clone()).await?;
     let metadata = MetadataService::new();
-    let metadata_task = metadata
-        .serve_in_netns(network.netns(), METADATA_ADDR)
-        .await?;
+    let networks = Arc::new(
+        Networks::open(
+            config.network.clone(),
+            config.public.clone(),
+            &node_id,
+            config.data_dir.join(FIREWALL_FILE),
+            metadata.clone(),
+        )
+        .await?,
+    );
 
     let (accel_tx, accel_rx) = watch::channel(None);
     let accel_task = {
@@ -288,7 +298,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         run_root,
         cache,
         hooks: hooks.clone(),
-        network,
+        networks,
         metadata,
         accel: accel_rx.clone(),
         qemu: config.qemu.clone(),
@@ -343,13 +353,18 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         url,
         agent,
         server,
-        background: vec![metadata_task, accel_task, register_task],
+        background: vec![accel_task, register_task],
     })
 }
 
 /// Kills every VM of the node whose data directory is `data_dir` and
-/// removes its network. Files under `data_dir` stay.
-pub async fn purge_node(data_dir: &Path, network: &NetworkConfig) -> Result<(), AgentError> {
+/// removes its networks (every VPC namespace, the public bridge and its
+/// host table). Files under `data_dir` stay.
+pub async fn purge_node(
+    data_dir: &Path,
+    network: &NetworkConfig,
+    public: Option<&PublicNetworkConfig>,
+) -> Result<(), AgentError> {
     let id = std::fs::read_to_string(data_dir.join(NODE_ID_FILE)).ok();
     let mut run_roots = Vec::new();
     if let Some(id) = id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -395,7 +410,7 @@ pub async fn purge_node(data_dir: &Path, network: &NetworkConfig) -> Result<(), 
             _ => {}
         }
     }
-    NodeNetwork::destroy(network).await?;
+    Networks::purge(network, public).await?;
     Ok(())
 }
 
@@ -403,6 +418,12 @@ impl QemuNodeAgent {
     /// The node id.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The node's networks (one namespace per VPC, firewall, public
+    /// network).
+    pub fn networks(&self) -> Arc<Networks> {
+        self.shared.networks.clone()
     }
 
     /// Starts a runner for every instance on disk and waits until each has
@@ -652,6 +673,19 @@ impl NodeAgent for QemuNodeAgent {
             instance_id: instance_id.to_owned(),
             output,
         })
+    }
+
+    async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
+        self.shared
+            .networks
+            .put_firewall(policy)
+            .await
+            .map_err(|e| match e {
+                NetworksError::Firewall(crate::firewall::FirewallError::Rule { .. }) => {
+                    NodeError::BadRequest(e.to_string())
+                }
+                other => NodeError::Internal(other.to_string()),
+            })
     }
 }
 

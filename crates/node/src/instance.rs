@@ -18,6 +18,7 @@
 //! a VM found alive is adopted whatever the record says.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::hooks::{HookError, HookEvent, Hooks};
 use crate::image_cache::{CacheError, ImageCache, create_overlay};
 use crate::metadata::MetadataService;
-use crate::network::{NodeNetwork, tap_name};
+use crate::network::tap_name;
+use crate::networks::Networks;
 
 /// The record file in an instance directory.
 pub(crate) const RECORD_FILE: &str = "instance.json";
@@ -67,7 +69,7 @@ pub(crate) struct Shared {
     pub run_root: PathBuf,
     pub cache: ImageCache,
     pub hooks: Hooks,
-    pub network: NodeNetwork,
+    pub networks: Arc<Networks>,
     pub metadata: Arc<MetadataService>,
     /// `None` until the accelerator is resolved.
     pub accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
@@ -264,6 +266,7 @@ fn spawn_inner(
         events: None,
         status: status_tx,
         resets: VecDeque::new(),
+        replug: false,
     };
     tokio::spawn(runner.run(rx, ready));
     InstanceHandle { tx, status }
@@ -316,6 +319,9 @@ struct Runner {
     events: Option<broadcast::Receiver<QmpEvent>>,
     status: watch::Sender<Snapshot>,
     resets: VecDeque<Instant>,
+    /// The network part of the spec changed while a start was under way:
+    /// plug again once it is done.
+    replug: bool,
 }
 
 impl Runner {
@@ -350,7 +356,7 @@ impl Runner {
                         }
                     }
                     Some(Command::Put(spec, reply)) => {
-                        self.put(*spec, op.is_some());
+                        self.put(*spec, op.is_some()).await;
                         let _ = reply.send(self.observed());
                     }
                     Some(Command::SetDesired(desired, generation, reply)) => {
@@ -358,7 +364,7 @@ impl Runner {
                             let mut spec = self.record.spec.clone();
                             spec.desired = desired;
                             spec.generation = generation;
-                            self.put(spec, op.is_some());
+                            self.put(spec, op.is_some()).await;
                         }
                         let _ = reply.send(self.observed());
                     }
@@ -404,12 +410,16 @@ impl Runner {
 
     /// Applies a spec of a newer generation (older or equal: nothing).
     /// `busy`: a start or stop is under way; its end re-evaluates the state.
-    fn put(&mut self, spec: InstanceSpec, busy: bool) {
+    /// A running VM whose interfaces (public address) or metadata changed
+    /// gets them live: plugged again, not restarted.
+    async fn put(&mut self, spec: InstanceSpec, busy: bool) {
         if spec.generation <= self.record.spec.generation {
             return;
         }
         let wants_run = spec.desired == DesiredState::Running;
-        self.record.spec = spec;
+        let network_changed =
+            spec.nics != self.record.spec.nics || spec.metadata != self.record.spec.metadata;
+        let previous = std::mem::replace(&mut self.record.spec, spec);
         if wants_run
             && !busy
             && self.vm.is_none()
@@ -425,6 +435,28 @@ impl Runner {
             self.record.state = VmState::Stopped;
         }
         self.persist();
+        if network_changed && busy {
+            self.replug = true;
+        } else if network_changed && self.vm.is_some() {
+            self.replug_live(&previous).await;
+        }
+    }
+
+    /// Plugs the running VM's interface again with the current spec (new
+    /// public address, metadata), dropping the old address's metadata if
+    /// the private address or network changed.
+    async fn replug_live(&mut self, previous: &InstanceSpec) {
+        if let (Some(old), Some(new)) = (previous.nics.first(), self.record.spec.nics.first())
+            && (old.private_ip != new.private_ip || old.network_id != new.network_id)
+            && let Ok(ip) = old.private_ip.parse::<Ipv4Addr>()
+        {
+            self.shared
+                .metadata
+                .unregister_in(&old.network_id, ip, Some(&self.id));
+        }
+        if let Err(e) = plug(&self.shared, &self.record.spec).await {
+            tracing::warn!(instance = %self.id, error = %e, "applying the network change failed");
+        }
     }
 
     /// The long step the instance needs now, if any.
@@ -470,6 +502,10 @@ impl Runner {
                 self.events = Some(vm.events);
                 self.resets.clear();
                 self.set_state(VmState::Running);
+                if std::mem::take(&mut self.replug) {
+                    let spec = self.record.spec.clone();
+                    self.replug_live(&spec).await;
+                }
             }
             OpDone::Started(Err(reason)) => self.set_state(VmState::Failed(reason)),
             // Asked to run again while it was stopping.
@@ -541,6 +577,9 @@ impl Runner {
     async fn adopt(&mut self) {
         let alive = RunningVm::pid_in_run_dir(&self.run_dir).is_some();
         if !alive {
+            // Its port would keep rules and a lease of a VM that is gone; a
+            // start plugs it again.
+            unplug(&self.shared, &self.record.spec).await;
             if matches!(self.record.state, VmState::Running | VmState::Stopping) {
                 tracing::info!(instance = %self.id, "VM not running after agent start (host reboot?)");
                 let next = if self.record.spec.desired == DesiredState::Running {
@@ -721,42 +760,28 @@ fn hook_reason(e: &HookError) -> String {
     }
 }
 
-/// The primary NIC's network identity, if the instance has one.
-fn primary_nic(spec: &InstanceSpec) -> Result<Option<(String, String, Ipv4Addr)>, String> {
+/// Plugs the primary interface into its VPC's network and registers the
+/// instance's metadata there; returns the prefix that runs QEMU in that
+/// network's namespace (empty without interfaces).
+async fn plug(shared: &Shared, spec: &InstanceSpec) -> Result<Vec<OsString>, String> {
     let Some(nic) = spec.nics.first() else {
-        return Ok(None);
-    };
-    let ip: Ipv4Addr = nic
-        .private_ip
-        .parse()
-        .map_err(|_| format!("bad private IP {:?}", nic.private_ip))?;
-    Ok(Some((tap_name(&spec.instance_id), nic.mac.clone(), ip)))
-}
-
-async fn plug(shared: &Shared, spec: &InstanceSpec) -> Result<(), String> {
-    let Some((tap, mac, ip)) = primary_nic(spec)? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     if spec.nics.len() > 1 {
         tracing::warn!(instance = %spec.instance_id, "only the first network interface is connected");
     }
     shared
-        .network
-        .plug(&tap, &mac, ip, &spec.metadata.local_hostname)
+        .networks
+        .plug(&spec.instance_id, nic, &spec.metadata)
         .await
-        .map_err(|e| format!("network: {e}"))?;
-    shared
-        .metadata
-        .register(ip, &spec.instance_id, spec.metadata.clone());
-    Ok(())
+        .map_err(|e| format!("network: {e}"))
 }
 
 async fn unplug(shared: &Shared, spec: &InstanceSpec) {
-    if let Ok(Some((tap, mac, ip))) = primary_nic(spec) {
-        shared.metadata.unregister(ip);
-        if let Err(e) = shared.network.unplug(&tap, &mac).await {
-            tracing::warn!(instance = %spec.instance_id, error = %e, "network unplug");
-        }
+    if let Some(nic) = spec.nics.first()
+        && let Err(e) = shared.networks.unplug(&spec.instance_id, nic).await
+    {
+        tracing::warn!(instance = %spec.instance_id, error = %e, "network unplug");
     }
 }
 
@@ -845,7 +870,7 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
         .run(HookEvent::PreBoot, Some(&ctx.dir))
         .await
         .map_err(|e| hook_reason(&e))?;
-    plug(shared, &ctx.spec).await?;
+    let prefix = plug(shared, &ctx.spec).await?;
 
     let accel = {
         let mut rx = shared.accel.clone();
@@ -866,10 +891,15 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
             .await
             .map_err(|e| format!("rotate the console log: {e}"))?;
     }
-    let nics = primary_nic(&ctx.spec)?
-        .map(|(tap, mac, _)| Nic {
-            backend: NicBackend::Tap { ifname: tap },
-            mac,
+    let nics = ctx
+        .spec
+        .nics
+        .first()
+        .map(|nic| Nic {
+            backend: NicBackend::Tap {
+                ifname: tap_name(&ctx.id),
+            },
+            mac: nic.mac.clone(),
         })
         .into_iter()
         .collect();
@@ -894,7 +924,7 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
     // crash after the launch) is adopted rather than started twice.
     let vm = match RunningVm::adopt(&ctx.run_dir).await {
         Ok(vm) => vm,
-        Err(_) => RunningVm::launch_prefixed(&shared.network.exec_prefix(), &shared.qemu, &vm_spec)
+        Err(_) => RunningVm::launch_prefixed(&prefix, &shared.qemu, &vm_spec)
             .await
             .map_err(|e| format!("QEMU: {e}"))?,
     };

@@ -1,13 +1,16 @@
 //! The node agent's library (Eucalyptus' NC): admin hooks, the image cache
-//! with per-instance overlays, the instance network (a network namespace
-//! with a bridge, taps and dnsmasq), the instance metadata service, and the
+//! with per-instance overlays, the instance networks (a network namespace
+//! per VPC with bridges, taps, dnsmasq, security groups and public NAT), the
+//! instance metadata service, and the
 //! agent that ties them to the QEMU driver and serves the node API.
 
 pub mod accel;
 pub mod agent;
 pub mod artifacts;
+pub mod firewall;
 pub mod hooks;
 pub mod image_cache;
 mod instance;
 pub mod metadata;
 pub mod network;
+pub mod networks;

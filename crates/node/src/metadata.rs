@@ -4,11 +4,13 @@
 //! `PUT /latest/api/token`, `HttpTokens`, `HttpEndpoint` and the PUT
 //! response hop limit (the IP TTL of the connection).
 //!
-//! The caller is identified only by the TCP source address of the
-//! connection; the node's network guarantees a guest can send only from its
-//! own address, so an instance is answered only about itself, and an address
-//! nobody registered gets 404. Tokens are bound to the address and instance
-//! they were issued to and die with the registration.
+//! The caller is identified by the network it reaches the service in (one
+//! listener per VPC namespace, each bound to its network id) and the TCP
+//! source address of the connection; the node's network guarantees a guest
+//! can send only from its own address, so an instance is answered only about
+//! itself even when another VPC uses the same address, and an address nobody
+//! registered gets 404. Tokens are bound to the network, address and
+//! instance they were issued to and die with the registration.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -124,13 +126,16 @@ struct Token {
     expires: Instant,
 }
 
+/// Who a caller is: its network id and source address.
+type Caller = (Arc<str>, Ipv4Addr);
+
 /// The metadata service of one node. Share it as `Arc`; registrations take
 /// effect for the next request.
 #[derive(Debug, Default)]
 pub struct MetadataService {
-    instances: RwLock<HashMap<Ipv4Addr, Arc<Registered>>>,
-    /// Source address → token → its owner and expiry.
-    tokens: Mutex<HashMap<Ipv4Addr, HashMap<String, Token>>>,
+    instances: RwLock<HashMap<Caller, Arc<Registered>>>,
+    /// Caller → token → its owner and expiry.
+    tokens: Mutex<HashMap<Caller, HashMap<String, Token>>>,
 }
 
 impl MetadataService {
@@ -139,40 +144,80 @@ impl MetadataService {
         Arc::new(Self::default())
     }
 
-    /// Answers requests from `ip` with `metadata` about `instance_id`.
-    /// Replaces an earlier registration of `ip`; if that was another
-    /// instance, its tokens stop working.
+    /// Answers requests from `ip` in the default network (the one
+    /// [`MetadataService::serve`] listens for) with `metadata` about
+    /// `instance_id`. See [`MetadataService::register_in`].
     pub fn register(&self, ip: Ipv4Addr, instance_id: &str, metadata: InstanceMetadata) {
+        self.register_in("", ip, instance_id, metadata);
+    }
+
+    /// Answers requests from `ip` in network `network` with `metadata`
+    /// about `instance_id`. Replaces an earlier registration of that
+    /// address; if that was another instance, its tokens stop working.
+    pub fn register_in(
+        &self,
+        network: &str,
+        ip: Ipv4Addr,
+        instance_id: &str,
+        metadata: InstanceMetadata,
+    ) {
+        let caller: Caller = (Arc::from(network), ip);
         let previous = self
             .instances
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
-                ip,
+                caller.clone(),
                 Arc::new(Registered {
                     instance_id: instance_id.to_owned(),
                     metadata,
                 }),
             );
         if previous.is_some_and(|p| p.instance_id != instance_id) {
-            self.lock_tokens().remove(&ip);
+            self.lock_tokens().remove(&caller);
         }
     }
 
-    /// Stops answering `ip` and forgets its tokens.
+    /// Stops answering `ip` in the default network and forgets its tokens.
     pub fn unregister(&self, ip: Ipv4Addr) {
-        self.instances
+        self.unregister_in("", ip, None);
+    }
+
+    /// Stops answering `ip` in `network` and forgets its tokens; with
+    /// `instance_id`, only if the address is still registered to that
+    /// instance (a late unregister of a terminated instance never removes
+    /// the instance that reused its address).
+    pub fn unregister_in(&self, network: &str, ip: Ipv4Addr, instance_id: Option<&str>) {
+        let caller: Caller = (Arc::from(network), ip);
+        let mut instances = self
+            .instances
             .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let matches = instances
+            .get(&caller)
+            .is_some_and(|r| instance_id.is_none_or(|id| r.instance_id == id));
+        if matches {
+            instances.remove(&caller);
+            drop(instances);
+            self.lock_tokens().remove(&caller);
+        }
+    }
+
+    /// The instance registered for `ip` in `network`, if any.
+    pub fn registered(&self, network: &str, ip: Ipv4Addr) -> Option<String> {
+        self.instances
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ip);
-        self.lock_tokens().remove(&ip);
+            .get(&(Arc::from(network), ip))
+            .map(|r| r.instance_id.clone())
     }
 
     /// Listens on `addr` inside network namespace `netns` (normally
-    /// 169.254.169.254:80 on the node network's bridge) and serves until the
-    /// returned task is aborted.
+    /// 169.254.169.254:80 in a VPC namespace) and serves the instances
+    /// registered in `network` until the returned task is aborted.
     pub async fn serve_in_netns(
         self: &Arc<Self>,
+        network: &str,
         netns: &str,
         addr: SocketAddrV4,
     ) -> Result<JoinHandle<()>, MetadataError> {
@@ -182,20 +227,33 @@ impl MetadataService {
             addr,
             source,
         })?;
-        Ok(self.serve(listener).await)
+        Ok(self.serve_network(network, listener).await)
     }
 
-    /// Serves connections from `listener` until the returned task is
-    /// aborted (which also ends the open connections).
+    /// Serves the default network's instances on `listener` until the
+    /// returned task is aborted (which also ends the open connections).
     pub async fn serve(self: &Arc<Self>, listener: TcpListener) -> JoinHandle<()> {
+        self.serve_network("", listener).await
+    }
+
+    /// Serves `network`'s instances on `listener` until the returned task
+    /// is aborted (which also ends the open connections).
+    pub async fn serve_network(
+        self: &Arc<Self>,
+        network: &str,
+        listener: TcpListener,
+    ) -> JoinHandle<()> {
         let service = Arc::clone(self);
+        let network: Arc<str> = Arc::from(network);
         tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            connections.spawn(Arc::clone(&service).connection(stream, peer));
+                            connections.spawn(
+                                Arc::clone(&service).connection(network.clone(), stream, peer),
+                            );
                         }
                         Err(e) => {
                             // Out of descriptors and the like: back off
@@ -210,7 +268,7 @@ impl MetadataService {
         })
     }
 
-    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+    async fn connection(self: Arc<Self>, network: Arc<str>, stream: TcpStream, peer: SocketAddr) {
         let peer_ip = match peer.ip() {
             IpAddr::V4(ip) => ip,
             IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
@@ -218,6 +276,7 @@ impl MetadataService {
                 None => return,
             },
         };
+        let caller: Caller = (network, peer_ip);
         // A second handle on the socket, so a request handler can set the
         // IP TTL of its response (the PUT response hop limit).
         let control = match stream.as_fd().try_clone_to_owned() {
@@ -228,7 +287,7 @@ impl MetadataService {
             }
         };
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let response = self.respond(peer_ip, &request, &control);
+            let response = self.respond(&caller, &request, &control);
             async move { Ok::<_, Infallible>(response) }
         });
         let served = hyper::server::conn::http1::Builder::new()
@@ -247,7 +306,7 @@ impl MetadataService {
 
     fn respond<B>(
         &self,
-        peer: Ipv4Addr,
+        peer: &Caller,
         request: &Request<B>,
         control: &std::net::TcpStream,
     ) -> Response<Body> {
@@ -255,7 +314,7 @@ impl MetadataService {
             .instances
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&peer)
+            .get(peer)
             .cloned();
         let Some(instance) = registered else {
             return error(StatusCode::NOT_FOUND);
@@ -330,13 +389,13 @@ impl MetadataService {
         response
     }
 
-    fn issue_token(&self, ip: Ipv4Addr, instance_id: &str, ttl: u64) -> String {
+    fn issue_token(&self, caller: &Caller, instance_id: &str, ttl: u64) -> String {
         let mut raw = [0u8; 42];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let now = Instant::now();
         let mut tokens = self.lock_tokens();
-        let mine = tokens.entry(ip).or_default();
+        let mine = tokens.entry(caller.clone()).or_default();
         if mine.len() >= MAX_TOKENS_PER_INSTANCE {
             mine.retain(|_, t| t.expires > now);
         }
@@ -360,12 +419,12 @@ impl MetadataService {
         token
     }
 
-    /// Seconds left on `token` if it was issued to `ip` for `instance_id`
-    /// and has not expired.
-    fn check_token(&self, ip: Ipv4Addr, instance_id: &str, token: &str) -> Option<u64> {
+    /// Seconds left on `token` if it was issued to `caller` for
+    /// `instance_id` and has not expired.
+    fn check_token(&self, caller: &Caller, instance_id: &str, token: &str) -> Option<u64> {
         let now = Instant::now();
         let mut tokens = self.lock_tokens();
-        let mine = tokens.get_mut(&ip)?;
+        let mine = tokens.get_mut(caller)?;
         let entry = mine.get(token)?;
         if entry.expires <= now {
             mine.remove(token);
@@ -377,7 +436,7 @@ impl MetadataService {
         Some(entry.expires.duration_since(now).as_secs().max(1))
     }
 
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Ipv4Addr, HashMap<String, Token>>> {
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Caller, HashMap<String, Token>>> {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

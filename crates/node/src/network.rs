@@ -1,23 +1,26 @@
-//! The instance network of a node: one isolated layer-2 segment per network
-//! (today one per node, one per VPC later), built from a network namespace
-//! holding bridge `br0`, one tap per instance interface, dnsmasq handing out
-//! static MAC→IP leases, and nftables rules that pin every tap to its MAC and
-//! IPv4 address.
+//! The instance networks of a node: one isolated network per VPC, each a
+//! network namespace holding one bridge per subnet (gateway = first host of
+//! the subnet), one tap per instance interface, dnsmasq handing out static
+//! MAC→IP leases, the metadata service's address (169.254.169.254, on `lo`)
+//! and one nftables transaction (rebuilt whole on every change) with:
 //!
-//! The namespace has no link to the host's network, so no guest traffic can
-//! leave the machine. The bridge carries the gateway address (first host of
-//! the subnet) and 169.254.169.254/32, where the metadata service listens;
-//! because the anti-spoofing rules guarantee that an IPv4 packet from a tap
-//! carries that tap's address, the metadata service can identify an instance
-//! by its source address alone.
+//! - anti-spoofing per tap: a guest may only send from its own MAC and IPv4
+//!   address (plus DHCP from 0.0.0.0), so the metadata service can identify
+//!   an instance by (network, source address);
+//! - the security groups per tap (see [`crate::firewall`]): inbound only
+//!   what the instance's ingress rules allow, outbound only what its egress
+//!   rules allow plus DHCP and metadata, replies always (stateful);
+//! - when the node has a public network: DNAT of each public IP to its
+//!   private address and SNAT back, on a veth pair (`pub0` inside) joined to
+//!   the node's public bridge in the host namespace.
 //!
-//! Every operation converges on the desired state and is safe to repeat after
-//! a crash at any point: the ports (tap → MAC, IP, hostname) are recorded in
-//! the state directory first, then the dnsmasq hosts file, the nftables table
-//! (rebuilt whole on every change, so nothing stale survives an unplug) and
-//! the links are made to match them.
+//! Every operation converges on the desired state and is safe to repeat
+//! after a crash at any point: the ports (tap → instance, MAC, IP, hostname,
+//! subnet, public IP) are recorded in the state directory first, then the
+//! rules, links, addresses and dnsmasq are made to match them.
+//! [`crate::networks::Networks`] creates and removes these per VPC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -34,12 +37,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
-/// The bridge inside every network namespace.
-pub const BRIDGE: &str = "br0";
-/// The metadata service's address, present on every bridge.
+use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
+
+/// The metadata service's address, on `lo` of every VPC namespace.
 pub const METADATA_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-/// The nftables table (family `bridge`) holding the per-tap rules.
+/// The nftables tables (families `bridge` and `ip`) of a VPC namespace.
 pub const NFT_TABLE: &str = "mallee";
+/// The namespace end of the veth pair to the public bridge.
+pub const UPLINK: &str = "pub0";
 
 const PORTS_FILE: &str = "ports.json";
 const HOSTS_FILE: &str = "dnsmasq.hosts";
@@ -92,10 +97,13 @@ pub enum NetworkError {
         /// What went wrong.
         reason: String,
     },
+    /// The kernel lacks something the firewall needs.
+    #[error("{0}")]
+    Kernel(String),
 }
 
 /// An IPv4 network in CIDR notation (`172.31.0.0/20`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv4Cidr {
     /// The address as written (host bits may be set).
     pub addr: Ipv4Addr,
@@ -129,6 +137,14 @@ impl Ipv4Cidr {
         u32::from(ip) & self.mask_bits() == u32::from(self.network())
     }
 
+    /// The same network with the host bits cleared (`172.31.0.0/20`).
+    pub fn normalized(&self) -> Self {
+        Self {
+            addr: self.network(),
+            prefix: self.prefix,
+        }
+    }
+
     fn mask_bits(&self) -> u32 {
         u32::MAX
             .checked_shl(32 - u32::from(self.prefix))
@@ -160,33 +176,89 @@ impl fmt::Display for Ipv4Cidr {
     }
 }
 
-/// Where and how a network is built.
+impl Serialize for Ipv4Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The node-wide network settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
-    /// Network namespace name, unique on the host (`mallee-nd0a1b2c3d`).
-    pub netns: String,
-    /// The instances' subnet; its first host is the gateway.
-    pub subnet: Ipv4Cidr,
-    /// Directory for the ports record, dnsmasq's hosts, lease, pid and log
-    /// files. Created if missing.
-    pub state_dir: PathBuf,
+    /// Where each VPC network keeps its state (`DATA/network`); one
+    /// directory per network id below it.
+    pub state_root: PathBuf,
+    /// The subnet of interfaces whose spec names none (specs from before
+    /// VPCs).
+    pub default_subnet: Ipv4Cidr,
     /// DNS domain handed out by DHCP (`mallee-1.compute.internal`).
     pub domain: String,
 }
 
-impl NetworkConfig {
+/// The node's public network: a bridge in the host namespace carrying the
+/// first host of `cidr`, which every VPC namespace joins with a veth pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicNetworkConfig {
+    /// Bridge name (≤ 15 characters; `mlp` + 8 hex, see
+    /// [`PublicNetworkConfig::for_node_dir`]).
+    pub bridge: String,
+    /// The zone's public range (`198.18.0.0/24`).
+    pub cidr: Ipv4Cidr,
+}
+
+impl PublicNetworkConfig {
+    /// The public network of the node whose data lives in `node_dir`: the
+    /// bridge name derives from the (canonical) directory, so it is stable
+    /// and unique per node on a host.
+    pub fn for_node_dir(node_dir: &Path, cidr: Ipv4Cidr) -> Self {
+        let canonical = std::fs::canonicalize(node_dir).unwrap_or_else(|_| node_dir.to_owned());
+        let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+        Self {
+            bridge: format!("mlp{}", &hex::encode(digest)[..8]),
+            cidr,
+        }
+    }
+
+    /// The bridge's address (first host of the range), the VPC namespaces'
+    /// default gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.cidr.first_host()
+    }
+
+    /// The host namespace's nftables table (family `inet`).
+    pub fn host_table(&self) -> String {
+        format!("mallee_{}", self.bridge)
+    }
+}
+
+/// Where one VPC network lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcConfig {
+    /// The VPC id the network belongs to.
+    pub network_id: String,
+    /// Network namespace name, unique on the host.
+    pub netns: String,
+    /// Ports record, dnsmasq's hosts, lease, pid and log files.
+    pub state_dir: PathBuf,
+    /// DNS domain handed out by DHCP.
+    pub domain: String,
+    /// The node's public network, when it has one.
+    pub public: Option<PublicNetworkConfig>,
+}
+
+impl VpcConfig {
     fn validate(&self) -> Result<(), NetworkError> {
         if !valid_netns_name(&self.netns) {
             return Err(NetworkError::Invalid {
                 what: "network namespace name",
                 value: self.netns.clone(),
-            });
-        }
-        // At least a gateway and one instance; /31 and /32 have no room.
-        if self.subnet.prefix > 30 || self.subnet.prefix < 8 {
-            return Err(NetworkError::Invalid {
-                what: "subnet (prefix must be 8..=30)",
-                value: self.subnet.to_string(),
             });
         }
         if !self.domain.is_empty() && !valid_hostname(&self.domain) {
@@ -201,19 +273,41 @@ impl NetworkConfig {
     fn file(&self, name: &str) -> PathBuf {
         self.state_dir.join(name)
     }
+
+    /// The host end of the veth pair to the public bridge.
+    pub fn host_veth(&self) -> String {
+        let digest = Sha256::digest(self.netns.as_bytes());
+        format!("mlv{}", &hex::encode(digest)[..12])
+    }
 }
 
-/// One plugged interface, as recorded in the state directory.
+/// One interface to plug.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Port {
-    mac: String,
-    ip: Ipv4Addr,
-    hostname: String,
+pub struct Port {
+    /// The instance it belongs to (whose firewall applies).
+    pub instance_id: String,
+    /// MAC address.
+    pub mac: String,
+    /// Private address (DHCP lease).
+    pub ip: Ipv4Addr,
+    /// DHCP host name.
+    pub hostname: String,
+    /// The subnet; its bridge is made on demand.
+    pub subnet: Ipv4Cidr,
+    /// Public address DNAT'ed to `ip`, when the node has a public network.
+    #[serde(default)]
+    pub public_ip: Option<Ipv4Addr>,
 }
 
 type Ports = BTreeMap<String, Port>;
 
-/// A node's instance network (one namespace, bridge, dnsmasq and rule set).
+/// The bridge of `subnet` inside a VPC namespace: `br` + the network
+/// address in hex + the prefix (`brac1f000020` for 172.31.0.0/20).
+pub fn bridge_name(subnet: Ipv4Cidr) -> String {
+    format!("br{:08x}{:02}", u32::from(subnet.network()), subnet.prefix)
+}
+
+/// One VPC's network on this node (namespace, bridges, dnsmasq, rules).
 /// Cheap to clone; clones share one lock so changes are applied in order.
 #[derive(Debug, Clone)]
 pub struct NodeNetwork {
@@ -222,18 +316,22 @@ pub struct NodeNetwork {
 
 #[derive(Debug)]
 struct Inner {
-    config: NetworkConfig,
+    config: VpcConfig,
     /// Serialises read-modify-write of the ports record and everything
     /// derived from it.
     lock: Mutex<()>,
+    firewalls: std::sync::Mutex<Arc<Firewalls>>,
 }
 
 impl NodeNetwork {
     /// Builds the network or adopts the one already there (after an agent
-    /// restart): namespace, `lo`, bridge with the gateway and metadata
-    /// addresses, the nftables rules and dnsmasq for the recorded ports.
-    /// dnsmasq is restarted if it died and reused if it runs.
-    pub async fn ensure(config: NetworkConfig) -> Result<Self, NetworkError> {
+    /// restart): namespace, `lo` with the metadata address, the uplink to
+    /// the public bridge, the bridges, rules and dnsmasq for the recorded
+    /// ports. dnsmasq is restarted if it died and reused if it runs.
+    pub async fn ensure(
+        config: VpcConfig,
+        firewalls: Arc<Firewalls>,
+    ) -> Result<Self, NetworkError> {
         config.validate()?;
         tokio::fs::create_dir_all(&config.state_dir)
             .await
@@ -245,6 +343,7 @@ impl NodeNetwork {
             inner: Arc::new(Inner {
                 config,
                 lock: Mutex::new(()),
+                firewalls: std::sync::Mutex::new(firewalls),
             }),
         };
         network.converge().await?;
@@ -254,12 +353,10 @@ impl NodeNetwork {
     async fn converge(&self) -> Result<(), NetworkError> {
         let _guard = self.inner.lock.lock().await;
         self.ensure_namespace().await?;
-        self.ensure_bridge().await?;
+        self.ensure_uplink().await?;
         let ports = self.load_ports().await?;
-        self.apply_rules(&ports).await?;
-        self.write_hosts(&ports).await?;
-        self.sync_dnsmasq(&ports).await?;
-        Ok(())
+        self.apply(&ports).await?;
+        self.remove_unused_bridges(&ports).await
     }
 
     /// The network namespace's name.
@@ -267,18 +364,8 @@ impl NodeNetwork {
         &self.inner.config.netns
     }
 
-    /// The gateway address (first host of the subnet), on `br0`.
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.inner.config.subnet.first_host()
-    }
-
-    /// The subnet.
-    pub fn subnet(&self) -> Ipv4Cidr {
-        self.inner.config.subnet
-    }
-
     /// The configuration this network was built from.
-    pub fn config(&self) -> &NetworkConfig {
+    pub fn config(&self) -> &VpcConfig {
         &self.inner.config
     }
 
@@ -291,66 +378,95 @@ impl NodeNetwork {
             .collect()
     }
 
+    /// Replaces the security groups and re-applies the rules (one nft
+    /// transaction).
+    pub async fn set_firewalls(&self, firewalls: Arc<Firewalls>) -> Result<(), NetworkError> {
+        *self
+            .inner
+            .firewalls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = firewalls;
+        let _guard = self.inner.lock.lock().await;
+        let ports = self.load_ports().await?;
+        self.apply_rules(&ports).await
+    }
+
     /// Attaches interface `tap` (created as a persistent tap if no link of
-    /// that name exists in the namespace) to the bridge, allows it to send
-    /// only from `mac` and `ip`, and gives `mac` the DHCP lease `ip` with
-    /// `hostname`. Repeating it is harmless; a port previously holding the
-    /// same MAC or IP under another tap name is replaced (the latest
-    /// assignment is the truth) and its tap removed.
-    pub async fn plug(
-        &self,
-        tap: &str,
-        mac: &str,
-        ip: Ipv4Addr,
-        hostname: &str,
-    ) -> Result<(), NetworkError> {
+    /// that name exists in the namespace) to its subnet's bridge (made if
+    /// missing), allows it to send only from the port's MAC and IP, gives
+    /// the MAC its DHCP lease and maps its public address. Repeating it is
+    /// harmless, and repeating it with another public address moves the
+    /// NAT live. A port previously holding the same MAC or IP under another
+    /// tap name is replaced (the latest assignment is the truth) and its
+    /// tap removed; another port holding the same public address loses it.
+    pub async fn plug(&self, tap: &str, port: Port) -> Result<(), NetworkError> {
         check_link_name(tap)?;
-        let mac = normalize_mac(mac)?;
-        let subnet = self.inner.config.subnet;
+        let mut port = port;
+        port.mac = normalize_mac(&port.mac)?;
+        port.subnet = port.subnet.normalized();
+        let subnet = port.subnet;
+        if subnet.prefix > 30 || subnet.prefix < 8 {
+            return Err(NetworkError::Invalid {
+                what: "subnet (prefix must be 8..=30)",
+                value: subnet.to_string(),
+            });
+        }
+        let ip = port.ip;
         if !subnet.contains(ip)
             || ip == subnet.network()
             || ip == subnet.broadcast()
-            || ip == self.gateway()
+            || ip == subnet.first_host()
         {
             return Err(NetworkError::Invalid {
                 what: "instance address (outside the subnet or reserved)",
                 value: ip.to_string(),
             });
         }
-        if !valid_hostname(hostname) {
+        if !valid_hostname(&port.hostname) {
             return Err(NetworkError::Invalid {
                 what: "hostname",
-                value: hostname.to_owned(),
+                value: port.hostname.clone(),
             });
         }
         let _guard = self.inner.lock.lock().await;
         let mut ports = self.load_ports().await?;
+        // Another subnet of the VPC already using the same range would make
+        // two bridges claim one route.
+        if let Some((_, other)) = ports.iter().find(|(name, p)| {
+            *name != tap
+                && p.subnet != subnet
+                && (p.subnet.contains(subnet.network()) || subnet.contains(p.subnet.network()))
+        }) {
+            return Err(NetworkError::Invalid {
+                what: "subnet (overlaps another subnet of the network)",
+                value: format!("{subnet} vs {}", other.subnet),
+            });
+        }
         let displaced: Vec<String> = ports
             .iter()
-            .filter(|(name, port)| *name != tap && (port.mac == mac || port.ip == ip))
+            .filter(|(name, p)| *name != tap && (p.mac == port.mac || p.ip == ip))
             .map(|(name, _)| name.clone())
             .collect();
         for name in &displaced {
-            tracing::warn!(netns = self.netns(), tap = name, new_tap = tap, %ip, %mac,
+            tracing::warn!(netns = self.netns(), tap = name, new_tap = tap, %ip, mac = %port.mac,
                 "port replaced by a new assignment of its MAC or address");
             ports.remove(name);
         }
-        ports.insert(
-            tap.to_owned(),
-            Port {
-                mac: mac.clone(),
-                ip,
-                hostname: hostname.to_owned(),
-            },
-        );
+        if let Some(public) = port.public_ip {
+            for (name, other) in ports.iter_mut() {
+                if name != tap && other.public_ip == Some(public) {
+                    tracing::info!(netns = self.netns(), tap = name, %public, "public address moved away");
+                    other.public_ip = None;
+                }
+            }
+        }
+        ports.insert(tap.to_owned(), port);
         self.save_ports(&ports).await?;
         for name in &displaced {
             self.delete_link(name).await?;
         }
         // Rules first: the tap never forwards a frame unfiltered.
-        self.apply_rules(&ports).await?;
-        self.write_hosts(&ports).await?;
-        self.sync_dnsmasq(&ports).await?;
+        self.apply(&ports).await?;
         if !self.link_exists(tap).await? {
             let created = self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]).await;
             // A concurrent or half-finished earlier attempt may have made it.
@@ -360,13 +476,34 @@ impl NodeNetwork {
                 return Err(e);
             }
         }
-        self.ip(&["link", "set", "dev", tap, "master", BRIDGE, "up"])
+        let bridge = bridge_name(subnet);
+        self.ip(&["link", "set", "dev", tap, "master", &bridge, "up"])
             .await?;
+        self.remove_unused_bridges(&ports).await
+    }
+
+    /// Takes public address `public` from whichever port holds it (it
+    /// moved to another network). Harmless when none does.
+    pub async fn release_public_ip(&self, public: Ipv4Addr) -> Result<(), NetworkError> {
+        let _guard = self.inner.lock.lock().await;
+        let mut ports = self.load_ports().await?;
+        let mut changed = false;
+        for port in ports.values_mut() {
+            if port.public_ip == Some(public) {
+                port.public_ip = None;
+                changed = true;
+            }
+        }
+        if changed {
+            self.save_ports(&ports).await?;
+            self.apply(&ports).await?;
+        }
         Ok(())
     }
 
     /// Removes interface `tap` (and any port holding `mac`): its link, its
-    /// rules, its DHCP host entry and lease. Repeating it is harmless.
+    /// rules and NAT, its DHCP host entry and lease, and its subnet's bridge
+    /// when no port is left on it. Repeating it is harmless.
     pub async fn unplug(&self, tap: &str, mac: &str) -> Result<(), NetworkError> {
         check_link_name(tap)?;
         let mac = normalize_mac(mac)?;
@@ -385,30 +522,23 @@ impl NodeNetwork {
         for name in &gone {
             self.delete_link(name).await?;
         }
-        self.apply_rules(&ports).await?;
-        self.write_hosts(&ports).await?;
-        self.sync_dnsmasq(&ports).await?;
-        Ok(())
+        self.apply(&ports).await?;
+        self.remove_unused_bridges(&ports).await
     }
 
-    /// The plugged ports: `(tap, mac, ip, hostname)`, ordered by tap name.
-    pub async fn ports(&self) -> Result<Vec<(String, String, Ipv4Addr, String)>, NetworkError> {
+    /// The plugged ports by tap name.
+    pub async fn ports(&self) -> Result<Vec<(String, Port)>, NetworkError> {
         let _guard = self.inner.lock.lock().await;
-        Ok(self
-            .load_ports()
-            .await?
-            .into_iter()
-            .map(|(tap, p)| (tap, p.mac, p.ip, p.hostname))
-            .collect())
+        Ok(self.load_ports().await?.into_iter().collect())
     }
 
     /// Tears the network down: stops dnsmasq, deletes the namespace (and
-    /// with it the bridge, taps and rules) and removes the state files.
-    /// Instances must be stopped first; a namespace stays alive while any
-    /// process runs in it. Harmless when nothing is there.
-    pub async fn destroy(config: &NetworkConfig) -> Result<(), NetworkError> {
+    /// with it the bridges, taps, veth pair and rules) and removes the state
+    /// directory. Instances must be stopped first; a namespace stays alive
+    /// while any process runs in it. Harmless when nothing is there.
+    pub async fn destroy(config: &VpcConfig) -> Result<(), NetworkError> {
         config.validate()?;
-        if let Some((pid, _)) = running_dnsmasq(config).await {
+        if let Some((pid, _)) = running_dnsmasq(&config.state_dir).await {
             stop_process(pid).await;
         }
         if namespace_exists(&config.netns) {
@@ -419,10 +549,31 @@ impl NodeNetwork {
                 return Err(e);
             }
         }
-        for name in [PORTS_FILE, HOSTS_FILE, LEASES_FILE, PID_FILE] {
-            remove_file_if_exists(&config.file(name)).await?;
+        // The pair dies with the namespace; a half-made one may be left in
+        // the host namespace.
+        let veth = config.host_veth();
+        if host_link_exists(&veth).await {
+            let _ = run("ip", &["link", "del", "dev", &veth]).await;
         }
-        Ok(())
+        match tokio::fs::remove_dir_all(&config.state_dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(NetworkError::Io {
+                path: config.state_dir.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Rules, NAT addresses, the bridges the ports need, dnsmasq.
+    async fn apply(&self, ports: &Ports) -> Result<(), NetworkError> {
+        for subnet in ports.values().map(|p| p.subnet).collect::<BTreeSet<_>>() {
+            self.ensure_bridge(subnet).await?;
+        }
+        self.apply_rules(ports).await?;
+        self.sync_public_addresses(ports).await?;
+        self.write_hosts(ports).await?;
+        self.sync_dnsmasq(ports).await
     }
 
     async fn ensure_namespace(&self) -> Result<(), NetworkError> {
@@ -434,50 +585,199 @@ impl NodeNetwork {
             return Err(e);
         }
         self.ip(&["link", "set", "dev", "lo", "up"]).await?;
+        self.ip(&[
+            "addr",
+            "replace",
+            &format!("{METADATA_ADDR}/32"),
+            "dev",
+            "lo",
+        ])
+        .await?;
+        // br_netfilter runs conntrack on bridged frames; the firewall's
+        // replies-are-allowed rule depends on it.
+        if !Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+            let _ = run("modprobe", &["br_netfilter"]).await;
+        }
+        if !Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+            return Err(NetworkError::Kernel(
+                "the kernel's br_netfilter is needed for stateful security groups \
+                 (modprobe br_netfilter)"
+                    .to_owned(),
+            ));
+        }
+        let mut sysctl = vec!["netns", "exec", ns, "sysctl", "-q", "-w"];
+        sysctl.extend([
+            "net.ipv4.ip_forward=1",
+            "net.bridge.bridge-nf-call-iptables=1",
+        ]);
+        run("ip", &sysctl).await?;
         Ok(())
     }
 
-    async fn ensure_bridge(&self) -> Result<(), NetworkError> {
-        if !self.link_exists(BRIDGE).await? {
-            // STP off (the default) so ports forward at once.
-            self.ip(&["link", "add", "name", BRIDGE, "type", "bridge"])
-                .await?;
+    /// The veth pair to the public bridge, the routes through it.
+    async fn ensure_uplink(&self) -> Result<(), NetworkError> {
+        let Some(public) = &self.inner.config.public else {
+            return Ok(());
+        };
+        let host = self.inner.config.host_veth();
+        if !self.link_exists(UPLINK).await? {
+            if host_link_exists(&host).await {
+                run("ip", &["link", "del", "dev", &host]).await?;
+            }
+            run(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    "name",
+                    &host,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    UPLINK,
+                    "netns",
+                    self.netns(),
+                ],
+            )
+            .await?;
         }
-        let subnet = self.inner.config.subnet;
-        let wanted = [
-            format!("{}/{}", self.gateway(), subnet.prefix),
-            format!("{METADATA_ADDR}/32"),
-        ];
-        // Drop addresses from an earlier configuration (another subnet).
-        for present in self.bridge_addresses().await? {
-            if !wanted.contains(&present) {
-                self.ip(&["addr", "del", &present, "dev", BRIDGE]).await?;
+        run(
+            "ip",
+            &["link", "set", "dev", &host, "master", &public.bridge, "up"],
+        )
+        .await?;
+        self.ip(&["link", "set", "dev", UPLINK, "up"]).await?;
+        self.uplink_routes(public).await
+    }
+
+    async fn ensure_bridge(&self, subnet: Ipv4Cidr) -> Result<(), NetworkError> {
+        let bridge = bridge_name(subnet);
+        if !self.link_exists(&bridge).await? {
+            // STP off (the default) so ports forward at once.
+            let made = self
+                .ip(&["link", "add", "name", &bridge, "type", "bridge"])
+                .await;
+            if let Err(e) = made
+                && !self.link_exists(&bridge).await?
+            {
+                return Err(e);
             }
         }
+        // Bridged IPv4 through conntrack, whatever the namespace default.
+        self.ip(&[
+            "link",
+            "set",
+            "dev",
+            &bridge,
+            "type",
+            "bridge",
+            "nf_call_iptables",
+            "1",
+        ])
+        .await?;
+        let gateway = format!("{}/{}", subnet.first_host(), subnet.prefix);
         let broadcast = subnet.broadcast().to_string();
         self.ip(&[
             "addr",
             "replace",
-            &wanted[0],
+            &gateway,
             "broadcast",
             &broadcast,
             "dev",
-            BRIDGE,
+            &bridge,
         ])
         .await?;
-        self.ip(&["addr", "replace", &wanted[1], "dev", BRIDGE])
-            .await?;
-        self.ip(&["link", "set", "dev", BRIDGE, "up"]).await?;
+        self.ip(&["link", "set", "dev", &bridge, "up"]).await?;
         Ok(())
     }
 
-    async fn bridge_addresses(&self) -> Result<Vec<String>, NetworkError> {
-        let out = self
-            .ip(&["-j", "-4", "addr", "show", "dev", BRIDGE])
+    /// Deletes the bridges no port uses any more.
+    async fn remove_unused_bridges(&self, ports: &Ports) -> Result<(), NetworkError> {
+        let wanted: BTreeSet<String> = ports.values().map(|p| bridge_name(p.subnet)).collect();
+        let out = self.ip(&["-j", "link", "show", "type", "bridge"]).await?;
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        for link in parsed.as_array().into_iter().flatten() {
+            if let Some(name) = link["ifname"].as_str()
+                && !wanted.contains(name)
+            {
+                self.delete_link(name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The public addresses on the uplink: exactly those of the ports.
+    async fn sync_public_addresses(&self, ports: &Ports) -> Result<(), NetworkError> {
+        let Some(public) = &self.inner.config.public else {
+            return Ok(());
+        };
+        let wanted: BTreeSet<String> = ports
+            .values()
+            .filter_map(|p| p.public_ip)
+            .map(|ip| format!("{ip}/32"))
+            .collect();
+        let present = self.addresses(UPLINK).await?;
+        // New ones before stale ones go: removing a device's last address
+        // flushes its routes.
+        for addr in &wanted {
+            if present.contains(addr) {
+                continue;
+            }
+            self.ip(&["addr", "replace", addr, "dev", UPLINK]).await?;
+            // Whoever on the public network cached another owner's MAC for
+            // this address (it moved here) learns the new one: the host
+            // forgets it, the others hear a gratuitous ARP (best effort).
+            let ip = addr.trim_end_matches("/32");
+            let _ = run("ip", &["neigh", "del", ip, "dev", &public.bridge]).await;
+            let _ = run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    self.netns(),
+                    "busybox",
+                    "arping",
+                    "-U",
+                    "-c",
+                    "1",
+                    "-w",
+                    "1",
+                    "-I",
+                    UPLINK,
+                    "-s",
+                    ip,
+                    ip,
+                ],
+            )
+            .await;
+        }
+        for addr in &present {
+            if !wanted.contains(addr) {
+                self.ip(&["addr", "del", addr, "dev", UPLINK]).await?;
+            }
+        }
+        self.uplink_routes(public).await
+    }
+
+    /// The public range on-link and the default route via the bridge.
+    async fn uplink_routes(&self, public: &PublicNetworkConfig) -> Result<(), NetworkError> {
+        let range = public.cidr.normalized().to_string();
+        self.ip(&["route", "replace", &range, "dev", UPLINK])
             .await?;
+        let gateway = public.gateway().to_string();
+        self.ip(&[
+            "route", "replace", "default", "via", &gateway, "dev", UPLINK, "onlink",
+        ])
+        .await?;
+        Ok(())
+    }
+
+    async fn addresses(&self, link: &str) -> Result<Vec<String>, NetworkError> {
+        let out = self.ip(&["-j", "-4", "addr", "show", "dev", link]).await?;
         let parsed: serde_json::Value =
             serde_json::from_str(&out).map_err(|e| NetworkError::Command {
-                command: format!("ip -n {} -j -4 addr show dev {BRIDGE}", self.netns()),
+                command: format!("ip -n {} -j -4 addr show dev {link}", self.netns()),
                 status: "unparsable output".to_owned(),
                 stderr: e.to_string(),
             })?;
@@ -551,47 +851,20 @@ impl NodeNetwork {
         .await
     }
 
-    /// Replaces the whole nftables table in one transaction.
+    /// Replaces the namespace's tables in one transaction.
     async fn apply_rules(&self, ports: &Ports) -> Result<(), NetworkError> {
-        let script = ruleset(ports);
-        let command = format!("ip netns exec {} nft -f -", self.netns());
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", self.netns(), "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|source| NetworkError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(script.as_bytes())
-                .await
-                .map_err(|source| NetworkError::Spawn {
-                    command: command.clone(),
-                    source,
-                })?;
-        }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|source| NetworkError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(NetworkError::Command {
-                command,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        Ok(())
+        let firewalls = self
+            .inner
+            .firewalls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let uplink = self.inner.config.public.is_some().then_some(UPLINK);
+        let script = ruleset(ports, &firewalls, uplink);
+        nft_apply(Some(self.netns()), &script).await
     }
 
-    fn dnsmasq_args(&self) -> Vec<String> {
+    fn dnsmasq_args(&self, ports: &Ports) -> Vec<String> {
         let c = &self.inner.config;
         let path = |name: &str| c.file(name).display().to_string();
         let mut args = vec![
@@ -601,17 +874,25 @@ impl NodeNetwork {
             "--no-resolv".to_owned(),
             "--no-hosts".to_owned(),
             "--bind-interfaces".to_owned(),
-            format!("--interface={BRIDGE}"),
             "--except-interface=lo".to_owned(),
+        ];
+        for subnet in ports.values().map(|p| p.subnet).collect::<BTreeSet<_>>() {
+            let bridge = bridge_name(subnet);
+            args.push(format!("--interface={bridge}"));
             // Only addresses listed in the hosts file are handed out.
-            format!(
-                "--dhcp-range={},static,{},12h",
-                c.subnet.network(),
-                c.subnet.netmask()
-            ),
+            args.push(format!(
+                "--dhcp-range=set:{bridge},{},static,{},12h",
+                subnet.network(),
+                subnet.netmask()
+            ));
+            args.push(format!(
+                "--dhcp-option=tag:{bridge},option:router,{}",
+                subnet.first_host()
+            ));
+        }
+        args.extend([
             format!("--dhcp-hostsfile={}", path(HOSTS_FILE)),
             format!("--dhcp-leasefile={}", path(LEASES_FILE)),
-            format!("--dhcp-option=option:router,{}", self.gateway()),
             // Answer at once for addresses we own, including to clients
             // with leases from before a restart.
             "--dhcp-authoritative".to_owned(),
@@ -621,7 +902,7 @@ impl NodeNetwork {
             // and is re-read on SIGHUP, after dnsmasq would have dropped to
             // an unprivileged user that cannot read it.
             "--user=root".to_owned(),
-        ];
+        ]);
         if !c.domain.is_empty() {
             args.push(format!("--dhcp-option=option:domain-name,{}", c.domain));
         }
@@ -629,13 +910,20 @@ impl NodeNetwork {
     }
 
     /// Makes dnsmasq serve `ports`: started when not running (or running
-    /// with other arguments), restarted with a cleaned lease file when a
-    /// lease would block an assignment, otherwise told to re-read the hosts
-    /// file.
+    /// with other arguments, as when a subnet came or went), restarted with
+    /// a cleaned lease file when a lease would block an assignment,
+    /// otherwise told to re-read the hosts file; stopped when no port is
+    /// left.
     async fn sync_dnsmasq(&self, ports: &Ports) -> Result<(), NetworkError> {
         let config = &self.inner.config;
-        let args = self.dnsmasq_args();
-        let running = running_dnsmasq(config).await;
+        let running = running_dnsmasq(&config.state_dir).await;
+        if ports.is_empty() {
+            if let Some((pid, _)) = running {
+                stop_process(pid).await;
+            }
+            return Ok(());
+        }
+        let args = self.dnsmasq_args(ports);
         let leases_path = config.file(LEASES_FILE);
         let leases = match tokio::fs::read_to_string(&leases_path).await {
             Ok(text) => text,
@@ -672,7 +960,7 @@ impl NodeNetwork {
         // up (or with the error that stopped it).
         run("ip", &full).await?;
         for _ in 0..100 {
-            if running_dnsmasq(config).await.is_some() {
+            if running_dnsmasq(&config.state_dir).await.is_some() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -695,10 +983,20 @@ pub fn tap_name(instance_id: &str) -> String {
     format!("tap{}", &hex::encode(digest)[..12])
 }
 
-/// The nftables script replacing table `bridge mallee`. Frames from a port
-/// not listed are dropped (prerouting policy), so a link attached to the
-/// bridge by mistake carries nothing.
-fn ruleset(ports: &Ports) -> String {
+/// The nftables script replacing tables `bridge mallee` and `ip mallee`.
+///
+/// `bridge mallee`: frames from a port not listed are dropped (prerouting
+/// policy), so a link attached to a bridge by mistake carries nothing; a
+/// port may send only from its MAC and address; what leaves a port passes
+/// its instance's egress chain (forward and input hooks), what reaches a
+/// port its ingress chain (forward and output hooks).
+///
+/// `ip mallee`: the conntrack mark the bridge chains read, and with an
+/// uplink the public addresses' DNAT/SNAT, no forwarding from the public
+/// side except to DNAT'ed flows and their replies, and no private source
+/// address leaving through the uplink.
+fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String {
+    let mark = format!("meta mark & {ESTABLISHED_MARK:#x} == {ESTABLISHED_MARK:#x}");
     let mut s = format!(
         "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n"
     );
@@ -713,15 +1011,177 @@ fn ruleset(ports: &Ports) -> String {
              \x20   drop\n\
              \x20 }}\n"
         ));
+        let firewall = firewalls.get(&port.instance_id);
+        s.push_str(&format!(
+            "  chain egress_{tap} {{\n\
+             \x20   {mark} return\n\
+             \x20   ether type arp return\n\
+             \x20   ether type ip ip protocol udp udp sport 68 udp dport 67 return\n\
+             \x20   ether type ip ip daddr {METADATA_ADDR} ip protocol tcp tcp dport 80 return\n"
+        ));
+        if let Some(fw) = firewall {
+            for rule in crate::firewall::render(&fw.egress, Direction::Egress, "return") {
+                s.push_str(&format!("    {rule}\n"));
+            }
+        }
+        s.push_str("    drop\n  }\n");
+        s.push_str(&format!(
+            "  chain ingress_{tap} {{\n\
+             \x20   {mark} accept\n\
+             \x20   ether type arp accept\n\
+             \x20   ether type ip ip protocol udp udp sport 67 udp dport 68 accept\n"
+        ));
+        if let Some(fw) = firewall {
+            for rule in crate::firewall::render(&fw.ingress, Direction::Ingress, "accept") {
+                s.push_str(&format!("    {rule}\n"));
+            }
+        }
+        s.push_str("    drop\n  }\n");
     }
-    s.push_str(
-        "  chain prerouting {\n    type filter hook prerouting priority -200; policy drop;\n",
+    let hook = |name: &str, hook: &str, priority: i32, policy: &str, body: String| {
+        format!(
+            "  chain {name} {{\n    type filter hook {hook} priority {priority}; policy {policy};\n{body}  }}\n"
+        )
+    };
+    let each = |f: &dyn Fn(&str) -> String| -> String { ports.keys().map(|t| f(t)).collect() };
+    s.push_str(&hook(
+        "prerouting",
+        "prerouting",
+        -200,
+        "drop",
+        each(&|t| format!("    iifname \"{t}\" jump port_{t}\n")),
+    ));
+    s.push_str(&hook(
+        "forward",
+        "forward",
+        0,
+        "drop",
+        each(&|t| format!("    iifname \"{t}\" jump egress_{t}\n"))
+            + &each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n")),
+    ));
+    s.push_str(&hook(
+        "input",
+        "input",
+        0,
+        "accept",
+        each(&|t| format!("    iifname \"{t}\" jump egress_{t}\n")),
+    ));
+    s.push_str(&hook(
+        "output",
+        "output",
+        0,
+        "accept",
+        each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n")),
+    ));
+    s.push_str("}\n");
+
+    let set_mark = format!(
+        "    meta mark set meta mark & {:#x}\n    ct state established,related meta mark set meta mark | {ESTABLISHED_MARK:#x}\n",
+        !ESTABLISHED_MARK
     );
-    for tap in ports.keys() {
-        s.push_str(&format!("    iifname \"{tap}\" jump port_{tap}\n"));
+    s.push_str(&format!(
+        "table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\ntable ip {NFT_TABLE} {{\n"
+    ));
+    s.push_str(&hook(
+        "mark_in",
+        "prerouting",
+        -150,
+        "accept",
+        set_mark.clone(),
+    ));
+    s.push_str(&hook("mark_out", "output", -150, "accept", set_mark));
+    if let Some(uplink) = uplink {
+        let mapped: Vec<(Ipv4Addr, Ipv4Addr)> = ports
+            .values()
+            .filter_map(|p| p.public_ip.map(|public| (public, p.ip)))
+            .collect();
+        let mut dnat = String::new();
+        let mut snat = String::new();
+        for (public, private) in &mapped {
+            dnat.push_str(&format!(
+                "    iifname \"{uplink}\" ip daddr {public} dnat to {private}\n"
+            ));
+            snat.push_str(&format!(
+                "    oifname \"{uplink}\" ip saddr {private} snat to {public}\n"
+            ));
+        }
+        s.push_str(&format!(
+            "  chain public_dnat {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}\n"
+        ));
+        s.push_str(&format!(
+            "  chain public_snat {{\n    type nat hook postrouting priority 100; policy accept;\n{snat}  }}\n"
+        ));
+        s.push_str(&hook(
+            "forward",
+            "forward",
+            0,
+            "accept",
+            format!(
+                "    iifname \"{uplink}\" ct state established,related accept\n\
+                 \x20   iifname \"{uplink}\" ct status dnat accept\n\
+                 \x20   iifname \"{uplink}\" drop\n"
+            ),
+        ));
+        let mut leak = String::new();
+        if !mapped.is_empty() {
+            let publics: Vec<String> = mapped.iter().map(|(p, _)| p.to_string()).collect();
+            leak.push_str(&format!(
+                "    oifname \"{uplink}\" ip saddr {{ {} }} accept\n",
+                publics.join(", ")
+            ));
+        }
+        leak.push_str(&format!("    oifname \"{uplink}\" drop\n"));
+        s.push_str(&hook("leak", "postrouting", 200, "accept", leak));
     }
-    s.push_str("  }\n}\n");
+    s.push_str("}\n");
     s
+}
+
+/// Runs `nft -f -` with `script` (inside `netns` when given): one
+/// transaction, applied whole or not at all.
+pub(crate) async fn nft_apply(netns: Option<&str>, script: &str) -> Result<(), NetworkError> {
+    let (program, args): (&str, Vec<&str>) = match netns {
+        Some(ns) => ("ip", vec!["netns", "exec", ns, "nft", "-f", "-"]),
+        None => ("nft", vec!["-f", "-"]),
+    };
+    let command = std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new(program)
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| NetworkError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|source| NetworkError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| NetworkError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(NetworkError::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// dnsmasq's `--dhcp-hostsfile`: `mac,ip,name`. The name is the first
@@ -759,11 +1219,19 @@ fn kept_leases(leases: &str, ports: &Ports) -> String {
         .collect()
 }
 
+async fn host_link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success())
+}
+
 /// The pid and command line of this network's dnsmasq, if it runs. The
 /// command line must name our pid file, so a recycled pid is never taken for
 /// ours.
-async fn running_dnsmasq(config: &NetworkConfig) -> Option<(i32, Vec<String>)> {
-    let pid_path = config.file(PID_FILE);
+async fn running_dnsmasq(state_dir: &Path) -> Option<(i32, Vec<String>)> {
+    let pid_path = state_dir.join(PID_FILE);
     let pid: i32 = tokio::fs::read_to_string(&pid_path)
         .await
         .ok()?
@@ -819,12 +1287,12 @@ fn process_alive(pid: Pid) -> bool {
     }
 }
 
-fn namespace_exists(name: &str) -> bool {
+pub(crate) fn namespace_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
 /// Runs a command, returning stdout; failure carries its stderr.
-async fn run(program: &str, args: &[&str]) -> Result<String, NetworkError> {
+pub(crate) async fn run(program: &str, args: &[&str]) -> Result<String, NetworkError> {
     let command = std::iter::once(program)
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
@@ -848,7 +1316,7 @@ async fn run(program: &str, args: &[&str]) -> Result<String, NetworkError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
     let tmp = path.with_extension("tmp");
     let io = |source| NetworkError::Io {
         path: path.to_owned(),
@@ -872,10 +1340,9 @@ async fn remove_file_if_exists(path: &Path) -> Result<(), NetworkError> {
     }
 }
 
-fn check_link_name(name: &str) -> Result<(), NetworkError> {
+pub(crate) fn check_link_name(name: &str) -> Result<(), NetworkError> {
     let ok = !name.is_empty()
         && name.len() <= 15
-        && name != BRIDGE
         && name != "lo"
         && name
             .bytes()
@@ -940,6 +1407,17 @@ fn normalize_mac(mac: &str) -> Result<String, NetworkError> {
 mod tests {
     use super::*;
 
+    fn port(instance: &str, mac: &str, ip: [u8; 4]) -> Port {
+        Port {
+            instance_id: instance.into(),
+            mac: mac.into(),
+            ip: Ipv4Addr::from(ip),
+            hostname: "a".into(),
+            subnet: "10.0.0.0/24".parse().expect("subnet"),
+            public_ip: None,
+        }
+    }
+
     #[test]
     fn cidr_arithmetic() {
         let c: Ipv4Cidr = "172.31.5.9/20".parse().expect("parses");
@@ -948,6 +1426,7 @@ mod tests {
         assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 240, 0));
         assert_eq!(c.broadcast(), Ipv4Addr::new(172, 31, 15, 255));
         assert_eq!(c.first_host(), Ipv4Addr::new(172, 31, 0, 1));
+        assert_eq!(c.normalized().to_string(), "172.31.0.0/20");
         assert!(c.contains(Ipv4Addr::new(172, 31, 15, 254)));
         assert!(!c.contains(Ipv4Addr::new(172, 31, 16, 1)));
         for bad in ["172.31.0.0", "172.31.0.0/33", "x/20", "172.31.0.0/"] {
@@ -955,15 +1434,36 @@ mod tests {
         }
         let all: Ipv4Cidr = "0.0.0.0/0".parse().expect("parses");
         assert_eq!(all.netmask(), Ipv4Addr::UNSPECIFIED);
+        let json = serde_json::to_string(&c).expect("serialises");
+        assert_eq!(json, "\"172.31.5.9/20\"");
+        assert_eq!(serde_json::from_str::<Ipv4Cidr>(&json).expect("parses"), c);
     }
 
     #[test]
-    fn tap_names_fit_and_are_stable() {
+    fn names_fit_and_are_stable() {
         let a = tap_name("i-0123456789abcdef0");
         assert_eq!(a.len(), 15);
         assert_eq!(a, tap_name("i-0123456789abcdef0"));
         assert_ne!(a, tap_name("i-0123456789abcdef1"));
         assert!(check_link_name(&a).is_ok());
+        let bridge = bridge_name("172.31.16.7/20".parse().expect("cidr"));
+        assert_eq!(bridge, "brac1f100020");
+        assert!(bridge.len() <= 15);
+        let public = PublicNetworkConfig::for_node_dir(
+            Path::new("/nonexistent/x"),
+            "198.18.0.0/24".parse().expect("cidr"),
+        );
+        assert_eq!(public.bridge.len(), 11);
+        assert!(public.bridge.starts_with("mlp"));
+        assert_eq!(public.gateway(), Ipv4Addr::new(198, 18, 0, 1));
+        let vpc = VpcConfig {
+            network_id: "vpc-1".into(),
+            netns: "ns".into(),
+            state_dir: PathBuf::from("/x"),
+            domain: String::new(),
+            public: None,
+        };
+        assert_eq!(vpc.host_veth().len(), 15);
     }
 
     #[test]
@@ -988,11 +1488,7 @@ mod tests {
         let mut ports = Ports::new();
         ports.insert(
             "tap1".into(),
-            Port {
-                mac: "02:00:00:00:00:01".into(),
-                ip: Ipv4Addr::new(10, 0, 0, 5),
-                hostname: "a".into(),
-            },
+            port("i-1", "02:00:00:00:00:01", [10, 0, 0, 5]),
         );
         let leases = "100 02:00:00:00:00:01 10.0.0.5 a *\n\
                       100 02:00:00:00:00:02 10.0.0.6 b *\n\
@@ -1004,20 +1500,37 @@ mod tests {
     }
 
     #[test]
-    fn ruleset_lists_every_port() {
+    fn ruleset_lists_every_port_its_firewall_and_nat() {
         let mut ports = Ports::new();
-        ports.insert(
-            "tapa".into(),
-            Port {
-                mac: "02:00:00:00:00:01".into(),
-                ip: Ipv4Addr::new(10, 0, 0, 5),
-                hostname: "a".into(),
+        let mut a = port("i-a", "02:00:00:00:00:01", [10, 0, 0, 5]);
+        a.public_ip = Some(Ipv4Addr::new(198, 18, 0, 9));
+        ports.insert("tapa".into(), a);
+        let mut firewalls = Firewalls::new();
+        firewalls.insert(
+            "i-a".into(),
+            mallee_node_api::InstanceFirewall {
+                instance_id: "i-a".into(),
+                ingress: vec![mallee_node_api::FirewallRule {
+                    protocol: "tcp".into(),
+                    from_port: Some(22),
+                    to_port: Some(22),
+                    cidrs: vec!["0.0.0.0/0".into()],
+                }],
+                egress: Vec::new(),
             },
         );
-        let rules = ruleset(&ports);
+        let rules = ruleset(&ports, &firewalls, Some(UPLINK));
         assert!(rules.contains("iifname \"tapa\" jump port_tapa"));
+        assert!(rules.contains("iifname \"tapa\" jump egress_tapa"));
+        assert!(rules.contains("oifname \"tapa\" jump ingress_tapa"));
         assert!(rules.contains("ether saddr != 02:00:00:00:00:01 drop"));
         assert!(rules.contains("ip saddr 10.0.0.5 accept"));
+        assert!(rules.contains("ip protocol tcp tcp dport 22 accept"));
+        assert!(rules.contains("ip daddr 198.18.0.9 dnat to 10.0.0.5"));
+        assert!(rules.contains("ip saddr 10.0.0.5 snat to 198.18.0.9"));
         assert!(rules.starts_with("table bridge mallee\ndelete table bridge mallee\n"));
+        let bare = ruleset(&ports, &Firewalls::new(), None);
+        assert!(!bare.contains("dport 22"));
+        assert!(!bare.contains("dnat"));
     }
 }

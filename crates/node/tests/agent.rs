@@ -149,7 +149,7 @@ impl Drop for Purge {
         let result = std::thread::spawn(move || {
             tokio::runtime::Runtime::new()
                 .expect("runtime")
-                .block_on(purge_node(&data_dir, &network))
+                .block_on(purge_node(&data_dir, &network, None))
         })
         .join();
         match result {
@@ -189,6 +189,9 @@ impl Fixture {
                 mac: mac.clone(),
                 private_ip: ip.clone(),
                 network_id: "vpc-default".into(),
+                subnet_cidr: String::new(),
+                vpc_cidr: String::new(),
+                public_ip: None,
             }],
             desired: DesiredState::Running,
             generation: 1,
@@ -313,11 +316,9 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     .expect("hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
-    let netns = format!("mallee-t{:08x}", rand::random::<u32>());
     let network = NetworkConfig {
-        netns: netns.clone(),
-        subnet: "172.31.0.0/24".parse().expect("subnet"),
-        state_dir: data_dir.join("network"),
+        state_root: data_dir.join("network"),
+        default_subnet: "172.31.0.0/24".parse().expect("subnet"),
         domain: "mallee-1.compute.internal".into(),
     };
     let _purge = Purge {
@@ -342,6 +343,7 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
         config,
     };
     let (node, client) = start(&fixture.config).await;
+    let netns = node.agent().networks().netns_name("vpc-default");
     let info = client.info().await.expect("info");
     assert!(info.node_id.starts_with("nd-"), "{info:?}");
 
@@ -543,5 +545,9 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     assert_eq!(qemu_pid(a), None, "QEMU of a (pid {pid_a})");
     client.delete_instance(a).await.expect("delete again");
     assert!(client.report().await.expect("report").instances.is_empty());
+    assert!(
+        !std::path::Path::new("/run/netns").join(&netns).exists(),
+        "the VPC namespace outlived its last instance"
+    );
     node.shutdown().await;
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use mallee_node::metadata::MetadataService;
-use mallee_node::network::{NetworkConfig, NodeNetwork};
+use mallee_node::network::{NodeNetwork, Port, VpcConfig};
 use mallee_node_api::{HttpTokens, InstanceMetadata, MetadataOptions, PublicKey};
 use tokio::net::TcpListener;
 
@@ -717,11 +717,12 @@ async fn serves_inside_the_node_network() {
     require_tools(&["ip", "nft", "dnsmasq", "busybox", "timeout"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let pid = std::process::id();
-    let config = NetworkConfig {
+    let config = VpcConfig {
+        network_id: "vpc-imds".to_owned(),
         netns: format!("mtn-imds-{pid}"),
-        subnet: "10.78.0.0/24".parse().expect("subnet"),
         state_dir: dir.path().join("net"),
         domain: "test.internal".to_owned(),
+        public: None,
     };
     let ns = config.netns.clone();
     let guest = format!("mtg-imds-{pid}");
@@ -730,10 +731,15 @@ async fn serves_inside_the_node_network() {
         namespaces: vec![ns.clone(), guest.clone(), container.clone()],
         pid_file: config.state_dir.join("dnsmasq.pid"),
     };
-    let network = NodeNetwork::ensure(config.clone()).await.expect("ensure");
+    // No security group: the guest may still use DHCP and the metadata
+    // service.
+    let network = NodeNetwork::ensure(config.clone(), Arc::default())
+        .await
+        .expect("ensure");
     let service = MetadataService::new();
     let task = service
         .serve_in_netns(
+            "vpc-imds",
             &ns,
             SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80),
         )
@@ -782,10 +788,25 @@ async fn serves_inside_the_node_network() {
         "10.78.0.1",
     ]);
     network
-        .plug("vimds", "02:00:00:00:00:21", guest_ip, "ip-10-78-0-21")
+        .plug(
+            "vimds",
+            Port {
+                instance_id: "i-0000000000000netns".to_owned(),
+                mac: "02:00:00:00:00:21".to_owned(),
+                ip: guest_ip,
+                hostname: "ip-10-78-0-21".to_owned(),
+                subnet: "10.78.0.0/24".parse().expect("subnet"),
+                public_ip: None,
+            },
+        )
         .await
         .expect("plug");
+    // Registered in the default network: the listener of this namespace
+    // does not answer it.
     service.register(guest_ip, "i-0000000000000netns", metadata(1));
+    assert_eq!(wget_in(&guest, "/latest/meta-data/instance-id", &[]), None);
+    service.unregister(guest_ip);
+    service.register_in("vpc-imds", guest_ip, "i-0000000000000netns", metadata(1));
 
     assert_eq!(
         wget_in(&guest, "/latest/meta-data/instance-id", &[]).as_deref(),
@@ -907,7 +928,7 @@ async fn serves_inside_the_node_network() {
 
     let mut two_hops = metadata(1);
     two_hops.options.http_put_response_hop_limit = 2;
-    service.register(guest_ip, "i-0000000000000netns", two_hops);
+    service.register_in("vpc-imds", guest_ip, "i-0000000000000netns", two_hops);
     assert!(
         token_in(&container).is_some(),
         "hop limit 2 must reach the container"

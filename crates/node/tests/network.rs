@@ -10,7 +10,75 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mallee_node::network::{Ipv4Cidr, NetworkConfig, NodeNetwork, tap_name};
+use std::sync::Arc;
+
+use mallee_node::firewall::Firewalls;
+use mallee_node::network::{
+    Ipv4Cidr, NetworkError, NodeNetwork, Port, VpcConfig, bridge_name, tap_name,
+};
+use mallee_node_api::{FirewallRule, InstanceFirewall};
+
+/// The bridge of the tests' subnet.
+fn bridge() -> String {
+    bridge_name("10.77.0.0/24".parse().expect("subnet"))
+}
+
+/// Security groups letting each named instance send and receive anything
+/// (these tests are about the network, not the firewall).
+fn allow_all(instances: &[&str]) -> Arc<Firewalls> {
+    let all = || {
+        vec![FirewallRule {
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            cidrs: vec!["0.0.0.0/0".into()],
+        }]
+    };
+    Arc::new(
+        instances
+            .iter()
+            .map(|id| {
+                (
+                    (*id).to_owned(),
+                    InstanceFirewall {
+                        instance_id: (*id).to_owned(),
+                        ingress: all(),
+                        egress: all(),
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+fn firewalls() -> Arc<Firewalls> {
+    let a = tap_name("i-00000000000000001");
+    let b = tap_name("i-00000000000000002");
+    allow_all(&[&a, &b, "vport1", "vport2", "vport3"])
+}
+
+/// Plugs `tap` into the tests' subnet as instance `tap`.
+async fn plug(
+    network: &NodeNetwork,
+    tap: &str,
+    mac: &str,
+    ip: Ipv4Addr,
+    hostname: &str,
+) -> Result<(), NetworkError> {
+    network
+        .plug(
+            tap,
+            Port {
+                instance_id: tap.to_owned(),
+                mac: mac.to_owned(),
+                ip,
+                hostname: hostname.to_owned(),
+                subnet: "10.77.0.0/24".parse().expect("subnet"),
+                public_ip: None,
+            },
+        )
+        .await
+}
 
 fn require_privileges_and_tools() {
     assert!(
@@ -72,16 +140,17 @@ impl Drop for Cleanup {
     }
 }
 
-fn config(test: &str, dir: &Path) -> NetworkConfig {
-    NetworkConfig {
+fn config(test: &str, dir: &Path) -> VpcConfig {
+    VpcConfig {
+        network_id: format!("vpc-{test}"),
         netns: format!("mtn-{test}-{}", std::process::id()),
-        subnet: "10.77.0.0/24".parse().expect("subnet"),
         state_dir: dir.join("net"),
         domain: "test.internal".to_owned(),
+        public: None,
     }
 }
 
-fn dnsmasq_pid(config: &NetworkConfig) -> u32 {
+fn dnsmasq_pid(config: &VpcConfig) -> u32 {
     let pid = std::fs::read_to_string(config.state_dir.join("dnsmasq.pid")).expect("pid file");
     pid.trim().parse().expect("pid")
 }
@@ -172,62 +241,77 @@ async fn ensure_plug_unplug_destroy() {
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
 
-    let network = NodeNetwork::ensure(config.clone()).await.expect("ensure");
+    let network = NodeNetwork::ensure(config.clone(), firewalls())
+        .await
+        .expect("ensure");
     assert_eq!(network.netns(), ns);
-    assert_eq!(network.gateway(), Ipv4Addr::new(10, 77, 0, 1));
     assert_eq!(
         network.exec_prefix(),
         ["ip", "netns", "exec", ns.as_str()].map(std::ffi::OsString::from)
     );
-    let first_pid = dnsmasq_pid(&config);
-    assert!(alive(first_pid));
-
-    // Ensure again (an agent restart): same dnsmasq adopted, nothing doubled.
-    let network = NodeNetwork::ensure(config.clone())
-        .await
-        .expect("ensure again");
-    assert_eq!(dnsmasq_pid(&config), first_pid, "dnsmasq must be adopted");
-    let addrs = ok(&["ip", "-n", &ns, "-4", "-o", "addr", "show", "dev", "br0"]);
-    assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
-    assert!(addrs.contains("169.254.169.254/32"), "{addrs}");
-    assert_eq!(addrs.lines().count(), 2, "{addrs}");
+    assert!(
+        !config.state_dir.join("dnsmasq.pid").exists(),
+        "dnsmasq runs only while a port needs it"
+    );
+    let lo_addrs = ok(&["ip", "-n", &ns, "-4", "-o", "addr", "show", "dev", "lo"]);
+    assert!(lo_addrs.contains("169.254.169.254/32"), "{lo_addrs}");
     let lo = ok(&["ip", "-n", &ns, "link", "show", "dev", "lo"]);
     assert!(lo.contains("UP"), "{lo}");
 
     let tap_a = tap_name("i-00000000000000001");
     let tap_b = tap_name("i-00000000000000002");
-    network
-        .plug(
-            &tap_a,
-            "02:00:00:00:00:0A",
-            Ipv4Addr::new(10, 77, 0, 10),
-            "ip-10-77-0-10",
-        )
-        .await
-        .expect("plug a");
-    network
-        .plug(
-            &tap_b,
-            "02:00:00:00:00:0b",
-            Ipv4Addr::new(10, 77, 0, 11),
-            "ip-10-77-0-11",
-        )
-        .await
-        .expect("plug b");
+    plug(
+        &network,
+        &tap_a,
+        "02:00:00:00:00:0A",
+        Ipv4Addr::new(10, 77, 0, 10),
+        "ip-10-77-0-10",
+    )
+    .await
+    .expect("plug a");
+    plug(
+        &network,
+        &tap_b,
+        "02:00:00:00:00:0b",
+        Ipv4Addr::new(10, 77, 0, 11),
+        "ip-10-77-0-11",
+    )
+    .await
+    .expect("plug b");
     // Again: idempotent.
-    network
-        .plug(
-            &tap_a,
-            "02:00:00:00:00:0a",
-            Ipv4Addr::new(10, 77, 0, 10),
-            "ip-10-77-0-10",
-        )
-        .await
-        .expect("plug a again");
+    plug(
+        &network,
+        &tap_a,
+        "02:00:00:00:00:0a",
+        Ipv4Addr::new(10, 77, 0, 10),
+        "ip-10-77-0-10",
+    )
+    .await
+    .expect("plug a again");
 
+    let first_pid = dnsmasq_pid(&config);
+    assert!(alive(first_pid));
+    let addrs = ok(&[
+        "ip",
+        "-n",
+        &ns,
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        &bridge(),
+    ]);
+    assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    // Ensure again (an agent restart): same dnsmasq adopted, nothing doubled.
+    let network = NodeNetwork::ensure(config.clone(), firewalls())
+        .await
+        .expect("ensure again");
+    assert_eq!(dnsmasq_pid(&config), first_pid, "dnsmasq must be adopted");
     for tap in [&tap_a, &tap_b] {
         let link = ok(&["ip", "-n", &ns, "-d", "link", "show", "dev", tap]);
-        assert!(link.contains("master br0"), "{link}");
+        assert!(link.contains(&format!("master {}", bridge())), "{link}");
         assert!(link.contains("tun type tap"), "{link}");
         assert!(link.contains(",UP"), "{link}");
     }
@@ -289,7 +373,7 @@ async fn ensure_plug_unplug_destroy() {
         ),
     ] {
         assert!(
-            network.plug(tap, mac, ip, host).await.is_err(),
+            plug(&network, tap, mac, ip, host).await.is_err(),
             "{tap} {mac} {ip} {host}"
         );
     }
@@ -325,7 +409,7 @@ async fn ensure_plug_unplug_destroy() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let network = NodeNetwork::ensure(config.clone())
+    let network = NodeNetwork::ensure(config.clone(), firewalls())
         .await
         .expect("ensure after crash");
     let second_pid = dnsmasq_pid(&config);
@@ -361,19 +445,21 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
         namespaces: vec![ns.clone(), g1.clone(), g2.clone(), g3.clone()],
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
-    let network = NodeNetwork::ensure(config.clone()).await.expect("ensure");
-    let gateway = network.gateway().to_string();
+    let network = NodeNetwork::ensure(config.clone(), firewalls())
+        .await
+        .expect("ensure");
+    let gateway = "10.77.0.1".to_owned();
 
     guest(&g1, &ns, "vport1", "02:00:00:00:00:11");
-    network
-        .plug(
-            "vport1",
-            "02:00:00:00:00:11",
-            Ipv4Addr::new(10, 77, 0, 11),
-            "ip-10-77-0-11.test.internal",
-        )
-        .await
-        .expect("plug");
+    plug(
+        &network,
+        "vport1",
+        "02:00:00:00:00:11",
+        Ipv4Addr::new(10, 77, 0, 11),
+        "ip-10-77-0-11.test.internal",
+    )
+    .await
+    .expect("plug");
     let lease = dhcp(&g1, dir.path()).expect("guest 1 got no DHCP lease");
     assert!(lease.contains("ip=10.77.0.11 "), "{lease}");
     assert!(lease.contains("mask=24 "), "{lease}");
@@ -438,7 +524,15 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
     // A link on the bridge that was never plugged carries nothing.
     guest(&g2, &ns, "vport2", "02:00:00:00:00:22");
     ok(&[
-        "ip", "-n", &ns, "link", "set", "vport2", "master", "br0", "up",
+        "ip",
+        "-n",
+        &ns,
+        "link",
+        "set",
+        "vport2",
+        "master",
+        &bridge(),
+        "up",
     ]);
     ok(&[
         "ip",
@@ -466,15 +560,15 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
         "ip", "-n", &ns, "link", "show", "dev", "vport1"
     ]));
     guest(&g3, &ns, "vport3", "02:00:00:00:00:33");
-    network
-        .plug(
-            "vport3",
-            "02:00:00:00:00:33",
-            Ipv4Addr::new(10, 77, 0, 11),
-            "ip-10-77-0-11",
-        )
-        .await
-        .expect("plug the reused address");
+    plug(
+        &network,
+        "vport3",
+        "02:00:00:00:00:33",
+        Ipv4Addr::new(10, 77, 0, 11),
+        "ip-10-77-0-11",
+    )
+    .await
+    .expect("plug the reused address");
     let lease = dhcp(&g3, dir.path()).expect("the reused address was not handed out");
     assert!(lease.contains("ip=10.77.0.11 "), "{lease}");
     assert!(ping(&g3, None, &gateway));

@@ -5,16 +5,22 @@
 //! transaction: a call that returns `Ok` is durable, a call that fails or is
 //! interrupted by a crash leaves nothing behind.
 
+pub mod addresses;
 pub mod conformance;
 pub mod images;
 pub mod instances;
 mod model;
+pub mod network;
 pub mod objects;
 pub mod sqlite;
 
+pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use images::{Image, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Reservation};
 pub use model::*;
+pub use network::{
+    DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+};
 pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
     Segment,
@@ -54,7 +60,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
 /// backend implements the same trait and passes the same conformance suite.
 #[async_trait]
-pub trait Store: ObjectIndex + ImageIndex + InstanceIndex + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    ObjectIndex
+    + ImageIndex
+    + InstanceIndex
+    + NetworkIndex
+    + AddressIndex
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
     // --- accounts and credentials ---------------------------------------
 
     /// Creates an account with its first user. Fails with `Conflict` when the

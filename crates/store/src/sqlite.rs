@@ -14,6 +14,8 @@ use crate::{
     TagSelector, User,
 };
 
+#[path = "sqlite_addresses.rs"]
+mod addresses;
 #[path = "sqlite_images.rs"]
 mod images;
 #[path = "sqlite_objects.rs"]
@@ -21,6 +23,9 @@ mod objects;
 
 #[path = "sqlite_instances.rs"]
 mod instances;
+
+#[path = "sqlite_network.rs"]
+mod network;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
@@ -53,6 +53,7 @@ async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let close_after = expects_continue_without_body(&request);
     let task = tokio::spawn(dispatch(door, request, request_id.clone()));
     let outcome = match task.await {
         Ok(outcome) => outcome,
@@ -73,6 +74,9 @@ async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
         headers.insert("x-amz-request-id", value);
     }
     headers.insert(header::SERVER, HeaderValue::from_static("mallee"));
+    if close_after {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     tracing::info!(
         target: "mallee::request",
         request_id,
@@ -86,6 +90,22 @@ async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
         "request"
     );
     response
+}
+
+/// Whether an HTTP/1.1 request asks for `100 Continue` but has no body to
+/// continue with (boto3 sends such an empty PutObject). hyper then answers
+/// with the final response alone, as RFC 9110 allows, but botocore (before
+/// 1.43.77) keeps that response's status line for the connection and parses
+/// the next response on it without its own: it loses the headers and waits
+/// for the connection to close. Closing the connection after this response
+/// makes the client send its next request on a fresh one.
+fn expects_continue_without_body(request: &Request) -> bool {
+    request.version() == http::Version::HTTP_11
+        && request
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && HttpBody::is_end_stream(request.body())
 }
 
 pub(crate) fn error_response(

@@ -8,8 +8,9 @@ pub mod nodes;
 pub mod placement;
 pub mod reconciler;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -25,6 +26,9 @@ pub struct Compute {
     pub placement_lock: tokio::sync::Mutex<()>,
     wake: Notify,
     calls: Mutex<HashSet<String>>,
+    /// Per node: digest of the firewall policy last applied there, its
+    /// generation, and when it was sent.
+    firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
 }
 
 impl Compute {
@@ -35,6 +39,7 @@ impl Compute {
             placement_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),
+            firewalls: Mutex::new(HashMap::new()),
         }
     }
 
@@ -54,6 +59,29 @@ impl Compute {
             .lock()
             .expect("call set lock poisoned")
             .insert(instance_id.to_owned())
+    }
+
+    /// Whether `node_id` needs the policy with `digest` (it differs from
+    /// the last one applied, or that was sent long ago); the generation to
+    /// send it with.
+    fn firewall_due(&self, node_id: &str, digest: u64, now_micros: u64) -> Option<u64> {
+        let firewalls = self.firewalls.lock().expect("firewall map lock poisoned");
+        match firewalls.get(node_id) {
+            Some((last, _, sent))
+                if *last == digest && sent.elapsed() < reconciler::FIREWALL_REFRESH =>
+            {
+                None
+            }
+            Some((_, generation, _)) => Some(now_micros.max(generation + 1)),
+            None => Some(now_micros),
+        }
+    }
+
+    fn firewall_applied(&self, node_id: &str, digest: u64, generation: u64) {
+        self.firewalls
+            .lock()
+            .expect("firewall map lock poisoned")
+            .insert(node_id.to_owned(), (digest, generation, Instant::now()));
     }
 
     fn end_call(&self, instance_id: &str) {

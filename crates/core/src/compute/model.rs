@@ -166,6 +166,15 @@ pub struct InstanceDetails {
     pub state_reason: Option<StateReason>,
     /// `reason` / `stateTransitionReason` text.
     pub state_transition_reason: String,
+    /// The instance's VPC.
+    #[serde(default)]
+    pub vpc_id: String,
+    /// Its subnet.
+    #[serde(default)]
+    pub subnet_id: String,
+    /// Its (only) network interface.
+    #[serde(default)]
+    pub network_interface_id: String,
 }
 
 /// An instance record with its state and details decoded.

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mallee_node_api::{NodeAgent, NodeError, ObservedInstance, VmState};
+use mallee_node_api::{
+    FirewallPolicy, InstanceFirewall, NodeAgent, NodeError, ObservedInstance, VmState,
+};
 use mallee_store::Node;
 
 use super::model::{Desired, Instance, InstanceState, ShutdownBehavior, StateReason};
@@ -20,6 +22,9 @@ use crate::ids::now_millis;
 pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 /// Time between passes when nothing wakes the reconciler.
 const PERIOD: Duration = Duration::from_secs(1);
+/// Passes between sweeps for public addresses of launches that crashed
+/// before their reservation was stored.
+const ORPHAN_SWEEP_PASSES: u64 = 60;
 /// How long a node gets to answer a report.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a node gets for an instance call (image fetch, boot start).
@@ -142,7 +147,21 @@ pub fn decide(instance: &Instance, observed: Option<&ObservedInstance>, now: i64
 /// Runs the reconciler until the process ends.
 pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut passes: u64 = 0;
         loop {
+            if passes % ORPHAN_SWEEP_PASSES == 0 {
+                match crate::ec2::addresses::reclaim_orphans(&cloud).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        addresses = n,
+                        "reclaimed public addresses of launches that never completed"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not reclaim orphaned public addresses")
+                    }
+                }
+            }
+            passes = passes.wrapping_add(1);
             if let Err(e) = pass(&cloud).await {
                 tracing::warn!(error = %e, "reconciler pass failed");
             }
@@ -185,6 +204,7 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<(), mallee_store::StoreError> {
         let step = decide(&instance, observed, now);
         apply(cloud, node, instance, step, now).await?;
     }
+    push_firewalls(cloud, &nodes, &reports).await;
     for (node_id, report) in &reports {
         let (Some(report), Some(node)) = (report, nodes.iter().find(|n| &n.node_id == node_id))
         else {
@@ -199,6 +219,89 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<(), mallee_store::StoreError> {
 }
 
 type Report = HashMap<String, ObservedInstance>;
+
+/// How often a node is sent its firewall policy even when it did not
+/// change (a node that lost its state gets it back).
+pub const FIREWALL_REFRESH: Duration = Duration::from_secs(30);
+
+/// Sends every reachable node the security-group rules of the instances it
+/// holds, when they changed since the last time (or the last one is old).
+async fn push_firewalls(
+    cloud: &Arc<Cloud>,
+    nodes: &[Node],
+    reports: &HashMap<String, Option<Report>>,
+) {
+    let instances: Vec<Instance> = match cloud.store.instances(None).await {
+        Ok(records) => records
+            .into_iter()
+            .filter_map(|r| Instance::decode(r).ok())
+            .filter(|i| i.state != InstanceState::Terminated)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compute firewall policies");
+            return;
+        }
+    };
+    for node in nodes {
+        if !matches!(reports.get(&node.node_id), Some(Some(_))) {
+            continue;
+        }
+        let mut firewalls = Vec::new();
+        for instance in instances
+            .iter()
+            .filter(|i| i.record.node_id == node.node_id)
+        {
+            match crate::ec2::security_groups::instance_firewall_rules(
+                cloud,
+                &instance.details.security_group_ids,
+            )
+            .await
+            {
+                Ok((ingress, egress)) => firewalls.push(InstanceFirewall {
+                    instance_id: instance.id().to_owned(),
+                    ingress,
+                    egress,
+                }),
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id(), error = %e, "cannot compute the instance's firewall");
+                    return;
+                }
+            }
+        }
+        firewalls.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            serde_json::to_string(&firewalls)
+                .unwrap_or_default()
+                .hash(&mut h);
+            h.finish()
+        };
+        let now_micros = u64::try_from(now_millis()).unwrap_or(0) * 1000;
+        let Some(generation) = cloud
+            .compute
+            .firewall_due(&node.node_id, digest, now_micros)
+        else {
+            continue;
+        };
+        let client = cloud.compute.nodes.client(node);
+        let policy = FirewallPolicy {
+            generation,
+            instances: firewalls,
+        };
+        match tokio::time::timeout(REPORT_TIMEOUT, client.put_firewall(policy)).await {
+            Ok(Ok(applied)) => {
+                cloud
+                    .compute
+                    .firewall_applied(&node.node_id, digest, applied.max(generation));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(node = %node.node_id, error = %e, "firewall policy refused; will retry");
+            }
+            Err(_) => tracing::warn!(node = %node.node_id, "firewall policy timed out; will retry"),
+        }
+    }
+}
 
 async fn reports(cloud: &Arc<Cloud>, nodes: &[Node]) -> HashMap<String, Option<Report>> {
     let calls = nodes.iter().map(|node| {
@@ -281,6 +384,16 @@ async fn apply(
             }
             instance.record.updated_at = now;
             if cloud.store.update_instance(&instance.encode()).await? {
+                if state == InstanceState::Terminated {
+                    // Only now is the VM (and its NAT) gone from the node, so
+                    // only now may its public address go to someone else.
+                    if let Err(e) =
+                        crate::ec2::addresses::release_instance_addresses(cloud, instance.id())
+                            .await
+                    {
+                        tracing::warn!(instance = %instance.id(), error = %e, "could not release the instance's public address; will retry");
+                    }
+                }
                 cloud.compute.wake();
             }
         }

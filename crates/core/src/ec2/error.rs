@@ -67,6 +67,15 @@ pub enum Ec2Error {
     /// EC2, so clients may retry).
     #[error("{0}")]
     InsufficientInstanceCapacity(String),
+    /// A server-side shortage EC2 answers with a specific code and a 500
+    /// status, so clients may retry (`InsufficientAddressCapacity`).
+    #[error("{message}")]
+    ServerRefused {
+        /// EC2's error code.
+        code: &'static str,
+        /// EC2's message.
+        message: String,
+    },
     /// A request EC2 refuses with a specific code and a 400 status
     /// (`IncorrectInstanceState`, `InsufficientInstanceCapacity`,
     /// `UnsupportedOperation`, …), with EC2's message.
@@ -135,7 +144,7 @@ impl AwsError for Ec2Error {
             Self::DryRunOperation => "DryRunOperation",
             Self::UnauthorizedOperation => "UnauthorizedOperation",
             Self::Internal(_) => "InternalError",
-            Self::Refused { code, .. } => code,
+            Self::Refused { code, .. } | Self::ServerRefused { code, .. } => code,
             Self::InsufficientInstanceCapacity(_) => "InsufficientInstanceCapacity",
         })
     }
@@ -144,9 +153,9 @@ impl AwsError for Ec2Error {
         match self {
             Self::DryRunOperation => StatusCode::PRECONDITION_FAILED,
             Self::UnauthorizedOperation => StatusCode::FORBIDDEN,
-            Self::Internal(_) | Self::InsufficientInstanceCapacity(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Internal(_)
+            | Self::InsufficientInstanceCapacity(_)
+            | Self::ServerRefused { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -21,12 +21,12 @@ use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
 use crate::compute::model::{Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior};
 use crate::compute::placement::{self, Demand};
-use crate::compute::{network_id, zone_subnet};
 use crate::ids;
 
 use super::images::resolve_for_launch;
 use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
 use super::{Ec2Context, Ec2Error, iso8601};
+use super::{addresses, security_groups, vpcs};
 
 /// EC2 limits user data to 16 KiB (before base64).
 const MAX_USER_DATA: usize = 16 * 1024;
@@ -115,6 +115,8 @@ pub struct RunInstances {
     shutdown_behavior: ShutdownBehavior,
     disable_api_termination: bool,
     metadata_options: MetadataOptions,
+    subnet_id: Option<String>,
+    associate_public_ip: Option<bool>,
     tags: Vec<TagPair>,
 }
 
@@ -213,11 +215,32 @@ impl RunInstances {
                 ))
             })?,
         };
-        if let Some(subnet) = params.get("SubnetId") {
+        // One network interface: `NetworkInterface.1` (device 0) may carry
+        // the subnet, groups and the public address choice instead of the
+        // top-level parameters.
+        let interfaces = params.structs("NetworkInterface")?;
+        if interfaces.len() > 1 {
             return Err(Ec2Error::refused(
-                "InvalidSubnetID.NotFound",
-                format!("The subnet ID '{subnet}' does not exist"),
+                "UnsupportedOperation",
+                "Only one network interface per instance is supported.",
             ));
+        }
+        let interface = interfaces.into_iter().next();
+        let mut security_group_ids = params.list("SecurityGroupId")?;
+        let mut subnet_id = params.get("SubnetId").map(str::to_owned);
+        if let Some(i) = &interface {
+            if i.get("DeviceIndex").is_some_and(|d| d != "0") {
+                return Err(invalid("The network interface must have DeviceIndex 0."));
+            }
+            if let Some(s) = i.get("SubnetId") {
+                if subnet_id.as_deref().is_some_and(|top| top != s) {
+                    return Err(Ec2Error::InvalidParameterCombination(
+                        "Network interfaces and an instance-level subnet ID may not be specified on the same request".into(),
+                    ));
+                }
+                subnet_id = Some(s.to_owned());
+            }
+            security_group_ids.extend(i.list("SecurityGroupId")?);
         }
         let client_token = params.get("ClientToken").filter(|t| !t.is_empty());
         if let Some(token) = client_token
@@ -238,7 +261,7 @@ impl RunInstances {
             key_name: params.get("KeyName").map(str::to_owned),
             user_data,
             security_groups: params.list("SecurityGroup")?,
-            security_group_ids: params.list("SecurityGroupId")?,
+            security_group_ids,
             zone: params
                 .get("Placement.AvailabilityZone")
                 .filter(|z| !z.is_empty())
@@ -249,6 +272,12 @@ impl RunInstances {
             shutdown_behavior,
             disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
             metadata_options: parse_metadata_options(params)?,
+            subnet_id,
+            associate_public_ip: interface
+                .as_ref()
+                .map(|i| i.bool("AssociatePublicIpAddress"))
+                .transpose()?
+                .flatten(),
             tags: parse_tag_specifications(params, "instance")?,
         })
     }
@@ -341,28 +370,77 @@ impl RunInstances {
                 ),
             ));
         }
+        let vpc = vpcs::default_vpc(cloud, account).await?;
+        let explicit_subnet = match &self.subnet_id {
+            None => None,
+            Some(id) => Some(
+                cloud
+                    .store
+                    .subnet(id)
+                    .await?
+                    .filter(|s| &s.account_id == account)
+                    .ok_or_else(|| {
+                        Ec2Error::refused(
+                            "InvalidSubnetID.NotFound",
+                            format!("The subnet ID '{id}' does not exist"),
+                        )
+                    })?,
+            ),
+        };
+        if let (Some(subnet), Some(zone)) = (&explicit_subnet, &self.zone)
+            && &subnet.zone != zone
+        {
+            return Err(Ec2Error::InvalidParameterCombination(format!(
+                "The subnet {} is in {}, not in the requested Availability Zone {zone}.",
+                subnet.subnet_id, subnet.zone
+            )));
+        }
+        let vpc_id = explicit_subnet
+            .as_ref()
+            .map_or_else(|| vpc.vpc.vpc_id.clone(), |s| s.vpc_id.clone());
+        let vpc_cidr = match &explicit_subnet {
+            Some(s) if s.vpc_id != vpc.vpc.vpc_id => cloud
+                .store
+                .vpc(&s.vpc_id)
+                .await?
+                .map(|v| v.cidr)
+                .unwrap_or_default(),
+            _ => vpc.vpc.cidr.clone(),
+        };
+        let groups = security_groups::resolve_launch_groups(
+            cloud,
+            account,
+            &vpc_id,
+            &self.security_groups,
+            &self.security_group_ids,
+        )
+        .await?;
+        // The subnet an instance of each zone would go to.
+        let subnets: Vec<mallee_store::Subnet> = match &explicit_subnet {
+            Some(s) => vec![s.clone()],
+            None => vpc
+                .subnets
+                .iter()
+                .filter(|s| s.default_for_az)
+                .filter(|s| self.zone.as_ref().is_none_or(|want| want == &s.zone))
+                .cloned()
+                .collect(),
+        };
         let nodes = cloud.store.nodes().await?;
-        let zones: Vec<(usize, &String)> = cloud
-            .config
-            .zones
-            .iter()
-            .enumerate()
-            .filter(|(_, z)| self.zone.as_ref().is_none_or(|want| want == *z))
-            .collect();
         let mut chosen = Vec::new();
-        let mut zone_index = 0;
-        for (index, zone) in &zones {
-            let rooms = placement::rooms(&nodes, &all, zone);
+        let mut chosen_subnet = None;
+        for subnet in &subnets {
+            let rooms = placement::rooms(&nodes, &all, &subnet.zone);
             let placed = placement::place(rooms, demand, self.max_count.min(allowed));
-            if placed.len() > chosen.len() {
+            if placed.len() > chosen.len() || chosen_subnet.is_none() {
                 chosen = placed;
-                zone_index = *index;
+                chosen_subnet = Some(subnet.clone());
             }
             if chosen.len() >= self.max_count.min(allowed) {
                 break;
             }
         }
-        if chosen.len() < self.min_count {
+        let Some(subnet) = chosen_subnet.filter(|_| chosen.len() >= self.min_count) else {
             let zone = self
                 .zone
                 .clone()
@@ -373,17 +451,23 @@ impl RunInstances {
                 chosen.len(),
                 self.min_count
             )));
-        }
-        let zone = cloud.config.zones[zone_index].clone();
-        let network = network_id(&zone);
-        let subnet = zone_subnet(zone_index);
+        };
+        let zone = subnet.zone.clone();
+        let network = vpc_id.clone();
+        let cidr = placement::Subnet::parse(&subnet.cidr).ok_or_else(|| {
+            Ec2Error::Internal(format!(
+                "subnet {} has an unusable CIDR {}",
+                subnet.subnet_id, subnet.cidr
+            ))
+        })?;
         let in_use = cloud.store.private_ips_in_use(&network).await?;
-        let addresses = placement::free_addresses(subnet, &in_use, chosen.len());
+        let addresses = placement::free_addresses(cidr, &in_use, chosen.len());
         if addresses.len() < self.min_count {
             return Err(Ec2Error::refused(
                 "InsufficientFreeAddressesInSubnet",
                 format!(
-                    "There are not enough free addresses in subnet '{subnet}' to satisfy the requested number of instances."
+                    "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
+                    subnet.subnet_id
                 ),
             ));
         }
@@ -397,15 +481,33 @@ impl RunInstances {
             request_hash: hash.clone(),
             created_at: now,
         };
-        let security_groups =
-            if self.security_groups.is_empty() && self.security_group_ids.is_empty() {
-                vec!["default".to_owned()]
-            } else {
-                self.security_groups.clone()
-            };
+        let group_ids: Vec<String> = groups.iter().map(|(id, _)| id.clone()).collect();
+        let group_names: Vec<String> = groups.iter().map(|(_, name)| name.clone()).collect();
+        let instance_ids: Vec<String> = chosen.iter().map(|_| ids::resource_id("i")).collect();
+        // Public addresses are bound to the new ids before the reservation
+        // exists; a failure below gives them back, and a crash leaves rows
+        // the reconciler reclaims.
+        let public_wanted = match self.associate_public_ip {
+            Some(wanted) => wanted,
+            None => cloud.config.auto_public_ip && subnet.map_public_ip_on_launch,
+        };
+        let public_ips = if public_wanted {
+            let pairs: Vec<(String, String)> = instance_ids
+                .iter()
+                .zip(&addresses)
+                .map(|(id, ip)| (id.clone(), ip.to_string()))
+                .collect();
+            addresses::allocate_auto(cloud, account, &zone, &pairs).await?
+        } else {
+            vec![None; instance_ids.len()]
+        };
         let mut records = Vec::with_capacity(chosen.len());
-        for (index, (node, ip)) in chosen.iter().zip(&addresses).enumerate() {
-            let instance_id = ids::resource_id("i");
+        for (index, ((node, ip), instance_id)) in chosen
+            .iter()
+            .zip(&addresses)
+            .zip(instance_ids.iter().cloned())
+            .enumerate()
+        {
             let mac = placement::random_mac();
             let dns = placement::private_dns_name(*ip, &cloud.config.region);
             let metadata = InstanceMetadata {
@@ -424,7 +526,7 @@ impl RunInstances {
                 mac: mac.clone(),
                 public_ipv4: None,
                 public_hostname: None,
-                security_groups: security_groups.clone(),
+                security_groups: group_names.clone(),
                 public_keys: public_keys.clone(),
                 user_data_base64: self.user_data.clone(),
                 launch_time: iso8601_seconds(now),
@@ -447,15 +549,18 @@ impl RunInstances {
                     mac: mac.clone(),
                     private_ip: ip.to_string(),
                     network_id: network.clone(),
+                    subnet_cidr: subnet.cidr.clone(),
+                    vpc_cidr: vpc_cidr.clone(),
+                    public_ip: None,
                 }],
                 desired: mallee_node_api::DesiredState::Running,
                 generation: 1,
                 metadata,
             };
-            let details = InstanceDetails {
+            let mut details = InstanceDetails {
                 spec,
                 key_name: self.key_name.clone(),
-                security_group_ids: self.security_group_ids.clone(),
+                security_group_ids: group_ids.clone(),
                 shutdown_behavior: self.shutdown_behavior,
                 disable_api_termination: self.disable_api_termination,
                 virtualization_type: if image.paravirtual {
@@ -468,7 +573,15 @@ impl RunInstances {
                 client_token: self.client_token.clone(),
                 state_reason: None,
                 state_transition_reason: String::new(),
+                vpc_id: vpc_id.clone(),
+                subnet_id: subnet.subnet_id.clone(),
+                network_interface_id: ids::resource_id("eni"),
             };
+            addresses::set_public_ip(
+                &mut details,
+                public_ips.get(index).cloned().flatten().as_deref(),
+                &cloud.config.region,
+            );
             records.push(InstanceRecord {
                 instance_id,
                 reservation_id: reservation.reservation_id.clone(),
@@ -490,11 +603,18 @@ impl RunInstances {
                 terminated_at: None,
             });
         }
-        match cloud
+        let created = cloud
             .store
             .create_reservation(&reservation, &records, &self.tags)
-            .await
-        {
+            .await;
+        if created.is_err() {
+            for id in &instance_ids {
+                if let Err(e) = addresses::release_instance_addresses(cloud, id).await {
+                    tracing::warn!(instance = %id, error = %e, "could not give back a public address; the reconciler will");
+                }
+            }
+        }
+        match created {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) if self.client_token.is_some() => {
                 // Another request with the same token won the race.
@@ -511,6 +631,10 @@ impl RunInstances {
             }
             Err(e) => return Err(e.into()),
         }
+        for id in &instance_ids {
+            cloud.store.set_instance_groups(id, &group_ids).await?;
+        }
+        security_groups::firewall_changed(cloud);
         drop(_placing);
         cloud.compute.wake();
         tracing::info!(
@@ -581,13 +705,8 @@ fn write_reservation_body<'t>(
 ) {
     w.text("reservationId", reservation_id);
     w.text("ownerId", owner);
-    let groups = instances
-        .first()
-        .map(|i| i.details.spec.metadata.security_groups.clone())
-        .unwrap_or_default();
-    w.items("groupSet", groups, |w, g| {
-        w.text("groupName", g);
-    });
+    // EC2 leaves the reservation's groupSet empty for VPC instances.
+    w.elem("groupSet", |_| {});
     w.items("instancesSet", instances, |w, i| {
         write_instance(w, i, tags(i.id()));
     });
@@ -627,9 +746,7 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
     if live {
         w.text("privateIpAddress", &instance.record.private_ip);
     }
-    w.items("groupSet", &md.security_groups, |w, g| {
-        w.text("groupName", g);
-    });
+    write_group_set(w, instance);
     if let Some(reason) = &d.state_reason {
         w.elem("stateReason", |w| {
             w.text("code", &reason.code);
@@ -644,7 +761,59 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
     w.text("clientToken", d.client_token.as_deref().unwrap_or(""));
     write_tag_set(w, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     w.text("hypervisor", "xen");
-    w.elem("networkInterfaceSet", |_| {});
+    if !d.vpc_id.is_empty() {
+        w.text("vpcId", &d.vpc_id);
+        w.text("subnetId", &d.subnet_id);
+        w.text("sourceDestCheck", "true");
+    }
+    w.elem("networkInterfaceSet", |w| {
+        if d.network_interface_id.is_empty() || !live {
+            return;
+        }
+        w.elem("item", |w| {
+            w.text("networkInterfaceId", &d.network_interface_id);
+            w.text("subnetId", &d.subnet_id);
+            w.text("vpcId", &d.vpc_id);
+            w.text("description", "");
+            w.text("ownerId", &instance.record.account_id);
+            w.text("status", "in-use");
+            w.text("macAddress", &instance.record.mac);
+            w.text("privateIpAddress", &instance.record.private_ip);
+            w.text("privateDnsName", &d.private_dns_name);
+            w.text("sourceDestCheck", "true");
+            write_group_set(w, instance);
+            w.elem("attachment", |w| {
+                w.text(
+                    "attachmentId",
+                    d.network_interface_id.replacen("eni-", "eni-attach-", 1),
+                );
+                w.text("deviceIndex", 0);
+                w.text("status", "attached");
+                w.text("attachTime", iso8601(instance.record.created_at));
+                w.text("deleteOnTermination", "true");
+            });
+            if let Some(ip) = &md.public_ipv4 {
+                w.elem("association", |w| {
+                    w.text("publicIp", ip);
+                    w.opt_text("publicDnsName", md.public_hostname.as_deref());
+                    w.text("ipOwnerId", "amazon");
+                });
+            }
+            w.items("privateIpAddressesSet", [()], |w, ()| {
+                w.text("privateIpAddress", &instance.record.private_ip);
+                w.text("privateDnsName", &d.private_dns_name);
+                w.text("primary", "true");
+                if let Some(ip) = &md.public_ipv4 {
+                    w.elem("association", |w| {
+                        w.text("publicIp", ip);
+                        w.opt_text("publicDnsName", md.public_hostname.as_deref());
+                        w.text("ipOwnerId", "amazon");
+                    });
+                }
+            });
+            w.text("interfaceType", "interface");
+        });
+    });
     w.text("ebsOptimized", "false");
     w.elem("cpuOptions", |w| {
         w.text("coreCount", d.spec.vcpus);
@@ -674,6 +843,20 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
     });
     w.text("platformDetails", "Linux/UNIX");
     w.text("usageOperation", "RunInstances");
+}
+
+/// `groupSet`: the instance's security groups, ids with names.
+fn write_group_set(w: &mut XmlWriter, instance: &Instance) {
+    let d = &instance.details;
+    let names = &d.spec.metadata.security_groups;
+    w.elem("groupSet", |w| {
+        for (index, name) in names.iter().enumerate() {
+            w.elem("item", |w| {
+                w.opt_text("groupId", d.security_group_ids.get(index));
+                w.text("groupName", name);
+            });
+        }
+    });
 }
 
 /// `<name><code>16</code><name>running</name></name>`.
@@ -717,6 +900,11 @@ const INSTANCE_FILTERS: &[&str] = &[
     "hypervisor",
     "state-reason-code",
     "metadata-options.http-tokens",
+    "vpc-id",
+    "subnet-id",
+    "network-interface.network-interface-id",
+    "instance.group-id",
+    "group-id",
 ];
 
 impl Filterable for InstanceView<'_> {
@@ -754,6 +942,10 @@ impl Filterable for InstanceView<'_> {
             "group-name" | "instance.group-name" => Some(md.security_groups.clone()),
             "hypervisor" => one("xen"),
             "state-reason-code" => Some(d.state_reason.iter().map(|r| r.code.clone()).collect()),
+            "vpc-id" => one(&d.vpc_id),
+            "subnet-id" => one(&d.subnet_id),
+            "network-interface.network-interface-id" => one(&d.network_interface_id),
+            "group-id" | "instance.group-id" => Some(d.security_group_ids.clone()),
             "metadata-options.http-tokens" => one(match md.options.http_tokens {
                 HttpTokens::Optional => "optional",
                 HttpTokens::Required => "required",

@@ -2,6 +2,7 @@
 //! is executed against the cloud and answered with 2016-11-15 XML. One file
 //! per group of actions.
 
+pub mod addresses;
 pub mod error;
 pub mod images;
 pub mod instance_attributes;
@@ -10,7 +11,9 @@ pub mod instance_types;
 pub mod instances;
 pub mod key_pairs;
 pub mod regions;
+pub mod security_groups;
 pub mod tags;
+pub mod vpcs;
 
 use crate::Cloud;
 use crate::api::Principal;
@@ -79,6 +82,36 @@ pub enum Ec2Action {
     DescribeInstanceAttribute(instance_attributes::DescribeInstanceAttribute),
     /// ModifyInstanceAttribute.
     ModifyInstanceAttribute(instance_attributes::ModifyInstanceAttribute),
+    /// DescribeVpcs.
+    DescribeVpcs(vpcs::DescribeVpcs),
+    /// DescribeSubnets.
+    DescribeSubnets(vpcs::DescribeSubnets),
+    /// CreateSecurityGroup.
+    CreateSecurityGroup(security_groups::CreateSecurityGroup),
+    /// DeleteSecurityGroup.
+    DeleteSecurityGroup(security_groups::DeleteSecurityGroup),
+    /// DescribeSecurityGroups.
+    DescribeSecurityGroups(security_groups::DescribeSecurityGroups),
+    /// DescribeSecurityGroupRules.
+    DescribeSecurityGroupRules(security_groups::DescribeSecurityGroupRules),
+    /// AuthorizeSecurityGroupIngress.
+    AuthorizeSecurityGroupIngress(security_groups::RuleChange),
+    /// AuthorizeSecurityGroupEgress.
+    AuthorizeSecurityGroupEgress(security_groups::RuleChange),
+    /// RevokeSecurityGroupIngress.
+    RevokeSecurityGroupIngress(security_groups::RuleChange),
+    /// RevokeSecurityGroupEgress.
+    RevokeSecurityGroupEgress(security_groups::RuleChange),
+    /// AllocateAddress.
+    AllocateAddress(addresses::AllocateAddress),
+    /// AssociateAddress.
+    AssociateAddress(addresses::AssociateAddress),
+    /// DisassociateAddress.
+    DisassociateAddress(addresses::DisassociateAddress),
+    /// ReleaseAddress.
+    ReleaseAddress(addresses::ReleaseAddress),
+    /// DescribeAddresses.
+    DescribeAddresses(addresses::DescribeAddresses),
 }
 
 impl Ec2Action {
@@ -144,6 +177,43 @@ impl Ec2Action {
             "ModifyInstanceAttribute" => Self::ModifyInstanceAttribute(
                 instance_attributes::ModifyInstanceAttribute::parse(params)?,
             ),
+            "DescribeVpcs" => Self::DescribeVpcs(vpcs::DescribeVpcs::parse(params)?),
+            "DescribeSubnets" => Self::DescribeSubnets(vpcs::DescribeSubnets::parse(params)?),
+            "CreateSecurityGroup" => {
+                Self::CreateSecurityGroup(security_groups::CreateSecurityGroup::parse(params)?)
+            }
+            "DeleteSecurityGroup" => {
+                Self::DeleteSecurityGroup(security_groups::DeleteSecurityGroup::parse(params)?)
+            }
+            "DescribeSecurityGroups" => Self::DescribeSecurityGroups(
+                security_groups::DescribeSecurityGroups::parse(params)?,
+            ),
+            "DescribeSecurityGroupRules" => Self::DescribeSecurityGroupRules(
+                security_groups::DescribeSecurityGroupRules::parse(params)?,
+            ),
+            "AuthorizeSecurityGroupIngress" => Self::AuthorizeSecurityGroupIngress(
+                security_groups::RuleChange::authorize_ingress(params)?,
+            ),
+            "AuthorizeSecurityGroupEgress" => Self::AuthorizeSecurityGroupEgress(
+                security_groups::RuleChange::authorize_egress(params)?,
+            ),
+            "RevokeSecurityGroupIngress" => Self::RevokeSecurityGroupIngress(
+                security_groups::RuleChange::revoke_ingress(params)?,
+            ),
+            "RevokeSecurityGroupEgress" => {
+                Self::RevokeSecurityGroupEgress(security_groups::RuleChange::revoke_egress(params)?)
+            }
+            "AllocateAddress" => Self::AllocateAddress(addresses::AllocateAddress::parse(params)?),
+            "AssociateAddress" => {
+                Self::AssociateAddress(addresses::AssociateAddress::parse(params)?)
+            }
+            "DisassociateAddress" => {
+                Self::DisassociateAddress(addresses::DisassociateAddress::parse(params)?)
+            }
+            "ReleaseAddress" => Self::ReleaseAddress(addresses::ReleaseAddress::parse(params)?),
+            "DescribeAddresses" => {
+                Self::DescribeAddresses(addresses::DescribeAddresses::parse(params)?)
+            }
             other => return Err(Ec2Error::InvalidAction(other.to_owned())),
         })
     }
@@ -178,6 +248,21 @@ impl Ec2Action {
         "GetConsoleOutput",
         "DescribeInstanceAttribute",
         "ModifyInstanceAttribute",
+        "DescribeVpcs",
+        "DescribeSubnets",
+        "CreateSecurityGroup",
+        "DeleteSecurityGroup",
+        "DescribeSecurityGroups",
+        "DescribeSecurityGroupRules",
+        "AuthorizeSecurityGroupIngress",
+        "AuthorizeSecurityGroupEgress",
+        "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+        "AllocateAddress",
+        "AssociateAddress",
+        "DisassociateAddress",
+        "ReleaseAddress",
+        "DescribeAddresses",
     ];
 }
 
@@ -245,7 +330,7 @@ pub async fn execute(
     match action {
         Ec2Action::DescribeRegions(a) => a.execute(ctx),
         Ec2Action::DescribeAvailabilityZones(a) => a.execute(ctx).await,
-        Ec2Action::DescribeAccountAttributes(a) => a.execute(ctx),
+        Ec2Action::DescribeAccountAttributes(a) => a.execute(ctx).await,
         Ec2Action::DescribeInstanceTypes(a) => a.execute(ctx),
         Ec2Action::CreateKeyPair(a) => a.execute(ctx).await,
         Ec2Action::ImportKeyPair(a) => a.execute(ctx).await,
@@ -270,6 +355,21 @@ pub async fn execute(
         Ec2Action::GetConsoleOutput(a) => a.execute(ctx).await,
         Ec2Action::DescribeInstanceAttribute(a) => a.execute(ctx).await,
         Ec2Action::ModifyInstanceAttribute(a) => a.execute(ctx).await,
+        Ec2Action::DescribeVpcs(a) => a.execute(ctx).await,
+        Ec2Action::DescribeSubnets(a) => a.execute(ctx).await,
+        Ec2Action::CreateSecurityGroup(a) => a.execute(ctx).await,
+        Ec2Action::DeleteSecurityGroup(a) => a.execute(ctx).await,
+        Ec2Action::DescribeSecurityGroups(a) => a.execute(ctx).await,
+        Ec2Action::DescribeSecurityGroupRules(a) => a.execute(ctx).await,
+        Ec2Action::AuthorizeSecurityGroupIngress(a)
+        | Ec2Action::AuthorizeSecurityGroupEgress(a)
+        | Ec2Action::RevokeSecurityGroupIngress(a)
+        | Ec2Action::RevokeSecurityGroupEgress(a) => a.execute(ctx).await,
+        Ec2Action::AllocateAddress(a) => a.execute(ctx).await,
+        Ec2Action::AssociateAddress(a) => a.execute(ctx).await,
+        Ec2Action::DisassociateAddress(a) => a.execute(ctx).await,
+        Ec2Action::ReleaseAddress(a) => a.execute(ctx).await,
+        Ec2Action::DescribeAddresses(a) => a.execute(ctx).await,
     }
 }
 

@@ -249,15 +249,23 @@ impl DescribeAccountAttributes {
         Ok(Self { names })
     }
 
-    /// Reports the account's limits and platform.
-    pub fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+    /// Reports the account's limits, platform and default VPC (created if
+    /// the account has none yet).
+    pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let limits = &ctx.cloud.config.account_limits;
+        let wants_vpc = self.names.is_empty() || self.names.iter().any(|n| n == "default-vpc");
+        let default_vpc = if wants_vpc {
+            super::vpcs::default_vpc(ctx.cloud, &ctx.principal.account.account_id)
+                .await?
+                .vpc
+                .vpc_id
+        } else {
+            String::new()
+        };
         let value = |name: &str| -> String {
             match name {
                 "supported-platforms" => "VPC".into(),
-                // Default VPCs arrive with the networking work; until then
-                // the account honestly has none.
-                "default-vpc" => "none".into(),
+                "default-vpc" => default_vpc.clone(),
                 "max-instances" => limits.max_instances.to_string(),
                 "vpc-max-security-groups-per-interface" => {
                     limits.max_security_groups_per_interface.to_string()

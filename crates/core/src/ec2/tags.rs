@@ -134,6 +134,7 @@ fn not_found(id: &str) -> Ec2Error {
         Some("vol") => "InvalidVolume.NotFound",
         Some("snap") => "InvalidSnapshot.NotFound",
         Some("sg") => "InvalidGroup.NotFound",
+        Some("sgr") => "InvalidSecurityGroupRuleId.NotFound",
         Some("vpc") => "InvalidVpcID.NotFound",
         Some("subnet") => "InvalidSubnetID.NotFound",
         Some("eipalloc") => "InvalidAllocationID.NotFound",

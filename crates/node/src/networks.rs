@@ -1,0 +1,467 @@
+//! All the instance networks of a node: one [`NodeNetwork`] (namespace)
+//! per VPC, made when the first interface of that VPC is plugged, adopted
+//! when the agent starts (state in `DATA/network/<network id>/`) and
+//! removed with its last interface; the metadata service listening in each;
+//! the security-group policy (kept in `DATA/firewall.json`, applied to every
+//! namespace); and the node's public network: a bridge in the host
+//! namespace (address = first host of the public range) that every VPC
+//! namespace joins with a veth pair, plus a host nftables table that keeps
+//! the bridge's traffic from being routed anywhere else.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mallee_node_api::{FirewallPolicy, NicSpec};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::firewall::{self, FirewallError};
+use crate::metadata::{MetadataError, MetadataService};
+use crate::network::{
+    Ipv4Cidr, METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig,
+    VpcConfig, nft_apply, run, tap_name,
+};
+
+/// The file (under the data directory) holding the latest firewall policy.
+pub const FIREWALL_FILE: &str = "firewall.json";
+/// The file in a VPC network's state directory that names it.
+const VPC_FILE: &str = "vpc.json";
+
+/// Errors of the node's networks.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworksError {
+    /// Building or changing a network failed.
+    #[error("{0}")]
+    Network(#[from] NetworkError),
+    /// The metadata service could not listen in a namespace.
+    #[error("metadata service: {0}")]
+    Metadata(#[from] MetadataError),
+    /// The firewall policy is not acceptable.
+    #[error("{0}")]
+    Firewall(#[from] FirewallError),
+    /// An interface spec is not usable.
+    #[error("invalid interface: {0}")]
+    Invalid(String),
+}
+
+/// What `DATA/network/<id>/vpc.json` records, so a purge or restart finds
+/// the namespace without the node id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct VpcRecord {
+    network_id: String,
+    netns: String,
+}
+
+#[derive(Debug)]
+struct Vpc {
+    network: NodeNetwork,
+    metadata_task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    vpcs: BTreeMap<String, Vpc>,
+    policy: FirewallPolicy,
+}
+
+/// The node's VPC networks, public network and firewall policy.
+#[derive(Debug)]
+pub struct Networks {
+    config: NetworkConfig,
+    public: Option<PublicNetworkConfig>,
+    node_id: String,
+    firewall_file: PathBuf,
+    metadata: Arc<MetadataService>,
+    state: Mutex<State>,
+}
+
+impl Networks {
+    /// Brings up the public network (if configured), loads the firewall
+    /// policy from `firewall_file` and adopts every VPC network found under
+    /// the state root (one without ports is removed).
+    pub async fn open(
+        config: NetworkConfig,
+        public: Option<PublicNetworkConfig>,
+        node_id: &str,
+        firewall_file: PathBuf,
+        metadata: Arc<MetadataService>,
+    ) -> Result<Self, NetworksError> {
+        tokio::fs::create_dir_all(&config.state_root)
+            .await
+            .map_err(|source| NetworkError::Io {
+                path: config.state_root.clone(),
+                source,
+            })?;
+        if let Some(public) = &public {
+            ensure_public(public).await?;
+        }
+        let policy = firewall::load(&firewall_file).await?;
+        let networks = Self {
+            config,
+            public,
+            node_id: node_id.to_owned(),
+            firewall_file,
+            metadata,
+            state: Mutex::new(State {
+                vpcs: BTreeMap::new(),
+                policy,
+            }),
+        };
+        let mut state = networks.state.lock().await;
+        for record in vpc_records(&networks.config.state_root) {
+            let vpc_config = networks.vpc_config(&record.network_id, Some(record.netns));
+            let firewalls = Arc::new(firewall::by_instance(&state.policy));
+            let network = NodeNetwork::ensure(vpc_config.clone(), firewalls).await?;
+            if network.ports().await?.is_empty() {
+                NodeNetwork::destroy(&vpc_config).await?;
+                continue;
+            }
+            let metadata_task = networks.serve_metadata(&network).await?;
+            state.vpcs.insert(
+                record.network_id.clone(),
+                Vpc {
+                    network,
+                    metadata_task,
+                },
+            );
+        }
+        drop(state);
+        Ok(networks)
+    }
+
+    /// The public network, when the node has one.
+    pub fn public(&self) -> Option<&PublicNetworkConfig> {
+        self.public.as_ref()
+    }
+
+    /// The namespace of network `network_id` on this node (whether or not
+    /// it exists now): unique on the host, derived from the node id, the
+    /// state root and the network id.
+    pub fn netns_name(&self, network_id: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.node_id.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.config.state_root.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update(network_id.as_bytes());
+        format!("mallee-v{}", &hex::encode(hasher.finalize())[..12])
+    }
+
+    fn vpc_config(&self, network_id: &str, netns: Option<String>) -> VpcConfig {
+        VpcConfig {
+            network_id: network_id.to_owned(),
+            netns: netns.unwrap_or_else(|| self.netns_name(network_id)),
+            state_dir: self.config.state_root.join(network_id),
+            domain: self.config.domain.clone(),
+            public: self.public.clone(),
+        }
+    }
+
+    async fn serve_metadata(&self, network: &NodeNetwork) -> Result<JoinHandle<()>, MetadataError> {
+        self.metadata
+            .serve_in_netns(
+                &network.config().network_id,
+                network.netns(),
+                SocketAddrV4::new(METADATA_ADDR, 80),
+            )
+            .await
+    }
+
+    /// The ids of the networks present now.
+    pub async fn network_ids(&self) -> Vec<String> {
+        self.state.lock().await.vpcs.keys().cloned().collect()
+    }
+
+    /// The network of `network_id`, if present.
+    pub async fn network(&self, network_id: &str) -> Option<NodeNetwork> {
+        self.state
+            .lock()
+            .await
+            .vpcs
+            .get(network_id)
+            .map(|v| v.network.clone())
+    }
+
+    /// Plugs `instance_id`'s interface `nic` into its VPC's network (made
+    /// now if it is the first) and registers `metadata` for it there.
+    /// Returns the prefix that runs QEMU inside the namespace. Repeating
+    /// it applies changes live (public address, metadata).
+    pub async fn plug(
+        &self,
+        instance_id: &str,
+        nic: &NicSpec,
+        metadata: &mallee_node_api::InstanceMetadata,
+    ) -> Result<Vec<OsString>, NetworksError> {
+        let (network_id, port) = self.port(instance_id, nic, &metadata.local_hostname)?;
+        let tap = tap_name(instance_id);
+        let mut state = self.state.lock().await;
+        if let Some(public) = port.public_ip {
+            // The address may have moved here from another VPC.
+            for (id, vpc) in &state.vpcs {
+                if *id != network_id {
+                    vpc.network.release_public_ip(public).await?;
+                }
+            }
+        }
+        if !state.vpcs.contains_key(&network_id) {
+            let vpc_config = self.vpc_config(&network_id, None);
+            tokio::fs::create_dir_all(&vpc_config.state_dir)
+                .await
+                .map_err(|source| NetworkError::Io {
+                    path: vpc_config.state_dir.clone(),
+                    source,
+                })?;
+            let record = VpcRecord {
+                network_id: network_id.clone(),
+                netns: vpc_config.netns.clone(),
+            };
+            let json = serde_json::to_vec_pretty(&record).map_err(|e| NetworkError::Io {
+                path: vpc_config.state_dir.join(VPC_FILE),
+                source: std::io::Error::other(e),
+            })?;
+            crate::network::write_atomic(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
+            let firewalls = Arc::new(firewall::by_instance(&state.policy));
+            let network = NodeNetwork::ensure(vpc_config, firewalls).await?;
+            let metadata_task = self.serve_metadata(&network).await?;
+            tracing::info!(network = %network_id, netns = network.netns(), "VPC network created");
+            state.vpcs.insert(
+                network_id.clone(),
+                Vpc {
+                    network,
+                    metadata_task,
+                },
+            );
+        }
+        let network = state.vpcs[&network_id].network.clone();
+        let ip = port.ip;
+        network.plug(&tap, port).await?;
+        self.metadata
+            .register_in(&network_id, ip, instance_id, metadata.clone());
+        Ok(network.exec_prefix())
+    }
+
+    /// Unplugs `instance_id`'s interface `nic`, forgets its metadata, and
+    /// removes its VPC's network when no interface is left in it.
+    pub async fn unplug(&self, instance_id: &str, nic: &NicSpec) -> Result<(), NetworksError> {
+        let network_id = self.network_id(nic)?;
+        let tap = tap_name(instance_id);
+        let mut state = self.state.lock().await;
+        if let Ok(ip) = nic.private_ip.parse::<Ipv4Addr>() {
+            self.metadata
+                .unregister_in(&network_id, ip, Some(instance_id));
+        }
+        let Some(vpc) = state.vpcs.get(&network_id) else {
+            return Ok(());
+        };
+        vpc.network.unplug(&tap, &nic.mac).await?;
+        if vpc.network.ports().await?.is_empty() {
+            let vpc = state
+                .vpcs
+                .remove(&network_id)
+                .expect("present: looked up under the same lock");
+            vpc.metadata_task.abort();
+            let _ = vpc.metadata_task.await;
+            NodeNetwork::destroy(vpc.network.config()).await?;
+            tracing::info!(network = %network_id, "VPC network removed (no instance left)");
+        }
+        Ok(())
+    }
+
+    /// Applies `policy` to every network unless it is older than the one
+    /// applied; returns the generation in force. The policy is stored
+    /// before it is applied, so a restart applies it too.
+    pub async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NetworksError> {
+        firewall::validate(&policy)?;
+        let mut state = self.state.lock().await;
+        if policy.generation < state.policy.generation {
+            return Ok(state.policy.generation);
+        }
+        if policy != state.policy {
+            firewall::store(&self.firewall_file, &policy).await?;
+            state.policy = policy;
+        }
+        let firewalls = Arc::new(firewall::by_instance(&state.policy));
+        for vpc in state.vpcs.values() {
+            vpc.network.set_firewalls(firewalls.clone()).await?;
+        }
+        Ok(state.policy.generation)
+    }
+
+    /// The policy in force.
+    pub async fn firewall(&self) -> FirewallPolicy {
+        self.state.lock().await.policy.clone()
+    }
+
+    /// Stops the metadata listeners (the networks stay).
+    pub async fn shutdown(&self) {
+        let state = self.state.lock().await;
+        for vpc in state.vpcs.values() {
+            vpc.metadata_task.abort();
+        }
+    }
+
+    fn network_id(&self, nic: &NicSpec) -> Result<String, NetworksError> {
+        let id = nic.network_id.trim();
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && !id.starts_with('.')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(id.to_owned())
+        } else {
+            Err(NetworksError::Invalid(format!(
+                "bad network id {:?}",
+                nic.network_id
+            )))
+        }
+    }
+
+    fn port(
+        &self,
+        instance_id: &str,
+        nic: &NicSpec,
+        hostname: &str,
+    ) -> Result<(String, Port), NetworksError> {
+        let network_id = self.network_id(nic)?;
+        let ip: Ipv4Addr = nic
+            .private_ip
+            .parse()
+            .map_err(|_| NetworksError::Invalid(format!("bad private IP {:?}", nic.private_ip)))?;
+        let subnet: Ipv4Cidr = if nic.subnet_cidr.trim().is_empty() {
+            self.config.default_subnet
+        } else {
+            nic.subnet_cidr
+                .trim()
+                .parse()
+                .map_err(|_| NetworksError::Invalid(format!("bad subnet {:?}", nic.subnet_cidr)))?
+        };
+        let public_ip = match nic.public_ip.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) => Some(
+                p.parse::<Ipv4Addr>()
+                    .map_err(|_| NetworksError::Invalid(format!("bad public IP {p:?}")))?,
+            ),
+        };
+        if public_ip.is_some() && self.public.is_none() {
+            tracing::warn!(instance = %instance_id, "public IP ignored: the node has no public network");
+        }
+        Ok((
+            network_id,
+            Port {
+                instance_id: instance_id.to_owned(),
+                mac: nic.mac.clone(),
+                ip,
+                hostname: hostname.to_owned(),
+                subnet,
+                public_ip: public_ip.filter(|_| self.public.is_some()),
+            },
+        ))
+    }
+
+    /// Removes every VPC network under `config.state_root` and the public
+    /// network (bridge, host table). VMs must be gone first.
+    pub async fn purge(
+        config: &NetworkConfig,
+        public: Option<&PublicNetworkConfig>,
+    ) -> Result<(), NetworksError> {
+        for record in vpc_records(&config.state_root) {
+            let vpc = VpcConfig {
+                network_id: record.network_id.clone(),
+                netns: record.netns,
+                state_dir: config.state_root.join(&record.network_id),
+                domain: String::new(),
+                public: public.cloned(),
+            };
+            NodeNetwork::destroy(&vpc).await?;
+        }
+        if let Some(public) = public {
+            remove_public(public).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The VPC networks recorded under `root`.
+fn vpc_records(root: &Path) -> Vec<VpcRecord> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut records: Vec<VpcRecord> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join(VPC_FILE)).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    records.sort_by(|a, b| a.network_id.cmp(&b.network_id));
+    records
+}
+
+/// The public bridge with its address, and the host table that keeps its
+/// traffic on the bridge: nothing is forwarded between it and any other
+/// interface of the host.
+async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError> {
+    crate::network::check_link_name(&public.bridge)?;
+    if public.cidr.prefix > 30 || public.cidr.prefix < 8 {
+        return Err(NetworkError::Invalid {
+            what: "public range (prefix must be 8..=30)",
+            value: public.cidr.to_string(),
+        });
+    }
+    let bridge = public.bridge.as_str();
+    if run("ip", &["link", "show", "dev", bridge]).await.is_err() {
+        let made = run("ip", &["link", "add", "name", bridge, "type", "bridge"]).await;
+        if let Err(e) = made
+            && run("ip", &["link", "show", "dev", bridge]).await.is_err()
+        {
+            return Err(e);
+        }
+    }
+    let address = format!("{}/{}", public.gateway(), public.cidr.prefix);
+    let broadcast = public.cidr.broadcast().to_string();
+    run(
+        "ip",
+        &[
+            "addr",
+            "replace",
+            &address,
+            "broadcast",
+            &broadcast,
+            "dev",
+            bridge,
+        ],
+    )
+    .await?;
+    run("ip", &["link", "set", "dev", bridge, "up"]).await?;
+    let table = public.host_table();
+    let script = format!(
+        "table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n\
+         \x20 chain forward {{\n\
+         \x20   type filter hook forward priority 0; policy accept;\n\
+         \x20   iifname \"{bridge}\" oifname != \"{bridge}\" drop\n\
+         \x20   oifname \"{bridge}\" iifname != \"{bridge}\" drop\n\
+         \x20 }}\n}}\n"
+    );
+    nft_apply(None, &script).await
+}
+
+async fn remove_public(public: &PublicNetworkConfig) -> Result<(), NetworkError> {
+    crate::network::check_link_name(&public.bridge)?;
+    let table = public.host_table();
+    nft_apply(
+        None,
+        &format!("table inet {table}\ndelete table inet {table}\n"),
+    )
+    .await?;
+    if run("ip", &["link", "show", "dev", &public.bridge])
+        .await
+        .is_ok()
+    {
+        run("ip", &["link", "del", "dev", &public.bridge]).await?;
+    }
+    Ok(())
+}
