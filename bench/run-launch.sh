@@ -18,7 +18,10 @@
 # boots a probe guest under KVM and falls back to TCG), SINGLES (default 10),
 # BATCH (default 20; 0 skips), BATCH_BOOT (0: do not wait for the batch
 # guests' user space), INSTANCE_TYPE (default t1.micro: 1 vCPU, 256 MiB),
-# NODE_CORES (cores the node offers, default 64 so BATCH fits), BOOT_TIMEOUT
+# NODE_CORES and NODE_DISK_GIB (what the node offers, default 64 cores and
+# 200 GiB so BATCH fits: t1.micro books 5 GiB of disk each, while a real
+# overlay of the test guest is a few MiB; the default offer is the free
+# space of the disk, shared with whatever else runs here), BOOT_TIMEOUT
 # (s per launch or batch, default 600), GUEST_IMAGES (default
 # target/guest-images), MALLEE_BIN (a prebuilt release mallee; skips
 # building it).
@@ -32,6 +35,7 @@ BATCH="${BATCH:-20}"
 BATCH_BOOT="${BATCH_BOOT:-1}"
 INSTANCE_TYPE="${INSTANCE_TYPE:-t1.micro}"
 NODE_CORES="${NODE_CORES:-64}"
+NODE_DISK_GIB="${NODE_DISK_GIB:-200}"
 BOOT_TIMEOUT="${BOOT_TIMEOUT:-600}"
 GUEST_IMAGES="${GUEST_IMAGES:-$ROOT/target/guest-images}"
 
@@ -90,9 +94,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-log "starting mallee up on 127.0.0.1:$PORT (data dir $DATA, --accel $ACCEL, --node-cores $NODE_CORES)"
+log "starting mallee up on 127.0.0.1:$PORT (data dir $DATA, --accel $ACCEL, --node-cores $NODE_CORES, --node-disk-gib $NODE_DISK_GIB)"
 "$MALLEE" up --data-dir "$DATA" --listen "127.0.0.1:$PORT" --log-format json \
-    --accel "$ACCEL" --probe-kernel "$GUEST_IMAGES/vmlinuz" --node-cores "$NODE_CORES" \
+    --accel "$ACCEL" --probe-kernel "$GUEST_IMAGES/vmlinuz" --node-cores "$NODE_CORES" --node-disk-gib "$NODE_DISK_GIB" \
     >"$WORK/mallee.log" 2>&1 &
 MALLEE_PID=$!
 for _ in $(seq 1 300); do

@@ -65,7 +65,7 @@ class Client:
         return r.stdout.startswith("open")
 
     def ping(self, host: str) -> bool:
-        return self.run("ping", "-c", "1", "-W", "1", host, timeout=10).returncode == 0
+        return self.run("busybox", "ping", "-c", "1", "-W", "1", host, timeout=10).returncode == 0
 
     def ssh(self, key_path: str, host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return self.run(

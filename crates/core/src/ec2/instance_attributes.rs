@@ -106,6 +106,8 @@ enum Modification {
     Ramdisk(String),
     DisableApiTermination(bool),
     ShutdownBehavior(ShutdownBehavior),
+    /// `GroupId.N`: the instance's security groups, replaced while it runs.
+    Groups(Vec<String>),
 }
 
 /// ModifyInstanceAttribute input.
@@ -144,6 +146,20 @@ impl ModifyInstanceAttribute {
                 "instanceInitiatedShutdownBehavior",
             ),
         ];
+        let group_ids = params.list("GroupId")?;
+        if !group_ids.is_empty() {
+            if structured.iter().any(|(p, _)| params.get(p).is_some())
+                || params.get("Attribute").is_some()
+            {
+                return Err(Ec2Error::InvalidParameterCombination(
+                    "Only one attribute can be modified at a time".into(),
+                ));
+            }
+            return Ok(Self {
+                id,
+                modification: Modification::Groups(group_ids),
+            });
+        }
         let mut given: Vec<(&str, &str)> = structured
             .iter()
             .filter_map(|(param, attr)| params.get(param).map(|v| (*attr, v)))
@@ -248,7 +264,21 @@ impl ModifyInstanceAttribute {
             ),
             _ => None,
         };
+        let groups = match &self.modification {
+            Modification::Groups(ids) => Some(
+                super::security_groups::resolve_launch_groups(
+                    ctx.cloud,
+                    &ctx.principal.account.account_id,
+                    &instance.details.vpc_id,
+                    &[],
+                    ids,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let modification = self.modification.clone();
+        let new_groups = groups.clone();
         let apply = move |i: &mut Instance| {
             let d = &mut i.details;
             match &modification {
@@ -272,6 +302,13 @@ impl ModifyInstanceAttribute {
                         d.spec.metadata.ramdisk_id.clone_from(&image.ramdisk_id);
                     }
                 }
+                Modification::Groups(_) => {
+                    if let Some(groups) = &new_groups {
+                        d.security_group_ids = groups.iter().map(|(id, _)| id.clone()).collect();
+                        d.spec.metadata.security_groups =
+                            groups.iter().map(|(_, name)| name.clone()).collect();
+                    }
+                }
                 Modification::DisableApiTermination(v) => d.disable_api_termination = *v,
                 Modification::ShutdownBehavior(b) => d.shutdown_behavior = *b,
             }
@@ -281,6 +318,11 @@ impl ModifyInstanceAttribute {
             Ok(true)
         })
         .await?;
+        if let Some(groups) = &groups {
+            let ids: Vec<String> = groups.iter().map(|(id, _)| id.clone()).collect();
+            ctx.cloud.store.set_instance_groups(&self.id, &ids).await?;
+            super::security_groups::firewall_changed(ctx.cloud);
+        }
         Ok(ctx.respond_true("ModifyInstanceAttribute"))
     }
 }

@@ -728,7 +728,11 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
             ""
         },
     );
-    w.text("dnsName", "");
+    let public = md.public_ipv4.as_deref().filter(|_| live);
+    w.text(
+        "dnsName",
+        md.public_hostname.as_deref().filter(|_| live).unwrap_or(""),
+    );
     w.text("reason", &d.state_transition_reason);
     w.opt_text("keyName", d.key_name.as_deref());
     w.text("amiLaunchIndex", md.ami_launch_index);
@@ -746,6 +750,7 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
     if live {
         w.text("privateIpAddress", &instance.record.private_ip);
     }
+    w.opt_text("ipAddress", public);
     write_group_set(w, instance);
     if let Some(reason) = &d.state_reason {
         w.elem("stateReason", |w| {
@@ -921,7 +926,16 @@ impl Filterable for InstanceView<'_> {
             "image-id" => one(&md.ami_id),
             "instance-type" => one(&d.spec.instance_type),
             "key-name" => Some(d.key_name.iter().cloned().collect()),
-            "ip-address" | "dns-name" => Some(Vec::new()),
+            "ip-address" => Some(if live {
+                md.public_ipv4.iter().cloned().collect()
+            } else {
+                Vec::new()
+            }),
+            "dns-name" => Some(if live {
+                md.public_hostname.iter().cloned().collect()
+            } else {
+                Vec::new()
+            }),
             "private-ip-address" => Some(if live {
                 vec![i.record.private_ip.clone()]
             } else {
