@@ -198,6 +198,10 @@ def test_elastic_ip_moves_between_instances(net, tmp_path):
         assert meta == eip
         ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]["AssociationId"])
         assert wait_until(lambda: not client.tcp_open(eip, 22, timeout=0.3), timeout=5) is not None
+        # The instance gets an auto-assigned public address back.
+        back = instances_of(ec2, [ids[1]])[ids[1]].get("PublicIpAddress")
+        assert back and back != eip
+        assert wait_until(lambda: who(back) == ids[1], timeout=20) is not None
     finally:
         ec2.terminate_instances(InstanceIds=ids)
     ec2.release_address(AllocationId=alloc_id)
@@ -213,7 +217,17 @@ def test_two_accounts_never_share_a_network(net, tmp_path):
     for image in ("pv", "kernel", "ramdisk"):
         ec2.modify_image_attribute(ImageId=net.images[image],
                                    LaunchPermission={"Add": [{"UserId": other["account_id"]}]})
-    mine = launch(ec2, net.images, MinCount=2, MaxCount=2)
+    my_key, my_key_path = key_file(ec2, tmp_path)
+    my_vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    my_default = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [my_vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    my_ssh = ec2.create_security_group(GroupName=f"ssh-{uuid.uuid4().hex[:6]}", Description="ssh")["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=my_ssh, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                        "IpRanges": [{"CidrIp": net.public}]}])
+    mine = launch(ec2, net.images, MinCount=2, MaxCount=2, KeyName=my_key,
+                  SecurityGroupIds=[my_default, my_ssh])
     key, key_path = key_file(theirs, tmp_path)
     sg = theirs.create_security_group(GroupName="ssh", Description="ssh")["GroupId"]
     theirs.authorize_security_group_ingress(
@@ -224,6 +238,12 @@ def test_two_accounts_never_share_a_network(net, tmp_path):
         m = running(ec2, mine)
         tt = running(theirs, [t])[t]
         assert ec2.describe_vpcs()["Vpcs"][0]["VpcId"] != theirs.describe_vpcs()["Vpcs"][0]["VpcId"]
+        # Members of the default group reach each other on private addresses.
+        first, second = mine
+        peer = m[second]["PrivateIpAddress"]
+        same = client.ssh(my_key_path, m[first]["PublicIpAddress"],
+                          f"ping -c 1 -W 2 {peer} >/dev/null && echo REACHED || echo ISOLATED")
+        assert "REACHED" in same.stdout, (same.stdout, same.stderr)
         # Their instance probes every private address of my instances that
         # is not also one of theirs: nothing answers.
         for iid, inst in m.items():
@@ -277,3 +297,26 @@ def test_rules_survive_a_node_restart_and_terminate_leaves_nothing(tmp_path, mal
         del links_before
     finally:
         client.close()
+
+
+def test_metadata_never_leaks_across_a_reused_address(net):
+    ec2 = net.client("ec2")
+    secret = f"SECRET-{uuid.uuid4().hex[:8]}"
+    (x,) = launch(ec2, net.images, UserData=user_data(f"echo {secret}"))
+    x_ip = wait_states(ec2, [x], "running")[x]["PrivateIpAddress"]
+    wait_console(ec2, x, secret)
+    ec2.terminate_instances(InstanceIds=[x])
+    wait_states(ec2, [x], "terminated", timeout=90)
+    # The lowest free address is handed out first, so the next instance
+    # gets X's address.
+    (y,) = launch(ec2, net.images, UserData=user_data(
+        'echo "Y-SEES $(imds meta-data/instance-id) $(imds meta-data/local-ipv4) $(imds user-data | grep -c SECRET)"'))
+    try:
+        y_ip = wait_states(ec2, [y], "running")[y]["PrivateIpAddress"]
+        assert y_ip == x_ip, "the test needs the address reused"
+        out = wait_console(ec2, y, f"Y-SEES {y} {y_ip}")
+        line = next(l for l in out.splitlines() if l.startswith("Y-SEES"))
+        assert line.split()[-1] == "1", line  # only its own script mentions SECRET
+        assert secret not in out
+    finally:
+        ec2.terminate_instances(InstanceIds=[y])
