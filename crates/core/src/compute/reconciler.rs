@@ -149,7 +149,7 @@ pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut passes: u64 = 0;
         loop {
-            if passes % ORPHAN_SWEEP_PASSES == 0 {
+            if passes.is_multiple_of(ORPHAN_SWEEP_PASSES) {
                 match crate::ec2::addresses::reclaim_orphans(&cloud).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(
