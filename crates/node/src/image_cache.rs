@@ -255,6 +255,8 @@ pub struct ImageCache {
     /// One lock per entry name being fetched: concurrent `get`s of one
     /// artifact wait for the first one's download instead of repeating it.
     downloads: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Held while the index file is written.
+    index_writer: Arc<StdMutex<()>>,
 }
 
 impl fmt::Debug for ImageCache {
@@ -287,6 +289,7 @@ impl ImageCache {
             used: AtomicU64::new(state.used()),
             state: Mutex::new(state),
             downloads: StdMutex::new(HashMap::new()),
+            index_writer: Arc::new(StdMutex::new(())),
         };
         cache.remove_copies(evicted).await;
         Ok(cache)
@@ -509,7 +512,17 @@ impl ImageCache {
             entries: next.entries.values().cloned().collect(),
         };
         let root = self.root.clone();
-        blocking(move || write_index(&root, &index)).await?;
+        // The write runs on a blocking thread that outlives this future if
+        // the caller is cancelled (an instance deleted mid-start); the
+        // writer lock keeps two such writes from sharing the temp file.
+        let writer = self.index_writer.clone();
+        blocking(move || {
+            let _writing = writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            write_index(&root, &index)
+        })
+        .await?;
         self.used.store(next.used(), Ordering::Relaxed);
         *st = next;
         Ok(result)

@@ -22,6 +22,9 @@ use crate::ids::now_millis;
 pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 /// Time between passes when nothing wakes the reconciler.
 const PERIOD: Duration = Duration::from_secs(1);
+/// Time between passes while some instance is between states (nodes do not
+/// push state changes, so this bounds how late `running` shows).
+const BUSY_PERIOD: Duration = Duration::from_millis(200);
 /// Passes between sweeps for public addresses of launches that crashed
 /// before their reservation was stored.
 const ORPHAN_SWEEP_PASSES: u64 = 60;
@@ -162,23 +165,30 @@ pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
                 }
             }
             passes = passes.wrapping_add(1);
-            if let Err(e) = pass(&cloud).await {
-                tracing::warn!(error = %e, "reconciler pass failed");
-            }
+            let period = match pass(&cloud).await {
+                Ok(true) => BUSY_PERIOD,
+                Ok(false) => PERIOD,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciler pass failed");
+                    PERIOD
+                }
+            };
             tokio::select! {
                 () = cloud.compute.woken() => {}
-                () = tokio::time::sleep(PERIOD) => {}
+                () = tokio::time::sleep(period) => {}
             }
         }
     })
 }
 
-/// One pass over every node and instance.
-pub async fn pass(cloud: &Arc<Cloud>) -> Result<(), mallee_store::StoreError> {
+/// One pass over every node and instance; `true` when some instance is
+/// still on its way to a stable state.
+pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> {
     let nodes = cloud.store.nodes().await?;
     let reports = reports(cloud, &nodes).await;
     let now = now_millis();
     let mut known = HashSet::new();
+    let mut busy = false;
     for record in cloud.store.instances(None).await? {
         known.insert(record.instance_id.clone());
         let instance = match Instance::decode(record) {
@@ -201,6 +211,10 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<(), mallee_store::StoreError> {
             }
             _ => None,
         };
+        busy |= matches!(
+            instance.state,
+            InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
+        );
         let step = decide(&instance, observed, now);
         apply(cloud, node, instance, step, now).await?;
     }
@@ -215,7 +229,7 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<(), mallee_store::StoreError> {
             node_call(cloud, node, orphan.clone(), Call::Delete);
         }
     }
-    Ok(())
+    Ok(busy)
 }
 
 type Report = HashMap<String, ObservedInstance>;
