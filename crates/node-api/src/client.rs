@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
-    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance,
+    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedVolume, VolumeAttachment,
+    VolumeSpec,
 };
 
 /// Largest response body accepted from a node.
@@ -85,13 +86,16 @@ impl HttpNodeClient {
     }
 }
 
-fn instance_path(id: &str, rest: &str) -> String {
-    // Instance ids are `i-` and hex; anything else cannot name an instance.
-    let safe: String = id
-        .chars()
+/// Instance and volume ids are a prefix, `-` and hex; anything else cannot
+/// name one, and is dropped rather than allowed to change the path.
+fn safe_id(id: &str) -> String {
+    id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    format!("/v1/instances/{safe}{rest}")
+        .collect()
+}
+
+fn instance_path(id: &str, rest: &str) -> String {
+    format!("/v1/instances/{}{rest}", safe_id(id))
 }
 
 #[async_trait]
@@ -162,5 +166,46 @@ impl NodeAgent for HttpNodeClient {
 
     async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
         self.call(Method::PUT, "/v1/firewall", Some(&policy)).await
+    }
+
+    async fn put_volume(&self, spec: VolumeSpec) -> Result<ObservedVolume, NodeError> {
+        let path = format!("/v1/volumes/{}", safe_id(&spec.volume_id));
+        self.call(Method::PUT, &path, Some(&spec)).await
+    }
+
+    async fn delete_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        let path = format!("/v1/volumes/{}", safe_id(volume_id));
+        self.send(Method::DELETE, &path, None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
+    async fn attach_volume(
+        &self,
+        instance_id: &str,
+        attachment: VolumeAttachment,
+    ) -> Result<ObservedVolume, NodeError> {
+        let rest = format!("/volumes/{}", safe_id(&attachment.volume_id));
+        self.call(
+            Method::PUT,
+            &instance_path(instance_id, &rest),
+            Some(&attachment),
+        )
+        .await
+    }
+
+    async fn detach_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        force: bool,
+    ) -> Result<ObservedVolume, NodeError> {
+        let rest = format!("/volumes/{}?force={force}", safe_id(volume_id));
+        self.call(
+            Method::DELETE,
+            &instance_path(instance_id, &rest),
+            None::<&()>,
+        )
+        .await
     }
 }

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "message")]
 pub enum NodeError {
-    /// The instance is not known to this node.
-    #[error("instance {0} not found on this node")]
+    /// The instance (or volume) is not known to this node.
+    #[error("{0} not found on this node")]
     NotFound(String),
     /// The request contradicts the node's state (for example an older
     /// generation than the one it already has).
@@ -77,4 +77,32 @@ pub trait NodeAgent: Send + Sync {
     /// the one in force (lower generation) changes nothing. Returns the
     /// generation in force afterwards.
     async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError>;
+    /// Creates volume `spec.volume_id` (empty, sparse) unless the node has
+    /// it already; returns its state.
+    async fn put_volume(&self, spec: VolumeSpec) -> Result<ObservedVolume, NodeError>;
+    /// Deletes a volume and its data. Refused with [`NodeError::Conflict`]
+    /// while it is attached; deleting one the node does not have succeeds.
+    async fn delete_volume(&self, volume_id: &str) -> Result<(), NodeError>;
+    /// Attaches a volume to an instance of this node: hot-plugged into the
+    /// running VM (after the `pre-attach` hooks, whose refusal is a
+    /// [`NodeError::Conflict`] with the hook's message), recorded for a
+    /// stopped one. Kept across agent restarts and stop/start. Repeating an
+    /// attachment that exists changes nothing.
+    async fn attach_volume(
+        &self,
+        instance_id: &str,
+        attachment: VolumeAttachment,
+    ) -> Result<ObservedVolume, NodeError>;
+    /// Detaches a volume from an instance: the guest is asked to release
+    /// the disk (up to about 10 s; without `force` a guest that keeps it
+    /// refuses the detach with [`NodeError::Conflict`], with `force` the
+    /// disk is removed anyway if QEMU lets it), then the `post-detach`
+    /// hooks run. A stopped instance's record just changes. Detaching a
+    /// volume that is not attached returns its state.
+    async fn detach_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        force: bool,
+    ) -> Result<ObservedVolume, NodeError>;
 }

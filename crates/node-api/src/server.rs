@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use subtle::ConstantTimeEq;
 
-use crate::{DesiredStateChange, FirewallPolicy, InstanceSpec, NodeAgent, NodeError};
+use crate::{
+    DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
+    ObservedVolume, VolumeAttachment, VolumeSpec,
+};
 
 #[derive(Clone)]
 struct Served {
@@ -56,6 +59,11 @@ pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/console", get(console))
         .route("/v1/firewall", put(put_firewall))
+        .route("/v1/volumes/{id}", put(put_volume).delete(delete_volume))
+        .route(
+            "/v1/instances/{id}/volumes/{volume}",
+            put(attach_volume).delete(detach_volume),
+        )
         .with_state(served)
 }
 
@@ -155,4 +163,58 @@ async fn console(
 ) -> Answer<crate::ConsoleOutput> {
     authorize(&s, &headers)?;
     Ok(Json(s.agent.console_output(&id).await?))
+}
+
+async fn put_volume(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(spec): Json<VolumeSpec>,
+) -> Answer<ObservedVolume> {
+    authorize(&s, &headers)?;
+    if spec.volume_id != id {
+        return Err(NodeError::BadRequest(format!(
+            "path names {id}, body names {}",
+            spec.volume_id
+        )));
+    }
+    Ok(Json(s.agent.put_volume(spec).await?))
+}
+
+async fn delete_volume(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, NodeError> {
+    authorize(&s, &headers)?;
+    s.agent.delete_volume(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn attach_volume(
+    State(s): State<Served>,
+    Path((id, volume)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(attachment): Json<VolumeAttachment>,
+) -> Answer<ObservedVolume> {
+    authorize(&s, &headers)?;
+    if attachment.volume_id != volume {
+        return Err(NodeError::BadRequest(format!(
+            "path names {volume}, body names {}",
+            attachment.volume_id
+        )));
+    }
+    Ok(Json(s.agent.attach_volume(&id, attachment).await?))
+}
+
+async fn detach_volume(
+    State(s): State<Served>,
+    Path((id, volume)): Path<(String, String)>,
+    Query(query): Query<DetachQuery>,
+    headers: HeaderMap,
+) -> Answer<ObservedVolume> {
+    authorize(&s, &headers)?;
+    Ok(Json(
+        s.agent.detach_volume(&id, &volume, query.force).await?,
+    ))
 }

@@ -307,6 +307,9 @@ pub struct NodeReport {
     pub capacity: Capacity,
     /// Every instance the node holds.
     pub instances: Vec<ObservedInstance>,
+    /// Every volume the node holds.
+    #[serde(default)]
+    pub volumes: Vec<ObservedVolume>,
 }
 
 /// Serial console output.
@@ -347,4 +350,87 @@ pub struct DesiredStateChange {
     pub desired: DesiredState,
     /// Generation of the change.
     pub generation: u64,
+}
+
+/// A volume the controller wants on a node: created empty (sparse) with
+/// this size. Repeating it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// `vol-…` id.
+    pub volume_id: String,
+    /// Size in GiB (1..=16384).
+    pub size_gib: u64,
+    /// The controller's generation of this volume.
+    pub generation: u64,
+}
+
+/// An attachment the controller wants: volume `volume_id` on an instance
+/// under the name the user gave (`/dev/sdf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeAttachment {
+    /// `vol-…` id.
+    pub volume_id: String,
+    /// Device name as the user asked for it (`/dev/sdf`, `/dev/xvdg`).
+    pub device: String,
+    /// The controller's generation of the volume at this attachment.
+    pub generation: u64,
+}
+
+/// A volume's state as the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum VolumeState {
+    /// Its storage is being created.
+    Creating,
+    /// Exists, attached to nothing.
+    Available,
+    /// Being attached to `instance_id`.
+    Attaching {
+        /// `i-…`.
+        instance_id: String,
+    },
+    /// Attached to `instance_id` (hot-plugged when the instance runs, on
+    /// its command line from its next start otherwise).
+    InUse {
+        /// `i-…`.
+        instance_id: String,
+        /// The name the user gave (`/dev/sdf`).
+        device: String,
+        /// Where a guest with udev finds it
+        /// (`/dev/disk/by-id/virtio-vol0123456789abcdef0`: the virtio
+        /// serial is the volume id without `-`).
+        guest_device: String,
+    },
+    /// Being detached from `instance_id` (the guest has not released it
+    /// yet).
+    Detaching {
+        /// `i-…`.
+        instance_id: String,
+    },
+    /// Being deleted.
+    Deleting,
+    /// Its storage could not be created; the reason says why.
+    Failed(String),
+}
+
+/// One volume in a node's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedVolume {
+    /// `vol-…` id.
+    pub volume_id: String,
+    /// Observed state.
+    pub state: VolumeState,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Highest controller generation the node has applied to the volume
+    /// (its spec or an attachment).
+    pub generation: u64,
+}
+
+/// Query of a detach (`?force=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DetachQuery {
+    /// Do not wait long for the guest to release the disk.
+    #[serde(default)]
+    pub force: bool,
 }

@@ -13,6 +13,7 @@ struct MemoryAgent {
     instances: Mutex<BTreeMap<String, (InstanceSpec, VmState)>>,
     reports: Mutex<u64>,
     firewall: Mutex<Option<FirewallPolicy>>,
+    volumes: Mutex<BTreeMap<String, ObservedVolume>>,
 }
 
 #[async_trait]
@@ -59,6 +60,13 @@ impl NodeAgent for MemoryAgent {
             generation,
             capacity,
             instances,
+            volumes: self
+                .volumes
+                .lock()
+                .expect("lock")
+                .values()
+                .cloned()
+                .collect(),
         })
     }
     async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError> {
@@ -135,6 +143,76 @@ impl NodeAgent for MemoryAgent {
                 Ok(generation)
             }
         }
+    }
+    async fn put_volume(&self, spec: VolumeSpec) -> Result<ObservedVolume, NodeError> {
+        Ok(self
+            .volumes
+            .lock()
+            .expect("lock")
+            .entry(spec.volume_id.clone())
+            .or_insert(ObservedVolume {
+                volume_id: spec.volume_id,
+                state: VolumeState::Available,
+                size_gib: spec.size_gib,
+                generation: spec.generation,
+            })
+            .clone())
+    }
+    async fn delete_volume(&self, id: &str) -> Result<(), NodeError> {
+        let mut volumes = self.volumes.lock().expect("lock");
+        if let Some(v) = volumes.get(id)
+            && v.state != VolumeState::Available
+        {
+            return Err(NodeError::Conflict(format!("{id} is attached")));
+        }
+        volumes.remove(id);
+        Ok(())
+    }
+    async fn attach_volume(
+        &self,
+        instance_id: &str,
+        attachment: VolumeAttachment,
+    ) -> Result<ObservedVolume, NodeError> {
+        if !self
+            .instances
+            .lock()
+            .expect("lock")
+            .contains_key(instance_id)
+        {
+            return Err(NodeError::NotFound(instance_id.into()));
+        }
+        let mut volumes = self.volumes.lock().expect("lock");
+        let volume = volumes
+            .get_mut(&attachment.volume_id)
+            .ok_or_else(|| NodeError::NotFound(attachment.volume_id.clone()))?;
+        volume.state = VolumeState::InUse {
+            instance_id: instance_id.into(),
+            guest_device: format!(
+                "/dev/disk/by-id/virtio-{}",
+                attachment.volume_id.replace('-', "")
+            ),
+            device: attachment.device,
+        };
+        volume.generation = volume.generation.max(attachment.generation);
+        Ok(volume.clone())
+    }
+    async fn detach_volume(
+        &self,
+        _instance_id: &str,
+        volume_id: &str,
+        force: bool,
+    ) -> Result<ObservedVolume, NodeError> {
+        let mut volumes = self.volumes.lock().expect("lock");
+        let volume = volumes
+            .get_mut(volume_id)
+            .ok_or_else(|| NodeError::NotFound(volume_id.into()))?;
+        // The force flag travels: a forced detach is recorded in the state.
+        volume.state = if force {
+            VolumeState::Failed("forced".into())
+        } else {
+            VolumeState::Available
+        };
+        Ok(volume.clone())
     }
 }
 
@@ -283,6 +361,82 @@ async fn every_call_round_trips() {
         Ok(5),
         "an older policy changes nothing"
     );
+
+    let vol = "vol-0123456789abcdef0";
+    node.put_instance(spec("i-0123456789abcdef0", 9))
+        .await
+        .expect("put");
+    let created = node
+        .put_volume(VolumeSpec {
+            volume_id: vol.into(),
+            size_gib: 1,
+            generation: 1,
+        })
+        .await
+        .expect("put volume");
+    assert_eq!(
+        (created.state, created.size_gib),
+        (VolumeState::Available, 1)
+    );
+    let attached = node
+        .attach_volume(
+            "i-0123456789abcdef0",
+            VolumeAttachment {
+                volume_id: vol.into(),
+                device: "/dev/sdf".into(),
+                generation: 2,
+            },
+        )
+        .await
+        .expect("attach");
+    assert_eq!(
+        attached.state,
+        VolumeState::InUse {
+            instance_id: "i-0123456789abcdef0".into(),
+            device: "/dev/sdf".into(),
+            guest_device: "/dev/disk/by-id/virtio-vol0123456789abcdef0".into(),
+        }
+    );
+    assert_eq!(attached.generation, 2);
+    let report = node.report().await.expect("report");
+    assert_eq!(report.volumes, vec![attached]);
+    assert!(matches!(
+        node.delete_volume(vol).await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert_eq!(
+        node.attach_volume(
+            "i-0123456789abcdef0",
+            VolumeAttachment {
+                volume_id: "vol-00000000000000000".into(),
+                device: "/dev/sdg".into(),
+                generation: 1,
+            },
+        )
+        .await,
+        Err(NodeError::NotFound("vol-00000000000000000".into()))
+    );
+    let forced = node
+        .detach_volume("i-0123456789abcdef0", vol, true)
+        .await
+        .expect("detach");
+    assert_eq!(forced.state, VolumeState::Failed("forced".into()));
+    let detached = node
+        .detach_volume("i-0123456789abcdef0", vol, false)
+        .await
+        .expect("detach");
+    assert_eq!(detached.state, VolumeState::Available);
+    node.delete_volume(vol).await.expect("delete volume");
+    node.delete_volume(vol).await.expect("delete is idempotent");
+    assert!(node.report().await.expect("report").volumes.is_empty());
+}
+
+#[test]
+fn reports_without_volumes_still_parse() {
+    let old = r#"{"node_id":"n","generation":1,"capacity":{"cores_max":1,"cores_free":1,
+        "memory_mib_max":1,"memory_mib_free":1,"disk_gib_max":1,"disk_gib_free":1},"instances":[]}"#;
+    let report: NodeReport = serde_json::from_str(old).expect("parse");
+    assert!(report.volumes.is_empty());
 }
 
 #[tokio::test]

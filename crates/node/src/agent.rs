@@ -18,7 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mallee_node_api::{
     Capacity, ConsoleOutput, DesiredState, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, REGISTER_PATH, VmState,
+    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedVolume, REGISTER_PATH,
+    VmState, VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
 use sha2::{Digest, Sha256};
@@ -32,12 +33,15 @@ use crate::instance::{self, InstanceHandle, Shared};
 use crate::metadata::MetadataService;
 use crate::network::{NetworkConfig, PublicNetworkConfig};
 use crate::networks::{FIREWALL_FILE, Networks, NetworksError};
+use crate::volumes::{AttachedVolume, Qcow2Files, VolumeError, Volumes, guest_device};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
 /// by a host reboot, like the VMs they describe.
 pub const RUN_ROOT: &str = "/run/mallee";
 /// The file (under the data directory) that keeps a generated node id.
 const NODE_ID_FILE: &str = "node-id";
+/// The directory (under the data directory) of volume data and records.
+const VOLUMES_DIR: &str = "volumes";
 /// How often the node registers again (heartbeat).
 const REGISTER_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between registration retries.
@@ -73,6 +77,9 @@ pub enum AgentError {
     /// A VM could not be killed.
     #[error("{0}")]
     Vm(#[from] mallee_qemu::VmError),
+    /// The volume store could not be opened.
+    #[error("volumes: {0}")]
+    Volumes(#[from] VolumeError),
     /// The configuration is not usable.
     #[error("invalid node configuration: {0}")]
     Config(String),
@@ -293,6 +300,11 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         source,
     )
     .await?;
+    let volumes_dir = config.data_dir.join(VOLUMES_DIR);
+    let volumes = Arc::new(Volumes::open(
+        &volumes_dir,
+        Arc::new(Qcow2Files::new(&volumes_dir)),
+    )?);
     let shared = Arc::new(Shared {
         data_dir: config.data_dir.clone(),
         run_root,
@@ -302,6 +314,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         metadata,
         accel: accel_rx.clone(),
         qemu: config.qemu.clone(),
+        volumes,
     });
 
     let agent = Arc::new(QemuNodeAgent {
@@ -457,6 +470,16 @@ impl QemuNodeAgent {
         for r in ready {
             let _ = r.await;
         }
+        let attached: Vec<(String, AttachedVolume)> = lock(&self.instances)
+            .iter()
+            .flat_map(|(id, h)| {
+                h.snapshot()
+                    .volumes
+                    .into_iter()
+                    .map(move |v| (id.clone(), v))
+            })
+            .collect();
+        self.shared.volumes.recover(&attached).await;
         Ok(())
     }
 
@@ -485,6 +508,7 @@ impl QemuNodeAgent {
             }
             disk += s.disk_gib;
         }
+        disk += self.shared.volumes.allocated_gib();
         let disk_max = self
             .disk_gib
             .unwrap_or_else(|| free_gib(&self.shared.data_dir));
@@ -587,6 +611,7 @@ impl NodeAgent for QemuNodeAgent {
             generation,
             capacity: self.compute_capacity(),
             instances,
+            volumes: self.shared.volumes.observed(),
         })
     }
 
@@ -647,16 +672,25 @@ impl NodeAgent for QemuNodeAgent {
     }
 
     async fn delete_instance(&self, instance_id: &str) -> Result<(), NodeError> {
-        let Some(handle) = self.handle(instance_id) else {
-            return Ok(());
-        };
-        // `Gone`: the runner already finished (a concurrent delete).
-        if let Ok(Err(e)) = handle.delete().await {
-            return Err(e);
+        if let Some(handle) = self.handle(instance_id) {
+            // `Gone`: the runner already finished (a concurrent delete).
+            if let Ok(Err(e)) = handle.delete().await {
+                return Err(e);
+            }
+            let mut map = lock(&self.instances);
+            if map.get(instance_id).is_some_and(|h| h.same(&handle)) {
+                map.remove(instance_id);
+            }
         }
-        let mut map = lock(&self.instances);
-        if map.get(instance_id).is_some_and(|h| h.same(&handle)) {
-            map.remove(instance_id);
+        // Its volumes stay, detached (EBS data volumes outlive their
+        // instance unless the controller deletes them).
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        for mut record in volumes.all() {
+            if record.instance() == Some(instance_id) {
+                record.state = VolumeState::Available;
+                volumes.put(record).map_err(internal)?;
+            }
         }
         Ok(())
     }
@@ -687,6 +721,201 @@ impl NodeAgent for QemuNodeAgent {
                 other => NodeError::Internal(other.to_string()),
             })
     }
+
+    async fn put_volume(&self, spec: VolumeSpec) -> Result<ObservedVolume, NodeError> {
+        if !valid_id(&spec.volume_id) {
+            return Err(NodeError::BadRequest(format!(
+                "bad volume id {:?}",
+                spec.volume_id
+            )));
+        }
+        if !(1..=crate::volumes::MAX_SIZE_GIB).contains(&spec.size_gib) {
+            return Err(NodeError::BadRequest(format!(
+                "volume size must be 1..={} GiB, got {}",
+                crate::volumes::MAX_SIZE_GIB,
+                spec.size_gib
+            )));
+        }
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let mut record = match volumes.get(&spec.volume_id) {
+            Some(held) if held.size_gib != spec.size_gib => {
+                return Err(NodeError::Conflict(format!(
+                    "{} exists with {} GiB, not {}",
+                    spec.volume_id, held.size_gib, spec.size_gib
+                )));
+            }
+            Some(held) if held.state == VolumeState::Deleting => {
+                return Err(NodeError::Conflict(format!(
+                    "{} is being deleted",
+                    spec.volume_id
+                )));
+            }
+            Some(mut held)
+                if !matches!(held.state, VolumeState::Creating | VolumeState::Failed(_)) =>
+            {
+                if spec.generation > held.generation {
+                    held.generation = spec.generation;
+                    volumes.put(held.clone()).map_err(internal)?;
+                }
+                return Ok(held.observed());
+            }
+            // Creating (interrupted) or failed: create again.
+            Some(mut held) => {
+                held.generation = held.generation.max(spec.generation);
+                held.state = VolumeState::Creating;
+                held
+            }
+            None => volumes.new_record(&spec.volume_id, spec.size_gib, spec.generation),
+        };
+        volumes.put(record.clone()).map_err(internal)?;
+        match volumes
+            .backend()
+            .create(&spec.volume_id, spec.size_gib)
+            .await
+        {
+            Ok(()) => {
+                record.state = VolumeState::Available;
+                volumes.put(record.clone()).map_err(internal)?;
+                tracing::info!(volume = %spec.volume_id, size_gib = spec.size_gib, "volume created");
+                Ok(record.observed())
+            }
+            Err(e) => {
+                record.state = VolumeState::Failed(e.to_string());
+                volumes.put(record).map_err(internal)?;
+                Err(NodeError::Internal(format!(
+                    "create {}: {e}",
+                    spec.volume_id
+                )))
+            }
+        }
+    }
+
+    async fn delete_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let Some(mut record) = volumes.get(volume_id) else {
+            return Ok(());
+        };
+        if let Some(instance) = record.instance() {
+            return Err(NodeError::Conflict(format!(
+                "{volume_id} is attached to {instance}"
+            )));
+        }
+        record.state = VolumeState::Deleting;
+        volumes.put(record).map_err(internal)?;
+        volumes
+            .backend()
+            .delete(volume_id)
+            .await
+            .map_err(|e| NodeError::Internal(format!("delete {volume_id}: {e}")))?;
+        volumes.remove(volume_id).map_err(internal)?;
+        tracing::info!(volume = %volume_id, "volume deleted");
+        Ok(())
+    }
+
+    async fn attach_volume(
+        &self,
+        instance_id: &str,
+        attachment: VolumeAttachment,
+    ) -> Result<ObservedVolume, NodeError> {
+        let volume_id = attachment.volume_id.clone();
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let previous = volumes
+            .get(&volume_id)
+            .ok_or_else(|| NodeError::NotFound(volume_id.clone()))?;
+        match &previous.state {
+            VolumeState::Available => {}
+            VolumeState::InUse {
+                instance_id: held,
+                device,
+                ..
+            } if held == instance_id && *device == attachment.device => {
+                return Ok(previous.observed());
+            }
+            state => {
+                let why = match previous.instance() {
+                    Some(other) => format!("attached to {other}"),
+                    None => format!("{state:?}"),
+                };
+                return Err(NodeError::Conflict(format!(
+                    "{volume_id} is not available ({why})"
+                )));
+            }
+        }
+        let handle = self
+            .handle(instance_id)
+            .ok_or_else(|| NodeError::NotFound(instance_id.to_owned()))?;
+        let mut record = previous.clone();
+        record.generation = record.generation.max(attachment.generation);
+        record.state = VolumeState::Attaching {
+            instance_id: instance_id.to_owned(),
+        };
+        volumes.put(record.clone()).map_err(internal)?;
+        let attached = AttachedVolume {
+            volume_id: volume_id.clone(),
+            device: attachment.device.clone(),
+            generation: attachment.generation,
+        };
+        let result = match handle.attach_volume(attached).await {
+            Ok(result) => result,
+            Err(instance::Gone) => Err(NodeError::NotFound(instance_id.to_owned())),
+        };
+        if let Err(e) = result {
+            volumes.put(previous).map_err(internal)?;
+            return Err(e);
+        }
+        record.state = VolumeState::InUse {
+            instance_id: instance_id.to_owned(),
+            device: attachment.device,
+            guest_device: guest_device(&volume_id),
+        };
+        volumes.put(record.clone()).map_err(internal)?;
+        Ok(record.observed())
+    }
+
+    async fn detach_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        force: bool,
+    ) -> Result<ObservedVolume, NodeError> {
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let previous = volumes
+            .get(volume_id)
+            .ok_or_else(|| NodeError::NotFound(volume_id.to_owned()))?;
+        match previous.instance() {
+            // Not attached: nothing to do.
+            None => return Ok(previous.observed()),
+            Some(other) if other != instance_id => {
+                return Err(NodeError::Conflict(format!(
+                    "{volume_id} is attached to {other}, not {instance_id}"
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut record = previous.clone();
+        record.state = VolumeState::Detaching {
+            instance_id: instance_id.to_owned(),
+        };
+        volumes.put(record.clone()).map_err(internal)?;
+        // An instance gone from the node holds no volume.
+        if let Some(handle) = self.handle(instance_id)
+            && let Ok(Err(e)) = handle.detach_volume(volume_id, force).await
+        {
+            volumes.put(previous).map_err(internal)?;
+            return Err(e);
+        }
+        record.state = VolumeState::Available;
+        volumes.put(record.clone()).map_err(internal)?;
+        Ok(record.observed())
+    }
+}
+
+fn internal(e: VolumeError) -> NodeError {
+    NodeError::Internal(e.to_string())
 }
 
 /// Registers with the controller until it accepts, then again every

@@ -1,7 +1,7 @@
 //! Admin hooks, with Eucalyptus' nc-hooks semantics: every executable file
 //! in the node's hooks directory runs, in name order, as
-//! `HOOK EVENT DATA_DIR [INSTANCE_DIR]`; a non-zero exit (or a hook that
-//! outlives its time limit) aborts the step it guards.
+//! `HOOK EVENT DATA_DIR [INSTANCE_DIR [VOLUME_FILE]]`; a non-zero exit (or
+//! a hook that outlives its time limit) aborts the step it guards.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,9 +20,10 @@ pub enum HookEvent {
     PreAdopt,
     /// An instance's files are about to be removed.
     PreClean,
-    /// A volume is about to be attached.
+    /// A volume is about to be attached (instance directory, then the
+    /// volume's description file); a failure refuses the attachment.
     PreAttach,
-    /// A volume has been detached.
+    /// A volume has been detached (same arguments); a failure is logged.
     PostDetach,
 }
 
@@ -133,8 +134,19 @@ impl Hooks {
         event: HookEvent,
         instance_dir: Option<&Path>,
     ) -> Result<(), HookError> {
+        self.run_with(event, instance_dir, None).await
+    }
+
+    /// [`Hooks::run`] with one more argument after the instance directory
+    /// (the volume description of `pre-attach` and `post-detach`).
+    pub async fn run_with(
+        &self,
+        event: HookEvent,
+        instance_dir: Option<&Path>,
+        extra: Option<&Path>,
+    ) -> Result<(), HookError> {
         for hook in self.list()? {
-            self.run_one(&hook, event, instance_dir).await?;
+            self.run_one(&hook, event, instance_dir, extra).await?;
         }
         Ok(())
     }
@@ -144,6 +156,7 @@ impl Hooks {
         hook: &Path,
         event: HookEvent,
         instance_dir: Option<&Path>,
+        extra: Option<&Path>,
     ) -> Result<(), HookError> {
         let name = hook
             .file_name()
@@ -154,6 +167,9 @@ impl Hooks {
         command.arg(event.as_str()).arg(&self.data_dir);
         if let Some(dir) = instance_dir {
             command.arg(dir);
+            if let Some(extra) = extra {
+                command.arg(extra);
+            }
         }
         command
             .stdin(std::process::Stdio::null())

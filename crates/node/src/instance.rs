@@ -12,7 +12,13 @@
 //!
 //! Long steps (start, stop) run as futures the runner polls next to its
 //! command channel, so a delete never waits for a start to finish: it drops
-//! the start and cleans up, which is idempotent, like every step here. A
+//! the start and cleans up, which is idempotent, like every step here.
+//!
+//! Volumes attached to the instance are listed in its record: that list is
+//! the truth about attachments. A running VM gets them hot-plugged (QMP
+//! `blockdev-add` + `device_add` of a virtio-blk device whose serial is the
+//! volume id without `-`), a VM that starts gets them on its command line,
+//! and an adopted or (re)started VM is made to match the list. A
 //! `kill -9` of the agent at any point leaves files a restart repairs: the
 //! record is written before each step acts, overlays appear atomically, and
 //! a VM found alive is adopted whatever the record says.
@@ -31,8 +37,8 @@ use mallee_node_api::{
     BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
 };
 use mallee_qemu::{
-    AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpEvent, RunState, RunningVm,
-    VmSpec,
+    AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpError, QmpEvent, RunState,
+    RunningVm, VmSpec,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -42,6 +48,7 @@ use crate::image_cache::{CacheError, ImageCache, create_overlay};
 use crate::metadata::MetadataService;
 use crate::network::tap_name;
 use crate::networks::Networks;
+use crate::volumes::{AttachedVolume, Volumes, device_id, node_name, serial};
 
 /// The record file in an instance directory.
 pub(crate) const RECORD_FILE: &str = "instance.json";
@@ -61,6 +68,9 @@ const RESET_LOOP: usize = 4;
 /// See [`RESET_LOOP`].
 const RESET_WINDOW: Duration = Duration::from_secs(60);
 const GIB: u64 = 1024 * 1024 * 1024;
+/// How long a guest gets to release a volume being detached (a forced
+/// detach then removes the disk anyway, if QEMU lets it).
+const DETACH_WAIT: Duration = Duration::from_secs(10);
 
 /// What an instance's runner shares with every other runner.
 pub(crate) struct Shared {
@@ -74,6 +84,7 @@ pub(crate) struct Shared {
     /// `None` until the accelerator is resolved.
     pub accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
     pub qemu: PathBuf,
+    pub volumes: Arc<Volumes>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -106,6 +117,9 @@ pub(crate) struct InstanceRecord {
     pub spec: InstanceSpec,
     /// The last observed state.
     pub state: VmState,
+    /// Attached volumes, in attachment order.
+    #[serde(default)]
+    pub volumes: Vec<AttachedVolume>,
 }
 
 /// Reads an instance record.
@@ -153,6 +167,7 @@ pub(crate) struct Snapshot {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,
+    pub volumes: Vec<AttachedVolume>,
 }
 
 enum Command {
@@ -162,6 +177,8 @@ enum Command {
     Delete(oneshot::Sender<Result<(), NodeError>>),
     /// The agent is stopping: let go of the VM (it keeps running).
     Detach(oneshot::Sender<()>),
+    AttachVolume(AttachedVolume, oneshot::Sender<Result<(), NodeError>>),
+    DetachVolume(String, bool, oneshot::Sender<Result<(), NodeError>>),
 }
 
 /// The agent's handle on one instance's runner.
@@ -211,6 +228,22 @@ impl InstanceHandle {
         let _ = self.ask(Command::Detach).await;
     }
 
+    pub async fn attach_volume(
+        &self,
+        volume: AttachedVolume,
+    ) -> Result<Result<(), NodeError>, Gone> {
+        self.ask(|r| Command::AttachVolume(volume, r)).await
+    }
+
+    pub async fn detach_volume(
+        &self,
+        volume_id: &str,
+        force: bool,
+    ) -> Result<Result<(), NodeError>, Gone> {
+        self.ask(|r| Command::DetachVolume(volume_id.to_owned(), force, r))
+            .await
+    }
+
     /// Whether this and `other` talk to the same runner.
     pub fn same(&self, other: &Self) -> bool {
         self.tx.same_channel(&other.tx)
@@ -227,6 +260,7 @@ pub(crate) fn spawn_new(shared: Arc<Shared>, spec: InstanceSpec) -> InstanceHand
             ..spec
         },
         state: VmState::Pending,
+        volumes: Vec::new(),
     };
     spawn(shared, record, false)
 }
@@ -282,6 +316,7 @@ fn snapshot_of(record: &InstanceRecord) -> Snapshot {
         vcpus: record.spec.vcpus,
         memory_mib: record.spec.memory_mib,
         disk_gib: record.spec.disk_gib,
+        volumes: record.volumes.clone(),
     }
 }
 
@@ -370,6 +405,12 @@ impl Runner {
                     }
                     Some(Command::Reboot(reply)) => {
                         let _ = reply.send(self.reboot(op.is_some()).await);
+                    }
+                    Some(Command::AttachVolume(volume, reply)) => {
+                        let _ = reply.send(self.attach_volume(volume, op.is_some()).await);
+                    }
+                    Some(Command::DetachVolume(volume_id, force, reply)) => {
+                        let _ = reply.send(self.detach_volume(&volume_id, force, op.is_some()).await);
                     }
                 },
                 done = async { op.as_mut().expect("guarded by the condition").await }, if op.is_some() => {
@@ -470,6 +511,7 @@ impl Runner {
                     dir: self.dir.clone(),
                     run_dir: self.run_dir.clone(),
                     spec: self.record.spec.clone(),
+                    volumes: self.record.volumes.clone(),
                 };
                 Some(Box::pin(async move { OpDone::Started(start(ctx).await) }))
             }
@@ -502,6 +544,9 @@ impl Runner {
                 self.events = Some(vm.events);
                 self.resets.clear();
                 self.set_state(VmState::Running);
+                // A VM found running by the start (adopted) may predate
+                // attachment changes.
+                self.sync_volumes().await;
                 if std::mem::take(&mut self.replug) {
                     let spec = self.record.spec.clone();
                     self.replug_live(&spec).await;
@@ -633,6 +678,149 @@ impl Runner {
         self.events = Some(events);
         if self.record.state != VmState::Running {
             self.set_state(VmState::Running);
+        }
+        self.sync_volumes().await;
+    }
+
+    /// Attaches a volume: the `pre-attach` hooks, then the record, then (a
+    /// running VM) the hot-plug. Repeating an attachment is a no-op.
+    async fn attach_volume(&mut self, volume: AttachedVolume, busy: bool) -> Result<(), NodeError> {
+        if let Some(held) = self
+            .record
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == volume.volume_id)
+        {
+            if held.device == volume.device {
+                return Ok(());
+            }
+            return Err(NodeError::Conflict(format!(
+                "{} is already attached to {} as {}",
+                volume.volume_id, self.id, held.device
+            )));
+        }
+        if let Some(other) = self
+            .record
+            .volumes
+            .iter()
+            .find(|v| v.device == volume.device)
+        {
+            return Err(NodeError::Conflict(format!(
+                "device {} of {} is already in use by {}",
+                volume.device, self.id, other.volume_id
+            )));
+        }
+        let description = self.shared.volumes.record_path(&volume.volume_id);
+        self.shared
+            .hooks
+            .run_with(HookEvent::PreAttach, Some(&self.dir), Some(&description))
+            .await
+            .map_err(|e| NodeError::Conflict(hook_reason(&e)))?;
+        // Recorded before QEMU sees it: a crash in between is repaired by
+        // the next adoption, which hot-plugs what the record lists.
+        self.record.volumes.push(volume.clone());
+        self.persist();
+        // While a start or stop is under way there is no VM to plug into:
+        // the end of a start makes the new VM match the record, a stopped
+        // one gets the volume at its next start.
+        if !busy
+            && let Some(vm) = self.vm.clone()
+            && let Err(e) = hot_plug(&self.shared, &vm, &volume).await
+        {
+            self.record
+                .volumes
+                .retain(|v| v.volume_id != volume.volume_id);
+            self.persist();
+            return Err(NodeError::Internal(format!(
+                "attach {} to {}: {e}",
+                volume.volume_id, self.id
+            )));
+        }
+        tracing::info!(instance = %self.id, volume = %volume.volume_id, device = %volume.device,
+            live = !busy && self.vm.is_some(), "volume attached");
+        Ok(())
+    }
+
+    /// Detaches a volume: a running VM's guest is asked to release it, the
+    /// disk is removed (`force`: even if the guest did not answer), then the record, then the
+    /// `post-detach` hooks run. A guest that keeps the disk refuses the
+    /// detach (the volume stays attached).
+    async fn detach_volume(
+        &mut self,
+        volume_id: &str,
+        force: bool,
+        busy: bool,
+    ) -> Result<(), NodeError> {
+        if !self.record.volumes.iter().any(|v| v.volume_id == volume_id) {
+            return Ok(());
+        }
+        if busy {
+            return Err(NodeError::Conflict(format!(
+                "instance {} is starting or stopping; retry the detachment",
+                self.id
+            )));
+        }
+        if let Some(vm) = self.vm.clone() {
+            unplug_volume(&vm, volume_id, DETACH_WAIT, force)
+                .await
+                .map_err(NodeError::Conflict)?;
+        }
+        self.record.volumes.retain(|v| v.volume_id != volume_id);
+        self.persist();
+        tracing::info!(instance = %self.id, volume = %volume_id, force, "volume detached");
+        let description = self.shared.volumes.record_path(volume_id);
+        if let Err(e) = self
+            .shared
+            .hooks
+            .run_with(HookEvent::PostDetach, Some(&self.dir), Some(&description))
+            .await
+        {
+            tracing::warn!(instance = %self.id, volume = %volume_id, error = %hook_reason(&e),
+                "post-detach hook failed");
+        }
+        Ok(())
+    }
+
+    /// Makes the running VM's volume devices match the record: hot-plugs
+    /// the listed volumes it lacks (an attach interrupted by an agent crash,
+    /// or a VM from before the attachment) and unplugs volume devices the
+    /// record no longer lists (an interrupted detach).
+    async fn sync_volumes(&mut self) {
+        let Some(vm) = self.vm.clone() else {
+            return;
+        };
+        let present = match peripheral_ids(&vm).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(instance = %self.id, error = %e, "cannot list the VM's devices");
+                return;
+            }
+        };
+        for volume in &self.record.volumes {
+            if present.contains(&device_id(&volume.volume_id)) {
+                continue;
+            }
+            match hot_plug(&self.shared, &vm, volume).await {
+                Ok(()) => {
+                    tracing::info!(instance = %self.id, volume = %volume.volume_id, "volume plugged again");
+                }
+                Err(e) => {
+                    tracing::error!(instance = %self.id, volume = %volume.volume_id, error = %e,
+                        "cannot plug an attached volume");
+                }
+            }
+        }
+        for id in present {
+            let Some(volume_id) = id.strip_suffix("-dev").filter(|v| v.starts_with("vol-")) else {
+                continue;
+            };
+            if self.record.volumes.iter().any(|v| v.volume_id == volume_id) {
+                continue;
+            }
+            if let Err(e) = unplug_volume(&vm, volume_id, DETACH_WAIT, true).await {
+                tracing::error!(instance = %self.id, volume = %volume_id, error = %e,
+                    "cannot unplug a detached volume");
+            }
         }
     }
 
@@ -785,12 +973,113 @@ async fn unplug(shared: &Shared, spec: &InstanceSpec) {
     }
 }
 
+/// Ids of the VM's user-created devices (`qom-list /machine/peripheral`).
+async fn peripheral_ids(vm: &RunningVm) -> Result<Vec<String>, String> {
+    let list = vm
+        .qmp()
+        .execute(
+            "qom-list",
+            serde_json::json!({"path": "/machine/peripheral"}),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| {
+                    i.get("type")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|t| t.starts_with("child<"))
+                })
+                .filter_map(|i| i.get("name").and_then(serde_json::Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The QEMU disk of an attached volume at launch.
+fn volume_disk(shared: &Shared, volume: &AttachedVolume) -> Disk {
+    let disk = shared.volumes.backend().disk(&volume.volume_id);
+    Disk {
+        path: disk.path,
+        format: disk.format,
+        read_only: false,
+        id: Some(node_name(&volume.volume_id)),
+        serial: Some(serial(&volume.volume_id)),
+    }
+}
+
+/// Hot-plugs a volume into a running VM: its block node, then its
+/// virtio-blk device (undoing the node if the device cannot be added).
+async fn hot_plug(shared: &Shared, vm: &RunningVm, volume: &AttachedVolume) -> Result<(), String> {
+    let disk = volume_disk(shared, volume);
+    let node = node_name(&volume.volume_id);
+    let qmp = vm.qmp();
+    match qmp
+        .blockdev_add_file(&node, &disk.path, disk.format, false)
+        .await
+    {
+        Ok(()) => {}
+        // Left from an attempt the agent did not see finish.
+        Err(QmpError::Command { desc, .. }) if desc.contains("Duplicate") => {}
+        Err(e) => return Err(format!("blockdev-add: {e}")),
+    }
+    let props = mallee_qemu::vm::virtio_blk_props(&node, disk.serial.as_deref());
+    if let Err(e) = qmp
+        .device_add("virtio-blk-pci", &device_id(&volume.volume_id), props)
+        .await
+    {
+        if let Err(undo) = qmp.blockdev_del(&node).await {
+            tracing::warn!(volume = %volume.volume_id, error = %undo, "blockdev-del after a failed device_add");
+        }
+        return Err(format!("device_add: {e}"));
+    }
+    Ok(())
+}
+
+/// Removes a volume's device (waiting up to `wait` for the guest to release
+/// it) and block node. Without `force`, a guest that keeps the device is an
+/// error; with it, the block node is removed anyway if QEMU lets go of it.
+async fn unplug_volume(
+    vm: &RunningVm,
+    volume_id: &str,
+    wait: Duration,
+    force: bool,
+) -> Result<(), String> {
+    let qmp = vm.qmp();
+    match qmp.device_del_wait(&device_id(volume_id), wait).await {
+        Ok(()) => {}
+        Err(QmpError::Command { class, .. }) if class == "DeviceNotFound" => {}
+        Err(QmpError::EventTimeout(_)) if force => {
+            tracing::warn!(volume = %volume_id, "the guest did not release the volume; forcing");
+        }
+        Err(QmpError::EventTimeout(_)) => {
+            return Err(format!(
+                "the guest did not release {volume_id} within {} s (is it mounted?); detach again, or force",
+                wait.as_secs()
+            ));
+        }
+        Err(e) => return Err(format!("device_del {volume_id}: {e}")),
+    }
+    match qmp.blockdev_del(&node_name(volume_id)).await {
+        Ok(()) => Ok(()),
+        Err(QmpError::Command { desc, .. }) if desc.contains("Failed to find node") => Ok(()),
+        Err(e) => Err(format!(
+            "the guest still holds {volume_id}; QEMU cannot remove it ({e})"
+        )),
+    }
+}
+
 struct StartCtx {
     shared: Arc<Shared>,
     id: String,
     dir: PathBuf,
     run_dir: PathBuf,
     spec: InstanceSpec,
+    volumes: Vec<AttachedVolume>,
 }
 
 /// Everything that makes a stopped instance run, undone on failure.
@@ -910,11 +1199,15 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
         accel,
         cpu_model: None,
         boot,
-        disks: vec![Disk {
+        disks: std::iter::once(Disk {
             path: overlay.to_path_buf(),
             format: DiskFormat::Qcow2,
             read_only: false,
-        }],
+            id: None,
+            serial: None,
+        })
+        .chain(ctx.volumes.iter().map(|v| volume_disk(shared, v)))
+        .collect(),
         nics,
         serial_log,
         run_dir: ctx.run_dir.clone(),

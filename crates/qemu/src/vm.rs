@@ -145,6 +145,25 @@ pub struct Disk {
     pub format: DiskFormat,
     /// Attach read-only.
     pub read_only: bool,
+    /// Block node name (the device is `<id>-dev`); `None`: `disk<N>` by
+    /// position. Volumes use their own, so that the disk a VM was started
+    /// with can be detached like a hot-plugged one.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// virtio-blk serial the guest sees (at most 20 bytes are kept), for
+    /// `/dev/disk/by-id/virtio-<serial>`.
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+/// The `virtio-blk-pci` device properties (without `driver` and `id`) for
+/// block node `node_name`, as [`argv`] and a hot-plug both use them.
+pub fn virtio_blk_props(node_name: &str, serial: Option<&str>) -> Value {
+    let mut props = json!({"drive": node_name});
+    if let Some(serial) = serial {
+        props["serial"] = json!(serial);
+    }
+    props
 }
 
 /// What a NIC is connected to on the host.
@@ -325,9 +344,10 @@ pub fn argv(spec: &VmSpec) -> Vec<OsString> {
         a.push(cmdline.into());
     }
     for (i, disk) in spec.disks.iter().enumerate() {
-        let node = format!("disk{i}");
-        let mut dev =
-            json!({"driver": "virtio-blk-pci", "drive": node, "id": format!("{node}-dev")});
+        let node = disk.id.clone().unwrap_or_else(|| format!("disk{i}"));
+        let mut dev = virtio_blk_props(&node, disk.serial.as_deref());
+        dev["driver"] = json!("virtio-blk-pci");
+        dev["id"] = json!(format!("{node}-dev"));
         if i == 0 && spec.boot == Boot::Disk {
             dev["bootindex"] = json!(0);
         }
@@ -722,6 +742,8 @@ mod tests {
                 path: "/inst/root.qcow2".into(),
                 format: DiskFormat::Qcow2,
                 read_only: false,
+                id: None,
+                serial: None,
             }],
             nics: vec![Nic {
                 backend: NicBackend::Tap {
@@ -813,6 +835,15 @@ mod tests {
             path: "/vol/data,1.raw".into(),
             format: DiskFormat::Raw,
             read_only: true,
+            id: None,
+            serial: None,
+        });
+        s.disks.push(Disk {
+            path: "/vol/vol-1.qcow2".into(),
+            format: DiskFormat::Qcow2,
+            read_only: false,
+            id: Some("vol-1".into()),
+            serial: Some("vol1".into()),
         });
         s.serial_log = "/odd,dir/console.log".into();
         s.nics = vec![Nic {
@@ -833,6 +864,9 @@ mod tests {
             json!({"driver": "raw", "node-name": "disk1", "read-only": true,
                    "file": {"driver": "file", "filename": "/vol/data,1.raw", "read-only": true}}),
             json!({"drive": "disk1", "driver": "virtio-blk-pci", "id": "disk1-dev"}),
+            json!({"driver": "qcow2", "node-name": "vol-1", "read-only": false,
+                   "file": {"driver": "file", "filename": "/vol/vol-1.qcow2", "read-only": false}}),
+            json!({"drive": "vol-1", "driver": "virtio-blk-pci", "id": "vol-1-dev", "serial": "vol1"}),
             json!({"hostfwd": [{"str": "tcp:127.0.0.1:2222-:22"}], "id": "net0", "type": "user"}),
         ] {
             assert!(vals.contains(&want), "missing {want} in {joined}");

@@ -80,6 +80,8 @@ fn tcg_spec(dir: &Path) -> VmSpec {
             path: disk,
             format: DiskFormat::Raw,
             read_only: false,
+            id: None,
+            serial: None,
         }],
         nics: vec![Nic {
             backend: NicBackend::User { hostfwd: vec![] },

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 mod addresses;
 #[path = "conformance_network.rs"]
 mod network;
+#[path = "conformance_volumes.rs"]
+mod volumes;
 
 use crate::{
     AccessKey, Account, Bucket, Image, InstanceRecord, KeyPair, LaunchPermissionChange,
@@ -62,6 +64,7 @@ pub async fn run(store: &dyn Store) {
     instances(store).await;
     addresses::run(store).await;
     network::run(store).await;
+    volumes::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {

@@ -13,6 +13,7 @@ mod model;
 pub mod network;
 pub mod objects;
 pub mod sqlite;
+pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use images::{Image, ImageIndex, LaunchPermissionChange};
@@ -25,6 +26,7 @@ pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
     Segment,
 };
+pub use volumes::{VolumeIndex, VolumeRecord};
 
 use async_trait::async_trait;
 
@@ -66,6 +68,7 @@ pub trait Store:
     + InstanceIndex
     + NetworkIndex
     + AddressIndex
+    + VolumeIndex
     + Send
     + Sync
     + std::fmt::Debug

@@ -27,6 +27,9 @@ mod instances;
 #[path = "sqlite_network.rs"]
 mod network;
 
+#[path = "sqlite_volumes.rs"]
+mod volumes;
+
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
 

@@ -229,6 +229,10 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             node_call(cloud, node, orphan.clone(), Call::Delete);
         }
     }
+    match super::volumes::pass(cloud, &nodes).await {
+        Ok(volumes_busy) => busy |= volumes_busy,
+        Err(e) => tracing::warn!(error = %e, "volume pass failed"),
+    }
     Ok(busy)
 }
 

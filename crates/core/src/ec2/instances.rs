@@ -6,13 +6,13 @@
 //! reconciler then starts each instance on its node. A crash before the
 //! commit leaves nothing; after it, the reconciler finishes the launch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use mallee_node_api::{
     HttpTokens, InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec, PublicKey,
 };
-use mallee_store::{InstanceRecord, Reservation, StoreError, TagPair};
+use mallee_store::{InstanceRecord, Reservation, StoreError, TagPair, VolumeRecord};
 use sha2::{Digest, Sha256};
 
 use crate::api::filter::{self, Filter, Filterable, parse_filters};
@@ -652,9 +652,14 @@ impl RunInstances {
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect();
         Ok(ctx.respond("RunInstances", |w| {
-            write_reservation_body(w, &reservation.reservation_id, account, &instances, |_| {
-                &tags
-            });
+            write_reservation_body(
+                w,
+                &reservation.reservation_id,
+                account,
+                &instances,
+                |_| &tags,
+                &HashMap::new(),
+            );
         }))
     }
 }
@@ -683,9 +688,14 @@ async fn respond_existing(
         .collect::<Result<_, _>>()?;
     let tags = TagsByResource::load(ctx, account).await?;
     Ok(ctx.respond("RunInstances", |w| {
-        write_reservation_body(w, &reservation.reservation_id, account, &instances, |id| {
-            tags.of(id)
-        });
+        write_reservation_body(
+            w,
+            &reservation.reservation_id,
+            account,
+            &instances,
+            |id| tags.of(id),
+            &HashMap::new(),
+        );
     }))
 }
 
@@ -702,18 +712,29 @@ fn write_reservation_body<'t>(
     owner: &str,
     instances: &[Instance],
     tags: impl Fn(&str) -> &'t [(String, String)],
+    volumes: &HashMap<String, Vec<VolumeRecord>>,
 ) {
     w.text("reservationId", reservation_id);
     w.text("ownerId", owner);
     // EC2 leaves the reservation's groupSet empty for VPC instances.
     w.elem("groupSet", |_| {});
     w.items("instancesSet", instances, |w, i| {
-        write_instance(w, i, tags(i.id()));
+        write_instance(
+            w,
+            i,
+            tags(i.id()),
+            volumes.get(i.id()).map_or(&[][..], Vec::as_slice),
+        );
     });
 }
 
 /// One `instancesSet` item as DescribeInstances shows it.
-pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, String)]) {
+pub fn write_instance(
+    w: &mut XmlWriter,
+    instance: &Instance,
+    tags: &[(String, String)],
+    volumes: &[VolumeRecord],
+) {
     let d = &instance.details;
     let md = &d.spec.metadata;
     w.text("instanceId", instance.id());
@@ -761,7 +782,19 @@ pub fn write_instance(w: &mut XmlWriter, instance: &Instance, tags: &[(String, S
     w.text("architecture", &md.architecture);
     w.text("rootDeviceType", &d.root_device_type);
     w.text("rootDeviceName", &md.root_device_name);
-    w.elem("blockDeviceMapping", |_| {});
+    w.elem("blockDeviceMapping", |w| {
+        for v in volumes {
+            w.elem("item", |w| {
+                w.opt_text("deviceName", v.device.as_deref());
+                w.elem("ebs", |w| {
+                    w.text("volumeId", &v.volume_id);
+                    w.text("status", v.attach_state.as_deref().unwrap_or("attached"));
+                    w.opt_text("attachTime", v.attach_time.map(iso8601));
+                    w.text("deleteOnTermination", "false");
+                });
+            });
+        }
+    });
     w.text("virtualizationType", &d.virtualization_type);
     w.text("clientToken", d.client_token.as_deref().unwrap_or(""));
     write_tag_set(w, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -1054,9 +1087,15 @@ impl DescribeInstances {
                 _ => reservations.push((instance.record.reservation_id.clone(), vec![instance])),
             }
         }
+        let mut volumes: HashMap<String, Vec<VolumeRecord>> = HashMap::new();
+        for v in ctx.cloud.store.volumes(Some(account)).await? {
+            if let Some(instance) = v.instance_id.clone() {
+                volumes.entry(instance).or_default().push(v);
+            }
+        }
         Ok(ctx.respond("DescribeInstances", |w| {
             w.items("reservationSet", &reservations, |w, (id, list)| {
-                write_reservation_body(w, id, account, list, |i| tags.of(i));
+                write_reservation_body(w, id, account, list, |i| tags.of(i), &volumes);
             });
             w.opt_text("nextToken", next.as_deref());
         }))

@@ -13,6 +13,7 @@ pub mod key_pairs;
 pub mod regions;
 pub mod security_groups;
 pub mod tags;
+pub mod volumes;
 pub mod vpcs;
 
 use crate::Cloud;
@@ -112,6 +113,22 @@ pub enum Ec2Action {
     ReleaseAddress(addresses::ReleaseAddress),
     /// DescribeAddresses.
     DescribeAddresses(addresses::DescribeAddresses),
+    /// CreateVolume.
+    CreateVolume(volumes::CreateVolume),
+    /// DescribeVolumes.
+    DescribeVolumes(volumes::DescribeVolumes),
+    /// DeleteVolume.
+    DeleteVolume(volumes::DeleteVolume),
+    /// AttachVolume.
+    AttachVolume(volumes::AttachVolume),
+    /// DetachVolume.
+    DetachVolume(volumes::DetachVolume),
+    /// DescribeVolumeStatus.
+    DescribeVolumeStatus(volumes::DescribeVolumeStatus),
+    /// DescribeVolumeAttribute.
+    DescribeVolumeAttribute(volumes::DescribeVolumeAttribute),
+    /// ModifyVolumeAttribute.
+    ModifyVolumeAttribute(volumes::ModifyVolumeAttribute),
 }
 
 impl Ec2Action {
@@ -214,6 +231,20 @@ impl Ec2Action {
             "DescribeAddresses" => {
                 Self::DescribeAddresses(addresses::DescribeAddresses::parse(params)?)
             }
+            "CreateVolume" => Self::CreateVolume(volumes::CreateVolume::parse(params)?),
+            "DescribeVolumes" => Self::DescribeVolumes(volumes::DescribeVolumes::parse(params)?),
+            "DeleteVolume" => Self::DeleteVolume(volumes::DeleteVolume::parse(params)?),
+            "AttachVolume" => Self::AttachVolume(volumes::AttachVolume::parse(params)?),
+            "DetachVolume" => Self::DetachVolume(volumes::DetachVolume::parse(params)?),
+            "DescribeVolumeStatus" => {
+                Self::DescribeVolumeStatus(volumes::DescribeVolumeStatus::parse(params)?)
+            }
+            "DescribeVolumeAttribute" => {
+                Self::DescribeVolumeAttribute(volumes::DescribeVolumeAttribute::parse(params)?)
+            }
+            "ModifyVolumeAttribute" => {
+                Self::ModifyVolumeAttribute(volumes::ModifyVolumeAttribute::parse(params)?)
+            }
             other => return Err(Ec2Error::InvalidAction(other.to_owned())),
         })
     }
@@ -263,6 +294,14 @@ impl Ec2Action {
         "DisassociateAddress",
         "ReleaseAddress",
         "DescribeAddresses",
+        "CreateVolume",
+        "DescribeVolumes",
+        "DeleteVolume",
+        "AttachVolume",
+        "DetachVolume",
+        "DescribeVolumeStatus",
+        "DescribeVolumeAttribute",
+        "ModifyVolumeAttribute",
     ];
 }
 
@@ -370,6 +409,14 @@ pub async fn execute(
         Ec2Action::DisassociateAddress(a) => a.execute(ctx).await,
         Ec2Action::ReleaseAddress(a) => a.execute(ctx).await,
         Ec2Action::DescribeAddresses(a) => a.execute(ctx).await,
+        Ec2Action::CreateVolume(a) => a.execute(ctx).await,
+        Ec2Action::DescribeVolumes(a) => a.execute(ctx).await,
+        Ec2Action::DeleteVolume(a) => a.execute(ctx).await,
+        Ec2Action::AttachVolume(a) => a.execute(ctx).await,
+        Ec2Action::DetachVolume(a) => a.execute(ctx).await,
+        Ec2Action::DescribeVolumeStatus(a) => a.execute(ctx).await,
+        Ec2Action::DescribeVolumeAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ModifyVolumeAttribute(a) => a.execute(ctx).await,
     }
 }
 

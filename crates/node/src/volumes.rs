@@ -1,0 +1,467 @@
+//! Volumes on this node (the block store's data plane): each volume's data
+//! behind a [`VolumeBackend`] (qcow2 files by default, [`Qcow2Files`]; a
+//! Ceph RBD backend and snapshot export implement the same trait later),
+//! and a small durable record per volume, `DATA/volumes/<vol-id>.json`
+//! (size, generation, state and attachment), which is also the volume
+//! description hooks get.
+//!
+//! QEMU opens the volume's file itself; no volume I/O passes through the
+//! agent. Which instance a volume is attached to is decided by the
+//! instance's own record (see [`crate::instance`]): the volume record
+//! follows it, and at agent start every volume record is set from the
+//! instance records, so after a crash at any point of an attach or detach a
+//! volume is attached or not, never both.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mallee_blobs::durable::{TempGuard, sync_dir};
+use mallee_node_api::{ObservedVolume, VolumeState};
+use mallee_qemu::DiskFormat;
+use serde::{Deserialize, Serialize};
+
+/// Largest volume, in GiB (EBS' limit for most volume types).
+pub const MAX_SIZE_GIB: u64 = 16384;
+/// Bytes the virtio-blk serial keeps.
+const SERIAL_BYTES: usize = 20;
+
+/// Errors of volume storage.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A file of the volume store could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `qemu-img` failed.
+    #[error("qemu-img {action} failed: {message}")]
+    QemuImg {
+        /// What it was asked to do.
+        action: &'static str,
+        /// Its error output (or why it could not run).
+        message: String,
+    },
+    /// A record on disk is not readable.
+    #[error("volume record {path}: {message}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let context = context.into();
+    move |source| VolumeError::Io { context, source }
+}
+
+/// Where QEMU finds a volume's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeDisk {
+    /// Image file (or, for other backends later, a device path).
+    pub path: PathBuf,
+    /// Its format.
+    pub format: DiskFormat,
+}
+
+/// Where volume data lives. Every operation is idempotent.
+#[async_trait]
+pub trait VolumeBackend: Send + Sync + fmt::Debug {
+    /// Short name (`qcow2`), recorded with each volume.
+    fn kind(&self) -> &'static str;
+    /// Creates an empty volume of `size_gib`; one that exists (completely)
+    /// is left as it is.
+    async fn create(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError>;
+    /// Removes a volume's data; a missing one is fine.
+    async fn delete(&self, volume_id: &str) -> Result<(), VolumeError>;
+    /// Whether the volume's data exists (completely).
+    fn exists(&self, volume_id: &str) -> bool;
+    /// What QEMU opens.
+    fn disk(&self, volume_id: &str) -> VolumeDisk;
+}
+
+/// One sparse qcow2 file per volume, `DIR/<vol-id>.qcow2`, created under a
+/// temporary name and renamed, so a file with the final name is whole.
+#[derive(Debug, Clone)]
+pub struct Qcow2Files {
+    dir: PathBuf,
+    qemu_img: PathBuf,
+}
+
+impl Qcow2Files {
+    /// Volumes in `dir`, created with `qemu-img` from `PATH`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            qemu_img: PathBuf::from("qemu-img"),
+        }
+    }
+
+    fn path(&self, volume_id: &str) -> PathBuf {
+        self.dir.join(format!("{volume_id}.qcow2"))
+    }
+}
+
+#[async_trait]
+impl VolumeBackend for Qcow2Files {
+    fn kind(&self) -> &'static str {
+        "qcow2"
+    }
+
+    async fn create(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError> {
+        let path = self.path(volume_id);
+        if path.exists() {
+            return Ok(());
+        }
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(io(format!("create {}", self.dir.display())))?;
+        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
+        let mut guard = TempGuard::new(tmp.clone());
+        let out = tokio::process::Command::new(&self.qemu_img)
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&tmp)
+            .arg(format!("{size_gib}G"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| VolumeError::QemuImg {
+                action: "create",
+                message: format!(
+                    "cannot run {} (Debian package qemu-utils): {e}",
+                    self.qemu_img.display()
+                ),
+            })?;
+        if !out.status.success() {
+            return Err(VolumeError::QemuImg {
+                action: "create",
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&dir)
+        })
+        .await
+        .map_err(|e| io("create a volume file")(std::io::Error::other(e)))?
+        .map_err(io(format!("finish {}", self.path(volume_id).display())))?;
+        guard.disarm();
+        Ok(())
+    }
+
+    async fn delete(&self, volume_id: &str) -> Result<(), VolumeError> {
+        let path = self.path(volume_id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(format!("remove {}", path.display()))(e)),
+        }
+        sync_dir(&self.dir).map_err(io(format!("sync {}", self.dir.display())))
+    }
+
+    fn exists(&self, volume_id: &str) -> bool {
+        self.path(volume_id).is_file()
+    }
+
+    fn disk(&self, volume_id: &str) -> VolumeDisk {
+        VolumeDisk {
+            path: self.path(volume_id),
+            format: DiskFormat::Qcow2,
+        }
+    }
+}
+
+/// A volume attachment as an instance's record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedVolume {
+    /// `vol-…`.
+    pub volume_id: String,
+    /// The name the user gave (`/dev/sdf`).
+    pub device: String,
+    /// The controller's generation of the attachment.
+    pub generation: u64,
+}
+
+/// QEMU block node name of a volume (its device is [`device_id`]).
+pub fn node_name(volume_id: &str) -> String {
+    volume_id.to_owned()
+}
+
+/// QEMU device id of a volume's virtio-blk device.
+pub fn device_id(volume_id: &str) -> String {
+    format!("{volume_id}-dev")
+}
+
+/// The virtio serial of a volume: its id without `-` (`vol0123…`), as EBS
+/// NVMe volumes show theirs.
+pub fn serial(volume_id: &str) -> String {
+    volume_id
+        .chars()
+        .filter(|c| *c != '-')
+        .take(SERIAL_BYTES)
+        .collect()
+}
+
+/// Where a guest with udev finds the volume.
+pub fn guest_device(volume_id: &str) -> String {
+    format!("/dev/disk/by-id/virtio-{}", serial(volume_id))
+}
+
+/// What is persisted per volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    /// `vol-…`.
+    pub volume_id: String,
+    /// Size.
+    pub size_gib: u64,
+    /// Highest controller generation applied.
+    pub generation: u64,
+    /// State (with the attachment, if any).
+    pub state: VolumeState,
+    /// Backend (`qcow2`).
+    pub backend: String,
+    /// Where the data is (for hooks and administrators).
+    pub path: PathBuf,
+}
+
+impl VolumeRecord {
+    /// The record as reported.
+    pub fn observed(&self) -> ObservedVolume {
+        ObservedVolume {
+            volume_id: self.volume_id.clone(),
+            state: self.state.clone(),
+            size_gib: self.size_gib,
+            generation: self.generation,
+        }
+    }
+
+    /// The instance the volume is attached (or being attached or detached)
+    /// to.
+    pub fn instance(&self) -> Option<&str> {
+        match &self.state {
+            VolumeState::Attaching { instance_id }
+            | VolumeState::InUse { instance_id, .. }
+            | VolumeState::Detaching { instance_id } => Some(instance_id),
+            _ => None,
+        }
+    }
+}
+
+/// The node's volumes: their records (in memory and on disk) and their
+/// backend. Operations that change a volume hold [`Volumes::lock_ops`] so
+/// that they apply one after another.
+pub struct Volumes {
+    dir: PathBuf,
+    backend: Arc<dyn VolumeBackend>,
+    records: Mutex<BTreeMap<String, VolumeRecord>>,
+    ops: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for Volumes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Volumes")
+            .field("dir", &self.dir)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Volumes {
+    /// The volumes recorded in `dir`, with their data in `backend`.
+    pub fn open(dir: &Path, backend: Arc<dyn VolumeBackend>) -> Result<Self, VolumeError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let mut records = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)
+            .map_err(io(format!("read {}", dir.display())))?
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io(format!("read {}", path.display())))?;
+            let record: VolumeRecord =
+                serde_json::from_slice(&bytes).map_err(|e| VolumeError::Record {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            records.insert(record.volume_id.clone(), record);
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            backend,
+            records: Mutex::new(records),
+            ops: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn VolumeBackend> {
+        &self.backend
+    }
+
+    /// Serialises volume changes.
+    pub async fn lock_ops(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.ops.lock().await
+    }
+
+    /// The record file of a volume (the description hooks get).
+    pub fn record_path(&self, volume_id: &str) -> PathBuf {
+        self.dir.join(format!("{volume_id}.json"))
+    }
+
+    /// A new record for `volume_id` (not stored).
+    pub fn new_record(&self, volume_id: &str, size_gib: u64, generation: u64) -> VolumeRecord {
+        VolumeRecord {
+            volume_id: volume_id.to_owned(),
+            size_gib,
+            generation,
+            state: VolumeState::Creating,
+            backend: self.backend.kind().to_owned(),
+            path: self.backend.disk(volume_id).path,
+        }
+    }
+
+    /// One volume's record.
+    pub fn get(&self, volume_id: &str) -> Option<VolumeRecord> {
+        lock(&self.records).get(volume_id).cloned()
+    }
+
+    /// Every record.
+    pub fn all(&self) -> Vec<VolumeRecord> {
+        lock(&self.records).values().cloned().collect()
+    }
+
+    /// Every volume as reported, by id.
+    pub fn observed(&self) -> Vec<ObservedVolume> {
+        lock(&self.records)
+            .values()
+            .map(VolumeRecord::observed)
+            .collect()
+    }
+
+    /// Disk the volumes take at most (their sizes).
+    pub fn allocated_gib(&self) -> u64 {
+        lock(&self.records).values().map(|r| r.size_gib).sum()
+    }
+
+    /// Stores `record` durably (temporary file, fsync, rename, directory
+    /// fsync), then in memory.
+    pub fn put(&self, record: VolumeRecord) -> Result<(), VolumeError> {
+        use std::io::Write;
+        let path = self.record_path(&record.volume_id);
+        let tmp = self.dir.join(format!(".{}.json.tmp", record.volume_id));
+        let mut guard = TempGuard::new(tmp.clone());
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)
+        };
+        write().map_err(io(format!("write {}", path.display())))?;
+        guard.disarm();
+        lock(&self.records).insert(record.volume_id.clone(), record);
+        Ok(())
+    }
+
+    /// Forgets a volume: its record goes (its data must be gone already).
+    pub fn remove(&self, volume_id: &str) -> Result<(), VolumeError> {
+        let path = self.record_path(volume_id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir).map_err(io(format!("sync {}", self.dir.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("remove {}", path.display()))(e)),
+        }
+        lock(&self.records).remove(volume_id);
+        Ok(())
+    }
+
+    /// At agent start, after the instances were loaded: finishes creations
+    /// and deletions a crash interrupted, and sets every volume's
+    /// attachment from the instance records (`attached`: instance id and
+    /// attachment), which are the truth.
+    pub async fn recover(&self, attached: &[(String, AttachedVolume)]) {
+        let _ops = self.lock_ops().await;
+        for mut record in self.all() {
+            let id = record.volume_id.clone();
+            match record.state {
+                VolumeState::Deleting => {
+                    match self.backend.delete(&id).await {
+                        Ok(()) => {
+                            if let Err(e) = self.remove(&id) {
+                                tracing::warn!(volume = %id, error = %e, "finishing a deletion");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(volume = %id, error = %e, "finishing a deletion");
+                        }
+                    }
+                    continue;
+                }
+                VolumeState::Creating => {
+                    record.state = match self.backend.create(&id, record.size_gib).await {
+                        Ok(()) => VolumeState::Available,
+                        Err(e) => VolumeState::Failed(e.to_string()),
+                    };
+                }
+                VolumeState::Failed(_) => {}
+                _ => {
+                    record.state = match attached.iter().find(|(_, a)| a.volume_id == id) {
+                        Some((instance_id, a)) => VolumeState::InUse {
+                            instance_id: instance_id.clone(),
+                            device: a.device.clone(),
+                            guest_device: guest_device(&id),
+                        },
+                        None => VolumeState::Available,
+                    };
+                }
+            }
+            if self.get(&id).as_ref() != Some(&record) {
+                tracing::info!(volume = %id, state = ?record.state, "volume recovered");
+                if let Err(e) = self.put(record) {
+                    tracing::error!(volume = %id, error = %e, "cannot persist the volume record");
+                }
+            }
+        }
+        for (instance_id, a) in attached {
+            if self.get(&a.volume_id).is_none() {
+                tracing::warn!(instance = %instance_id, volume = %a.volume_id,
+                    "instance record names a volume this node does not have");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_and_names() {
+        assert_eq!(serial("vol-0123456789abcdef0"), "vol0123456789abcdef0");
+        assert_eq!(serial("vol-0123456789abcdef0").len(), 20);
+        assert_eq!(serial("vol-0123456789abcdef0123"), "vol0123456789abcdef0");
+        assert_eq!(
+            guest_device("vol-0123456789abcdef0"),
+            "/dev/disk/by-id/virtio-vol0123456789abcdef0"
+        );
+        assert_eq!(device_id("vol-1"), "vol-1-dev");
+        assert_eq!(node_name("vol-1"), "vol-1");
+    }
+}

@@ -1,0 +1,757 @@
+//! Volumes on a real node agent: qcow2 files hot-plugged into real QEMU
+//! guests (TCG) over QMP, seen by the guest as virtio disks with the volume
+//! id as serial; data written by one guest read back by another after a
+//! detach; attachments that survive an agent restart (same QEMU) and a
+//! stop/start (new QEMU, volumes on its command line); the pre-attach hook
+//! refusing an attachment; deletion refused while attached.
+//!
+//! Runs as root with `qemu-system-x86_64`, `qemu-img` and the test guest
+//! images (`guest/build.sh target/guest-images`); a missing prerequisite
+//! fails the test with a clear message, nothing is skipped.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use base64::Engine;
+use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
+use mallee_node::network::NetworkConfig;
+use mallee_node_api::{
+    Artifact, BootImage, DesiredState, HttpNodeClient, InstanceMetadata, InstanceSpec,
+    MetadataOptions, NicSpec, NodeAgent, NodeError, NodeRegistration, ObservedVolume, VmState,
+    VolumeAttachment, VolumeSpec, VolumeState,
+};
+use mallee_qemu::AccelRequest;
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+const TOKEN: &str = "test-cluster-token";
+const BUCKET: &str = "guest-images";
+
+fn guest_images() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest-images");
+    for f in ["vmlinuz", "initrd.img", "root.img", "cmdline"] {
+        assert!(
+            dir.join(f).is_file(),
+            "test guest image {} is missing: build it with `guest/build.sh target/guest-images`",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+fn require_prerequisites() {
+    assert!(
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+        "the node agent tests need root (network namespaces, taps, nftables)"
+    );
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        qemu,
+        "qemu-system-x86_64 is not runnable: install qemu-system-x86"
+    );
+}
+
+/// The fake controller: image objects from `target/guest-images`,
+/// registrations recorded.
+#[derive(Clone, Default)]
+struct Controller {
+    files: Arc<HashMap<String, PathBuf>>,
+    registrations: Arc<Mutex<Vec<NodeRegistration>>>,
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"))
+}
+
+async fn object(
+    State(c): State<Controller>,
+    UrlPath((bucket, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match c.files.get(&key).filter(|_| bucket == BUCKET) {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    match serde_json::from_slice::<NodeRegistration>(&body) {
+        Ok(r) => {
+            c.registrations.lock().expect("lock").push(r);
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn serve_controller(images: &Path) -> (String, Controller) {
+    let files: HashMap<String, PathBuf> = ["vmlinuz", "initrd.img", "root.img"]
+        .iter()
+        .map(|f| ((*f).to_owned(), images.join(f)))
+        .collect();
+    let controller = Controller {
+        files: Arc::new(files),
+        ..Controller::default()
+    };
+    let app = axum::Router::new()
+        .route("/_mallee/node/objects/{bucket}/{*key}", get(object))
+        .route(mallee_node_api::REGISTER_PATH, post(register))
+        .with_state(controller.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (url, controller)
+}
+
+fn artifact(images: &Path, name: &str) -> Artifact {
+    let bytes = std::fs::read(images.join(name)).expect("read image");
+    Artifact {
+        bucket: BUCKET.into(),
+        key: name.into(),
+        size: bytes.len() as u64,
+        etag: hex::encode(Md5::digest(&bytes)),
+    }
+}
+
+/// Kills the node's VMs and removes its network, also when a test fails.
+struct Purge {
+    data_dir: PathBuf,
+    network: NetworkConfig,
+}
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let data_dir = self.data_dir.clone();
+        let network = self.network.clone();
+        let result = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(purge_node(&data_dir, &network, None))
+        })
+        .join();
+        match result {
+            Ok(Ok(())) => {}
+            other => eprintln!("purge failed: {other:?}"),
+        }
+    }
+}
+
+struct Fixture {
+    config: NodeConfig,
+    kernel: Artifact,
+    initrd: Artifact,
+    root: Artifact,
+    cmdline: String,
+}
+
+impl Fixture {
+    fn spec(&self, id: &str, n: u8, user_data: &str) -> InstanceSpec {
+        let ip = format!("172.31.0.{}", 10 + n);
+        let mac = format!("d0:0d:00:00:00:{n:02x}");
+        let hostname = format!("ip-172-31-0-{}.mallee-1.compute.internal", 10 + n);
+        InstanceSpec {
+            instance_id: id.into(),
+            account_id: "000000000001".into(),
+            instance_type: "t1.micro".into(),
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+            image: BootImage::Paravirtual {
+                kernel: self.kernel.clone(),
+                ramdisk: Some(self.initrd.clone()),
+                root: self.root.clone(),
+                cmdline: self.cmdline.clone(),
+            },
+            nics: vec![NicSpec {
+                mac: mac.clone(),
+                private_ip: ip.clone(),
+                network_id: "vpc-default".into(),
+                subnet_cidr: String::new(),
+                vpc_cidr: String::new(),
+                public_ip: None,
+            }],
+            desired: DesiredState::Running,
+            generation: 1,
+            metadata: InstanceMetadata {
+                ami_id: "ami-00000000000000001".into(),
+                ami_launch_index: 0,
+                reservation_id: "r-00000000000000001".into(),
+                account_id: "000000000001".into(),
+                instance_type: "t1.micro".into(),
+                kernel_id: Some("aki-00000000000000001".into()),
+                ramdisk_id: Some("ari-00000000000000001".into()),
+                architecture: "x86_64".into(),
+                region: "mallee-1".into(),
+                availability_zone: "mallee-1a".into(),
+                local_ipv4: ip,
+                local_hostname: hostname,
+                mac,
+                public_ipv4: None,
+                public_hostname: None,
+                security_groups: vec!["default".into()],
+                public_keys: vec![],
+                user_data_base64: Some(base64::engine::general_purpose::STANDARD.encode(user_data)),
+                launch_time: "2024-01-02T03:04:05Z".into(),
+                root_device_name: "/dev/sda1".into(),
+                block_device_mapping: vec![("ami".into(), "/dev/sda1".into())],
+                options: MetadataOptions::default(),
+            },
+        }
+    }
+}
+
+async fn wait_state(
+    client: &HttpNodeClient,
+    id: &str,
+    want: impl Fn(&VmState) -> bool,
+    what: &str,
+    timeout: Duration,
+) -> VmState {
+    let start = Instant::now();
+    loop {
+        let report = client.report().await.expect("report");
+        let state = report
+            .instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .map(|i| i.state.clone());
+        if let Some(s) = &state
+            && want(s)
+        {
+            return s.clone();
+        }
+        if start.elapsed() > timeout {
+            let console = client
+                .console_output(id)
+                .await
+                .map(|c| c.output)
+                .unwrap_or_default();
+            panic!("{id} not {what} within {timeout:?} (state {state:?}); console:\n{console}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The pid of the QEMU running instance `id`, found by its `-name`.
+fn qemu_pid(id: &str) -> Option<u32> {
+    let needle = format!("guest={id},");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+}
+
+async fn start(config: &NodeConfig) -> (NodeHandle, HttpNodeClient) {
+    let handle = start_node(config.clone()).await.expect("start node");
+    let client = HttpNodeClient::new(handle.url(), TOKEN);
+    (handle, client)
+}
+
+const VOL_A: &str = "vol-0000000000000a001";
+const VOL_B: &str = "vol-0000000000000b002";
+const VOL_DENIED: &str = "vol-000000000000dead0";
+/// Bytes of the pattern the first guest writes.
+const PATTERN_BYTES: usize = 4 * 1024 * 1024;
+const PATTERN_LINE: &str = "mallee-volume-pattern\n";
+
+fn serial(volume_id: &str) -> String {
+    volume_id.replace('-', "")
+}
+
+/// The sha256 of what `yes mallee-volume-pattern | head -c N` produces.
+fn pattern_sha256() -> String {
+    let pattern: Vec<u8> = PATTERN_LINE.bytes().cycle().take(PATTERN_BYTES).collect();
+    hex::encode(Sha256::digest(&pattern))
+}
+
+/// Shell that sets `$dev` to the disk whose virtio serial is `serial`,
+/// waiting for it to appear.
+fn find_disk(serial: &str) -> String {
+    format!(
+        "dev=\"\"\nwhile [ -z \"$dev\" ]; do\n  for d in /sys/block/vd*; do\n    [ \"$(cat $d/serial 2>/dev/null)\" = {serial} ] && dev=/dev/${{d##*/}}\n  done\n  [ -n \"$dev\" ] || sleep 1\ndone\n"
+    )
+}
+
+/// User data of the writer: waits for volume A, prints every disk's serial,
+/// writes the pattern and prints the sha256 of what it reads back.
+fn writer_user_data() -> String {
+    format!(
+        "#!/bin/sh\n{}for d in /sys/block/vd*; do echo \"VOL-SERIAL ${{d##*/}} $(cat $d/serial 2>/dev/null)\"; done\n\
+         yes mallee-volume-pattern | head -c {PATTERN_BYTES} | dd of=$dev bs=65536 conv=fsync 2>/dev/null\n\
+         echo \"VOL-WRITTEN $dev $(dd if=$dev bs=65536 count={} 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n",
+        find_disk(&serial(VOL_A)),
+        PATTERN_BYTES / 65536
+    )
+}
+
+/// User data of the reader: waits for volume A and prints the sha256 of the
+/// pattern's range.
+fn reader_user_data() -> String {
+    format!(
+        "#!/bin/sh\n{}echo \"VOL-READ $dev $(dd if=$dev bs=65536 count={} 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n",
+        find_disk(&serial(VOL_A)),
+        PATTERN_BYTES / 65536
+    )
+}
+
+fn attachment(volume_id: &str, device: &str) -> VolumeAttachment {
+    VolumeAttachment {
+        volume_id: volume_id.into(),
+        device: device.into(),
+        generation: 2,
+    }
+}
+
+fn in_use(instance_id: &str, device: &str, volume_id: &str) -> VolumeState {
+    VolumeState::InUse {
+        instance_id: instance_id.into(),
+        device: device.into(),
+        guest_device: format!("/dev/disk/by-id/virtio-{}", serial(volume_id)),
+    }
+}
+
+async fn volume(client: &HttpNodeClient, id: &str) -> Option<ObservedVolume> {
+    client
+        .report()
+        .await
+        .expect("report")
+        .volumes
+        .into_iter()
+        .find(|v| v.volume_id == id)
+}
+
+/// Whether process `pid` has `path` open (QEMU holds a volume's file open
+/// exactly while the volume's block node exists).
+fn has_open(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until the console shows `needle` `count` times; returns the lines
+/// holding it.
+async fn console_lines(
+    client: &HttpNodeClient,
+    id: &str,
+    needle: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let out = client.console_output(id).await.expect("console").output;
+        let lines: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{id}: {needle:?} not {count} times on the console within {timeout:?}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_attach_detach_move_and_survive_restarts() {
+    require_prerequisites();
+    assert!(
+        Command::new("qemu-img")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "qemu-img is not runnable: install qemu-utils"
+    );
+    let images = guest_images();
+    let (controller_url, _controller) = serve_controller(&images).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().join("node");
+    let hooks_dir = tmp.path().join("hooks");
+    let hook_log = tmp.path().join("hook.log");
+    std::fs::create_dir_all(&hooks_dir).expect("hooks dir");
+    let hook = hooks_dir.join("10-volumes");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n\
+             pre-attach) case \"$4\" in *{VOL_DENIED}*) echo 'volume refused by the test hook' >&2; exit 1;; esac\n\
+             echo \"$1 $3 $4\" >> {log};;\n\
+             post-detach) echo \"$1 $3 $4\" >> {log};;\n\
+             esac\nexit 0\n",
+            log = hook_log.display()
+        ),
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let network = NetworkConfig {
+        state_root: data_dir.join("network"),
+        default_subnet: "172.31.0.0/24".parse().expect("subnet"),
+        domain: "mallee-1.compute.internal".into(),
+    };
+    let _purge = Purge {
+        data_dir: data_dir.clone(),
+        network: network.clone(),
+    };
+    let mut config = NodeConfig::new(data_dir.clone(), &controller_url, TOKEN, network);
+    config.hooks_dir = hooks_dir;
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.accel = AccelRequest::Tcg;
+    config.cores = Some(8);
+    config.memory_mib = Some(4096);
+    config.disk_gib = Some(100);
+    let fixture = Fixture {
+        kernel: artifact(&images, "vmlinuz"),
+        initrd: artifact(&images, "initrd.img"),
+        root: artifact(&images, "root.img"),
+        cmdline: std::fs::read_to_string(images.join("cmdline"))
+            .expect("cmdline")
+            .trim()
+            .to_owned(),
+        config,
+    };
+    let (node, client) = start(&fixture.config).await;
+    let boot = Duration::from_secs(240);
+    let file_a = data_dir.join("volumes").join(format!("{VOL_A}.qcow2"));
+    let file_b = data_dir.join("volumes").join(format!("{VOL_B}.qcow2"));
+
+    // Create: a sparse 1 GiB qcow2; repeating is a no-op, a different size
+    // or a bad one is refused.
+    let spec_a = VolumeSpec {
+        volume_id: VOL_A.into(),
+        size_gib: 1,
+        generation: 1,
+    };
+    let created = client.put_volume(spec_a.clone()).await.expect("create A");
+    assert_eq!(created.state, VolumeState::Available);
+    assert_eq!((created.size_gib, created.generation), (1, 1));
+    let meta = std::fs::metadata(&file_a).expect("volume file");
+    assert!(
+        meta.blocks() * 512 < 8 * 1024 * 1024,
+        "not sparse: {meta:?}"
+    );
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&file_a)
+        .output()
+        .expect("qemu-img info");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("info json");
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["virtual-size"], 1024u64 * 1024 * 1024);
+    assert_eq!(
+        client.put_volume(spec_a.clone()).await.expect("again"),
+        created
+    );
+    assert!(matches!(
+        client
+            .put_volume(VolumeSpec {
+                size_gib: 2,
+                ..spec_a.clone()
+            })
+            .await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert!(matches!(
+        client
+            .put_volume(VolumeSpec {
+                volume_id: "vol-0000000000000zero".into(),
+                size_gib: 0,
+                generation: 1
+            })
+            .await,
+        Err(NodeError::BadRequest(_))
+    ));
+    for id in [VOL_B, VOL_DENIED] {
+        client
+            .put_volume(VolumeSpec {
+                volume_id: id.into(),
+                size_gib: 1,
+                generation: 1,
+            })
+            .await
+            .expect("create");
+    }
+    let capacity = client.capacity().await.expect("capacity");
+    assert_eq!(
+        capacity.disk_gib_free,
+        100 - 3,
+        "volumes take disk: {capacity:?}"
+    );
+
+    // The writer boots; attaching A hot-plugs it; the guest finds it by its
+    // serial, writes the pattern and reads it back.
+    let w = "i-00000000000000c01";
+    let r = "i-00000000000000c02";
+    client
+        .put_instance(fixture.spec(w, 1, &writer_user_data()))
+        .await
+        .expect("put writer");
+    wait_state(&client, w, |s| *s == VmState::Running, "running", boot).await;
+    assert_eq!(
+        client
+            .attach_volume(w, attachment("vol-00000000000000404", "/dev/sdf"))
+            .await,
+        Err(NodeError::NotFound("vol-00000000000000404".into()))
+    );
+    assert_eq!(
+        client
+            .attach_volume("i-00000000000000404", attachment(VOL_A, "/dev/sdf"))
+            .await,
+        Err(NodeError::NotFound("i-00000000000000404".into()))
+    );
+    // The pre-attach hook refuses: nothing changes.
+    match client
+        .attach_volume(w, attachment(VOL_DENIED, "/dev/sdh"))
+        .await
+    {
+        Err(NodeError::Conflict(message)) => {
+            assert!(
+                message.contains("volume refused by the test hook"),
+                "{message}"
+            );
+            assert!(message.contains("pre-attach"), "{message}");
+        }
+        other => panic!("the hook should refuse: {other:?}"),
+    }
+    assert_eq!(
+        volume(&client, VOL_DENIED).await.expect("listed").state,
+        VolumeState::Available
+    );
+    let pid = qemu_pid(w).expect("QEMU of the writer");
+    assert!(!has_open(
+        pid,
+        &data_dir.join("volumes").join(format!("{VOL_DENIED}.qcow2"))
+    ));
+
+    let attached = client
+        .attach_volume(w, attachment(VOL_A, "/dev/sdf"))
+        .await
+        .expect("attach A");
+    assert_eq!(attached.state, in_use(w, "/dev/sdf", VOL_A));
+    assert_eq!(attached.generation, 2);
+    assert!(has_open(pid, &file_a), "QEMU opened the volume");
+    // Repeating the attachment changes nothing; another device for it, or
+    // the same device for another volume, is refused.
+    assert_eq!(
+        client
+            .attach_volume(w, attachment(VOL_A, "/dev/sdf"))
+            .await
+            .expect("again"),
+        attached
+    );
+    assert!(matches!(
+        client.attach_volume(w, attachment(VOL_A, "/dev/sdg")).await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert!(matches!(
+        client.attach_volume(w, attachment(VOL_B, "/dev/sdf")).await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert_eq!(
+        volume(&client, VOL_B).await.expect("B").state,
+        VolumeState::Available
+    );
+    let hook_text = std::fs::read_to_string(&hook_log).expect("hook log");
+    assert!(
+        hook_text.contains(&format!(
+            "pre-attach {} {}",
+            data_dir.join("instances").join(w).display(),
+            data_dir
+                .join("volumes")
+                .join(format!("{VOL_A}.json"))
+                .display()
+        )),
+        "{hook_text}"
+    );
+    let expected = pattern_sha256();
+    let written = console_lines(&client, w, "VOL-WRITTEN", 1, boot).await;
+    assert!(
+        written[0].ends_with(&expected),
+        "the guest read back {written:?}, want {expected}"
+    );
+    let serials = console_lines(&client, w, "VOL-SERIAL", 2, boot).await;
+    assert!(
+        serials
+            .iter()
+            .any(|l| l.contains(&format!("vdb {}", serial(VOL_A)))),
+        "{serials:?}"
+    );
+    // Deleting an attached volume is refused; so is attaching it elsewhere.
+    assert!(matches!(
+        client.delete_volume(VOL_A).await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert!(file_a.exists());
+
+    // Agent restart: same QEMU, the volume still attached and open.
+    node.shutdown().await;
+    assert_eq!(qemu_pid(w), Some(pid), "VMs outlive the agent");
+    let (node, client) = start(&fixture.config).await;
+    assert_eq!(
+        volume(&client, VOL_A).await.expect("A").state,
+        in_use(w, "/dev/sdf", VOL_A)
+    );
+    assert_eq!(
+        volume(&client, VOL_B).await.expect("B").state,
+        VolumeState::Available
+    );
+    assert_eq!(qemu_pid(w), Some(pid), "adopted, same QEMU");
+    assert!(has_open(pid, &file_a), "still plugged after adoption");
+
+    // Stop/start: attaching B while stopped only records it; the new QEMU
+    // gets A and B on its command line and the guest sees both at boot.
+    client
+        .set_desired_state(w, DesiredState::Stopped, 2)
+        .await
+        .expect("stop");
+    wait_state(&client, w, |s| *s == VmState::Stopped, "stopped", boot).await;
+    assert_eq!(qemu_pid(w), None);
+    assert_eq!(
+        client
+            .attach_volume(w, attachment(VOL_B, "/dev/sdg"))
+            .await
+            .expect("attach B while stopped")
+            .state,
+        in_use(w, "/dev/sdg", VOL_B)
+    );
+    client
+        .set_desired_state(w, DesiredState::Running, 3)
+        .await
+        .expect("start");
+    wait_state(
+        &client,
+        w,
+        |s| *s == VmState::Running,
+        "running again",
+        boot,
+    )
+    .await;
+    let pid = qemu_pid(w).expect("new QEMU of the writer");
+    assert!(has_open(pid, &file_a) && has_open(pid, &file_b));
+    let written = console_lines(&client, w, "VOL-WRITTEN", 2, boot).await;
+    assert!(written[1].ends_with(&expected), "{written:?}");
+    let serials = console_lines(&client, w, "VOL-SERIAL", 5, boot).await;
+    for vol in [VOL_A, VOL_B] {
+        assert!(
+            serials[2..].iter().any(|l| l.ends_with(&serial(vol))),
+            "{vol} not seen at boot: {serials:?}"
+        );
+    }
+
+    // Detach (B forced, A clean) from the running guest: QEMU lets go of
+    // the files, the post-detach hook runs.
+    for (vol, file, force) in [(VOL_B, &file_b, true), (VOL_A, &file_a, false)] {
+        let detached = client.detach_volume(w, vol, force).await.expect("detach");
+        assert_eq!(detached.state, VolumeState::Available);
+        assert!(!has_open(pid, file), "QEMU still holds {vol}");
+    }
+    let hook_text = std::fs::read_to_string(&hook_log).expect("hook log");
+    assert!(
+        hook_text.contains(&format!(
+            "post-detach {} {}",
+            data_dir.join("instances").join(w).display(),
+            data_dir
+                .join("volumes")
+                .join(format!("{VOL_A}.json"))
+                .display()
+        )),
+        "{hook_text}"
+    );
+    // Detaching again answers the state.
+    assert_eq!(
+        client
+            .detach_volume(w, VOL_A, false)
+            .await
+            .expect("again")
+            .state,
+        VolumeState::Available
+    );
+
+    // A second guest sees the same bytes.
+    client
+        .put_instance(fixture.spec(r, 2, &reader_user_data()))
+        .await
+        .expect("put reader");
+    wait_state(&client, r, |s| *s == VmState::Running, "running", boot).await;
+    client
+        .attach_volume(r, attachment(VOL_A, "/dev/sdf"))
+        .await
+        .expect("attach A to the reader");
+    assert!(matches!(
+        client.detach_volume(w, VOL_A, false).await,
+        Err(NodeError::Conflict(_))
+    ));
+    let read = console_lines(&client, r, "VOL-READ", 1, boot).await;
+    assert!(
+        read[0].ends_with(&expected),
+        "the second guest read {read:?}, want {expected}"
+    );
+
+    // Deleting the instance leaves its volume, detached.
+    client.delete_instance(r).await.expect("delete reader");
+    assert_eq!(
+        volume(&client, VOL_A).await.expect("A").state,
+        VolumeState::Available
+    );
+    assert!(file_a.exists());
+    // Deleting a detached volume removes its file and record.
+    for (vol, file) in [(VOL_A, &file_a), (VOL_B, &file_b)] {
+        client.delete_volume(vol).await.expect("delete");
+        assert!(!file.exists(), "{vol} file");
+        assert!(volume(&client, vol).await.is_none());
+    }
+    client.delete_volume(VOL_A).await.expect("delete again");
+    client.delete_instance(w).await.expect("delete writer");
+    node.shutdown().await;
+    let (node, client) = start(&fixture.config).await;
+    let report = client.report().await.expect("report");
+    assert_eq!(
+        report
+            .volumes
+            .iter()
+            .map(|v| (v.volume_id.as_str(), v.state.clone()))
+            .collect::<HashMap<_, _>>(),
+        HashMap::from([(VOL_DENIED, VolumeState::Available)]),
+        "after a restart only the untouched volume is left"
+    );
+    node.shutdown().await;
+}
