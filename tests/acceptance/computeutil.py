@@ -64,6 +64,26 @@ def register_guest(server, bucket: str | None = None, creds: dict | None = None)
     return {"kernel": kernel, "ramdisk": ramdisk, "pv": pv, "hvm": hvm, "bucket": bucket}
 
 
+def qemu_pids() -> dict[str, int]:
+    """Running QEMU processes by instance id (from their `-name`)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if not args or b"qemu-system" not in args[0] or state == "Z":
+            continue
+        for i, a in enumerate(args[:-1]):
+            if a == b"-name":
+                name = args[i + 1].decode().split(",")[0]
+                found[name.removeprefix("guest=")] = int(proc.name)
+    return found
+
+
 def instances_of(ec2, ids) -> dict:
     out = {}
     for r in ec2.describe_instances(InstanceIds=list(ids))["Reservations"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -21,31 +22,12 @@ from computeutil import (
     console,
     guest_images,
     instances_of,
+    qemu_pids,
     register_guest,
     user_data,
     wait_console,
     wait_states,
 )
-
-
-def qemu_pids() -> dict[str, int]:
-    """Running QEMU processes by instance id (from their `-name`)."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().split()[2]
-        except OSError:
-            continue
-        if not args or b"qemu-system" not in args[0] or state == "Z":
-            continue
-        for i, a in enumerate(args[:-1]):
-            if a == b"-name":
-                name = args[i + 1].decode().split(",")[0]
-                found[name.removeprefix("guest=")] = int(proc.name)
-    return found
 
 
 def full_snapshot(ec2) -> dict:
@@ -561,4 +543,4 @@ def test_auto_acceleration_picks_tcg_here_and_says_why(mallee_factory):
     assert lines, srv.log_tail()
     if os.path.exists("/dev/kvm"):
         # These machines' /dev/kvm is paravirtual: stock kernels hang on it.
-        assert "accel=tcg" in lines[-1] and "reason=" in lines[-1], lines[-1]
+        assert re.search(r'accel="?tcg"?', lines[-1]) and "reason=" in lines[-1], lines[-1]

@@ -4,19 +4,35 @@ the guest writes data and prints its checksum, the volume is detached and
 attached to a second guest, which reads the same checksum. Every refused
 request (volume in use, device taken, deleting an in-use volume, another
 account's volume, bad sizes and zones) answers EC2's error code and changes
-nothing; a terminated instance leaves its volumes available."""
+nothing; DescribeInstances lists attached volumes in blockDeviceMapping; a
+terminated instance leaves its volumes available with their data; and a
+kill -9 of `mallee up` (controller and node agent) at any moment of an
+attach or detach leaves each volume attached or not, never both, within a
+minute of the restart."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import random
 import re
+import threading
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import MalleeServer
-from computeutil import guest_images, register_guest, user_data, wait_console, wait_states
+from computeutil import (
+    console,
+    guest_images,
+    instances_of,
+    qemu_pids,
+    register_guest,
+    user_data,
+    wait_console,
+    wait_states,
+)
 
 ZONE = "mallee-1a"
 VOLUME_TIMEOUT = 120.0
@@ -265,3 +281,242 @@ def test_data_survives_detach_and_reattach_to_another_instance(ec2c, cloud):
         wait_gone(ec2c, spare)
     finally:
         ec2c.terminate_instances(InstanceIds=[writer, reader])
+
+
+def block_devices(ec2, iid: str) -> list:
+    """The instance's blockDeviceMapping as (device, volume id, status)."""
+    inst = instances_of(ec2, [iid])[iid]
+    return sorted(
+        (m.get("DeviceName"), m["Ebs"]["VolumeId"], m["Ebs"]["Status"]) for m in inst.get("BlockDeviceMappings", [])
+    )
+
+
+def test_describe_instances_lists_attached_volumes(ec2c, cloud):
+    vid = ec2c.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    iid = ec2c.run_instances(ImageId=cloud.images["pv"], MinCount=1, MaxCount=1, InstanceType="t1.micro")[
+        "Instances"
+    ][0]["InstanceId"]
+    try:
+        wait_volume(ec2c, vid, "available")
+        wait_states(ec2c, [iid], "running")
+        assert block_devices(ec2c, iid) == []
+
+        ec2c.attach_volume(VolumeId=vid, InstanceId=iid, Device="/dev/sdf")
+        wait_volume(ec2c, vid, "in-use", "attached")
+        assert block_devices(ec2c, iid) == [("/dev/sdf", vid, "attached")]
+        mapping = instances_of(ec2c, [iid])[iid]["BlockDeviceMappings"]
+        assert mapping[0]["Ebs"]["DeleteOnTermination"] is False
+        assert mapping[0]["Ebs"]["AttachTime"].year >= 2024
+
+        ec2c.detach_volume(VolumeId=vid, InstanceId=iid)
+        wait_volume(ec2c, vid, "available")
+        assert block_devices(ec2c, iid) == []
+        ec2c.delete_volume(VolumeId=vid)
+        wait_gone(ec2c, vid)
+    finally:
+        ec2c.terminate_instances(InstanceIds=[iid])
+
+
+def test_terminating_an_instance_keeps_its_volume_and_data(ec2c, cloud):
+    vid = ec2c.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    writer = ec2c.run_instances(
+        ImageId=cloud.images["pv"], MinCount=1, MaxCount=1, InstanceType="m1.small", UserData=WRITER
+    )["Instances"][0]["InstanceId"]
+    reader = ec2c.run_instances(
+        ImageId=cloud.images["pv"], MinCount=1, MaxCount=1, InstanceType="m1.small", UserData=READER
+    )["Instances"][0]["InstanceId"]
+    try:
+        wait_volume(ec2c, vid, "available")
+        wait_states(ec2c, [writer, reader], "running")
+        ec2c.attach_volume(VolumeId=vid, InstanceId=writer, Device="/dev/sdh")
+        wait_volume(ec2c, vid, "in-use", "attached")
+        written = checksum(ec2c, writer, "VOLSUM-W")
+        assert written != hashlib.sha256(bytes(DATA_MIB << 20)).hexdigest()
+
+        # Terminated while attached (no detach first).
+        ec2c.terminate_instances(InstanceIds=[writer])
+        wait_states(ec2c, [writer], "terminated", timeout=90)
+        v = wait_volume(ec2c, vid, "available")
+        assert v["Attachments"] == []
+        assert volume_holders(cloud, vid) == set()
+
+        ec2c.attach_volume(VolumeId=vid, InstanceId=reader, Device="/dev/sdf")
+        wait_volume(ec2c, vid, "in-use", "attached")
+        assert checksum(ec2c, reader, "VOLSUM-R") == written
+        ec2c.detach_volume(VolumeId=vid, InstanceId=reader)
+        wait_volume(ec2c, vid, "available")
+        ec2c.delete_volume(VolumeId=vid)
+        wait_gone(ec2c, vid)
+    finally:
+        ec2c.terminate_instances(InstanceIds=[writer, reader])
+
+
+# --- kill -9 during attach and detach
+
+# Prints the virtio disks the guest has (with their serials: the volume id
+# without the dash) every 2 s, stamped with the guest's uptime.
+DISK_LISTER = user_data(
+    """
+while true; do
+  echo "DISKS $(cut -d' ' -f1 /proc/uptime) $(for d in /sys/block/vd*; do echo -n "$(basename $d)=$(cat $d/serial 2>/dev/null) "; done)END"
+  sleep 2
+done
+"""
+)
+DISKS_LINE = re.compile(r"DISKS ([0-9.]+) (.*?)END")
+# A restarted cloud must settle every volume within this.
+SETTLE_TIMEOUT = 60.0
+
+
+def volume_holders(srv: MalleeServer, vid: str) -> set:
+    """Instance ids whose QEMU has the volume's file open."""
+    target = f"{vid}.qcow2"
+    holders = set()
+    for iid, pid in qemu_pids().items():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.endswith("/" + target) and link.startswith(str(srv.data_dir)):
+                holders.add(iid)
+    return holders
+
+
+def guest_disks(ec2, iid: str) -> tuple[float, str]:
+    """The guest's last complete disk listing: (uptime, listing)."""
+    found = DISKS_LINE.findall(console(ec2, iid))
+    if not found:
+        return (-1.0, "")
+    uptime, disks = found[-1]
+    return (float(uptime), disks)
+
+
+def settled(ec2, vid: str, iid: str, timeout: float = SETTLE_TIMEOUT) -> bool:
+    """Waits until the volume is attached to `iid` or available, never in
+    between for longer than `timeout`; `True` when attached."""
+    deadline = time.monotonic() + timeout
+    v = {}
+    while time.monotonic() < deadline:
+        v = volume(ec2, vid)
+        assert v["State"] != "error", v
+        atts = [(a["InstanceId"], a["Device"], a["State"]) for a in v["Attachments"]]
+        if v["State"] == "available" and atts == []:
+            return False
+        if v["State"] == "in-use" and atts == [(iid, "/dev/sdf", "attached")]:
+            return True
+        assert all(a[0] == iid for a in atts), v
+        time.sleep(0.25)
+    raise AssertionError(f"volume {vid} stuck after the restart ({timeout}s): {v}")
+
+
+def assert_consistent(ec2, srv: MalleeServer, vid: str, iid: str, attached: bool):
+    """Everything agrees the volume is attached to `iid` (or to nothing):
+    DescribeVolumes, DescribeInstances, QEMU's open files and the guest."""
+    v = volume(ec2, vid)
+    if attached:
+        assert v["State"] == "in-use" and [(a["InstanceId"], a["State"]) for a in v["Attachments"]] == [
+            (iid, "attached")
+        ], v
+        assert block_devices(ec2, iid) == [("/dev/sdf", vid, "attached")]
+        assert volume_holders(srv, vid) == {iid}, "QEMU must hold the attached volume's file"
+    else:
+        assert v["State"] == "available" and v["Attachments"] == [], v
+        assert block_devices(ec2, iid) == []
+        assert volume_holders(srv, vid) == set(), "QEMU must not hold a detached volume's file"
+    # The guest agrees, in a listing made after now.
+    serial = vid.replace("-", "")
+    since, _ = guest_disks(ec2, iid)
+    deadline = time.monotonic() + 30
+    disks = ""
+    while time.monotonic() < deadline:
+        uptime, disks = guest_disks(ec2, iid)
+        if uptime > since and (serial in disks) == attached:
+            return
+        time.sleep(1)
+    raise AssertionError(f"guest of {iid} {'lacks' if attached else 'still has'} {vid}: {disks!r}")
+
+
+def kill_during(srv: MalleeServer, call, delay: float):
+    """Starts `call` (an API request), kill -9s `mallee up` after `delay`
+    seconds, and starts it again on the same data dir."""
+    outcome = []
+
+    def run():
+        try:
+            call()
+            outcome.append("answered")
+        except Exception as e:  # the server dies under it
+            outcome.append(repr(e))
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(delay)
+    srv.kill()
+    t.join()
+    srv.start()
+    return outcome
+
+
+def test_kill_during_attach_and_detach(mallee_factory):
+    srv = mallee_factory("volcrash")
+    images = register_guest(srv)
+    ec2 = srv.client("ec2")
+    vid = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    iid = ec2.run_instances(
+        ImageId=images["pv"], MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=DISK_LISTER
+    )["Instances"][0]["InstanceId"]
+    wait_volume(ec2, vid, "available")
+    wait_states(ec2, [iid], "running")
+    wait_console(ec2, iid, "DISKS")
+    pid = qemu_pids()[iid]
+    assert_consistent(ec2, srv, vid, iid, attached=False)
+
+    rng = random.Random(6)
+    # Spread over the API call, the reconciler's next pass and the node's
+    # hot-plug or unplug.
+    delays = [0.0, 0.02, 0.1, 0.3, 0.6, 1.0, 1.5, 2.5]
+    rng.shuffle(delays)
+    outcomes = {"attach": [], "detach": []}
+    for delay in delays:
+        # Attach, killed after `delay`.
+        kill_during(srv, lambda: ec2.attach_volume(VolumeId=vid, InstanceId=iid, Device="/dev/sdf"), delay)
+        ec2 = srv.client("ec2")
+        attached = settled(ec2, vid, iid)
+        outcomes["attach"].append((delay, attached))
+        assert_consistent(ec2, srv, vid, iid, attached)
+        if not attached:
+            ec2.attach_volume(VolumeId=vid, InstanceId=iid, Device="/dev/sdf")
+            wait_volume(ec2, vid, "in-use", "attached", timeout=SETTLE_TIMEOUT)
+            assert_consistent(ec2, srv, vid, iid, attached=True)
+
+        # Detach, killed after a different delay.
+        d2 = rng.choice(delays)
+        kill_during(srv, lambda: ec2.detach_volume(VolumeId=vid, InstanceId=iid), d2)
+        ec2 = srv.client("ec2")
+        attached = settled(ec2, vid, iid)
+        outcomes["detach"].append((d2, attached))
+        assert_consistent(ec2, srv, vid, iid, attached)
+        if attached:
+            ec2.detach_volume(VolumeId=vid, InstanceId=iid)
+            wait_volume(ec2, vid, "available", timeout=SETTLE_TIMEOUT)
+            assert_consistent(ec2, srv, vid, iid, attached=False)
+        # Still the same VM, running throughout.
+        assert qemu_pids().get(iid) == pid, "the instance's VM must survive the restarts"
+        assert instances_of(ec2, [iid])[iid]["State"]["Name"] == "running"
+    print("kill outcomes (delay, ended attached):", outcomes)
+
+    # Still usable: attach, detach, delete.
+    ec2.attach_volume(VolumeId=vid, InstanceId=iid, Device="/dev/sdf")
+    wait_volume(ec2, vid, "in-use", "attached")
+    assert_consistent(ec2, srv, vid, iid, attached=True)
+    ec2.detach_volume(VolumeId=vid, InstanceId=iid)
+    wait_volume(ec2, vid, "available")
+    ec2.delete_volume(VolumeId=vid)
+    wait_gone(ec2, vid)
+    ec2.terminate_instances(InstanceIds=[iid])
+    wait_states(ec2, [iid], "terminated", timeout=90)

@@ -68,6 +68,9 @@ const RESET_LOOP: usize = 4;
 /// See [`RESET_LOOP`].
 const RESET_WINDOW: Duration = Duration::from_secs(60);
 const GIB: u64 = 1024 * 1024 * 1024;
+/// How long QEMU gets to close its disks when asked to quit before it is
+/// killed.
+const QUIT_WAIT: Duration = Duration::from_secs(15);
 /// How long a guest gets to release a volume being detached (a forced
 /// detach then removes the disk anyway, if QEMU lets it).
 const DETACH_WAIT: Duration = Duration::from_secs(10);
@@ -828,10 +831,19 @@ impl Runner {
     async fn delete(&mut self) -> Result<(), NodeError> {
         let internal = |e: String| NodeError::Internal(e);
         self.events = None;
-        if let Some(vm) = self.vm.take()
-            && let Err(e) = vm.kill().await
-        {
-            tracing::warn!(instance = %self.id, error = %e, "kill");
+        if let Some(vm) = self.vm.take() {
+            // With volumes attached, QMP `quit` first: QEMU closes their
+            // block nodes and writes out the qcow2 metadata it caches; a
+            // SIGKILL loses data the guest wrote without a flush, and the
+            // volumes outlive the instance.
+            let quit = if self.record.volumes.is_empty() {
+                false
+            } else {
+                matches!(tokio::time::timeout(QUIT_WAIT, vm.quit()).await, Ok(Ok(())))
+            };
+            if !quit && let Err(e) = vm.kill().await {
+                tracing::warn!(instance = %self.id, error = %e, "kill");
+            }
         }
         // A start that was dropped half-way may have launched one.
         RunningVm::kill_run_dir(&self.run_dir, Duration::from_secs(10))
