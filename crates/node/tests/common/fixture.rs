@@ -1,0 +1,251 @@
+// Shared by the node agent's real-guest tests (`include!`d, so each test
+// file keeps its own imports): a fake controller serving the test guest
+// images, the node fixture that starts agents on a temporary data directory,
+// and waiting helpers.
+
+const TOKEN: &str = "test-cluster-token";
+const BUCKET: &str = "guest-images";
+
+fn guest_images() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest-images");
+    for f in ["vmlinuz", "initrd.img", "root.img", "cmdline"] {
+        assert!(
+            dir.join(f).is_file(),
+            "test guest image {} is missing: build it with `guest/build.sh target/guest-images`",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+fn require_prerequisites() {
+    assert!(
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+        "the node agent tests need root (network namespaces, taps, nftables)"
+    );
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        qemu,
+        "qemu-system-x86_64 is not runnable: install qemu-system-x86"
+    );
+}
+
+/// The fake controller: image objects from `target/guest-images`,
+/// registrations recorded.
+#[derive(Clone, Default)]
+struct Controller {
+    files: Arc<HashMap<String, PathBuf>>,
+    registrations: Arc<Mutex<Vec<NodeRegistration>>>,
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"))
+}
+
+async fn object(
+    State(c): State<Controller>,
+    UrlPath((bucket, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match c.files.get(&key).filter(|_| bucket == BUCKET) {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    match serde_json::from_slice::<NodeRegistration>(&body) {
+        Ok(r) => {
+            c.registrations.lock().expect("lock").push(r);
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn serve_controller(images: &Path) -> (String, Controller) {
+    let files: HashMap<String, PathBuf> = ["vmlinuz", "initrd.img", "root.img"]
+        .iter()
+        .map(|f| ((*f).to_owned(), images.join(f)))
+        .collect();
+    let controller = Controller {
+        files: Arc::new(files),
+        ..Controller::default()
+    };
+    let app = axum::Router::new()
+        .route("/_mallee/node/objects/{bucket}/{*key}", get(object))
+        .route(mallee_node_api::REGISTER_PATH, post(register))
+        .with_state(controller.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (url, controller)
+}
+
+fn artifact(images: &Path, name: &str) -> Artifact {
+    let bytes = std::fs::read(images.join(name)).expect("read image");
+    Artifact {
+        bucket: BUCKET.into(),
+        key: name.into(),
+        size: bytes.len() as u64,
+        etag: hex::encode(Md5::digest(&bytes)),
+    }
+}
+
+/// Kills the node's VMs and removes its network, also when a test fails.
+struct Purge {
+    data_dir: PathBuf,
+    network: NetworkConfig,
+}
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let data_dir = self.data_dir.clone();
+        let network = self.network.clone();
+        let result = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(purge_node(&data_dir, &network, None))
+        })
+        .join();
+        match result {
+            Ok(Ok(())) => {}
+            other => eprintln!("purge failed: {other:?}"),
+        }
+    }
+}
+
+struct Fixture {
+    config: NodeConfig,
+    kernel: Artifact,
+    initrd: Artifact,
+    root: Artifact,
+    cmdline: String,
+}
+
+impl Fixture {
+    fn spec(&self, id: &str, n: u8, user_data: &str) -> InstanceSpec {
+        let ip = format!("172.31.0.{}", 10 + n);
+        let mac = format!("d0:0d:00:00:00:{n:02x}");
+        let hostname = format!("ip-172-31-0-{}.mallee-1.compute.internal", 10 + n);
+        InstanceSpec {
+            instance_id: id.into(),
+            account_id: "000000000001".into(),
+            instance_type: "t1.micro".into(),
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+            image: BootImage::Paravirtual {
+                kernel: self.kernel.clone(),
+                ramdisk: Some(self.initrd.clone()),
+                root: self.root.clone(),
+                cmdline: self.cmdline.clone(),
+            },
+            nics: vec![NicSpec {
+                mac: mac.clone(),
+                private_ip: ip.clone(),
+                network_id: "vpc-default".into(),
+                subnet_cidr: String::new(),
+                vpc_cidr: String::new(),
+                public_ip: None,
+            }],
+            desired: DesiredState::Running,
+            generation: 1,
+            metadata: InstanceMetadata {
+                ami_id: "ami-00000000000000001".into(),
+                ami_launch_index: 0,
+                reservation_id: "r-00000000000000001".into(),
+                account_id: "000000000001".into(),
+                instance_type: "t1.micro".into(),
+                kernel_id: Some("aki-00000000000000001".into()),
+                ramdisk_id: Some("ari-00000000000000001".into()),
+                architecture: "x86_64".into(),
+                region: "mallee-1".into(),
+                availability_zone: "mallee-1a".into(),
+                local_ipv4: ip,
+                local_hostname: hostname,
+                mac,
+                public_ipv4: None,
+                public_hostname: None,
+                security_groups: vec!["default".into()],
+                public_keys: vec![],
+                user_data_base64: Some(base64::engine::general_purpose::STANDARD.encode(user_data)),
+                launch_time: "2024-01-02T03:04:05Z".into(),
+                root_device_name: "/dev/sda1".into(),
+                block_device_mapping: vec![("ami".into(), "/dev/sda1".into())],
+                options: MetadataOptions::default(),
+            },
+        }
+    }
+}
+
+async fn wait_state(
+    client: &HttpNodeClient,
+    id: &str,
+    want: impl Fn(&VmState) -> bool,
+    what: &str,
+    timeout: Duration,
+) -> VmState {
+    let start = Instant::now();
+    loop {
+        let report = client.report().await.expect("report");
+        let state = report
+            .instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .map(|i| i.state.clone());
+        if let Some(s) = &state
+            && want(s)
+        {
+            return s.clone();
+        }
+        if start.elapsed() > timeout {
+            let console = client
+                .console_output(id)
+                .await
+                .map(|c| c.output)
+                .unwrap_or_default();
+            panic!("{id} not {what} within {timeout:?} (state {state:?}); console:\n{console}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The pid of the QEMU running instance `id`, found by its `-name`.
+fn qemu_pid(id: &str) -> Option<u32> {
+    let needle = format!("guest={id},");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+}
+
+async fn start(config: &NodeConfig) -> (NodeHandle, HttpNodeClient) {
+    let handle = start_node(config.clone()).await.expect("start node");
+    let client = HttpNodeClient::new(handle.url(), TOKEN);
+    (handle, client)
+}
