@@ -91,6 +91,12 @@ class MalleeServer:
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        if "--node-disk-gib" not in self.extra_args:
+            # Root overlays are sparse qcow2 files, but each instance books
+            # its type's full disk against the node's free space; CI
+            # machines with a small disk would refuse launches the tests
+            # need. Capacity itself is tested with --node-cores.
+            self.extra_args += ["--node-disk-gib", "1000"]
         self.proc: subprocess.Popen | None = None
         self._log_fh = None
         self.starts = 0
