@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mallee_node_api::{
-    FirewallPolicy, InstanceFirewall, NodeAgent, NodeError, ObservedInstance, VmState,
+    FirewallPolicy, InstanceFirewall, NodeAgent, NodeError, NodeReport, ObservedInstance, VmState,
 };
 use mallee_store::Node;
 
@@ -185,7 +185,21 @@ pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
 /// still on its way to a stable state.
 pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> {
     let nodes = cloud.store.nodes().await?;
-    let reports = reports(cloud, &nodes).await;
+    // One report per node per pass serves the instances, the firewalls and
+    // the volumes alike.
+    let node_reports = fetch_reports(cloud, &nodes).await;
+    let reports: HashMap<String, Option<Report>> = node_reports
+        .iter()
+        .map(|(node_id, report)| {
+            let instances = report.as_ref().map(|r| {
+                r.instances
+                    .iter()
+                    .map(|o| (o.instance_id.clone(), o.clone()))
+                    .collect()
+            });
+            (node_id.clone(), instances)
+        })
+        .collect();
     let now = now_millis();
     let mut known = HashSet::new();
     let mut busy = false;
@@ -229,7 +243,7 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             node_call(cloud, node, orphan.clone(), Call::Delete);
         }
     }
-    match super::volumes::pass(cloud, &nodes).await {
+    match super::volumes::pass(cloud, &nodes, &node_reports).await {
         Ok(volumes_busy) => busy |= volumes_busy,
         Err(e) => tracing::warn!(error = %e, "volume pass failed"),
     }
@@ -321,19 +335,14 @@ async fn push_firewalls(
     }
 }
 
-async fn reports(cloud: &Arc<Cloud>, nodes: &[Node]) -> HashMap<String, Option<Report>> {
+/// Every node's report (`None` for a node that did not answer in time).
+async fn fetch_reports(cloud: &Arc<Cloud>, nodes: &[Node]) -> HashMap<String, Option<NodeReport>> {
     let calls = nodes.iter().map(|node| {
         let client = cloud.compute.nodes.client(node);
         let node_id = node.node_id.clone();
         async move {
             let report = match tokio::time::timeout(REPORT_TIMEOUT, client.report()).await {
-                Ok(Ok(report)) => Some(
-                    report
-                        .instances
-                        .into_iter()
-                        .map(|o| (o.instance_id.clone(), o))
-                        .collect(),
-                ),
+                Ok(Ok(report)) => Some(report),
                 Ok(Err(e)) => {
                     tracing::debug!(node = %node_id, error = %e, "node report failed");
                     None

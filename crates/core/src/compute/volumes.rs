@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mallee_node_api::{
-    NodeAgent, NodeError, ObservedVolume, VolumeAttachment, VolumeSpec, VolumeState,
+    NodeAgent, NodeError, NodeReport, ObservedVolume, VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_store::{Node, StoreError, VolumeRecord};
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,6 @@ use super::model::{Desired, Instance, InstanceState};
 use crate::Cloud;
 use crate::ids::now_millis;
 
-/// How long a node gets to answer a report.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a node gets for a volume call (a detach waits for the guest to
 /// release the disk).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -463,50 +461,31 @@ pub fn decide(
 
 type VolumeReport = HashMap<String, ObservedVolume>;
 
-async fn volume_reports(
+/// One pass over every volume, from the volumes each node of `nodes`
+/// reported this pass: decides a step per volume and starts it. Volumes
+/// of nodes that did not answer are left alone. `true` when some volume is still on its
+/// way to a stable state.
+pub async fn pass(
     cloud: &Arc<Cloud>,
     nodes: &[Node],
-) -> HashMap<String, Option<VolumeReport>> {
-    let calls = nodes.iter().map(|node| {
-        let client = cloud.compute.nodes.client(node);
-        let node_id = node.node_id.clone();
-        async move {
-            let report = match tokio::time::timeout(REPORT_TIMEOUT, client.report()).await {
-                Ok(Ok(report)) => Some(
-                    report
-                        .volumes
-                        .into_iter()
-                        .map(|o| (o.volume_id.clone(), o))
-                        .collect(),
-                ),
-                Ok(Err(e)) => {
-                    tracing::debug!(node = %node_id, error = %e, "node report failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::debug!(node = %node_id, "node report timed out");
-                    None
-                }
-            };
-            (node_id, report)
-        }
-    });
-    futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .collect()
-}
-
-/// One pass over every volume: reads the volumes each node of `nodes`
-/// holds, decides a step per volume and starts it. Volumes of nodes that
-/// did not answer are left alone. `true` when some volume is still on its
-/// way to a stable state.
-pub async fn pass(cloud: &Arc<Cloud>, nodes: &[Node]) -> Result<bool, StoreError> {
+    node_reports: &HashMap<String, Option<NodeReport>>,
+) -> Result<bool, StoreError> {
     let records = cloud.store.volumes(None).await?;
     if records.is_empty() {
         return Ok(false);
     }
-    let reports = volume_reports(cloud, nodes).await;
+    let reports: HashMap<&str, Option<VolumeReport>> = node_reports
+        .iter()
+        .map(|(node_id, report)| {
+            let volumes = report.as_ref().map(|r| {
+                r.volumes
+                    .iter()
+                    .map(|o| (o.volume_id.clone(), o.clone()))
+                    .collect()
+            });
+            (node_id.as_str(), volumes)
+        })
+        .collect();
     let mut busy = false;
     let mut instances: HashMap<String, Option<Instance>> = HashMap::new();
     for record in records {
@@ -517,7 +496,7 @@ pub async fn pass(cloud: &Arc<Cloud>, nodes: &[Node]) -> Result<bool, StoreError
                 continue;
             }
         };
-        let Some(Some(report)) = reports.get(&volume.record.node_id) else {
+        let Some(Some(report)) = reports.get(volume.record.node_id.as_str()) else {
             continue;
         };
         let Some(node) = nodes.iter().find(|n| n.node_id == volume.record.node_id) else {
