@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
-    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedVolume, VolumeAttachment,
-    VolumeSpec,
+    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
+    SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 /// Largest response body accepted from a node.
@@ -207,5 +207,17 @@ impl NodeAgent for HttpNodeClient {
             None::<&()>,
         )
         .await
+    }
+
+    async fn put_snapshot(&self, spec: SnapshotSpec) -> Result<ObservedSnapshot, NodeError> {
+        let path = format!("/v1/snapshots/{}", safe_id(&spec.snapshot_id));
+        self.call(Method::PUT, &path, Some(&spec)).await
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), NodeError> {
+        let path = format!("/v1/snapshots/{}", safe_id(snapshot_id));
+        self.send(Method::DELETE, &path, None::<&()>)
+            .await
+            .map(|_| ())
     }
 }

@@ -105,4 +105,14 @@ pub trait NodeAgent: Send + Sync {
         volume_id: &str,
         force: bool,
     ) -> Result<ObservedVolume, NodeError>;
+    /// Starts capturing snapshot `spec.snapshot_id` of volume
+    /// `spec.volume_id` (a crash-consistent point in time: the call's) and
+    /// uploading it to the controller; returns its state. Refused with
+    /// [`NodeError::NotFound`] when the node does not have the volume.
+    /// Repeating it changes nothing.
+    async fn put_snapshot(&self, spec: SnapshotSpec) -> Result<ObservedSnapshot, NodeError>;
+    /// Forgets a snapshot: aborts its capture or upload if one runs and
+    /// removes its local files and record. Forgetting one the node does not
+    /// have succeeds.
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), NodeError>;
 }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    ObservedVolume, VolumeAttachment, VolumeSpec,
+    ObservedSnapshot, ObservedVolume, SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 #[derive(Clone)]
@@ -63,6 +63,10 @@ pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
         .route(
             "/v1/instances/{id}/volumes/{volume}",
             put(attach_volume).delete(detach_volume),
+        )
+        .route(
+            "/v1/snapshots/{id}",
+            put(put_snapshot).delete(delete_snapshot),
         )
         .with_state(served)
 }
@@ -217,4 +221,30 @@ async fn detach_volume(
     Ok(Json(
         s.agent.detach_volume(&id, &volume, query.force).await?,
     ))
+}
+
+async fn put_snapshot(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(spec): Json<SnapshotSpec>,
+) -> Answer<ObservedSnapshot> {
+    authorize(&s, &headers)?;
+    if spec.snapshot_id != id {
+        return Err(NodeError::BadRequest(format!(
+            "path names {id}, body names {}",
+            spec.snapshot_id
+        )));
+    }
+    Ok(Json(s.agent.put_snapshot(spec).await?))
+}
+
+async fn delete_snapshot(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, NodeError> {
+    authorize(&s, &headers)?;
+    s.agent.delete_snapshot(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

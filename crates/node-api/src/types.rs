@@ -68,6 +68,23 @@ pub enum BootImage {
         /// The disk.
         disk: Artifact,
     },
+    /// An EBS-backed root: a volume of this node (created by the controller
+    /// with [`crate::NodeAgent::put_volume`] before the instance) is the
+    /// instance's first disk. The instance holds it like an attachment;
+    /// deleting the instance leaves the volume.
+    Ebs {
+        /// `vol-…` of the root volume.
+        root_volume_id: String,
+        /// Kernel for a direct kernel boot (root on the volume, like
+        /// [`BootImage::Paravirtual`]); `None` boots the volume by BIOS,
+        /// like [`BootImage::Hvm`].
+        kernel: Option<Artifact>,
+        /// Ramdisk for a direct kernel boot.
+        ramdisk: Option<Artifact>,
+        /// Kernel command line of a direct kernel boot (ignored for a BIOS
+        /// boot).
+        cmdline: String,
+    },
 }
 
 /// One network interface.
@@ -310,6 +327,10 @@ pub struct NodeReport {
     /// Every volume the node holds.
     #[serde(default)]
     pub volumes: Vec<ObservedVolume>,
+    /// Every snapshot the node is capturing, uploading or has uploaded (and
+    /// has not been told to forget).
+    #[serde(default)]
+    pub snapshots: Vec<ObservedSnapshot>,
 }
 
 /// Serial console output.
@@ -353,7 +374,7 @@ pub struct DesiredStateChange {
 }
 
 /// A volume the controller wants on a node: created empty (sparse) with
-/// this size. Repeating it changes nothing.
+/// this size, or from a snapshot's data. Repeating it changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
     /// `vol-…` id.
@@ -362,6 +383,125 @@ pub struct VolumeSpec {
     pub size_gib: u64,
     /// The controller's generation of this volume.
     pub generation: u64,
+    /// Create the volume from this snapshot's data (fetched from the
+    /// controller under [`SNAPSHOTS_PATH_PREFIX`], verified, converted and
+    /// grown to `size_gib`) instead of empty.
+    #[serde(default)]
+    pub source: Option<SnapshotSource>,
+}
+
+/// Disk image format of snapshot data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFormat {
+    /// Raw bytes of the disk.
+    Raw,
+    /// qcow2.
+    Qcow2,
+}
+
+impl DiskFormat {
+    /// The name `qemu-img` and the `x-mallee-format` header use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Qcow2 => "qcow2",
+        }
+    }
+
+    /// Parses [`DiskFormat::as_str`]'s names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "raw" => Some(Self::Raw),
+            "qcow2" => Some(Self::Qcow2),
+            _ => None,
+        }
+    }
+}
+
+/// The snapshot data a volume is created from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSource {
+    /// `snap-…` id.
+    pub snapshot_id: String,
+    /// Size of the data in bytes (what the controller serves).
+    pub size: u64,
+    /// SHA-256 of the data, lowercase hex.
+    pub sha256: String,
+    /// Format of the data.
+    pub format: DiskFormat,
+}
+
+/// A snapshot the controller wants a node to capture from one of its
+/// volumes and upload. Repeating it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSpec {
+    /// `snap-…` id.
+    pub snapshot_id: String,
+    /// `vol-…` of the volume to capture.
+    pub volume_id: String,
+    /// The controller's generation of this snapshot.
+    pub generation: u64,
+}
+
+/// A snapshot's state as the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum SnapshotState {
+    /// Being captured, converted or uploaded.
+    Pending {
+        /// 0..=99: capture 0–60, upload 60–99.
+        progress: u8,
+    },
+    /// The controller acknowledged the whole upload.
+    Uploaded {
+        /// Bytes uploaded.
+        size: u64,
+        /// SHA-256 of the uploaded data, lowercase hex.
+        sha256: String,
+    },
+    /// Could not be captured or uploaded; the reason says why.
+    Failed(String),
+}
+
+/// One snapshot in a node's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedSnapshot {
+    /// `snap-…` id.
+    pub snapshot_id: String,
+    /// `vol-…` it is captured from.
+    pub volume_id: String,
+    /// Observed state.
+    pub state: SnapshotState,
+    /// Generation of the spec the node acts on.
+    pub generation: u64,
+}
+
+/// Controller path prefix of snapshot data:
+/// `PUT {controller}/_mallee/node/snapshots/{snap-id}` uploads it (body =
+/// the data; headers `Authorization: Bearer <cluster token>`,
+/// `Content-Length`, [`SHA256_HEADER`], [`FORMAT_HEADER`]) and answers `200`
+/// with a [`SnapshotUploaded`] once stored durably, `404` when the snapshot
+/// no longer exists, `409` when it was uploaded with another digest, `400`
+/// on a digest mismatch; `GET` the same path streams the data back
+/// (`Content-Length`, [`SHA256_HEADER`]).
+pub const SNAPSHOTS_PATH_PREFIX: &str = "/_mallee/node/snapshots/";
+
+/// Header carrying the SHA-256 (lowercase hex) of snapshot data.
+pub const SHA256_HEADER: &str = "x-mallee-sha256";
+
+/// Header carrying the [`DiskFormat`] of uploaded snapshot data.
+pub const FORMAT_HEADER: &str = "x-mallee-format";
+
+/// The controller's answer to a complete snapshot upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUploaded {
+    /// `snap-…` id.
+    pub snapshot_id: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// SHA-256 of the stored data, lowercase hex.
+    pub sha256: String,
 }
 
 /// An attachment the controller wants: volume `volume_id` on an instance

@@ -14,6 +14,7 @@ struct MemoryAgent {
     reports: Mutex<u64>,
     firewall: Mutex<Option<FirewallPolicy>>,
     volumes: Mutex<BTreeMap<String, ObservedVolume>>,
+    snapshots: Mutex<BTreeMap<String, ObservedSnapshot>>,
 }
 
 #[async_trait]
@@ -62,6 +63,13 @@ impl NodeAgent for MemoryAgent {
             instances,
             volumes: self
                 .volumes
+                .lock()
+                .expect("lock")
+                .values()
+                .cloned()
+                .collect(),
+            snapshots: self
+                .snapshots
                 .lock()
                 .expect("lock")
                 .values()
@@ -213,6 +221,32 @@ impl NodeAgent for MemoryAgent {
             VolumeState::Available
         };
         Ok(volume.clone())
+    }
+    async fn put_snapshot(&self, spec: SnapshotSpec) -> Result<ObservedSnapshot, NodeError> {
+        if !self
+            .volumes
+            .lock()
+            .expect("lock")
+            .contains_key(&spec.volume_id)
+        {
+            return Err(NodeError::NotFound(spec.volume_id));
+        }
+        Ok(self
+            .snapshots
+            .lock()
+            .expect("lock")
+            .entry(spec.snapshot_id.clone())
+            .or_insert(ObservedSnapshot {
+                snapshot_id: spec.snapshot_id,
+                volume_id: spec.volume_id,
+                state: SnapshotState::Pending { progress: 0 },
+                generation: spec.generation,
+            })
+            .clone())
+    }
+    async fn delete_snapshot(&self, id: &str) -> Result<(), NodeError> {
+        self.snapshots.lock().expect("lock").remove(id);
+        Ok(())
     }
 }
 
@@ -371,6 +405,7 @@ async fn every_call_round_trips() {
             volume_id: vol.into(),
             size_gib: 1,
             generation: 1,
+            source: None,
         })
         .await
         .expect("put volume");
@@ -426,9 +461,76 @@ async fn every_call_round_trips() {
         .await
         .expect("detach");
     assert_eq!(detached.state, VolumeState::Available);
+
+    let snap = "snap-0123456789abcdef0";
+    let snapshot_spec = |volume: &str| SnapshotSpec {
+        snapshot_id: snap.into(),
+        volume_id: volume.into(),
+        generation: 3,
+    };
+    assert_eq!(
+        node.put_snapshot(snapshot_spec("vol-00000000000000000"))
+            .await,
+        Err(NodeError::NotFound("vol-00000000000000000".into()))
+    );
+    let started = node
+        .put_snapshot(snapshot_spec(vol))
+        .await
+        .expect("put snapshot");
+    assert_eq!(
+        (started.state.clone(), started.generation),
+        (SnapshotState::Pending { progress: 0 }, 3)
+    );
+    assert_eq!(
+        node.report().await.expect("report").snapshots,
+        vec![started]
+    );
+    node.delete_snapshot(snap).await.expect("delete snapshot");
+    node.delete_snapshot(snap)
+        .await
+        .expect("delete snapshot is idempotent");
+    assert!(node.report().await.expect("report").snapshots.is_empty());
+
     node.delete_volume(vol).await.expect("delete volume");
     node.delete_volume(vol).await.expect("delete is idempotent");
     assert!(node.report().await.expect("report").volumes.is_empty());
+}
+
+#[test]
+fn snapshot_wire_forms() {
+    let state = serde_json::to_value(SnapshotState::Uploaded {
+        size: 5,
+        sha256: "ab".into(),
+    })
+    .expect("json");
+    assert_eq!(
+        state,
+        serde_json::json!({"state": "uploaded", "detail": {"size": 5, "sha256": "ab"}})
+    );
+    let failed = serde_json::to_value(SnapshotState::Failed("x".into())).expect("json");
+    assert_eq!(
+        failed,
+        serde_json::json!({"state": "failed", "detail": "x"})
+    );
+    let source: SnapshotSource = serde_json::from_value(serde_json::json!({
+        "snapshot_id": "snap-1", "size": 3, "sha256": "cd", "format": "qcow2"
+    }))
+    .expect("parse");
+    assert_eq!(source.format, DiskFormat::Qcow2);
+    let old_volume: VolumeSpec = serde_json::from_value(serde_json::json!({
+        "volume_id": "vol-1", "size_gib": 1, "generation": 1
+    }))
+    .expect("parse");
+    assert_eq!(old_volume.source, None);
+    let ebs: BootImage = serde_json::from_value(serde_json::json!({
+        "kind": "ebs", "root_volume_id": "vol-1", "kernel": null, "ramdisk": null, "cmdline": ""
+    }))
+    .expect("parse");
+    assert!(matches!(ebs, BootImage::Ebs { kernel: None, .. }));
+    assert_eq!(
+        DiskFormat::parse(DiskFormat::Raw.as_str()),
+        Some(DiskFormat::Raw)
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mallee_node_api::{
     Capacity, ConsoleOutput, DesiredState, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedVolume, REGISTER_PATH,
-    VmState, VolumeAttachment, VolumeSpec, VolumeState,
+    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
+    REGISTER_PATH, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
 use sha2::{Digest, Sha256};
@@ -29,11 +29,13 @@ use tokio::task::JoinHandle;
 use crate::artifacts::HttpArtifactSource;
 use crate::hooks::{HookEvent, Hooks};
 use crate::image_cache::ImageCache;
-use crate::instance::{self, InstanceHandle, Shared};
+use crate::instance::{self, InstanceHandle, ROOT_GUEST_DEVICE, Shared};
 use crate::metadata::MetadataService;
 use crate::network::{NetworkConfig, PublicNetworkConfig};
 use crate::networks::{FIREWALL_FILE, Networks, NetworksError};
-use crate::volumes::{AttachedVolume, Qcow2Files, VolumeError, Volumes, guest_device};
+use crate::snapshot_data::SnapshotData;
+use crate::snapshots::Snapshots;
+use crate::volumes::{AttachedVolume, Holder, Qcow2Files, VolumeError, Volumes, guest_device};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
 /// by a host reboot, like the VMs they describe.
@@ -42,6 +44,9 @@ pub const RUN_ROOT: &str = "/run/mallee";
 const NODE_ID_FILE: &str = "node-id";
 /// The directory (under the data directory) of volume data and records.
 const VOLUMES_DIR: &str = "volumes";
+/// The directory (under the data directory) of snapshot records and
+/// exports waiting for their upload.
+const SNAPSHOTS_DIR: &str = "snapshots";
 /// How often the node registers again (heartbeat).
 const REGISTER_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between registration retries.
@@ -130,6 +135,10 @@ pub struct NodeConfig {
     /// The public network (host bridge) public addresses live on; `None`:
     /// public addresses are ignored.
     pub public: Option<PublicNetworkConfig>,
+    /// Bytes per second a snapshot of a volume in use by a running VM may
+    /// copy (so that the capture does not starve the guest's own I/O);
+    /// `None`: unlimited.
+    pub snapshot_rate_limit: Option<u64>,
 }
 
 impl NodeConfig {
@@ -158,6 +167,7 @@ impl NodeConfig {
             cache_limit_bytes: 20 * 1024 * 1024 * 1024,
             network,
             public: None,
+            snapshot_rate_limit: None,
         }
     }
 }
@@ -185,6 +195,7 @@ impl NodeHandle {
     /// Stops the agent: the API, registration, the metadata service and
     /// every instance runner. VMs keep running; the next start adopts them.
     pub async fn shutdown(self) {
+        self.agent.snapshots.shutdown();
         self.server.abort();
         for task in &self.background {
             task.abort();
@@ -212,7 +223,8 @@ pub struct QemuNodeAgent {
     node_id: String,
     zone: String,
     shared: Arc<Shared>,
-    instances: Mutex<HashMap<String, InstanceHandle>>,
+    instances: Arc<Mutex<HashMap<String, InstanceHandle>>>,
+    snapshots: Arc<Snapshots>,
     accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
     report_generation: AtomicU64,
     cores: u32,
@@ -317,11 +329,23 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         volumes,
     });
 
+    let instances = Arc::new(Mutex::new(HashMap::new()));
+    let snapshots = Arc::new(
+        Snapshots::open(
+            &config.data_dir.join(SNAPSHOTS_DIR),
+            shared.clone(),
+            instances.clone(),
+            SnapshotData::new(&config.controller_url, &config.token),
+            config.snapshot_rate_limit.unwrap_or(0),
+        )
+        .map_err(io("open the snapshot records"))?,
+    );
     let agent = Arc::new(QemuNodeAgent {
         node_id: node_id.clone(),
         zone: config.zone.clone(),
         shared: shared.clone(),
-        instances: Mutex::new(HashMap::new()),
+        instances,
+        snapshots,
         accel: accel_rx,
         report_generation: AtomicU64::new(0),
         cores: config.cores.unwrap_or_else(|| {
@@ -333,6 +357,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         disk_gib: config.disk_gib,
     });
     agent.load_instances().await?;
+    agent.snapshots.recover().await;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -470,16 +495,27 @@ impl QemuNodeAgent {
         for r in ready {
             let _ = r.await;
         }
-        let attached: Vec<(String, AttachedVolume)> = lock(&self.instances)
-            .iter()
-            .flat_map(|(id, h)| {
-                h.snapshot()
-                    .volumes
-                    .into_iter()
-                    .map(move |v| (id.clone(), v))
-            })
-            .collect();
-        self.shared.volumes.recover(&attached).await;
+        let mut holders = HashMap::new();
+        for (id, handle) in lock(&self.instances).iter() {
+            let snapshot = handle.snapshot();
+            for v in snapshot.volumes {
+                let holder = Holder {
+                    instance_id: id.clone(),
+                    device: v.device,
+                    guest_device: guest_device(&v.volume_id),
+                };
+                holders.insert(v.volume_id, holder);
+            }
+            if let Some((root, device)) = snapshot.root {
+                let holder = Holder {
+                    instance_id: id.clone(),
+                    device,
+                    guest_device: ROOT_GUEST_DEVICE.to_owned(),
+                };
+                holders.insert(root, holder);
+            }
+        }
+        self.shared.volumes.recover(&holders).await;
         Ok(())
     }
 
@@ -612,6 +648,7 @@ impl NodeAgent for QemuNodeAgent {
             capacity: self.compute_capacity(),
             instances,
             volumes: self.shared.volumes.observed(),
+            snapshots: self.snapshots.observed(),
         })
     }
 
@@ -621,6 +658,9 @@ impl NodeAgent for QemuNodeAgent {
                 "bad instance id {:?}",
                 spec.instance_id
             )));
+        }
+        if let Some(root) = instance::root_volume(&spec) {
+            self.claim_root(&spec, root).await?;
         }
         // A runner that went away (deleted meanwhile) is replaced.
         for _ in 0..3 {
@@ -751,6 +791,13 @@ impl NodeAgent for QemuNodeAgent {
                     spec.volume_id
                 )));
             }
+            // Being created from its snapshot.
+            Some(held)
+                if held.state == VolumeState::Creating
+                    && self.snapshots.creating(&spec.volume_id) =>
+            {
+                return Ok(held.observed());
+            }
             Some(mut held)
                 if !matches!(held.state, VolumeState::Creating | VolumeState::Failed(_)) =>
             {
@@ -764,11 +811,23 @@ impl NodeAgent for QemuNodeAgent {
             Some(mut held) => {
                 held.generation = held.generation.max(spec.generation);
                 held.state = VolumeState::Creating;
+                held.source = spec.source.clone();
                 held
             }
-            None => volumes.new_record(&spec.volume_id, spec.size_gib, spec.generation),
+            None => {
+                let mut record =
+                    volumes.new_record(&spec.volume_id, spec.size_gib, spec.generation);
+                record.source = spec.source.clone();
+                record
+            }
         };
         volumes.put(record.clone()).map_err(internal)?;
+        if record.source.is_some() {
+            // Downloading and converting take long: in the background.
+            self.snapshots.create_volume(&spec.volume_id);
+            tracing::info!(volume = %spec.volume_id, size_gib = spec.size_gib, "creating a volume from a snapshot");
+            return Ok(record.observed());
+        }
         match volumes
             .backend()
             .create(&spec.volume_id, spec.size_gib)
@@ -802,6 +861,7 @@ impl NodeAgent for QemuNodeAgent {
                 "{volume_id} is attached to {instance}"
             )));
         }
+        self.snapshots.abort_creation(volume_id).await;
         record.state = VolumeState::Deleting;
         volumes.put(record).map_err(internal)?;
         volumes
@@ -821,6 +881,8 @@ impl NodeAgent for QemuNodeAgent {
     ) -> Result<ObservedVolume, NodeError> {
         let volume_id = attachment.volume_id.clone();
         let volumes = &self.shared.volumes;
+        // A snapshot reading the volume's file finishes first.
+        let _data = volumes.lock_volume(&volume_id).await;
         let _ops = volumes.lock_ops().await;
         let previous = volumes
             .get(&volume_id)
@@ -882,6 +944,17 @@ impl NodeAgent for QemuNodeAgent {
         force: bool,
     ) -> Result<ObservedVolume, NodeError> {
         let volumes = &self.shared.volumes;
+        if self
+            .handle(instance_id)
+            .and_then(|h| h.snapshot().root)
+            .is_some_and(|(root, _)| root == volume_id)
+        {
+            return Err(NodeError::Conflict(format!(
+                "{volume_id} is the root volume of {instance_id}; it goes with the instance"
+            )));
+        }
+        // A snapshot being captured through the VM finishes first.
+        let _data = volumes.lock_volume(volume_id).await;
         let _ops = volumes.lock_ops().await;
         let previous = volumes
             .get(volume_id)
@@ -911,6 +984,71 @@ impl NodeAgent for QemuNodeAgent {
         record.state = VolumeState::Available;
         volumes.put(record.clone()).map_err(internal)?;
         Ok(record.observed())
+    }
+
+    async fn put_snapshot(&self, spec: SnapshotSpec) -> Result<ObservedSnapshot, NodeError> {
+        for id in [&spec.snapshot_id, &spec.volume_id] {
+            if !valid_id(id) {
+                return Err(NodeError::BadRequest(format!("bad id {id:?}")));
+            }
+        }
+        self.snapshots.put(spec)
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), NodeError> {
+        if !valid_id(snapshot_id) {
+            return Ok(());
+        }
+        self.snapshots.delete(snapshot_id).await
+    }
+}
+
+impl QemuNodeAgent {
+    /// Makes `root` (a volume of this node) the root disk of the instance
+    /// of `spec`. Refused with a [`NodeError::Conflict`] (the controller
+    /// retries) while the volume is missing, being created, or held by
+    /// something else.
+    async fn claim_root(&self, spec: &InstanceSpec, root: &str) -> Result<(), NodeError> {
+        if !valid_id(root) {
+            return Err(NodeError::BadRequest(format!(
+                "bad root volume id {root:?}"
+            )));
+        }
+        if let Some(held) = self
+            .handle(&spec.instance_id)
+            .and_then(|h| h.snapshot().root)
+            && held.0 != root
+        {
+            return Err(NodeError::BadRequest(format!(
+                "{} boots from {}, not {root}",
+                spec.instance_id, held.0
+            )));
+        }
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let mut record = volumes.get(root).ok_or_else(|| {
+            NodeError::Conflict(format!(
+                "the root volume {root} of {} is not on this node",
+                spec.instance_id
+            ))
+        })?;
+        match &record.state {
+            VolumeState::Available => {
+                record.state = VolumeState::InUse {
+                    instance_id: spec.instance_id.clone(),
+                    device: spec.metadata.root_device_name.clone(),
+                    guest_device: ROOT_GUEST_DEVICE.to_owned(),
+                };
+                volumes.put(record).map_err(internal)?;
+                tracing::info!(instance = %spec.instance_id, volume = %root, "root volume claimed");
+                Ok(())
+            }
+            VolumeState::InUse { instance_id, .. } if *instance_id == spec.instance_id => Ok(()),
+            state => Err(NodeError::Conflict(format!(
+                "the root volume {root} of {} is not available ({state:?})",
+                spec.instance_id
+            ))),
+        }
     }
 }
 

@@ -14,6 +14,11 @@
 //! command channel, so a delete never waits for a start to finish: it drops
 //! the start and cleans up, which is idempotent, like every step here.
 //!
+//! An EBS-backed instance ([`BootImage::Ebs`]) boots from a volume of the
+//! node instead of an overlay: the volume is its first disk (the boot disk,
+//! block node named after the volume like any attached one), held for the
+//! instance's whole life and left, with its data, when the instance goes.
+//!
 //! Volumes attached to the instance are listed in its record: that list is
 //! the truth about attachments. A running VM gets them hot-plugged (QMP
 //! `blockdev-add` + `device_add` of a virtio-blk device whose serial is the
@@ -74,6 +79,16 @@ const QUIT_WAIT: Duration = Duration::from_secs(15);
 /// How long a guest gets to release a volume being detached (a forced
 /// detach then removes the disk anyway, if QEMU lets it).
 const DETACH_WAIT: Duration = Duration::from_secs(10);
+/// Where the guest sees an EBS root volume (the first virtio disk).
+pub(crate) const ROOT_GUEST_DEVICE: &str = "/dev/vda";
+
+/// The root volume of an EBS-backed instance.
+pub(crate) fn root_volume(spec: &InstanceSpec) -> Option<&str> {
+    match &spec.image {
+        BootImage::Ebs { root_volume_id, .. } => Some(root_volume_id),
+        BootImage::Paravirtual { .. } | BootImage::Hvm { .. } => None,
+    }
+}
 
 /// What an instance's runner shares with every other runner.
 pub(crate) struct Shared {
@@ -169,8 +184,23 @@ pub(crate) struct Snapshot {
     pub observed: ObservedInstance,
     pub vcpus: u32,
     pub memory_mib: u64,
+    /// Instance disk booked (none for an EBS root).
     pub disk_gib: u64,
     pub volumes: Vec<AttachedVolume>,
+    /// The EBS root volume and the root device name it is known by.
+    pub root: Option<(String, String)>,
+}
+
+/// What the instance's VM can do for a snapshot of one of its volumes.
+#[derive(Debug)]
+pub(crate) enum VmAccess {
+    /// The VM runs: capture through it (QMP).
+    Running(Arc<RunningVm>),
+    /// No VM, and none starting: the volume's file may be read directly
+    /// (a start waits for the volume's data lock).
+    Stopped,
+    /// A start or stop is under way: ask again.
+    Busy,
 }
 
 enum Command {
@@ -182,6 +212,7 @@ enum Command {
     Detach(oneshot::Sender<()>),
     AttachVolume(AttachedVolume, oneshot::Sender<Result<(), NodeError>>),
     DetachVolume(String, bool, oneshot::Sender<Result<(), NodeError>>),
+    VmAccess(oneshot::Sender<VmAccess>),
 }
 
 /// The agent's handle on one instance's runner.
@@ -245,6 +276,11 @@ impl InstanceHandle {
     ) -> Result<Result<(), NodeError>, Gone> {
         self.ask(|r| Command::DetachVolume(volume_id.to_owned(), force, r))
             .await
+    }
+
+    /// The VM, for a snapshot of one of the instance's volumes.
+    pub async fn vm_access(&self) -> Result<VmAccess, Gone> {
+        self.ask(Command::VmAccess).await
     }
 
     /// Whether this and `other` talk to the same runner.
@@ -318,8 +354,14 @@ fn snapshot_of(record: &InstanceRecord) -> Snapshot {
         },
         vcpus: record.spec.vcpus,
         memory_mib: record.spec.memory_mib,
-        disk_gib: record.spec.disk_gib,
+        disk_gib: if root_volume(&record.spec).is_some() {
+            0
+        } else {
+            record.spec.disk_gib
+        },
         volumes: record.volumes.clone(),
+        root: root_volume(&record.spec)
+            .map(|v| (v.to_owned(), record.spec.metadata.root_device_name.clone())),
     }
 }
 
@@ -414,6 +456,14 @@ impl Runner {
                     }
                     Some(Command::DetachVolume(volume_id, force, reply)) => {
                         let _ = reply.send(self.detach_volume(&volume_id, force, op.is_some()).await);
+                    }
+                    Some(Command::VmAccess(reply)) => {
+                        let access = match (&self.vm, op.is_some()) {
+                            (_, true) => VmAccess::Busy,
+                            (Some(vm), false) => VmAccess::Running(vm.clone()),
+                            (None, false) => VmAccess::Stopped,
+                        };
+                        let _ = reply.send(access);
                     }
                 },
                 done = async { op.as_mut().expect("guarded by the condition").await }, if op.is_some() => {
@@ -817,7 +867,9 @@ impl Runner {
             let Some(volume_id) = id.strip_suffix("-dev").filter(|v| v.starts_with("vol-")) else {
                 continue;
             };
-            if self.record.volumes.iter().any(|v| v.volume_id == volume_id) {
+            if self.record.volumes.iter().any(|v| v.volume_id == volume_id)
+                || root_volume(&self.record.spec) == Some(volume_id)
+            {
                 continue;
             }
             if let Err(e) = unplug_volume(&vm, volume_id, DETACH_WAIT, true).await {
@@ -836,7 +888,8 @@ impl Runner {
             // block nodes and writes out the qcow2 metadata it caches; a
             // SIGKILL loses data the guest wrote without a flush, and the
             // volumes outlive the instance.
-            let quit = if self.record.volumes.is_empty() {
+            let quit = if self.record.volumes.is_empty() && root_volume(&self.record.spec).is_none()
+            {
                 false
             } else {
                 matches!(tokio::time::timeout(QUIT_WAIT, vm.quit()).await, Ok(Ok(())))
@@ -1012,22 +1065,22 @@ async fn peripheral_ids(vm: &RunningVm) -> Result<Vec<String>, String> {
         .unwrap_or_default())
 }
 
-/// The QEMU disk of an attached volume at launch.
-fn volume_disk(shared: &Shared, volume: &AttachedVolume) -> Disk {
-    let disk = shared.volumes.backend().disk(&volume.volume_id);
+/// The QEMU disk of a volume (attached, or an EBS root) at launch.
+fn volume_disk(shared: &Shared, volume_id: &str) -> Disk {
+    let disk = shared.volumes.backend().disk(volume_id);
     Disk {
         path: disk.path,
         format: disk.format,
         read_only: false,
-        id: Some(node_name(&volume.volume_id)),
-        serial: Some(serial(&volume.volume_id)),
+        id: Some(node_name(volume_id)),
+        serial: Some(serial(volume_id)),
     }
 }
 
 /// Hot-plugs a volume into a running VM: its block node, then its
 /// virtio-blk device (undoing the node if the device cannot be added).
 async fn hot_plug(shared: &Shared, vm: &RunningVm, volume: &AttachedVolume) -> Result<(), String> {
-    let disk = volume_disk(shared, volume);
+    let disk = volume_disk(shared, &volume.volume_id);
     let node = node_name(&volume.volume_id);
     let qmp = vm.qmp();
     match qmp
@@ -1111,9 +1164,10 @@ async fn start(ctx: StartCtx) -> Result<Vm, String> {
     result
 }
 
-async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
-    let shared = &ctx.shared;
-    let cache = &shared.cache;
+/// Boot of an image-backed instance: its image parts cached and pinned,
+/// its root overlay created if missing.
+async fn image_boot(ctx: &StartCtx, overlay: &Path) -> Result<Boot, String> {
+    let cache = &ctx.shared.cache;
     let (base, base_artifacts) = match &ctx.spec.image {
         BootImage::Paravirtual {
             kernel,
@@ -1126,6 +1180,7 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
             (root, all)
         }
         BootImage::Hvm { disk } => (disk, vec![disk]),
+        BootImage::Ebs { .. } => return Err("an EBS-backed instance has no image root".into()),
     };
     let image_err = |e: CacheError| format!("image: {e}");
     for artifact in &base_artifacts {
@@ -1150,7 +1205,7 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
                 cmdline: cmdline.clone(),
             }
         }
-        BootImage::Hvm { .. } => Boot::Disk,
+        BootImage::Hvm { .. } | BootImage::Ebs { .. } => Boot::Disk,
     };
     tokio::fs::create_dir_all(&ctx.dir)
         .await
@@ -1166,6 +1221,58 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
             Err(e) => return Err(format!("root disk: {e}")),
         }
     }
+    Ok(boot)
+}
+
+fn overlay_disk(overlay: &Path) -> Disk {
+    Disk {
+        path: overlay.to_path_buf(),
+        format: DiskFormat::Qcow2,
+        read_only: false,
+        id: None,
+        serial: None,
+    }
+}
+
+async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
+    let shared = &ctx.shared;
+    let cache = &shared.cache;
+    let image_err = |e: CacheError| format!("image: {e}");
+    let (boot, root_disk) = match &ctx.spec.image {
+        BootImage::Ebs {
+            root_volume_id,
+            kernel,
+            ramdisk,
+            cmdline,
+        } => {
+            for artifact in kernel.iter().chain(ramdisk) {
+                cache.pin(artifact, &ctx.id).await.map_err(image_err)?;
+            }
+            let boot = match kernel {
+                Some(kernel) => Boot::Kernel {
+                    kernel: cache.get(kernel).await.map_err(image_err)?,
+                    initrd: match ramdisk {
+                        Some(r) => Some(cache.get(r).await.map_err(image_err)?),
+                        None => None,
+                    },
+                    cmdline: cmdline.clone(),
+                },
+                None => Boot::Disk,
+            };
+            if !shared.volumes.backend().exists(root_volume_id) {
+                return Err(format!(
+                    "the root volume {root_volume_id} is not on this node"
+                ));
+            }
+            tokio::fs::create_dir_all(&ctx.dir)
+                .await
+                .map_err(|e| format!("create {}: {e}", ctx.dir.display()))?;
+            (boot, volume_disk(shared, root_volume_id))
+        }
+        BootImage::Paravirtual { .. } | BootImage::Hvm { .. } => {
+            (image_boot(ctx, overlay).await?, overlay_disk(overlay))
+        }
+    };
     shared
         .hooks
         .run(HookEvent::PreBoot, Some(&ctx.dir))
@@ -1211,20 +1318,31 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
         accel,
         cpu_model: None,
         boot,
-        disks: std::iter::once(Disk {
-            path: overlay.to_path_buf(),
-            format: DiskFormat::Qcow2,
-            read_only: false,
-            id: None,
-            serial: None,
-        })
-        .chain(ctx.volumes.iter().map(|v| volume_disk(shared, v)))
-        .collect(),
+        disks: std::iter::once(root_disk)
+            .chain(
+                ctx.volumes
+                    .iter()
+                    .map(|v| volume_disk(shared, &v.volume_id)),
+            )
+            .collect(),
         nics,
         serial_log,
         run_dir: ctx.run_dir.clone(),
         keep_on_shutdown: true,
     };
+    // No snapshot reads a volume's file while QEMU opens it.
+    let mut volume_ids: Vec<&str> = ctx
+        .volumes
+        .iter()
+        .map(|v| v.volume_id.as_str())
+        .chain(root_volume(&ctx.spec))
+        .collect();
+    volume_ids.sort_unstable();
+    volume_ids.dedup();
+    let mut data_locks = Vec::with_capacity(volume_ids.len());
+    for id in volume_ids {
+        data_locks.push(shared.volumes.lock_volume(id).await);
+    }
     // A VM of this instance still running (a start interrupted by an agent
     // crash after the launch) is adopted rather than started twice.
     let vm = match RunningVm::adopt(&ctx.run_dir).await {
@@ -1233,6 +1351,8 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
             .await
             .map_err(|e| format!("QEMU: {e}"))?,
     };
+    // QEMU has the files open (and locked) now.
+    drop(data_locks);
     let events = vm.qmp().subscribe();
     Ok(Vm {
         vm: Arc::new(vm),

@@ -1,8 +1,10 @@
 //! The node agent's library (Eucalyptus' NC): admin hooks, the image cache
 //! with per-instance overlays, the instance networks (a network namespace
 //! per VPC with bridges, taps, dnsmasq, security groups and public NAT), the
-//! instance metadata service, volumes (qcow2 files hot-plugged into VMs),
-//! and the agent that ties them to the QEMU driver and serves the node API.
+//! instance metadata service, volumes (qcow2 files hot-plugged into VMs,
+//! EBS roots of instances), their snapshots (captured, exported and
+//! uploaded to the controller), and the agent that ties them to the QEMU
+//! driver and serves the node API.
 
 pub mod accel;
 pub mod agent;
@@ -14,4 +16,7 @@ mod instance;
 pub mod metadata;
 pub mod network;
 pub mod networks;
+pub mod qemu_img;
+pub mod snapshot_data;
+mod snapshots;
 pub mod volumes;

@@ -1,9 +1,10 @@
 //! Volumes on this node (the block store's data plane): each volume's data
 //! behind a [`VolumeBackend`] (qcow2 files by default, [`Qcow2Files`]; a
-//! Ceph RBD backend and snapshot export implement the same trait later),
-//! and a small durable record per volume, `DATA/volumes/<vol-id>.json`
-//! (size, generation, state and attachment), which is also the volume
-//! description hooks get.
+//! Ceph RBD backend implements the same trait later), created empty or from
+//! a snapshot's data, and a small durable record per volume,
+//! `DATA/volumes/<vol-id>.json` (size, generation, state, attachment and
+//! the snapshot it comes from), which is also the volume description hooks
+//! get.
 //!
 //! QEMU opens the volume's file itself; no volume I/O passes through the
 //! agent. Which instance a volume is attached to is decided by the
@@ -12,14 +13,14 @@
 //! instance records, so after a crash at any point of an attach or detach a
 //! volume is attached or not, never both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use mallee_blobs::durable::{TempGuard, sync_dir};
-use mallee_node_api::{ObservedVolume, VolumeState};
+use mallee_node_api::{ObservedVolume, SnapshotSource, VolumeState};
 use mallee_qemu::DiskFormat;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SIZE_GIB: u64 = 16384;
 /// Bytes the virtio-blk serial keeps.
 const SERIAL_BYTES: usize = 20;
+const GIB: u64 = 1024 * 1024 * 1024;
 
 /// Errors of volume storage.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,9 @@ pub enum VolumeError {
         /// Its error output (or why it could not run).
         message: String,
     },
+    /// The data a volume was to be created from is not usable.
+    #[error("{0}")]
+    BadImage(String),
     /// A record on disk is not readable.
     #[error("volume record {path}: {message}")]
     Record {
@@ -55,6 +60,15 @@ pub enum VolumeError {
         /// Why.
         message: String,
     },
+}
+
+impl From<crate::qemu_img::QemuImgError> for VolumeError {
+    fn from(e: crate::qemu_img::QemuImgError) -> Self {
+        Self::QemuImg {
+            action: e.action,
+            message: e.message,
+        }
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
@@ -79,6 +93,18 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
     /// Creates an empty volume of `size_gib`; one that exists (completely)
     /// is left as it is.
     async fn create(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError>;
+    /// Creates a volume of `size_gib` holding the disk image `image` (in
+    /// `format`, grown to the volume's size); one that exists (completely)
+    /// is left as it is. Images that name other files (a backing file, an
+    /// external data file) or are larger than the volume are refused with
+    /// [`VolumeError::BadImage`].
+    async fn create_from(
+        &self,
+        volume_id: &str,
+        size_gib: u64,
+        image: &Path,
+        format: mallee_node_api::DiskFormat,
+    ) -> Result<(), VolumeError>;
     /// Removes a volume's data; a missing one is fine.
     async fn delete(&self, volume_id: &str) -> Result<(), VolumeError>;
     /// Whether the volume's data exists (completely).
@@ -106,6 +132,21 @@ impl Qcow2Files {
 
     fn path(&self, volume_id: &str) -> PathBuf {
         self.dir.join(format!("{volume_id}.qcow2"))
+    }
+
+    /// fsyncs `tmp`, renames it to the volume's file and fsyncs the
+    /// directory.
+    async fn finish(&self, volume_id: &str, tmp: PathBuf) -> Result<(), VolumeError> {
+        let path = self.path(volume_id);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&dir)
+        })
+        .await
+        .map_err(|e| io("create a volume file")(std::io::Error::other(e)))?
+        .map_err(io(format!("finish {}", self.path(volume_id).display())))
     }
 }
 
@@ -145,15 +186,58 @@ impl VolumeBackend for Qcow2Files {
                 message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             });
         }
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&dir)
-        })
-        .await
-        .map_err(|e| io("create a volume file")(std::io::Error::other(e)))?
-        .map_err(io(format!("finish {}", self.path(volume_id).display())))?;
+        self.finish(volume_id, tmp).await?;
+        guard.disarm();
+        Ok(())
+    }
+
+    async fn create_from(
+        &self,
+        volume_id: &str,
+        size_gib: u64,
+        image: &Path,
+        format: mallee_node_api::DiskFormat,
+    ) -> Result<(), VolumeError> {
+        if self.path(volume_id).exists() {
+            return Ok(());
+        }
+        let info = crate::qemu_img::info(image, format, false)
+            .await
+            .map_err(|e| {
+                VolumeError::BadImage(format!(
+                    "the snapshot data is not a {} image: {}",
+                    format.as_str(),
+                    e.message
+                ))
+            })?;
+        if let Some(other) = info.backing.as_ref().or(info.data_file.as_ref()) {
+            return Err(VolumeError::BadImage(format!(
+                "the snapshot data names another file ({other}); refused"
+            )));
+        }
+        let size = size_gib.saturating_mul(GIB);
+        if info.virtual_size > size {
+            return Err(VolumeError::BadImage(format!(
+                "the snapshot's disk is {} bytes, larger than the {size_gib} GiB volume",
+                info.virtual_size
+            )));
+        }
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(io(format!("create {}", self.dir.display())))?;
+        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
+        let mut guard = TempGuard::new(tmp.clone());
+        match tokio::fs::remove_file(&tmp).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("remove {}", tmp.display()))(e));
+            }
+            _ => {}
+        }
+        crate::qemu_img::convert_to_qcow2(image, format, &tmp, |_| {}).await?;
+        if info.virtual_size < size {
+            crate::qemu_img::resize_qcow2(&tmp, size).await?;
+        }
+        self.finish(volume_id, tmp).await?;
         guard.disarm();
         Ok(())
     }
@@ -231,6 +315,9 @@ pub struct VolumeRecord {
     pub backend: String,
     /// Where the data is (for hooks and administrators).
     pub path: PathBuf,
+    /// The snapshot the volume is created from (`None`: created empty).
+    #[serde(default)]
+    pub source: Option<SnapshotSource>,
 }
 
 impl VolumeRecord {
@@ -256,14 +343,30 @@ impl VolumeRecord {
     }
 }
 
+/// Who holds a volume, as the instance records say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// `i-…`.
+    pub instance_id: String,
+    /// The name the controller gave (`/dev/sdf`, or the root device name).
+    pub device: String,
+    /// Where the guest finds it.
+    pub guest_device: String,
+}
+
 /// The node's volumes: their records (in memory and on disk) and their
-/// backend. Operations that change a volume hold [`Volumes::lock_ops`] so
-/// that they apply one after another.
+/// backend. Operations that change a volume's record hold
+/// [`Volumes::lock_ops`] so that they apply one after another; whatever
+/// opens a volume's data (a VM starting or hot-plugging it, a snapshot
+/// reading it) holds that volume's [`Volumes::lock_volume`] first, so a
+/// snapshot never reads a volume that a VM is about to open, nor the
+/// reverse.
 pub struct Volumes {
     dir: PathBuf,
     backend: Arc<dyn VolumeBackend>,
     records: Mutex<BTreeMap<String, VolumeRecord>>,
     ops: tokio::sync::Mutex<()>,
+    data_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl fmt::Debug for Volumes {
@@ -307,6 +410,7 @@ impl Volumes {
             backend,
             records: Mutex::new(records),
             ops: tokio::sync::Mutex::new(()),
+            data_locks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -318,6 +422,16 @@ impl Volumes {
     /// Serialises volume changes.
     pub async fn lock_ops(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.ops.lock().await
+    }
+
+    /// Exclusive use of one volume's data (see [`Volumes`]). Take it before
+    /// [`Volumes::lock_ops`], never while holding it.
+    pub async fn lock_volume(&self, volume_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = lock(&self.data_locks)
+            .entry(volume_id.to_owned())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// The record file of a volume (the description hooks get).
@@ -334,6 +448,7 @@ impl Volumes {
             state: VolumeState::Creating,
             backend: self.backend.kind().to_owned(),
             path: self.backend.disk(volume_id).path,
+            source: None,
         }
     }
 
@@ -392,11 +507,12 @@ impl Volumes {
         Ok(())
     }
 
-    /// At agent start, after the instances were loaded: finishes creations
-    /// and deletions a crash interrupted, and sets every volume's
-    /// attachment from the instance records (`attached`: instance id and
-    /// attachment), which are the truth.
-    pub async fn recover(&self, attached: &[(String, AttachedVolume)]) {
+    /// At agent start, after the instances were loaded: finishes empty
+    /// creations and deletions a crash interrupted, and sets every volume's
+    /// attachment from the instance records (`holders`: by volume id),
+    /// which are the truth. Creations from a snapshot stay `creating`: the
+    /// agent starts them again.
+    pub async fn recover(&self, holders: &HashMap<String, Holder>) {
         let _ops = self.lock_ops().await;
         for mut record in self.all() {
             let id = record.volume_id.clone();
@@ -414,6 +530,7 @@ impl Volumes {
                     }
                     continue;
                 }
+                VolumeState::Creating if record.source.is_some() => continue,
                 VolumeState::Creating => {
                     record.state = match self.backend.create(&id, record.size_gib).await {
                         Ok(()) => VolumeState::Available,
@@ -422,11 +539,11 @@ impl Volumes {
                 }
                 VolumeState::Failed(_) => {}
                 _ => {
-                    record.state = match attached.iter().find(|(_, a)| a.volume_id == id) {
-                        Some((instance_id, a)) => VolumeState::InUse {
-                            instance_id: instance_id.clone(),
-                            device: a.device.clone(),
-                            guest_device: guest_device(&id),
+                    record.state = match holders.get(&id) {
+                        Some(holder) => VolumeState::InUse {
+                            instance_id: holder.instance_id.clone(),
+                            device: holder.device.clone(),
+                            guest_device: holder.guest_device.clone(),
                         },
                         None => VolumeState::Available,
                     };
@@ -439,9 +556,9 @@ impl Volumes {
                 }
             }
         }
-        for (instance_id, a) in attached {
-            if self.get(&a.volume_id).is_none() {
-                tracing::warn!(instance = %instance_id, volume = %a.volume_id,
+        for (volume_id, holder) in holders {
+            if self.get(volume_id).is_none() {
+                tracing::warn!(instance = %holder.instance_id, volume = %volume_id,
                     "instance record names a volume this node does not have");
             }
         }

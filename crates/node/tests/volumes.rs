@@ -215,6 +215,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
         volume_id: VOL_A.into(),
         size_gib: 1,
         generation: 1,
+        source: None,
     };
     let created = client.put_volume(spec_a.clone()).await.expect("create A");
     assert_eq!(created.state, VolumeState::Available);
@@ -250,7 +251,8 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
             .put_volume(VolumeSpec {
                 volume_id: "vol-0000000000000zero".into(),
                 size_gib: 0,
-                generation: 1
+                generation: 1,
+                source: None,
             })
             .await,
         Err(NodeError::BadRequest(_))
@@ -261,6 +263,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
                 volume_id: id.into(),
                 size_gib: 1,
                 generation: 1,
+                source: None,
             })
             .await
             .expect("create");

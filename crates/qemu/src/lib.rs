@@ -16,5 +16,5 @@ pub mod qmp;
 pub mod vm;
 
 pub use accel::{Accel, AccelChoice, AccelError, AccelRequest, KERNEL_ONLY_MARKER, KvmProbe};
-pub use qmp::{QmpClient, QmpError, QmpEvent, RunState, VmStatus};
+pub use qmp::{JobInfo, QmpClient, QmpError, QmpEvent, RunState, VmStatus};
 pub use vm::{Boot, Disk, DiskFormat, Nic, NicBackend, RunningVm, VmError, VmSpec};

@@ -131,6 +131,36 @@ pub struct VmStatus {
     pub running: bool,
 }
 
+/// One block job as `query-jobs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct JobInfo {
+    /// Job id.
+    pub id: String,
+    /// Job type (`backup`, `mirror`, …).
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// QAPI `JobStatus`: `created`, `running`, `paused`, `ready`,
+    /// `waiting`, `pending`, `aborting`, `concluded`, `null`, …
+    pub status: String,
+    /// Work done so far, in the job's unit (bytes for backups).
+    #[serde(rename = "current-progress")]
+    pub current_progress: u64,
+    /// Work to do in all (may grow while the job runs).
+    #[serde(rename = "total-progress")]
+    pub total_progress: u64,
+    /// Why the job failed, once it has concluded with an error.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl JobInfo {
+    /// Whether the job has ended (successfully or not) and only waits to be
+    /// dismissed.
+    pub fn concluded(&self) -> bool {
+        matches!(self.status.as_str(), "concluded" | "null")
+    }
+}
+
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, (String, String)>>>>>;
 
 /// One QMP connection, ready for commands (capabilities already negotiated).
@@ -439,6 +469,56 @@ impl QmpClient {
     /// `DEVICE_DELETED` (see [`QmpClient::device_del_wait`]).
     pub async fn device_del(&self, id: &str) -> Result<(), QmpError> {
         self.execute("device_del", json!({ "id": id }))
+            .await
+            .map(drop)
+    }
+
+    /// `blockdev-backup` with `sync: full`: starts job `job_id` that copies
+    /// block node `device` as it is at this instant into block node
+    /// `target` (of the same size) while the guest keeps writing (writes to
+    /// regions not yet copied are copied first). `speed` limits the copy
+    /// rate in bytes per second (0: unlimited). The job is finalized
+    /// automatically but not dismissed: it stays in
+    /// [`QmpClient::query_jobs`] as `concluded` (with its error, if any)
+    /// until [`QmpClient::job_dismiss`], so its outcome cannot be missed.
+    pub async fn blockdev_backup(
+        &self,
+        job_id: &str,
+        device: &str,
+        target: &str,
+        speed: u64,
+    ) -> Result<(), QmpError> {
+        self.execute(
+            "blockdev-backup",
+            json!({
+                "job-id": job_id,
+                "device": device,
+                "target": target,
+                "sync": "full",
+                "speed": speed,
+                "auto-finalize": true,
+                "auto-dismiss": false,
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `query-jobs`: every job of the VM.
+    pub async fn query_jobs(&self) -> Result<Vec<JobInfo>, QmpError> {
+        self.execute_as("query-jobs", Value::Null).await
+    }
+
+    /// `job-cancel`: stops job `id` (it concludes with an error).
+    pub async fn job_cancel(&self, id: &str) -> Result<(), QmpError> {
+        self.execute("job-cancel", json!({ "id": id }))
+            .await
+            .map(drop)
+    }
+
+    /// `job-dismiss`: removes a concluded job from [`QmpClient::query_jobs`].
+    pub async fn job_dismiss(&self, id: &str) -> Result<(), QmpError> {
+        self.execute("job-dismiss", json!({ "id": id }))
             .await
             .map(drop)
     }

@@ -551,3 +551,187 @@ async fn kernel_only_probe_marker_appears_under_tcg() {
     assert!(!vm.is_alive());
     assert_eq!(RunningVm::pid_in_run_dir(&spec.run_dir), None);
 }
+
+fn qemu_img(args: &[&str]) -> std::process::Output {
+    let out = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img (Debian package qemu-utils)");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn qemu_io(image: &Path, command: &str) {
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", command])
+        .arg(image)
+        .output()
+        .expect("qemu-io (Debian package qemu-utils)");
+    assert!(
+        out.status.success(),
+        "qemu-io {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `blockdev-backup` copies a block node as it was when the job started,
+/// even though it is written meanwhile (rate-limited so that the write
+/// lands while the job runs); `query-jobs` shows the job until it is
+/// dismissed; `job-cancel` ends one with an error.
+#[tokio::test]
+async fn blockdev_backup_is_a_point_in_time_copy() {
+    require_qemu();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source.qcow2");
+    let target = dir.path().join("target.qcow2");
+    let second = dir.path().join("second.qcow2");
+    let expected = dir.path().join("expected.qcow2");
+    for image in [&source, &target, &second] {
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &image.display().to_string(),
+            "64M",
+        ]);
+    }
+    qemu_io(&source, "write -P 0x41 0 32M");
+    qemu_io(&source, "write -P 0x41 60M 1M");
+    // What the copy must hold: the source as it is now.
+    std::fs::copy(&source, &expected).expect("copy");
+
+    let sock = dir.path().join("qmp.sock");
+    let _child = tokio::process::Command::new(QEMU)
+        .args([
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-qmp",
+        ])
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn qemu");
+    let start = Instant::now();
+    let qmp = loop {
+        match QmpClient::connect(&sock).await {
+            Ok(q) => break q,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "no QMP: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    for (node, path) in [("src", &source), ("dst", &target), ("dst2", &second)] {
+        qmp.blockdev_add_file(node, path, DiskFormat::Qcow2, false)
+            .await
+            .expect("blockdev-add");
+    }
+    // 16 MiB/s: the 64 MiB copy takes a few seconds.
+    qmp.blockdev_backup("job1", "src", "dst", 16 * 1024 * 1024)
+        .await
+        .expect("blockdev-backup");
+    let running = qmp.query_jobs().await.expect("query-jobs");
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(
+        (running[0].id.as_str(), running[0].job_type.as_str()),
+        ("job1", "backup")
+    );
+    // Overwrite the end of the source while the job runs: the copy must
+    // not see it.
+    // Guest writes go through the copy-before-write filter the job put
+    // above the source (a device's backend is moved onto it); write there.
+    let nodes = qmp
+        .execute("query-named-block-nodes", Value::Null)
+        .await
+        .expect("query-named-block-nodes");
+    let filter = nodes
+        .as_array()
+        .and_then(|nodes| {
+            nodes
+                .iter()
+                .find(|n| n["drv"] == "copy-before-write")
+                .and_then(|n| n["node-name"].as_str())
+        })
+        .expect("the backup's copy-before-write filter")
+        .to_owned();
+    let said = qmp
+        .execute(
+            "human-monitor-command",
+            serde_json::json!({"command-line": format!("qemu-io {filter} \"write -P 0x42 60M 1M\"")}),
+        )
+        .await
+        .expect("write during the backup");
+    assert!(
+        said.as_str()
+            .is_some_and(|s| s.is_empty() || s.contains("wrote")),
+        "qemu-io: {said}"
+    );
+    let job = loop {
+        let jobs = qmp.query_jobs().await.expect("query-jobs");
+        let job = jobs
+            .into_iter()
+            .find(|j| j.id == "job1")
+            .expect("job listed until dismissed");
+        if job.concluded() {
+            break job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "backup did not end: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job.error, None);
+    assert_eq!(job.current_progress, job.total_progress);
+    qmp.job_dismiss("job1").await.expect("dismiss");
+    assert!(qmp.query_jobs().await.expect("query-jobs").is_empty());
+
+    // A cancelled job concludes with an error.
+    qmp.blockdev_backup("job2", "src", "dst2", 1024 * 1024)
+        .await
+        .expect("second backup");
+    qmp.job_cancel("job2").await.expect("cancel");
+    let job = loop {
+        let jobs = qmp.query_jobs().await.expect("query-jobs");
+        let job = jobs.into_iter().find(|j| j.id == "job2").expect("listed");
+        if job.concluded() {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(job.error.is_some(), "{job:?}");
+    qmp.job_dismiss("job2").await.expect("dismiss");
+    for node in ["src", "dst", "dst2"] {
+        qmp.blockdev_del(node).await.expect("blockdev-del");
+    }
+    qmp.quit().await.expect("quit");
+
+    let out = Command::new("qemu-img")
+        .args(["compare", "-q"])
+        .arg(&expected)
+        .arg(&target)
+        .output()
+        .expect("qemu-img compare");
+    assert!(
+        out.status.success(),
+        "the backup is not the source as it was at the job's start: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new("qemu-img")
+        .args(["compare", "-q"])
+        .arg(&source)
+        .arg(&target)
+        .output()
+        .expect("qemu-img compare");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the source did change afterwards"
+    );
+}

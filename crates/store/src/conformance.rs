@@ -7,6 +7,8 @@ use std::collections::HashSet;
 mod addresses;
 #[path = "conformance_network.rs"]
 mod network;
+#[path = "conformance_snapshots.rs"]
+mod snapshots;
 #[path = "conformance_volumes.rs"]
 mod volumes;
 
@@ -65,6 +67,7 @@ pub async fn run(store: &dyn Store) {
     addresses::run(store).await;
     network::run(store).await;
     volumes::run(store).await;
+    snapshots::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {
@@ -874,6 +877,7 @@ fn image(id: &str, account_id: &str, name: &str) -> Image {
         is_public: false,
         created_at: 9,
         launch_permissions: Vec::new(),
+        block_device_mappings: Vec::new(),
     }
 }
 

@@ -62,6 +62,54 @@ pub async fn run(store: &dyn Store) {
     devices_are_exclusive(store).await;
     racing_attachments(store).await;
     deleting(store).await;
+    launched_with_instances(store).await;
+}
+
+/// Volumes an instance gets at launch are created with its reservation,
+/// all or nothing.
+async fn launched_with_instances(store: &dyn Store) {
+    let r = super::reservation("r-vol-1", ONE, None, 300);
+    let i = super::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
+    let root = attached(volume("vol-00000000000000c01", ONE), "i-vol-1", "/dev/sda1");
+    store
+        .create_reservation_with_volumes(
+            &r,
+            std::slice::from_ref(&i),
+            std::slice::from_ref(&root),
+            &[],
+        )
+        .await
+        .expect("reservation with a root volume");
+    assert!(store.instance("i-vol-1").await.expect("instance").is_some());
+    assert_eq!(
+        get(store, "vol-00000000000000c01").await,
+        Some(root.clone())
+    );
+    assert_eq!(
+        ids(&store
+            .volumes_of_instance("i-vol-1")
+            .await
+            .expect("of instance")),
+        ["vol-00000000000000c01"]
+    );
+    // A volume id already taken fails the whole reservation.
+    let r2 = super::reservation("r-vol-2", ONE, None, 301);
+    let i2 = super::instance("i-vol-2", &r2, 0, "172.31.9.5", 0x92);
+    let again = attached(volume("vol-00000000000000c01", ONE), "i-vol-2", "/dev/sda1");
+    assert!(
+        store
+            .create_reservation_with_volumes(&r2, std::slice::from_ref(&i2), &[again], &[])
+            .await
+            .is_err()
+    );
+    assert!(store.instance("i-vol-2").await.expect("instance").is_none());
+    assert!(
+        store
+            .volumes_of_instance("i-vol-2")
+            .await
+            .expect("of instance")
+            .is_empty()
+    );
 }
 
 async fn create_and_list(store: &dyn Store) {

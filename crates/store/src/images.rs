@@ -53,6 +53,34 @@ pub struct Image {
     pub created_at: UnixMillis,
     /// Accounts given launch permission, ordered by id.
     pub launch_permissions: Vec<String>,
+    /// Block device mappings (EBS-backed images: the root's snapshot and
+    /// any further volumes created at launch).
+    pub block_device_mappings: Vec<ImageBlockDevice>,
+}
+
+/// One block device mapping of an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBlockDevice {
+    /// Device name (`/dev/sda1`, `/dev/sdf`, `/dev/xvda`).
+    pub device_name: String,
+    /// Snapshot a volume is created from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Size of the volume in GiB (default: the snapshot's size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size_gib: Option<i64>,
+    /// Whether the volume is deleted when its instance terminates.
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    /// Volume type (`gp2`, `gp3`, `standard`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+    /// `ephemeralN` for instance-store mappings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_name: Option<String>,
+    /// The mapping suppresses a device.
+    #[serde(default)]
+    pub no_device: bool,
 }
 
 /// A change to an image's launch permissions, applied atomically.
@@ -96,4 +124,9 @@ pub trait ImageIndex: Send + Sync {
     ) -> StoreResult<()>;
     /// Makes the image private and shared with nobody; `NotFound` when gone.
     async fn reset_launch_permissions(&self, image_id: &str) -> StoreResult<()>;
+    /// Moves an image from state `from` to state `to`; `false` when it is
+    /// gone or no longer in `from`.
+    async fn set_image_state(&self, image_id: &str, from: &str, to: &str) -> StoreResult<bool>;
+    /// Every image in `state`, of every account, ordered by id.
+    async fn images_in_state(&self, state: &str) -> StoreResult<Vec<Image>>;
 }

@@ -79,6 +79,19 @@ pub trait InstanceIndex: Send + Sync {
         reservation: &Reservation,
         instances: &[InstanceRecord],
         tags: &[TagPair],
+    ) -> StoreResult<()> {
+        self.create_reservation_with_volumes(reservation, instances, &[], tags)
+            .await
+    }
+    /// [`InstanceIndex::create_reservation`] with the EBS volumes the
+    /// instances boot from or get at launch (registered as `volume`
+    /// resources without tags), all in the same transaction.
+    async fn create_reservation_with_volumes(
+        &self,
+        reservation: &Reservation,
+        instances: &[InstanceRecord],
+        volumes: &[crate::VolumeRecord],
+        tags: &[TagPair],
     ) -> StoreResult<()>;
     /// The reservation an account made with a client token.
     async fn reservation_by_client_token(

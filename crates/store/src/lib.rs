@@ -12,11 +12,12 @@ pub mod instances;
 mod model;
 pub mod network;
 pub mod objects;
+pub mod snapshots;
 pub mod sqlite;
 pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
-pub use images::{Image, ImageIndex, LaunchPermissionChange};
+pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Reservation};
 pub use model::*;
 pub use network::{
@@ -26,6 +27,7 @@ pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
     Segment,
 };
+pub use snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 pub use volumes::{VolumeIndex, VolumeRecord};
 
 use async_trait::async_trait;
@@ -69,6 +71,7 @@ pub trait Store:
     + NetworkIndex
     + AddressIndex
     + VolumeIndex
+    + SnapshotIndex
     + Send
     + Sync
     + std::fmt::Debug

@@ -30,6 +30,9 @@ mod network;
 #[path = "sqlite_volumes.rs"]
 mod volumes;
 
+#[path = "sqlite_snapshots.rs"]
+mod snapshots;
+
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
 

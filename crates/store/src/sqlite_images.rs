@@ -27,6 +27,7 @@ macro_rules! select_images {
 fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
     let size: i64 = row.try_get("size")?;
     let permissions: Option<String> = row.try_get("launch_permissions")?;
+    let block_device_mappings: String = row.try_get("block_device_mappings")?;
     let launch_permissions = match permissions {
         None => Vec::new(),
         Some(json) => serde_json::from_str(&json)
@@ -55,6 +56,8 @@ fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
         is_public: row.try_get::<i64, _>("is_public")? != 0,
         created_at: row.try_get("created_at")?,
         launch_permissions,
+        block_device_mappings: serde_json::from_str(&block_device_mappings)
+            .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?,
     })
 }
 
@@ -103,6 +106,24 @@ impl ImageIndex for SqliteStore {
         if name_taken.is_some() {
             return Err(StoreError::Conflict(image.name.clone()));
         }
+        // In the same transaction as the insert, so a snapshot cannot be
+        // deleted between this check and the image naming it.
+        for snapshot_id in image
+            .block_device_mappings
+            .iter()
+            .filter_map(|m| m.snapshot_id.as_deref())
+        {
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT snapshot_id FROM snapshots WHERE snapshot_id = ?")
+                    .bind(snapshot_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Err(StoreError::NotFound(snapshot_id.to_owned()));
+            }
+        }
+        let mappings = serde_json::to_string(&image.block_device_mappings)
+            .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?;
         let resource = sqlx::query(
             "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, 'image', ?)",
         )
@@ -122,8 +143,9 @@ impl ImageIndex for SqliteStore {
         sqlx::query(
             "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
                 virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
-                location, bucket, object_key, size, etag, disk_format, state, is_public, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                location, bucket, object_key, size, etag, disk_format, state, is_public, created_at,
+                block_device_mappings)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&image.image_id)
         .bind(&image.account_id)
@@ -145,6 +167,7 @@ impl ImageIndex for SqliteStore {
         .bind(&image.state)
         .bind(i64::from(image.is_public))
         .bind(image.created_at)
+        .bind(&mappings)
         .execute(&mut *tx)
         .await?;
         add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
@@ -201,6 +224,26 @@ impl ImageIndex for SqliteStore {
         }
         tx.commit().await?;
         Ok(deleted > 0)
+    }
+
+    async fn set_image_state(&self, image_id: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE images SET state = ? WHERE image_id = ? AND state = ?")
+            .bind(to)
+            .bind(image_id)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn images_in_state(&self, state: &str) -> StoreResult<Vec<Image>> {
+        sqlx::query(select_images!("WHERE i.state = ? ORDER BY i.image_id"))
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(image_from_row)
+            .collect()
     }
 
     async fn set_image_description(

@@ -52,10 +52,11 @@ fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
 
 #[async_trait]
 impl InstanceIndex for SqliteStore {
-    async fn create_reservation(
+    async fn create_reservation_with_volumes(
         &self,
         reservation: &Reservation,
         instances: &[InstanceRecord],
+        volumes: &[crate::VolumeRecord],
         tags: &[TagPair],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
@@ -108,6 +109,9 @@ impl InstanceIndex for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(conflict("private address or MAC"))?;
+        }
+        for volume in volumes {
+            super::volumes::insert_volume_tx(&mut tx, volume).await?;
         }
         if !tags.is_empty() {
             let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();

@@ -564,7 +564,9 @@ impl ObjectIndex for SqliteStore {
     async fn referenced_blobs(&self) -> StoreResult<HashSet<String>> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT json_extract(s.value, '$.blob_id') FROM objects o, json_each(o.segments) s
-             UNION SELECT blob_id FROM multipart_parts",
+             UNION SELECT blob_id FROM multipart_parts
+             UNION SELECT json_extract(s.value, '$.blob_id')
+               FROM snapshots n, json_each(n.segments) s WHERE n.segments IS NOT NULL",
         )
         .fetch_all(&self.pool)
         .await?;

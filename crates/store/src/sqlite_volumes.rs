@@ -47,45 +47,54 @@ fn attachment_of(record: &VolumeRecord) -> String {
     )
 }
 
+/// Inserts a volume and its `volume` resource in `tx`.
+pub(super) async fn insert_volume_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    volume: &VolumeRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
+         VALUES (?, ?, 'volume', ?)",
+    )
+    .bind(&volume.volume_id)
+    .bind(&volume.account_id)
+    .bind(volume.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(volume.volume_id.clone()))?;
+    sqlx::query(
+        "INSERT INTO volumes (volume_id, account_id, zone, node_id, size_gib, state, desired,
+           instance_id, device, attach_state, attach_time, generation, revision, details,
+           created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&volume.volume_id)
+    .bind(&volume.account_id)
+    .bind(&volume.zone)
+    .bind(&volume.node_id)
+    .bind(volume.size_gib)
+    .bind(&volume.state)
+    .bind(&volume.desired)
+    .bind(&volume.instance_id)
+    .bind(&volume.device)
+    .bind(&volume.attach_state)
+    .bind(volume.attach_time)
+    .bind(volume.generation)
+    .bind(volume.revision)
+    .bind(&volume.details)
+    .bind(volume.created_at)
+    .bind(volume.updated_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(attachment_of(volume)))?;
+    Ok(())
+}
+
 #[async_trait]
 impl VolumeIndex for SqliteStore {
     async fn create_volume(&self, volume: &VolumeRecord, tags: &[TagPair]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-             VALUES (?, ?, 'volume', ?)",
-        )
-        .bind(&volume.volume_id)
-        .bind(&volume.account_id)
-        .bind(volume.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(volume.volume_id.clone()))?;
-        sqlx::query(
-            "INSERT INTO volumes (volume_id, account_id, zone, node_id, size_gib, state, desired,
-               instance_id, device, attach_state, attach_time, generation, revision, details,
-               created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&volume.volume_id)
-        .bind(&volume.account_id)
-        .bind(&volume.zone)
-        .bind(&volume.node_id)
-        .bind(volume.size_gib)
-        .bind(&volume.state)
-        .bind(&volume.desired)
-        .bind(&volume.instance_id)
-        .bind(&volume.device)
-        .bind(&volume.attach_state)
-        .bind(volume.attach_time)
-        .bind(volume.generation)
-        .bind(volume.revision)
-        .bind(&volume.details)
-        .bind(volume.created_at)
-        .bind(volume.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(attachment_of(volume)))?;
+        insert_volume_tx(&mut tx, volume).await?;
         if !tags.is_empty() {
             put_tags_tx(
                 &mut tx,

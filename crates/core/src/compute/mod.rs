@@ -7,6 +7,7 @@ pub mod model;
 pub mod nodes;
 pub mod placement;
 pub mod reconciler;
+pub mod snapshots;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};

@@ -10,10 +10,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mallee_blobs::BlobStore;
-use mallee_node_api::{HttpNodeClient, NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH};
+use mallee_node_api::{
+    HttpNodeClient, NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, SNAPSHOTS_PATH_PREFIX,
+};
 use mallee_store::Node;
 use subtle::ConstantTimeEq;
 
@@ -69,13 +71,16 @@ struct NodeRoutes {
     blobs: Arc<BlobStore>,
 }
 
-/// Routes nodes call: `POST` [`REGISTER_PATH`] and `GET`
-/// [`OBJECTS_PATH_PREFIX`]`{bucket}/{key}`.
+/// Routes nodes call: `POST` [`REGISTER_PATH`], `GET`
+/// [`OBJECTS_PATH_PREFIX`]`{bucket}/{key}` and `PUT`/`GET`
+/// [`SNAPSHOTS_PATH_PREFIX`]`{snapshot}`.
 pub fn router(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> Router {
     let objects = format!("{OBJECTS_PATH_PREFIX}{{bucket}}/{{*key}}");
+    let snapshots = format!("{SNAPSHOTS_PATH_PREFIX}{{snapshot}}");
     Router::new()
         .route(REGISTER_PATH, post(register))
         .route(&objects, get(object))
+        .route(&snapshots, put(upload_snapshot).get(download_snapshot))
         .with_state(NodeRoutes { cloud, blobs })
 }
 
@@ -183,4 +188,27 @@ async fn object(
         h.insert(header::ETAG, etag);
     }
     response
+}
+
+async fn upload_snapshot(
+    State(routes): State<NodeRoutes>,
+    headers: HeaderMap,
+    Path(snapshot_id): Path<String>,
+    body: Body,
+) -> Response {
+    if !authorized(&routes, &headers) {
+        return plain(StatusCode::UNAUTHORIZED, "bad node token");
+    }
+    super::snapshots::upload(&routes.cloud, &routes.blobs, &snapshot_id, &headers, body).await
+}
+
+async fn download_snapshot(
+    State(routes): State<NodeRoutes>,
+    headers: HeaderMap,
+    Path(snapshot_id): Path<String>,
+) -> Response {
+    if !authorized(&routes, &headers) {
+        return plain(StatusCode::UNAUTHORIZED, "bad node token");
+    }
+    super::snapshots::download(&routes.cloud, &routes.blobs, &snapshot_id).await
 }

@@ -247,6 +247,10 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         Ok(volumes_busy) => busy |= volumes_busy,
         Err(e) => tracing::warn!(error = %e, "volume pass failed"),
     }
+    match super::snapshots::pass(cloud, &nodes, &node_reports).await {
+        Ok(snapshots_busy) => busy |= snapshots_busy,
+        Err(e) => tracing::warn!(error = %e, "snapshot pass failed"),
+    }
     Ok(busy)
 }
 

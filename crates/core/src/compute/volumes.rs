@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mallee_node_api::{
-    NodeAgent, NodeError, NodeReport, ObservedVolume, VolumeAttachment, VolumeSpec, VolumeState,
+    NodeAgent, NodeError, NodeReport, ObservedVolume, SnapshotSource, VolumeAttachment, VolumeSpec,
+    VolumeState,
 };
 use mallee_store::{Node, StoreError, VolumeRecord};
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,14 @@ pub struct VolumeDetails {
     /// Why the volume is in the `error` state, or why its last attachment
     /// was refused.
     pub error: Option<String>,
+    /// The snapshot it was created from, with what its node needs to
+    /// fetch that snapshot's data.
+    #[serde(default)]
+    pub source: Option<SnapshotSource>,
+    /// The root volume of an EBS-backed instance: its node attaches it
+    /// when it starts the instance, never by hot-plug.
+    #[serde(default)]
+    pub boot: bool,
 }
 
 /// A volume record with its states and details decoded.
@@ -245,6 +254,56 @@ impl Volume {
             volume_id: self.id().to_owned(),
             size_gib: u64::try_from(self.record.size_gib).unwrap_or(0),
             generation: self.generation(),
+            source: self.details.source.clone(),
+        }
+    }
+
+    /// A volume an instance gets at launch, attached to it from the start
+    /// (on the instance's node, where its root must be).
+    pub fn for_launch(
+        account_id: &str,
+        zone: &str,
+        node_id: &str,
+        instance_id: &str,
+        launch: &crate::ec2::block_devices::LaunchVolume,
+        now: i64,
+    ) -> Self {
+        Self {
+            record: VolumeRecord {
+                volume_id: crate::ids::resource_id("vol"),
+                account_id: account_id.to_owned(),
+                zone: zone.to_owned(),
+                node_id: node_id.to_owned(),
+                size_gib: launch.size_gib,
+                state: String::new(),
+                desired: String::new(),
+                instance_id: Some(instance_id.to_owned()),
+                device: Some(launch.device.clone()),
+                attach_state: None,
+                attach_time: Some(now),
+                generation: 1,
+                revision: 0,
+                details: String::new(),
+                created_at: now,
+                updated_at: now,
+            },
+            status: VolumeStatus::Creating,
+            desired: VolumeDesired::Attached,
+            attach: Some(AttachState::Attaching),
+            details: VolumeDetails {
+                volume_type: launch.volume_type.clone(),
+                iops: (launch.volume_type == "gp2")
+                    .then(|| (launch.size_gib * 3).clamp(100, 16000)),
+                throughput: None,
+                client_token: None,
+                auto_enable_io: false,
+                delete_on_termination: launch.delete_on_termination,
+                guest_device: None,
+                force_detach: false,
+                error: None,
+                source: launch.source.clone(),
+                boot: launch.boot,
+            },
         }
     }
 
@@ -259,6 +318,7 @@ impl Volume {
         self.details.guest_device = None;
         self.details.force_detach = false;
         self.details.delete_on_termination = false;
+        self.details.boot = false;
     }
 }
 
@@ -295,6 +355,8 @@ pub enum Change {
     },
     /// The attachment is gone (detached, or its instance terminated).
     Detached,
+    /// Its instance terminated and the attachment says DeleteOnTermination.
+    DeletedWithInstance,
     /// Its storage could not be created or is lost.
     Failed(String),
 }
@@ -377,6 +439,9 @@ pub fn decide(
                     instance_id: holder.to_owned(),
                     force: true,
                 },
+                None if volume.details.delete_on_termination => {
+                    Step::Record(Change::DeletedWithInstance)
+                }
                 None => Step::Record(Change::Detached),
             };
         }
@@ -402,6 +467,14 @@ pub fn decide(
         VolumeState::Available => {
             if volume.status == VolumeStatus::Creating {
                 Step::Record(Change::Created)
+            } else if wanted.is_some()
+                && (volume.details.boot
+                    || instance.is_some_and(|i| i.state == InstanceState::Pending))
+            {
+                // A root volume is taken by its instance when it starts; a
+                // volume mapped at launch is hot-plugged once the instance
+                // runs on its node.
+                Step::Nothing
             } else if wanted.is_some() {
                 Step::Attach
             } else if volume.attach.is_some() {
@@ -579,6 +652,11 @@ async fn apply(
                     volume.details.error = None;
                 }
                 Change::Detached => volume.detach(),
+                Change::DeletedWithInstance => {
+                    volume.detach();
+                    volume.status = VolumeStatus::Deleting;
+                    volume.desired = VolumeDesired::Deleted;
+                }
                 Change::Failed(message) => {
                     volume.status = VolumeStatus::Error;
                     volume.details.error = Some(message);
@@ -780,6 +858,8 @@ mod tests {
                 guest_device: None,
                 force_detach: false,
                 error: None,
+                source: None,
+                boot: false,
             },
         }
     }
@@ -998,6 +1078,42 @@ mod tests {
         assert_eq!(decide(&v, Some(&attached), Some(&running)), forced);
         // A forced detach asked for while a polite one waits on the guest.
         assert_eq!(decide(&v, Some(&detaching), Some(&running)), forced);
+    }
+
+    #[test]
+    fn launch_volumes_wait_for_their_instance_and_go_with_it() {
+        let available = observed(VolumeState::Available, 1);
+        let pending = instance(I1, InstanceState::Pending, Desired::Running);
+        let running = instance(I1, InstanceState::Running, Desired::Running);
+        let mut root = volume(S::Available, D::Attached, Some(Attaching));
+        root.details.boot = true;
+        // A root volume is never hot-plugged: its instance takes it.
+        assert_eq!(
+            decide(&root, Some(&available), Some(&running)),
+            Step::Nothing
+        );
+        // A data volume mapped at launch waits until the instance runs.
+        let data = volume(S::Available, D::Attached, Some(Attaching));
+        assert_eq!(
+            decide(&data, Some(&available), Some(&pending)),
+            Step::Nothing
+        );
+        assert_eq!(
+            decide(&data, Some(&available), Some(&running)),
+            Step::Attach
+        );
+        // DeleteOnTermination: gone with its terminated instance.
+        let terminated = instance(I1, InstanceState::Terminated, Desired::Terminated);
+        let mut doomed = volume(S::InUse, D::Attached, Some(Attached));
+        doomed.details.delete_on_termination = true;
+        assert_eq!(
+            decide(&doomed, Some(&available), Some(&terminated)),
+            Step::Record(Change::DeletedWithInstance)
+        );
+        assert_eq!(
+            decide(&doomed, Some(&available), None),
+            Step::Record(Change::DeletedWithInstance)
+        );
     }
 
     #[test]

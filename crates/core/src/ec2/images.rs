@@ -17,7 +17,9 @@ use std::collections::HashSet;
 
 use futures_util::StreamExt;
 use mallee_node_api::{Artifact, BootImage};
-use mallee_store::{Image, LaunchPermissionChange, ObjectRecord, StoreError, TagPair};
+use mallee_store::{
+    Image, ImageBlockDevice, LaunchPermissionChange, ObjectRecord, StoreError, TagPair,
+};
 
 use crate::Cloud;
 use crate::api::filter::{self, Filter, Filterable, parse_filters};
@@ -181,7 +183,7 @@ fn checked_image_id(params: &QueryParams, name: &str) -> Result<String, Ec2Error
 }
 
 /// AWS: 3–128 characters: letters, digits, `()[] ./-'@_`.
-fn validate_name(name: &str) -> Result<(), Ec2Error> {
+pub(super) fn validate_name(name: &str) -> Result<(), Ec2Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c);
     if !(3..=128).contains(&name.chars().count()) || !name.chars().all(allowed) {
         return Err(Ec2Error::refused(
@@ -195,7 +197,7 @@ fn validate_name(name: &str) -> Result<(), Ec2Error> {
 }
 
 /// AWS: descriptions are at most 255 characters.
-fn validate_description(description: &str) -> Result<(), Ec2Error> {
+pub(super) fn validate_description(description: &str) -> Result<(), Ec2Error> {
     if description.chars().count() > 255 {
         return Err(Ec2Error::InvalidParameterValue(
             "The description must be at most 255 characters long.".into(),
@@ -270,7 +272,7 @@ async fn readable_object(
 }
 
 /// The object's first bytes (at most [`HEADER_LEN`]).
-async fn read_header(cloud: &Cloud, object: &ObjectRecord) -> Result<Vec<u8>, Ec2Error> {
+pub(super) async fn read_header(cloud: &Cloud, object: &ObjectRecord) -> Result<Vec<u8>, Ec2Error> {
     let len = object.size.min(HEADER_LEN);
     let segments: Vec<(String, u64)> = object
         .segments
@@ -306,6 +308,8 @@ pub struct RegisterImage {
     root_device_name: String,
     virtualization_type: Option<String>,
     tags: Vec<TagPair>,
+    /// EBS images: the root's snapshot and further volumes.
+    block_device_mappings: Vec<ImageBlockDevice>,
 }
 
 fn optional_image_id(params: &QueryParams, name: &str) -> Result<Option<String>, Ec2Error> {
@@ -321,25 +325,55 @@ impl RegisterImage {
     /// `Architecture`, `KernelId`, `RamdiskId`, `RootDeviceName`,
     /// `VirtualizationType`, `TagSpecification.N`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
-        if params
-            .structs("BlockDeviceMapping")?
-            .iter()
-            .any(|m| m.names().any(|n| n.starts_with("Ebs.")))
-        {
+        let block_device_mappings = super::block_devices::parse(params)?;
+        let root_device_name = match params.get("RootDeviceName") {
+            None | Some("") => DEFAULT_ROOT_DEVICE,
+            Some(d) if super::block_devices::is_device_name(d) => d,
+            Some(other) => {
+                return Err(Ec2Error::InvalidParameterValue(format!(
+                    "Value ({other}) for parameter rootDeviceName is invalid. Expected a device name such as /dev/sda1."
+                )));
+            }
+        };
+        let ebs_root = block_device_mappings.iter().any(|m| {
+            super::block_devices::same_device(&m.device_name, root_device_name)
+                && m.snapshot_id.is_some()
+        });
+        let location = match params.get("ImageLocation").filter(|l| !l.is_empty()) {
+            Some(_) if ebs_root => {
+                return Err(Ec2Error::InvalidParameterCombination(
+                    "An image whose root device is an EBS snapshot takes no ImageLocation.".into(),
+                ));
+            }
+            Some(location) => location,
+            None if ebs_root => "",
+            None => {
+                if !block_device_mappings.is_empty() {
+                    return Err(Ec2Error::InvalidParameterValue(format!(
+                        "No block device mapping of the root device {root_device_name} names a snapshot (Ebs.SnapshotId); give one, or an ImageLocation."
+                    )));
+                }
+                return Err(crate::api::query::QueryError::Missing("ImageLocation".into()).into());
+            }
+        };
+        if !ebs_root && !block_device_mappings.is_empty() {
             return Err(Ec2Error::InvalidParameterValue(
-                "EBS block device mappings are not supported: register an instance-store image from an object with ImageLocation.".into(),
+                "Block device mappings are only supported on images whose root device is an EBS snapshot.".into(),
             ));
         }
-        let location = params.required_non_empty("ImageLocation")?;
-        let (bucket, key) = location
-            .trim_start_matches('/')
-            .split_once('/')
-            .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-            .ok_or_else(|| {
-                Ec2Error::InvalidParameterValue(format!(
-                    "Value ({location}) for parameter ImageLocation is invalid. Expected BUCKET/KEY of an object in the object store."
-                ))
-            })?;
+        let (bucket, key) = if ebs_root {
+            ("", "")
+        } else {
+            location
+                .trim_start_matches('/')
+                .split_once('/')
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .ok_or_else(|| {
+                    Ec2Error::InvalidParameterValue(format!(
+                        "Value ({location}) for parameter ImageLocation is invalid. Expected BUCKET/KEY of an object in the object store."
+                    ))
+                })?
+        };
         let name = params.required_non_empty("Name")?;
         validate_name(name)?;
         let description = params.get("Description").filter(|d| !d.is_empty());
@@ -364,24 +398,6 @@ impl RegisterImage {
                 )));
             }
         };
-        let root_device_name = match params.get("RootDeviceName") {
-            None | Some("") => DEFAULT_ROOT_DEVICE,
-            Some(d)
-                if d.strip_prefix("/dev/").is_some_and(|n| {
-                    n.starts_with(|c: char| c.is_ascii_lowercase())
-                        && n.len() <= 16
-                        && n.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                }) =>
-            {
-                d
-            }
-            Some(other) => {
-                return Err(Ec2Error::InvalidParameterValue(format!(
-                    "Value ({other}) for parameter rootDeviceName is invalid. Expected a device name such as /dev/sda1."
-                )));
-            }
-        };
         Ok(Self {
             location: location.to_owned(),
             bucket: bucket.to_owned(),
@@ -394,6 +410,7 @@ impl RegisterImage {
             root_device_name: root_device_name.to_owned(),
             virtualization_type,
             tags: parse_tag_specifications(params, "image")?,
+            block_device_mappings,
         })
     }
 
@@ -418,6 +435,9 @@ impl RegisterImage {
     /// Reads the object's header to type it, checks kernel and ramdisk, and
     /// stores the image.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+        if !self.block_device_mappings.is_empty() {
+            return self.register_ebs(ctx).await;
+        }
         let account = &ctx.principal.account.account_id;
         let object =
             readable_object(ctx.cloud, account, &self.location, &self.bucket, &self.key).await?;
@@ -498,20 +518,117 @@ impl RegisterImage {
             is_public: false,
             created_at: ids::now_millis(),
             launch_permissions: Vec::new(),
+            block_device_mappings: Vec::new(),
         };
-        match ctx.cloud.store.create_image(&image, &self.tags).await {
-            Err(StoreError::Conflict(_)) => {
+        store_new_image(ctx, &image, &self.tags).await?;
+        Ok(ctx.respond("RegisterImage", |w| w.text("imageId", &image.image_id)))
+    }
+}
+
+impl RegisterImage {
+    /// Registers an EBS-backed image: every snapshot a mapping names must
+    /// be one the caller may create volumes from, and completed; the
+    /// root's size is at least its snapshot's.
+    async fn register_ebs(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+        let account = &ctx.principal.account.account_id;
+        let mut mappings = self.block_device_mappings.clone();
+        for m in &mappings {
+            super::block_devices::require_source(m)?;
+        }
+        for m in &mut mappings {
+            let Some(snapshot_id) = &m.snapshot_id else {
+                continue;
+            };
+            let snapshot = super::snapshots::load_restorable(ctx, snapshot_id).await?;
+            if snapshot.status != crate::compute::snapshots::SnapshotStatus::Completed {
                 return Err(Ec2Error::refused(
-                    "InvalidAMIName.Duplicate",
+                    "IncorrectState",
                     format!(
-                        "AMI name {} is already in use by an AMI owned by your account.",
-                        self.name
+                        "Snapshot {snapshot_id} is in invalid state - {}",
+                        snapshot.status.name()
                     ),
                 ));
             }
-            other => other?,
+            let smallest = snapshot.record.volume_size_gib;
+            match m.volume_size_gib {
+                Some(size) if size < smallest => {
+                    return Err(Ec2Error::InvalidParameterValue(format!(
+                        "Volume of size {size}GiB is smaller than snapshot '{snapshot_id}', expect size >= {smallest}GiB"
+                    )));
+                }
+                Some(_) => {}
+                None => m.volume_size_gib = Some(smallest),
+            }
         }
+        let paravirtual = match (&self.virtualization_type, &self.kernel_id) {
+            (Some(v), _) => v == "paravirtual",
+            (None, kernel) => kernel.is_some(),
+        };
+        if paravirtual && self.kernel_id.is_none() {
+            return Err(Ec2Error::InvalidParameterCombination(
+                "A paravirtual image needs a KernelId (an aki- image).".into(),
+            ));
+        }
+        if !paravirtual && (self.kernel_id.is_some() || self.ramdisk_id.is_some()) {
+            return Err(Ec2Error::InvalidParameterCombination(
+                "KernelId and RamdiskId cannot be used with hvm images, which boot from their own disk.".into(),
+            ));
+        }
+        if let Some(kernel) = &self.kernel_id {
+            self.check_part(ctx, kernel, "kernel").await?;
+        }
+        if let Some(ramdisk) = &self.ramdisk_id {
+            self.check_part(ctx, ramdisk, "ramdisk").await?;
+        }
+        let image = Image {
+            image_id: ids::resource_id("ami"),
+            account_id: account.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            image_type: "machine".into(),
+            architecture: self.architecture.clone(),
+            virtualization_type: if paravirtual { "paravirtual" } else { "hvm" }.into(),
+            root_device_name: self.root_device_name.clone(),
+            root_device_type: "ebs".into(),
+            kernel_id: self.kernel_id.clone(),
+            ramdisk_id: self.ramdisk_id.clone(),
+            location: format!("{account}/{}", self.name),
+            bucket: String::new(),
+            key: String::new(),
+            size: 0,
+            etag: String::new(),
+            disk_format: "none".into(),
+            state: "available".into(),
+            is_public: false,
+            created_at: ids::now_millis(),
+            launch_permissions: Vec::new(),
+            block_device_mappings: mappings,
+        };
+        store_new_image(ctx, &image, &self.tags).await?;
         Ok(ctx.respond("RegisterImage", |w| w.text("imageId", &image.image_id)))
+    }
+}
+
+/// Stores a new image; a name the account already uses is
+/// `InvalidAMIName.Duplicate`, a snapshot deleted meanwhile not found.
+pub(super) async fn store_new_image(
+    ctx: &Ec2Context<'_>,
+    image: &Image,
+    tags: &[TagPair],
+) -> Result<(), Ec2Error> {
+    match ctx.cloud.store.create_image(image, tags).await {
+        Err(StoreError::Conflict(_)) => Err(Ec2Error::refused(
+            "InvalidAMIName.Duplicate",
+            format!(
+                "AMI name {} is already in use by an AMI owned by your account.",
+                image.name
+            ),
+        )),
+        Err(StoreError::NotFound(id)) => Err(Ec2Error::refused(
+            "InvalidSnapshot.NotFound",
+            format!("The snapshot '{id}' does not exist."),
+        )),
+        other => Ok(other?),
     }
 }
 
@@ -598,8 +715,7 @@ fn write_image(w: &mut XmlWriter, view: &ImageView<'_>) {
     if i.image_type == "machine" {
         w.text("rootDeviceName", &i.root_device_name);
     }
-    // Instance-store images map no EBS volumes.
-    w.elem("blockDeviceMapping", |_| {});
+    super::block_devices::write_image_mappings(w, &i.block_device_mappings);
     w.text("virtualizationType", &i.virtualization_type);
     write_tag_set(w, view.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     w.text("hypervisor", "xen");
@@ -836,7 +952,9 @@ impl DescribeImageAttribute {
                     }
                 }),
                 Attribute::ProductCodes => w.elem("productCodes", |_| {}),
-                Attribute::BlockDeviceMapping => w.elem("blockDeviceMapping", |_| {}),
+                Attribute::BlockDeviceMapping => {
+                    super::block_devices::write_image_mappings(w, &image.block_device_mappings);
+                }
             }
         }))
     }
@@ -1051,8 +1169,38 @@ pub struct LaunchImage {
     /// The ramdisk used (the override, else the image's), if any.
     pub ramdisk_id: Option<String>,
     /// What the node boots, with the objects' size and ETag recorded at
-    /// registration.
+    /// registration. For EBS-backed images a [`BootImage::Ebs`] whose root
+    /// volume is named per instance with [`LaunchImage::boot_from`].
     pub boot: BootImage,
+    /// EBS-backed images: their block device mappings (the root's
+    /// snapshot first), with the snapshot data each volume starts from.
+    pub ebs_mappings: Vec<(ImageBlockDevice, Option<mallee_node_api::SnapshotSource>)>,
+}
+
+impl LaunchImage {
+    /// Whether the image's root device is an EBS volume.
+    pub fn ebs_backed(&self) -> bool {
+        matches!(self.boot, BootImage::Ebs { .. })
+    }
+
+    /// What an instance of this image boots, with `root_volume_id` as the
+    /// root of an EBS-backed image.
+    pub fn boot_from(&self, root_volume_id: &str) -> BootImage {
+        match &self.boot {
+            BootImage::Ebs {
+                kernel,
+                ramdisk,
+                cmdline,
+                ..
+            } => BootImage::Ebs {
+                root_volume_id: root_volume_id.to_owned(),
+                kernel: kernel.clone(),
+                ramdisk: ramdisk.clone(),
+                cmdline: cmdline.clone(),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 fn artifact(image: &Image) -> Artifact {
@@ -1120,9 +1268,8 @@ pub async fn resolve_for_launch(
             return Err(malformed(id));
         }
     }
-    let root = artifact(&image);
     let paravirtual = image.virtualization_type == "paravirtual";
-    let (boot, kernel_id, ramdisk_id) = if paravirtual {
+    let (kernel, kernel_id, ramdisk, ramdisk_id) = if paravirtual {
         let kernel_id = kernel_override
             .map(str::to_owned)
             .or_else(|| image.kernel_id.clone())
@@ -1139,20 +1286,54 @@ pub async fn resolve_for_launch(
             Some(id) => Some(launch_part(cloud, account_id, id, "ramdisk").await?),
             None => None,
         };
-        let boot = BootImage::Paravirtual {
-            kernel: artifact(&kernel),
-            ramdisk: ramdisk.as_ref().map(artifact),
-            root,
-            cmdline: PARAVIRTUAL_CMDLINE.to_owned(),
-        };
-        (boot, Some(kernel_id), ramdisk_id)
+        (Some(kernel), Some(kernel_id), ramdisk, ramdisk_id)
     } else {
         if kernel_override.is_some() || ramdisk_override.is_some() {
             return Err(Ec2Error::InvalidParameterCombination(format!(
                 "The image {image_id} is an hvm image: KernelId and RamdiskId cannot be used with it."
             )));
         }
-        (BootImage::Hvm { disk: root }, None, None)
+        (None, None, None, None)
+    };
+    let mut ebs_mappings = Vec::new();
+    let boot = if image.root_device_type == "ebs" {
+        for mapping in &image.block_device_mappings {
+            let source = match &mapping.snapshot_id {
+                None => None,
+                Some(id) => {
+                    let snapshot = cloud
+                        .store
+                        .snapshot(id)
+                        .await?
+                        .and_then(|r| crate::compute::snapshots::Snapshot::decode(r).ok());
+                    let Some(source) = snapshot.as_ref().and_then(|s| s.source()) else {
+                        return Err(Ec2Error::refused(
+                            "InvalidAMIID.Unavailable",
+                            format!("AMI '{image_id}' is unavailable: its snapshot {id} is gone."),
+                        ));
+                    };
+                    Some(source)
+                }
+            };
+            ebs_mappings.push((mapping.clone(), source));
+        }
+        BootImage::Ebs {
+            root_volume_id: String::new(),
+            kernel: kernel.as_ref().map(artifact),
+            ramdisk: ramdisk.as_ref().map(artifact),
+            cmdline: PARAVIRTUAL_CMDLINE.to_owned(),
+        }
+    } else {
+        let root = artifact(&image);
+        match kernel {
+            Some(kernel) => BootImage::Paravirtual {
+                kernel: artifact(&kernel),
+                ramdisk: ramdisk.as_ref().map(artifact),
+                root,
+                cmdline: PARAVIRTUAL_CMDLINE.to_owned(),
+            },
+            None => BootImage::Hvm { disk: root },
+        }
     };
     Ok(LaunchImage {
         image_id: image.image_id,
@@ -1163,6 +1344,7 @@ pub async fn resolve_for_launch(
         kernel_id,
         ramdisk_id,
         boot,
+        ebs_mappings,
     })
 }
 
@@ -1285,6 +1467,34 @@ mod tests {
                 vec![
                     ("ImageLocation", "b/k"),
                     ("Name", "root"),
+                    ("BlockDeviceMapping.1.Ebs.SnapshotId", "snap-12345678"),
+                ],
+                "MissingParameter",
+            ),
+            (
+                // An EBS root takes no ImageLocation.
+                vec![
+                    ("ImageLocation", "b/k"),
+                    ("Name", "root"),
+                    ("BlockDeviceMapping.1.DeviceName", "/dev/sda1"),
+                    ("BlockDeviceMapping.1.Ebs.SnapshotId", "snap-12345678"),
+                ],
+                "InvalidParameterCombination",
+            ),
+            (
+                // Data mappings only on EBS-backed images.
+                vec![
+                    ("ImageLocation", "b/k"),
+                    ("Name", "root"),
+                    ("BlockDeviceMapping.1.DeviceName", "/dev/sdf"),
+                    ("BlockDeviceMapping.1.Ebs.VolumeSize", "2"),
+                ],
+                "InvalidParameterValue",
+            ),
+            (
+                vec![
+                    ("Name", "root"),
+                    ("BlockDeviceMapping.1.DeviceName", "/dev/sdf"),
                     ("BlockDeviceMapping.1.Ebs.SnapshotId", "snap-12345678"),
                 ],
                 "InvalidParameterValue",
@@ -1437,6 +1647,7 @@ mod tests {
             is_public: false,
             created_at: 1,
             launch_permissions: Vec::new(),
+            block_device_mappings: Vec::new(),
         }
     }
 

@@ -297,7 +297,12 @@ impl ModifyInstanceAttribute {
                 }
                 Modification::Kernel(_) | Modification::Ramdisk(_) => {
                     if let Some(image) = &boot {
-                        d.spec.image = image.boot.clone();
+                        d.spec.image = match &d.spec.image {
+                            mallee_node_api::BootImage::Ebs { root_volume_id, .. } => {
+                                image.boot_from(root_volume_id)
+                            }
+                            _ => image.boot.clone(),
+                        };
                         d.spec.metadata.kernel_id.clone_from(&image.kernel_id);
                         d.spec.metadata.ramdisk_id.clone_from(&image.ramdisk_id);
                     }

@@ -21,6 +21,7 @@ use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
 use crate::compute::model::{Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior};
 use crate::compute::placement::{self, Demand};
+use crate::compute::volumes::Volume;
 use crate::ids;
 
 use super::images::resolve_for_launch;
@@ -118,6 +119,7 @@ pub struct RunInstances {
     subnet_id: Option<String>,
     associate_public_ip: Option<bool>,
     tags: Vec<TagPair>,
+    block_device_mappings: Vec<mallee_store::ImageBlockDevice>,
 }
 
 fn invalid(message: impl Into<String>) -> Ec2Error {
@@ -279,6 +281,7 @@ impl RunInstances {
                 .transpose()?
                 .flatten(),
             tags: parse_tag_specifications(params, "instance")?,
+            block_device_mappings: super::block_devices::parse(params)?,
         })
     }
 
@@ -311,6 +314,8 @@ impl RunInstances {
             self.ramdisk_id.as_deref(),
         )
         .await?;
+        let launch_volumes =
+            super::block_devices::launch_volumes(ctx, &image, &self.block_device_mappings).await?;
         let instance_type = cloud
             .instance_types
             .get(&self.instance_type)
@@ -502,6 +507,7 @@ impl RunInstances {
             vec![None; instance_ids.len()]
         };
         let mut records = Vec::with_capacity(chosen.len());
+        let mut volumes = Vec::new();
         for (index, ((node, ip), instance_id)) in chosen
             .iter()
             .zip(&addresses)
@@ -537,14 +543,28 @@ impl RunInstances {
                 ],
                 options: self.metadata_options,
             };
+            let instance_volumes: Vec<Volume> = launch_volumes
+                .iter()
+                .map(|v| Volume::for_launch(account, &zone, &node.node_id, &instance_id, v, now))
+                .collect();
+            let root_volume = instance_volumes
+                .iter()
+                .find(|v| v.details.boot)
+                .map(|v| v.id().to_owned());
+            volumes.extend(instance_volumes.iter().map(Volume::encode));
             let spec = InstanceSpec {
                 instance_id: instance_id.clone(),
                 account_id: account.clone(),
                 instance_type: instance_type.name.clone(),
                 vcpus: instance_type.vcpus,
                 memory_mib: u64::from(instance_type.memory_mib),
-                disk_gib: u64::from(instance_type.disk_gib),
-                image: image.boot.clone(),
+                // An EBS root needs no disk of the node's own.
+                disk_gib: if root_volume.is_some() {
+                    0
+                } else {
+                    u64::from(instance_type.disk_gib)
+                },
+                image: image.boot_from(root_volume.as_deref().unwrap_or_default()),
                 nics: vec![NicSpec {
                     mac: mac.clone(),
                     private_ip: ip.to_string(),
@@ -568,7 +588,11 @@ impl RunInstances {
                 } else {
                     "hvm".to_owned()
                 },
-                root_device_type: "instance-store".to_owned(),
+                root_device_type: if image.ebs_backed() {
+                    "ebs".to_owned()
+                } else {
+                    "instance-store".to_owned()
+                },
                 private_dns_name: dns,
                 client_token: self.client_token.clone(),
                 state_reason: None,
@@ -605,7 +629,7 @@ impl RunInstances {
         }
         let created = cloud
             .store
-            .create_reservation(&reservation, &records, &self.tags)
+            .create_reservation_with_volumes(&reservation, &records, &volumes, &self.tags)
             .await;
         if created.is_err() {
             for id in &instance_ids {
@@ -790,7 +814,9 @@ pub fn write_instance(
                     w.text("volumeId", &v.volume_id);
                     w.text("status", v.attach_state.as_deref().unwrap_or("attached"));
                     w.opt_text("attachTime", v.attach_time.map(iso8601));
-                    w.text("deleteOnTermination", "false");
+                    let delete_on_termination =
+                        Volume::decode(v.clone()).is_ok_and(|v| v.details.delete_on_termination);
+                    w.text("deleteOnTermination", delete_on_termination);
                 });
             });
         }

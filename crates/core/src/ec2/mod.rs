@@ -3,6 +3,8 @@
 //! per group of actions.
 
 pub mod addresses;
+pub mod block_devices;
+pub mod create_image;
 pub mod error;
 pub mod images;
 pub mod instance_attributes;
@@ -12,6 +14,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod regions;
 pub mod security_groups;
+pub mod snapshots;
 pub mod tags;
 pub mod volumes;
 pub mod vpcs;
@@ -129,6 +132,24 @@ pub enum Ec2Action {
     DescribeVolumeAttribute(volumes::DescribeVolumeAttribute),
     /// ModifyVolumeAttribute.
     ModifyVolumeAttribute(volumes::ModifyVolumeAttribute),
+    /// CreateImage.
+    CreateImage(create_image::CreateImage),
+    /// CreateSnapshot.
+    CreateSnapshot(snapshots::CreateSnapshot),
+    /// DescribeSnapshots.
+    DescribeSnapshots(snapshots::DescribeSnapshots),
+    /// DeleteSnapshot.
+    DeleteSnapshot(snapshots::DeleteSnapshot),
+    /// DescribeSnapshotAttribute.
+    DescribeSnapshotAttribute(snapshots::DescribeSnapshotAttribute),
+    /// ModifySnapshotAttribute.
+    ModifySnapshotAttribute(snapshots::ModifySnapshotAttribute),
+    /// ResetSnapshotAttribute.
+    ResetSnapshotAttribute(snapshots::ResetSnapshotAttribute),
+    /// ImportSnapshot.
+    ImportSnapshot(snapshots::ImportSnapshot),
+    /// DescribeImportSnapshotTasks.
+    DescribeImportSnapshotTasks(snapshots::DescribeImportSnapshotTasks),
 }
 
 impl Ec2Action {
@@ -245,6 +266,25 @@ impl Ec2Action {
             "ModifyVolumeAttribute" => {
                 Self::ModifyVolumeAttribute(volumes::ModifyVolumeAttribute::parse(params)?)
             }
+            "CreateImage" => Self::CreateImage(create_image::CreateImage::parse(params)?),
+            "CreateSnapshot" => Self::CreateSnapshot(snapshots::CreateSnapshot::parse(params)?),
+            "DescribeSnapshots" => {
+                Self::DescribeSnapshots(snapshots::DescribeSnapshots::parse(params)?)
+            }
+            "DeleteSnapshot" => Self::DeleteSnapshot(snapshots::DeleteSnapshot::parse(params)?),
+            "DescribeSnapshotAttribute" => Self::DescribeSnapshotAttribute(
+                snapshots::DescribeSnapshotAttribute::parse(params)?,
+            ),
+            "ModifySnapshotAttribute" => {
+                Self::ModifySnapshotAttribute(snapshots::ModifySnapshotAttribute::parse(params)?)
+            }
+            "ResetSnapshotAttribute" => {
+                Self::ResetSnapshotAttribute(snapshots::ResetSnapshotAttribute::parse(params)?)
+            }
+            "ImportSnapshot" => Self::ImportSnapshot(snapshots::ImportSnapshot::parse(params)?),
+            "DescribeImportSnapshotTasks" => Self::DescribeImportSnapshotTasks(
+                snapshots::DescribeImportSnapshotTasks::parse(params)?,
+            ),
             other => return Err(Ec2Error::InvalidAction(other.to_owned())),
         })
     }
@@ -302,6 +342,15 @@ impl Ec2Action {
         "DescribeVolumeStatus",
         "DescribeVolumeAttribute",
         "ModifyVolumeAttribute",
+        "CreateImage",
+        "CreateSnapshot",
+        "DescribeSnapshots",
+        "DeleteSnapshot",
+        "DescribeSnapshotAttribute",
+        "ModifySnapshotAttribute",
+        "ResetSnapshotAttribute",
+        "ImportSnapshot",
+        "DescribeImportSnapshotTasks",
     ];
 }
 
@@ -417,6 +466,15 @@ pub async fn execute(
         Ec2Action::DescribeVolumeStatus(a) => a.execute(ctx).await,
         Ec2Action::DescribeVolumeAttribute(a) => a.execute(ctx).await,
         Ec2Action::ModifyVolumeAttribute(a) => a.execute(ctx).await,
+        Ec2Action::CreateImage(a) => a.execute(ctx).await,
+        Ec2Action::CreateSnapshot(a) => a.execute(ctx).await,
+        Ec2Action::DescribeSnapshots(a) => a.execute(ctx).await,
+        Ec2Action::DeleteSnapshot(a) => a.execute(ctx).await,
+        Ec2Action::DescribeSnapshotAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ModifySnapshotAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ResetSnapshotAttribute(a) => a.execute(ctx).await,
+        Ec2Action::ImportSnapshot(a) => a.execute(ctx).await,
+        Ec2Action::DescribeImportSnapshotTasks(a) => a.execute(ctx).await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! Which device of an instance a volume takes is guarded by the store, so
 //! two attachments racing for one device cannot both win.
 
+use mallee_node_api::SnapshotSource;
 use mallee_store::{StoreError, TagPair, VolumeRecord};
 
 use crate::api::filter::{self, Filter, Filterable, parse_filters};
@@ -16,6 +17,7 @@ use crate::api::pagination::PageRequest;
 use crate::api::query::{QueryError, QueryParams};
 use crate::api::xml::XmlWriter;
 use crate::compute::model::{Instance, InstanceState};
+use crate::compute::snapshots::SnapshotStatus;
 use crate::compute::volumes::{
     self, AttachState, Volume, VolumeDesired, VolumeDetails, VolumeStatus,
 };
@@ -121,7 +123,22 @@ pub fn device_slot(device: &str) -> Option<char> {
     }
 }
 
-fn gp2_iops(size_gib: i64) -> i64 {
+/// Checks a size against a volume type's limits.
+fn check_size(size_gib: i64, volume_type: &str, min: i64, max: i64) -> Result<(), Ec2Error> {
+    if size_gib > max {
+        return Err(Ec2Error::InvalidParameterValue(format!(
+            "Volume of {size_gib}GiB is too large; maximum is {max}GiB."
+        )));
+    }
+    if size_gib < min {
+        return Err(Ec2Error::InvalidParameterValue(format!(
+            "The volume size is invalid for {volume_type} volumes: {size_gib}."
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn gp2_iops(size_gib: i64) -> i64 {
     (size_gib * 3).clamp(100, 16000)
 }
 
@@ -152,7 +169,13 @@ fn write_attachment(w: &mut XmlWriter, v: &Volume) {
 fn write_volume(w: &mut XmlWriter, v: &Volume, tags: &[(String, String)], attachments: bool) {
     w.text("volumeId", v.id());
     w.text("size", v.record.size_gib);
-    w.text("snapshotId", "");
+    w.text(
+        "snapshotId",
+        v.details
+            .source
+            .as_ref()
+            .map_or("", |s| s.snapshot_id.as_str()),
+    );
     w.text("availabilityZone", &v.record.zone);
     w.text("status", v.status.name());
     w.text("createTime", iso8601(v.record.created_at));
@@ -172,7 +195,8 @@ fn write_volume(w: &mut XmlWriter, v: &Volume, tags: &[(String, String)], attach
 /// CreateVolume input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateVolume {
-    size_gib: i64,
+    size_gib: Option<i64>,
+    snapshot_id: Option<String>,
     zone: String,
     volume_type: String,
     iops: Option<i64>,
@@ -197,29 +221,22 @@ impl CreateVolume {
                 "Value ({volume_type}) for parameter volumeType is invalid. Valid values: standard, gp2, gp3, io1, io2, st1, sc1"
             )));
         };
-        if let Some(snapshot) = params.get("SnapshotId").filter(|s| !s.is_empty()) {
-            // No snapshot can exist yet.
-            return Err(Ec2Error::refused(
-                "InvalidSnapshot.NotFound",
-                format!("The snapshot '{snapshot}' does not exist."),
-            ));
+        let snapshot_id = params
+            .get("SnapshotId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if let Some(id) = &snapshot_id {
+            super::snapshots::validate_snapshot_id(id)?;
         }
-        let Some(size_gib) = params.int("Size")? else {
+        let size_gib = params.int("Size")?;
+        if size_gib.is_none() && snapshot_id.is_none() {
             return Err(Ec2Error::refused(
                 "MissingParameter",
                 "The request must contain the parameter size or snapshotId",
             ));
-        };
-        if size_gib > max {
-            return Err(Ec2Error::InvalidParameterValue(format!(
-                "Volume of {size_gib}GiB is too large; maximum is {max}GiB."
-            )));
         }
-        if size_gib < min {
-            return Err(Ec2Error::InvalidParameterValue(format!(
-                "The volume size is invalid for {volume_type} volumes: {size_gib}."
-            )));
-        }
+        check_size(size_gib.unwrap_or(min), &volume_type, min, max)?;
+        let size_for_iops = size_gib.unwrap_or(min);
         if params.bool("Encrypted")? == Some(true)
             || params.get("KmsKeyId").is_some_and(|k| !k.is_empty())
         {
@@ -260,7 +277,7 @@ impl CreateVolume {
                     "The parameter iops is not supported for {volume_type} volumes."
                 )));
             }
-            ("gp2", None) => Some(gp2_iops(size_gib)),
+            ("gp2", None) => Some(gp2_iops(size_for_iops)),
             (_, None) => None,
         };
         let throughput = match (volume_type.as_str(), throughput) {
@@ -294,6 +311,7 @@ impl CreateVolume {
         };
         Ok(Self {
             size_gib,
+            snapshot_id,
             zone,
             volume_type,
             iops,
@@ -325,12 +343,48 @@ impl CreateVolume {
         })
     }
 
+    /// The volume's size and the snapshot data it starts from: the
+    /// snapshot must be the caller's or shared with it, and completed; the
+    /// size defaults to the snapshot's and cannot be smaller.
+    async fn size_and_source(
+        &self,
+        ctx: &Ec2Context<'_>,
+    ) -> Result<(i64, Option<SnapshotSource>), Ec2Error> {
+        let Some(snapshot_id) = &self.snapshot_id else {
+            return Ok((self.size_gib.unwrap_or(1), None));
+        };
+        let snapshot = super::snapshots::load_restorable(ctx, snapshot_id).await?;
+        let Some(source) = snapshot
+            .source()
+            .filter(|_| snapshot.status == SnapshotStatus::Completed)
+        else {
+            return Err(Ec2Error::refused(
+                "IncorrectState",
+                format!("Snapshot is in invalid state - {}", snapshot.status.name()),
+            ));
+        };
+        let smallest = snapshot.record.volume_size_gib;
+        let size_gib = self.size_gib.unwrap_or(smallest);
+        if size_gib < smallest {
+            return Err(Ec2Error::InvalidParameterValue(format!(
+                "Volume of size {size_gib}GiB is smaller than snapshot '{snapshot_id}', expect size >= {smallest}GiB"
+            )));
+        }
+        let (min, max) = VOLUME_TYPES
+            .iter()
+            .find(|(t, _, _)| *t == self.volume_type)
+            .map_or((1, MAX_SIZE_GIB), |&(_, min, max)| (min, max));
+        check_size(size_gib, &self.volume_type, min, max)?;
+        Ok((size_gib, Some(source)))
+    }
+
     /// Records the volume on the zone's node with the most free disk; the
     /// reconciler creates it there.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let cloud = ctx.cloud;
         let account = &ctx.principal.account.account_id;
         let zone = self.zone_name(ctx)?;
+        let (size_gib, source) = self.size_and_source(ctx).await?;
         if let Some(token) = &self.client_token {
             let existing = cloud
                 .store
@@ -340,8 +394,10 @@ impl CreateVolume {
                 .filter_map(|r| Volume::decode(r).ok())
                 .find(|v| v.details.client_token.as_deref() == Some(token));
             if let Some(v) = existing {
-                if v.record.size_gib != self.size_gib
+                if v.record.size_gib != size_gib
                     || v.record.zone != zone
+                    || v.details.source.as_ref().map(|s| &s.snapshot_id)
+                        != self.snapshot_id.as_ref()
                     || v.details.volume_type != self.volume_type
                 {
                     return Err(Ec2Error::refused(
@@ -374,7 +430,7 @@ impl CreateVolume {
                 account_id: account.clone(),
                 zone,
                 node_id: node.node_id.clone(),
-                size_gib: self.size_gib,
+                size_gib,
                 state: String::new(),
                 desired: String::new(),
                 instance_id: None,
@@ -400,6 +456,8 @@ impl CreateVolume {
                 guest_device: None,
                 force_detach: false,
                 error: None,
+                source,
+                boot: false,
             },
         };
         cloud
@@ -408,7 +466,7 @@ impl CreateVolume {
             .await?;
         drop(_placing);
         cloud.compute.wake();
-        tracing::info!(volume = %volume.id(), account = %account, node = %node.node_id, size_gib = self.size_gib, "volume created");
+        tracing::info!(volume = %volume.id(), account = %account, node = %node.node_id, size_gib, snapshot = ?self.snapshot_id, "volume created");
         let tags: Vec<(String, String)> = self
             .tags
             .iter()
@@ -464,7 +522,12 @@ impl Filterable for VolumeView<'_> {
             "create-time" => vec![iso8601(v.record.created_at)],
             "encrypted" | "multi-attach-enabled" => vec!["false".into()],
             "size" => vec![v.record.size_gib.to_string()],
-            "snapshot-id" => vec![String::new()],
+            "snapshot-id" => vec![
+                v.details
+                    .source
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.snapshot_id.clone()),
+            ],
             "status" => vec![v.status.name().to_owned()],
             "volume-id" => vec![v.id().to_owned()],
             "volume-type" => vec![v.details.volume_type.clone()],

@@ -1,7 +1,7 @@
 // Shared by the node agent's real-guest tests (`include!`d, so each test
 // file keeps its own imports): a fake controller serving the test guest
-// images, the node fixture that starts agents on a temporary data directory,
-// and waiting helpers.
+// images and snapshot data, the node fixture that starts agents on a
+// temporary data directory, and waiting helpers.
 
 const TOKEN: &str = "test-cluster-token";
 const BUCKET: &str = "guest-images";
@@ -34,11 +34,169 @@ fn require_prerequisites() {
 }
 
 /// The fake controller: image objects from `target/guest-images`,
-/// registrations recorded.
-#[derive(Clone, Default)]
+/// registrations recorded, snapshot data stored in a temporary directory
+/// (as the controller's blob store would).
+#[derive(Clone)]
 struct Controller {
     files: Arc<HashMap<String, PathBuf>>,
     registrations: Arc<Mutex<Vec<NodeRegistration>>>,
+    snapshots: Arc<Mutex<SnapshotStore>>,
+    snapshot_dir: Arc<tempfile::TempDir>,
+}
+
+/// One snapshot's data held by the fake controller.
+#[derive(Debug, Clone)]
+struct StoredSnapshot {
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+    format: String,
+}
+
+/// The fake controller's snapshots and what nodes did with them.
+#[derive(Debug, Default)]
+struct SnapshotStore {
+    stored: HashMap<String, StoredSnapshot>,
+    /// Every upload request, by snapshot.
+    attempts: HashMap<String, u32>,
+    /// Uploads stored (answered 200), by snapshot.
+    stores: HashMap<String, u32>,
+    /// The next this many uploads are answered 503.
+    fail_uploads: u32,
+    /// Snapshots deleted on the controller: their uploads answer 404.
+    deleted: std::collections::HashSet<String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+// Not every test file uses every helper.
+#[allow(dead_code)]
+impl Controller {
+    fn store(&self) -> std::sync::MutexGuard<'_, SnapshotStore> {
+        self.snapshots.lock().expect("lock")
+    }
+
+    /// Makes the controller hold `file` as snapshot `id` (an imported
+    /// snapshot) and returns what a volume created from it names.
+    fn add_snapshot(
+        &self,
+        id: &str,
+        file: &Path,
+        format: mallee_node_api::DiskFormat,
+    ) -> mallee_node_api::SnapshotSource {
+        let bytes = std::fs::read(file).expect("read snapshot data");
+        let path = self.snapshot_dir.path().join(id);
+        std::fs::write(&path, &bytes).expect("store snapshot data");
+        let stored = StoredSnapshot {
+            path,
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            format: format.as_str().to_owned(),
+        };
+        let source = mallee_node_api::SnapshotSource {
+            snapshot_id: id.to_owned(),
+            size: stored.size,
+            sha256: stored.sha256.clone(),
+            format,
+        };
+        self.store().stored.insert(id.to_owned(), stored);
+        source
+    }
+
+    /// What a volume created from stored snapshot `id` names.
+    fn source(&self, id: &str) -> mallee_node_api::SnapshotSource {
+        let store = self.store();
+        let stored = store.stored.get(id).expect("stored snapshot");
+        mallee_node_api::SnapshotSource {
+            snapshot_id: id.to_owned(),
+            size: stored.size,
+            sha256: stored.sha256.clone(),
+            format: mallee_node_api::DiskFormat::parse(&stored.format).expect("format"),
+        }
+    }
+}
+
+async fn put_snapshot_data(
+    State(c): State<Controller>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let header_text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut store = c.store();
+    *store.attempts.entry(id.clone()).or_default() += 1;
+    if store.deleted.contains(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if store.fail_uploads > 0 {
+        store.fail_uploads -= 1;
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response();
+    }
+    let length: Option<u64> = header_text("content-length").parse().ok();
+    let sha256 = sha256_hex(&body);
+    if length != Some(body.len() as u64)
+        || sha256 != header_text(mallee_node_api::SHA256_HEADER)
+        || header_text(mallee_node_api::FORMAT_HEADER) != "qcow2"
+    {
+        return (StatusCode::BAD_REQUEST, "digest, length or format mismatch").into_response();
+    }
+    if let Some(held) = store.stored.get(&id)
+        && held.sha256 != sha256
+    {
+        return (StatusCode::CONFLICT, "uploaded before with another digest").into_response();
+    }
+    let path = c.snapshot_dir.path().join(&id);
+    if let Err(e) = std::fs::write(&path, &body) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    store.stored.insert(
+        id.clone(),
+        StoredSnapshot {
+            path,
+            size: body.len() as u64,
+            sha256: sha256.clone(),
+            format: "qcow2".into(),
+        },
+    );
+    *store.stores.entry(id.clone()).or_default() += 1;
+    axum::Json(mallee_node_api::SnapshotUploaded {
+        snapshot_id: id,
+        size: body.len() as u64,
+        sha256,
+    })
+    .into_response()
+}
+
+async fn get_snapshot_data(
+    State(c): State<Controller>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(stored) = c.store().stored.get(&id).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match tokio::fs::read(&stored.path).await {
+        Ok(bytes) => (
+            [(mallee_node_api::SHA256_HEADER, stored.sha256)],
+            Bytes::from(bytes),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 fn authorized(headers: &HeaderMap) -> bool {
@@ -85,11 +243,18 @@ async fn serve_controller(images: &Path) -> (String, Controller) {
         .collect();
     let controller = Controller {
         files: Arc::new(files),
-        ..Controller::default()
+        registrations: Arc::default(),
+        snapshots: Arc::default(),
+        snapshot_dir: Arc::new(tempfile::tempdir().expect("snapshot store")),
     };
     let app = axum::Router::new()
         .route("/_mallee/node/objects/{bucket}/{*key}", get(object))
         .route(mallee_node_api::REGISTER_PATH, post(register))
+        .route(
+            &format!("{}{{id}}", mallee_node_api::SNAPSHOTS_PATH_PREFIX),
+            axum::routing::put(put_snapshot_data).get(get_snapshot_data),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(controller.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
