@@ -11,6 +11,7 @@ pub mod config;
 pub mod doctor;
 pub mod ec2;
 pub mod ids;
+pub mod metal;
 pub mod s3;
 pub mod server;
 

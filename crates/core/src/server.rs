@@ -48,6 +48,8 @@ pub struct Prepared {
     pub s3: s3s::service::S3Service,
     /// What bootstrap did.
     pub bootstrapped: Bootstrapped,
+    /// The bare-metal zone (provisioning off until [`Prepared::enable_metal`]).
+    pub metal: Arc<crate::metal::Metal>,
     listener: TcpListener,
 }
 
@@ -80,11 +82,13 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         blobs: blobs.clone(),
         compute: crate::compute::Compute::new(node_token),
     });
-    let s3 = crate::s3::service(cloud.clone(), blobs);
+    let s3 = crate::s3::service(cloud.clone(), blobs.clone());
+    let metal = Arc::new(crate::metal::Metal::disabled(cloud.store.clone(), blobs));
     Ok(Prepared {
         cloud,
         s3,
         bootstrapped,
+        metal,
         listener,
     })
 }
@@ -112,6 +116,17 @@ impl Prepared {
         self.listener.local_addr()
     }
 
+    /// Starts bare-metal provisioning on the network `config` names.
+    pub async fn enable_metal(
+        &mut self,
+        config: crate::metal::MetalConfig,
+    ) -> Result<(), crate::metal::MetalStartError> {
+        let blobs = self.cloud.blobs.clone();
+        let metal = crate::metal::Metal::start(self.cloud.store.clone(), blobs, config).await?;
+        self.metal = Arc::new(metal);
+        Ok(())
+    }
+
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn serve(
         self,
@@ -119,7 +134,8 @@ impl Prepared {
     ) -> Result<(), ServerError> {
         use axum::serve::ListenerExt;
         let reconciler = crate::compute::reconciler::spawn(self.cloud.clone());
-        let router = crate::api::frontdoor::router(self.cloud, self.s3);
+        let metal = self.metal.clone();
+        let router = crate::api::frontdoor::router(self.cloud, self.s3, self.metal);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.
         let listener = self.listener.tap_io(|tcp| {
@@ -132,6 +148,7 @@ impl Prepared {
             .await
             .map_err(ServerError::Serve)?;
         reconciler.abort();
+        metal.shutdown().await;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The `mallee` binary: a thin command-line layer over `mallee-core`.
 
 mod image_cmd;
+mod metal_cmd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ enum Command {
     /// Stop every VM of `up`'s node and remove its network (records and
     /// disks stay).
     Purge(node_cmd::PurgeArgs),
+    /// The bare-metal zone (Metaleuca); also run as `metaleuca-COMMAND`.
+    Metal(metal_cmd::MetalCli),
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +85,8 @@ struct UpArgs {
     no_auto_public_ip: bool,
     #[command(flatten)]
     vm: node_cmd::VmArgs,
+    #[command(flatten)]
+    metal: metal_cmd::UpMetalArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,7 +166,15 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_default();
+    let cli = match metal_cmd::argv0_command(&argv0) {
+        // `metaleuca-run-instances …` is `mallee metal run-instances …`.
+        Some(sub) => Cli {
+            command: Command::Metal(metal_cmd::parse(std::iter::once(sub.into()).chain(argv))),
+        },
+        None => Cli::parse(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -183,6 +196,7 @@ fn main() -> ExitCode {
             }
             Command::Purge(args) => node_cmd::purge_command(args).await,
             Command::Image(command) => image_cmd::run(command).await,
+            Command::Metal(cli) => metal_cmd::run(cli).await,
         }
     });
     match result {
@@ -230,7 +244,16 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         cidr: args.public_range,
     }];
     config.auto_public_ip = !args.no_auto_public_ip;
-    let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
+    let metal = args.metal.config(&config.data_dir)?;
+    let mut prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
+    if let Some(metal) = metal {
+        let interface = metal.network.interface.clone();
+        prepared
+            .enable_metal(metal)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(interface, "bare-metal provisioning enabled");
+    }
     print_credentials(&prepared.bootstrapped);
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
     let node = if run_node {

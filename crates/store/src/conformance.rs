@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 #[path = "conformance_addresses.rs"]
 mod addresses;
+#[path = "conformance_metal.rs"]
+mod metal;
 #[path = "conformance_network.rs"]
 mod network;
 #[path = "conformance_snapshots.rs"]
@@ -68,6 +70,7 @@ pub async fn run(store: &dyn Store) {
     network::run(store).await;
     volumes::run(store).await;
     snapshots::run(store).await;
+    metal::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {

@@ -9,6 +9,7 @@ pub mod addresses;
 pub mod conformance;
 pub mod images;
 pub mod instances;
+pub mod metal;
 mod model;
 pub mod network;
 pub mod objects;
@@ -19,6 +20,7 @@ pub mod volumes;
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Reservation};
+pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{
     DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
@@ -72,6 +74,7 @@ pub trait Store:
     + AddressIndex
     + VolumeIndex
     + SnapshotIndex
+    + MetalIndex
     + Send
     + Sync
     + std::fmt::Debug

@@ -33,6 +33,9 @@ mod volumes;
 #[path = "sqlite_snapshots.rs"]
 mod snapshots;
 
+#[path = "sqlite_metal.rs"]
+mod metal;
+
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
 

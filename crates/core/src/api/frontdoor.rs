@@ -29,14 +29,19 @@ pub const HEALTH_PATH: &str = "/_mallee/health";
 struct FrontDoor {
     cloud: Arc<Cloud>,
     s3: s3s::service::S3Service,
+    metal: Arc<crate::metal::Metal>,
 }
 
-/// Builds the router serving every API.
-pub fn router(cloud: Arc<Cloud>, s3: s3s::service::S3Service) -> axum::Router {
+/// Builds the router serving every API (`metal`: the bare-metal zone).
+pub fn router(
+    cloud: Arc<Cloud>,
+    s3: s3s::service::S3Service,
+    metal: Arc<crate::metal::Metal>,
+) -> axum::Router {
     crate::compute::nodes::router(cloud.clone(), cloud.blobs.clone()).merge(
         axum::Router::new()
             .fallback(handle)
-            .with_state(FrontDoor { cloud, s3 }),
+            .with_state(FrontDoor { cloud, s3, metal }),
     )
 }
 
@@ -340,6 +345,7 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
     outcome.action = action.clone();
     let result = match service {
         Service::Ec2 => run_ec2(&cloud, &principal, &request_id, &action, &params).await,
+        Service::Metal => run_metal(&door.metal, &principal, &request_id, &action, &params).await,
         Service::Iam | Service::Sts | Service::S3 => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -383,4 +389,24 @@ async fn run_ec2(
         namespace: ec2::namespace_for(params.get("Version")),
     };
     ec2::execute(&ctx, parsed, dry_run).await.map_err(to_api)
+}
+
+async fn run_metal(
+    metal: &crate::metal::Metal,
+    principal: &Principal,
+    request_id: &str,
+    action: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    use crate::metal::api::{MetalAction, MetalApiError, execute};
+    let to_api = |e: MetalApiError| {
+        if let MetalApiError::Internal(detail) = &e {
+            tracing::error!(request_id, detail, "internal error");
+        }
+        ApiError::from(e)
+    };
+    let parsed = MetalAction::parse(action, params).map_err(to_api)?;
+    execute(metal, principal, request_id, action, parsed)
+        .await
+        .map_err(to_api)
 }

@@ -34,6 +34,8 @@ pub enum Service {
     Iam,
     /// STS; Eucalyptus path `/services/Tokens`.
     Sts,
+    /// The bare-metal zone (Metaleuca); path `/services/metal`.
+    Metal,
 }
 
 impl Service {
@@ -44,6 +46,7 @@ impl Service {
             Self::S3 => "s3",
             Self::Iam => "iam",
             Self::Sts => "sts",
+            Self::Metal => "metal",
         }
     }
 
@@ -54,6 +57,7 @@ impl Service {
             "s3" => Some(Self::S3),
             "iam" => Some(Self::Iam),
             "sts" => Some(Self::Sts),
+            "metal" => Some(Self::Metal),
             _ => None,
         }
     }
@@ -67,6 +71,7 @@ impl Service {
             "objectstorage" | "Walrus" => Some(Self::S3),
             "Euare" => Some(Self::Iam),
             "Tokens" => Some(Self::Sts),
+            "metal" => Some(Self::Metal),
             _ => None,
         }
     }
@@ -74,7 +79,7 @@ impl Service {
     /// The XML dialect its errors use.
     pub fn error_dialect(self) -> error::ErrorDialect {
         match self {
-            Self::Ec2 => error::ErrorDialect::Ec2,
+            Self::Ec2 | Self::Metal => error::ErrorDialect::Ec2,
             Self::S3 => error::ErrorDialect::S3,
             Self::Iam | Self::Sts => error::ErrorDialect::Query,
         }

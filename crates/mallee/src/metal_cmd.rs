@@ -1,0 +1,1180 @@
+//! `mallee metal …` and the seed's `metaleuca-…` commands (argv[0]): a
+//! client of the controller's `metal` API (SigV4 service `metal`, Query
+//! protocol), printing tab-separated lines like euca2ools, or JSON with
+//! `--json`. Also `mallee up`'s provisioning-network flags.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use mallee_core::metal::MetalConfig;
+use mallee_core::metal::mallee_metal::Timeouts;
+use mallee_core::metal::mallee_metal::netboot::ProvisioningNetwork;
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8773";
+/// The prefix of the seed's command names.
+pub const ARGV0_PREFIX: &str = "metaleuca-";
+
+// ------------------------------------------------------------ `mallee up`
+
+/// `mallee up` flags for the bare-metal zone's provisioning network (off
+/// unless `--metal-interface` is given).
+#[derive(Args, Debug)]
+pub struct UpMetalArgs {
+    /// Provisioning interface (a bridge the machines' NICs are on):
+    /// enables bare-metal provisioning (dnsmasq DHCP for known MACs only,
+    /// iPXE, the deploy protocol) on it.
+    #[arg(long, env = "MALLEE_METAL_INTERFACE")]
+    metal_interface: Option<String>,
+    /// This host's address on the provisioning network, ADDRESS/PREFIX
+    /// (e.g. 10.254.0.1/24); must already be on the interface.
+    #[arg(long, env = "MALLEE_METAL_ADDRESS", requires = "metal_interface")]
+    metal_address: Option<String>,
+    /// Network namespace the interface is in (default: this one).
+    #[arg(long, requires = "metal_interface")]
+    metal_netns: Option<String>,
+    /// Port of the provisioning HTTP server (iPXE scripts, deploy agent).
+    #[arg(long, default_value_t = 8780)]
+    metal_http_port: u16,
+    /// Directory with the deploy agent (deploy-vmlinuz, deploy-initrd.img
+    /// from guest/metal/build.sh). Default: DATA_DIR/metal/agent.
+    #[arg(long)]
+    metal_agent_dir: Option<PathBuf>,
+    /// Directory with undionly.kpxe to chainload iPXE over TFTP for plain
+    /// PXE firmware (Debian's ipxe package: /usr/lib/ipxe).
+    #[arg(long)]
+    metal_tftp_root: Option<PathBuf>,
+    /// Seconds from power-on to the image being written and verified.
+    #[arg(long, default_value_t = 1800)]
+    metal_deploy_timeout: u64,
+    /// Seconds from the image being written to the installed system's check-in.
+    #[arg(long, default_value_t = 1200)]
+    metal_check_in_timeout: u64,
+    /// Seconds from release to the machine being powered off.
+    #[arg(long, default_value_t = 300)]
+    metal_release_timeout: u64,
+}
+
+impl UpMetalArgs {
+    /// The provisioning settings, or `None` when provisioning is off.
+    pub fn config(&self, data_dir: &Path) -> Result<Option<MetalConfig>, String> {
+        let Some(interface) = &self.metal_interface else {
+            return Ok(None);
+        };
+        let cidr = self
+            .metal_address
+            .as_deref()
+            .ok_or("--metal-interface needs --metal-address ADDRESS/PREFIX")?;
+        let (address, prefix) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("--metal-address {cidr}: want ADDRESS/PREFIX"))?;
+        let address: Ipv4Addr = address
+            .parse()
+            .map_err(|e| format!("--metal-address {cidr}: {e}"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (8..=30).contains(p))
+            .ok_or_else(|| format!("--metal-address {cidr}: prefix must be 8 to 30"))?;
+        let metal_dir = data_dir.join("metal");
+        let agent = self
+            .metal_agent_dir
+            .clone()
+            .unwrap_or_else(|| metal_dir.join("agent"));
+        Ok(Some(MetalConfig {
+            network: ProvisioningNetwork {
+                netns: self.metal_netns.clone(),
+                interface: interface.clone(),
+                address,
+                prefix,
+                http_port: self.metal_http_port,
+                state_dir: metal_dir.join("netboot"),
+                tftp_root: self.metal_tftp_root.clone(),
+            },
+            agent_kernel: agent.join("deploy-vmlinuz"),
+            agent_initrd: agent.join("deploy-initrd.img"),
+            timeouts: Timeouts {
+                deploy: Duration::from_secs(self.metal_deploy_timeout),
+                check_in: Duration::from_secs(self.metal_check_in_timeout),
+                release: Duration::from_secs(self.metal_release_timeout),
+            },
+        }))
+    }
+}
+
+// ------------------------------------------------------------ the client
+
+/// Where and as whom to call the API, and how to print.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// API endpoint (default: the one in the credentials file, else
+    /// http://127.0.0.1:8773).
+    #[arg(long, env = "MALLEE_ENDPOINT", global = true)]
+    endpoint: Option<String>,
+    /// Credentials file (admin.json format). Default: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY when set, else DATA_DIR/credentials/admin.json.
+    #[arg(long, global = true)]
+    credentials: Option<PathBuf>,
+    /// Data directory whose credentials/admin.json is the default.
+    #[arg(
+        long,
+        env = "MALLEE_DATA_DIR",
+        default_value = "./mallee-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Print JSON instead of tab-separated lines.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `mallee metal …`.
+#[derive(Parser, Debug)]
+#[command(name = "mallee metal", about = "The bare-metal zone (Metaleuca)")]
+pub struct MetalCli {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: MetalCommand,
+}
+
+/// `-n NAME | -i IP`.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// System name.
+    #[arg(short = 'n', long = "name")]
+    name: Option<String>,
+    /// System address.
+    #[arg(short = 'i', long = "ip")]
+    ip: Option<String>,
+}
+
+/// `-n COUNT -g GROUP… | -i IP…`.
+#[derive(Args, Debug, Clone)]
+pub struct PickArgs {
+    /// How many systems (with -g).
+    #[arg(short = 'n', long = "count", requires = "group", conflicts_with = "ip")]
+    count: Option<u32>,
+    /// Group(s) to take them from; the first with enough free systems wins.
+    #[arg(short = 'g', long = "group", num_args = 1..)]
+    group: Vec<String>,
+    /// These systems, by address.
+    #[arg(short = 'i', long = "ip", num_args = 1.., required_unless_present = "count")]
+    ip: Vec<String>,
+}
+
+/// `-u USER | -i IP…`.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArgs {
+    /// Every system of this user.
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// These systems, by address.
+    #[arg(short = 'i', long = "ip", num_args = 1..)]
+    ip: Vec<String>,
+}
+
+/// The commands (the seed's names, plus inventory administration).
+#[derive(Subcommand, Debug, Clone)]
+pub enum MetalCommand {
+    /// Distros (kernel + initrd pairs).
+    DescribeDistros,
+    /// Profiles (what can be installed).
+    DescribeProfiles,
+    /// Systems (all, or these).
+    DescribeSystems {
+        /// By name.
+        #[arg(short = 'n', long = "name", num_args = 1..)]
+        name: Vec<String>,
+        /// By address.
+        #[arg(short = 'i', long = "ip", num_args = 1..)]
+        ip: Vec<String>,
+    },
+    /// Groups and their systems.
+    DescribeSystemGroups {
+        /// Only this group.
+        #[arg(short = 'g', long = "group")]
+        group: Option<String>,
+        /// Only free systems.
+        #[arg(short = 'f', long = "free")]
+        free: bool,
+    },
+    /// Who has which systems.
+    DescribeSystemUsers {
+        /// Only this user.
+        #[arg(short = 'u', long = "user")]
+        user: Option<String>,
+    },
+    /// Set the profile a system installs next.
+    SetProfile {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Profile.
+        #[arg(short = 'p', long = "profile")]
+        profile: String,
+    },
+    /// Turn netboot on (the next reboot reinstalls).
+    EnableNetboot(TargetArgs),
+    /// Turn netboot off (the next reboot boots the disk).
+    DisableNetboot(TargetArgs),
+    /// Reboot a system (with netboot on: reinstall its profile).
+    RebootSystem(TargetArgs),
+    /// Take free systems for a user without installing them.
+    ReserveSystems {
+        #[command(flatten)]
+        pick: PickArgs,
+        /// For this user.
+        #[arg(short = 'u', long = "user")]
+        user: String,
+    },
+    /// Give systems back to the pool (powered off).
+    ReleaseSystems(ScopeArgs),
+    /// Take free systems and install a profile on them.
+    RunInstances {
+        #[command(flatten)]
+        pick: PickArgs,
+        /// Profile to install.
+        #[arg(short = 'p', long = "profile")]
+        profile: String,
+        /// For this user.
+        #[arg(short = 'u', long = "user")]
+        user: String,
+    },
+    /// A user's systems and how far their installation is.
+    DescribeInstances {
+        /// Only this user.
+        #[arg(short = 'u', long = "user")]
+        user: Option<String>,
+    },
+    /// Give a user's systems (or these) back to the pool.
+    TerminateInstances(ScopeArgs),
+    /// Admin: add (or describe) a group.
+    AddGroup {
+        /// Name.
+        name: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Admin: remove an empty group.
+    RemoveGroup {
+        /// Name.
+        name: String,
+    },
+    /// Admin: add or replace a distro.
+    AddDistro {
+        /// Name.
+        name: String,
+        /// Kernel location.
+        #[arg(long)]
+        kernel: String,
+        /// Initrd location.
+        #[arg(long)]
+        initrd: String,
+        /// Kernel arguments.
+        #[arg(long, default_value = "")]
+        kernel_args: String,
+    },
+    /// Admin: remove a distro.
+    RemoveDistro {
+        /// Name.
+        name: String,
+    },
+    /// Admin: add or replace a disk-image profile.
+    AddProfile {
+        /// Name.
+        name: String,
+        /// Absolute path on the controller, or object:BUCKET/KEY.
+        #[arg(long)]
+        location: String,
+        /// The image's SHA-256 (default: the controller computes it).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Extra deploy agent kernel arguments.
+        #[arg(long, default_value = "")]
+        agent_args: String,
+    },
+    /// Admin: remove a profile.
+    RemoveProfile {
+        /// Name.
+        name: String,
+    },
+    /// Admin: add a system.
+    AddSystem(SystemArgs),
+    /// Admin: change a system's MAC, address, host name, group, power or disk.
+    EditSystem(EditSystemArgs),
+    /// Admin: remove a free system.
+    RemoveSystem {
+        /// Name.
+        name: String,
+    },
+    /// Admin: confirm a manually powered system is off.
+    ConfirmPoweredOff(TargetArgs),
+    /// Admin: add groups, distros, profiles and systems from a JSON file
+    /// (`{"groups":[…],"distros":[…],"profiles":[…],"systems":[…]}`).
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// A system's fields.
+#[derive(Args, Debug, Clone)]
+pub struct SystemArgs {
+    /// Name.
+    #[arg(long)]
+    name: String,
+    /// Provisioning MAC.
+    #[arg(long)]
+    mac: String,
+    /// Provisioning address.
+    #[arg(long)]
+    ip: String,
+    /// Group.
+    #[arg(long)]
+    group: String,
+    /// Host name (default: the name).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Disk the image is written to (default: the agent picks).
+    #[arg(long)]
+    disk: Option<String>,
+    /// Power settings as JSON, e.g. {"driver":"ipmi","host":"10.1.0.5",
+    /// "user":"root","password":"…"} (default: manual).
+    #[arg(long)]
+    power: Option<String>,
+}
+
+/// Changes to a system.
+#[derive(Args, Debug, Clone)]
+pub struct EditSystemArgs {
+    /// Name.
+    #[arg(long)]
+    name: String,
+    /// New MAC.
+    #[arg(long)]
+    mac: Option<String>,
+    /// New address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// New host name.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// New group.
+    #[arg(long)]
+    group: Option<String>,
+    /// New disk ("" for the agent's choice).
+    #[arg(long)]
+    disk: Option<String>,
+    /// New power settings (JSON).
+    #[arg(long)]
+    power: Option<String>,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum MetalCmdError {
+    #[error("credentials: {0}")]
+    Credentials(String),
+    #[error("{0}")]
+    Local(String),
+    #[error("request to {url} failed: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{action}: {code}: {message}")]
+    Api {
+        action: String,
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+fn load_credentials(args: &ClientArgs) -> Result<Credentials, MetalCmdError> {
+    let read = |path: &Path| -> Result<Credentials, MetalCmdError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| MetalCmdError::Credentials(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| MetalCmdError::Credentials(format!("{}: {e}", path.display())))
+    };
+    if let Some(path) = &args.credentials {
+        return read(path);
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let (Some(access_key_id), Some(secret_access_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    {
+        return Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: env("AWS_SESSION_TOKEN"),
+            endpoint: None,
+            region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+        });
+    }
+    let path = args.data_dir.join("credentials").join("admin.json");
+    if !path.exists() {
+        return Err(MetalCmdError::Credentials(format!(
+            "none given: use --credentials, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where {} exists",
+            path.display()
+        )));
+    }
+    read(&path)
+}
+
+/// Unescapes XML text.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Text of the first `<tag>…</tag>`.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(unescape(&xml[start..end]))
+}
+
+/// One item of a result set: its fields.
+type Item = BTreeMap<String, String>;
+
+/// The flat fields `<a>x</a><b>y</b>…` of an item.
+fn fields(mut body: &str) -> Item {
+    let mut out = Item::new();
+    while let Some(open) = body.find('<') {
+        let rest = &body[open + 1..];
+        let Some(close) = rest.find('>') else { break };
+        let tag = &rest[..close];
+        let after = &rest[close + 1..];
+        let end_tag = format!("</{tag}>");
+        let Some(end) = after.find(&end_tag) else {
+            break;
+        };
+        out.insert(tag.to_owned(), unescape(&after[..end]));
+        body = &after[end + end_tag.len()..];
+    }
+    out
+}
+
+/// The items of `<set><item>…</item>…</set>` (items are flat).
+fn set_items(xml: &str, set: &str) -> Vec<Item> {
+    let open = format!("<{set}>");
+    let Some(start) = xml.find(&open).map(|s| s + open.len()) else {
+        return Vec::new();
+    };
+    let Some(len) = xml[start..].find(&format!("</{set}>")) else {
+        return Vec::new();
+    };
+    xml[start..start + len]
+        .split("<item>")
+        .skip(1)
+        .map(|chunk| fields(chunk.split("</item>").next().unwrap_or_default()))
+        .collect()
+}
+
+struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    host: String,
+    credentials: Credentials,
+    region: String,
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> Result<Self, MetalCmdError> {
+        let credentials = load_credentials(args)?;
+        let endpoint = args
+            .endpoint
+            .clone()
+            .or_else(|| credentials.endpoint.clone())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let host = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                MetalCmdError::Local(format!("endpoint {endpoint} is not an http:// URL"))
+            })?;
+        let region = credentials
+            .region
+            .clone()
+            .unwrap_or_else(|| mallee_core::config::DEFAULT_REGION.to_owned());
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|source| MetalCmdError::Http {
+                url: endpoint.clone(),
+                source,
+            })?;
+        Ok(Self {
+            http,
+            endpoint,
+            host,
+            credentials,
+            region,
+        })
+    }
+
+    /// Calls `action` with `params`; returns the answer's XML.
+    async fn call(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<String, MetalCmdError> {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", action)
+            .extend_pairs(params)
+            .finish();
+        let headers = vec![
+            (
+                "Content-Type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            ),
+            ("Host".to_owned(), self.host.clone()),
+        ];
+        let payload_hash = mallee_sigv::sha256_hex(body.as_bytes());
+        let mut signing = mallee_sigv::SigningParams::new(
+            &self.credentials.access_key_id,
+            &self.credentials.secret_access_key,
+            &self.region,
+            "metal",
+            time::OffsetDateTime::now_utc(),
+        );
+        signing.session_token = self.credentials.session_token.as_deref();
+        let parts = mallee_sigv::RequestParts {
+            method: "POST",
+            raw_path: "/",
+            raw_query: "",
+            headers: &headers,
+            form_params: &[],
+        };
+        let added = mallee_sigv::sign_v4(&parts, &signing, &payload_hash);
+        let url = format!("{}/", self.endpoint);
+        let mut request = self.http.post(&url);
+        for (name, value) in headers.iter().chain(&added) {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let http_error = |source| MetalCmdError::Http {
+            url: url.clone(),
+            source,
+        };
+        let response = request.body(body).send().await.map_err(http_error)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(http_error)?;
+        if !(200..300).contains(&status) {
+            return Err(MetalCmdError::Api {
+                action: action.to_owned(),
+                code: xml_text(&text, "Code").unwrap_or_else(|| format!("HTTP {status}")),
+                message: xml_text(&text, "Message").unwrap_or_default(),
+            });
+        }
+        Ok(text)
+    }
+}
+
+// ------------------------------------------------------------ requests
+
+fn p(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_owned(), value.into())
+}
+
+fn list(out: &mut Vec<(String, String)>, name: &str, values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        out.push(p(&format!("{name}.{}", i + 1), v.clone()));
+    }
+}
+
+fn target(t: &TargetArgs) -> Vec<(String, String)> {
+    match (&t.name, &t.ip) {
+        (Some(n), _) => vec![p("Name", n.clone())],
+        (None, Some(i)) => vec![p("Ip", i.clone())],
+        (None, None) => Vec::new(),
+    }
+}
+
+fn pick(a: &PickArgs) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(c) = a.count {
+        out.push(p("Count", c.to_string()));
+        list(&mut out, "Group", &a.group);
+    }
+    list(&mut out, "Ip", &a.ip);
+    out
+}
+
+fn scope(a: &ScopeArgs) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(u) = &a.user {
+        out.push(p("User", u.clone()));
+    }
+    list(&mut out, "Ip", &a.ip);
+    out
+}
+
+fn opt(out: &mut Vec<(String, String)>, name: &str, value: Option<&String>) {
+    if let Some(v) = value {
+        out.push(p(name, v.clone()));
+    }
+}
+
+/// How an answer is printed.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Distros,
+    Profiles,
+    Systems,
+    Groups,
+    Users,
+    Instances,
+    Profile,
+    Return(&'static str),
+}
+
+/// The action, its parameters and how its answer is printed.
+fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
+    use MetalCommand as C;
+    match cmd {
+        C::DescribeDistros => ("DescribeDistros", vec![], Shape::Distros),
+        C::DescribeProfiles => ("DescribeProfiles", vec![], Shape::Profiles),
+        C::DescribeSystems { name, ip } => {
+            let mut out = Vec::new();
+            list(&mut out, "Name", name);
+            list(&mut out, "Ip", ip);
+            ("DescribeSystems", out, Shape::Systems)
+        }
+        C::DescribeSystemGroups { group, free } => {
+            let mut out = vec![p("FreeOnly", free.to_string())];
+            opt(&mut out, "Group", group.as_ref());
+            ("DescribeSystemGroups", out, Shape::Groups)
+        }
+        C::DescribeSystemUsers { user } => {
+            let mut out = Vec::new();
+            opt(&mut out, "User", user.as_ref());
+            ("DescribeSystemUsers", out, Shape::Users)
+        }
+        C::SetProfile { target: t, profile } => {
+            let mut out = target(t);
+            out.push(p("Profile", profile.clone()));
+            ("SetProfile", out, Shape::Systems)
+        }
+        C::EnableNetboot(t) => ("EnableNetboot", target(t), Shape::Systems),
+        C::DisableNetboot(t) => ("DisableNetboot", target(t), Shape::Systems),
+        C::RebootSystem(t) => ("RebootSystem", target(t), Shape::Systems),
+        C::ReserveSystems { pick: a, user } => {
+            let mut out = pick(a);
+            out.push(p("User", user.clone()));
+            ("ReserveSystems", out, Shape::Systems)
+        }
+        C::ReleaseSystems(a) => ("ReleaseSystems", scope(a), Shape::Systems),
+        C::RunInstances {
+            pick: a,
+            profile,
+            user,
+        } => {
+            let mut out = pick(a);
+            out.push(p("Profile", profile.clone()));
+            out.push(p("User", user.clone()));
+            ("RunInstances", out, Shape::Instances)
+        }
+        C::DescribeInstances { user } => {
+            let mut out = Vec::new();
+            opt(&mut out, "User", user.as_ref());
+            ("DescribeInstances", out, Shape::Instances)
+        }
+        C::TerminateInstances(a) => ("TerminateInstances", scope(a), Shape::Instances),
+        C::AddGroup { name, description } => (
+            "AddGroup",
+            vec![
+                p("Name", name.clone()),
+                p("Description", description.clone()),
+            ],
+            Shape::Return("GROUP"),
+        ),
+        C::RemoveGroup { name } => (
+            "RemoveGroup",
+            vec![p("Name", name.clone())],
+            Shape::Return("GROUP"),
+        ),
+        C::AddDistro {
+            name,
+            kernel,
+            initrd,
+            kernel_args,
+        } => (
+            "AddDistro",
+            vec![
+                p("Name", name.clone()),
+                p("Kernel", kernel.clone()),
+                p("Initrd", initrd.clone()),
+                p("KernelArgs", kernel_args.clone()),
+            ],
+            Shape::Return("DISTRO"),
+        ),
+        C::RemoveDistro { name } => (
+            "RemoveDistro",
+            vec![p("Name", name.clone())],
+            Shape::Return("DISTRO"),
+        ),
+        C::AddProfile {
+            name,
+            location,
+            sha256,
+            agent_args,
+        } => {
+            let mut out = vec![
+                p("Name", name.clone()),
+                p("Location", location.clone()),
+                p("AgentArgs", agent_args.clone()),
+            ];
+            opt(&mut out, "Sha256", sha256.as_ref());
+            ("AddProfile", out, Shape::Profile)
+        }
+        C::RemoveProfile { name } => (
+            "RemoveProfile",
+            vec![p("Name", name.clone())],
+            Shape::Return("PROFILE"),
+        ),
+        C::AddSystem(s) => {
+            let mut out = vec![
+                p("Name", s.name.clone()),
+                p("Mac", s.mac.clone()),
+                p("Ip", s.ip.clone()),
+                p("Group", s.group.clone()),
+            ];
+            opt(&mut out, "Hostname", s.hostname.as_ref());
+            opt(&mut out, "Disk", s.disk.as_ref());
+            opt(&mut out, "Power", s.power.as_ref());
+            ("AddSystem", out, Shape::Systems)
+        }
+        C::EditSystem(s) => {
+            let mut out = vec![p("Name", s.name.clone())];
+            opt(&mut out, "Mac", s.mac.as_ref());
+            opt(&mut out, "Ip", s.ip.as_ref());
+            opt(&mut out, "Hostname", s.hostname.as_ref());
+            opt(&mut out, "Group", s.group.as_ref());
+            opt(&mut out, "Disk", s.disk.as_ref());
+            opt(&mut out, "Power", s.power.as_ref());
+            ("EditSystem", out, Shape::Systems)
+        }
+        C::RemoveSystem { name } => (
+            "RemoveSystem",
+            vec![p("Name", name.clone())],
+            Shape::Return("SYSTEM"),
+        ),
+        C::ConfirmPoweredOff(t) => ("ConfirmPoweredOff", target(t), Shape::Systems),
+        C::Import { .. } => ("", vec![], Shape::Return("")),
+    }
+}
+
+fn get<'a>(item: &'a Item, key: &str) -> &'a str {
+    item.get(key).map_or("", String::as_str)
+}
+
+fn line(fields: &[&str]) -> String {
+    fields.join("\t")
+}
+
+/// The tab-separated lines of an answer.
+fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
+    match shape {
+        Shape::Distros => set_items(xml, "distroSet")
+            .iter()
+            .map(|d| {
+                line(&[
+                    "DISTRO",
+                    get(d, "name"),
+                    get(d, "kernel"),
+                    get(d, "initrd"),
+                    get(d, "kernelArgs"),
+                ])
+            })
+            .collect(),
+        Shape::Profiles => set_items(xml, "profileSet")
+            .iter()
+            .map(|p| {
+                line(&[
+                    "PROFILE",
+                    get(p, "name"),
+                    get(p, "location"),
+                    get(p, "size"),
+                    get(p, "sha256"),
+                ])
+            })
+            .collect(),
+        Shape::Profile => vec![line(&[
+            "PROFILE",
+            &xml_text(xml, "name").unwrap_or_default(),
+            &xml_text(xml, "size").unwrap_or_default(),
+            &xml_text(xml, "sha256").unwrap_or_default(),
+        ])],
+        Shape::Systems => set_items(xml, "systemSet")
+            .iter()
+            .map(system_line)
+            .collect(),
+        Shape::Groups => {
+            let mut out: Vec<String> = set_items(xml, "groupSet")
+                .iter()
+                .map(|g| {
+                    line(&[
+                        "GROUP",
+                        get(g, "name"),
+                        get(g, "total"),
+                        get(g, "free"),
+                        get(g, "description"),
+                    ])
+                })
+                .collect();
+            out.extend(set_items(xml, "systemSet").iter().map(|s| {
+                line(&[
+                    "SYSTEM",
+                    get(s, "group"),
+                    get(s, "name"),
+                    get(s, "ip"),
+                    get(s, "state"),
+                    get(s, "owner"),
+                ])
+            }));
+            out
+        }
+        Shape::Users => set_items(xml, "systemSet")
+            .iter()
+            .map(|s| {
+                line(&[
+                    "USER",
+                    get(s, "owner"),
+                    get(s, "name"),
+                    get(s, "ip"),
+                    get(s, "state"),
+                    get(s, "profile"),
+                ])
+            })
+            .collect(),
+        Shape::Instances => set_items(xml, "instancesSet")
+            .iter()
+            .map(|s| {
+                let detail = if s.contains_key("reason") {
+                    get(s, "reason")
+                } else {
+                    get(s, "step")
+                };
+                line(&[
+                    "INSTANCE",
+                    get(s, "name"),
+                    get(s, "profile"),
+                    get(s, "ip"),
+                    get(s, "instanceState"),
+                    get(s, "owner"),
+                    detail,
+                ])
+            })
+            .collect(),
+        Shape::Return(kind) => {
+            let name = params
+                .iter()
+                .find(|(k, _)| k == "Name")
+                .map_or("", |(_, v)| v.as_str());
+            vec![line(&[kind, name])]
+        }
+    }
+}
+
+fn system_line(s: &Item) -> String {
+    line(&[
+        "SYSTEM",
+        get(s, "name"),
+        get(s, "mac"),
+        get(s, "ip"),
+        get(s, "group"),
+        get(s, "powerDriver"),
+        get(s, "state"),
+        get(s, "owner"),
+        get(s, "profile"),
+        if get(s, "netboot") == "true" {
+            "netboot"
+        } else {
+            "local"
+        },
+    ])
+}
+
+/// The answer as JSON: the items of each of its sets, or its fields.
+fn to_json(shape: Shape, xml: &str) -> serde_json::Value {
+    let items = |set: &str| serde_json::to_value(set_items(xml, set)).unwrap_or_default();
+    match shape {
+        Shape::Distros => items("distroSet"),
+        Shape::Profiles => items("profileSet"),
+        Shape::Systems | Shape::Users => items("systemSet"),
+        Shape::Instances => items("instancesSet"),
+        Shape::Groups => serde_json::json!({
+            "groups": items("groupSet"),
+            "systems": items("systemSet"),
+        }),
+        Shape::Profile | Shape::Return(_) => {
+            let body = xml.split_once("</requestId>").map_or("", |(_, rest)| rest);
+            serde_json::to_value(fields(body)).unwrap_or_default()
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportFile {
+    #[serde(default)]
+    groups: Vec<ImportGroup>,
+    #[serde(default)]
+    distros: Vec<ImportDistro>,
+    #[serde(default)]
+    profiles: Vec<ImportProfile>,
+    #[serde(default)]
+    systems: Vec<ImportSystem>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportGroup {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportDistro {
+    name: String,
+    kernel: String,
+    initrd: String,
+    #[serde(default)]
+    kernel_args: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportProfile {
+    name: String,
+    location: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    agent_args: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportSystem {
+    name: String,
+    mac: String,
+    ip: String,
+    group: String,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    disk: Option<String>,
+    #[serde(default)]
+    power: Option<serde_json::Value>,
+}
+
+/// The commands an import file stands for, in dependency order.
+fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmdError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| MetalCmdError::Local(format!("{}: {e}", file.display())))?;
+    let f: ImportFile = serde_json::from_str(&text)
+        .map_err(|e| MetalCmdError::Local(format!("{}: {e}", file.display())))?;
+    let mut out = Vec::new();
+    for g in f.groups {
+        out.push(MetalCommand::AddGroup {
+            name: g.name,
+            description: g.description,
+        });
+    }
+    for d in f.distros {
+        out.push(MetalCommand::AddDistro {
+            name: d.name,
+            kernel: d.kernel,
+            initrd: d.initrd,
+            kernel_args: d.kernel_args,
+        });
+    }
+    for p in f.profiles {
+        out.push(MetalCommand::AddProfile {
+            name: p.name,
+            location: p.location,
+            sha256: p.sha256,
+            agent_args: p.agent_args,
+        });
+    }
+    for s in f.systems {
+        out.push(MetalCommand::AddSystem(SystemArgs {
+            name: s.name,
+            mac: s.mac,
+            ip: s.ip,
+            group: s.group,
+            hostname: s.hostname,
+            disk: s.disk,
+            power: s.power.map(|v| v.to_string()),
+        }));
+    }
+    Ok(out)
+}
+
+async fn run_one(
+    client: &Client,
+    cmd: &MetalCommand,
+    json: bool,
+) -> Result<serde_json::Value, MetalCmdError> {
+    let (action, params, shape) = request(cmd);
+    let xml = client.call(action, &params).await?;
+    if json {
+        Ok(to_json(shape, &xml))
+    } else {
+        for l in render(shape, &xml, &params) {
+            println!("{l}");
+        }
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// Runs `mallee metal …`.
+pub async fn run(cli: MetalCli) -> Result<ExitCode, String> {
+    let client = Client::new(&cli.client).map_err(|e| e.to_string())?;
+    let json = cli.client.json;
+    let result = match &cli.command {
+        MetalCommand::Import { file } => {
+            let mut done = Vec::new();
+            let commands = import_commands(file).map_err(|e| e.to_string())?;
+            for c in &commands {
+                done.push(run_one(&client, c, json).await.map_err(|e| e.to_string())?);
+            }
+            serde_json::Value::Array(done)
+        }
+        other => run_one(&client, other, json)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    if json {
+        println!("{result}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The subcommand a `metaleuca-NAME` argv[0] stands for.
+pub fn argv0_command(argv0: &std::ffi::OsStr) -> Option<String> {
+    let base = Path::new(argv0).file_name()?.to_str()?;
+    base.strip_prefix(ARGV0_PREFIX)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+}
+
+/// Parses `mallee metal` arguments (`args` without the program name).
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> MetalCli {
+    MetalCli::parse_from(std::iter::once(std::ffi::OsString::from("mallee metal")).chain(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> MetalCli {
+        MetalCli::try_parse_from(std::iter::once("metal").chain(args.iter().copied()))
+            .expect("parse")
+    }
+
+    #[test]
+    fn seed_flags() {
+        let c = cli(&[
+            "run-instances",
+            "-n",
+            "2",
+            "-g",
+            "test01",
+            "-p",
+            "qa-centos6u3-x86_64-striped-drives",
+            "-u",
+            "kyo_machines_for_demo",
+        ]);
+        let (action, params, _) = request(&c.command);
+        assert_eq!(action, "RunInstances");
+        assert_eq!(
+            params,
+            vec![
+                p("Count", "2"),
+                p("Group.1", "test01"),
+                p("Profile", "qa-centos6u3-x86_64-striped-drives"),
+                p("User", "kyo_machines_for_demo"),
+            ]
+        );
+        let c = cli(&["terminate-instances", "-i", "10.0.0.5", "10.0.0.6"]);
+        assert_eq!(
+            request(&c.command).1,
+            vec![p("Ip.1", "10.0.0.5"), p("Ip.2", "10.0.0.6")]
+        );
+        let c = cli(&["describe-system-groups", "-f", "--json"]);
+        assert!(c.client.json);
+        assert_eq!(request(&c.command).1, vec![p("FreeOnly", "true")]);
+        assert!(
+            MetalCli::try_parse_from([
+                "metal",
+                "set-profile",
+                "-n",
+                "a",
+                "-i",
+                "1.2.3.4",
+                "-p",
+                "x"
+            ])
+            .is_err(),
+            "-n and -i together"
+        );
+        assert!(
+            MetalCli::try_parse_from(["metal", "run-instances", "-p", "x", "-u", "u"]).is_err(),
+            "nothing picked"
+        );
+    }
+
+    #[test]
+    fn argv0_names() {
+        assert_eq!(
+            argv0_command(std::ffi::OsStr::new(
+                "/usr/local/bin/metaleuca-describe-instances"
+            )),
+            Some("describe-instances".into())
+        );
+        assert_eq!(argv0_command(std::ffi::OsStr::new("mallee")), None);
+        assert_eq!(argv0_command(std::ffi::OsStr::new("metaleuca-")), None);
+    }
+
+    #[test]
+    fn renders_answers_as_lines_and_json() {
+        let xml = "<?xml version=\"1.0\"?><RunInstancesResponse xmlns=\"x\"><requestId>r</requestId><instancesSet><item><name>m1</name><ip>10.254.0.11</ip><owner>demo</owner><profile>p</profile><state>provisioning</state><instanceState>pending</instanceState><step>powering-on</step></item><item><name>m2</name><ip>10.254.0.12</ip><owner>demo</owner><profile>p</profile><state>failed</state><instanceState>failed</instanceState><reason>timeout: a &amp; b</reason></item></instancesSet></RunInstancesResponse>";
+        assert_eq!(
+            render(Shape::Instances, xml, &[]),
+            vec![
+                "INSTANCE\tm1\tp\t10.254.0.11\tpending\tdemo\tpowering-on",
+                "INSTANCE\tm2\tp\t10.254.0.12\tfailed\tdemo\ttimeout: a & b",
+            ]
+        );
+        let j = to_json(Shape::Instances, xml);
+        assert_eq!(j[1]["reason"], "timeout: a & b");
+        assert_eq!(set_items("<a></a>", "instancesSet"), Vec::<Item>::new());
+    }
+}

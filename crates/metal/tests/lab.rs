@@ -1,0 +1,275 @@
+//! The bare-metal lab end to end: three QEMU machines with empty disks on a
+//! provisioning bridge in a network namespace, the engine with real dnsmasq
+//! and its HTTP server. Two machines are provisioned: they PXE boot (QEMU's
+//! iPXE ROM), run the deploy agent, get the image written and verified,
+//! reboot from disk into the installed system and check in; the third
+//! stays free. Release powers them off. Then (after an engine restart with
+//! a short check-in timeout) a machine whose image never checks in goes to
+//! failed with the reason, and is released.
+//!
+//! Needs root, qemu-system-x86_64, dnsmasq, ip, debugfs and the Debian
+//! packages guest/build.sh downloads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mallee_metal::engine::{EngineConfig, FileImages};
+use mallee_metal::inventory::{InventoryError, MemoryInventory, Selection};
+use mallee_metal::lab::Lab;
+use mallee_metal::model::{Install, Profile, State, System};
+use mallee_metal::power::PowerSpec;
+use mallee_metal::{Engine, EngineError, Timeouts};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds (or finds up to date) the deploy agent and the installed image.
+fn images() -> PathBuf {
+    let out = repo().join("target/metal-images");
+    let status = std::process::Command::new(repo().join("guest/metal/build.sh"))
+        .arg(&out)
+        .arg(repo().join("target/guest-images"))
+        .status()
+        .expect("run guest/metal/build.sh");
+    assert!(status.success(), "guest/metal/build.sh failed");
+    out
+}
+
+fn profile(name: &str, path: &Path) -> Profile {
+    let data = std::fs::read(path).expect("read image");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&data))
+    };
+    Profile {
+        name: name.into(),
+        install: Install::Image {
+            location: path.display().to_string(),
+            size: data.len() as u64,
+            sha256: sha,
+        },
+        agent_args: String::new(),
+    }
+}
+
+async fn wait_for(
+    engine: &Engine,
+    names: &[&str],
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&System) -> bool,
+) -> Vec<System> {
+    let start = Instant::now();
+    loop {
+        let systems = engine.systems().await.expect("systems");
+        let chosen: Vec<System> = systems
+            .into_iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .collect();
+        if chosen.iter().all(&pred) {
+            eprintln!("{names:?} {what} after {:?}", start.elapsed());
+            return chosen;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{names:?} not {what} after {timeout:?}: {:#?}",
+            chosen
+                .iter()
+                .map(|s| (&s.name, &s.state, &s.last_event))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn console(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name).join("console.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_machine_lab() {
+    let images = images();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let netns = format!("mlab{}", std::process::id());
+    let mut lab = Lab::create(&netns, "10.254.0.1".parse().expect("ip"), 24, tmp.path())
+        .await
+        .expect("lab");
+    let inventory = Arc::new(MemoryInventory::new());
+    for i in 1..=3u8 {
+        let name = format!("m{i}");
+        let machine = lab.add_machine(&name, 256).await.expect("machine");
+        let system = System::new(
+            &name,
+            format!("52:54:00:4d:00:0{i}").parse().expect("mac"),
+            format!("10.254.0.1{i}").parse().expect("ip"),
+            "test01",
+            PowerSpec::Qemu(machine),
+        )
+        .expect("system");
+        inventory.add_system(system).expect("add");
+    }
+    inventory.put_profile(profile("debian-test", &images.join("installed.raw")));
+    // An image that installs fine but never boots (no boot loader): the
+    // machine never checks in.
+    let blank = tmp.path().join("blank.raw");
+    std::fs::write(&blank, vec![0u8; 4 << 20]).expect("blank image");
+    inventory.put_profile(profile("blank", &blank));
+
+    let config = EngineConfig {
+        network: lab.network(8780),
+        agent_kernel: images.join("deploy-vmlinuz"),
+        agent_initrd: images.join("deploy-initrd.img"),
+        timeouts: Timeouts {
+            deploy: Duration::from_secs(600),
+            check_in: Duration::from_secs(600),
+            release: Duration::from_secs(60),
+        },
+        tick: Duration::from_millis(250),
+    };
+    let engine = Engine::start(config.clone(), inventory.clone(), Arc::new(FileImages))
+        .await
+        .expect("engine");
+
+    // Two of three: reserved and provisioned in one call.
+    let started = engine
+        .run_instances(
+            &Selection::Group {
+                group: "test01".into(),
+                count: 2,
+            },
+            "debian-test",
+            "demo",
+        )
+        .await
+        .expect("run-instances");
+    let names: Vec<&str> = started.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["m1", "m2"]);
+    for s in &started {
+        assert!(matches!(s.state, State::Provisioning { .. }), "{s:?}");
+        assert!(s.netboot);
+    }
+    // Two more than are free: refused, and nothing reserved.
+    let err = engine
+        .run_instances(
+            &Selection::Group {
+                group: "test01".into(),
+                count: 2,
+            },
+            "debian-test",
+            "other",
+        )
+        .await
+        .expect_err("only one free");
+    assert!(
+        matches!(
+            err,
+            EngineError::Inventory(InventoryError::NotEnoughFree {
+                free: 1,
+                wanted: 2,
+                ..
+            })
+        ),
+        "{err}"
+    );
+
+    let running = wait_for(
+        &engine,
+        &["m1", "m2"],
+        "running",
+        Duration::from_secs(900),
+        |s| {
+            assert!(
+                !matches!(s.state, State::Failed { .. }),
+                "{} failed: {:?}",
+                s.name,
+                s.state
+            );
+            s.state == State::Running
+        },
+    )
+    .await;
+    for s in &running {
+        assert!(!s.netboot, "netboot is off once installed");
+        assert_eq!(s.owner.as_deref(), Some("demo"));
+        let log = console(tmp.path(), &s.name);
+        assert!(
+            log.contains("MALLEE-DEPLOY: server says provisioning"),
+            "{log}"
+        );
+        assert!(log.contains("MALLEE-METAL: checked in"), "{log}");
+        assert!(
+            log.contains(&format!("network up eth0 {}/24", s.ip)),
+            "{log}"
+        );
+    }
+    let m3 = engine
+        .inventory()
+        .system("m3")
+        .await
+        .expect("get")
+        .expect("m3");
+    assert_eq!((m3.state, m3.owner), (State::Free, None));
+    assert!(
+        mallee_qemu::RunningVm::pid_in_run_dir(&tmp.path().join("m3")).is_none(),
+        "m3 never powered on"
+    );
+
+    // Terminate: both back in the pool, powered off.
+    let released = engine.release_owner("demo").await.expect("release");
+    assert_eq!(released.len(), 2);
+    wait_for(
+        &engine,
+        &["m1", "m2"],
+        "free",
+        Duration::from_secs(60),
+        |s| s.state == State::Free && s.owner.is_none(),
+    )
+    .await;
+    for n in ["m1", "m2"] {
+        assert!(
+            mallee_qemu::RunningVm::pid_in_run_dir(&tmp.path().join(n)).is_none(),
+            "{n} still on"
+        );
+    }
+
+    // Restart the engine (dnsmasq keeps running) with a short check-in
+    // timeout; a machine whose installed system never checks in fails.
+    engine.shutdown(false).await;
+    let short = EngineConfig {
+        timeouts: Timeouts {
+            check_in: Duration::from_secs(20),
+            ..config.timeouts
+        },
+        ..config
+    };
+    let engine = Engine::start(short, inventory.clone(), Arc::new(FileImages))
+        .await
+        .expect("engine restart");
+    engine
+        .run_instances(&Selection::Names(vec!["m3".into()]), "blank", "qa")
+        .await
+        .expect("run m3");
+    let failed = wait_for(&engine, &["m3"], "failed", Duration::from_secs(600), |s| {
+        matches!(s.state, State::Failed { .. })
+    })
+    .await;
+    let State::Failed { reason } = &failed[0].state else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("the installed system did not check in within 20s"),
+        "{reason}"
+    );
+    assert!(console(tmp.path(), "m3").contains("MALLEE-DEPLOY: server says provisioning"));
+    engine.release("m3").await.expect("release m3");
+    wait_for(&engine, &["m3"], "free", Duration::from_secs(60), |s| {
+        s.state == State::Free
+    })
+    .await;
+    assert!(mallee_qemu::RunningVm::pid_in_run_dir(&tmp.path().join("m3")).is_none());
+
+    engine.shutdown(true).await;
+    lab.destroy().await.expect("destroy lab");
+}
