@@ -4,12 +4,13 @@ output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, MalleeServer
 
 GUEST_DIR = Path(os.environ.get("MALLEE_GUEST_IMAGES", str(REPO / "target" / "guest-images")))
 GUEST_FILES = ("vmlinuz", "initrd.img", "root.img", "hvm.qcow2")
@@ -33,6 +34,24 @@ def guest_images() -> Path:
             + result.stderr[-3000:]
         )
     return GUEST_DIR
+
+
+@contextlib.contextmanager
+def guest_cloud(tmp_path_factory, name: str):
+    """A started `mallee up` with the test guest registered (its ids in
+    `.images`), stopped, killed and purged afterwards: the module-scoped
+    cloud of the compute, volume, snapshot and EBS tests."""
+    guest_images()
+    d = tmp_path_factory.mktemp(name)
+    srv = MalleeServer(d / "data", d / "server.log")
+    try:
+        srv.start()
+        srv.images = register_guest(srv)
+        yield srv
+    finally:
+        srv.stop()
+        srv.kill()
+        srv.purge()
 
 
 def register_guest(server, bucket: str | None = None, creds: dict | None = None) -> dict:

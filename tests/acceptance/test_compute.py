@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import MalleeServer, snapshot
+from conftest import snapshot
 from computeutil import (
     console,
+    guest_cloud,
     guest_images,
     instances_of,
     qemu_pids,
@@ -52,17 +53,8 @@ def error_code(excinfo) -> str:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     """A cloud with the test guest registered, shared by this module."""
-    guest_images()
-    d = tmp_path_factory.mktemp("compute")
-    srv = MalleeServer(d / "data", d / "server.log")
-    try:
-        srv.start()
-        srv.images = register_guest(srv)
+    with guest_cloud(tmp_path_factory, "compute") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.kill()
-        srv.purge()
 
 
 @pytest.fixture

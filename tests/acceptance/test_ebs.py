@@ -14,8 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import MalleeServer
-from computeutil import guest_images, instances_of, register_guest, user_data, wait_console, wait_states
+from computeutil import guest_cloud, instances_of, user_data, wait_console, wait_states
 
 # Each test boots guests under TCG and waits on several of them.
 pytestmark = pytest.mark.timeout(600)
@@ -36,17 +35,9 @@ fi
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    guest_images()
-    d = tmp_path_factory.mktemp("ebs")
-    srv = MalleeServer(d / "data", d / "server.log")
-    try:
-        srv.start()
-        srv.images = register_guest(srv)
+    """A cloud with the test guest registered, shared by this module."""
+    with guest_cloud(tmp_path_factory, "ebs") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.kill()
-        srv.purge()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import MalleeServer
-from computeutil import guest_images, register_guest, user_data, wait_console, wait_states
+from computeutil import guest_cloud, guest_images, register_guest, user_data, wait_console, wait_states
 
 # Each test boots guests under TCG and waits on several of them.
 pytestmark = pytest.mark.timeout(600)
@@ -61,17 +61,9 @@ done
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    guest_images()
-    d = tmp_path_factory.mktemp("snapshots")
-    srv = MalleeServer(d / "data", d / "server.log")
-    try:
-        srv.start()
-        srv.images = register_guest(srv)
+    """A cloud with the test guest registered, shared by this module."""
+    with guest_cloud(tmp_path_factory, "snapshots") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.kill()
-        srv.purge()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from conftest import MalleeServer
 from computeutil import (
     console,
-    guest_images,
+    guest_cloud,
     instances_of,
     qemu_pids,
     register_guest,
@@ -58,17 +58,8 @@ echo "VOLSUM-R $(dd if=/dev/vdb bs=1M count={DATA_MIB} 2>/dev/null | sha256sum |
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     """A cloud with the test guest registered, shared by this module."""
-    guest_images()
-    d = tmp_path_factory.mktemp("volumes")
-    srv = MalleeServer(d / "data", d / "server.log")
-    try:
-        srv.start()
-        srv.images = register_guest(srv)
+    with guest_cloud(tmp_path_factory, "volumes") as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.kill()
-        srv.purge()
 
 
 @pytest.fixture
