@@ -1148,6 +1148,10 @@ mod tests {
     }
 
     async fn launch(f: &Fixture, id: &str, state: &str) {
+        launch_in(f, id, state, ZONE).await;
+    }
+
+    async fn launch_in(f: &Fixture, id: &str, state: &str, zone: &str) {
         let account = f.owner.account.account_id.clone();
         let metadata = InstanceMetadata {
             ami_id: "ami-0123456789abcdef0".into(),
@@ -1159,7 +1163,7 @@ mod tests {
             ramdisk_id: None,
             architecture: "x86_64".into(),
             region: "mallee-1".into(),
-            availability_zone: ZONE.into(),
+            availability_zone: zone.into(),
             local_ipv4: "172.31.0.4".into(),
             local_hostname: "ip".into(),
             mac: "02:00:00:00:00:01".into(),
@@ -1221,7 +1225,7 @@ mod tests {
             account_id: account,
             launch_index: 0,
             node_id: "node-1".into(),
-            zone: ZONE.into(),
+            zone: zone.into(),
             network_id: "net".into(),
             private_ip: format!("172.31.0.{}", id.len() + usize::from(id.as_bytes()[18])),
             mac: format!("02:00:00:00:01:{:02x}", id.as_bytes()[18]),
@@ -1492,6 +1496,7 @@ mod tests {
         let a = available_volume(&f).await;
         let b = available_volume(&f).await;
         launch(&f, "i-0000000000000000b", "pending").await;
+        launch_in(&f, "i-0000000000000000c", "running", "mallee-1b").await;
         let attach = |vol: &str, instance: &str, device: &str| {
             vec![
                 ("VolumeId".to_owned(), vol.to_owned()),
@@ -1517,6 +1522,10 @@ mod tests {
             (
                 attach(&a, "i-0000000000000000b", "/dev/sdf"),
                 "IncorrectInstanceState",
+            ),
+            (
+                attach(&a, "i-0000000000000000c", "/dev/sdf"),
+                "InvalidVolume.ZoneMismatch",
             ),
         ] {
             assert_eq!(
