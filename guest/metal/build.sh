@@ -14,6 +14,14 @@
 #                       mallee-root), raw, whose init checks in with the
 #                       URL the deploy agent writes into it
 #   installed.sha256    its SHA-256
+#   installer-vmlinuz   the test installer of installer profiles (a "distro"
+#   installer-initrd.img  kernel + initrd): the guest's busybox initramfs
+#                       with /usr/sbin/mallee-install and, on board, the base
+#                       system it installs (boot partition, root file system
+#                       of installed.raw) as the answer file says
+#   answer.tmpl         an answer-file template for it
+#   sshonly.raw         the guest's HVM disk as it is: runs dropbear on :22,
+#   sshonly.sha256      never checks in (the SSH check-in fallback's test image)
 #
 # Nothing is mounted, no loop device is used: the root partition is edited
 # with debugfs (e2fsprogs). Rebuilt only when an input changed.
@@ -44,7 +52,8 @@ mkdir -p "$work"
 exec 9>"$work/lock"
 flock 9
 
-outputs=(deploy-vmlinuz deploy-initrd.img installed.raw installed.sha256)
+outputs=(deploy-vmlinuz deploy-initrd.img installed.raw installed.sha256
+         installer-vmlinuz installer-initrd.img answer.tmpl sshonly.raw sshonly.sha256)
 stamp="$(
     {
         cd "$here" && find . -type f -print0 | sort -z | xargs -0 sha256sum
@@ -76,6 +85,8 @@ cp "$guest/vmlinuz" "$tmp/deploy-vmlinuz"
 # ------------------------------------------------------------ installed system
 raw="$tmp/installed.raw"
 qemu-img convert -q -f qcow2 -O raw "$guest/hvm.qcow2" "$raw"
+cp "$raw" "$tmp/sshonly.raw"
+sha256sum "$tmp/sshonly.raw" | cut -d' ' -f1 > "$tmp/sshonly.sha256"
 le32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
 part=""
 for i in 0 1 2 3; do
@@ -99,8 +110,37 @@ debugfs -w -f "$tmp/debugfs.cmds" "$rootfs" >/dev/null 2>"$tmp/debugfs.err" || d
 debugfs -R "cat /usr/sbin/mallee-metal-checkin" "$rootfs" 2>/dev/null | grep -q mallee-metal/checkin-url \
     || die "debugfs did not write the check-in script"
 dd if="$rootfs" of="$raw" bs=512 seek="$start" conv=notrunc status=none
-rm -f "$rootfs"
 sha256sum "$raw" | cut -d' ' -f1 > "$tmp/installed.sha256"
+
+# ------------------------------------------------------------ test installer
+# Its base system: the MBR boot code and the boot partition of the guest's
+# HVM disk, and installed.raw's root file system (which checks in).
+istage="$tmp/istage"
+mkdir -p "$istage"
+(cd "$istage" && gzip -dc "$guest/initrd.img" | "$bb" cpio -i -d -m 2>/dev/null)
+install -m 0644 "$here/installer/inittab" "$istage/etc/inittab"
+install -m 0755 "$here/installer/mallee-install" "$istage/usr/sbin/mallee-install"
+echo mallee-install > "$istage/etc/hostname"
+bpart=""
+for i in 0 1 2 3; do
+    type="$(od -An -tx1 -j $((446 + 16 * i + 4)) -N1 "$raw" | tr -d ' ')"
+    if [[ "$type" == 06 ]]; then bpart="$i"; break; fi
+done
+[[ -n "$bpart" ]] || die "no FAT boot partition in $guest/hvm.qcow2"
+bstart="$(le32 "$raw" $((446 + 16 * bpart + 8)))"
+bcount="$(le32 "$raw" $((446 + 16 * bpart + 12)))"
+[[ "$bstart" == 2048 ]] || die "the boot partition starts at sector $bstart, the installer writes it at 2048"
+pl="$istage/usr/share/mallee-install"
+mkdir -p "$pl"
+dd if="$raw" of="$pl/mbr.bin" bs=440 count=1 status=none
+dd if="$raw" bs=512 skip="$bstart" count="$bcount" status=none | gzip -6n > "$pl/boot.fat.gz"
+gzip -6n < "$rootfs" > "$pl/root.ext4.gz"
+printf 'boot_sectors=%s\nroot_bytes=%s\n' "$bcount" "$(stat -c %s "$rootfs")" > "$pl/sizes"
+(cd "$istage" && find . -mindepth 1 | LC_ALL=C sort | "$bb" cpio -o -H newc 2>/dev/null) | gzip -1n > "$tmp/installer-initrd.img"
+rm -rf "$istage"
+cp "$guest/vmlinuz" "$tmp/installer-vmlinuz"
+cp "$here/installer/answer.tmpl" "$tmp/answer.tmpl"
+rm -f "$rootfs"
 
 for f in "${outputs[@]}"; do mv -f "$tmp/$f" "$out/$f"; done
 rm -rf "$tmp"

@@ -122,8 +122,10 @@ impl Prepared {
         config: crate::metal::MetalConfig,
     ) -> Result<(), crate::metal::MetalStartError> {
         let blobs = self.cloud.blobs.clone();
-        let metal = crate::metal::Metal::start(self.cloud.store.clone(), blobs, config).await?;
-        self.metal = Arc::new(metal);
+        let metal =
+            Arc::new(crate::metal::Metal::start(self.cloud.store.clone(), blobs, config).await?);
+        self.cloud.compute.metal.enable(metal.clone());
+        self.metal = metal;
         Ok(())
     }
 

@@ -285,19 +285,50 @@ pub enum MetalCommand {
         /// Name.
         name: String,
     },
-    /// Admin: add or replace a disk-image profile.
+    /// Admin: add or replace a profile: a disk image (`--location`), or a
+    /// distro's installer with an answer-file template (`--distro
+    /// --template FILE`).
     AddProfile {
         /// Name.
         name: String,
-        /// Absolute path on the controller, or object:BUCKET/KEY.
-        #[arg(long)]
-        location: String,
+        /// Image profile: absolute path on the controller, or object:BUCKET/KEY.
+        #[arg(long, required_unless_present = "distro", conflicts_with = "distro")]
+        location: Option<String>,
         /// The image's SHA-256 (default: the controller computes it).
-        #[arg(long)]
+        #[arg(long, requires = "location")]
         sha256: Option<String>,
         /// Extra deploy agent kernel arguments.
         #[arg(long, default_value = "")]
         agent_args: String,
+        /// Installer profile: the distro whose kernel and initrd boot.
+        #[arg(long, requires = "template")]
+        distro: Option<String>,
+        /// Installer profile: the answer-file template (a file, read here).
+        #[arg(long, requires = "distro")]
+        template: Option<PathBuf>,
+        /// Installer profile: kernel arguments after the distro's (a template).
+        #[arg(long, default_value = "")]
+        kernel_args: String,
+        /// A template variable of the profile, KEY=VALUE (repeatable).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        var: Vec<String>,
+        /// Check-in fallback: the TCP port whose answer counts as a check-in
+        /// (default 22; `none`: only a check-in POST counts).
+        #[arg(long)]
+        check_in_port: Option<String>,
+        /// The template's text (read from --template before the request).
+        #[arg(skip)]
+        template_text: Option<String>,
+    },
+    /// Admin: the answer file a system gets with a profile (default: its
+    /// own), rendered now.
+    RenderAnswerFile {
+        /// The system.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The profile.
+        #[arg(short = 'p', long = "profile")]
+        profile: Option<String>,
     },
     /// Admin: remove a profile.
     RemoveProfile {
@@ -348,6 +379,9 @@ pub struct SystemArgs {
     /// "user":"root","password":"…"} (default: manual).
     #[arg(long)]
     power: Option<String>,
+    /// An answer-file template variable of this system, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    var: Vec<String>,
 }
 
 /// Changes to a system.
@@ -374,6 +408,13 @@ pub struct EditSystemArgs {
     /// New power settings (JSON).
     #[arg(long)]
     power: Option<String>,
+    /// The system's template variables, KEY=VALUE (repeatable): they
+    /// replace the old ones.
+    #[arg(long = "var", value_name = "KEY=VALUE", conflicts_with = "clear_vars")]
+    var: Vec<String>,
+    /// Remove all of the system's template variables.
+    #[arg(long)]
+    clear_vars: bool,
 }
 
 /// Why a command failed.
@@ -648,7 +689,46 @@ enum Shape {
     Users,
     Instances,
     Profile,
+    AnswerFile,
     Return(&'static str),
+}
+
+/// `KEY=VALUE` arguments as the `Variables` JSON object.
+fn variables_json(vars: &[String]) -> String {
+    let map: BTreeMap<&str, &str> = vars
+        .iter()
+        .map(|v| v.split_once('=').unwrap_or((v.as_str(), "")))
+        .collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads the files a command names (an installer profile's template).
+fn load_files(cmd: &MetalCommand) -> Result<MetalCommand, MetalCmdError> {
+    let mut cmd = cmd.clone();
+    if let MetalCommand::AddProfile {
+        template: Some(path),
+        template_text,
+        ..
+    } = &mut cmd
+        && template_text.is_none()
+    {
+        *template_text = Some(
+            std::fs::read_to_string(&*path)
+                .map_err(|e| MetalCmdError::Local(format!("{}: {e}", path.display())))?,
+        );
+    }
+    let vars = match &cmd {
+        MetalCommand::AddProfile { var, .. } => var.as_slice(),
+        MetalCommand::AddSystem(s) => s.var.as_slice(),
+        MetalCommand::EditSystem(s) => s.var.as_slice(),
+        _ => &[],
+    };
+    if let Some(bad) = vars.iter().find(|v| !v.contains('=')) {
+        return Err(MetalCmdError::Local(format!(
+            "--var {bad}: expected KEY=VALUE"
+        )));
+    }
+    Ok(cmd)
 }
 
 /// The action, its parameters and how its answer is printed.
@@ -741,14 +821,34 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             location,
             sha256,
             agent_args,
+            distro,
+            kernel_args,
+            var,
+            check_in_port,
+            template_text,
+            ..
         } => {
-            let mut out = vec![
-                p("Name", name.clone()),
-                p("Location", location.clone()),
-                p("AgentArgs", agent_args.clone()),
-            ];
+            let mut out = vec![p("Name", name.clone())];
+            opt(&mut out, "Location", location.as_ref());
             opt(&mut out, "Sha256", sha256.as_ref());
+            if location.is_some() {
+                out.push(p("AgentArgs", agent_args.clone()));
+            }
+            opt(&mut out, "Distro", distro.as_ref());
+            opt(&mut out, "Template", template_text.as_ref());
+            if distro.is_some() {
+                out.push(p("KernelArgs", kernel_args.clone()));
+            }
+            if !var.is_empty() {
+                out.push(p("Variables", variables_json(var)));
+            }
+            opt(&mut out, "CheckInPort", check_in_port.as_ref());
             ("AddProfile", out, Shape::Profile)
+        }
+        C::RenderAnswerFile { target: t, profile } => {
+            let mut out = target(t);
+            opt(&mut out, "Profile", profile.as_ref());
+            ("RenderAnswerFile", out, Shape::AnswerFile)
         }
         C::RemoveProfile { name } => (
             "RemoveProfile",
@@ -765,6 +865,9 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             opt(&mut out, "Hostname", s.hostname.as_ref());
             opt(&mut out, "Disk", s.disk.as_ref());
             opt(&mut out, "Power", s.power.as_ref());
+            if !s.var.is_empty() {
+                out.push(p("Variables", variables_json(&s.var)));
+            }
             ("AddSystem", out, Shape::Systems)
         }
         C::EditSystem(s) => {
@@ -775,6 +878,9 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             opt(&mut out, "Group", s.group.as_ref());
             opt(&mut out, "Disk", s.disk.as_ref());
             opt(&mut out, "Power", s.power.as_ref());
+            if !s.var.is_empty() || s.clear_vars {
+                out.push(p("Variables", variables_json(&s.var)));
+            }
             ("EditSystem", out, Shape::Systems)
         }
         C::RemoveSystem { name } => (
@@ -813,21 +919,46 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
         Shape::Profiles => set_items(xml, "profileSet")
             .iter()
             .map(|p| {
-                line(&[
-                    "PROFILE",
-                    get(p, "name"),
-                    get(p, "location"),
-                    get(p, "size"),
-                    get(p, "sha256"),
-                ])
+                if get(p, "kind") == "installer" {
+                    line(&[
+                        "PROFILE",
+                        get(p, "name"),
+                        &format!("installer:{}", get(p, "distro")),
+                        "",
+                        "",
+                    ])
+                } else {
+                    line(&[
+                        "PROFILE",
+                        get(p, "name"),
+                        get(p, "location"),
+                        get(p, "size"),
+                        get(p, "sha256"),
+                    ])
+                }
             })
             .collect(),
+        Shape::Profile if xml_text(xml, "kind").as_deref() == Some("installer") => {
+            vec![line(&[
+                "PROFILE",
+                &xml_text(xml, "name").unwrap_or_default(),
+                &format!("installer:{}", xml_text(xml, "distro").unwrap_or_default()),
+            ])]
+        }
         Shape::Profile => vec![line(&[
             "PROFILE",
             &xml_text(xml, "name").unwrap_or_default(),
             &xml_text(xml, "size").unwrap_or_default(),
             &xml_text(xml, "sha256").unwrap_or_default(),
         ])],
+        // The answer file as it is (no trailing newline added by the caller
+        // for a file that ends with one).
+        Shape::AnswerFile => vec![
+            xml_text(xml, "answerFile")
+                .unwrap_or_default()
+                .trim_end_matches('\n')
+                .to_owned(),
+        ],
         Shape::Systems => set_items(xml, "systemSet")
             .iter()
             .map(system_line)
@@ -930,7 +1061,7 @@ fn to_json(shape: Shape, xml: &str) -> serde_json::Value {
             "groups": items("groupSet"),
             "systems": items("systemSet"),
         }),
-        Shape::Profile | Shape::Return(_) => {
+        Shape::Profile | Shape::AnswerFile | Shape::Return(_) => {
             let body = xml.split_once("</requestId>").map_or("", |(_, rest)| rest);
             serde_json::to_value(fields(body)).unwrap_or_default()
         }
@@ -972,11 +1103,33 @@ struct ImportDistro {
 #[serde(deny_unknown_fields)]
 struct ImportProfile {
     name: String,
-    location: String,
+    #[serde(default)]
+    location: Option<String>,
     #[serde(default)]
     sha256: Option<String>,
     #[serde(default)]
     agent_args: String,
+    #[serde(default)]
+    distro: Option<String>,
+    /// The answer-file template, inline.
+    #[serde(default)]
+    template: Option<String>,
+    /// The answer-file template, from a file (relative to the import file).
+    #[serde(default)]
+    template_file: Option<PathBuf>,
+    #[serde(default)]
+    kernel_args: String,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    /// A port, or null for no check-in fallback (absent: 22).
+    #[serde(default, deserialize_with = "some_port")]
+    check_in_port: Option<Option<u16>>,
+}
+
+/// `"check_in_port": null` → `Some(None)`; absent → `None` (the default).
+fn some_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>, D::Error> {
+    use serde::Deserialize;
+    Option::<u16>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -992,6 +1145,8 @@ struct ImportSystem {
     disk: Option<String>,
     #[serde(default)]
     power: Option<serde_json::Value>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
 }
 
 /// The commands an import file stands for, in dependency order.
@@ -1015,12 +1170,50 @@ fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmdError> {
             kernel_args: d.kernel_args,
         });
     }
+    let kv = |vars: BTreeMap<String, String>| -> Vec<String> {
+        vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
     for p in f.profiles {
+        let template_text = match (p.template, &p.template_file) {
+            (Some(t), None) => Some(t),
+            (None, Some(path)) => {
+                let path = file.parent().unwrap_or(Path::new(".")).join(path);
+                Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| MetalCmdError::Local(format!("{}: {e}", path.display())))?,
+                )
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(MetalCmdError::Local(format!(
+                    "{}: profile {}: give template or template_file, not both",
+                    file.display(),
+                    p.name
+                )));
+            }
+        };
+        if p.location.is_some() == p.distro.is_some()
+            || p.distro.is_some() != template_text.is_some()
+        {
+            return Err(MetalCmdError::Local(format!(
+                "{}: profile {}: give location (an image), or distro and template (an installer)",
+                file.display(),
+                p.name
+            )));
+        }
         out.push(MetalCommand::AddProfile {
             name: p.name,
             location: p.location,
             sha256: p.sha256,
             agent_args: p.agent_args,
+            distro: p.distro,
+            template: None,
+            kernel_args: p.kernel_args,
+            var: kv(p.variables),
+            check_in_port: p
+                .check_in_port
+                .map(|port| port.map_or_else(|| "none".to_owned(), |n| n.to_string())),
+            template_text,
         });
     }
     for s in f.systems {
@@ -1032,6 +1225,7 @@ fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmdError> {
             hostname: s.hostname,
             disk: s.disk,
             power: s.power.map(|v| v.to_string()),
+            var: kv(s.variables),
         }));
     }
     Ok(out)
@@ -1042,7 +1236,8 @@ async fn run_one(
     cmd: &MetalCommand,
     json: bool,
 ) -> Result<serde_json::Value, MetalCmdError> {
-    let (action, params, shape) = request(cmd);
+    let cmd = load_files(cmd)?;
+    let (action, params, shape) = request(&cmd);
     let xml = client.call(action, &params).await?;
     if json {
         Ok(to_json(shape, &xml))
@@ -1149,6 +1344,151 @@ mod tests {
             MetalCli::try_parse_from(["metal", "run-instances", "-p", "x", "-u", "u"]).is_err(),
             "nothing picked"
         );
+    }
+
+    #[test]
+    fn installer_profiles_and_variables() {
+        let dir = std::env::temp_dir().join(format!("mallee-metal-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let tmpl = dir.join("answer.tmpl");
+        std::fs::write(&tmpl, "hostname={{ hostname }}\n").expect("write");
+        let c = cli(&[
+            "add-profile",
+            "d12",
+            "--distro",
+            "debian12",
+            "--template",
+            tmpl.to_str().expect("path"),
+            "--kernel-args",
+            "url={{ answer_url }}",
+            "--var",
+            "role=web",
+            "--var",
+            "tz=UTC",
+            "--check-in-port",
+            "none",
+        ]);
+        let cmd = load_files(&c.command).expect("load");
+        let (action, params, _) = request(&cmd);
+        assert_eq!(action, "AddProfile");
+        assert_eq!(
+            params,
+            vec![
+                p("Name", "d12"),
+                p("Distro", "debian12"),
+                p("Template", "hostname={{ hostname }}\n"),
+                p("KernelArgs", "url={{ answer_url }}"),
+                p("Variables", r#"{"role":"web","tz":"UTC"}"#),
+                p("CheckInPort", "none"),
+            ]
+        );
+        // An image profile, or an installer one: not both, not neither.
+        for bad in [
+            vec!["add-profile", "x"],
+            vec![
+                "add-profile",
+                "x",
+                "--location",
+                "/i",
+                "--distro",
+                "d",
+                "--template",
+                "t",
+            ],
+            vec!["add-profile", "x", "--distro", "d"],
+        ] {
+            assert!(
+                MetalCli::try_parse_from(std::iter::once("metal").chain(bad.iter().copied()))
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        let c = cli(&[
+            "add-profile",
+            "x",
+            "--distro",
+            "d",
+            "--template",
+            "/nonexistent/t",
+        ]);
+        assert!(
+            load_files(&c.command).is_err(),
+            "the template file must exist"
+        );
+        let c = cli(&[
+            "add-system",
+            "--name",
+            "m1",
+            "--mac",
+            "52:54:00:00:00:01",
+            "--ip",
+            "10.0.0.1",
+            "--group",
+            "g",
+            "--var",
+            "slot=u07",
+        ]);
+        assert!(
+            request(&c.command)
+                .1
+                .contains(&p("Variables", r#"{"slot":"u07"}"#))
+        );
+        let c = cli(&["edit-system", "--name", "m1", "--clear-vars"]);
+        assert_eq!(
+            request(&c.command).1,
+            vec![p("Name", "m1"), p("Variables", "{}")]
+        );
+        let c = cli(&["edit-system", "--name", "m1", "--var", "novalue"]);
+        assert!(load_files(&c.command).is_err(), "KEY=VALUE");
+        let c = cli(&["render-answer-file", "-n", "m1", "-p", "d12"]);
+        assert_eq!(
+            request(&c.command).1,
+            vec![p("Name", "m1"), p("Profile", "d12")]
+        );
+        let xml = "<RenderAnswerFileResponse><requestId>r</requestId><name>m1</name><profile>d12</profile><answerFile>hostname=m1\nrole=&lt;db&gt;\n</answerFile></RenderAnswerFileResponse>";
+        assert_eq!(
+            render(Shape::AnswerFile, xml, &[]),
+            vec!["hostname=m1\nrole=<db>"]
+        );
+
+        // Import: an installer profile with its template in a file next to
+        // the import file, and a system's variables.
+        let rack = dir.join("rack.json");
+        std::fs::write(
+            &rack,
+            r#"{"distros":[{"name":"debian12","kernel":"/k","initrd":"/i","kernel_args":"url={{ answer_url }}"}],
+                "profiles":[{"name":"d12","distro":"debian12","template_file":"answer.tmpl",
+                             "variables":{"role":"web"},"check_in_port":null},
+                            {"name":"img","location":"/srv/i.raw"}],
+                "systems":[{"name":"m1","mac":"52:54:00:00:00:01","ip":"10.0.0.1","group":"g",
+                            "variables":{"slot":"u07"}}]}"#,
+        )
+        .expect("write");
+        let cmds = import_commands(&rack).expect("import");
+        let params: Vec<_> = cmds.iter().map(|c| request(c).1).collect();
+        assert!(
+            params[1].contains(&p("Template", "hostname={{ hostname }}\n")),
+            "{params:?}"
+        );
+        assert!(params[1].contains(&p("CheckInPort", "none")), "{params:?}");
+        assert!(
+            params[1].contains(&p("Variables", r#"{"role":"web"}"#)),
+            "{params:?}"
+        );
+        assert!(
+            !params[2].iter().any(|(k, _)| k == "CheckInPort"),
+            "{params:?}"
+        );
+        assert!(
+            params[3].contains(&p("Variables", r#"{"slot":"u07"}"#)),
+            "{params:?}"
+        );
+        std::fs::write(&rack, r#"{"profiles":[{"name":"bad","distro":"d"}]}"#).expect("write");
+        assert!(
+            import_commands(&rack).is_err(),
+            "an installer profile needs a template"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! (states, tokens, absolute deadlines), and the machines keep running
 //! meanwhile, so a killed controller's engine continues where it was.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,10 +25,14 @@ use rand::RngCore;
 use tokio::io::AsyncReadExt;
 
 use crate::inventory::{Inventory, InventoryError, Selection};
-use crate::model::{Install, Mac, Profile, State, Step, System};
+use crate::model::{Distro, Install, Mac, Profile, State, Step, System};
 use crate::netboot::{self, DhcpLogEvent, Dnsmasq, LogFollower, NetbootError, ProvisioningNetwork};
 use crate::power::{self, PowerOutcome, PowerState};
 use crate::state::{Action, Decision, Event, Timeouts, decide};
+use crate::template;
+
+/// How often the check-in fallback probes a rebooting system's port.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Errors from the engine.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +137,8 @@ pub enum AgentReport {
     },
     /// It failed.
     Failed(String),
+    /// The installer of an installer profile installed the system.
+    Installed,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -138,6 +146,12 @@ pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn no_image(profile: &str) -> EngineError {
+    EngineError::NotFound(format!(
+        "profile {profile} installs with an installer: it has no image"
+    ))
 }
 
 fn new_token() -> String {
@@ -430,6 +444,7 @@ impl Engine {
     }
 
     async fn clock(self, mut follower: LogFollower) {
+        let mut probed = HashMap::new();
         let mut tick = tokio::time::interval(self.inner.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -454,6 +469,7 @@ impl Engine {
             let Ok(systems) = self.inner.inventory.systems().await else {
                 continue;
             };
+            self.probe_ports(&systems, &mut probed).await;
             for s in systems {
                 if s.state.is_busy()
                     && s.deadline.is_some_and(|d| now >= d)
@@ -497,16 +513,163 @@ impl Engine {
                     Some(p) => self.profile(p).await?,
                     None => return Ok(netboot::local_boot_script()),
                 };
+                let base = self.inner.config.network.base_url();
+                let script = match &profile.install {
+                    Install::Image { .. } => {
+                        netboot::deploy_script(&base, token, s.disk.as_deref(), &profile.agent_args)
+                    }
+                    Install::Installer {
+                        distro,
+                        kernel_args,
+                        ..
+                    } => {
+                        let d = self.distro(distro).await?;
+                        let args = format!("{} {}", d.kernel_args.trim(), kernel_args.trim());
+                        let vars = self.answer_variables(&s, &profile);
+                        match template::render(&args, &vars) {
+                            Ok(args) => netboot::installer_script(&base, token, distro, &args),
+                            Err(e) => {
+                                return self.fail_render(&s.name, "kernel arguments", &e).await;
+                            }
+                        }
+                    }
+                };
                 self.handle(&s.name, Event::IpxeFetched).await?;
-                Ok(netboot::deploy_script(
-                    &self.inner.config.network.base_url(),
-                    token,
-                    s.disk.as_deref(),
-                    &profile.agent_args,
-                ))
+                Ok(script)
             }
             _ => Ok(netboot::local_boot_script()),
         }
+    }
+
+    async fn distro(&self, name: &str) -> Result<Distro, EngineError> {
+        self.inner
+            .inventory
+            .distro(name)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no distro named {name}")))
+    }
+
+    /// A template that cannot be rendered fails the system: its installer
+    /// cannot go on.
+    async fn fail_render<T>(
+        &self,
+        name: &str,
+        what: &str,
+        e: &template::TemplateError,
+    ) -> Result<T, EngineError> {
+        let reason = format!("cannot render the {what}: {e}");
+        self.handle(
+            name,
+            Event::AgentFailed {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        Err(EngineError::Rejected(reason))
+    }
+
+    /// The variables an answer-file template of `profile` sees for
+    /// `system`: the profile's, overridden by the system's, overridden by
+    /// the built-in ones (`system`, `hostname`, `ip`, `mac`, `prefix`,
+    /// `netmask`, `group`, `owner`, `profile`, `distro`, `disk` if set,
+    /// `server`, `server_url`, `token`, `answer_url`, `report_url`,
+    /// `checkin_url`).
+    pub fn answer_variables(&self, system: &System, profile: &Profile) -> BTreeMap<String, String> {
+        let net = &self.inner.config.network;
+        let base = net.base_url();
+        let mut v = profile.variables.clone();
+        v.extend(system.variables.clone());
+        let mut set = |k: &str, val: String| {
+            v.insert(k.to_owned(), val);
+        };
+        set("system", system.name.clone());
+        set("hostname", system.hostname.clone());
+        set("ip", system.ip.to_string());
+        set("mac", system.mac.to_string());
+        set("prefix", net.prefix.to_string());
+        set("netmask", net.netmask().to_string());
+        set("group", system.group.clone());
+        set("owner", system.owner.clone().unwrap_or_default());
+        set("profile", profile.name.clone());
+        if let Install::Installer { distro, .. } = &profile.install {
+            set("distro", distro.clone());
+        }
+        if let Some(d) = &system.disk {
+            set("disk", d.clone());
+        }
+        set("server", net.address.to_string());
+        set("server_url", base.clone());
+        if let Some(t) = &system.token {
+            set("token", t.clone());
+            set("answer_url", format!("{base}/answer/{t}"));
+            set("report_url", format!("{base}/deploy/{t}/report"));
+            set("checkin_url", format!("{base}/checkin/{t}"));
+        }
+        v
+    }
+
+    /// The answer file of the system being installed with `token`'s
+    /// installer profile, rendered from its template (the installer
+    /// fetching it is the event "installer started").
+    pub async fn answer_file(&self, token: &str) -> Result<String, EngineError> {
+        let (s, p) = self.deploying(token).await?;
+        let Install::Installer { template: t, .. } = &p.install else {
+            return Err(EngineError::NotFound(format!(
+                "profile {} writes an image: it has no answer file",
+                p.name
+            )));
+        };
+        let vars = self.answer_variables(&s, &p);
+        match template::render(t, &vars) {
+            Ok(text) => {
+                self.handle(&s.name, Event::AnswerFetched).await?;
+                Ok(text)
+            }
+            Err(e) => self.fail_render(&s.name, "answer file", &e).await,
+        }
+    }
+
+    /// Renders `profile`'s answer file for system `name` as it would be
+    /// served now (an administrator's preview; no event). A system that is
+    /// not being installed has `TOKEN` where its token would be.
+    pub async fn preview_answer_file(
+        &self,
+        name: &str,
+        profile: &str,
+    ) -> Result<String, EngineError> {
+        let mut s = self.system(name).await?;
+        if s.token.is_none() {
+            // Not being installed: its URLs show where the token goes.
+            s.token = Some("TOKEN".into());
+        }
+        let p = self.profile(profile).await?;
+        let Install::Installer { template: t, .. } = &p.install else {
+            return Err(EngineError::Rejected(format!(
+                "profile {profile} writes an image: it has no answer file"
+            )));
+        };
+        template::render(t, &self.answer_variables(&s, &p))
+            .map_err(|e| EngineError::Rejected(format!("cannot render the answer file: {e}")))
+    }
+
+    /// The distro kernel or initrd of an installer profile, for a valid token.
+    pub async fn distro_file(
+        &self,
+        token: &str,
+        initrd: bool,
+    ) -> Result<(u64, ByteStream), EngineError> {
+        let (_, p) = self.deploying(token).await?;
+        let Install::Installer { distro, .. } = &p.install else {
+            return Err(EngineError::NotFound(format!(
+                "profile {} writes an image: it boots no distro",
+                p.name
+            )));
+        };
+        let d = self.distro(distro).await?;
+        self.inner
+            .images
+            .open(if initrd { &d.initrd } else { &d.kernel })
+            .await
     }
 
     async fn deploying(&self, token: &str) -> Result<(System, Profile), EngineError> {
@@ -531,7 +694,13 @@ impl Engine {
         token: &str,
         initrd: bool,
     ) -> Result<(u64, ByteStream), EngineError> {
-        self.deploying(token).await?;
+        let (_, p) = self.deploying(token).await?;
+        if !matches!(p.install, Install::Image { .. }) {
+            return Err(EngineError::NotFound(format!(
+                "profile {} boots its distro's installer, not the deploy agent",
+                p.name
+            )));
+        }
         let c = &self.inner.config;
         file_stream(if initrd {
             &c.agent_initrd
@@ -544,15 +713,19 @@ impl Engine {
     /// The profile image's size and digest, for a valid token.
     pub async fn manifest(&self, token: &str) -> Result<(u64, String), EngineError> {
         let (_, p) = self.deploying(token).await?;
-        let Install::Image { size, sha256, .. } = p.install;
-        Ok((size, sha256))
+        match p.install {
+            Install::Image { size, sha256, .. } => Ok((size, sha256)),
+            Install::Installer { .. } => Err(no_image(&p.name)),
+        }
     }
 
     /// The profile image, for a valid token.
     pub async fn image(&self, token: &str) -> Result<(u64, ByteStream), EngineError> {
         let (_, p) = self.deploying(token).await?;
-        let Install::Image { location, .. } = &p.install;
-        self.inner.images.open(location).await
+        match &p.install {
+            Install::Image { location, .. } => self.inner.images.open(location).await,
+            Install::Installer { .. } => Err(no_image(&p.name)),
+        }
     }
 
     /// A deploy agent's report.
@@ -573,8 +746,27 @@ impl Engine {
                 };
                 let Install::Image {
                     sha256: expected, ..
-                } = profile.install;
+                } = profile.install
+                else {
+                    return Err(EngineError::Rejected(format!(
+                        "profile {} installs with an installer: report event=installed",
+                        profile.name
+                    )));
+                };
                 Event::AgentWritten { sha256, expected }
+            }
+            AgentReport::Installed => {
+                let profile = match &s.profile {
+                    Some(p) => self.profile(p).await?,
+                    None => return Err(EngineError::NotFound("system has no profile".into())),
+                };
+                if !matches!(profile.install, Install::Installer { .. }) {
+                    return Err(EngineError::Rejected(format!(
+                        "profile {} writes an image: report event=written&sha256=…",
+                        profile.name
+                    )));
+                }
+                Event::Installed
             }
         };
         self.handle(&s.name, event).await
@@ -582,8 +774,83 @@ impl Engine {
 
     /// The installed system's check-in.
     pub async fn check_in(&self, token: &str) -> Result<System, EngineError> {
+        self.check_in_with(token, &[]).await
+    }
+
+    /// The installed system's check-in with what it says about itself
+    /// (`key=value` facts, e.g. its host name): they are kept in the
+    /// system's last event.
+    pub async fn check_in_with(
+        &self,
+        token: &str,
+        facts: &[(String, String)],
+    ) -> Result<System, EngineError> {
         let s = self.by_token(token).await?;
-        self.handle(&s.name, Event::CheckedIn).await
+        let was_running = s.state == State::Running;
+        let after = self.handle(&s.name, Event::CheckedIn).await?;
+        if was_running || after.state != State::Running || facts.is_empty() {
+            return Ok(after);
+        }
+        let said: Vec<String> = facts
+            .iter()
+            .take(16)
+            .map(|(k, v)| {
+                let clean = |x: &str, n: usize| {
+                    x.chars()
+                        .filter(|c| !c.is_control())
+                        .take(n)
+                        .collect::<String>()
+                };
+                format!("{}={}", clean(k, 32), clean(v, 128))
+            })
+            .collect();
+        self.edit(&s.name, |sys| {
+            sys.last_event = Some(format!("installed system checked in: {}", said.join(" ")));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Probes the check-in fallback port of every rebooting system (at most
+    /// every [`PROBE_EVERY`]); a system whose port answers is running.
+    async fn probe_ports(&self, systems: &[System], last: &mut HashMap<String, Instant>) {
+        let rebooting: Vec<&System> = systems
+            .iter()
+            .filter(|s| {
+                s.state
+                    == State::Provisioning {
+                        step: Step::Rebooting,
+                    }
+            })
+            .collect();
+        last.retain(|n, _| rebooting.iter().any(|s| &s.name == n));
+        for s in rebooting {
+            if last.get(&s.name).is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+                continue;
+            }
+            let Some(profile) = s.profile.as_deref() else {
+                continue;
+            };
+            let Ok(Some(p)) = self.inner.inventory.profile(profile).await else {
+                continue;
+            };
+            let Some(port) = p.check_in_port else {
+                continue;
+            };
+            last.insert(s.name.clone(), Instant::now());
+            let engine = self.clone();
+            let name = s.name.clone();
+            let addr = SocketAddrV4::new(s.ip, port);
+            tokio::spawn(async move {
+                let netns = engine.inner.config.network.netns.clone();
+                if netboot::tcp_answers(netns.as_deref(), addr, Duration::from_secs(1)).await {
+                    tracing::info!(system = %name, %addr, "check-in fallback: port answers");
+                    if let Err(e) = engine.handle(&name, Event::PortAnswered { port }).await {
+                        tracing::warn!(system = %name, error = %e, "port check-in");
+                    }
+                }
+            });
+        }
     }
 
     /// An operator confirms a manual power-off.

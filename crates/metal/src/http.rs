@@ -9,7 +9,10 @@
 //! | `GET /deploy/{token}/manifest` | `SIZE SHA256` of the profile image |
 //! | `GET /deploy/{token}/image` | the profile image (streamed) |
 //! | `POST /deploy/{token}/report` | `event=started\|progress\|written\|failed` (+ `bytes`, `sha256`, `reason`) |
-//! | `POST /checkin/{token}` | the installed system is up |
+//! | `GET /deploy/{token}/distro/kernel`, `/distro/initrd` | an installer profile's distro |
+//! | `GET /answer/{token}` | an installer profile's answer file, rendered for the system |
+//! | `POST /deploy/{token}/report` | also `event=installed`: the installer is done |
+//! | `POST /checkin/{token}` | the installed system is up (`key=value` facts in the body are kept) |
 //!
 //! Bodies are `application/x-www-form-urlencoded`, what busybox `wget
 //! --post-data` sends.
@@ -79,6 +82,9 @@ pub fn serve(listener: tokio::net::TcpListener, engine: Engine) -> tokio::task::
         .route("/deploy/{token}/manifest", get(manifest))
         .route("/deploy/{token}/image", get(image))
         .route("/deploy/{token}/report", post(report))
+        .route("/deploy/{token}/distro/kernel", get(distro_kernel))
+        .route("/deploy/{token}/distro/initrd", get(distro_initrd))
+        .route("/answer/{token}", get(answer))
         .route("/checkin/{token}", post(checkin))
         .with_state(engine);
     tokio::spawn(async move {
@@ -146,6 +152,27 @@ async fn initrd(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -
     }
 }
 
+async fn distro_kernel(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -> Response {
+    match engine.distro_file(&token, false).await {
+        Ok((len, s)) => stream(len, s),
+        Err(e) => error(&e),
+    }
+}
+
+async fn distro_initrd(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -> Response {
+    match engine.distro_file(&token, true).await {
+        Ok((len, s)) => stream(len, s),
+        Err(e) => error(&e),
+    }
+}
+
+async fn answer(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -> Response {
+    match engine.answer_file(&token).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Err(e) => error(&e),
+    }
+}
+
 async fn manifest(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -> Response {
     match engine.manifest(&token).await {
         Ok((size, sha)) => text(format!("{size} {sha}\n")),
@@ -177,6 +204,7 @@ pub fn parse_report(body: &[u8]) -> Result<AgentReport, String> {
             }),
             other => Err(format!("written needs sha256=HEX, got {other:?}")),
         },
+        Some("installed") => Ok(AgentReport::Installed),
         Some("failed") => Ok(AgentReport::Failed(
             get("reason")
                 .unwrap_or("no reason given")
@@ -203,8 +231,16 @@ async fn report(
     }
 }
 
-async fn checkin(State(engine): State<Engine>, UrlPath(token): UrlPath<String>) -> Response {
-    match engine.check_in(&token).await {
+async fn checkin(
+    State(engine): State<Engine>,
+    UrlPath(token): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let facts: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .into_owned()
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    match engine.check_in_with(&token, &facts).await {
         Ok(s) => text(format!("{}\n", s.state.name())),
         Err(e) => error(&e),
     }
@@ -231,6 +267,7 @@ mod tests {
             parse_report(b"event=failed&reason=no+disk+found"),
             Ok(AgentReport::Failed("no disk found".into()))
         );
+        assert_eq!(parse_report(b"event=installed"), Ok(AgentReport::Installed));
         assert!(parse_report(b"event=bogus").is_err());
         assert!(parse_report(b"").is_err());
     }

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::model::{Profile, State, System};
+use crate::model::{Distro, Profile, State, System};
 
 /// Errors from an inventory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +79,12 @@ pub trait Inventory: Send + Sync + fmt::Debug {
     async fn save_state(&self, system: &System) -> Result<(), InventoryError>;
     /// One profile.
     async fn profile(&self, name: &str) -> Result<Option<Profile>, InventoryError>;
+    /// One distro (what installer profiles boot). Inventories that keep
+    /// no distros have none: their installer profiles cannot boot.
+    async fn distro(&self, name: &str) -> Result<Option<Distro>, InventoryError> {
+        let _ = name;
+        Ok(None)
+    }
     /// Reserves the selected free systems for `owner` in one transaction:
     /// all of them, or none (then the error says why). They become
     /// [`State::Reserved`] with `state_since = now`.
@@ -100,6 +106,7 @@ pub struct MemoryInventory {
 struct Inner {
     systems: BTreeMap<String, System>,
     profiles: BTreeMap<String, Profile>,
+    distros: BTreeMap<String, Distro>,
 }
 
 impl MemoryInventory {
@@ -132,6 +139,11 @@ impl MemoryInventory {
     /// Adds or replaces a profile.
     pub fn put_profile(&self, profile: Profile) {
         self.lock().profiles.insert(profile.name.clone(), profile);
+    }
+
+    /// Adds or replaces a distro.
+    pub fn put_distro(&self, distro: Distro) {
+        self.lock().distros.insert(distro.name.clone(), distro);
     }
 }
 
@@ -215,6 +227,10 @@ impl Inventory for MemoryInventory {
 
     async fn profile(&self, name: &str) -> Result<Option<Profile>, InventoryError> {
         Ok(self.lock().profiles.get(name).cloned())
+    }
+
+    async fn distro(&self, name: &str) -> Result<Option<Distro>, InventoryError> {
+        Ok(self.lock().distros.get(name).cloned())
     }
 
     async fn reserve(

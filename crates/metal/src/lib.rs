@@ -11,6 +11,7 @@
 //! - [`inventory`]: where systems and profiles are kept; [`store`]: the
 //!   inventory over the controller's store.
 //! - [`engine`]: events → state machine → inventory → actions.
+//! - [`template`]: installer answer-file templates.
 //! - [`lab`]: a provisioning network in a namespace with QEMU machines, for
 //!   tests, benchmarks and demos.
 
@@ -23,9 +24,10 @@ pub mod netboot;
 pub mod power;
 pub mod state;
 pub mod store;
+pub mod template;
 
 pub use engine::{Engine, EngineConfig, EngineError, FileImages, ImageSource};
 pub use inventory::{Inventory, InventoryError, MemoryInventory, Selection};
-pub use model::{Install, Mac, Profile, State, Step, System};
+pub use model::{Distro, Install, Mac, Profile, State, Step, System};
 pub use power::{PowerDriver, PowerSpec, PowerState};
 pub use state::{Event, Timeouts};

@@ -1,6 +1,7 @@
 //! The inventory model: systems (machines), profiles (what to install) and
 //! their provisioning state.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -218,6 +219,10 @@ pub struct System {
     pub deadline: Option<i64>,
     /// Last thing heard from the machine (for `describe` and failure reasons).
     pub last_event: Option<String>,
+    /// The administrator's per-system variables for answer-file templates
+    /// (they override the profile's).
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
 }
 
 impl System {
@@ -247,6 +252,7 @@ impl System {
             state_since: 0,
             deadline: None,
             last_event: None,
+            variables: BTreeMap::new(),
         })
     }
 }
@@ -265,6 +271,50 @@ pub enum Install {
         /// Its SHA-256 (lowercase hex); the agent verifies what it wrote.
         sha256: String,
     },
+    /// A distro's installer (kernel + initrd) booted with an answer file
+    /// rendered per system from `template` ([`crate::template`]), served at
+    /// `/answer/TOKEN`. The installer reports `event=installed` when done.
+    Installer {
+        /// The [`Distro`] whose kernel and initrd boot.
+        distro: String,
+        /// The answer-file template.
+        template: String,
+        /// Kernel arguments added after the distro's (a template too).
+        #[serde(default)]
+        kernel_args: String,
+    },
+}
+
+impl Install {
+    /// `image` or `installer`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Image { .. } => "image",
+            Self::Installer { .. } => "installer",
+        }
+    }
+}
+
+/// A kernel + initrd pair that installer profiles boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distro {
+    /// Unique name.
+    pub name: String,
+    /// The kernel: an absolute path or `object:BUCKET/KEY`.
+    pub kernel: String,
+    /// The initrd: an absolute path or `object:BUCKET/KEY`.
+    pub initrd: String,
+    /// Kernel arguments (a template: e.g. `auto=true url={{ answer_url }}`
+    /// for debian-installer, `inst.ks={{ answer_url }}` for Anaconda).
+    pub kernel_args: String,
+}
+
+/// The TCP port whose answer counts as a check-in unless a profile says
+/// otherwise: SSH.
+pub const DEFAULT_CHECK_IN_PORT: u16 = 22;
+
+fn default_check_in_port() -> Option<u16> {
+    Some(DEFAULT_CHECK_IN_PORT)
 }
 
 /// What to install on a system.
@@ -277,4 +327,32 @@ pub struct Profile {
     /// Extra kernel arguments for the deploy agent.
     #[serde(default)]
     pub agent_args: String,
+    /// Answer-file variables for every system installed with this profile
+    /// (a system's own variables override them).
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// Check-in fallback: once the machine rebooted into the installed
+    /// system, a TCP connection accepted on this port of its address (from
+    /// the provisioning network) counts as its check-in. `None`: only the
+    /// check-in POST counts.
+    #[serde(default = "default_check_in_port")]
+    pub check_in_port: Option<u16>,
+}
+
+impl Profile {
+    /// A profile that writes a disk image, with the default check-in
+    /// fallback (SSH) and no variables.
+    pub fn image(name: &str, location: &str, size: u64, sha256: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            install: Install::Image {
+                location: location.to_owned(),
+                size,
+                sha256: sha256.to_owned(),
+            },
+            agent_args: String::new(),
+            variables: BTreeMap::new(),
+            check_in_port: default_check_in_port(),
+        }
+    }
 }

@@ -388,6 +388,35 @@ impl LogFollower {
     }
 }
 
+/// Whether something accepts a TCP connection on `addr` within `timeout`,
+/// connecting from network namespace `netns` (the provisioning network's)
+/// when given: a short-lived thread enters the namespace and connects.
+pub async fn tcp_answers(
+    netns: Option<&str>,
+    addr: std::net::SocketAddrV4,
+    timeout: Duration,
+) -> bool {
+    let netns = netns.map(str::to_owned);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("metal-probe".into())
+        .spawn(move || {
+            let r = (|| -> std::io::Result<()> {
+                if let Some(ns) = &netns {
+                    let f = std::fs::File::open(Path::new("/run/netns").join(ns))?;
+                    nix::sched::setns(
+                        std::os::fd::AsFd::as_fd(&f),
+                        nix::sched::CloneFlags::CLONE_NEWNET,
+                    )
+                    .map_err(std::io::Error::from)?;
+                }
+                std::net::TcpStream::connect_timeout(&addr.into(), timeout).map(drop)
+            })();
+            let _ = tx.send(r.is_ok());
+        });
+    spawned.is_ok() && rx.await.unwrap_or(false)
+}
+
 /// The script every iPXE client gets first (dnsmasq's boot file name):
 /// chains to the per-MAC script of the NIC that booted.
 pub fn chain_script(base_url: &str) -> String {
@@ -408,6 +437,18 @@ pub fn deploy_script(base_url: &str, token: &str, disk: Option<&str>, extra_args
     }
     format!(
         "#!ipxe\necho mallee: deploy agent\nkernel {deploy}/kernel {args}\ninitrd {deploy}/initrd\nboot\n"
+    )
+}
+
+/// The per-MAC script of an installer profile while netboot is on: the
+/// distro's kernel and initrd (served under the provisioning token) with
+/// the rendered kernel arguments, which point the installer at its answer
+/// file.
+pub fn installer_script(base_url: &str, token: &str, distro: &str, args: &str) -> String {
+    let deploy = format!("{base_url}/deploy/{token}");
+    format!(
+        "#!ipxe\necho mallee: installer {distro}\nkernel {deploy}/distro/kernel {}\ninitrd {deploy}/distro/initrd\nboot\n",
+        args.trim()
     )
 }
 

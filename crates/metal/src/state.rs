@@ -77,6 +77,17 @@ pub enum Event {
     },
     /// The installed system checked in.
     CheckedIn,
+    /// The installer of an installer profile fetched its answer file.
+    AnswerFetched,
+    /// The installer of an installer profile reports that it installed
+    /// the system (and is about to reboot into it).
+    Installed,
+    /// The check-in fallback: the installed system accepted a TCP
+    /// connection on this port (SSH) without checking in.
+    PortAnswered {
+        /// The port.
+        port: u16,
+    },
     /// Give the system back to the pool.
     Release,
     /// The power driver switched the system off (or an operator confirmed it).
@@ -177,6 +188,42 @@ pub fn decide(system: &System, event: &Event, now: i64, timeouts: &Timeouts) -> 
                 step: Step::Netboot,
             };
             next.last_event = Some("iPXE script fetched".into());
+            vec![]
+        }
+        (State::Provisioning { .. }, Event::AnswerFetched)
+            if matches!(step, Some(Step::PoweringOn | Step::Dhcp | Step::Netboot)) =>
+        {
+            next.state = State::Provisioning {
+                step: Step::Deploying,
+            };
+            next.last_event = Some("installer fetched its answer file".into());
+            vec![]
+        }
+        (State::Provisioning { .. }, Event::AnswerFetched) if step == Some(Step::Deploying) => {
+            next.last_event = Some("installer fetched its answer file again".into());
+            vec![]
+        }
+        (State::Provisioning { .. }, Event::Installed)
+            if matches!(step, Some(Step::Deploying | Step::Netboot)) =>
+        {
+            next.netboot = false;
+            next.last_event = Some("installer finished".into());
+            moved(
+                &mut next,
+                State::Provisioning {
+                    step: Step::Rebooting,
+                },
+                Some(timeouts.check_in),
+            );
+            vec![]
+        }
+        (State::Provisioning { .. }, Event::PortAnswered { port })
+            if step == Some(Step::Rebooting) =>
+        {
+            next.last_event = Some(format!(
+                "installed system answers on port {port} (no check-in)"
+            ));
+            moved(&mut next, State::Running, None);
             vec![]
         }
         (State::Provisioning { .. }, Event::AgentStarted)
@@ -418,6 +465,52 @@ mod tests {
         assert_eq!(a, vec![Action::PowerOff]);
         let (s, _) = apply(&s, Event::PoweredOff, 11);
         assert_eq!((s.state, s.owner, s.token), (State::Free, None, None));
+    }
+
+    #[test]
+    fn installer_path_and_port_fallback() {
+        let mut s = system(provisioning(Step::Netboot));
+        s.netboot = true;
+        s.deadline = Some(100);
+        let (s, a) = apply(&s, Event::AnswerFetched, 5);
+        assert_eq!(
+            (s.state.clone(), a),
+            (provisioning(Step::Deploying), vec![])
+        );
+        assert_eq!(s.deadline, Some(100), "the deploy deadline still runs");
+        // An installer that fetches its answer file twice stays deploying.
+        let (s, _) = apply(&s, Event::AnswerFetched, 6);
+        assert_eq!(s.state, provisioning(Step::Deploying));
+        assert_eq!(
+            decide(&s, &Event::PortAnswered { port: 22 }, 7, &T),
+            Decision::Ignore,
+            "a port answering before the install is done means nothing"
+        );
+        let (s, a) = apply(&s, Event::Installed, 8);
+        assert_eq!(s.state, provisioning(Step::Rebooting));
+        assert!(!s.netboot, "netboot goes off once the installer is done");
+        assert_eq!((s.deadline, a), (Some(50_008), vec![]));
+        assert_eq!(decide(&s, &Event::AnswerFetched, 9, &T), Decision::Ignore);
+        let (r, _) = apply(&s, Event::PortAnswered { port: 22 }, 10);
+        assert_eq!((r.state.clone(), r.deadline), (State::Running, None));
+        assert_eq!(
+            r.last_event.as_deref(),
+            Some("installed system answers on port 22 (no check-in)")
+        );
+        assert_eq!(
+            decide(&r, &Event::PortAnswered { port: 22 }, 11, &T),
+            Decision::Ignore
+        );
+        assert_eq!(decide(&r, &Event::CheckedIn, 11, &T), Decision::Ignore);
+        // The POST check-in still works the same way.
+        let (c, _) = apply(&s, Event::CheckedIn, 12);
+        assert_eq!(c.state, State::Running);
+        for st in [State::Free, State::Reserved, provisioning(Step::PoweringOn)] {
+            assert_eq!(
+                decide(&system(st), &Event::Installed, 0, &T),
+                Decision::Ignore
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use mallee_store::{MetalIndex, StoreError};
 
 use crate::engine::now_millis;
 use crate::inventory::{Inventory, InventoryError, Selection};
-use crate::model::{Profile, State, System};
+use crate::model::{Distro, Install, Profile, State, System};
 
 /// An inventory kept in the controller's store.
 #[derive(Clone)]
@@ -71,6 +71,7 @@ pub fn to_record(s: &System, now: i64) -> Result<MetalSystemRecord, InventoryErr
         last_event: s.last_event.clone(),
         created_at: now,
         updated_at: now,
+        variables: json(&s.variables)?,
     })
 }
 
@@ -92,6 +93,7 @@ pub fn from_record(r: &MetalSystemRecord) -> Result<System, InventoryError> {
         state_since: r.state_since,
         deadline: r.deadline,
         last_event: r.last_event.clone(),
+        variables: serde_json::from_str(&r.variables).map_err(|e| corrupt("variables", e))?,
     })
 }
 
@@ -130,7 +132,10 @@ impl StoreInventory {
         self.store
             .put_metal_profile(&MetalProfile {
                 name: profile.name.clone(),
-                distro: None,
+                distro: match &profile.install {
+                    Install::Installer { distro, .. } => Some(distro.clone()),
+                    Install::Image { .. } => None,
+                },
                 spec: json(profile)?,
                 created_at: now_millis(),
             })
@@ -195,6 +200,22 @@ impl Inventory for StoreInventory {
             .map_err(backend)?
             .map(|p| serde_json::from_str(&p.spec).map_err(|e| corrupt("profile", e)))
             .transpose()
+    }
+
+    async fn distro(&self, name: &str) -> Result<Option<Distro>, InventoryError> {
+        Ok(self
+            .store
+            .metal_distros()
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .find(|d| d.name == name)
+            .map(|d| Distro {
+                name: d.name,
+                kernel: d.kernel,
+                initrd: d.initrd,
+                kernel_args: d.kernel_args,
+            }))
     }
 
     async fn reserve(

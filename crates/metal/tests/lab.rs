@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mallee_metal::engine::{EngineConfig, FileImages};
 use mallee_metal::inventory::{InventoryError, MemoryInventory, Selection};
 use mallee_metal::lab::Lab;
-use mallee_metal::model::{Install, Profile, State, System};
+use mallee_metal::model::{Profile, State, System};
 use mallee_metal::power::PowerSpec;
 use mallee_metal::{Engine, EngineError, Timeouts};
 
@@ -43,15 +43,7 @@ fn profile(name: &str, path: &Path) -> Profile {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&data))
     };
-    Profile {
-        name: name.into(),
-        install: Install::Image {
-            location: path.display().to_string(),
-            size: data.len() as u64,
-            sha256: sha,
-        },
-        agent_args: String::new(),
-    }
+    Profile::image(name, &path.display().to_string(), data.len() as u64, &sha)
 }
 
 async fn wait_for(

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use mallee_metal::inventory::{Inventory, InventoryError, Selection};
-use mallee_metal::model::{Install, Profile, State, Step, System};
+use mallee_metal::model::{Distro, Install, Profile, State, Step, System};
 use mallee_metal::power::{IpmiSpec, PowerSpec};
 use mallee_metal::store::StoreInventory;
+use mallee_store::MetalIndex;
+use mallee_store::metal::MetalDistro;
 use mallee_store::sqlite::SqliteStore;
 
 fn system(n: u8, power: PowerSpec) -> System {
@@ -35,7 +37,10 @@ async fn inventory_in_the_store() {
         password: "pw".into(),
         interface: None,
     });
-    inv.add_system(&system(1, ipmi.clone())).await.expect("s1");
+    let mut s1 = system(1, ipmi.clone());
+    s1.variables.insert("role".into(), "db".into());
+    s1.variables.insert("slot".into(), "u07".into());
+    inv.add_system(&s1).await.expect("s1");
     inv.add_system(&system(2, PowerSpec::Manual))
         .await
         .expect("s2");
@@ -43,20 +48,57 @@ async fn inventory_in_the_store() {
         inv.add_system(&system(1, PowerSpec::Manual)).await,
         Err(InventoryError::Exists { .. })
     ));
-    let profile = Profile {
-        name: "debian".into(),
-        install: Install::Image {
-            location: "/srv/debian.raw".into(),
-            size: 42,
-            sha256: "0".repeat(64),
-        },
-        agent_args: "quiet".into(),
-    };
+    let mut profile = Profile::image("debian", "/srv/debian.raw", 42, &"0".repeat(64));
+    profile.agent_args = "quiet".into();
     inv.put_profile(&profile).await.expect("profile");
     assert_eq!(inv.profile("debian").await.expect("get"), Some(profile));
+    let got = inv.system("s1").await.expect("get").expect("s1");
+    assert_eq!(got.power, ipmi);
+    assert_eq!(got.variables, s1.variables, "per-system variables are kept");
+
+    // Installer profiles need their distro, which the inventory finds.
+    let mut installer = Profile::image("d12-install", "", 0, "");
+    installer.install = Install::Installer {
+        distro: "debian12".into(),
+        template: "hostname={{ hostname }}\n".into(),
+        kernel_args: "priority=critical".into(),
+    };
+    installer.variables.insert("role".into(), "web".into());
+    installer.check_in_port = None;
+    assert!(
+        inv.put_profile(&installer).await.is_err(),
+        "no distro debian12 yet"
+    );
+    store
+        .put_metal_distro(&MetalDistro {
+            name: "debian12".into(),
+            kernel: "/srv/d12/linux".into(),
+            initrd: "/srv/d12/initrd.gz".into(),
+            kernel_args: "auto=true url={{ answer_url }}".into(),
+            created_at: 1,
+        })
+        .await
+        .expect("distro");
+    inv.put_profile(&installer)
+        .await
+        .expect("installer profile");
     assert_eq!(
-        inv.system("s1").await.expect("get").expect("s1").power,
-        ipmi
+        inv.profile("d12-install").await.expect("get"),
+        Some(installer)
+    );
+    assert_eq!(
+        inv.distro("debian12").await.expect("distro"),
+        Some(Distro {
+            name: "debian12".into(),
+            kernel: "/srv/d12/linux".into(),
+            initrd: "/srv/d12/initrd.gz".into(),
+            kernel_args: "auto=true url={{ answer_url }}".into(),
+        })
+    );
+    assert_eq!(inv.distro("nope").await.expect("distro"), None);
+    assert!(
+        store.delete_metal_distro("debian12").await.is_err(),
+        "a distro in use by a profile stays"
     );
 
     // -n 3 with 2 free: error, nothing reserved.

@@ -29,6 +29,7 @@ fn system(name: &str, n: u8, group: &str) -> MetalSystemRecord {
         last_event: None,
         created_at: 1,
         updated_at: 1,
+        variables: "{}".into(),
     }
 }
 
@@ -176,6 +177,7 @@ async fn systems(store: &dyn Store) {
     // State saves leave the admin fields, admin updates leave the state.
     let mut st = s1.clone();
     st.hostname = "ignored".into();
+    st.variables = r#"{"role":"ignored"}"#.into();
     st.owner = Some("demo".into());
     st.state_name = "provisioning".into();
     st.state = r#"{"state":"provisioning","step":"dhcp"}"#.into();
@@ -190,6 +192,7 @@ async fn systems(store: &dyn Store) {
         .expect("get")
         .expect("ms-1");
     assert_eq!(got.hostname, "ms-1");
+    assert_eq!(got.variables, "{}");
     assert_eq!(
         (
             got.owner.as_deref(),
@@ -202,6 +205,7 @@ async fn systems(store: &dyn Store) {
     assert_eq!(got.state, st.state);
     let mut admin = got.clone();
     admin.hostname = "rack1-u1".into();
+    admin.variables = r#"{"role":"db"}"#.into();
     admin.owner = None;
     admin.state_name = "free".into();
     assert!(
@@ -223,6 +227,7 @@ async fn systems(store: &dyn Store) {
         ),
         ("rack1-u1", Some("demo"), "provisioning")
     );
+    assert_eq!(got.variables, r#"{"role":"db"}"#);
 
     // Tokens are unique.
     let mut s2 = system("ms-2", 2, "mg-s");

@@ -90,6 +90,8 @@ pub struct MetalSystemRecord {
     pub created_at: UnixMillis,
     /// Last change.
     pub updated_at: UnixMillis,
+    /// The administrator's per-system template variables (a JSON object).
+    pub variables: String,
 }
 
 /// Which free systems a reservation takes.
@@ -157,7 +159,7 @@ pub trait MetalIndex: Send + Sync {
     /// or token is taken; `NotFound` when its group does not exist.
     async fn create_metal_system(&self, system: &MetalSystemRecord) -> StoreResult<()>;
     /// Changes a system's administrative fields (MAC, IP, hostname, group,
-    /// power, disk); ownership and state are left alone. `false` if absent.
+    /// power, disk, variables); ownership and state are left alone. `false` if absent.
     async fn update_metal_system_admin(&self, system: &MetalSystemRecord) -> StoreResult<bool>;
     /// Stores a system's ownership and state fields (owner, profile,
     /// netboot, state_name, state, token, state_since, deadline,

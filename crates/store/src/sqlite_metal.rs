@@ -13,7 +13,8 @@ use crate::{StoreError, StoreResult, UnixMillis};
 macro_rules! system_columns {
     () => {
         "name, mac, ip, hostname, group_name, power, disk, owner, profile,
-    netboot, state_name, state, token, state_since, deadline, last_event, created_at, updated_at"
+    netboot, state_name, state, token, state_since, deadline, last_event, created_at, updated_at,
+    variables"
     };
 }
 
@@ -37,6 +38,7 @@ fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemReco
         last_event: row.try_get("last_event")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        variables: row.try_get("variables")?,
     })
 }
 
@@ -218,7 +220,7 @@ impl MetalIndex for SqliteStore {
             "INSERT INTO metal_systems (",
             system_columns!(),
             ")
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&s.name)
         .bind(&s.mac)
@@ -238,6 +240,7 @@ impl MetalIndex for SqliteStore {
         .bind(&s.last_event)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(&s.variables)
         .execute(&self.pool)
         .await
         .map_err(system_conflict(s))?;
@@ -247,7 +250,7 @@ impl MetalIndex for SqliteStore {
     async fn update_metal_system_admin(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE metal_systems SET mac = ?, ip = ?, hostname = ?, group_name = ?, power = ?,
-               disk = ?, updated_at = ? WHERE name = ?",
+               disk = ?, variables = ?, updated_at = ? WHERE name = ?",
         )
         .bind(&s.mac)
         .bind(&s.ip)
@@ -255,6 +258,7 @@ impl MetalIndex for SqliteStore {
         .bind(&s.group_name)
         .bind(&s.power)
         .bind(&s.disk)
+        .bind(&s.variables)
         .bind(s.updated_at)
         .bind(&s.name)
         .execute(&self.pool)

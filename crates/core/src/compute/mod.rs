@@ -31,6 +31,8 @@ pub struct Compute {
     /// Per node: digest of the firewall policy last applied there, its
     /// generation, and when it was sent.
     firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
+    /// The bare-metal zone, once provisioning is enabled.
+    pub metal: crate::metal::ec2::MetalSlot,
 }
 
 impl Compute {
@@ -42,6 +44,7 @@ impl Compute {
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),
             firewalls: Mutex::new(HashMap::new()),
+            metal: crate::metal::ec2::MetalSlot::default(),
         }
     }
 

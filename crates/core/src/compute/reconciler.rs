@@ -212,6 +212,11 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
                 continue;
             }
         };
+        // Machines of the bare-metal zone: never sent to a node agent; the
+        // bare-metal syncer drives them below.
+        if crate::metal::ec2::is_metal(&instance) {
+            continue;
+        }
         let node = nodes.iter().find(|n| n.node_id == instance.record.node_id);
         let observed = match reports.get(&instance.record.node_id) {
             Some(Some(report)) => report.get(instance.id()),
@@ -242,6 +247,10 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             tracing::warn!(instance = %orphan, node = %node_id, "removing an instance the controller has no record of");
             node_call(cloud, node, orphan.clone(), Call::Delete);
         }
+    }
+    match crate::metal::ec2::sync(cloud).await {
+        Ok(metal_busy) => busy |= metal_busy,
+        Err(e) => tracing::warn!(error = %e, "bare-metal pass failed"),
     }
     match super::volumes::pass(cloud, &nodes, &node_reports).await {
         Ok(volumes_busy) => busy |= volumes_busy,

@@ -214,7 +214,11 @@ fn may_launch(image: &Image, account_id: &str) -> bool {
 
 /// The image if `account_id` may see (and so launch) it; a well-formed id of
 /// an image it may not see is NotFound, as if it did not exist.
-async fn visible_image(cloud: &Cloud, account_id: &str, image_id: &str) -> Result<Image, Ec2Error> {
+pub(crate) async fn visible_image(
+    cloud: &Cloud,
+    account_id: &str,
+    image_id: &str,
+) -> Result<Image, Ec2Error> {
     if !is_image_id(image_id) {
         return Err(malformed(image_id));
     }
@@ -361,7 +365,8 @@ impl RegisterImage {
                 "Block device mappings are only supported on images whose root device is an EBS snapshot.".into(),
             ));
         }
-        let (bucket, key) = if ebs_root {
+        let metal = location.starts_with(crate::metal::ec2::LOCATION_PREFIX);
+        let (bucket, key) = if ebs_root || metal {
             ("", "")
         } else {
             location
@@ -437,6 +442,13 @@ impl RegisterImage {
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         if !self.block_device_mappings.is_empty() {
             return self.register_ebs(ctx).await;
+        }
+        if let Some(profile) = self
+            .location
+            .strip_prefix(crate::metal::ec2::LOCATION_PREFIX)
+        {
+            let profile = profile.to_owned();
+            return self.register_metal(ctx, &profile).await;
         }
         let account = &ctx.principal.account.account_id;
         let object =
@@ -526,6 +538,71 @@ impl RegisterImage {
 }
 
 impl RegisterImage {
+    /// Registers a bare-metal image: a profile of the bare-metal zone
+    /// (`ImageLocation=metal:PROFILE`), by an administrator, launchable by
+    /// every account (the profiles are the cloud's).
+    async fn register_metal(self, ctx: &Ec2Context<'_>, profile: &str) -> Result<String, Ec2Error> {
+        if !ctx.principal.account.is_admin {
+            return Err(Ec2Error::UnauthorizedOperation);
+        }
+        if self.kernel_id.is_some()
+            || self.ramdisk_id.is_some()
+            || self.virtualization_type.as_deref() == Some("paravirtual")
+        {
+            return Err(Ec2Error::InvalidParameterCombination(
+                "A bare-metal image installs a profile on a machine's disk: KernelId, RamdiskId and paravirtual do not apply.".into(),
+            ));
+        }
+        let metal = ctx.cloud.compute.metal.get().ok_or_else(|| {
+            invalid_location(
+                &self.location,
+                "bare-metal provisioning is not enabled on this cloud",
+            )
+        })?;
+        let exists = {
+            use mallee_metal::Inventory;
+            metal
+                .inventory()
+                .profile(profile)
+                .await
+                .map_err(|e| Ec2Error::Internal(e.to_string()))?
+                .is_some()
+        };
+        if !exists {
+            return Err(invalid_location(
+                &self.location,
+                &format!("the bare-metal zone has no profile named {profile:?}"),
+            ));
+        }
+        let account = &ctx.principal.account.account_id;
+        let image = Image {
+            image_id: ids::resource_id("ami"),
+            account_id: account.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            image_type: "machine".into(),
+            architecture: self.architecture.clone(),
+            virtualization_type: "hvm".into(),
+            root_device_name: self.root_device_name.clone(),
+            root_device_type: "instance-store".into(),
+            kernel_id: None,
+            ramdisk_id: None,
+            location: self.location.clone(),
+            bucket: String::new(),
+            key: String::new(),
+            size: 0,
+            etag: String::new(),
+            disk_format: "none".into(),
+            state: "available".into(),
+            is_public: true,
+            created_at: ids::now_millis(),
+            launch_permissions: Vec::new(),
+            block_device_mappings: Vec::new(),
+        };
+        store_new_image(ctx, &image, &self.tags).await?;
+        Ok(ctx.respond("RegisterImage", |w| w.text("imageId", &image.image_id)))
+    }
+
     /// Registers an EBS-backed image: every snapshot a mapping names must
     /// be one the caller may create volumes from, and completed; the
     /// root's size is at least its snapshot's.
@@ -1263,6 +1340,12 @@ pub async fn resolve_for_launch(
         )));
     }
     check_available(&image)?;
+    if let Some(profile) = crate::metal::ec2::image_profile(&image) {
+        return Err(Ec2Error::InvalidParameterCombination(format!(
+            "The image {image_id} is a bare-metal image (profile {profile}): launch it in the bare-metal zone {}.",
+            crate::metal::ec2::zone_name(&cloud.config)
+        )));
+    }
     for id in kernel_override.iter().chain(ramdisk_override.iter()) {
         if !is_image_id(id) {
             return Err(malformed(id));

@@ -134,6 +134,18 @@ impl TerminateInstances {
     }
 }
 
+/// Bare-metal instances are not stopped and started: their machine is
+/// theirs until terminated.
+fn metal_unsupported(instance: &Instance, what: &str) -> Ec2Error {
+    Ec2Error::refused(
+        "UnsupportedOperation",
+        format!(
+            "The instance '{}' is a bare-metal instance and cannot be {what}; reboot or terminate it.",
+            instance.id()
+        ),
+    )
+}
+
 /// StopInstances input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopInstances {
@@ -154,6 +166,7 @@ impl StopInstances {
     /// Moves running and pending instances to stopping.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let changes = change_instances(ctx, &self.ids, |i, now| match i.state {
+            _ if crate::metal::ec2::is_metal(i) => Err(metal_unsupported(i, "stopped")),
             InstanceState::Stopping | InstanceState::Stopped => Ok(false),
             InstanceState::Running | InstanceState::Pending => {
                 i.state = InstanceState::Stopping;
@@ -238,6 +251,7 @@ impl StartInstances {
             }
         }
         let changes = change_instances(ctx, &self.ids, |i, _| match i.state {
+            _ if crate::metal::ec2::is_metal(i) => Err(metal_unsupported(i, "started")),
             InstanceState::Pending | InstanceState::Running => Ok(false),
             InstanceState::Stopped => {
                 i.state = InstanceState::Pending;
@@ -313,6 +327,10 @@ impl RebootInstances {
             .iter()
             .filter(|i| i.state == InstanceState::Running)
         {
+            if crate::metal::ec2::is_metal(instance) {
+                crate::metal::ec2::reboot(ctx.cloud, instance).await?;
+                continue;
+            }
             let Some(node) = node_of(ctx, instance).await? else {
                 continue;
             };

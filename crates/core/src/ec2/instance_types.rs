@@ -11,6 +11,7 @@ use crate::api::pagination::PageRequest;
 use crate::api::query::QueryParams;
 
 use super::{Ec2Context, Ec2Error};
+use crate::metal::ec2::MetalType;
 
 /// One instance type: the resources an instance of it gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,31 +218,123 @@ impl DescribeInstanceTypes {
         })
     }
 
-    /// Lists the matching types, sorted by name.
-    pub fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+    /// Lists the matching types, sorted by name: the table's, and the
+    /// bare-metal zone's (one per inventory group) when it is enabled.
+    pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let table = &ctx.cloud.instance_types;
+        let metal = match ctx.cloud.compute.metal.get() {
+            Some(metal) => crate::metal::ec2::instance_types(metal).await?,
+            None => Vec::new(),
+        };
+        let rows: Vec<Row<'_>> = table
+            .all()
+            .iter()
+            .map(Row::Vm)
+            .chain(metal.iter().map(Row::Metal))
+            .collect();
         let unknown: Vec<&str> = self
             .names
             .iter()
-            .filter(|n| table.get(n).is_none())
+            .filter(|n| !rows.iter().any(|r| r.name() == n.as_str()))
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
             return Err(Ec2Error::InvalidInstanceType(unknown.join(", ")));
         }
-        let mut matching: Vec<&InstanceType> = table
-            .all()
+        let mut matching: Vec<&Row<'_>> = rows
             .iter()
-            .filter(|t| self.names.is_empty() || self.names.contains(&t.name))
+            .filter(|t| self.names.is_empty() || self.names.iter().any(|n| n == t.name()))
             .filter(|t| filter::matches(&self.filters, *t))
             .collect();
-        matching.sort_by(|a, b| a.name.cmp(&b.name));
-        let (page, next) = self.page.apply(matching, |t| t.name.clone());
+        matching.sort_by(|a, b| a.name().cmp(b.name()));
+        let (page, next) = self.page.apply(matching, |t| t.name().to_owned());
         Ok(ctx.respond("DescribeInstanceTypes", |w| {
-            w.items("instanceTypeSet", page, write_instance_type);
+            w.items("instanceTypeSet", page, |w, row| match row {
+                Row::Vm(t) => write_instance_type(w, t),
+                Row::Metal(t) => write_metal_type(w, t),
+            });
             w.opt_text("nextToken", next);
         }))
     }
+}
+
+/// A row of DescribeInstanceTypes.
+enum Row<'a> {
+    /// A virtual machine type of the table.
+    Vm(&'a InstanceType),
+    /// A bare-metal type (a group of machines).
+    Metal(&'a MetalType),
+}
+
+impl Row<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Self::Vm(t) => &t.name,
+            Self::Metal(t) => &t.name,
+        }
+    }
+}
+
+impl Filterable for Row<'_> {
+    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
+        match self {
+            Self::Vm(t) => t.filter_values(name),
+            Self::Metal(t) => {
+                let one = |v: &str| Some(vec![v.to_owned()]);
+                match name {
+                    "instance-type" => one(&t.name),
+                    "bare-metal" | "current-generation" | "instance-storage-supported" => {
+                        one("true")
+                    }
+                    "free-tier-eligible"
+                    | "hibernation-supported"
+                    | "dedicated-hosts-supported"
+                    | "burstable-performance-supported" => one("false"),
+                    "processor-info.supported-architecture" => one("x86_64"),
+                    "supported-virtualization-type" => one("hvm"),
+                    "supported-root-device-type" => one("instance-store"),
+                    "supported-usage-class" => one("on-demand"),
+                    "supported-boot-mode" => one("legacy-bios"),
+                    // No hypervisor; the machines' sizes are not in the
+                    // inventory.
+                    n if FILTERS.contains(&n) => Some(Vec::new()),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// A bare-metal type: what the inventory knows (its machines' sizes are
+/// not recorded, so no vCPU or memory figures are claimed).
+fn write_metal_type(w: &mut crate::api::xml::XmlWriter, t: &MetalType) {
+    w.text("instanceType", &t.name);
+    w.text("currentGeneration", true);
+    w.text("freeTierEligible", false);
+    w.elem("supportedUsageClasses", |w| w.text("item", "on-demand"));
+    w.elem("supportedRootDeviceTypes", |w| {
+        w.text("item", "instance-store")
+    });
+    w.elem("supportedVirtualizationTypes", |w| w.text("item", "hvm"));
+    w.text("bareMetal", true);
+    w.elem("processorInfo", |w| {
+        w.elem("supportedArchitectures", |w| w.text("item", "x86_64"));
+    });
+    w.text("instanceStorageSupported", true);
+    w.elem("networkInfo", |w| {
+        w.text("networkPerformance", "Moderate");
+        w.text("maximumNetworkInterfaces", 1);
+        w.text("maximumNetworkCards", 1);
+        w.text("defaultNetworkCardIndex", 0);
+        w.text("ipv4AddressesPerInterface", 1);
+        w.text("ipv6AddressesPerInterface", 0);
+        w.text("ipv6Supported", false);
+    });
+    w.text("hibernationSupported", false);
+    w.text("burstablePerformanceSupported", false);
+    w.text("dedicatedHostsSupported", false);
+    w.text("autoRecoverySupported", false);
+    w.elem("supportedBootModes", |w| w.text("item", "legacy-bios"));
 }
 
 fn write_instance_type(w: &mut crate::api::xml::XmlWriter, t: &InstanceType) {

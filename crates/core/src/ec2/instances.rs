@@ -293,6 +293,45 @@ impl RunInstances {
         hex::encode(Sha256::digest(format!("{copy:?}").as_bytes()))
     }
 
+    /// The request for the bare-metal zone, with the parameters bare-metal
+    /// instances cannot honour.
+    fn metal_launch(self, request_hash: String) -> crate::metal::ec2::MetalLaunch {
+        let given = [
+            (self.key_name.is_some(), "KeyName"),
+            (self.user_data.is_some(), "UserData"),
+            (
+                !self.security_groups.is_empty() || !self.security_group_ids.is_empty(),
+                "SecurityGroup",
+            ),
+            (self.subnet_id.is_some(), "SubnetId"),
+            (
+                self.associate_public_ip.is_some(),
+                "AssociatePublicIpAddress",
+            ),
+            (self.kernel_id.is_some(), "KernelId"),
+            (self.ramdisk_id.is_some(), "RamdiskId"),
+            (!self.block_device_mappings.is_empty(), "BlockDeviceMapping"),
+            (
+                self.shutdown_behavior != ShutdownBehavior::Stop,
+                "InstanceInitiatedShutdownBehavior",
+            ),
+        ];
+        crate::metal::ec2::MetalLaunch {
+            image_id: self.image_id,
+            min_count: self.min_count,
+            max_count: self.max_count,
+            instance_type: self.instance_type,
+            client_token: self.client_token,
+            request_hash,
+            tags: self.tags,
+            disable_api_termination: self.disable_api_termination,
+            unsupported: given
+                .into_iter()
+                .filter_map(|(set, name)| set.then_some(name))
+                .collect(),
+        }
+    }
+
     /// Places, records and schedules the reservation.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let cloud = ctx.cloud;
@@ -305,6 +344,11 @@ impl RunInstances {
                 .await?
         {
             return respond_existing(ctx, &existing, &hash).await;
+        }
+        if crate::metal::ec2::wants_metal(cloud, account, self.zone.as_deref(), &self.image_id)
+            .await?
+        {
+            return crate::metal::ec2::run_instances(ctx, self.metal_launch(hash)).await;
         }
         let image = resolve_for_launch(
             cloud,
@@ -689,7 +733,7 @@ impl RunInstances {
 }
 
 /// The answer to a retried RunInstances: the reservation it made.
-async fn respond_existing(
+pub(crate) async fn respond_existing(
     ctx: &Ec2Context<'_>,
     reservation: &Reservation,
     hash: &str,
@@ -730,7 +774,7 @@ fn iso8601_seconds(millis: i64) -> String {
 }
 
 /// `reservationId`, `ownerId`, `groupSet`, `instancesSet` of one reservation.
-fn write_reservation_body<'t>(
+pub(crate) fn write_reservation_body<'t>(
     w: &mut XmlWriter,
     reservation_id: &str,
     owner: &str,

@@ -419,7 +419,7 @@ pub async fn execute(
         Ec2Action::DescribeRegions(a) => a.execute(ctx),
         Ec2Action::DescribeAvailabilityZones(a) => a.execute(ctx).await,
         Ec2Action::DescribeAccountAttributes(a) => a.execute(ctx).await,
-        Ec2Action::DescribeInstanceTypes(a) => a.execute(ctx),
+        Ec2Action::DescribeInstanceTypes(a) => a.execute(ctx).await,
         Ec2Action::CreateKeyPair(a) => a.execute(ctx).await,
         Ec2Action::ImportKeyPair(a) => a.execute(ctx).await,
         Ec2Action::DescribeKeyPairs(a) => a.execute(ctx).await,

@@ -80,21 +80,23 @@ pub struct DescribeAvailabilityZones {
 }
 
 struct ZoneView<'a> {
-    name: &'a str,
+    name: String,
     id: String,
     region: &'a str,
+    /// Bare metal: the message that says so (its machine classes).
+    metal: Option<String>,
 }
 
 impl Filterable for ZoneView<'_> {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
         Some(match name {
-            "zone-name" => vec![self.name.to_owned()],
+            "zone-name" => vec![self.name.clone()],
             "zone-id" => vec![self.id.clone()],
             "region-name" | "group-name" | "network-border-group" => vec![self.region.to_owned()],
             "state" => vec!["available".to_owned()],
             "zone-type" => vec!["availability-zone".to_owned()],
             "opt-in-status" => vec!["opt-in-not-required".to_owned()],
-            "message" => vec![],
+            "message" => self.metal.iter().cloned().collect(),
             _ => return None,
         })
     }
@@ -131,16 +133,34 @@ impl DescribeAvailabilityZones {
         let config = &ctx.cloud.config;
         let verbose = self.names.iter().any(|n| n == "verbose") && ctx.principal.account.is_admin;
         let names: Vec<&String> = self.names.iter().filter(|n| *n != "verbose").collect();
-        let zones: Vec<ZoneView<'_>> = config
+        let mut zones: Vec<ZoneView<'_>> = config
             .zones
             .iter()
             .enumerate()
             .map(|(i, z)| ZoneView {
-                name: z,
+                name: z.clone(),
                 id: config.zone_id(i),
                 region: &config.region,
+                metal: None,
             })
             .collect();
+        if let Some(metal) = ctx.cloud.compute.metal.get() {
+            let types = crate::metal::ec2::instance_types(metal).await?;
+            let classes: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+            zones.push(ZoneView {
+                name: crate::metal::ec2::zone_name(config),
+                id: crate::metal::ec2::zone_id(config),
+                region: &config.region,
+                metal: Some(format!(
+                    "bare-metal zone: instance types {}",
+                    if classes.is_empty() {
+                        "(none yet)".to_owned()
+                    } else {
+                        classes.join(", ")
+                    }
+                )),
+            });
+        }
         let unknown: Vec<&str> = names
             .iter()
             .filter(|n| !zones.iter().any(|z| z.name == n.as_str()))
@@ -166,18 +186,22 @@ impl DescribeAvailabilityZones {
             .collect();
         let mut capacities = Vec::new();
         if verbose {
-            for zone in &selected {
-                capacities.push(ctx.cloud.zone_capacity(zone.name).await?);
+            for zone in selected.iter().filter(|z| z.metal.is_none()) {
+                capacities.push(ctx.cloud.zone_capacity(&zone.name).await?);
             }
         }
         Ok(ctx.respond("DescribeAvailabilityZones", |w| {
             w.elem("availabilityZoneInfo", |w| {
                 for (i, zone) in selected.iter().enumerate() {
                     w.elem("item", |w| {
-                        w.text("zoneName", zone.name);
+                        w.text("zoneName", &zone.name);
                         w.text("zoneState", "available");
                         w.text("regionName", zone.region);
-                        w.elem("messageSet", |_| {});
+                        w.elem("messageSet", |w| {
+                            if let Some(message) = &zone.metal {
+                                w.elem("item", |w| w.text("message", message));
+                            }
+                        });
                         w.text("zoneId", &zone.id);
                         w.text("zoneType", "availability-zone");
                         w.text("optInStatus", "opt-in-not-required");

@@ -10,6 +10,7 @@
 //! and touches only systems whose owner starts with `ACCOUNT:`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use futures_util::StreamExt;
@@ -17,9 +18,12 @@ use http::StatusCode;
 use mallee_metal::EngineError;
 use mallee_metal::engine::{ImageSource, now_millis};
 use mallee_metal::inventory::{Inventory, InventoryError, Selection};
-use mallee_metal::model::{Install, Mac, Profile, State, System, check_digest, check_name};
+use mallee_metal::model::{
+    DEFAULT_CHECK_IN_PORT, Install, Mac, Profile, State, System, check_digest, check_name,
+};
 use mallee_metal::power::{self, PowerSpec};
 use mallee_metal::store::{from_record, to_record};
+use mallee_metal::template;
 use mallee_store::StoreError;
 use mallee_store::metal::MetalDistro;
 use sha2::{Digest, Sha256};
@@ -207,6 +211,8 @@ pub struct SystemEdit {
     pub power: Option<PowerSpec>,
     /// New target disk (empty: the agent picks).
     pub disk: Option<String>,
+    /// New answer-file variables (replace the old ones; `{}` clears).
+    pub variables: Option<BTreeMap<String, String>>,
 }
 
 /// A parsed metal API request.
@@ -298,6 +304,35 @@ pub enum MetalAction {
         sha256: Option<String>,
         /// Extra deploy agent kernel arguments.
         agent_args: String,
+        /// Answer-file variables of the profile (unused by image profiles
+        /// but kept with them).
+        variables: BTreeMap<String, String>,
+        /// The check-in fallback port (`None`: only a check-in POST counts).
+        check_in_port: Option<u16>,
+    },
+    /// Admin: add or replace an installer profile (a distro's installer
+    /// with an answer-file template).
+    AddInstallerProfile {
+        /// Name.
+        name: String,
+        /// The distro it boots.
+        distro: String,
+        /// The answer-file template.
+        template: String,
+        /// Kernel arguments after the distro's (a template).
+        kernel_args: String,
+        /// The profile's answer-file variables.
+        variables: BTreeMap<String, String>,
+        /// The check-in fallback port.
+        check_in_port: Option<u16>,
+    },
+    /// Admin: the answer file a system would get with a profile (its own,
+    /// by default), rendered now.
+    RenderAnswerFile {
+        /// The system.
+        target: Target,
+        /// The profile (default: the system's).
+        profile: Option<String>,
     },
     /// Admin: remove a profile.
     RemoveProfile(String),
@@ -454,6 +489,50 @@ fn power_param(params: &QueryParams, value: &str) -> Result<PowerSpec> {
     })
 }
 
+/// `Variables`: a JSON object of strings; names as templates take them.
+fn variables_param(params: &QueryParams) -> Result<Option<BTreeMap<String, String>>> {
+    let Some(value) = params.get("Variables") else {
+        return Ok(None);
+    };
+    let invalid =
+        |why: String| -> MetalApiError { params.invalid("Variables", value, &why).into() };
+    let vars: BTreeMap<String, String> = if value.trim().is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_json::from_str(value).map_err(|e| {
+            invalid(format!(
+                "Expected a JSON object of strings, e.g. {{\"role\":\"db\"}} ({e})."
+            ))
+        })?
+    };
+    for k in vars.keys() {
+        let probe = format!("{{{{{k}}}}}");
+        if template::check(&probe).is_err() {
+            return Err(invalid(format!(
+                "Bad variable name {k:?}: use 1-64 characters of A-Z a-z 0-9 _ . -"
+            )));
+        }
+    }
+    Ok(Some(vars))
+}
+
+/// `CheckInPort`: a TCP port, or `none`/`0` for no fallback (default 22).
+fn check_in_port_param(params: &QueryParams) -> Result<Option<u16>> {
+    match params.get("CheckInPort") {
+        None | Some("") => Ok(Some(DEFAULT_CHECK_IN_PORT)),
+        Some("none" | "0") => Ok(None),
+        Some(v) => v.parse::<u16>().map(Some).map_err(|_| {
+            params
+                .invalid("CheckInPort", v, "Expected a TCP port (1-65535) or none.")
+                .into()
+        }),
+    }
+}
+
+fn template_param(params: &QueryParams, param: &str, value: &str) -> Result<()> {
+    template::check(value).map_err(|e| params.invalid(param, value, &e.to_string()).into())
+}
+
 fn mac_param(params: &QueryParams, value: &str) -> Result<Mac> {
     value.parse().map_err(|e: mallee_metal::model::ModelError| {
         params.invalid("Mac", value, &e.to_string()).into()
@@ -505,6 +584,25 @@ impl MetalAction {
                 kernel_args: p.get("KernelArgs").unwrap_or_default().to_owned(),
             },
             "RemoveDistro" => Self::RemoveDistro(name_param(p, "Name", "distro name")?),
+            "AddProfile" if p.get("Distro").is_some() => {
+                if p.get("Location").is_some() {
+                    return Err(MetalApiError::Invalid(
+                        "give Location (an image profile) or Distro and Template (an installer profile), not both".into(),
+                    ));
+                }
+                let template = p.required_non_empty("Template")?.to_owned();
+                template_param(p, "Template", &template)?;
+                let kernel_args = p.get("KernelArgs").unwrap_or_default().to_owned();
+                template_param(p, "KernelArgs", &kernel_args)?;
+                Self::AddInstallerProfile {
+                    name: name_param(p, "Name", "profile name")?,
+                    distro: name_param(p, "Distro", "distro name")?,
+                    template,
+                    kernel_args,
+                    variables: variables_param(p)?.unwrap_or_default(),
+                    check_in_port: check_in_port_param(p)?,
+                }
+            }
             "AddProfile" => {
                 let location = p.required_non_empty("Location")?.to_owned();
                 let is_object = location.starts_with(OBJECT_PREFIX);
@@ -532,8 +630,14 @@ impl MetalAction {
                     location,
                     sha256,
                     agent_args: p.get("AgentArgs").unwrap_or_default().to_owned(),
+                    variables: variables_param(p)?.unwrap_or_default(),
+                    check_in_port: check_in_port_param(p)?,
                 }
             }
+            "RenderAnswerFile" => Self::RenderAnswerFile {
+                target: target(p)?,
+                profile: opt_name(p, "Profile", "profile name")?,
+            },
             "RemoveProfile" => Self::RemoveProfile(name_param(p, "Name", "profile name")?),
             "AddSystem" => {
                 let name = name_param(p, "Name", "system name")?;
@@ -550,6 +654,7 @@ impl MetalAction {
                     system.hostname = h;
                 }
                 system.disk = p.get("Disk").filter(|d| !d.is_empty()).map(str::to_owned);
+                system.variables = variables_param(p)?.unwrap_or_default();
                 Self::AddSystem(Box::new(system))
             }
             "EditSystem" => {
@@ -561,10 +666,12 @@ impl MetalAction {
                     group: opt_name(p, "Group", "group name")?,
                     power: p.get("Power").map(|v| power_param(p, v)).transpose()?,
                     disk: p.get("Disk").map(str::to_owned),
+                    variables: variables_param(p)?,
                 };
                 if edit == SystemEdit::default() {
                     return Err(MetalApiError::Invalid(
-                        "nothing to change: give Mac, Ip, Hostname, Group, Power or Disk".into(),
+                        "nothing to change: give Mac, Ip, Hostname, Group, Power, Disk or Variables"
+                            .into(),
                     ));
                 }
                 Self::EditSystem {
@@ -587,6 +694,8 @@ impl MetalAction {
                 | Self::AddDistro { .. }
                 | Self::RemoveDistro(_)
                 | Self::AddProfile { .. }
+                | Self::AddInstallerProfile { .. }
+                | Self::RenderAnswerFile { .. }
                 | Self::RemoveProfile(_)
                 | Self::AddSystem(_)
                 | Self::EditSystem { .. }
@@ -665,6 +774,15 @@ fn write_system(w: &mut XmlWriter, s: &System) {
     w.text("stateSince", s.state_since);
     w.opt_text("deadline", s.deadline);
     w.opt_text("lastEvent", s.last_event.as_deref());
+    write_variables(w, &s.variables);
+}
+
+/// Template variables as one JSON object (`<variables>{"role":"db"}</variables>`).
+fn write_variables(w: &mut XmlWriter, vars: &BTreeMap<String, String>) {
+    w.text(
+        "variables",
+        serde_json::to_string(vars).unwrap_or_else(|_| "{}".into()),
+    );
 }
 
 fn respond(action: &str, request_id: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
@@ -843,17 +961,31 @@ pub async fn execute(
             let profiles = inv.profiles().await?;
             Ok(respond(action_name, rid, |w| {
                 w.items("profileSet", &profiles, |w, p| {
-                    let Install::Image {
-                        location,
-                        size,
-                        sha256,
-                    } = &p.install;
                     w.text("name", &p.name);
-                    w.text("kind", "image");
-                    w.text("location", location);
-                    w.text("size", size);
-                    w.text("sha256", sha256);
-                    w.text("agentArgs", &p.agent_args);
+                    w.text("kind", p.install.kind());
+                    match &p.install {
+                        Install::Image {
+                            location,
+                            size,
+                            sha256,
+                        } => {
+                            w.text("location", location);
+                            w.text("size", size);
+                            w.text("sha256", sha256);
+                            w.text("agentArgs", &p.agent_args);
+                        }
+                        Install::Installer {
+                            distro,
+                            template,
+                            kernel_args,
+                        } => {
+                            w.text("distro", distro);
+                            w.text("template", template);
+                            w.text("kernelArgs", kernel_args);
+                        }
+                    }
+                    w.opt_text("checkInPort", p.check_in_port);
+                    write_variables(w, &p.variables);
                 });
             }))
         }
@@ -1083,6 +1215,8 @@ pub async fn execute(
             location,
             sha256,
             agent_args,
+            variables,
+            check_in_port,
         } => {
             let (size, sha256) = match sha256 {
                 Some(d) => {
@@ -1091,21 +1225,73 @@ pub async fn execute(
                 }
                 None => digest(metal, &location).await?,
             };
-            let profile = Profile {
-                name,
-                install: Install::Image {
-                    location,
-                    size,
-                    sha256,
-                },
-                agent_args,
-            };
+            let mut profile = Profile::image(&name, &location, size, &sha256);
+            profile.agent_args = agent_args;
+            profile.variables = variables;
+            profile.check_in_port = check_in_port;
             inv.put_profile(&profile).await?;
-            let Install::Image { size, sha256, .. } = &profile.install;
             Ok(respond(action_name, rid, |w| {
                 w.text("name", &profile.name);
+                w.text("kind", "image");
                 w.text("size", size);
-                w.text("sha256", sha256);
+                w.text("sha256", &sha256);
+            }))
+        }
+        MetalAction::AddInstallerProfile {
+            name,
+            distro,
+            template,
+            kernel_args,
+            variables,
+            check_in_port,
+        } => {
+            if !store
+                .metal_distros()
+                .await?
+                .iter()
+                .any(|d| d.name == distro)
+            {
+                return Err(MetalApiError::not_found(
+                    "InvalidDistro.NotFound",
+                    format!("no distro named {distro}"),
+                ));
+            }
+            let mut profile = Profile::image(&name, "", 0, "");
+            profile.install = Install::Installer {
+                distro: distro.clone(),
+                template,
+                kernel_args,
+            };
+            profile.variables = variables;
+            profile.check_in_port = check_in_port;
+            inv.put_profile(&profile).await?;
+            Ok(respond(action_name, rid, |w| {
+                w.text("name", &profile.name);
+                w.text("kind", "installer");
+                w.text("distro", &distro);
+            }))
+        }
+        MetalAction::RenderAnswerFile { target, profile } => {
+            let engine = metal.engine().ok_or(MetalApiError::NotEnabled)?;
+            let all = inv.systems().await?;
+            let s = find(&all, &target)?;
+            let profile = profile.or_else(|| s.profile.clone()).ok_or_else(|| {
+                MetalApiError::Invalid(format!(
+                    "system {} has no profile: name one with Profile",
+                    s.name
+                ))
+            })?;
+            if inv.profile(&profile).await?.is_none() {
+                return Err(MetalApiError::not_found(
+                    "InvalidProfile.NotFound",
+                    format!("no profile named {profile}"),
+                ));
+            }
+            let text = engine.preview_answer_file(&s.name, &profile).await?;
+            Ok(respond(action_name, rid, |w| {
+                w.text("name", &s.name);
+                w.text("profile", &profile);
+                w.text("answerFile", &text);
             }))
         }
         MetalAction::RemoveProfile(name) => {
@@ -1163,6 +1349,9 @@ pub async fn execute(
             }
             if let Some(d) = e.disk {
                 s.disk = (!d.is_empty()).then_some(d);
+            }
+            if let Some(v) = e.variables {
+                s.variables = v;
             }
             let mut updated = to_record(&s, now_millis())?;
             updated.created_at = record.created_at;
@@ -1342,6 +1531,132 @@ mod tests {
             MetalAction::parse("EditSystem", &params(&[("Name", "m1")])).is_err(),
             "an edit that changes nothing is refused"
         );
+    }
+
+    #[test]
+    fn parses_installer_profiles_and_variables() {
+        let a = MetalAction::parse(
+            "AddProfile",
+            &params(&[
+                ("Name", "d12"),
+                ("Distro", "debian12"),
+                (
+                    "Template",
+                    "hostname={{ hostname }}\nrole={{ role | web }}\n",
+                ),
+                ("KernelArgs", "auto=true url={{ answer_url }}"),
+                ("Variables", r#"{"role":"db","tz":"UTC"}"#),
+                ("CheckInPort", "none"),
+            ]),
+        )
+        .expect("installer profile");
+        let MetalAction::AddInstallerProfile {
+            name,
+            distro,
+            variables,
+            check_in_port,
+            ..
+        } = &a
+        else {
+            panic!("{a:?}")
+        };
+        assert_eq!((name.as_str(), distro.as_str()), ("d12", "debian12"));
+        assert_eq!(variables.get("role").map(String::as_str), Some("db"));
+        assert_eq!(*check_in_port, None);
+        assert!(a.admin_only());
+
+        // Image profiles keep the SSH fallback unless told otherwise.
+        let a = MetalAction::parse(
+            "AddProfile",
+            &params(&[("Name", "img"), ("Location", "/srv/i.raw")]),
+        )
+        .expect("image profile");
+        assert!(matches!(
+            a,
+            MetalAction::AddProfile {
+                check_in_port: Some(22),
+                ..
+            }
+        ));
+        let a = MetalAction::parse(
+            "AddProfile",
+            &params(&[
+                ("Name", "img"),
+                ("Location", "/srv/i.raw"),
+                ("CheckInPort", "2222"),
+            ]),
+        )
+        .expect("image profile");
+        assert!(matches!(
+            a,
+            MetalAction::AddProfile {
+                check_in_port: Some(2222),
+                ..
+            }
+        ));
+
+        for bad in [
+            // A template that does not parse.
+            vec![("Name", "x"), ("Distro", "d"), ("Template", "a={{ b")],
+            vec![
+                ("Name", "x"),
+                ("Distro", "d"),
+                ("Template", "ok"),
+                ("KernelArgs", "{{ bad name }}"),
+            ],
+            // No template.
+            vec![("Name", "x"), ("Distro", "d")],
+            // Both kinds at once.
+            vec![
+                ("Name", "x"),
+                ("Distro", "d"),
+                ("Template", "t"),
+                ("Location", "/srv/i.raw"),
+            ],
+            vec![("Name", "x"), ("Location", "/i"), ("CheckInPort", "http")],
+            vec![("Name", "x"), ("Location", "/i"), ("Variables", "[1]")],
+            vec![
+                ("Name", "x"),
+                ("Location", "/i"),
+                ("Variables", r#"{"bad name":"v"}"#),
+            ],
+        ] {
+            assert!(
+                MetalAction::parse("AddProfile", &params(&bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+
+        let a = MetalAction::parse(
+            "AddSystem",
+            &params(&[
+                ("Name", "m1"),
+                ("Mac", "52:54:00:00:00:01"),
+                ("Ip", "10.0.0.1"),
+                ("Group", "g"),
+                ("Variables", r#"{"slot":"u07"}"#),
+            ]),
+        )
+        .expect("system");
+        let MetalAction::AddSystem(s) = a else {
+            panic!()
+        };
+        assert_eq!(s.variables.get("slot").map(String::as_str), Some("u07"));
+        let a = MetalAction::parse(
+            "EditSystem",
+            &params(&[("Name", "m1"), ("Variables", "{}")]),
+        )
+        .expect("clear variables");
+        let MetalAction::EditSystem { edit, .. } = a else {
+            panic!()
+        };
+        assert_eq!(edit.variables, Some(BTreeMap::new()));
+        let a = MetalAction::parse(
+            "RenderAnswerFile",
+            &params(&[("Name", "m1"), ("Profile", "d12")]),
+        )
+        .expect("render");
+        assert!(a.admin_only());
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The bare-metal zone (Metaleuca) in the controller: the provisioning
 //! engine of `mallee-metal` over the controller's store, its profile images
 //! read from files or from the object store ([`images`]), and the `metal`
-//! API ([`api`]) the `mallee metal …` / `metaleuca-…` commands speak.
+//! API ([`api`]) the `mallee metal …` / `metaleuca-…` commands speak, and
+//! the bare-metal availability zone of the EC2 API ([`ec2`]).
 //!
 //! Provisioning is off unless the administrator names a provisioning
 //! network (`mallee up --metal-interface …`): without it the inventory can
 //! still be described and edited, but nothing is powered or installed.
 
 pub mod api;
+pub mod ec2;
 pub mod images;
 
 use std::path::PathBuf;
