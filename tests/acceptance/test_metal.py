@@ -98,7 +98,7 @@ def test_metaleuca_walkthrough(mallee_factory, lab, tmp_path):
     assert denied.returncode != 0 and "UnauthorizedOperation" in denied.stderr, denied.stderr
 
     groups = ml.lines("describe-system-groups", "-f")
-    assert ["GROUP", "test01", "3", "3", "QA rack"] in groups
+    assert ["GROUP", "test01", "3", "3", "QA rack", "none"] in groups
     assert sorted(l[2] for l in groups if l[0] == "SYSTEM") == ["m1", "m2", "m3"]
 
     # ---- run-instances -n 2 -g test01 -p PROFILE -u demo

@@ -260,6 +260,10 @@ pub enum MetalCommand {
         /// Description.
         #[arg(long, default_value = "")]
         description: String,
+        /// Disk wipe policy of its systems when they are given back:
+        /// none or zero (default: keep the group's, initially none).
+        #[arg(long)]
+        wipe: Option<String>,
     },
     /// Admin: remove an empty group.
     RemoveGroup {
@@ -382,6 +386,10 @@ pub struct SystemArgs {
     /// An answer-file template variable of this system, KEY=VALUE (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE")]
     var: Vec<String>,
+    /// Disk wipe policy when it is given back: none, zero or group
+    /// (default: its group's).
+    #[arg(long)]
+    wipe: Option<String>,
 }
 
 /// Changes to a system.
@@ -415,6 +423,9 @@ pub struct EditSystemArgs {
     /// Remove all of the system's template variables.
     #[arg(long)]
     clear_vars: bool,
+    /// New disk wipe policy: none, zero or group (its group's).
+    #[arg(long)]
+    wipe: Option<String>,
 }
 
 /// Why a command failed.
@@ -783,14 +794,18 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             ("DescribeInstances", out, Shape::Instances)
         }
         C::TerminateInstances(a) => ("TerminateInstances", scope(a), Shape::Instances),
-        C::AddGroup { name, description } => (
-            "AddGroup",
-            vec![
+        C::AddGroup {
+            name,
+            description,
+            wipe,
+        } => {
+            let mut out = vec![
                 p("Name", name.clone()),
                 p("Description", description.clone()),
-            ],
-            Shape::Return("GROUP"),
-        ),
+            ];
+            opt(&mut out, "Wipe", wipe.as_ref());
+            ("AddGroup", out, Shape::Return("GROUP"))
+        }
         C::RemoveGroup { name } => (
             "RemoveGroup",
             vec![p("Name", name.clone())],
@@ -865,6 +880,7 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             opt(&mut out, "Hostname", s.hostname.as_ref());
             opt(&mut out, "Disk", s.disk.as_ref());
             opt(&mut out, "Power", s.power.as_ref());
+            opt(&mut out, "Wipe", s.wipe.as_ref());
             if !s.var.is_empty() {
                 out.push(p("Variables", variables_json(&s.var)));
             }
@@ -878,6 +894,7 @@ fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)>, Shape) {
             opt(&mut out, "Group", s.group.as_ref());
             opt(&mut out, "Disk", s.disk.as_ref());
             opt(&mut out, "Power", s.power.as_ref());
+            opt(&mut out, "Wipe", s.wipe.as_ref());
             if !s.var.is_empty() || s.clear_vars {
                 out.push(p("Variables", variables_json(&s.var)));
             }
@@ -973,6 +990,7 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
                         get(g, "total"),
                         get(g, "free"),
                         get(g, "description"),
+                        get(g, "wipe"),
                     ])
                 })
                 .collect();
@@ -1046,6 +1064,7 @@ fn system_line(s: &Item) -> String {
         } else {
             "local"
         },
+        get(s, "wipe"),
     ])
 }
 
@@ -1087,6 +1106,8 @@ struct ImportGroup {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    wipe: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -1144,6 +1165,8 @@ struct ImportSystem {
     #[serde(default)]
     disk: Option<String>,
     #[serde(default)]
+    wipe: Option<String>,
+    #[serde(default)]
     power: Option<serde_json::Value>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
@@ -1160,6 +1183,7 @@ fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmdError> {
         out.push(MetalCommand::AddGroup {
             name: g.name,
             description: g.description,
+            wipe: g.wipe,
         });
     }
     for d in f.distros {
@@ -1226,6 +1250,7 @@ fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmdError> {
             disk: s.disk,
             power: s.power.map(|v| v.to_string()),
             var: kv(s.variables),
+            wipe: s.wipe,
         }));
     }
     Ok(out)

@@ -25,7 +25,7 @@ use rand::RngCore;
 use tokio::io::AsyncReadExt;
 
 use crate::inventory::{Inventory, InventoryError, Selection};
-use crate::model::{Distro, Install, Mac, Profile, State, Step, System};
+use crate::model::{Distro, Install, Mac, Profile, State, Step, System, Wipe};
 use crate::netboot::{self, DhcpLogEvent, Dnsmasq, LogFollower, NetbootError, ProvisioningNetwork};
 use crate::power::{self, PowerOutcome, PowerState};
 use crate::state::{Action, Decision, Event, Timeouts, decide};
@@ -139,6 +139,8 @@ pub enum AgentReport {
     Failed(String),
     /// The installer of an installer profile installed the system.
     Installed,
+    /// The agent in wipe mode wiped the disk and read it back as zeros.
+    Wiped,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -316,9 +318,37 @@ impl Engine {
         Ok(system)
     }
 
-    /// Returns a system to the pool (power off, owner cleared).
+    /// Returns a system to the pool (power off, owner cleared), wiping
+    /// its disk first if its wipe policy ([`Engine::wipe_policy`]) says so.
     pub async fn release(&self, name: &str) -> Result<System, EngineError> {
-        self.handle(name, Event::Release).await
+        let system = self.system(name).await?;
+        match self.wipe_policy(&system).await? {
+            Wipe::None => self.handle(name, Event::Release).await,
+            mode => {
+                self.handle(
+                    name,
+                    Event::Wipe {
+                        mode,
+                        token: new_token(),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// The disk wipe policy that applies to `system`: its own, else its
+    /// group's, else [`Wipe::None`].
+    pub async fn wipe_policy(&self, system: &System) -> Result<Wipe, EngineError> {
+        if let Some(w) = system.wipe {
+            return Ok(w);
+        }
+        Ok(self
+            .inner
+            .inventory
+            .group_wipe(&system.group)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Releases every system `owner` has.
@@ -431,7 +461,10 @@ impl Engine {
                 }
                 State::Provisioning {
                     step: Step::PoweringOn,
-                } if matches!(driver.status().await, Ok(PowerState::Off)) => {
+                }
+                | State::Wiping { .. }
+                    if matches!(driver.status().await, Ok(PowerState::Off)) =>
+                {
                     if let Some(e) = self.act(&s, Action::PowerCycleNetboot).await
                         && let Err(err) = self.handle(&s.name, e).await
                     {
@@ -506,6 +539,16 @@ impl Engine {
         let Some(s) = self.by_mac(mac).await? else {
             return Err(EngineError::NotFound(format!("no system with MAC {mac}")));
         };
+        if let (State::Wiping { mode }, true, Some(token)) = (&s.state, s.netboot, &s.token) {
+            let script = netboot::wipe_script(
+                &self.inner.config.network.base_url(),
+                token,
+                s.disk.as_deref(),
+                *mode,
+            );
+            self.handle(&s.name, Event::IpxeFetched).await?;
+            return Ok(script);
+        }
         let deploying = s.netboot && matches!(s.state, State::Provisioning { .. });
         match (&s.token, deploying) {
             (Some(token), true) => {
@@ -694,6 +737,19 @@ impl Engine {
         token: &str,
         initrd: bool,
     ) -> Result<(u64, ByteStream), EngineError> {
+        let wiping = self
+            .by_token(token)
+            .await
+            .is_ok_and(|s| s.netboot && matches!(s.state, State::Wiping { .. }));
+        let c = &self.inner.config;
+        let file = if initrd {
+            &c.agent_initrd
+        } else {
+            &c.agent_kernel
+        };
+        if wiping {
+            return file_stream(file).await;
+        }
         let (_, p) = self.deploying(token).await?;
         if !matches!(p.install, Install::Image { .. }) {
             return Err(EngineError::NotFound(format!(
@@ -701,13 +757,7 @@ impl Engine {
                 p.name
             )));
         }
-        let c = &self.inner.config;
-        file_stream(if initrd {
-            &c.agent_initrd
-        } else {
-            &c.agent_kernel
-        })
-        .await
+        file_stream(file).await
     }
 
     /// The profile image's size and digest, for a valid token.
@@ -735,7 +785,22 @@ impl Engine {
         report: AgentReport,
     ) -> Result<System, EngineError> {
         let s = self.by_token(token).await?;
+        let wiping = matches!(s.state, State::Wiping { .. });
         let event = match report {
+            AgentReport::Wiped if wiping => Event::AgentWiped,
+            AgentReport::Wiped => {
+                return Err(EngineError::Rejected(format!(
+                    "system {} is not being wiped (it is {})",
+                    s.name,
+                    s.state.name()
+                )));
+            }
+            AgentReport::Written { .. } | AgentReport::Installed if wiping => {
+                return Err(EngineError::Rejected(format!(
+                    "system {} is being wiped: report event=wiped",
+                    s.name
+                )));
+            }
             AgentReport::Started => Event::AgentStarted,
             AgentReport::Progress(bytes) => Event::AgentProgress { bytes },
             AgentReport::Failed(reason) => Event::AgentFailed { reason },

@@ -12,6 +12,7 @@
 //! | `GET /deploy/{token}/distro/kernel`, `/distro/initrd` | an installer profile's distro |
 //! | `GET /answer/{token}` | an installer profile's answer file, rendered for the system |
 //! | `POST /deploy/{token}/report` | also `event=installed`: the installer is done |
+//! | `POST /deploy/{token}/report` | also `event=wiped`: the agent in wipe mode zeroed the disk |
 //! | `POST /checkin/{token}` | the installed system is up (`key=value` facts in the body are kept) |
 //!
 //! Bodies are `application/x-www-form-urlencoded`, what busybox `wget
@@ -205,6 +206,7 @@ pub fn parse_report(body: &[u8]) -> Result<AgentReport, String> {
             other => Err(format!("written needs sha256=HEX, got {other:?}")),
         },
         Some("installed") => Ok(AgentReport::Installed),
+        Some("wiped") => Ok(AgentReport::Wiped),
         Some("failed") => Ok(AgentReport::Failed(
             get("reason")
                 .unwrap_or("no reason given")
@@ -268,6 +270,7 @@ mod tests {
             Ok(AgentReport::Failed("no disk found".into()))
         );
         assert_eq!(parse_report(b"event=installed"), Ok(AgentReport::Installed));
+        assert_eq!(parse_report(b"event=wiped"), Ok(AgentReport::Wiped));
         assert!(parse_report(b"event=bogus").is_err());
         assert!(parse_report(b"").is_err());
     }

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::model::{Distro, Profile, State, System};
+use crate::model::{Distro, Profile, State, System, Wipe};
 
 /// Errors from an inventory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +85,12 @@ pub trait Inventory: Send + Sync + fmt::Debug {
         let _ = name;
         Ok(None)
     }
+    /// The disk wipe policy of group `group` (what its systems without a
+    /// policy of their own get). Inventories that keep none: `None`.
+    async fn group_wipe(&self, group: &str) -> Result<Option<Wipe>, InventoryError> {
+        let _ = group;
+        Ok(None)
+    }
     /// Reserves the selected free systems for `owner` in one transaction:
     /// all of them, or none (then the error says why). They become
     /// [`State::Reserved`] with `state_since = now`.
@@ -107,6 +113,7 @@ struct Inner {
     systems: BTreeMap<String, System>,
     profiles: BTreeMap<String, Profile>,
     distros: BTreeMap<String, Distro>,
+    group_wipes: BTreeMap<String, Wipe>,
 }
 
 impl MemoryInventory {
@@ -144,6 +151,15 @@ impl MemoryInventory {
     /// Adds or replaces a distro.
     pub fn put_distro(&self, distro: Distro) {
         self.lock().distros.insert(distro.name.clone(), distro);
+    }
+
+    /// Sets (or with `None` clears) a group's disk wipe policy.
+    pub fn set_group_wipe(&self, group: &str, wipe: Option<Wipe>) {
+        let mut i = self.lock();
+        match wipe {
+            Some(w) => i.group_wipes.insert(group.to_owned(), w),
+            None => i.group_wipes.remove(group),
+        };
     }
 }
 
@@ -231,6 +247,10 @@ impl Inventory for MemoryInventory {
 
     async fn distro(&self, name: &str) -> Result<Option<Distro>, InventoryError> {
         Ok(self.lock().distros.get(name).cloned())
+    }
+
+    async fn group_wipe(&self, group: &str) -> Result<Option<Wipe>, InventoryError> {
+        Ok(self.lock().group_wipes.get(group).copied())
     }
 
     async fn reserve(

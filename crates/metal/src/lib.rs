@@ -28,6 +28,6 @@ pub mod template;
 
 pub use engine::{Engine, EngineConfig, EngineError, FileImages, ImageSource};
 pub use inventory::{Inventory, InventoryError, MemoryInventory, Selection};
-pub use model::{Distro, Install, Mac, Profile, State, Step, System};
+pub use model::{Distro, Install, Mac, Profile, State, Step, System, Wipe};
 pub use power::{PowerDriver, PowerSpec, PowerState};
 pub use state::{Event, Timeouts};

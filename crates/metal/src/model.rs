@@ -139,6 +139,47 @@ impl Step {
     }
 }
 
+/// What happens to a system's disk when it is given back to the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wipe {
+    /// Nothing: power off and free (the disk keeps what was installed).
+    #[default]
+    None,
+    /// The machine netboots the deploy agent in wipe mode, which writes
+    /// zeros over the whole disk, checks that its first and last MiB read
+    /// back as zeros and reports `wiped`; then it is powered off and freed.
+    Zero,
+}
+
+impl Wipe {
+    /// The wire name (`none`, `zero`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Zero => "zero",
+        }
+    }
+}
+
+impl FromStr for Wipe {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "zero" => Ok(Self::Zero),
+            other => Err(format!("bad wipe policy {other:?} (want none or zero)")),
+        }
+    }
+}
+
+impl fmt::Display for Wipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A system's provisioning state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
@@ -156,6 +197,12 @@ pub enum State {
     Running,
     /// Being returned to the pool (powering off).
     Releasing,
+    /// Being returned to the pool: the deploy agent wipes the disk (then
+    /// the system is powered off and freed).
+    Wiping {
+        /// How.
+        mode: Wipe,
+    },
     /// Provisioning or release failed; release returns it to the pool.
     Failed {
         /// Why.
@@ -173,13 +220,17 @@ impl State {
             Self::Provisioning { .. } => "provisioning",
             Self::Running => "running",
             Self::Releasing => "releasing",
+            Self::Wiping { .. } => "wiping",
             Self::Failed { .. } => "failed",
         }
     }
 
     /// Whether the engine waits on something with a deadline in this state.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Provisioning { .. } | Self::Releasing)
+        matches!(
+            self,
+            Self::Provisioning { .. } | Self::Releasing | Self::Wiping { .. }
+        )
     }
 }
 
@@ -223,6 +274,10 @@ pub struct System {
     /// (they override the profile's).
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// The administrator's disk wipe policy for this system (`None`: its
+    /// group's, which defaults to [`Wipe::None`]).
+    #[serde(default)]
+    pub wipe: Option<Wipe>,
 }
 
 impl System {
@@ -253,6 +308,7 @@ impl System {
             deadline: None,
             last_event: None,
             variables: BTreeMap::new(),
+            wipe: None,
         })
     }
 }

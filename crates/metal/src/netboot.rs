@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{Mac, System};
+use crate::model::{Mac, System, Wipe};
 
 /// Errors from the boot services.
 #[derive(Debug, thiserror::Error)]
@@ -440,6 +440,17 @@ pub fn deploy_script(base_url: &str, token: &str, disk: Option<&str>, extra_args
     )
 }
 
+/// The per-MAC script of a system being wiped: the deploy agent in wipe
+/// mode (`mallee.wipe=MODE`), which overwrites the disk instead of
+/// installing an image.
+pub fn wipe_script(base_url: &str, token: &str, disk: Option<&str>, mode: Wipe) -> String {
+    deploy_script(base_url, token, disk, &format!("mallee.wipe={mode}")).replacen(
+        "echo mallee: deploy agent",
+        "echo mallee: deploy agent (disk wipe)",
+        1,
+    )
+}
+
 /// The per-MAC script of an installer profile while netboot is on: the
 /// distro's kernel and initrd (served under the provisioning token) with
 /// the rendered kernel arguments, which point the installer at its answer
@@ -600,6 +611,28 @@ mod tests {
         assert_eq!(f.poll(), vec!["one".to_owned()]);
         std::io::Write::write_all(&mut file, b"o\n").expect("append");
         assert_eq!(f.poll(), vec!["two".to_owned()]);
+    }
+
+    #[test]
+    fn wipe_script_boots_the_agent_in_wipe_mode() {
+        let s = wipe_script(
+            "http://10.254.0.1:8780",
+            "tok",
+            Some("/dev/sda"),
+            Wipe::Zero,
+        );
+        assert!(
+            s.starts_with("#!ipxe\necho mallee: deploy agent (disk wipe)\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("kernel http://10.254.0.1:8780/deploy/tok/kernel console=ttyS0 root=initramfs panic=30 mallee.deploy=http://10.254.0.1:8780/deploy/tok mallee.disk=/dev/sda mallee.wipe=zero\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("initrd http://10.254.0.1:8780/deploy/tok/initrd\nboot\n"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! free --reserve--> reserved --provision--> provisioning(powering-on)
 //!   provisioning: dhcp -> netboot -> deploying -> rebooting --check-in--> running
 //! reserved|provisioning|running|failed --release--> releasing --powered-off--> free
-//! provisioning|releasing --deadline passed / agent failed--> failed{reason}
+//! reserved|provisioning|running|failed --wipe--> wiping(netboot the agent in wipe mode)
+//!   wiping --agent wiped--> releasing --powered-off--> free
+//! provisioning|releasing|wiping --deadline passed / agent failed--> failed{reason}
 //! ```
 
 use std::time::Duration;
 
-use crate::model::{State, Step, System};
+use crate::model::{State, Step, System, Wipe};
 
 /// Deadlines of the busy states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +25,8 @@ pub struct Timeouts {
     pub deploy: Duration,
     /// From the image being written to the installed system's check-in.
     pub check_in: Duration,
-    /// From release to the machine being powered off.
+    /// From release to the machine being powered off (a disk wipe, from
+    /// release to the agent's `wiped` report, has the `deploy` deadline).
     pub release: Duration,
 }
 
@@ -90,6 +93,17 @@ pub enum Event {
     },
     /// Give the system back to the pool.
     Release,
+    /// Give the system back to the pool after wiping its disk with `mode`
+    /// ([`Wipe::None`] is a plain [`Event::Release`]): the deploy agent is
+    /// netbooted in wipe mode with `token`.
+    Wipe {
+        /// How to wipe.
+        mode: Wipe,
+        /// A fresh token for the wipe run.
+        token: String,
+    },
+    /// The deploy agent wiped the disk and read it back as zeros.
+    AgentWiped,
     /// The power driver switched the system off (or an operator confirmed it).
     PoweredOff,
     /// A power driver call failed.
@@ -306,7 +320,94 @@ pub fn decide(system: &System, event: &Event, now: i64, timeouts: &Timeouts) -> 
             moved(&mut next, State::Releasing, Some(timeouts.release));
             vec![Action::PowerOff]
         }
-        (State::Free | State::Releasing, Event::Release) => return Decision::Ignore,
+        (State::Free | State::Releasing | State::Wiping { .. }, Event::Release) => {
+            return Decision::Ignore;
+        }
+        (
+            _,
+            Event::Wipe {
+                mode: Wipe::None, ..
+            },
+        ) => {
+            return decide(system, &Event::Release, now, timeouts);
+        }
+        (
+            State::Reserved | State::Provisioning { .. } | State::Running | State::Failed { .. },
+            Event::Wipe { mode, token },
+        ) => {
+            next.token = Some(token.clone());
+            next.netboot = true;
+            next.last_event = Some(format!("release: wipe the disk ({mode}), netboot"));
+            moved(
+                &mut next,
+                State::Wiping { mode: *mode },
+                Some(timeouts.deploy),
+            );
+            vec![Action::PowerCycleNetboot]
+        }
+        (_, Event::Wipe { .. }) => return Decision::Ignore,
+        (State::Wiping { .. }, Event::DhcpAck) => {
+            next.last_event = Some("DHCP lease (wipe)".into());
+            vec![]
+        }
+        (State::Wiping { .. }, Event::IpxeFetched) => {
+            next.last_event = Some("iPXE script fetched (wipe)".into());
+            vec![]
+        }
+        (State::Wiping { .. }, Event::AgentStarted) => {
+            next.last_event = Some("deploy agent started wiping".into());
+            vec![]
+        }
+        (State::Wiping { .. }, Event::AgentProgress { bytes }) => {
+            next.last_event = Some(format!("deploy agent wiped {bytes} bytes"));
+            vec![]
+        }
+        (State::Wiping { .. }, Event::AgentWiped) => {
+            next.netboot = false;
+            next.last_event = Some("disk wiped and verified: power off".into());
+            moved(&mut next, State::Releasing, Some(timeouts.release));
+            vec![Action::PowerOff]
+        }
+        (State::Wiping { .. }, Event::AgentFailed { reason }) => {
+            next.netboot = false;
+            next.last_event = Some(format!("deploy agent failed: {reason}"));
+            moved(
+                &mut next,
+                State::Failed {
+                    reason: format!("disk wipe failed: {reason}"),
+                },
+                None,
+            );
+            vec![Action::PowerOff]
+        }
+        (State::Wiping { .. }, Event::PowerFailed { reason }) => {
+            next.netboot = false;
+            moved(
+                &mut next,
+                State::Failed {
+                    reason: format!("power on for the disk wipe failed: {reason}"),
+                },
+                None,
+            );
+            vec![]
+        }
+        (State::Wiping { mode }, Event::Tick) if system.deadline.is_some_and(|d| now >= d) => {
+            let waited = system
+                .deadline
+                .map_or(0, |d| (d - system.state_since).max(0) / 1000);
+            next.netboot = false;
+            moved(
+                &mut next,
+                State::Failed {
+                    reason: format!(
+                        "timeout: the disk was not wiped ({mode}) within {waited}s (last: {})",
+                        system.last_event.as_deref().unwrap_or("nothing")
+                    ),
+                },
+                None,
+            );
+            vec![Action::PowerOff]
+        }
         (State::Releasing, Event::PoweredOff) => {
             next.owner = None;
             next.token = None;
@@ -657,6 +758,135 @@ mod tests {
                 reason: "power off failed: bmc down".into()
             }
         );
+    }
+
+    fn wipe(token: &str) -> Event {
+        Event::Wipe {
+            mode: Wipe::Zero,
+            token: token.into(),
+        }
+    }
+
+    #[test]
+    fn wipe_path_running_to_wiping_to_free() {
+        let mut s = system(State::Running);
+        s.owner = Some("demo".into());
+        s.token = Some("old".into());
+        let (s, a) = apply(&s, wipe("w1"), 10);
+        assert_eq!(s.state, State::Wiping { mode: Wipe::Zero });
+        assert_eq!((s.token.as_deref(), s.netboot), (Some("w1"), true));
+        assert_eq!(s.owner.as_deref(), Some("demo"), "owned until freed");
+        assert_eq!(
+            s.deadline,
+            Some(100_010),
+            "the wipe has the deploy deadline"
+        );
+        assert_eq!(a, vec![Action::PowerCycleNetboot]);
+        assert!(s.state.is_busy());
+        // The agent's boot and reports move nothing but the last event.
+        let (s, a) = apply(&s, Event::DhcpAck, 11);
+        assert_eq!(
+            (s.state.clone(), a),
+            (State::Wiping { mode: Wipe::Zero }, vec![])
+        );
+        let (s, _) = apply(&s, Event::IpxeFetched, 12);
+        let (s, _) = apply(&s, Event::AgentStarted, 13);
+        let (s, _) = apply(&s, Event::AgentProgress { bytes: 7 }, 14);
+        assert_eq!(s.state, State::Wiping { mode: Wipe::Zero });
+        assert_eq!(s.last_event.as_deref(), Some("deploy agent wiped 7 bytes"));
+        // Not a provisioning run: image and check-in events mean nothing.
+        for e in [
+            Event::CheckedIn,
+            Event::Installed,
+            Event::AgentWritten {
+                sha256: "a".into(),
+                expected: "a".into(),
+            },
+            Event::Release,
+            wipe("w2"),
+            Event::PoweredOff,
+        ] {
+            assert_eq!(decide(&s, &e, 15, &T), Decision::Ignore, "{e:?}");
+        }
+        // Not free before the report.
+        assert_eq!(decide(&s, &Event::Tick, 100_009, &T), Decision::Ignore);
+        let (s, a) = apply(&s, Event::AgentWiped, 20);
+        assert_eq!(s.state, State::Releasing);
+        assert!(!s.netboot);
+        assert_eq!((s.deadline, a), (Some(10_020), vec![Action::PowerOff]));
+        let (s, _) = apply(&s, Event::PoweredOff, 21);
+        assert_eq!((s.state, s.owner, s.token), (State::Free, None, None));
+    }
+
+    #[test]
+    fn wipe_none_is_a_plain_release_and_free_systems_are_not_wiped() {
+        let s = system(State::Reserved);
+        let plain = decide(&s, &Event::Release, 1, &T);
+        let none = decide(
+            &s,
+            &Event::Wipe {
+                mode: Wipe::None,
+                token: "t".into(),
+            },
+            1,
+            &T,
+        );
+        assert_eq!(plain, none);
+        for st in [State::Free, State::Releasing] {
+            assert_eq!(decide(&system(st), &wipe("t"), 1, &T), Decision::Ignore);
+        }
+        for st in [
+            State::Reserved,
+            provisioning(Step::Deploying),
+            State::Failed { reason: "x".into() },
+        ] {
+            let (w, _) = apply(&system(st), wipe("t"), 1);
+            assert_eq!(w.state, State::Wiping { mode: Wipe::Zero });
+        }
+    }
+
+    #[test]
+    fn wipe_failures_fail_and_can_be_released_again() {
+        let mut s = system(State::Running);
+        s.state_since = 0;
+        let (w, _) = apply(&s, wipe("t"), 1_000);
+        let (f, a) = apply(&w, Event::Tick, 101_000);
+        assert_eq!(
+            f.state,
+            State::Failed {
+                reason: "timeout: the disk was not wiped (zero) within 100s (last: release: wipe the disk (zero), netboot)".into()
+            }
+        );
+        assert!(!f.netboot);
+        assert_eq!(a, vec![Action::PowerOff]);
+        let (f, a) = apply(
+            &w,
+            Event::AgentFailed {
+                reason: "last MiB not zero".into(),
+            },
+            2_000,
+        );
+        assert_eq!(
+            f.state,
+            State::Failed {
+                reason: "disk wipe failed: last MiB not zero".into()
+            }
+        );
+        assert_eq!(a, vec![Action::PowerOff]);
+        let (p, _) = apply(
+            &w,
+            Event::PowerFailed {
+                reason: "bmc down".into(),
+            },
+            2_000,
+        );
+        assert!(matches!(p.state, State::Failed { .. }));
+        // Releasable again: with a wipe, or plainly.
+        let (again, a) = apply(&f, wipe("t2"), 3_000);
+        assert_eq!(again.state, State::Wiping { mode: Wipe::Zero });
+        assert_eq!(a, vec![Action::PowerCycleNetboot]);
+        let (r, _) = apply(&f, Event::Release, 3_000);
+        assert_eq!(r.state, State::Releasing);
     }
 
     #[test]

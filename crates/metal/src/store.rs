@@ -14,7 +14,7 @@ use mallee_store::{MetalIndex, StoreError};
 
 use crate::engine::now_millis;
 use crate::inventory::{Inventory, InventoryError, Selection};
-use crate::model::{Distro, Install, Profile, State, System};
+use crate::model::{Distro, Install, Profile, State, System, Wipe};
 
 /// An inventory kept in the controller's store.
 #[derive(Clone)]
@@ -72,6 +72,7 @@ pub fn to_record(s: &System, now: i64) -> Result<MetalSystemRecord, InventoryErr
         created_at: now,
         updated_at: now,
         variables: json(&s.variables)?,
+        wipe: s.wipe.map(|w| w.as_str().to_owned()),
     })
 }
 
@@ -94,6 +95,12 @@ pub fn from_record(r: &MetalSystemRecord) -> Result<System, InventoryError> {
         deadline: r.deadline,
         last_event: r.last_event.clone(),
         variables: serde_json::from_str(&r.variables).map_err(|e| corrupt("variables", e))?,
+        wipe: r
+            .wipe
+            .as_deref()
+            .map(str::parse::<Wipe>)
+            .transpose()
+            .map_err(|e| corrupt("wipe policy", e))?,
     })
 }
 
@@ -105,6 +112,17 @@ impl StoreInventory {
 
     /// Adds (or describes) a group.
     pub async fn put_group(&self, name: &str, description: &str) -> Result<(), InventoryError> {
+        self.put_group_with_wipe(name, description, None).await
+    }
+
+    /// Adds (or describes) a group, setting its disk wipe policy if `wipe`
+    /// is given (else a stored policy is kept).
+    pub async fn put_group_with_wipe(
+        &self,
+        name: &str,
+        description: &str,
+        wipe: Option<Wipe>,
+    ) -> Result<(), InventoryError> {
         crate::model::check_name("group name", name)
             .map_err(|e| InventoryError::Backend(e.to_string()))?;
         self.store
@@ -112,6 +130,7 @@ impl StoreInventory {
                 name: name.to_owned(),
                 description: description.to_owned(),
                 created_at: now_millis(),
+                wipe: wipe.map(|w| w.as_str().to_owned()),
             })
             .await
             .map_err(backend)
@@ -199,6 +218,21 @@ impl Inventory for StoreInventory {
             .await
             .map_err(backend)?
             .map(|p| serde_json::from_str(&p.spec).map_err(|e| corrupt("profile", e)))
+            .transpose()
+    }
+
+    async fn group_wipe(&self, group: &str) -> Result<Option<Wipe>, InventoryError> {
+        self.store
+            .metal_groups()
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .find(|g| g.name == group)
+            .and_then(|g| g.wipe)
+            .map(|w| {
+                w.parse::<Wipe>()
+                    .map_err(|e| corrupt("group wipe policy", e))
+            })
             .transpose()
     }
 

@@ -30,6 +30,7 @@ fn system(name: &str, n: u8, group: &str) -> MetalSystemRecord {
         created_at: 1,
         updated_at: 1,
         variables: "{}".into(),
+        wipe: None,
     }
 }
 
@@ -38,6 +39,7 @@ fn group(name: &str) -> MetalGroup {
         name: name.into(),
         description: format!("{name} pool"),
         created_at: 1,
+        wipe: None,
     }
 }
 
@@ -74,6 +76,28 @@ async fn catalogue(store: &dyn Store) {
     let groups = store.metal_groups().await.expect("groups");
     let a = groups.iter().find(|g| g.name == "mg-a").expect("mg-a");
     assert_eq!(a.description, "changed");
+    assert_eq!(a.wipe, None);
+    store
+        .put_metal_group(&MetalGroup {
+            wipe: Some("zero".into()),
+            ..group("mg-a")
+        })
+        .await
+        .expect("group wipe");
+    store
+        .put_metal_group(&MetalGroup {
+            description: "again".into(),
+            ..group("mg-a")
+        })
+        .await
+        .expect("group without wipe");
+    let groups = store.metal_groups().await.expect("groups");
+    let a = groups.iter().find(|g| g.name == "mg-a").expect("mg-a");
+    assert_eq!(
+        (a.description.as_str(), a.wipe.as_deref()),
+        ("again", Some("zero")),
+        "a group written without a policy keeps its policy"
+    );
 
     let distro = MetalDistro {
         name: "md-1".into(),
@@ -206,6 +230,7 @@ async fn systems(store: &dyn Store) {
     let mut admin = got.clone();
     admin.hostname = "rack1-u1".into();
     admin.variables = r#"{"role":"db"}"#.into();
+    admin.wipe = Some("zero".into());
     admin.owner = None;
     admin.state_name = "free".into();
     assert!(
@@ -228,6 +253,20 @@ async fn systems(store: &dyn Store) {
         ("rack1-u1", Some("demo"), "provisioning")
     );
     assert_eq!(got.variables, r#"{"role":"db"}"#);
+    assert_eq!(got.wipe.as_deref(), Some("zero"), "wipe is an admin field");
+    let mut st2 = got.clone();
+    st2.wipe = None;
+    assert!(store.save_metal_state(&st2).await.expect("state"));
+    let got = store
+        .metal_system("ms-1")
+        .await
+        .expect("get")
+        .expect("ms-1");
+    assert_eq!(
+        got.wipe.as_deref(),
+        Some("zero"),
+        "saving the state keeps the wipe policy"
+    );
 
     // Tokens are unique.
     let mut s2 = system("ms-2", 2, "mg-s");

@@ -21,6 +21,11 @@ pub struct MetalGroup {
     pub description: String,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// Disk wipe policy of its systems that have none of their own
+    /// (`None`: not set). [`MetalIndex::put_metal_group`] keeps a stored
+    /// policy when this is `None`.
+    #[serde(default)]
+    pub wipe: Option<String>,
 }
 
 /// A kernel + initrd pair installers boot.
@@ -92,6 +97,9 @@ pub struct MetalSystemRecord {
     pub updated_at: UnixMillis,
     /// The administrator's per-system template variables (a JSON object).
     pub variables: String,
+    /// The administrator's disk wipe policy (`None`: the group's).
+    #[serde(default)]
+    pub wipe: Option<String>,
 }
 
 /// Which free systems a reservation takes.

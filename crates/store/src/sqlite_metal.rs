@@ -14,7 +14,7 @@ macro_rules! system_columns {
     () => {
         "name, mac, ip, hostname, group_name, power, disk, owner, profile,
     netboot, state_name, state, token, state_since, deadline, last_event, created_at, updated_at,
-    variables"
+    variables, wipe"
     };
 }
 
@@ -39,6 +39,7 @@ fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemReco
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         variables: row.try_get("variables")?,
+        wipe: row.try_get("wipe")?,
     })
 }
 
@@ -71,28 +72,32 @@ fn system_conflict(system: &MetalSystemRecord) -> impl FnOnce(sqlx::Error) -> St
 impl MetalIndex for SqliteStore {
     async fn put_metal_group(&self, group: &MetalGroup) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO metal_groups (name, description, created_at) VALUES (?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description",
+            "INSERT INTO metal_groups (name, description, created_at, wipe) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+               wipe = COALESCE(excluded.wipe, metal_groups.wipe)",
         )
         .bind(&group.name)
         .bind(&group.description)
         .bind(group.created_at)
+        .bind(&group.wipe)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn metal_groups(&self) -> StoreResult<Vec<MetalGroup>> {
-        let rows =
-            sqlx::query("SELECT name, description, created_at FROM metal_groups ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT name, description, created_at, wipe FROM metal_groups ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(MetalGroup {
                     name: r.try_get("name")?,
                     description: r.try_get("description")?,
                     created_at: r.try_get("created_at")?,
+                    wipe: r.try_get("wipe")?,
                 })
             })
             .collect()
@@ -220,7 +225,7 @@ impl MetalIndex for SqliteStore {
             "INSERT INTO metal_systems (",
             system_columns!(),
             ")
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&s.name)
         .bind(&s.mac)
@@ -241,6 +246,7 @@ impl MetalIndex for SqliteStore {
         .bind(s.created_at)
         .bind(s.updated_at)
         .bind(&s.variables)
+        .bind(&s.wipe)
         .execute(&self.pool)
         .await
         .map_err(system_conflict(s))?;
@@ -250,7 +256,7 @@ impl MetalIndex for SqliteStore {
     async fn update_metal_system_admin(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE metal_systems SET mac = ?, ip = ?, hostname = ?, group_name = ?, power = ?,
-               disk = ?, variables = ?, updated_at = ? WHERE name = ?",
+               disk = ?, variables = ?, wipe = ?, updated_at = ? WHERE name = ?",
         )
         .bind(&s.mac)
         .bind(&s.ip)
@@ -259,6 +265,7 @@ impl MetalIndex for SqliteStore {
         .bind(&s.power)
         .bind(&s.disk)
         .bind(&s.variables)
+        .bind(&s.wipe)
         .bind(s.updated_at)
         .bind(&s.name)
         .execute(&self.pool)

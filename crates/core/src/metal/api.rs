@@ -19,7 +19,7 @@ use mallee_metal::EngineError;
 use mallee_metal::engine::{ImageSource, now_millis};
 use mallee_metal::inventory::{Inventory, InventoryError, Selection};
 use mallee_metal::model::{
-    DEFAULT_CHECK_IN_PORT, Install, Mac, Profile, State, System, check_digest, check_name,
+    DEFAULT_CHECK_IN_PORT, Install, Mac, Profile, State, System, Wipe, check_digest, check_name,
 };
 use mallee_metal::power::{self, PowerSpec};
 use mallee_metal::store::{from_record, to_record};
@@ -213,6 +213,8 @@ pub struct SystemEdit {
     pub disk: Option<String>,
     /// New answer-file variables (replace the old ones; `{}` clears).
     pub variables: Option<BTreeMap<String, String>>,
+    /// New disk wipe policy (`Some(None)`: the group's).
+    pub wipe: Option<Option<Wipe>>,
 }
 
 /// A parsed metal API request.
@@ -277,6 +279,8 @@ pub enum MetalAction {
         name: String,
         /// Free text.
         description: String,
+        /// Disk wipe policy of its systems (`None`: a stored one is kept).
+        wipe: Option<Wipe>,
     },
     /// Admin: remove an empty group.
     RemoveGroup(String),
@@ -490,6 +494,11 @@ fn power_param(params: &QueryParams, value: &str) -> Result<PowerSpec> {
 }
 
 /// `Variables`: a JSON object of strings; names as templates take them.
+/// A disk wipe policy (`none`, `zero`).
+fn wipe_param(value: &str) -> Result<Wipe> {
+    value.parse::<Wipe>().map_err(MetalApiError::Invalid)
+}
+
 fn variables_param(params: &QueryParams) -> Result<Option<BTreeMap<String, String>>> {
     let Some(value) = params.get("Variables") else {
         return Ok(None);
@@ -575,6 +584,10 @@ impl MetalAction {
             "AddGroup" => Self::AddGroup {
                 name: name_param(p, "Name", "group name")?,
                 description: p.get("Description").unwrap_or_default().to_owned(),
+                wipe: match p.get("Wipe") {
+                    None | Some("") => None,
+                    Some(w) => Some(wipe_param(w)?),
+                },
             },
             "RemoveGroup" => Self::RemoveGroup(name_param(p, "Name", "group name")?),
             "AddDistro" => Self::AddDistro {
@@ -655,6 +668,10 @@ impl MetalAction {
                 }
                 system.disk = p.get("Disk").filter(|d| !d.is_empty()).map(str::to_owned);
                 system.variables = variables_param(p)?.unwrap_or_default();
+                system.wipe = match p.get("Wipe") {
+                    None | Some("" | "group") => None,
+                    Some(w) => Some(wipe_param(w)?),
+                };
                 Self::AddSystem(Box::new(system))
             }
             "EditSystem" => {
@@ -667,10 +684,15 @@ impl MetalAction {
                     power: p.get("Power").map(|v| power_param(p, v)).transpose()?,
                     disk: p.get("Disk").map(str::to_owned),
                     variables: variables_param(p)?,
+                    wipe: match p.get("Wipe") {
+                        None => None,
+                        Some("" | "group") => Some(None),
+                        Some(w) => Some(Some(wipe_param(w)?)),
+                    },
                 };
                 if edit == SystemEdit::default() {
                     return Err(MetalApiError::Invalid(
-                        "nothing to change: give Mac, Ip, Hostname, Group, Power, Disk or Variables"
+                        "nothing to change: give Mac, Ip, Hostname, Group, Power, Disk, Variables or Wipe"
                             .into(),
                     ));
                 }
@@ -748,7 +770,7 @@ fn instance_state(state: &State) -> &'static str {
         State::Reserved => "reserved",
         State::Provisioning { .. } => "pending",
         State::Running => "running",
-        State::Releasing => "shutting-down",
+        State::Releasing | State::Wiping { .. } => "shutting-down",
         State::Failed { .. } => "failed",
     }
 }
@@ -761,6 +783,7 @@ fn write_system(w: &mut XmlWriter, s: &System) {
     w.text("group", &s.group);
     w.text("powerDriver", s.power.driver_name());
     w.opt_text("disk", s.disk.as_deref());
+    w.opt_text("wipe", s.wipe.map(Wipe::as_str));
     w.opt_text("owner", s.owner.as_deref());
     w.opt_text("profile", s.profile.as_deref());
     w.text("netboot", s.netboot);
@@ -1025,6 +1048,7 @@ pub async fn execute(
                     let members = systems.iter().filter(|s| s.group == g.name);
                     w.text("name", &g.name);
                     w.text("description", &g.description);
+                    w.text("wipe", g.wipe.as_deref().unwrap_or("none"));
                     w.text("total", members.clone().count());
                     w.text("free", members.filter(|s| is_free(s)).count());
                 });
@@ -1171,8 +1195,12 @@ pub async fn execute(
             };
             Ok(systems_response(action_name, rid, set, &out))
         }
-        MetalAction::AddGroup { name, description } => {
-            inv.put_group(&name, &description).await?;
+        MetalAction::AddGroup {
+            name,
+            description,
+            wipe,
+        } => {
+            inv.put_group_with_wipe(&name, &description, wipe).await?;
             Ok(respond(action_name, rid, |w| w.text("return", true)))
         }
         MetalAction::RemoveGroup(name) => {
@@ -1352,6 +1380,9 @@ pub async fn execute(
             }
             if let Some(v) = e.variables {
                 s.variables = v;
+            }
+            if let Some(w) = e.wipe {
+                s.wipe = w;
             }
             let mut updated = to_record(&s, now_millis())?;
             updated.created_at = record.created_at;
@@ -1657,6 +1688,50 @@ mod tests {
         )
         .expect("render");
         assert!(a.admin_only());
+    }
+
+    #[test]
+    fn parses_wipe_policies() {
+        let a = MetalAction::parse("AddGroup", &params(&[("Name", "test01"), ("Wipe", "zero")]))
+            .expect("group");
+        assert_eq!(
+            a,
+            MetalAction::AddGroup {
+                name: "test01".into(),
+                description: String::new(),
+                wipe: Some(Wipe::Zero),
+            }
+        );
+        assert!(a.admin_only());
+        assert!(
+            MetalAction::parse("AddGroup", &params(&[("Name", "g"), ("Wipe", "shred")])).is_err()
+        );
+        let edit = |w: &str| {
+            let a = MetalAction::parse("EditSystem", &params(&[("Name", "m1"), ("Wipe", w)]))
+                .expect("edit");
+            let MetalAction::EditSystem { edit, .. } = a else {
+                panic!("{a:?}")
+            };
+            edit.wipe
+        };
+        assert_eq!(edit("zero"), Some(Some(Wipe::Zero)));
+        assert_eq!(edit("none"), Some(Some(Wipe::None)));
+        assert_eq!(edit("group"), Some(None));
+        let a = MetalAction::parse(
+            "AddSystem",
+            &params(&[
+                ("Name", "m1"),
+                ("Mac", "52:54:00:00:00:01"),
+                ("Ip", "10.254.0.11"),
+                ("Group", "test01"),
+                ("Wipe", "zero"),
+            ]),
+        )
+        .expect("add");
+        let MetalAction::AddSystem(s) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(s.wipe, Some(Wipe::Zero));
     }
 
     #[test]

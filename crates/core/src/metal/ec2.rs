@@ -562,7 +562,7 @@ pub fn decide(instance: &Instance, system: Option<&System>, now: i64) -> SyncSte
         Some((InstanceState::ShuttingDown, Desired::Terminated, reason))
     };
     match (instance.desired, &system.state) {
-        (Desired::Terminated, State::Releasing) => {
+        (Desired::Terminated, State::Releasing | State::Wiping { .. }) => {
             if instance.state != InstanceState::ShuttingDown {
                 step.transition = shutting_down(None);
             }
@@ -577,7 +577,7 @@ pub fn decide(instance: &Instance, system: Option<&System>, now: i64) -> SyncSte
             step.transition = shutting_down(Some(StateReason::new("Server.InternalError", reason)));
             step.machine = MachineAction::Release;
         }
-        (_, State::Releasing) => {
+        (_, State::Releasing | State::Wiping { .. }) => {
             step.transition = shutting_down(Some(StateReason::new(
                 "Server.InternalError",
                 "The machine is being returned to the pool outside EC2",
@@ -730,8 +730,10 @@ async fn release_orphans(
         let Some(reservation) = reservation_of(&s) else {
             continue;
         };
-        if matches!(s.state, State::Free | State::Releasing)
-            || live.contains(&(s.name.clone(), reservation.to_owned()))
+        if matches!(
+            s.state,
+            State::Free | State::Releasing | State::Wiping { .. }
+        ) || live.contains(&(s.name.clone(), reservation.to_owned()))
         {
             continue;
         }
@@ -945,6 +947,15 @@ mod tests {
             0,
         );
         assert_eq!((s.transition, s.machine), (None, MachineAction::None));
+        let wiping = State::Wiping {
+            mode: mallee_metal::Wipe::Zero,
+        };
+        let s = decide(&terminating, Some(&system(wiping, Some(OWNER))), 0);
+        assert_eq!(
+            (s.transition, s.machine),
+            (None, MachineAction::None),
+            "a machine being wiped is on its way back to the pool"
+        );
         let s = decide(&terminating, Some(&system(State::Free, None)), 0);
         assert_eq!(
             s.transition,
