@@ -5,7 +5,8 @@
    fills FILL MiB of it with random data, and measures sequential write
    and read MiB/s with busybox dd (conv=fsync on write, caches dropped
    before read) on the volume (the raw virtio disk) and on a file of IO
-   MiB on its root disk (the instance's qcow2 overlay on the node).
+   MiB on its root disk (the instance's qcow2 overlay on the node), timed
+   with the guest's /proc/uptime (10 ms resolution).
 2. CreateSnapshot of that volume (attached, the guest idle): time to
    `completed` and the snapshot data's size in the object store.
 3. COUNT volumes from that snapshot, all requested at once: time until
@@ -30,8 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch import Bench, host_info, loadavg, log  # noqa: E402
 
 ZONE = "mallee-1a"
-# busybox dd: "... bytes (... MB) copied, 1.234 seconds, 45.6MB/s"
-DD_RATE = re.compile(r"copied, ([0-9.]+) seconds")
 
 
 def guest_script(fill_mib: int, io_mib: int) -> str:
@@ -39,7 +38,9 @@ def guest_script(fill_mib: int, io_mib: int) -> str:
 while ! [ -b /dev/vdb ]; do sleep 1; done
 dd if=/dev/urandom of=/dev/vdb bs=1M count={fill_mib} conv=fsync 2>/dev/null
 echo "BENCH filled"
-rate() {{ echo "BENCH $1 $(dd "$2" "$3" bs=1M count={io_mib} $4 2>&1 | tail -n1)"; }}
+# busybox dd reports no rate: time it with /proc/uptime (10 ms steps).
+now() {{ cut -d' ' -f1 /proc/uptime; }}
+rate() {{ s=$(now); dd "$2" "$3" bs=1M count={io_mib} $4 2>/dev/null; echo "BENCH $1 $s $(now)"; }}
 rate volume-write if=/dev/zero of=/dev/vdb conv=fsync
 echo 3 > /proc/sys/vm/drop_caches
 rate volume-read if=/dev/vdb of=/dev/null ""
@@ -106,10 +107,10 @@ def main() -> int:
             ec2.get_console_output(InstanceId=iid, Latest=True).get("Output", "")), args.boot_timeout, "guest dd")
         rates = {}
         for name in ("volume-write", "volume-read", "root-write", "root-read"):
-            found = re.search(rf"BENCH {name} .*copied, ([0-9.]+) seconds", out)
+            found = re.search(rf"BENCH {name} ([0-9.]+) ([0-9.]+)", out)
             if not found:
                 raise SystemExit(f"no {name} result in the console:\n{out[-3000:]}")
-            seconds = float(found.group(1))
+            seconds = float(found.group(2)) - float(found.group(1))
             rates[name] = round(args.io_mib / seconds, 1) if seconds > 0 else None
 
         objects_before = dir_bytes(data / "objects")

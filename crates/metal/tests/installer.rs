@@ -47,6 +47,20 @@ fn console(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name).join("console.log")).unwrap_or_default()
 }
 
+/// The machine's console log once it contains `line` (or after a minute):
+/// a guest prints what it did after the request that changed its state, so
+/// the log can lag the state by a moment on a loaded machine.
+async fn console_once_it_has(dir: &Path, name: &str, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = console(dir, name);
+        if log.contains(line) || tokio::time::Instant::now() >= deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn wait_running(engine: &Engine, names: &[&str], timeout: Duration) -> Vec<System> {
     let start = Instant::now();
     loop {
@@ -217,7 +231,7 @@ async fn scenario(config: EngineConfig, inventory: Arc<MemoryInventory>, dir: Pa
     assert!(m2[0].netboot);
 
     let running = wait_running(&engine, &["m1", "m2"], Duration::from_secs(900)).await;
-    let log1 = console(tmp, "m1");
+    let log1 = console_once_it_has(tmp, "m1", "MALLEE-METAL: checked in").await;
     assert!(
         log1.contains(&format!(
             "Command line: console=ttyS0 root=initramfs panic=30 mallee.answer=http://10.254.1.1:8781/answer/{token} mallee.role=db"

@@ -80,6 +80,20 @@ fn console(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name).join("console.log")).unwrap_or_default()
 }
 
+/// The machine's console log once it contains `line` (or after a minute):
+/// a guest prints what it did after the request that changed its state, so
+/// the log can lag the state by a moment on a loaded machine.
+async fn console_once_it_has(dir: &Path, name: &str, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = console(dir, name);
+        if log.contains(line) || tokio::time::Instant::now() >= deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_machine_lab() {
     let images = images();
@@ -185,7 +199,7 @@ async fn three_machine_lab() {
     for s in &running {
         assert!(!s.netboot, "netboot is off once installed");
         assert_eq!(s.owner.as_deref(), Some("demo"));
-        let log = console(tmp.path(), &s.name);
+        let log = console_once_it_has(tmp.path(), &s.name, "MALLEE-METAL: checked in").await;
         assert!(
             log.contains("MALLEE-DEPLOY: server says provisioning"),
             "{log}"
