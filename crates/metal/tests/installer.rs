@@ -28,38 +28,7 @@ use mallee_metal::model::{Distro, Install, Profile, State, System};
 use mallee_metal::power::PowerSpec;
 use mallee_metal::{Engine, Timeouts};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn images() -> PathBuf {
-    let out = repo().join("target/metal-images");
-    let status = std::process::Command::new(repo().join("guest/metal/build.sh"))
-        .arg(&out)
-        .arg(repo().join("target/guest-images"))
-        .status()
-        .expect("run guest/metal/build.sh");
-    assert!(status.success(), "guest/metal/build.sh failed");
-    out
-}
-
-fn console(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name).join("console.log")).unwrap_or_default()
-}
-
-/// The machine's console log once it contains `line` (or after a minute):
-/// a guest prints what it did after the request that changed its state, so
-/// the log can lag the state by a moment on a loaded machine.
-async fn console_once_it_has(dir: &Path, name: &str, line: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = console(dir, name);
-        if log.contains(line) || tokio::time::Instant::now() >= deadline {
-            return log;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+include!("common/support.rs");
 
 async fn wait_running(engine: &Engine, names: &[&str], timeout: Duration) -> Vec<System> {
     let start = Instant::now();

@@ -20,29 +20,7 @@ use mallee_metal::model::{Profile, State, System, Wipe};
 use mallee_metal::power::PowerSpec;
 use mallee_metal::{Engine, Timeouts};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn images() -> PathBuf {
-    let out = repo().join("target/metal-images");
-    let status = std::process::Command::new(repo().join("guest/metal/build.sh"))
-        .arg(&out)
-        .arg(repo().join("target/guest-images"))
-        .status()
-        .expect("run guest/metal/build.sh");
-    assert!(status.success(), "guest/metal/build.sh failed");
-    out
-}
-
-fn profile(name: &str, path: &Path) -> Profile {
-    let data = std::fs::read(path).expect("read image");
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&data))
-    };
-    Profile::image(name, &path.display().to_string(), data.len() as u64, &sha)
-}
+include!("common/support.rs");
 
 async fn wait_state(
     engine: &Engine,
