@@ -654,7 +654,7 @@ async fn install(args: InstallArgs) -> Result<(), InstallError> {
     let region = credentials
         .region
         .clone()
-        .unwrap_or_else(|| mallee_core::config::DEFAULT_REGION.to_owned());
+        .unwrap_or_else(|| mallee_cloud::config::DEFAULT_REGION.to_owned());
     let bucket = args
         .bucket
         .clone()

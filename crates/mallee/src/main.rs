@@ -10,9 +10,10 @@ use std::process::ExitCode;
 mod node_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mallee_core::bootstrap::{self, Bootstrapped};
-use mallee_core::doctor::{self, Report, Role};
-use mallee_core::{Config, admin, server};
+use mallee_api::server;
+use mallee_cloud::bootstrap::{self, Bootstrapped};
+use mallee_cloud::doctor::{self, Report, Role};
+use mallee_cloud::{Config, accounts as admin};
 use mallee_store::sqlite::SqliteStore;
 
 #[derive(Parser, Debug)]
@@ -65,21 +66,21 @@ struct UpArgs {
     #[command(flatten)]
     data: DataDirArg,
     /// Address of the API endpoint.
-    #[arg(long, env = "MALLEE_LISTEN", default_value = mallee_core::config::DEFAULT_LISTEN)]
+    #[arg(long, env = "MALLEE_LISTEN", default_value = mallee_cloud::config::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// Domain for virtual-host style S3 requests (`BUCKET.DOMAIN`).
-    #[arg(long, env = "MALLEE_S3_DOMAIN", default_value = mallee_core::config::DEFAULT_S3_DOMAIN)]
+    #[arg(long, env = "MALLEE_S3_DOMAIN", default_value = mallee_cloud::config::DEFAULT_S3_DOMAIN)]
     s3_domain: String,
     /// Run only the controller (no node agent: no instances can start).
     #[arg(long)]
     no_node: bool,
     /// Public address range of the first zone (elastic and auto-assigned
     /// public IPs); its first host is the node's public bridge.
-    #[arg(long, env = "MALLEE_PUBLIC_RANGE", default_value = mallee_core::config::DEFAULT_PUBLIC_RANGE)]
-    public_range: mallee_core::config::PublicCidr,
+    #[arg(long, env = "MALLEE_PUBLIC_RANGE", default_value = mallee_cloud::config::DEFAULT_PUBLIC_RANGE)]
+    public_range: mallee_cloud::config::PublicCidr,
     /// Do not give instances a public IP at launch.
     #[arg(long)]
     no_auto_public_ip: bool,
@@ -239,7 +240,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     }
     let mut config = Config::new(args.listen, data_dir);
     config.s3_domain = args.s3_domain;
-    config.public_ranges = vec![mallee_core::config::PublicRange {
+    config.public_ranges = vec![mallee_cloud::config::PublicRange {
         zone: config.zones[0].clone(),
         cidr: args.public_range,
     }];
@@ -306,7 +307,7 @@ fn print_credentials(b: &Bootstrapped) {
 
 async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
     let config = Config::new(
-        mallee_core::config::DEFAULT_LISTEN
+        mallee_cloud::config::DEFAULT_LISTEN
             .parse()
             .map_err(|e| format!("{e}"))?,
         data_dir.to_owned(),

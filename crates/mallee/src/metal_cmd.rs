@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mallee_core::metal::MetalConfig;
-use mallee_core::metal::mallee_metal::Timeouts;
-use mallee_core::metal::mallee_metal::netboot::ProvisioningNetwork;
+use mallee_cloud::metal::MetalConfig;
+use mallee_cloud::metal::mallee_metal::Timeouts;
+use mallee_cloud::metal::mallee_metal::netboot::ProvisioningNetwork;
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8773";
 /// The prefix of the seed's command names.
@@ -572,7 +572,7 @@ impl Client {
         let region = credentials
             .region
             .clone()
-            .unwrap_or_else(|| mallee_core::config::DEFAULT_REGION.to_owned());
+            .unwrap_or_else(|| mallee_cloud::config::DEFAULT_REGION.to_owned());
         let http = reqwest::Client::builder()
             .build()
             .map_err(|source| MetalCmdError::Http {

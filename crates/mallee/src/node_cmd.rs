@@ -65,7 +65,7 @@ pub struct NodeArgs {
     #[arg(long, default_value = "172.31.0.0/20")]
     pub subnet: Ipv4Cidr,
     /// Region (for instances' DNS names).
-    #[arg(long, default_value = mallee_core::config::DEFAULT_REGION)]
+    #[arg(long, default_value = mallee_cloud::config::DEFAULT_REGION)]
     pub region: String,
     /// The zone's public range: a host-local bridge with its first address
     /// carries the instances' public IPs (none: public IPs are ignored).
@@ -118,7 +118,7 @@ pub fn up_node_dir(data_dir: &Path) -> PathBuf {
 
 /// Starts the node agent `mallee up` runs for its first zone.
 pub async fn start_up_node(
-    cloud: &mallee_core::Cloud,
+    cloud: &mallee_cloud::Cloud,
     token: &str,
     vm: &VmArgs,
 ) -> Result<NodeHandle, String> {
@@ -131,7 +131,7 @@ pub async fn start_up_node(
         .first()
         .cloned()
         .ok_or("no availability zone configured")?;
-    let subnet = mallee_core::compute::zone_subnet(0);
+    let subnet = mallee_cloud::vpcs::zone_subnet(0);
     let subnet = Ipv4Cidr {
         addr: subnet.network,
         prefix: subnet.prefix,
@@ -187,7 +187,7 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
     apply_vm_args(&mut config, &args.vm);
     let node = start_node(config).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %node.url(), "node agent running");
-    mallee_core::server::shutdown_signal().await;
+    mallee_api::server::shutdown_signal().await;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -196,14 +196,14 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
 /// records and disks stay (the next `up` sees the instances' VMs gone).
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     let node_dir = up_node_dir(&args.data_dir);
-    let subnet = mallee_core::compute::zone_subnet(0);
+    let subnet = mallee_cloud::vpcs::zone_subnet(0);
     let network = network_config(
         &node_dir,
         Ipv4Cidr {
             addr: subnet.network,
             prefix: subnet.prefix,
         },
-        mallee_core::config::DEFAULT_REGION,
+        mallee_cloud::config::DEFAULT_REGION,
     );
     // The bridge name derives from the directory alone; the range does not
     // matter for removing it.

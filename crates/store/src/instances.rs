@@ -2,7 +2,7 @@
 //! instance and the state it last observed, kept by [`InstanceIndex`].
 //!
 //! The store treats states and launch details as opaque strings (the
-//! compute layer in `mallee-core` owns their meaning); it guarantees
+//! compute layer in `mallee-cloud` owns their meaning); it guarantees
 //! atomic reservations, ClientToken uniqueness, unique live private
 //! addresses and MACs, and compare-and-set updates through `revision`.
 

@@ -2,7 +2,7 @@
 //! state it last observed, kept by [`VolumeIndex`].
 //!
 //! The store treats states and details as opaque strings (the compute
-//! layer in `mallee-core` owns their meaning); it guarantees that a device
+//! layer in `mallee-cloud` owns their meaning); it guarantees that a device
 //! name of an instance holds at most one volume however attachments race,
 //! that a volume and its resource (for tags) come and go together, and
 //! compare-and-set updates through `revision`.

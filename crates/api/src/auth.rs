@@ -1,0 +1,173 @@
+//! Request authentication: finds the signature (SigV4 header or query, SigV2
+//! query API, S3 SigV2), looks the access key up and verifies it in constant
+//! time. Errors map to the codes each service returns for them.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+use mallee_sigv::{RequestParts, SigError, SignedBy};
+
+use super::error::ApiError;
+use mallee_cloud::Principal;
+
+use crate::service::Service;
+use mallee_cloud::Cloud;
+
+/// Why a request was not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No signature at all.
+    #[error("Request is missing Authentication Token")]
+    Missing,
+    /// The access key id is unknown or inactive.
+    #[error("unknown or inactive access key")]
+    UnknownKey,
+    /// A SigV4 scope names a service this endpoint does not serve.
+    #[error("Credential should be scoped to a valid service: '{0}'.")]
+    UnknownService(String),
+    /// The signature is malformed, wrong or out of time.
+    #[error(transparent)]
+    Signature(#[from] SigError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] mallee_store::StoreError),
+}
+
+const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+impl AuthError {
+    /// The wire error for `service`.
+    pub fn to_api_error(&self, service: Service) -> ApiError {
+        let e = |status, code: &'static str, message: Cow<'_, str>| {
+            ApiError::new(status, code, message.into_owned())
+        };
+        let query_like = matches!(service, Service::Iam | Service::Sts);
+        match self {
+            Self::Missing if query_like => e(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationToken",
+                self.to_string().into(),
+            ),
+            // EC2 treats an unsigned Query request as one missing its
+            // AWSAccessKeyId parameter.
+            Self::Missing if service == Service::Ec2 => e(
+                StatusCode::BAD_REQUEST,
+                "MissingParameter",
+                "The request must contain the parameter AWSAccessKeyId".into(),
+            ),
+            Self::UnknownKey if service == Service::Ec2 => e(
+                StatusCode::UNAUTHORIZED,
+                "AuthFailure",
+                "AWS was not able to validate the provided access credentials".into(),
+            ),
+            Self::Missing => e(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Access Denied".into(),
+            ),
+            Self::UnknownKey if query_like => e(
+                StatusCode::FORBIDDEN,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.".into(),
+            ),
+            Self::UnknownKey => e(
+                StatusCode::FORBIDDEN,
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.".into(),
+            ),
+            Self::UnknownService(_) => e(
+                StatusCode::BAD_REQUEST,
+                "IncompleteSignature",
+                self.to_string().into(),
+            ),
+            Self::Store(_) => ApiError::internal(),
+            Self::Signature(sig) => signature_error(sig, service),
+        }
+    }
+}
+
+fn signature_error(sig: &SigError, service: Service) -> ApiError {
+    let msg = sig.to_string();
+    match (sig, service) {
+        (SigError::SignatureDoesNotMatch { .. }, _) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            SIGNATURE_MISMATCH,
+        ),
+        (
+            SigError::RequestExpired { .. }
+            | SigError::TimeTooSkewed { .. }
+            | SigError::NotYetValid { .. },
+            Service::Ec2,
+        ) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "RequestExpired",
+            "Request has expired.",
+        ),
+        (SigError::TimeTooSkewed { .. }, Service::S3) => {
+            ApiError::new(StatusCode::FORBIDDEN, "RequestTimeTooSkewed", msg)
+        }
+        (SigError::RequestExpired { .. } | SigError::NotYetValid { .. }, Service::S3) => {
+            ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired")
+        }
+        (
+            SigError::RequestExpired { .. }
+            | SigError::TimeTooSkewed { .. }
+            | SigError::NotYetValid { .. },
+            _,
+        ) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            format!("Signature expired: {msg}"),
+        ),
+        (_, Service::S3) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed", msg)
+        }
+        (_, _) => ApiError::new(StatusCode::BAD_REQUEST, "IncompleteSignature", msg),
+    }
+}
+
+/// What authentication found: the caller, or an anonymous request (which
+/// only S3 may accept).
+#[derive(Debug)]
+pub enum Caller {
+    /// A verified principal.
+    Principal(Principal),
+    /// No credentials were given.
+    Anonymous,
+}
+
+/// Verifies `signed` for `parts`; `payload_sha256` is the body's hash when
+/// the body was read.
+pub async fn authenticate(
+    cloud: &Cloud,
+    signed: Option<&SignedBy>,
+    parts: &RequestParts<'_>,
+    payload_sha256: Option<&str>,
+    s3_bucket: Option<&str>,
+) -> Result<Caller, AuthError> {
+    let Some(signed) = signed else {
+        return Ok(Caller::Anonymous);
+    };
+    if let Some(scope) = signed.service()
+        && super::Service::from_scope(scope).is_none()
+    {
+        return Err(AuthError::UnknownService(scope.to_owned()));
+    }
+    let found = cloud.store.access_key(signed.access_key()).await?;
+    let Some((key, account)) = found.filter(|(key, _)| key.active) else {
+        return Err(AuthError::UnknownKey);
+    };
+    signed.verify(
+        parts,
+        &key.secret_access_key,
+        payload_sha256,
+        s3_bucket,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    Ok(Caller::Principal(Principal {
+        account,
+        user_name: key.user_name,
+        access_key_id: key.access_key_id,
+    }))
+}

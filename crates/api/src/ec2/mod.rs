@@ -1,0 +1,178 @@
+//! The EC2 Query API: request parameters become a typed [`Ec2Action`], which
+//! calls the domain (`mallee_cloud`) and is answered with 2016-11-15 XML.
+//! Every action is declared once, in the table below: its name and its
+//! input type, whose `parse` reads the parameters and whose `execute` runs
+//! it. The enum, the parser, the dispatch and the list of names all come
+//! from that table. One file per group of actions.
+
+pub mod addresses;
+pub mod block_devices;
+pub mod create_image;
+pub mod error;
+pub mod images;
+pub mod instance_attributes;
+pub mod instance_lifecycle;
+pub mod instance_types;
+pub mod instances;
+pub mod key_pairs;
+pub mod regions;
+pub mod security_groups;
+pub mod snapshots;
+pub mod tags;
+pub mod volumes;
+pub mod vpcs;
+
+use mallee_cloud::{Cloud, Principal};
+
+use crate::xml::XmlWriter;
+pub use error::Ec2Error;
+pub use mallee_cloud::ids::iso8601;
+
+/// The API version whose namespace responses use unless the client asked for
+/// another valid version.
+pub const DEFAULT_VERSION: &str = "2016-11-15";
+
+crate::actions::declare! {
+    /// One parsed EC2 request.
+    enum Ec2Action;
+    /// Runs an action. `dry_run` requests stop after validation and
+    /// authorisation with `DryRunOperation`, as EC2 does.
+    fn execute(Ec2Context, Ec2Error, dry_run: Ec2Error::DryRunOperation, invalid: Ec2Error::InvalidAction);
+    service "ec2";
+    DescribeRegions => regions::DescribeRegions,
+    DescribeAvailabilityZones => regions::DescribeAvailabilityZones,
+    DescribeAccountAttributes => regions::DescribeAccountAttributes,
+    DescribeInstanceTypes => instance_types::DescribeInstanceTypes,
+    CreateKeyPair => key_pairs::CreateKeyPair,
+    ImportKeyPair => key_pairs::ImportKeyPair,
+    DescribeKeyPairs => key_pairs::DescribeKeyPairs,
+    DeleteKeyPair => key_pairs::DeleteKeyPair,
+    CreateTags => tags::CreateTags,
+    DeleteTags => tags::DeleteTags,
+    DescribeTags => tags::DescribeTags,
+    RegisterImage => images::RegisterImage,
+    DescribeImages => images::DescribeImages,
+    DeregisterImage => images::DeregisterImage,
+    DescribeImageAttribute => images::DescribeImageAttribute,
+    ModifyImageAttribute => images::ModifyImageAttribute,
+    ResetImageAttribute => images::ResetImageAttribute,
+    RunInstances => instances::RunInstances,
+    DescribeInstances => instances::DescribeInstances,
+    DescribeInstanceStatus => instances::DescribeInstanceStatus,
+    TerminateInstances => instance_lifecycle::TerminateInstances,
+    StopInstances => instance_lifecycle::StopInstances,
+    StartInstances => instance_lifecycle::StartInstances,
+    RebootInstances => instance_lifecycle::RebootInstances,
+    GetConsoleOutput => instance_lifecycle::GetConsoleOutput,
+    DescribeInstanceAttribute => instance_attributes::DescribeInstanceAttribute,
+    ModifyInstanceAttribute => instance_attributes::ModifyInstanceAttribute,
+    DescribeVpcs => vpcs::DescribeVpcs,
+    DescribeSubnets => vpcs::DescribeSubnets,
+    CreateSecurityGroup => security_groups::CreateSecurityGroup,
+    DeleteSecurityGroup => security_groups::DeleteSecurityGroup,
+    DescribeSecurityGroups => security_groups::DescribeSecurityGroups,
+    DescribeSecurityGroupRules => security_groups::DescribeSecurityGroupRules,
+    AuthorizeSecurityGroupIngress => security_groups::AuthorizeIngress,
+    AuthorizeSecurityGroupEgress => security_groups::AuthorizeEgress,
+    RevokeSecurityGroupIngress => security_groups::RevokeIngress,
+    RevokeSecurityGroupEgress => security_groups::RevokeEgress,
+    AllocateAddress => addresses::AllocateAddress,
+    AssociateAddress => addresses::AssociateAddress,
+    DisassociateAddress => addresses::DisassociateAddress,
+    ReleaseAddress => addresses::ReleaseAddress,
+    DescribeAddresses => addresses::DescribeAddresses,
+    CreateVolume => volumes::CreateVolume,
+    DescribeVolumes => volumes::DescribeVolumes,
+    DeleteVolume => volumes::DeleteVolume,
+    AttachVolume => volumes::AttachVolume,
+    DetachVolume => volumes::DetachVolume,
+    DescribeVolumeStatus => volumes::DescribeVolumeStatus,
+    DescribeVolumeAttribute => volumes::DescribeVolumeAttribute,
+    ModifyVolumeAttribute => volumes::ModifyVolumeAttribute,
+    CreateImage => create_image::CreateImage,
+    CreateSnapshot => snapshots::CreateSnapshot,
+    DescribeSnapshots => snapshots::DescribeSnapshots,
+    DeleteSnapshot => snapshots::DeleteSnapshot,
+    DescribeSnapshotAttribute => snapshots::DescribeSnapshotAttribute,
+    ModifySnapshotAttribute => snapshots::ModifySnapshotAttribute,
+    ResetSnapshotAttribute => snapshots::ResetSnapshotAttribute,
+    ImportSnapshot => snapshots::ImportSnapshot,
+    DescribeImportSnapshotTasks => snapshots::DescribeImportSnapshotTasks,
+}
+
+/// What an action runs with.
+#[derive(Debug)]
+pub struct Ec2Context<'a> {
+    /// The cloud.
+    pub cloud: &'a Cloud,
+    /// Who is calling.
+    pub principal: &'a Principal,
+    /// This request's id.
+    pub request_id: &'a str,
+    /// XML namespace for the response.
+    pub namespace: String,
+}
+
+impl Ec2Context<'_> {
+    /// Writes `<{action}Response xmlns=…><requestId>…</requestId>…`.
+    pub fn respond(&self, action: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
+        let mut w = XmlWriter::new();
+        w.root(&format!("{action}Response"), &self.namespace, |w| {
+            w.text("requestId", self.request_id);
+            body(w);
+        });
+        w.finish()
+    }
+
+    /// Writes a response whose only content is `<return>true</return>`.
+    pub fn respond_true(&self, action: &str) -> String {
+        self.respond(action, |w| w.text("return", "true"))
+    }
+}
+
+/// The namespace for a client's `Version` parameter: its own when it looks
+/// like an API version date, else the default.
+pub fn namespace_for(version: Option<&str>) -> String {
+    let version = match version {
+        Some(v)
+            if v.len() == 10
+                && v.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                }) =>
+        {
+            v
+        }
+        _ => DEFAULT_VERSION,
+    };
+    format!("http://ec2.amazonaws.com/doc/{version}/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_follows_valid_versions_only() {
+        assert_eq!(
+            namespace_for(Some("2014-06-15")),
+            "http://ec2.amazonaws.com/doc/2014-06-15/"
+        );
+        assert_eq!(
+            namespace_for(Some("<script>")),
+            "http://ec2.amazonaws.com/doc/2016-11-15/"
+        );
+        assert_eq!(
+            namespace_for(None),
+            "http://ec2.amazonaws.com/doc/2016-11-15/"
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,414 @@
+//! The one HTTP endpoint: reads a request, decides which service it is for
+//! (SigV4 scope, Eucalyptus `/services/*` path, or `Action`), authenticates
+//! it, runs it and writes the answer with a request id. One log line per
+//! request. A panic in a handler becomes a 500 for that request only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use mallee_sigv::{RequestParts, SignedBy};
+
+use super::auth::{self, AuthError, Caller};
+use super::error::{ApiError, ErrorDialect};
+use super::query::QueryParams;
+use mallee_cloud::Principal;
+
+use crate::ec2::{self, Ec2Action, Ec2Context};
+use crate::service::Service;
+use mallee_cloud::Cloud;
+
+/// Path that answers 200 once the server is ready (not a valid bucket name,
+/// so it never shadows S3).
+pub const HEALTH_PATH: &str = "/_mallee/health";
+
+/// Shared state of the front door.
+#[derive(Clone)]
+struct FrontDoor {
+    cloud: Arc<Cloud>,
+    s3: s3s::service::S3Service,
+    metal: Arc<mallee_cloud::metal::Metal>,
+}
+
+/// Builds the router serving every API (`metal`: the bare-metal zone).
+pub fn router(
+    cloud: Arc<Cloud>,
+    s3: s3s::service::S3Service,
+    metal: Arc<mallee_cloud::metal::Metal>,
+) -> axum::Router {
+    crate::node_routes::router(cloud.clone(), cloud.blobs.clone()).merge(
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(FrontDoor { cloud, s3, metal }),
+    )
+}
+
+/// What a finished request reports to the log.
+struct Outcome {
+    service: Option<Service>,
+    action: String,
+    account: Option<String>,
+    response: Response,
+}
+
+async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let close_after = expects_continue_without_body(&request);
+    let task = tokio::spawn(dispatch(door, request, request_id.clone()));
+    let outcome = match task.await {
+        Ok(outcome) => outcome,
+        Err(join_error) => {
+            tracing::error!(request_id, error = %join_error, "request handler panicked");
+            Outcome {
+                service: None,
+                action: String::new(),
+                account: None,
+                response: error_response(&ApiError::internal(), ErrorDialect::Ec2, &request_id),
+            }
+        }
+    };
+    let mut response = outcome.response;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-requestid", value.clone());
+        headers.insert("x-amz-request-id", value);
+    }
+    headers.insert(header::SERVER, HeaderValue::from_static("mallee"));
+    if close_after {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    tracing::info!(
+        target: "mallee::request",
+        request_id,
+        method = %method,
+        path,
+        service = outcome.service.map(Service::scope_name).unwrap_or("-"),
+        action = outcome.action,
+        account = outcome.account.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Whether an HTTP/1.1 request asks for `100 Continue` but has no body to
+/// continue with (boto3 sends such an empty PutObject). hyper then answers
+/// with the final response alone, as RFC 9110 allows, but botocore (before
+/// 1.43.77) keeps that response's status line for the connection and parses
+/// the next response on it without its own: it loses the headers and waits
+/// for the connection to close. Closing the connection after this response
+/// makes the client send its next request on a fresh one.
+fn expects_continue_without_body(request: &Request) -> bool {
+    request.version() == http::Version::HTTP_11
+        && request
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && HttpBody::is_end_stream(request.body())
+}
+
+pub(crate) fn error_response(
+    error: &ApiError,
+    dialect: ErrorDialect,
+    request_id: &str,
+) -> Response {
+    xml_response(error.status, error.to_xml(dialect, request_id))
+}
+
+pub(crate) fn xml_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
+    response
+}
+
+/// Which service a request is for, from what is known before the body is
+/// read: the SigV4 scope, then the Eucalyptus path, then the presence of an
+/// `Action` (Query protocol) or a form body; everything else is S3.
+fn resolve_service(
+    signed: Option<&SignedBy>,
+    path: &str,
+    query: &str,
+    is_form_post: bool,
+) -> Service {
+    if let Some(service) = signed
+        .and_then(SignedBy::service)
+        .and_then(Service::from_scope)
+    {
+        return service;
+    }
+    if let Some(service) = Service::from_path(path) {
+        return service;
+    }
+    let has_action = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "Action");
+    if has_action || is_form_post {
+        Service::Ec2
+    } else {
+        Service::S3
+    }
+}
+
+/// Parameters that carry authentication, not input to the action.
+fn is_auth_param(name: &str) -> bool {
+    matches!(
+        name,
+        "AWSAccessKeyId"
+            | "Signature"
+            | "SignatureMethod"
+            | "SignatureVersion"
+            | "Timestamp"
+            | "Expires"
+            | "SecurityToken"
+    ) || name.starts_with("X-Amz-")
+}
+
+async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outcome {
+    let cloud = door.cloud;
+    let mut outcome = Outcome {
+        service: None,
+        action: String::new(),
+        account: None,
+        response: Response::new(Body::empty()),
+    };
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    if parts.uri.path() == HEALTH_PATH {
+        outcome.response = Response::new(Body::from("ok\n"));
+        return outcome;
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let raw_path = parts.uri.path().to_owned();
+    let raw_query = parts.uri.query().unwrap_or_default().to_owned();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+
+    // A first look at the signature (without the body) decides the service.
+    let header_only = RequestParts {
+        method: method.as_str(),
+        raw_path: &raw_path,
+        raw_query: &raw_query,
+        headers: &headers,
+        form_params: &[],
+    };
+    let early_signature = mallee_sigv::parse(&header_only).ok().flatten();
+    // A form body means the Query protocol only on POST: an S3 PUT may carry
+    // any content type.
+    let is_form_post = is_form && parts.method == http::Method::POST;
+    let service = resolve_service(
+        early_signature.as_ref(),
+        &raw_path,
+        &raw_query,
+        is_form_post,
+    );
+    outcome.service = Some(service);
+    let dialect = service.error_dialect();
+    let fail = |e: &ApiError| error_response(e, dialect, &request_id);
+
+    if service == Service::S3 {
+        outcome.action = format!("S3:{}", parts.method);
+        let (response, account) = crate::s3::gateway::serve(
+            &cloud,
+            &door.s3,
+            parts,
+            body,
+            early_signature.as_ref(),
+            &header_only,
+            &request_id,
+        )
+        .await;
+        outcome.response = response;
+        outcome.account = account;
+        return outcome;
+    }
+
+    // Query-protocol bodies are small: read them whole, within a limit, and
+    // refuse larger ones without reading them.
+    let limit = cloud.config.max_query_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        format!("Request body must be at most {limit} bytes."),
+    );
+    if declared.is_some_and(|n| n > limit as u64) {
+        outcome.response = fail(&too_large);
+        return outcome;
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            outcome.response = fail(&too_large);
+            return outcome;
+        }
+        Err(_) => {
+            outcome.response = fail(&ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "The request body could not be read.",
+            ));
+            return outcome;
+        }
+    };
+    let form_params: Vec<(String, String)> = if is_form {
+        form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let request_parts = RequestParts {
+        form_params: &form_params,
+        ..header_only
+    };
+    let signed = match mallee_sigv::parse(&request_parts) {
+        Ok(signed) => signed,
+        Err(e) => {
+            outcome.response = fail(&AuthError::from(e).to_api_error(service));
+            return outcome;
+        }
+    };
+    let body_sha256 = mallee_sigv::sha256_hex(&body);
+    let principal = match auth::authenticate(
+        &cloud,
+        signed.as_ref(),
+        &request_parts,
+        Some(&body_sha256),
+        None,
+    )
+    .await
+    {
+        Ok(Caller::Principal(p)) => p,
+        Ok(Caller::Anonymous) => {
+            outcome.response = fail(&AuthError::Missing.to_api_error(service));
+            return outcome;
+        }
+        Err(e) => {
+            if let AuthError::Store(store_error) = &e {
+                tracing::error!(request_id, error = %store_error, "store failure during authentication");
+            }
+            outcome.response = fail(&e.to_api_error(service));
+            return outcome;
+        }
+    };
+    outcome.account = Some(principal.account.account_id.clone());
+
+    let pairs = form_urlencoded::parse(raw_query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .chain(form_params.iter().cloned())
+        .filter(|(k, _)| !is_auth_param(k));
+    let params = match QueryParams::from_pairs(pairs) {
+        Ok(p) => p,
+        Err(e) => {
+            outcome.response = fail(&ec2::Ec2Error::from(e).into());
+            return outcome;
+        }
+    };
+    let Some(action) = params.get("Action").map(str::to_owned) else {
+        outcome.response = fail(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingAction",
+            "The request must contain the parameter Action",
+        ));
+        return outcome;
+    };
+    outcome.action = action.clone();
+    let result = match service {
+        Service::Ec2 => run_ec2(&cloud, &principal, &request_id, &action, &params).await,
+        Service::Metal => run_metal(&door.metal, &principal, &request_id, &action, &params).await,
+        Service::Iam | Service::Sts | Service::S3 => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            format!("The action {action} is not valid for this web service."),
+        )),
+    };
+    outcome.response = match result {
+        Ok(body) => xml_response(StatusCode::OK, body),
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(request_id, code = %e.code, "request failed inside the controller");
+            }
+            fail(&e)
+        }
+    };
+    outcome
+}
+
+async fn run_ec2(
+    cloud: &Cloud,
+    principal: &Principal,
+    request_id: &str,
+    action: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    let to_api = |e: ec2::Ec2Error| {
+        if let ec2::Ec2Error::Internal(detail) = &e {
+            tracing::error!(request_id, detail, "internal error");
+        }
+        ApiError::from(e)
+    };
+    let parsed = Ec2Action::parse(action, params).map_err(to_api)?;
+    let dry_run = params
+        .bool("DryRun")
+        .map_err(|e| to_api(e.into()))?
+        .unwrap_or(false);
+    let ctx = Ec2Context {
+        cloud,
+        principal,
+        request_id,
+        namespace: ec2::namespace_for(params.get("Version")),
+    };
+    ec2::execute(&ctx, parsed, dry_run).await.map_err(to_api)
+}
+
+async fn run_metal(
+    metal: &mallee_cloud::metal::Metal,
+    principal: &Principal,
+    request_id: &str,
+    action: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    use crate::metal::{MetalAction, MetalApiError, execute};
+    let to_api = |e: MetalApiError| {
+        if let MetalApiError::Internal(detail) = &e {
+            tracing::error!(request_id, detail, "internal error");
+        }
+        ApiError::from(e)
+    };
+    let parsed = MetalAction::parse(action, params).map_err(to_api)?;
+    execute(metal, principal, request_id, action, parsed)
+        .await
+        .map_err(to_api)
+}

@@ -1,0 +1,24 @@
+//! mallee's protocols: what the wire *says*. The one HTTP front door,
+//! request authentication, and the EC2 Query, S3 and metal APIs: each
+//! parses a request into the domain's typed inputs, calls `mallee_cloud`,
+//! and renders the answer (or maps the domain's error to the AWS error of
+//! that API, in one place per API). Also the routes node agents call on
+//! the controller, and starting the server.
+
+pub mod actions;
+pub mod auth;
+pub mod ec2;
+pub mod error;
+pub mod filter;
+pub mod frontdoor;
+pub mod metal;
+pub mod node_routes;
+pub mod pagination;
+pub mod query;
+pub mod s3;
+pub mod server;
+pub mod service;
+pub mod xml;
+
+pub use mallee_cloud::{Cloud, Config, Principal};
+pub use service::Service;

@@ -1,0 +1,161 @@
+//! Starting and stopping the controller: open the store, bootstrap, bind,
+//! serve until SIGINT or SIGTERM, then drain in-flight requests.
+
+use std::sync::Arc;
+
+use mallee_store::ObjectIndex;
+use mallee_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::{Cloud, Config};
+use mallee_cloud::bootstrap::{self, Bootstrapped};
+use mallee_cloud::instances::types::{InstanceTypes, InstanceTypesError};
+
+/// Errors starting or running the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] mallee_store::StoreError),
+    /// Bootstrap failed.
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    /// The instance-type table is invalid.
+    #[error(transparent)]
+    InstanceTypes(#[from] InstanceTypesError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The object data directory could not be opened.
+    #[error("cannot open the object store: {0}")]
+    Blobs(#[from] mallee_blobs::BlobError),
+    /// Serving failed.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A controller ready to serve.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Shared state.
+    pub cloud: Arc<Cloud>,
+    /// The S3 service.
+    pub s3: s3s::service::S3Service,
+    /// What bootstrap did.
+    pub bootstrapped: Bootstrapped,
+    /// The bare-metal zone (provisioning off until [`Prepared::enable_metal`]).
+    pub metal: Arc<mallee_cloud::metal::Metal>,
+    listener: TcpListener,
+}
+
+/// Opens the store, bootstraps and binds the listener.
+pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ServerError::Store(mallee_store::StoreError::Corrupt(e.to_string())))?;
+    let store = SqliteStore::open(&config.database_path()).await?;
+    let instance_types = InstanceTypes::load(&config.data_dir)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
+    // Interrupted uploads left temp files (removed by open) and maybe blobs
+    // no committed record points at: sweep them before serving.
+    let blobs = mallee_blobs::BlobStore::open(config.objects_dir()).await?;
+    let removed = blobs.sweep(&store.referenced_blobs().await?).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed object data no committed object refers to");
+    }
+    let node_token = bootstrap::node_token(&config.data_dir)?;
+    let blobs = Arc::new(blobs);
+    let cloud = Arc::new(Cloud {
+        store: Arc::new(store),
+        config,
+        instance_types,
+        blobs: blobs.clone(),
+        compute: mallee_cloud::compute::Compute::new(node_token),
+        faults: mallee_cloud::faults::Faults::from_env(),
+    });
+    let s3 = crate::s3::service(cloud.clone(), blobs.clone());
+    let metal = Arc::new(mallee_cloud::metal::Metal::disabled(
+        cloud.store.clone(),
+        blobs,
+    ));
+    Ok(Prepared {
+        cloud,
+        s3,
+        bootstrapped,
+        metal,
+        listener,
+    })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+impl Prepared {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Starts bare-metal provisioning on the network `config` names.
+    pub async fn enable_metal(
+        &mut self,
+        config: mallee_cloud::metal::MetalConfig,
+    ) -> Result<(), mallee_cloud::metal::MetalStartError> {
+        let blobs = self.cloud.blobs.clone();
+        let metal = Arc::new(
+            mallee_cloud::metal::Metal::start(self.cloud.store.clone(), blobs, config).await?,
+        );
+        self.cloud.compute.metal.enable(metal.clone());
+        self.metal = metal;
+        Ok(())
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        use axum::serve::ListenerExt;
+        let reconciler = mallee_cloud::reconciler::spawn(self.cloud.clone());
+        let metal = self.metal.clone();
+        let router = crate::frontdoor::router(self.cloud, self.s3, self.metal);
+        // Without TCP_NODELAY a small response written in two parts (headers,
+        // body) waits for the client's delayed ACK: ~40 ms per small GET.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve)?;
+        reconciler.abort();
+        metal.shutdown().await;
+        Ok(())
+    }
+}

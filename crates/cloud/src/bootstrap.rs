@@ -1,0 +1,257 @@
+//! First start: creates the administrator account (`eucalyptus`) with an
+//! access key, and on every start writes ready-to-use credential files (AWS
+//! CLI profile, `eucarc`, boto3 environment, JSON) for it. Idempotent: a
+//! crash at any point is finished by the next start.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mallee_store::{AccessKey, Account, Store};
+use serde::Serialize;
+
+use crate::Config;
+use crate::accounts::{self, AdminError};
+
+/// Name of the administrator account (as in Eucalyptus).
+pub const ADMIN_ACCOUNT: &str = "eucalyptus";
+const ADMIN_KEY_SETTING: &str = "bootstrap.admin_access_key_id";
+
+/// Errors during bootstrap.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// Creating the account or key failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mallee_store::StoreError),
+    /// Writing a credential file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// The administrator's credentials, as written to `credentials/admin.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminCredentials {
+    /// Account number.
+    pub account_id: String,
+    /// Account name.
+    pub account_name: String,
+    /// User name.
+    pub user_name: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret key.
+    pub secret_access_key: String,
+    /// API endpoint.
+    pub endpoint: String,
+    /// Region name.
+    pub region: String,
+}
+
+/// What bootstrap did.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    /// Whether the admin account was created by this start.
+    pub first_start: bool,
+    /// The credentials.
+    pub credentials: AdminCredentials,
+    /// Where the files are.
+    pub credentials_dir: PathBuf,
+}
+
+/// Ensures the admin account and key exist and writes the credential files.
+pub async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Bootstrapped, BootstrapError> {
+    let (account, key, first_start) = ensure_admin(store).await?;
+    let credentials = AdminCredentials {
+        account_id: account.account_id,
+        account_name: account.name,
+        user_name: key.user_name.clone(),
+        access_key_id: key.access_key_id,
+        secret_access_key: key.secret_access_key,
+        endpoint: config.endpoint(),
+        region: config.region.clone(),
+    };
+    let dir = config.credentials_dir();
+    write_credential_files(&dir, &credentials)?;
+    Ok(Bootstrapped {
+        first_start,
+        credentials,
+        credentials_dir: dir,
+    })
+}
+
+async fn ensure_admin(store: &dyn Store) -> Result<(Account, AccessKey, bool), BootstrapError> {
+    if let Some(key_id) = store.setting(ADMIN_KEY_SETTING).await?
+        && let Some((key, account)) = store.access_key(&key_id).await?
+    {
+        return Ok((account, key, false));
+    }
+    // Either a fresh store, or a previous start died half-way: reuse what it
+    // made and finish.
+    if store.account_by_name(ADMIN_ACCOUNT).await?.is_none() {
+        match accounts::create_account(store, ADMIN_ACCOUNT, true).await {
+            Ok(_) | Err(AdminError::AccountExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (key, account) = accounts::create_access_key(store, ADMIN_ACCOUNT).await?;
+    store
+        .set_setting(ADMIN_KEY_SETTING, &key.access_key_id)
+        .await?;
+    Ok((account, key, true))
+}
+
+/// File under the data directory holding the cluster token that node agents
+/// and the controller present to each other.
+pub const NODE_TOKEN_FILE: &str = "node.token";
+
+/// The cluster token: read from `DATA/node.token`, created (random, 256
+/// bits, owner-only) at first start.
+pub fn node_token(data_dir: &Path) -> Result<String, BootstrapError> {
+    let path = data_dir.join(NODE_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(BootstrapError::Write { path, source }),
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &token)?;
+    Ok(token)
+}
+
+/// Writes a file with owner-only permissions via a temporary file and a
+/// rename, so a reader never sees half a file.
+fn write_private(path: &Path, contents: &str) -> Result<(), BootstrapError> {
+    let err = |source| BootstrapError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
+        file.write_all(contents.as_bytes()).map_err(err)?;
+        file.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The eucarc text.
+pub fn eucarc(c: &AdminCredentials) -> String {
+    let e = &c.endpoint;
+    format!(
+        "# mallee credentials for {user}@{account} ({account_id})\n\
+         export EC2_URL={e}/services/compute\n\
+         export S3_URL={e}/\n\
+         export EUARE_URL={e}/services/Euare\n\
+         export TOKEN_URL={e}/services/Tokens\n\
+         export AWS_ENDPOINT_URL={e}\n\
+         export AWS_DEFAULT_REGION={region}\n\
+         export AWS_ACCESS_KEY_ID={ak}\n\
+         export AWS_SECRET_ACCESS_KEY={sk}\n\
+         export EC2_ACCESS_KEY={ak}\n\
+         export EC2_SECRET_KEY={sk}\n\
+         export AWS_ACCESS_KEY={ak}\n\
+         export AWS_SECRET_KEY={sk}\n\
+         export EC2_ACCOUNT_NUMBER={account_id}\n\
+         export EC2_USER_ID={account_id}\n\
+         export EUCA_REGION={region}\n",
+        user = c.user_name,
+        account = c.account_name,
+        account_id = c.account_id,
+        region = c.region,
+        ak = c.access_key_id,
+        sk = c.secret_access_key,
+    )
+}
+
+/// The AWS CLI profile snippet (for `~/.aws/config`).
+pub fn aws_profile(c: &AdminCredentials) -> String {
+    format!(
+        "[profile mallee]\nregion = {}\nendpoint_url = {}\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        c.region, c.endpoint, c.access_key_id, c.secret_access_key
+    )
+}
+
+/// Environment variables boto3 (and awscli) read.
+pub fn boto3_env(c: &AdminCredentials) -> String {
+    format!(
+        "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_DEFAULT_REGION={}\nAWS_ENDPOINT_URL={}\n",
+        c.access_key_id, c.secret_access_key, c.region, c.endpoint
+    )
+}
+
+fn write_credential_files(dir: &Path, c: &AdminCredentials) -> Result<(), BootstrapError> {
+    std::fs::create_dir_all(dir).map_err(|source| BootstrapError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let json = serde_json::to_string_pretty(c).unwrap_or_default() + "\n";
+    write_private(&dir.join("admin.json"), &json)?;
+    write_private(&dir.join("eucarc"), &eucarc(c))?;
+    write_private(&dir.join("aws-config"), &aws_profile(c))?;
+    write_private(&dir.join("boto3.env"), &boto3_env(c))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mallee_store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn first_start_creates_then_reuses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            dir.path().to_owned(),
+        );
+        let store = SqliteStore::open(&config.database_path())
+            .await
+            .expect("open");
+        let first = bootstrap(&store, &config).await.expect("first");
+        assert!(first.first_start);
+        let second = bootstrap(&store, &config).await.expect("second");
+        assert!(!second.first_start);
+        assert_eq!(
+            first.credentials.access_key_id,
+            second.credentials.access_key_id
+        );
+        let eucarc =
+            std::fs::read_to_string(dir.path().join("credentials/eucarc")).expect("eucarc");
+        assert!(eucarc.contains("EC2_URL=http://127.0.0.1:9999/services/compute"));
+        assert!(eucarc.contains(&first.credentials.secret_access_key));
+    }
+
+    #[tokio::test]
+    async fn finishes_an_interrupted_bootstrap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            dir.path().to_owned(),
+        );
+        let store = SqliteStore::open(&config.database_path())
+            .await
+            .expect("open");
+        // A previous start that died after creating the account.
+        accounts::create_account(&store, ADMIN_ACCOUNT, true)
+            .await
+            .expect("account");
+        let done = bootstrap(&store, &config).await.expect("bootstrap");
+        assert_eq!(done.credentials.account_name, ADMIN_ACCOUNT);
+        assert_eq!(store.accounts().await.expect("accounts").len(), 1);
+    }
+}

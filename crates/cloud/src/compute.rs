@@ -1,0 +1,88 @@
+//! The control plane's shared runtime state: the node registry, the
+//! placement lock, the reconciler's wake-up, the node calls in flight and
+//! the firewall policies last sent to each node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+/// Compute state shared by the API and the reconciler.
+#[derive(Debug)]
+pub struct Compute {
+    /// Node agents.
+    pub nodes: crate::nodes::NodeRegistry,
+    /// Held from choosing nodes and addresses until the reservation is
+    /// stored, so concurrent launches never share the last slot or address.
+    pub placement_lock: tokio::sync::Mutex<()>,
+    wake: Notify,
+    calls: Mutex<HashSet<String>>,
+    /// Per node: digest of the firewall policy last applied there, its
+    /// generation, and when it was sent.
+    firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
+    /// The bare-metal zone, once provisioning is enabled.
+    pub metal: crate::metal::zone::MetalSlot,
+}
+
+impl Compute {
+    /// Compute state whose node clients present `node_token`.
+    pub fn new(node_token: String) -> Self {
+        Self {
+            nodes: crate::nodes::NodeRegistry::new(node_token),
+            placement_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            calls: Mutex::new(HashSet::new()),
+            firewalls: Mutex::new(HashMap::new()),
+            metal: crate::metal::zone::MetalSlot::default(),
+        }
+    }
+
+    /// Asks the reconciler for a pass now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Marks a node call for `instance_id` as running; `false` if one
+    /// already is.
+    pub(crate) fn begin_call(&self, instance_id: &str) -> bool {
+        self.calls
+            .lock()
+            .expect("call set lock poisoned")
+            .insert(instance_id.to_owned())
+    }
+
+    /// Whether `node_id` needs the policy with `digest` (it differs from
+    /// the last one applied, or that was sent long ago); the generation to
+    /// send it with.
+    pub(crate) fn firewall_due(&self, node_id: &str, digest: u64, now_micros: u64) -> Option<u64> {
+        let firewalls = self.firewalls.lock().expect("firewall map lock poisoned");
+        match firewalls.get(node_id) {
+            Some((last, _, sent))
+                if *last == digest && sent.elapsed() < crate::reconciler::FIREWALL_REFRESH =>
+            {
+                None
+            }
+            Some((_, generation, _)) => Some(now_micros.max(generation + 1)),
+            None => Some(now_micros),
+        }
+    }
+
+    pub(crate) fn firewall_applied(&self, node_id: &str, digest: u64, generation: u64) {
+        self.firewalls
+            .lock()
+            .expect("firewall map lock poisoned")
+            .insert(node_id.to_owned(), (digest, generation, Instant::now()));
+    }
+
+    pub(crate) fn end_call(&self, instance_id: &str) {
+        self.calls
+            .lock()
+            .expect("call set lock poisoned")
+            .remove(instance_id);
+    }
+}

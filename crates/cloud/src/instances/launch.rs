@@ -1,0 +1,809 @@
+//! Launching instances (RunInstances) as one sequence of steps, each
+//! paired with its undo, for virtual and bare-metal zones alike.
+//!
+//! A launch first resolves everything it needs without changing anything
+//! (image, volumes, type, key pair, subnet, groups), then, under the
+//! placement lock, takes its steps in order: [`Step::Quota`],
+//! [`Step::Capacity`] (nodes, or machines of the bare-metal zone, which are
+//! reserved: undone by releasing them), [`Step::PrivateAddresses`],
+//! [`Step::PublicAddresses`] (recorded before the reservation: undone by
+//! giving them back), and [`Step::Records`]: the reservation, its
+//! instances, their volumes, tags and group memberships in one store
+//! transaction. A failure at any step runs the undo of every step taken so
+//! far, newest first, and leaves nothing behind. A crash between steps is
+//! repaired at restart: the reconciler gives back public addresses of
+//! instances that do not exist ([`crate::addresses::reclaim_orphans`]) and
+//! returns machines no instance holds to the pool.
+//!
+//! A request with a client token that already made a reservation gets that
+//! reservation back, unless its other parameters differ.
+
+use mallee_node_api::{InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec, PublicKey};
+use mallee_store::{ImageBlockDevice, InstanceRecord, Reservation, StoreError, TagPair};
+use sha2::{Digest, Sha256};
+
+use crate::error::Capacity;
+use crate::faults::Step;
+use crate::images::{LaunchImage, resolve_for_launch};
+use crate::instances::model::{
+    Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior,
+};
+use crate::instances::placement::{self, Demand};
+use crate::instances::quota;
+use crate::instances::types::InstanceType;
+use crate::volumes::Volume;
+use crate::volumes::block_devices::{LaunchVolume, launch_volumes};
+use crate::{Cloud, CloudError, Kind, Principal, addresses, ids, security_groups, vpcs};
+
+/// A reservation and its instances, as RunInstances answers them.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    /// The reservation.
+    pub reservation: Reservation,
+    /// Its instances, in launch order.
+    pub instances: Vec<Instance>,
+    /// Tags the request gave every instance; `None` for a retried request,
+    /// whose instances' tags are in the store.
+    pub tags: Option<Vec<TagPair>>,
+}
+
+/// What RunInstances asks for, checked for form by the protocol layer.
+///
+/// The field order is part of [`RunInstances::request_hash`]: a retry is
+/// recognised by the digest of everything but the client token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInstances {
+    /// The image to launch (`ami-…`).
+    pub image_id: String,
+    /// Fewest instances that will do.
+    pub min_count: usize,
+    /// Most instances wanted.
+    pub max_count: usize,
+    /// Instance type name.
+    pub instance_type: String,
+    /// Key pair whose public key the instances get.
+    pub key_name: Option<String>,
+    /// Base64 user data.
+    pub user_data: Option<String>,
+    /// Security group names (in the default VPC).
+    pub security_groups: Vec<String>,
+    /// Security group ids.
+    pub security_group_ids: Vec<String>,
+    /// Availability zone.
+    pub zone: Option<String>,
+    /// Kernel override (paravirtual images).
+    pub kernel_id: Option<String>,
+    /// Ramdisk override (paravirtual images).
+    pub ramdisk_id: Option<String>,
+    /// Idempotency token.
+    pub client_token: Option<String>,
+    /// What a guest-initiated poweroff does.
+    pub shutdown_behavior: ShutdownBehavior,
+    /// Whether TerminateInstances is refused.
+    pub disable_api_termination: bool,
+    /// Instance metadata service options.
+    pub metadata_options: MetadataOptions,
+    /// Subnet.
+    pub subnet_id: Option<String>,
+    /// Whether instances get a public address (`None`: the subnet's
+    /// default).
+    pub associate_public_ip: Option<bool>,
+    /// Tags for the instances.
+    pub tags: Vec<TagPair>,
+    /// Block device mappings overriding and adding to the image's.
+    pub block_device_mappings: Vec<ImageBlockDevice>,
+}
+
+impl RunInstances {
+    /// A digest of everything but the client token, to tell a retry from a
+    /// different request reusing the token.
+    pub fn request_hash(&self) -> String {
+        let mut copy = self.clone();
+        copy.client_token = None;
+        hex::encode(Sha256::digest(format!("{copy:?}").as_bytes()))
+    }
+
+    /// The request for the bare-metal zone, with the parameters bare-metal
+    /// instances cannot honour.
+    fn metal_launch(self, request_hash: String) -> crate::metal::zone::MetalLaunch {
+        let given = [
+            (self.key_name.is_some(), "KeyName"),
+            (self.user_data.is_some(), "UserData"),
+            (
+                !self.security_groups.is_empty() || !self.security_group_ids.is_empty(),
+                "SecurityGroup",
+            ),
+            (self.subnet_id.is_some(), "SubnetId"),
+            (
+                self.associate_public_ip.is_some(),
+                "AssociatePublicIpAddress",
+            ),
+            (self.kernel_id.is_some(), "KernelId"),
+            (self.ramdisk_id.is_some(), "RamdiskId"),
+            (!self.block_device_mappings.is_empty(), "BlockDeviceMapping"),
+            (
+                self.shutdown_behavior != ShutdownBehavior::Stop,
+                "InstanceInitiatedShutdownBehavior",
+            ),
+        ];
+        crate::metal::zone::MetalLaunch {
+            image_id: self.image_id,
+            min_count: self.min_count,
+            max_count: self.max_count,
+            instance_type: self.instance_type,
+            client_token: self.client_token,
+            request_hash,
+            tags: self.tags,
+            disable_api_termination: self.disable_api_termination,
+            unsupported: given
+                .into_iter()
+                .filter_map(|(set, name)| set.then_some(name))
+                .collect(),
+        }
+    }
+}
+
+/// What a step that changed something gives back when a later step fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// Give back the public addresses recorded for these instance ids.
+    PublicAddresses(Vec<String>),
+    /// Return these bare-metal machines to the pool.
+    Machines(Vec<String>),
+}
+
+/// The steps a launch has taken, with their undo.
+#[derive(Debug)]
+pub struct Steps<'a> {
+    cloud: &'a Cloud,
+    undo: Vec<Undo>,
+}
+
+impl<'a> Steps<'a> {
+    /// A launch that has taken no step yet.
+    pub fn new(cloud: &'a Cloud) -> Self {
+        Self {
+            cloud,
+            undo: Vec::new(),
+        }
+    }
+
+    /// Takes `step`: runs `action` (after the cloud's fault point for it);
+    /// on failure unwinds every step taken so far.
+    pub async fn take<T>(
+        &mut self,
+        step: Step,
+        action: impl Future<Output = Result<T, CloudError>>,
+    ) -> Result<T, CloudError> {
+        let result = match self.cloud.faults.at(step).await {
+            Ok(()) => action.await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.unwind().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the undo of a step just taken.
+    pub fn taken(&mut self, undo: Undo) {
+        self.undo.push(undo);
+    }
+
+    /// Undoes every step taken, newest first. Undo failures are logged:
+    /// what they leave is repaired by the reconciler.
+    pub async fn unwind(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match &undo {
+                Undo::PublicAddresses(instance_ids) => {
+                    for id in instance_ids {
+                        if let Err(e) = addresses::release_instance_addresses(self.cloud, id).await
+                        {
+                            tracing::warn!(instance = %id, error = %e, "could not give back a public address; the reconciler will");
+                        }
+                    }
+                }
+                Undo::Machines(systems) => {
+                    crate::metal::zone::release_machines(self.cloud, systems).await;
+                }
+            }
+        }
+    }
+
+    /// The launch is complete: nothing will be undone.
+    pub fn finish(mut self) {
+        self.undo.clear();
+    }
+}
+
+/// The reservation a retried request made before, with its instances; a
+/// retry whose parameters differ (another `request_hash`) is refused.
+pub async fn existing(
+    cloud: &Cloud,
+    caller: &Principal,
+    reservation: Reservation,
+    request_hash: &str,
+) -> Result<Launched, CloudError> {
+    if reservation.request_hash != request_hash {
+        return Err(CloudError::IdempotencyMismatch(
+            "The client token you have provided is associated with a resource that is already deleted or has different parameters. Please use a different client token.".into(),
+        ));
+    }
+    let instances = cloud
+        .store
+        .instances(Some(caller.account_id()))
+        .await?
+        .into_iter()
+        .filter(|r| r.reservation_id == reservation.reservation_id)
+        .map(Instance::from_record)
+        .collect::<Result<_, _>>()?;
+    Ok(Launched {
+        reservation,
+        instances,
+        tags: None,
+    })
+}
+
+/// The answer to a request whose reservation lost a race with another
+/// request of the same client token: the winner's reservation.
+pub async fn lost_race(
+    cloud: &Cloud,
+    caller: &Principal,
+    client_token: &str,
+    request_hash: &str,
+) -> Result<Launched, CloudError> {
+    match cloud
+        .store
+        .reservation_by_client_token(caller.account_id(), client_token)
+        .await?
+    {
+        Some(existing) => self::existing(cloud, caller, existing, request_hash).await,
+        None => Err(CloudError::Internal("reservation conflict".into())),
+    }
+}
+
+/// Launches the instances `request` asks for, or answers a retry with the
+/// reservation it made.
+pub async fn run(
+    cloud: &Cloud,
+    caller: &Principal,
+    request: RunInstances,
+) -> Result<Launched, CloudError> {
+    let account = caller.account_id();
+    let hash = request.request_hash();
+    if let Some(token) = &request.client_token
+        && let Some(existing) = cloud
+            .store
+            .reservation_by_client_token(account, token)
+            .await?
+    {
+        return self::existing(cloud, caller, existing, &hash).await;
+    }
+    if crate::metal::zone::wants_metal(cloud, account, request.zone.as_deref(), &request.image_id)
+        .await?
+    {
+        return crate::metal::zone::run_instances(cloud, caller, request.metal_launch(hash)).await;
+    }
+    let plan = resolve(cloud, caller, &request).await?;
+
+    let placing = cloud.compute.placement_lock.lock().await;
+    let mut steps = Steps::new(cloud);
+    let all = quota::all_instances(cloud).await?;
+    let allowed = steps
+        .take(Step::Quota, async {
+            quota::remaining(cloud, &all, account, request.min_count)
+        })
+        .await?;
+    let network = steps
+        .take(Step::Network, network(cloud, caller, &request))
+        .await?;
+    let (subnet, chosen) = steps
+        .take(Step::Capacity, async {
+            capacity(cloud, &request, &plan, &network, &all, allowed).await
+        })
+        .await?;
+    let (chosen, private_ips) = steps
+        .take(
+            Step::PrivateAddresses,
+            private_addresses(cloud, &request, &network, &subnet, chosen),
+        )
+        .await?;
+    let instance_ids: Vec<String> = chosen.iter().map(|_| ids::resource_id("i")).collect();
+    let public_wanted = request
+        .associate_public_ip
+        .unwrap_or(cloud.config.auto_public_ip && subnet.map_public_ip_on_launch);
+    let public_ips = if public_wanted {
+        let pairs: Vec<(String, String)> = instance_ids
+            .iter()
+            .zip(&private_ips)
+            .map(|(id, ip)| (id.clone(), ip.to_string()))
+            .collect();
+        // Recorded before the reservation exists: given back if a later
+        // step fails; a crash leaves rows the reconciler reclaims.
+        steps.taken(Undo::PublicAddresses(instance_ids.clone()));
+        steps
+            .take(
+                Step::PublicAddresses,
+                addresses::allocate_auto(cloud, account, &subnet.zone, &pairs),
+            )
+            .await?
+    } else {
+        vec![None; instance_ids.len()]
+    };
+    let now = ids::now_millis();
+    let reservation = Reservation {
+        reservation_id: ids::resource_id("r"),
+        account_id: account.to_owned(),
+        client_token: request.client_token.clone(),
+        request_hash: hash.clone(),
+        created_at: now,
+    };
+    let built = build_records(
+        cloud,
+        &request,
+        &plan,
+        &network,
+        &subnet,
+        &reservation,
+        &chosen,
+        &instance_ids,
+        &private_ips,
+        &public_ips,
+        now,
+    )?;
+    steps.take(Step::Records, async { Ok(()) }).await?;
+    let created = cloud
+        .store
+        .create_reservation_with_volumes(
+            &reservation,
+            &built.records,
+            &built.volumes,
+            &request.tags,
+        )
+        .await;
+    match created {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) if request.client_token.is_some() => {
+            // Another request with the same token won the race.
+            steps.unwind().await;
+            drop(placing);
+            let token = request.client_token.as_deref().unwrap_or_default();
+            return lost_race(cloud, caller, token, &hash).await;
+        }
+        Err(e) => {
+            steps.unwind().await;
+            return Err(e.into());
+        }
+    }
+    steps.finish();
+    let group_ids = network.group_ids();
+    for id in &instance_ids {
+        cloud.store.set_instance_groups(id, &group_ids).await?;
+    }
+    security_groups::firewall_changed(cloud);
+    drop(placing);
+    cloud.compute.wake();
+    tracing::info!(
+        reservation = %reservation.reservation_id,
+        account = %account,
+        image = %plan.image.image_id,
+        count = built.records.len(),
+        zone = %subnet.zone,
+        "instances launched"
+    );
+    let instances = built
+        .records
+        .into_iter()
+        .map(Instance::from_record)
+        .collect::<Result<_, _>>()?;
+    Ok(Launched {
+        reservation,
+        instances,
+        tags: Some(request.tags),
+    })
+}
+
+/// Everything a launch needs that it reads without changing anything.
+#[derive(Debug)]
+struct Plan {
+    image: LaunchImage,
+    volumes: Vec<LaunchVolume>,
+    instance_type: InstanceType,
+    public_keys: Vec<PublicKey>,
+}
+
+fn invalid(message: impl Into<String>) -> CloudError {
+    CloudError::Invalid(message.into())
+}
+
+/// Resolves the image, its volumes, the type and the key pair, and checks
+/// the zone: nothing changes.
+async fn resolve(
+    cloud: &Cloud,
+    caller: &Principal,
+    request: &RunInstances,
+) -> Result<Plan, CloudError> {
+    let account = caller.account_id();
+    let image = resolve_for_launch(
+        cloud,
+        account,
+        &request.image_id,
+        request.kernel_id.as_deref(),
+        request.ramdisk_id.as_deref(),
+    )
+    .await?;
+    let volumes = launch_volumes(cloud, caller, &image, &request.block_device_mappings).await?;
+    let instance_type = cloud
+        .instance_types
+        .get(&request.instance_type)
+        .ok_or_else(|| {
+            invalid(format!(
+                "Invalid value '{}' for InstanceType.",
+                request.instance_type
+            ))
+        })?
+        .clone();
+    let public_keys = match &request.key_name {
+        None => Vec::new(),
+        Some(name) => {
+            let key = cloud
+                .store
+                .key_pairs(account)
+                .await?
+                .into_iter()
+                .find(|k| &k.name == name)
+                .ok_or_else(|| {
+                    CloudError::not_found(
+                        Kind::KeyPair,
+                        format!("The key pair '{name}' does not exist"),
+                    )
+                })?;
+            vec![PublicKey {
+                name: key.name.clone(),
+                openssh_key: format!("{} {}", key.public_key, key.name),
+            }]
+        }
+    };
+    if let Some(zone) = &request.zone
+        && !cloud.config.zones.contains(zone)
+    {
+        return Err(invalid(format!("Invalid availability zone: [{zone}]")));
+    }
+    Ok(Plan {
+        image,
+        volumes,
+        instance_type,
+        public_keys,
+    })
+}
+
+/// Where the instances' interface goes: the VPC, its CIDR, the subnets
+/// they may land in and their security groups.
+#[derive(Debug)]
+struct Network {
+    vpc_id: String,
+    vpc_cidr: String,
+    /// The subnet an instance of each zone would go to.
+    subnets: Vec<mallee_store::Subnet>,
+    /// (id, name) of each group.
+    groups: Vec<(String, String)>,
+}
+
+impl Network {
+    fn group_ids(&self) -> Vec<String> {
+        self.groups.iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    fn group_names(&self) -> Vec<String> {
+        self.groups.iter().map(|(_, name)| name.clone()).collect()
+    }
+}
+
+async fn network(
+    cloud: &Cloud,
+    caller: &Principal,
+    request: &RunInstances,
+) -> Result<Network, CloudError> {
+    let account = caller.account_id();
+    let vpc = vpcs::default_vpc(cloud, account).await?;
+    let explicit_subnet = match &request.subnet_id {
+        None => None,
+        Some(id) => Some(
+            cloud
+                .store
+                .subnet(id)
+                .await?
+                .filter(|s| s.account_id == account)
+                .ok_or_else(|| {
+                    CloudError::not_found(
+                        Kind::Subnet,
+                        format!("The subnet ID '{id}' does not exist"),
+                    )
+                })?,
+        ),
+    };
+    if let (Some(subnet), Some(zone)) = (&explicit_subnet, &request.zone)
+        && &subnet.zone != zone
+    {
+        return Err(CloudError::InvalidCombination(format!(
+            "The subnet {} is in {}, not in the requested Availability Zone {zone}.",
+            subnet.subnet_id, subnet.zone
+        )));
+    }
+    let vpc_id = explicit_subnet
+        .as_ref()
+        .map_or_else(|| vpc.vpc.vpc_id.clone(), |s| s.vpc_id.clone());
+    let vpc_cidr = match &explicit_subnet {
+        Some(s) if s.vpc_id != vpc.vpc.vpc_id => cloud
+            .store
+            .vpc(&s.vpc_id)
+            .await?
+            .map(|v| v.cidr)
+            .unwrap_or_default(),
+        _ => vpc.vpc.cidr.clone(),
+    };
+    let groups = security_groups::resolve_launch_groups(
+        cloud,
+        account,
+        &vpc_id,
+        &request.security_groups,
+        &request.security_group_ids,
+    )
+    .await?;
+    let subnets = match explicit_subnet {
+        Some(s) => vec![s],
+        None => vpc
+            .subnets
+            .iter()
+            .filter(|s| s.default_for_az)
+            .filter(|s| request.zone.as_ref().is_none_or(|want| want == &s.zone))
+            .cloned()
+            .collect(),
+    };
+    Ok(Network {
+        vpc_id,
+        vpc_cidr,
+        subnets,
+        groups,
+    })
+}
+
+/// Chooses the subnet (zone) with the most room and the nodes there, at
+/// least `min_count` and at most `max_count` (within the quota).
+async fn capacity(
+    cloud: &Cloud,
+    request: &RunInstances,
+    plan: &Plan,
+    network: &Network,
+    all: &[Instance],
+    allowed: usize,
+) -> Result<(mallee_store::Subnet, Vec<mallee_store::Node>), CloudError> {
+    let demand = Demand {
+        vcpus: u64::from(plan.instance_type.vcpus),
+        memory_mib: u64::from(plan.instance_type.memory_mib),
+        disk_gib: u64::from(plan.instance_type.disk_gib),
+    };
+    let wanted = request.max_count.min(allowed);
+    let nodes = cloud.store.nodes().await?;
+    let mut chosen = Vec::new();
+    let mut chosen_subnet = None;
+    for subnet in &network.subnets {
+        let rooms = placement::rooms(&nodes, all, &subnet.zone);
+        let placed = placement::place(rooms, demand, wanted);
+        if placed.len() > chosen.len() || chosen_subnet.is_none() {
+            chosen = placed;
+            chosen_subnet = Some(subnet.clone());
+        }
+        if chosen.len() >= wanted {
+            break;
+        }
+    }
+    match chosen_subnet.filter(|_| chosen.len() >= request.min_count) {
+        Some(subnet) => Ok((subnet, chosen)),
+        None => {
+            let zone = request
+                .zone
+                .clone()
+                .unwrap_or_else(|| cloud.config.zones.join(", "));
+            Err(CloudError::InsufficientCapacity {
+                capacity: Capacity::Instances,
+                message: format!(
+                    "We currently do not have sufficient {} capacity in the Availability Zone you requested ({zone}). Room for {} more, at least {} requested.",
+                    request.instance_type,
+                    chosen.len(),
+                    request.min_count
+                ),
+            })
+        }
+    }
+}
+
+/// Free private addresses of the subnet for the chosen nodes (fewer nodes
+/// when the subnet has fewer addresses, down to `min_count`).
+async fn private_addresses(
+    cloud: &Cloud,
+    request: &RunInstances,
+    network: &Network,
+    subnet: &mallee_store::Subnet,
+    mut chosen: Vec<mallee_store::Node>,
+) -> Result<(Vec<mallee_store::Node>, Vec<std::net::Ipv4Addr>), CloudError> {
+    let cidr = placement::Subnet::parse(&subnet.cidr).ok_or_else(|| {
+        CloudError::Internal(format!(
+            "subnet {} has an unusable CIDR {}",
+            subnet.subnet_id, subnet.cidr
+        ))
+    })?;
+    let in_use = cloud.store.private_ips_in_use(&network.vpc_id).await?;
+    let addresses = placement::free_addresses(cidr, &in_use, chosen.len());
+    if addresses.len() < request.min_count {
+        return Err(CloudError::InsufficientCapacity {
+            capacity: Capacity::SubnetAddresses,
+            message: format!(
+                "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
+                subnet.subnet_id
+            ),
+        });
+    }
+    chosen.truncate(addresses.len());
+    Ok((chosen, addresses))
+}
+
+/// The records a reservation stores.
+#[derive(Debug)]
+struct Built {
+    records: Vec<InstanceRecord>,
+    volumes: Vec<mallee_store::VolumeRecord>,
+}
+
+/// `2024-01-02T03:04:05Z` (the metadata service's launch time form).
+fn iso8601_seconds(millis: i64) -> String {
+    let full = ids::iso8601(millis);
+    format!("{}Z", &full[..19])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_records(
+    cloud: &Cloud,
+    request: &RunInstances,
+    plan: &Plan,
+    network: &Network,
+    subnet: &mallee_store::Subnet,
+    reservation: &Reservation,
+    chosen: &[mallee_store::Node],
+    instance_ids: &[String],
+    private_ips: &[std::net::Ipv4Addr],
+    public_ips: &[Option<String>],
+    now: i64,
+) -> Result<Built, CloudError> {
+    let account = &reservation.account_id;
+    let zone = &subnet.zone;
+    let image = &plan.image;
+    let instance_type = &plan.instance_type;
+    let group_ids = network.group_ids();
+    let group_names = network.group_names();
+    let mut records = Vec::with_capacity(chosen.len());
+    let mut volumes = Vec::new();
+    for (index, ((node, ip), instance_id)) in chosen
+        .iter()
+        .zip(private_ips)
+        .zip(instance_ids.iter().cloned())
+        .enumerate()
+    {
+        let mac = placement::random_mac();
+        let dns = placement::private_dns_name(*ip, &cloud.config.region);
+        let metadata = InstanceMetadata {
+            ami_id: image.image_id.clone(),
+            ami_launch_index: u32::try_from(index).unwrap_or(u32::MAX),
+            reservation_id: reservation.reservation_id.clone(),
+            account_id: account.clone(),
+            instance_type: instance_type.name.clone(),
+            kernel_id: image.kernel_id.clone(),
+            ramdisk_id: image.ramdisk_id.clone(),
+            architecture: image.architecture.clone(),
+            region: cloud.config.region.clone(),
+            availability_zone: zone.clone(),
+            local_ipv4: ip.to_string(),
+            local_hostname: dns.clone(),
+            mac: mac.clone(),
+            public_ipv4: None,
+            public_hostname: None,
+            security_groups: group_names.clone(),
+            public_keys: plan.public_keys.clone(),
+            user_data_base64: request.user_data.clone(),
+            launch_time: iso8601_seconds(now),
+            root_device_name: image.root_device_name.clone(),
+            block_device_mapping: vec![
+                ("ami".to_owned(), image.root_device_name.clone()),
+                ("root".to_owned(), image.root_device_name.clone()),
+            ],
+            options: request.metadata_options,
+        };
+        let instance_volumes: Vec<Volume> = plan
+            .volumes
+            .iter()
+            .map(|v| Volume::for_launch(account, zone, &node.node_id, &instance_id, v, now))
+            .collect();
+        let root_volume = instance_volumes
+            .iter()
+            .find(|v| v.details.boot)
+            .map(|v| v.id().to_owned());
+        volumes.extend(instance_volumes.iter().map(Volume::encode));
+        let spec = InstanceSpec {
+            instance_id: instance_id.clone(),
+            account_id: account.clone(),
+            instance_type: instance_type.name.clone(),
+            vcpus: instance_type.vcpus,
+            memory_mib: u64::from(instance_type.memory_mib),
+            // An EBS root needs no disk of the node's own.
+            disk_gib: if root_volume.is_some() {
+                0
+            } else {
+                u64::from(instance_type.disk_gib)
+            },
+            image: image.boot_from(root_volume.as_deref().unwrap_or_default()),
+            nics: vec![NicSpec {
+                mac: mac.clone(),
+                private_ip: ip.to_string(),
+                network_id: network.vpc_id.clone(),
+                subnet_cidr: subnet.cidr.clone(),
+                vpc_cidr: network.vpc_cidr.clone(),
+                public_ip: None,
+            }],
+            desired: mallee_node_api::DesiredState::Running,
+            generation: 1,
+            metadata,
+        };
+        let mut details = InstanceDetails {
+            spec,
+            key_name: request.key_name.clone(),
+            security_group_ids: group_ids.clone(),
+            shutdown_behavior: request.shutdown_behavior,
+            disable_api_termination: request.disable_api_termination,
+            virtualization_type: if image.paravirtual {
+                "paravirtual".to_owned()
+            } else {
+                "hvm".to_owned()
+            },
+            root_device_type: if image.ebs_backed() {
+                "ebs".to_owned()
+            } else {
+                "instance-store".to_owned()
+            },
+            private_dns_name: dns,
+            client_token: request.client_token.clone(),
+            state_reason: None,
+            state_transition_reason: String::new(),
+            vpc_id: network.vpc_id.clone(),
+            subnet_id: subnet.subnet_id.clone(),
+            network_interface_id: ids::resource_id("eni"),
+        };
+        addresses::set_public_ip(
+            &mut details,
+            public_ips.get(index).cloned().flatten().as_deref(),
+            &cloud.config.region,
+        );
+        records.push(InstanceRecord {
+            instance_id,
+            reservation_id: reservation.reservation_id.clone(),
+            account_id: account.clone(),
+            launch_index: i64::try_from(index).unwrap_or(i64::MAX),
+            node_id: node.node_id.clone(),
+            zone: zone.clone(),
+            network_id: network.vpc_id.clone(),
+            private_ip: ip.to_string(),
+            mac,
+            state: InstanceState::Pending.name().to_owned(),
+            desired: Desired::Running.name().to_owned(),
+            generation: 1,
+            revision: 0,
+            details: serde_json::to_string(&details).map_err(CloudError::internal)?,
+            created_at: now,
+            updated_at: now,
+            terminated_at: None,
+        });
+    }
+    Ok(Built { records, volumes })
+}

@@ -1,0 +1,10 @@
+//! Instances: what an instance is on the controller ([`model`]), the
+//! instance types it can have, where new ones go and how much room a zone
+//! has, the quota, and launching.
+
+pub mod capacity;
+pub mod launch;
+pub mod model;
+pub mod placement;
+pub mod quota;
+pub mod types;

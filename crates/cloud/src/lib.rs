@@ -1,0 +1,87 @@
+//! mallee's domain: what the cloud *is*, with no wire format in sight.
+//! Launching instances as steps with undo, placement and quotas, addresses,
+//! security groups compiled into node firewalls, images, volumes,
+//! snapshots, the bare-metal zone, accounts, and the reconcilers that drive
+//! node agents toward the desired state. Functions take typed inputs and
+//! return typed outputs or a [`CloudError`]; the protocol crate
+//! (`mallee-api`) parses requests into those inputs and renders the outputs.
+
+pub mod accounts;
+pub mod addresses;
+pub mod bootstrap;
+pub mod compute;
+pub mod config;
+pub mod doctor;
+pub mod error;
+pub mod faults;
+pub mod ids;
+pub mod images;
+pub mod instances;
+pub mod metal;
+pub mod nodes;
+pub mod reconciler;
+pub mod security_groups;
+pub mod snapshots;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+pub mod volumes;
+pub mod vpcs;
+
+use std::sync::Arc;
+
+use mallee_store::{Account, Store};
+
+pub use config::Config;
+pub use error::{CloudError, Kind};
+
+/// The state every request handler and background task shares.
+#[derive(Debug)]
+pub struct Cloud {
+    /// The metadata store.
+    pub store: Arc<dyn Store>,
+    /// Static configuration.
+    pub config: Config,
+    /// The instance-type table.
+    pub instance_types: instances::types::InstanceTypes,
+    /// Object data (image headers at registration, snapshot data).
+    pub blobs: Arc<mallee_blobs::BlobStore>,
+    /// Nodes, placement and the reconciler's wake-up.
+    pub compute: compute::Compute,
+    /// Where multi-step operations fail or pause on purpose (tests).
+    pub faults: faults::Faults,
+}
+
+impl Cloud {
+    /// Capacity of `zone` from the latest node reports.
+    pub async fn zone_capacity(
+        &self,
+        zone: &str,
+    ) -> Result<instances::capacity::ZoneCapacity, mallee_store::StoreError> {
+        let nodes = self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.zone == zone)
+            .collect();
+        Ok(instances::capacity::ZoneCapacity { nodes })
+    }
+}
+
+/// The authenticated caller of a request, as every domain operation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The caller's account.
+    pub account: Account,
+    /// The user inside it.
+    pub user_name: String,
+    /// The access key that signed the request.
+    pub access_key_id: String,
+}
+
+impl Principal {
+    /// The caller's account id.
+    pub fn account_id(&self) -> &str {
+        &self.account.account_id
+    }
+}

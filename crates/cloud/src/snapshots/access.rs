@@ -1,0 +1,135 @@
+//! Who may see, restore and change a snapshot: EC2's visibility (an
+//! account sees its own snapshots and those shared with it or public; only
+//! the owner changes or deletes one), and the checks on snapshot ids and
+//! descriptions every snapshot action shares.
+
+use std::collections::HashSet;
+
+use mallee_store::SnapshotRecord;
+
+use super::{Snapshot, SnapshotDesired};
+use crate::{Cloud, CloudError, Kind, Principal};
+
+/// Longest description EC2 accepts.
+const MAX_DESCRIPTION: usize = 255;
+
+pub fn is_hex_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Checks that `id` looks like a snapshot id (`snap-` + 8 or 17 hex).
+pub fn validate_snapshot_id(id: &str) -> Result<(), CloudError> {
+    if is_hex_id(id, "snap-") {
+        Ok(())
+    } else {
+        Err(CloudError::malformed(
+            Kind::Snapshot,
+            format!("Invalid id: \"{id}\" (expecting \"snap-...\")"),
+        ))
+    }
+}
+
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub fn not_found(id: &str) -> CloudError {
+    CloudError::not_found(
+        Kind::Snapshot,
+        format!("The snapshot '{id}' does not exist."),
+    )
+}
+
+pub fn contended(id: &str) -> CloudError {
+    CloudError::Contended(format!("snapshot {id} kept changing; try again"))
+}
+
+pub fn decode(record: SnapshotRecord) -> Result<Snapshot, CloudError> {
+    Snapshot::decode(record).map_err(|e| CloudError::Internal(e.to_string()))
+}
+
+pub fn validate_description(description: &str) -> Result<(), CloudError> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(CloudError::Invalid(format!(
+            "Value for parameter description is too long: at most {MAX_DESCRIPTION} characters."
+        )));
+    }
+    Ok(())
+}
+
+/// Snapshots the caller may see: its own, and those shared with it or
+/// public, each with whether the caller owns it.
+pub async fn visible(cloud: &Cloud, caller: &Principal) -> Result<Vec<Snapshot>, CloudError> {
+    let store = &cloud.store;
+    let caller = caller.account_id();
+    let mut records = store.snapshots(Some(caller)).await?;
+    records.extend(store.snapshots_shared_with(caller).await?);
+    records.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+    records
+        .into_iter()
+        .map(decode)
+        .filter(|s| {
+            s.as_ref()
+                .map_or(true, |s| s.desired != SnapshotDesired::Deleted)
+        })
+        .collect()
+}
+
+/// A snapshot the caller may create volumes from (its own, shared with
+/// it, or public); any other is not found.
+pub async fn load_restorable(
+    cloud: &Cloud,
+    caller: &Principal,
+    id: &str,
+) -> Result<Snapshot, CloudError> {
+    let caller = caller.account_id();
+    let Some(record) = cloud.store.snapshot(id).await? else {
+        return Err(not_found(id));
+    };
+    let snapshot = decode(record)?;
+    if snapshot.desired == SnapshotDesired::Deleted {
+        return Err(not_found(id));
+    }
+    if snapshot.record.account_id == caller {
+        return Ok(snapshot);
+    }
+    let grantees = cloud.store.snapshot_permissions(id).await?;
+    if grantees.iter().any(|g| g == caller || g == "all") {
+        Ok(snapshot)
+    } else {
+        Err(not_found(id))
+    }
+}
+
+/// The caller's snapshot `id`: one shared with it is `AuthFailure`
+/// (visible, not the caller's to change), any other not found.
+pub async fn load_owned(
+    cloud: &Cloud,
+    caller: &Principal,
+    id: &str,
+) -> Result<Snapshot, CloudError> {
+    let snapshot = load_restorable(cloud, caller, id).await?;
+    if snapshot.record.account_id == caller.account_id() {
+        Ok(snapshot)
+    } else {
+        Err(CloudError::NotOwner {
+            kind: Kind::Snapshot,
+            message: format!("Not authorized for snapshot {id}"),
+        })
+    }
+}
+
+/// The ids of the cloud's administrator accounts (whose snapshots the
+/// `amazon` owner alias names).
+pub async fn admin_accounts(cloud: &Cloud) -> Result<HashSet<String>, CloudError> {
+    Ok(cloud
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.is_admin)
+        .map(|a| a.account_id)
+        .collect())
+}

@@ -1,0 +1,149 @@
+//! VPCs: every account's default VPC (created the first time the account
+//! needs it, AWS's layout: 172.31.0.0/16 with one /20 default subnet per
+//! zone and a `default` security group), and the addresses its subnets
+//! have left.
+
+use std::net::Ipv4Addr;
+
+use mallee_store::{DefaultVpc, SecurityGroup, SecurityGroupRule, Subnet, Vpc};
+
+use crate::instances::placement;
+use crate::security_groups::{Ipv4Net, firewall_changed};
+use crate::{Cloud, CloudError, ids};
+
+/// The CIDR block of every default VPC.
+pub const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
+
+/// The account's default VPC with its subnets and default group, created
+/// if the account has none yet (and completed with subnets for zones
+/// configured since).
+pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, CloudError> {
+    let zones = &cloud.config.zones;
+    if let Some(existing) = cloud.store.default_vpc(account_id).await?
+        && zones.iter().all(|z| {
+            existing
+                .subnets
+                .iter()
+                .any(|s| &s.zone == z && s.default_for_az)
+        })
+    {
+        return Ok(existing);
+    }
+    let now = ids::now_millis();
+    let vpc_id = ids::resource_id("vpc");
+    let group_id = ids::resource_id("sg");
+    let subnets = zones
+        .iter()
+        .enumerate()
+        .map(|(i, zone)| Subnet {
+            subnet_id: ids::resource_id("subnet"),
+            vpc_id: vpc_id.clone(),
+            account_id: account_id.to_owned(),
+            zone: zone.clone(),
+            cidr: zone_subnet(i).to_string(),
+            default_for_az: true,
+            map_public_ip_on_launch: true,
+            created_at: now,
+        })
+        .collect();
+    let all_rule = |egress: bool| SecurityGroupRule {
+        rule_id: ids::resource_id("sgr"),
+        group_id: group_id.clone(),
+        account_id: account_id.to_owned(),
+        egress,
+        protocol: "-1".into(),
+        from_port: None,
+        to_port: None,
+        cidr: None,
+        referenced_group_id: None,
+        description: None,
+        created_at: now,
+    };
+    let template = DefaultVpc {
+        vpc: Vpc {
+            vpc_id: vpc_id.clone(),
+            account_id: account_id.to_owned(),
+            cidr: DEFAULT_VPC_CIDR.into(),
+            is_default: true,
+            created_at: now,
+        },
+        subnets,
+        default_group: SecurityGroup {
+            group_id: group_id.clone(),
+            account_id: account_id.to_owned(),
+            vpc_id,
+            name: "default".into(),
+            description: "default VPC security group".into(),
+            created_at: now,
+        },
+        // AWS's default group: everything from members of the same group,
+        // everything out.
+        default_rules: vec![
+            SecurityGroupRule {
+                referenced_group_id: Some(group_id.clone()),
+                ..all_rule(false)
+            },
+            SecurityGroupRule {
+                cidr: Some("0.0.0.0/0".into()),
+                ..all_rule(true)
+            },
+        ],
+    };
+    let stored = cloud.store.ensure_default_vpc(&template).await?;
+    if stored.vpc.vpc_id == template.vpc.vpc_id {
+        firewall_changed(cloud);
+    }
+    Ok(stored)
+}
+
+/// Addresses of a subnet AWS leaves to instances: its size minus the five
+/// it reserves.
+pub fn usable_addresses(net: &Ipv4Net) -> u64 {
+    (1u64 << (32 - u32::from(net.prefix))).saturating_sub(5)
+}
+
+/// The subnet's usable addresses not held by a live instance of its VPC.
+pub async fn available_addresses(cloud: &Cloud, subnet: &Subnet) -> Result<u64, CloudError> {
+    let net: Ipv4Net = subnet
+        .cidr
+        .parse()
+        .map_err(|_| CloudError::Internal(format!("stored subnet CIDR {}", subnet.cidr)))?;
+    let used = cloud
+        .store
+        .private_ips_in_use(&subnet.vpc_id)
+        .await?
+        .iter()
+        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok())
+        .filter(|ip| net.contains(*ip))
+        .count();
+    Ok(usable_addresses(&net).saturating_sub(used as u64))
+}
+
+/// The private subnet of the `index`-th zone: AWS's default-VPC layout,
+/// `172.31.0.0/20`, `172.31.16.0/20`, …
+pub fn zone_subnet(index: usize) -> placement::Subnet {
+    let third = u8::try_from(index.min(15) * 16).unwrap_or(0);
+    placement::Subnet {
+        network: std::net::Ipv4Addr::new(172, 31, third, 0),
+        prefix: 20,
+    }
+}
+
+/// The network instances of `zone` are on (one flat network per zone until
+/// VPCs arrive).
+pub fn network_id(zone: &str) -> String {
+    format!("net-{zone}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usable_counts_follow_aws() {
+        let net: Ipv4Net = "172.31.0.0/20".parse().expect("net");
+        assert_eq!(usable_addresses(&net), 4091);
+        let tiny: Ipv4Net = "10.0.0.0/28".parse().expect("net");
+        assert_eq!(usable_addresses(&tiny), 11);
+    }
+}
