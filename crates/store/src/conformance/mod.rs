@@ -1,17 +1,14 @@
 //! The conformance suite every [`Store`] backend must pass. Backends call
-//! [`run`] from their own tests with a fresh, empty store.
+//! [`run`] from their own tests with a fresh, empty store; it takes any
+//! `&dyn Store`, so one suite serves every backend. Compiled only with the
+//! crate's `conformance` feature, which those tests enable.
 
 use std::collections::HashSet;
 
-#[path = "conformance_addresses.rs"]
 mod addresses;
-#[path = "conformance_metal.rs"]
 mod metal;
-#[path = "conformance_network.rs"]
 mod network;
-#[path = "conformance_snapshots.rs"]
 mod snapshots;
-#[path = "conformance_volumes.rs"]
 mod volumes;
 
 use crate::{

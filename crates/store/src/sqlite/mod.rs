@@ -14,27 +14,14 @@ use crate::{
     TagSelector, User,
 };
 
-#[path = "sqlite_addresses.rs"]
 mod addresses;
-#[path = "sqlite_images.rs"]
 mod images;
-#[path = "sqlite_objects.rs"]
-mod objects;
-
-#[path = "sqlite_instances.rs"]
 mod instances;
-
-#[path = "sqlite_network.rs"]
-mod network;
-
-#[path = "sqlite_volumes.rs"]
-mod volumes;
-
-#[path = "sqlite_snapshots.rs"]
-mod snapshots;
-
-#[path = "sqlite_metal.rs"]
 mod metal;
+mod network;
+mod objects;
+mod snapshots;
+mod volumes;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
