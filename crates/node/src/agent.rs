@@ -250,7 +250,7 @@ fn node_id(config: &NodeConfig) -> Result<String, AgentError> {
     std::fs::write(&tmp, format!("{id}\n"))
         .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
         .and_then(|()| std::fs::rename(&tmp, &file))
-        .and_then(|()| mallee_blobs::durable::sync_dir(&config.data_dir))
+        .and_then(|()| mallee_util::durable::sync_dir(&config.data_dir))
         .map_err(io(format!("write {}", file.display())))?;
     Ok(id)
 }

@@ -213,7 +213,7 @@ pub async fn store(path: &Path, policy: &FirewallPolicy) -> Result<(), NetworkEr
     })?;
     crate::network::write_atomic(path, &json).await?;
     if let Some(dir) = path.parent()
-        && let Err(source) = mallee_blobs::durable::sync_dir(dir)
+        && let Err(source) = mallee_util::durable::sync_dir(dir)
     {
         return Err(NetworkError::Io {
             path: dir.to_owned(),

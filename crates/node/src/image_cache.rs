@@ -25,7 +25,7 @@
 //! it is cached, and from then on no eviction (by another `get` or by
 //! `unpin_all`) can remove it between the download and the overlay.
 
-use mallee_blobs::durable::TempGuard;
+use mallee_util::durable::TempGuard;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
@@ -771,7 +771,7 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CacheError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CacheError> {
-    mallee_blobs::durable::sync_dir(dir).map_err(CacheError::io(format_args!(
+    mallee_util::durable::sync_dir(dir).map_err(CacheError::io(format_args!(
         "syncing directory {}",
         dir.display()
     )))

@@ -37,7 +37,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{
     BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
 };
@@ -45,6 +44,7 @@ use mallee_qemu::{
     AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpError, QmpEvent, RunState,
     RunningVm, VmSpec,
 };
+use mallee_util::durable::{TempGuard, sync_dir};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 

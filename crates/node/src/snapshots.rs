@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{
     DiskFormat, NodeError, ObservedSnapshot, SnapshotSpec, SnapshotState, VolumeState,
 };
 use mallee_qemu::{QmpError, RunningVm};
+use mallee_util::durable::{TempGuard, sync_dir};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{ObservedVolume, SnapshotSource, VolumeState};
 use mallee_qemu::DiskFormat;
+use mallee_util::durable::{TempGuard, sync_dir};
 use serde::{Deserialize, Serialize};
 
 /// Largest volume, in GiB (EBS' limit for most volume types).
