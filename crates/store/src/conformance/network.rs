@@ -437,7 +437,7 @@ async fn groups_and_rules(store: &dyn Store, alpha: &str, beta: &str) {
 fn network_instance(id: &str, reservation: &Reservation, ip: &str, mac: u8) -> InstanceRecord {
     InstanceRecord {
         network_id: "vpc-net".into(),
-        ..super::instance(id, reservation, 0, ip, mac)
+        ..super::instances::instance(id, reservation, 0, ip, mac)
     }
 }
 
@@ -452,7 +452,7 @@ async fn memberships(store: &dyn Store, alpha: &str) {
         .create_security_group(&db, &[], &[])
         .await
         .expect("create db");
-    let r = super::reservation("r-net", alpha, None, 500);
+    let r = super::instances::reservation("r-net", alpha, None, 500);
     let live = network_instance("i-net-live", &r, "172.31.0.10", 0xa1);
     let gone = network_instance("i-net-gone", &r, "172.31.0.11", 0xa2);
     store

@@ -238,7 +238,7 @@ async fn images_hold_snapshots(store: &dyn Store) {
             delete_on_termination: true,
             ..ImageBlockDevice::default()
         }],
-        ..super::image(id, OWNER, name)
+        ..super::images::image(id, OWNER, name)
     };
     assert!(
         matches!(

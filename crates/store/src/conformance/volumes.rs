@@ -68,8 +68,8 @@ pub async fn run(store: &dyn Store) {
 /// Volumes an instance gets at launch are created with its reservation,
 /// all or nothing.
 async fn launched_with_instances(store: &dyn Store) {
-    let r = super::reservation("r-vol-1", ONE, None, 300);
-    let i = super::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
+    let r = super::instances::reservation("r-vol-1", ONE, None, 300);
+    let i = super::instances::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
     let root = attached(volume("vol-00000000000000c01", ONE), "i-vol-1", "/dev/sda1");
     store
         .create_reservation_with_volumes(
@@ -93,8 +93,8 @@ async fn launched_with_instances(store: &dyn Store) {
         ["vol-00000000000000c01"]
     );
     // A volume id already taken fails the whole reservation.
-    let r2 = super::reservation("r-vol-2", ONE, None, 301);
-    let i2 = super::instance("i-vol-2", &r2, 0, "172.31.9.5", 0x92);
+    let r2 = super::instances::reservation("r-vol-2", ONE, None, 301);
+    let i2 = super::instances::instance("i-vol-2", &r2, 0, "172.31.9.5", 0x92);
     let again = attached(volume("vol-00000000000000c01", ONE), "i-vol-2", "/dev/sda1");
     assert!(
         store
