@@ -15,7 +15,7 @@
 //! and snapshot data uploaded to the controller with the real protocol.
 //! What it does not simulate: guest networking and the metadata service,
 //! image downloads, hooks, and qcow2 contents (a volume's content is a
-//! small byte string; see [`volumes`](crate::SimNode::volume_data)).
+//! small byte string: see [`SimNode::volume_data`]).
 
 mod faults;
 mod firewall;

@@ -502,11 +502,15 @@ impl Inner {
                     task.abort();
                 }
             }
-            tasks.retain(|_, task| !task.is_finished());
             for effect in std::mem::take(&mut state.effects) {
                 let token = effect.token();
                 let this = self.clone();
-                let task = self.runtime.spawn(async move { this.run(effect).await });
+                // Every run ends with a change, which waits for this lock:
+                // the task cannot remove itself before it is inserted.
+                let task = self.runtime.spawn(async move {
+                    this.run(effect).await;
+                    lock(&this.tasks).remove(&token);
+                });
                 tasks.insert(token, task.abort_handle());
             }
             out

@@ -403,3 +403,33 @@ async fn in_process_use_through_the_trait() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn thousands_of_instances_boot_side_by_side() {
+    let sim = SimNode::new(SimConfig {
+        capacity: SimCapacity {
+            cores: 4000,
+            memory_mib: 4000 * 512,
+            disk_gib: 4000 * 2,
+        },
+        ..SimConfig::default()
+    });
+    let ids: Vec<String> = (0..3000).map(|n| format!("i-{n:017x}")).collect();
+    for id in &ids {
+        NodeAgent::put_instance(&sim, spec(id, 1, DesiredState::Running))
+            .await
+            .expect("put");
+    }
+    let report = sim
+        .wait_for(Duration::from_secs(30), |s| {
+            s.vms()
+                .iter()
+                .all(|v| v.state == VmState::Running)
+                .then_some(())
+        })
+        .await;
+    assert!(report.is_some(), "not every instance runs");
+    let capacity = NodeAgent::capacity(&sim).await.expect("capacity");
+    assert_eq!(capacity.cores_free, 1000);
+    assert_eq!(capacity.memory_mib_free, 1000 * 512);
+}
