@@ -2,7 +2,7 @@
 //! whole-or-nothing creation with tags, visibility through launch
 //! permissions and publishing, descriptions, and deregistration.
 
-use super::tag;
+use super::{has_resource, tag};
 use crate::{Image, LaunchPermissionChange, Store, StoreError};
 
 /// A plain machine image of `account_id`.
@@ -33,8 +33,15 @@ pub(super) fn image(id: &str, account_id: &str, name: &str) -> Image {
     }
 }
 
-fn image_ids(images: &[Image]) -> Vec<&str> {
-    images.iter().map(|i| i.image_id.as_str()).collect()
+/// The ids of the images `account_id` sees.
+async fn visible_to(store: &dyn Store, account_id: &str) -> Vec<String> {
+    store
+        .images_visible_to(account_id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.image_id)
+        .collect()
 }
 
 /// Runs the image checks.
@@ -59,13 +66,7 @@ pub async fn run(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.image("ami-2").await.expect("get"), None);
-    assert!(
-        store
-            .resources(&["ami-2".into()])
-            .await
-            .expect("resources")
-            .is_empty()
-    );
+    assert!(!has_resource(store, "ami-2").await);
     assert!(matches!(
         store
             .create_image(&image("ami-1", beta, "other"), &[])
@@ -95,22 +96,10 @@ pub async fn run(store: &dyn Store) {
     ));
 
     // Visibility: own, shared with the account, or public.
-    assert_eq!(
-        image_ids(&store.images_visible_to(alpha).await.expect("list")),
-        ["ami-1"]
-    );
-    assert_eq!(
-        image_ids(&store.images_visible_to(beta).await.expect("list")),
-        ["ami-3"]
-    );
+    assert_eq!(visible_to(store, alpha).await, ["ami-1"]);
+    assert_eq!(visible_to(store, beta).await, ["ami-3"]);
     let gamma = "444444444444";
-    assert!(
-        store
-            .images_visible_to(gamma)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(visible_to(store, gamma).await.is_empty());
     store
         .change_launch_permissions(
             "ami-1",
@@ -122,14 +111,8 @@ pub async fn run(store: &dyn Store) {
         )
         .await
         .expect("share");
-    assert_eq!(
-        image_ids(&store.images_visible_to(gamma).await.expect("list")),
-        ["ami-1"]
-    );
-    assert_eq!(
-        image_ids(&store.images_visible_to(beta).await.expect("list")),
-        ["ami-1", "ami-3"]
-    );
+    assert_eq!(visible_to(store, gamma).await, ["ami-1"]);
+    assert_eq!(visible_to(store, beta).await, ["ami-1", "ami-3"]);
     store
         .change_launch_permissions(
             "ami-1",
@@ -144,23 +127,14 @@ pub async fn run(store: &dyn Store) {
     let published = store.image("ami-1").await.expect("get").expect("present");
     assert!(published.is_public);
     assert_eq!(published.launch_permissions, [beta]);
-    assert_eq!(
-        image_ids(&store.images_visible_to(gamma).await.expect("list")),
-        ["ami-1"]
-    );
+    assert_eq!(visible_to(store, gamma).await, ["ami-1"]);
     store
         .reset_launch_permissions("ami-1")
         .await
         .expect("reset");
     let reset = store.image("ami-1").await.expect("get").expect("present");
     assert!(!reset.is_public && reset.launch_permissions.is_empty());
-    assert!(
-        store
-            .images_visible_to(gamma)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(visible_to(store, gamma).await.is_empty());
     assert!(matches!(
         store
             .change_launch_permissions("ami-404", &LaunchPermissionChange::default())
@@ -221,8 +195,5 @@ pub async fn run(store: &dyn Store) {
         .create_image(&image("ami-4", alpha, "first"), &[])
         .await
         .expect("name free again");
-    assert_eq!(
-        image_ids(&store.images_visible_to(alpha).await.expect("list")),
-        ["ami-4"]
-    );
+    assert_eq!(visible_to(store, alpha).await, ["ami-4"]);
 }

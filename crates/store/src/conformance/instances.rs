@@ -3,8 +3,8 @@
 //! account, compare-and-set updates, addresses and MACs freed by
 //! termination, and deletion.
 
-use super::{sorted, tag};
-use crate::{InstanceRecord, Reservation, Store, StoreError};
+use super::{has_resource, sorted, tag};
+use crate::{InstanceRecord, Reservation, Store, StoreError, TagPair};
 
 pub(super) fn reservation(
     id: &str,
@@ -76,28 +76,44 @@ async fn in_use(store: &dyn Store, network_id: &str) -> Vec<String> {
     )
 }
 
-/// Asserts that a refused reservation left nothing behind.
-async fn left_nothing(store: &dyn Store, account_id: &str, token: &str, ids: &[&str]) {
+/// Asserts that `store` refuses `reservation` of `instances` with `tags`
+/// and keeps nothing of it; returns the refusal.
+async fn refused(
+    store: &dyn Store,
+    reservation: &Reservation,
+    instances: &[InstanceRecord],
+    tags: &[TagPair],
+) -> StoreError {
+    let refusal = store
+        .create_reservation(reservation, instances, tags)
+        .await
+        .expect_err("reservation accepted");
+    let token = reservation
+        .client_token
+        .as_deref()
+        .expect("a reservation with a client token");
     assert_eq!(
         store
-            .reservation_by_client_token(account_id, token)
+            .reservation_by_client_token(&reservation.account_id, token)
             .await
             .expect("by token"),
         None,
         "refused reservation was stored"
     );
-    for id in ids {
+    for instance in instances {
+        let id = &instance.instance_id;
         assert_eq!(
             store.instance(id).await.expect("instance"),
             None,
             "refused reservation stored instance {id}"
         );
     }
-    let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
     assert!(
         store.resources(&ids).await.expect("resources").is_empty(),
         "refused reservation left resource rows"
     );
+    refusal
 }
 
 /// Runs the instance checks.
@@ -162,54 +178,38 @@ async fn reservations_are_atomic(store: &dyn Store, alpha: &str) {
     );
     assert_eq!(in_use(store, "net-a").await, ["172.31.0.4", "172.31.0.5"]);
 
+    // Each attempt below reuses r-2 for i-3 (fine) and an i-4 with `ip` and
+    // a MAC ending in `mac`.
+    let r2 = reservation("r-2", alpha, Some("tok-2"), 200);
+    let attempt = |ip: &str, mac: u8| {
+        [
+            instance("i-3", &r2, 0, "172.31.0.6", 3),
+            instance("i-4", &r2, 1, ip, mac),
+        ]
+    };
     // A live instance's address on the same network: the whole reservation
     // is refused, including the instance that did not collide and the tags.
-    let r2 = reservation("r-2", alpha, Some("tok-2"), 200);
-    let clash_ip = [
-        instance("i-3", &r2, 0, "172.31.0.6", 3),
-        instance("i-4", &r2, 1, "172.31.0.4", 4),
-    ];
     assert!(matches!(
-        store
-            .create_reservation(&r2, &clash_ip, &[tag("x", "y")])
-            .await,
-        Err(StoreError::Conflict(_))
+        refused(store, &r2, &attempt("172.31.0.4", 4), &[tag("x", "y")]).await,
+        StoreError::Conflict(_)
     ));
-    left_nothing(store, alpha, "tok-2", &["i-3", "i-4"]).await;
     // A live instance's MAC: the same.
-    let clash_mac = [
-        instance("i-3", &r2, 0, "172.31.0.6", 3),
-        instance("i-4", &r2, 1, "172.31.0.7", 2),
-    ];
     assert!(matches!(
-        store
-            .create_reservation(&r2, &clash_mac, &[tag("x", "y")])
-            .await,
-        Err(StoreError::Conflict(_))
+        refused(store, &r2, &attempt("172.31.0.7", 2), &[tag("x", "y")]).await,
+        StoreError::Conflict(_)
     ));
-    left_nothing(store, alpha, "tok-2", &["i-3", "i-4"]).await;
     // Tags that cannot be applied (over AWS's 50 per resource) refuse the
     // instances and the reservation too.
-    let fine = [
-        instance("i-3", &r2, 0, "172.31.0.6", 3),
-        instance("i-4", &r2, 1, "172.31.0.7", 4),
-    ];
     let too_many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
     assert!(matches!(
-        store.create_reservation(&r2, &fine, &too_many).await,
-        Err(StoreError::TagLimitExceeded(_))
+        refused(store, &r2, &attempt("172.31.0.7", 4), &too_many).await,
+        StoreError::TagLimitExceeded(_)
     ));
-    left_nothing(store, alpha, "tok-2", &["i-3", "i-4"]).await;
     // Two instances of one reservation sharing an address: the same.
-    let clash_inside = [
-        instance("i-3", &r2, 0, "172.31.0.6", 3),
-        instance("i-4", &r2, 1, "172.31.0.6", 4),
-    ];
     assert!(matches!(
-        store.create_reservation(&r2, &clash_inside, &[]).await,
-        Err(StoreError::Conflict(_))
+        refused(store, &r2, &attempt("172.31.0.6", 4), &[]).await,
+        StoreError::Conflict(_)
     ));
-    left_nothing(store, alpha, "tok-2", &["i-3", "i-4"]).await;
     assert_eq!(
         instance_tags(store, alpha).await,
         expected_tags(&["i-1", "i-2"]),
@@ -223,8 +223,7 @@ async fn reservations_are_atomic(store: &dyn Store, alpha: &str) {
 
     // Nothing of the refused attempts remains: the same ids, token and
     // addresses work. The slice is out of launch order on purpose.
-    let i3 = instance("i-3", &r2, 0, "172.31.0.6", 3);
-    let i4 = instance("i-4", &r2, 1, "172.31.0.7", 4);
+    let [i3, i4] = attempt("172.31.0.7", 4);
     store
         .create_reservation(&r2, &[i4, i3], &[])
         .await
@@ -241,13 +240,7 @@ async fn client_tokens_and_listing(store: &dyn Store, alpha: &str, beta: &str, g
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.instance("i-5").await.expect("get"), None);
-    assert!(
-        store
-            .resources(&["i-5".into()])
-            .await
-            .expect("resources")
-            .is_empty()
-    );
+    assert!(!has_resource(store, "i-5").await);
     assert_eq!(
         store
             .reservation_by_client_token(alpha, "tok-1")
@@ -444,11 +437,7 @@ async fn deleting_instances(store: &dyn Store, alpha: &str, beta: &str) {
     store.delete_instance("i-1").await.expect("delete i-1");
     assert_eq!(store.instance("i-1").await.expect("get"), None);
     assert!(
-        store
-            .resources(&["i-1".into()])
-            .await
-            .expect("resources")
-            .is_empty(),
+        !has_resource(store, "i-1").await,
         "deleted instance left its resource row"
     );
     let tags = instance_tags(store, alpha).await;

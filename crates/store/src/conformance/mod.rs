@@ -31,6 +31,26 @@ fn account(id: &str, name: &str) -> (Account, User) {
     )
 }
 
+/// Creates each `(id, name)` account with its first user.
+async fn create_accounts(store: &dyn Store, accounts: &[(&str, &str)]) {
+    for (id, name) in accounts {
+        let (account, user) = account(id, name);
+        store
+            .create_account(&account, &user)
+            .await
+            .expect("create account");
+    }
+}
+
+/// Whether `resource_id` is a stored resource.
+async fn has_resource(store: &dyn Store, resource_id: &str) -> bool {
+    !store
+        .resources(&[resource_id.to_owned()])
+        .await
+        .expect("resources")
+        .is_empty()
+}
+
 fn key_pair(id: &str, account_id: &str, name: &str) -> KeyPair {
     KeyPair {
         key_pair_id: id.into(),

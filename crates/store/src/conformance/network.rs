@@ -111,13 +111,7 @@ async fn resource_types(store: &dyn Store, ids: &[&str]) -> Vec<String> {
 pub async fn run(store: &dyn Store) {
     let alpha = "777777777777";
     let beta = "888888888888";
-    for (id, name) in [(alpha, "net-alpha"), (beta, "net-beta")] {
-        let (account, user) = super::account(id, name);
-        store
-            .create_account(&account, &user)
-            .await
-            .expect("network account");
-    }
+    super::create_accounts(store, &[(alpha, "net-alpha"), (beta, "net-beta")]).await;
     default_vpcs(store, alpha, beta).await;
     groups_and_rules(store, alpha, beta).await;
     memberships(store, alpha).await;

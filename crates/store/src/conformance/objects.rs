@@ -91,10 +91,7 @@ fn is_quota_exceeded<T: std::fmt::Debug>(result: Result<T, StoreError>, expected
 pub async fn run(store: &dyn Store) {
     let gamma = "444444444444";
     let delta = "555555555555";
-    for (id, name) in [(gamma, "gamma"), (delta, "delta")] {
-        let (a, u) = super::account(id, name);
-        store.create_account(&a, &u).await.expect("create account");
-    }
+    super::create_accounts(store, &[(gamma, "gamma"), (delta, "delta")]).await;
     buckets(store, gamma, delta).await;
     listing(store, gamma).await;
     replacing_and_acls(store, gamma).await;
