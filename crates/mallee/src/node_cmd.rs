@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
-use mallee_node::network::{Ipv4Cidr, NetworkConfig, PublicNetworkConfig};
+use mallee_node::network::{NetworkConfig, PublicNetworkConfig};
 use mallee_qemu::accel::AccelRequest;
+use mallee_util::cidr::Ipv4Cidr;
 use sha2::{Digest, Sha256};
 
 /// How an agent runs VMs (shared by `up` and `node`).
@@ -132,10 +133,7 @@ pub async fn start_up_node(
         .cloned()
         .ok_or("no availability zone configured")?;
     let subnet = mallee_core::compute::zone_subnet(0);
-    let subnet = Ipv4Cidr {
-        addr: subnet.network,
-        prefix: subnet.prefix,
-    };
+    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let mut node = NodeConfig::new(
         node_dir.clone(),
         &config.endpoint(),
@@ -146,15 +144,10 @@ pub async fn start_up_node(
         .public_ranges
         .iter()
         .find(|r| r.zone == zone)
-        .map(|r| {
-            PublicNetworkConfig::for_node_dir(
-                &node_dir,
-                Ipv4Cidr {
-                    addr: r.cidr.network,
-                    prefix: r.cidr.prefix,
-                },
-            )
-        });
+        .map(|r| Ipv4Cidr::new(r.cidr.network, r.cidr.prefix))
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .map(|cidr| PublicNetworkConfig::for_node_dir(&node_dir, cidr));
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
@@ -197,23 +190,11 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     let node_dir = up_node_dir(&args.data_dir);
     let subnet = mallee_core::compute::zone_subnet(0);
-    let network = network_config(
-        &node_dir,
-        Ipv4Cidr {
-            addr: subnet.network,
-            prefix: subnet.prefix,
-        },
-        mallee_core::config::DEFAULT_REGION,
-    );
+    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
+    let network = network_config(&node_dir, subnet, mallee_core::config::DEFAULT_REGION);
     // The bridge name derives from the directory alone; the range does not
     // matter for removing it.
-    let public = PublicNetworkConfig::for_node_dir(
-        &node_dir,
-        Ipv4Cidr {
-            addr: subnet.network,
-            prefix: subnet.prefix,
-        },
-    );
+    let public = PublicNetworkConfig::for_node_dir(&node_dir, subnet);
     purge_node(&node_dir, &network, Some(&public))
         .await
         .map_err(|e| e.to_string())?;

@@ -220,11 +220,11 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NetbootError {
     move |source| NetbootError::Io { context, source }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename.
+/// Replaces the file at `path` with `data` durably (see
+/// [`mallee_util::durable::write_atomic`]).
 fn write_atomic(path: &Path, data: &str) -> Result<(), NetbootError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("rename {}", path.display())))
+    mallee_util::durable::write_atomic(path, data.as_bytes())
+        .map_err(io(format!("write {}", path.display())))
 }
 
 impl Dnsmasq {

@@ -22,13 +22,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mallee_util::cidr::Ipv4Cidr;
+use mallee_util::durable;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -100,93 +100,6 @@ pub enum NetworkError {
     /// The kernel lacks something the firewall needs.
     #[error("{0}")]
     Kernel(String),
-}
-
-/// An IPv4 network in CIDR notation (`172.31.0.0/20`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ipv4Cidr {
-    /// The address as written (host bits may be set).
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0..=32.
-    pub prefix: u8,
-}
-
-impl Ipv4Cidr {
-    /// The netmask (`255.255.240.0` for /20).
-    pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.mask_bits())
-    }
-
-    /// The network address (host bits cleared).
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & self.mask_bits())
-    }
-
-    /// The broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.mask_bits())
-    }
-
-    /// The first host address, which is the gateway (as in AWS subnets).
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network()).wrapping_add(1))
-    }
-
-    /// Whether `ip` is in this network.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask_bits() == u32::from(self.network())
-    }
-
-    /// The same network with the host bits cleared (`172.31.0.0/20`).
-    pub fn normalized(&self) -> Self {
-        Self {
-            addr: self.network(),
-            prefix: self.prefix,
-        }
-    }
-
-    fn mask_bits(&self) -> u32 {
-        u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0)
-    }
-}
-
-impl FromStr for Ipv4Cidr {
-    type Err = NetworkError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || NetworkError::Invalid {
-            what: "IPv4 CIDR",
-            value: s.to_owned(),
-        };
-        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
-        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-        if prefix > 32 {
-            return Err(invalid());
-        }
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl Serialize for Ipv4Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Ipv4Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// The node-wide network settings.
@@ -304,7 +217,11 @@ type Ports = BTreeMap<String, Port>;
 /// The bridge of `subnet` inside a VPC namespace: `br` + the network
 /// address in hex + the prefix (`brac1f000020` for 172.31.0.0/20).
 pub fn bridge_name(subnet: Ipv4Cidr) -> String {
-    format!("br{:08x}{:02}", u32::from(subnet.network()), subnet.prefix)
+    format!(
+        "br{:08x}{:02}",
+        u32::from(subnet.network()),
+        subnet.prefix()
+    )
 }
 
 /// One VPC's network on this node (namespace, bridges, dnsmasq, rules).
@@ -403,9 +320,9 @@ impl NodeNetwork {
         check_link_name(tap)?;
         let mut port = port;
         port.mac = normalize_mac(&port.mac)?;
-        port.subnet = port.subnet.normalized();
+        port.subnet = port.subnet.canonical();
         let subnet = port.subnet;
-        if subnet.prefix > 30 || subnet.prefix < 8 {
+        if subnet.prefix() > 30 || subnet.prefix() < 8 {
             return Err(NetworkError::Invalid {
                 what: "subnet (prefix must be 8..=30)",
                 value: subnet.to_string(),
@@ -432,11 +349,10 @@ impl NodeNetwork {
         let mut ports = self.load_ports().await?;
         // Another subnet of the VPC already using the same range would make
         // two bridges claim one route.
-        if let Some((_, other)) = ports.iter().find(|(name, p)| {
-            *name != tap
-                && p.subnet != subnet
-                && (p.subnet.contains(subnet.network()) || subnet.contains(p.subnet.network()))
-        }) {
+        if let Some((_, other)) = ports
+            .iter()
+            .find(|(name, p)| *name != tap && p.subnet != subnet && p.subnet.overlaps(subnet))
+        {
             return Err(NetworkError::Invalid {
                 what: "subnet (overlaps another subnet of the network)",
                 value: format!("{subnet} vs {}", other.subnet),
@@ -676,7 +592,7 @@ impl NodeNetwork {
             "1",
         ])
         .await?;
-        let gateway = format!("{}/{}", subnet.first_host(), subnet.prefix);
+        let gateway = format!("{}/{}", subnet.first_host(), subnet.prefix());
         let broadcast = subnet.broadcast().to_string();
         self.ip(&[
             "addr",
@@ -762,7 +678,7 @@ impl NodeNetwork {
 
     /// The public range on-link and the default route via the bridge.
     async fn uplink_routes(&self, public: &PublicNetworkConfig) -> Result<(), NetworkError> {
-        let range = public.cidr.normalized().to_string();
+        let range = public.cidr.canonical().to_string();
         self.ip(&["route", "replace", &range, "dev", UPLINK])
             .await?;
         let gateway = public.gateway().to_string();
@@ -840,11 +756,11 @@ impl NodeNetwork {
             path: self.inner.config.file(PORTS_FILE),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&self.inner.config.file(PORTS_FILE), &json).await
+        write_file(&self.inner.config.file(PORTS_FILE), &json).await
     }
 
     async fn write_hosts(&self, ports: &Ports) -> Result<(), NetworkError> {
-        write_atomic(
+        write_file(
             &self.inner.config.file(HOSTS_FILE),
             hosts_file(ports).as_bytes(),
         )
@@ -951,7 +867,7 @@ impl NodeNetwork {
         // dnsmasq only reads its lease file at start; a lease held by a MAC
         // that no longer owns the address would make it refuse the new owner.
         if stale {
-            write_atomic(&leases_path, kept.as_bytes()).await?;
+            write_file(&leases_path, kept.as_bytes()).await?;
         }
         remove_file_if_exists(&config.file(PID_FILE)).await?;
         let mut full = vec!["netns", "exec", self.netns(), "dnsmasq"];
@@ -1316,17 +1232,14 @@ pub(crate) async fn run(program: &str, args: &[&str]) -> Result<String, NetworkE
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| NetworkError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-    file.write_all(bytes).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    drop(file);
-    tokio::fs::rename(&tmp, path).await.map_err(io)
+/// Stores `bytes` at `path` durably (see [`durable::write_atomic`]).
+pub(crate) async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+    durable::write_atomic_async(path, bytes)
+        .await
+        .map_err(|source| NetworkError::Io {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 async fn remove_file_if_exists(path: &Path) -> Result<(), NetworkError> {
@@ -1416,27 +1329,6 @@ mod tests {
             subnet: "10.0.0.0/24".parse().expect("subnet"),
             public_ip: None,
         }
-    }
-
-    #[test]
-    fn cidr_arithmetic() {
-        let c: Ipv4Cidr = "172.31.5.9/20".parse().expect("parses");
-        assert_eq!(c.to_string(), "172.31.5.9/20");
-        assert_eq!(c.network(), Ipv4Addr::new(172, 31, 0, 0));
-        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 240, 0));
-        assert_eq!(c.broadcast(), Ipv4Addr::new(172, 31, 15, 255));
-        assert_eq!(c.first_host(), Ipv4Addr::new(172, 31, 0, 1));
-        assert_eq!(c.normalized().to_string(), "172.31.0.0/20");
-        assert!(c.contains(Ipv4Addr::new(172, 31, 15, 254)));
-        assert!(!c.contains(Ipv4Addr::new(172, 31, 16, 1)));
-        for bad in ["172.31.0.0", "172.31.0.0/33", "x/20", "172.31.0.0/"] {
-            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
-        }
-        let all: Ipv4Cidr = "0.0.0.0/0".parse().expect("parses");
-        assert_eq!(all.netmask(), Ipv4Addr::UNSPECIFIED);
-        let json = serde_json::to_string(&c).expect("serialises");
-        assert_eq!(json, "\"172.31.5.9/20\"");
-        assert_eq!(serde_json::from_str::<Ipv4Cidr>(&json).expect("parses"), c);
     }
 
     #[test]

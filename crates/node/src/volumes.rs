@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use mallee_node_api::{ObservedVolume, SnapshotSource, VolumeState};
 use mallee_qemu::DiskFormat;
-use mallee_util::durable::{TempGuard, sync_dir};
+use mallee_util::durable::{TempGuard, sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 
 /// Largest volume, in GiB (EBS' limit for most volume types).
@@ -478,19 +478,11 @@ impl Volumes {
     /// Stores `record` durably (temporary file, fsync, rename, directory
     /// fsync), then in memory.
     pub fn put(&self, record: VolumeRecord) -> Result<(), VolumeError> {
-        use std::io::Write;
         let path = self.record_path(&record.volume_id);
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.volume_id));
-        let mut guard = TempGuard::new(tmp.clone());
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir)
-        };
-        write().map_err(io(format!("write {}", path.display())))?;
-        guard.disarm();
+        serde_json::to_vec_pretty(&record)
+            .map_err(std::io::Error::other)
+            .and_then(|json| write_atomic(&path, &json))
+            .map_err(io(format!("write {}", path.display())))?;
         lock(&self.records).insert(record.volume_id.clone(), record);
         Ok(())
     }
