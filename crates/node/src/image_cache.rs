@@ -26,6 +26,7 @@
 //! `unpin_all`) can remove it between the download and the overlay.
 
 use mallee_util::durable::{self, TempGuard};
+use mallee_util::process::{Cmd, ProcessError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
@@ -942,23 +943,21 @@ async fn run_qemu_img(action: &str, args: &[std::ffi::OsString]) -> Result<Vec<u
         action: action.to_owned(),
         message,
     };
-    let child = tokio::process::Command::new("qemu-img")
+    Cmd::new("qemu-img")
         .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(QEMU_IMG_TIMEOUT, child)
+        .timeout(QEMU_IMG_TIMEOUT)
+        .output()
         .await
-        .map_err(|_| err(format!("timed out after {} s", QEMU_IMG_TIMEOUT.as_secs())))?
-        .map_err(|e| err(format!("cannot run qemu-img: {e}")))?;
-    if !output.status.success() {
-        return Err(err(format!(
-            "{}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(output.stdout)
+        .map_err(|e| {
+            err(match e {
+                ProcessError::TimedOut { limit, .. } => {
+                    format!("timed out after {} s", limit.as_secs())
+                }
+                ProcessError::Spawn { source, .. } => format!("cannot run qemu-img: {source}"),
+                ProcessError::Failed { status, stderr, .. } => format!("{status}: {stderr}"),
+                other => other.to_string(),
+            })
+        })
 }
 
 #[cfg(test)]

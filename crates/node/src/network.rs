@@ -29,12 +29,11 @@ use std::time::Duration;
 
 use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::durable;
+use mallee_util::process::{Cmd, ProcessError, run};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tokio::sync::Mutex;
 
 use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
@@ -55,23 +54,16 @@ const LOG_FILE: &str = "dnsmasq.log";
 /// Errors of the instance network.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    /// A command ran and failed.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
+    /// A command (`ip`, `nft`, dnsmasq) could not run or failed.
+    #[error("{0}")]
+    Process(#[from] ProcessError),
+    /// A command's output could not be understood.
+    #[error("unexpected output from `{command}`: {reason}")]
+    Output {
         /// The command line.
         command: String,
-        /// Its exit status.
-        status: String,
-        /// What it wrote to stderr.
-        stderr: String,
-    },
-    /// A command could not be started at all.
-    #[error("could not run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// Why.
-        source: std::io::Error,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Reading or writing a state file failed.
     #[error("{}: {source}", path.display())]
@@ -462,7 +454,7 @@ impl NodeNetwork {
             if let Err(e) = out
                 && namespace_exists(&config.netns)
             {
-                return Err(e);
+                return Err(e.into());
             }
         }
         // The pair dies with the namespace; a half-made one may be left in
@@ -498,7 +490,7 @@ impl NodeNetwork {
             && let Err(e) = run("ip", &["netns", "add", ns]).await
             && !namespace_exists(ns)
         {
-            return Err(e);
+            return Err(e.into());
         }
         self.ip(&["link", "set", "dev", "lo", "up"]).await?;
         self.ip(&[
@@ -692,10 +684,9 @@ impl NodeNetwork {
     async fn addresses(&self, link: &str) -> Result<Vec<String>, NetworkError> {
         let out = self.ip(&["-j", "-4", "addr", "show", "dev", link]).await?;
         let parsed: serde_json::Value =
-            serde_json::from_str(&out).map_err(|e| NetworkError::Command {
+            serde_json::from_str(&out).map_err(|e| NetworkError::Output {
                 command: format!("ip -n {} -j -4 addr show dev {link}", self.netns()),
-                status: "unparsable output".to_owned(),
-                stderr: e.to_string(),
+                reason: e.to_string(),
             })?;
         let mut addrs = Vec::new();
         for link in parsed.as_array().into_iter().flatten() {
@@ -711,15 +702,10 @@ impl NodeNetwork {
     }
 
     async fn link_exists(&self, name: &str) -> Result<bool, NetworkError> {
-        let out = Command::new("ip")
+        Ok(Cmd::new("ip")
             .args(["-n", self.netns(), "link", "show", "dev", name])
-            .output()
-            .await
-            .map_err(|source| NetworkError::Spawn {
-                command: format!("ip -n {} link show dev {name}", self.netns()),
-                source,
-            })?;
-        Ok(out.status.success())
+            .succeeds()
+            .await?)
     }
 
     async fn delete_link(&self, name: &str) -> Result<(), NetworkError> {
@@ -734,9 +720,11 @@ impl NodeNetwork {
 
     /// `ip -n NS ARGS…`, returning stdout.
     async fn ip(&self, args: &[&str]) -> Result<String, NetworkError> {
-        let mut full = vec!["-n", self.netns()];
-        full.extend_from_slice(args);
-        run("ip", &full).await
+        Ok(Cmd::new("ip")
+            .args(["-n", self.netns()])
+            .args(args)
+            .run()
+            .await?)
     }
 
     async fn load_ports(&self) -> Result<Ports, NetworkError> {
@@ -1056,47 +1044,11 @@ fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String
 /// Runs `nft -f -` with `script` (inside `netns` when given): one
 /// transaction, applied whole or not at all.
 pub(crate) async fn nft_apply(netns: Option<&str>, script: &str) -> Result<(), NetworkError> {
-    let (program, args): (&str, Vec<&str>) = match netns {
-        Some(ns) => ("ip", vec!["netns", "exec", ns, "nft", "-f", "-"]),
-        None => ("nft", vec!["-f", "-"]),
+    let nft = match netns {
+        Some(ns) => Cmd::new("ip").args(["netns", "exec", ns, "nft"]),
+        None => Cmd::new("nft"),
     };
-    let command = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut child = Command::new(program)
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|source| NetworkError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(NetworkError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
+    nft.args(["-f", "-"]).stdin(script).run().await?;
     Ok(())
 }
 
@@ -1136,11 +1088,11 @@ fn kept_leases(leases: &str, ports: &Ports) -> String {
 }
 
 async fn host_link_exists(name: &str) -> bool {
-    Command::new("ip")
+    Cmd::new("ip")
         .args(["link", "show", "dev", name])
-        .output()
+        .succeeds()
         .await
-        .is_ok_and(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// The pid and command line of this network's dnsmasq, if it runs. The
@@ -1205,31 +1157,6 @@ fn process_alive(pid: Pid) -> bool {
 
 pub(crate) fn namespace_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
-}
-
-/// Runs a command, returning stdout; failure carries its stderr.
-pub(crate) async fn run(program: &str, args: &[&str]) -> Result<String, NetworkError> {
-    let command = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(NetworkError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Stores `bytes` at `path` durably (see [`durable::write_atomic`]).

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use mallee_node_api::{FirewallPolicy, NicSpec};
 use mallee_util::cidr::Ipv4Cidr;
+use mallee_util::process::run;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -24,7 +25,7 @@ use crate::firewall::{self, FirewallError};
 use crate::metadata::{MetadataError, MetadataService};
 use crate::network::{
     METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig, VpcConfig,
-    nft_apply, run, tap_name,
+    nft_apply, tap_name,
 };
 
 /// The file (under the data directory) holding the latest firewall policy.
@@ -419,7 +420,7 @@ async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError>
         if let Err(e) = made
             && run("ip", &["link", "show", "dev", bridge]).await.is_err()
         {
-            return Err(e);
+            return Err(e.into());
         }
     }
     let address = format!("{}/{}", public.gateway(), public.cidr.prefix());

@@ -118,16 +118,12 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct Qcow2Files {
     dir: PathBuf,
-    qemu_img: PathBuf,
 }
 
 impl Qcow2Files {
     /// Volumes in `dir`, created with `qemu-img` from `PATH`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            qemu_img: PathBuf::from("qemu-img"),
-        }
+        Self { dir: dir.into() }
     }
 
     fn path(&self, volume_id: &str) -> PathBuf {
@@ -166,26 +162,7 @@ impl VolumeBackend for Qcow2Files {
             .map_err(io(format!("create {}", self.dir.display())))?;
         let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
         let mut guard = TempGuard::new(tmp.clone());
-        let out = tokio::process::Command::new(&self.qemu_img)
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&tmp)
-            .arg(format!("{size_gib}G"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .map_err(|e| VolumeError::QemuImg {
-                action: "create",
-                message: format!(
-                    "cannot run {} (Debian package qemu-utils): {e}",
-                    self.qemu_img.display()
-                ),
-            })?;
-        if !out.status.success() {
-            return Err(VolumeError::QemuImg {
-                action: "create",
-                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
+        crate::qemu_img::create_qcow2(&tmp, size_gib.saturating_mul(GIB)).await?;
         self.finish(volume_id, tmp).await?;
         guard.disarm();
         Ok(())
