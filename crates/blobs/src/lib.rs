@@ -23,7 +23,6 @@
 //! Memory stays flat: writes hold at most one body chunk plus the file's
 //! write buffer, reads one chunk of at most 256 KiB.
 
-pub mod durable;
 mod read;
 
 use std::collections::HashSet;
@@ -34,10 +33,10 @@ use std::pin::pin;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use mallee_util::durable::{self, TempGuard};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
-use durable::TempGuard;
 pub use read::ObjectReader;
 
 /// Length of a blob id in characters.

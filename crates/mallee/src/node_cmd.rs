@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
-use mallee_node::network::{Ipv4Cidr, NetworkConfig, PublicNetworkConfig};
+use mallee_node::network::{NetworkConfig, PublicNetworkConfig};
+use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode};
 use mallee_qemu::accel::AccelRequest;
+use mallee_util::cidr::Ipv4Cidr;
 use sha2::{Digest, Sha256};
 
 /// How an agent runs VMs (shared by `up` and `node`).
@@ -73,6 +75,16 @@ pub struct NodeArgs {
     pub public_range: Option<Ipv4Cidr>,
     #[command(flatten)]
     pub vm: VmArgs,
+    /// Run a simulated node instead: in-memory VMs that boot after
+    /// --simulate-boot-ms (no QEMU, no root, no network), joining the
+    /// controller like a real node. --node-cores, --node-memory-mib and
+    /// --node-disk-gib set what it offers (default 16 cores, 32 GiB,
+    /// 1000 GiB); the data directory, subnet and public range do not apply.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Boot time of a simulated VM in milliseconds.
+    #[arg(long, default_value_t = 50, requires = "simulate")]
+    pub simulate_boot_ms: u64,
 }
 
 /// `mallee purge` arguments.
@@ -132,10 +144,7 @@ pub async fn start_up_node(
         .cloned()
         .ok_or("no availability zone configured")?;
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let subnet = Ipv4Cidr {
-        addr: subnet.network,
-        prefix: subnet.prefix,
-    };
+    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let mut node = NodeConfig::new(
         node_dir.clone(),
         &config.endpoint(),
@@ -146,15 +155,10 @@ pub async fn start_up_node(
         .public_ranges
         .iter()
         .find(|r| r.zone == zone)
-        .map(|r| {
-            PublicNetworkConfig::for_node_dir(
-                &node_dir,
-                Ipv4Cidr {
-                    addr: r.cidr.network,
-                    prefix: r.cidr.prefix,
-                },
-            )
-        });
+        .map(|r| Ipv4Cidr::new(r.cidr.network, r.cidr.prefix))
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .map(|cidr| PublicNetworkConfig::for_node_dir(&node_dir, cidr));
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
@@ -170,6 +174,9 @@ pub async fn start_up_node(
 
 /// `mallee node`: runs an agent until SIGINT/SIGTERM.
 pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
+    if args.simulate {
+        return simulate_command(args).await;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     let mut config = NodeConfig::new(
@@ -192,28 +199,47 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `mallee node --simulate`: a simulated agent serves the node API and
+/// registers with the controller (heartbeats included) until
+/// SIGINT/SIGTERM; its VMs live in memory and end with it.
+async fn simulate_command(args: NodeArgs) -> Result<ExitCode, String> {
+    let offered = SimCapacity::default();
+    let config = SimConfig {
+        zone: args.zone,
+        capacity: SimCapacity {
+            cores: args.vm.node_cores.unwrap_or(offered.cores),
+            memory_mib: args.vm.node_memory_mib.unwrap_or(offered.memory_mib),
+            disk_gib: args.vm.node_disk_gib.unwrap_or(offered.disk_gib),
+        },
+        boot_delay: std::time::Duration::from_millis(args.simulate_boot_ms),
+        ..SimConfig::default()
+    }
+    .with_controller(&args.controller, &args.token);
+    let serve = ServeConfig {
+        listen: args.listen,
+        advertise_url: args.advertise_url,
+        controller_url: Some(args.controller),
+        ..ServeConfig::new(&args.token)
+    };
+    let server = mallee_node_sim::serve(SimNode::new(config), serve)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(url = %server.url(), node = %server.node().node_id(), "simulated node agent running");
+    mallee_api::server::shutdown_signal().await;
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `mallee purge`: stops every VM of `up`'s node and removes its network;
 /// records and disks stay (the next `up` sees the instances' VMs gone).
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     let node_dir = up_node_dir(&args.data_dir);
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let network = network_config(
-        &node_dir,
-        Ipv4Cidr {
-            addr: subnet.network,
-            prefix: subnet.prefix,
-        },
-        mallee_cloud::config::DEFAULT_REGION,
-    );
+    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
+    let network = network_config(&node_dir, subnet, mallee_cloud::config::DEFAULT_REGION);
     // The bridge name derives from the directory alone; the range does not
     // matter for removing it.
-    let public = PublicNetworkConfig::for_node_dir(
-        &node_dir,
-        Ipv4Cidr {
-            addr: subnet.network,
-            prefix: subnet.prefix,
-        },
-    );
+    let public = PublicNetworkConfig::for_node_dir(&node_dir, subnet);
     purge_node(&node_dir, &network, Some(&public))
         .await
         .map_err(|e| e.to_string())?;

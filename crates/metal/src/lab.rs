@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mallee_qemu::RunningVm;
+use mallee_util::process::{self, ProcessError};
 
 use crate::netboot::ProvisioningNetwork;
 use crate::power::QemuMachine;
@@ -15,14 +16,9 @@ use crate::power::QemuMachine;
 /// Errors building or tearing down a lab.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    /// A command failed.
-    #[error("{command}: {detail}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// Its error output or exit status.
-        detail: String,
-    },
+    /// A command (`ip`, `qemu-img`) could not run or failed.
+    #[error("{0}")]
+    Command(#[from] ProcessError),
     /// A file could not be made.
     #[error("{context}: {source}")]
     Io {
@@ -34,28 +30,8 @@ pub enum LabError {
 }
 
 async fn run(program: &str, args: &[&str]) -> Result<(), LabError> {
-    let command = format!("{program} {}", args.join(" "));
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| LabError::Command {
-            command: command.clone(),
-            detail: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command,
-            detail: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        })
-    }
+    process::run(program, args).await?;
+    Ok(())
 }
 
 /// A provisioning network in a namespace, and its machines.

@@ -13,6 +13,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mallee_util::process::{Cmd, ProcessError};
+
 use crate::model::{Mac, System, Wipe};
 
 /// Errors from the boot services.
@@ -220,11 +222,11 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> NetbootError {
     move |source| NetbootError::Io { context, source }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename.
+/// Replaces the file at `path` with `data` durably (see
+/// [`mallee_util::durable::write_atomic`]).
 fn write_atomic(path: &Path, data: &str) -> Result<(), NetbootError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("rename {}", path.display())))
+    mallee_util::durable::write_atomic(path, data.as_bytes())
+        .map_err(io(format!("write {}", path.display())))
 }
 
 impl Dnsmasq {
@@ -256,27 +258,21 @@ impl Dnsmasq {
             None => {}
         }
         write_atomic(&conf_path, &conf)?;
-        let mut cmd = match &net.netns {
-            Some(ns) => {
-                let mut c = tokio::process::Command::new("ip");
-                c.args(["netns", "exec", ns, "dnsmasq"]);
-                c
-            }
-            None => tokio::process::Command::new("dnsmasq"),
+        let dnsmasq = match &net.netns {
+            Some(ns) => Cmd::new("ip").args(["netns", "exec", ns, "dnsmasq"]),
+            None => Cmd::new("dnsmasq"),
         };
-        let out = cmd
+        // dnsmasq daemonizes: its parent exits once the daemon is set up.
+        dnsmasq
             .arg(format!("--conf-file={}", conf_path.display()))
-            .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(io("start dnsmasq".into()))?;
-        if !out.status.success() {
-            return Err(NetbootError::Dnsmasq(format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+            .map_err(|e| match e {
+                ProcessError::Failed { status, stderr, .. } => {
+                    NetbootError::Dnsmasq(format!("{status}: {stderr}"))
+                }
+                other => NetbootError::Dnsmasq(other.to_string()),
+            })?;
         for _ in 0..50 {
             if me.pid().is_some() {
                 tracing::info!(interface = %net.interface, address = %net.address, "dnsmasq started");

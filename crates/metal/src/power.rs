@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use mallee_qemu::RunningVm;
+use mallee_util::process::{Cmd, ProcessError};
 
 use crate::model::Mac;
 
@@ -298,43 +299,37 @@ impl PowerDriver for QemuDriver {
     }
 }
 
-/// Runs `argv` with extra environment, failing on a non-zero exit. Returns stdout.
+/// Runs `argv` with extra environment (secrets go there, never on the
+/// command line), failing on a non-zero exit or after 60 s. Returns stdout.
 async fn run(argv: &[OsString], env: &[(&str, &str)]) -> Result<String, PowerError> {
-    let command = argv
-        .iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let (program, args) = argv.split_first().ok_or_else(|| PowerError::Unexpected {
+    let command = Cmd::from_argv(argv).ok_or_else(|| PowerError::Unexpected {
         driver: "command",
         answer: "empty command line".into(),
     })?;
-    let mut c = tokio::process::Command::new(program);
-    c.args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+    env.iter()
+        .fold(command, |c, (k, v)| c.env(k, v))
+        .timeout(Duration::from_secs(60))
+        .run()
         .await
-        .map_err(|_| PowerError::Command {
-            command: command.clone(),
-            status: "timeout".into(),
-            stderr: "no answer within 60 s".into(),
-        })?
-        .map_err(|source| PowerError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(PowerError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .map_err(|e| match e {
+            ProcessError::Spawn { command, source } | ProcessError::Io { command, source } => {
+                PowerError::Spawn { command, source }
+            }
+            ProcessError::Failed {
+                command,
+                status,
+                stderr,
+            } => PowerError::Command {
+                command,
+                status: status.to_string(),
+                stderr,
+            },
+            ProcessError::TimedOut { command, limit } => PowerError::Command {
+                command,
+                status: "timeout".into(),
+                stderr: format!("no answer within {} s", limit.as_secs()),
+            },
+        })
 }
 
 // ------------------------------------------------------------------ IPMI

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mallee_blobs::durable::sync_dir;
 use mallee_qemu::{Accel, AccelChoice, AccelRequest, KvmProbe};
+use mallee_util::durable::sync_dir;
 use serde::{Deserialize, Serialize};
 
 /// The cached decision and what it is valid for.

@@ -246,11 +246,7 @@ fn node_id(config: &NodeConfig) -> Result<String, AgentError> {
         Err(e) => return Err(io(format!("read {}", file.display()))(e)),
     }
     let id = format!("nd-{:016x}", rand::random::<u64>());
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, format!("{id}\n"))
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &file))
-        .and_then(|()| mallee_blobs::durable::sync_dir(&config.data_dir))
+    mallee_util::durable::write_atomic(&file, format!("{id}\n").as_bytes())
         .map_err(io(format!("write {}", file.display())))?;
     Ok(id)
 }

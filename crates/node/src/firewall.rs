@@ -12,11 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mallee_node_api::{FirewallPolicy, FirewallRule, InstanceFirewall};
-
-use crate::network::{Ipv4Cidr, NetworkError};
+use mallee_util::cidr::Ipv4Cidr;
+use mallee_util::durable;
 
 /// The mark bit meaning "conntrack says established or related".
 pub const ESTABLISHED_MARK: u32 = 0x1;
@@ -33,8 +33,13 @@ pub enum FirewallError {
         reason: String,
     },
     /// The policy file could not be read or written.
-    #[error("{0}")]
-    Store(#[from] NetworkError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The policies of one node, by instance id.
@@ -104,14 +109,14 @@ fn render_rule(
             let addr: Ipv4Addr = cidr
                 .parse()
                 .map_err(|_| format!("bad CIDR {cidr:?} (IPv4 only)"))?;
-            Ipv4Cidr { addr, prefix: 32 }
+            Ipv4Cidr::host(addr)
         };
-        if parsed.prefix == 0 {
+        if parsed.prefix() == 0 {
             any_peer = true;
-        } else if parsed.prefix == 32 {
-            peers.push(parsed.addr.to_string());
+        } else if parsed.prefix() == 32 {
+            peers.push(parsed.addr().to_string());
         } else {
-            peers.push(format!("{}/{}", parsed.network(), parsed.prefix));
+            peers.push(parsed.canonical().to_string());
         }
     }
     let protocol = protocol_match(rule)?;
@@ -188,9 +193,9 @@ fn protocol_match(rule: &FirewallRule) -> Result<String, String> {
 }
 
 /// The stored policy (generation 0 and no instances when there is none).
-pub async fn load(path: &Path) -> Result<FirewallPolicy, NetworkError> {
+pub async fn load(path: &Path) -> Result<FirewallPolicy, FirewallError> {
     match tokio::fs::read(path).await {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NetworkError::Io {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| FirewallError::Io {
             path: path.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         }),
@@ -198,29 +203,21 @@ pub async fn load(path: &Path) -> Result<FirewallPolicy, NetworkError> {
             generation: 0,
             instances: Vec::new(),
         }),
-        Err(source) => Err(NetworkError::Io {
+        Err(source) => Err(FirewallError::Io {
             path: path.to_owned(),
             source,
         }),
     }
 }
 
-/// Stores `policy` durably (temporary file, fsync, rename, directory fsync).
-pub async fn store(path: &Path, policy: &FirewallPolicy) -> Result<(), NetworkError> {
-    let json = serde_json::to_vec_pretty(policy).map_err(|e| NetworkError::Io {
+/// Stores `policy` durably (see [`durable::write_atomic`]).
+pub async fn store(path: &Path, policy: &FirewallPolicy) -> Result<(), FirewallError> {
+    let io = |source| FirewallError::Io {
         path: path.to_owned(),
-        source: std::io::Error::other(e),
-    })?;
-    crate::network::write_atomic(path, &json).await?;
-    if let Some(dir) = path.parent()
-        && let Err(source) = mallee_blobs::durable::sync_dir(dir)
-    {
-        return Err(NetworkError::Io {
-            path: dir.to_owned(),
-            source,
-        });
-    }
-    Ok(())
+        source,
+    };
+    let json = serde_json::to_vec_pretty(policy).map_err(|e| io(std::io::Error::other(e)))?;
+    durable::write_atomic_async(path, &json).await.map_err(io)
 }
 
 #[cfg(test)]

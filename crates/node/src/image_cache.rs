@@ -25,7 +25,8 @@
 //! it is cached, and from then on no eviction (by another `get` or by
 //! `unpin_all`) can remove it between the download and the overlay.
 
-use mallee_blobs::durable::TempGuard;
+use mallee_util::durable::{self, TempGuard};
+use mallee_util::process::{Cmd, ProcessError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
@@ -52,8 +53,10 @@ const DATA_DIR: &str = "data";
 const TMP_DIR: &str = "tmp";
 /// The index file (under the root).
 const INDEX_FILE: &str = "index.json";
-/// The index's temporary name while it is being replaced.
-const INDEX_TMP: &str = "index.json.tmp";
+/// The temporary name of the index agents wrote before they shared
+/// [`durable::write_atomic`]; a leftover is removed at open like the
+/// current one.
+const OLD_INDEX_TMP: &str = "index.json.tmp";
 /// Version of the index format.
 const INDEX_VERSION: u32 = 1;
 /// How long a `qemu-img` invocation may run before it is killed (images are
@@ -644,15 +647,19 @@ fn open_blocking(root: &Path, limit: u64) -> Result<(State, Vec<String>), CacheE
         };
         removed.map_err(CacheError::io(format_args!("removing {}", path.display())))?;
     }
-    let index_tmp = root.join(INDEX_TMP);
-    match std::fs::remove_file(&index_tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(CacheError::io(format_args!(
-                "removing {}",
-                index_tmp.display()
-            ))(e));
+    for index_tmp in [
+        durable::temp_path(&root.join(INDEX_FILE)),
+        root.join(OLD_INDEX_TMP),
+    ] {
+        match std::fs::remove_file(&index_tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CacheError::io(format_args!(
+                    "removing {}",
+                    index_tmp.display()
+                ))(e));
+            }
         }
     }
 
@@ -745,23 +752,15 @@ fn read_index(root: &Path) -> Result<Vec<Entry>, CacheError> {
     Ok(index.entries)
 }
 
-/// Replaces the index atomically: temporary file, fsync, rename, directory
-/// fsync.
+/// Replaces the index atomically (see [`durable::write_atomic`]).
 fn write_index(root: &Path, index: &IndexFile) -> Result<(), CacheError> {
-    let tmp = root.join(INDEX_TMP);
     let path = root.join(INDEX_FILE);
     let text = serde_json::to_vec_pretty(index).map_err(|e| CacheError::Index {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let write = || -> io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        io::Write::write_all(&mut file, &text)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(CacheError::io(format_args!("writing {}", path.display())))?;
-    sync_dir(root)
+    durable::write_atomic(&path, &text)
+        .map_err(CacheError::io(format_args!("writing {}", path.display())))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CacheError> {
@@ -771,7 +770,7 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CacheError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CacheError> {
-    mallee_blobs::durable::sync_dir(dir).map_err(CacheError::io(format_args!(
+    durable::sync_dir(dir).map_err(CacheError::io(format_args!(
         "syncing directory {}",
         dir.display()
     )))
@@ -944,23 +943,21 @@ async fn run_qemu_img(action: &str, args: &[std::ffi::OsString]) -> Result<Vec<u
         action: action.to_owned(),
         message,
     };
-    let child = tokio::process::Command::new("qemu-img")
+    Cmd::new("qemu-img")
         .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(QEMU_IMG_TIMEOUT, child)
+        .timeout(QEMU_IMG_TIMEOUT)
+        .output()
         .await
-        .map_err(|_| err(format!("timed out after {} s", QEMU_IMG_TIMEOUT.as_secs())))?
-        .map_err(|e| err(format!("cannot run qemu-img: {e}")))?;
-    if !output.status.success() {
-        return Err(err(format!(
-            "{}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(output.stdout)
+        .map_err(|e| {
+            err(match e {
+                ProcessError::TimedOut { limit, .. } => {
+                    format!("timed out after {} s", limit.as_secs())
+                }
+                ProcessError::Spawn { source, .. } => format!("cannot run qemu-img: {source}"),
+                ProcessError::Failed { status, stderr, .. } => format!("{status}: {stderr}"),
+                other => other.to_string(),
+            })
+        })
 }
 
 #[cfg(test)]

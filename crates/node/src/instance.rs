@@ -37,7 +37,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{
     BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
 };
@@ -45,6 +44,7 @@ use mallee_qemu::{
     AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpError, QmpEvent, RunState,
     RunningVm, VmSpec,
 };
+use mallee_util::durable::{sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -149,16 +149,9 @@ pub(crate) fn read_record(dir: &Path) -> Result<InstanceRecord, String> {
 
 /// Writes `record` durably: temporary file, fsync, rename, directory fsync.
 fn write_record(dir: &Path, record: &InstanceRecord) -> std::io::Result<()> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{RECORD_FILE}.tmp"));
-    let mut guard = TempGuard::new(tmp.clone());
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(RECORD_FILE))?;
-    guard.disarm();
-    sync_dir(dir)
+    let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join(RECORD_FILE), &json)
 }
 
 /// The last [`CONSOLE_MAX`] bytes of an instance's serial output: the

@@ -22,19 +22,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mallee_util::cidr::Ipv4Cidr;
+use mallee_util::durable;
+use mallee_util::process::{Cmd, ProcessError, run};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tokio::sync::Mutex;
 
 use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
@@ -55,23 +54,16 @@ const LOG_FILE: &str = "dnsmasq.log";
 /// Errors of the instance network.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    /// A command ran and failed.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
+    /// A command (`ip`, `nft`, dnsmasq) could not run or failed.
+    #[error("{0}")]
+    Process(#[from] ProcessError),
+    /// A command's output could not be understood.
+    #[error("unexpected output from `{command}`: {reason}")]
+    Output {
         /// The command line.
         command: String,
-        /// Its exit status.
-        status: String,
-        /// What it wrote to stderr.
-        stderr: String,
-    },
-    /// A command could not be started at all.
-    #[error("could not run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// Why.
-        source: std::io::Error,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Reading or writing a state file failed.
     #[error("{}: {source}", path.display())]
@@ -100,93 +92,6 @@ pub enum NetworkError {
     /// The kernel lacks something the firewall needs.
     #[error("{0}")]
     Kernel(String),
-}
-
-/// An IPv4 network in CIDR notation (`172.31.0.0/20`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ipv4Cidr {
-    /// The address as written (host bits may be set).
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0..=32.
-    pub prefix: u8,
-}
-
-impl Ipv4Cidr {
-    /// The netmask (`255.255.240.0` for /20).
-    pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.mask_bits())
-    }
-
-    /// The network address (host bits cleared).
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & self.mask_bits())
-    }
-
-    /// The broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.mask_bits())
-    }
-
-    /// The first host address, which is the gateway (as in AWS subnets).
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network()).wrapping_add(1))
-    }
-
-    /// Whether `ip` is in this network.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask_bits() == u32::from(self.network())
-    }
-
-    /// The same network with the host bits cleared (`172.31.0.0/20`).
-    pub fn normalized(&self) -> Self {
-        Self {
-            addr: self.network(),
-            prefix: self.prefix,
-        }
-    }
-
-    fn mask_bits(&self) -> u32 {
-        u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0)
-    }
-}
-
-impl FromStr for Ipv4Cidr {
-    type Err = NetworkError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || NetworkError::Invalid {
-            what: "IPv4 CIDR",
-            value: s.to_owned(),
-        };
-        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
-        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-        if prefix > 32 {
-            return Err(invalid());
-        }
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl Serialize for Ipv4Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Ipv4Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// The node-wide network settings.
@@ -304,7 +209,11 @@ type Ports = BTreeMap<String, Port>;
 /// The bridge of `subnet` inside a VPC namespace: `br` + the network
 /// address in hex + the prefix (`brac1f000020` for 172.31.0.0/20).
 pub fn bridge_name(subnet: Ipv4Cidr) -> String {
-    format!("br{:08x}{:02}", u32::from(subnet.network()), subnet.prefix)
+    format!(
+        "br{:08x}{:02}",
+        u32::from(subnet.network()),
+        subnet.prefix()
+    )
 }
 
 /// One VPC's network on this node (namespace, bridges, dnsmasq, rules).
@@ -403,9 +312,9 @@ impl NodeNetwork {
         check_link_name(tap)?;
         let mut port = port;
         port.mac = normalize_mac(&port.mac)?;
-        port.subnet = port.subnet.normalized();
+        port.subnet = port.subnet.canonical();
         let subnet = port.subnet;
-        if subnet.prefix > 30 || subnet.prefix < 8 {
+        if subnet.prefix() > 30 || subnet.prefix() < 8 {
             return Err(NetworkError::Invalid {
                 what: "subnet (prefix must be 8..=30)",
                 value: subnet.to_string(),
@@ -432,11 +341,10 @@ impl NodeNetwork {
         let mut ports = self.load_ports().await?;
         // Another subnet of the VPC already using the same range would make
         // two bridges claim one route.
-        if let Some((_, other)) = ports.iter().find(|(name, p)| {
-            *name != tap
-                && p.subnet != subnet
-                && (p.subnet.contains(subnet.network()) || subnet.contains(p.subnet.network()))
-        }) {
+        if let Some((_, other)) = ports
+            .iter()
+            .find(|(name, p)| *name != tap && p.subnet != subnet && p.subnet.overlaps(subnet))
+        {
             return Err(NetworkError::Invalid {
                 what: "subnet (overlaps another subnet of the network)",
                 value: format!("{subnet} vs {}", other.subnet),
@@ -546,7 +454,7 @@ impl NodeNetwork {
             if let Err(e) = out
                 && namespace_exists(&config.netns)
             {
-                return Err(e);
+                return Err(e.into());
             }
         }
         // The pair dies with the namespace; a half-made one may be left in
@@ -582,7 +490,7 @@ impl NodeNetwork {
             && let Err(e) = run("ip", &["netns", "add", ns]).await
             && !namespace_exists(ns)
         {
-            return Err(e);
+            return Err(e.into());
         }
         self.ip(&["link", "set", "dev", "lo", "up"]).await?;
         self.ip(&[
@@ -676,7 +584,7 @@ impl NodeNetwork {
             "1",
         ])
         .await?;
-        let gateway = format!("{}/{}", subnet.first_host(), subnet.prefix);
+        let gateway = format!("{}/{}", subnet.first_host(), subnet.prefix());
         let broadcast = subnet.broadcast().to_string();
         self.ip(&[
             "addr",
@@ -762,7 +670,7 @@ impl NodeNetwork {
 
     /// The public range on-link and the default route via the bridge.
     async fn uplink_routes(&self, public: &PublicNetworkConfig) -> Result<(), NetworkError> {
-        let range = public.cidr.normalized().to_string();
+        let range = public.cidr.canonical().to_string();
         self.ip(&["route", "replace", &range, "dev", UPLINK])
             .await?;
         let gateway = public.gateway().to_string();
@@ -776,10 +684,9 @@ impl NodeNetwork {
     async fn addresses(&self, link: &str) -> Result<Vec<String>, NetworkError> {
         let out = self.ip(&["-j", "-4", "addr", "show", "dev", link]).await?;
         let parsed: serde_json::Value =
-            serde_json::from_str(&out).map_err(|e| NetworkError::Command {
+            serde_json::from_str(&out).map_err(|e| NetworkError::Output {
                 command: format!("ip -n {} -j -4 addr show dev {link}", self.netns()),
-                status: "unparsable output".to_owned(),
-                stderr: e.to_string(),
+                reason: e.to_string(),
             })?;
         let mut addrs = Vec::new();
         for link in parsed.as_array().into_iter().flatten() {
@@ -795,15 +702,10 @@ impl NodeNetwork {
     }
 
     async fn link_exists(&self, name: &str) -> Result<bool, NetworkError> {
-        let out = Command::new("ip")
+        Ok(Cmd::new("ip")
             .args(["-n", self.netns(), "link", "show", "dev", name])
-            .output()
-            .await
-            .map_err(|source| NetworkError::Spawn {
-                command: format!("ip -n {} link show dev {name}", self.netns()),
-                source,
-            })?;
-        Ok(out.status.success())
+            .succeeds()
+            .await?)
     }
 
     async fn delete_link(&self, name: &str) -> Result<(), NetworkError> {
@@ -818,9 +720,11 @@ impl NodeNetwork {
 
     /// `ip -n NS ARGS…`, returning stdout.
     async fn ip(&self, args: &[&str]) -> Result<String, NetworkError> {
-        let mut full = vec!["-n", self.netns()];
-        full.extend_from_slice(args);
-        run("ip", &full).await
+        Ok(Cmd::new("ip")
+            .args(["-n", self.netns()])
+            .args(args)
+            .run()
+            .await?)
     }
 
     async fn load_ports(&self) -> Result<Ports, NetworkError> {
@@ -840,11 +744,11 @@ impl NodeNetwork {
             path: self.inner.config.file(PORTS_FILE),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&self.inner.config.file(PORTS_FILE), &json).await
+        write_file(&self.inner.config.file(PORTS_FILE), &json).await
     }
 
     async fn write_hosts(&self, ports: &Ports) -> Result<(), NetworkError> {
-        write_atomic(
+        write_file(
             &self.inner.config.file(HOSTS_FILE),
             hosts_file(ports).as_bytes(),
         )
@@ -951,7 +855,7 @@ impl NodeNetwork {
         // dnsmasq only reads its lease file at start; a lease held by a MAC
         // that no longer owns the address would make it refuse the new owner.
         if stale {
-            write_atomic(&leases_path, kept.as_bytes()).await?;
+            write_file(&leases_path, kept.as_bytes()).await?;
         }
         remove_file_if_exists(&config.file(PID_FILE)).await?;
         let mut full = vec!["netns", "exec", self.netns(), "dnsmasq"];
@@ -1140,47 +1044,11 @@ fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String
 /// Runs `nft -f -` with `script` (inside `netns` when given): one
 /// transaction, applied whole or not at all.
 pub(crate) async fn nft_apply(netns: Option<&str>, script: &str) -> Result<(), NetworkError> {
-    let (program, args): (&str, Vec<&str>) = match netns {
-        Some(ns) => ("ip", vec!["netns", "exec", ns, "nft", "-f", "-"]),
-        None => ("nft", vec!["-f", "-"]),
+    let nft = match netns {
+        Some(ns) => Cmd::new("ip").args(["netns", "exec", ns, "nft"]),
+        None => Cmd::new("nft"),
     };
-    let command = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut child = Command::new(program)
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|source| NetworkError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(NetworkError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
+    nft.args(["-f", "-"]).stdin(script).run().await?;
     Ok(())
 }
 
@@ -1220,11 +1088,11 @@ fn kept_leases(leases: &str, ports: &Ports) -> String {
 }
 
 async fn host_link_exists(name: &str) -> bool {
-    Command::new("ip")
+    Cmd::new("ip")
         .args(["link", "show", "dev", name])
-        .output()
+        .succeeds()
         .await
-        .is_ok_and(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// The pid and command line of this network's dnsmasq, if it runs. The
@@ -1291,42 +1159,14 @@ pub(crate) fn namespace_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
-/// Runs a command, returning stdout; failure carries its stderr.
-pub(crate) async fn run(program: &str, args: &[&str]) -> Result<String, NetworkError> {
-    let command = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
+/// Stores `bytes` at `path` durably (see [`durable::write_atomic`]).
+pub(crate) async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+    durable::write_atomic_async(path, bytes)
         .await
-        .map_err(|source| NetworkError::Spawn {
-            command: command.clone(),
+        .map_err(|source| NetworkError::Io {
+            path: path.to_owned(),
             source,
-        })?;
-    if !out.status.success() {
-        return Err(NetworkError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| NetworkError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-    file.write_all(bytes).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    drop(file);
-    tokio::fs::rename(&tmp, path).await.map_err(io)
+        })
 }
 
 async fn remove_file_if_exists(path: &Path) -> Result<(), NetworkError> {
@@ -1416,27 +1256,6 @@ mod tests {
             subnet: "10.0.0.0/24".parse().expect("subnet"),
             public_ip: None,
         }
-    }
-
-    #[test]
-    fn cidr_arithmetic() {
-        let c: Ipv4Cidr = "172.31.5.9/20".parse().expect("parses");
-        assert_eq!(c.to_string(), "172.31.5.9/20");
-        assert_eq!(c.network(), Ipv4Addr::new(172, 31, 0, 0));
-        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 240, 0));
-        assert_eq!(c.broadcast(), Ipv4Addr::new(172, 31, 15, 255));
-        assert_eq!(c.first_host(), Ipv4Addr::new(172, 31, 0, 1));
-        assert_eq!(c.normalized().to_string(), "172.31.0.0/20");
-        assert!(c.contains(Ipv4Addr::new(172, 31, 15, 254)));
-        assert!(!c.contains(Ipv4Addr::new(172, 31, 16, 1)));
-        for bad in ["172.31.0.0", "172.31.0.0/33", "x/20", "172.31.0.0/"] {
-            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
-        }
-        let all: Ipv4Cidr = "0.0.0.0/0".parse().expect("parses");
-        assert_eq!(all.netmask(), Ipv4Addr::UNSPECIFIED);
-        let json = serde_json::to_string(&c).expect("serialises");
-        assert_eq!(json, "\"172.31.5.9/20\"");
-        assert_eq!(serde_json::from_str::<Ipv4Cidr>(&json).expect("parses"), c);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mallee_node_api::{FirewallPolicy, NicSpec};
+use mallee_util::cidr::Ipv4Cidr;
+use mallee_util::process::run;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -22,8 +24,8 @@ use tokio::task::JoinHandle;
 use crate::firewall::{self, FirewallError};
 use crate::metadata::{MetadataError, MetadataService};
 use crate::network::{
-    Ipv4Cidr, METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig,
-    VpcConfig, nft_apply, run, tap_name,
+    METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig, VpcConfig,
+    nft_apply, tap_name,
 };
 
 /// The file (under the data directory) holding the latest firewall policy.
@@ -223,7 +225,7 @@ impl Networks {
                 path: vpc_config.state_dir.join(VPC_FILE),
                 source: std::io::Error::other(e),
             })?;
-            crate::network::write_atomic(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
+            crate::network::write_file(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
             let firewalls = Arc::new(firewall::by_instance(&state.policy));
             let network = NodeNetwork::ensure(vpc_config, firewalls).await?;
             let metadata_task = self.serve_metadata(&network).await?;
@@ -406,7 +408,7 @@ fn vpc_records(root: &Path) -> Vec<VpcRecord> {
 /// interface of the host.
 async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError> {
     crate::network::check_link_name(&public.bridge)?;
-    if public.cidr.prefix > 30 || public.cidr.prefix < 8 {
+    if public.cidr.prefix() > 30 || public.cidr.prefix() < 8 {
         return Err(NetworkError::Invalid {
             what: "public range (prefix must be 8..=30)",
             value: public.cidr.to_string(),
@@ -418,10 +420,10 @@ async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError>
         if let Err(e) = made
             && run("ip", &["link", "show", "dev", bridge]).await.is_err()
         {
-            return Err(e);
+            return Err(e.into());
         }
     }
-    let address = format!("{}/{}", public.gateway(), public.cidr.prefix);
+    let address = format!("{}/{}", public.gateway(), public.cidr.prefix());
     let broadcast = public.cidr.broadcast().to_string();
     run(
         "ip",

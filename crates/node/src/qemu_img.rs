@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use mallee_node_api::DiskFormat;
+use mallee_util::process::{Cmd, ProcessError};
 use tokio::io::AsyncReadExt;
 
 /// The program run (from `PATH`; Debian package `qemu-utils`).
@@ -34,24 +35,20 @@ pub struct ImageInfo {
 }
 
 async fn run(action: &'static str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, QemuImgError> {
-    let out = tokio::process::Command::new(QEMU_IMG)
+    Cmd::new(QEMU_IMG)
         .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| QemuImgError {
             action,
-            message: format!("cannot run {QEMU_IMG} (Debian package qemu-utils): {e}"),
-        })?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(QemuImgError {
-            action,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            message: match e {
+                ProcessError::Spawn { source, .. } => {
+                    format!("cannot run {QEMU_IMG} (Debian package qemu-utils): {source}")
+                }
+                ProcessError::Failed { stderr, .. } => stderr,
+                other => other.to_string(),
+            },
         })
-    }
 }
 
 /// `qemu-img info` of `path` read as `format` (never probed: an image's

@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{
     DiskFormat, NodeError, ObservedSnapshot, SnapshotSpec, SnapshotState, VolumeState,
 };
 use mallee_qemu::{QmpError, RunningVm};
+use mallee_util::durable::{TempGuard, sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -291,15 +291,8 @@ impl Snapshots {
     /// Stores a record durably (temporary file, fsync, rename, directory
     /// fsync), then in memory.
     fn store(&self, record: &SnapshotRecord) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.snapshot_id));
-        let mut guard = TempGuard::new(tmp.clone());
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.record_path(&record.snapshot_id))?;
-        guard.disarm();
-        sync_dir(&self.dir)?;
+        let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        write_atomic(&self.record_path(&record.snapshot_id), &json)?;
         if let Some(entry) = lock(&self.entries).get_mut(&record.snapshot_id) {
             entry.record = record.clone();
         }

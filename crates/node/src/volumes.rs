@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mallee_blobs::durable::{TempGuard, sync_dir};
 use mallee_node_api::{ObservedVolume, SnapshotSource, VolumeState};
 use mallee_qemu::DiskFormat;
+use mallee_util::durable::{TempGuard, sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 
 /// Largest volume, in GiB (EBS' limit for most volume types).
@@ -118,16 +118,12 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct Qcow2Files {
     dir: PathBuf,
-    qemu_img: PathBuf,
 }
 
 impl Qcow2Files {
     /// Volumes in `dir`, created with `qemu-img` from `PATH`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            qemu_img: PathBuf::from("qemu-img"),
-        }
+        Self { dir: dir.into() }
     }
 
     fn path(&self, volume_id: &str) -> PathBuf {
@@ -166,26 +162,7 @@ impl VolumeBackend for Qcow2Files {
             .map_err(io(format!("create {}", self.dir.display())))?;
         let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
         let mut guard = TempGuard::new(tmp.clone());
-        let out = tokio::process::Command::new(&self.qemu_img)
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&tmp)
-            .arg(format!("{size_gib}G"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .map_err(|e| VolumeError::QemuImg {
-                action: "create",
-                message: format!(
-                    "cannot run {} (Debian package qemu-utils): {e}",
-                    self.qemu_img.display()
-                ),
-            })?;
-        if !out.status.success() {
-            return Err(VolumeError::QemuImg {
-                action: "create",
-                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
+        crate::qemu_img::create_qcow2(&tmp, size_gib.saturating_mul(GIB)).await?;
         self.finish(volume_id, tmp).await?;
         guard.disarm();
         Ok(())
@@ -478,19 +455,11 @@ impl Volumes {
     /// Stores `record` durably (temporary file, fsync, rename, directory
     /// fsync), then in memory.
     pub fn put(&self, record: VolumeRecord) -> Result<(), VolumeError> {
-        use std::io::Write;
         let path = self.record_path(&record.volume_id);
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.volume_id));
-        let mut guard = TempGuard::new(tmp.clone());
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir)
-        };
-        write().map_err(io(format!("write {}", path.display())))?;
-        guard.disarm();
+        serde_json::to_vec_pretty(&record)
+            .map_err(std::io::Error::other)
+            .and_then(|json| write_atomic(&path, &json))
+            .map_err(io(format!("write {}", path.display())))?;
         lock(&self.records).insert(record.volume_id.clone(), record);
         Ok(())
     }

@@ -13,10 +13,9 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use mallee_node::firewall::Firewalls;
-use mallee_node::network::{
-    Ipv4Cidr, NetworkError, NodeNetwork, Port, VpcConfig, bridge_name, tap_name,
-};
+use mallee_node::network::{NetworkError, NodeNetwork, Port, VpcConfig, bridge_name, tap_name};
 use mallee_node_api::{FirewallRule, InstanceFirewall};
+use mallee_util::cidr::Ipv4Cidr;
 
 /// The bridge of the tests' subnet.
 fn bridge() -> String {

@@ -6,6 +6,7 @@
 //! interrupted by a crash leaves nothing behind.
 
 pub mod addresses;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod images;
 pub mod instances;
@@ -64,7 +65,8 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
-/// backend implements the same trait and passes the same conformance suite.
+/// backend implements the same trait and passes the same conformance suite
+/// (`conformance::run`, behind the `conformance` feature).
 #[async_trait]
 pub trait Store:
     ObjectIndex

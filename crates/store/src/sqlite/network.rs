@@ -4,11 +4,15 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::{
+    SqliteStore, conflict, delete_resource_tx, insert_resource_tx, require_tx, tag_new_resource_tx,
+};
 use crate::network::{
     DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use crate::{StoreError, StoreResult, TagPair};
+
+const GROUP_EXISTS: &str = "SELECT 1 FROM security_groups WHERE group_id = ?";
 
 fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
     Ok(Vpc {
@@ -60,32 +64,6 @@ fn rule_from_row(row: &SqliteRow) -> StoreResult<SecurityGroupRule> {
     })
 }
 
-async fn register(
-    tx: &mut Transaction<'static, Sqlite>,
-    resource_id: &str,
-    account_id: &str,
-    resource_type: &str,
-    created_at: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(resource_id)
-    .bind(account_id)
-    .bind(resource_type)
-    .bind(created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(resource_id.to_owned())
-        } else {
-            StoreError::Database(e)
-        }
-    })?;
-    Ok(())
-}
-
 async fn bump_generation(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
     sqlx::query("UPDATE firewall_generation SET generation = generation + 1 WHERE id = 1")
         .execute(&mut **tx)
@@ -94,7 +72,7 @@ async fn bump_generation(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<(
 }
 
 async fn insert_subnet(tx: &mut Transaction<'static, Sqlite>, subnet: &Subnet) -> StoreResult<()> {
-    register(
+    insert_resource_tx(
         tx,
         &subnet.subnet_id,
         &subnet.account_id,
@@ -140,7 +118,7 @@ async fn insert_group(
     if vpc_owner.as_deref() != Some(group.account_id.as_str()) {
         return Err(StoreError::NotFound(group.vpc_id.clone()));
     }
-    register(
+    insert_resource_tx(
         tx,
         &group.group_id,
         &group.account_id,
@@ -168,16 +146,9 @@ async fn insert_rule(
     rule: &SecurityGroupRule,
 ) -> StoreResult<()> {
     for group in std::iter::once(&rule.group_id).chain(rule.referenced_group_id.as_ref()) {
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM security_groups WHERE group_id = ?")
-                .bind(group)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(group.clone()));
-        }
+        require_tx(tx, GROUP_EXISTS, group).await?;
     }
-    register(
+    insert_resource_tx(
         tx,
         &rule.rule_id,
         &rule.account_id,
@@ -203,13 +174,7 @@ async fn insert_rule(
     .bind(rule.created_at)
     .execute(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(rule.rule_id.clone())
-        } else {
-            StoreError::Database(e)
-        }
-    })?;
+    .map_err(conflict(&rule.rule_id))?;
     Ok(())
 }
 
@@ -290,7 +255,7 @@ impl NetworkIndex for SqliteStore {
             }
             None => {
                 let vpc = &template.vpc;
-                register(&mut tx, &vpc.vpc_id, account_id, "vpc", vpc.created_at).await?;
+                insert_resource_tx(&mut tx, &vpc.vpc_id, account_id, "vpc", vpc.created_at).await?;
                 sqlx::query(
                     "INSERT INTO vpcs (vpc_id, account_id, cidr, is_default, created_at)
                      VALUES (?, ?, ?, 1, ?)",
@@ -372,13 +337,7 @@ impl NetworkIndex for SqliteStore {
         for rule in rules {
             insert_rule(&mut tx, rule).await?;
         }
-        put_tags_tx(
-            &mut tx,
-            &group.account_id,
-            std::slice::from_ref(&group.group_id),
-            tags,
-        )
-        .await?;
+        tag_new_resource_tx(&mut tx, &group.account_id, &group.group_id, tags).await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -499,13 +458,7 @@ impl NetworkIndex for SqliteStore {
         let mut tx = self.write_tx().await?;
         for rule in rules {
             insert_rule(&mut tx, rule).await?;
-            put_tags_tx(
-                &mut tx,
-                &rule.account_id,
-                std::slice::from_ref(&rule.rule_id),
-                tags,
-            )
-            .await?;
+            tag_new_resource_tx(&mut tx, &rule.account_id, &rule.rule_id, tags).await?;
         }
         bump_generation(&mut tx).await?;
         tx.commit().await?;
@@ -521,12 +474,7 @@ impl NetworkIndex for SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(
-                "DELETE FROM resources WHERE resource_id = ? AND resource_type = 'security-group-rule'",
-            )
-            .bind(rule_id)
-            .execute(&mut *tx)
-            .await?;
+            delete_resource_tx(&mut tx, rule_id, "security-group-rule").await?;
         }
         if removed > 0 {
             bump_generation(&mut tx).await?;
@@ -541,27 +489,18 @@ impl NetworkIndex for SqliteStore {
         group_ids: &[String],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM instances WHERE instance_id = ?")
-                .bind(instance_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(instance_id.to_owned()));
-        }
+        require_tx(
+            &mut tx,
+            "SELECT 1 FROM instances WHERE instance_id = ?",
+            instance_id,
+        )
+        .await?;
         sqlx::query("DELETE FROM instance_security_groups WHERE instance_id = ?")
             .bind(instance_id)
             .execute(&mut *tx)
             .await?;
         for (position, group_id) in group_ids.iter().enumerate() {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM security_groups WHERE group_id = ?")
-                    .bind(group_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(group_id.clone()));
-            }
+            require_tx(&mut tx, GROUP_EXISTS, group_id).await?;
             sqlx::query(
                 "INSERT INTO instance_security_groups (instance_id, group_id, position)
                  VALUES (?, ?, ?) ON CONFLICT (instance_id, group_id) DO NOTHING",

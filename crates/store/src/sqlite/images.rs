@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::snapshots::SNAPSHOT_EXISTS;
+use super::{SqliteStore, insert_resource_tx, require_tx, tag_new_resource_tx};
 use crate::images::{Image, ImageIndex, LaunchPermissionChange};
 use crate::{StoreError, StoreResult, TagPair};
 
@@ -23,6 +24,8 @@ macro_rules! select_images {
         )
     };
 }
+
+const IMAGE_EXISTS: &str = "SELECT 1 FROM images WHERE image_id = ?";
 
 fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
     let size: i64 = row.try_get("size")?;
@@ -59,18 +62,6 @@ fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
         block_device_mappings: serde_json::from_str(&block_device_mappings)
             .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?,
     })
-}
-
-async fn image_exists_tx(tx: &mut Transaction<'static, Sqlite>, image_id: &str) -> StoreResult<()> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT image_id FROM images WHERE image_id = ?")
-            .bind(image_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(StoreError::NotFound(image_id.to_owned())),
-    }
 }
 
 async fn add_permissions_tx(
@@ -113,33 +104,18 @@ impl ImageIndex for SqliteStore {
             .iter()
             .filter_map(|m| m.snapshot_id.as_deref())
         {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT snapshot_id FROM snapshots WHERE snapshot_id = ?")
-                    .bind(snapshot_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(StoreError::NotFound(snapshot_id.to_owned()));
-            }
+            require_tx(&mut tx, SNAPSHOT_EXISTS, snapshot_id).await?;
         }
         let mappings = serde_json::to_string(&image.block_device_mappings)
             .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?;
-        let resource = sqlx::query(
-            "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, 'image', ?)",
+        insert_resource_tx(
+            &mut tx,
+            &image.image_id,
+            &image.account_id,
+            "image",
+            image.created_at,
         )
-        .bind(&image.image_id)
-        .bind(&image.account_id)
-        .bind(image.created_at)
-        .execute(&mut *tx)
-        .await;
-        match resource {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(image.image_id.clone()));
-            }
-            other => {
-                other?;
-            }
-        }
+        .await?;
         sqlx::query(
             "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
                 virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
@@ -171,13 +147,7 @@ impl ImageIndex for SqliteStore {
         .execute(&mut *tx)
         .await?;
         add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
-        put_tags_tx(
-            &mut tx,
-            &image.account_id,
-            std::slice::from_ref(&image.image_id),
-            tags,
-        )
-        .await?;
+        tag_new_resource_tx(&mut tx, &image.account_id, &image.image_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -269,7 +239,7 @@ impl ImageIndex for SqliteStore {
         change: &LaunchPermissionChange,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        image_exists_tx(&mut tx, image_id).await?;
+        require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
         add_permissions_tx(&mut tx, image_id, &change.add).await?;
         for account in &change.remove {
             sqlx::query(
@@ -293,7 +263,7 @@ impl ImageIndex for SqliteStore {
 
     async fn reset_launch_permissions(&self, image_id: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        image_exists_tx(&mut tx, image_id).await?;
+        require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
         sqlx::query("DELETE FROM image_launch_permissions WHERE image_id = ?")
             .bind(image_id)
             .execute(&mut *tx)

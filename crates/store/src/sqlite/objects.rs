@@ -15,12 +15,14 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, is_unique_violation};
+use super::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
     Segment,
 };
 use crate::{StoreError, StoreResult};
+
+const UPLOAD_EXISTS: &str = "SELECT 1 FROM multipart_uploads WHERE upload_id = ?";
 
 fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} out of range")))
@@ -36,10 +38,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// The smallest string greater than every string that starts with `prefix`,
@@ -289,13 +287,7 @@ impl ObjectIndex for SqliteStore {
 
     async fn delete_bucket(&self, name: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM buckets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(name.to_owned()));
-        }
+        require_tx(&mut tx, "SELECT 1 FROM buckets WHERE name = ?", name).await?;
         let in_use: i64 = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1)
                  OR EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)",
@@ -486,14 +478,7 @@ impl ObjectIndex for SqliteStore {
 
     async fn put_part(&self, part: &Part) -> StoreResult<Option<String>> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM multipart_uploads WHERE upload_id = ?")
-                .bind(&part.upload_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(part.upload_id.clone()));
-        }
+        require_tx(&mut tx, UPLOAD_EXISTS, &part.upload_id).await?;
         let old: Option<String> = sqlx::query_scalar(
             "SELECT blob_id FROM multipart_parts WHERE upload_id = ? AND part_number = ?",
         )
@@ -535,14 +520,7 @@ impl ObjectIndex for SqliteStore {
         object: &ObjectRecord,
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM multipart_uploads WHERE upload_id = ?")
-                .bind(upload_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(upload_id.to_owned()));
-        }
+        require_tx(&mut tx, UPLOAD_EXISTS, upload_id).await?;
         let mut freed = put_object_tx(&mut tx, object).await?;
         let used: HashSet<&str> = object.segments.iter().map(|s| s.blob_id.as_str()).collect();
         for blob in remove_upload_tx(&mut tx, upload_id).await? {

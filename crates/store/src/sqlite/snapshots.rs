@@ -3,9 +3,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::{SqliteStore, delete_resource_tx, insert_resource_tx, require_tx, tag_new_resource_tx};
 use crate::snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 use crate::{Segment, StoreError, StoreResult, TagPair};
+
+pub(super) const SNAPSHOT_EXISTS: &str = "SELECT 1 FROM snapshots WHERE snapshot_id = ?";
 
 fn snapshot_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SnapshotRecord> {
     let segments: Option<String> = row.try_get("segments")?;
@@ -74,22 +76,14 @@ impl SnapshotIndex for SqliteStore {
     ) -> StoreResult<()> {
         let (segments, size, sha256, format) = data_columns(snapshot)?;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-             VALUES (?, ?, 'snapshot', ?)",
+        insert_resource_tx(
+            &mut tx,
+            &snapshot.snapshot_id,
+            &snapshot.account_id,
+            "snapshot",
+            snapshot.created_at,
         )
-        .bind(&snapshot.snapshot_id)
-        .bind(&snapshot.account_id)
-        .bind(snapshot.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(snapshot.snapshot_id.clone())
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
+        .await?;
         sqlx::query(
             "INSERT INTO snapshots (snapshot_id, account_id, volume_id, volume_size_gib, node_id,
                state, desired, progress, segments, data_size, sha256, disk_format, generation,
@@ -115,15 +109,7 @@ impl SnapshotIndex for SqliteStore {
         .bind(snapshot.updated_at)
         .execute(&mut *tx)
         .await?;
-        if !tags.is_empty() {
-            put_tags_tx(
-                &mut tx,
-                &snapshot.account_id,
-                std::slice::from_ref(&snapshot.snapshot_id),
-                tags,
-            )
-            .await?;
-        }
+        tag_new_resource_tx(&mut tx, &snapshot.account_id, &snapshot.snapshot_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -139,20 +125,15 @@ impl SnapshotIndex for SqliteStore {
     }
 
     async fn snapshots(&self, account_id: Option<&str>) -> StoreResult<Vec<SnapshotRecord>> {
-        let rows = match account_id {
-            Some(account) => {
-                sqlx::query("SELECT * FROM snapshots WHERE account_id = ? ORDER BY snapshot_id")
-                    .bind(account)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM snapshots ORDER BY snapshot_id")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(snapshot_from_row).collect()
+        self.rows_of(
+            account_id,
+            "SELECT * FROM snapshots WHERE account_id = ? ORDER BY snapshot_id",
+            "SELECT * FROM snapshots ORDER BY snapshot_id",
+        )
+        .await?
+        .iter()
+        .map(snapshot_from_row)
+        .collect()
     }
 
     async fn snapshots_shared_with(&self, account_id: &str) -> StoreResult<Vec<SnapshotRecord>> {
@@ -222,14 +203,7 @@ impl SnapshotIndex for SqliteStore {
             .bind(&record.snapshot_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM tags WHERE resource_id = ?")
-            .bind(&record.snapshot_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = 'snapshot'")
-            .bind(&record.snapshot_id)
-            .execute(&mut *tx)
-            .await?;
+        delete_resource_tx(&mut tx, &record.snapshot_id, "snapshot").await?;
         tx.commit().await?;
         Ok(SnapshotDeletion::Deleted(stored.data))
     }
@@ -250,14 +224,7 @@ impl SnapshotIndex for SqliteStore {
         remove: &[String],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT snapshot_id FROM snapshots WHERE snapshot_id = ?")
-                .bind(snapshot_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(snapshot_id.to_owned()));
-        }
+        require_tx(&mut tx, SNAPSHOT_EXISTS, snapshot_id).await?;
         for grantee in add {
             sqlx::query(
                 "INSERT INTO snapshot_permissions (snapshot_id, grantee) VALUES (?, ?)

@@ -46,17 +46,15 @@ async fn get(store: &dyn Store, id: &str) -> SnapshotRecord {
 
 /// Runs the snapshot checks.
 pub async fn run(store: &dyn Store) {
-    for (id, name) in [
-        (OWNER, "snapshots-one"),
-        (OTHER, "snapshots-two"),
-        (THIRD, "snapshots-three"),
-    ] {
-        let (account, user) = super::account(id, name);
-        store
-            .create_account(&account, &user)
-            .await
-            .expect("account");
-    }
+    super::create_accounts(
+        store,
+        &[
+            (OWNER, "snapshots-one"),
+            (OTHER, "snapshots-two"),
+            (THIRD, "snapshots-three"),
+        ],
+    )
+    .await;
     create_list_update(store).await;
     permissions(store).await;
     images_hold_snapshots(store).await;
@@ -238,7 +236,7 @@ async fn images_hold_snapshots(store: &dyn Store) {
             delete_on_termination: true,
             ..ImageBlockDevice::default()
         }],
-        ..super::image(id, OWNER, name)
+        ..super::images::image(id, OWNER, name)
     };
     assert!(
         matches!(

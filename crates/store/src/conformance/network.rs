@@ -111,13 +111,7 @@ async fn resource_types(store: &dyn Store, ids: &[&str]) -> Vec<String> {
 pub async fn run(store: &dyn Store) {
     let alpha = "777777777777";
     let beta = "888888888888";
-    for (id, name) in [(alpha, "net-alpha"), (beta, "net-beta")] {
-        let (account, user) = super::account(id, name);
-        store
-            .create_account(&account, &user)
-            .await
-            .expect("network account");
-    }
+    super::create_accounts(store, &[(alpha, "net-alpha"), (beta, "net-beta")]).await;
     default_vpcs(store, alpha, beta).await;
     groups_and_rules(store, alpha, beta).await;
     memberships(store, alpha).await;
@@ -437,7 +431,7 @@ async fn groups_and_rules(store: &dyn Store, alpha: &str, beta: &str) {
 fn network_instance(id: &str, reservation: &Reservation, ip: &str, mac: u8) -> InstanceRecord {
     InstanceRecord {
         network_id: "vpc-net".into(),
-        ..super::instance(id, reservation, 0, ip, mac)
+        ..super::instances::instance(id, reservation, 0, ip, mac)
     }
 }
 
@@ -452,7 +446,7 @@ async fn memberships(store: &dyn Store, alpha: &str) {
         .create_security_group(&db, &[], &[])
         .await
         .expect("create db");
-    let r = super::reservation("r-net", alpha, None, 500);
+    let r = super::instances::reservation("r-net", alpha, None, 500);
     let live = network_instance("i-net-live", &r, "172.31.0.10", 0xa1);
     let gone = network_instance("i-net-gone", &r, "172.31.0.11", 0xa2);
     store

@@ -50,6 +50,23 @@ fn reserved(r: MetalReservation) -> Vec<String> {
     }
 }
 
+/// `count` free systems of `group`.
+fn from_group(group: &str, count: usize) -> MetalSelection {
+    MetalSelection::Group {
+        group: group.into(),
+        count,
+    }
+}
+
+/// A stored system.
+async fn get(store: &dyn Store, name: &str) -> MetalSystemRecord {
+    store
+        .metal_system(name)
+        .await
+        .expect("get")
+        .unwrap_or_else(|| panic!("{name} is gone"))
+}
+
 async fn reserve(store: &dyn Store, selection: MetalSelection, owner: &str) -> MetalReservation {
     store
         .reserve_metal_systems(&selection, owner, "reserved", r#"{"state":"reserved"}"#, 50)
@@ -210,11 +227,7 @@ async fn systems(store: &dyn Store) {
     st.deadline = Some(99);
     st.last_event = Some("DHCP lease".into());
     assert!(store.save_metal_state(&st).await.expect("save"));
-    let got = store
-        .metal_system("ms-1")
-        .await
-        .expect("get")
-        .expect("ms-1");
+    let got = get(store, "ms-1").await;
     assert_eq!(got.hostname, "ms-1");
     assert_eq!(got.variables, "{}");
     assert_eq!(
@@ -239,11 +252,7 @@ async fn systems(store: &dyn Store) {
             .await
             .expect("admin")
     );
-    let got = store
-        .metal_system("ms-1")
-        .await
-        .expect("get")
-        .expect("ms-1");
+    let got = get(store, "ms-1").await;
     assert_eq!(
         (
             got.hostname.as_str(),
@@ -257,11 +266,7 @@ async fn systems(store: &dyn Store) {
     let mut st2 = got.clone();
     st2.wipe = None;
     assert!(store.save_metal_state(&st2).await.expect("state"));
-    let got = store
-        .metal_system("ms-1")
-        .await
-        .expect("get")
-        .expect("ms-1");
+    let got = get(store, "ms-1").await;
     assert_eq!(
         got.wipe.as_deref(),
         Some("zero"),
@@ -314,46 +319,16 @@ async fn reservations(store: &dyn Store) {
     }
     // More than are free: nothing reserved.
     assert_eq!(
-        reserve(
-            store,
-            MetalSelection::Group {
-                group: "mg-r".into(),
-                count: 4
-            },
-            "a"
-        )
-        .await,
+        reserve(store, from_group("mg-r", 4), "a").await,
         MetalReservation::NotEnoughFree { free: 3 }
     );
     assert_eq!(
-        reserve(
-            store,
-            MetalSelection::Group {
-                group: "mg-none".into(),
-                count: 1
-            },
-            "a"
-        )
-        .await,
+        reserve(store, from_group("mg-none", 1), "a").await,
         MetalReservation::Unknown("group mg-none".into())
     );
-    let two = reserved(
-        reserve(
-            store,
-            MetalSelection::Group {
-                group: "mg-r".into(),
-                count: 2,
-            },
-            "a",
-        )
-        .await,
-    );
+    let two = reserved(reserve(store, from_group("mg-r", 2), "a").await);
     assert_eq!(two, ["mr-1", "mr-2"]);
-    let got = store
-        .metal_system("mr-1")
-        .await
-        .expect("get")
-        .expect("mr-1");
+    let got = get(store, "mr-1").await;
     assert_eq!(
         (
             got.owner.as_deref(),
@@ -375,11 +350,7 @@ async fn reservations(store: &dyn Store) {
             state_name: "reserved".into()
         }
     );
-    let mr3 = store
-        .metal_system("mr-3")
-        .await
-        .expect("get")
-        .expect("mr-3");
+    let mr3 = get(store, "mr-3").await;
     assert_eq!(
         (mr3.owner, mr3.state_name.as_str()),
         (None, "free"),
@@ -391,10 +362,7 @@ async fn reservations(store: &dyn Store) {
     );
 
     // Two owners race for the last free system: exactly one gets it.
-    let last = || MetalSelection::Group {
-        group: "mg-r".into(),
-        count: 1,
-    };
+    let last = || from_group("mg-r", 1);
     let (x, y) = tokio::join!(reserve(store, last(), "x"), reserve(store, last(), "y"));
     let winners: Vec<&MetalReservation> = [&x, &y]
         .into_iter()
@@ -407,11 +375,6 @@ async fn reservations(store: &dyn Store) {
             .any(|r| **r == MetalReservation::NotEnoughFree { free: 0 }),
         "{x:?} / {y:?}"
     );
-    let owner = store
-        .metal_system("mr-3")
-        .await
-        .expect("get")
-        .expect("mr-3")
-        .owner;
+    let owner = get(store, "mr-3").await.owner;
     assert!(matches!(owner.as_deref(), Some("x" | "y")));
 }

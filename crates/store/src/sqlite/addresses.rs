@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::{SqliteStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
 use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 use crate::{StoreResult, UnixMillis};
 
@@ -50,12 +50,7 @@ impl AddressIndex for SqliteStore {
             if deleted != 1 {
                 return Ok(AddressOutcome::Stale);
             }
-            sqlx::query(
-                "DELETE FROM resources WHERE resource_id = ? AND resource_type = 'elastic-ip'",
-            )
-            .bind(&address.allocation_id)
-            .execute(&mut *tx)
-            .await?;
+            delete_resource_tx(&mut tx, &address.allocation_id, "elastic-ip").await?;
         }
         // Detach before attaching, so an instance moving from one address
         // to another never briefly holds two.
@@ -123,11 +118,11 @@ impl AddressIndex for SqliteStore {
             if !unique_is_stale(result)? {
                 return Ok(AddressOutcome::Stale);
             }
-            if !address.auto_assigned && !change.tags.is_empty() {
-                put_tags_tx(
+            if !address.auto_assigned {
+                tag_new_resource_tx(
                     &mut tx,
                     &address.account_id,
-                    std::slice::from_ref(&address.allocation_id),
+                    &address.allocation_id,
                     &change.tags,
                 )
                 .await?;
@@ -187,19 +182,13 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn addresses(&self, account_id: Option<&str>) -> StoreResult<Vec<AddressRecord>> {
-        let rows = match account_id {
-            Some(account) => {
-                sqlx::query("SELECT * FROM addresses WHERE account_id = ?")
-                    .bind(account)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM addresses")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .rows_of(
+                account_id,
+                "SELECT * FROM addresses WHERE account_id = ?",
+                "SELECT * FROM addresses",
+            )
+            .await?;
         let mut addresses: Vec<AddressRecord> = rows
             .iter()
             .map(address_from_row)

@@ -2,6 +2,9 @@
 //! racing allocations, whole-or-nothing changes with compare-and-set,
 //! elastic IP limits, tags, and orphan detection.
 
+use futures_util::future::join_all;
+
+use super::has_resource;
 use crate::{
     AddressChange, AddressOutcome, AddressRecord, InstanceRecord, Reservation, Store, StoreError,
     TagPair,
@@ -66,13 +69,7 @@ async fn apply(store: &dyn Store, change: &AddressChange) -> AddressOutcome {
 
 /// Runs the address checks.
 pub async fn run(store: &dyn Store) {
-    for (id, name) in [(ONE, "addresses-one"), (TWO, "addresses-two")] {
-        let (account, user) = super::account(id, name);
-        store
-            .create_account(&account, &user)
-            .await
-            .expect("account");
-    }
+    super::create_accounts(store, &[(ONE, "addresses-one"), (TWO, "addresses-two")]).await;
     allocation(store).await;
     racing_allocations(store).await;
     association(store).await;
@@ -121,11 +118,7 @@ async fn allocation(store: &dyn Store) {
     );
     assert_eq!(get(store, "eipalloc-2").await, None, "partial change kept");
     assert!(
-        store
-            .resources(&["eipalloc-2".to_owned()])
-            .await
-            .expect("resources")
-            .is_empty(),
+        !has_resource(store, "eipalloc-2").await,
         "refused allocation left a resource"
     );
 
@@ -146,11 +139,7 @@ async fn allocation(store: &dyn Store) {
         "over-limit address kept"
     );
     assert!(
-        store
-            .resources(&["eipalloc-auto-1".to_owned()])
-            .await
-            .expect("resources")
-            .is_empty(),
+        !has_resource(store, "eipalloc-auto-1").await,
         "an auto-assigned address is not a resource"
     );
 
@@ -204,17 +193,7 @@ async fn racing_allocations(store: &dyn Store) {
         )]);
         async move { store.apply_address_change(&change).await }
     };
-    let results = tokio::join!(
-        attempt(0),
-        attempt(1),
-        attempt(2),
-        attempt(3),
-        attempt(4),
-        attempt(5)
-    );
-    let results = [
-        results.0, results.1, results.2, results.3, results.4, results.5,
-    ];
+    let results = join_all((0..6).map(attempt)).await;
     let applied = results
         .iter()
         .filter(|r| matches!(r, Ok(AddressOutcome::Applied)))

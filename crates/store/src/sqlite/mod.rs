@@ -6,35 +6,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::{
     AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagPair,
-    TagSelector, User,
+    TagSelector, UnixMillis, User,
 };
 
-#[path = "sqlite_addresses.rs"]
 mod addresses;
-#[path = "sqlite_images.rs"]
 mod images;
-#[path = "sqlite_objects.rs"]
-mod objects;
-
-#[path = "sqlite_instances.rs"]
 mod instances;
-
-#[path = "sqlite_network.rs"]
-mod network;
-
-#[path = "sqlite_volumes.rs"]
-mod volumes;
-
-#[path = "sqlite_snapshots.rs"]
-mod snapshots;
-
-#[path = "sqlite_metal.rs"]
 mod metal;
+mod network;
+mod objects;
+mod snapshots;
+mod volumes;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
@@ -63,6 +52,25 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// The rows `of_account` selects for `account_id`, or those `of_all`
+    /// selects when no account is given.
+    async fn rows_of(
+        &self,
+        account_id: Option<&str>,
+        of_account: &'static str,
+        of_all: &'static str,
+    ) -> StoreResult<Vec<SqliteRow>> {
+        Ok(match account_id {
+            Some(account) => {
+                sqlx::query(of_account)
+                    .bind(account)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query(of_all).fetch_all(&self.pool).await?,
+        })
+    }
+
     /// Starts a write transaction that takes the write lock up front, so
     /// concurrent writers queue on the busy timeout instead of failing on a
     /// read-to-write lock upgrade.
@@ -75,7 +83,76 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Account> {
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Maps a unique-index violation to `Conflict` naming what collided.
+fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |err| {
+        if is_unique_violation(&err) {
+            StoreError::Conflict(what.into())
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+/// Registers a taggable resource in `tx`; `Conflict` naming it when the id
+/// is taken.
+async fn insert_resource_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    resource_id: &str,
+    account_id: &str,
+    resource_type: &str,
+    created_at: UnixMillis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(resource_id)
+    .bind(account_id)
+    .bind(resource_type)
+    .bind(created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(resource_id))?;
+    Ok(())
+}
+
+/// Removes a resource of `resource_type` in `tx`; its tags go with it
+/// (`ON DELETE CASCADE`).
+async fn delete_resource_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    resource_id: &str,
+    resource_type: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = ?")
+        .bind(resource_id)
+        .bind(resource_type)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// `NotFound(key)` unless `sql`, a `SELECT 1` of one row by `key`, finds
+/// that row in `tx`.
+async fn require_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &'static str,
+    key: &str,
+) -> StoreResult<()> {
+    let found: Option<i64> = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(key.to_owned())),
+    }
+}
+
+fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     Ok(Account {
         account_id: row.try_get("account_id")?,
         name: row.try_get("name")?,
@@ -84,7 +161,7 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Account> {
     })
 }
 
-fn key_pair_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<KeyPair> {
+fn key_pair_from_row(row: &SqliteRow) -> StoreResult<KeyPair> {
     Ok(KeyPair {
         key_pair_id: row.try_get("key_pair_id")?,
         account_id: row.try_get("account_id")?,
@@ -94,6 +171,19 @@ fn key_pair_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<KeyPair> {
         public_key: row.try_get("public_key")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// Tags a resource created in `tx` with `tags`, if there are any.
+async fn tag_new_resource_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    account_id: &str,
+    resource_id: &str,
+    tags: &[TagPair],
+) -> StoreResult<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    put_tags_tx(tx, account_id, &[resource_id.to_owned()], tags).await
 }
 
 /// Inserts or replaces tags inside an open transaction after checking that
@@ -378,13 +468,7 @@ impl Store for SqliteStore {
         .bind(key_pair.created_at)
         .execute(&mut *tx)
         .await?;
-        put_tags_tx(
-            &mut tx,
-            &key_pair.account_id,
-            std::slice::from_ref(&key_pair.key_pair_id),
-            tags,
-        )
-        .await?;
+        tag_new_resource_tx(&mut tx, &key_pair.account_id, &key_pair.key_pair_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }

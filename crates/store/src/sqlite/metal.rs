@@ -1,21 +1,71 @@
 //! [`MetalIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Row, Sqlite};
 
-use super::{SqliteStore, is_unique_violation};
+use super::{SqliteStore, is_foreign_key_violation, is_unique_violation};
 use crate::metal::{
     MetalDistro, MetalGroup, MetalIndex, MetalProfile, MetalReservation, MetalSelection,
     MetalSystemRecord,
 };
 use crate::{StoreError, StoreResult, UnixMillis};
 
+/// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
+macro_rules! admin_columns {
+    () => {
+        "mac, ip, hostname, group_name, power, disk, variables, wipe"
+    };
+}
+
+/// The ownership and state columns, in [`bind_state`]'s order.
+macro_rules! state_columns {
+    () => {
+        "owner, profile, netboot, state_name, state, token, state_since, deadline, last_event"
+    };
+}
+
+/// Every column: the name and times, then the administrator's, then the
+/// state's.
 macro_rules! system_columns {
     () => {
-        "name, mac, ip, hostname, group_name, power, disk, owner, profile,
-    netboot, state_name, state, token, state_since, deadline, last_event, created_at, updated_at,
-    variables, wipe"
+        concat!(
+            "name, created_at, updated_at, ",
+            admin_columns!(),
+            ", ",
+            state_columns!()
+        )
     };
+}
+
+type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments>;
+
+/// Binds a system's values of `admin_columns!`.
+fn bind_admin<'q>(query: SqliteQuery<'q>, s: &MetalSystemRecord) -> SqliteQuery<'q> {
+    query
+        .bind(&s.mac)
+        .bind(&s.ip)
+        .bind(&s.hostname)
+        .bind(&s.group_name)
+        .bind(&s.power)
+        .bind(&s.disk)
+        .bind(&s.variables)
+        .bind(&s.wipe)
+}
+
+/// Binds a system's values of `state_columns!`.
+fn bind_state<'q>(query: SqliteQuery<'q>, s: &MetalSystemRecord) -> SqliteQuery<'q> {
+    query
+        .bind(&s.owner)
+        .bind(&s.profile)
+        .bind(i64::from(s.netboot))
+        .bind(&s.state_name)
+        .bind(&s.state)
+        .bind(&s.token)
+        .bind(s.state_since)
+        .bind(s.deadline)
+        .bind(&s.last_event)
 }
 
 fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemRecord> {
@@ -43,8 +93,22 @@ fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemReco
     })
 }
 
-fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+impl SqliteStore {
+    /// Runs `update`, which sets `updated_at` and then the columns `bind`
+    /// binds, on the system named like `s`. `false` if there is none.
+    async fn update_metal_system(
+        &self,
+        update: &'static str,
+        bind: for<'q> fn(SqliteQuery<'q>, &MetalSystemRecord) -> SqliteQuery<'q>,
+        s: &MetalSystemRecord,
+    ) -> StoreResult<bool> {
+        let done = bind(sqlx::query(update).bind(s.updated_at), s)
+            .bind(&s.name)
+            .execute(&self.pool)
+            .await
+            .map_err(system_conflict(s))?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 /// Which unique column of `metal_systems` a violation is about.
@@ -221,80 +285,45 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn create_metal_system(&self, s: &MetalSystemRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
+        let insert = sqlx::query(concat!(
             "INSERT INTO metal_systems (",
             system_columns!(),
-            ")
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&s.name)
-        .bind(&s.mac)
-        .bind(&s.ip)
-        .bind(&s.hostname)
-        .bind(&s.group_name)
-        .bind(&s.power)
-        .bind(&s.disk)
-        .bind(&s.owner)
-        .bind(&s.profile)
-        .bind(i64::from(s.netboot))
-        .bind(&s.state_name)
-        .bind(&s.state)
-        .bind(&s.token)
-        .bind(s.state_since)
-        .bind(s.deadline)
-        .bind(&s.last_event)
         .bind(s.created_at)
-        .bind(s.updated_at)
-        .bind(&s.variables)
-        .bind(&s.wipe)
-        .execute(&self.pool)
-        .await
-        .map_err(system_conflict(s))?;
+        .bind(s.updated_at);
+        bind_state(bind_admin(insert, s), s)
+            .execute(&self.pool)
+            .await
+            .map_err(system_conflict(s))?;
         Ok(())
     }
 
     async fn update_metal_system_admin(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE metal_systems SET mac = ?, ip = ?, hostname = ?, group_name = ?, power = ?,
-               disk = ?, variables = ?, wipe = ?, updated_at = ? WHERE name = ?",
+        self.update_metal_system(
+            concat!(
+                "UPDATE metal_systems SET updated_at = ?, (",
+                admin_columns!(),
+                ") = (?, ?, ?, ?, ?, ?, ?, ?) WHERE name = ?"
+            ),
+            bind_admin,
+            s,
         )
-        .bind(&s.mac)
-        .bind(&s.ip)
-        .bind(&s.hostname)
-        .bind(&s.group_name)
-        .bind(&s.power)
-        .bind(&s.disk)
-        .bind(&s.variables)
-        .bind(&s.wipe)
-        .bind(s.updated_at)
-        .bind(&s.name)
-        .execute(&self.pool)
         .await
-        .map_err(system_conflict(s))?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn save_metal_state(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE metal_systems SET owner = ?, profile = ?, netboot = ?, state_name = ?,
-               state = ?, token = ?, state_since = ?, deadline = ?, last_event = ?, updated_at = ?
-             WHERE name = ?",
+        self.update_metal_system(
+            concat!(
+                "UPDATE metal_systems SET updated_at = ?, (",
+                state_columns!(),
+                ") = (?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE name = ?"
+            ),
+            bind_state,
+            s,
         )
-        .bind(&s.owner)
-        .bind(&s.profile)
-        .bind(i64::from(s.netboot))
-        .bind(&s.state_name)
-        .bind(&s.state)
-        .bind(&s.token)
-        .bind(s.state_since)
-        .bind(s.deadline)
-        .bind(&s.last_event)
-        .bind(s.updated_at)
-        .bind(&s.name)
-        .execute(&self.pool)
         .await
-        .map_err(system_conflict(s))?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn metal_system(&self, name: &str) -> StoreResult<Option<MetalSystemRecord>> {

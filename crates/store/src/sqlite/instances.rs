@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::{SqliteStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx};
 use crate::instances::{InstanceIndex, InstanceRecord, Reservation};
-use crate::{StoreError, StoreResult, TagPair};
+use crate::{StoreResult, TagPair};
 
 fn instance_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<InstanceRecord> {
     Ok(InstanceRecord {
@@ -39,17 +39,6 @@ fn reservation_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Reservatio
     })
 }
 
-/// Maps a unique-index violation to `Conflict` naming what collided.
-fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-    move |err| {
-        if is_unique_violation(&err) {
-            StoreError::Conflict(what.to_owned())
-        } else {
-            StoreError::Database(err)
-        }
-    }
-}
-
 #[async_trait]
 impl InstanceIndex for SqliteStore {
     async fn create_reservation_with_volumes(
@@ -73,16 +62,14 @@ impl InstanceIndex for SqliteStore {
         .await
         .map_err(conflict("client token"))?;
         for instance in instances {
-            sqlx::query(
-                "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-                 VALUES (?, ?, 'instance', ?)",
+            insert_resource_tx(
+                &mut tx,
+                &instance.instance_id,
+                &instance.account_id,
+                "instance",
+                instance.created_at,
             )
-            .bind(&instance.instance_id)
-            .bind(&instance.account_id)
-            .bind(instance.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict(&instance.instance_id))?;
+            .await?;
             sqlx::query(
                 "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
                    zone, network_id, private_ip, mac, state, desired, generation, revision, details,
@@ -147,25 +134,16 @@ impl InstanceIndex for SqliteStore {
     }
 
     async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
-        let rows = match account_id {
-            Some(account) => {
-                sqlx::query(
-                    "SELECT * FROM instances WHERE account_id = ?
-                     ORDER BY created_at, reservation_id, launch_index",
-                )
-                .bind(account)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
-                )
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter().map(instance_from_row).collect()
+        self.rows_of(
+            account_id,
+            "SELECT * FROM instances WHERE account_id = ?
+             ORDER BY created_at, reservation_id, launch_index",
+            "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
+        )
+        .await?
+        .iter()
+        .map(instance_from_row)
+        .collect()
     }
 
     async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
@@ -205,10 +183,7 @@ impl InstanceIndex for SqliteStore {
             .bind(instance_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = 'instance'")
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
+        delete_resource_tx(&mut tx, instance_id, "instance").await?;
         if let Some(reservation) = reservation {
             sqlx::query(
                 "DELETE FROM reservations WHERE reservation_id = ?

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqliteStore, is_unique_violation, put_tags_tx};
+use super::{SqliteStore, conflict, delete_resource_tx, insert_resource_tx, tag_new_resource_tx};
 use crate::volumes::{VolumeIndex, VolumeRecord};
-use crate::{StoreError, StoreResult, TagPair};
+use crate::{StoreResult, TagPair};
 
 fn volume_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<VolumeRecord> {
     Ok(VolumeRecord {
@@ -28,17 +28,6 @@ fn volume_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<VolumeRecord> {
     })
 }
 
-/// Maps a unique-index violation to `Conflict` naming what collided.
-fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |err| {
-        if is_unique_violation(&err) {
-            StoreError::Conflict(what)
-        } else {
-            StoreError::Database(err)
-        }
-    }
-}
-
 fn attachment_of(record: &VolumeRecord) -> String {
     format!(
         "device {} of {}",
@@ -52,16 +41,14 @@ pub(super) async fn insert_volume_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     volume: &VolumeRecord,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-         VALUES (?, ?, 'volume', ?)",
+    insert_resource_tx(
+        tx,
+        &volume.volume_id,
+        &volume.account_id,
+        "volume",
+        volume.created_at,
     )
-    .bind(&volume.volume_id)
-    .bind(&volume.account_id)
-    .bind(volume.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(volume.volume_id.clone()))?;
+    .await?;
     sqlx::query(
         "INSERT INTO volumes (volume_id, account_id, zone, node_id, size_gib, state, desired,
            instance_id, device, attach_state, attach_time, generation, revision, details,
@@ -95,15 +82,7 @@ impl VolumeIndex for SqliteStore {
     async fn create_volume(&self, volume: &VolumeRecord, tags: &[TagPair]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         insert_volume_tx(&mut tx, volume).await?;
-        if !tags.is_empty() {
-            put_tags_tx(
-                &mut tx,
-                &volume.account_id,
-                std::slice::from_ref(&volume.volume_id),
-                tags,
-            )
-            .await?;
-        }
+        tag_new_resource_tx(&mut tx, &volume.account_id, &volume.volume_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -119,20 +98,15 @@ impl VolumeIndex for SqliteStore {
     }
 
     async fn volumes(&self, account_id: Option<&str>) -> StoreResult<Vec<VolumeRecord>> {
-        let rows = match account_id {
-            Some(account) => {
-                sqlx::query("SELECT * FROM volumes WHERE account_id = ? ORDER BY volume_id")
-                    .bind(account)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM volumes ORDER BY volume_id")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(volume_from_row).collect()
+        self.rows_of(
+            account_id,
+            "SELECT * FROM volumes WHERE account_id = ? ORDER BY volume_id",
+            "SELECT * FROM volumes ORDER BY volume_id",
+        )
+        .await?
+        .iter()
+        .map(volume_from_row)
+        .collect()
     }
 
     async fn volumes_of_instance(&self, instance_id: &str) -> StoreResult<Vec<VolumeRecord>> {
@@ -181,14 +155,7 @@ impl VolumeIndex for SqliteStore {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM tags WHERE resource_id = ?")
-            .bind(&record.volume_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = 'volume'")
-            .bind(&record.volume_id)
-            .execute(&mut *tx)
-            .await?;
+        delete_resource_tx(&mut tx, &record.volume_id, "volume").await?;
         tx.commit().await?;
         Ok(true)
     }

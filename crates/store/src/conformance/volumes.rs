@@ -2,6 +2,9 @@
 //! listing per account, compare-and-set updates, one volume per device of
 //! an instance however attachments race, and deletion with tags.
 
+use futures_util::future::join_all;
+
+use super::has_resource;
 use crate::{Store, StoreError, TagPair, VolumeRecord};
 
 const ONE: &str = "777777777711";
@@ -50,13 +53,7 @@ fn ids(volumes: &[VolumeRecord]) -> Vec<&str> {
 
 /// Runs the volume checks.
 pub async fn run(store: &dyn Store) {
-    for (id, name) in [(ONE, "volumes-one"), (TWO, "volumes-two")] {
-        let (account, user) = super::account(id, name);
-        store
-            .create_account(&account, &user)
-            .await
-            .expect("account");
-    }
+    super::create_accounts(store, &[(ONE, "volumes-one"), (TWO, "volumes-two")]).await;
     create_and_list(store).await;
     compare_and_set(store).await;
     devices_are_exclusive(store).await;
@@ -68,8 +65,8 @@ pub async fn run(store: &dyn Store) {
 /// Volumes an instance gets at launch are created with its reservation,
 /// all or nothing.
 async fn launched_with_instances(store: &dyn Store) {
-    let r = super::reservation("r-vol-1", ONE, None, 300);
-    let i = super::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
+    let r = super::instances::reservation("r-vol-1", ONE, None, 300);
+    let i = super::instances::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
     let root = attached(volume("vol-00000000000000c01", ONE), "i-vol-1", "/dev/sda1");
     store
         .create_reservation_with_volumes(
@@ -93,8 +90,8 @@ async fn launched_with_instances(store: &dyn Store) {
         ["vol-00000000000000c01"]
     );
     // A volume id already taken fails the whole reservation.
-    let r2 = super::reservation("r-vol-2", ONE, None, 301);
-    let i2 = super::instance("i-vol-2", &r2, 0, "172.31.9.5", 0x92);
+    let r2 = super::instances::reservation("r-vol-2", ONE, None, 301);
+    let i2 = super::instances::instance("i-vol-2", &r2, 0, "172.31.9.5", 0x92);
     let again = attached(volume("vol-00000000000000c01", ONE), "i-vol-2", "/dev/sda1");
     assert!(
         store
@@ -174,11 +171,7 @@ async fn create_and_list(store: &dyn Store) {
     ));
     assert_eq!(get(store, &too_many.volume_id).await, None);
     assert!(
-        store
-            .resources(std::slice::from_ref(&too_many.volume_id))
-            .await
-            .expect("resources")
-            .is_empty(),
+        !has_resource(store, &too_many.volume_id).await,
         "a refused creation left its resource"
     );
 }
@@ -276,19 +269,7 @@ async fn racing_attachments(store: &dyn Store) {
         let v = attached(volumes[n].clone(), "i-0000000000000b001", "/dev/sdh");
         async move { store.update_volume(&v).await }
     };
-    let results = tokio::join!(
-        attempt(0),
-        attempt(1),
-        attempt(2),
-        attempt(3),
-        attempt(4),
-        attempt(5),
-        attempt(6),
-        attempt(7)
-    );
-    let results = [
-        results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
-    ];
+    let results = join_all((0..volumes.len()).map(attempt)).await;
     let won = results.iter().filter(|r| matches!(r, Ok(true))).count();
     let lost = results
         .iter()
@@ -318,13 +299,7 @@ async fn deleting(store: &dyn Store) {
     assert!(store.delete_volume(&a).await.expect("delete"));
     assert!(!store.delete_volume(&a).await.expect("again"));
     assert_eq!(get(store, &a.volume_id).await, None);
-    assert!(
-        store
-            .resources(std::slice::from_ref(&a.volume_id))
-            .await
-            .expect("resources")
-            .is_empty()
-    );
+    assert!(!has_resource(store, &a.volume_id).await);
     assert!(
         !store
             .tags(ONE)
