@@ -32,10 +32,10 @@ use crate::image_cache::ImageCache;
 use crate::instance::{self, InstanceHandle, ROOT_GUEST_DEVICE, Shared};
 use crate::metadata::MetadataService;
 use crate::network::{NetworkConfig, PublicNetworkConfig};
-use crate::networks::{FIREWALL_FILE, Networks, NetworksError};
 use crate::snapshot_data::SnapshotData;
 use crate::snapshots::Snapshots;
 use crate::volumes::{AttachedVolume, Holder, Qcow2Files, VolumeError, Volumes, guest_device};
+use crate::vpc_networks::{FIREWALL_FILE, Networks, NetworksError};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
 /// by a host reboot, like the VMs they describe.

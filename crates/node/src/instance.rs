@@ -52,8 +52,8 @@ use crate::hooks::{HookError, HookEvent, Hooks};
 use crate::image_cache::{CacheError, ImageCache, create_overlay};
 use crate::metadata::MetadataService;
 use crate::network::tap_name;
-use crate::networks::Networks;
 use crate::volumes::{AttachedVolume, Volumes, device_id, node_name, serial};
+use crate::vpc_networks::Networks;
 
 /// The record file in an instance directory.
 pub(crate) const RECORD_FILE: &str = "instance.json";

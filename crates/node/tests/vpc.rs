@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mallee_node::metadata::MetadataService;
 use mallee_node::network::{NetworkConfig, PublicNetworkConfig, tap_name};
-use mallee_node::networks::Networks;
+use mallee_node::vpc_networks::Networks;
 use mallee_node_api::{
     FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, MetadataOptions, NicSpec,
 };
