@@ -67,6 +67,21 @@ pub struct InstanceRecord {
     pub terminated_at: Option<UnixMillis>,
 }
 
+/// Everything one launch stores, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// The reservation.
+    pub reservation: &'a Reservation,
+    /// Its instances.
+    pub instances: &'a [InstanceRecord],
+    /// Their EBS volumes.
+    pub volumes: &'a [crate::VolumeRecord],
+    /// The security groups of every instance, in order.
+    pub groups: &'a [String],
+    /// Tags of every instance.
+    pub tags: &'a [TagPair],
+}
+
 /// Instance persistence.
 #[async_trait]
 pub trait InstanceIndex: Send + Sync {
@@ -80,19 +95,21 @@ pub trait InstanceIndex: Send + Sync {
         instances: &[InstanceRecord],
         tags: &[TagPair],
     ) -> StoreResult<()> {
-        self.create_reservation_with_volumes(reservation, instances, &[], tags)
-            .await
+        self.create_launch(&Launch {
+            reservation,
+            instances,
+            volumes: &[],
+            groups: &[],
+            tags,
+        })
+        .await
     }
-    /// [`InstanceIndex::create_reservation`] with the EBS volumes the
-    /// instances boot from or get at launch (registered as `volume`
-    /// resources without tags), all in the same transaction.
-    async fn create_reservation_with_volumes(
-        &self,
-        reservation: &Reservation,
-        instances: &[InstanceRecord],
-        volumes: &[crate::VolumeRecord],
-        tags: &[TagPair],
-    ) -> StoreResult<()>;
+    /// [`InstanceIndex::create_reservation`] with everything else a launch
+    /// records: the EBS volumes the instances boot from or get at launch
+    /// (registered as `volume` resources without tags) and every
+    /// instance's security groups, all in the same transaction. `NotFound`
+    /// when a group does not exist.
+    async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()>;
     /// The reservation an account made with a client token.
     async fn reservation_by_client_token(
         &self,

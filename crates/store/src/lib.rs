@@ -20,7 +20,7 @@ pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
-pub use instances::{InstanceIndex, InstanceRecord, Reservation};
+pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{

@@ -9,7 +9,7 @@
 //! [`Step::PublicAddresses`] (recorded before the reservation: undone by
 //! giving them back), and [`Step::Records`]: the reservation, its
 //! instances, their volumes, tags and group memberships in one store
-//! transaction. A failure at any step runs the undo of every step taken so
+//! transaction ([`mallee_store::Launch`]). A failure at any step runs the undo of every step taken so
 //! far, newest first, and leaves nothing behind. A crash between steps is
 //! repaired at restart: the reconciler gives back public addresses of
 //! instances that do not exist ([`crate::addresses::reclaim_orphans`]) and
@@ -19,7 +19,7 @@
 //! reservation back, unless its other parameters differ.
 
 use mallee_node_api::{InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec, PublicKey};
-use mallee_store::{ImageBlockDevice, InstanceRecord, Reservation, StoreError, TagPair};
+use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
 
 use crate::error::Capacity;
@@ -355,14 +355,16 @@ pub async fn run(
         now,
     )?;
     steps.take(Step::Records, async { Ok(()) }).await?;
+    let group_ids = network.group_ids();
     let created = cloud
         .store
-        .create_reservation_with_volumes(
-            &reservation,
-            &built.records,
-            &built.volumes,
-            &request.tags,
-        )
+        .create_launch(&Launch {
+            reservation: &reservation,
+            instances: &built.records,
+            volumes: &built.volumes,
+            groups: &group_ids,
+            tags: &request.tags,
+        })
         .await;
     match created {
         Ok(()) => {}
@@ -379,10 +381,6 @@ pub async fn run(
         }
     }
     steps.finish();
-    let group_ids = network.group_ids();
-    for id in &instance_ids {
-        cloud.store.set_instance_groups(id, &group_ids).await?;
-    }
     security_groups::firewall_changed(cloud);
     drop(placing);
     cloud.compute.wake();

@@ -115,6 +115,7 @@ pub async fn run(store: &dyn Store) {
     default_vpcs(store, alpha, beta).await;
     groups_and_rules(store, alpha, beta).await;
     memberships(store, alpha).await;
+    launch_memberships(store, alpha).await;
 }
 
 async fn default_vpcs(store: &dyn Store, alpha: &str, beta: &str) {
@@ -550,5 +551,65 @@ async fn memberships(store: &dyn Store, alpha: &str) {
             .await
             .expect("members"),
         Vec::<String>::new()
+    );
+}
+
+/// A launch records its instances' groups in its own transaction: all of
+/// them, or (a group gone meanwhile) nothing at all.
+async fn launch_memberships(store: &dyn Store, alpha: &str) {
+    let vpc = store
+        .default_vpc(alpha)
+        .await
+        .expect("default")
+        .expect("exists");
+    let default_id = vpc.default_group.group_id.clone();
+    let r = super::instances::reservation("r-net-launch", alpha, None, 700);
+    let a = network_instance("i-net-launch-a", &r, "172.31.0.20", 0xb1);
+    let b = network_instance("i-net-launch-b", &r, "172.31.0.21", 0xb2);
+    let before = store.firewall_generation().await.expect("generation");
+    store
+        .create_launch(&crate::Launch {
+            reservation: &r,
+            instances: &[a, b],
+            volumes: &[],
+            groups: std::slice::from_ref(&default_id),
+            tags: &[],
+        })
+        .await
+        .expect("launch with groups");
+    assert!(store.firewall_generation().await.expect("generation") > before);
+    for id in ["i-net-launch-a", "i-net-launch-b"] {
+        assert_eq!(
+            store.instance_groups(id).await.expect("groups"),
+            std::slice::from_ref(&default_id)
+        );
+    }
+    let r2 = super::instances::reservation("r-net-launch-2", alpha, None, 701);
+    let c = network_instance("i-net-launch-c", &r2, "172.31.0.22", 0xb3);
+    assert!(matches!(
+        store
+            .create_launch(&crate::Launch {
+                reservation: &r2,
+                instances: &[c],
+                volumes: &[],
+                groups: &[default_id.clone(), "sg-missing".into()],
+                tags: &[],
+            })
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .instance("i-net-launch-c")
+            .await
+            .expect("instance")
+            .is_none()
+    );
+    assert!(
+        store
+            .instance_groups("i-net-launch-c")
+            .await
+            .expect("groups")
+            .is_empty()
     );
 }

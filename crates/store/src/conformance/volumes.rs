@@ -5,7 +5,7 @@
 use futures_util::future::join_all;
 
 use super::has_resource;
-use crate::{Store, StoreError, TagPair, VolumeRecord};
+use crate::{Launch, Store, StoreError, TagPair, VolumeRecord};
 
 const ONE: &str = "777777777711";
 const TWO: &str = "777777777712";
@@ -69,12 +69,13 @@ async fn launched_with_instances(store: &dyn Store) {
     let i = super::instances::instance("i-vol-1", &r, 0, "172.31.9.4", 0x91);
     let root = attached(volume("vol-00000000000000c01", ONE), "i-vol-1", "/dev/sda1");
     store
-        .create_reservation_with_volumes(
-            &r,
-            std::slice::from_ref(&i),
-            std::slice::from_ref(&root),
-            &[],
-        )
+        .create_launch(&Launch {
+            reservation: &r,
+            instances: std::slice::from_ref(&i),
+            volumes: std::slice::from_ref(&root),
+            groups: &[],
+            tags: &[],
+        })
         .await
         .expect("reservation with a root volume");
     assert!(store.instance("i-vol-1").await.expect("instance").is_some());
@@ -95,7 +96,13 @@ async fn launched_with_instances(store: &dyn Store) {
     let again = attached(volume("vol-00000000000000c01", ONE), "i-vol-2", "/dev/sda1");
     assert!(
         store
-            .create_reservation_with_volumes(&r2, std::slice::from_ref(&i2), &[again], &[])
+            .create_launch(&Launch {
+                reservation: &r2,
+                instances: std::slice::from_ref(&i2),
+                volumes: &[again],
+                groups: &[],
+                tags: &[],
+            })
             .await
             .is_err()
     );

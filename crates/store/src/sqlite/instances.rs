@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{SqliteStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx};
-use crate::instances::{InstanceIndex, InstanceRecord, Reservation};
-use crate::{StoreResult, TagPair};
+use crate::StoreResult;
+use crate::instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 
 fn instance_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<InstanceRecord> {
     Ok(InstanceRecord {
@@ -41,13 +41,14 @@ fn reservation_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Reservatio
 
 #[async_trait]
 impl InstanceIndex for SqliteStore {
-    async fn create_reservation_with_volumes(
-        &self,
-        reservation: &Reservation,
-        instances: &[InstanceRecord],
-        volumes: &[crate::VolumeRecord],
-        tags: &[TagPair],
-    ) -> StoreResult<()> {
+    async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()> {
+        let Launch {
+            reservation,
+            instances,
+            volumes,
+            groups,
+            tags,
+        } = *launch;
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
@@ -99,6 +100,13 @@ impl InstanceIndex for SqliteStore {
         }
         for volume in volumes {
             super::volumes::insert_volume_tx(&mut tx, volume).await?;
+        }
+        if !groups.is_empty() {
+            for instance in instances {
+                super::network::write_instance_groups_tx(&mut tx, &instance.instance_id, groups)
+                    .await?;
+            }
+            super::network::bump_generation(&mut tx).await?;
         }
         if !tags.is_empty() {
             let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();

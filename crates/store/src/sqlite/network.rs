@@ -64,7 +64,33 @@ fn rule_from_row(row: &SqliteRow) -> StoreResult<SecurityGroupRule> {
     })
 }
 
-async fn bump_generation(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+/// Replaces an instance's groups (ordered as given) inside `tx`; `NotFound`
+/// when a group does not exist. The caller bumps the firewall generation.
+pub(super) async fn write_instance_groups_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    instance_id: &str,
+    group_ids: &[String],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM instance_security_groups WHERE instance_id = ?")
+        .bind(instance_id)
+        .execute(&mut **tx)
+        .await?;
+    for (position, group_id) in group_ids.iter().enumerate() {
+        require_tx(tx, GROUP_EXISTS, group_id).await?;
+        sqlx::query(
+            "INSERT INTO instance_security_groups (instance_id, group_id, position)
+             VALUES (?, ?, ?) ON CONFLICT (instance_id, group_id) DO NOTHING",
+        )
+        .bind(instance_id)
+        .bind(group_id)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn bump_generation(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
     sqlx::query("UPDATE firewall_generation SET generation = generation + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await?;
@@ -495,22 +521,7 @@ impl NetworkIndex for SqliteStore {
             instance_id,
         )
         .await?;
-        sqlx::query("DELETE FROM instance_security_groups WHERE instance_id = ?")
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
-        for (position, group_id) in group_ids.iter().enumerate() {
-            require_tx(&mut tx, GROUP_EXISTS, group_id).await?;
-            sqlx::query(
-                "INSERT INTO instance_security_groups (instance_id, group_id, position)
-                 VALUES (?, ?, ?) ON CONFLICT (instance_id, group_id) DO NOTHING",
-            )
-            .bind(instance_id)
-            .bind(group_id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_instance_groups_tx(&mut tx, instance_id, group_ids).await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(())
