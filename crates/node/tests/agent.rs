@@ -71,32 +71,7 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     .expect("hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
-    let network = NetworkConfig {
-        state_root: data_dir.join("network"),
-        default_subnet: "172.31.0.0/24".parse().expect("subnet"),
-        domain: "mallee-1.compute.internal".into(),
-    };
-    let _purge = Purge {
-        data_dir: data_dir.clone(),
-        network: network.clone(),
-    };
-    let mut config = NodeConfig::new(data_dir.clone(), &controller_url, TOKEN, network);
-    config.hooks_dir = hooks_dir;
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.accel = AccelRequest::Tcg;
-    config.cores = Some(8);
-    config.memory_mib = Some(4096);
-    config.disk_gib = Some(100);
-    let fixture = Fixture {
-        kernel: artifact(&images, "vmlinuz"),
-        initrd: artifact(&images, "initrd.img"),
-        root: artifact(&images, "root.img"),
-        cmdline: std::fs::read_to_string(images.join("cmdline"))
-            .expect("cmdline")
-            .trim()
-            .to_owned(),
-        config,
-    };
+    let (fixture, _purge) = Fixture::new(&images, &controller_url, &data_dir, hooks_dir);
     let (node, client) = start(&fixture.config).await;
     let netns = node.agent().networks().netns_name("vpc-default");
     let info = client.info().await.expect("info");
@@ -220,32 +195,18 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     // Stop keeps the overlay; start boots again from it.
     let overlay = data_dir.join("instances").join(a).join("root.qcow2");
     let inode = std::fs::metadata(&overlay).expect("overlay").ino();
-    client
-        .set_desired_state(a, DesiredState::Stopped, 2)
-        .await
-        .expect("stop");
-    wait_state(
+    set_state_and_wait(
         &client,
         a,
-        |s| *s == VmState::Stopped,
+        DesiredState::Stopped,
+        2,
         "stopped",
         Duration::from_secs(60),
     )
     .await;
     assert_eq!(qemu_pid(a), None, "stopped: QEMU gone");
     assert_eq!(std::fs::metadata(&overlay).expect("kept").ino(), inode);
-    client
-        .set_desired_state(a, DesiredState::Running, 3)
-        .await
-        .expect("start");
-    wait_state(
-        &client,
-        a,
-        |s| *s == VmState::Running,
-        "running again",
-        boot,
-    )
-    .await;
+    set_state_and_wait(&client, a, DesiredState::Running, 3, "running again", boot).await;
     assert_eq!(std::fs::metadata(&overlay).expect("kept").ino(), inode);
     let t = Instant::now();
     loop {

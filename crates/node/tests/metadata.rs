@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ use mallee_node::metadata::MetadataService;
 use mallee_node::network::{NodeNetwork, Port, VpcConfig};
 use mallee_node_api::{HttpTokens, InstanceMetadata, MetadataOptions, PublicKey};
 use tokio::net::TcpListener;
+
+include!("common/netns.rs");
 
 const USER_DATA_A: &[u8] = b"#!/bin/sh\necho A\n\xff\x00binary\n";
 
@@ -601,65 +603,6 @@ async fn the_guest_imds_helper_works() {
     task.abort();
 }
 
-fn which(tool: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(tool))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("these tests need `{tool}` on PATH"))
-}
-
-fn require_tools(tools: &[&str]) {
-    for tool in tools {
-        which(tool);
-    }
-}
-
-fn require_root() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    assert!(root, "the namespace tests must run as root");
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Cleanup {
-    namespaces: Vec<String>,
-    pid_file: std::path::PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
-            let _ = Command::new("kill").arg("-9").arg(pid.trim()).output();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
 /// busybox wget of an IMDS path from namespace `ns`: the body, or None.
 fn wget_in(ns: &str, path: &str, headers: &[String]) -> Option<String> {
     let mut args = vec![
@@ -727,9 +670,9 @@ async fn serves_inside_the_node_network() {
     let ns = config.netns.clone();
     let guest = format!("mtg-imds-{pid}");
     let container = format!("mtc-imds-{pid}");
-    let _cleanup = Cleanup {
+    let _cleanup = NetnsCleanup {
         namespaces: vec![ns.clone(), guest.clone(), container.clone()],
-        pid_file: config.state_dir.join("dnsmasq.pid"),
+        pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
     // No security group: the guest may still use DHCP and the metadata
     // service.
@@ -747,25 +690,7 @@ async fn serves_inside_the_node_network() {
         .expect("serve in netns");
 
     let guest_ip = Ipv4Addr::new(10, 78, 0, 21);
-    ok(&["ip", "netns", "add", &guest]);
-    ok(&["ip", "-n", &guest, "link", "set", "lo", "up"]);
-    ok(&[
-        "ip",
-        "-n",
-        &guest,
-        "link",
-        "add",
-        "eth0",
-        "address",
-        "02:00:00:00:00:21",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "vimds",
-        "netns",
-        &ns,
-    ]);
+    add_guest(&guest, &ns, "vimds", "02:00:00:00:00:21");
     ok(&[
         "ip",
         "-n",
@@ -776,7 +701,6 @@ async fn serves_inside_the_node_network() {
         "dev",
         "eth0",
     ]);
-    ok(&["ip", "-n", &guest, "link", "set", "eth0", "up"]);
     ok(&[
         "ip",
         "-n",

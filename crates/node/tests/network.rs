@@ -8,14 +8,14 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Output};
-
 use std::sync::Arc;
 
 use mallee_node::firewall::Firewalls;
 use mallee_node::network::{NetworkError, NodeNetwork, Port, VpcConfig, bridge_name, tap_name};
 use mallee_node_api::{FirewallRule, InstanceFirewall};
 use mallee_util::cidr::Ipv4Cidr;
+
+include!("common/netns.rs");
 
 /// The bridge of the tests' subnet.
 fn bridge() -> String {
@@ -79,66 +79,6 @@ async fn plug(
         .await
 }
 
-fn require_privileges_and_tools() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| s
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-            .unwrap_or(false),
-        "the network tests must run as root (they create network namespaces)"
-    );
-    for tool in ["ip", "nft", "dnsmasq", "busybox", "timeout"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(found, "the network tests need `{tool}` on PATH");
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn succeeds(args: &[&str]) -> bool {
-    run(args).status.success()
-}
-
-/// Deletes its namespaces and kills the network's dnsmasq when dropped, so
-/// a failing test leaves nothing behind.
-struct Cleanup {
-    namespaces: Vec<String>,
-    pid_file: Option<std::path::PathBuf>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(pid) = self
-            .pid_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-        {
-            let _ = Command::new("kill").arg("-9").arg(pid.trim()).output();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
 fn config(test: &str, dir: &Path) -> VpcConfig {
     VpcConfig {
         network_id: format!("vpc-{test}"),
@@ -165,77 +105,23 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// A "guest": namespace `name` whose `eth0` (with `mac`) is paired with
-/// link `port` inside the network's namespace.
-fn guest(name: &str, network_ns: &str, port: &str, mac: &str) {
-    ok(&["ip", "netns", "add", name]);
-    ok(&["ip", "-n", name, "link", "set", "lo", "up"]);
-    ok(&[
-        "ip", "-n", name, "link", "add", "eth0", "address", mac, "type", "veth", "peer", "name",
-        port, "netns", network_ns,
-    ]);
-    ok(&["ip", "-n", name, "link", "set", "eth0", "up"]);
-}
-
-fn ping(ns: &str, source: Option<&str>, target: &str) -> bool {
-    let mut args = vec![
-        "ip", "netns", "exec", ns, "busybox", "ping", "-c", "1", "-W", "2",
-    ];
-    if let Some(source) = source {
-        args.extend(["-I", source]);
-    }
-    args.push(target);
-    succeeds(&args)
-}
-
 /// busybox udhcpc in `ns`; returns the variables its script saw.
 fn dhcp(ns: &str, dir: &Path) -> Option<String> {
-    let script = dir.join(format!("udhcpc-{ns}.sh"));
-    let out = dir.join(format!("udhcpc-{ns}.out"));
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in bound|renew)\n  ip addr add \"$ip/$mask\" dev \"$interface\"\n  \
-             echo \"ip=$ip mask=$mask router=$router hostname=$hostname domain=$domain\" > {}\n;; esac\n",
-            out.display()
-        ),
-    )
-    .expect("script");
-    ok(&["chmod", "755", &script.display().to_string()]);
-    let done = succeeds(&[
-        "timeout",
-        "20",
-        "ip",
-        "netns",
-        "exec",
+    udhcpc(
         ns,
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-n",
-        "-q",
-        "-f",
-        "-t",
-        "6",
-        "-T",
-        "1",
-        "-s",
-        &script.display().to_string(),
-    ]);
-    if !done {
-        return None;
-    }
-    std::fs::read_to_string(out).ok()
+        dir,
+        "echo \"ip=$ip mask=$mask router=$router hostname=$hostname domain=$domain\"",
+    )
 }
 
 #[tokio::test]
 async fn ensure_plug_unplug_destroy() {
-    require_privileges_and_tools();
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "busybox", "timeout"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config("life", dir.path());
     let ns = config.netns.clone();
-    let _cleanup = Cleanup {
+    let _cleanup = NetnsCleanup {
         namespaces: vec![ns.clone()],
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
@@ -430,7 +316,8 @@ async fn ensure_plug_unplug_destroy() {
 
 #[tokio::test]
 async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
-    require_privileges_and_tools();
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "busybox", "timeout"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config("dhcp", dir.path());
     let ns = config.netns.clone();
@@ -440,7 +327,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
         format!("mtg2-dhcp-{pid}"),
         format!("mtg3-dhcp-{pid}"),
     );
-    let _cleanup = Cleanup {
+    let _cleanup = NetnsCleanup {
         namespaces: vec![ns.clone(), g1.clone(), g2.clone(), g3.clone()],
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
@@ -449,7 +336,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
         .expect("ensure");
     let gateway = "10.77.0.1".to_owned();
 
-    guest(&g1, &ns, "vport1", "02:00:00:00:00:11");
+    add_guest(&g1, &ns, "vport1", "02:00:00:00:00:11");
     plug(
         &network,
         "vport1",
@@ -521,7 +408,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
     assert!(ping(&g1, None, &gateway));
 
     // A link on the bridge that was never plugged carries nothing.
-    guest(&g2, &ns, "vport2", "02:00:00:00:00:22");
+    add_guest(&g2, &ns, "vport2", "02:00:00:00:00:22");
     ok(&[
         "ip",
         "-n",
@@ -558,7 +445,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
     assert!(!succeeds(&[
         "ip", "-n", &ns, "link", "show", "dev", "vport1"
     ]));
-    guest(&g3, &ns, "vport3", "02:00:00:00:00:33");
+    add_guest(&g3, &ns, "vport3", "02:00:00:00:00:33");
     plug(
         &network,
         "vport3",

@@ -32,8 +32,8 @@ use mallee_node::network::NetworkConfig;
 use mallee_node_api::{
     Artifact, BootImage, DesiredState, DiskFormat, HttpNodeClient, InstanceMetadata, InstanceSpec,
     MetadataOptions, NicSpec, NodeAgent, NodeError, NodeRegistration, ObservedSnapshot,
-    ObservedVolume, SnapshotSource, SnapshotSpec, SnapshotState, VmState, VolumeAttachment,
-    VolumeSpec, VolumeState,
+    SnapshotSource, SnapshotSpec, SnapshotState, VmState, VolumeAttachment, VolumeSpec,
+    VolumeState,
 };
 use mallee_qemu::AccelRequest;
 use md5::{Digest, Md5};
@@ -59,46 +59,18 @@ struct TestNode {
 impl TestNode {
     async fn new(rate_limit: Option<u64>) -> Self {
         require_prerequisites();
-        for tool in ["qemu-img", "qemu-io"] {
-            assert!(
-                Command::new(tool)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|o| o.status.success()),
-                "{tool} is not runnable: install qemu-utils"
-            );
-        }
+        require_runnable(&["qemu-img", "qemu-io"], "qemu-utils");
         let images = guest_images();
         let (controller_url, controller) = serve_controller(&images).await;
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("node");
-        let network = NetworkConfig {
-            state_root: data_dir.join("network"),
-            default_subnet: "172.31.0.0/24".parse().expect("subnet"),
-            domain: "mallee-1.compute.internal".into(),
-        };
-        let purge = Purge {
-            data_dir: data_dir.clone(),
-            network: network.clone(),
-        };
-        let mut config = NodeConfig::new(data_dir.clone(), &controller_url, TOKEN, network);
-        config.hooks_dir = tmp.path().join("hooks");
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.accel = AccelRequest::Tcg;
-        config.cores = Some(8);
-        config.memory_mib = Some(4096);
-        config.disk_gib = Some(100);
-        config.snapshot_rate_limit = rate_limit;
-        let fixture = Fixture {
-            kernel: artifact(&images, "vmlinuz"),
-            initrd: artifact(&images, "initrd.img"),
-            root: artifact(&images, "root.img"),
-            cmdline: std::fs::read_to_string(images.join("cmdline"))
-                .expect("cmdline")
-                .trim()
-                .to_owned(),
-            config,
-        };
+        let (mut fixture, purge) = Fixture::new(
+            &images,
+            &controller_url,
+            &data_dir,
+            tmp.path().join("hooks"),
+        );
+        fixture.config.snapshot_rate_limit = rate_limit;
         Self {
             _tmp: tmp,
             _purge: purge,
@@ -144,16 +116,6 @@ fn snapshot_spec(id: &str, volume_id: &str) -> SnapshotSpec {
         volume_id: volume_id.into(),
         generation: 1,
     }
-}
-
-async fn volume(client: &HttpNodeClient, id: &str) -> Option<ObservedVolume> {
-    client
-        .report()
-        .await
-        .expect("report")
-        .volumes
-        .into_iter()
-        .find(|v| v.volume_id == id)
 }
 
 async fn snapshot(client: &HttpNodeClient, id: &str) -> Option<ObservedSnapshot> {
@@ -272,43 +234,6 @@ fn virtual_size(image: &Path) -> u64 {
         .expect("qemu-img info");
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info json");
     info["virtual-size"].as_u64().expect("virtual-size")
-}
-
-/// Shell that sets `$dev` to the disk whose virtio serial is the volume id
-/// without `-`, waiting for it to appear.
-fn find_disk(volume_id: &str) -> String {
-    let serial = volume_id.replace('-', "");
-    format!(
-        "dev=\"\"\nwhile [ -z \"$dev\" ]; do\n  for d in /sys/block/vd*; do\n    [ \"$(cat $d/serial 2>/dev/null)\" = {serial} ] && dev=/dev/${{d##*/}}\n  done\n  [ -n \"$dev\" ] || usleep 200000\ndone\n"
-    )
-}
-
-/// Waits until the console shows `needle` `count` times; returns the lines
-/// holding it.
-async fn console_lines(
-    client: &HttpNodeClient,
-    id: &str,
-    needle: &str,
-    count: usize,
-    timeout: Duration,
-) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let out = client.console_output(id).await.expect("console").output;
-        let lines: Vec<String> = out
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(|l| l.trim_end().to_owned())
-            .collect();
-        if lines.len() >= count {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{id}: {needle:?} not {count} times on the console within {timeout:?}:\n{out}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The files under `dir` that process `pid` has open.
@@ -829,27 +754,12 @@ async fn instances_boot_from_volumes_created_from_snapshots() {
     wait_uploaded(&client, ROOT_COPY).await;
 
     // Stop/start: the same root, with the file the first boot wrote.
-    client
-        .set_desired_state(id, DesiredState::Stopped, 2)
-        .await
-        .expect("stop");
-    wait_state(&client, id, |s| *s == VmState::Stopped, "stopped", BOOT).await;
+    set_state_and_wait(&client, id, DesiredState::Stopped, 2, "stopped", BOOT).await;
     assert_eq!(
         volume(&client, ROOT).await.expect("root").state,
         root_in_use
     );
-    client
-        .set_desired_state(id, DesiredState::Running, 3)
-        .await
-        .expect("start");
-    wait_state(
-        &client,
-        id,
-        |s| *s == VmState::Running,
-        "running again",
-        BOOT,
-    )
-    .await;
+    set_state_and_wait(&client, id, DesiredState::Running, 3, "running again", BOOT).await;
     let found = console_lines(&client, id, "EBS-FOUND", 1, BOOT).await;
     assert!(found[0].ends_with("EBS-FOUND first-boot"), "{found:?}");
 

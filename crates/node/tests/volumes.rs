@@ -26,8 +26,8 @@ use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
 use mallee_node::network::NetworkConfig;
 use mallee_node_api::{
     Artifact, BootImage, DesiredState, HttpNodeClient, InstanceMetadata, InstanceSpec,
-    MetadataOptions, NicSpec, NodeAgent, NodeError, NodeRegistration, ObservedVolume, VmState,
-    VolumeAttachment, VolumeSpec, VolumeState,
+    MetadataOptions, NicSpec, NodeAgent, NodeError, NodeRegistration, VmState, VolumeAttachment,
+    VolumeSpec, VolumeState,
 };
 use mallee_qemu::AccelRequest;
 use md5::{Digest, Md5};
@@ -42,22 +42,10 @@ const VOL_DENIED: &str = "vol-000000000000dead0";
 const PATTERN_BYTES: usize = 4 * 1024 * 1024;
 const PATTERN_LINE: &str = "mallee-volume-pattern\n";
 
-fn serial(volume_id: &str) -> String {
-    volume_id.replace('-', "")
-}
-
 /// The sha256 of what `yes mallee-volume-pattern | head -c N` produces.
 fn pattern_sha256() -> String {
     let pattern: Vec<u8> = PATTERN_LINE.bytes().cycle().take(PATTERN_BYTES).collect();
     hex::encode(Sha256::digest(&pattern))
-}
-
-/// Shell that sets `$dev` to the disk whose virtio serial is `serial`,
-/// waiting for it to appear.
-fn find_disk(serial: &str) -> String {
-    format!(
-        "dev=\"\"\nwhile [ -z \"$dev\" ]; do\n  for d in /sys/block/vd*; do\n    [ \"$(cat $d/serial 2>/dev/null)\" = {serial} ] && dev=/dev/${{d##*/}}\n  done\n  [ -n \"$dev\" ] || sleep 1\ndone\n"
-    )
 }
 
 /// User data of the writer: waits for volume A, prints every disk's serial,
@@ -67,7 +55,7 @@ fn writer_user_data() -> String {
         "#!/bin/sh\n{}for d in /sys/block/vd*; do echo \"VOL-SERIAL ${{d##*/}} $(cat $d/serial 2>/dev/null)\"; done\n\
          yes mallee-volume-pattern | head -c {PATTERN_BYTES} | dd of=$dev bs=65536 conv=fsync 2>/dev/null\n\
          echo \"VOL-WRITTEN $dev $(dd if=$dev bs=65536 count={} 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n",
-        find_disk(&serial(VOL_A)),
+        find_disk(VOL_A),
         PATTERN_BYTES / 65536
     )
 }
@@ -77,7 +65,7 @@ fn writer_user_data() -> String {
 fn reader_user_data() -> String {
     format!(
         "#!/bin/sh\n{}echo \"VOL-READ $dev $(dd if=$dev bs=65536 count={} 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n",
-        find_disk(&serial(VOL_A)),
+        find_disk(VOL_A),
         PATTERN_BYTES / 65536
     )
 }
@@ -98,16 +86,6 @@ fn in_use(instance_id: &str, device: &str, volume_id: &str) -> VolumeState {
     }
 }
 
-async fn volume(client: &HttpNodeClient, id: &str) -> Option<ObservedVolume> {
-    client
-        .report()
-        .await
-        .expect("report")
-        .volumes
-        .into_iter()
-        .find(|v| v.volume_id == id)
-}
-
 /// Whether process `pid` has `path` open (QEMU holds a volume's file open
 /// exactly while the volume's block node exists).
 fn has_open(pid: u32, path: &Path) -> bool {
@@ -119,44 +97,10 @@ fn has_open(pid: u32, path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Waits until the console shows `needle` `count` times; returns the lines
-/// holding it.
-async fn console_lines(
-    client: &HttpNodeClient,
-    id: &str,
-    needle: &str,
-    count: usize,
-    timeout: Duration,
-) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let out = client.console_output(id).await.expect("console").output;
-        let lines: Vec<String> = out
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(|l| l.trim_end().to_owned())
-            .collect();
-        if lines.len() >= count {
-            return lines;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{id}: {needle:?} not {count} times on the console within {timeout:?}:\n{out}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_attach_detach_move_and_survive_restarts() {
     require_prerequisites();
-    assert!(
-        Command::new("qemu-img")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "qemu-img is not runnable: install qemu-utils"
-    );
+    require_runnable(&["qemu-img"], "qemu-utils");
     let images = guest_images();
     let (controller_url, _controller) = serve_controller(&images).await;
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -178,32 +122,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     )
     .expect("hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let network = NetworkConfig {
-        state_root: data_dir.join("network"),
-        default_subnet: "172.31.0.0/24".parse().expect("subnet"),
-        domain: "mallee-1.compute.internal".into(),
-    };
-    let _purge = Purge {
-        data_dir: data_dir.clone(),
-        network: network.clone(),
-    };
-    let mut config = NodeConfig::new(data_dir.clone(), &controller_url, TOKEN, network);
-    config.hooks_dir = hooks_dir;
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.accel = AccelRequest::Tcg;
-    config.cores = Some(8);
-    config.memory_mib = Some(4096);
-    config.disk_gib = Some(100);
-    let fixture = Fixture {
-        kernel: artifact(&images, "vmlinuz"),
-        initrd: artifact(&images, "initrd.img"),
-        root: artifact(&images, "root.img"),
-        cmdline: std::fs::read_to_string(images.join("cmdline"))
-            .expect("cmdline")
-            .trim()
-            .to_owned(),
-        config,
-    };
+    let (fixture, _purge) = Fixture::new(&images, &controller_url, &data_dir, hooks_dir);
     let (node, client) = start(&fixture.config).await;
     let boot = Duration::from_secs(240);
     let file_a = data_dir.join("volumes").join(format!("{VOL_A}.qcow2"));
@@ -397,11 +316,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
 
     // Stop/start: attaching B while stopped only records it; the new QEMU
     // gets A and B on its command line and the guest sees both at boot.
-    client
-        .set_desired_state(w, DesiredState::Stopped, 2)
-        .await
-        .expect("stop");
-    wait_state(&client, w, |s| *s == VmState::Stopped, "stopped", boot).await;
+    set_state_and_wait(&client, w, DesiredState::Stopped, 2, "stopped", boot).await;
     assert_eq!(qemu_pid(w), None);
     assert_eq!(
         client
@@ -411,18 +326,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
             .state,
         in_use(w, "/dev/sdg", VOL_B)
     );
-    client
-        .set_desired_state(w, DesiredState::Running, 3)
-        .await
-        .expect("start");
-    wait_state(
-        &client,
-        w,
-        |s| *s == VmState::Running,
-        "running again",
-        boot,
-    )
-    .await;
+    set_state_and_wait(&client, w, DesiredState::Running, 3, "running again", boot).await;
     let pid = qemu_pid(w).expect("new QEMU of the writer");
     assert!(has_open(pid, &file_a) && has_open(pid, &file_b));
     let written = console_lines(&client, w, "VOL-WRITTEN", 2, boot).await;

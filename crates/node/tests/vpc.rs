@@ -8,7 +8,7 @@
 //! fails (never skips) without them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,39 +19,7 @@ use mallee_node_api::{
     FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, MetadataOptions, NicSpec,
 };
 
-fn require_privileges_and_tools() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| s
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-            .unwrap_or(false),
-        "the VPC tests must run as root"
-    );
-    for tool in ["ip", "nft", "dnsmasq", "busybox", "python3", "timeout"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(found, "the VPC tests need `{tool}` on PATH");
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+include!("common/netns.rs");
 
 fn ns_exists(ns: &str) -> bool {
     Path::new("/run/netns").join(ns).exists()
@@ -183,12 +151,12 @@ fn metadata(ip: &str, user_data: &str) -> InstanceMetadata {
 }
 
 /// Plugs `id` (whose tap is first made by the plug, then replaced by a veth
-/// to guest namespace `guest` and plugged again, as a VM's would be).
+/// to guest namespace `guest_ns` and plugged again, as a VM's would be).
 async fn fake_instance(
     networks: &Networks,
     cleanup: &mut Cleanup,
     id: &str,
-    guest: &str,
+    guest_ns: &str,
     nic: &NicSpec,
     md: &InstanceMetadata,
 ) {
@@ -196,61 +164,20 @@ async fn fake_instance(
     let netns = networks.netns_name(&nic.network_id);
     let tap = tap_name(id);
     ok(&["ip", "-n", &netns, "link", "del", &tap]);
-    cleanup.namespaces.push(guest.to_owned());
-    ok(&["ip", "netns", "add", guest]);
-    ok(&["ip", "-n", guest, "link", "set", "lo", "up"]);
-    ok(&[
-        "ip", "-n", guest, "link", "add", "eth0", "address", &nic.mac, "type", "veth", "peer",
-        "name", &tap, "netns", &netns,
-    ]);
-    ok(&["ip", "-n", guest, "link", "set", "eth0", "up"]);
+    cleanup.namespaces.push(guest_ns.to_owned());
+    add_guest(guest_ns, &netns, &tap, &nic.mac);
     networks.plug(id, nic, md).await.expect("plug again");
 }
 
 /// busybox udhcpc in `ns`: configures the lease (address and default
 /// route) and returns the address.
 fn dhcp(ns: &str, dir: &Path) -> Option<String> {
-    let script = dir.join(format!("udhcpc-{ns}.sh"));
-    let out = dir.join(format!("udhcpc-{ns}.out"));
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in bound|renew)\n  ip addr add \"$ip/$mask\" dev \"$interface\"\n  \
-             ip route replace default via \"$router\"\n  echo \"$ip\" > {}\n;; esac\n",
-            out.display()
-        ),
-    )
-    .expect("script");
-    ok(&["chmod", "755", &script.display().to_string()]);
-    let done = run(&[
-        "timeout",
-        "20",
-        "ip",
-        "netns",
-        "exec",
+    udhcpc(
         ns,
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-n",
-        "-q",
-        "-f",
-        "-t",
-        "6",
-        "-T",
-        "1",
-        "-s",
-        &script.display().to_string(),
-    ])
-    .status
-    .success();
-    if !done {
-        return None;
-    }
-    std::fs::read_to_string(out)
-        .ok()
-        .map(|s| s.trim().to_owned())
+        dir,
+        "ip route replace default via \"$router\"\n  echo \"$ip\"",
+    )
+    .map(|s| s.trim().to_owned())
 }
 
 fn imds(ns: &str, path: &str) -> Option<String> {
@@ -263,14 +190,6 @@ fn imds(ns: &str, path: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn ping(ns: &str, target: &str) -> bool {
-    run(&[
-        "ip", "netns", "exec", ns, "busybox", "ping", "-c", "1", "-W", "1", target,
-    ])
-    .status
-    .success()
 }
 
 const SERVER: &str = r"
@@ -371,7 +290,8 @@ fn allow_all(id: &str) -> InstanceFirewall {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_vpcs_with_the_same_subnet_stay_apart() {
-    require_privileges_and_tools();
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "busybox", "python3", "timeout"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::new(dir.path(), 201);
     let mut cleanup = node.cleanup();
@@ -447,10 +367,10 @@ async fn two_vpcs_with_the_same_subnet_stay_apart() {
     assert_eq!(imds(&ga, "/latest/user-data").as_deref(), Some("A data"));
     assert_eq!(imds(&gb, "/latest/user-data").as_deref(), Some("B data"));
     // C reaches B in its own VPC; A cannot reach C's address at all.
-    assert!(ping(&gc, same_ip), "same VPC, all allowed");
-    assert!(ping(&gb, "172.31.0.5"));
+    assert!(ping(&gc, None, same_ip), "same VPC, all allowed");
+    assert!(ping(&gb, None, "172.31.0.5"));
     assert!(
-        !ping(&ga, "172.31.0.5"),
+        !ping(&ga, None, "172.31.0.5"),
         "crossed from one VPC into another"
     );
 
@@ -501,7 +421,8 @@ async fn two_vpcs_with_the_same_subnet_stay_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_groups_public_addresses_restart_and_cleanup() {
-    require_privileges_and_tools();
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "busybox", "python3", "timeout"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::new(dir.path(), 202);
     let mut cleanup = node.cleanup();
@@ -556,7 +477,7 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
 
     // No entry in the policy: nothing comes in, only metadata goes out.
     assert_eq!(connect(&c1, public_ip, 8080), None);
-    assert!(!ping(&c1, public_ip));
+    assert!(!ping(&c1, None, public_ip));
     assert_eq!(
         imds(&guest, "/latest/meta-data/instance-id").as_deref(),
         Some(x)
@@ -583,7 +504,7 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
         None,
         "client 2 is not in the CIDR"
     );
-    assert!(!ping(&c1, public_ip), "ICMP without a rule");
+    assert!(!ping(&c1, None, public_ip), "ICMP without a rule");
 
     // ICMP echo from anywhere, and all egress: outbound flows get their
     // replies (stateful) and leave with the public address.
@@ -597,10 +518,10 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
         .expect("firewall 2");
     assert_eq!(generation, 2);
     assert!(
-        within_a_second(|| ping(&c1, public_ip)),
+        within_a_second(|| ping(&c1, None, public_ip)),
         "ICMP allowed by rule"
     );
-    assert!(ping(&c2, public_ip));
+    assert!(ping(&c2, None, public_ip));
     assert_eq!(
         connect(&guest, c1_ip, 9090).as_deref(),
         Some(format!("peer={public_ip}").as_str()),
@@ -612,12 +533,12 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
         .await
         .expect("older policy");
     assert_eq!(older, 2);
-    assert!(ping(&c1, public_ip));
+    assert!(ping(&c1, None, public_ip));
     // A bad rule is refused whole.
     let mut bad = open.clone();
     bad.ingress.push(rule("tcp", Some(9), Some(1), "0.0.0.0/0"));
     assert!(networks.put_firewall(policy(3, vec![bad])).await.is_err());
-    assert!(ping(&c1, public_ip));
+    assert!(ping(&c1, None, public_ip));
 
     // Agent restart: the tables stay; the new agent adopts the namespace,
     // re-applies firewall.json and serves metadata again once the instance
@@ -627,7 +548,7 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
     let networks = node.open().await;
     assert_eq!(networks.firewall().await.generation, 2);
     networks.plug(x, &nic_x, &md).await.expect("re-plug");
-    assert!(ping(&c1, public_ip));
+    assert!(ping(&c1, None, public_ip));
     assert_eq!(
         connect(&c1, public_ip, 8080).as_deref(),
         Some(expected.as_str())
@@ -649,9 +570,9 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
     let mut md_moved = md.clone();
     md_moved.public_ipv4 = Some(new_public.into());
     networks.plug(x, &moved, &md_moved).await.expect("move");
-    assert!(within_a_second(|| ping(&c1, new_public)));
+    assert!(within_a_second(|| ping(&c1, None, new_public)));
     assert!(
-        !ping(&c1, public_ip),
+        !ping(&c1, None, public_ip),
         "the old public address still answers"
     );
     assert_eq!(
@@ -663,7 +584,7 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
         .put_firewall(policy(4, Vec::new()))
         .await
         .expect("firewall 4");
-    assert!(within_a_second(|| !ping(&c1, new_public)));
+    assert!(within_a_second(|| !ping(&c1, None, new_public)));
     assert_eq!(connect(&c1, new_public, 8080), None);
 
     // Delete: namespace, veth, addresses and rules go; purge removes the

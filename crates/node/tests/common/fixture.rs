@@ -1,7 +1,7 @@
 // Shared by the node agent's real-guest tests (`include!`d, so each test
 // file keeps its own imports): a fake controller serving the test guest
 // images and snapshot data, the node fixture that starts agents on a
-// temporary data directory, and waiting helpers.
+// temporary data directory, waiting helpers and the volume helpers.
 
 const TOKEN: &str = "test-cluster-token";
 const BUCKET: &str = "guest-images";
@@ -16,6 +16,21 @@ fn guest_images() -> PathBuf {
         );
     }
     dir
+}
+
+/// Fails the test unless every one of `tools` runs (`TOOL --version`);
+/// `package` is where they come from.
+#[allow(dead_code)]
+fn require_runnable(tools: &[&str], package: &str) {
+    for tool in tools {
+        assert!(
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "{tool} is not runnable: install {package}"
+        );
+    }
 }
 
 fn require_prerequisites() {
@@ -308,6 +323,40 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// A TCG node (8 cores, 4 GiB, 100 GiB) keeping its data in `data_dir`
+    /// and its hooks in `hooks_dir`, joined to the fake controller at
+    /// `controller_url` and booting the test guest from `images`; with the
+    /// purge that removes its VMs and networks when the test ends.
+    fn new(images: &Path, controller_url: &str, data_dir: &Path, hooks_dir: PathBuf) -> (Self, Purge) {
+        let network = NetworkConfig {
+            state_root: data_dir.join("network"),
+            default_subnet: "172.31.0.0/24".parse().expect("subnet"),
+            domain: "mallee-1.compute.internal".into(),
+        };
+        let purge = Purge {
+            data_dir: data_dir.to_owned(),
+            network: network.clone(),
+        };
+        let mut config = NodeConfig::new(data_dir.to_owned(), controller_url, TOKEN, network);
+        config.hooks_dir = hooks_dir;
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.accel = AccelRequest::Tcg;
+        config.cores = Some(8);
+        config.memory_mib = Some(4096);
+        config.disk_gib = Some(100);
+        let fixture = Self {
+            kernel: artifact(images, "vmlinuz"),
+            initrd: artifact(images, "initrd.img"),
+            root: artifact(images, "root.img"),
+            cmdline: std::fs::read_to_string(images.join("cmdline"))
+                .expect("cmdline")
+                .trim()
+                .to_owned(),
+            config,
+        };
+        (fixture, purge)
+    }
+
     fn spec(&self, id: &str, n: u8, user_data: &str) -> InstanceSpec {
         let ip = format!("172.31.0.{}", 10 + n);
         let mac = format!("d0:0d:00:00:00:{n:02x}");
@@ -363,6 +412,28 @@ impl Fixture {
     }
 }
 
+/// Sets instance `id`'s desired state to `desired` (at `generation`) and
+/// waits until it is reached (`what` names it if it is not).
+#[allow(dead_code)]
+async fn set_state_and_wait(
+    client: &HttpNodeClient,
+    id: &str,
+    desired: DesiredState,
+    generation: u64,
+    what: &str,
+    timeout: Duration,
+) -> VmState {
+    client
+        .set_desired_state(id, desired, generation)
+        .await
+        .unwrap_or_else(|e| panic!("{id} to {desired:?}: {e}"));
+    let reached = match desired {
+        DesiredState::Running => VmState::Running,
+        DesiredState::Stopped => VmState::Stopped,
+    };
+    wait_state(client, id, |s| *s == reached, what, timeout).await
+}
+
 async fn wait_state(
     client: &HttpNodeClient,
     id: &str,
@@ -413,4 +484,61 @@ async fn start(config: &NodeConfig) -> (NodeHandle, HttpNodeClient) {
     let handle = start_node(config.clone()).await.expect("start node");
     let client = HttpNodeClient::new(handle.url(), TOKEN);
     (handle, client)
+}
+
+/// The volume `id` as the node reports it.
+#[allow(dead_code)]
+async fn volume(client: &HttpNodeClient, id: &str) -> Option<mallee_node_api::ObservedVolume> {
+    client
+        .report()
+        .await
+        .expect("report")
+        .volumes
+        .into_iter()
+        .find(|v| v.volume_id == id)
+}
+
+/// The virtio serial of volume `volume_id`'s disk: its id without `-`.
+#[allow(dead_code)]
+fn serial(volume_id: &str) -> String {
+    volume_id.replace('-', "")
+}
+
+/// Shell that sets `$dev` to the disk of volume `volume_id` (found by its
+/// virtio serial), waiting for it to appear.
+#[allow(dead_code)]
+fn find_disk(volume_id: &str) -> String {
+    let serial = serial(volume_id);
+    format!(
+        "dev=\"\"\nwhile [ -z \"$dev\" ]; do\n  for d in /sys/block/vd*; do\n    [ \"$(cat $d/serial 2>/dev/null)\" = {serial} ] && dev=/dev/${{d##*/}}\n  done\n  [ -n \"$dev\" ] || usleep 200000\ndone\n"
+    )
+}
+
+/// Waits until the console shows `needle` `count` times; returns the lines
+/// holding it.
+#[allow(dead_code)]
+async fn console_lines(
+    client: &HttpNodeClient,
+    id: &str,
+    needle: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let out = client.console_output(id).await.expect("console").output;
+        let lines: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{id}: {needle:?} not {count} times on the console within {timeout:?}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
