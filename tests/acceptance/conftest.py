@@ -86,8 +86,10 @@ def run_mallee(*args, timeout=60, env=None, check=False) -> subprocess.Completed
 class MalleeServer:
     """One `mallee up` process (restartable on the same data dir and port)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, extra_args=()):
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, extra_args=(), env=None):
         self.data_dir = Path(data_dir)
+        # Extra environment of the next starts (e.g. MALLEE_PAUSE_AT).
+        self.env: dict[str, str] = dict(env or {})
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.extra_args = list(extra_args)
@@ -127,6 +129,7 @@ class MalleeServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **self.env},
         )
         if self not in _ACTIVE_SERVERS:
             _ACTIVE_SERVERS.append(self)
@@ -508,8 +511,10 @@ def mallee_factory(tmp_path):
     """Factory: mallee_factory(name='a', start=True, port=None) -> MalleeServer."""
     servers: list[MalleeServer] = []
 
-    def make(name: str = "srv", start: bool = True, port: int | None = None, extra_args=()) -> MalleeServer:
-        srv = MalleeServer(tmp_path / f"{name}-data", tmp_path / f"{name}.log", port=port, extra_args=extra_args)
+    def make(name: str = "srv", start: bool = True, port: int | None = None, extra_args=(), env=None) -> MalleeServer:
+        srv = MalleeServer(
+            tmp_path / f"{name}-data", tmp_path / f"{name}.log", port=port, extra_args=extra_args, env=env
+        )
         servers.append(srv)
         _ACTIVE_SERVERS.append(srv)
         if start:

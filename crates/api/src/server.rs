@@ -34,6 +34,9 @@ pub enum ServerError {
     /// The object data directory could not be opened.
     #[error("cannot open the object store: {0}")]
     Blobs(#[from] mallee_blobs::BlobError),
+    /// Repairing what a crash left failed.
+    #[error("cannot repair interrupted launches: {0}")]
+    Repair(#[from] mallee_cloud::CloudError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -83,6 +86,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         compute: mallee_cloud::compute::Compute::new(node_token),
         faults: mallee_cloud::faults::Faults::from_env(),
     });
+    mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone(), blobs.clone());
     let metal = Arc::new(mallee_cloud::metal::Metal::disabled(
         cloud.store.clone(),

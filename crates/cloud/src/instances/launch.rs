@@ -4,16 +4,18 @@
 //! A launch first resolves everything it needs without changing anything
 //! (image, volumes, type, key pair, subnet, groups), then, under the
 //! placement lock, takes its steps in order: [`Step::Quota`],
-//! [`Step::Capacity`] (nodes, or machines of the bare-metal zone, which are
-//! reserved: undone by releasing them), [`Step::PrivateAddresses`],
-//! [`Step::PublicAddresses`] (recorded before the reservation: undone by
-//! giving them back), and [`Step::Records`]: the reservation, its
-//! instances, their volumes, tags and group memberships in one store
-//! transaction ([`mallee_store::Launch`]). A failure at any step runs the undo of every step taken so
-//! far, newest first, and leaves nothing behind. A crash between steps is
-//! repaired at restart: the reconciler gives back public addresses of
-//! instances that do not exist ([`crate::addresses::reclaim_orphans`]) and
-//! returns machines no instance holds to the pool.
+//! [`Step::Network`], [`Step::Capacity`] (nodes; in the bare-metal zone
+//! free machines, then [`Step::Machines`] reserves them: undone by
+//! releasing them), [`Step::PrivateAddresses`], [`Step::PublicAddresses`]
+//! (recorded before the reservation: undone by giving them back), and
+//! [`Step::Records`]: the reservation, its instances, their volumes, tags
+//! and group memberships in one store transaction
+//! ([`mallee_store::Launch`]). A failure at any step runs the undo of every
+//! step taken so far, newest first, and leaves nothing behind. A crash
+//! between steps is repaired at restart ([`repair_interrupted`] gives back
+//! public addresses of instances that were never stored; the bare-metal
+//! syncer returns machines no instance holds to the pool), and while the
+//! controller runs by the reconciler ([`addresses::reclaim_orphans`]).
 //!
 //! A request with a client token that already made a reservation gets that
 //! reservation back, unless its other parameters differ.
@@ -217,6 +219,23 @@ impl<'a> Steps<'a> {
     pub fn finish(mut self) {
         self.undo.clear();
     }
+}
+
+/// Repairs what launches a crash interrupted left behind: public addresses
+/// recorded for instances that were never stored. Called at start, before
+/// any launch of this process can be under way; while the controller runs,
+/// the reconciler takes such addresses back once they are old enough
+/// ([`addresses::reclaim_orphans`]). Bare-metal machines reserved by an
+/// interrupted launch are returned by the bare-metal syncer.
+pub async fn repair_interrupted(cloud: &Cloud) -> Result<usize, CloudError> {
+    let freed = addresses::reclaim_orphans_before(cloud, ids::now_millis() + 1).await?;
+    if freed > 0 {
+        tracing::info!(
+            addresses = freed,
+            "gave back public addresses of launches a crash interrupted"
+        );
+    }
+    Ok(freed)
 }
 
 /// The reservation a retried request made before, with its instances; a
