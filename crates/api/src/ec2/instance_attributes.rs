@@ -5,7 +5,6 @@
 use crate::query::{QueryError, QueryParams};
 use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
 
-use super::instance_lifecycle::change_instances;
 use super::instances::{load_owned, validate_instance_id, validate_user_data};
 use super::{Ec2Context, Ec2Error};
 
@@ -318,10 +317,15 @@ impl ModifyInstanceAttribute {
                 Modification::ShutdownBehavior(b) => d.shutdown_behavior = *b,
             }
         };
-        change_instances(ctx, std::slice::from_ref(&self.id), |i, _| {
-            apply(i);
-            Ok(true)
-        })
+        mallee_cloud::instances::lifecycle::change(
+            ctx.cloud,
+            ctx.principal,
+            std::slice::from_ref(&self.id),
+            |i, _| {
+                apply(i);
+                Ok(true)
+            },
+        )
         .await?;
         if let Some(groups) = &groups {
             let ids: Vec<String> = groups.iter().map(|(id, _)| id.clone()).collect();

@@ -6,7 +6,7 @@
 //! reconciler then starts each instance on its node. A crash before the
 //! commit leaves nothing; after it, the reconciler finishes the launch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use base64::Engine;
 use mallee_node_api::{HttpTokens, MetadataOptions};
@@ -16,6 +16,8 @@ use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::QueryParams;
 use crate::xml::XmlWriter;
+use mallee_cloud::CloudError;
+use mallee_cloud::instances::lookup;
 use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
 use mallee_cloud::volumes::Volume;
 
@@ -45,12 +47,7 @@ pub fn validate_instance_id(id: &str) -> Result<(), Ec2Error> {
 
 /// `InvalidInstanceID.NotFound` for `ids`, worded as EC2 words it.
 pub fn instances_not_found(ids: &[&str]) -> Ec2Error {
-    let message = if ids.len() == 1 {
-        format!("The instance ID '{}' does not exist", ids[0])
-    } else {
-        format!("The instance IDs '{}' do not exist", ids.join(", "))
-    };
-    Ec2Error::refused("InvalidInstanceID.NotFound", message)
+    CloudError::instances_not_found(ids).into()
 }
 
 /// Reads `InstanceId.N` (at least one when `required`), validating each.
@@ -68,28 +65,12 @@ pub fn parse_instance_ids(params: &QueryParams, required: bool) -> Result<Vec<St
 /// The caller's instances named by `ids` (every one must exist), in the
 /// order given, decoded.
 pub async fn load_owned(ctx: &Ec2Context<'_>, ids: &[String]) -> Result<Vec<Instance>, Ec2Error> {
-    let account = &ctx.principal.account.account_id;
-    let mut found = Vec::with_capacity(ids.len());
-    let mut missing = Vec::new();
-    let mut seen = HashSet::new();
-    for id in ids {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        match ctx.cloud.store.instance(id).await? {
-            Some(record) if &record.account_id == account => found.push(decode(record)?),
-            _ => missing.push(id.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(instances_not_found(&missing));
-    }
-    Ok(found)
+    Ok(lookup::owned(ctx.cloud, ctx.principal, ids).await?)
 }
 
 /// Decodes a record, mapping corruption to an internal error.
 pub fn decode(record: InstanceRecord) -> Result<Instance, Ec2Error> {
-    Instance::decode(record).map_err(|e| Ec2Error::Internal(e.to_string()))
+    Ok(Instance::from_record(record)?)
 }
 
 /// RunInstances input: the domain's request.

@@ -4,6 +4,8 @@
 
 pub mod capacity;
 pub mod launch;
+pub mod lifecycle;
+pub mod lookup;
 pub mod model;
 pub mod placement;
 pub mod quota;
