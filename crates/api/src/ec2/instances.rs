@@ -17,6 +17,7 @@ use crate::pagination::PageRequest;
 use crate::query::QueryParams;
 use crate::xml::XmlWriter;
 use mallee_cloud::CloudError;
+use mallee_cloud::instances::describe::{self, InstanceStatus};
 use mallee_cloud::instances::lookup;
 use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
 use mallee_cloud::volumes::Volume;
@@ -621,33 +622,17 @@ impl DescribeInstances {
     /// Lists the caller's instances grouped by reservation.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let account = &ctx.principal.account.account_id;
-        let mut instances: Vec<Instance> = ctx
-            .cloud
-            .store
-            .instances(Some(account))
-            .await?
-            .into_iter()
-            .map(decode)
-            .collect::<Result<_, _>>()?;
-        let missing: Vec<&str> = self
-            .ids
-            .iter()
-            .filter(|id| !instances.iter().any(|i| i.id() == id.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(instances_not_found(&missing));
-        }
+        let described = describe::instances(ctx.cloud, ctx.principal, &self.ids).await?;
+        let mut instances = described.instances;
         let tags = TagsByResource::load(ctx, account).await?;
         instances.retain(|i| {
-            (self.ids.is_empty() || self.ids.iter().any(|id| id == i.id()))
-                && filter::matches(
-                    &self.filters,
-                    &InstanceView {
-                        instance: i,
-                        tags: tags.of(i.id()),
-                    },
-                )
+            filter::matches(
+                &self.filters,
+                &InstanceView {
+                    instance: i,
+                    tags: tags.of(i.id()),
+                },
+            )
         });
         instances.sort_by(|a, b| a.id().cmp(b.id()));
         let (page, next) = self.page.apply(instances, |i| i.id().to_owned());
@@ -672,15 +657,9 @@ impl DescribeInstances {
                 _ => reservations.push((instance.record.reservation_id.clone(), vec![instance])),
             }
         }
-        let mut volumes: HashMap<String, Vec<VolumeRecord>> = HashMap::new();
-        for v in ctx.cloud.store.volumes(Some(account)).await? {
-            if let Some(instance) = v.instance_id.clone() {
-                volumes.entry(instance).or_default().push(v);
-            }
-        }
         Ok(ctx.respond("DescribeInstances", |w| {
             w.items("reservationSet", &reservations, |w, (id, list)| {
-                write_reservation_body(w, id, account, list, |i| tags.of(i), &volumes);
+                write_reservation_body(w, id, account, list, |i| tags.of(i), &described.volumes);
             });
             w.opt_text("nextToken", next.as_deref());
         }))
@@ -696,38 +675,24 @@ pub struct DescribeInstanceStatus {
     page: PageRequest,
 }
 
-struct StatusView<'a>(&'a Instance);
+struct StatusView<'a>(&'a InstanceStatus);
 
 impl Filterable for StatusView<'_> {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let i = self.0;
-        let status = status_of(i.state).to_owned();
+        let i = &self.0.instance;
+        let check = self.0.check;
         match name {
             "availability-zone" => Some(vec![i.record.zone.clone()]),
             "instance-state-name" => Some(vec![i.state.name().to_owned()]),
             "instance-state-code" => Some(vec![i.state.code().to_string()]),
-            "instance-status.status" | "system-status.status" => Some(vec![status]),
+            "instance-status.status" | "system-status.status" => {
+                Some(vec![check.status().to_owned()])
+            }
             "instance-status.reachability" | "system-status.reachability" => {
-                Some(vec![reachability_of(i.state).to_owned()])
+                Some(vec![check.reachability().to_owned()])
             }
             _ => None,
         }
-    }
-}
-
-fn status_of(state: InstanceState) -> &'static str {
-    match state {
-        InstanceState::Running => "ok",
-        InstanceState::Pending => "initializing",
-        _ => "not-applicable",
-    }
-}
-
-fn reachability_of(state: InstanceState) -> &'static str {
-    match state {
-        InstanceState::Running => "passed",
-        InstanceState::Pending => "initializing",
-        _ => "not-applicable",
     }
 }
 
@@ -759,35 +724,23 @@ impl DescribeInstanceStatus {
     /// Status of the caller's running instances (all with
     /// `IncludeAllInstances`).
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let mut instances = if self.ids.is_empty() {
-            let account = &ctx.principal.account.account_id;
-            ctx.cloud
-                .store
-                .instances(Some(account))
-                .await?
-                .into_iter()
-                .map(decode)
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            load_owned(ctx, &self.ids).await?
-        };
-        instances.retain(|i| {
-            (self.include_all || i.state == InstanceState::Running)
-                && filter::matches(&self.filters, &StatusView(i))
-        });
-        instances.sort_by(|a, b| a.id().cmp(b.id()));
-        let (page, next) = self.page.apply(instances, |i| i.id().to_owned());
+        let mut statuses =
+            describe::statuses(ctx.cloud, ctx.principal, &self.ids, self.include_all).await?;
+        statuses.retain(|s| filter::matches(&self.filters, &StatusView(s)));
+        statuses.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
+        let (page, next) = self.page.apply(statuses, |s| s.instance.id().to_owned());
         Ok(ctx.respond("DescribeInstanceStatus", |w| {
-            w.items("instanceStatusSet", &page, |w, i| {
+            w.items("instanceStatusSet", &page, |w, s| {
+                let i = &s.instance;
                 w.text("instanceId", i.id());
                 w.text("availabilityZone", &i.record.zone);
                 write_state(w, "instanceState", i.state);
                 for element in ["systemStatus", "instanceStatus"] {
                     w.elem(element, |w| {
-                        w.text("status", status_of(i.state));
+                        w.text("status", s.check.status());
                         w.items("details", [()], |w, ()| {
                             w.text("name", "reachability");
-                            w.text("status", reachability_of(i.state));
+                            w.text("status", s.check.reachability());
                         });
                     });
                 }

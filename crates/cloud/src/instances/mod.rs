@@ -2,7 +2,9 @@
 //! instance types it can have, where new ones go and how much room a zone
 //! has, the quota, and launching.
 
+pub mod attributes;
 pub mod capacity;
+pub mod describe;
 pub mod launch;
 pub mod lifecycle;
 pub mod lookup;
