@@ -453,50 +453,37 @@ enum Call {
 /// Sends `call` to the instance's node (one call at a time per instance).
 fn node_call(cloud: &Arc<Cloud>, node: &Node, instance_id: String, call: Call) {
     let node_id = node.node_id.clone();
-    match call {
-        Call::Put(instance) => {
-            let spec = instance.node_spec();
-            crate::node_calls::spawn(
-                cloud,
-                node,
-                instance_id.clone(),
-                CALL_TIMEOUT,
-                |client| async move { client.put_instance(spec).await.map(|_| ()) },
-                move |cloud, answer| async move {
-                    match answer {
-                        Ok(()) => {}
-                        Err(
-                            NodeError::BadRequest(message)
-                            | NodeError::InsufficientCapacity(message),
-                        ) => fail_launch(&cloud, *instance, &message).await,
-                        Err(e) => {
-                            tracing::warn!(instance = %instance_id, node = %node_id, error = %e, "node call failed; will retry");
-                        }
+    let spec = match &call {
+        Call::Put(instance) => Some(instance.node_spec()),
+        Call::Delete => None,
+    };
+    let id = instance_id.clone();
+    crate::node_calls::spawn(
+        cloud,
+        node,
+        instance_id.clone(),
+        CALL_TIMEOUT,
+        |client| async move {
+            match spec {
+                Some(spec) => client.put_instance(spec).await.map(|_| ()),
+                None => client.delete_instance(&id).await,
+            }
+        },
+        move |cloud, answer| async move {
+            match answer {
+                Ok(()) => {}
+                Err(NodeError::BadRequest(message) | NodeError::InsufficientCapacity(message)) => {
+                    // A refused delete is decided again by the next pass.
+                    if let Call::Put(instance) = call {
+                        fail_launch(&cloud, *instance, &message).await;
                     }
-                },
-            );
-        }
-        Call::Delete => {
-            let id = instance_id.clone();
-            crate::node_calls::spawn(
-                cloud,
-                node,
-                instance_id.clone(),
-                CALL_TIMEOUT,
-                |client| async move { client.delete_instance(&id).await },
-                move |_, answer| async move {
-                    match answer {
-                        // A refused delete is decided again by the next pass.
-                        Ok(())
-                        | Err(NodeError::BadRequest(_) | NodeError::InsufficientCapacity(_)) => {}
-                        Err(e) => {
-                            tracing::warn!(instance = %instance_id, node = %node_id, error = %e, "node call failed; will retry");
-                        }
-                    }
-                },
-            );
-        }
-    }
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %instance_id, node = %node_id, error = %e, "node call failed; will retry");
+                }
+            }
+        },
+    );
 }
 
 /// A node refused an instance outright: it goes to shutting-down with the
