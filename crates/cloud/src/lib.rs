@@ -18,6 +18,7 @@ pub mod ids;
 pub mod images;
 pub mod instances;
 pub mod metal;
+pub mod node_calls;
 pub mod nodes;
 pub mod reconciler;
 pub mod security_groups;

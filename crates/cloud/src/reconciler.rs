@@ -450,43 +450,40 @@ enum Call {
     Delete,
 }
 
-/// Runs `call` in its own task unless one is already running for the
-/// instance; wakes the reconciler when it ends.
+/// Sends `call` to the instance's node (one call at a time per instance).
 fn node_call(cloud: &Arc<Cloud>, node: &Node, instance_id: String, call: Call) {
-    if !cloud.compute.begin_call(&instance_id) {
-        return;
-    }
-    let cloud = cloud.clone();
-    let client = cloud.compute.nodes.client(node);
     let node_id = node.node_id.clone();
-    tokio::spawn(async move {
-        let result = match &call {
-            Call::Put(instance) => {
-                tokio::time::timeout(CALL_TIMEOUT, client.put_instance(instance.node_spec()))
-                    .await
-                    .map(|r| r.map(|_| ()))
+    let spec = match &call {
+        Call::Put(instance) => Some(instance.node_spec()),
+        Call::Delete => None,
+    };
+    let id = instance_id.clone();
+    crate::node_calls::spawn(
+        cloud,
+        node,
+        instance_id.clone(),
+        CALL_TIMEOUT,
+        |client| async move {
+            match spec {
+                Some(spec) => client.put_instance(spec).await.map(|_| ()),
+                None => client.delete_instance(&id).await,
             }
-            Call::Delete => {
-                tokio::time::timeout(CALL_TIMEOUT, client.delete_instance(&instance_id)).await
-            }
-        };
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(NodeError::BadRequest(message) | NodeError::InsufficientCapacity(message))) => {
-                if let Call::Put(instance) = call {
-                    fail_launch(&cloud, *instance, &message).await;
+        },
+        move |cloud, answer| async move {
+            match answer {
+                Ok(()) => {}
+                Err(NodeError::BadRequest(message) | NodeError::InsufficientCapacity(message)) => {
+                    // A refused delete is decided again by the next pass.
+                    if let Call::Put(instance) = call {
+                        fail_launch(&cloud, *instance, &message).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %instance_id, node = %node_id, error = %e, "node call failed; will retry");
                 }
             }
-            Ok(Err(e)) => {
-                tracing::warn!(instance = %instance_id, node = %node_id, error = %e, "node call failed; will retry");
-            }
-            Err(_) => {
-                tracing::warn!(instance = %instance_id, node = %node_id, "node call timed out; will retry");
-            }
-        }
-        cloud.compute.end_call(&instance_id);
-        cloud.compute.wake();
-    });
+        },
+    );
 }
 
 /// A node refused an instance outright: it goes to shutting-down with the

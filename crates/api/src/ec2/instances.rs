@@ -6,7 +6,7 @@
 //! reconciler then starts each instance on its node. A crash before the
 //! commit leaves nothing; after it, the reconciler finishes the launch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use base64::Engine;
 use mallee_node_api::{HttpTokens, MetadataOptions};
@@ -16,6 +16,9 @@ use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::QueryParams;
 use crate::xml::XmlWriter;
+use mallee_cloud::CloudError;
+use mallee_cloud::instances::describe::{self, InstanceStatus};
+use mallee_cloud::instances::lookup;
 use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
 use mallee_cloud::volumes::Volume;
 
@@ -45,12 +48,7 @@ pub fn validate_instance_id(id: &str) -> Result<(), Ec2Error> {
 
 /// `InvalidInstanceID.NotFound` for `ids`, worded as EC2 words it.
 pub fn instances_not_found(ids: &[&str]) -> Ec2Error {
-    let message = if ids.len() == 1 {
-        format!("The instance ID '{}' does not exist", ids[0])
-    } else {
-        format!("The instance IDs '{}' do not exist", ids.join(", "))
-    };
-    Ec2Error::refused("InvalidInstanceID.NotFound", message)
+    CloudError::instances_not_found(ids).into()
 }
 
 /// Reads `InstanceId.N` (at least one when `required`), validating each.
@@ -68,28 +66,12 @@ pub fn parse_instance_ids(params: &QueryParams, required: bool) -> Result<Vec<St
 /// The caller's instances named by `ids` (every one must exist), in the
 /// order given, decoded.
 pub async fn load_owned(ctx: &Ec2Context<'_>, ids: &[String]) -> Result<Vec<Instance>, Ec2Error> {
-    let account = &ctx.principal.account.account_id;
-    let mut found = Vec::with_capacity(ids.len());
-    let mut missing = Vec::new();
-    let mut seen = HashSet::new();
-    for id in ids {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        match ctx.cloud.store.instance(id).await? {
-            Some(record) if &record.account_id == account => found.push(decode(record)?),
-            _ => missing.push(id.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(instances_not_found(&missing));
-    }
-    Ok(found)
+    Ok(lookup::owned(ctx.cloud, ctx.principal, ids).await?)
 }
 
 /// Decodes a record, mapping corruption to an internal error.
 pub fn decode(record: InstanceRecord) -> Result<Instance, Ec2Error> {
-    Instance::decode(record).map_err(|e| Ec2Error::Internal(e.to_string()))
+    Ok(Instance::from_record(record)?)
 }
 
 /// RunInstances input: the domain's request.
@@ -640,33 +622,17 @@ impl DescribeInstances {
     /// Lists the caller's instances grouped by reservation.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let account = &ctx.principal.account.account_id;
-        let mut instances: Vec<Instance> = ctx
-            .cloud
-            .store
-            .instances(Some(account))
-            .await?
-            .into_iter()
-            .map(decode)
-            .collect::<Result<_, _>>()?;
-        let missing: Vec<&str> = self
-            .ids
-            .iter()
-            .filter(|id| !instances.iter().any(|i| i.id() == id.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(instances_not_found(&missing));
-        }
+        let described = describe::instances(ctx.cloud, ctx.principal, &self.ids).await?;
+        let mut instances = described.instances;
         let tags = TagsByResource::load(ctx, account).await?;
         instances.retain(|i| {
-            (self.ids.is_empty() || self.ids.iter().any(|id| id == i.id()))
-                && filter::matches(
-                    &self.filters,
-                    &InstanceView {
-                        instance: i,
-                        tags: tags.of(i.id()),
-                    },
-                )
+            filter::matches(
+                &self.filters,
+                &InstanceView {
+                    instance: i,
+                    tags: tags.of(i.id()),
+                },
+            )
         });
         instances.sort_by(|a, b| a.id().cmp(b.id()));
         let (page, next) = self.page.apply(instances, |i| i.id().to_owned());
@@ -691,15 +657,9 @@ impl DescribeInstances {
                 _ => reservations.push((instance.record.reservation_id.clone(), vec![instance])),
             }
         }
-        let mut volumes: HashMap<String, Vec<VolumeRecord>> = HashMap::new();
-        for v in ctx.cloud.store.volumes(Some(account)).await? {
-            if let Some(instance) = v.instance_id.clone() {
-                volumes.entry(instance).or_default().push(v);
-            }
-        }
         Ok(ctx.respond("DescribeInstances", |w| {
             w.items("reservationSet", &reservations, |w, (id, list)| {
-                write_reservation_body(w, id, account, list, |i| tags.of(i), &volumes);
+                write_reservation_body(w, id, account, list, |i| tags.of(i), &described.volumes);
             });
             w.opt_text("nextToken", next.as_deref());
         }))
@@ -715,38 +675,24 @@ pub struct DescribeInstanceStatus {
     page: PageRequest,
 }
 
-struct StatusView<'a>(&'a Instance);
+struct StatusView<'a>(&'a InstanceStatus);
 
 impl Filterable for StatusView<'_> {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let i = self.0;
-        let status = status_of(i.state).to_owned();
+        let i = &self.0.instance;
+        let check = self.0.check;
         match name {
             "availability-zone" => Some(vec![i.record.zone.clone()]),
             "instance-state-name" => Some(vec![i.state.name().to_owned()]),
             "instance-state-code" => Some(vec![i.state.code().to_string()]),
-            "instance-status.status" | "system-status.status" => Some(vec![status]),
+            "instance-status.status" | "system-status.status" => {
+                Some(vec![check.status().to_owned()])
+            }
             "instance-status.reachability" | "system-status.reachability" => {
-                Some(vec![reachability_of(i.state).to_owned()])
+                Some(vec![check.reachability().to_owned()])
             }
             _ => None,
         }
-    }
-}
-
-fn status_of(state: InstanceState) -> &'static str {
-    match state {
-        InstanceState::Running => "ok",
-        InstanceState::Pending => "initializing",
-        _ => "not-applicable",
-    }
-}
-
-fn reachability_of(state: InstanceState) -> &'static str {
-    match state {
-        InstanceState::Running => "passed",
-        InstanceState::Pending => "initializing",
-        _ => "not-applicable",
     }
 }
 
@@ -778,35 +724,23 @@ impl DescribeInstanceStatus {
     /// Status of the caller's running instances (all with
     /// `IncludeAllInstances`).
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let mut instances = if self.ids.is_empty() {
-            let account = &ctx.principal.account.account_id;
-            ctx.cloud
-                .store
-                .instances(Some(account))
-                .await?
-                .into_iter()
-                .map(decode)
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            load_owned(ctx, &self.ids).await?
-        };
-        instances.retain(|i| {
-            (self.include_all || i.state == InstanceState::Running)
-                && filter::matches(&self.filters, &StatusView(i))
-        });
-        instances.sort_by(|a, b| a.id().cmp(b.id()));
-        let (page, next) = self.page.apply(instances, |i| i.id().to_owned());
+        let mut statuses =
+            describe::statuses(ctx.cloud, ctx.principal, &self.ids, self.include_all).await?;
+        statuses.retain(|s| filter::matches(&self.filters, &StatusView(s)));
+        statuses.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
+        let (page, next) = self.page.apply(statuses, |s| s.instance.id().to_owned());
         Ok(ctx.respond("DescribeInstanceStatus", |w| {
-            w.items("instanceStatusSet", &page, |w, i| {
+            w.items("instanceStatusSet", &page, |w, s| {
+                let i = &s.instance;
                 w.text("instanceId", i.id());
                 w.text("availabilityZone", &i.record.zone);
                 write_state(w, "instanceState", i.state);
                 for element in ["systemStatus", "instanceStatus"] {
                     w.elem(element, |w| {
-                        w.text("status", status_of(i.state));
+                        w.text("status", s.check.status());
                         w.items("details", [()], |w, ()| {
                             w.text("name", "reachability");
-                            w.text("status", reachability_of(i.state));
+                            w.text("status", s.check.reachability());
                         });
                     });
                 }

@@ -2,8 +2,12 @@
 //! instance types it can have, where new ones go and how much room a zone
 //! has, the quota, and launching.
 
+pub mod attributes;
 pub mod capacity;
+pub mod describe;
 pub mod launch;
+pub mod lifecycle;
+pub mod lookup;
 pub mod model;
 pub mod placement;
 pub mod quota;

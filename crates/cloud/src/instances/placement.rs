@@ -25,6 +25,17 @@ pub struct Demand {
     pub disk_gib: u64,
 }
 
+impl Demand {
+    /// What an instance with `spec` holds on its node.
+    pub fn of(spec: &mallee_node_api::InstanceSpec) -> Self {
+        Self {
+            vcpus: u64::from(spec.vcpus),
+            memory_mib: spec.memory_mib,
+            disk_gib: spec.disk_gib,
+        }
+    }
+}
+
 /// A node's free capacity as the controller counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRoom {
@@ -59,15 +70,15 @@ fn unsigned(v: i64) -> u64 {
 pub fn rooms(nodes: &[Node], instances: &[Instance], zone: &str) -> Vec<NodeRoom> {
     let mut used: HashMap<&str, Demand> = HashMap::new();
     for i in instances.iter().filter(|i| i.holds_capacity()) {
-        let spec = &i.details.spec;
+        let held = Demand::of(&i.details.spec);
         let u = used.entry(i.record.node_id.as_str()).or_insert(Demand {
             vcpus: 0,
             memory_mib: 0,
             disk_gib: 0,
         });
-        u.vcpus += u64::from(spec.vcpus);
-        u.memory_mib += spec.memory_mib;
-        u.disk_gib += spec.disk_gib;
+        u.vcpus += held.vcpus;
+        u.memory_mib += held.memory_mib;
+        u.disk_gib += held.disk_gib;
     }
     nodes
         .iter()
@@ -103,6 +114,22 @@ pub fn place(mut rooms: Vec<NodeRoom>, demand: Demand, max: usize) -> Vec<Node> 
         chosen.push(best.node.clone());
     }
     chosen
+}
+
+/// Takes room for `demand` on the node `node_id` (an instance that goes
+/// back to the node it was placed on); `false`, taking nothing, when that
+/// node is not among `rooms` or has too little room left.
+pub fn take_on(rooms: &mut [NodeRoom], node_id: &str, demand: Demand) -> bool {
+    match rooms
+        .iter_mut()
+        .find(|r| r.node.node_id == node_id && r.fits(demand))
+    {
+        Some(room) => {
+            room.take(demand);
+            true
+        }
+        None => false,
+    }
 }
 
 /// An IPv4 network in CIDR form.
@@ -208,6 +235,21 @@ mod tests {
         );
         chosen.sort();
         assert_eq!(chosen, ["a", "a", "b"].map(String::from));
+    }
+
+    #[test]
+    fn taking_room_on_one_node() {
+        let mut rooms = rooms(&[node("a", 2), node("b", 1)], &[], "z");
+        let d = Demand {
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+        };
+        assert!(take_on(&mut rooms, "b", d));
+        assert!(!take_on(&mut rooms, "b", d), "b is full");
+        assert!(!take_on(&mut rooms, "c", d), "no such node");
+        assert!(take_on(&mut rooms, "a", d));
+        assert_eq!((rooms[0].cores, rooms[1].cores), (1, 0));
     }
 
     #[test]

@@ -452,32 +452,29 @@ fn node_start(cloud: &Arc<Cloud>, node: &Node, volume_id: String, snapshot: &Sna
         volume_id,
         generation: snapshot.generation(),
     };
-    let key = call_key(&spec.snapshot_id);
-    if !cloud.compute.begin_call(&key) {
-        return;
-    }
-    let cloud = cloud.clone();
-    let client = cloud.compute.nodes.client(node);
+    let snapshot_id = spec.snapshot_id.clone();
     let node_id = node.node_id.clone();
-    tokio::spawn(async move {
-        let result = tokio::time::timeout(CALL_TIMEOUT, client.put_snapshot(spec.clone())).await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(
-                e @ (NodeError::BadRequest(_) | NodeError::Conflict(_) | NodeError::NotFound(_)),
-            )) => {
-                fail_refused(&cloud, &spec.snapshot_id, e.to_string()).await;
+    crate::node_calls::spawn(
+        cloud,
+        node,
+        call_key(&snapshot_id),
+        CALL_TIMEOUT,
+        |client| async move { client.put_snapshot(spec).await },
+        move |cloud, answer| async move {
+            match answer {
+                Ok(_) => {}
+                Err(
+                    e
+                    @ (NodeError::BadRequest(_) | NodeError::Conflict(_) | NodeError::NotFound(_)),
+                ) => {
+                    fail_refused(&cloud, &snapshot_id, e.to_string()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(snapshot = %snapshot_id, node = %node_id, error = %e, "node snapshot call failed; will retry");
+                }
             }
-            Ok(Err(e)) => {
-                tracing::warn!(snapshot = %spec.snapshot_id, node = %node_id, error = %e, "node snapshot call failed; will retry");
-            }
-            Err(_) => {
-                tracing::warn!(snapshot = %spec.snapshot_id, node = %node_id, "node snapshot call timed out; will retry");
-            }
-        }
-        cloud.compute.end_call(&key);
-        cloud.compute.wake();
-    });
+        },
+    );
 }
 
 async fn fail_refused(cloud: &Cloud, snapshot_id: &str, message: String) {
@@ -500,25 +497,19 @@ async fn fail_refused(cloud: &Cloud, snapshot_id: &str, message: String) {
 }
 
 fn node_forget(cloud: &Arc<Cloud>, node: &Node, snapshot_id: String) {
-    let key = call_key(&snapshot_id);
-    if !cloud.compute.begin_call(&key) {
-        return;
-    }
-    let cloud = cloud.clone();
-    let client = cloud.compute.nodes.client(node);
-    tokio::spawn(async move {
-        match tokio::time::timeout(CALL_TIMEOUT, client.delete_snapshot(&snapshot_id)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+    let id = snapshot_id.clone();
+    crate::node_calls::spawn(
+        cloud,
+        node,
+        call_key(&snapshot_id),
+        CALL_TIMEOUT,
+        |client| async move { client.delete_snapshot(&id).await },
+        move |_, answer| async move {
+            if let Err(e) = answer {
                 tracing::warn!(snapshot = %snapshot_id, error = %e, "node could not forget a snapshot; will retry");
             }
-            Err(_) => {
-                tracing::warn!(snapshot = %snapshot_id, "node snapshot call timed out; will retry");
-            }
-        }
-        cloud.compute.end_call(&key);
-        cloud.compute.wake();
-    });
+        },
+    );
 }
 
 // --- storing data ------------------------------------------------------------
@@ -709,12 +700,7 @@ fn start_import(cloud: &Arc<Cloud>, snapshot: &Snapshot) {
         return;
     };
     let snapshot_id = snapshot.id().to_owned();
-    let key = call_key(&snapshot_id);
-    if !cloud.compute.begin_call(&key) {
-        return;
-    }
-    let cloud = cloud.clone();
-    tokio::spawn(async move {
+    crate::node_calls::spawn_keyed(cloud, call_key(&snapshot_id), |cloud| async move {
         if let Err(e) = import_object(&cloud, &snapshot_id, &import).await {
             match e {
                 StoreDataError::Gone(_) => {}
@@ -724,8 +710,6 @@ fn start_import(cloud: &Arc<Cloud>, snapshot: &Snapshot) {
                 e => fail_refused(&cloud, &snapshot_id, e.to_string()).await,
             }
         }
-        cloud.compute.end_call(&key);
-        cloud.compute.wake();
     });
 }
 

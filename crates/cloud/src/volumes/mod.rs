@@ -706,61 +706,51 @@ impl Call {
 /// Runs `call` in its own task unless one is already running for the
 /// volume; wakes the reconciler when it ends.
 fn node_call(cloud: &Arc<Cloud>, node: &Node, call: Call) {
+    let call = Arc::new(call);
     let volume_id = call.volume_id().to_owned();
-    if !cloud.compute.begin_call(&volume_id) {
-        return;
-    }
-    let cloud = cloud.clone();
-    let client = cloud.compute.nodes.client(node);
     let node_id = node.node_id.clone();
-    tokio::spawn(async move {
-        let result = match &call {
-            Call::Create(spec) => {
-                tokio::time::timeout(CALL_TIMEOUT, client.put_volume(spec.clone()))
+    let sent = call.clone();
+    crate::node_calls::spawn(
+        cloud,
+        node,
+        volume_id.clone(),
+        CALL_TIMEOUT,
+        |client| async move {
+            match &*sent {
+                Call::Create(spec) => client.put_volume(spec.clone()).await.map(|_| ()),
+                Call::Attach {
+                    instance_id,
+                    attachment,
+                } => client
+                    .attach_volume(instance_id, attachment.clone())
                     .await
-                    .map(|r| r.map(|_| ()))
+                    .map(|_| ()),
+                Call::Detach {
+                    volume_id,
+                    instance_id,
+                    force,
+                } => client
+                    .detach_volume(instance_id, volume_id, *force)
+                    .await
+                    .map(|_| ()),
+                Call::Delete(volume_id) => client.delete_volume(volume_id).await,
             }
-            Call::Attach {
-                instance_id,
-                attachment,
-            } => tokio::time::timeout(
-                CALL_TIMEOUT,
-                client.attach_volume(instance_id, attachment.clone()),
-            )
-            .await
-            .map(|r| r.map(|_| ())),
-            Call::Detach {
-                volume_id,
-                instance_id,
-                force,
-            } => tokio::time::timeout(
-                CALL_TIMEOUT,
-                client.detach_volume(instance_id, volume_id, *force),
-            )
-            .await
-            .map(|r| r.map(|_| ())),
-            Call::Delete(volume_id) => {
-                tokio::time::timeout(CALL_TIMEOUT, client.delete_volume(volume_id)).await
+        },
+        move |cloud, answer| async move {
+            match answer {
+                Ok(()) => {}
+                Err(
+                    e @ (NodeError::BadRequest(_)
+                    | NodeError::InsufficientCapacity(_)
+                    | NodeError::Conflict(_)
+                    | NodeError::NotFound(_)),
+                ) => refused(&cloud, &call, &e).await,
+                Err(e) => {
+                    tracing::warn!(volume = %volume_id, node = %node_id, error = %e, "node volume call failed; will retry");
+                }
             }
-        };
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(
-                e @ (NodeError::BadRequest(_)
-                | NodeError::InsufficientCapacity(_)
-                | NodeError::Conflict(_)
-                | NodeError::NotFound(_)),
-            )) => refused(&cloud, &call, &e).await,
-            Ok(Err(e)) => {
-                tracing::warn!(volume = %volume_id, node = %node_id, error = %e, "node volume call failed; will retry");
-            }
-            Err(_) => {
-                tracing::warn!(volume = %volume_id, node = %node_id, "node volume call timed out; will retry");
-            }
-        }
-        cloud.compute.end_call(&volume_id);
-        cloud.compute.wake();
-    });
+        },
+    );
 }
 
 /// A node refused a call outright. A refused creation leaves the volume in
