@@ -19,6 +19,7 @@ pub mod images;
 pub mod instances;
 pub mod metal;
 pub mod nodes;
+pub mod objects;
 pub mod reconciler;
 pub mod security_groups;
 pub mod snapshots;
