@@ -22,6 +22,7 @@ pub mod nodes;
 pub mod objects;
 pub mod reconciler;
 pub mod security_groups;
+pub mod sharing;
 pub mod snapshots;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
