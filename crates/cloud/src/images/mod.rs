@@ -1,12 +1,20 @@
 //! Images: what may be launched and by whom (EC2's visibility: an account
 //! sees, and may launch, its own images, public ones and those shared with
-//! it; every other image does not exist for it), and [`resolve_for_launch`],
-//! which turns an image id into what a node boots.
+//! it; every other image does not exist for it), DescribeImages' selection,
+//! DeregisterImage, and [`resolve_for_launch`], which turns an image id
+//! into what a node boots. Only the owner changes an image; a visible image
+//! of another account answers `AuthFailure`. Registering is [`register`],
+//! imaging an instance [`create`], the attributes [`attributes`].
+
+pub mod attributes;
+pub mod create;
+pub mod register;
 
 use mallee_node_api::{Artifact, BootImage};
 use mallee_store::{Image, ImageBlockDevice, StoreError, TagPair};
 
-use crate::{Cloud, CloudError, Kind};
+use crate::sharing::{Admins, Grants, Selection, Shared};
+use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 /// Kernel command line of paravirtual instances: the root disk is the
 /// first virtio disk, the console the first serial port, and a kernel panic
@@ -25,10 +33,6 @@ pub fn is_image_id(id: &str) -> bool {
         }
         _ => false,
     }
-}
-
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub fn malformed(id: &str) -> CloudError {
@@ -139,6 +143,104 @@ pub async fn store_new_image(
     }
 }
 
+/// A new machine image `image_id` of `account` named `name`: available,
+/// private, hvm, booting from an instance store of nothing yet; callers
+/// say what it is of.
+fn new_machine_image(
+    image_id: String,
+    account: &str,
+    name: &str,
+    description: Option<String>,
+) -> Image {
+    Image {
+        image_id,
+        account_id: account.to_owned(),
+        name: name.to_owned(),
+        description,
+        image_type: "machine".into(),
+        architecture: "x86_64".into(),
+        virtualization_type: "hvm".into(),
+        root_device_name: String::new(),
+        root_device_type: "instance-store".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        location: String::new(),
+        bucket: String::new(),
+        key: String::new(),
+        size: 0,
+        etag: String::new(),
+        disk_format: "none".into(),
+        state: "available".into(),
+        is_public: false,
+        created_at: ids::now_millis(),
+        launch_permissions: Vec::new(),
+        block_device_mappings: Vec::new(),
+    }
+}
+
+/// An image as DescribeImages lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedImage {
+    /// The image.
+    pub image: Image,
+    /// `amazon` when an administrator account owns it.
+    pub owner_alias: Option<&'static str>,
+}
+
+/// The images the caller may see, of those named (`image_ids`, every one
+/// when empty; one it may not see is not found), that `selection` selects:
+/// `ExecutableBy` scopes by explicit launch permission, as in EC2.
+pub async fn describe(
+    cloud: &Cloud,
+    caller: &Principal,
+    image_ids: &[String],
+    selection: &Selection,
+) -> Result<Vec<ListedImage>, CloudError> {
+    let caller = caller.account_id();
+    let images = cloud.store.images_visible_to(caller).await?;
+    let missing: Vec<&str> = image_ids
+        .iter()
+        .filter(|id| !images.iter().any(|i| &i.image_id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(not_found(&missing));
+    }
+    let admins = Admins::load(cloud).await?;
+    Ok(images
+        .into_iter()
+        .filter(|i| image_ids.is_empty() || image_ids.contains(&i.image_id))
+        .filter(|i| selection.owner_selected(&i.account_id, caller, &admins))
+        .filter(|i| {
+            let shared = Shared {
+                owner: &i.account_id,
+                public: i.is_public,
+                accounts: &i.launch_permissions,
+            };
+            selection.users_selected(&shared, caller, Grants::Explicit)
+        })
+        .map(|image| ListedImage {
+            owner_alias: admins.alias_of(&image.account_id),
+            image,
+        })
+        .collect())
+}
+
+/// Deletes the caller's image. Instances already running keep their copy;
+/// the object itself stays in its bucket.
+pub async fn deregister(
+    cloud: &Cloud,
+    caller: &Principal,
+    image_id: &str,
+) -> Result<(), CloudError> {
+    let account = caller.account_id();
+    owned_image(cloud, account, image_id).await?;
+    if !cloud.store.delete_image(account, image_id).await? {
+        return Err(not_found(&[image_id]));
+    }
+    Ok(())
+}
+
 /// An image resolved for RunInstances: what the node boots and what the
 /// instance reports about its image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,8 +316,8 @@ fn check_available(image: &Image) -> Result<(), CloudError> {
     Ok(())
 }
 
-/// A kernel or ramdisk the account may launch with.
-async fn launch_part(
+/// A kernel or ramdisk (`wanted`) the account may use.
+async fn part_of_type(
     cloud: &Cloud,
     account_id: &str,
     id: &str,
@@ -228,6 +330,17 @@ async fn launch_part(
             part.image_type
         )));
     }
+    Ok(part)
+}
+
+/// A kernel or ramdisk the account may launch with.
+async fn launch_part(
+    cloud: &Cloud,
+    account_id: &str,
+    id: &str,
+    wanted: &str,
+) -> Result<Image, CloudError> {
+    let part = part_of_type(cloud, account_id, id, wanted).await?;
     check_available(&part)?;
     Ok(part)
 }

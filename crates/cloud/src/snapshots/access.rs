@@ -1,13 +1,12 @@
 //! Who may see, restore and change a snapshot: EC2's visibility (an
 //! account sees its own snapshots and those shared with it or public; only
-//! the owner changes or deletes one), and the checks on snapshot ids and
-//! descriptions every snapshot action shares.
-
-use std::collections::HashSet;
+//! the owner changes or deletes one), DescribeSnapshots' selection, and the
+//! checks on snapshot ids and descriptions every snapshot action shares.
 
 use mallee_store::SnapshotRecord;
 
 use super::{Snapshot, SnapshotDesired};
+use crate::sharing::{Admins, Grants, Selection, Shared};
 use crate::{Cloud, CloudError, Kind, Principal};
 
 /// Longest description EC2 accepts.
@@ -29,10 +28,6 @@ pub fn validate_snapshot_id(id: &str) -> Result<(), CloudError> {
             format!("Invalid id: \"{id}\" (expecting \"snap-...\")"),
         ))
     }
-}
-
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub fn not_found(id: &str) -> CloudError {
@@ -121,15 +116,56 @@ pub async fn load_owned(
     }
 }
 
-/// The ids of the cloud's administrator accounts (whose snapshots the
-/// `amazon` owner alias names).
-pub async fn admin_accounts(cloud: &Cloud) -> Result<HashSet<String>, CloudError> {
-    Ok(cloud
-        .store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|a| a.is_admin)
-        .map(|a| a.account_id)
-        .collect())
+/// A snapshot as DescribeSnapshots lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedSnapshot {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// `amazon` when an administrator account owns it.
+    pub owner_alias: Option<&'static str>,
+}
+
+/// The snapshots the caller may see, of those named (`ids`, every one when
+/// empty; one it may not see is not found), that `selection` selects:
+/// `RestorableBy` names the accounts that may create volumes from them.
+pub async fn describe(
+    cloud: &Cloud,
+    caller: &Principal,
+    ids: &[String],
+    selection: &Selection,
+) -> Result<Vec<ListedSnapshot>, CloudError> {
+    let snapshots = visible(cloud, caller).await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !snapshots.iter().any(|s| s.id() == id.as_str()))
+    {
+        return Err(not_found(missing));
+    }
+    let caller = caller.account_id();
+    let admins = Admins::load(cloud).await?;
+    let mut selected = Vec::new();
+    for snapshot in snapshots {
+        let owner = snapshot.record.account_id.as_str();
+        if !(ids.is_empty() || ids.iter().any(|id| id == snapshot.id()))
+            || !selection.owner_selected(owner, caller, &admins)
+        {
+            continue;
+        }
+        if !selection.users.is_empty() {
+            let grantees = cloud.store.snapshot_permissions(snapshot.id()).await?;
+            let shared = Shared {
+                owner,
+                public: grantees.iter().any(|g| g == "all"),
+                accounts: &grantees,
+            };
+            if !selection.users_selected(&shared, caller, Grants::Usable) {
+                continue;
+            }
+        }
+        selected.push(ListedSnapshot {
+            owner_alias: admins.alias_of(owner),
+            snapshot,
+        });
+    }
+    Ok(selected)
 }
