@@ -571,6 +571,82 @@ mod tests {
         code(&Ec2Error::from(err.clone()))
     }
 
+    /// The errors images and snapshots raise in the domain answer with the
+    /// codes and statuses the EC2 files gave them before the move.
+    #[test]
+    fn domain_errors_keep_their_ec2_codes() {
+        use mallee_cloud::{CloudError, Kind};
+        let cases = [
+            (
+                CloudError::BadContent {
+                    kind: Kind::Image,
+                    message: "m".into(),
+                },
+                "InvalidManifest",
+                400,
+            ),
+            (CloudError::Unauthorized, "UnauthorizedOperation", 403),
+            (
+                CloudError::incorrect_state(Kind::Snapshot, "m"),
+                "IncorrectState",
+                400,
+            ),
+            (
+                CloudError::incorrect_state(Kind::Volume, "m"),
+                "IncorrectState",
+                400,
+            ),
+            (
+                CloudError::incorrect_state(Kind::Instance, "m"),
+                "IncorrectInstanceState",
+                400,
+            ),
+            (
+                CloudError::not_found(Kind::Volume, "m"),
+                "InvalidVolume.NotFound",
+                400,
+            ),
+            (
+                CloudError::in_use(Kind::Snapshot, "m"),
+                "InvalidSnapshot.InUse",
+                400,
+            ),
+            (
+                CloudError::duplicate(Kind::ImageName, "m"),
+                "InvalidAMIName.Duplicate",
+                400,
+            ),
+            (
+                CloudError::InvalidParameter("m".into()),
+                "InvalidParameter",
+                400,
+            ),
+            (
+                CloudError::malformed(Kind::ImportTask, "m"),
+                "InvalidConversionTaskId.Malformed",
+                400,
+            ),
+            (
+                mallee_cloud::sharing::malformed_user("x"),
+                "InvalidUserID.Malformed",
+                400,
+            ),
+            (CloudError::internal("m"), "InternalError", 500),
+        ];
+        for (err, want, status) in cases {
+            let ec2 = Ec2Error::from(err.clone());
+            assert_eq!(
+                (code(&ec2).as_str(), ec2.status().as_u16()),
+                (want, status),
+                "{err:?}"
+            );
+        }
+        assert_eq!(
+            Ec2Error::from(mallee_cloud::sharing::malformed_user("x")).to_string(),
+            "Invalid user id: 'x'"
+        );
+    }
+
     #[test]
     fn ids_and_names() {
         assert!(is_image_id("ami-0123456789abcdef0"));

@@ -28,3 +28,47 @@ pub fn parse_selection(
         .collect::<Result<_, _>>()?;
     Ok(Selection { owners, users })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ec2::images::DescribeImages;
+    use crate::ec2::snapshots::DescribeSnapshots;
+    use crate::error::AwsError;
+
+    fn params(pairs: &[(&str, &str)]) -> QueryParams {
+        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("params")
+    }
+
+    #[test]
+    fn images_know_aws_aliases_snapshots_do_not() {
+        let foreign = params(&[("Owner.1", "self"), ("Owner.2", "aws-marketplace")]);
+        assert_eq!(
+            parse_selection(&foreign, "ExecutableBy", true).expect("images"),
+            Selection {
+                owners: vec![Owner::Caller, Owner::Nobody],
+                users: Vec::new(),
+            }
+        );
+        DescribeImages::parse(&foreign).expect("DescribeImages");
+        let err = DescribeSnapshots::parse(&foreign).expect_err("DescribeSnapshots");
+        assert_eq!(err.code(), "InvalidUserID.Malformed");
+        assert_eq!(err.to_string(), "Invalid user id: 'aws-marketplace'");
+
+        let users = params(&[
+            ("RestorableBy.1", "all"),
+            ("RestorableBy.2", "123456789012"),
+        ]);
+        assert_eq!(
+            parse_selection(&users, "RestorableBy", false)
+                .expect("users")
+                .users,
+            vec![User::All, User::Account("123456789012".into())]
+        );
+        for (name, value) in [("ExecutableBy.1", "amazon"), ("Owner.1", "12345")] {
+            let err = DescribeImages::parse(&params(&[(name, value)])).expect_err(value);
+            assert_eq!(err.code(), "InvalidUserID.Malformed", "{name}={value}");
+        }
+    }
+}

@@ -149,3 +149,139 @@ pub async fn create(
     tracing::info!(image = %image_id, instance = %instance_id, volumes = volumes.len(), "image creation started");
     Ok(image_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use mallee_store::Reservation;
+
+    use super::*;
+    use crate::snapshots::access::load_owned;
+    use crate::snapshots::create::testing::volume;
+    use crate::testkit::{InstanceBuilder, TestCloud};
+    use crate::volumes::VolumeStatus;
+
+    const EBS: &str = "i-0123456789abcdef0";
+    const STORE: &str = "i-0123456789abcdef1";
+
+    /// Stores `id` of `account` at `ip` with its root device type.
+    async fn instance(cloud: &Cloud, account: &str, id: &str, ip: &str, root_device_type: &str) {
+        let mac = format!("02:00:00:00:00:{}", &id[id.len() - 2..]);
+        let mut instance = InstanceBuilder::new(id, account)
+            .address(ip, &mac)
+            .instance();
+        instance.details.root_device_type = root_device_type.into();
+        let record = instance.encode();
+        let reservation = Reservation {
+            reservation_id: record.reservation_id.clone(),
+            account_id: account.into(),
+            client_token: None,
+            request_hash: id.into(),
+            created_at: 1,
+        };
+        cloud
+            .store
+            .create_reservation(&reservation, &[record], &[])
+            .await
+            .expect("instance");
+    }
+
+    fn request(instance_id: &str, name: &str, excluded: &[&str]) -> InstanceImage {
+        InstanceImage {
+            instance_id: instance_id.into(),
+            name: name.into(),
+            description: None,
+            excluded: excluded.iter().map(|d| (*d).to_owned()).collect(),
+            tags: Vec::new(),
+            snapshot_tags: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshots_every_volume_and_registers_a_pending_image() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let account = owner.account_id();
+        instance(&cloud, account, EBS, "172.31.0.4", "ebs").await;
+        instance(&cloud, account, STORE, "172.31.0.5", "instance-store").await;
+        let root = volume(
+            &cloud,
+            account,
+            "vol-00000001",
+            2,
+            VolumeStatus::InUse,
+            Some((EBS, "/dev/sda1")),
+            true,
+        )
+        .await;
+        volume(
+            &cloud,
+            account,
+            "vol-00000002",
+            5,
+            VolumeStatus::InUse,
+            Some((EBS, "/dev/sdf")),
+            false,
+        )
+        .await;
+
+        assert_eq!(
+            create(&cloud, &other, &request(EBS, "theirs", &[])).await,
+            Err(CloudError::instances_not_found(&[EBS]))
+        );
+        let err = create(&cloud, &owner, &request(STORE, "store", &[]))
+            .await
+            .expect_err("instance store");
+        assert!(matches!(err, CloudError::Invalid(_)), "{err:?}");
+        let err = create(&cloud, &owner, &request(EBS, "rootless", &["/dev/sda1"]))
+            .await
+            .expect_err("root left out");
+        assert!(
+            matches!(
+                err,
+                CloudError::IncorrectState {
+                    kind: Kind::Instance,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let id = create(&cloud, &owner, &request(EBS, "golden", &["/dev/xvdf"]))
+            .await
+            .expect("create");
+        let image = cloud.store.image(&id).await.expect("read").expect("stored");
+        assert_eq!(image.state, "pending");
+        assert_eq!(image.root_device_type, "ebs");
+        assert_eq!(image.location, format!("{account}/golden"));
+        let [mapping] = image.block_device_mappings.as_slice() else {
+            panic!("one mapping: {:?}", image.block_device_mappings);
+        };
+        assert_eq!(mapping.device_name, "/dev/sda1");
+        assert_eq!(mapping.volume_size_gib, Some(2));
+        assert!(mapping.delete_on_termination);
+        let snapshot_id = mapping.snapshot_id.as_deref().expect("snapshot");
+        let snapshot = load_owned(&cloud, &owner, snapshot_id)
+            .await
+            .expect("snapshot");
+        assert_eq!(snapshot.record.volume_id, root.id());
+        assert_eq!(
+            snapshot.details.created_for_image.as_deref(),
+            Some(id.as_str())
+        );
+
+        let err = create(&cloud, &owner, &request(EBS, "golden", &[]))
+            .await
+            .expect_err("duplicate");
+        assert!(
+            matches!(
+                err,
+                CloudError::Duplicate {
+                    kind: Kind::ImageName,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

@@ -457,3 +457,213 @@ pub async fn resolve_for_launch(
         ebs_mappings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use mallee_store::LaunchPermissionChange;
+
+    use super::attributes::{self, Attribute, Modification};
+    use super::register::{Registration, Source, register};
+    use super::*;
+    use crate::objects::acl::Acl;
+    use crate::objects::testing::put;
+    use crate::sharing::{Owner, User};
+    use crate::testkit::{TestCloud, principal};
+
+    /// Registers an hvm image `name` of `who` from an object of its own.
+    async fn image(cloud: &Cloud, who: &Principal, name: &str) -> String {
+        let key = name.replace(' ', "-");
+        put(
+            cloud,
+            who.account_id(),
+            who.account_id(),
+            &key,
+            &[0u8; 512],
+            &Acl::private(who.account_id()),
+        )
+        .await;
+        register(
+            cloud,
+            who,
+            Registration {
+                source: Source::Object {
+                    location: format!("{}/{key}", who.account_id()),
+                    bucket: who.account_id().into(),
+                    key,
+                },
+                name: name.into(),
+                description: None,
+                architecture: "x86_64".into(),
+                kernel_id: None,
+                ramdisk_id: None,
+                root_device_name: "/dev/sda1".into(),
+                virtualization_type: None,
+                tags: Vec::new(),
+            },
+        )
+        .await
+        .expect("register")
+    }
+
+    async fn listed(
+        cloud: &Cloud,
+        who: &Principal,
+        owners: Vec<Owner>,
+        users: Vec<User>,
+    ) -> Vec<String> {
+        let mut ids: Vec<String> = describe(cloud, who, &[], &Selection { owners, users })
+            .await
+            .expect("describe")
+            .into_iter()
+            .map(|l| l.image.image_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn sorted(ids: &[&String]) -> Vec<String> {
+        let mut ids: Vec<String> = ids.iter().map(|s| (*s).clone()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn share(add: &str) -> Modification {
+        Modification::LaunchPermission(LaunchPermissionChange {
+            add: vec![add.into()],
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn describe_selects_by_owner_and_launch_permission() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let admin = principal(&cloud, "admin", true).await;
+        let shared = image(&cloud, &owner, "shared").await;
+        let private = image(&cloud, &owner, "private").await;
+        let public = image(&cloud, &admin, "public").await;
+        let own = image(&cloud, &other, "own").await;
+        attributes::modify(&cloud, &owner, &shared, &share(other.account_id()))
+            .await
+            .expect("share");
+        let publish = Modification::LaunchPermission(LaunchPermissionChange {
+            public: Some(true),
+            ..Default::default()
+        });
+        attributes::modify(&cloud, &admin, &public, &publish)
+            .await
+            .expect("publish");
+
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![]).await,
+            sorted(&[&shared, &public, &own])
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![Owner::Caller], vec![]).await,
+            vec![own.clone()]
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![Owner::Admins], vec![]).await,
+            vec![public.clone()]
+        );
+        assert!(
+            listed(&cloud, &other, vec![Owner::Nobody], vec![])
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![User::Caller]).await,
+            vec![shared.clone()]
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![User::All]).await,
+            vec![public.clone()]
+        );
+        assert_eq!(
+            listed(
+                &cloud,
+                &owner,
+                vec![],
+                vec![User::Account(other.account_id().into())]
+            )
+            .await,
+            vec![shared.clone()]
+        );
+        let aliased = describe(
+            &cloud,
+            &other,
+            std::slice::from_ref(&public),
+            &Selection::default(),
+        )
+        .await
+        .expect("by id");
+        assert_eq!(aliased.len(), 1);
+        assert_eq!(aliased[0].owner_alias, Some("amazon"));
+        assert_eq!(
+            describe(
+                &cloud,
+                &other,
+                &[private.clone(), shared.clone()],
+                &Selection::default()
+            )
+            .await,
+            Err(not_found(&[&private]))
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_changes_an_image() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let id = image(&cloud, &owner, "mine").await;
+        attributes::modify(&cloud, &owner, &id, &share(other.account_id()))
+            .await
+            .expect("share");
+
+        let seen = attributes::describe(&cloud, &other, &id, Attribute::Description)
+            .await
+            .expect("visible");
+        assert_eq!(seen.image_id, id);
+        for result in [
+            attributes::describe(&cloud, &other, &id, Attribute::LaunchPermission)
+                .await
+                .map(|_| ()),
+            attributes::modify(&cloud, &other, &id, &Modification::Description(None)).await,
+            attributes::reset_launch_permission(&cloud, &other, &id).await,
+            deregister(&cloud, &other, &id).await,
+        ] {
+            assert_eq!(result, Err(not_authorized(&id)));
+        }
+
+        attributes::modify(
+            &cloud,
+            &owner,
+            &id,
+            &Modification::Description(Some("hello".into())),
+        )
+        .await
+        .expect("describe");
+        let image = attributes::describe(&cloud, &owner, &id, Attribute::LaunchPermission)
+            .await
+            .expect("owner");
+        assert_eq!(image.description.as_deref(), Some("hello"));
+        assert_eq!(
+            image.launch_permissions,
+            vec![other.account_id().to_owned()]
+        );
+        attributes::reset_launch_permission(&cloud, &owner, &id)
+            .await
+            .expect("reset");
+        assert_eq!(
+            attributes::describe(&cloud, &other, &id, Attribute::Description).await,
+            Err(not_found(&[&id]))
+        );
+        deregister(&cloud, &owner, &id).await.expect("deregister");
+        assert_eq!(
+            deregister(&cloud, &owner, &id).await,
+            Err(not_found(&[&id]))
+        );
+    }
+}

@@ -390,6 +390,302 @@ impl Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::acl::Acl;
+    use crate::objects::testing::put;
+    use crate::snapshots::create::testing::snapshot;
+    use crate::testkit::{TestCloud, principal};
+
+    fn registration(source: Source, name: &str) -> Registration {
+        Registration {
+            source,
+            name: name.into(),
+            description: None,
+            architecture: "x86_64".into(),
+            kernel_id: None,
+            ramdisk_id: None,
+            root_device_name: "/dev/sda1".into(),
+            virtualization_type: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn object(key: &str) -> Source {
+        Source::Object {
+            location: format!("b/{key}"),
+            bucket: "b".into(),
+            key: key.into(),
+        }
+    }
+
+    fn is_bad_content(err: &CloudError, why: &str) -> bool {
+        matches!(err, CloudError::BadContent { kind: Kind::Image, message } if message.ends_with(why))
+    }
+
+    async fn stored(cloud: &Cloud, id: &str) -> Image {
+        cloud.store.image(id).await.expect("read").expect("stored")
+    }
+
+    #[tokio::test]
+    async fn object_images_are_typed_by_their_first_bytes() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let private = Acl::private(owner.account_id());
+        let mut kernel = vec![0u8; 1024];
+        kernel[0x202..0x206].copy_from_slice(b"HdrS");
+        for (key, bytes) in [
+            ("vmlinuz", kernel.as_slice()),
+            ("disk.img", &[0u8; 2048][..]),
+            ("empty", b""),
+            ("bundle.xml", b"<?xml version=\"1.0\"?><manifest/>"),
+        ] {
+            put(&cloud, owner.account_id(), "b", key, bytes, &private).await;
+        }
+
+        let aki = register(&cloud, &owner, registration(object("vmlinuz"), "kernel"))
+            .await
+            .expect("kernel");
+        assert!(aki.starts_with("aki-"), "{aki}");
+        let image = stored(&cloud, &aki).await;
+        assert_eq!(
+            (
+                image.image_type.as_str(),
+                image.virtualization_type.as_str()
+            ),
+            ("kernel", "paravirtual")
+        );
+        let hvm = register(&cloud, &owner, registration(object("disk.img"), "hvm disk"))
+            .await
+            .expect("hvm");
+        let image = stored(&cloud, &hvm).await;
+        assert!(hvm.starts_with("ami-"), "{hvm}");
+        assert_eq!(image.virtualization_type, "hvm");
+        assert_eq!(image.disk_format, "raw");
+        assert_eq!(image.size, 2048);
+        assert!(!image.etag.contains('"'), "{}", image.etag);
+        assert_eq!(image.location, "b/disk.img");
+        let pv = register(
+            &cloud,
+            &owner,
+            Registration {
+                kernel_id: Some(aki.clone()),
+                ..registration(object("disk.img"), "pv disk")
+            },
+        )
+        .await
+        .expect("paravirtual");
+        let image = stored(&cloud, &pv).await;
+        assert_eq!(image.virtualization_type, "paravirtual");
+        assert_eq!(image.kernel_id.as_deref(), Some(aki.as_str()));
+
+        let refused = [
+            (
+                registration(object("disk.img"), "hvm disk"),
+                "duplicate name",
+            ),
+            (
+                Registration {
+                    kernel_id: Some(aki.clone()),
+                    ..registration(object("vmlinuz"), "kernel with kernel")
+                },
+                "kernel with a kernel",
+            ),
+            (
+                Registration {
+                    virtualization_type: Some("hvm".into()),
+                    ..registration(object("vmlinuz"), "hvm kernel")
+                },
+                "hvm kernel",
+            ),
+            (
+                Registration {
+                    virtualization_type: Some("paravirtual".into()),
+                    ..registration(object("disk.img"), "no kernel")
+                },
+                "paravirtual without a kernel",
+            ),
+            (
+                Registration {
+                    virtualization_type: Some("hvm".into()),
+                    ramdisk_id: Some(aki.clone()),
+                    ..registration(object("disk.img"), "hvm with ramdisk")
+                },
+                "hvm with a ramdisk",
+            ),
+            (
+                Registration {
+                    kernel_id: Some(hvm.clone()),
+                    ..registration(object("disk.img"), "machine as kernel")
+                },
+                "a machine image as kernel",
+            ),
+        ];
+        let mut errors = Vec::new();
+        for (registration, what) in refused {
+            errors.push((
+                register(&cloud, &owner, registration)
+                    .await
+                    .expect_err(what),
+                what,
+            ));
+        }
+        assert!(matches!(
+            errors[0].0,
+            CloudError::Duplicate {
+                kind: Kind::ImageName,
+                ..
+            }
+        ));
+        for (err, what) in &errors[1..5] {
+            assert!(
+                matches!(err, CloudError::InvalidCombination(_)),
+                "{what}: {err:?}"
+            );
+        }
+        assert!(
+            matches!(&errors[5].0, CloudError::Invalid(m) if m.contains("not a kernel")),
+            "{:?}",
+            errors[5]
+        );
+
+        for (who, key, why) in [
+            (
+                &other,
+                "disk.img",
+                "the object does not exist or you may not read it",
+            ),
+            (
+                &owner,
+                "missing",
+                "the object does not exist or you may not read it",
+            ),
+            (&owner, "empty", "the object is empty"),
+            (
+                &owner,
+                "bundle.xml",
+                "upload and register the disk image itself",
+            ),
+        ] {
+            let err = register(&cloud, who, registration(object(key), key))
+                .await
+                .expect_err(key);
+            assert!(is_bad_content(&err, why), "{key}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metal_images_are_the_administrators() {
+        let cloud = TestCloud::new().await;
+        let user = cloud.principal("user").await;
+        let admin = principal(&cloud, "admin", true).await;
+        let metal = || {
+            registration(
+                Source::Metal {
+                    profile: "qa".into(),
+                },
+                "metal qa",
+            )
+        };
+        assert_eq!(
+            register(&cloud, &user, metal()).await,
+            Err(CloudError::Unauthorized)
+        );
+        let err = register(&cloud, &admin, metal())
+            .await
+            .expect_err("no bare-metal zone");
+        assert!(
+            is_bad_content(&err, "bare-metal provisioning is not enabled on this cloud"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("'metal:qa'"), "{err}");
+        let err = register(
+            &cloud,
+            &admin,
+            Registration {
+                virtualization_type: Some("paravirtual".into()),
+                ..metal()
+            },
+        )
+        .await
+        .expect_err("paravirtual");
+        assert!(matches!(err, CloudError::InvalidCombination(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn ebs_images_need_completed_snapshots_the_caller_may_use() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let completed = snapshot(&cloud, owner.account_id(), 2, true).await;
+        let pending = snapshot(&cloud, owner.account_id(), 2, false).await;
+        let root = |snapshot_id: &str, size: Option<i64>| ImageBlockDevice {
+            device_name: "/dev/sda1".into(),
+            snapshot_id: Some(snapshot_id.into()),
+            volume_size_gib: size,
+            delete_on_termination: true,
+            volume_type: None,
+            virtual_name: None,
+            no_device: false,
+        };
+        let ebs = |snapshot_id: &str, size| {
+            registration(Source::Ebs(vec![root(snapshot_id, size)]), "ebs root")
+        };
+
+        let err = register(&cloud, &owner, ebs(pending.id(), None))
+            .await
+            .expect_err("pending");
+        assert_eq!(
+            err,
+            CloudError::incorrect_state(
+                Kind::Snapshot,
+                format!("Snapshot {} is in invalid state - pending", pending.id())
+            )
+        );
+        let err = register(&cloud, &owner, ebs(completed.id(), Some(1)))
+            .await
+            .expect_err("smaller");
+        assert!(matches!(err, CloudError::Invalid(_)), "{err:?}");
+        let err = register(&cloud, &other, ebs(completed.id(), None))
+            .await
+            .expect_err("not shared");
+        assert!(
+            matches!(
+                err,
+                CloudError::NotFound {
+                    kind: Kind::Snapshot,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let id = register(&cloud, &owner, ebs(completed.id(), None))
+            .await
+            .expect("ebs");
+        let image = stored(&cloud, &id).await;
+        assert_eq!(image.root_device_type, "ebs");
+        assert_eq!(image.virtualization_type, "hvm");
+        assert_eq!(image.location, format!("{}/ebs root", owner.account_id()));
+        assert_eq!(
+            image.block_device_mappings,
+            vec![root(completed.id(), Some(2))]
+        );
+
+        // The image now holds its snapshot.
+        let err = crate::snapshots::create::delete(&cloud, &owner, completed.id())
+            .await
+            .expect_err("in use");
+        assert_eq!(
+            err,
+            CloudError::in_use(
+                Kind::Snapshot,
+                format!(
+                    "The snapshot {} is currently in use by {id}",
+                    completed.id()
+                )
+            )
+        );
+    }
 
     #[test]
     fn sniffing() {

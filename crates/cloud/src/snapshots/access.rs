@@ -169,3 +169,128 @@ pub async fn describe(
     }
     Ok(selected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sharing::{Owner, User};
+    use crate::snapshots::attributes;
+    use crate::snapshots::create::testing;
+    use crate::testkit::{TestCloud, principal};
+
+    fn ids(listed: &[ListedSnapshot]) -> Vec<&str> {
+        let mut ids: Vec<&str> = listed.iter().map(|l| l.snapshot.id()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn sorted(mut ids: Vec<&str>) -> Vec<&str> {
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test]
+    async fn describe_selects_by_owner_and_restorable_by() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let admin = principal(&cloud, "admin", true).await;
+        let own = testing::snapshot(&cloud, owner.account_id(), 1, true).await;
+        let shared = testing::snapshot(&cloud, owner.account_id(), 1, true).await;
+        let public = testing::snapshot(&cloud, admin.account_id(), 1, true).await;
+        attributes::change_create_volume_permissions(
+            &cloud,
+            &owner,
+            shared.id(),
+            &[other.account_id().to_owned()],
+            &[],
+        )
+        .await
+        .expect("share");
+        let err = attributes::change_create_volume_permissions(
+            &cloud,
+            &other,
+            shared.id(),
+            &["all".into()],
+            &[],
+        )
+        .await
+        .expect_err("only the owner shares");
+        assert!(matches!(err, CloudError::NotOwner { .. }), "{err:?}");
+        attributes::change_create_volume_permissions(
+            &cloud,
+            &admin,
+            public.id(),
+            &["all".into()],
+            &[],
+        )
+        .await
+        .expect("publish");
+
+        let select = |owners: Vec<Owner>, users: Vec<User>| Selection { owners, users };
+        let all = describe(&cloud, &other, &[], &Selection::default())
+            .await
+            .expect("describe");
+        assert_eq!(ids(&all), sorted(vec![shared.id(), public.id()]));
+        let by_admins = describe(&cloud, &other, &[], &select(vec![Owner::Admins], vec![]))
+            .await
+            .expect("amazon");
+        assert_eq!(ids(&by_admins), vec![public.id()]);
+        assert_eq!(by_admins[0].owner_alias, Some("amazon"));
+        let restorable = describe(&cloud, &other, &[], &select(vec![], vec![User::Caller]))
+            .await
+            .expect("restorable by self");
+        assert_eq!(ids(&restorable), sorted(vec![shared.id(), public.id()]));
+        let public_only = describe(&cloud, &other, &[], &select(vec![], vec![User::All]))
+            .await
+            .expect("restorable by all");
+        assert_eq!(ids(&public_only), vec![public.id()]);
+        let others_shares = describe(
+            &cloud,
+            &other,
+            &[],
+            &select(vec![], vec![User::Account(owner.account_id().into())]),
+        )
+        .await
+        .expect("another owner's shares");
+        assert!(others_shares.is_empty());
+        let mine_shared = describe(
+            &cloud,
+            &owner,
+            &[],
+            &select(
+                vec![Owner::Caller],
+                vec![User::Account(other.account_id().into())],
+            ),
+        )
+        .await
+        .expect("shared with other");
+        assert_eq!(ids(&mine_shared), vec![shared.id()]);
+        let err = describe(
+            &cloud,
+            &other,
+            &[own.id().to_owned()],
+            &Selection::default(),
+        )
+        .await
+        .expect_err("not visible");
+        assert_eq!(err, not_found(own.id()));
+
+        let grantees = attributes::create_volume_permissions(&cloud, &owner, shared.id())
+            .await
+            .expect("permissions");
+        assert_eq!(grantees, vec![other.account_id().to_owned()]);
+        attributes::reset_create_volume_permissions(&cloud, &owner, shared.id())
+            .await
+            .expect("reset");
+        let err = describe(
+            &cloud,
+            &other,
+            &[shared.id().to_owned()],
+            &Selection::default(),
+        )
+        .await
+        .expect_err("no longer shared");
+        assert_eq!(err, not_found(shared.id()));
+    }
+}

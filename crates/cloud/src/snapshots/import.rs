@@ -2,13 +2,11 @@
 //! a disk image (raw or qcow2) of the object store, which the controller
 //! copies itself; each import is a task of the snapshot it fills.
 
-use mallee_store::{SnapshotRecord, TagPair};
+use mallee_store::TagPair;
 
 use super::access::decode;
-use super::{
-    IMPORTED_VOLUME_ID, ImportSource, Snapshot, SnapshotDesired, SnapshotDetails, SnapshotStatus,
-    gib_for, sniff_disk,
-};
+use super::create::pending;
+use super::{IMPORTED_VOLUME_ID, ImportSource, Snapshot, SnapshotDetails, gib_for, sniff_disk};
 use crate::{Cloud, CloudError, Kind, Principal, ids, objects};
 
 /// An ImportSnapshot request.
@@ -46,40 +44,25 @@ pub async fn import(
     };
     let head = objects::read_header(cloud, &object).await?;
     let (_, virtual_size) = sniff_disk(&head, object.size);
-    let now = ids::now_millis();
-    let task_id = ids::resource_id("import-snap");
-    let snapshot = Snapshot {
-        record: SnapshotRecord {
-            snapshot_id: ids::resource_id("snap"),
-            account_id: account.to_owned(),
-            volume_id: IMPORTED_VOLUME_ID.into(),
-            volume_size_gib: gib_for(virtual_size),
-            node_id: None,
-            state: String::new(),
-            desired: String::new(),
-            progress: 0,
-            data: None,
-            generation: 1,
-            revision: 0,
-            details: String::new(),
-            created_at: now,
-            updated_at: now,
-        },
-        status: SnapshotStatus::Pending,
-        desired: SnapshotDesired::Completed,
-        details: SnapshotDetails {
-            description: request.description.clone(),
-            import: Some(ImportSource {
-                task_id,
-                bucket: request.bucket.clone(),
-                key: request.key.clone(),
-                requested_format: request.format.clone(),
-                object_size: object.size,
-                task_description: request.task_description.clone(),
-            }),
-            ..SnapshotDetails::default()
-        },
+    let details = SnapshotDetails {
+        description: request.description.clone(),
+        import: Some(ImportSource {
+            task_id: ids::resource_id("import-snap"),
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            requested_format: request.format.clone(),
+            object_size: object.size,
+            task_description: request.task_description.clone(),
+        }),
+        ..SnapshotDetails::default()
     };
+    let snapshot = pending(
+        account,
+        IMPORTED_VOLUME_ID,
+        gib_for(virtual_size),
+        None,
+        details,
+    );
     cloud
         .store
         .create_snapshot(&snapshot.encode(), &request.tags)
@@ -122,4 +105,86 @@ pub async fn tasks(
         ));
     }
     Ok(imports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::acl::Acl;
+    use crate::objects::testing::put;
+    use crate::snapshots::SnapshotStatus;
+    use crate::testkit::TestCloud;
+
+    fn request(key: &str) -> Import {
+        Import {
+            bucket: "b".into(),
+            key: key.into(),
+            format: "RAW".into(),
+            description: "disk".into(),
+            task_description: Some("task".into()),
+            tags: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn import_needs_a_readable_object_and_sizes_the_snapshot() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let mut qcow2 = b"QFI\xfb".to_vec();
+        qcow2.resize(24, 0);
+        qcow2.extend_from_slice(&(3u64 << 30).to_be_bytes());
+        put(
+            &cloud,
+            owner.account_id(),
+            "b",
+            "disk.qcow2",
+            &qcow2,
+            &Acl::private(owner.account_id()),
+        )
+        .await;
+
+        for (who, key) in [(&other, "disk.qcow2"), (&owner, "missing")] {
+            let err = import(&cloud, who, &request(key)).await.expect_err(key);
+            assert_eq!(
+                err,
+                CloudError::InvalidParameter(format!(
+                    "The object s3://b/{key} does not exist or you may not read it."
+                ))
+            );
+        }
+        let snapshot = import(&cloud, &owner, &request("disk.qcow2"))
+            .await
+            .expect("import");
+        assert_eq!(snapshot.status, SnapshotStatus::Pending);
+        assert_eq!(snapshot.record.volume_size_gib, 3);
+        assert_eq!(snapshot.record.volume_id, IMPORTED_VOLUME_ID);
+        assert_eq!(snapshot.record.node_id, None);
+        let source = snapshot.details.import.clone().expect("import source");
+        assert_eq!(source.object_size, qcow2.len() as u64);
+
+        let ids = |listed: Vec<Snapshot>| -> Vec<String> {
+            listed.iter().map(|s| s.id().to_owned()).collect()
+        };
+        let listed = tasks(&cloud, &owner, &[]).await.expect("tasks");
+        assert_eq!(ids(listed), vec![snapshot.id().to_owned()]);
+        let named = tasks(&cloud, &owner, std::slice::from_ref(&source.task_id))
+            .await
+            .expect("named");
+        assert_eq!(named[0].details, snapshot.details);
+        assert!(tasks(&cloud, &other, &[]).await.expect("none").is_empty());
+        let err = tasks(&cloud, &other, std::slice::from_ref(&source.task_id))
+            .await
+            .expect_err("another account's task");
+        assert!(
+            matches!(
+                err,
+                CloudError::Malformed {
+                    kind: Kind::ImportTask,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
 }
