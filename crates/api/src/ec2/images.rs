@@ -556,7 +556,9 @@ mod tests {
     use mallee_store::LaunchPermissionChange;
 
     use super::*;
+    use crate::ec2::snapshots::DescribeSnapshots;
     use crate::error::AwsError;
+    use mallee_cloud::sharing::{Owner, User};
 
     fn params(pairs: &[(&str, &str)]) -> QueryParams {
         QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -645,6 +647,39 @@ mod tests {
             Ec2Error::from(mallee_cloud::sharing::malformed_user("x")).to_string(),
             "Invalid user id: 'x'"
         );
+    }
+
+    /// DescribeImages knows AWS's image owner aliases, DescribeSnapshots
+    /// does not; both read the lists through one parser.
+    #[test]
+    fn images_know_aws_aliases_snapshots_do_not() {
+        let foreign = params(&[("Owner.1", "self"), ("Owner.2", "aws-marketplace")]);
+        assert_eq!(
+            crate::ec2::sharing::parse_selection(&foreign, "ExecutableBy", true).expect("images"),
+            Selection {
+                owners: vec![Owner::Caller, Owner::Nobody],
+                users: Vec::new(),
+            }
+        );
+        DescribeImages::parse(&foreign).expect("DescribeImages");
+        let err = DescribeSnapshots::parse(&foreign).expect_err("DescribeSnapshots");
+        assert_eq!(err.code(), "InvalidUserID.Malformed");
+        assert_eq!(err.to_string(), "Invalid user id: 'aws-marketplace'");
+
+        let users = params(&[
+            ("RestorableBy.1", "all"),
+            ("RestorableBy.2", "123456789012"),
+        ]);
+        assert_eq!(
+            crate::ec2::sharing::parse_selection(&users, "RestorableBy", false)
+                .expect("users")
+                .users,
+            vec![User::All, User::Account("123456789012".into())]
+        );
+        for (name, value) in [("ExecutableBy.1", "amazon"), ("Owner.1", "12345")] {
+            let err = DescribeImages::parse(&params(&[(name, value)])).expect_err(value);
+            assert_eq!(err.code(), "InvalidUserID.Malformed", "{name}={value}");
+        }
     }
 
     #[test]

@@ -463,7 +463,8 @@ mod tests {
     use mallee_store::LaunchPermissionChange;
 
     use super::attributes::{self, Attribute, Modification};
-    use super::register::{Registration, Source, register};
+    use super::register::tests::registration;
+    use super::register::{Source, register};
     use super::*;
     use crate::objects::acl::Acl;
     use crate::objects::testing::put;
@@ -482,27 +483,14 @@ mod tests {
             &Acl::private(who.account_id()),
         )
         .await;
-        register(
-            cloud,
-            who,
-            Registration {
-                source: Source::Object {
-                    location: format!("{}/{key}", who.account_id()),
-                    bucket: who.account_id().into(),
-                    key,
-                },
-                name: name.into(),
-                description: None,
-                architecture: "x86_64".into(),
-                kernel_id: None,
-                ramdisk_id: None,
-                root_device_name: "/dev/sda1".into(),
-                virtualization_type: None,
-                tags: Vec::new(),
-            },
-        )
-        .await
-        .expect("register")
+        let source = Source::Object {
+            location: format!("{}/{key}", who.account_id()),
+            bucket: who.account_id().into(),
+            key,
+        };
+        register(cloud, who, registration(source, name))
+            .await
+            .expect("register")
     }
 
     async fn listed(

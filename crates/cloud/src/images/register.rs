@@ -388,14 +388,15 @@ impl Registration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::objects::acl::Acl;
     use crate::objects::testing::put;
     use crate::snapshots::create::testing::snapshot;
     use crate::testkit::{TestCloud, principal};
 
-    fn registration(source: Source, name: &str) -> Registration {
+    /// A registration of `name` from `source`, with EC2's defaults.
+    pub(in crate::images) fn registration(source: Source, name: &str) -> Registration {
         Registration {
             source,
             name: name.into(),
@@ -645,18 +646,9 @@ mod tests {
             .await
             .expect_err("smaller");
         assert!(matches!(err, CloudError::Invalid(_)), "{err:?}");
-        let err = register(&cloud, &other, ebs(completed.id(), None))
-            .await
-            .expect_err("not shared");
-        assert!(
-            matches!(
-                err,
-                CloudError::NotFound {
-                    kind: Kind::Snapshot,
-                    ..
-                }
-            ),
-            "{err:?}"
+        assert_eq!(
+            register(&cloud, &other, ebs(completed.id(), None)).await,
+            Err(crate::snapshots::access::not_found(completed.id()))
         );
 
         let id = register(&cloud, &owner, ebs(completed.id(), None))
