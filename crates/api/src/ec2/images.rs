@@ -5,16 +5,16 @@
 
 use mallee_cloud::images::attributes::{self, Attribute, Modification};
 use mallee_cloud::images::register::{self, Registration, Source};
-use mallee_cloud::images::{self, ListedImage, is_image_id, malformed};
-use mallee_cloud::sharing::is_account_id;
+use mallee_cloud::images::{
+    self, ListedImage, is_image_id, malformed, validate_description, validate_name,
+};
+use mallee_cloud::sharing::{Selection, is_account_id};
 use mallee_store::{Image, LaunchPermissionChange};
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::QueryParams;
 use crate::xml::XmlWriter;
-use mallee_cloud::images::{validate_description, validate_name};
-use mallee_cloud::sharing::Selection;
 
 use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
 use super::{Ec2Context, Ec2Error, iso8601};
