@@ -20,8 +20,10 @@ pub mod instances;
 pub mod metal;
 pub mod node_calls;
 pub mod nodes;
+pub mod objects;
 pub mod reconciler;
 pub mod security_groups;
+pub mod sharing;
 pub mod snapshots;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

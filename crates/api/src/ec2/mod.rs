@@ -17,6 +17,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod regions;
 pub mod security_groups;
+pub mod sharing;
 pub mod snapshots;
 pub mod tags;
 pub mod volumes;

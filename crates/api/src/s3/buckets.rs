@@ -231,7 +231,7 @@ pub(super) async fn acl_from_request(
         let permission = grant
             .permission
             .as_ref()
-            .and_then(|p| Perm::parse(p.as_str()))
+            .and_then(|p| acl::parse_permission(p.as_str()))
             .ok_or_else(|| s3_error!(MalformedACLError, "The XML you provided was not well-formed or did not validate against our published schema"))?;
         let grantee = grant
             .grantee
@@ -241,7 +241,7 @@ pub(super) async fn acl_from_request(
             ("CanonicalUser", Some(id), _) => Grantee::Account(
                 resolve(id).ok_or_else(|| s3_error!(InvalidArgument, "Invalid id"))?,
             ),
-            ("Group", _, Some(uri)) => Acl::group(uri)
+            ("Group", _, Some(uri)) => acl::group(uri)
                 .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string()))?,
             _ => {
                 return Err(s3_error!(
@@ -288,7 +288,9 @@ pub(super) async fn policy_of(store: &ObjectStore, acl: &Acl) -> AccessControlPo
         };
         grants.push(dto::Grant {
             grantee: Some(grantee),
-            permission: Some(dto::Permission::from(grant.permission.as_str().to_owned())),
+            permission: Some(dto::Permission::from(
+                acl::permission_name(grant.permission).to_owned(),
+            )),
         });
     }
     AccessControlPolicy {

@@ -391,10 +391,9 @@ async fn requested_acl(
         let resolve = store.resolve_canonical().await?;
         for (permission, value) in grants {
             if let Some(value) = value {
-                acl.add_header_grants(permission, value, &resolve)
-                    .map_err(|e| {
-                        S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
-                    })?;
+                acl::add_header_grants(&mut acl, permission, value, &resolve).map_err(|e| {
+                    S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
+                })?;
             }
         }
     }

@@ -13,6 +13,9 @@
 //! object of the object store by the controller itself.
 
 pub mod access;
+pub mod attributes;
+pub mod create;
+pub mod import;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,12 +1,20 @@
 //! Images: what may be launched and by whom (EC2's visibility: an account
 //! sees, and may launch, its own images, public ones and those shared with
-//! it; every other image does not exist for it), and [`resolve_for_launch`],
-//! which turns an image id into what a node boots.
+//! it; every other image does not exist for it), DescribeImages' selection,
+//! DeregisterImage, and [`resolve_for_launch`], which turns an image id
+//! into what a node boots. Only the owner changes an image; a visible image
+//! of another account answers `AuthFailure`. Registering is [`register`],
+//! imaging an instance [`create`], the attributes [`attributes`].
+
+pub mod attributes;
+pub mod create;
+pub mod register;
 
 use mallee_node_api::{Artifact, BootImage};
 use mallee_store::{Image, ImageBlockDevice, StoreError, TagPair};
 
-use crate::{Cloud, CloudError, Kind};
+use crate::sharing::{Admins, Grants, Selection, Shared};
+use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 /// Kernel command line of paravirtual instances: the root disk is the
 /// first virtio disk, the console the first serial port, and a kernel panic
@@ -25,10 +33,6 @@ pub fn is_image_id(id: &str) -> bool {
         }
         _ => false,
     }
-}
-
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub fn malformed(id: &str) -> CloudError {
@@ -139,6 +143,104 @@ pub async fn store_new_image(
     }
 }
 
+/// A new machine image `image_id` of `account` named `name`: available,
+/// private, hvm, booting from an instance store of nothing yet; callers
+/// say what it is of.
+fn new_machine_image(
+    image_id: String,
+    account: &str,
+    name: &str,
+    description: Option<String>,
+) -> Image {
+    Image {
+        image_id,
+        account_id: account.to_owned(),
+        name: name.to_owned(),
+        description,
+        image_type: "machine".into(),
+        architecture: "x86_64".into(),
+        virtualization_type: "hvm".into(),
+        root_device_name: String::new(),
+        root_device_type: "instance-store".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        location: String::new(),
+        bucket: String::new(),
+        key: String::new(),
+        size: 0,
+        etag: String::new(),
+        disk_format: "none".into(),
+        state: "available".into(),
+        is_public: false,
+        created_at: ids::now_millis(),
+        launch_permissions: Vec::new(),
+        block_device_mappings: Vec::new(),
+    }
+}
+
+/// An image as DescribeImages lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedImage {
+    /// The image.
+    pub image: Image,
+    /// `amazon` when an administrator account owns it.
+    pub owner_alias: Option<&'static str>,
+}
+
+/// The images the caller may see, of those named (`image_ids`, every one
+/// when empty; one it may not see is not found), that `selection` selects:
+/// `ExecutableBy` scopes by explicit launch permission, as in EC2.
+pub async fn describe(
+    cloud: &Cloud,
+    caller: &Principal,
+    image_ids: &[String],
+    selection: &Selection,
+) -> Result<Vec<ListedImage>, CloudError> {
+    let caller = caller.account_id();
+    let images = cloud.store.images_visible_to(caller).await?;
+    let missing: Vec<&str> = image_ids
+        .iter()
+        .filter(|id| !images.iter().any(|i| &i.image_id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(not_found(&missing));
+    }
+    let admins = Admins::load(cloud).await?;
+    Ok(images
+        .into_iter()
+        .filter(|i| image_ids.is_empty() || image_ids.contains(&i.image_id))
+        .filter(|i| selection.owner_selected(&i.account_id, caller, &admins))
+        .filter(|i| {
+            let shared = Shared {
+                owner: &i.account_id,
+                public: i.is_public,
+                accounts: &i.launch_permissions,
+            };
+            selection.users_selected(&shared, caller, Grants::Explicit)
+        })
+        .map(|image| ListedImage {
+            owner_alias: admins.alias_of(&image.account_id),
+            image,
+        })
+        .collect())
+}
+
+/// Deletes the caller's image. Instances already running keep their copy;
+/// the object itself stays in its bucket.
+pub async fn deregister(
+    cloud: &Cloud,
+    caller: &Principal,
+    image_id: &str,
+) -> Result<(), CloudError> {
+    let account = caller.account_id();
+    owned_image(cloud, account, image_id).await?;
+    if !cloud.store.delete_image(account, image_id).await? {
+        return Err(not_found(&[image_id]));
+    }
+    Ok(())
+}
+
 /// An image resolved for RunInstances: what the node boots and what the
 /// instance reports about its image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,8 +316,8 @@ fn check_available(image: &Image) -> Result<(), CloudError> {
     Ok(())
 }
 
-/// A kernel or ramdisk the account may launch with.
-async fn launch_part(
+/// A kernel or ramdisk (`wanted`) the account may use.
+async fn part_of_type(
     cloud: &Cloud,
     account_id: &str,
     id: &str,
@@ -228,6 +330,17 @@ async fn launch_part(
             part.image_type
         )));
     }
+    Ok(part)
+}
+
+/// A kernel or ramdisk the account may launch with.
+async fn launch_part(
+    cloud: &Cloud,
+    account_id: &str,
+    id: &str,
+    wanted: &str,
+) -> Result<Image, CloudError> {
+    let part = part_of_type(cloud, account_id, id, wanted).await?;
     check_available(&part)?;
     Ok(part)
 }
@@ -343,4 +456,202 @@ pub async fn resolve_for_launch(
         boot,
         ebs_mappings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use mallee_store::LaunchPermissionChange;
+
+    use super::attributes::{self, Attribute, Modification};
+    use super::register::tests::registration;
+    use super::register::{Source, register};
+    use super::*;
+    use crate::objects::acl::Acl;
+    use crate::objects::testing::put;
+    use crate::sharing::{Owner, User};
+    use crate::testkit::{TestCloud, principal};
+
+    /// Registers an hvm image `name` of `who` from an object of its own.
+    async fn image(cloud: &Cloud, who: &Principal, name: &str) -> String {
+        let key = name.replace(' ', "-");
+        put(
+            cloud,
+            who.account_id(),
+            who.account_id(),
+            &key,
+            &[0u8; 512],
+            &Acl::private(who.account_id()),
+        )
+        .await;
+        let source = Source::Object {
+            location: format!("{}/{key}", who.account_id()),
+            bucket: who.account_id().into(),
+            key,
+        };
+        register(cloud, who, registration(source, name))
+            .await
+            .expect("register")
+    }
+
+    async fn listed(
+        cloud: &Cloud,
+        who: &Principal,
+        owners: Vec<Owner>,
+        users: Vec<User>,
+    ) -> Vec<String> {
+        let mut ids: Vec<String> = describe(cloud, who, &[], &Selection { owners, users })
+            .await
+            .expect("describe")
+            .into_iter()
+            .map(|l| l.image.image_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn sorted(ids: &[&String]) -> Vec<String> {
+        let mut ids: Vec<String> = ids.iter().map(|s| (*s).clone()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn share(add: &str) -> Modification {
+        Modification::LaunchPermission(LaunchPermissionChange {
+            add: vec![add.into()],
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn describe_selects_by_owner_and_launch_permission() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let admin = principal(&cloud, "admin", true).await;
+        let shared = image(&cloud, &owner, "shared").await;
+        let private = image(&cloud, &owner, "private").await;
+        let public = image(&cloud, &admin, "public").await;
+        let own = image(&cloud, &other, "own").await;
+        attributes::modify(&cloud, &owner, &shared, &share(other.account_id()))
+            .await
+            .expect("share");
+        let publish = Modification::LaunchPermission(LaunchPermissionChange {
+            public: Some(true),
+            ..Default::default()
+        });
+        attributes::modify(&cloud, &admin, &public, &publish)
+            .await
+            .expect("publish");
+
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![]).await,
+            sorted(&[&shared, &public, &own])
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![Owner::Caller], vec![]).await,
+            vec![own.clone()]
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![Owner::Admins], vec![]).await,
+            vec![public.clone()]
+        );
+        assert!(
+            listed(&cloud, &other, vec![Owner::Nobody], vec![])
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![User::Caller]).await,
+            vec![shared.clone()]
+        );
+        assert_eq!(
+            listed(&cloud, &other, vec![], vec![User::All]).await,
+            vec![public.clone()]
+        );
+        assert_eq!(
+            listed(
+                &cloud,
+                &owner,
+                vec![],
+                vec![User::Account(other.account_id().into())]
+            )
+            .await,
+            vec![shared.clone()]
+        );
+        let aliased = describe(
+            &cloud,
+            &other,
+            std::slice::from_ref(&public),
+            &Selection::default(),
+        )
+        .await
+        .expect("by id");
+        assert_eq!(aliased.len(), 1);
+        assert_eq!(aliased[0].owner_alias, Some("amazon"));
+        assert_eq!(
+            describe(
+                &cloud,
+                &other,
+                &[private.clone(), shared.clone()],
+                &Selection::default()
+            )
+            .await,
+            Err(not_found(&[&private]))
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_changes_an_image() {
+        let cloud = TestCloud::new().await;
+        let owner = cloud.principal("owner").await;
+        let other = cloud.principal("other").await;
+        let id = image(&cloud, &owner, "mine").await;
+        attributes::modify(&cloud, &owner, &id, &share(other.account_id()))
+            .await
+            .expect("share");
+
+        let seen = attributes::describe(&cloud, &other, &id, Attribute::Description)
+            .await
+            .expect("visible");
+        assert_eq!(seen.image_id, id);
+        for result in [
+            attributes::describe(&cloud, &other, &id, Attribute::LaunchPermission)
+                .await
+                .map(|_| ()),
+            attributes::modify(&cloud, &other, &id, &Modification::Description(None)).await,
+            attributes::reset_launch_permission(&cloud, &other, &id).await,
+            deregister(&cloud, &other, &id).await,
+        ] {
+            assert_eq!(result, Err(not_authorized(&id)));
+        }
+
+        attributes::modify(
+            &cloud,
+            &owner,
+            &id,
+            &Modification::Description(Some("hello".into())),
+        )
+        .await
+        .expect("describe");
+        let image = attributes::describe(&cloud, &owner, &id, Attribute::LaunchPermission)
+            .await
+            .expect("owner");
+        assert_eq!(image.description.as_deref(), Some("hello"));
+        assert_eq!(
+            image.launch_permissions,
+            vec![other.account_id().to_owned()]
+        );
+        attributes::reset_launch_permission(&cloud, &owner, &id)
+            .await
+            .expect("reset");
+        assert_eq!(
+            attributes::describe(&cloud, &other, &id, Attribute::Description).await,
+            Err(not_found(&[&id]))
+        );
+        deregister(&cloud, &owner, &id).await.expect("deregister");
+        assert_eq!(
+            deregister(&cloud, &owner, &id).await,
+            Err(not_found(&[&id]))
+        );
+    }
 }
