@@ -26,6 +26,7 @@ pub mod snapshots;
 pub mod testkit;
 pub mod volumes;
 pub mod vpcs;
+pub mod zones;
 
 use std::sync::Arc;
 

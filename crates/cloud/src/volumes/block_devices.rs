@@ -209,3 +209,24 @@ pub async fn launch_volumes(
     volumes.sort_by_key(|v| !v.boot);
     Ok(volumes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_slots() {
+        assert_eq!(device_slot("/dev/sdf"), Some('f'));
+        assert_eq!(device_slot("/dev/xvdp"), Some('p'));
+        for bad in [
+            "/dev/sda1",
+            "/dev/sde",
+            "/dev/sdq",
+            "/dev/sdff",
+            "sdf",
+            "/dev/vdb",
+        ] {
+            assert_eq!(device_slot(bad), None, "{bad}");
+        }
+    }
+}

@@ -5,18 +5,27 @@
 //!
 //! - `model`: what a volume is (states, details, the stored row) and
 //!   where a new one goes;
+//! - `types`: volume types and their sizes, IOPS and throughput;
+//! - `actions`: creating, deleting, attaching and detaching volumes;
 //! - `reconcile`: the reconciler's pure decision and its pass over every
 //!   volume;
 //! - `node_calls`: the calls to nodes the reconciler starts;
 //! - `block_devices`: the volumes a launch turns block device mappings
 //!   into.
 
+pub mod actions;
 pub mod block_devices;
 pub mod model;
 mod node_calls;
 pub mod reconcile;
+pub mod types;
 
+pub use actions::{
+    Attach, Created, Detach, NewVolume, attach, check_attach_device, create, delete, detach, list,
+    load_owned, set_auto_enable_io, validate_volume_id,
+};
 pub use model::{
-    AttachState, CorruptVolume, Volume, VolumeDesired, VolumeDetails, VolumeStatus, place,
+    AttachState, CorruptVolume, Health, Volume, VolumeDesired, VolumeDetails, VolumeStatus, place,
 };
 pub use reconcile::{Change, Step, decide, pass};
+pub use types::{RequestedSpec, VolumeSpec, VolumeType};

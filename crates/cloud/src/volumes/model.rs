@@ -9,6 +9,7 @@ use mallee_store::{Node, VolumeRecord};
 use serde::{Deserialize, Serialize};
 
 use super::block_devices::LaunchVolume;
+use super::types::gp2_iops;
 
 /// EC2 volume states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,6 +146,15 @@ pub struct VolumeDetails {
     pub boot: bool,
 }
 
+/// A volume's health (mallee raises no volume events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Overall: `ok`, `impaired` or `insufficient-data`.
+    pub status: &'static str,
+    /// The `io-enabled` check: `passed`, `failed` or `insufficient-data`.
+    pub io_enabled: &'static str,
+}
+
 /// A volume record with its states and details decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Volume {
@@ -271,8 +281,7 @@ impl Volume {
             attach: Some(AttachState::Attaching),
             details: VolumeDetails {
                 volume_type: launch.volume_type.clone(),
-                iops: (launch.volume_type == "gp2")
-                    .then(|| (launch.size_gib * 3).clamp(100, 16000)),
+                iops: (launch.volume_type == "gp2").then(|| gp2_iops(launch.size_gib)),
                 throughput: None,
                 client_token: None,
                 auto_enable_io: false,
@@ -284,6 +293,19 @@ impl Volume {
                 boot: launch.boot,
             },
         }
+    }
+
+    /// The volume's health as DescribeVolumeStatus reports it: `ok` once
+    /// its storage exists, `impaired` when it failed, not reported while
+    /// it is being deleted.
+    pub fn health(&self) -> Option<Health> {
+        let (status, io_enabled) = match self.status {
+            VolumeStatus::Deleting => return None,
+            VolumeStatus::Creating => ("insufficient-data", "insufficient-data"),
+            VolumeStatus::Error => ("impaired", "failed"),
+            VolumeStatus::Available | VolumeStatus::InUse => ("ok", "passed"),
+        };
+        Some(Health { status, io_enabled })
     }
 
     /// Forgets the attachment: the volume is available again.
