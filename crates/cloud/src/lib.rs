@@ -17,6 +17,7 @@ pub mod faults;
 pub mod ids;
 pub mod images;
 pub mod instances;
+pub mod key_pairs;
 pub mod metal;
 pub mod nodes;
 pub mod reconciler;
