@@ -57,6 +57,8 @@ pub enum Kind {
     Distro,
     /// A bare-metal system group.
     SystemGroup,
+    /// A resource of any kind, by its id (tags).
+    Resource,
 }
 
 /// Which limit a request ran into.

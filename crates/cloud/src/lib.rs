@@ -23,6 +23,7 @@ pub mod nodes;
 pub mod reconciler;
 pub mod security_groups;
 pub mod snapshots;
+pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod volumes;
