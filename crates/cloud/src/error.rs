@@ -59,6 +59,8 @@ pub enum Kind {
     SystemGroup,
     /// A resource of any kind, by its id (tags).
     Resource,
+    /// An instance type.
+    InstanceType,
 }
 
 /// Which limit a request ran into.

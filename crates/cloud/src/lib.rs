@@ -6,6 +6,7 @@
 //! return typed outputs or a [`CloudError`]; the protocol crate
 //! (`mallee-api`) parses requests into those inputs and renders the outputs.
 
+pub mod account_attributes;
 pub mod accounts;
 pub mod addresses;
 pub mod bootstrap;

@@ -141,6 +141,7 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::Distro => "InvalidDistro.NotFound",
         Kind::SystemGroup => "InvalidGroup.NotFound",
         Kind::Resource => "InvalidID",
+        Kind::InstanceType => "InvalidInstanceType",
     }
 }
 
