@@ -51,13 +51,33 @@ pub struct Generated {
     pub key_material: String,
 }
 
-async fn store(cloud: &Cloud, key_pair: &KeyPair, tags: &[TagPair]) -> Result<(), CloudError> {
-    match cloud.store.create_key_pair(key_pair, tags).await {
+/// Stores the public half of the caller's new key pair `name`, refusing a
+/// name the account already uses.
+async fn store(
+    cloud: &Cloud,
+    caller: &Principal,
+    name: String,
+    key_type: KeyType,
+    fingerprint: String,
+    public_key: String,
+    tags: &[TagPair],
+) -> Result<KeyPair, CloudError> {
+    let key_pair = KeyPair {
+        key_pair_id: ids::resource_id("key"),
+        account_id: caller.account_id().to_owned(),
+        name,
+        key_type: key_type.as_str().to_owned(),
+        fingerprint,
+        public_key,
+        created_at: ids::now_millis(),
+    };
+    match cloud.store.create_key_pair(&key_pair, tags).await {
+        Ok(()) => Ok(key_pair),
         Err(StoreError::Conflict(_)) => Err(CloudError::duplicate(
             Kind::KeyPair,
             format!("The keypair '{}' already exists.", key_pair.name),
         )),
-        other => Ok(other?),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -74,16 +94,16 @@ pub async fn create(
             .await
             .map_err(CloudError::internal)?
             .map_err(CloudError::internal)?;
-    let key_pair = KeyPair {
-        key_pair_id: ids::resource_id("key"),
-        account_id: caller.account_id().to_owned(),
-        name: request.name,
-        key_type: request.key_type.as_str().to_owned(),
-        fingerprint: created.fingerprint,
-        public_key: created.public_key_openssh,
-        created_at: ids::now_millis(),
-    };
-    store(cloud, &key_pair, &request.tags).await?;
+    let key_pair = store(
+        cloud,
+        caller,
+        request.name,
+        request.key_type,
+        created.fingerprint,
+        created.public_key_openssh,
+        &request.tags,
+    )
+    .await?;
     Ok(Generated {
         key_pair,
         key_material: created.key_material,
@@ -103,17 +123,16 @@ pub async fn import(
         },
         _ => CloudError::invalid(e.to_string()),
     })?;
-    let key_pair = KeyPair {
-        key_pair_id: ids::resource_id("key"),
-        account_id: caller.account_id().to_owned(),
-        name: request.name,
-        key_type: imported.key_type.as_str().to_owned(),
-        fingerprint: imported.fingerprint,
-        public_key: imported.public_key_openssh,
-        created_at: ids::now_millis(),
-    };
-    store(cloud, &key_pair, &request.tags).await?;
-    Ok(key_pair)
+    store(
+        cloud,
+        caller,
+        request.name,
+        imported.key_type,
+        imported.fingerprint,
+        imported.public_key_openssh,
+        &request.tags,
+    )
+    .await
 }
 
 /// The caller's key pairs, only those named by `names` or `ids` when they

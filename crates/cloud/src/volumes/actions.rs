@@ -135,6 +135,29 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// What a volume made from snapshot `id` starts with, and the snapshot's
+/// size: the snapshot must be the caller's to restore (its own, shared
+/// with it or public) and completed; `incomplete` words the refusal of
+/// one in another state.
+pub(crate) async fn snapshot_source(
+    cloud: &Cloud,
+    caller: &Principal,
+    id: &str,
+    incomplete: impl FnOnce(&str) -> String,
+) -> Result<(SnapshotSource, i64), CloudError> {
+    let snapshot = load_restorable(cloud, caller, id).await?;
+    match snapshot
+        .source()
+        .filter(|_| snapshot.status == SnapshotStatus::Completed)
+    {
+        Some(source) => Ok((source, snapshot.record.volume_size_gib)),
+        None => Err(CloudError::incorrect_state(
+            Kind::Snapshot,
+            incomplete(snapshot.status.name()),
+        )),
+    }
+}
+
 /// The volume's size and the snapshot data it starts from: the snapshot
 /// must be the caller's or shared with it, and completed; the size defaults
 /// to the snapshot's and cannot be smaller.
@@ -146,17 +169,10 @@ async fn size_and_source(
     let Some(snapshot_id) = &spec.snapshot_id else {
         return Ok((spec.size_gib.unwrap_or(1), None));
     };
-    let snapshot = load_restorable(cloud, caller, snapshot_id).await?;
-    let Some(source) = snapshot
-        .source()
-        .filter(|_| snapshot.status == SnapshotStatus::Completed)
-    else {
-        return Err(CloudError::incorrect_state(
-            Kind::Snapshot,
-            format!("Snapshot is in invalid state - {}", snapshot.status.name()),
-        ));
-    };
-    let smallest = snapshot.record.volume_size_gib;
+    let (source, smallest) = snapshot_source(cloud, caller, snapshot_id, |state| {
+        format!("Snapshot is in invalid state - {state}")
+    })
+    .await?;
     let size_gib = spec.size_gib.unwrap_or(smallest);
     if size_gib < smallest {
         return Err(CloudError::invalid(format!(
@@ -215,43 +231,21 @@ pub async fn create(
             ),
         });
     };
-    let now = ids::now_millis();
-    let volume = Volume {
-        record: VolumeRecord {
-            volume_id: ids::resource_id("vol"),
-            account_id: account.to_owned(),
-            zone,
-            node_id: node.node_id.clone(),
-            size_gib,
-            state: String::new(),
-            desired: String::new(),
-            instance_id: None,
-            device: None,
-            attach_state: None,
-            attach_time: None,
-            generation: 1,
-            revision: 0,
-            details: String::new(),
-            created_at: now,
-            updated_at: now,
-        },
-        status: VolumeStatus::Creating,
-        desired: VolumeDesired::Available,
-        attach: None,
-        details: VolumeDetails {
-            volume_type: spec.volume_type.name.to_owned(),
-            iops: spec.iops,
-            throughput: spec.throughput,
-            client_token: request.client_token.clone(),
-            auto_enable_io: false,
-            delete_on_termination: false,
-            guest_device: None,
-            force_detach: false,
-            error: None,
-            source,
-            boot: false,
-        },
+    let details = VolumeDetails {
+        iops: spec.iops,
+        throughput: spec.throughput,
+        client_token: request.client_token.clone(),
+        source,
+        ..VolumeDetails::new(spec.volume_type.name)
     };
+    let volume = Volume::new(
+        account,
+        &zone,
+        &node.node_id,
+        size_gib,
+        details,
+        ids::now_millis(),
+    );
     cloud
         .store
         .create_volume(&volume.encode(), &request.tags)

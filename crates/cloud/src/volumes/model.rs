@@ -155,6 +155,26 @@ pub struct Health {
     pub io_enabled: &'static str,
 }
 
+impl VolumeDetails {
+    /// The details of a new volume of `volume_type`: no IOPS or throughput
+    /// recorded, no snapshot, attached to nothing.
+    pub fn new(volume_type: &str) -> Self {
+        Self {
+            volume_type: volume_type.to_owned(),
+            iops: None,
+            throughput: None,
+            client_token: None,
+            auto_enable_io: false,
+            delete_on_termination: false,
+            guest_device: None,
+            force_detach: false,
+            error: None,
+            source: None,
+            boot: false,
+        }
+    }
+}
+
 /// A volume record with its states and details decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Volume {
@@ -247,6 +267,42 @@ impl Volume {
         }
     }
 
+    /// A new volume of `size_gib` on `node_id` of `zone`, to be created
+    /// there, attached to nothing.
+    pub fn new(
+        account_id: &str,
+        zone: &str,
+        node_id: &str,
+        size_gib: i64,
+        details: VolumeDetails,
+        now: i64,
+    ) -> Self {
+        Self {
+            record: VolumeRecord {
+                volume_id: crate::ids::resource_id("vol"),
+                account_id: account_id.to_owned(),
+                zone: zone.to_owned(),
+                node_id: node_id.to_owned(),
+                size_gib,
+                state: String::new(),
+                desired: String::new(),
+                instance_id: None,
+                device: None,
+                attach_state: None,
+                attach_time: None,
+                generation: 1,
+                revision: 0,
+                details: String::new(),
+                created_at: now,
+                updated_at: now,
+            },
+            status: VolumeStatus::Creating,
+            desired: VolumeDesired::Available,
+            attach: None,
+            details,
+        }
+    }
+
     /// A volume an instance gets at launch, attached to it from the start
     /// (on the instance's node, where its root must be).
     pub fn for_launch(
@@ -257,42 +313,20 @@ impl Volume {
         launch: &LaunchVolume,
         now: i64,
     ) -> Self {
-        Self {
-            record: VolumeRecord {
-                volume_id: crate::ids::resource_id("vol"),
-                account_id: account_id.to_owned(),
-                zone: zone.to_owned(),
-                node_id: node_id.to_owned(),
-                size_gib: launch.size_gib,
-                state: String::new(),
-                desired: String::new(),
-                instance_id: Some(instance_id.to_owned()),
-                device: Some(launch.device.clone()),
-                attach_state: None,
-                attach_time: Some(now),
-                generation: 1,
-                revision: 0,
-                details: String::new(),
-                created_at: now,
-                updated_at: now,
-            },
-            status: VolumeStatus::Creating,
-            desired: VolumeDesired::Attached,
-            attach: Some(AttachState::Attaching),
-            details: VolumeDetails {
-                volume_type: launch.volume_type.clone(),
-                iops: (launch.volume_type == "gp2").then(|| gp2_iops(launch.size_gib)),
-                throughput: None,
-                client_token: None,
-                auto_enable_io: false,
-                delete_on_termination: launch.delete_on_termination,
-                guest_device: None,
-                force_detach: false,
-                error: None,
-                source: launch.source.clone(),
-                boot: launch.boot,
-            },
-        }
+        let details = VolumeDetails {
+            iops: (launch.volume_type == "gp2").then(|| gp2_iops(launch.size_gib)),
+            delete_on_termination: launch.delete_on_termination,
+            source: launch.source.clone(),
+            boot: launch.boot,
+            ..VolumeDetails::new(&launch.volume_type)
+        };
+        let mut volume = Self::new(account_id, zone, node_id, launch.size_gib, details, now);
+        volume.desired = VolumeDesired::Attached;
+        volume.attach = Some(AttachState::Attaching);
+        volume.record.instance_id = Some(instance_id.to_owned());
+        volume.record.device = Some(launch.device.clone());
+        volume.record.attach_time = Some(now);
+        volume
     }
 
     /// The volume's health as DescribeVolumeStatus reports it: `ok` once
