@@ -57,6 +57,10 @@ pub enum Kind {
     Distro,
     /// A bare-metal system group.
     SystemGroup,
+    /// A resource of any kind, by its id (tags).
+    Resource,
+    /// An instance type.
+    InstanceType,
 }
 
 /// Which limit a request ran into.

@@ -6,6 +6,7 @@
 //! return typed outputs or a [`CloudError`]; the protocol crate
 //! (`mallee-api`) parses requests into those inputs and renders the outputs.
 
+pub mod account_attributes;
 pub mod accounts;
 pub mod addresses;
 pub mod bootstrap;
@@ -17,6 +18,7 @@ pub mod faults;
 pub mod ids;
 pub mod images;
 pub mod instances;
+pub mod key_pairs;
 pub mod metal;
 pub mod node_calls;
 pub mod nodes;
@@ -25,10 +27,12 @@ pub mod reconciler;
 pub mod security_groups;
 pub mod sharing;
 pub mod snapshots;
+pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod volumes;
 pub mod vpcs;
+pub mod zones;
 
 use std::sync::Arc;
 

@@ -135,6 +135,8 @@ pub struct InstanceBuilder {
     security_groups: Vec<String>,
     subnet_cidr: String,
     vpc_cidr: String,
+    generation: i64,
+    terminated_at: Option<i64>,
 }
 
 impl InstanceBuilder {
@@ -160,6 +162,8 @@ impl InstanceBuilder {
             security_groups: vec!["default".into()],
             subnet_cidr: String::new(),
             vpc_cidr: String::new(),
+            generation: 1,
+            terminated_at: None,
         }
     }
 
@@ -220,6 +224,18 @@ impl InstanceBuilder {
         self.vcpus = vcpus;
         self.memory_mib = memory_mib;
         self.disk_gib = disk_gib;
+        self
+    }
+
+    /// With the record at `generation` (its launch details keep 1).
+    pub fn generation(mut self, generation: i64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// Terminated at `at` (milliseconds), when it is.
+    pub fn terminated_at(mut self, at: Option<i64>) -> Self {
+        self.terminated_at = at;
         self
     }
 
@@ -313,12 +329,12 @@ impl InstanceBuilder {
             mac: self.mac.clone(),
             state: self.state.name().into(),
             desired: self.desired.name().into(),
-            generation: 1,
+            generation: self.generation,
             revision: 0,
             details: serde_json::to_string(&self.details()).expect("details serialize"),
             created_at: 1,
             updated_at: 1,
-            terminated_at: None,
+            terminated_at: self.terminated_at,
         }
     }
 

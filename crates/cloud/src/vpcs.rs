@@ -1,7 +1,7 @@
 //! VPCs: every account's default VPC (created the first time the account
 //! needs it, AWS's layout: 172.31.0.0/16 with one /20 default subnet per
-//! zone and a `default` security group), and the addresses its subnets
-//! have left.
+//! zone and a `default` security group), the VPCs and subnets an account
+//! sees, and the addresses its subnets have left.
 
 use std::net::Ipv4Addr;
 
@@ -9,7 +9,7 @@ use mallee_store::{DefaultVpc, SecurityGroup, SecurityGroupRule, Subnet, Vpc};
 
 use crate::instances::placement;
 use crate::security_groups::{Ipv4Net, firewall_changed};
-use crate::{Cloud, CloudError, ids};
+use crate::{Cloud, CloudError, Kind, Principal, ids, zones};
 
 /// The CIDR block of every default VPC.
 pub const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
@@ -119,6 +119,73 @@ pub async fn available_addresses(cloud: &Cloud, subnet: &Subnet) -> Result<u64, 
     Ok(usable_addresses(&net).saturating_sub(used as u64))
 }
 
+/// The caller's VPCs (its default VPC created first if need be), only
+/// those named by `ids` when it names any (every one must exist).
+pub async fn list(
+    cloud: &Cloud,
+    caller: &Principal,
+    ids: &[String],
+) -> Result<Vec<Vpc>, CloudError> {
+    let account = caller.account_id();
+    default_vpc(cloud, account).await?;
+    let vpcs = cloud.store.vpcs(account).await?;
+    if let Some(missing) = ids.iter().find(|id| !vpcs.iter().any(|v| &v.vpc_id == *id)) {
+        return Err(CloudError::not_found(
+            Kind::Vpc,
+            format!("The vpc ID '{missing}' does not exist"),
+        ));
+    }
+    Ok(vpcs
+        .into_iter()
+        .filter(|v| ids.is_empty() || ids.contains(&v.vpc_id))
+        .collect())
+}
+
+/// A subnet as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleSubnet {
+    /// The subnet.
+    pub subnet: Subnet,
+    /// Its zone's id.
+    pub zone_id: String,
+    /// Its usable addresses no live instance holds.
+    pub available: u64,
+}
+
+/// The caller's subnets (its default VPC's created first if need be),
+/// only those named by `ids` when it names any (every one must exist),
+/// each with its free address count.
+pub async fn subnets(
+    cloud: &Cloud,
+    caller: &Principal,
+    ids: &[String],
+) -> Result<Vec<VisibleSubnet>, CloudError> {
+    let account = caller.account_id();
+    default_vpc(cloud, account).await?;
+    let subnets = cloud.store.subnets(account).await?;
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !subnets.iter().any(|s| &s.subnet_id == *id))
+    {
+        return Err(CloudError::not_found(
+            Kind::Subnet,
+            format!("The subnet ID '{missing}' does not exist"),
+        ));
+    }
+    let mut views = Vec::new();
+    for subnet in subnets
+        .into_iter()
+        .filter(|s| ids.is_empty() || ids.contains(&s.subnet_id))
+    {
+        views.push(VisibleSubnet {
+            zone_id: zones::zone_id(&cloud.config, &subnet.zone),
+            available: available_addresses(cloud, &subnet).await?,
+            subnet,
+        });
+    }
+    Ok(views)
+}
+
 /// The private subnet of the `index`-th zone: AWS's default-VPC layout,
 /// `172.31.0.0/20`, `172.31.16.0/20`, …
 pub fn zone_subnet(index: usize) -> placement::Subnet {
@@ -145,5 +212,35 @@ mod tests {
         assert_eq!(usable_addresses(&net), 4091);
         let tiny: Ipv4Net = "10.0.0.0/28".parse().expect("net");
         assert_eq!(usable_addresses(&tiny), 11);
+    }
+
+    #[tokio::test]
+    async fn accounts_see_their_default_vpc_and_subnets() {
+        let cloud = crate::testkit::TestCloud::new().await;
+        let caller = cloud.principal("owner").await;
+        let vpcs = list(&cloud, &caller, &[]).await.expect("vpcs");
+        assert_eq!(vpcs.len(), 1);
+        assert!(vpcs[0].is_default);
+        let named = list(&cloud, &caller, std::slice::from_ref(&vpcs[0].vpc_id))
+            .await
+            .expect("named");
+        assert_eq!(named, vpcs);
+        let other = cloud.principal("other").await;
+        assert!(matches!(
+            list(&cloud, &other, std::slice::from_ref(&vpcs[0].vpc_id)).await,
+            Err(CloudError::NotFound {
+                kind: Kind::Vpc,
+                ..
+            })
+        ));
+        let subnets = subnets(&cloud, &caller, &[]).await.expect("subnets");
+        assert_eq!(subnets.len(), 1);
+        assert_eq!(subnets[0].zone_id, "mallee-1-az1");
+        assert_eq!(subnets[0].available, 4091);
+        assert!(
+            self::subnets(&cloud, &caller, &["subnet-0123456789abcdef0".into()])
+                .await
+                .is_err()
+        );
     }
 }

@@ -6,14 +6,12 @@
 use std::net::Ipv4Addr;
 
 use mallee_cloud::instances::model::{
-    Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior, StateReason,
+    Desired, Instance, InstanceState, ShutdownBehavior, StateReason,
 };
 use mallee_cloud::instances::placement::{self, Demand, Subnet};
 use mallee_cloud::reconciler::{Step, TERMINATED_VISIBLE_MILLIS, decide};
-use mallee_node_api::{
-    Artifact, BootImage, DesiredState, InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec,
-    ObservedInstance, VmState,
-};
+use mallee_cloud::testkit::InstanceBuilder;
+use mallee_node_api::{DesiredState, ObservedInstance, VmState};
 use mallee_store::{InstanceRecord, Node};
 use proptest::prelude::*;
 
@@ -23,82 +21,20 @@ use ShutdownBehavior::{Stop, Terminate};
 const NOW: i64 = 10 * TERMINATED_VISIBLE_MILLIS;
 const ID: &str = "i-0123456789abcdef0";
 
-/// The launch details RunInstances records, for an instance of `vcpus`
-/// cores, `memory_mib` and `disk_gib` with `behavior` on guest poweroff.
-fn details(behavior: ShutdownBehavior, vcpus: u32, memory_mib: u64, disk_gib: u64) -> String {
-    let ip = "172.31.0.4";
-    let mac = "02:00:00:00:00:01";
-    let metadata = InstanceMetadata {
-        ami_id: "ami-0123456789abcdef0".into(),
-        ami_launch_index: 0,
-        reservation_id: "r-0123456789abcdef0".into(),
-        account_id: "111111111111".into(),
-        instance_type: "t2.micro".into(),
-        kernel_id: None,
-        ramdisk_id: None,
-        architecture: "x86_64".into(),
-        region: "mallee-1".into(),
-        availability_zone: "z".into(),
-        local_ipv4: ip.into(),
-        local_hostname: "ip-172-31-0-4.mallee-1.compute.internal".into(),
-        mac: mac.into(),
-        public_ipv4: None,
-        public_hostname: None,
-        security_groups: vec!["default".into()],
-        public_keys: Vec::new(),
-        user_data_base64: None,
-        launch_time: "2024-01-02T03:04:05Z".into(),
-        root_device_name: "/dev/sda1".into(),
-        block_device_mapping: vec![
-            ("ami".into(), "/dev/sda1".into()),
-            ("root".into(), "/dev/sda1".into()),
-        ],
-        options: MetadataOptions::default(),
-    };
-    let spec = InstanceSpec {
-        instance_id: ID.into(),
-        account_id: "111111111111".into(),
-        instance_type: "t2.micro".into(),
-        vcpus,
-        memory_mib,
-        disk_gib,
-        image: BootImage::Hvm {
-            disk: Artifact {
-                bucket: "images".into(),
-                key: "disk.img".into(),
-                size: 1 << 30,
-                etag: "\"etag\"".into(),
-            },
-        },
-        nics: vec![NicSpec {
-            mac: mac.into(),
-            private_ip: ip.into(),
-            network_id: "net-z".into(),
-            subnet_cidr: "172.31.0.0/20".into(),
-            vpc_cidr: "172.31.0.0/16".into(),
-            public_ip: None,
-        }],
-        desired: DesiredState::Running,
-        generation: 1,
-        metadata,
-    };
-    let details = InstanceDetails {
-        spec,
-        key_name: None,
-        security_group_ids: Vec::new(),
-        shutdown_behavior: behavior,
-        disable_api_termination: false,
-        virtualization_type: "hvm".into(),
-        root_device_type: "instance-store".into(),
-        private_dns_name: "ip-172-31-0-4.mallee-1.compute.internal".into(),
-        client_token: None,
-        state_reason: None,
-        state_transition_reason: String::new(),
-        vpc_id: String::new(),
-        subnet_id: String::new(),
-        network_interface_id: String::new(),
-    };
-    serde_json::to_string(&details).expect("details serialize")
+/// An instance at generation 2 on `node-a` of zone `z` (one core, 512
+/// MiB, 8 GiB) with `behavior` on guest poweroff, terminated a second
+/// before [`NOW`] when it is.
+fn builder(state: InstanceState, desired: Desired, behavior: ShutdownBehavior) -> InstanceBuilder {
+    InstanceBuilder::new(ID, "111111111111")
+        .zone("z")
+        .node("node-a")
+        .network("net-z")
+        .cidrs("172.31.0.0/20", "172.31.0.0/16")
+        .resources("t2.micro", 1, 512, 8)
+        .behavior(behavior)
+        .state(state, desired)
+        .generation(2)
+        .terminated_at((state == Terminated).then_some(NOW - 1000))
 }
 
 /// A stored instance record decoded the way the reconciler decodes it.
@@ -106,31 +42,8 @@ fn decoded(record: InstanceRecord) -> Instance {
     Instance::decode(record).expect("record decodes")
 }
 
-fn record(state: InstanceState, desired: Desired, details: String) -> InstanceRecord {
-    InstanceRecord {
-        instance_id: ID.into(),
-        reservation_id: "r-0123456789abcdef0".into(),
-        account_id: "111111111111".into(),
-        launch_index: 0,
-        node_id: "node-a".into(),
-        zone: "z".into(),
-        network_id: "net-z".into(),
-        private_ip: "172.31.0.4".into(),
-        mac: "02:00:00:00:00:01".into(),
-        state: state.name().into(),
-        desired: desired.name().into(),
-        generation: 2,
-        revision: 0,
-        details,
-        created_at: 1,
-        updated_at: 1,
-        terminated_at: (state == InstanceState::Terminated).then_some(NOW - 1000),
-    }
-}
-
-/// An instance at generation 2.
 fn instance(state: InstanceState, desired: Desired, behavior: ShutdownBehavior) -> Instance {
-    decoded(record(state, desired, details(behavior, 1, 512, 8)))
+    builder(state, desired, behavior).instance()
 }
 
 fn observed(state: VmState, generation: u64) -> ObservedInstance {
@@ -454,9 +367,10 @@ fn the_failure_reason_carries_the_nodes_message() {
 #[test]
 fn terminated_instances_are_forgotten_after_the_visible_period() {
     let at = |terminated_at| {
-        let mut r = record(Terminated, Desired::Terminated, details(Stop, 1, 512, 8));
-        r.terminated_at = terminated_at;
-        decide(&decoded(r), None, NOW)
+        let i = builder(Terminated, Desired::Terminated, Stop)
+            .terminated_at(terminated_at)
+            .instance();
+        decide(&i, None, NOW)
     };
     assert_eq!(at(Some(NOW)), Step::Nothing, "just terminated");
     assert_eq!(at(Some(NOW - TERMINATED_VISIBLE_MILLIS + 1)), Step::Nothing);
@@ -468,10 +382,11 @@ fn terminated_instances_are_forgotten_after_the_visible_period() {
     assert_eq!(at(Some(NOW - TERMINATED_VISIBLE_MILLIS - 1)), Step::Forget);
     assert_eq!(at(Some(0)), Step::Forget);
     // Still on its node: removed from there first, however old.
-    let mut r = record(Terminated, Desired::Terminated, details(Stop, 1, 512, 8));
-    r.terminated_at = Some(0);
+    let i = builder(Terminated, Desired::Terminated, Stop)
+        .terminated_at(Some(0))
+        .instance();
     let report = observed(VmState::Stopped, 2);
-    assert_eq!(decide(&decoded(r), Some(&report), NOW), Step::Delete);
+    assert_eq!(decide(&i, Some(&report), NOW), Step::Delete);
 }
 
 /// Applies a step to an instance the way the reconciler records it.
@@ -597,9 +512,10 @@ fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) -> Nod
 
 /// An instance on `node_id` using 2 cores, 1024 MiB and 10 GiB.
 fn placed(node_id: &str, state: InstanceState, desired: Desired) -> Instance {
-    let mut r = record(state, desired, details(Stop, 2, 1024, 10));
-    r.node_id = node_id.into();
-    decoded(r)
+    builder(state, desired, Stop)
+        .resources("t2.micro", 2, 1024, 10)
+        .node(node_id)
+        .instance()
 }
 
 #[test]

@@ -11,9 +11,7 @@ use crate::xml::XmlWriter;
 use super::Ec2Error;
 use mallee_cloud::snapshots::access::validate_snapshot_id;
 use mallee_cloud::volumes::block_devices::{is_device_name, same_device};
-
-/// Largest EBS volume (GiB).
-const MAX_SIZE_GIB: i64 = 16384;
+use mallee_cloud::volumes::types::{check_mapping, encryption_unsupported};
 
 /// Reads `BlockDeviceMapping.N`. Each entry names a device and either an
 /// EBS volume (from a snapshot, or empty with a size), an instance-store
@@ -43,29 +41,13 @@ pub fn parse(params: &QueryParams) -> Result<Vec<ImageBlockDevice>, Ec2Error> {
             validate_snapshot_id(id)?;
         }
         let volume_size_gib = entry.int("Ebs.VolumeSize")?;
-        if let Some(size) = volume_size_gib
-            && !(1..=MAX_SIZE_GIB).contains(&size)
-        {
-            return Err(Ec2Error::InvalidParameterValue(format!(
-                "Volume of {size}GiB is not in the range 1 to {MAX_SIZE_GIB}GiB."
-            )));
-        }
         let volume_type = entry
             .get("Ebs.VolumeType")
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
-        if let Some(t) = &volume_type
-            && !["standard", "gp2", "gp3", "io1", "io2", "st1", "sc1"].contains(&t.as_str())
-        {
-            return Err(Ec2Error::InvalidParameterValue(format!(
-                "Value ({t}) for parameter volumeType is invalid."
-            )));
-        }
+        check_mapping(volume_size_gib, volume_type.as_deref())?;
         if entry.bool("Ebs.Encrypted")? == Some(true) {
-            return Err(Ec2Error::refused(
-                "UnsupportedOperation",
-                "Encrypted volumes are not supported by this cloud.",
-            ));
+            return Err(encryption_unsupported().into());
         }
         let ebs = entry.names().any(|n| n.starts_with("Ebs."));
         let virtual_name = entry

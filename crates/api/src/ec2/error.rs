@@ -140,6 +140,8 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::Profile => "InvalidProfile.NotFound",
         Kind::Distro => "InvalidDistro.NotFound",
         Kind::SystemGroup => "InvalidGroup.NotFound",
+        Kind::Resource => "InvalidID",
+        Kind::InstanceType => "InvalidInstanceType",
     }
 }
 
@@ -158,6 +160,7 @@ fn malformed_code(kind: Kind) -> &'static str {
         Kind::Association => "InvalidAssociationID.Malformed",
         Kind::Account => "InvalidUserID.Malformed",
         Kind::KeyPair => "InvalidKeyPair.Format",
+        Kind::Resource => "InvalidID",
         _ => "InvalidParameterValue",
     }
 }

@@ -1,5 +1,6 @@
-//! DescribeInstanceTypes over the configured instance-type table and the
-//! bare-metal zone's types.
+//! DescribeInstanceTypes on the wire: filters, pages and XML over the
+//! types on offer (`mallee_cloud::zones::instance_types`: the configured
+//! table and the bare-metal zone's types).
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
@@ -8,6 +9,7 @@ use crate::query::QueryParams;
 use super::{Ec2Context, Ec2Error};
 use mallee_cloud::instances::types::{InstanceType, current_generation};
 use mallee_cloud::metal::zone::MetalType;
+use mallee_cloud::zones::{self, Offered};
 
 impl Filterable for InstanceType {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
@@ -78,64 +80,25 @@ impl DescribeInstanceTypes {
         })
     }
 
-    /// Lists the matching types, sorted by name: the table's, and the
-    /// bare-metal zone's (one per inventory group) when it is enabled.
+    /// Lists the matching types, sorted by name.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let table = &ctx.cloud.instance_types;
-        let metal = match ctx.cloud.compute.metal.get() {
-            Some(metal) => mallee_cloud::metal::zone::instance_types(metal).await?,
-            None => Vec::new(),
-        };
-        let rows: Vec<Row<'_>> = table
-            .all()
+        let offered = zones::instance_types(ctx.cloud, &self.names).await?;
+        let matching: Vec<&Offered> = offered
             .iter()
-            .map(Row::Vm)
-            .chain(metal.iter().map(Row::Metal))
-            .collect();
-        let unknown: Vec<&str> = self
-            .names
-            .iter()
-            .filter(|n| !rows.iter().any(|r| r.name() == n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Ec2Error::InvalidInstanceType(unknown.join(", ")));
-        }
-        let mut matching: Vec<&Row<'_>> = rows
-            .iter()
-            .filter(|t| self.names.is_empty() || self.names.iter().any(|n| n == t.name()))
             .filter(|t| filter::matches(&self.filters, *t))
             .collect();
-        matching.sort_by(|a, b| a.name().cmp(b.name()));
         let (page, next) = self.page.apply(matching, |t| t.name().to_owned());
         Ok(ctx.respond("DescribeInstanceTypes", |w| {
-            w.items("instanceTypeSet", page, |w, row| match row {
-                Row::Vm(t) => write_instance_type(w, t),
-                Row::Metal(t) => write_metal_type(w, t),
+            w.items("instanceTypeSet", page, |w, offered| match offered {
+                Offered::Vm(t) => write_instance_type(w, t),
+                Offered::Metal(t) => write_metal_type(w, t),
             });
             w.opt_text("nextToken", next);
         }))
     }
 }
 
-/// A row of DescribeInstanceTypes.
-enum Row<'a> {
-    /// A virtual machine type of the table.
-    Vm(&'a InstanceType),
-    /// A bare-metal type (a group of machines).
-    Metal(&'a MetalType),
-}
-
-impl Row<'_> {
-    fn name(&self) -> &str {
-        match self {
-            Self::Vm(t) => &t.name,
-            Self::Metal(t) => &t.name,
-        }
-    }
-}
-
-impl Filterable for Row<'_> {
+impl Filterable for Offered {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
         match self {
             Self::Vm(t) => t.filter_values(name),

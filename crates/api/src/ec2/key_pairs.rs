@@ -1,27 +1,18 @@
-//! CreateKeyPair, ImportKeyPair, DescribeKeyPairs and DeleteKeyPair. Private
-//! keys are returned once and never stored; the public half is kept for the
-//! metadata service.
+//! CreateKeyPair, ImportKeyPair, DescribeKeyPairs and DeleteKeyPair on the
+//! wire: parameters in, XML out. Generating, importing and storing keys
+//! (the private key is returned once and never stored) is
+//! `mallee_cloud::key_pairs`.
 
 use base64::Engine;
+use mallee_cloud::key_pairs::{self, ImportedKey, NewKeyPair, validate_key_name};
 use mallee_keys::{KeyFormat, KeyType};
-use mallee_store::{KeyPair, StoreError, TagPair};
+use mallee_store::KeyPair;
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::query::QueryParams;
-use mallee_cloud::ids;
 
 use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
 use super::{Ec2Context, Ec2Error, iso8601};
-
-/// AWS: "Up to 255 ASCII characters".
-fn validate_key_name(name: &str) -> Result<(), Ec2Error> {
-    if name.len() > 255 || !name.is_ascii() || name.chars().any(|c| c.is_ascii_control()) {
-        return Err(Ec2Error::InvalidParameterValue(format!(
-            "Value ({name}) for parameter keyName is invalid. Key names must be at most 255 printable ASCII characters."
-        )));
-    }
-    Ok(())
-}
 
 fn required_key_name(params: &QueryParams) -> Result<String, Ec2Error> {
     let name = params.required_non_empty("KeyName")?;
@@ -31,12 +22,7 @@ fn required_key_name(params: &QueryParams) -> Result<String, Ec2Error> {
 
 /// CreateKeyPair input.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateKeyPair {
-    name: String,
-    key_type: KeyType,
-    format: KeyFormat,
-    tags: Vec<TagPair>,
-}
+pub struct CreateKeyPair(NewKeyPair);
 
 impl CreateKeyPair {
     /// Reads `KeyName`, `KeyType`, `KeyFormat`, `TagSpecification.N`.
@@ -57,64 +43,32 @@ impl CreateKeyPair {
                 ))
             })?,
         };
-        Ok(Self {
+        Ok(Self(NewKeyPair {
             name: required_key_name(params)?,
             key_type,
             format,
             tags: parse_tag_specifications(params, "key-pair")?,
-        })
+        }))
     }
 
-    /// Generates the key (off the async threads: RSA generation is slow),
-    /// stores the public half with its tags, returns the private key.
+    /// Generates and stores the key pair, answers with the private key.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let (key_type, format, comment) = (self.key_type, self.format, self.name.clone());
-        let created =
-            tokio::task::spawn_blocking(move || mallee_keys::create(key_type, format, &comment))
-                .await
-                .map_err(|e| Ec2Error::Internal(e.to_string()))?
-                .map_err(|e| Ec2Error::Internal(e.to_string()))?;
-        let key_pair = KeyPair {
-            key_pair_id: ids::resource_id("key"),
-            account_id: ctx.principal.account.account_id.clone(),
-            name: self.name,
-            key_type: self.key_type.as_str().to_owned(),
-            fingerprint: created.fingerprint,
-            public_key: created.public_key_openssh,
-            created_at: ids::now_millis(),
-        };
-        store_key_pair(ctx, &key_pair, &self.tags).await?;
+        let tags = self.0.tags.clone();
+        let generated = key_pairs::create(ctx.cloud, ctx.principal, self.0).await?;
+        let key_pair = &generated.key_pair;
         Ok(ctx.respond("CreateKeyPair", |w| {
             w.text("keyName", &key_pair.name);
             w.text("keyFingerprint", &key_pair.fingerprint);
-            w.text("keyMaterial", &created.key_material);
+            w.text("keyMaterial", &generated.key_material);
             w.text("keyPairId", &key_pair.key_pair_id);
-            write_tag_set(
-                w,
-                self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
-            );
+            write_tag_set(w, tags.iter().map(|t| (t.key.as_str(), t.value.as_str())));
         }))
-    }
-}
-
-async fn store_key_pair(
-    ctx: &Ec2Context<'_>,
-    key_pair: &KeyPair,
-    tags: &[TagPair],
-) -> Result<(), Ec2Error> {
-    match ctx.cloud.store.create_key_pair(key_pair, tags).await {
-        Err(StoreError::Conflict(_)) => Err(Ec2Error::KeyPairDuplicate(key_pair.name.clone())),
-        other => Ok(other?),
     }
 }
 
 /// ImportKeyPair input.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImportKeyPair {
-    name: String,
-    material: Vec<u8>,
-    tags: Vec<TagPair>,
-}
+pub struct ImportKeyPair(ImportedKey);
 
 impl ImportKeyPair {
     /// Reads `KeyName`, `PublicKeyMaterial` (base64), `TagSpecification.N`.
@@ -126,37 +80,22 @@ impl ImportKeyPair {
             .map_err(|_| {
                 Ec2Error::KeyFormat("Key is not in valid OpenSSH public key format".into())
             })?;
-        Ok(Self {
+        Ok(Self(ImportedKey {
             name: required_key_name(params)?,
             material,
             tags: parse_tag_specifications(params, "key-pair")?,
-        })
+        }))
     }
 
-    /// Validates the public key, computes its fingerprint and stores it.
+    /// Imports the public key and answers with its fingerprint.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let imported = mallee_keys::import(&self.material).map_err(|e| match e.aws_code() {
-            "InvalidKey.Format" => Ec2Error::KeyFormat(e.to_string()),
-            _ => Ec2Error::InvalidParameterValue(e.to_string()),
-        })?;
-        let key_pair = KeyPair {
-            key_pair_id: ids::resource_id("key"),
-            account_id: ctx.principal.account.account_id.clone(),
-            name: self.name,
-            key_type: imported.key_type.as_str().to_owned(),
-            fingerprint: imported.fingerprint,
-            public_key: imported.public_key_openssh,
-            created_at: ids::now_millis(),
-        };
-        store_key_pair(ctx, &key_pair, &self.tags).await?;
+        let tags = self.0.tags.clone();
+        let key_pair = key_pairs::import(ctx.cloud, ctx.principal, self.0).await?;
         Ok(ctx.respond("ImportKeyPair", |w| {
             w.text("keyName", &key_pair.name);
             w.text("keyFingerprint", &key_pair.fingerprint);
             w.text("keyPairId", &key_pair.key_pair_id);
-            write_tag_set(
-                w,
-                self.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
-            );
+            write_tag_set(w, tags.iter().map(|t| (t.key.as_str(), t.value.as_str())));
         }))
     }
 }
@@ -213,30 +152,10 @@ impl DescribeKeyPairs {
 
     /// Lists the caller's key pairs; a named one that is missing is an error.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        let key_pairs = ctx.cloud.store.key_pairs(account).await?;
-        if let Some(missing) = self
-            .names
-            .iter()
-            .find(|n| !key_pairs.iter().any(|k| &k.name == *n))
-        {
-            return Err(Ec2Error::KeyPairNotFound(missing.clone()));
-        }
-        if let Some(missing) = self
-            .ids
-            .iter()
-            .find(|i| !key_pairs.iter().any(|k| &k.key_pair_id == *i))
-        {
-            return Err(Ec2Error::ResourceNotFound {
-                code: "InvalidKeyPair.NotFound",
-                id: missing.clone(),
-            });
-        }
-        let tags = TagsByResource::load(ctx, account).await?;
+        let key_pairs = key_pairs::list(ctx.cloud, ctx.principal, &self.names, &self.ids).await?;
+        let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
         let selected: Vec<KeyPairView<'_>> = key_pairs
             .iter()
-            .filter(|k| self.names.is_empty() || self.names.contains(&k.name))
-            .filter(|k| self.ids.is_empty() || self.ids.contains(&k.key_pair_id))
             .map(|k| KeyPairView {
                 key_pair: k,
                 tags: tags.of(&k.key_pair_id),
@@ -289,21 +208,16 @@ impl DeleteKeyPair {
     /// Deletes the key pair; deleting one that does not exist succeeds, as
     /// in EC2.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        let key_pairs = ctx.cloud.store.key_pairs(account).await?;
-        let target = key_pairs.iter().find(|k| {
-            self.id.as_ref().is_none_or(|id| &k.key_pair_id == id)
-                && self.name.as_ref().is_none_or(|n| &k.name == n)
-        });
-        if let Some(key_pair) = target {
-            ctx.cloud
-                .store
-                .delete_key_pair(account, &key_pair.key_pair_id)
-                .await?;
-        }
+        let deleted = key_pairs::delete(
+            ctx.cloud,
+            ctx.principal,
+            self.name.as_deref(),
+            self.id.as_deref(),
+        )
+        .await?;
         Ok(ctx.respond("DeleteKeyPair", |w| {
             w.text("return", "true");
-            w.opt_text("keyPairId", target.map(|k| &k.key_pair_id));
+            w.opt_text("keyPairId", deleted.map(|k| k.key_pair_id));
         }))
     }
 }

@@ -1,9 +1,12 @@
-//! CreateTags, DeleteTags and DescribeTags over every taggable resource, and
-//! the tag helpers other actions share (`TagSpecification.N`, `tagSet`).
+//! CreateTags, DeleteTags and DescribeTags on the wire, and the tag helpers
+//! other actions share (`TagSpecification.N`, `tagSet`, an account's tags
+//! by resource for Describe responses). Which resources may be tagged, and
+//! the rules for tags, are `mallee_cloud::tags`.
 
 use std::collections::HashMap;
 
-use mallee_store::{StoreError, Tag, TagPair, TagSelector};
+use mallee_cloud::tags::{self, validate_resource_ids, validate_tag};
+use mallee_store::{Tag, TagPair, TagSelector};
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
@@ -11,34 +14,6 @@ use crate::query::{QueryError, QueryParams};
 use crate::xml::XmlWriter;
 
 use super::{Ec2Context, Ec2Error};
-
-/// AWS limits on tag keys and values (characters).
-const MAX_KEY_LEN: usize = 128;
-const MAX_VALUE_LEN: usize = 256;
-
-fn validate_tag(key: &str, value: Option<&str>) -> Result<(), Ec2Error> {
-    if key.is_empty() {
-        return Err(Ec2Error::InvalidParameterValue(
-            "Tag key cannot be empty".into(),
-        ));
-    }
-    if key.chars().count() > MAX_KEY_LEN {
-        return Err(Ec2Error::InvalidParameterValue(format!(
-            "Tag key exceeds the maximum length of {MAX_KEY_LEN} characters"
-        )));
-    }
-    if key.to_ascii_lowercase().starts_with("aws:") {
-        return Err(Ec2Error::InvalidParameterValue(
-            "Tag keys starting with 'aws:' are reserved for internal use".into(),
-        ));
-    }
-    if value.is_some_and(|v| v.chars().count() > MAX_VALUE_LEN) {
-        return Err(Ec2Error::InvalidParameterValue(format!(
-            "Tag value exceeds the maximum length of {MAX_VALUE_LEN} characters"
-        )));
-    }
-    Ok(())
-}
 
 /// Reads `Tag.N.Key` / `Tag.N.Value` from `params` (a request or a tag
 /// specification), validating each and refusing repeated keys.
@@ -125,60 +100,13 @@ impl TagsByResource {
     }
 }
 
-/// The NotFound error EC2 gives for a missing resource, by id prefix.
-fn not_found(id: &str) -> Ec2Error {
-    let code = match id.split_once('-').map(|(prefix, _)| prefix) {
-        Some("key") => "InvalidKeyPair.NotFound",
-        Some("i") => "InvalidInstanceID.NotFound",
-        Some("ami" | "aki" | "ari" | "emi" | "eki" | "eri") => "InvalidAMIID.NotFound",
-        Some("vol") => "InvalidVolume.NotFound",
-        Some("snap") => "InvalidSnapshot.NotFound",
-        Some("sg") => "InvalidGroup.NotFound",
-        Some("sgr") => "InvalidSecurityGroupRuleId.NotFound",
-        Some("vpc") => "InvalidVpcID.NotFound",
-        Some("subnet") => "InvalidSubnetID.NotFound",
-        Some("eipalloc") => "InvalidAllocationID.NotFound",
-        Some("r") => "InvalidReservationID.NotFound",
-        _ => return Ec2Error::InvalidId(id.to_owned()),
-    };
-    Ec2Error::ResourceNotFound {
-        code,
-        id: id.to_owned(),
-    }
-}
-
-/// Whether `id` has the shape of an AWS resource id: a lowercase prefix, a
-/// dash, and 8 or 17 lowercase hex digits.
-fn looks_like_resource_id(id: &str) -> bool {
-    match id.split_once('-') {
-        Some((prefix, hex)) => {
-            !prefix.is_empty()
-                && prefix.bytes().all(|b| b.is_ascii_lowercase())
-                && (hex.len() == 8 || hex.len() == 17)
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        }
-        None => false,
-    }
-}
-
 fn parse_resource_ids(params: &QueryParams) -> Result<Vec<String>, Ec2Error> {
     let ids = params.list("ResourceId")?;
     if ids.is_empty() {
         return Err(QueryError::Missing("ResourceId".into()).into());
     }
-    if let Some(bad) = ids.iter().find(|id| !looks_like_resource_id(id)) {
-        return Err(Ec2Error::InvalidId(bad.clone()));
-    }
+    validate_resource_ids(&ids)?;
     Ok(ids)
-}
-
-fn map_store_error(err: StoreError) -> Ec2Error {
-    match err {
-        StoreError::NotFound(id) => not_found(&id),
-        other => other.into(),
-    }
 }
 
 /// CreateTags input.
@@ -201,12 +129,7 @@ impl CreateTags {
 
     /// Tags every resource, all or none.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        ctx.cloud
-            .store
-            .put_tags(account, &self.resource_ids, &self.tags)
-            .await
-            .map_err(map_store_error)?;
+        tags::create(ctx.cloud, ctx.principal, &self.resource_ids, &self.tags).await?;
         Ok(ctx.respond_true("CreateTags"))
     }
 }
@@ -235,12 +158,7 @@ impl DeleteTags {
 
     /// Removes the tags, all or none.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        ctx.cloud
-            .store
-            .delete_tags(account, &self.resource_ids, &self.tags)
-            .await
-            .map_err(map_store_error)?;
+        tags::delete(ctx.cloud, ctx.principal, &self.resource_ids, &self.tags).await?;
         Ok(ctx.respond_true("DeleteTags"))
     }
 }
@@ -296,11 +214,7 @@ impl DescribeTags {
 
     /// Lists the caller's tags, ordered by resource then key.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let tags = ctx
-            .cloud
-            .store
-            .tags(&ctx.principal.account.account_id)
-            .await?;
+        let tags = tags::list(ctx.cloud, ctx.principal).await?;
         let mut by_resource: HashMap<&str, Vec<(String, String)>> = HashMap::new();
         for t in &tags {
             by_resource
@@ -344,32 +258,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resource_id_shapes() {
-        assert!(looks_like_resource_id("key-0123456789abcdef0"));
-        assert!(looks_like_resource_id("i-12345678"));
-        assert!(!looks_like_resource_id("key-XYZ"));
-        assert!(!looks_like_resource_id("foo"));
-        assert!(!looks_like_resource_id("-0123456789abcdef0"));
-    }
-
-    #[test]
     fn not_found_codes_follow_prefix() {
-        assert_eq!(
-            crate::error::AwsError::code(&not_found("i-12345678")),
-            "InvalidInstanceID.NotFound"
-        );
-        assert_eq!(
-            crate::error::AwsError::code(&not_found("zz-12345678")),
-            "InvalidID"
-        );
-    }
-
-    #[test]
-    fn tag_validation() {
-        assert!(validate_tag("ok", Some("v")).is_ok());
-        assert!(validate_tag("", None).is_err());
-        assert!(validate_tag("aws:x", None).is_err());
-        assert!(validate_tag(&"k".repeat(129), None).is_err());
-        assert!(validate_tag("k", Some(&"v".repeat(257))).is_err());
+        let code = |id: &str| {
+            crate::error::AwsError::code(&Ec2Error::from(tags::not_found(id))).into_owned()
+        };
+        assert_eq!(code("i-12345678"), "InvalidInstanceID.NotFound");
+        assert_eq!(code("zz-12345678"), "InvalidID");
     }
 }

@@ -1,8 +1,9 @@
-//! The account's default VPC (created the first time the account needs it,
-//! AWS's layout: 172.31.0.0/16 with one /20 default subnet per zone and a
-//! `default` security group), DescribeVpcs and DescribeSubnets.
+//! DescribeVpcs and DescribeSubnets on the wire: filters, pages and XML
+//! over the VPCs and subnets the caller sees (`mallee_cloud::vpcs`, which
+//! creates an account's default VPC the first time it needs one).
 
-use mallee_store::{Subnet, Vpc};
+use mallee_cloud::vpcs::{self, VisibleSubnet};
+use mallee_store::Vpc;
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
@@ -10,7 +11,6 @@ use crate::query::QueryParams;
 
 use super::tags::{TagsByResource, write_tag_set};
 use super::{Ec2Context, Ec2Error};
-use mallee_cloud::vpcs::{available_addresses, default_vpc};
 
 struct VpcView<'a> {
     vpc: &'a Vpc,
@@ -87,23 +87,10 @@ impl DescribeVpcs {
 
     /// Lists the caller's VPCs (creating the default one first if needed).
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        default_vpc(ctx.cloud, account).await?;
-        let vpcs = ctx.cloud.store.vpcs(account).await?;
-        if let Some(missing) = self
-            .ids
-            .iter()
-            .find(|id| !vpcs.iter().any(|v| &v.vpc_id == *id))
-        {
-            return Err(Ec2Error::refused(
-                "InvalidVpcID.NotFound",
-                format!("The vpc ID '{missing}' does not exist"),
-            ));
-        }
-        let tags = TagsByResource::load(ctx, account).await?;
+        let vpcs = vpcs::list(ctx.cloud, ctx.principal, &self.ids).await?;
+        let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
         let selected: Vec<VpcView<'_>> = vpcs
             .iter()
-            .filter(|v| self.ids.is_empty() || self.ids.contains(&v.vpc_id))
             .map(|vpc| VpcView {
                 vpc,
                 tags: tags.of(&vpc.vpc_id),
@@ -134,26 +121,24 @@ impl DescribeVpcs {
 }
 
 struct SubnetView<'a> {
-    subnet: &'a Subnet,
-    zone_id: String,
+    seen: &'a VisibleSubnet,
     arn: String,
-    available: u64,
     tags: &'a [(String, String)],
 }
 
 impl Filterable for SubnetView<'_> {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let s = self.subnet;
+        let s = &self.seen.subnet;
         Some(vec![match name {
             "subnet-id" | "subnetId" => s.subnet_id.clone(),
             "subnet-arn" => self.arn.clone(),
             "vpc-id" | "vpcId" => s.vpc_id.clone(),
             "availability-zone" | "availabilityZone" => s.zone.clone(),
-            "availability-zone-id" | "availabilityZoneId" => self.zone_id.clone(),
+            "availability-zone-id" | "availabilityZoneId" => self.seen.zone_id.clone(),
             "cidr-block" | "cidrBlock" | "cidr" => s.cidr.clone(),
             "default-for-az" | "defaultForAz" => s.default_for_az.to_string(),
             "map-public-ip-on-launch" => s.map_public_ip_on_launch.to_string(),
-            "available-ip-address-count" => self.available.to_string(),
+            "available-ip-address-count" => self.seen.available.to_string(),
             "state" => "available".into(),
             "owner-id" => s.account_id.clone(),
             _ => return None,
@@ -210,50 +195,27 @@ impl DescribeSubnets {
 
     /// Lists the caller's subnets with their free address counts.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let account = &ctx.principal.account.account_id;
-        default_vpc(ctx.cloud, account).await?;
-        let subnets = ctx.cloud.store.subnets(account).await?;
-        if let Some(missing) = self
-            .ids
+        let subnets = vpcs::subnets(ctx.cloud, ctx.principal, &self.ids).await?;
+        let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
+        let region = &ctx.cloud.config.region;
+        let selected: Vec<SubnetView<'_>> = subnets
             .iter()
-            .find(|id| !subnets.iter().any(|s| &s.subnet_id == *id))
-        {
-            return Err(Ec2Error::refused(
-                "InvalidSubnetID.NotFound",
-                format!("The subnet ID '{missing}' does not exist"),
-            ));
-        }
-        let tags = TagsByResource::load(ctx, account).await?;
-        let config = &ctx.cloud.config;
-        let mut views = Vec::new();
-        for subnet in subnets
-            .iter()
-            .filter(|s| self.ids.is_empty() || self.ids.contains(&s.subnet_id))
-        {
-            views.push(SubnetView {
-                subnet,
-                zone_id: config
-                    .zones
-                    .iter()
-                    .position(|z| z == &subnet.zone)
-                    .map(|i| config.zone_id(i))
-                    .unwrap_or_default(),
+            .map(|seen| SubnetView {
+                seen,
                 arn: format!(
-                    "arn:aws:ec2:{}:{}:subnet/{}",
-                    config.region, subnet.account_id, subnet.subnet_id
+                    "arn:aws:ec2:{region}:{}:subnet/{}",
+                    seen.subnet.account_id, seen.subnet.subnet_id
                 ),
-                available: available_addresses(ctx.cloud, subnet).await?,
-                tags: tags.of(&subnet.subnet_id),
-            });
-        }
-        let selected: Vec<SubnetView<'_>> = views
-            .into_iter()
+                tags: tags.of(&seen.subnet.subnet_id),
+            })
             .filter(|view| filter::matches(&self.filters, view))
             .collect();
-        let (page, next) = self.page.apply(selected, |v| v.subnet.subnet_id.clone());
+        let (page, next) = self
+            .page
+            .apply(selected, |v| v.seen.subnet.subnet_id.clone());
         Ok(ctx.respond("DescribeSubnets", |w| {
             w.items("subnetSet", page, |w, view| {
-                let s = view.subnet;
+                let s = &view.seen.subnet;
                 w.text("subnetId", &s.subnet_id);
                 w.text("subnetArn", &view.arn);
                 w.text("state", "available");
@@ -261,9 +223,9 @@ impl DescribeSubnets {
                 w.text("vpcId", &s.vpc_id);
                 w.text("cidrBlock", &s.cidr);
                 w.elem("ipv6CidrBlockAssociationSet", |_| {});
-                w.text("availableIpAddressCount", view.available);
+                w.text("availableIpAddressCount", view.seen.available);
                 w.text("availabilityZone", &s.zone);
-                w.text("availabilityZoneId", &view.zone_id);
+                w.text("availabilityZoneId", &view.seen.zone_id);
                 w.text("defaultForAz", s.default_for_az);
                 w.text("mapPublicIpOnLaunch", s.map_public_ip_on_launch);
                 w.text("mapCustomerOwnedIpOnLaunch", false);

@@ -5,9 +5,9 @@
 use mallee_node_api::SnapshotSource;
 use mallee_store::ImageBlockDevice;
 
+use super::actions::snapshot_source;
 use crate::images::LaunchImage;
-use crate::snapshots::SnapshotStatus;
-use crate::{Cloud, CloudError, Kind, Principal};
+use crate::{Cloud, CloudError, Principal};
 
 /// The data-volume slot of `device` (`/dev/sdf`–`/dev/sdp` or
 /// `/dev/xvdf`–`/dev/xvdp`), `f`–`p`.
@@ -142,20 +142,11 @@ pub async fn launch_volumes(
         let source = match &m.snapshot_id {
             None => None,
             Some(id) => {
-                let snapshot = crate::snapshots::access::load_restorable(cloud, caller, id).await?;
-                let Some(source) = snapshot
-                    .source()
-                    .filter(|_| snapshot.status == SnapshotStatus::Completed)
-                else {
-                    return Err(CloudError::incorrect_state(
-                        Kind::Snapshot,
-                        format!(
-                            "Snapshot {id} is in invalid state - {}",
-                            snapshot.status.name()
-                        ),
-                    ));
-                };
-                snapshot_gib = snapshot.record.volume_size_gib;
+                let (source, size_gib) = snapshot_source(cloud, caller, id, |state| {
+                    format!("Snapshot {id} is in invalid state - {state}")
+                })
+                .await?;
+                snapshot_gib = size_gib;
                 Some(source)
             }
         };
@@ -208,4 +199,25 @@ pub async fn launch_volumes(
     // The root first: it is the instance's first disk.
     volumes.sort_by_key(|v| !v.boot);
     Ok(volumes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_slots() {
+        assert_eq!(device_slot("/dev/sdf"), Some('f'));
+        assert_eq!(device_slot("/dev/xvdp"), Some('p'));
+        for bad in [
+            "/dev/sda1",
+            "/dev/sde",
+            "/dev/sdq",
+            "/dev/sdff",
+            "sdf",
+            "/dev/vdb",
+        ] {
+            assert_eq!(device_slot(bad), None, "{bad}");
+        }
+    }
 }
