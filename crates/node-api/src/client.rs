@@ -1,15 +1,15 @@
-//! [`NodeAgent`] over HTTP: what the controller uses to drive a node.
+//! [`NodeAgent`] over HTTPS with the controller's certificate: what the
+//! controller uses to drive a node.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::tls::{HttpsClient, https_client};
+use crate::version::{ApiVersion, VERSION_HEADER};
 use crate::{
     Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
     NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
@@ -19,21 +19,24 @@ use crate::{
 /// Largest response body accepted from a node.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
-/// A node reached at `base_url` (`http://host:port`) with its token.
+/// A node reached at `base_url` (`https://host:port`).
 #[derive(Debug, Clone)]
 pub struct HttpNodeClient {
     base_url: String,
-    token: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    version: String,
+    http: HttpsClient,
 }
 
 impl HttpNodeClient {
-    /// A client for the node at `base_url`.
-    pub fn new(base_url: &str, token: &str) -> Self {
+    /// A client for the node at `base_url`, connecting with `tls` (which
+    /// presents the controller's certificate and expects the node's; see
+    /// `mallee_pki::ControllerPki::node_client_config`). A plain `http://`
+    /// URL fails every call.
+    pub fn new(base_url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            version: ApiVersion::current().to_string(),
+            http: https_client(tls),
         }
     }
 
@@ -63,15 +66,15 @@ impl HttpNodeClient {
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base_url))
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(VERSION_HEADER, &self.version)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(payload))
+            .body(http_body_util::Full::new(payload))
             .map_err(|e| NodeError::BadRequest(e.to_string()))?;
         let response = self
             .http
             .request(request)
             .await
-            .map_err(|e| NodeError::Transport(e.to_string()))?;
+            .map_err(|e| NodeError::Transport(error_chain(&e)))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
             .collect()
@@ -84,6 +87,19 @@ impl HttpNodeClient {
         Err(serde_json::from_slice::<NodeError>(&body)
             .unwrap_or_else(|_| NodeError::Transport(format!("node answered {status}"))))
     }
+}
+
+/// An error with its causes: a refused handshake says why only a few
+/// levels down.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Instance and volume ids are a prefix, `-` and hex; anything else cannot

@@ -4,10 +4,18 @@
 //! server exposing any implementation, and a client that implements the trait
 //! over HTTP. The controller talks to nodes only through this trait, so one
 //! node on loopback and many nodes over the network run the same code.
+//!
+//! Every connection between the controller and a node is mutual TLS
+//! ([`tls`], with certificates of the cluster CA from mallee-pki) and every
+//! request carries the sender's API [`version`]; a node without a
+//! certificate yet gets one by [`enrol`]ling.
 
 mod client;
+pub mod enrol;
 mod server;
+pub mod tls;
 mod types;
+pub mod version;
 
 pub use client::HttpNodeClient;
 pub use server::router;
@@ -32,9 +40,9 @@ pub enum NodeError {
     /// The request was malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// The caller did not present the node's token.
-    #[error("unauthorized")]
-    Unauthorized,
+    /// The peer's node API version is outside what this side works with.
+    #[error("incompatible version: {0}")]
+    Incompatible(String),
     /// The node failed to carry out the request.
     #[error("node failure: {0}")]
     Internal(String),

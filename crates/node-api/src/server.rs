@@ -1,14 +1,15 @@
-//! Serves any [`NodeAgent`] over HTTP+JSON. Callers present the node's
-//! token as `Authorization: Bearer …`, compared in constant time.
+//! Serves any [`NodeAgent`] over HTTP+JSON. Who may call is settled by
+//! the TLS handshake ([`crate::tls`]: only the controller's certificate
+//! gets through); each request must also carry a compatible API
+//! [`crate::version`].
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use subtle::ConstantTimeEq;
 
 use crate::{
     DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
@@ -18,7 +19,6 @@ use crate::{
 #[derive(Clone)]
 struct Served {
     agent: Arc<dyn NodeAgent>,
-    token: Arc<str>,
 }
 
 impl NodeError {
@@ -28,7 +28,7 @@ impl NodeError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::InsufficientCapacity(_) => StatusCode::CONFLICT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Incompatible(_) => StatusCode::PRECONDITION_FAILED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Transport(_) => StatusCode::BAD_GATEWAY,
         }
@@ -41,12 +41,10 @@ impl IntoResponse for NodeError {
     }
 }
 
-/// The node API routes, serving `agent` to callers that present `token`.
-pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
-    let served = Served {
-        agent,
-        token: Arc::from(token),
-    };
+/// The node API routes, serving `agent` (behind a [`crate::tls`]
+/// listener that admits the controller only).
+pub fn router(agent: Arc<dyn NodeAgent>) -> axum::Router {
+    let served = Served { agent };
     axum::Router::new()
         .route("/v1/node", get(info))
         .route("/v1/capacity", get(capacity))
@@ -69,45 +67,30 @@ pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
             put(put_snapshot).delete(delete_snapshot),
         )
         .with_state(served)
-}
-
-fn authorize(served: &Served, headers: &HeaderMap) -> Result<(), NodeError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(served.token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(NodeError::Unauthorized)
-    }
+        .layer(axum::middleware::from_fn(
+            crate::version::require_compatible_controller,
+        ))
 }
 
 type Answer<T> = Result<Json<T>, NodeError>;
 
-async fn info(State(s): State<Served>, headers: HeaderMap) -> Answer<crate::NodeInfo> {
-    authorize(&s, &headers)?;
+async fn info(State(s): State<Served>) -> Answer<crate::NodeInfo> {
     Ok(Json(s.agent.info().await?))
 }
 
-async fn capacity(State(s): State<Served>, headers: HeaderMap) -> Answer<crate::Capacity> {
-    authorize(&s, &headers)?;
+async fn capacity(State(s): State<Served>) -> Answer<crate::Capacity> {
     Ok(Json(s.agent.capacity().await?))
 }
 
-async fn report(State(s): State<Served>, headers: HeaderMap) -> Answer<crate::NodeReport> {
-    authorize(&s, &headers)?;
+async fn report(State(s): State<Served>) -> Answer<crate::NodeReport> {
     Ok(Json(s.agent.report().await?))
 }
 
 async fn put_instance(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Json(spec): Json<InstanceSpec>,
 ) -> Answer<crate::ObservedInstance> {
-    authorize(&s, &headers)?;
     if spec.instance_id != id {
         return Err(NodeError::BadRequest(format!(
             "path names {id}, body names {}",
@@ -120,10 +103,8 @@ async fn put_instance(
 async fn set_desired_state(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Json(change): Json<DesiredStateChange>,
 ) -> Answer<crate::ObservedInstance> {
-    authorize(&s, &headers)?;
     Ok(Json(
         s.agent
             .set_desired_state(&id, change.desired, change.generation)
@@ -131,12 +112,7 @@ async fn set_desired_state(
     ))
 }
 
-async fn reboot(
-    State(s): State<Served>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, NodeError> {
-    authorize(&s, &headers)?;
+async fn reboot(State(s): State<Served>, Path(id): Path<String>) -> Result<StatusCode, NodeError> {
     s.agent.reboot(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -144,38 +120,24 @@ async fn reboot(
 async fn delete_instance(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, NodeError> {
-    authorize(&s, &headers)?;
     s.agent.delete_instance(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn put_firewall(
-    State(s): State<Served>,
-    headers: HeaderMap,
-    Json(policy): Json<FirewallPolicy>,
-) -> Answer<u64> {
-    authorize(&s, &headers)?;
+async fn put_firewall(State(s): State<Served>, Json(policy): Json<FirewallPolicy>) -> Answer<u64> {
     Ok(Json(s.agent.put_firewall(policy).await?))
 }
 
-async fn console(
-    State(s): State<Served>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Answer<crate::ConsoleOutput> {
-    authorize(&s, &headers)?;
+async fn console(State(s): State<Served>, Path(id): Path<String>) -> Answer<crate::ConsoleOutput> {
     Ok(Json(s.agent.console_output(&id).await?))
 }
 
 async fn put_volume(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Json(spec): Json<VolumeSpec>,
 ) -> Answer<ObservedVolume> {
-    authorize(&s, &headers)?;
     if spec.volume_id != id {
         return Err(NodeError::BadRequest(format!(
             "path names {id}, body names {}",
@@ -188,9 +150,7 @@ async fn put_volume(
 async fn delete_volume(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, NodeError> {
-    authorize(&s, &headers)?;
     s.agent.delete_volume(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,10 +158,8 @@ async fn delete_volume(
 async fn attach_volume(
     State(s): State<Served>,
     Path((id, volume)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(attachment): Json<VolumeAttachment>,
 ) -> Answer<ObservedVolume> {
-    authorize(&s, &headers)?;
     if attachment.volume_id != volume {
         return Err(NodeError::BadRequest(format!(
             "path names {volume}, body names {}",
@@ -215,9 +173,7 @@ async fn detach_volume(
     State(s): State<Served>,
     Path((id, volume)): Path<(String, String)>,
     Query(query): Query<DetachQuery>,
-    headers: HeaderMap,
 ) -> Answer<ObservedVolume> {
-    authorize(&s, &headers)?;
     Ok(Json(
         s.agent.detach_volume(&id, &volume, query.force).await?,
     ))
@@ -226,10 +182,8 @@ async fn detach_volume(
 async fn put_snapshot(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Json(spec): Json<SnapshotSpec>,
 ) -> Answer<ObservedSnapshot> {
-    authorize(&s, &headers)?;
     if spec.snapshot_id != id {
         return Err(NodeError::BadRequest(format!(
             "path names {id}, body names {}",
@@ -242,9 +196,7 @@ async fn put_snapshot(
 async fn delete_snapshot(
     State(s): State<Served>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, NodeError> {
-    authorize(&s, &headers)?;
     s.agent.delete_snapshot(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

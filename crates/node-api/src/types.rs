@@ -344,12 +344,13 @@ pub struct ConsoleOutput {
 
 /// What a node tells the controller when it starts (and again whenever the
 /// controller forgot it): who it is, where its API listens and what it
-/// offers. Sent as JSON to [`REGISTER_PATH`] with the cluster token.
+/// offers. Sent as JSON to [`REGISTER_PATH`] over the node's mutual TLS
+/// connection: the node id must be the one its certificate names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRegistration {
     /// Who the node is.
     pub info: NodeInfo,
-    /// Base URL of the node's API (`http://127.0.0.1:8775`).
+    /// Base URL of the node's API (`https://127.0.0.1:8775`).
     pub url: String,
     /// Capacity offered.
     pub capacity: Capacity,
@@ -359,9 +360,9 @@ pub struct NodeRegistration {
 pub const REGISTER_PATH: &str = "/_mallee/node/register";
 
 /// Controller path prefix under which a node reads image objects:
-/// `GET {controller}/_mallee/node/objects/{bucket}/{key}` with the cluster
-/// token as `Authorization: Bearer …` streams the object's bytes (`ETag`
-/// header set; `404` when missing).
+/// `GET {controller}/_mallee/node/objects/{bucket}/{key}` (over the node's
+/// mutual TLS connection) streams the object's bytes (`ETag` header set;
+/// `404` when missing).
 pub const OBJECTS_PATH_PREFIX: &str = "/_mallee/node/objects/";
 
 /// Body of a desired-state change.
@@ -479,8 +480,8 @@ pub struct ObservedSnapshot {
 
 /// Controller path prefix of snapshot data:
 /// `PUT {controller}/_mallee/node/snapshots/{snap-id}` uploads it (body =
-/// the data; headers `Authorization: Bearer <cluster token>`,
-/// `Content-Length`, [`SHA256_HEADER`], [`FORMAT_HEADER`]) and answers `200`
+/// the data; headers `Content-Length`, [`SHA256_HEADER`],
+/// [`FORMAT_HEADER`]; over the node's mutual TLS connection) and answers `200`
 /// with a [`SnapshotUploaded`] once stored durably, `404` when the snapshot
 /// no longer exists, `409` when it was uploaded with another digest, `400`
 /// on a digest mismatch; `GET` the same path streams the data back

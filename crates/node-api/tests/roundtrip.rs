@@ -1,6 +1,8 @@
-//! Every NodeAgent method travels over real HTTP on loopback and comes back
-//! intact, errors included; the token is enforced. The agent behind the
-//! server is a small in-memory one (this tests the transport, not a node).
+//! Every NodeAgent method travels over real HTTPS (mutual TLS) on loopback
+//! and comes back intact, errors included; only the controller's
+//! certificate gets in, and only with a compatible version. The agent
+//! behind the server is a small in-memory one (this tests the transport,
+//! not a node).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -307,20 +309,72 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
     }
 }
 
-async fn serve(token: &str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+/// The node the tests serve, and the cluster it belongs to.
+const NODE: &str = "nd-roundtrip";
+
+struct Served {
+    url: String,
+    pki: mallee_pki::ControllerPki,
+    node: mallee_pki::Credentials,
+}
+
+impl Served {
+    /// The controller's client of the node.
+    fn controller(&self) -> HttpNodeClient {
+        HttpNodeClient::new(
+            &self.url,
+            self.pki.node_client_config(NODE).expect("client config"),
+        )
+    }
+}
+
+/// Serves a [`MemoryAgent`] as node [`NODE`] of a new cluster, over TLS
+/// admitting the controller only.
+async fn serve() -> Served {
+    let pki = mallee_pki::ControllerPki::in_memory().expect("pki");
+    let node = pki
+        .ca()
+        .issue(
+            &mallee_pki::PeerName::node(NODE).expect("id"),
+            mallee_pki::Validity::peer(),
+        )
+        .expect("node certificate");
+    let config = mallee_pki::tls::server_config(
+        &node,
+        &node.trust(),
+        mallee_pki::tls::ClientAuth::Require(mallee_pki::PeerKind::Controller),
+    )
+    .expect("server config");
+    let listener = tls::TlsListener::bind("127.0.0.1:0".parse().expect("addr"), config)
         .await
         .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = router(Arc::new(MemoryAgent::default()), token);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    let url = format!("https://{}", listener.local_addr());
+    let app = router(Arc::new(MemoryAgent::default()));
+    tokio::spawn(tls::serve(listener, app, std::future::pending()));
+    Served { url, pki, node }
+}
+
+/// Sends a raw request over `client` and returns the status and body.
+async fn raw(
+    client: &tls::HttpsClient,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> (http::StatusCode, String) {
+    use http_body_util::BodyExt;
+    let response = client.request(request).await.expect("request");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test]
 async fn every_call_round_trips() {
-    let url = serve("s3cret").await;
-    let node = HttpNodeClient::new(&url, "s3cret");
+    let served = serve().await;
+    let node = served.controller();
     assert_eq!(node.info().await.expect("info").zone, "mallee-1a");
     assert_eq!(node.capacity().await.expect("capacity").cores_free, 1);
     let observed = node
@@ -542,44 +596,154 @@ fn reports_without_volumes_still_parse() {
 }
 
 #[tokio::test]
-async fn token_is_required_and_ids_must_agree() {
-    let url = serve("right").await;
-    assert_eq!(
-        HttpNodeClient::new(&url, "wrong").info().await,
-        Err(NodeError::Unauthorized)
+async fn only_the_controller_gets_in() {
+    let served = serve().await;
+    assert!(served.controller().info().await.is_ok());
+    // A node's certificate, even of this cluster, is not the controller's.
+    let as_node = mallee_pki::tls::client_config(
+        &served.node,
+        &served.node.trust(),
+        &mallee_pki::PeerName::node(NODE).expect("id"),
+    )
+    .expect("config");
+    let err = HttpNodeClient::new(&served.url, as_node)
+        .info()
+        .await
+        .expect_err("a node got in");
+    assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
+    // Another cluster's controller is refused, and refuses this node.
+    let stranger = mallee_pki::ControllerPki::in_memory().expect("pki");
+    let err = HttpNodeClient::new(
+        &served.url,
+        stranger.node_client_config(NODE).expect("config"),
+    )
+    .capacity()
+    .await
+    .expect_err("another cluster got in");
+    assert!(
+        matches!(&err, NodeError::Transport(m) if m.contains("certificate")),
+        "{err:?}"
     );
-    assert_eq!(
-        HttpNodeClient::new(&url, "").capacity().await,
-        Err(NodeError::Unauthorized)
+    // The controller expecting another node refuses this one's answer.
+    let err = HttpNodeClient::new(
+        &served.url,
+        served.pki.node_client_config("nd-other").expect("config"),
+    )
+    .info()
+    .await
+    .expect_err("wrong node trusted");
+    assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
+    // A revoked node is no longer called.
+    served.pki.revocations().revoke(&served.node.info().serial);
+    let err = HttpNodeClient::new(
+        &served.url,
+        served.pki.node_client_config(NODE).expect("config"),
+    )
+    .info()
+    .await
+    .expect_err("revoked node trusted");
+    assert!(
+        matches!(&err, NodeError::Transport(m) if m.to_lowercase().contains("revoked")),
+        "{err:?}"
     );
-    // A body naming another instance than the path is refused.
-    let body = serde_json::to_vec(&spec("i-0000000000000000b", 1)).expect("json");
-    let response = tokio::task::spawn_blocking(move || {
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_both_ways() {
+    let served = serve().await;
+    // The client will not speak HTTP.
+    let plain_url = served.url.replacen("https://", "http://", 1);
+    let err = HttpNodeClient::new(
+        &plain_url,
+        served.pki.node_client_config(NODE).expect("config"),
+    )
+    .info()
+    .await
+    .expect_err("plain HTTP sent");
+    assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
+    // The server does not answer HTTP.
+    let host = served.url.trim_start_matches("https://").to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let host = url.trim_start_matches("http://").to_string();
         let mut stream = std::net::TcpStream::connect(&host).expect("connect");
-        let head = format!(
-            "PUT /v1/instances/i-0000000000000000a HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer right\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = stream.write_all(
+            format!("GET /v1/node HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
         );
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(&body).expect("write");
-        let mut out = String::new();
-        stream.read_to_string(&mut out).expect("read");
-        out
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     })
     .await
     .expect("join");
-    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(!answer.contains("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("node-1"), "{answer}");
+}
+
+#[tokio::test]
+async fn versions_and_ids_must_agree() {
+    let served = serve().await;
+    let client = tls::https_client(served.pki.node_client_config(NODE).expect("config"));
+    let ours = version::ApiVersion::current();
+    let request = |version: Option<String>| {
+        let mut builder = http::Request::builder()
+            .method("GET")
+            .uri(format!("{}/v1/node", served.url));
+        if let Some(v) = version {
+            builder = builder.header(version::VERSION_HEADER, v);
+        }
+        builder.body(Default::default()).expect("request")
+    };
+    let (status, _) = raw(&client, request(Some(ours.to_string()))).await;
+    assert_eq!(status, http::StatusCode::OK);
+    // A controller one minor ahead still drives this node.
+    let ahead = version::ApiVersion {
+        minor: ours.minor + 1,
+        ..ours
+    };
+    let (status, _) = raw(&client, request(Some(ahead.to_string()))).await;
+    assert_eq!(status, http::StatusCode::OK);
+    for bad in [
+        None,
+        Some("banana".to_owned()),
+        Some(format!("{}.{}", ours.major, ours.minor + 2)),
+        Some(format!("{}.0", ours.major + 1)),
+    ] {
+        let (status, body) = raw(&client, request(bad.clone())).await;
+        assert_eq!(
+            status,
+            http::StatusCode::PRECONDITION_FAILED,
+            "{bad:?}: {body}"
+        );
+        let error: NodeError = serde_json::from_str(&body).expect("error body");
+        assert!(matches!(error, NodeError::Incompatible(_)), "{error:?}");
+    }
+    // A body naming another instance than the path is refused.
+    let body = serde_json::to_vec(&spec("i-0000000000000000b", 1)).expect("json");
+    let put = http::Request::builder()
+        .method("PUT")
+        .uri(format!("{}/v1/instances/i-0000000000000000a", served.url))
+        .header(version::VERSION_HEADER, ours.to_string())
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let (status, body) = raw(&client, put).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
 async fn unreachable_node_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
     drop(listener);
+    let pki = mallee_pki::ControllerPki::in_memory().expect("pki");
     assert!(matches!(
-        HttpNodeClient::new(&url, "t").info().await,
+        HttpNodeClient::new(&url, pki.node_client_config(NODE).expect("config"))
+            .info()
+            .await,
         Err(NodeError::Transport(_))
     ));
 }

@@ -236,10 +236,14 @@ pub fn server_config(
         kind,
         mandatory,
     });
-    let config = ServerConfig::builder_with_provider(crate::provider())
+    let mut config = ServerConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(credentials.chain(), credentials.key()?)?;
+    // A resumed session skips the certificate check, so it would let a
+    // revoked node back in: every connection does a full handshake.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -258,11 +262,13 @@ pub fn client_config(
         webpki,
         expect: server.server_name(),
     });
-    let config = ClientConfig::builder_with_provider(crate::provider())
+    let mut config = ClientConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(credentials.chain(), credentials.key()?)?;
+    // As on the server: no resumption past a revocation.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 

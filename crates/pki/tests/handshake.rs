@@ -193,6 +193,27 @@ fn a_revoked_certificate_is_refused_from_the_next_handshake_on() {
 }
 
 #[test]
+fn a_resumed_session_does_not_outlive_a_revocation() {
+    let cluster = Cluster::new();
+    let node = cluster.node("nd-1");
+    // The same configurations throughout, as a long-running process has.
+    let to_controller = cluster.node_client(&node);
+    let listener = cluster.controller.node_listener_config();
+    let to_node = cluster
+        .controller
+        .node_client_config("nd-1")
+        .expect("client");
+    let node_server = cluster.node_server(&node);
+    for _ in 0..3 {
+        handshake(to_controller.clone(), listener.clone()).expect("node to controller");
+        handshake(to_node.clone(), node_server.clone()).expect("controller to node");
+    }
+    cluster.controller.revocations().revoke(&node.info().serial);
+    assert!(handshake(to_controller, listener).is_err());
+    assert!(handshake(to_node, node_server).is_err());
+}
+
+#[test]
 fn expired_and_not_yet_valid_certificates_are_refused() {
     let cluster = Cluster::new();
     let day = Duration::from_secs(86_400);
