@@ -8,6 +8,7 @@
 pub mod addresses;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod enrolment;
 pub mod images;
 pub mod instances;
 pub mod metal;
@@ -19,6 +20,7 @@ pub mod sqlite;
 pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;
@@ -77,6 +79,7 @@ pub trait Store:
     + VolumeIndex
     + SnapshotIndex
     + MetalIndex
+    + NodeEnrolmentIndex
     + Send
     + Sync
     + std::fmt::Debug

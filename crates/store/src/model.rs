@@ -111,7 +111,7 @@ pub struct KeyPair {
 }
 
 /// A node agent and the capacity it last reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     /// Node id.
     pub node_id: String,
@@ -131,6 +131,11 @@ pub struct Node {
     pub disk_gib_max: i64,
     /// Free disk.
     pub disk_gib_free: i64,
-    /// Time of the last report.
+    /// Time of the last report (registration or heartbeat).
     pub updated_at: UnixMillis,
+    /// The agent's mallee release, as it last registered.
+    pub version: String,
+    /// The accelerator it uses (`kvm`, `tcg`) and why, as it last
+    /// registered.
+    pub accel: String,
 }

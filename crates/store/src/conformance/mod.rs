@@ -4,6 +4,7 @@
 //! crate's `conformance` feature, which those tests enable.
 
 mod addresses;
+mod enrolment;
 mod images;
 mod instances;
 mod metal;
@@ -90,6 +91,7 @@ pub async fn run(store: &dyn Store) {
     volumes::run(store).await;
     snapshots::run(store).await;
     metal::run(store).await;
+    enrolment::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {
@@ -104,9 +106,12 @@ async fn nodes(store: &dyn Store) {
         disk_gib_max: 100,
         disk_gib_free: 100,
         updated_at: 1,
+        version: "0.1.0".into(),
+        accel: "kvm".into(),
     };
     store.upsert_node(&node).await.expect("insert node");
     node.cores_free = 2;
+    node.accel = "tcg (no /dev/kvm)".into();
     store.upsert_node(&node).await.expect("update node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node]);
 }

@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod addresses;
+mod enrolment;
 mod images;
 mod instances;
 mod metal;
@@ -132,6 +133,38 @@ async fn delete_resource_tx(
         .bind(resource_type)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Records a node and its latest report (registration and heartbeat).
+pub(super) async fn upsert_node_in(
+    conn: &mut sqlx::SqliteConnection,
+    node: &Node,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
+                            disk_gib_max, disk_gib_free, updated_at, version, accel)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
+            cores_max = excluded.cores_max, cores_free = excluded.cores_free,
+            memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
+            disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
+            updated_at = excluded.updated_at, version = excluded.version, accel = excluded.accel",
+    )
+    .bind(&node.node_id)
+    .bind(&node.zone)
+    .bind(&node.address)
+    .bind(node.cores_max)
+    .bind(node.cores_free)
+    .bind(node.memory_mib_max)
+    .bind(node.memory_mib_free)
+    .bind(node.disk_gib_max)
+    .bind(node.disk_gib_free)
+    .bind(node.updated_at)
+    .bind(&node.version)
+    .bind(&node.accel)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -501,29 +534,8 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_node(&self, node: &Node) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
-                                disk_gib_max, disk_gib_free, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
-                cores_max = excluded.cores_max, cores_free = excluded.cores_free,
-                memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
-                disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
-                updated_at = excluded.updated_at",
-        )
-        .bind(&node.node_id)
-        .bind(&node.zone)
-        .bind(&node.address)
-        .bind(node.cores_max)
-        .bind(node.cores_free)
-        .bind(node.memory_mib_max)
-        .bind(node.memory_mib_free)
-        .bind(node.disk_gib_max)
-        .bind(node.disk_gib_free)
-        .bind(node.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        upsert_node_in(&mut conn, node).await
     }
 
     async fn nodes(&self) -> StoreResult<Vec<Node>> {
@@ -543,6 +555,8 @@ impl Store for SqliteStore {
                     disk_gib_max: row.try_get("disk_gib_max")?,
                     disk_gib_free: row.try_get("disk_gib_free")?,
                     updated_at: row.try_get("updated_at")?,
+                    version: row.try_get("version")?,
+                    accel: row.try_get("accel")?,
                 })
             })
             .collect()
