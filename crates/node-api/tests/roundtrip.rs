@@ -321,10 +321,7 @@ struct Served {
 impl Served {
     /// The controller's client of the node.
     fn controller(&self) -> HttpNodeClient {
-        HttpNodeClient::new(
-            &self.url,
-            self.pki.node_client_config(NODE).expect("client config"),
-        )
+        HttpNodeClient::new(&self.url, self.pki.node_client_config(NODE))
     }
 }
 
@@ -613,35 +610,26 @@ async fn only_the_controller_gets_in() {
     assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
     // Another cluster's controller is refused, and refuses this node.
     let stranger = mallee_pki::ControllerPki::in_memory().expect("pki");
-    let err = HttpNodeClient::new(
-        &served.url,
-        stranger.node_client_config(NODE).expect("config"),
-    )
-    .capacity()
-    .await
-    .expect_err("another cluster got in");
+    let err = HttpNodeClient::new(&served.url, stranger.node_client_config(NODE))
+        .capacity()
+        .await
+        .expect_err("another cluster got in");
     assert!(
         matches!(&err, NodeError::Transport(m) if m.contains("certificate")),
         "{err:?}"
     );
     // The controller expecting another node refuses this one's answer.
-    let err = HttpNodeClient::new(
-        &served.url,
-        served.pki.node_client_config("nd-other").expect("config"),
-    )
-    .info()
-    .await
-    .expect_err("wrong node trusted");
+    let err = HttpNodeClient::new(&served.url, served.pki.node_client_config("nd-other"))
+        .info()
+        .await
+        .expect_err("wrong node trusted");
     assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
     // A revoked node is no longer called.
     served.pki.revocations().revoke(&served.node.info().serial);
-    let err = HttpNodeClient::new(
-        &served.url,
-        served.pki.node_client_config(NODE).expect("config"),
-    )
-    .info()
-    .await
-    .expect_err("revoked node trusted");
+    let err = HttpNodeClient::new(&served.url, served.pki.node_client_config(NODE))
+        .info()
+        .await
+        .expect_err("revoked node trusted");
     assert!(
         matches!(&err, NodeError::Transport(m) if m.to_lowercase().contains("revoked")),
         "{err:?}"
@@ -653,13 +641,10 @@ async fn plain_http_is_refused_both_ways() {
     let served = serve().await;
     // The client will not speak HTTP.
     let plain_url = served.url.replacen("https://", "http://", 1);
-    let err = HttpNodeClient::new(
-        &plain_url,
-        served.pki.node_client_config(NODE).expect("config"),
-    )
-    .info()
-    .await
-    .expect_err("plain HTTP sent");
+    let err = HttpNodeClient::new(&plain_url, served.pki.node_client_config(NODE))
+        .info()
+        .await
+        .expect_err("plain HTTP sent");
     assert!(matches!(err, NodeError::Transport(_)), "{err:?}");
     // The server does not answer HTTP.
     let host = served.url.trim_start_matches("https://").to_owned();
@@ -686,7 +671,7 @@ async fn plain_http_is_refused_both_ways() {
 #[tokio::test]
 async fn versions_and_ids_must_agree() {
     let served = serve().await;
-    let client = tls::https_client(served.pki.node_client_config(NODE).expect("config"));
+    let client = tls::https_client(served.pki.node_client_config(NODE));
     let ours = version::ApiVersion::current();
     let request = |version: Option<String>| {
         let mut builder = http::Request::builder()
@@ -741,7 +726,7 @@ async fn unreachable_node_is_a_transport_error() {
     drop(listener);
     let pki = mallee_pki::ControllerPki::in_memory().expect("pki");
     assert!(matches!(
-        HttpNodeClient::new(&url, pki.node_client_config(NODE).expect("config"))
+        HttpNodeClient::new(&url, pki.node_client_config(NODE))
             .info()
             .await,
         Err(NodeError::Transport(_))

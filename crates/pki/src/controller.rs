@@ -14,8 +14,8 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::ca::{CaError, ClusterCa, Validity};
 use crate::credentials::{Credentials, CredentialsError};
-use crate::names::{NameError, PeerKind, PeerName};
-use crate::tls::{ClientAuth, TlsError, client_config, server_config};
+use crate::names::{PeerKind, PeerName};
+use crate::tls::{ClientAuth, Clients, TlsError, server_config};
 use crate::trust::{RevocationSet, Trust, TrustError};
 
 /// File stem of the controller's certificate and key in `DATA/pki/`.
@@ -38,9 +38,6 @@ pub enum ControllerPkiError {
     /// The CA certificate.
     #[error(transparent)]
     Trust(#[from] TrustError),
-    /// A node id.
-    #[error(transparent)]
-    Name(#[from] NameError),
 }
 
 /// The cluster CA, the controller's credentials and what is built on them.
@@ -49,8 +46,9 @@ pub struct ControllerPki {
     credentials: Credentials,
     trust: Trust,
     node_listener: Arc<ServerConfig>,
+    clients: Clients,
     /// Client configurations by node id (each expects that node).
-    clients: Mutex<HashMap<String, Arc<ClientConfig>>>,
+    by_node: Mutex<HashMap<String, Arc<ClientConfig>>>,
 }
 
 impl std::fmt::Debug for ControllerPki {
@@ -115,12 +113,14 @@ impl ControllerPki {
         let trust = Trust::new(ca.certificate_pem(), RevocationSet::new())?;
         let node_listener =
             server_config(&credentials, &trust, ClientAuth::Optional(PeerKind::Node))?;
+        let clients = Clients::new(&credentials, &trust)?;
         Ok(Self {
             ca,
             credentials,
             trust,
             node_listener,
-            clients: Mutex::new(HashMap::new()),
+            clients,
+            by_node: Mutex::new(HashMap::new()),
         })
     }
 
@@ -151,21 +151,17 @@ impl ControllerPki {
     }
 
     /// The configuration of calls to node `node_id`: its certificate must
-    /// name it and not be revoked.
-    pub fn node_client_config(
-        &self,
-        node_id: &str,
-    ) -> Result<Arc<ClientConfig>, ControllerPkiError> {
-        let mut clients = self
-            .clients
+    /// name it and not be revoked. (An id no certificate can carry makes a
+    /// configuration no node passes.)
+    pub fn node_client_config(&self, node_id: &str) -> Arc<ClientConfig> {
+        let mut by_node = self
+            .by_node
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(config) = clients.get(node_id) {
-            return Ok(config.clone());
-        }
-        let config = client_config(&self.credentials, &self.trust, &PeerName::node(node_id)?)?;
-        clients.insert(node_id.to_owned(), config.clone());
-        Ok(config)
+        by_node
+            .entry(node_id.to_owned())
+            .or_insert_with(|| self.clients.to(&PeerName::Node(node_id.to_owned())))
+            .clone()
     }
 }
 

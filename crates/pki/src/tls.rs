@@ -112,7 +112,7 @@ impl ClientCertVerifier for PeerClientVerifier {
 struct PeerServerVerifier {
     trust: Trust,
     webpki: Arc<WebPkiServerVerifier>,
-    expect: ServerName<'static>,
+    expect: PeerName,
 }
 
 impl ServerCertVerifier for PeerServerVerifier {
@@ -127,14 +127,19 @@ impl ServerCertVerifier for PeerServerVerifier {
         // The name checked is the peer's identity, not the address in the
         // URL: nodes and controllers move between addresses, identities
         // stay.
+        let info = CertInfo::parse(end_entity).map_err(|e| e.to_rustls())?;
+        if info.name != self.expect {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ));
+        }
         self.webpki.verify_server_cert(
             end_entity,
             intermediates,
-            &self.expect,
+            &info.name.server_name(),
             ocsp_response,
             now,
         )?;
-        let info = CertInfo::parse(end_entity).map_err(|e| e.to_rustls())?;
         self.trust.check_revoked(&info).map_err(|e| e.to_rustls())?;
         Ok(ServerCertVerified::assertion())
     }
@@ -247,6 +252,51 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Clients presenting one set of credentials to servers they name.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    base: ClientConfig,
+    trust: Trust,
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl Clients {
+    /// Clients presenting `credentials`, trusting as `trust` decides.
+    pub fn new(credentials: &Credentials, trust: &Trust) -> Result<Self, TlsError> {
+        let webpki = WebPkiServerVerifier::builder_with_provider(trust.roots(), crate::provider())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut base = ClientConfig::builder_with_provider(crate::provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+                // Replaced by `to`; trusts no one meanwhile.
+                ca: Fingerprint::of(&[]),
+            }))
+            .with_client_auth_cert(credentials.chain(), credentials.key()?)?;
+        // As on the server: no resumption past a revocation.
+        base.resumption = rustls::client::Resumption::disabled();
+        Ok(Self {
+            base,
+            trust: trust.clone(),
+            webpki,
+        })
+    }
+
+    /// The configuration of calls to `server` (and to no one else).
+    pub fn to(&self, server: &PeerName) -> Arc<ClientConfig> {
+        let mut config = self.base.clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(PeerServerVerifier {
+                trust: self.trust.clone(),
+                webpki: self.webpki.clone(),
+                expect: server.clone(),
+            }));
+        Arc::new(config)
+    }
+}
+
 /// A client presenting `credentials` to the server `server` (and to no
 /// one else), as `trust` decides.
 pub fn client_config(
@@ -254,22 +304,7 @@ pub fn client_config(
     trust: &Trust,
     server: &PeerName,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let webpki = WebPkiServerVerifier::builder_with_provider(trust.roots(), crate::provider())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(PeerServerVerifier {
-        trust: trust.clone(),
-        webpki,
-        expect: server.server_name(),
-    });
-    let mut config = ClientConfig::builder_with_provider(crate::provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(credentials.chain(), credentials.key()?)?;
-    // As on the server: no resumption past a revocation.
-    config.resumption = rustls::client::Resumption::disabled();
-    Ok(Arc::new(config))
+    Ok(Clients::new(credentials, trust)?.to(server))
 }
 
 /// The client of a node enrolling: no certificate of its own yet, and the

@@ -100,10 +100,7 @@ fn a_node_and_the_controller_accept_each_other() {
     .expect("node to controller");
     assert_eq!(seen, Some(PeerName::node("nd-1").expect("id")));
     let seen = handshake(
-        cluster
-            .controller
-            .node_client_config("nd-1")
-            .expect("client"),
+        cluster.controller.node_client_config("nd-1"),
         cluster.node_server(&node),
     )
     .expect("controller to node");
@@ -145,10 +142,7 @@ fn a_certificate_of_another_ca_or_self_made_is_refused() {
 
     // The controller's calls refuse a node server of another CA.
     let err = handshake(
-        cluster
-            .controller
-            .node_client_config("nd-1")
-            .expect("client"),
+        cluster.controller.node_client_config("nd-1"),
         server_config(
             &stranger,
             &stranger.trust(),
@@ -175,10 +169,7 @@ fn a_revoked_certificate_is_refused_from_the_next_handshake_on() {
     assert!(err.to_string().to_lowercase().contains("revoked"), "{err}");
     // And the controller no longer calls it.
     let err = handshake(
-        cluster
-            .controller
-            .node_client_config("nd-1")
-            .expect("client"),
+        cluster.controller.node_client_config("nd-1"),
         cluster.node_server(&node),
     )
     .expect_err("controller called a revoked node");
@@ -199,10 +190,7 @@ fn a_resumed_session_does_not_outlive_a_revocation() {
     // The same configurations throughout, as a long-running process has.
     let to_controller = cluster.node_client(&node);
     let listener = cluster.controller.node_listener_config();
-    let to_node = cluster
-        .controller
-        .node_client_config("nd-1")
-        .expect("client");
+    let to_node = cluster.controller.node_client_config("nd-1");
     let node_server = cluster.node_server(&node);
     for _ in 0..3 {
         handshake(to_controller.clone(), listener.clone()).expect("node to controller");
@@ -264,16 +252,21 @@ fn each_side_admits_only_the_other_kind_and_the_expected_node() {
     );
     // The controller calling nd-a refuses nd-b answering.
     let err = handshake(
-        cluster
-            .controller
-            .node_client_config("nd-a")
-            .expect("client"),
+        cluster.controller.node_client_config("nd-a"),
         cluster.node_server(&b),
     )
     .expect_err("wrong node answered");
     assert!(
         err.to_string().contains("invalid peer certificate"),
         "{err}"
+    );
+    // An id no certificate can carry matches no node.
+    assert!(
+        handshake(
+            cluster.controller.node_client_config("ND A"),
+            cluster.node_server(&a),
+        )
+        .is_err()
     );
     // A node's certificate cannot pose as the controller's server.
     let err = handshake(
