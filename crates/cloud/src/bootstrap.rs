@@ -107,25 +107,6 @@ async fn ensure_admin(store: &dyn Store) -> Result<(Account, AccessKey, bool), B
     Ok((account, key, true))
 }
 
-/// File under the data directory holding the cluster token that node agents
-/// and the controller present to each other.
-pub const NODE_TOKEN_FILE: &str = "node.token";
-
-/// The cluster token: read from `DATA/node.token`, created (random, 256
-/// bits, owner-only) at first start.
-pub fn node_token(data_dir: &Path) -> Result<String, BootstrapError> {
-    let path = data_dir.join(NODE_TOKEN_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(BootstrapError::Write { path, source }),
-    }
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    write_private(&path, &token)?;
-    Ok(token)
-}
-
 /// Writes a file with owner-only permissions via a temporary file and a
 /// rename, so a reader never sees half a file.
 fn write_private(path: &Path, contents: &str) -> Result<(), BootstrapError> {

@@ -26,10 +26,11 @@ pub struct Compute {
 }
 
 impl Compute {
-    /// Compute state whose node clients present `node_token`.
-    pub fn new(node_token: String) -> Self {
+    /// Compute state whose node clients present the controller's
+    /// certificate from `pki`.
+    pub fn new(pki: std::sync::Arc<mallee_pki::ControllerPki>) -> Self {
         Self {
-            nodes: crate::nodes::NodeRegistry::new(node_token),
+            nodes: crate::nodes::NodeRegistry::new(pki),
             placement_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),

@@ -1,13 +1,17 @@
 //! Nodes as the controller knows them: the registry of node agents (clients
 //! built from the addresses in the store, so a restarted controller reaches
-//! its nodes before they re-register) and node registration.
+//! its nodes before they re-register; each presents the controller's
+//! certificate and accepts only the certificate of the node it calls) and
+//! node registration (heartbeats included), accepted only from the node
+//! its certificate names.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use mallee_node_api::version::{ApiVersion, VersionError, compatible};
 use mallee_node_api::{HttpNodeClient, NodeAgent, NodeRegistration};
+use mallee_pki::{CertInfo, ControllerPki};
 use mallee_store::Node;
-use subtle::ConstantTimeEq;
 
 use crate::Cloud;
 use crate::ids::now_millis;
@@ -19,7 +23,7 @@ type AddressedClient = (String, Arc<dyn NodeAgent>);
 /// address each node registered, or agents attached in-process (a
 /// simulated node, or tests), which take precedence.
 pub struct NodeRegistry {
-    token: String,
+    pki: Arc<ControllerPki>,
     /// By node id: the address the client was made for, and the client.
     clients: RwLock<HashMap<String, AddressedClient>>,
     attached: RwLock<HashMap<String, Arc<dyn NodeAgent>>>,
@@ -39,19 +43,27 @@ impl std::fmt::Debug for NodeRegistry {
 }
 
 impl NodeRegistry {
-    /// A registry whose HTTP clients present `token` (the cluster token
-    /// nodes also present to the controller).
-    pub fn new(token: String) -> Self {
+    /// A registry whose clients connect as `pki` says.
+    pub fn new(pki: Arc<ControllerPki>) -> Self {
         Self {
-            token,
+            pki,
             clients: RwLock::new(HashMap::new()),
             attached: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Whether `presented` is the cluster token (constant time).
-    pub fn token_matches(&self, presented: &str) -> bool {
-        presented.as_bytes().ct_eq(self.token.as_bytes()).into()
+    /// The cluster's PKI: the CA, the controller's certificate and the
+    /// revocation set.
+    pub fn pki(&self) -> &Arc<ControllerPki> {
+        &self.pki
+    }
+
+    /// Drops the client of a node removed from the cluster.
+    pub fn forget(&self, node_id: &str) {
+        self.clients
+            .write()
+            .expect("node registry lock poisoned")
+            .remove(node_id);
     }
 
     /// Serves `node_id` with `agent` instead of an HTTP client: any
@@ -83,7 +95,10 @@ impl NodeRegistry {
         {
             return client.clone();
         }
-        let client: Arc<dyn NodeAgent> = Arc::new(HttpNodeClient::new(&node.address, &self.token));
+        let client: Arc<dyn NodeAgent> = Arc::new(HttpNodeClient::new(
+            &node.address,
+            self.pki.node_client_config(&node.node_id),
+        ));
         self.clients
             .write()
             .expect("node registry lock poisoned")
@@ -98,6 +113,27 @@ pub enum RegisterError {
     /// The node names a zone this cloud does not have.
     #[error("zone {0} is not a zone of this cloud")]
     UnknownZone(String),
+    /// The registration names another node than the certificate.
+    #[error("the certificate is {certified}'s; it cannot register node {claimed}")]
+    NotThisNode {
+        /// Whom the certificate names.
+        certified: String,
+        /// The node the registration names.
+        claimed: String,
+    },
+    /// The node's version cannot work with this controller.
+    #[error("{0}")]
+    Incompatible(#[from] VersionError),
+    /// The certificate is not (or no longer) enrolled for the node's zone.
+    #[error(
+        "node {node_id} is not enrolled for zone {zone} with this certificate (removed, or enrolled for another zone)"
+    )]
+    NotEnrolled {
+        /// The node.
+        node_id: String,
+        /// The zone it registered for.
+        zone: String,
+    },
     /// The store failed.
     #[error("could not record the node: {0}")]
     Store(#[from] mallee_store::StoreError),
@@ -107,16 +143,27 @@ fn to_i64(v: impl TryInto<i64>) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
 }
 
-/// Records a node's registration (its zone, address and capacity), makes
-/// its client and wakes the reconciler.
+/// Records a node's registration (its zone, address, capacity, version
+/// and accelerator) sent with the certificate `peer`, makes its client
+/// and wakes the reconciler.
 pub async fn register(
     cloud: &Cloud,
     registration: &NodeRegistration,
+    peer: &CertInfo,
 ) -> Result<Node, RegisterError> {
     let info = &registration.info;
     if !cloud.config.zones.contains(&info.zone) {
         return Err(RegisterError::UnknownZone(info.zone.clone()));
     }
+    if peer.name.node_id() != Some(info.node_id.as_str()) {
+        return Err(RegisterError::NotThisNode {
+            certified: peer.name.to_string(),
+            claimed: info.node_id.clone(),
+        });
+    }
+    info.version
+        .parse::<ApiVersion>()
+        .and_then(|node| compatible(ApiVersion::current(), node))?;
     let capacity = &registration.capacity;
     let node = Node {
         node_id: info.node_id.clone(),
@@ -129,18 +176,95 @@ pub async fn register(
         disk_gib_max: to_i64(capacity.disk_gib_max),
         disk_gib_free: to_i64(capacity.disk_gib_free),
         updated_at: now_millis(),
+        version: info.version.clone(),
+        accel: info.accel.clone(),
     };
-    cloud.store.upsert_node(&node).await?;
+    if !cloud.store.register_node(&node, &peer.serial).await? {
+        return Err(RegisterError::NotEnrolled {
+            node_id: node.node_id,
+            zone: node.zone,
+        });
+    }
     cloud.compute.nodes.client(&node);
     tracing::info!(
         node = %node.node_id,
         zone = %node.zone,
         url = %node.address,
         accel = %info.accel,
+        version = %info.version,
         cores = capacity.cores_max,
         memory_mib = capacity.memory_mib_max,
         "node registered"
     );
     cloud.compute.wake();
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use mallee_node_api::{Capacity, NodeInfo};
+
+    use super::*;
+    use crate::testkit::{TestCloud, ZONE};
+
+    fn registration(node_id: &str, zone: &str, version: &str) -> NodeRegistration {
+        NodeRegistration {
+            info: NodeInfo {
+                node_id: node_id.into(),
+                zone: zone.into(),
+                hostname: "h".into(),
+                version: version.into(),
+                accel: "tcg (test)".into(),
+            },
+            url: "https://127.0.0.1:9".into(),
+            capacity: Capacity::default(),
+        }
+    }
+
+    const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+    #[tokio::test]
+    async fn a_node_registers_only_as_itself_with_a_live_certificate() {
+        let tc = TestCloud::with_config(|c| c.zones.push("mallee-1b".into())).await;
+        let cert = tc.enrol_node("nd-1", ZONE).await;
+        let node = register(&tc, &registration("nd-1", ZONE, VERSION), &cert)
+            .await
+            .expect("register");
+        assert_eq!(
+            (node.version.as_str(), node.accel.as_str()),
+            (VERSION, "tcg (test)")
+        );
+        assert_eq!(tc.store.nodes().await.expect("nodes"), vec![node]);
+        // Not as another node, nor in another zone of its cloud.
+        assert!(matches!(
+            register(&tc, &registration("nd-2", ZONE, VERSION), &cert).await,
+            Err(RegisterError::NotThisNode { .. })
+        ));
+        let other_zone = "mallee-1b".to_owned();
+        assert!(matches!(
+            register(&tc, &registration("nd-1", &other_zone, VERSION), &cert).await,
+            Err(RegisterError::NotEnrolled { .. })
+        ));
+        // Not from a release it cannot work with; one minor behind works.
+        let ours = ApiVersion::current();
+        if let Some(minor) = ours.minor.checked_sub(1) {
+            let behind = format!("{}.{minor}.7", ours.major);
+            register(&tc, &registration("nd-1", ZONE, &behind), &cert)
+                .await
+                .expect("one minor behind");
+        }
+        assert!(matches!(
+            register(&tc, &registration("nd-1", ZONE, "999.0.0"), &cert).await,
+            Err(RegisterError::Incompatible(_))
+        ));
+        // A removed node's heartbeat does not bring it back.
+        crate::node_removal::remove(tc.store.as_ref(), "nd-1", false)
+            .await
+            .expect("remove");
+        assert!(matches!(
+            register(&tc, &registration("nd-1", ZONE, VERSION), &cert).await,
+            Err(RegisterError::NotEnrolled { .. })
+        ));
+        assert!(tc.store.nodes().await.expect("nodes").is_empty());
+    }
 }

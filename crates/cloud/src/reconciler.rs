@@ -222,12 +222,16 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             Some(Some(report)) => report.get(instance.id()),
             // Its node did not answer: nothing can be known or done, except
             // forgetting instances terminated long ago.
-            Some(None) | None
+            Some(None)
                 if !(instance.state == InstanceState::Terminated
                     && instance.desired == Desired::Terminated) =>
             {
                 continue;
             }
+            // No such node: it was removed from the cloud, and no node will
+            // ever confirm anything; only ending (a forced removal sent its
+            // instances there) and forgetting go on.
+            None if instance.desired != Desired::Terminated => continue,
             _ => None,
         };
         busy |= matches!(

@@ -64,7 +64,9 @@ impl TestCloud {
             config,
             instance_types: Default::default(),
             blobs: Arc::new(blobs),
-            compute: Compute::new("token".into()),
+            compute: Compute::new(Arc::new(
+                mallee_pki::ControllerPki::in_memory().expect("pki"),
+            )),
             faults: Faults::none(),
         };
         Self {
@@ -81,6 +83,18 @@ impl TestCloud {
     /// Records a node of `zone` with the given room.
     pub async fn add_node(&self, node: Node) {
         self.store.upsert_node(&node).await.expect("node");
+    }
+
+    /// Issues node `node_id` of `zone` a certificate of this cloud's CA,
+    /// recorded as enrolled (what its registrations need); returns what
+    /// the certificate says.
+    pub async fn enrol_node(&self, node_id: &str, zone: &str) -> mallee_pki::CertInfo {
+        let dir = self.dir.path().join("nodes").join(node_id);
+        crate::enrolment::local_node_credentials(&self.cloud, &dir, node_id, zone)
+            .await
+            .expect("node credentials")
+            .info()
+            .clone()
     }
 }
 
@@ -110,6 +124,7 @@ pub fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) ->
         disk_gib_max: disk_gib,
         disk_gib_free: disk_gib,
         updated_at: 1,
+        ..Node::default()
     }
 }
 

@@ -53,8 +53,9 @@ impl Cluster {
             tc.compute
                 .nodes
                 .attach(node.node_id(), Arc::new(node.clone()));
-            let url = format!("http://sim.invalid/{}", node.node_id());
-            nodes::register(&tc, &node.registration(&url))
+            let url = format!("https://sim.invalid/{}", node.node_id());
+            let certificate = tc.enrol_node(node.node_id(), ZONE).await;
+            nodes::register(&tc, &node.registration(&url), &certificate)
                 .await
                 .expect("register");
             nodes.push(node);

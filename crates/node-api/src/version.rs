@@ -128,6 +128,16 @@ pub fn check_caller(role: Role, presented: Option<&str>) -> Result<(), VersionEr
     }
 }
 
+/// Headers every request to a peer carries (for clients other than
+/// [`crate::HttpNodeClient`], which sets them itself).
+pub fn headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(&ApiVersion::current().to_string()) {
+        headers.insert(VERSION_HEADER, value);
+    }
+    headers
+}
+
 fn presented(request: &Request) -> Option<&str> {
     request
         .headers()

@@ -99,9 +99,14 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// Uploads snapshots to (and reads snapshot data from) the controller
-    /// at `controller_url`, with the cluster `token`, as the real agent.
-    pub fn with_controller(mut self, controller_url: &str, token: &str) -> Self {
-        self.transfer = Arc::new(HttpTransfer::new(controller_url, token));
-        self
+    /// at `controller_url`, reached with `tls` (the node's client
+    /// configuration), as the real agent.
+    pub fn with_controller(
+        mut self,
+        controller_url: &str,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Self, reqwest::Error> {
+        self.transfer = Arc::new(HttpTransfer::new(controller_url, tls)?);
+        Ok(self)
     }
 }

@@ -1,8 +1,9 @@
 //! A [`SimNode`] on the network, as the real agent runs: its node API
-//! served by node-api's own [`mallee_node_api::router`] (so callers use
+//! served by node-api's own [`mallee_node_api::router`] over mutual TLS
+//! with the node's certificate (so callers use
 //! [`mallee_node_api::HttpNodeClient`] as with any node), and its
 //! registration with a controller: a [`NodeRegistration`] posted to
-//! [`REGISTER_PATH`] with the cluster token until the controller accepts
+//! [`REGISTER_PATH`] until the controller accepts
 //! it (backoff 1 s to 30 s), then again every [`REGISTER_EVERY`] as a
 //! heartbeat. A crashed agent ([`SimNode::crash_agent`]) neither answers
 //! nor registers; a restarted one registers at once.
@@ -11,7 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mallee_node_api::tls::TlsListener;
 use mallee_node_api::{NodeRegistration, REGISTER_PATH};
+use mallee_pki::Credentials;
+use mallee_pki::tls::NodeTls;
 use tokio::task::JoinHandle;
 
 use crate::SimNode;
@@ -34,6 +38,12 @@ pub enum ServeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The node's credentials make no TLS configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] mallee_pki::tls::TlsError),
+    /// The HTTP client to the controller could not be made.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// How a simulated node is served.
@@ -44,8 +54,9 @@ pub struct ServeConfig {
     /// URL the controller reaches the node API at; `None`: from the bound
     /// address.
     pub advertise_url: Option<String>,
-    /// Cluster token: required from callers, presented to the controller.
-    pub token: String,
+    /// The node's certificate, key and CA: what the node API serves with
+    /// and what it presents to the controller.
+    pub credentials: Credentials,
     /// Controller base URL to register with; `None`: no registration.
     pub controller_url: Option<String>,
     /// Heartbeat period.
@@ -53,12 +64,13 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// Serving on a free loopback port with `token`, registering nowhere.
-    pub fn new(token: &str) -> Self {
+    /// Serving on a free loopback port with `credentials`, registering
+    /// nowhere.
+    pub fn new(credentials: Credentials) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_url: None,
-            token: token.to_owned(),
+            credentials,
             controller_url: None,
             register_every: REGISTER_EVERY,
         }
@@ -109,30 +121,33 @@ pub async fn serve(node: SimNode, config: ServeConfig) -> Result<SimServer, Serv
         addr: config.listen,
         source,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let tls = NodeTls::new(&config.credentials)?;
+    let listener = TlsListener::bind(config.listen, tls.server.clone())
         .await
         .map_err(listen_error)?;
-    let bound = listener.local_addr().map_err(listen_error)?;
+    let bound = listener.local_addr();
     let url = config.advertise_url.clone().unwrap_or_else(|| {
         let host = if bound.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], bound.port()))
         } else {
             bound
         };
-        format!("http://{host}")
+        format!("https://{host}")
     });
-    let router = mallee_node_api::router(Arc::new(node.clone()), &config.token);
+    let router = mallee_node_api::router(Arc::new(node.clone()));
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = mallee_node_api::tls::serve(listener, router, std::future::pending()).await
+        {
             tracing::error!(error = %e, "simulated node API server failed");
         }
     });
     let mut tasks = vec![server];
     if let Some(controller) = config.controller_url.clone() {
+        let http = crate::transfer::controller_client(&tls.client).build()?;
         tasks.push(tokio::spawn(register_loop(
             node.clone(),
             controller,
-            config.token.clone(),
+            http,
             url.clone(),
             config.register_every,
         )));
@@ -146,11 +161,10 @@ pub async fn serve(node: SimNode, config: ServeConfig) -> Result<SimServer, Serv
 async fn register_loop(
     node: SimNode,
     controller: String,
-    token: String,
+    http: reqwest::Client,
     url: String,
     every: Duration,
 ) {
-    let http = reqwest::Client::new();
     let target = format!("{}{REGISTER_PATH}", controller.trim_end_matches('/'));
     let mut liveness = node.liveness();
     let mut backoff = Duration::from_secs(1);
@@ -163,7 +177,6 @@ async fn register_loop(
         let registration: NodeRegistration = node.registration(&url);
         let result = http
             .post(&target)
-            .bearer_auth(&token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&registration).unwrap_or_default())
             .timeout(REGISTER_TIMEOUT)

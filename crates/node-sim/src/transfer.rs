@@ -1,7 +1,7 @@
 //! Snapshot data between the simulated node and wherever snapshots live:
 //! [`HttpTransfer`] speaks the controller's protocol under
-//! [`SNAPSHOTS_PATH_PREFIX`] exactly as the real agent does (`PUT` with the
-//! cluster token, size, SHA-256 and format; `GET` checked against the
+//! [`SNAPSHOTS_PATH_PREFIX`] exactly as the real agent does (over mutual
+//! TLS; `PUT` with size, SHA-256 and format; `GET` checked against the
 //! snapshot's size and SHA-256), so the controller's snapshot path
 //! completes against a simulated node; [`MemorySnapshots`] keeps the data
 //! in memory for tests without a controller.
@@ -81,28 +81,39 @@ fn check_download(source: &SnapshotSource, data: &[u8]) -> Result<(), TransferEr
     Ok(())
 }
 
-/// The controller's snapshot data endpoint, over HTTP.
+/// The controller's snapshot data endpoint, over HTTPS.
 #[derive(Debug, Clone)]
 pub struct HttpTransfer {
     base_url: String,
-    token: String,
     http: reqwest::Client,
 }
 
+/// An HTTPS-only client to the controller with `tls` (the node's
+/// certificate, the controller's expected), sending the API version.
+pub(crate) fn controller_client(
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
+        .https_only(true)
+        .default_headers(mallee_node_api::version::headers())
+}
+
 impl HttpTransfer {
-    /// The endpoint of the controller at `controller_url`, presenting the
-    /// cluster `token`.
-    pub fn new(controller_url: &str, token: &str) -> Self {
-        let http = reqwest::Client::builder()
+    /// The endpoint of the controller at `controller_url`, reached with
+    /// `tls`.
+    pub fn new(
+        controller_url: &str,
+        tls: &std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = controller_client(tls)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TRANSFER_TIMEOUT)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .build()?;
+        Ok(Self {
             base_url: controller_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
             http,
-        }
+        })
     }
 
     fn url(&self, snapshot_id: &str) -> String {
@@ -128,7 +139,6 @@ impl SnapshotTransfer for HttpTransfer {
         let response = self
             .http
             .put(&url)
-            .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_LENGTH, size)
             .header(SHA256_HEADER, sha256)
             .header(FORMAT_HEADER, format.as_str())
@@ -170,7 +180,6 @@ impl SnapshotTransfer for HttpTransfer {
         let response = self
             .http
             .get(&url)
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| TransferError::Retry(format!("GET {url}: {e}")))?;

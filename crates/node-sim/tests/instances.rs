@@ -201,8 +201,9 @@ async fn refusals_match_the_real_agent() {
     assert!(matches!(bad, Err(NodeError::BadRequest(_))), "{bad:?}");
     let bad = node.put_volume(volume("vol-00000000000000001", 0, 1)).await;
     assert!(matches!(bad, Err(NodeError::BadRequest(_))), "{bad:?}");
-    let wrong = HttpNodeClient::new(server.url(), "not-the-token");
-    assert_eq!(wrong.info().await, Err(NodeError::Unauthorized));
+    // Only its cluster's controller gets in.
+    let wrong = HttpNodeClient::new(server.url(), cluster().node_client_config(sim.node_id()));
+    assert!(matches!(wrong.info().await, Err(NodeError::Transport(_))));
 }
 
 #[tokio::test]

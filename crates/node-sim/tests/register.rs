@@ -1,6 +1,6 @@
 //! A served simulated node joins a controller as the real agent does: it
 //! posts its registration (who it is, where its API listens, what it
-//! offers) to the controller's registration path with the cluster token,
+//! offers) to the controller's registration path over mutual TLS,
 //! retries until accepted, registers again as a heartbeat, stops while the
 //! agent is down and registers at once when it comes back. The controller
 //! then reaches it at the advertised URL with node-api's client.
@@ -13,11 +13,13 @@ use common::*;
 use mallee_node_api::*;
 use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode, SimServer, serve};
 
-fn config(controller: &FakeController, every: Duration) -> ServeConfig {
+/// How `sim` joins `controller`, heartbeating every `every`, with a
+/// certificate of the controller's CA.
+fn config(controller: &FakeController, sim: &SimNode, every: Duration) -> ServeConfig {
     ServeConfig {
         controller_url: Some(controller.url.clone()),
         register_every: every,
-        ..ServeConfig::new(TOKEN)
+        ..ServeConfig::new(credentials(&controller.pki, sim.node_id()))
     }
 }
 
@@ -25,7 +27,7 @@ fn config(controller: &FakeController, every: Duration) -> ServeConfig {
 /// `every`, once the controller has its first registration.
 async fn joined(controller: &FakeController, every: Duration) -> (SimNode, SimServer) {
     let sim = SimNode::new(SimConfig::default());
-    let server = serve(sim.clone(), config(controller, every))
+    let server = serve(sim.clone(), config(controller, &sim, every))
         .await
         .expect("serve");
     assert!(controller.wait_registrations(1, WAIT).await, "never joined");
@@ -44,9 +46,12 @@ async fn registers_and_heartbeats_then_answers_at_its_url() {
         },
         ..SimConfig::default()
     });
-    let server = serve(sim.clone(), config(&controller, Duration::from_millis(100)))
-        .await
-        .expect("serve");
+    let server = serve(
+        sim.clone(),
+        config(&controller, &sim, Duration::from_millis(100)),
+    )
+    .await
+    .expect("serve");
     assert!(
         controller.wait_registrations(3, WAIT).await,
         "no heartbeats"
@@ -65,7 +70,7 @@ async fn registers_and_heartbeats_then_answers_at_its_url() {
     );
 
     // The controller drives the node at the URL it registered.
-    let node = HttpNodeClient::new(&first.url, TOKEN);
+    let node = controller.client(&first.url, sim.node_id());
     node.put_instance(spec("i-00000000000000001", 1, DesiredState::Running))
         .await
         .expect("put");
@@ -87,9 +92,8 @@ async fn registration_retries_until_the_controller_accepts() {
     let controller = FakeController::start().await;
     controller.seen().refuse_registrations = 1;
     let sim = SimNode::new(SimConfig::default());
-    let _server = serve(sim, config(&controller, Duration::from_secs(3600)))
-        .await
-        .expect("serve");
+    let joining = config(&controller, &sim, Duration::from_secs(3600));
+    let _server = serve(sim, joining).await.expect("serve");
     assert!(
         controller.wait_registrations(1, WAIT).await,
         "never accepted"
@@ -111,7 +115,7 @@ async fn a_crashed_agent_stops_registering_and_registers_when_it_restarts() {
         during,
         "a dead agent registered"
     );
-    let node = HttpNodeClient::new(server.url(), TOKEN);
+    let node = controller.client(server.url(), sim.node_id());
     assert!(matches!(node.info().await, Err(NodeError::Transport(_))));
 
     sim.restart_agent();
@@ -134,14 +138,15 @@ async fn a_restarted_agent_registers_at_once_not_at_the_next_heartbeat() {
 }
 
 #[tokio::test]
-async fn a_node_with_a_wrong_token_never_joins() {
+async fn a_node_of_another_cluster_never_joins() {
     let controller = FakeController::start().await;
     let sim = SimNode::new(SimConfig::default());
+    let stranger = cluster();
     let _server = serve(
-        sim,
+        sim.clone(),
         ServeConfig {
-            token: "wrong".into(),
-            ..config(&controller, Duration::from_millis(50))
+            credentials: credentials(&stranger, sim.node_id()),
+            ..config(&controller, &sim, Duration::from_millis(50))
         },
     )
     .await

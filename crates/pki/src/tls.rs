@@ -318,3 +318,28 @@ pub fn enrolment_client_config(ca: Fingerprint) -> Result<Arc<ClientConfig>, Tls
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// A node's two configurations, from its credentials.
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    /// Serving the node API: the controller only.
+    pub server: Arc<ServerConfig>,
+    /// Calling the controller (registration, image and snapshot data):
+    /// the controller only.
+    pub client: Arc<ClientConfig>,
+}
+
+impl NodeTls {
+    /// Both configurations of the node holding `credentials`.
+    pub fn new(credentials: &Credentials) -> Result<Self, TlsError> {
+        let trust = credentials.trust();
+        Ok(Self {
+            server: server_config(
+                credentials,
+                &trust,
+                ClientAuth::Require(PeerKind::Controller),
+            )?,
+            client: client_config(credentials, &trust, &PeerName::Controller)?,
+        })
+    }
+}

@@ -245,6 +245,14 @@ pub async fn pass(
                 continue;
             }
         };
+        if volume.desired == VolumeDesired::Deleted
+            && !nodes.iter().any(|n| n.node_id == volume.record.node_id)
+        {
+            // Its node was removed from the cloud, and its data with it.
+            tracing::info!(volume = %volume.id(), node = %volume.record.node_id, "forgetting a deleted volume of a removed node");
+            cloud.store.delete_volume(&volume.record).await?;
+            continue;
+        }
         let Some(Some(report)) = reports.get(volume.record.node_id.as_str()) else {
             continue;
         };

@@ -1,6 +1,7 @@
 //! Shared by the simulated node's tests: a fake controller (registration
-//! and snapshot data, as `crates/core/src/compute/nodes.rs` serves them),
-//! instance specs, and a served simulated node with its HTTP client.
+//! and snapshot data over mutual TLS, as the controller's node listener
+//! serves them), instance specs, and a served simulated node with its
+//! client, all with certificates of one cluster CA.
 
 // Not every test file uses every helper.
 #![allow(dead_code)]
@@ -13,11 +14,34 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
+use mallee_node_api::tls::TlsListener;
 use mallee_node_api::*;
 use mallee_node_sim::{ServeConfig, SimConfig, SimNode, SimServer, sha256_hex};
+use mallee_pki::tls::NodeTls;
+use mallee_pki::{ControllerPki, Credentials, PeerName, Validity};
 
-pub const TOKEN: &str = "sim-cluster-token";
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A new cluster CA with the controller's certificate.
+pub fn cluster() -> Arc<ControllerPki> {
+    Arc::new(ControllerPki::in_memory().expect("pki"))
+}
+
+/// The certificate `pki`'s CA issues node `node_id`.
+pub fn credentials(pki: &ControllerPki, node_id: &str) -> Credentials {
+    pki.ca()
+        .issue(&PeerName::node(node_id).expect("id"), Validity::peer())
+        .expect("node certificate")
+}
+
+/// `config` with a node id (a new one unless it has one).
+pub fn with_id(mut config: SimConfig) -> (SimConfig, String) {
+    let id = config
+        .node_id
+        .get_or_insert_with(|| format!("nd-{:016x}", rand::random::<u64>()))
+        .clone();
+    (config, id)
+}
 
 /// Snapshot data the fake controller holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +69,20 @@ pub struct Seen {
 pub struct FakeController {
     pub url: String,
     pub seen: Arc<Mutex<Seen>>,
+    /// Its cluster.
+    pub pki: Arc<ControllerPki>,
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+/// Requests carry the node API version (the TLS layer already admitted
+/// only nodes of the cluster).
+fn versioned(headers: &HeaderMap) -> bool {
+    version::check_caller(
+        version::Role::Controller,
+        headers
+            .get(version::VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .is_ok()
 }
 
 async fn register(
@@ -56,8 +90,8 @@ async fn register(
     headers: HeaderMap,
     axum::Json(registration): axum::Json<NodeRegistration>,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return (StatusCode::UNAUTHORIZED, "bad node token").into_response();
+    if !versioned(&headers) {
+        return (StatusCode::PRECONDITION_FAILED, "no version").into_response();
     }
     let mut seen = seen.lock().expect("lock");
     if seen.refuse_registrations > 0 {
@@ -75,8 +109,8 @@ async fn put_snapshot_data(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
     }
     let header = |name: &str| {
         headers
@@ -123,8 +157,8 @@ async fn get_snapshot_data(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
     }
     match seen.lock().expect("lock").snapshots.get(&id) {
         Some(stored) => (
@@ -141,6 +175,7 @@ async fn get_snapshot_data(
 
 impl FakeController {
     pub async fn start() -> Self {
+        let pki = cluster();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let router = axum::Router::new()
             .route(REGISTER_PATH, axum::routing::post(register))
@@ -149,14 +184,24 @@ impl FakeController {
                 axum::routing::put(put_snapshot_data).get(get_snapshot_data),
             )
             .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let listener = TlsListener::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            pki.node_listener_config(),
+        )
+        .await
+        .expect("bind");
+        let url = format!("https://{}", listener.local_addr());
         tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
+            tls::serve(listener, router, std::future::pending())
+                .await
+                .expect("serve");
         });
-        Self { url, seen }
+        Self { url, seen, pki }
+    }
+
+    /// The controller's client of node `node_id`.
+    pub fn client(&self, url: &str, node_id: &str) -> HttpNodeClient {
+        HttpNodeClient::new(url, self.pki.node_client_config(node_id))
     }
 
     pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -181,20 +226,26 @@ impl FakeController {
 }
 
 /// A simulated node served on loopback (uploading snapshots to
-/// `controller` when given), with a client that drives it over HTTP.
+/// `controller` when given), with a client that drives it over HTTPS as
+/// the controller (of `controller`'s cluster, or a new one).
 pub async fn served(
     config: SimConfig,
     controller: Option<&FakeController>,
 ) -> (SimNode, SimServer, HttpNodeClient) {
+    let pki = controller.map_or_else(cluster, |c| c.pki.clone());
+    let (config, id) = with_id(config);
+    let creds = credentials(&pki, &id);
     let config = match controller {
-        Some(c) => config.with_controller(&c.url, TOKEN),
+        Some(c) => config
+            .with_controller(&c.url, &NodeTls::new(&creds).expect("tls").client)
+            .expect("transfer"),
         None => config,
     };
     let node = SimNode::new(config);
-    let server = mallee_node_sim::serve(node.clone(), ServeConfig::new(TOKEN))
+    let server = mallee_node_sim::serve(node.clone(), ServeConfig::new(creds))
         .await
         .expect("serve");
-    let client = HttpNodeClient::new(server.url(), TOKEN);
+    let client = HttpNodeClient::new(server.url(), pki.node_client_config(&id));
     (node, server, client)
 }
 
