@@ -40,11 +40,9 @@ pub fn router(
     s3: s3s::service::S3Service,
     metal: Arc<mallee_cloud::metal::Metal>,
 ) -> axum::Router {
-    crate::node_routes::router(cloud.clone(), cloud.blobs.clone()).merge(
-        axum::Router::new()
-            .fallback(handle)
-            .with_state(FrontDoor { cloud, s3, metal }),
-    )
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(FrontDoor { cloud, s3, metal })
 }
 
 /// What a finished request reports to the log.

@@ -1,24 +1,35 @@
-//! The HTTP routes node agents call on the controller: registration, the
-//! bytes of objects they boot from (images), and snapshot data up and down.
-//! Each checks the cluster token, calls the domain and streams data; none
-//! holds an object or a snapshot in memory.
+//! The routes node agents call on the controller, served on the node
+//! listener (mutual TLS, [`mallee_node_api::tls`]): enrolment, the one
+//! route open to a client without a certificate; registration (and
+//! heartbeats), the bytes of objects nodes boot from (images), and
+//! snapshot data up and down, for nodes whose certificate the cluster CA
+//! issued and has not revoked. The handshake checks the certificate; each
+//! request checks the revocation set again (a connection may outlive a
+//! removal) and the node API version. Handlers call the domain and stream
+//! data; none holds an object or a snapshot in memory.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use mallee_blobs::BlobStore;
 use mallee_cloud::Cloud;
+use mallee_cloud::enrolment::EnrolmentError;
 use mallee_cloud::nodes::RegisterError;
 use mallee_cloud::snapshots::StoreDataError;
+use mallee_node_api::enrol::{ENROL_PATH, EnrolRequest};
+use mallee_node_api::tls::PeerCertificate;
+use mallee_node_api::version::{self, Role, VERSION_HEADER};
 use mallee_node_api::{
     DiskFormat, FORMAT_HEADER, NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, SHA256_HEADER,
     SNAPSHOTS_PATH_PREFIX, SnapshotUploaded,
 };
+use mallee_pki::{CertInfo, PeerKind};
 use mallee_store::Segment;
 
 #[derive(Clone)]
@@ -27,33 +38,74 @@ struct NodeRoutes {
     blobs: Arc<BlobStore>,
 }
 
-/// Routes nodes call: `POST` [`REGISTER_PATH`], `GET`
+/// Routes nodes call: `POST` [`ENROL_PATH`] (no certificate needed), and
+/// for enrolled nodes `POST` [`REGISTER_PATH`], `GET`
 /// [`OBJECTS_PATH_PREFIX`]`{bucket}/{key}` and `PUT`/`GET`
-/// [`SNAPSHOTS_PATH_PREFIX`]`{snapshot}`.
+/// [`SNAPSHOTS_PATH_PREFIX`]`{snapshot}`. Serve it with
+/// [`mallee_node_api::tls::serve`] on a listener with the controller's
+/// node listener configuration.
 pub fn router(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> Router {
+    let routes = NodeRoutes { cloud, blobs };
     let objects = format!("{OBJECTS_PATH_PREFIX}{{bucket}}/{{*key}}");
     let snapshots = format!("{SNAPSHOTS_PATH_PREFIX}{{snapshot}}");
-    Router::new()
+    let enrolled = Router::new()
         .route(REGISTER_PATH, post(register))
         .route(&objects, get(object))
         .route(&snapshots, put(upload_snapshot).get(download_snapshot))
-        .with_state(NodeRoutes { cloud, blobs })
-}
-
-fn authorized(routes: &NodeRoutes, headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| routes.cloud.compute.nodes.token_matches(t))
+        .route_layer(middleware::from_fn_with_state(routes.clone(), require_node));
+    Router::new()
+        .route(ENROL_PATH, post(enrol))
+        .merge(enrolled)
+        .layer(middleware::from_fn(require_version))
+        .with_state(routes)
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response {
     (status, text.into()).into_response()
 }
 
-fn unauthorized() -> Response {
-    plain(StatusCode::UNAUTHORIZED, "bad node token")
+/// The node a request comes from (what its certificate says).
+#[derive(Debug, Clone)]
+struct NodePeer(CertInfo);
+
+/// Admits requests from a node whose certificate is not revoked (the
+/// handshake checked it; the connection may have outlived a removal).
+async fn require_node(
+    State(routes): State<NodeRoutes>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<PeerCertificate>>()
+        .and_then(|ConnectInfo(PeerCertificate(peer))| peer.clone());
+    let Some(peer) = peer else {
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            "a node certificate of this cluster is required (enrol first: mallee node join)",
+        );
+    };
+    if peer.name.kind() != PeerKind::Node {
+        return plain(StatusCode::FORBIDDEN, "only nodes call these routes");
+    }
+    let trust = routes.cloud.compute.nodes.pki().trust();
+    if let Err(e) = trust.check_revoked(&peer) {
+        return plain(StatusCode::FORBIDDEN, e.to_string());
+    }
+    request.extensions_mut().insert(NodePeer(peer));
+    next.run(request).await
+}
+
+/// Refuses nodes whose node API version this controller cannot work with.
+async fn require_version(request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    match version::check_caller(Role::Controller, presented) {
+        Ok(()) => next.run(request).await,
+        Err(e) => plain(StatusCode::PRECONDITION_FAILED, e.to_string()),
+    }
 }
 
 /// Streams the blobs of `segments` (`size` bytes in all) as an
@@ -94,17 +146,48 @@ async fn stream_segments(
     response
 }
 
+/// A node without a certificate exchanges its token for one.
+async fn enrol(State(routes): State<NodeRoutes>, Json(request): Json<EnrolRequest>) -> Response {
+    match mallee_cloud::enrolment::enrol(&routes.cloud, &request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(
+            e @ (EnrolmentError::NotRecognised | EnrolmentError::Used | EnrolmentError::Expired),
+        ) => plain(StatusCode::FORBIDDEN, e.to_string()),
+        Err(
+            e @ (EnrolmentError::WrongZone { .. }
+            | EnrolmentError::UnknownZone(_)
+            | EnrolmentError::BadRequest(_)),
+        ) => plain(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ EnrolmentError::NodeEnrolled(_)) => plain(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ EnrolmentError::Incompatible(_)) => {
+            plain(StatusCode::PRECONDITION_FAILED, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, node = %request.node_id, "enrolment failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not enrol the node",
+            )
+        }
+    }
+}
+
 async fn register(
     State(routes): State<NodeRoutes>,
-    headers: HeaderMap,
+    Extension(NodePeer(peer)): Extension<NodePeer>,
     Json(registration): Json<NodeRegistration>,
 ) -> Response {
-    if !authorized(&routes, &headers) {
-        return unauthorized();
-    }
-    match mallee_cloud::nodes::register(&routes.cloud, &registration).await {
+    match mallee_cloud::nodes::register(&routes.cloud, &registration, &peer).await {
         Ok(node) => Json(serde_json::json!({ "registered": node.node_id })).into_response(),
         Err(e @ RegisterError::UnknownZone(_)) => plain(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ (RegisterError::NotThisNode { .. } | RegisterError::NotEnrolled { .. })) => {
+            tracing::warn!(error = %e, "node registration refused");
+            plain(StatusCode::FORBIDDEN, e.to_string())
+        }
+        Err(e @ RegisterError::Incompatible(_)) => {
+            tracing::warn!(error = %e, node = %registration.info.node_id, "node registration refused");
+            plain(StatusCode::PRECONDITION_FAILED, e.to_string())
+        }
         Err(e) => {
             tracing::error!(error = %e, node = %registration.info.node_id, "could not record node registration");
             plain(
@@ -117,12 +200,8 @@ async fn register(
 
 async fn object(
     State(routes): State<NodeRoutes>,
-    headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Response {
-    if !authorized(&routes, &headers) {
-        return unauthorized();
-    }
     let object = match routes.cloud.store.object(&bucket, &key).await {
         Ok(Some(object)) => object,
         Ok(None) => return plain(StatusCode::NOT_FOUND, "no such object"),
@@ -149,9 +228,6 @@ async fn upload_snapshot(
     Path(snapshot_id): Path<String>,
     body: Body,
 ) -> Response {
-    if !authorized(&routes, &headers) {
-        return unauthorized();
-    }
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(sha256) = header_text(SHA256_HEADER).map(str::to_owned) else {
         return plain(
@@ -205,12 +281,8 @@ async fn upload_snapshot(
 /// A node reads a snapshot's data to create a volume from it.
 async fn download_snapshot(
     State(routes): State<NodeRoutes>,
-    headers: HeaderMap,
     Path(snapshot_id): Path<String>,
 ) -> Response {
-    if !authorized(&routes, &headers) {
-        return unauthorized();
-    }
     let data = match routes.cloud.store.snapshot(&snapshot_id).await {
         Ok(Some(record)) => match record.data {
             Some(data) => data,

@@ -1,10 +1,14 @@
-//! Starting and stopping the controller: open the store, bootstrap, bind,
-//! serve until SIGINT or SIGTERM, then drain in-flight requests.
+//! Starting and stopping the controller: open the store, bootstrap, open
+//! the cluster PKI, bind the API and the node listener, serve both until
+//! SIGINT or SIGTERM, then drain in-flight requests.
 
 use std::sync::Arc;
 
-use mallee_store::ObjectIndex;
+use futures_util::FutureExt;
+use mallee_node_api::tls::TlsListener;
+use mallee_pki::ControllerPki;
 use mallee_store::sqlite::SqliteStore;
+use mallee_store::{NodeEnrolmentIndex, ObjectIndex};
 use tokio::net::TcpListener;
 
 use crate::{Cloud, Config};
@@ -37,6 +41,9 @@ pub enum ServerError {
     /// Repairing what a crash left failed.
     #[error("cannot repair interrupted launches: {0}")]
     Repair(#[from] mallee_cloud::CloudError),
+    /// The cluster CA or the controller's certificate is unusable.
+    #[error("cluster PKI: {0}")]
+    Pki(#[from] mallee_pki::ControllerPkiError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -54,6 +61,7 @@ pub struct Prepared {
     /// The bare-metal zone (provisioning off until [`Prepared::enable_metal`]).
     pub metal: Arc<mallee_cloud::metal::Metal>,
     listener: TcpListener,
+    node_listener: TlsListener,
 }
 
 /// Opens the store, bootstraps and binds the listener.
@@ -68,6 +76,14 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             addr: config.listen,
             source,
         })?;
+    let pki = Arc::new(ControllerPki::open(&config.pki_dir())?);
+    pki.revocations().replace(store.revoked_serials().await?);
+    let node_listener = TlsListener::bind(config.node_listen, pki.node_listener_config())
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.node_listen,
+            source,
+        })?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
     // Interrupted uploads left temp files (removed by open) and maybe blobs
     // no committed record points at: sweep them before serving.
@@ -76,14 +92,15 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
     if removed > 0 {
         tracing::info!(removed, "removed object data no committed object refers to");
     }
-    let node_token = bootstrap::node_token(&config.data_dir)?;
+    // Nodes used to share a token in this file; certificates replaced it.
+    let _ = std::fs::remove_file(config.data_dir.join("node.token"));
     let blobs = Arc::new(blobs);
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
         instance_types,
         blobs: blobs.clone(),
-        compute: mallee_cloud::compute::Compute::new(node_token),
+        compute: mallee_cloud::compute::Compute::new(pki),
         faults: mallee_cloud::faults::Faults::from_env(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
@@ -98,6 +115,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         bootstrapped,
         metal,
         listener,
+        node_listener,
     })
 }
 
@@ -124,6 +142,18 @@ impl Prepared {
         self.listener.local_addr()
     }
 
+    /// The node listener's URL (`https://…`; a wildcard address shown as
+    /// loopback).
+    pub fn node_url(&self) -> String {
+        let bound = self.node_listener.local_addr();
+        let host = match bound.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("https://{host}:{}", bound.port())
+    }
+
     /// Starts bare-metal provisioning on the network `config` names.
     pub async fn enable_metal(
         &mut self,
@@ -144,8 +174,16 @@ impl Prepared {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         use axum::serve::ListenerExt;
+        let shutdown = Box::pin(shutdown).shared();
         let reconciler = mallee_cloud::reconciler::spawn(self.cloud.clone());
+        let revocations = mallee_cloud::enrolment::sync_revocations(self.cloud.clone());
         let metal = self.metal.clone();
+        let node_routes = crate::node_routes::router(self.cloud.clone(), self.cloud.blobs.clone());
+        let nodes = tokio::spawn(mallee_node_api::tls::serve(
+            self.node_listener,
+            node_routes,
+            shutdown.clone(),
+        ));
         let router = crate::frontdoor::router(self.cloud, self.s3, self.metal);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.
@@ -158,6 +196,12 @@ impl Prepared {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve)?;
+        match nodes.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the node listener failed"),
+            Err(e) => tracing::error!(error = %e, "the node listener panicked"),
+        }
+        revocations.abort();
         reconciler.abort();
         metal.shutdown().await;
         Ok(())

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 /// Default API address (Eucalyptus' port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
+/// Default node listener of `mallee controller` (nodes on other hosts
+/// reach it; only nodes of the cluster get past its TLS handshake).
+pub const DEFAULT_NODE_LISTEN: &str = "0.0.0.0:8774";
 /// Default region name.
 pub const DEFAULT_REGION: &str = "mallee-1";
 /// Default domain for virtual-host style S3 (`BUCKET.s3.localhost`).
@@ -58,6 +61,9 @@ pub struct Config {
     /// Give every instance a public IP at launch (EC2-Classic and
     /// Eucalyptus behaviour).
     pub auto_public_ip: bool,
+    /// Address of the node listener (mutual TLS): where nodes enrol,
+    /// register and fetch data. Port 0 picks a free one.
+    pub node_listen: SocketAddr,
 }
 
 impl Config {
@@ -79,6 +85,7 @@ impl Config {
                     .expect("the default public range is valid"),
             }],
             auto_public_ip: true,
+            node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -116,6 +123,11 @@ impl Config {
     /// Directory holding the generated credential files.
     pub fn credentials_dir(&self) -> PathBuf {
         self.data_dir.join("credentials")
+    }
+
+    /// Directory of the cluster CA and the controller's certificate.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
     }
 }
 
