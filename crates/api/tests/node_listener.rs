@@ -105,15 +105,10 @@ async fn register(
     }
     let body = serde_json::to_vec(&registration(node_id)).expect("json");
     let request = request.body(Full::new(Bytes::from(body))).expect("request");
-    let response = client.request(request).await.map_err(|e| {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        text
-    })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| mallee_node_api::tls::error_chain(&e))?;
     let status = response.status().as_u16();
     let body = response
         .into_body()

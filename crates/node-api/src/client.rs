@@ -74,7 +74,7 @@ impl HttpNodeClient {
             .http
             .request(request)
             .await
-            .map_err(|e| NodeError::Transport(error_chain(&e)))?;
+            .map_err(|e| NodeError::Transport(crate::tls::error_chain(&e)))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
             .collect()
@@ -87,19 +87,6 @@ impl HttpNodeClient {
         Err(serde_json::from_slice::<NodeError>(&body)
             .unwrap_or_else(|_| NodeError::Transport(format!("node answered {status}"))))
     }
-}
-
-/// An error with its causes: a refused handshake says why only a few
-/// levels down.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Instance and volume ids are a prefix, `-` and hex; anything else cannot

@@ -96,7 +96,7 @@ pub async fn enrol(
     let response = https_client(config)
         .request(http_request)
         .await
-        .map_err(|e| transport(crate::client::error_chain(&e)))?;
+        .map_err(|e| transport(crate::tls::error_chain(&e)))?;
     let status = response.status();
     let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
         .collect()

@@ -226,3 +226,17 @@ pub fn https_client(config: Arc<rustls::ClientConfig>) -> HttpsClient {
         .wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(https)
 }
+
+/// An error with its causes: a refused handshake says why only a few
+/// levels down (`client error: connection error: received fatal alert:
+/// CertificateRevoked`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -194,7 +194,7 @@ async fn register_loop(
             other => {
                 let why = match other {
                     Ok(r) => format!("answered {}", r.status()),
-                    Err(e) => e.to_string(),
+                    Err(e) => mallee_node_api::tls::error_chain(&e),
                 };
                 tracing::warn!(node = %node.node_id(), %controller, error = %why, retry_in = ?backoff,
                     "registration failed");

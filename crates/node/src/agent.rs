@@ -21,6 +21,8 @@ use mallee_node_api::{
     NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
     REGISTER_PATH, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec, VolumeState,
 };
+use mallee_pki::tls::NodeTls;
+use mallee_pki::{Credentials, PeerName};
 use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -112,10 +114,12 @@ pub struct NodeConfig {
     /// URL the controller reaches the node API at; `None` derives it from
     /// the bound address.
     pub advertise_url: Option<String>,
-    /// Controller base URL (`http://127.0.0.1:8773`).
+    /// The controller's node listener (`https://127.0.0.1:8774`).
     pub controller_url: String,
-    /// Cluster token: presented to the controller and required from it.
-    pub token: String,
+    /// The node's certificate (naming its node id), key and the cluster
+    /// CA: the node API admits only the controller's certificate, and the
+    /// node presents its own to the controller.
+    pub credentials: Credentials,
     /// `auto`, `kvm` or `tcg`.
     pub accel: AccelRequest,
     /// Kernel the `auto` KVM probe boots; `None` uses the host's own.
@@ -146,7 +150,7 @@ impl NodeConfig {
     pub fn new(
         data_dir: PathBuf,
         controller_url: &str,
-        token: &str,
+        credentials: Credentials,
         network: NetworkConfig,
     ) -> Self {
         Self {
@@ -157,7 +161,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8775)),
             advertise_url: None,
             controller_url: controller_url.to_owned(),
-            token: token.to_owned(),
+            credentials,
             accel: AccelRequest::Auto,
             probe_kernel: None,
             qemu: PathBuf::from(mallee_qemu::vm::QEMU_BINARY),
@@ -235,10 +239,18 @@ pub struct QemuNodeAgent {
 /// The node id: configured, else the one kept in the data directory, else
 /// a new one (kept there).
 fn node_id(config: &NodeConfig) -> Result<String, AgentError> {
-    if let Some(id) = &config.node_id {
-        return Ok(id.clone());
+    match &config.node_id {
+        Some(id) => Ok(id.clone()),
+        None => data_dir_node_id(&config.data_dir),
     }
-    let file = config.data_dir.join(NODE_ID_FILE);
+}
+
+/// The node id kept in `data_dir`, made (and kept) if there is none: the
+/// name a node's certificate carries, so it is known before the agent
+/// starts.
+pub fn data_dir_node_id(data_dir: &Path) -> Result<String, AgentError> {
+    std::fs::create_dir_all(data_dir).map_err(io(format!("create {}", data_dir.display())))?;
+    let file = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&file) {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
         Ok(_) => {}
@@ -264,6 +276,14 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io(format!("create {}", config.data_dir.display())))?;
     let node_id = node_id(&config)?;
+    if config.credentials.info().name != PeerName::Node(node_id.clone()) {
+        return Err(AgentError::Config(format!(
+            "the node's certificate is {}'s, but this node is {node_id}",
+            config.credentials.info().name
+        )));
+    }
+    let tls = NodeTls::new(&config.credentials).map_err(|e| AgentError::Config(e.to_string()))?;
+    let controller_http = || crate::controller_link::client(&tls.client);
     let run_root = run_root(&node_id);
     std::fs::create_dir_all(&run_root).map_err(io(format!("create {}", run_root.display())))?;
     let hooks = Hooks::new(&config.hooks_dir, &config.data_dir, HOOK_TIME_LIMIT);
@@ -298,10 +318,10 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         })
     };
 
-    let source = Arc::new(HttpArtifactSource::new(
-        &config.controller_url,
-        &config.token,
-    ));
+    let source = Arc::new(
+        HttpArtifactSource::new(&config.controller_url, controller_http())
+            .map_err(|e| AgentError::Config(format!("HTTPS client: {e}")))?,
+    );
     let cache = ImageCache::open(
         config.data_dir.join("images"),
         config.cache_limit_bytes,
@@ -331,7 +351,8 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
             &config.data_dir.join(SNAPSHOTS_DIR),
             shared.clone(),
             instances.clone(),
-            SnapshotData::new(&config.controller_url, &config.token),
+            SnapshotData::new(&config.controller_url, controller_http())
+                .map_err(|e| AgentError::Config(format!("HTTPS client: {e}")))?,
             config.snapshot_rate_limit.unwrap_or(0),
         )
         .map_err(io("open the snapshot records"))?,
@@ -355,30 +376,33 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
     agent.load_instances().await?;
     agent.snapshots.recover().await;
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = mallee_node_api::tls::TlsListener::bind(config.listen, tls.server.clone())
         .await
         .map_err(io(format!("listen on {}", config.listen)))?;
-    let bound = listener
-        .local_addr()
-        .map_err(io("local address of the node API"))?;
+    let bound = listener.local_addr();
     let url = config.advertise_url.clone().unwrap_or_else(|| {
         let host = if bound.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], bound.port()))
         } else {
             bound
         };
-        format!("http://{host}")
+        format!("https://{host}")
     });
-    let router = mallee_node_api::router(agent.clone(), &config.token);
+    let router = mallee_node_api::router(agent.clone());
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = mallee_node_api::tls::serve(listener, router, std::future::pending()).await
+        {
             tracing::error!(error = %e, "node API server failed");
         }
     });
+    let register_http = controller_http()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| AgentError::Config(format!("HTTPS client: {e}")))?;
     let register_task = tokio::spawn(register_loop(
         agent.clone(),
         config.controller_url.clone(),
-        config.token.clone(),
+        register_http,
         url.clone(),
     ));
     hooks.run(HookEvent::PostInit, None).await?;
@@ -1055,8 +1079,12 @@ fn internal(e: VolumeError) -> NodeError {
 /// Registers with the controller until it accepts, then again every
 /// [`REGISTER_EVERY`] (a heartbeat, and how a controller that lost its
 /// memory of the node learns it again).
-async fn register_loop(agent: Arc<QemuNodeAgent>, controller: String, token: String, url: String) {
-    let http = reqwest::Client::new();
+async fn register_loop(
+    agent: Arc<QemuNodeAgent>,
+    controller: String,
+    http: reqwest::Client,
+    url: String,
+) {
     let target = format!("{}{REGISTER_PATH}", controller.trim_end_matches('/'));
     let mut backoff = Duration::from_secs(1);
     let mut registered = false;
@@ -1068,10 +1096,8 @@ async fn register_loop(agent: Arc<QemuNodeAgent>, controller: String, token: Str
         };
         let result = http
             .post(&target)
-            .bearer_auth(&token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&registration).unwrap_or_default())
-            .timeout(Duration::from_secs(10))
             .send()
             .await;
         match result {
@@ -1085,8 +1111,12 @@ async fn register_loop(agent: Arc<QemuNodeAgent>, controller: String, token: Str
             }
             other => {
                 let why = match other {
-                    Ok(r) => format!("answered {}", r.status()),
-                    Err(e) => e.to_string(),
+                    Ok(r) => {
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        format!("answered {status}: {}", text.trim())
+                    }
+                    Err(e) => mallee_node_api::tls::error_chain(&e),
                 };
                 tracing::warn!(controller = %controller, error = %why, retry_in = ?backoff, "registration failed");
                 registered = false;

@@ -1,6 +1,6 @@
 //! Where the image cache gets image parts: the controller's node object
-//! endpoint (`GET {controller}{OBJECTS_PATH_PREFIX}{bucket}/{key}` with the
-//! cluster token), streamed straight into the cache's temporary file.
+//! endpoint (`GET {controller}{OBJECTS_PATH_PREFIX}{bucket}/{key}` over
+//! mutual TLS), streamed straight into the cache's temporary file.
 
 use std::io;
 
@@ -20,23 +20,22 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Fetches artifacts from the controller over HTTP.
+/// Fetches artifacts from the controller over HTTPS.
 #[derive(Debug, Clone)]
 pub struct HttpArtifactSource {
     base_url: String,
-    token: String,
     http: reqwest::Client,
 }
 
 impl HttpArtifactSource {
     /// A source reading from the controller at `controller_url`
-    /// (`http://host:port`), presenting `token`.
-    pub fn new(controller_url: &str, token: &str) -> Self {
-        Self {
+    /// (`https://host:port`) with a client from `http`
+    /// ([`crate::controller_link::client`]).
+    pub fn new(controller_url: &str, http: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        Ok(Self {
             base_url: controller_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            http: reqwest::Client::new(),
-        }
+            http: http.build()?,
+        })
     }
 
     /// The URL of `artifact`: bucket and every `/`-separated key segment
@@ -66,7 +65,6 @@ impl ArtifactSource for HttpArtifactSource {
         let response = self
             .http
             .get(&url)
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| CacheError::fetch(artifact, format!("GET {url}: {e}")))?;
@@ -92,7 +90,8 @@ mod tests {
 
     #[test]
     fn url_encodes_each_segment() {
-        let source = HttpArtifactSource::new("http://127.0.0.1:8773/", "t");
+        let source = HttpArtifactSource::new("https://127.0.0.1:8774/", reqwest::Client::builder())
+            .expect("client");
         let artifact = Artifact {
             bucket: "images".into(),
             key: "debian 12/vm linuz?x=1#y".into(),
@@ -101,7 +100,7 @@ mod tests {
         };
         assert_eq!(
             source.url(&artifact),
-            "http://127.0.0.1:8773/_mallee/node/objects/images/debian%2012/vm%20linuz%3Fx%3D1%23y"
+            "https://127.0.0.1:8774/_mallee/node/objects/images/debian%2012/vm%20linuz%3Fx%3D1%23y"
         );
     }
 }

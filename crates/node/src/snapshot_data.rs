@@ -1,5 +1,5 @@
 //! Snapshot data between a node and the controller's blob store, under
-//! [`SNAPSHOTS_PATH_PREFIX`] with the cluster token: `PUT` uploads an
+//! [`SNAPSHOTS_PATH_PREFIX`] over mutual TLS: `PUT` uploads an
 //! exported snapshot from its local file, `GET` downloads one into a file
 //! (to create a volume from it). Both stream (never the whole data in
 //! memory) and check size and SHA-256 on the way.
@@ -45,24 +45,21 @@ pub enum TransferError {
 #[derive(Debug, Clone)]
 pub struct SnapshotData {
     base_url: String,
-    token: String,
     http: reqwest::Client,
 }
 
 impl SnapshotData {
-    /// The endpoint of the controller at `controller_url`, presenting
-    /// `token`.
-    pub fn new(controller_url: &str, token: &str) -> Self {
-        let http = reqwest::Client::builder()
+    /// The endpoint of the controller at `controller_url`, with a client
+    /// from `http` ([`crate::controller_link::client`]).
+    pub fn new(controller_url: &str, http: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        let http = http
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .build()?;
+        Ok(Self {
             base_url: controller_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
             http,
-        }
+        })
     }
 
     /// The URL of a snapshot's data.
@@ -108,7 +105,6 @@ impl SnapshotData {
         let response = self
             .http
             .put(&url)
-            .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_LENGTH, size)
             .header(SHA256_HEADER, sha256)
             .header(FORMAT_HEADER, DiskFormat::Qcow2.as_str())
@@ -156,7 +152,6 @@ impl SnapshotData {
         let response = self
             .http
             .get(&url)
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| TransferError::Retry(format!("GET {url}: {e}")))?;
@@ -255,14 +250,15 @@ mod tests {
 
     #[test]
     fn url_keeps_only_id_characters() {
-        let data = SnapshotData::new("http://127.0.0.1:8773/", "t");
+        let data = SnapshotData::new("https://127.0.0.1:8774/", reqwest::Client::builder())
+            .expect("client");
         assert_eq!(
             data.url("snap-0123456789abcdef0"),
-            "http://127.0.0.1:8773/_mallee/node/snapshots/snap-0123456789abcdef0"
+            "https://127.0.0.1:8774/_mallee/node/snapshots/snap-0123456789abcdef0"
         );
         assert_eq!(
             data.url("../snap-1?x"),
-            "http://127.0.0.1:8773/_mallee/node/snapshots/snap-1x"
+            "https://127.0.0.1:8774/_mallee/node/snapshots/snap-1x"
         );
     }
 

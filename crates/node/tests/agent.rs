@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -56,7 +56,7 @@ fn link_exists(netns: &str, link: &str) -> bool {
 async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     require_prerequisites();
     let images = guest_images();
-    let (controller_url, controller) = serve_controller(&images).await;
+    let controller = serve_controller(&images).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp
         .path()
@@ -71,8 +71,8 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     .expect("hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
-    let (fixture, _purge) = Fixture::new(&images, &controller_url, &data_dir, hooks_dir);
-    let (node, client) = start(&fixture.config).await;
+    let (fixture, _purge) = Fixture::new(&images, &controller, &data_dir, hooks_dir);
+    let (node, client) = fixture.start().await;
     let netns = node.agent().networks().netns_name("vpc-default");
     let info = client.info().await.expect("info");
     assert!(info.node_id.starts_with("nd-"), "{info:?}");
@@ -172,7 +172,7 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
     let pid_a = qemu_pid(a).expect("QEMU of a");
     node.shutdown().await;
     assert_eq!(qemu_pid(a), Some(pid_a), "VMs outlive the agent");
-    let (node, client) = start(&fixture.config).await;
+    let (node, client) = fixture.start().await;
     assert_eq!(client.info().await.expect("info").node_id, info.node_id);
     let report = client.report().await.expect("report");
     let states: HashMap<_, _> = report

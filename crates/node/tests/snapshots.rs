@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -61,15 +61,11 @@ impl TestNode {
         require_prerequisites();
         require_runnable(&["qemu-img", "qemu-io"], "qemu-utils");
         let images = guest_images();
-        let (controller_url, controller) = serve_controller(&images).await;
+        let controller = serve_controller(&images).await;
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("node");
-        let (mut fixture, purge) = Fixture::new(
-            &images,
-            &controller_url,
-            &data_dir,
-            tmp.path().join("hooks"),
-        );
+        let (mut fixture, purge) =
+            Fixture::new(&images, &controller, &data_dir, tmp.path().join("hooks"));
         fixture.config.snapshot_rate_limit = rate_limit;
         Self {
             _tmp: tmp,
@@ -253,7 +249,7 @@ fn open_files_under(pid: u32, dir: &Path) -> Vec<String> {
 async fn detached_volume_snapshots_round_trip_and_uploads_survive_restarts() {
     let _serial = SERIAL.lock().await;
     let t = TestNode::new(None).await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     const VOL: &str = "vol-00000000000005a01";
     const SNAP: &str = "snap-00000000000005a01";
 
@@ -381,7 +377,7 @@ async fn detached_volume_snapshots_round_trip_and_uploads_survive_restarts() {
         .await
         .expect("create from the snapshot");
     node.shutdown().await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     wait_volume(&client, REDONE, |s| *s == VolumeState::Available, TRANSFER).await;
     assert!(same_content(&t.volume_file(COPY), &t.volume_file(REDONE)));
     match snapshot(&client, LOST).await.map(|s| s.state) {
@@ -423,7 +419,7 @@ async fn detached_volume_snapshots_round_trip_and_uploads_survive_restarts() {
     }
     node.shutdown().await;
     t.controller.store().fail_uploads = 0;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     let (size, _) = wait_uploaded(&client, RESUMED).await;
     assert_eq!(t.controller.store().stores.get(RESUMED), Some(&1));
     assert_eq!(
@@ -460,7 +456,7 @@ async fn detached_volume_snapshots_round_trip_and_uploads_survive_restarts() {
         client.delete_snapshot(id).await.expect("forget again");
     }
     node.shutdown().await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     assert!(client.report().await.expect("report").snapshots.is_empty());
     assert_eq!(
         std::fs::read_dir(t.snapshots_dir()).expect("dir").count(),
@@ -474,7 +470,7 @@ async fn snapshot_of_a_volume_in_use_holds_its_content_at_the_start() {
     let _serial = SERIAL.lock().await;
     // Slow captures, so that the guest writes while the capture runs.
     let t = TestNode::new(Some(64 * MIB)).await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     const VOL: &str = "vol-00000000000005b01";
     const TRIGGER: &str = "vol-00000000000005b02";
     const SNAP: &str = "snap-00000000000005b01";
@@ -602,7 +598,7 @@ async fn snapshot_of_a_volume_in_use_holds_its_content_at_the_start() {
     )
     .await;
     node.shutdown().await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     assert_eq!(qemu_pid(w), Some(pid), "adopted, same QEMU");
     match snapshot(&client, INTERRUPTED).await.map(|s| s.state) {
         Some(SnapshotState::Failed(reason)) => {
@@ -652,7 +648,7 @@ async fn snapshot_of_a_volume_in_use_holds_its_content_at_the_start() {
 async fn instances_boot_from_volumes_created_from_snapshots() {
     let _serial = SERIAL.lock().await;
     let t = TestNode::new(None).await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     let images = guest_images();
     const HVM_SNAP: &str = "snap-00000000000005c01";
     const ROOT_SNAP: &str = "snap-00000000000005c02";
@@ -739,7 +735,7 @@ async fn instances_boot_from_volumes_created_from_snapshots() {
     // An agent restart adopts the VM; the root stays in use.
     let pid = qemu_pid(id).expect("QEMU");
     node.shutdown().await;
-    let (node, client) = start(&t.fixture.config).await;
+    let (node, client) = t.fixture.start().await;
     assert_eq!(qemu_pid(id), Some(pid), "adopted, same QEMU");
     assert_eq!(
         volume(&client, ROOT).await.expect("root").state,

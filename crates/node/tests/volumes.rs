@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -102,7 +102,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     require_prerequisites();
     require_runnable(&["qemu-img"], "qemu-utils");
     let images = guest_images();
-    let (controller_url, _controller) = serve_controller(&images).await;
+    let controller = serve_controller(&images).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp.path().join("node");
     let hooks_dir = tmp.path().join("hooks");
@@ -122,8 +122,8 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     )
     .expect("hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let (fixture, _purge) = Fixture::new(&images, &controller_url, &data_dir, hooks_dir);
-    let (node, client) = start(&fixture.config).await;
+    let (fixture, _purge) = Fixture::new(&images, &controller, &data_dir, hooks_dir);
+    let (node, client) = fixture.start().await;
     let boot = Duration::from_secs(240);
     let file_a = data_dir.join("volumes").join(format!("{VOL_A}.qcow2"));
     let file_b = data_dir.join("volumes").join(format!("{VOL_B}.qcow2"));
@@ -302,7 +302,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     // Agent restart: same QEMU, the volume still attached and open.
     node.shutdown().await;
     assert_eq!(qemu_pid(w), Some(pid), "VMs outlive the agent");
-    let (node, client) = start(&fixture.config).await;
+    let (node, client) = fixture.start().await;
     assert_eq!(
         volume(&client, VOL_A).await.expect("A").state,
         in_use(w, "/dev/sdf", VOL_A)
@@ -404,7 +404,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     client.delete_volume(VOL_A).await.expect("delete again");
     client.delete_instance(w).await.expect("delete writer");
     node.shutdown().await;
-    let (node, client) = start(&fixture.config).await;
+    let (node, client) = fixture.start().await;
     let report = client.report().await.expect("report");
     assert_eq!(
         report

@@ -3,7 +3,6 @@
 // images and snapshot data, the node fixture that starts agents on a
 // temporary data directory, waiting helpers and the volume helpers.
 
-const TOKEN: &str = "test-cluster-token";
 const BUCKET: &str = "guest-images";
 
 fn guest_images() -> PathBuf {
@@ -53,6 +52,10 @@ fn require_prerequisites() {
 /// (as the controller's blob store would).
 #[derive(Clone)]
 struct Controller {
+    /// Its node listener (HTTPS, mutual TLS).
+    url: String,
+    /// Its cluster CA and certificate.
+    pki: Arc<mallee_pki::ControllerPki>,
     files: Arc<HashMap<String, PathBuf>>,
     registrations: Arc<Mutex<Vec<NodeRegistration>>>,
     snapshots: Arc<Mutex<SnapshotStore>>,
@@ -139,8 +142,8 @@ async fn put_snapshot_data(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
     }
     let header_text = |name: &str| {
         headers
@@ -198,8 +201,8 @@ async fn get_snapshot_data(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
     }
     let Some(stored) = c.store().stored.get(&id).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
@@ -214,11 +217,16 @@ async fn get_snapshot_data(
     }
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {TOKEN}"))
+/// Whether a request carries a node API version the controller works
+/// with (the TLS handshake admitted only nodes of its cluster).
+fn versioned(headers: &HeaderMap) -> bool {
+    mallee_node_api::version::check_caller(
+        mallee_node_api::version::Role::Controller,
+        headers
+            .get(mallee_node_api::version::VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .is_ok()
 }
 
 async fn object(
@@ -226,8 +234,8 @@ async fn object(
     UrlPath((bucket, key)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
     }
     match c.files.get(&key).filter(|_| bucket == BUCKET) {
         Some(path) => match tokio::fs::read(path).await {
@@ -239,8 +247,8 @@ async fn object(
 }
 
 async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    if !authorized(&headers) {
-        return StatusCode::UNAUTHORIZED;
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED;
     }
     match serde_json::from_slice::<NodeRegistration>(&body) {
         Ok(r) => {
@@ -251,12 +259,23 @@ async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn serve_controller(images: &Path) -> (String, Controller) {
+/// The fake controller, serving its node routes over mutual TLS with the
+/// certificates of a cluster CA of its own.
+async fn serve_controller(images: &Path) -> Controller {
     let files: HashMap<String, PathBuf> = ["vmlinuz", "initrd.img", "root.img"]
         .iter()
         .map(|f| ((*f).to_owned(), images.join(f)))
         .collect();
+    let pki = Arc::new(mallee_pki::ControllerPki::in_memory().expect("pki"));
+    let listener = mallee_node_api::tls::TlsListener::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        pki.node_listener_config(),
+    )
+    .await
+    .expect("bind");
     let controller = Controller {
+        url: format!("https://{}", listener.local_addr()),
+        pki,
         files: Arc::new(files),
         registrations: Arc::default(),
         snapshots: Arc::default(),
@@ -271,14 +290,12 @@ async fn serve_controller(images: &Path) -> (String, Controller) {
         )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(controller.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        mallee_node_api::tls::serve(listener, app, std::future::pending())
+            .await
+            .expect("serve");
     });
-    (url, controller)
+    controller
 }
 
 fn artifact(images: &Path, name: &str) -> Artifact {
@@ -316,6 +333,8 @@ impl Drop for Purge {
 
 struct Fixture {
     config: NodeConfig,
+    /// What the controller calls the node with.
+    controller_tls: Arc<rustls::ClientConfig>,
     kernel: Artifact,
     initrd: Artifact,
     root: Artifact,
@@ -324,10 +343,10 @@ struct Fixture {
 
 impl Fixture {
     /// A TCG node (8 cores, 4 GiB, 100 GiB) keeping its data in `data_dir`
-    /// and its hooks in `hooks_dir`, joined to the fake controller at
-    /// `controller_url` and booting the test guest from `images`; with the
-    /// purge that removes its VMs and networks when the test ends.
-    fn new(images: &Path, controller_url: &str, data_dir: &Path, hooks_dir: PathBuf) -> (Self, Purge) {
+    /// and its hooks in `hooks_dir`, joined to the fake `controller` (with
+    /// a certificate of its CA) and booting the test guest from `images`;
+    /// with the purge that removes its VMs and networks when the test ends.
+    fn new(images: &Path, controller: &Controller, data_dir: &Path, hooks_dir: PathBuf) -> (Self, Purge) {
         let network = NetworkConfig {
             state_root: data_dir.join("network"),
             default_subnet: "172.31.0.0/24".parse().expect("subnet"),
@@ -337,7 +356,16 @@ impl Fixture {
             data_dir: data_dir.to_owned(),
             network: network.clone(),
         };
-        let mut config = NodeConfig::new(data_dir.to_owned(), controller_url, TOKEN, network);
+        let node_id = mallee_node::agent::data_dir_node_id(data_dir).expect("node id");
+        let credentials = controller
+            .pki
+            .ca()
+            .issue(
+                &mallee_pki::PeerName::node(&node_id).expect("id"),
+                mallee_pki::Validity::peer(),
+            )
+            .expect("node certificate");
+        let mut config = NodeConfig::new(data_dir.to_owned(), &controller.url, credentials, network);
         config.hooks_dir = hooks_dir;
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.accel = AccelRequest::Tcg;
@@ -352,9 +380,15 @@ impl Fixture {
                 .expect("cmdline")
                 .trim()
                 .to_owned(),
+            controller_tls: controller.pki.node_client_config(&node_id),
             config,
         };
         (fixture, purge)
+    }
+
+    /// Starts the agent, with the controller's client of it.
+    async fn start(&self) -> (NodeHandle, HttpNodeClient) {
+        start(&self.config, &self.controller_tls).await
     }
 
     fn spec(&self, id: &str, n: u8, user_data: &str) -> InstanceSpec {
@@ -480,9 +514,12 @@ fn qemu_pid(id: &str) -> Option<u32> {
         })
 }
 
-async fn start(config: &NodeConfig) -> (NodeHandle, HttpNodeClient) {
+async fn start(
+    config: &NodeConfig,
+    controller_tls: &Arc<rustls::ClientConfig>,
+) -> (NodeHandle, HttpNodeClient) {
     let handle = start_node(config.clone()).await.expect("start node");
-    let client = HttpNodeClient::new(handle.url(), TOKEN);
+    let client = HttpNodeClient::new(handle.url(), controller_tls.clone());
     (handle, client)
 }
 
