@@ -1,7 +1,8 @@
-//! The `mallee` binary: a thin command-line layer over `mallee-core`.
+//! The `mallee` binary: a thin command-line layer over the crates.
 
 mod image_cmd;
 mod metal_cmd;
+mod node_admin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 mod node_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mallee_api::server;
+use mallee_api::server::{self, Prepared};
 use mallee_cloud::bootstrap::{self, Bootstrapped};
 use mallee_cloud::doctor::{self, Report, Role};
 use mallee_cloud::{Config, accounts as admin};
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Start the all-in-one cloud in the foreground (Ctrl-C stops it).
     Up(UpArgs),
+    /// Run the controller (API and control plane) with no local node;
+    /// nodes join with `mallee node join`.
+    Controller(ControllerArgs),
     /// Check this host for what each role needs.
     Doctor(DataDirArg),
     /// Administer accounts and access keys.
@@ -39,8 +43,9 @@ enum Command {
     /// Upload and register images through the API.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
-    /// Run a node agent that joins a controller.
-    Node(node_cmd::NodeArgs),
+    /// Run a node agent of a controller.
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
     /// Stop every VM of `up`'s node and remove its network (records and
     /// disks stay).
     Purge(node_cmd::PurgeArgs),
@@ -61,22 +66,25 @@ enum LogFormat {
     Json,
 }
 
+/// What `up` and `controller` share: the controller's settings.
 #[derive(Args, Debug)]
-struct UpArgs {
+struct ServeArgs {
     #[command(flatten)]
     data: DataDirArg,
     /// Address of the API endpoint.
     #[arg(long, env = "MALLEE_LISTEN", default_value = mallee_cloud::config::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Address of the node listener (mutual TLS; nodes enrol, register and
+    /// fetch data there). Default: `controller` 0.0.0.0:8774, `up` a free
+    /// loopback port.
+    #[arg(long, env = "MALLEE_NODE_LISTEN")]
+    node_listen: Option<SocketAddr>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// Domain for virtual-host style S3 requests (`BUCKET.DOMAIN`).
     #[arg(long, env = "MALLEE_S3_DOMAIN", default_value = mallee_cloud::config::DEFAULT_S3_DOMAIN)]
     s3_domain: String,
-    /// Run only the controller (no node agent: no instances can start).
-    #[arg(long)]
-    no_node: bool,
     /// Public address range of the first zone (elastic and auto-assigned
     /// public IPs); its first host is the node's public bridge.
     #[arg(long, env = "MALLEE_PUBLIC_RANGE", default_value = mallee_cloud::config::DEFAULT_PUBLIC_RANGE)]
@@ -84,10 +92,41 @@ struct UpArgs {
     /// Do not give instances a public IP at launch.
     #[arg(long)]
     no_auto_public_ip: bool,
+}
+
+impl ServeArgs {
+    /// The controller's configuration, its node listener at
+    /// `--node-listen` or else `default_node_listen`.
+    fn config(&self, default_node_listen: SocketAddr) -> Config {
+        let mut config = Config::new(self.listen, self.data.data_dir.clone());
+        config.s3_domain.clone_from(&self.s3_domain);
+        config.public_ranges = vec![mallee_cloud::config::PublicRange {
+            zone: config.zones[0].clone(),
+            cidr: self.public_range,
+        }];
+        config.auto_public_ip = !self.no_auto_public_ip;
+        config.node_listen = self.node_listen.unwrap_or(default_node_listen);
+        config
+    }
+}
+
+#[derive(Args, Debug)]
+struct UpArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Run only the controller (no node agent: no instances can start).
+    #[arg(long)]
+    no_node: bool,
     #[command(flatten)]
     vm: node_cmd::VmArgs,
     #[command(flatten)]
     metal: metal_cmd::UpMetalArgs,
+}
+
+#[derive(Args, Debug)]
+struct ControllerArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +137,9 @@ enum AdminCommand {
     /// Access keys.
     #[command(subcommand, name = "access-key")]
     AccessKey(AccessKeyCommand),
+    /// Nodes of the cluster: enrolment tokens, removal.
+    #[command(subcommand)]
+    Node(node_admin::NodeAdminCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,11 +231,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up(args).await,
+            Command::Controller(args) => controller(args).await,
             Command::Doctor(args) => Ok(doctor_command(&args.data_dir)),
             Command::Admin(command) => admin_command(command).await,
-            Command::Node(args) => {
+            Command::Node(command) => {
                 init_logging(LogFormat::Text);
-                node_cmd::node_command(args).await
+                node_cmd::node_command(command).await
             }
             Command::Purge(args) => node_cmd::purge_command(args).await,
             Command::Image(command) => image_cmd::run(command).await,
@@ -219,9 +262,17 @@ fn doctor_command(data_dir: &Path) -> ExitCode {
     }
 }
 
+/// Opens the store, bootstraps and binds the controller of `config`, and
+/// says where it is.
+async fn prepare(config: Config) -> Result<Prepared, String> {
+    let prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
+    print_credentials(&prepared.bootstrapped);
+    Ok(prepared)
+}
+
 async fn up(args: UpArgs) -> Result<ExitCode, String> {
-    init_logging(args.log_format);
-    let data_dir = args.data.data_dir;
+    init_logging(args.serve.log_format);
+    let data_dir = args.serve.data.data_dir.clone();
     let report = doctor::run(&data_dir);
     let controller_failures = report.failures(Role::Controller);
     if !controller_failures.is_empty() {
@@ -238,15 +289,12 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
             "node prerequisites missing: starting without a node agent, so no instance can run"
         );
     }
-    let mut config = Config::new(args.listen, data_dir);
-    config.s3_domain = args.s3_domain;
-    config.public_ranges = vec![mallee_cloud::config::PublicRange {
-        zone: config.zones[0].clone(),
-        cidr: args.public_range,
-    }];
-    config.auto_public_ip = !args.no_auto_public_ip;
+    // The node of `up` is on the same host: the node listener stays on
+    // loopback (a free port, so several clouds can run side by side)
+    // unless the admin opens it to other nodes.
+    let config = args.serve.config(SocketAddr::from(([127, 0, 0, 1], 0)));
     let metal = args.metal.config(&config.data_dir)?;
-    let mut prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
+    let mut prepared = prepare(config).await?;
     if let Some(metal) = metal {
         let interface = metal.network.interface.clone();
         prepared
@@ -255,12 +303,9 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
         tracing::info!(interface, "bare-metal provisioning enabled");
     }
-    print_credentials(&prepared.bootstrapped);
-    tracing::info!(endpoint = %prepared.cloud.config.endpoint(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
+    tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
     let node = if run_node {
-        let token =
-            bootstrap::node_token(&prepared.cloud.config.data_dir).map_err(|e| e.to_string())?;
-        match node_cmd::start_up_node(&prepared.cloud, &token, &args.vm).await {
+        match node_cmd::start_up_node(&prepared, &args.vm).await {
             Ok(node) => {
                 tracing::info!(url = %node.url(), "node agent started");
                 Some(node)
@@ -281,6 +326,34 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         node.shutdown().await;
     }
     tracing::info!("mallee stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
+    init_logging(args.serve.log_format);
+    let report = doctor::run(&args.serve.data.data_dir);
+    if !report.failures(Role::Controller).is_empty() {
+        eprint!("{}", report.render());
+        return Err("the controller's prerequisites are missing (see above); not starting".into());
+    }
+    let default_node_listen = mallee_cloud::config::DEFAULT_NODE_LISTEN
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let prepared = prepare(args.serve.config(default_node_listen)).await?;
+    let ca = prepared.cloud.compute.nodes.pki().ca().fingerprint();
+    println!(
+        "mallee: node listener {} (cluster CA {ca})",
+        prepared.node_url()
+    );
+    println!(
+        "mallee: add a node:  mallee admin node token create --zone ZONE, then on the node  mallee node join https://THIS-HOST:PORT --token TOKEN"
+    );
+    tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee controller is up");
+    prepared
+        .serve(server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("mallee controller stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -305,13 +378,19 @@ fn print_credentials(b: &Bootstrapped) {
     println!("mallee: try  set -a; . {dir}/boto3.env; set +a; aws ec2 describe-availability-zones");
 }
 
-async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
-    let config = Config::new(
+/// The configuration of the controller of `data_dir`, as far as the
+/// admin commands need it.
+fn data_dir_config(data_dir: &Path) -> Result<Config, String> {
+    Ok(Config::new(
         mallee_cloud::config::DEFAULT_LISTEN
             .parse()
             .map_err(|e| format!("{e}"))?,
         data_dir.to_owned(),
-    );
+    ))
+}
+
+async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
+    let config = data_dir_config(data_dir)?;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     SqliteStore::open(&config.database_path())
@@ -374,6 +453,7 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                 }
             }
         }
+        AdminCommand::Node(command) => return node_admin::run(command).await,
         AdminCommand::AccessKey(AccessKeyCommand::Create {
             account,
             data,

@@ -1,16 +1,20 @@
-//! The node agent from the command line: `mallee node` (an agent joining a
-//! controller), the agent `mallee up` runs beside its controller, and
-//! `mallee purge` (stop every VM of a data directory and remove its
-//! network).
+//! The node agent from the command line: `mallee node join` (a host
+//! enrolling with a controller once, then running its agent), the agent
+//! `mallee up` runs beside its controller (its certificate straight from
+//! the cluster CA), and `mallee purge` (stop every VM of a data directory
+//! and remove its network).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
-use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
+use clap::{Args, Subcommand};
+use mallee_node::agent::{NodeConfig, NodeHandle, data_dir_node_id, purge_node, start_node};
 use mallee_node::network::{NetworkConfig, PublicNetworkConfig};
+use mallee_node_api::enrol::{EnrolRequest, enrol};
 use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode};
+use mallee_pki::tls::NodeTls;
+use mallee_pki::{Credentials, EnrolmentToken, KeyRequest, PeerName};
 use mallee_qemu::accel::AccelRequest;
 use mallee_util::cidr::Ipv4Cidr;
 use sha2::{Digest, Sha256};
@@ -41,27 +45,46 @@ pub struct VmArgs {
     pub image_cache_gib: u64,
 }
 
-/// `mallee node` arguments.
+/// `mallee node` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Join the controller at URL (its node listener, `https://HOST:8774`)
+    /// and run the node agent. The first time, `--token` (from `mallee
+    /// admin node token create`) buys the node its certificate, kept in
+    /// DATA/pki/; afterwards the node just runs.
+    Join(JoinArgs),
+}
+
+/// `mallee node join` arguments.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// The controller's node listener (`https://CONTROLLER:8774`).
+    pub url: String,
+    /// One-time enrolment token (needed until the node holds a
+    /// certificate).
+    #[arg(long, env = "MALLEE_NODE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// How a node runs.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
-    /// Controller base URL.
-    #[arg(long, env = "MALLEE_CONTROLLER")]
-    pub controller: String,
-    /// Cluster token (the controller's DATA/node.token).
-    #[arg(long, env = "MALLEE_NODE_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// Node data directory (instances, image cache, node id).
+    /// Node data directory (instances, image cache, node id, certificate).
     #[arg(long, env = "MALLEE_NODE_DATA_DIR", default_value = "./mallee-node")]
     pub data_dir: PathBuf,
     /// Address of the node API.
     #[arg(long, default_value = "127.0.0.1:8775")]
     pub listen: SocketAddr,
-    /// URL the controller uses to reach this node (default: from --listen).
+    /// URL the controller uses to reach this node (`https://NODE:8775`;
+    /// default: from --listen).
     #[arg(long)]
     pub advertise_url: Option<String>,
-    /// Availability zone the node serves.
-    #[arg(long, default_value = "mallee-1a")]
-    pub zone: String,
+    /// Availability zone the node serves: the token's (giving another one
+    /// is refused).
+    #[arg(long)]
+    pub zone: Option<String>,
     /// The zone's instance subnet (the controller's layout: 172.31.0.0/20
     /// for the first zone, 172.31.16.0/20 for the second, …).
     #[arg(long, default_value = "172.31.0.0/20")]
@@ -128,27 +151,35 @@ pub fn up_node_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("node")
 }
 
-/// Starts the node agent `mallee up` runs for its first zone.
+/// Starts the node agent `mallee up` runs for its first zone, with a
+/// certificate the cluster CA issues it directly.
 pub async fn start_up_node(
-    cloud: &mallee_cloud::Cloud,
-    token: &str,
+    prepared: &mallee_api::server::Prepared,
     vm: &VmArgs,
 ) -> Result<NodeHandle, String> {
+    let cloud = &prepared.cloud;
     let config = &cloud.config;
     let node_dir = up_node_dir(&config.data_dir);
-    std::fs::create_dir_all(&node_dir)
-        .map_err(|e| format!("cannot create {}: {e}", node_dir.display()))?;
     let zone = config
         .zones
         .first()
         .cloned()
         .ok_or("no availability zone configured")?;
+    let node_id = data_dir_node_id(&node_dir).map_err(|e| e.to_string())?;
+    let credentials = mallee_cloud::enrolment::local_node_credentials(
+        cloud,
+        &node_dir.join(PKI_DIR),
+        &node_id,
+        &zone,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
     let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let mut node = NodeConfig::new(
         node_dir.clone(),
-        &config.endpoint(),
-        token,
+        &prepared.node_url(),
+        credentials,
         network_config(&node_dir, subnet, &config.region),
     );
     node.public = config
@@ -172,54 +203,163 @@ pub async fn start_up_node(
     start_node(node).await.map_err(|e| e.to_string())
 }
 
-/// `mallee node`: runs an agent until SIGINT/SIGTERM.
-pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
-    if args.simulate {
-        return simulate_command(args).await;
+/// Directory (under a node's data directory) of its certificate, key, the
+/// cluster CA and what enrolment said.
+const PKI_DIR: &str = "pki";
+/// What enrolment told the node, kept beside its certificate.
+const ENROLMENT_FILE: &str = "enrolment.json";
+
+/// What a node keeps of its enrolment.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Enrolment {
+    node_id: String,
+    zone: String,
+    /// The controller it enrolled with (for the admin's information).
+    controller: String,
+}
+
+/// The node's credentials and zone: the ones it holds, or (the first
+/// time) the ones it enrols for with `token`.
+async fn enrolled(args: &JoinArgs, node_id: &str) -> Result<(Credentials, String), String> {
+    let pki_dir = args.node.data_dir.join(PKI_DIR);
+    let record_path = pki_dir.join(ENROLMENT_FILE);
+    if let Some(credentials) = Credentials::load(&pki_dir, mallee_cloud::enrolment::NODE_STEM)
+        .map_err(|e| format!("{e} (remove {} to enrol again)", pki_dir.display()))?
+    {
+        let text = std::fs::read_to_string(&record_path)
+            .map_err(|e| format!("{}: {e}", record_path.display()))?;
+        let record: Enrolment =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", record_path.display()))?;
+        if args.token.is_some() {
+            tracing::info!(
+                node = node_id,
+                "already enrolled: the token is not needed (and stays unspent)"
+            );
+        }
+        return Ok((credentials, record.zone));
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let token: EnrolmentToken = args
+        .token
+        .as_deref()
+        .ok_or("this node holds no certificate yet: give --token (from `mallee admin node token create` on the controller)")?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let key = KeyRequest::new(PeerName::node(node_id).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let request = EnrolRequest {
+        token: token.to_string(),
+        node_id: node_id.to_owned(),
+        zone: args.node.zone.clone(),
+        csr_pem: key.csr_pem().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let answer = enrol(&args.url, &token, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let credentials = key
+        .complete(&answer.ca_pem, &answer.certificate_pem)
+        .map_err(|e| format!("the controller's answer is unusable: {e}"))?;
+    if credentials.ca_fingerprint() != token.ca() {
+        return Err("the controller signed with another CA than the token names".into());
+    }
+    // The record first: credentials without it would leave the node's zone
+    // unknown at the next start.
+    let record = Enrolment {
+        node_id: answer.node_id,
+        zone: answer.zone,
+        controller: args.url.clone(),
+    };
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&pki_dir)
+            .map_err(|e| format!("{}: {e}", pki_dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+    mallee_util::durable::write_atomic(&record_path, &json)
+        .map_err(|e| format!("{}: {e}", record_path.display()))?;
+    credentials
+        .save(&pki_dir, mallee_cloud::enrolment::NODE_STEM)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(node = node_id, zone = %record.zone, serial = %credentials.info().serial, "enrolled with the controller");
+    Ok((credentials, record.zone))
+}
+
+/// `mallee node join`: enrols once, then runs the agent until
+/// SIGINT/SIGTERM.
+pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
+    let NodeCommand::Join(args) = command;
+    if !args.url.starts_with("https://") {
+        return Err(format!(
+            "{}: the controller's node listener speaks HTTPS only (https://CONTROLLER:8774)",
+            args.url
+        ));
+    }
+    let node_id = data_dir_node_id(&args.node.data_dir).map_err(|e| e.to_string())?;
+    let (credentials, zone) = enrolled(&args, &node_id).await?;
+    if let Some(asked) = &args.node.zone
+        && *asked != zone
+    {
+        return Err(format!(
+            "this node is enrolled for zone {zone}, not {asked} (remove it with `mallee admin node remove {node_id}` and enrol again to move it)"
+        ));
+    }
+    if args.node.simulate {
+        return simulate_command(args, node_id, zone, credentials).await;
+    }
+    let node = &args.node;
     let mut config = NodeConfig::new(
-        args.data_dir.clone(),
-        &args.controller,
-        &args.token,
-        network_config(&args.data_dir, args.subnet, &args.region),
+        node.data_dir.clone(),
+        &args.url,
+        credentials,
+        network_config(&node.data_dir, node.subnet, &node.region),
     );
-    config.public = args
+    config.public = node
         .public_range
-        .map(|cidr| PublicNetworkConfig::for_node_dir(&args.data_dir, cidr));
-    config.zone = args.zone;
-    config.listen = args.listen;
-    config.advertise_url = args.advertise_url;
-    apply_vm_args(&mut config, &args.vm);
-    let node = start_node(config).await.map_err(|e| e.to_string())?;
-    tracing::info!(url = %node.url(), "node agent running");
+        .map(|cidr| PublicNetworkConfig::for_node_dir(&node.data_dir, cidr));
+    config.zone = zone;
+    config.listen = node.listen;
+    config.advertise_url.clone_from(&node.advertise_url);
+    apply_vm_args(&mut config, &node.vm);
+    let handle = start_node(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(url = %handle.url(), "node agent running");
     mallee_api::server::shutdown_signal().await;
-    node.shutdown().await;
+    handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mallee node --simulate`: a simulated agent serves the node API and
-/// registers with the controller (heartbeats included) until
+/// `mallee node join --simulate`: a simulated agent serves the node API
+/// and registers with the controller (heartbeats included) until
 /// SIGINT/SIGTERM; its VMs live in memory and end with it.
-async fn simulate_command(args: NodeArgs) -> Result<ExitCode, String> {
+async fn simulate_command(
+    args: JoinArgs,
+    node_id: String,
+    zone: String,
+    credentials: Credentials,
+) -> Result<ExitCode, String> {
+    let node = args.node;
+    let tls = NodeTls::new(&credentials).map_err(|e| e.to_string())?;
     let offered = SimCapacity::default();
     let config = SimConfig {
-        zone: args.zone,
+        node_id: Some(node_id),
+        zone,
         capacity: SimCapacity {
-            cores: args.vm.node_cores.unwrap_or(offered.cores),
-            memory_mib: args.vm.node_memory_mib.unwrap_or(offered.memory_mib),
-            disk_gib: args.vm.node_disk_gib.unwrap_or(offered.disk_gib),
+            cores: node.vm.node_cores.unwrap_or(offered.cores),
+            memory_mib: node.vm.node_memory_mib.unwrap_or(offered.memory_mib),
+            disk_gib: node.vm.node_disk_gib.unwrap_or(offered.disk_gib),
         },
-        boot_delay: std::time::Duration::from_millis(args.simulate_boot_ms),
+        boot_delay: std::time::Duration::from_millis(node.simulate_boot_ms),
         ..SimConfig::default()
     }
-    .with_controller(&args.controller, &args.token);
+    .with_controller(&args.url, &tls.client)
+    .map_err(|e| e.to_string())?;
     let serve = ServeConfig {
-        listen: args.listen,
-        advertise_url: args.advertise_url,
-        controller_url: Some(args.controller),
-        ..ServeConfig::new(&args.token)
+        listen: node.listen,
+        advertise_url: node.advertise_url,
+        controller_url: Some(args.url),
+        ..ServeConfig::new(credentials)
     };
     let server = mallee_node_sim::serve(SimNode::new(config), serve)
         .await

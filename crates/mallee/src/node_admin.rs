@@ -1,0 +1,155 @@
+//! `mallee admin node …`: the administrator's side of cluster membership,
+//! on the controller's data directory (like every `admin` command):
+//! one-time enrolment tokens, and removing a node (its certificate is
+//! revoked; a running controller refuses it within a second).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use mallee_cloud::enrolment;
+use mallee_cloud::node_removal;
+use mallee_pki::{RevocationSet, Trust};
+
+use crate::DataDirArg;
+
+/// `mallee admin node` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NodeAdminCommand {
+    /// One-time enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Remove a node from the cloud: its certificate is revoked (its
+    /// connections fail at the TLS handshake) and nothing is placed on or
+    /// sent to it any more.
+    Remove {
+        /// The node's id (`nd-…`).
+        node: String,
+        /// Remove it even though it holds instances (they end) or volumes
+        /// (they go to `error`: their data was on the node).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+/// `mallee admin node token` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a one-time token a new node of `--zone` joins with (`mallee
+    /// node join URL --token TOKEN`); prints the token alone on stdout.
+    Create {
+        /// The availability zone the node will serve.
+        #[arg(long)]
+        zone: String,
+        /// How long the token is valid: `90s`, `30m`, `1h`, `2d`.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+/// A duration such as `90s`, `30m`, `1h` or `2d` (plain numbers are
+/// seconds).
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30m, 1h or 2d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    if number == 0 {
+        return Err("a token must be valid for some time".into());
+    }
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+/// The fingerprint of the cluster CA in `data_dir`.
+fn ca_fingerprint(data_dir: &Path) -> Result<mallee_pki::Fingerprint, String> {
+    let config = crate::data_dir_config(data_dir)?;
+    let path = config.pki_dir().join("ca.pem");
+    let pem = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (the controller creates the cluster CA at its first start: start `mallee controller` or `mallee up` with this data directory once)",
+            path.display()
+        )
+    })?;
+    Trust::new(&pem, RevocationSet::new())
+        .map(|t| t.ca_fingerprint())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn rfc3339(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| millis.to_string())
+}
+
+/// Runs `mallee admin node …`.
+pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
+    match command {
+        NodeAdminCommand::Token(TokenCommand::Create { zone, ttl, data }) => {
+            let ca = ca_fingerprint(&data.data_dir)?;
+            let config = crate::data_dir_config(&data.data_dir)?;
+            let store = crate::open_store(&data.data_dir).await?;
+            let created = enrolment::create_token(&store, ca, &config.zones, &zone, ttl)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", created.token);
+            eprintln!(
+                "mallee: one-time token for zone {}, valid until {}; on the new node run\n  mallee node join https://CONTROLLER:8774 --token {}",
+                created.zone,
+                rfc3339(created.expires_at),
+                created.token
+            );
+        }
+        NodeAdminCommand::Remove { node, force, data } => {
+            let store = crate::open_store(&data.data_dir).await?;
+            let removed = node_removal::remove(&store, &node, force)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "REMOVED\t{}\t{} certificate(s) revoked\t{} instance(s) ended\t{} volume(s) in error",
+                removed.node_id,
+                removed.revoked.len(),
+                removed.instances.len(),
+                removed.volumes.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mallee_cloud::enrolment::DEFAULT_TOKEN_TTL;
+
+    #[test]
+    fn ttls_read_like_people_write_them() {
+        assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_ttl("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "h", "1w", "0", "-1h", "1.5h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+        assert_eq!(DEFAULT_TOKEN_TTL, Duration::from_secs(3600));
+    }
+}
