@@ -123,59 +123,95 @@ fn removed_reason(node_id: &str) -> String {
     format!("its node {node_id} was removed from the cloud")
 }
 
+/// Applies `change` to `record` and writes it with `write` (a
+/// compare-and-set), reading it again with `reread` after losing to
+/// another writer. `change` answers `false` when there is nothing (more)
+/// to do; the result says whether a change was written.
+async fn compare_and_set<T>(
+    mut record: T,
+    id: &str,
+    change: impl Fn(&mut T) -> bool,
+    write: impl AsyncFn(&T) -> Result<bool, StoreError>,
+    reread: impl AsyncFn() -> Result<Option<T>, StoreError>,
+) -> Result<bool, RemoveError> {
+    for _ in 0..UPDATE_TRIES {
+        if !change(&mut record) {
+            return Ok(false);
+        }
+        if write(&record).await? {
+            return Ok(true);
+        }
+        match reread().await? {
+            Some(fresh) => record = fresh,
+            None => return Ok(false),
+        }
+    }
+    Err(RemoveError::Contended(id.to_owned()))
+}
+
 /// Sends an instance of a removed node to its end; `false` when it ended
 /// or vanished meanwhile.
 async fn end_instance(
     store: &dyn Store,
-    mut instance: Instance,
+    instance: Instance,
     node_id: &str,
 ) -> Result<bool, RemoveError> {
-    for _ in 0..UPDATE_TRIES {
-        if instance.state == InstanceState::Terminated {
-            return Ok(false);
-        }
-        instance.desired = Desired::Terminated;
-        instance.state = InstanceState::ShuttingDown;
-        instance.details.state_reason = Some(StateReason::new(
-            "Server.InternalError",
-            &removed_reason(node_id),
-        ));
-        instance.record.updated_at = now_millis();
-        if store.update_instance(&instance.encode()).await? {
-            return Ok(true);
-        }
-        match store.instance(instance.id()).await?.map(Instance::decode) {
-            Some(Ok(fresh)) => instance = fresh,
-            _ => return Ok(false),
-        }
-    }
-    Err(RemoveError::Contended(instance.id().to_owned()))
+    let id = instance.id().to_owned();
+    let reason = StateReason::new("Server.InternalError", &removed_reason(node_id));
+    compare_and_set(
+        instance,
+        &id,
+        |instance| {
+            if instance.state == InstanceState::Terminated {
+                return false;
+            }
+            instance.desired = Desired::Terminated;
+            instance.state = InstanceState::ShuttingDown;
+            instance.details.state_reason = Some(reason.clone());
+            instance.record.updated_at = now_millis();
+            true
+        },
+        async |instance| store.update_instance(&instance.encode()).await,
+        async || {
+            Ok(store
+                .instance(&id)
+                .await?
+                .and_then(|r| Instance::decode(r).ok()))
+        },
+    )
+    .await
 }
 
 /// Puts a volume of a removed node in `error`, detached; `false` when it
 /// is being deleted (the volume pass forgets it) or vanished.
 async fn fail_volume(
     store: &dyn Store,
-    mut volume: Volume,
+    volume: Volume,
     node_id: &str,
 ) -> Result<bool, RemoveError> {
-    for _ in 0..UPDATE_TRIES {
-        if volume.desired == VolumeDesired::Deleted {
-            return Ok(false);
-        }
-        volume.detach();
-        volume.status = VolumeStatus::Error;
-        volume.details.error = Some(removed_reason(node_id));
-        volume.record.updated_at = now_millis();
-        if store.update_volume(&volume.encode()).await? {
-            return Ok(true);
-        }
-        match store.volume(volume.id()).await?.map(Volume::decode) {
-            Some(Ok(fresh)) => volume = fresh,
-            _ => return Ok(false),
-        }
-    }
-    Err(RemoveError::Contended(volume.id().to_owned()))
+    let id = volume.id().to_owned();
+    compare_and_set(
+        volume,
+        &id,
+        |volume| {
+            if volume.desired == VolumeDesired::Deleted {
+                return false;
+            }
+            volume.detach();
+            volume.status = VolumeStatus::Error;
+            volume.details.error = Some(removed_reason(node_id));
+            volume.record.updated_at = now_millis();
+            true
+        },
+        async |volume| store.update_volume(&volume.encode()).await,
+        async || {
+            Ok(store
+                .volume(&id)
+                .await?
+                .and_then(|r| Volume::decode(r).ok()))
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ pub use trust::{CertInfo, RevocationSet, Trust, TrustError};
 /// The crypto provider every configuration uses: ring. rustls deprecates
 /// it for lacking post-quantum key exchange, which only aws-lc-rs offers;
 /// aws-lc-rs needs a C toolchain and cmake this project does not require.
-#[allow(deprecated)]
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+    #[allow(deprecated)]
+    static PROVIDER: std::sync::LazyLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
+    PROVIDER.clone()
 }

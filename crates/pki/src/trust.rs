@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -277,39 +276,4 @@ impl Trust {
             .map_err(TrustError::Chain)?;
         Ok(info)
     }
-}
-
-/// Signature checks of a handshake, by the ring provider's algorithms.
-pub(crate) fn verify_tls12(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &rustls::DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls12_signature(
-        message,
-        cert,
-        dss,
-        &crate::provider().signature_verification_algorithms,
-    )
-}
-
-/// TLS 1.3 signature check.
-pub(crate) fn verify_tls13(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &rustls::DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &crate::provider().signature_verification_algorithms,
-    )
-}
-
-/// Signature schemes the verifiers accept.
-pub(crate) fn schemes() -> Vec<rustls::SignatureScheme> {
-    crate::provider()
-        .signature_verification_algorithms
-        .supported_schemes()
 }
