@@ -58,14 +58,6 @@ impl NodeRegistry {
         &self.pki
     }
 
-    /// Drops the client of a node removed from the cluster.
-    pub fn forget(&self, node_id: &str) {
-        self.clients
-            .write()
-            .expect("node registry lock poisoned")
-            .remove(node_id);
-    }
-
     /// Serves `node_id` with `agent` instead of an HTTP client: any
     /// [`NodeAgent`] can be a node of the cloud.
     pub fn attach(&self, node_id: &str, agent: Arc<dyn NodeAgent>) {
