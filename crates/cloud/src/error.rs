@@ -57,6 +57,9 @@ pub enum Kind {
     Distro,
     /// A bare-metal system group.
     SystemGroup,
+    /// Anything else of the bare-metal zone, named only in the message (a
+    /// provisioning token, a MAC, a profile's image, a stored record).
+    MetalRecord,
 }
 
 /// Which limit a request ran into.

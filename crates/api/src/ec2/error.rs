@@ -140,6 +140,7 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::Profile => "InvalidProfile.NotFound",
         Kind::Distro => "InvalidDistro.NotFound",
         Kind::SystemGroup => "InvalidGroup.NotFound",
+        Kind::MetalRecord => "InvalidParameterValue",
     }
 }
 
