@@ -400,7 +400,7 @@ async fn run_metal(
     action: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    use crate::metal::{MetalAction, MetalApiError, execute};
+    use crate::metal::{MetalAction, MetalApiError, MetalContext, execute};
     let to_api = |e: MetalApiError| {
         if let MetalApiError::Internal(detail) = &e {
             tracing::error!(request_id, detail, "internal error");
@@ -408,7 +408,10 @@ async fn run_metal(
         ApiError::from(e)
     };
     let parsed = MetalAction::parse(action, params).map_err(to_api)?;
-    execute(metal, principal, request_id, action, parsed)
-        .await
-        .map_err(to_api)
+    let ctx = MetalContext {
+        metal,
+        principal,
+        request_id,
+    };
+    execute(&ctx, parsed).await.map_err(to_api)
 }

@@ -1,5 +1,6 @@
 //! The `mallee` binary: a thin command-line layer over `mallee-core`.
 
+mod client;
 mod image_cmd;
 mod metal_cmd;
 

@@ -142,6 +142,7 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::SystemGroup => "InvalidGroup.NotFound",
         Kind::Resource => "InvalidID",
         Kind::InstanceType => "InvalidInstanceType",
+        Kind::MetalRecord => "InvalidParameterValue",
     }
 }
 

@@ -1,13 +1,22 @@
 //! The bare-metal zone (Metaleuca) in the controller: the provisioning
 //! engine of `mallee-metal` over the controller's store, its profile images
 //! read from files or from the object store ([`images`]), and the
-//! bare-metal availability zone of EC2 ([`zone`]).
+//! bare-metal availability zone of EC2 ([`zone`]). What the metal API
+//! does is here too, one file per concern: who may do what ([`access`]),
+//! the inventory ([`inventory`]), profiles ([`profiles`]) and systems as
+//! their users reserve, install and give them back ([`systems`]), failing
+//! with [`crate::CloudError`]s ([`errors`]).
 //!
 //! Provisioning is off unless the administrator names a provisioning
 //! network (`mallee up --metal-interface …`): without it the inventory can
 //! still be described and edited, but nothing is powered or installed.
 
+pub mod access;
+pub mod errors;
 pub mod images;
+pub mod inventory;
+pub mod profiles;
+pub mod systems;
 pub mod zone;
 
 use std::path::PathBuf;
