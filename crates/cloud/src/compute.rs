@@ -22,7 +22,7 @@ pub struct Compute {
     /// generation, and when it was sent.
     firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
     /// The bare-metal zone, once provisioning is enabled.
-    pub metal: crate::metal::zone::MetalSlot,
+    pub metal: crate::metal::MetalSlot,
 }
 
 impl Compute {
@@ -34,7 +34,7 @@ impl Compute {
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),
             firewalls: Mutex::new(HashMap::new()),
-            metal: crate::metal::zone::MetalSlot::default(),
+            metal: crate::metal::MetalSlot::default(),
         }
     }
 

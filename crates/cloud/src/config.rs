@@ -1,6 +1,7 @@
 //! Controller configuration: where it listens, where its data lives, the
 //! region and zone names and the limits it enforces.
 
+use mallee_util::cidr::Ipv4Cidr;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -119,35 +120,27 @@ impl Config {
     }
 }
 
-/// An IPv4 network in CIDR form used as a public address range.
+/// A public address range: an IPv4 block with host bits zero and a prefix
+/// of 8 to 29. Its first host is the nodes' public gateway and is never
+/// handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublicCidr {
-    /// Network address (host bits zero).
-    pub network: Ipv4Addr,
-    /// Prefix length, 8 to 29.
-    pub prefix: u8,
-}
+pub struct PublicCidr(pub Ipv4Cidr);
 
 impl PublicCidr {
-    fn size(self) -> u32 {
-        1u32 << (32 - u32::from(self.prefix))
-    }
-
     /// The first host address: the node's public bridge, never handed out.
     pub fn gateway(self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + 1)
+        self.0.first_host()
     }
 
     /// Addresses that can be allocated: every host address but the
     /// gateway (the network and broadcast addresses are not hosts).
     pub fn allocatable(self) -> impl Iterator<Item = Ipv4Addr> {
-        let base = u32::from(self.network);
-        (base + 2..base + self.size() - 1).map(Ipv4Addr::from)
+        self.0.hosts().skip(1)
     }
 
     /// Whether `ip` is inside the range.
     pub fn contains(self, ip: Ipv4Addr) -> bool {
-        u32::from(ip).wrapping_sub(u32::from(self.network)) < self.size()
+        self.0.contains(ip)
     }
 }
 
@@ -155,28 +148,21 @@ impl std::str::FromStr for PublicCidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || {
-            format!(
-                "{s:?} is not an IPv4 range like 198.18.0.0/24 (prefix 8 to 29, host bits zero)"
-            )
-        };
-        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
-        let network: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
-        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-        if !(8..=29).contains(&prefix) {
-            return Err(invalid());
-        }
-        let cidr = Self { network, prefix };
-        if u32::from(network) & (cidr.size() - 1) != 0 {
-            return Err(invalid());
-        }
-        Ok(cidr)
+        Ipv4Cidr::parse_strict(s)
+            .ok()
+            .filter(|c| (8..=29).contains(&c.prefix()))
+            .map(Self)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not an IPv4 range like 198.18.0.0/24 (prefix 8 to 29, host bits zero)"
+                )
+            })
     }
 }
 
 impl std::fmt::Display for PublicCidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        self.0.fmt(f)
     }
 }
 

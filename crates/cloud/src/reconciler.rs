@@ -16,10 +16,10 @@ use mallee_store::Node;
 
 use crate::Cloud;
 use crate::ids::now_millis;
-use crate::instances::model::{Desired, Instance, InstanceState, ShutdownBehavior, StateReason};
+use crate::instances::model::{
+    Desired, Instance, InstanceState, ShutdownBehavior, StateReason, TERMINATED_VISIBLE_MILLIS,
+};
 
-/// How long terminated instances stay visible.
-pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 /// Time between passes when nothing wakes the reconciler.
 const PERIOD: Duration = Duration::from_secs(1);
 /// Time between passes while some instance is between states (nodes do not
@@ -214,7 +214,7 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         };
         // Machines of the bare-metal zone: never sent to a node agent; the
         // bare-metal syncer drives them below.
-        if crate::metal::zone::is_metal(&instance) {
+        if crate::metal::names::is_metal(&instance) {
             continue;
         }
         let node = nodes.iter().find(|n| n.node_id == instance.record.node_id);

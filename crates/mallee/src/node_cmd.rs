@@ -144,7 +144,6 @@ pub async fn start_up_node(
         .cloned()
         .ok_or("no availability zone configured")?;
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let mut node = NodeConfig::new(
         node_dir.clone(),
         &config.endpoint(),
@@ -155,10 +154,7 @@ pub async fn start_up_node(
         .public_ranges
         .iter()
         .find(|r| r.zone == zone)
-        .map(|r| Ipv4Cidr::new(r.cidr.network, r.cidr.prefix))
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .map(|cidr| PublicNetworkConfig::for_node_dir(&node_dir, cidr));
+        .map(|r| PublicNetworkConfig::for_node_dir(&node_dir, r.cidr.0));
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
@@ -235,7 +231,6 @@ async fn simulate_command(args: NodeArgs) -> Result<ExitCode, String> {
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     let node_dir = up_node_dir(&args.data_dir);
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let network = network_config(&node_dir, subnet, mallee_cloud::config::DEFAULT_REGION);
     // The bridge name derives from the directory alone; the range does not
     // matter for removing it.

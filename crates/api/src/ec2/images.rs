@@ -87,7 +87,7 @@ impl RegisterImage {
         let source = if ebs_root {
             Source::Ebs(block_device_mappings)
         } else if let Some(profile) =
-            location.strip_prefix(mallee_cloud::metal::zone::LOCATION_PREFIX)
+            location.strip_prefix(mallee_cloud::metal::names::LOCATION_PREFIX)
         {
             Source::Metal {
                 profile: profile.to_owned(),

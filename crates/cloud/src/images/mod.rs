@@ -365,10 +365,10 @@ pub async fn resolve_for_launch(
         )));
     }
     check_available(&image)?;
-    if let Some(profile) = crate::metal::zone::image_profile(&image) {
+    if let Some(profile) = crate::metal::names::image_profile(&image) {
         return Err(CloudError::InvalidCombination(format!(
             "The image {image_id} is a bare-metal image (profile {profile}): launch it in the bare-metal zone {}.",
-            crate::metal::zone::zone_name(&cloud.config)
+            crate::metal::names::zone_name(&cloud.config)
         )));
     }
     for id in kernel_override.iter().chain(ramdisk_override.iter()) {

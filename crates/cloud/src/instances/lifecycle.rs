@@ -13,7 +13,7 @@ use crate::instances::lookup;
 use crate::instances::model::{Desired, Instance, InstanceState, StateReason};
 use crate::instances::placement::{self, Demand};
 use crate::instances::quota;
-use crate::metal::zone::is_metal;
+use crate::metal::names::is_metal;
 use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 /// How long a node gets to answer a reboot or console request.

@@ -5,6 +5,9 @@ use mallee_node_api::InstanceSpec;
 use mallee_store::InstanceRecord;
 use serde::{Deserialize, Serialize};
 
+/// How long terminated instances stay visible.
+pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
+
 /// EC2 instance states, with their numeric codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InstanceState {

@@ -10,6 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use mallee_util::cidr::Ipv4Cidr;
+
 use mallee_store::Node;
 
 use super::model::Instance;
@@ -132,52 +134,24 @@ pub fn take_on(rooms: &mut [NodeRoom], node_id: &str, demand: Demand) -> bool {
     }
 }
 
-/// An IPv4 network in CIDR form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet {
-    /// Network address.
-    pub network: Ipv4Addr,
-    /// Prefix length.
-    pub prefix: u8,
+/// A subnet's CIDR block as instances use it: `a.b.c.d/n` with host bits
+/// zero and a prefix of 16 to 28, as AWS allows.
+pub fn subnet(cidr: &str) -> Option<Ipv4Cidr> {
+    Ipv4Cidr::parse_strict(cidr)
+        .ok()
+        .filter(|c| (16..=28).contains(&c.prefix()))
 }
 
-impl Subnet {
-    /// Parses `a.b.c.d/n` (host bits must be zero, prefix 16..=28).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (addr, prefix) = s.split_once('/')?;
-        let network: Ipv4Addr = addr.parse().ok()?;
-        let prefix: u8 = prefix.parse().ok()?;
-        if !(16..=28).contains(&prefix) || u32::from(network) & !Self::mask_of(prefix) != 0 {
-            return None;
-        }
-        Some(Self { network, prefix })
-    }
-
-    fn mask_of(prefix: u8) -> u32 {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-
-    /// Addresses instances may get: AWS reserves the first four and the
-    /// last address of every subnet (network, router, DNS, future use,
-    /// broadcast).
-    pub fn usable(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
-        let base = u32::from(self.network);
-        let size = 1u32 << (32 - u32::from(self.prefix));
-        (base + 4..base + size - 1).map(Ipv4Addr::from)
-    }
-}
-
-impl std::fmt::Display for Subnet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
+/// Addresses instances may get: AWS reserves the first four and the last
+/// address of every subnet (network, router, DNS, future use, broadcast).
+pub fn usable(subnet: Ipv4Cidr) -> impl Iterator<Item = Ipv4Addr> {
+    subnet.hosts().skip(3)
 }
 
 /// The first `count` free addresses of `subnet`, skipping `in_use`.
-pub fn free_addresses(subnet: Subnet, in_use: &[String], count: usize) -> Vec<Ipv4Addr> {
+pub fn free_addresses(subnet: Ipv4Cidr, in_use: &[String], count: usize) -> Vec<Ipv4Addr> {
     let taken: HashSet<&str> = in_use.iter().map(String::as_str).collect();
-    subnet
-        .usable()
+    usable(subnet)
         .filter(|ip| !taken.contains(ip.to_string().as_str()))
         .take(count)
         .collect()
@@ -259,12 +233,12 @@ mod tests {
 
     #[test]
     fn subnets_reserve_aws_addresses() {
-        let s = Subnet::parse("172.31.0.0/28").expect("subnet");
-        let all: Vec<String> = s.usable().map(|ip| ip.to_string()).collect();
+        let s = subnet("172.31.0.0/28").expect("subnet");
+        let all: Vec<String> = usable(s).map(|ip| ip.to_string()).collect();
         assert_eq!(all.first().map(String::as_str), Some("172.31.0.4"));
         assert_eq!(all.last().map(String::as_str), Some("172.31.0.14"));
-        assert!(Subnet::parse("172.31.0.1/20").is_none());
-        assert!(Subnet::parse("10.0.0.0/8").is_none());
+        assert!(subnet("172.31.0.1/20").is_none());
+        assert!(subnet("10.0.0.0/8").is_none());
         let free = free_addresses(s, &["172.31.0.4".into()], 2);
         assert_eq!(
             free,

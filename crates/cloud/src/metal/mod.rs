@@ -15,6 +15,7 @@ pub mod access;
 pub mod errors;
 pub mod images;
 pub mod inventory;
+pub mod names;
 pub mod profiles;
 pub mod systems;
 pub mod zone;
@@ -138,5 +139,23 @@ impl Metal {
         if let Some(engine) = &self.engine {
             engine.shutdown(true).await;
         }
+    }
+}
+
+/// The bare-metal zone of a controller, once provisioning is enabled.
+#[derive(Debug, Default)]
+pub struct MetalSlot(std::sync::OnceLock<Arc<Metal>>);
+
+impl MetalSlot {
+    /// Makes `metal` the controller's bare-metal zone (once).
+    pub fn enable(&self, metal: Arc<Metal>) {
+        if self.0.set(metal).is_err() {
+            tracing::warn!("the bare-metal zone was already enabled");
+        }
+    }
+
+    /// The zone, when provisioning is enabled.
+    pub fn get(&self) -> Option<&Arc<Metal>> {
+        self.0.get().filter(|m| m.engine().is_some())
     }
 }

@@ -20,7 +20,7 @@
 //! launch that died before its instances were recorded.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mallee_metal::inventory::{InventoryError, Selection};
 use mallee_metal::{EngineError, State, System};
@@ -28,72 +28,18 @@ use mallee_node_api::{Artifact, BootImage, InstanceMetadata, InstanceSpec, Metad
 use mallee_store::{Image, InstanceRecord, Reservation, StoreError, TagPair};
 
 use super::Metal;
+use super::names::{
+    LOCATION_PREFIX, NETWORK_ID, NODE_PREFIX, TYPE_SUFFIX, image_profile, system_of, zone_name,
+};
 use crate::config::Config;
 use crate::error::Capacity;
 use crate::faults::Step;
-use crate::instances::launch::{self, Launched, Steps, Undo};
+use crate::instances::launch::steps::{self as launch, Launched, Steps, Undo};
 use crate::instances::model::{
     Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior, StateReason,
 };
 use crate::instances::placement;
 use crate::{Cloud, CloudError, Kind, Principal, ids};
-
-/// `ImageLocation` prefix of a bare-metal image: `metal:PROFILE`.
-pub const LOCATION_PREFIX: &str = "metal:";
-/// Suffix of a bare-metal instance type: `GROUP.metal`.
-pub const TYPE_SUFFIX: &str = ".metal";
-/// Prefix of a bare-metal instance's node id: `metal:SYSTEM`.
-pub const NODE_PREFIX: &str = "metal:";
-/// The network id recorded for bare-metal instances (their addresses are
-/// the provisioning network's, unique per machine).
-pub const NETWORK_ID: &str = "metal";
-
-/// The bare-metal zone of a controller, once provisioning is enabled.
-#[derive(Debug, Default)]
-pub struct MetalSlot(OnceLock<Arc<Metal>>);
-
-impl MetalSlot {
-    /// Makes `metal` the controller's bare-metal zone (once).
-    pub fn enable(&self, metal: Arc<Metal>) {
-        if self.0.set(metal).is_err() {
-            tracing::warn!("the bare-metal zone was already enabled");
-        }
-    }
-
-    /// The zone, when provisioning is enabled.
-    pub fn get(&self) -> Option<&Arc<Metal>> {
-        self.0.get().filter(|m| m.engine().is_some())
-    }
-}
-
-/// The bare-metal zone's name: `<region>-metal`.
-pub fn zone_name(config: &Config) -> String {
-    format!("{}-metal", config.region)
-}
-
-/// The bare-metal zone's id: `<region>-metal-az1`.
-pub fn zone_id(config: &Config) -> String {
-    format!("{}-metal-az1", config.region)
-}
-
-/// The profile a bare-metal image installs (`None`: not a bare-metal image).
-pub fn image_profile(image: &Image) -> Option<&str> {
-    if image.image_type == "machine" && image.bucket.is_empty() {
-        image.location.strip_prefix(LOCATION_PREFIX)
-    } else {
-        None
-    }
-}
-
-/// Whether an instance runs on a machine of the bare-metal zone.
-pub fn is_metal(instance: &Instance) -> bool {
-    instance.record.node_id.starts_with(NODE_PREFIX)
-}
-
-/// The machine of a bare-metal instance.
-pub fn system_of(record: &InstanceRecord) -> Option<&str> {
-    record.node_id.strip_prefix(NODE_PREFIX)
-}
 
 /// The owner string the machines of a reservation carry.
 fn owner_for(account_name: &str, reservation_id: &str) -> String {
@@ -528,7 +474,7 @@ pub fn decide(instance: &Instance, system: Option<&System>, now: i64) -> SyncSte
         step.forget = instance
             .record
             .terminated_at
-            .is_some_and(|at| now - at > crate::reconciler::TERMINATED_VISIBLE_MILLIS);
+            .is_some_and(|at| now - at > crate::instances::model::TERMINATED_VISIBLE_MILLIS);
         return step;
     }
     let Some(system) = owned else {
@@ -726,20 +672,6 @@ async fn release_orphans(
         }
     }
     Ok(())
-}
-
-/// Returns `systems` to the pool (a launch that failed after reserving
-/// them). Failures are logged: the syncer returns machines no instance
-/// holds.
-pub async fn release_machines(cloud: &Cloud, systems: &[String]) {
-    let Some(engine) = cloud.compute.metal.get().and_then(|m| m.engine().cloned()) else {
-        return;
-    };
-    for name in systems {
-        if let Err(e) = engine.release(name).await {
-            tracing::warn!(system = %name, error = %e, "could not give back a machine of a failed launch; the reconciler will");
-        }
-    }
 }
 
 /// Reboots the machine of a running bare-metal instance (a power cycle; its
@@ -965,7 +897,7 @@ mod tests {
             decide(
                 &done,
                 None,
-                crate::reconciler::TERMINATED_VISIBLE_MILLIS + 1
+                crate::instances::model::TERMINATED_VISIBLE_MILLIS + 1
             )
             .forget
         );
