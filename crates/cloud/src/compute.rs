@@ -23,6 +23,8 @@ pub struct Compute {
     firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
     /// The bare-metal zone, once provisioning is enabled.
     pub metal: crate::metal::MetalSlot,
+    /// Per zone: the node round-robin placement used last.
+    round_robin: Mutex<HashMap<String, String>>,
 }
 
 impl Compute {
@@ -35,6 +37,7 @@ impl Compute {
             calls: Mutex::new(HashSet::new()),
             firewalls: Mutex::new(HashMap::new()),
             metal: crate::metal::MetalSlot::default(),
+            round_robin: Mutex::new(HashMap::new()),
         }
     }
 
@@ -84,5 +87,22 @@ impl Compute {
             .lock()
             .expect("call set lock poisoned")
             .remove(instance_id);
+    }
+
+    /// The node round-robin placement used last in `zone`.
+    pub fn last_placed(&self, zone: &str) -> Option<String> {
+        self.round_robin
+            .lock()
+            .expect("round-robin lock poisoned")
+            .get(zone)
+            .cloned()
+    }
+
+    /// Records the node round-robin placement used last in `zone`.
+    pub fn placed_last(&self, zone: &str, node_id: &str) {
+        self.round_robin
+            .lock()
+            .expect("round-robin lock poisoned")
+            .insert(zone.to_owned(), node_id.to_owned());
     }
 }

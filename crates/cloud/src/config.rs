@@ -59,6 +59,11 @@ pub struct Config {
     /// Give every instance a public IP at launch (EC2-Classic and
     /// Eucalyptus behaviour).
     pub auto_public_ip: bool,
+    /// How each zone chooses nodes (zones not named use
+    /// [`Config::default_placement`]).
+    pub placement: std::collections::BTreeMap<String, crate::instances::placement::Policy>,
+    /// The placement policy of zones not in [`Config::placement`].
+    pub default_placement: crate::instances::placement::Policy,
 }
 
 impl Config {
@@ -80,7 +85,17 @@ impl Config {
                     .expect("the default public range is valid"),
             }],
             auto_public_ip: true,
+            placement: std::collections::BTreeMap::new(),
+            default_placement: crate::instances::placement::Policy::default(),
         }
+    }
+
+    /// The placement policy of `zone`.
+    pub fn placement_policy(&self, zone: &str) -> crate::instances::placement::Policy {
+        self.placement
+            .get(zone)
+            .copied()
+            .unwrap_or(self.default_placement)
     }
 
     /// Base URL clients use (`http://127.0.0.1:8773`). A wildcard listen

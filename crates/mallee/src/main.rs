@@ -85,6 +85,11 @@ struct UpArgs {
     /// Do not give instances a public IP at launch.
     #[arg(long)]
     no_auto_public_ip: bool,
+    /// How a zone chooses nodes for new instances: `spread` (fewest
+    /// instances first, the default), `greedy` (fill a node first) or
+    /// `round-robin`; `ZONE=POLICY` sets one zone's (repeatable).
+    #[arg(long, value_name = "[ZONE=]POLICY")]
+    placement: Vec<String>,
     #[command(flatten)]
     vm: node_cmd::VmArgs,
     #[command(flatten)]
@@ -246,6 +251,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         cidr: args.public_range,
     }];
     config.auto_public_ip = !args.no_auto_public_ip;
+    apply_placement(&mut config, &args.placement)?;
     let metal = args.metal.config(&config.data_dir)?;
     let mut prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
     if let Some(metal) = metal {
@@ -403,4 +409,22 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `--placement [ZONE=]POLICY` arguments to `config`.
+fn apply_placement(config: &mut Config, args: &[String]) -> Result<(), String> {
+    for arg in args {
+        match arg.split_once('=') {
+            Some((zone, policy)) => {
+                if !config.zones.iter().any(|z| z == zone) {
+                    return Err(format!(
+                        "--placement {arg}: {zone} is not a zone of this cloud"
+                    ));
+                }
+                config.placement.insert(zone.to_owned(), policy.parse()?);
+            }
+            None => config.default_placement = arg.parse()?,
+        }
+    }
+    Ok(())
 }

@@ -49,6 +49,9 @@ pub struct NodeRoom {
     pub memory_mib: u64,
     /// Free disk.
     pub disk_gib: u64,
+    /// Instances holding capacity on it (counting those placed by the
+    /// launch being planned).
+    pub instances: usize,
 }
 
 impl NodeRoom {
@@ -60,6 +63,7 @@ impl NodeRoom {
         self.cores -= d.vcpus;
         self.memory_mib -= d.memory_mib;
         self.disk_gib -= d.disk_gib;
+        self.instances += 1;
     }
 }
 
@@ -71,7 +75,9 @@ fn unsigned(v: i64) -> u64 {
 /// controller's instances on it hold.
 pub fn rooms(nodes: &[Node], instances: &[Instance], zone: &str) -> Vec<NodeRoom> {
     let mut used: HashMap<&str, Demand> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
     for i in instances.iter().filter(|i| i.holds_capacity()) {
+        *counts.entry(i.record.node_id.as_str()).or_default() += 1;
         let held = Demand::of(&i.details.spec);
         let u = used.entry(i.record.node_id.as_str()).or_insert(Demand {
             vcpus: 0,
@@ -93,29 +99,118 @@ pub fn rooms(nodes: &[Node], instances: &[Instance], zone: &str) -> Vec<NodeRoom
                 memory_mib: unsigned(n.memory_mib_max)
                     .saturating_sub(u.map_or(0, |u| u.memory_mib)),
                 disk_gib: unsigned(n.disk_gib_max).saturating_sub(u.map_or(0, |u| u.disk_gib)),
+                instances: counts.get(n.node_id.as_str()).copied().unwrap_or(0),
             }
         })
         .collect()
 }
 
-/// Places up to `max` instances of `demand`, each on the node with the most
-/// free cores at that point (spreading a reservation over nodes). Returns
-/// the chosen node ids, possibly fewer than `max`.
-pub fn place(mut rooms: Vec<NodeRoom>, demand: Demand, max: usize) -> Vec<Node> {
+/// How a zone chooses among nodes with room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Fewest instances first, so load spreads over every node.
+    #[default]
+    Spread,
+    /// Fill a node before using the next (fewer nodes busy).
+    Greedy,
+    /// Each instance on the node after the previous one, in turn
+    /// (Eucalyptus' default).
+    RoundRobin,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Self; 3] = [Self::Spread, Self::Greedy, Self::RoundRobin];
+
+    /// The policy's name in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Spread => "spread",
+            Self::Greedy => "greedy",
+            Self::RoundRobin => "round-robin",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown placement policy {s:?}: spread, greedy or round-robin"))
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Chooses nodes for up to `max` instances of `demand` with `policy`,
+/// taking room as it goes (several instances may share a node). For
+/// round-robin, `after` is the node the zone placed on last. Returns the
+/// chosen nodes, in order, possibly fewer than `max` (only when no node
+/// has room for one more).
+pub fn place_by(
+    policy: Policy,
+    mut rooms: Vec<NodeRoom>,
+    demand: Demand,
+    max: usize,
+    after: Option<&str>,
+) -> Vec<Node> {
+    rooms.sort_by(|a, b| a.node.node_id.cmp(&b.node.node_id));
+    let mut last = after.map(str::to_owned);
     let mut chosen = Vec::new();
     while chosen.len() < max {
-        let Some(best) = rooms.iter_mut().filter(|r| r.fits(demand)).max_by(|a, b| {
-            a.cores
-                .cmp(&b.cores)
-                .then(a.memory_mib.cmp(&b.memory_mib))
-                .then(b.node.node_id.cmp(&a.node.node_id))
-        }) else {
+        let fitting = rooms.iter().enumerate().filter(|(_, r)| r.fits(demand));
+        let pick = match policy {
+            // Fewest instances, then most free cores, then node id.
+            Policy::Spread => fitting
+                .min_by(|(_, a), (_, b)| {
+                    a.instances
+                        .cmp(&b.instances)
+                        .then(b.cores.cmp(&a.cores))
+                        .then(a.node.node_id.cmp(&b.node.node_id))
+                })
+                .map(|(i, _)| i),
+            // The busiest node that still fits, then node id.
+            Policy::Greedy => fitting
+                .min_by(|(_, a), (_, b)| {
+                    b.instances
+                        .cmp(&a.instances)
+                        .then(a.node.node_id.cmp(&b.node.node_id))
+                })
+                .map(|(i, _)| i),
+            // The first fitting node after the last one, wrapping around.
+            Policy::RoundRobin => {
+                let fitting: Vec<usize> = fitting.map(|(i, _)| i).collect();
+                fitting
+                    .iter()
+                    .copied()
+                    .find(|i| {
+                        last.as_deref()
+                            .is_none_or(|l| rooms[*i].node.node_id.as_str() > l)
+                    })
+                    .or_else(|| fitting.first().copied())
+            }
+        };
+        let Some(index) = pick else {
             break;
         };
-        best.take(demand);
-        chosen.push(best.node.clone());
+        let room = &mut rooms[index];
+        room.take(demand);
+        last = Some(room.node.node_id.clone());
+        chosen.push(room.node.clone());
     }
     chosen
+}
+
+/// [`place_by`] with the default policy, [`Policy::Spread`].
+pub fn place(rooms: Vec<NodeRoom>, demand: Demand, max: usize) -> Vec<Node> {
+    place_by(Policy::Spread, rooms, demand, max, None)
 }
 
 /// Takes room for `demand` on the node `node_id` (an instance that goes

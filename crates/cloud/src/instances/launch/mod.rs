@@ -269,6 +269,9 @@ pub async fn run(
         }
     }
     steps.finish();
+    if let Some(node) = chosen.last() {
+        cloud.compute.placed_last(&subnet.zone, &node.node_id);
+    }
     security_groups::firewall_changed(cloud);
     drop(placing);
     cloud.compute.wake();
@@ -478,7 +481,14 @@ async fn capacity(
     let mut chosen_subnet = None;
     for subnet in &network.subnets {
         let rooms = placement::rooms(&nodes, all, &subnet.zone);
-        let placed = placement::place(rooms, demand, wanted);
+        let last = cloud.compute.last_placed(&subnet.zone);
+        let placed = placement::place_by(
+            cloud.config.placement_policy(&subnet.zone),
+            rooms,
+            demand,
+            wanted,
+            last.as_deref(),
+        );
         if placed.len() > chosen.len() || chosen_subnet.is_none() {
             chosen = placed;
             chosen_subnet = Some(subnet.clone());
