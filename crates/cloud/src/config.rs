@@ -90,6 +90,44 @@ impl Config {
         }
     }
 
+    /// Sets the region and zone names (no zones: the region's name followed
+    /// by `a`), checking they are names AWS tools accept.
+    pub fn set_names(&mut self, region: &str, zones: &[String]) -> Result<(), String> {
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !valid(region) {
+            return Err(format!(
+                "region {region:?}: use lowercase letters, digits and '-'"
+            ));
+        }
+        let zones: Vec<String> = if zones.is_empty() {
+            vec![format!("{region}a")]
+        } else {
+            zones.to_vec()
+        };
+        for (i, zone) in zones.iter().enumerate() {
+            if !valid(zone) {
+                return Err(format!(
+                    "zone {zone:?}: use lowercase letters, digits and '-'"
+                ));
+            }
+            if zones[..i].contains(zone) {
+                return Err(format!("zone {zone} is named twice"));
+            }
+        }
+        self.region = region.to_owned();
+        self.zones = zones;
+        if let Some(range) = self.public_ranges.first_mut() {
+            range.zone.clone_from(&self.zones[0]);
+        }
+        Ok(())
+    }
+
     /// The placement policy of `zone`.
     pub fn placement_policy(&self, zone: &str) -> crate::instances::placement::Policy {
         self.placement

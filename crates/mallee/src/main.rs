@@ -85,6 +85,15 @@ struct UpArgs {
     /// Do not give instances a public IP at launch.
     #[arg(long)]
     no_auto_public_ip: bool,
+    /// Region name (fixed at the first start; e.g. `us-east-1` for tools
+    /// that check region names against AWS's list).
+    #[arg(long, env = "MALLEE_REGION", default_value = mallee_cloud::config::DEFAULT_REGION)]
+    region: String,
+    /// Availability zone names, comma-separated (fixed at the first start;
+    /// default: the region's name followed by `a`). The public range and
+    /// the node of `up` serve the first.
+    #[arg(long, env = "MALLEE_ZONES", value_delimiter = ',')]
+    zones: Vec<String>,
     /// How a zone chooses nodes for new instances: `spread` (fewest
     /// instances first, the default), `greedy` (fill a node first) or
     /// `round-robin`; `ZONE=POLICY` sets one zone's (repeatable).
@@ -245,6 +254,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         );
     }
     let mut config = Config::new(args.listen, data_dir);
+    config.set_names(&args.region, &args.zones)?;
     config.s3_domain = args.s3_domain;
     config.public_ranges = vec![mallee_cloud::config::PublicRange {
         zone: config.zones[0].clone(),
