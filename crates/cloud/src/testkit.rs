@@ -8,9 +8,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use mallee_node_api::{
-    Artifact, BootImage, DesiredState, InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec,
-};
+use crate::instances::spec::{Boot, ImageObject, LaunchSpec, Metadata, MetadataOptions, Nic};
 use mallee_store::{InstanceRecord, Node, Reservation, sqlite::SqliteStore};
 
 use crate::compute::Compute;
@@ -241,7 +239,7 @@ impl InstanceBuilder {
 
     /// The launch details.
     pub fn details(&self) -> InstanceDetails {
-        let metadata = InstanceMetadata {
+        let metadata = Metadata {
             ami_id: "ami-0123456789abcdef0".into(),
             ami_launch_index: 0,
             reservation_id: self.reservation_id(),
@@ -266,22 +264,22 @@ impl InstanceBuilder {
             options: MetadataOptions::default(),
         };
         let mut details = InstanceDetails {
-            spec: InstanceSpec {
+            spec: LaunchSpec {
                 instance_id: self.id.clone(),
                 account_id: self.account.clone(),
                 instance_type: self.instance_type.clone(),
                 vcpus: self.vcpus,
                 memory_mib: self.memory_mib,
                 disk_gib: self.disk_gib,
-                image: BootImage::Hvm {
-                    disk: Artifact {
+                image: Boot::Hvm {
+                    disk: ImageObject {
                         bucket: "images".into(),
                         key: "disk.img".into(),
                         size: 1 << 30,
                         etag: "\"etag\"".into(),
                     },
                 },
-                nics: vec![NicSpec {
+                nics: vec![Nic {
                     mac: self.mac.clone(),
                     private_ip: self.ip.clone(),
                     network_id: self.network.clone(),
@@ -289,8 +287,6 @@ impl InstanceBuilder {
                     vpc_cidr: self.vpc_cidr.clone(),
                     public_ip: None,
                 }],
-                desired: DesiredState::Running,
-                generation: 1,
                 metadata,
             },
             key_name: None,

@@ -11,9 +11,10 @@ use mallee_cloud::error::Capacity;
 use mallee_cloud::instances::launch::{self, RunInstances};
 use mallee_cloud::instances::lifecycle;
 use mallee_cloud::instances::model::{Desired, Instance, InstanceState, ShutdownBehavior};
+use mallee_cloud::instances::spec::MetadataOptions;
 use mallee_cloud::testkit::{TestCloud, ZONE};
 use mallee_cloud::{Cloud, CloudError, Principal, nodes, reconciler};
-use mallee_node_api::{MetadataOptions, VmState};
+use mallee_node_api::VmState;
 use mallee_node_sim::{CallKind, SimCapacity, SimConfig, SimNode};
 use mallee_store::Image;
 

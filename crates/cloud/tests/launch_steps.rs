@@ -6,9 +6,9 @@
 use mallee_cloud::faults::Step;
 use mallee_cloud::instances::launch::{self, RunInstances};
 use mallee_cloud::instances::model::ShutdownBehavior;
+use mallee_cloud::instances::spec::MetadataOptions;
 use mallee_cloud::testkit::{TestCloud, ZONE, node};
 use mallee_cloud::{CloudError, Principal};
-use mallee_node_api::MetadataOptions;
 use mallee_store::{Image, ImageBlockDevice, TagPair};
 
 const IMAGE: &str = "ami-0123456789abcdef0";

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use mallee_cloud::instances::launch::{self, RunInstances};
 use mallee_cloud::instances::model::ShutdownBehavior;
 use mallee_cloud::instances::placement::Policy;
+use mallee_cloud::instances::spec::MetadataOptions;
 use mallee_cloud::testkit::{TestCloud, ZONE, node};
 use mallee_cloud::{CloudError, Principal};
-use mallee_node_api::MetadataOptions;
 use mallee_store::Image;
 
 const IMAGE: &str = "ami-0123456789abcdef0";

@@ -551,8 +551,8 @@ impl ResetImageAttribute {
 mod tests {
     use mallee_cloud::Cloud;
     use mallee_cloud::images::resolve_for_launch;
+    use mallee_cloud::instances::spec::{Boot as BootImage, ImageObject as Artifact};
     use mallee_cloud::testkit::TestCloud;
-    use mallee_node_api::{Artifact, BootImage};
     use mallee_store::LaunchPermissionChange;
 
     use super::*;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use mallee_node_api::{HttpTokens, MetadataOptions};
+use mallee_cloud::instances::spec::{MetadataOptions, Tokens as HttpTokens};
 use mallee_store::{InstanceRecord, VolumeRecord};
 
 use crate::filter::{self, Filter, Filterable, parse_filters};

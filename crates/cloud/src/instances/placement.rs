@@ -29,7 +29,7 @@ pub struct Demand {
 
 impl Demand {
     /// What an instance with `spec` holds on its node.
-    pub fn of(spec: &mallee_node_api::InstanceSpec) -> Self {
+    pub fn of(spec: &crate::instances::spec::LaunchSpec) -> Self {
         Self {
             vcpus: u64::from(spec.vcpus),
             memory_mib: spec.memory_mib,

@@ -22,9 +22,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::instances::spec::{Boot, ImageObject, LaunchSpec, Metadata, MetadataOptions};
 use mallee_metal::inventory::{InventoryError, Selection};
 use mallee_metal::{EngineError, State, System};
-use mallee_node_api::{Artifact, BootImage, InstanceMetadata, InstanceSpec, MetadataOptions};
 use mallee_store::{Image, InstanceRecord, Reservation, StoreError, TagPair};
 
 use super::Metal;
@@ -354,7 +354,7 @@ fn instance_record(
     let ip = system.ip.to_string();
     let mac = system.mac.to_string();
     let dns = placement::private_dns_name(system.ip, &config.region);
-    let metadata = InstanceMetadata {
+    let metadata = Metadata {
         ami_id: image.image_id.clone(),
         ami_launch_index: u32::try_from(index).unwrap_or(u32::MAX),
         reservation_id: reservation.reservation_id.clone(),
@@ -380,15 +380,15 @@ fn instance_record(
     };
     // Never sent to a node agent (the instance's node is `metal:SYSTEM`):
     // it carries the metadata and type the EC2 responses show.
-    let spec = InstanceSpec {
+    let spec = LaunchSpec {
         instance_id: instance_id.clone(),
         account_id: reservation.account_id.clone(),
         instance_type: instance_type.to_owned(),
         vcpus: 0,
         memory_mib: 0,
         disk_gib: 0,
-        image: BootImage::Hvm {
-            disk: Artifact {
+        image: Boot::Hvm {
+            disk: ImageObject {
                 bucket: String::new(),
                 key: image.location.clone(),
                 size: 0,
@@ -396,8 +396,6 @@ fn instance_record(
             },
         },
         nics: Vec::new(),
-        desired: mallee_node_api::DesiredState::Running,
-        generation: 1,
         metadata,
     };
     let details = InstanceDetails {

@@ -22,7 +22,7 @@
 
 pub mod steps;
 
-use mallee_node_api::{InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec, PublicKey};
+use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, SshKey};
 use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
 
@@ -301,7 +301,7 @@ struct Plan {
     image: LaunchImage,
     volumes: Vec<LaunchVolume>,
     instance_type: InstanceType,
-    public_keys: Vec<PublicKey>,
+    public_keys: Vec<SshKey>,
 }
 
 fn invalid(message: impl Into<String>) -> CloudError {
@@ -350,7 +350,7 @@ async fn resolve(
                         format!("The key pair '{name}' does not exist"),
                     )
                 })?;
-            vec![PublicKey {
+            vec![SshKey {
                 name: key.name.clone(),
                 openssh_key: format!("{} {}", key.public_key, key.name),
             }]
@@ -590,7 +590,7 @@ fn build_records(
     {
         let mac = placement::random_mac();
         let dns = placement::private_dns_name(*ip, &cloud.config.region);
-        let metadata = InstanceMetadata {
+        let metadata = Metadata {
             ami_id: image.image_id.clone(),
             ami_launch_index: u32::try_from(index).unwrap_or(u32::MAX),
             reservation_id: reservation.reservation_id.clone(),
@@ -627,7 +627,7 @@ fn build_records(
             .find(|v| v.details.boot)
             .map(|v| v.id().to_owned());
         volumes.extend(instance_volumes.iter().map(Volume::encode));
-        let spec = InstanceSpec {
+        let spec = LaunchSpec {
             instance_id: instance_id.clone(),
             account_id: account.clone(),
             instance_type: instance_type.name.clone(),
@@ -640,7 +640,7 @@ fn build_records(
                 u64::from(instance_type.disk_gib)
             },
             image: image.boot_from(root_volume.as_deref().unwrap_or_default()),
-            nics: vec![NicSpec {
+            nics: vec![Nic {
                 mac: mac.clone(),
                 private_ip: ip.to_string(),
                 network_id: network.vpc_id.clone(),
@@ -648,8 +648,6 @@ fn build_records(
                 vpc_cidr: network.vpc_cidr.clone(),
                 public_ip: None,
             }],
-            desired: mallee_node_api::DesiredState::Running,
-            generation: 1,
             metadata,
         };
         let mut details = InstanceDetails {
