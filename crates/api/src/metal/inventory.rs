@@ -51,9 +51,9 @@ impl DescribeSystems {
         Ok(Self(targets(params)?))
     }
 
-    /// Lists the systems.
+    /// Lists the systems as the caller may see them.
     pub async fn execute(self, ctx: &MetalContext<'_>) -> Result<String> {
-        let systems = inventory::systems(ctx.metal, &self.0).await?;
+        let systems = inventory::systems(ctx.metal, ctx.principal, &self.0).await?;
         Ok(ctx.respond_systems("DescribeSystems", "systemSet", &systems))
     }
 }
@@ -78,7 +78,13 @@ impl DescribeSystemGroups {
 
     /// Lists the groups with their counts, then their systems.
     pub async fn execute(self, ctx: &MetalContext<'_>) -> Result<String> {
-        let found = inventory::groups(ctx.metal, self.group.as_deref(), self.free_only).await?;
+        let found = inventory::groups(
+            ctx.metal,
+            ctx.principal,
+            self.group.as_deref(),
+            self.free_only,
+        )
+        .await?;
         Ok(ctx.respond("DescribeSystemGroups", |w| {
             w.items("groupSet", &found.groups, |w, g| {
                 w.text("name", &g.name);

@@ -7,6 +7,8 @@
 //! user strings (`-u USER`): an administrator's owner is `USER`, another
 //! account's is `ACCOUNT:USER` ([`owner_of`]), and such an account sees and
 //! touches only systems whose owner starts with `ACCOUNT:` ([`may_touch`]).
+//! The inventory shows it the other accounts' systems as taken, but not by
+//! whom or with what ([`as_seen_by`]).
 
 use crate::{CloudError, Principal};
 
@@ -73,6 +75,19 @@ pub fn may_touch(caller: &Principal, owner: Option<&str>) -> bool {
             o.strip_prefix(caller.account.name.as_str())
                 .is_some_and(|rest| rest.starts_with(':'))
         })
+}
+
+/// `system` as `caller` sees it in the inventory: a system another
+/// account holds shows that it is taken (its state), not the holder's
+/// owner string, the profile it chose or what its installed system last
+/// said.
+pub fn as_seen_by(caller: &Principal, mut system: mallee_metal::System) -> mallee_metal::System {
+    if system.owner.is_some() && !may_touch(caller, system.owner.as_deref()) {
+        system.owner = None;
+        system.profile = None;
+        system.last_event = None;
+    }
+    system
 }
 
 /// Refuses `caller` a system it may not touch.

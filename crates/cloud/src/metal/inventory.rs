@@ -1,6 +1,7 @@
 //! The bare-metal inventory: groups, distros and systems, described by
-//! everyone and edited by administrators ([`super::access::authorize`]
-//! gates the edits before they run). Edits that change what the DHCP
+//! everyone (other accounts' systems as taken, without whose:
+//! [`super::access::as_seen_by`]) and edited by administrators
+//! ([`super::access::authorize`] gates the edits before they run). Edits that change what the DHCP
 //! server must know (a system's MAC or address) resynchronise it when
 //! provisioning is on.
 
@@ -15,9 +16,10 @@ use mallee_metal::{Mac, State, System, Wipe};
 use mallee_store::metal::{MetalDistro, MetalGroup};
 
 use super::Metal;
+use super::access::as_seen_by;
 use super::errors::{MetalResult, not_enabled};
 use super::systems::{Target, find, lookup, not_busy};
-use crate::{CloudError, Kind};
+use crate::{CloudError, Kind, Principal};
 
 /// A group to add, or to describe anew.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,19 +138,30 @@ pub async fn distros(metal: &Metal) -> Result<Vec<MetalDistro>, CloudError> {
     metal.store().metal_distros().await.metal()
 }
 
-/// Every system, or those `targets` name (in their order).
-pub async fn systems(metal: &Metal, targets: &[Target]) -> Result<Vec<System>, CloudError> {
+/// Every system, or those `targets` name (in their order), as `caller`
+/// sees them.
+pub async fn systems(
+    metal: &Metal,
+    caller: &Principal,
+    targets: &[Target],
+) -> Result<Vec<System>, CloudError> {
     let all = metal.inventory().systems().await.metal()?;
-    if targets.is_empty() {
-        return Ok(all);
-    }
-    targets.iter().map(|t| find(&all, t).cloned()).collect()
+    let chosen = if targets.is_empty() {
+        all
+    } else {
+        targets
+            .iter()
+            .map(|t| find(&all, t).cloned())
+            .collect::<Result<_, _>>()?
+    };
+    Ok(chosen.into_iter().map(|s| as_seen_by(caller, s)).collect())
 }
 
 /// Every group (or `only` that one) with its systems, all or only the free
-/// ones.
+/// ones, as `caller` sees them.
 pub async fn groups(
     metal: &Metal,
+    caller: &Principal,
     only: Option<&str>,
     free_only: bool,
 ) -> Result<Groups, CloudError> {
@@ -180,6 +193,7 @@ pub async fn groups(
         .into_iter()
         .filter(|s| summaries.iter().any(|g| g.name == s.group))
         .filter(|s| !free_only || is_free(s))
+        .map(|s| as_seen_by(caller, s))
         .collect();
     Ok(Groups {
         groups: summaries,
@@ -285,7 +299,20 @@ pub async fn confirm_powered_off(metal: &Metal, target: &Target) -> Result<Syste
 mod tests {
     use super::*;
     use crate::metal::systems::tests::rack;
-    use crate::testkit::TestCloud;
+    use crate::metal::systems::{Pick, reserve};
+    use crate::testkit::{TestCloud, principal};
+
+    /// Changes the stored system `name` as the engine would.
+    async fn edit_stored(metal: &Metal, name: &str, edit: impl FnOnce(&mut System)) {
+        let mut s = metal
+            .inventory()
+            .system(name)
+            .await
+            .expect("get")
+            .expect(name);
+        edit(&mut s);
+        metal.inventory().save_state(&s).await.expect("save");
+    }
 
     #[tokio::test]
     async fn groups_count_their_free_systems() {
@@ -297,17 +324,14 @@ mod tests {
             wipe: Some(Wipe::Zero),
         };
         add_group(&metal, spare).await.expect("group");
-        let mut m2 = metal
-            .inventory()
-            .system("m2")
-            .await
-            .expect("get")
-            .expect("m2");
-        m2.owner = Some("demo".into());
-        m2.state = State::Reserved;
-        metal.inventory().save_state(&m2).await.expect("save");
+        edit_stored(&metal, "m2", |m2| {
+            m2.owner = Some("demo".into());
+            m2.state = State::Reserved;
+        })
+        .await;
 
-        let all = groups(&metal, None, false).await.expect("groups");
+        let admin = principal(&tc, "ops", true).await;
+        let all = groups(&metal, &admin, None, false).await.expect("groups");
         let counts: Vec<_> = all
             .groups
             .iter()
@@ -315,12 +339,14 @@ mod tests {
             .collect();
         assert_eq!(counts, [("spare", "zero", 0, 0), ("test01", "none", 3, 2)]);
         assert_eq!(all.systems.len(), 3);
-        let free = groups(&metal, Some("test01"), true).await.expect("groups");
+        let free = groups(&metal, &admin, Some("test01"), true)
+            .await
+            .expect("groups");
         assert_eq!(free.groups.len(), 1);
         let names: Vec<_> = free.systems.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["m1", "m3"]);
         assert_eq!(
-            groups(&metal, Some("nope"), false).await,
+            groups(&metal, &admin, Some("nope"), false).await,
             Err(CloudError::not_found(
                 Kind::SystemGroup,
                 "no group named nope"
@@ -347,6 +373,63 @@ mod tests {
         assert_eq!(
             remove_system(&metal, "m9").await,
             Err(CloudError::not_found(Kind::System, "no system named m9"))
+        );
+    }
+
+    #[tokio::test]
+    async fn other_accounts_systems_show_as_taken_without_whose() {
+        let tc = TestCloud::new().await;
+        let metal = rack(&tc).await;
+        let admin = principal(&tc, "ops", true).await;
+        let alpha = principal(&tc, "alpha", false).await;
+        let bravo = principal(&tc, "bravo", false).await;
+        let m1 = Target::Name("m1".into());
+        reserve(&metal, &alpha, &Pick::Systems(vec![m1.clone()]), "demo")
+            .await
+            .expect("reserve");
+        edit_stored(&metal, "m1", |held| {
+            held.profile = Some("alphas-os".into());
+            held.last_event = Some("installed system checked in: alpha's secret".into());
+        })
+        .await;
+
+        let (metal_ref, target) = (&metal, std::slice::from_ref(&m1));
+        let holder = |caller| async move {
+            let s = systems(metal_ref, caller, target)
+                .await
+                .expect("systems")
+                .remove(0);
+            (s.owner, s.profile, s.last_event, s.state)
+        };
+        let whose = (
+            Some("alpha:demo".to_owned()),
+            Some("alphas-os".to_owned()),
+            Some("installed system checked in: alpha's secret".to_owned()),
+            State::Reserved,
+        );
+        assert_eq!(holder(&alpha).await, whose, "the holder sees its own");
+        assert_eq!(
+            holder(&admin).await,
+            whose,
+            "administrators see every holder"
+        );
+        assert_eq!(
+            holder(&bravo).await,
+            (None, None, None, State::Reserved),
+            "another account sees the system taken, not by whom or with what"
+        );
+
+        let seen = groups(&metal, &bravo, Some("test01"), false)
+            .await
+            .expect("groups");
+        assert_eq!((seen.groups[0].total, seen.groups[0].free), (3, 2));
+        let m1_seen = seen.systems.iter().find(|s| s.name == "m1").expect("m1");
+        assert_eq!((&m1_seen.owner, &m1_seen.profile), (&None, &None));
+        let all = systems(&metal, &bravo, &[]).await.expect("systems");
+        assert_eq!(all.len(), 3, "the whole rack");
+        assert!(
+            all.iter()
+                .all(|s| s.owner.is_none() && s.last_event.is_none())
         );
     }
 }
