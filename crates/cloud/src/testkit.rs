@@ -9,7 +9,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::instances::spec::{Boot, ImageObject, LaunchSpec, Metadata, MetadataOptions, Nic};
-use mallee_store::{InstanceRecord, Node, Reservation, sqlite::SqliteStore};
+use mallee_store::{Image, InstanceRecord, Node, Reservation, sqlite::SqliteStore};
 
 use crate::compute::Compute;
 use crate::faults::Faults;
@@ -108,6 +108,61 @@ pub fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) ->
         disk_gib_max: disk_gib,
         disk_gib_free: disk_gib,
         updated_at: 1,
+    }
+}
+
+/// An available HVM machine image `image_id` of `account`: a 1 MiB raw disk
+/// object in bucket `images`.
+pub fn machine_image(image_id: &str, account: &str) -> Image {
+    Image {
+        image_id: image_id.into(),
+        account_id: account.into(),
+        name: "disk".into(),
+        description: None,
+        image_type: "machine".into(),
+        architecture: "x86_64".into(),
+        virtualization_type: "hvm".into(),
+        root_device_name: "/dev/sda1".into(),
+        root_device_type: "instance-store".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        location: "images/disk.img".into(),
+        bucket: "images".into(),
+        key: "disk.img".into(),
+        size: 1 << 20,
+        etag: "etag".into(),
+        disk_format: "raw".into(),
+        state: "available".into(),
+        is_public: false,
+        created_at: 1,
+        launch_permissions: Vec::new(),
+        block_device_mappings: Vec::new(),
+    }
+}
+
+/// A RunInstances request for `count` t1.micro instances of `image_id`,
+/// every other parameter left to its default.
+pub fn run_request(image_id: &str, count: usize) -> crate::instances::launch::RunInstances {
+    crate::instances::launch::RunInstances {
+        image_id: image_id.into(),
+        min_count: count,
+        max_count: count,
+        instance_type: "t1.micro".into(),
+        key_name: None,
+        user_data: None,
+        security_groups: Vec::new(),
+        security_group_ids: Vec::new(),
+        zone: None,
+        kernel_id: None,
+        ramdisk_id: None,
+        client_token: None,
+        shutdown_behavior: ShutdownBehavior::Stop,
+        disable_api_termination: false,
+        metadata_options: crate::instances::spec::MetadataOptions::default(),
+        subnet_id: None,
+        associate_public_ip: None,
+        tags: Vec::new(),
+        block_device_mappings: Vec::new(),
     }
 }
 

@@ -11,8 +11,7 @@ use mallee_cloud::error::Capacity;
 use mallee_cloud::instances::launch::{self, RunInstances};
 use mallee_cloud::instances::lifecycle;
 use mallee_cloud::instances::model::{Desired, Instance, InstanceState, ShutdownBehavior};
-use mallee_cloud::instances::spec::MetadataOptions;
-use mallee_cloud::testkit::{TestCloud, ZONE};
+use mallee_cloud::testkit::{TestCloud, ZONE, machine_image, run_request};
 use mallee_cloud::{Cloud, CloudError, Principal, nodes, reconciler};
 use mallee_node_api::VmState;
 use mallee_node_sim::{CallKind, SimCapacity, SimConfig, SimNode};
@@ -132,52 +131,21 @@ impl Cluster {
 
 fn image(account: &str) -> Image {
     Image {
-        image_id: IMAGE.into(),
-        account_id: account.into(),
         name: "linux".into(),
-        description: None,
-        image_type: "machine".into(),
-        architecture: "x86_64".into(),
-        virtualization_type: "hvm".into(),
-        root_device_name: "/dev/sda1".into(),
-        root_device_type: "instance-store".into(),
-        kernel_id: None,
-        ramdisk_id: None,
         location: "images/linux.img".into(),
-        bucket: "images".into(),
         key: "linux.img".into(),
         size: 1 << 30,
-        etag: "etag".into(),
-        disk_format: "raw".into(),
-        state: "available".into(),
-        is_public: false,
-        created_at: 1,
-        launch_permissions: Vec::new(),
-        block_device_mappings: Vec::new(),
+        ..machine_image(IMAGE, account)
     }
 }
 
 fn request(min: usize, max: usize, behavior: ShutdownBehavior) -> RunInstances {
     RunInstances {
-        image_id: IMAGE.into(),
         min_count: min,
         max_count: max,
         instance_type: "m1.small".into(),
-        key_name: None,
-        user_data: None,
-        security_groups: Vec::new(),
-        security_group_ids: Vec::new(),
-        zone: None,
-        kernel_id: None,
-        ramdisk_id: None,
-        client_token: None,
         shutdown_behavior: behavior,
-        disable_api_termination: false,
-        metadata_options: MetadataOptions::default(),
-        subnet_id: None,
-        associate_public_ip: None,
-        tags: Vec::new(),
-        block_device_mappings: Vec::new(),
+        ..run_request(IMAGE, max)
     }
 }
 

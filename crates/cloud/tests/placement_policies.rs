@@ -6,12 +6,9 @@
 use std::collections::BTreeMap;
 
 use mallee_cloud::instances::launch::{self, RunInstances};
-use mallee_cloud::instances::model::ShutdownBehavior;
 use mallee_cloud::instances::placement::Policy;
-use mallee_cloud::instances::spec::MetadataOptions;
-use mallee_cloud::testkit::{TestCloud, ZONE, node};
+use mallee_cloud::testkit::{TestCloud, ZONE, machine_image, node, run_request};
 use mallee_cloud::{CloudError, Principal};
-use mallee_store::Image;
 
 const IMAGE: &str = "ami-0123456789abcdef0";
 
@@ -28,33 +25,7 @@ async fn cloud(policy: Policy) -> (TestCloud, Principal) {
     let owner = cloud.principal("owner").await;
     cloud
         .store
-        .create_image(
-            &Image {
-                image_id: IMAGE.into(),
-                account_id: owner.account_id().into(),
-                name: "disk".into(),
-                description: None,
-                image_type: "machine".into(),
-                architecture: "x86_64".into(),
-                virtualization_type: "hvm".into(),
-                root_device_name: "/dev/sda1".into(),
-                root_device_type: "instance-store".into(),
-                kernel_id: None,
-                ramdisk_id: None,
-                location: "images/disk.img".into(),
-                bucket: "images".into(),
-                key: "disk.img".into(),
-                size: 1 << 20,
-                etag: "etag".into(),
-                disk_format: "raw".into(),
-                state: "available".into(),
-                is_public: false,
-                created_at: 1,
-                launch_permissions: Vec::new(),
-                block_device_mappings: Vec::new(),
-            },
-            &[],
-        )
+        .create_image(&machine_image(IMAGE, owner.account_id()), &[])
         .await
         .expect("image");
     (cloud, owner)
@@ -62,25 +33,8 @@ async fn cloud(policy: Policy) -> (TestCloud, Principal) {
 
 fn request(count: usize) -> RunInstances {
     RunInstances {
-        image_id: IMAGE.into(),
-        min_count: count,
-        max_count: count,
-        instance_type: "t1.micro".into(),
-        key_name: None,
-        user_data: None,
-        security_groups: Vec::new(),
-        security_group_ids: Vec::new(),
-        zone: None,
-        kernel_id: None,
-        ramdisk_id: None,
-        client_token: None,
-        shutdown_behavior: ShutdownBehavior::Stop,
-        disable_api_termination: false,
-        metadata_options: MetadataOptions::default(),
-        subnet_id: None,
         associate_public_ip: Some(false),
-        tags: Vec::new(),
-        block_device_mappings: Vec::new(),
+        ..run_request(IMAGE, count)
     }
 }
 

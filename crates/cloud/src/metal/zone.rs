@@ -733,28 +733,16 @@ mod tests {
             unsupported: Vec::new(),
         };
         let image = Image {
-            image_id: launch.image_id.clone(),
-            account_id: "000000000001".into(),
             name: "qa".into(),
-            description: None,
-            image_type: "machine".into(),
-            architecture: "x86_64".into(),
-            virtualization_type: "hvm".into(),
-            root_device_name: "/dev/sda1".into(),
-            root_device_type: "instance-store".into(),
-            kernel_id: None,
-            ramdisk_id: None,
             location: "metal:qa".into(),
             bucket: String::new(),
             key: String::new(),
             size: 0,
             etag: String::new(),
             disk_format: "none".into(),
-            state: "available".into(),
             is_public: true,
             created_at: 0,
-            launch_permissions: Vec::new(),
-            block_device_mappings: Vec::new(),
+            ..crate::testkit::machine_image(&launch.image_id, "000000000001")
         };
         assert_eq!(image_profile(&image), Some("qa"));
         let reservation = Reservation {
