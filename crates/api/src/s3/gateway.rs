@@ -11,8 +11,7 @@ use mallee_sigv::{RequestParts, SignedBy};
 use s3s::service::S3Service;
 
 use crate::auth::{self, AuthError, Caller};
-use crate::error::{ApiError, ErrorDialect};
-use crate::frontdoor::error_response;
+use crate::error::{ApiError, ErrorDialect, error_response};
 use crate::service::Service;
 use mallee_cloud::Cloud;
 
