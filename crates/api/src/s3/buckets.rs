@@ -5,7 +5,7 @@ use mallee_cloud::objects::buckets::{self, NewBucket};
 use s3s::dto::{self as dto, *};
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::acl::{acl_from_request, policy_of, requested_acl};
+use super::acl::policy_of;
 use super::dto::{owner_of, timestamp};
 use super::error::s3_error;
 use super::{S3Api, caller};
@@ -45,12 +45,7 @@ pub(super) async fn create_bucket(
         .and_then(|c| c.location_constraint.as_ref())
         .map(|l| l.as_str().to_owned())
         .unwrap_or_default();
-    let acl = requested_acl(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        all_grants!(input),
-    )
-    .await?;
+    let acl = requested_acl!(api, input, all_grants).await?;
     let new = NewBucket {
         name: input.bucket,
         location,
@@ -121,13 +116,7 @@ pub(super) async fn put_bucket_acl(
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let requester = caller(&req);
     let input = req.input;
-    let acl = acl_from_request(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        input.access_control_policy.as_ref(),
-        all_grants!(input),
-    )
-    .await?;
+    let acl = acl_to_set!(api, input).await?;
     buckets::set_acl(&api.cloud, &requester, &input.bucket, acl)
         .await
         .map_err(s3_error)?;

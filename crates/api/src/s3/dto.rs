@@ -1,18 +1,24 @@
 //! Conversions between s3s's request and response types and the object
-//! store's: timestamps and HTTP dates, owners, Content-MD5 and declared
-//! lengths, the metadata headers of a write, and the conditions, ranges
-//! and copy sources of a request.
+//! store's: timestamps and HTTP dates, owners, the body of a write (its
+//! Content-Length, Content-MD5 and checksums), its metadata headers, and
+//! the conditions, ranges and copy sources of a request.
 
 use std::ops::RangeInclusive;
 
 use base64::Engine;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use mallee_cloud::Cloud;
 use mallee_cloud::objects::reads::{ByteRange, Conditions, EtagCondition};
+use mallee_cloud::objects::writes::Body;
 use mallee_store::ObjectMetadata;
-use s3s::dto::{CopySource, ETagCondition, Metadata, Owner, Range, Timestamp, TimestampFormat};
+use s3s::TrailingHeaders;
+use s3s::dto::{
+    CopySource, ETagCondition, Metadata, Owner, Range, StreamingBlob, Timestamp, TimestampFormat,
+};
 use s3s::{S3Result, s3_error};
 
-use super::acl;
+use super::{acl, checksum};
 
 /// A store time (Unix milliseconds) as s3s writes it.
 pub(super) fn timestamp(millis: i64) -> Timestamp {
@@ -55,8 +61,25 @@ pub(super) async fn account_name(cloud: &Cloud, account_id: &str) -> String {
     }
 }
 
+/// The body of a PutObject or UploadPart: its declared length and MD5, and
+/// its bytes, checked against the request's `x-amz-checksum-*` as they
+/// stream.
+pub(super) fn body(
+    headers: &http::HeaderMap,
+    trailer: Option<TrailingHeaders>,
+    content_length: Option<i64>,
+    content_md5: Option<&str>,
+    body: Option<StreamingBlob>,
+) -> S3Result<Body<BoxStream<'static, std::io::Result<Bytes>>>> {
+    Ok(Body {
+        expected_md5: decode_md5(content_md5)?,
+        declared_size: declared_size(content_length),
+        stream: checksum::Expected::from_request(headers, trailer).check_body(body),
+    })
+}
+
 /// Decodes a Content-MD5 header.
-pub(super) fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+fn decode_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     let Some(value) = value else { return Ok(None) };
     base64::engine::general_purpose::STANDARD
         .decode(value.trim())
@@ -67,7 +90,7 @@ pub(super) fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
 }
 
 /// A declared Content-Length; a negative one is refused as too large.
-pub(super) fn declared_size(content_length: Option<i64>) -> Option<u64> {
+fn declared_size(content_length: Option<i64>) -> Option<u64> {
     content_length.map(|n| u64::try_from(n).unwrap_or(u64::MAX))
 }
 

@@ -5,80 +5,84 @@
 //! decided and stored), call it and render its answer. One file per group
 //! of operations; `error.rs` maps the object store's errors to S3's.
 
-/// The `x-amz-grant-*` headers of an object write (no WRITE grant on
-/// objects), for `acl::requested_acl`.
-macro_rules! object_grants {
-    ($input:expr) => {
+/// The `x-amz-grant-*` headers of a request by permission, `$write` being
+/// its WRITE grant.
+macro_rules! grants {
+    ($input:expr, $write:expr) => {{
+        use $crate::s3::acl::Permission;
         [
             (
-                $crate::s3::acl::Permission::FullControl,
+                Permission::FullControl,
                 $input.grant_full_control.as_deref(),
             ),
-            (
-                $crate::s3::acl::Permission::Read,
-                $input.grant_read.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::ReadAcp,
-                $input.grant_read_acp.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::WriteAcp,
-                $input.grant_write_acp.as_deref(),
-            ),
-            ($crate::s3::acl::Permission::Write, None),
+            (Permission::Read, $input.grant_read.as_deref()),
+            (Permission::ReadAcp, $input.grant_read_acp.as_deref()),
+            (Permission::Write, $write),
+            (Permission::WriteAcp, $input.grant_write_acp.as_deref()),
         ]
+    }};
+}
+
+/// The grant headers of an object write (objects have no WRITE grant).
+macro_rules! object_grants {
+    ($input:expr) => {
+        grants!($input, None)
     };
 }
 
-/// The five `x-amz-grant-*` headers of a bucket create or an ACL write.
+/// The five grant headers of a bucket create or an ACL write.
 macro_rules! all_grants {
     ($input:expr) => {
-        [
-            (
-                $crate::s3::acl::Permission::FullControl,
-                $input.grant_full_control.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::Read,
-                $input.grant_read.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::ReadAcp,
-                $input.grant_read_acp.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::Write,
-                $input.grant_write.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::WriteAcp,
-                $input.grant_write_acp.as_deref(),
-            ),
-        ]
+        grants!($input, $input.grant_write.as_deref())
+    };
+}
+
+/// The ACL a create or write asks for with its canned ACL and grant
+/// headers (`object_grants` or `all_grants`).
+macro_rules! requested_acl {
+    ($api:expr, $input:expr, $grants:ident) => {
+        $crate::s3::acl::requested_acl(
+            &$api.cloud,
+            $input.acl.as_ref().map(|a| a.as_str()),
+            $grants!($input),
+        )
+    };
+}
+
+/// The ACL a Put*Acl sets.
+macro_rules! acl_to_set {
+    ($api:expr, $input:expr) => {
+        $crate::s3::acl::acl_from_request(
+            &$api.cloud,
+            $input.acl.as_ref().map(|a| a.as_str()),
+            $input.access_control_policy.as_ref(),
+            all_grants!($input),
+        )
+    };
+}
+
+/// The conditions a request's fields `$if_match`, `$if_none_match`,
+/// `$if_modified_since` and `$if_unmodified_since` set.
+macro_rules! conditions {
+    ($input:expr, $if_match:ident, $if_none_match:ident, $if_modified_since:ident, $if_unmodified_since:ident) => {
+        $crate::s3::dto::conditions(
+            $input.$if_match.as_ref(),
+            $input.$if_none_match.as_ref(),
+            $input.$if_modified_since.as_ref(),
+            $input.$if_unmodified_since.as_ref(),
+        )
     };
 }
 
 /// The `x-amz-copy-source-if-*` conditions of a copy.
 macro_rules! copy_conditions {
     ($input:expr) => {
-        $crate::s3::dto::conditions(
-            $input.copy_source_if_match.as_ref(),
-            $input.copy_source_if_none_match.as_ref(),
-            $input.copy_source_if_modified_since.as_ref(),
-            $input.copy_source_if_unmodified_since.as_ref(),
-        )
-    };
-}
-
-/// The conditions of a read (GET or HEAD).
-macro_rules! read_conditions {
-    ($input:expr) => {
-        $crate::s3::dto::conditions(
-            $input.if_match.as_ref(),
-            $input.if_none_match.as_ref(),
-            $input.if_modified_since.as_ref(),
-            $input.if_unmodified_since.as_ref(),
+        conditions!(
+            $input,
+            copy_source_if_match,
+            copy_source_if_none_match,
+            copy_source_if_modified_since,
+            copy_source_if_unmodified_since
         )
     };
 }

@@ -8,9 +8,7 @@ use mallee_cloud::objects::multipart::{
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::acl::requested_acl;
-use super::checksum;
-use super::dto::{content_md5, copy_range, copy_source, declared_size, owner, timestamp};
+use super::dto::{body, copy_range, copy_source, owner, timestamp};
 use super::error::s3_error;
 use super::{S3Api, caller};
 
@@ -42,12 +40,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let requester = caller(&req);
     let input = req.input;
-    let acl = requested_acl(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        object_grants!(input),
-    )
-    .await?;
+    let acl = requested_acl!(api, input, object_grants).await?;
     let new = NewUpload {
         acl,
         metadata: metadata_of!(input),
@@ -70,14 +63,17 @@ pub(super) async fn upload_part(
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let requester = caller(&req);
-    let checksums = checksum::Expected::from_request(&req.headers, req.trailing_headers.clone());
     let input = req.input;
     let part = UploadPart {
         upload: upload_ref(&input.bucket, &input.key, &input.upload_id),
         part_number: input.part_number,
-        declared_size: declared_size(input.content_length),
-        expected_md5: content_md5(input.content_md5.as_deref())?,
-        body: checksums.check_body(input.body),
+        body: body(
+            &req.headers,
+            req.trailing_headers,
+            input.content_length,
+            input.content_md5.as_deref(),
+            input.body,
+        )?,
     };
     let part = multipart::upload_part(&api.cloud, &requester, part)
         .await

@@ -8,11 +8,8 @@ use mallee_store::ObjectRecord;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::acl::{acl_from_request, policy_of, requested_acl};
-use super::checksum;
-use super::dto::{
-    byte_range, content_md5, copy_source, declared_size, expires_of, timestamp, user_metadata,
-};
+use super::acl::policy_of;
+use super::dto::{body, byte_range, copy_source, expires_of, timestamp, user_metadata};
 use super::error::s3_error;
 use super::{S3Api, caller};
 
@@ -24,25 +21,23 @@ pub(super) async fn put_object(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let requester = caller(&req);
-    let checksums = checksum::Expected::from_request(&req.headers, req.trailing_headers.clone());
     let input = req.input;
-    let expected_md5 = content_md5(input.content_md5.as_deref())?;
-    let acl = requested_acl(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        object_grants!(input),
-    )
-    .await?;
+    let body = body(
+        &req.headers,
+        req.trailing_headers,
+        input.content_length,
+        input.content_md5.as_deref(),
+        input.body,
+    )?;
+    let acl = requested_acl!(api, input, object_grants).await?;
     let put = PutObject {
-        declared_size: declared_size(input.content_length),
-        expected_md5,
         acl,
         create_only: input
             .if_none_match
             .as_ref()
             .is_some_and(ETagCondition::is_any),
         metadata: metadata_of!(input),
-        body: checksums.check_body(input.body),
+        body,
         bucket: input.bucket,
         key: input.key,
     };
@@ -56,20 +51,22 @@ pub(super) async fn put_object(
 }
 
 /// What a GetObject or HeadObject asks for.
-fn read_request(
-    bucket: &str,
-    key: &str,
-    conditions: mallee_cloud::objects::reads::Conditions,
-    range: Option<&Range>,
-    part_number: Option<i32>,
-) -> ReadObject {
-    ReadObject {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        conditions,
-        range: range.map(byte_range),
-        part_number,
-    }
+macro_rules! read_request {
+    ($input:expr) => {
+        ReadObject {
+            bucket: $input.bucket.clone(),
+            key: $input.key.clone(),
+            conditions: conditions!(
+                $input,
+                if_match,
+                if_none_match,
+                if_modified_since,
+                if_unmodified_since
+            ),
+            range: $input.range.as_ref().map(byte_range),
+            part_number: $input.part_number,
+        }
+    };
 }
 
 /// The headers GetObject and HeadObject share, in the fields both outputs
@@ -112,13 +109,7 @@ pub(super) async fn get_object(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let read = read_request(
-        &input.bucket,
-        &input.key,
-        read_conditions!(input),
-        input.range.as_ref(),
-        input.part_number,
-    );
+    let read = read_request!(input);
     let (view, reader) = reads::get(&api.cloud, &caller(&req), &read)
         .await
         .map_err(s3_error)?;
@@ -141,13 +132,7 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let read = read_request(
-        &input.bucket,
-        &input.key,
-        read_conditions!(input),
-        input.range.as_ref(),
-        input.part_number,
-    );
+    let read = read_request!(input);
     let view = reads::head(&api.cloud, &caller(&req), &read)
         .await
         .map_err(s3_error)?;
@@ -226,12 +211,7 @@ pub(super) async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let acl = requested_acl(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        object_grants!(input),
-    )
-    .await?;
+    let acl = requested_acl!(api, input, object_grants).await?;
     let copy = CopyObject {
         source_bucket,
         source_key,
@@ -275,13 +255,7 @@ pub(super) async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let requester = caller(&req);
     let input = req.input;
-    let acl = acl_from_request(
-        &api.cloud,
-        input.acl.as_ref().map(|a| a.as_str()),
-        input.access_control_policy.as_ref(),
-        all_grants!(input),
-    )
-    .await?;
+    let acl = acl_to_set!(api, input).await?;
     writes::set_acl(&api.cloud, &requester, &input.bucket, &input.key, acl)
         .await
         .map_err(s3_error)?;

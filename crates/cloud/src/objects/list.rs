@@ -123,10 +123,8 @@ pub(crate) fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::acl::{Acl, AclRequest};
-    use crate::objects::buckets::{self, NewBucket};
+    use crate::objects::acl::Acl;
     use crate::objects::{ObjectError, testing};
-    use crate::testkit::TestCloud;
 
     #[test]
     fn common_prefixes_end_at_the_first_delimiter_after_the_prefix() {
@@ -162,21 +160,8 @@ mod tests {
 
     #[tokio::test]
     async fn listings_page_through_keys_and_common_prefixes() {
-        let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
+        let (cloud, alice, bob) = testing::with_bucket().await;
         let owner = alice.account().expect("account").to_owned();
-        buckets::create(
-            &cloud,
-            &alice,
-            NewBucket {
-                name: "b".into(),
-                location: String::new(),
-                acl: AclRequest::default(),
-            },
-        )
-        .await
-        .expect("bucket");
         for key in ["a", "d/1", "d/2", "d/e/3", "z", "é"] {
             testing::put(&cloud, &owner, "b", key, b"x", &Acl::private(&owner)).await;
         }

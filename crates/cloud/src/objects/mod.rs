@@ -163,8 +163,39 @@ pub(crate) mod testing {
     use bytes::Bytes;
     use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
 
-    use super::acl::Acl;
+    use super::Requester;
+    use super::acl::{Acl, AclRequest};
+    use super::buckets::{self, NewBucket};
     use crate::Cloud;
+    use crate::testkit::TestCloud;
+
+    /// A cloud with two accounts, `alice` and `bob` (returned in that
+    /// order), and a private bucket `b` of alice's.
+    pub async fn with_bucket() -> (TestCloud, Requester, Requester) {
+        let cloud = TestCloud::new().await;
+        let alice = Requester::Principal(cloud.principal("alice").await);
+        let bob = Requester::Principal(cloud.principal("bob").await);
+        let bucket = NewBucket {
+            name: "b".into(),
+            location: String::new(),
+            acl: AclRequest::default(),
+        };
+        buckets::create(&cloud, &alice, bucket)
+            .await
+            .expect("bucket");
+        (cloud, alice, bob)
+    }
+
+    /// How many blob files are on disk (`data/<2 hex>/<id>`): what
+    /// committed objects and parts use, unless a release failed.
+    pub fn blob_files(cloud: &Cloud) -> usize {
+        let Ok(fans) = std::fs::read_dir(cloud.blobs.root().join("data")) else {
+            return 0;
+        };
+        fans.flatten()
+            .map(|fan| std::fs::read_dir(fan.path()).map_or(0, Iterator::count))
+            .sum()
+    }
 
     /// Stores `bytes` as `bucket/key` of `owner` under `acl`, creating the
     /// bucket when it is new.

@@ -9,6 +9,7 @@ use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use mallee_blobs::WrittenBlob;
 use mallee_store::{MultipartUpload, ObjectMetadata, ObjectRecord, Part, Segment, StoreError};
 use md5::{Digest, Md5};
 
@@ -16,7 +17,7 @@ use super::acl::{AclRequest, Permission};
 use super::error::{ObjectError, Result};
 use super::list::common_prefix;
 use super::reads::{Conditions, copy_range, readable_object};
-use super::writes::{check_declared_size, copy_data, new_acl, write_body};
+use super::writes::{Body, copy_data, new_acl};
 use super::{
     MAX_OBJECT_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, Requester, bucket_for, page_size, release_blobs,
 };
@@ -76,43 +77,30 @@ pub struct UploadRef {
 
 /// An UploadPart.
 #[derive(Debug)]
-pub struct UploadPart<B> {
+pub struct UploadPart<S> {
     /// The upload.
     pub upload: UploadRef,
     /// The part's number.
     pub part_number: i32,
-    /// The body's length as the client declared it.
-    pub declared_size: Option<u64>,
-    /// The body's MD5 as the client declared it.
-    pub expected_md5: Option<[u8; 16]>,
     /// The data.
-    pub body: B,
+    pub body: Body<S>,
 }
 
 /// Stores a part from a body stream, replacing one with its number.
-pub async fn upload_part<B, E>(
+pub async fn upload_part<S, E>(
     cloud: &Cloud,
     requester: &Requester,
-    part: UploadPart<B>,
+    part: UploadPart<S>,
 ) -> Result<Part>
 where
-    B: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let part_number = check_part_number(part.part_number)?;
     writable_upload(cloud, requester, &part.upload).await?;
-    check_declared_size(part.declared_size)?;
-    let written = write_body(cloud, part.body, part.expected_md5).await?;
-    let stored = Part {
-        upload_id: part.upload.upload_id,
-        part_number,
-        blob_id: written.blob_id,
-        size: written.size,
-        etag: hex::encode(written.md5),
-        last_modified: ids::now_millis(),
-    };
-    commit_part(cloud, &stored).await?;
-    Ok(stored)
+    part.body.check_declared_size()?;
+    let written = part.body.write(cloud).await?;
+    store_part(cloud, part.upload.upload_id, part_number, written).await
 }
 
 /// An UploadPartCopy.
@@ -155,16 +143,7 @@ pub async fn copy_part(cloud: &Cloud, requester: &Requester, copy: CopyPart) -> 
         return Err(ObjectError::CopySourceTooLarge);
     }
     let written = copy_data(cloud, &source, range).await?;
-    let stored = Part {
-        upload_id: copy.upload.upload_id,
-        part_number,
-        blob_id: written.blob_id,
-        size: written.size,
-        etag: hex::encode(written.md5),
-        last_modified: ids::now_millis(),
-    };
-    commit_part(cloud, &stored).await?;
-    Ok(stored)
+    store_part(cloud, copy.upload.upload_id, part_number, written).await
 }
 
 /// A part a completion names.
@@ -401,12 +380,27 @@ async fn writable_upload(
     }
 }
 
-/// Records a written part; deletes its blob when the upload vanished.
-async fn commit_part(cloud: &Cloud, part: &Part) -> Result<()> {
-    match cloud.store.put_part(part).await {
+/// Records a part whose data is a freshly written blob (its ETag is the
+/// data's MD5), replacing one with its number; deletes the blob when the
+/// upload vanished meanwhile.
+async fn store_part(
+    cloud: &Cloud,
+    upload_id: String,
+    part_number: u32,
+    written: WrittenBlob,
+) -> Result<Part> {
+    let part = Part {
+        upload_id,
+        part_number,
+        blob_id: written.blob_id,
+        size: written.size,
+        etag: hex::encode(written.md5),
+        last_modified: ids::now_millis(),
+    };
+    match cloud.store.put_part(&part).await {
         Ok(replaced) => {
             release_blobs(cloud, replaced.into_iter().collect()).await;
-            Ok(())
+            Ok(part)
         }
         Err(e) => {
             release_blobs(cloud, vec![part.blob_id.clone()]).await;
@@ -422,27 +416,8 @@ async fn commit_part(cloud: &Cloud, part: &Part) -> Result<()> {
 mod tests {
     use super::*;
     use crate::objects::acl::{Acl, AclRequest};
-    use crate::objects::buckets::{self, NewBucket};
+    use crate::objects::buckets;
     use crate::objects::testing;
-    use crate::testkit::TestCloud;
-
-    async fn setup() -> (TestCloud, Requester, Requester) {
-        let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
-        buckets::create(
-            &cloud,
-            &alice,
-            NewBucket {
-                name: "b".into(),
-                location: String::new(),
-                acl: AclRequest::default(),
-            },
-        )
-        .await
-        .expect("bucket");
-        (cloud, alice, bob)
-    }
 
     async fn start(cloud: &Cloud, requester: &Requester, key: &str) -> UploadRef {
         let upload = create(
@@ -465,16 +440,18 @@ mod tests {
     }
 
     async fn part(cloud: &Cloud, upload: &UploadRef, number: i32, data: Vec<u8>) -> Result<Part> {
-        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
         upload_part(
             cloud,
             &Requester::Anonymous,
             UploadPart {
                 upload: upload.clone(),
                 part_number: number,
-                declared_size: None,
-                expected_md5: None,
-                body,
+                body: Body {
+                    declared_size: None,
+                    expected_md5: None,
+                    stream,
+                },
             },
         )
         .await
@@ -492,7 +469,7 @@ mod tests {
 
     #[tokio::test]
     async fn completion_checks_parts_as_s3_does() {
-        let (cloud, alice, _) = setup().await;
+        let (cloud, alice, _) = testing::with_bucket().await;
         // Parts are written by the anonymous helper: open the bucket.
         buckets::set_acl(
             &cloud,
@@ -553,8 +530,7 @@ mod tests {
         assert_eq!(object.segments.len(), 2);
         assert_eq!(object.owner_account, alice.account().expect("account"));
         // The unused part's blob went with the upload.
-        let referenced = cloud.store.referenced_blobs().await.expect("referenced");
-        assert_eq!(referenced.len(), 2);
+        assert_eq!(testing::blob_files(&cloud), 2);
         assert_eq!(
             complete_with(named(&[(1, None)])).await.err(),
             Some(ObjectError::NoSuchUpload)
@@ -563,7 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn parts_are_copied_listed_and_aborted() {
-        let (cloud, alice, bob) = setup().await;
+        let (cloud, alice, bob) = testing::with_bucket().await;
         let owner = alice.account().expect("account").to_owned();
         let data: Vec<u8> = (0..100u8).collect();
         testing::put(&cloud, &owner, "b", "src", &data, &Acl::private(&owner)).await;
@@ -626,12 +602,7 @@ mod tests {
             Err(ObjectError::NoSuchUpload)
         );
         assert_eq!(
-            cloud
-                .store
-                .referenced_blobs()
-                .await
-                .expect("referenced")
-                .len(),
+            testing::blob_files(&cloud),
             1,
             "only the source object's blob is left"
         );
@@ -639,7 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn uploads_list_with_prefixes_and_markers() {
-        let (cloud, alice, bob) = setup().await;
+        let (cloud, alice, bob) = testing::with_bucket().await;
         let mut ids = Vec::new();
         for key in ["a", "a", "d/1", "d/2", "z"] {
             ids.push(start(&cloud, &alice, key).await.upload_id);

@@ -251,9 +251,8 @@ pub(crate) fn copy_range(range: &RangeInclusive<u64>, size: u64) -> Result<Range
 mod tests {
     use super::*;
     use crate::objects::acl::AclRequest;
-    use crate::objects::buckets::{self, NewBucket};
+    use crate::objects::buckets;
     use crate::objects::testing;
-    use crate::testkit::TestCloud;
     use mallee_store::{Segment, UnixMillis};
 
     fn object(etag: &str, last_modified: UnixMillis, parts: &[u64]) -> ObjectRecord {
@@ -379,21 +378,8 @@ mod tests {
 
     #[tokio::test]
     async fn missing_keys_are_told_only_to_those_who_may_list() {
-        let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
+        let (cloud, alice, bob) = testing::with_bucket().await;
         let alice_id = alice.account().expect("account").to_owned();
-        buckets::create(
-            &cloud,
-            &alice,
-            NewBucket {
-                name: "b".into(),
-                location: String::new(),
-                acl: AclRequest::default(),
-            },
-        )
-        .await
-        .expect("bucket");
         let data: Vec<u8> = (0..100u8).collect();
         testing::put(&cloud, &alice_id, "b", "k", &data, &Acl::private(&alice_id)).await;
         let read = |key: &str, range| ReadObject {

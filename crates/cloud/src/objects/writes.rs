@@ -19,17 +19,55 @@ use super::reads::{Conditions, readable_object};
 use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs};
 use crate::{Cloud, ids};
 
+/// Data a client sends, and what it declared about it.
+#[derive(Debug)]
+pub struct Body<S> {
+    /// The length the client declared.
+    pub declared_size: Option<u64>,
+    /// The MD5 the client declared.
+    pub expected_md5: Option<[u8; 16]>,
+    /// The bytes.
+    pub stream: S,
+}
+
+impl<S, E> Body<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    E: Into<Box<dyn StdError + Send + Sync>>,
+{
+    /// Refuses a declared length larger than one PUT may store, before
+    /// reading anything.
+    pub(crate) fn check_declared_size(&self) -> Result<()> {
+        if self.declared_size.is_some_and(|n| n > MAX_PUT_SIZE) {
+            Err(ObjectError::TooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Streams the bytes into a new blob of at most one PUT's size,
+    /// checking their MD5 when the client declared one.
+    pub(crate) async fn write(self, cloud: &Cloud) -> Result<WrittenBlob> {
+        let limits = WriteLimits {
+            max_size: MAX_PUT_SIZE,
+            expected_size: None,
+            expected_md5: self.expected_md5,
+        };
+        cloud
+            .blobs
+            .write(self.stream, limits)
+            .await
+            .map_err(ObjectError::from_blob)
+    }
+}
+
 /// A PutObject.
 #[derive(Debug)]
-pub struct PutObject<B> {
+pub struct PutObject<S> {
     /// The bucket.
     pub bucket: String,
     /// The key.
     pub key: String,
-    /// The body's length as the client declared it.
-    pub declared_size: Option<u64>,
-    /// The body's MD5 as the client declared it.
-    pub expected_md5: Option<[u8; 16]>,
     /// The object's ACL.
     pub acl: AclRequest,
     /// Store only if no object has the key (`If-None-Match: *`).
@@ -37,26 +75,26 @@ pub struct PutObject<B> {
     /// Standard and user metadata.
     pub metadata: ObjectMetadata,
     /// The data.
-    pub body: B,
+    pub body: Body<S>,
 }
 
 /// Stores an object from a body stream; returns the committed record.
-pub async fn put<B, E>(
+pub async fn put<S, E>(
     cloud: &Cloud,
     requester: &Requester,
-    put: PutObject<B>,
+    put: PutObject<S>,
 ) -> Result<ObjectRecord>
 where
-    B: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let bucket = bucket_for(cloud, requester, &put.bucket, Permission::Write).await?;
-    check_declared_size(put.declared_size)?;
+    put.body.check_declared_size()?;
     let (owner, acl) = new_acl(requester, &bucket, put.acl)?;
     if put.create_only && cloud.store.object(&bucket.name, &put.key).await?.is_some() {
         return Err(ObjectError::PreconditionFailed);
     }
-    let written = write_body(cloud, put.body, put.expected_md5).await?;
+    let written = put.body.write(cloud).await?;
     let object = new_object(bucket.name, put.key, written, put.metadata, &acl, owner);
     commit(cloud, &object).await?;
     Ok(object)
@@ -164,16 +202,6 @@ pub async fn set_acl(
     }
 }
 
-/// Refuses a declared body larger than one PUT may store, before reading
-/// it.
-pub(crate) fn check_declared_size(declared: Option<u64>) -> Result<()> {
-    if declared.is_some_and(|n| n > MAX_PUT_SIZE) {
-        Err(ObjectError::TooLarge)
-    } else {
-        Ok(())
-    }
-}
-
 /// The owner and ACL of a new object or upload in `bucket`: the writer
 /// owns it, an anonymous writer's object is the bucket owner's.
 pub(crate) fn new_acl(
@@ -189,29 +217,6 @@ pub(crate) fn new_acl(
 fn resolve_acl(acl: AclRequest, owner: &str, bucket_owner: &str) -> Result<Acl> {
     acl.resolve(owner, bucket_owner)
         .map_err(|e| ObjectError::InvalidAcl(e.to_string()))
-}
-
-/// Streams `body` into a new blob of at most one PUT's size, checking its
-/// MD5 when the client declared one.
-pub(crate) async fn write_body<B, E>(
-    cloud: &Cloud,
-    body: B,
-    expected_md5: Option<[u8; 16]>,
-) -> Result<WrittenBlob>
-where
-    B: Stream<Item = std::result::Result<Bytes, E>> + Send,
-    E: Into<Box<dyn StdError + Send + Sync>>,
-{
-    let limits = WriteLimits {
-        max_size: MAX_PUT_SIZE,
-        expected_size: None,
-        expected_md5,
-    };
-    cloud
-        .blobs
-        .write(body, limits)
-        .await
-        .map_err(ObjectError::from_blob)
 }
 
 /// Copies `range` (or all) of `source` into a new blob.
@@ -281,9 +286,8 @@ async fn commit(cloud: &Cloud, object: &ObjectRecord) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::buckets::{self, NewBucket};
     use crate::objects::reads::{self, EtagCondition, ReadObject};
-    use crate::testkit::TestCloud;
+    use crate::objects::testing;
     use futures_util::StreamExt;
 
     fn body(chunks: &[&'static [u8]]) -> impl Stream<Item = std::io::Result<Bytes>> + Send + use<> {
@@ -292,16 +296,18 @@ mod tests {
         futures_util::stream::iter(chunks)
     }
 
-    fn put_of<B>(key: &str, body: B) -> PutObject<B> {
+    fn put_of<S>(key: &str, stream: S) -> PutObject<S> {
         PutObject {
             bucket: "b".into(),
             key: key.into(),
-            declared_size: None,
-            expected_md5: None,
             acl: AclRequest::default(),
             create_only: false,
             metadata: ObjectMetadata::default(),
-            body,
+            body: Body {
+                declared_size: None,
+                expected_md5: None,
+                stream,
+            },
         }
     }
 
@@ -320,27 +326,9 @@ mod tests {
         out
     }
 
-    async fn setup() -> (TestCloud, Requester, Requester) {
-        let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
-        buckets::create(
-            &cloud,
-            &alice,
-            NewBucket {
-                name: "b".into(),
-                location: String::new(),
-                acl: AclRequest::default(),
-            },
-        )
-        .await
-        .expect("bucket");
-        (cloud, alice, bob)
-    }
-
     #[tokio::test]
     async fn puts_stream_checks_and_replace() {
-        let (cloud, alice, bob) = setup().await;
+        let (cloud, alice, bob) = testing::with_bucket().await;
         let first = put(&cloud, &alice, put_of("k", body(&[b"hello ", b"world"])))
             .await
             .expect("put");
@@ -353,13 +341,13 @@ mod tests {
             Some(ObjectError::AccessDenied)
         );
         let mut too_large = put_of("big", body(&[]));
-        too_large.declared_size = Some(MAX_PUT_SIZE + 1);
+        too_large.body.declared_size = Some(MAX_PUT_SIZE + 1);
         assert_eq!(
             put(&cloud, &alice, too_large).await.err(),
             Some(ObjectError::TooLarge)
         );
         let mut wrong_md5 = put_of("k", body(&[b"other"]));
-        wrong_md5.expected_md5 = Some([0; 16]);
+        wrong_md5.body.expected_md5 = Some([0; 16]);
         assert_eq!(
             put(&cloud, &alice, wrong_md5).await.err(),
             Some(ObjectError::Md5Mismatch)
@@ -385,9 +373,8 @@ mod tests {
             .await
             .expect("replace");
         assert_eq!(read_all(&cloud, &alice, "k").await, b"second");
-        let referenced = cloud.store.referenced_blobs().await.expect("referenced");
         assert_eq!(
-            referenced.len(),
+            testing::blob_files(&cloud),
             1,
             "the replaced version's blob is released"
         );
@@ -395,7 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn quota_refuses_a_write_and_keeps_no_data() {
-        let (cloud, alice, _) = setup().await;
+        let (cloud, alice, _) = testing::with_bucket().await;
         cloud
             .store
             .set_account_quota(alice.account().expect("account"), Some(4))
@@ -407,19 +394,12 @@ mod tests {
                 .err(),
             Some(ObjectError::QuotaExceeded { quota: 4 })
         );
-        assert!(
-            cloud
-                .store
-                .referenced_blobs()
-                .await
-                .expect("referenced")
-                .is_empty()
-        );
+        assert_eq!(testing::blob_files(&cloud), 0);
     }
 
     #[tokio::test]
     async fn copies_check_their_source_and_target() {
-        let (cloud, alice, bob) = setup().await;
+        let (cloud, alice, bob) = testing::with_bucket().await;
         put(&cloud, &alice, put_of("src", body(&[b"data"])))
             .await
             .expect("put");
@@ -461,7 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn deletes_and_acls() {
-        let (cloud, alice, bob) = setup().await;
+        let (cloud, alice, bob) = testing::with_bucket().await;
         for key in ["a", "b"] {
             put(&cloud, &alice, put_of(key, body(&[b"x"])))
                 .await
@@ -496,14 +476,7 @@ mod tests {
             outcomes,
             vec![("b".to_owned(), Ok(())), ("none".to_owned(), Ok(()))]
         );
-        assert!(
-            cloud
-                .store
-                .referenced_blobs()
-                .await
-                .expect("referenced")
-                .is_empty()
-        );
+        assert_eq!(testing::blob_files(&cloud), 0);
     }
 
     fn md5_of(data: &[u8]) -> [u8; 16] {
