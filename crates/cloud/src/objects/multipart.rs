@@ -255,7 +255,7 @@ pub struct PartsPage {
 }
 
 /// Lists an upload's parts numbered after `after`, at most `max` of them
-/// (at most [`MAX_PAGE`]).
+/// (at most [`super::MAX_PAGE`]).
 pub async fn parts(
     cloud: &Cloud,
     requester: &Requester,
@@ -296,7 +296,7 @@ pub struct ListUploads {
     pub key_marker: String,
     /// …or, for this key, after this upload id.
     pub upload_id_marker: String,
-    /// The page size asked for (at most [`MAX_PAGE`]).
+    /// The page size asked for (at most [`super::MAX_PAGE`]).
     pub max: Option<usize>,
 }
 
