@@ -88,7 +88,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         faults: mallee_cloud::faults::Faults::from_env(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
-    let s3 = crate::s3::service(cloud.clone(), blobs.clone());
+    let s3 = crate::s3::service(cloud.clone());
     let metal = Arc::new(mallee_cloud::metal::Metal::disabled(
         cloud.store.clone(),
         blobs,
