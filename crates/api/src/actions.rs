@@ -1,5 +1,5 @@
 //! Every action of a Query API is declared once, as a row `Name =>
-//! module::Input` of a [`declare!`] table. The row's input type has an
+//! module::Input` of a `declare!` table. The row's input type has an
 //! inherent `parse(&QueryParams) -> Result<Self, E>` and `async
 //! execute(self, &Context) -> Result<String, E>`; the macro generates from
 //! the table the action enum, the parser that dispatches on `Action=`, the
