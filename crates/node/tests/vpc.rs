@@ -75,10 +75,12 @@ impl Node {
             state_root: dir.join("network"),
             default_subnet: "172.31.0.0/20".parse().expect("subnet"),
             domain: "test.internal".into(),
+            underlay: None,
         };
         let public = PublicNetworkConfig {
             bridge: format!("mlpt{public_net:02x}{:05x}", std::process::id() & 0xf_ffff),
             cidr: format!("198.19.{public_net}.0/24").parse().expect("cidr"),
+            interface: None,
         };
         Self {
             dir: dir.to_owned(),
