@@ -67,9 +67,13 @@ impl NodeNetwork {
         if !c.domain.is_empty() {
             args.push(format!("--dhcp-option=option:domain-name,{}", c.domain));
         }
-        // The MTU that leaves room for VXLAN between nodes (option 26).
+        // The MTU that leaves room for VXLAN between nodes (option 26),
+        // sent also to clients that do not ask for it (busybox's udhcpc).
         if let Some(underlay) = &c.underlay {
-            args.push(format!("--dhcp-option=option:mtu,{}", underlay.guest_mtu()));
+            args.push(format!(
+                "--dhcp-option-force=option:mtu,{}",
+                underlay.guest_mtu()
+            ));
         }
         args
     }
