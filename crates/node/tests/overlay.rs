@@ -29,11 +29,12 @@ use mallee_node::network::{
 };
 use mallee_node::vpc_networks::Networks;
 use mallee_node_api::{
-    FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, MetadataOptions, NicSpec,
-    Overlay, OverlayNetwork, RemotePort, Segment,
+    FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, NicSpec, Overlay,
+    OverlayNetwork, RemotePort, Segment,
 };
 
 include!("common/netns.rs");
+include!("common/instance.rs");
 
 /// The public range of the zone; its first host is the client (the LAN's
 /// "router").
@@ -332,41 +333,11 @@ fn overlay(generation: u64, host: usize, underlays: &[String], guests: &[Guest])
 }
 
 fn nic(guest: &Guest, public_ip: Option<&str>) -> NicSpec {
-    NicSpec {
-        mac: guest.mac.into(),
-        private_ip: guest.ip.into(),
-        network_id: guest.vpc.into(),
-        subnet_cidr: guest.subnet.into(),
-        vpc_cidr: "172.31.0.0/16".into(),
-        public_ip: public_ip.map(str::to_owned),
-    }
+    nic_spec(guest.vpc, guest.subnet, guest.mac, guest.ip, public_ip)
 }
 
 fn metadata(guest: &Guest) -> InstanceMetadata {
-    InstanceMetadata {
-        ami_id: "ami-00000000000000001".into(),
-        ami_launch_index: 0,
-        reservation_id: "r-00000000000000001".into(),
-        account_id: "123456789012".into(),
-        instance_type: "t3.micro".into(),
-        kernel_id: None,
-        ramdisk_id: None,
-        architecture: "x86_64".into(),
-        region: "mallee-1".into(),
-        availability_zone: "mallee-1a".into(),
-        local_ipv4: guest.ip.into(),
-        local_hostname: format!("ip-{}", guest.ip.replace('.', "-")),
-        mac: guest.mac.into(),
-        public_ipv4: None,
-        public_hostname: None,
-        security_groups: vec!["default".into()],
-        public_keys: Vec::new(),
-        user_data_base64: None,
-        launch_time: "2026-01-01T00:00:00Z".into(),
-        root_device_name: "/dev/sda1".into(),
-        block_device_mapping: Vec::new(),
-        options: MetadataOptions::default(),
-    }
+    instance_metadata(guest.ip, guest.mac, guest.id)
 }
 
 fn all(cidr: &str) -> Vec<FirewallRule> {
@@ -488,40 +459,13 @@ fn serve(lab: &mut Lab, ns: &str, name: &str) {
 /// What `ip:8080` answers connections from `ns` until one starts with
 /// `want` (at most `tries`).
 fn poll(ns: &str, ip: &str, want: &str, tries: u32) -> String {
-    let out = run(&[
-        "timeout",
-        "20",
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "python3",
-        "-c",
-        POLL,
-        ip,
-        want,
-        &tries.to_string(),
-    ]);
+    let out = python_in(ns, 20, POLL, &[ip, want, &tries.to_string()]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// What `ip:8080` answers one connection from `ns` (empty: nothing).
 fn connect(ns: &str, ip: &str) -> String {
     poll(ns, ip, "", 1)
-}
-
-/// Polls `probe` for up to one second.
-fn within_a_second(mut probe: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if probe() {
-            return true;
-        }
-        if start.elapsed() > Duration::from_secs(1) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn file_contains(path: &Path, needle: &str) -> bool {
@@ -804,6 +748,7 @@ fn vpcs_span_nodes_over_vxlan() {
     replug(&lab, &A3, Some(EIP));
     let answer = poll(&client, EIP, "a3", 100);
     let took = moved.elapsed();
+    eprintln!("the elastic IP answered from its new node after {took:?}");
     assert_eq!(answer, format!("a3 {PUBLIC}.1"), "after the move");
     assert!(
         took < Duration::from_secs(1),

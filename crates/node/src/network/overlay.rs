@@ -448,14 +448,7 @@ impl NodeNetwork {
                 batch.push_str(&format!("fdb replace {mac} dev {name} master static\n"));
             }
         }
-        if !batch.is_empty() {
-            Cmd::new("bridge")
-                .args(["-n", self.netns(), "-batch", "-"])
-                .stdin(batch)
-                .run()
-                .await?;
-        }
-        Ok(())
+        self.batch("bridge", batch).await
     }
 
     /// The namespace's permanent neighbour entries: exactly `wanted`
@@ -492,8 +485,14 @@ impl NodeNetwork {
                 ));
             }
         }
+        self.batch("ip", batch).await
+    }
+
+    /// Runs `program` (`ip` or `bridge`) in the namespace with the
+    /// commands of `batch`, one a line; nothing when it is empty.
+    async fn batch(&self, program: &str, batch: String) -> Result<(), NetworkError> {
         if !batch.is_empty() {
-            Cmd::new("ip")
+            Cmd::new(program)
                 .args(["-n", self.netns(), "-batch", "-"])
                 .stdin(batch)
                 .run()
