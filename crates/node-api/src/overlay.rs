@@ -63,14 +63,18 @@ pub struct RemotePort {
 }
 
 impl Overlay {
-    /// Checks what a node would otherwise refuse half-way: addresses and
-    /// subnets parse, VNIs are in range and unique across the overlay, each
-    /// gateway is its subnet's first host, and every remote port names a
-    /// segment of its own network.
+    /// Checks what a node would otherwise refuse half-way: each network is
+    /// listed once, addresses, MACs and subnets parse, VNIs are in range and
+    /// unique across the overlay, each gateway is its subnet's first host,
+    /// and every remote port names a segment of its own network.
     pub fn check(&self) -> Result<(), String> {
         let mut vnis = BTreeSet::new();
+        let mut ids = BTreeSet::new();
         for network in &self.networks {
             let id = &network.network_id;
+            if !ids.insert(id) {
+                return Err(format!("{id} listed twice"));
+            }
             let mut own = BTreeSet::new();
             for segment in &network.segments {
                 let (addr, prefix) = parse_subnet(&segment.subnet_cidr)
@@ -100,6 +104,9 @@ impl Overlay {
                     .map_err(|_| format!("{id}: bad peer address {peer:?}"))?;
             }
             for port in &network.remote_ports {
+                if !unicast_mac(&port.mac) {
+                    return Err(format!("{id}: bad remote MAC {:?}", port.mac));
+                }
                 port.ip
                     .parse::<Ipv4Addr>()
                     .map_err(|_| format!("{id}: bad remote address {:?}", port.ip))?;
@@ -116,6 +123,19 @@ impl Overlay {
         }
         Ok(())
     }
+}
+
+/// `aa:bb:cc:dd:ee:ff` (either case), not a group address.
+fn unicast_mac(mac: &str) -> bool {
+    let octets: Vec<Option<u8>> = mac
+        .split(':')
+        .map(|o| {
+            (o.len() == 2)
+                .then(|| u8::from_str_radix(o, 16).ok())
+                .flatten()
+        })
+        .collect();
+    octets.len() == 6 && octets.iter().all(Option::is_some) && octets[0].is_some_and(|o| o & 1 == 0)
 }
 
 /// `a.b.c.d/n` with `n` in 8..=30 (a subnet with room for a gateway and
@@ -166,6 +186,13 @@ mod tests {
         let mut bad = overlay();
         bad.networks[0].remote_ports[0].vni = 8;
         assert!(bad.check().expect_err("segment").contains("not a segment"));
+        let mut bad = overlay();
+        bad.networks[0].remote_ports[0].mac = "01:00:5e:00:00:01".into();
+        assert!(bad.check().expect_err("mac").contains("bad remote MAC"));
+        let mut bad = overlay();
+        let again = bad.networks[0].clone();
+        bad.networks.push(again);
+        assert!(bad.check().expect_err("twice").contains("listed twice"));
         let mut bad = overlay();
         bad.networks[0].peers.push("nowhere".into());
         assert!(bad.check().expect_err("peer").contains("bad peer"));
