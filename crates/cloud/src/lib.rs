@@ -23,6 +23,7 @@ pub mod metal;
 pub mod node_calls;
 pub mod nodes;
 pub mod objects;
+pub mod overlay;
 pub mod reconciler;
 pub mod security_groups;
 pub mod sharing;

@@ -129,6 +129,7 @@ pub async fn register(
         disk_gib_max: to_i64(capacity.disk_gib_max),
         disk_gib_free: to_i64(capacity.disk_gib_free),
         updated_at: now_millis(),
+        underlay_ip: info.underlay_ip.clone(),
     };
     cloud.store.upsert_node(&node).await?;
     cloud.compute.nodes.client(&node);

@@ -108,6 +108,7 @@ pub fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) ->
         disk_gib_max: disk_gib,
         disk_gib_free: disk_gib,
         updated_at: 1,
+        underlay_ip: None,
     }
 }
 

@@ -44,6 +44,8 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
             default_for_az: true,
             map_public_ip_on_launch: true,
             created_at: now,
+            // Given by the store.
+            vni: 0,
         })
         .collect();
     let all_rule = |egress: bool| SecurityGroupRule {

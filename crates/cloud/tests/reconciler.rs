@@ -508,6 +508,7 @@ fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) -> Nod
         disk_gib_max: disk_gib,
         disk_gib_free: 0,
         updated_at: 1,
+        underlay_ip: None,
     }
 }
 

@@ -3,13 +3,13 @@
 //! `mallee purge` (stop every VM of a data directory and remove its
 //! network).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use mallee_node::agent::{NodeConfig, NodeHandle, purge_node, start_node};
-use mallee_node::network::{NetworkConfig, PublicNetworkConfig};
+use mallee_node::network::{NetworkConfig, PublicNetworkConfig, Underlay};
 use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode};
 use mallee_qemu::accel::AccelRequest;
 use mallee_util::cidr::Ipv4Cidr;
@@ -73,6 +73,18 @@ pub struct NodeArgs {
     /// carries the instances' public IPs (none: public IPs are ignored).
     #[arg(long)]
     pub public_range: Option<Ipv4Cidr>,
+    /// A host interface to join to the public bridge: the zone's public
+    /// LAN, shared with its other nodes (default: none, the bridge stays
+    /// local to this host). It must carry no IPv4 address; the bridge then
+    /// has none either.
+    #[arg(long, env = "MALLEE_PUBLIC_INTERFACE", requires = "public_range")]
+    pub public_interface: Option<String>,
+    /// This node's address on the network between nodes, which carries its
+    /// VPCs' VXLAN traffic to the other nodes (UDP 4789). Default: the
+    /// source address of the route to the controller (none when that is a
+    /// loopback address: the node's VPCs then stay on it).
+    #[arg(long, env = "MALLEE_UNDERLAY_IP")]
+    pub underlay_ip: Option<Ipv4Addr>,
     #[command(flatten)]
     pub vm: VmArgs,
     /// Run a simulated node instead: in-memory VMs that boot after
@@ -108,7 +120,34 @@ fn network_config(node_dir: &Path, subnet: Ipv4Cidr, region: &str) -> NetworkCon
         state_root: node_dir.join("network"),
         default_subnet: subnet,
         domain: format!("{region}.compute.internal"),
+        underlay: None,
     }
+}
+
+/// The underlay address `--underlay-ip` names, else the source address of
+/// this host's route to the controller unless it is a loopback address.
+async fn underlay_ip(args: &NodeArgs) -> Option<Ipv4Addr> {
+    if args.underlay_ip.is_some() {
+        return args.underlay_ip;
+    }
+    let url = reqwest::Url::parse(&args.controller).ok()?;
+    let target = format!("{}:{}", url.host_str()?, url.port_or_known_default()?);
+    let controller = tokio::net::lookup_host(target)
+        .await
+        .ok()?
+        .find_map(|a| match a {
+            SocketAddr::V4(v4) => Some(*v4.ip()),
+            SocketAddr::V6(_) => None,
+        })?;
+    let source = Underlay::source_toward(controller).await?;
+    if source.is_loopback() {
+        tracing::info!(
+            "the controller is reached over loopback: no underlay, VPCs stay on this node \
+             (--underlay-ip names one)"
+        );
+        return None;
+    }
+    Some(source)
 }
 
 fn apply_vm_args(config: &mut NodeConfig, vm: &VmArgs) {
@@ -181,9 +220,15 @@ pub async fn node_command(args: NodeArgs) -> Result<ExitCode, String> {
         &args.token,
         network_config(&args.data_dir, args.subnet, &args.region),
     );
-    config.public = args
-        .public_range
-        .map(|cidr| PublicNetworkConfig::for_node_dir(&args.data_dir, cidr));
+    config.public = args.public_range.map(|cidr| PublicNetworkConfig {
+        interface: args.public_interface.clone(),
+        ..PublicNetworkConfig::for_node_dir(&args.data_dir, cidr)
+    });
+    if let Some(ip) = underlay_ip(&args).await {
+        let underlay = Underlay::detect(ip).await.map_err(|e| e.to_string())?;
+        tracing::info!(underlay = %underlay.local, mtu = underlay.mtu, guest_mtu = underlay.guest_mtu(), "VXLAN underlay");
+        config.network.underlay = Some(underlay);
+    }
     config.zone = args.zone;
     config.listen = args.listen;
     config.advertise_url = args.advertise_url;
@@ -208,6 +253,7 @@ async fn simulate_command(args: NodeArgs) -> Result<ExitCode, String> {
             disk_gib: args.vm.node_disk_gib.unwrap_or(offered.disk_gib),
         },
         boot_delay: std::time::Duration::from_millis(args.simulate_boot_ms),
+        underlay_ip: args.underlay_ip.map(|ip| ip.to_string()),
         ..SimConfig::default()
     }
     .with_controller(&args.controller, &args.token);

@@ -6,10 +6,12 @@
 //! node on loopback and many nodes over the network run the same code.
 
 mod client;
+mod overlay;
 mod server;
 mod types;
 
 pub use client::HttpNodeClient;
+pub use overlay::*;
 pub use server::router;
 pub use types::*;
 
@@ -115,4 +117,11 @@ pub trait NodeAgent: Send + Sync {
     /// removes its local files and record. Forgetting one the node does not
     /// have succeeds.
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), NodeError>;
+    /// Replaces the node's VXLAN overlay (segments, peers and remote
+    /// interfaces of its VPCs), applied to every VPC network and kept
+    /// across agent restarts. An overlay older than the one in force (lower
+    /// generation) changes nothing; one that fails [`Overlay::check`] is
+    /// refused with [`NodeError::BadRequest`]. Returns the generation in
+    /// force afterwards.
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError>;
 }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    ObservedSnapshot, ObservedVolume, SnapshotSpec, VolumeAttachment, VolumeSpec,
+    ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 #[derive(Clone)]
@@ -59,6 +59,7 @@ pub fn router(agent: Arc<dyn NodeAgent>, token: &str) -> axum::Router {
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/console", get(console))
         .route("/v1/firewall", put(put_firewall))
+        .route("/v1/overlay", put(put_overlay))
         .route("/v1/volumes/{id}", put(put_volume).delete(delete_volume))
         .route(
             "/v1/instances/{id}/volumes/{volume}",
@@ -158,6 +159,15 @@ async fn put_firewall(
 ) -> Answer<u64> {
     authorize(&s, &headers)?;
     Ok(Json(s.agent.put_firewall(policy).await?))
+}
+
+async fn put_overlay(
+    State(s): State<Served>,
+    headers: HeaderMap,
+    Json(overlay): Json<Overlay>,
+) -> Answer<u64> {
+    authorize(&s, &headers)?;
+    Ok(Json(s.agent.put_overlay(overlay).await?))
 }
 
 async fn console(

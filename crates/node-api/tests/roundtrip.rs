@@ -13,6 +13,7 @@ struct MemoryAgent {
     instances: Mutex<BTreeMap<String, (InstanceSpec, VmState)>>,
     reports: Mutex<u64>,
     firewall: Mutex<Option<FirewallPolicy>>,
+    overlay: Mutex<Option<Overlay>>,
     volumes: Mutex<BTreeMap<String, ObservedVolume>>,
     snapshots: Mutex<BTreeMap<String, ObservedSnapshot>>,
 }
@@ -26,6 +27,7 @@ impl NodeAgent for MemoryAgent {
             hostname: "h".into(),
             version: "0".into(),
             accel: "tcg (no /dev/kvm)".into(),
+            underlay_ip: Some("192.0.2.7".into()),
         })
     }
     async fn capacity(&self) -> Result<Capacity, NodeError> {
@@ -148,6 +150,18 @@ impl NodeAgent for MemoryAgent {
             _ => {
                 let generation = policy.generation;
                 *held = Some(policy);
+                Ok(generation)
+            }
+        }
+    }
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError> {
+        overlay.check().map_err(NodeError::BadRequest)?;
+        let mut held = self.overlay.lock().expect("lock");
+        match held.as_ref() {
+            Some(current) if current.generation > overlay.generation => Ok(current.generation),
+            _ => {
+                let generation = overlay.generation;
+                *held = Some(overlay);
                 Ok(generation)
             }
         }
@@ -308,20 +322,27 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
 }
 
 async fn serve(token: &str) -> String {
+    serve_agent(token, Arc::new(MemoryAgent::default())).await
+}
+
+async fn serve_agent(token: &str, agent: Arc<MemoryAgent>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(Arc::new(MemoryAgent::default()), token);
+    let app = router(agent, token);
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
 
 #[tokio::test]
 async fn every_call_round_trips() {
-    let url = serve("s3cret").await;
+    let agent = Arc::new(MemoryAgent::default());
+    let url = serve_agent("s3cret", agent.clone()).await;
     let node = HttpNodeClient::new(&url, "s3cret");
-    assert_eq!(node.info().await.expect("info").zone, "mallee-1a");
+    let info = node.info().await.expect("info");
+    assert_eq!(info.zone, "mallee-1a");
+    assert_eq!(info.underlay_ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(node.capacity().await.expect("capacity").cores_free, 1);
     let observed = node
         .put_instance(spec("i-0123456789abcdef0", 1))
@@ -395,6 +416,37 @@ async fn every_call_round_trips() {
         Ok(5),
         "an older policy changes nothing"
     );
+    let overlay = Overlay {
+        generation: 3,
+        networks: vec![OverlayNetwork {
+            network_id: "vpc-1".into(),
+            segments: vec![Segment {
+                subnet_cidr: "172.31.0.0/20".into(),
+                gateway: "172.31.0.1".into(),
+                vni: 11,
+            }],
+            peers: vec!["192.0.2.8".into()],
+            remote_ports: vec![RemotePort {
+                mac: "02:00:00:00:00:09".into(),
+                ip: "172.31.0.9".into(),
+                vni: 11,
+                underlay_ip: "192.0.2.8".into(),
+            }],
+        }],
+    };
+    assert_eq!(node.put_overlay(overlay.clone()).await, Ok(3));
+    assert_eq!(
+        agent.overlay.lock().expect("lock").as_ref(),
+        Some(&overlay),
+        "the overlay arrives intact"
+    );
+    let mut wrong = overlay.clone();
+    wrong.generation = 4;
+    wrong.networks[0].segments[0].vni = 0;
+    assert!(matches!(
+        node.put_overlay(wrong).await,
+        Err(NodeError::BadRequest(m)) if m.contains("out of range")
+    ));
 
     let vol = "vol-0123456789abcdef0";
     node.put_instance(spec("i-0123456789abcdef0", 9))

@@ -133,4 +133,8 @@ pub struct Node {
     pub disk_gib_free: i64,
     /// Time of the last report.
     pub updated_at: UnixMillis,
+    /// Its address on the network between nodes (the VXLAN underlay);
+    /// `None`: it takes no part in the overlay.
+    #[serde(default)]
+    pub underlay_ip: Option<String>,
 }

@@ -50,6 +50,7 @@ mod tests {
             disk_gib_max: disk,
             disk_gib_free: disk / 2,
             updated_at: 0,
+            underlay_ip: None,
         }
     }
 

@@ -285,6 +285,7 @@ mod tests {
             disk_gib_max: 100,
             disk_gib_free: 100,
             updated_at: 0,
+            underlay_ip: None,
         }
     }
 

@@ -514,6 +514,7 @@ pub(super) mod tests {
             disk_gib_max: 100,
             disk_gib_free: free,
             updated_at: 1,
+            underlay_ip: None,
         };
         let nodes = [node("a", "z", 50), node("b", "z", 40), node("c", "y", 90)];
         assert_eq!(place(&nodes, &[], "z").map(|n| n.node_id), Some("a".into()));

@@ -104,9 +104,12 @@ async fn nodes(store: &dyn Store) {
         disk_gib_max: 100,
         disk_gib_free: 100,
         updated_at: 1,
+        underlay_ip: None,
     };
     store.upsert_node(&node).await.expect("insert node");
+    assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
     node.cores_free = 2;
+    node.underlay_ip = Some("192.0.2.10".into());
     store.upsert_node(&node).await.expect("update node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node]);
 }

@@ -503,13 +503,13 @@ impl Store for SqliteStore {
     async fn upsert_node(&self, node: &Node) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
-                                disk_gib_max, disk_gib_free, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                disk_gib_max, disk_gib_free, updated_at, underlay_ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
                 cores_max = excluded.cores_max, cores_free = excluded.cores_free,
                 memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
                 disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
-                updated_at = excluded.updated_at",
+                updated_at = excluded.updated_at, underlay_ip = excluded.underlay_ip",
         )
         .bind(&node.node_id)
         .bind(&node.zone)
@@ -521,6 +521,7 @@ impl Store for SqliteStore {
         .bind(node.disk_gib_max)
         .bind(node.disk_gib_free)
         .bind(node.updated_at)
+        .bind(&node.underlay_ip)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -543,6 +544,7 @@ impl Store for SqliteStore {
                     disk_gib_max: row.try_get("disk_gib_max")?,
                     disk_gib_free: row.try_get("disk_gib_free")?,
                     updated_at: row.try_get("updated_at")?,
+                    underlay_ip: row.try_get("underlay_ip")?,
                 })
             })
             .collect()
