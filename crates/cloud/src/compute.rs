@@ -26,6 +26,9 @@ pub struct Compute {
     pub metal: crate::metal::MetalSlot,
     /// Per zone: the node round-robin placement used last.
     round_robin: Mutex<HashMap<String, String>>,
+    /// When this controller started (milliseconds): nodes are not counted
+    /// down for silence older than that, which was the controller's.
+    pub started_at: i64,
 }
 
 impl Compute {
@@ -40,6 +43,7 @@ impl Compute {
             overlays: Pushes::default(),
             metal: crate::metal::MetalSlot::default(),
             round_robin: Mutex::new(HashMap::new()),
+            started_at: crate::ids::now_millis(),
         }
     }
 

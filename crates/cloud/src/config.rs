@@ -64,6 +64,9 @@ pub struct Config {
     pub placement: std::collections::BTreeMap<String, crate::instances::placement::Policy>,
     /// The placement policy of zones not in [`Config::placement`].
     pub default_placement: crate::instances::placement::Policy,
+    /// How long a node may stay silent before it counts as down (its
+    /// instances impaired, nothing new placed there).
+    pub node_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             auto_public_ip: true,
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),
+            node_timeout: std::time::Duration::from_secs(30),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod faults;
+pub mod health;
 pub mod ids;
 pub mod images;
 pub mod instances;

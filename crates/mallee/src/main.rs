@@ -94,6 +94,11 @@ struct UpArgs {
     /// the node of `up` serve the first.
     #[arg(long, env = "MALLEE_ZONES", value_delimiter = ',')]
     zones: Vec<String>,
+    /// Seconds a node may stay silent before it counts as down (its
+    /// instances impaired, nothing new placed on it); nodes heartbeat every
+    /// 10 s.
+    #[arg(long, default_value_t = 30)]
+    node_timeout: u64,
     /// How a zone chooses nodes for new instances: `spread` (fewest
     /// instances first, the default), `greedy` (fill a node first) or
     /// `round-robin`; `ZONE=POLICY` sets one zone's (repeatable).
@@ -262,6 +267,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     }];
     config.auto_public_ip = !args.no_auto_public_ip;
     apply_placement(&mut config, &args.placement)?;
+    config.node_timeout = std::time::Duration::from_secs(args.node_timeout.max(1));
     let metal = args.metal.config(&config.data_dir)?;
     let mut prepared = server::prepare(config).await.map_err(|e| e.to_string())?;
     if let Some(metal) = metal {

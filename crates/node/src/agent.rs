@@ -48,7 +48,7 @@ const VOLUMES_DIR: &str = "volumes";
 /// exports waiting for their upload.
 const SNAPSHOTS_DIR: &str = "snapshots";
 /// How often the node registers again (heartbeat).
-const REGISTER_EVERY: Duration = Duration::from_secs(30);
+const REGISTER_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between registration retries.
 const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Time each hook may run.

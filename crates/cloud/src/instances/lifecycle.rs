@@ -180,7 +180,8 @@ pub async fn start(
     let _placing = cloud.compute.placement_lock.lock().await;
     let wanted = lookup::owned(cloud, caller, ids).await?;
     let all = quota::all_instances(cloud).await?;
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let mut rooms: Vec<_> = cloud
         .config
         .zones

@@ -221,7 +221,8 @@ pub async fn create(
         }
     }
     let placing = cloud.compute.placement_lock.lock().await;
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let placed = cloud.store.volumes(None).await?;
     let Some(node) = place(&nodes, &placed, &zone) else {
         return Err(CloudError::InsufficientCapacity {

@@ -476,7 +476,8 @@ async fn capacity(
         disk_gib: u64::from(plan.instance_type.disk_gib),
     };
     let wanted = request.max_count.min(allowed);
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let mut chosen = Vec::new();
     let mut chosen_subnet = None;
     for subnet in &network.subnets {
