@@ -2,18 +2,22 @@
 own network namespace (bridge br0 with the provisioning address) and QEMU
 machines with empty disks whose NICs are taps on it, powered by the
 controller's `qemu` power driver. Nothing routes anywhere: the machines
-reach only the provisioning address. Also the `metaleuca-…` command
-runner (symlinks to the mallee binary, as the seed's names).
+reach only the provisioning address. Also a provisioning cloud without
+machines (`machineless_cloud`), and the `metaleuca-…` command runner
+(symlinks to the mallee binary, as the seed's names).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+from conftest import MalleeServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MALLEE_BIN = Path(os.environ.get("MALLEE_BIN", str(REPO / "target" / "debug" / "mallee"))).resolve()
@@ -122,6 +126,43 @@ class Lab:
             if pid and pid_alive(pid):
                 os.kill(pid, signal.SIGTERM)
         sh("ip", "netns", "del", self.netns, check=False)
+
+
+@contextlib.contextmanager
+def machineless_cloud(workdir: Path, name: str, net: str = "10.254.9"):
+    """A started `mallee up` (with its node agent) whose bare-metal
+    provisioning is on, with no machine anywhere: the provisioning bridge
+    is alone in its network namespace and the deploy agent files are
+    stand-ins nothing boots. Systems added to it use the manual power
+    driver, so the engine asks the operator to power them on or off and
+    waits: reservations, installs, reboots and releases run their course
+    up to that point. Yields (server, lab); stops, purges and removes both
+    afterwards."""
+    workdir = Path(workdir)
+    agent = workdir / "agent"
+    agent.mkdir(parents=True, exist_ok=True)
+    (agent / "deploy-vmlinuz").write_bytes(b"a stand-in: nothing boots it")
+    (agent / "deploy-initrd.img").write_bytes(b"a stand-in: nothing boots it")
+    lab = Lab(f"mm{name}{os.getpid()}", f"{net}.1", 24, workdir / "lab")
+    srv = MalleeServer(
+        workdir / "data",
+        workdir / "server.log",
+        extra_args=[
+            "--metal-interface", "br0",
+            "--metal-address", f"{net}.1/24",
+            "--metal-netns", lab.netns,
+            "--metal-http-port", str(free_port()),
+            "--metal-agent-dir", str(agent),
+        ],
+    )
+    try:
+        srv.start()
+        yield srv, lab
+    finally:
+        srv.stop()
+        srv.kill()
+        srv.purge()
+        lab.destroy(srv.data_dir / "metal" / "netboot" / "dnsmasq.pid")
 
 
 class Metaleuca:

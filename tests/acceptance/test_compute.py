@@ -1,7 +1,8 @@
 """Compute end to end: real QEMU guests (TCG) started through boto3 and
 awscli against `mallee up`, their user-data run from the metadata service,
-their console output, stop/start, guest poweroff, launch permissions,
-hooks, capacity, and kill -9 of the controller and node agent."""
+their console output, reboot, stop/start, guest poweroff, launch
+permissions, hooks, capacity, and kill -9 of the controller and node
+agent."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from conftest import snapshot
 from computeutil import (
+    BOOT_TIMEOUT,
     console,
     guest_cloud,
     guest_images,
@@ -100,7 +102,17 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
         assert f"MALLEE-GUEST: network up eth0 {ip}/20" in out
         status = ec2c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"]
         assert status[0]["InstanceState"]["Name"] == "running"
-        assert iid in qemu_pids()
+        pid = qemu_pids()[iid]
+        # A reboot resets the same VM: the guest boots again and runs its
+        # user data a second time.
+        ec2c.reboot_instances(InstanceIds=[iid])
+        marker = f"MARKER-7f3a {iid} {ip}"
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while console(ec2c, iid).count(marker) < 2:
+            assert time.monotonic() < deadline, f"{iid} did not boot again:\n{console(ec2c, iid)[-3000:]}"
+            time.sleep(1)
+        assert qemu_pids()[iid] == pid, "a reboot is not a new VM"
+        assert instances_of(ec2c, [iid])[iid]["State"]["Name"] == "running"
     finally:
         terminate(ec2c, [iid])
     done = wait_states(ec2c, [iid], "terminated", timeout=60)[iid]

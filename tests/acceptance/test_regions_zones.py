@@ -5,7 +5,10 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import EC2_NS, REGION, ZONE, assert_aws_error
+import boto3
+from botocore.config import Config
+
+from conftest import EC2_NS, REGION, ZONE, assert_aws_error, run_mallee
 
 
 def test_describe_regions_boto3(ec2, server):
@@ -139,3 +142,49 @@ def test_describe_account_attributes(ec2):
     only = ec2.describe_account_attributes(AttributeNames=["max-instances"])["AccountAttributes"]
     assert [a["AttributeName"] for a in only] == ["max-instances"]
     assert int(only[0]["AttributeValues"][0]["AttributeValue"]) >= 0
+
+
+def test_admin_names_the_region_and_zones_once(mallee_factory):
+    """`--region us-east-1 --zones us-east-1a,us-east-1b`: clients that check
+    region names against AWS's list work; a later start with other names
+    keeps the first ones (renaming would orphan what lives in a zone)."""
+    srv = mallee_factory(
+        "named", extra_args=["--no-node", "--region", "us-east-1", "--zones", "us-east-1a,us-east-1b"]
+    )
+    def client():
+        return boto3.client(
+            "ec2",
+            region_name="us-east-1",
+            endpoint_url=srv.endpoint,
+            aws_access_key_id=srv.admin["access_key_id"],
+            aws_secret_access_key=srv.admin["secret_access_key"],
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+    ec2 = client()
+    assert [r["RegionName"] for r in ec2.describe_regions()["Regions"]] == ["us-east-1"]
+    zones = ec2.describe_availability_zones()["AvailabilityZones"]
+    assert [z["ZoneName"] for z in zones] == ["us-east-1a", "us-east-1b"]
+    assert {z["RegionName"] for z in zones} == {"us-east-1"}
+    assert srv.admin["region"] == "us-east-1"
+    # The default VPC has a default subnet in each zone.
+    subnets = ec2.describe_subnets()["Subnets"]
+    assert sorted(s["AvailabilityZone"] for s in subnets) == ["us-east-1a", "us-east-1b"]
+
+    srv.stop()
+    srv.extra_args = [a for a in srv.extra_args if a not in ("us-east-1", "us-east-1a,us-east-1b")]
+    srv.extra_args = [a for a in srv.extra_args if a not in ("--region", "--zones")]
+    srv.extra_args += ["--region", "eu-west-1", "--zones", "eu-west-1a"]
+    srv.start()
+    assert "fixed at the first start" in srv.log_text()
+    ec2 = client()
+    zones = ec2.describe_availability_zones()["AvailabilityZones"]
+    assert [z["ZoneName"] for z in zones] == ["us-east-1a", "us-east-1b"]
+    assert [r["RegionName"] for r in ec2.describe_regions()["Regions"]] == ["us-east-1"]
+
+
+def test_bad_region_or_zone_names_are_refused_at_start(tmp_path):
+    for args in (["--region", "US East"], ["--zones", "a,a"], ["--zones", "a_b"]):
+        r = run_mallee("up", "--no-node", "--data-dir", tmp_path / "bad", "--listen", "127.0.0.1:0", *args, timeout=30)
+        assert r.returncode != 0, args
+        assert "region" in r.stderr or "zone" in r.stderr, (args, r.stderr)

@@ -1,5 +1,5 @@
 //! Every action of a Query API is declared once, as a row `Name =>
-//! module::Input` of a [`declare!`] table. The row's input type has an
+//! module::Input` of a `declare!` table. The row's input type has an
 //! inherent `parse(&QueryParams) -> Result<Self, E>` and `async
 //! execute(self, &Context) -> Result<String, E>`; the macro generates from
 //! the table the action enum, the parser that dispatches on `Action=`, the
@@ -8,13 +8,15 @@
 //! function that runs a parsed action. Adding an action is one row and its
 //! input type; nothing else names it.
 
-/// Declares a Query API's actions; see the module documentation.
+/// Declares a Query API's actions; see the module documentation. An API
+/// with `dry_run: ERROR` gets a run function that takes a `dry_run` flag
+/// (and answers ERROR when it is set); one without has no such flag.
 macro_rules! declare {
     (
         $(#[$enum_doc:meta])*
         enum $enum:ident;
         $(#[$run_doc:meta])*
-        fn $run:ident($ctx:ident, $err:ty, dry_run: $dry:expr, invalid: $invalid:path);
+        fn $run:ident($ctx:ident, $err:ty, $(dry_run: $dry:expr,)? invalid: $invalid:path);
         service $service:literal;
         $($name:ident => $module:ident :: $input:ident,)+
     ) => {
@@ -54,8 +56,20 @@ macro_rules! declare {
             pub fn iam_action(&self) -> String {
                 format!("{}:{}", Self::SERVICE, self.name())
             }
+
+            /// Runs the action's input.
+            async fn execute_input(self, ctx: &$ctx<'_>) -> Result<String, $err> {
+                match self {
+                    $(Self::$name(input) => input.execute(ctx).await,)+
+                }
+            }
         }
 
+        $crate::actions::declare! {
+            @run $(#[$run_doc])* fn $run($ctx, $err, $enum) [$($dry)?]
+        }
+    };
+    (@run $(#[$run_doc:meta])* fn $run:ident($ctx:ident, $err:ty, $enum:ident) [$dry:expr]) => {
         $(#[$run_doc])*
         pub async fn $run(
             ctx: &$ctx<'_>,
@@ -65,9 +79,13 @@ macro_rules! declare {
             if dry_run {
                 return Err($dry);
             }
-            match action {
-                $($enum::$name(input) => input.execute(ctx).await,)+
-            }
+            action.execute_input(ctx).await
+        }
+    };
+    (@run $(#[$run_doc:meta])* fn $run:ident($ctx:ident, $err:ty, $enum:ident) []) => {
+        $(#[$run_doc])*
+        pub async fn $run(ctx: &$ctx<'_>, action: $enum) -> Result<String, $err> {
+            action.execute_input(ctx).await
         }
     };
 }

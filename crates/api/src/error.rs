@@ -1,9 +1,13 @@
 //! The wire form of every API error: an HTTP status, an AWS `Code`, a
-//! `Message`, rendered in the XML dialect of the service that failed.
+//! `Message`, rendered in the XML dialect of the service that failed, and
+//! the XML response that carries it (for the front door and the S3
+//! gateway alike).
 
 use std::borrow::Cow;
 
-use http::StatusCode;
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
 
 use super::xml::escape;
 
@@ -95,4 +99,24 @@ impl<E: AwsError> From<E> for ApiError {
             message: err.to_string(),
         }
     }
+}
+
+/// The response carrying `error` in `dialect`.
+pub(crate) fn error_response(
+    error: &ApiError,
+    dialect: ErrorDialect,
+    request_id: &str,
+) -> Response {
+    xml_response(error.status, error.to_xml(dialect, request_id))
+}
+
+/// An XML response.
+pub(crate) fn xml_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
+    response
 }

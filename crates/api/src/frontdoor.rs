@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Limited};
 use mallee_sigv::{RequestParts, SignedBy};
 
 use super::auth::{self, AuthError, Caller};
-use super::error::{ApiError, ErrorDialect};
+use super::error::{ApiError, ErrorDialect, error_response, xml_response};
 use super::query::QueryParams;
 use mallee_cloud::Principal;
 
@@ -111,24 +111,6 @@ fn expects_continue_without_body(request: &Request) -> bool {
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
         && HttpBody::is_end_stream(request.body())
-}
-
-pub(crate) fn error_response(
-    error: &ApiError,
-    dialect: ErrorDialect,
-    request_id: &str,
-) -> Response {
-    xml_response(error.status, error.to_xml(dialect, request_id))
-}
-
-pub(crate) fn xml_response(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml;charset=UTF-8"),
-    );
-    response
 }
 
 /// Which service a request is for, from what is known before the body is
@@ -398,7 +380,7 @@ async fn run_metal(
     action: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    use crate::metal::{MetalAction, MetalApiError, execute};
+    use crate::metal::{MetalAction, MetalApiError, MetalContext, execute};
     let to_api = |e: MetalApiError| {
         if let MetalApiError::Internal(detail) = &e {
             tracing::error!(request_id, detail, "internal error");
@@ -406,7 +388,10 @@ async fn run_metal(
         ApiError::from(e)
     };
     let parsed = MetalAction::parse(action, params).map_err(to_api)?;
-    execute(metal, principal, request_id, action, parsed)
-        .await
-        .map_err(to_api)
+    let ctx = MetalContext {
+        metal,
+        principal,
+        request_id,
+    };
+    execute(&ctx, parsed).await.map_err(to_api)
 }

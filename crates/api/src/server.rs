@@ -65,7 +65,7 @@ pub struct Prepared {
 }
 
 /// Opens the store, bootstraps and binds the listener.
-pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ServerError::Store(mallee_store::StoreError::Corrupt(e.to_string())))?;
     let store = SqliteStore::open(&config.database_path()).await?;
@@ -84,6 +84,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             addr: config.node_listen,
             source,
         })?;
+    bootstrap::fix_names(&store, &mut config).await?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
     // Interrupted uploads left temp files (removed by open) and maybe blobs
     // no committed record points at: sweep them before serving.
@@ -104,7 +105,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         faults: mallee_cloud::faults::Faults::from_env(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
-    let s3 = crate::s3::service(cloud.clone(), blobs.clone());
+    let s3 = crate::s3::service(cloud.clone());
     let metal = Arc::new(mallee_cloud::metal::Metal::disabled(
         cloud.store.clone(),
         blobs,

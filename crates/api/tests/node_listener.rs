@@ -87,6 +87,7 @@ fn registration(node_id: &str) -> NodeRegistration {
             hostname: "h".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             accel: "tcg".into(),
+            underlay_ip: None,
         },
         url: "https://127.0.0.1:9".into(),
         capacity: Capacity::default(),

@@ -65,6 +65,61 @@ pub struct Bootstrapped {
     pub credentials_dir: PathBuf,
 }
 
+/// The setting holding the region's name, fixed at the first start.
+const REGION_SETTING: &str = "cloud.region";
+/// The setting holding the zones' names (comma-separated), fixed at the
+/// first start.
+const ZONES_SETTING: &str = "cloud.zones";
+
+/// Fixes the region and zone names: at the first start the configured
+/// ones are recorded; at every later start the recorded ones replace the
+/// configured ones (a zone renamed later would orphan its nodes, volumes
+/// and addresses), and settings keyed by a configured zone move to the
+/// recorded zone in the same position. Returns whether names differed from
+/// the configuration.
+pub async fn fix_names(store: &dyn Store, config: &mut Config) -> Result<bool, BootstrapError> {
+    let region = store.setting(REGION_SETTING).await?;
+    let zones = store.setting(ZONES_SETTING).await?;
+    let (Some(region), Some(zones)) = (region, zones) else {
+        store
+            .set_setting(ZONES_SETTING, &config.zones.join(","))
+            .await?;
+        store.set_setting(REGION_SETTING, &config.region).await?;
+        return Ok(false);
+    };
+    let zones: Vec<String> = zones.split(',').map(str::to_owned).collect();
+    if region == config.region && zones == config.zones {
+        return Ok(false);
+    }
+    tracing::warn!(
+        region = %region,
+        zones = %zones.join(","),
+        configured_region = %config.region,
+        configured_zones = %config.zones.join(","),
+        "region and zone names are fixed at the first start: keeping the recorded ones"
+    );
+    let renamed = |zone: &str| {
+        config
+            .zones
+            .iter()
+            .position(|z| z == zone)
+            .and_then(|i| zones.get(i))
+            .cloned()
+    };
+    for range in &mut config.public_ranges {
+        if let Some(fixed) = renamed(&range.zone) {
+            range.zone = fixed;
+        }
+    }
+    config.placement = std::mem::take(&mut config.placement)
+        .into_iter()
+        .filter_map(|(zone, policy)| renamed(&zone).map(|z| (z, policy)))
+        .collect();
+    config.region = region;
+    config.zones = zones;
+    Ok(true)
+}
+
 /// Ensures the admin account and key exist and writes the credential files.
 pub async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Bootstrapped, BootstrapError> {
     let (account, key, first_start) = ensure_admin(store).await?;
@@ -192,6 +247,45 @@ fn write_credential_files(dir: &Path, c: &AdminCredentials) -> Result<(), Bootst
 mod tests {
     use super::*;
     use mallee_store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn names_are_fixed_at_the_first_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            dir.path().to_owned(),
+        );
+        config
+            .set_names("us-east-1", &["us-east-1a".into(), "us-east-1b".into()])
+            .expect("names");
+        let store = SqliteStore::open(&config.database_path())
+            .await
+            .expect("open");
+        assert!(!fix_names(&store, &mut config).await.expect("first"));
+        let mut later = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            dir.path().to_owned(),
+        );
+        later
+            .set_names("eu-west-1", &["eu-west-1c".into(), "eu-west-1d".into()])
+            .expect("names");
+        later.placement.insert(
+            "eu-west-1d".into(),
+            crate::instances::placement::Policy::Greedy,
+        );
+        assert!(fix_names(&store, &mut later).await.expect("later"));
+        assert_eq!(later.region, "us-east-1");
+        assert_eq!(later.zones, ["us-east-1a", "us-east-1b"]);
+        assert_eq!(later.public_ranges[0].zone, "us-east-1a");
+        assert_eq!(
+            later.placement_policy("us-east-1b"),
+            crate::instances::placement::Policy::Greedy
+        );
+        assert!(
+            config.set_names("US", &[]).is_err()
+                && config.set_names("r", &["a".into(), "a".into()]).is_err()
+        );
+    }
 
     #[tokio::test]
     async fn first_start_creates_then_reuses() {

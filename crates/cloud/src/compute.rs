@@ -1,6 +1,6 @@
 //! The control plane's shared runtime state: the node registry, the
 //! placement lock, the reconciler's wake-up, the node calls in flight and
-//! the firewall policies last sent to each node.
+//! the firewall policies and overlays last sent to each node.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -18,11 +18,17 @@ pub struct Compute {
     pub placement_lock: tokio::sync::Mutex<()>,
     wake: Notify,
     calls: Mutex<HashSet<String>>,
-    /// Per node: digest of the firewall policy last applied there, its
-    /// generation, and when it was sent.
-    firewalls: Mutex<HashMap<String, (u64, u64, Instant)>>,
+    /// The firewall policies last applied on each node.
+    pub(crate) firewalls: Pushes,
+    /// The VXLAN overlays last applied on each node.
+    pub(crate) overlays: Pushes,
     /// The bare-metal zone, once provisioning is enabled.
-    pub metal: crate::metal::zone::MetalSlot,
+    pub metal: crate::metal::MetalSlot,
+    /// Per zone: the node round-robin placement used last.
+    round_robin: Mutex<HashMap<String, String>>,
+    /// When this controller started (milliseconds): nodes are not counted
+    /// down for silence older than that, which was the controller's.
+    pub started_at: i64,
 }
 
 impl Compute {
@@ -34,8 +40,11 @@ impl Compute {
             placement_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),
-            firewalls: Mutex::new(HashMap::new()),
-            metal: crate::metal::zone::MetalSlot::default(),
+            firewalls: Pushes::default(),
+            overlays: Pushes::default(),
+            metal: crate::metal::MetalSlot::default(),
+            round_robin: Mutex::new(HashMap::new()),
+            started_at: crate::ids::now_millis(),
         }
     }
 
@@ -57,12 +66,44 @@ impl Compute {
             .insert(instance_id.to_owned())
     }
 
-    /// Whether `node_id` needs the policy with `digest` (it differs from
-    /// the last one applied, or that was sent long ago); the generation to
-    /// send it with.
-    pub(crate) fn firewall_due(&self, node_id: &str, digest: u64, now_micros: u64) -> Option<u64> {
-        let firewalls = self.firewalls.lock().expect("firewall map lock poisoned");
-        match firewalls.get(node_id) {
+    pub(crate) fn end_call(&self, instance_id: &str) {
+        self.calls
+            .lock()
+            .expect("call set lock poisoned")
+            .remove(instance_id);
+    }
+
+    /// The node round-robin placement used last in `zone`.
+    pub fn last_placed(&self, zone: &str) -> Option<String> {
+        self.round_robin
+            .lock()
+            .expect("round-robin lock poisoned")
+            .get(zone)
+            .cloned()
+    }
+
+    /// Records the node round-robin placement used last in `zone`.
+    pub fn placed_last(&self, zone: &str, node_id: &str) {
+        self.round_robin
+            .lock()
+            .expect("round-robin lock poisoned")
+            .insert(zone.to_owned(), node_id.to_owned());
+    }
+}
+
+/// A whole state the reconciler keeps every node in step with (its
+/// firewall policy, its overlay): per node, the digest of the one last
+/// applied there, its generation, and when it was sent.
+#[derive(Debug, Default)]
+pub(crate) struct Pushes(Mutex<HashMap<String, (u64, u64, Instant)>>);
+
+impl Pushes {
+    /// Whether `node_id` needs the state with `digest` (it differs from the
+    /// last one applied, or that was sent long ago); the generation to send
+    /// it with.
+    pub(crate) fn due(&self, node_id: &str, digest: u64, now_micros: u64) -> Option<u64> {
+        let pushed = self.0.lock().expect("push map lock poisoned");
+        match pushed.get(node_id) {
             Some((last, _, sent))
                 if *last == digest && sent.elapsed() < crate::reconciler::FIREWALL_REFRESH =>
             {
@@ -73,17 +114,12 @@ impl Compute {
         }
     }
 
-    pub(crate) fn firewall_applied(&self, node_id: &str, digest: u64, generation: u64) {
-        self.firewalls
+    /// Records that `node_id` applied the state with `digest` at
+    /// `generation`.
+    pub(crate) fn applied(&self, node_id: &str, digest: u64, generation: u64) {
+        self.0
             .lock()
-            .expect("firewall map lock poisoned")
+            .expect("push map lock poisoned")
             .insert(node_id.to_owned(), (digest, generation, Instant::now()));
-    }
-
-    pub(crate) fn end_call(&self, instance_id: &str) {
-        self.calls
-            .lock()
-            .expect("call set lock poisoned")
-            .remove(instance_id);
     }
 }

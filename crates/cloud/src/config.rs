@@ -1,6 +1,7 @@
 //! Controller configuration: where it listens, where its data lives, the
 //! region and zone names and the limits it enforces.
 
+use mallee_util::cidr::Ipv4Cidr;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -64,6 +65,14 @@ pub struct Config {
     /// Address of the node listener (mutual TLS): where nodes enrol,
     /// register and fetch data. Port 0 picks a free one.
     pub node_listen: SocketAddr,
+    /// How each zone chooses nodes (zones not named use
+    /// [`Config::default_placement`]).
+    pub placement: std::collections::BTreeMap<String, crate::instances::placement::Policy>,
+    /// The placement policy of zones not in [`Config::placement`].
+    pub default_placement: crate::instances::placement::Policy,
+    /// How long a node may stay silent before it counts as down (its
+    /// instances impaired, nothing new placed there).
+    pub node_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -86,7 +95,56 @@ impl Config {
             }],
             auto_public_ip: true,
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            placement: std::collections::BTreeMap::new(),
+            default_placement: crate::instances::placement::Policy::default(),
+            node_timeout: std::time::Duration::from_secs(30),
         }
+    }
+
+    /// Sets the region and zone names (no zones: the region's name followed
+    /// by `a`), checking they are names AWS tools accept.
+    pub fn set_names(&mut self, region: &str, zones: &[String]) -> Result<(), String> {
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !valid(region) {
+            return Err(format!(
+                "region {region:?}: use lowercase letters, digits and '-'"
+            ));
+        }
+        let zones: Vec<String> = if zones.is_empty() {
+            vec![format!("{region}a")]
+        } else {
+            zones.to_vec()
+        };
+        for (i, zone) in zones.iter().enumerate() {
+            if !valid(zone) {
+                return Err(format!(
+                    "zone {zone:?}: use lowercase letters, digits and '-'"
+                ));
+            }
+            if zones[..i].contains(zone) {
+                return Err(format!("zone {zone} is named twice"));
+            }
+        }
+        self.region = region.to_owned();
+        self.zones = zones;
+        if let Some(range) = self.public_ranges.first_mut() {
+            range.zone.clone_from(&self.zones[0]);
+        }
+        Ok(())
+    }
+
+    /// The placement policy of `zone`.
+    pub fn placement_policy(&self, zone: &str) -> crate::instances::placement::Policy {
+        self.placement
+            .get(zone)
+            .copied()
+            .unwrap_or(self.default_placement)
     }
 
     /// Base URL clients use (`http://127.0.0.1:8773`). A wildcard listen
@@ -131,35 +189,27 @@ impl Config {
     }
 }
 
-/// An IPv4 network in CIDR form used as a public address range.
+/// A public address range: an IPv4 block with host bits zero and a prefix
+/// of 8 to 29. Its first host is the nodes' public gateway and is never
+/// handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublicCidr {
-    /// Network address (host bits zero).
-    pub network: Ipv4Addr,
-    /// Prefix length, 8 to 29.
-    pub prefix: u8,
-}
+pub struct PublicCidr(pub Ipv4Cidr);
 
 impl PublicCidr {
-    fn size(self) -> u32 {
-        1u32 << (32 - u32::from(self.prefix))
-    }
-
     /// The first host address: the node's public bridge, never handed out.
     pub fn gateway(self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + 1)
+        self.0.first_host()
     }
 
     /// Addresses that can be allocated: every host address but the
     /// gateway (the network and broadcast addresses are not hosts).
     pub fn allocatable(self) -> impl Iterator<Item = Ipv4Addr> {
-        let base = u32::from(self.network);
-        (base + 2..base + self.size() - 1).map(Ipv4Addr::from)
+        self.0.hosts().skip(1)
     }
 
     /// Whether `ip` is inside the range.
     pub fn contains(self, ip: Ipv4Addr) -> bool {
-        u32::from(ip).wrapping_sub(u32::from(self.network)) < self.size()
+        self.0.contains(ip)
     }
 }
 
@@ -167,28 +217,21 @@ impl std::str::FromStr for PublicCidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || {
-            format!(
-                "{s:?} is not an IPv4 range like 198.18.0.0/24 (prefix 8 to 29, host bits zero)"
-            )
-        };
-        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
-        let network: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
-        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-        if !(8..=29).contains(&prefix) {
-            return Err(invalid());
-        }
-        let cidr = Self { network, prefix };
-        if u32::from(network) & (cidr.size() - 1) != 0 {
-            return Err(invalid());
-        }
-        Ok(cidr)
+        Ipv4Cidr::parse_strict(s)
+            .ok()
+            .filter(|c| (8..=29).contains(&c.prefix()))
+            .map(Self)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not an IPv4 range like 198.18.0.0/24 (prefix 8 to 29, host bits zero)"
+                )
+            })
     }
 }
 
 impl std::fmt::Display for PublicCidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        self.0.fmt(f)
     }
 }
 

@@ -53,6 +53,8 @@ const NODE_PROGRAMS: &[(&str, &str)] = &[
     ("qemu-img", "qemu-utils"),
     ("nft", "nftables"),
     ("dnsmasq", "dnsmasq-base"),
+    // Gratuitous ARP for a public address that moved to this node.
+    ("arping", "iputils-arping"),
 ];
 
 /// Finds `program` on `path_var` (a `PATH` value).

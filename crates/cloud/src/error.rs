@@ -61,6 +61,9 @@ pub enum Kind {
     Resource,
     /// An instance type.
     InstanceType,
+    /// Anything else of the bare-metal zone, named only in the message (a
+    /// provisioning token, a MAC, a profile's image, a stored record).
+    MetalRecord,
 }
 
 /// Which limit a request ran into.

@@ -168,6 +168,7 @@ pub async fn register(
         disk_gib_max: to_i64(capacity.disk_gib_max),
         disk_gib_free: to_i64(capacity.disk_gib_free),
         updated_at: now_millis(),
+        underlay_ip: info.underlay_ip.clone(),
         version: info.version.clone(),
         accel: info.accel.clone(),
     };
@@ -207,6 +208,7 @@ mod tests {
                 hostname: "h".into(),
                 version: version.into(),
                 accel: "tcg (test)".into(),
+                underlay_ip: None,
             },
             url: "https://127.0.0.1:9".into(),
             capacity: Capacity::default(),

@@ -16,10 +16,10 @@ use mallee_store::Node;
 
 use crate::Cloud;
 use crate::ids::now_millis;
-use crate::instances::model::{Desired, Instance, InstanceState, ShutdownBehavior, StateReason};
+use crate::instances::model::{
+    Desired, Instance, InstanceState, ShutdownBehavior, StateReason, TERMINATED_VISIBLE_MILLIS,
+};
 
-/// How long terminated instances stay visible.
-pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 /// Time between passes when nothing wakes the reconciler.
 const PERIOD: Duration = Duration::from_secs(1);
 /// Time between passes while some instance is between states (nodes do not
@@ -214,7 +214,7 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         };
         // Machines of the bare-metal zone: never sent to a node agent; the
         // bare-metal syncer drives them below.
-        if crate::metal::zone::is_metal(&instance) {
+        if crate::metal::names::is_metal(&instance) {
             continue;
         }
         let node = nodes.iter().find(|n| n.node_id == instance.record.node_id);
@@ -242,6 +242,9 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         apply(cloud, node, instance, step, now).await?;
     }
     push_firewalls(cloud, &nodes, &reports).await;
+    if let Err(e) = crate::overlay::push(cloud, &nodes, &node_reports).await {
+        tracing::warn!(error = %e, "cannot compute the nodes' overlays");
+    }
     for (node_id, report) in &reports {
         let (Some(report), Some(node)) = (report, nodes.iter().find(|n| &n.node_id == node_id))
         else {
@@ -269,8 +272,8 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
 
 type Report = HashMap<String, ObservedInstance>;
 
-/// How often a node is sent its firewall policy even when it did not
-/// change (a node that lost its state gets it back).
+/// How often a node is sent its firewall policy and its overlay even when
+/// they did not change (a node that lost its state gets it back).
 pub const FIREWALL_REFRESH: Duration = Duration::from_secs(30);
 
 /// Sends every reachable node the security-group rules of the instances it
@@ -318,37 +321,61 @@ async fn push_firewalls(
             }
         }
         firewalls.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        let digest = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            serde_json::to_string(&firewalls)
-                .unwrap_or_default()
-                .hash(&mut h);
-            h.finish()
-        };
-        let now_micros = u64::try_from(now_millis()).unwrap_or(0) * 1000;
-        let Some(generation) = cloud
-            .compute
-            .firewall_due(&node.node_id, digest, now_micros)
-        else {
-            continue;
-        };
-        let client = cloud.compute.nodes.client(node);
-        let policy = FirewallPolicy {
-            generation,
-            instances: firewalls,
-        };
-        match tokio::time::timeout(REPORT_TIMEOUT, client.put_firewall(policy)).await {
-            Ok(Ok(applied)) => {
-                cloud
-                    .compute
-                    .firewall_applied(&node.node_id, digest, applied.max(generation));
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(node = %node.node_id, error = %e, "firewall policy refused; will retry");
-            }
-            Err(_) => tracing::warn!(node = %node.node_id, "firewall policy timed out; will retry"),
+        push_state(
+            cloud,
+            node,
+            &cloud.compute.firewalls,
+            "firewall policy",
+            firewalls,
+            |client, generation, instances| async move {
+                client
+                    .put_firewall(FirewallPolicy {
+                        generation,
+                        instances,
+                    })
+                    .await
+            },
+        )
+        .await;
+    }
+}
+
+/// Sends `node` a whole state (its firewall policy, its overlay) with
+/// `send` when `content` differs from what it last applied, or that was
+/// [`FIREWALL_REFRESH`] ago (a node that lost its state gets it back); the
+/// generation grows with every send, also across controller restarts (it
+/// starts from the clock).
+pub(crate) async fn push_state<T, F, Fut>(
+    cloud: &Arc<Cloud>,
+    node: &Node,
+    pushes: &crate::compute::Pushes,
+    what: &str,
+    content: T,
+    send: F,
+) where
+    T: serde::Serialize,
+    F: FnOnce(Arc<dyn mallee_node_api::NodeAgent>, u64, T) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, NodeError>>,
+{
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&content)
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
+    };
+    let now_micros = u64::try_from(now_millis()).unwrap_or(0) * 1000;
+    let Some(generation) = pushes.due(&node.node_id, digest, now_micros) else {
+        return;
+    };
+    let client = cloud.compute.nodes.client(node);
+    match tokio::time::timeout(REPORT_TIMEOUT, send(client, generation, content)).await {
+        Ok(Ok(applied)) => pushes.applied(&node.node_id, digest, applied.max(generation)),
+        Ok(Err(e)) => {
+            tracing::warn!(node = %node.node_id, error = %e, "{what} refused; will retry");
         }
+        Err(_) => tracing::warn!(node = %node.node_id, "{what} timed out; will retry"),
     }
 }
 

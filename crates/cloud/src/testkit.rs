@@ -8,10 +8,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use mallee_node_api::{
-    Artifact, BootImage, DesiredState, InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec,
-};
-use mallee_store::{InstanceRecord, Node, Reservation, sqlite::SqliteStore};
+use crate::instances::spec::{Boot, ImageObject, LaunchSpec, Metadata, MetadataOptions, Nic};
+use mallee_store::{Image, InstanceRecord, Node, Reservation, sqlite::SqliteStore};
 
 use crate::compute::Compute;
 use crate::faults::Faults;
@@ -125,6 +123,61 @@ pub fn node(id: &str, zone: &str, cores: i64, memory_mib: i64, disk_gib: i64) ->
         disk_gib_free: disk_gib,
         updated_at: 1,
         ..Node::default()
+    }
+}
+
+/// An available HVM machine image `image_id` of `account`: a 1 MiB raw disk
+/// object in bucket `images`.
+pub fn machine_image(image_id: &str, account: &str) -> Image {
+    Image {
+        image_id: image_id.into(),
+        account_id: account.into(),
+        name: "disk".into(),
+        description: None,
+        image_type: "machine".into(),
+        architecture: "x86_64".into(),
+        virtualization_type: "hvm".into(),
+        root_device_name: "/dev/sda1".into(),
+        root_device_type: "instance-store".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        location: "images/disk.img".into(),
+        bucket: "images".into(),
+        key: "disk.img".into(),
+        size: 1 << 20,
+        etag: "etag".into(),
+        disk_format: "raw".into(),
+        state: "available".into(),
+        is_public: false,
+        created_at: 1,
+        launch_permissions: Vec::new(),
+        block_device_mappings: Vec::new(),
+    }
+}
+
+/// A RunInstances request for `count` t1.micro instances of `image_id`,
+/// every other parameter left to its default.
+pub fn run_request(image_id: &str, count: usize) -> crate::instances::launch::RunInstances {
+    crate::instances::launch::RunInstances {
+        image_id: image_id.into(),
+        min_count: count,
+        max_count: count,
+        instance_type: "t1.micro".into(),
+        key_name: None,
+        user_data: None,
+        security_groups: Vec::new(),
+        security_group_ids: Vec::new(),
+        zone: None,
+        kernel_id: None,
+        ramdisk_id: None,
+        client_token: None,
+        shutdown_behavior: ShutdownBehavior::Stop,
+        disable_api_termination: false,
+        metadata_options: crate::instances::spec::MetadataOptions::default(),
+        subnet_id: None,
+        associate_public_ip: None,
+        tags: Vec::new(),
+        block_device_mappings: Vec::new(),
     }
 }
 
@@ -256,7 +309,7 @@ impl InstanceBuilder {
 
     /// The launch details.
     pub fn details(&self) -> InstanceDetails {
-        let metadata = InstanceMetadata {
+        let metadata = Metadata {
             ami_id: "ami-0123456789abcdef0".into(),
             ami_launch_index: 0,
             reservation_id: self.reservation_id(),
@@ -281,22 +334,22 @@ impl InstanceBuilder {
             options: MetadataOptions::default(),
         };
         let mut details = InstanceDetails {
-            spec: InstanceSpec {
+            spec: LaunchSpec {
                 instance_id: self.id.clone(),
                 account_id: self.account.clone(),
                 instance_type: self.instance_type.clone(),
                 vcpus: self.vcpus,
                 memory_mib: self.memory_mib,
                 disk_gib: self.disk_gib,
-                image: BootImage::Hvm {
-                    disk: Artifact {
+                image: Boot::Hvm {
+                    disk: ImageObject {
                         bucket: "images".into(),
                         key: "disk.img".into(),
                         size: 1 << 30,
                         etag: "\"etag\"".into(),
                     },
                 },
-                nics: vec![NicSpec {
+                nics: vec![Nic {
                     mac: self.mac.clone(),
                     private_ip: self.ip.clone(),
                     network_id: self.network.clone(),
@@ -304,8 +357,6 @@ impl InstanceBuilder {
                     vpc_cidr: self.vpc_cidr.clone(),
                     public_ip: None,
                 }],
-                desired: DesiredState::Running,
-                generation: 1,
                 metadata,
             },
             key_name: None,

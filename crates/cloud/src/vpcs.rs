@@ -6,9 +6,9 @@
 use std::net::Ipv4Addr;
 
 use mallee_store::{DefaultVpc, SecurityGroup, SecurityGroupRule, Subnet, Vpc};
+use mallee_util::cidr::Ipv4Cidr;
 
-use crate::instances::placement;
-use crate::security_groups::{Ipv4Net, firewall_changed};
+use crate::security_groups::firewall::firewall_changed;
 use crate::{Cloud, CloudError, Kind, Principal, ids, zones};
 
 /// The CIDR block of every default VPC.
@@ -44,6 +44,8 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
             default_for_az: true,
             map_public_ip_on_launch: true,
             created_at: now,
+            // Given by the store.
+            vni: 0,
         })
         .collect();
     let all_rule = |egress: bool| SecurityGroupRule {
@@ -98,13 +100,13 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
 
 /// Addresses of a subnet AWS leaves to instances: its size minus the five
 /// it reserves.
-pub fn usable_addresses(net: &Ipv4Net) -> u64 {
-    (1u64 << (32 - u32::from(net.prefix))).saturating_sub(5)
+pub fn usable_addresses(net: &Ipv4Cidr) -> u64 {
+    net.size().saturating_sub(5)
 }
 
 /// The subnet's usable addresses not held by a live instance of its VPC.
 pub async fn available_addresses(cloud: &Cloud, subnet: &Subnet) -> Result<u64, CloudError> {
-    let net: Ipv4Net = subnet
+    let net: Ipv4Cidr = subnet
         .cidr
         .parse()
         .map_err(|_| CloudError::Internal(format!("stored subnet CIDR {}", subnet.cidr)))?;
@@ -188,18 +190,9 @@ pub async fn subnets(
 
 /// The private subnet of the `index`-th zone: AWS's default-VPC layout,
 /// `172.31.0.0/20`, `172.31.16.0/20`, …
-pub fn zone_subnet(index: usize) -> placement::Subnet {
+pub fn zone_subnet(index: usize) -> Ipv4Cidr {
     let third = u8::try_from(index.min(15) * 16).unwrap_or(0);
-    placement::Subnet {
-        network: std::net::Ipv4Addr::new(172, 31, third, 0),
-        prefix: 20,
-    }
-}
-
-/// The network instances of `zone` are on (one flat network per zone until
-/// VPCs arrive).
-pub fn network_id(zone: &str) -> String {
-    format!("net-{zone}")
+    Ipv4Cidr::new(Ipv4Addr::new(172, 31, third, 0), 20).expect("a /20 is a valid prefix")
 }
 
 #[cfg(test)]
@@ -208,9 +201,9 @@ mod tests {
 
     #[test]
     fn usable_counts_follow_aws() {
-        let net: Ipv4Net = "172.31.0.0/20".parse().expect("net");
+        let net: Ipv4Cidr = "172.31.0.0/20".parse().expect("net");
         assert_eq!(usable_addresses(&net), 4091);
-        let tiny: Ipv4Net = "10.0.0.0/28".parse().expect("net");
+        let tiny: Ipv4Cidr = "10.0.0.0/28".parse().expect("net");
         assert_eq!(usable_addresses(&tiny), 11);
     }
 

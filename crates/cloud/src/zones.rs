@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::instances::types::InstanceType;
+use crate::metal::names as metal_names;
 use crate::metal::zone::{self as metal_zone, MetalType};
 use crate::{Cloud, CloudError, Kind, Principal};
 
@@ -79,8 +80,8 @@ pub async fn list(
         let types = metal_zone::instance_types(metal).await?;
         let classes: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
         zones.push(Zone {
-            name: metal_zone::zone_name(config),
-            id: metal_zone::zone_id(config),
+            name: metal_names::zone_name(config),
+            id: metal_names::zone_id(config),
             metal: Some(format!(
                 "bare-metal zone: instance types {}",
                 if classes.is_empty() {

@@ -11,9 +11,9 @@ use mallee_cloud::error::Capacity;
 use mallee_cloud::instances::launch::{self, RunInstances};
 use mallee_cloud::instances::lifecycle;
 use mallee_cloud::instances::model::{Desired, Instance, InstanceState, ShutdownBehavior};
-use mallee_cloud::testkit::{TestCloud, ZONE};
+use mallee_cloud::testkit::{TestCloud, ZONE, machine_image, run_request};
 use mallee_cloud::{Cloud, CloudError, Principal, nodes, reconciler};
-use mallee_node_api::{MetadataOptions, VmState};
+use mallee_node_api::VmState;
 use mallee_node_sim::{CallKind, SimCapacity, SimConfig, SimNode};
 use mallee_store::Image;
 
@@ -48,6 +48,7 @@ impl Cluster {
                 },
                 boot_delay: Duration::from_millis(20),
                 stop_delay: Duration::from_millis(10),
+                underlay_ip: Some(underlay(index)),
                 ..SimConfig::default()
             });
             tc.compute
@@ -130,54 +131,28 @@ impl Cluster {
     }
 }
 
+/// The underlay address of the `index`th simulated node.
+fn underlay(index: usize) -> String {
+    format!("192.0.2.{}", index + 1)
+}
+
 fn image(account: &str) -> Image {
     Image {
-        image_id: IMAGE.into(),
-        account_id: account.into(),
         name: "linux".into(),
-        description: None,
-        image_type: "machine".into(),
-        architecture: "x86_64".into(),
-        virtualization_type: "hvm".into(),
-        root_device_name: "/dev/sda1".into(),
-        root_device_type: "instance-store".into(),
-        kernel_id: None,
-        ramdisk_id: None,
         location: "images/linux.img".into(),
-        bucket: "images".into(),
         key: "linux.img".into(),
         size: 1 << 30,
-        etag: "etag".into(),
-        disk_format: "raw".into(),
-        state: "available".into(),
-        is_public: false,
-        created_at: 1,
-        launch_permissions: Vec::new(),
-        block_device_mappings: Vec::new(),
+        ..machine_image(IMAGE, account)
     }
 }
 
 fn request(min: usize, max: usize, behavior: ShutdownBehavior) -> RunInstances {
     RunInstances {
-        image_id: IMAGE.into(),
         min_count: min,
         max_count: max,
         instance_type: "m1.small".into(),
-        key_name: None,
-        user_data: None,
-        security_groups: Vec::new(),
-        security_group_ids: Vec::new(),
-        zone: None,
-        kernel_id: None,
-        ramdisk_id: None,
-        client_token: None,
         shutdown_behavior: behavior,
-        disable_api_termination: false,
-        metadata_options: MetadataOptions::default(),
-        subnet_id: None,
-        associate_public_ip: None,
-        tags: Vec::new(),
-        block_device_mappings: Vec::new(),
+        ..run_request(IMAGE, max)
     }
 }
 
@@ -442,4 +417,163 @@ async fn terminate_removes_the_vm_from_its_node() {
             .terminated_at
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn each_node_gets_the_overlay_of_its_vpcs() {
+    let c = Cluster::new(&[1, 1, 1]).await;
+    let stored = c.tc.store.nodes().await.expect("nodes");
+    assert_eq!(
+        stored
+            .iter()
+            .map(|n| n.underlay_ip.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("192.0.2.1"), Some("192.0.2.2"), Some("192.0.2.3")],
+        "registration records each node's underlay address"
+    );
+    let alice = c
+        .launch(2, 2, ShutdownBehavior::Stop)
+        .await
+        .expect("alice's launch");
+    let bob = c.tc.principal("bob").await;
+    let bobs_image = Image {
+        image_id: "ami-0000000000000000b".into(),
+        ..image(bob.account_id())
+    };
+    c.tc.store
+        .create_image(&bobs_image, &[])
+        .await
+        .expect("bob's image");
+    let bobs = launch::run(
+        c.cloud(),
+        &bob,
+        RunInstances {
+            image_id: bobs_image.image_id.clone(),
+            ..request(1, 1, ShutdownBehavior::Stop)
+        },
+    )
+    .await
+    .expect("bob's launch");
+    let bob_id = bobs.instances[0].id().to_owned();
+    let all: Vec<String> = alice.iter().cloned().chain([bob_id.clone()]).collect();
+    c.until_all(&all, InstanceState::Running).await;
+
+    let (a, b) = (c.instance(&alice[0]).await, c.instance(&alice[1]).await);
+    let (node_a, node_b, node_bob) = (
+        c.node_of(&alice[0]).await,
+        c.node_of(&alice[1]).await,
+        c.node_of(&bob_id).await,
+    );
+    assert!(node_a.node_id() != node_b.node_id() && node_b.node_id() != node_bob.node_id());
+    let alice_vpc =
+        c.tc.store
+            .default_vpc(c.caller.account_id())
+            .await
+            .expect("store")
+            .expect("alice's VPC");
+    let bob_vpc =
+        c.tc.store
+            .default_vpc(bob.account_id())
+            .await
+            .expect("store")
+            .expect("bob's VPC");
+    let underlay_of = |node: &SimNode| {
+        stored
+            .iter()
+            .find(|n| n.node_id == node.node_id())
+            .and_then(|n| n.underlay_ip.clone())
+            .expect("underlay")
+    };
+    c.until("every node's overlay", async |_| {
+        [node_a, node_b, node_bob]
+            .iter()
+            .all(|n| n.overlay().networks.len() == 1)
+    })
+    .await;
+
+    let seen_by_a = node_a.overlay();
+    let network = &seen_by_a.networks[0];
+    assert_eq!(network.network_id, alice_vpc.vpc.vpc_id);
+    assert_eq!(
+        network
+            .segments
+            .iter()
+            .map(|s| (s.subnet_cidr.clone(), s.vni))
+            .collect::<Vec<_>>(),
+        alice_vpc
+            .subnets
+            .iter()
+            .map(|s| (s.cidr.clone(), s.vni))
+            .collect::<Vec<_>>(),
+        "every subnet of the VPC with the VNI the store gave it"
+    );
+    assert_eq!(network.segments[0].gateway, "172.31.0.1");
+    assert_eq!(network.peers, [underlay_of(node_b)]);
+    let nic = &b.details.spec.nics[0];
+    assert_eq!(network.remote_ports.len(), 1);
+    let remote = &network.remote_ports[0];
+    assert_eq!(
+        (&remote.mac, &remote.ip, remote.vni, &remote.underlay_ip),
+        (
+            &nic.mac,
+            &nic.private_ip,
+            alice_vpc.subnets[0].vni,
+            &underlay_of(node_b)
+        )
+    );
+    assert_eq!(
+        node_b.overlay().networks[0].remote_ports[0].mac,
+        a.details.spec.nics[0].mac
+    );
+    // Bob's VPC has the same addresses, but its own segment and no peer:
+    // his instance shares no segment with alice's.
+    let seen_by_bob = node_bob.overlay();
+    assert_eq!(seen_by_bob.networks[0].network_id, bob_vpc.vpc.vpc_id);
+    assert_eq!(
+        seen_by_bob.networks[0].segments[0].subnet_cidr,
+        alice_vpc.subnets[0].cidr
+    );
+    assert_ne!(
+        seen_by_bob.networks[0].segments[0].vni,
+        alice_vpc.subnets[0].vni
+    );
+    assert!(seen_by_bob.networks[0].peers.is_empty());
+    assert!(seen_by_bob.networks[0].remote_ports.is_empty());
+
+    // Nothing changed: nothing is sent again (until the refresh).
+    let sent = node_a.calls(CallKind::PutOverlay);
+    for _ in 0..3 {
+        reconciler::pass(c.cloud()).await.expect("pass");
+    }
+    assert_eq!(node_a.calls(CallKind::PutOverlay), sent);
+
+    // B goes: A's node forgets it, with a newer generation; B's node has
+    // no VPC left.
+    let before = node_a.overlay().generation;
+    lifecycle::terminate(c.cloud(), &c.caller, &alice[1..])
+        .await
+        .expect("terminate");
+    c.until_all(&alice[1..], InstanceState::Terminated).await;
+    c.until("B's departure reaches the overlays", async |_| {
+        node_a.overlay().networks[0].peers.is_empty() && node_b.overlay().networks.is_empty()
+    })
+    .await;
+    let after = node_a.overlay();
+    assert!(after.generation > before);
+    assert!(after.networks[0].remote_ports.is_empty());
+
+    // A node that refuses the overlay gets it again at the next pass.
+    let refused = node_bob.overlay().generation;
+    node_bob.inject(
+        CallKind::PutOverlay,
+        mallee_node_sim::Fault::Refuse(mallee_node_api::NodeError::Internal("busy".into())),
+    );
+    lifecycle::terminate(c.cloud(), &bob, std::slice::from_ref(&bob_id))
+        .await
+        .expect("terminate bob's");
+    c.until("bob's node is told his VPC is gone", async |_| {
+        node_bob.overlay().networks.is_empty()
+    })
+    .await;
+    assert!(node_bob.overlay().generation > refused);
 }

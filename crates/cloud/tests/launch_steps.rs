@@ -5,11 +5,9 @@
 
 use mallee_cloud::faults::Step;
 use mallee_cloud::instances::launch::{self, RunInstances};
-use mallee_cloud::instances::model::ShutdownBehavior;
-use mallee_cloud::testkit::{TestCloud, ZONE, node};
+use mallee_cloud::testkit::{TestCloud, ZONE, machine_image, node, run_request};
 use mallee_cloud::{CloudError, Principal};
-use mallee_node_api::MetadataOptions;
-use mallee_store::{Image, ImageBlockDevice, TagPair};
+use mallee_store::{ImageBlockDevice, TagPair};
 
 const IMAGE: &str = "ami-0123456789abcdef0";
 
@@ -18,30 +16,7 @@ async fn fixture() -> (TestCloud, Principal) {
     let cloud = TestCloud::new().await;
     cloud.add_node(node("node-1", ZONE, 64, 65536, 1000)).await;
     let owner = cloud.principal("owner").await;
-    let image = Image {
-        image_id: IMAGE.into(),
-        account_id: owner.account_id().into(),
-        name: "disk".into(),
-        description: None,
-        image_type: "machine".into(),
-        architecture: "x86_64".into(),
-        virtualization_type: "hvm".into(),
-        root_device_name: "/dev/sda1".into(),
-        root_device_type: "instance-store".into(),
-        kernel_id: None,
-        ramdisk_id: None,
-        location: "images/disk.img".into(),
-        bucket: "images".into(),
-        key: "disk.img".into(),
-        size: 1 << 20,
-        etag: "etag".into(),
-        disk_format: "raw".into(),
-        state: "available".into(),
-        is_public: false,
-        created_at: 1,
-        launch_permissions: Vec::new(),
-        block_device_mappings: Vec::new(),
-    };
+    let image = machine_image(IMAGE, owner.account_id());
     cloud.store.create_image(&image, &[]).await.expect("image");
     (cloud, owner)
 }
@@ -50,22 +25,7 @@ async fn fixture() -> (TestCloud, Principal) {
 /// tags and a client token.
 fn request() -> RunInstances {
     RunInstances {
-        image_id: IMAGE.into(),
-        min_count: 2,
-        max_count: 2,
-        instance_type: "t1.micro".into(),
-        key_name: None,
-        user_data: None,
-        security_groups: Vec::new(),
-        security_group_ids: Vec::new(),
-        zone: None,
-        kernel_id: None,
-        ramdisk_id: None,
         client_token: Some("token-1".into()),
-        shutdown_behavior: ShutdownBehavior::Stop,
-        disable_api_termination: false,
-        metadata_options: MetadataOptions::default(),
-        subnet_id: None,
         associate_public_ip: Some(true),
         tags: vec![TagPair {
             key: "team".into(),
@@ -80,6 +40,7 @@ fn request() -> RunInstances {
             virtual_name: None,
             no_device: false,
         }],
+        ..run_request(IMAGE, 2)
     }
 }
 

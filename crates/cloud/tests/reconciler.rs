@@ -5,11 +5,12 @@
 
 use std::net::Ipv4Addr;
 
+use mallee_cloud::instances::model::TERMINATED_VISIBLE_MILLIS;
 use mallee_cloud::instances::model::{
     Desired, Instance, InstanceState, ShutdownBehavior, StateReason,
 };
-use mallee_cloud::instances::placement::{self, Demand, Subnet};
-use mallee_cloud::reconciler::{Step, TERMINATED_VISIBLE_MILLIS, decide};
+use mallee_cloud::instances::placement::{self, Demand};
+use mallee_cloud::reconciler::{Step, decide};
 use mallee_cloud::testkit::InstanceBuilder;
 use mallee_node_api::{DesiredState, ObservedInstance, VmState};
 use mallee_store::{InstanceRecord, Node};
@@ -621,7 +622,7 @@ proptest! {
 
 #[test]
 fn free_addresses_skip_reserved_and_used_ones() {
-    let subnet = Subnet::parse("172.31.16.0/28").expect("subnet");
+    let subnet = placement::subnet("172.31.16.0/28").expect("subnet");
     let ip = |last: u8| Ipv4Addr::new(172, 31, 16, last);
     // .0-.3 and .15 are AWS's; the usable ones are .4-.14.
     let all = placement::free_addresses(subnet, &[], 100);

@@ -1,5 +1,6 @@
 //! The `mallee` binary: a thin command-line layer over the crates.
 
+mod client;
 mod image_cmd;
 mod metal_cmd;
 mod node_admin;
@@ -92,21 +93,43 @@ struct ServeArgs {
     /// Do not give instances a public IP at launch.
     #[arg(long)]
     no_auto_public_ip: bool,
+    /// Region name (fixed at the first start; e.g. `us-east-1` for tools
+    /// that check region names against AWS's list).
+    #[arg(long, env = "MALLEE_REGION", default_value = mallee_cloud::config::DEFAULT_REGION)]
+    region: String,
+    /// Availability zone names, comma-separated (fixed at the first start;
+    /// default: the region's name followed by `a`). The public range and
+    /// the node of `up` serve the first.
+    #[arg(long, env = "MALLEE_ZONES", value_delimiter = ',')]
+    zones: Vec<String>,
+    /// Seconds a node may stay silent before it counts as down (its
+    /// instances impaired, nothing new placed on it); nodes heartbeat every
+    /// 10 s.
+    #[arg(long, default_value_t = 30)]
+    node_timeout: u64,
+    /// How a zone chooses nodes for new instances: `spread` (fewest
+    /// instances first, the default), `greedy` (fill a node first) or
+    /// `round-robin`; `ZONE=POLICY` sets one zone's (repeatable).
+    #[arg(long, value_name = "[ZONE=]POLICY")]
+    placement: Vec<String>,
 }
 
 impl ServeArgs {
     /// The controller's configuration, its node listener at
     /// `--node-listen` or else `default_node_listen`.
-    fn config(&self, default_node_listen: SocketAddr) -> Config {
+    fn config(&self, default_node_listen: SocketAddr) -> Result<Config, String> {
         let mut config = Config::new(self.listen, self.data.data_dir.clone());
+        config.set_names(&self.region, &self.zones)?;
         config.s3_domain.clone_from(&self.s3_domain);
         config.public_ranges = vec![mallee_cloud::config::PublicRange {
             zone: config.zones[0].clone(),
             cidr: self.public_range,
         }];
         config.auto_public_ip = !self.no_auto_public_ip;
+        apply_placement(&mut config, &self.placement)?;
+        config.node_timeout = std::time::Duration::from_secs(self.node_timeout.max(1));
         config.node_listen = self.node_listen.unwrap_or(default_node_listen);
-        config
+        Ok(config)
     }
 }
 
@@ -292,7 +315,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     // The node of `up` is on the same host: the node listener stays on
     // loopback (a free port, so several clouds can run side by side)
     // unless the admin opens it to other nodes.
-    let config = args.serve.config(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let config = args.serve.config(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let metal = args.metal.config(&config.data_dir)?;
     let mut prepared = prepare(config).await?;
     if let Some(metal) = metal {
@@ -339,7 +362,7 @@ async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
     let default_node_listen = mallee_cloud::config::DEFAULT_NODE_LISTEN
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let prepared = prepare(args.serve.config(default_node_listen)).await?;
+    let prepared = prepare(args.serve.config(default_node_listen)?).await?;
     let ca = prepared.cloud.compute.nodes.pki().ca().fingerprint();
     println!(
         "mallee: node listener {} (cluster CA {ca})",
@@ -482,4 +505,22 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `--placement [ZONE=]POLICY` arguments to `config`.
+fn apply_placement(config: &mut Config, args: &[String]) -> Result<(), String> {
+    for arg in args {
+        match arg.split_once('=') {
+            Some((zone, policy)) => {
+                if !config.zones.iter().any(|z| z == zone) {
+                    return Err(format!(
+                        "--placement {arg}: {zone} is not a zone of this cloud"
+                    ));
+                }
+                config.placement.insert(zone.to_owned(), policy.parse()?);
+            }
+            None => config.default_placement = arg.parse()?,
+        }
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `mallee metal …` and the seed's `metaleuca-…` commands (argv[0]): a
 //! client of the controller's `metal` API (SigV4 service `metal`, Query
-//! protocol), printing tab-separated lines like euca2ools, or JSON with
-//! `--json`. Also `mallee up`'s provisioning-network flags.
+//! protocol) through the CLIs' signed client ([`crate::client`]), printing
+//! tab-separated lines like euca2ools, or JSON with `--json`. Also `mallee
+//! up`'s provisioning-network flags.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -14,7 +15,9 @@ use mallee_cloud::metal::MetalConfig;
 use mallee_cloud::metal::mallee_metal::Timeouts;
 use mallee_cloud::metal::mallee_metal::netboot::ProvisioningNetwork;
 
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8773";
+use crate::client::xml::{Element, Item};
+use crate::client::{Client, ClientError};
+
 /// The prefix of the seed's command names.
 pub const ARGV0_PREFIX: &str = "metaleuca-";
 
@@ -431,218 +434,19 @@ pub struct EditSystemArgs {
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 enum MetalCmdError {
-    #[error("credentials: {0}")]
-    Credentials(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("{0}")]
     Local(String),
-    #[error("request to {url} failed: {source}")]
-    Http { url: String, source: reqwest::Error },
-    #[error("{action}: {code}: {message}")]
-    Api {
-        action: String,
-        code: String,
-        message: String,
-    },
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct Credentials {
-    access_key_id: String,
-    secret_access_key: String,
-    #[serde(default)]
-    session_token: Option<String>,
-    #[serde(default)]
-    endpoint: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-}
-
-fn load_credentials(args: &ClientArgs) -> Result<Credentials, MetalCmdError> {
-    let read = |path: &Path| -> Result<Credentials, MetalCmdError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| MetalCmdError::Credentials(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| MetalCmdError::Credentials(format!("{}: {e}", path.display())))
-    };
-    if let Some(path) = &args.credentials {
-        return read(path);
-    }
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let (Some(access_key_id), Some(secret_access_key)) =
-        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
-    {
-        return Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: env("AWS_SESSION_TOKEN"),
-            endpoint: None,
-            region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
-        });
-    }
-    let path = args.data_dir.join("credentials").join("admin.json");
-    if !path.exists() {
-        return Err(MetalCmdError::Credentials(format!(
-            "none given: use --credentials, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where {} exists",
-            path.display()
-        )));
-    }
-    read(&path)
-}
-
-/// Unescapes XML text.
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// Text of the first `<tag>…</tag>`.
-fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(unescape(&xml[start..end]))
-}
-
-/// One item of a result set: its fields.
-type Item = BTreeMap<String, String>;
-
-/// The flat fields `<a>x</a><b>y</b>…` of an item.
-fn fields(mut body: &str) -> Item {
-    let mut out = Item::new();
-    while let Some(open) = body.find('<') {
-        let rest = &body[open + 1..];
-        let Some(close) = rest.find('>') else { break };
-        let tag = &rest[..close];
-        let after = &rest[close + 1..];
-        let end_tag = format!("</{tag}>");
-        let Some(end) = after.find(&end_tag) else {
-            break;
-        };
-        out.insert(tag.to_owned(), unescape(&after[..end]));
-        body = &after[end + end_tag.len()..];
-    }
-    out
-}
-
-/// The items of `<set><item>…</item>…</set>` (items are flat).
-fn set_items(xml: &str, set: &str) -> Vec<Item> {
-    let open = format!("<{set}>");
-    let Some(start) = xml.find(&open).map(|s| s + open.len()) else {
-        return Vec::new();
-    };
-    let Some(len) = xml[start..].find(&format!("</{set}>")) else {
-        return Vec::new();
-    };
-    xml[start..start + len]
-        .split("<item>")
-        .skip(1)
-        .map(|chunk| fields(chunk.split("</item>").next().unwrap_or_default()))
-        .collect()
-}
-
-struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-    host: String,
-    credentials: Credentials,
-    region: String,
-}
-
-impl Client {
-    fn new(args: &ClientArgs) -> Result<Self, MetalCmdError> {
-        let credentials = load_credentials(args)?;
-        let endpoint = args
-            .endpoint
-            .clone()
-            .or_else(|| credentials.endpoint.clone())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
-        let host = endpoint
-            .strip_prefix("http://")
-            .or_else(|| endpoint.strip_prefix("https://"))
-            .map(|rest| rest.split('/').next().unwrap_or_default().to_owned())
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| {
-                MetalCmdError::Local(format!("endpoint {endpoint} is not an http:// URL"))
-            })?;
-        let region = credentials
-            .region
-            .clone()
-            .unwrap_or_else(|| mallee_cloud::config::DEFAULT_REGION.to_owned());
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|source| MetalCmdError::Http {
-                url: endpoint.clone(),
-                source,
-            })?;
-        Ok(Self {
-            http,
-            endpoint,
-            host,
-            credentials,
-            region,
-        })
-    }
-
-    /// Calls `action` with `params`; returns the answer's XML.
-    async fn call(
-        &self,
-        action: &str,
-        params: &[(String, String)],
-    ) -> Result<String, MetalCmdError> {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("Action", action)
-            .extend_pairs(params)
-            .finish();
-        let headers = vec![
-            (
-                "Content-Type".to_owned(),
-                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-            ),
-            ("Host".to_owned(), self.host.clone()),
-        ];
-        let payload_hash = mallee_sigv::sha256_hex(body.as_bytes());
-        let mut signing = mallee_sigv::SigningParams::new(
-            &self.credentials.access_key_id,
-            &self.credentials.secret_access_key,
-            &self.region,
-            "metal",
-            time::OffsetDateTime::now_utc(),
-        );
-        signing.session_token = self.credentials.session_token.as_deref();
-        let parts = mallee_sigv::RequestParts {
-            method: "POST",
-            raw_path: "/",
-            raw_query: "",
-            headers: &headers,
-            form_params: &[],
-        };
-        let added = mallee_sigv::sign_v4(&parts, &signing, &payload_hash);
-        let url = format!("{}/", self.endpoint);
-        let mut request = self.http.post(&url);
-        for (name, value) in headers.iter().chain(&added) {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let http_error = |source| MetalCmdError::Http {
-            url: url.clone(),
-            source,
-        };
-        let response = request.body(body).send().await.map_err(http_error)?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(http_error)?;
-        if !(200..300).contains(&status) {
-            return Err(MetalCmdError::Api {
-                action: action.to_owned(),
-                code: xml_text(&text, "Code").unwrap_or_else(|| format!("HTTP {status}")),
-                message: xml_text(&text, "Message").unwrap_or_default(),
-            });
-        }
-        Ok(text)
-    }
+/// The client `args` name.
+fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
+    Client::connect(
+        args.endpoint.as_deref(),
+        args.credentials.as_deref(),
+        &args.data_dir,
+    )
 }
 
 // ------------------------------------------------------------ requests
@@ -919,9 +723,11 @@ fn line(fields: &[&str]) -> String {
 }
 
 /// The tab-separated lines of an answer.
-fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
+fn render(shape: Shape, answer: &Element, params: &[(String, String)]) -> Vec<String> {
+    let text = |name: &str| answer.text_of(name).unwrap_or_default().to_owned();
     match shape {
-        Shape::Distros => set_items(xml, "distroSet")
+        Shape::Distros => answer
+            .items("distroSet")
             .iter()
             .map(|d| {
                 line(&[
@@ -933,7 +739,8 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
                 ])
             })
             .collect(),
-        Shape::Profiles => set_items(xml, "profileSet")
+        Shape::Profiles => answer
+            .items("profileSet")
             .iter()
             .map(|p| {
                 if get(p, "kind") == "installer" {
@@ -955,33 +762,26 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
                 }
             })
             .collect(),
-        Shape::Profile if xml_text(xml, "kind").as_deref() == Some("installer") => {
+        Shape::Profile if answer.text_of("kind") == Some("installer") => {
             vec![line(&[
                 "PROFILE",
-                &xml_text(xml, "name").unwrap_or_default(),
-                &format!("installer:{}", xml_text(xml, "distro").unwrap_or_default()),
+                &text("name"),
+                &format!("installer:{}", text("distro")),
             ])]
         }
         Shape::Profile => vec![line(&[
             "PROFILE",
-            &xml_text(xml, "name").unwrap_or_default(),
-            &xml_text(xml, "size").unwrap_or_default(),
-            &xml_text(xml, "sha256").unwrap_or_default(),
+            &text("name"),
+            &text("size"),
+            &text("sha256"),
         ])],
         // The answer file as it is (no trailing newline added by the caller
         // for a file that ends with one).
-        Shape::AnswerFile => vec![
-            xml_text(xml, "answerFile")
-                .unwrap_or_default()
-                .trim_end_matches('\n')
-                .to_owned(),
-        ],
-        Shape::Systems => set_items(xml, "systemSet")
-            .iter()
-            .map(system_line)
-            .collect(),
+        Shape::AnswerFile => vec![text("answerFile").trim_end_matches('\n').to_owned()],
+        Shape::Systems => answer.items("systemSet").iter().map(system_line).collect(),
         Shape::Groups => {
-            let mut out: Vec<String> = set_items(xml, "groupSet")
+            let mut out: Vec<String> = answer
+                .items("groupSet")
                 .iter()
                 .map(|g| {
                     line(&[
@@ -994,7 +794,7 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
                     ])
                 })
                 .collect();
-            out.extend(set_items(xml, "systemSet").iter().map(|s| {
+            out.extend(answer.items("systemSet").iter().map(|s| {
                 line(&[
                     "SYSTEM",
                     get(s, "group"),
@@ -1006,7 +806,8 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
             }));
             out
         }
-        Shape::Users => set_items(xml, "systemSet")
+        Shape::Users => answer
+            .items("systemSet")
             .iter()
             .map(|s| {
                 line(&[
@@ -1019,7 +820,8 @@ fn render(shape: Shape, xml: &str, params: &[(String, String)]) -> Vec<String> {
                 ])
             })
             .collect(),
-        Shape::Instances => set_items(xml, "instancesSet")
+        Shape::Instances => answer
+            .items("instancesSet")
             .iter()
             .map(|s| {
                 let detail = if s.contains_key("reason") {
@@ -1069,8 +871,8 @@ fn system_line(s: &Item) -> String {
 }
 
 /// The answer as JSON: the items of each of its sets, or its fields.
-fn to_json(shape: Shape, xml: &str) -> serde_json::Value {
-    let items = |set: &str| serde_json::to_value(set_items(xml, set)).unwrap_or_default();
+fn to_json(shape: Shape, answer: &Element) -> serde_json::Value {
+    let items = |set: &str| serde_json::to_value(answer.items(set)).unwrap_or_default();
     match shape {
         Shape::Distros => items("distroSet"),
         Shape::Profiles => items("profileSet"),
@@ -1081,8 +883,7 @@ fn to_json(shape: Shape, xml: &str) -> serde_json::Value {
             "systems": items("systemSet"),
         }),
         Shape::Profile | Shape::AnswerFile | Shape::Return(_) => {
-            let body = xml.split_once("</requestId>").map_or("", |(_, rest)| rest);
-            serde_json::to_value(fields(body)).unwrap_or_default()
+            serde_json::to_value(answer.answer_fields()).unwrap_or_default()
         }
     }
 }
@@ -1263,11 +1064,11 @@ async fn run_one(
 ) -> Result<serde_json::Value, MetalCmdError> {
     let cmd = load_files(cmd)?;
     let (action, params, shape) = request(&cmd);
-    let xml = client.call(action, &params).await?;
+    let answer = client.query("metal", action, &params).await?;
     if json {
-        Ok(to_json(shape, &xml))
+        Ok(to_json(shape, &answer))
     } else {
-        for l in render(shape, &xml, &params) {
+        for l in render(shape, &answer, &params) {
             println!("{l}");
         }
         Ok(serde_json::Value::Null)
@@ -1276,7 +1077,7 @@ async fn run_one(
 
 /// Runs `mallee metal …`.
 pub async fn run(cli: MetalCli) -> Result<ExitCode, String> {
-    let client = Client::new(&cli.client).map_err(|e| e.to_string())?;
+    let client = connect(&cli.client).map_err(|e| e.to_string())?;
     let json = cli.client.json;
     let result = match &cli.command {
         MetalCommand::Import { file } => {
@@ -1313,6 +1114,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> MetalCli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::xml::parse as parse_xml;
 
     fn cli(args: &[&str]) -> MetalCli {
         MetalCli::try_parse_from(std::iter::once("metal").chain(args.iter().copied()))
@@ -1472,7 +1274,7 @@ mod tests {
         );
         let xml = "<RenderAnswerFileResponse><requestId>r</requestId><name>m1</name><profile>d12</profile><answerFile>hostname=m1\nrole=&lt;db&gt;\n</answerFile></RenderAnswerFileResponse>";
         assert_eq!(
-            render(Shape::AnswerFile, xml, &[]),
+            render(Shape::AnswerFile, &parse_xml(xml).expect("xml"), &[]),
             vec!["hostname=m1\nrole=<db>"]
         );
 
@@ -1532,14 +1334,62 @@ mod tests {
     fn renders_answers_as_lines_and_json() {
         let xml = "<?xml version=\"1.0\"?><RunInstancesResponse xmlns=\"x\"><requestId>r</requestId><instancesSet><item><name>m1</name><ip>10.254.0.11</ip><owner>demo</owner><profile>p</profile><state>provisioning</state><instanceState>pending</instanceState><step>powering-on</step></item><item><name>m2</name><ip>10.254.0.12</ip><owner>demo</owner><profile>p</profile><state>failed</state><instanceState>failed</instanceState><reason>timeout: a &amp; b</reason></item></instancesSet></RunInstancesResponse>";
         assert_eq!(
-            render(Shape::Instances, xml, &[]),
+            render(Shape::Instances, &parse_xml(xml).expect("xml"), &[]),
             vec![
                 "INSTANCE\tm1\tp\t10.254.0.11\tpending\tdemo\tpowering-on",
                 "INSTANCE\tm2\tp\t10.254.0.12\tfailed\tdemo\ttimeout: a & b",
             ]
         );
-        let j = to_json(Shape::Instances, xml);
+        let j = to_json(Shape::Instances, &parse_xml(xml).expect("xml"));
         assert_eq!(j[1]["reason"], "timeout: a & b");
-        assert_eq!(set_items("<a></a>", "instancesSet"), Vec::<Item>::new());
+        assert_eq!(
+            parse_xml("<a></a>").expect("xml").items("instancesSet"),
+            Vec::<Item>::new()
+        );
+    }
+
+    #[test]
+    fn renders_groups_profiles_and_returns() {
+        let groups = parse_xml(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSystemGroupsResponse xmlns=\"x\"><requestId>r</requestId><groupSet><item><name>test01</name><description>QA rack &amp; co</description><wipe>zero</wipe><total>3</total><free>1</free></item></groupSet><systemSet><item><name>m3</name><mac>52:54:00:00:00:03</mac><ip>10.254.0.13</ip><group>test01</group><powerDriver>qemu</powerDriver><netboot>false</netboot><state>free</state></item></systemSet></DescribeSystemGroupsResponse>",
+        )
+        .expect("xml");
+        assert_eq!(
+            render(Shape::Groups, &groups, &[]),
+            [
+                "GROUP\ttest01\t3\t1\tQA rack & co\tzero",
+                "SYSTEM\ttest01\tm3\t10.254.0.13\tfree\t"
+            ]
+        );
+        let j = to_json(Shape::Groups, &groups);
+        assert_eq!(j["groups"][0]["description"], "QA rack & co");
+        assert_eq!(j["systems"][0]["netboot"], "false");
+        assert!(
+            j["systems"][0].get("owner").is_none(),
+            "absent fields stay absent"
+        );
+        assert_eq!(
+            render(Shape::Systems, &groups, &[]),
+            ["SYSTEM\tm3\t52:54:00:00:00:03\t10.254.0.13\ttest01\tqemu\tfree\t\t\tlocal\t"]
+        );
+
+        let added = parse_xml("<AddProfileResponse><requestId>r</requestId><name>img</name><kind>image</kind><size>13</size><sha256>ab12</sha256></AddProfileResponse>").expect("xml");
+        assert_eq!(
+            render(Shape::Profile, &added, &[]),
+            ["PROFILE\timg\t13\tab12"]
+        );
+        assert_eq!(
+            to_json(Shape::Profile, &added).to_string(),
+            r#"{"kind":"image","name":"img","sha256":"ab12","size":"13"}"#
+        );
+        let done = parse_xml("<RemoveSystemResponse><requestId>r</requestId><return>true</return></RemoveSystemResponse>").expect("xml");
+        assert_eq!(
+            render(Shape::Return("SYSTEM"), &done, &[p("Name", "m1")]),
+            ["SYSTEM\tm1"]
+        );
+        assert_eq!(
+            to_json(Shape::Return("SYSTEM"), &done).to_string(),
+            r#"{"return":"true"}"#
+        );
     }
 }

@@ -4,13 +4,13 @@
 //! the cluster CA), and `mallee purge` (stop every VM of a data directory
 //! and remove its network).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use mallee_node::agent::{NodeConfig, NodeHandle, data_dir_node_id, purge_node, start_node};
-use mallee_node::network::{NetworkConfig, PublicNetworkConfig};
+use mallee_node::network::{NetworkConfig, PublicNetworkConfig, Underlay};
 use mallee_node_api::enrol::{EnrolRequest, enrol};
 use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode};
 use mallee_pki::tls::NodeTls;
@@ -96,6 +96,18 @@ pub struct NodeArgs {
     /// carries the instances' public IPs (none: public IPs are ignored).
     #[arg(long)]
     pub public_range: Option<Ipv4Cidr>,
+    /// A host interface to join to the public bridge: the zone's public
+    /// LAN, shared with its other nodes (default: none, the bridge stays
+    /// local to this host). It must carry no IPv4 address; the bridge then
+    /// has none either.
+    #[arg(long, env = "MALLEE_PUBLIC_INTERFACE", requires = "public_range")]
+    pub public_interface: Option<String>,
+    /// This node's address on the network between nodes, which carries its
+    /// VPCs' VXLAN traffic to the other nodes (UDP 4789). Default: the
+    /// source address of the route to the controller (none when that is a
+    /// loopback address: the node's VPCs then stay on it).
+    #[arg(long, env = "MALLEE_UNDERLAY_IP")]
+    pub underlay_ip: Option<Ipv4Addr>,
     #[command(flatten)]
     pub vm: VmArgs,
     /// Run a simulated node instead: in-memory VMs that boot after
@@ -131,7 +143,34 @@ fn network_config(node_dir: &Path, subnet: Ipv4Cidr, region: &str) -> NetworkCon
         state_root: node_dir.join("network"),
         default_subnet: subnet,
         domain: format!("{region}.compute.internal"),
+        underlay: None,
     }
+}
+
+/// The underlay address `--underlay-ip` names, else the source address of
+/// this host's route to the controller unless it is a loopback address.
+async fn underlay_ip(args: &NodeArgs, controller: &str) -> Option<Ipv4Addr> {
+    if args.underlay_ip.is_some() {
+        return args.underlay_ip;
+    }
+    let url = reqwest::Url::parse(controller).ok()?;
+    let target = format!("{}:{}", url.host_str()?, url.port_or_known_default()?);
+    let controller = tokio::net::lookup_host(target)
+        .await
+        .ok()?
+        .find_map(|a| match a {
+            SocketAddr::V4(v4) => Some(*v4.ip()),
+            SocketAddr::V6(_) => None,
+        })?;
+    let source = Underlay::source_toward(controller).await?;
+    if source.is_loopback() {
+        tracing::info!(
+            "the controller is reached over loopback: no underlay, VPCs stay on this node \
+             (--underlay-ip names one)"
+        );
+        return None;
+    }
+    Some(source)
 }
 
 fn apply_vm_args(config: &mut NodeConfig, vm: &VmArgs) {
@@ -175,7 +214,6 @@ pub async fn start_up_node(
     .await
     .map_err(|e| e.to_string())?;
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let mut node = NodeConfig::new(
         node_dir.clone(),
         &prepared.node_url(),
@@ -186,10 +224,7 @@ pub async fn start_up_node(
         .public_ranges
         .iter()
         .find(|r| r.zone == zone)
-        .map(|r| Ipv4Cidr::new(r.cidr.network, r.cidr.prefix))
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .map(|cidr| PublicNetworkConfig::for_node_dir(&node_dir, cidr));
+        .map(|r| PublicNetworkConfig::for_node_dir(&node_dir, r.cidr.0));
     node.zone = zone;
     node.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     apply_vm_args(&mut node, vm);
@@ -316,9 +351,15 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
         credentials,
         network_config(&node.data_dir, node.subnet, &node.region),
     );
-    config.public = node
-        .public_range
-        .map(|cidr| PublicNetworkConfig::for_node_dir(&node.data_dir, cidr));
+    config.public = node.public_range.map(|cidr| PublicNetworkConfig {
+        interface: node.public_interface.clone(),
+        ..PublicNetworkConfig::for_node_dir(&node.data_dir, cidr)
+    });
+    if let Some(ip) = underlay_ip(node, &args.url).await {
+        let underlay = Underlay::detect(ip).await.map_err(|e| e.to_string())?;
+        tracing::info!(underlay = %underlay.local, mtu = underlay.mtu, guest_mtu = underlay.guest_mtu(), "VXLAN underlay");
+        config.network.underlay = Some(underlay);
+    }
     config.zone = zone;
     config.listen = node.listen;
     config.advertise_url.clone_from(&node.advertise_url);
@@ -351,6 +392,7 @@ async fn simulate_command(
             disk_gib: node.vm.node_disk_gib.unwrap_or(offered.disk_gib),
         },
         boot_delay: std::time::Duration::from_millis(node.simulate_boot_ms),
+        underlay_ip: node.underlay_ip.map(|ip| ip.to_string()),
         ..SimConfig::default()
     }
     .with_controller(&args.url, &tls.client)
@@ -375,7 +417,6 @@ async fn simulate_command(
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     let node_dir = up_node_dir(&args.data_dir);
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
-    let subnet = Ipv4Cidr::new(subnet.network, subnet.prefix).map_err(|e| e.to_string())?;
     let network = network_config(&node_dir, subnet, mallee_cloud::config::DEFAULT_REGION);
     // The bridge name derives from the directory alone; the range does not
     // matter for removing it.

@@ -13,7 +13,7 @@ use crate::version::{ApiVersion, VERSION_HEADER};
 use crate::{
     Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
     NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
-    SnapshotSpec, VolumeAttachment, VolumeSpec,
+    Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 /// Largest response body accepted from a node.
@@ -169,6 +169,10 @@ impl NodeAgent for HttpNodeClient {
 
     async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
         self.call(Method::PUT, "/v1/firewall", Some(&policy)).await
+    }
+
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError> {
+        self.call(Method::PUT, "/v1/overlay", Some(&overlay)).await
     }
 
     async fn put_volume(&self, spec: VolumeSpec) -> Result<ObservedVolume, NodeError> {

@@ -12,12 +12,14 @@
 
 mod client;
 pub mod enrol;
+mod overlay;
 mod server;
 pub mod tls;
 mod types;
 pub mod version;
 
 pub use client::HttpNodeClient;
+pub use overlay::*;
 pub use server::router;
 pub use types::*;
 
@@ -123,4 +125,11 @@ pub trait NodeAgent: Send + Sync {
     /// removes its local files and record. Forgetting one the node does not
     /// have succeeds.
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), NodeError>;
+    /// Replaces the node's VXLAN overlay (segments, peers and remote
+    /// interfaces of its VPCs), applied to every VPC network and kept
+    /// across agent restarts. An overlay older than the one in force (lower
+    /// generation) changes nothing; one that fails [`Overlay::check`] is
+    /// refused with [`NodeError::BadRequest`]. Returns the generation in
+    /// force afterwards.
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError>;
 }

@@ -13,7 +13,7 @@ use axum::routing::{get, post, put};
 
 use crate::{
     DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    ObservedSnapshot, ObservedVolume, SnapshotSpec, VolumeAttachment, VolumeSpec,
+    ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 #[derive(Clone)]
@@ -57,6 +57,7 @@ pub fn router(agent: Arc<dyn NodeAgent>) -> axum::Router {
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/console", get(console))
         .route("/v1/firewall", put(put_firewall))
+        .route("/v1/overlay", put(put_overlay))
         .route("/v1/volumes/{id}", put(put_volume).delete(delete_volume))
         .route(
             "/v1/instances/{id}/volumes/{volume}",
@@ -127,6 +128,10 @@ async fn delete_instance(
 
 async fn put_firewall(State(s): State<Served>, Json(policy): Json<FirewallPolicy>) -> Answer<u64> {
     Ok(Json(s.agent.put_firewall(policy).await?))
+}
+
+async fn put_overlay(State(s): State<Served>, Json(overlay): Json<Overlay>) -> Answer<u64> {
+    Ok(Json(s.agent.put_overlay(overlay).await?))
 }
 
 async fn console(State(s): State<Served>, Path(id): Path<String>) -> Answer<crate::ConsoleOutput> {

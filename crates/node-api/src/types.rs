@@ -16,6 +16,10 @@ pub struct NodeInfo {
     pub version: String,
     /// Acceleration in use (`kvm` or `tcg`) and why.
     pub accel: String,
+    /// The node's address on the network between nodes, which carries the
+    /// VXLAN overlay (UDP 4789); `None`: the node takes no part in it.
+    #[serde(default)]
+    pub underlay_ip: Option<String>,
 }
 
 /// Cores, memory and disk for instances: totals and what is free.

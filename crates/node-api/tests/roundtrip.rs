@@ -15,6 +15,7 @@ struct MemoryAgent {
     instances: Mutex<BTreeMap<String, (InstanceSpec, VmState)>>,
     reports: Mutex<u64>,
     firewall: Mutex<Option<FirewallPolicy>>,
+    overlay: Mutex<Option<Overlay>>,
     volumes: Mutex<BTreeMap<String, ObservedVolume>>,
     snapshots: Mutex<BTreeMap<String, ObservedSnapshot>>,
 }
@@ -28,6 +29,7 @@ impl NodeAgent for MemoryAgent {
             hostname: "h".into(),
             version: "0".into(),
             accel: "tcg (no /dev/kvm)".into(),
+            underlay_ip: Some("192.0.2.7".into()),
         })
     }
     async fn capacity(&self) -> Result<Capacity, NodeError> {
@@ -150,6 +152,18 @@ impl NodeAgent for MemoryAgent {
             _ => {
                 let generation = policy.generation;
                 *held = Some(policy);
+                Ok(generation)
+            }
+        }
+    }
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError> {
+        overlay.check().map_err(NodeError::BadRequest)?;
+        let mut held = self.overlay.lock().expect("lock");
+        match held.as_ref() {
+            Some(current) if current.generation > overlay.generation => Ok(current.generation),
+            _ => {
+                let generation = overlay.generation;
+                *held = Some(overlay);
                 Ok(generation)
             }
         }
@@ -328,6 +342,11 @@ impl Served {
 /// Serves a [`MemoryAgent`] as node [`NODE`] of a new cluster, over TLS
 /// admitting the controller only.
 async fn serve() -> Served {
+    serve_agent(Arc::new(MemoryAgent::default())).await
+}
+
+/// Serves `agent` as node [`NODE`] of a new cluster.
+async fn serve_agent(agent: Arc<MemoryAgent>) -> Served {
     let pki = mallee_pki::ControllerPki::in_memory().expect("pki");
     let node = pki
         .ca()
@@ -346,7 +365,7 @@ async fn serve() -> Served {
         .await
         .expect("bind");
     let url = format!("https://{}", listener.local_addr());
-    let app = router(Arc::new(MemoryAgent::default()));
+    let app = router(agent);
     tokio::spawn(tls::serve(listener, app, std::future::pending()));
     Served { url, pki, node }
 }
@@ -370,9 +389,12 @@ async fn raw(
 
 #[tokio::test]
 async fn every_call_round_trips() {
-    let served = serve().await;
+    let agent = Arc::new(MemoryAgent::default());
+    let served = serve_agent(agent.clone()).await;
     let node = served.controller();
-    assert_eq!(node.info().await.expect("info").zone, "mallee-1a");
+    let info = node.info().await.expect("info");
+    assert_eq!(info.zone, "mallee-1a");
+    assert_eq!(info.underlay_ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(node.capacity().await.expect("capacity").cores_free, 1);
     let observed = node
         .put_instance(spec("i-0123456789abcdef0", 1))
@@ -446,6 +468,37 @@ async fn every_call_round_trips() {
         Ok(5),
         "an older policy changes nothing"
     );
+    let overlay = Overlay {
+        generation: 3,
+        networks: vec![OverlayNetwork {
+            network_id: "vpc-1".into(),
+            segments: vec![Segment {
+                subnet_cidr: "172.31.0.0/20".into(),
+                gateway: "172.31.0.1".into(),
+                vni: 11,
+            }],
+            peers: vec!["192.0.2.8".into()],
+            remote_ports: vec![RemotePort {
+                mac: "02:00:00:00:00:09".into(),
+                ip: "172.31.0.9".into(),
+                vni: 11,
+                underlay_ip: "192.0.2.8".into(),
+            }],
+        }],
+    };
+    assert_eq!(node.put_overlay(overlay.clone()).await, Ok(3));
+    assert_eq!(
+        agent.overlay.lock().expect("lock").as_ref(),
+        Some(&overlay),
+        "the overlay arrives intact"
+    );
+    let mut wrong = overlay.clone();
+    wrong.generation = 4;
+    wrong.networks[0].segments[0].vni = 0;
+    assert!(matches!(
+        node.put_overlay(wrong).await,
+        Err(NodeError::BadRequest(m)) if m.contains("out of range")
+    ));
 
     let vol = "vol-0123456789abcdef0";
     node.put_instance(spec("i-0123456789abcdef0", 9))

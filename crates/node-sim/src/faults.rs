@@ -39,11 +39,13 @@ pub enum CallKind {
     PutSnapshot,
     /// `delete_snapshot`.
     DeleteSnapshot,
+    /// `put_overlay`.
+    PutOverlay,
 }
 
 impl CallKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CallKind; 15] = [
+    pub const ALL: [CallKind; 16] = [
         Self::Info,
         Self::Capacity,
         Self::Report,
@@ -59,6 +61,7 @@ impl CallKind {
         Self::DetachVolume,
         Self::PutSnapshot,
         Self::DeleteSnapshot,
+        Self::PutOverlay,
     ];
 }
 

@@ -11,8 +11,9 @@
 //! As seen through the trait it behaves as the real agent
 //! (`crates/node`): the same idempotency by id and generation, the same
 //! states and transitions, the same errors for the same mistakes, the same
-//! capacity accounting, firewall generations, volume and snapshot rules,
-//! and snapshot data uploaded to the controller with the real protocol.
+//! capacity accounting, firewall and overlay generations, volume and
+//! snapshot rules, and snapshot data uploaded to the controller with the
+//! real protocol.
 //! What it does not simulate: guest networking and the metadata service,
 //! image downloads, hooks, and qcow2 contents (a volume's content is a
 //! small byte string: see [`SimNode::volume_data`]).
@@ -68,6 +69,9 @@ pub struct SimConfig {
     pub zone: String,
     /// Host name it reports; `None`: the node id.
     pub hostname: Option<String>,
+    /// Underlay address it reports (where its VXLAN traffic would go);
+    /// `None`: it takes no part in the overlay.
+    pub underlay_ip: Option<String>,
     /// What it offers.
     pub capacity: SimCapacity,
     /// How long a VM takes to boot (pending to running).
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             node_id: None,
             zone: "mallee-1a".into(),
             hostname: None,
+            underlay_ip: None,
             capacity: SimCapacity::default(),
             boot_delay: Duration::from_millis(50),
             stop_delay: Duration::from_millis(20),

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use mallee_node_api::{
     Capacity, ConsoleOutput, DesiredState, DiskFormat, FirewallPolicy, InstanceSpec, NodeAgent,
     NodeError, NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot,
-    ObservedVolume, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec,
+    ObservedVolume, Overlay, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec,
 };
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -119,6 +119,7 @@ struct Inner {
     node_id: String,
     zone: String,
     hostname: String,
+    underlay_ip: Option<String>,
     transfer: Arc<dyn SnapshotTransfer>,
     runtime: tokio::runtime::Handle,
     state: Mutex<State>,
@@ -170,6 +171,7 @@ impl SimNode {
         Self {
             inner: Arc::new(Inner {
                 hostname: config.hostname.unwrap_or_else(|| node_id.clone()),
+                underlay_ip: config.underlay_ip,
                 node_id,
                 zone: config.zone,
                 transfer: config.transfer,
@@ -201,6 +203,7 @@ impl SimNode {
             hostname: self.inner.hostname.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             accel: "sim: simulated node, no VM runs".into(),
+            underlay_ip: self.inner.underlay_ip.clone(),
         }
     }
 
@@ -382,6 +385,11 @@ impl SimNode {
     /// The firewall policy in force.
     pub fn firewall(&self) -> FirewallPolicy {
         lock(&self.inner.state).firewall.clone()
+    }
+
+    /// The VXLAN overlay in force.
+    pub fn overlay(&self) -> Overlay {
+        lock(&self.inner.state).overlay.clone()
     }
 
     /// Capacity now (also while the agent is down).
@@ -681,6 +689,11 @@ impl NodeAgent for SimNode {
 
     async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NodeError> {
         self.call(CallKind::PutFirewall, |s| s.put_firewall(policy))
+            .await
+    }
+
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError> {
+        self.call(CallKind::PutOverlay, |s| s.put_overlay(overlay))
             .await
     }
 

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::SimNode;
 
 /// How often a node registers again (the real agent's heartbeat).
-pub const REGISTER_EVERY: Duration = Duration::from_secs(30);
+pub const REGISTER_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between registration retries.
 const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long one registration may take.

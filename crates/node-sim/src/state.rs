@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mallee_node_api::{
-    Capacity, DesiredState, DiskFormat, FirewallPolicy, InstanceSpec, NodeError, SnapshotSource,
-    VmState, VolumeAttachment, VolumeState,
+    Capacity, DesiredState, DiskFormat, FirewallPolicy, InstanceSpec, NodeError, Overlay,
+    SnapshotSource, VmState, VolumeAttachment, VolumeState,
 };
 
 use crate::SimCapacity;
@@ -181,6 +181,7 @@ pub(crate) struct State {
     pub volumes: BTreeMap<String, Volume>,
     pub snapshots: BTreeMap<String, Snap>,
     pub firewall: FirewallPolicy,
+    pub overlay: Overlay,
     /// Reasons the next boots fail with, first first.
     pub boot_failures: VecDeque<String>,
     next_token: u64,
@@ -204,6 +205,7 @@ impl State {
                 generation: 0,
                 instances: Vec::new(),
             },
+            overlay: Overlay::default(),
             boot_failures: VecDeque::new(),
             next_token: 0,
             effects: Vec::new(),
@@ -254,6 +256,16 @@ impl State {
             self.firewall = policy;
         }
         Ok(self.firewall.generation)
+    }
+
+    /// Replaces the overlay unless it is older than the one in force;
+    /// returns the generation in force. The real agent's checks apply.
+    pub fn put_overlay(&mut self, overlay: Overlay) -> Result<u64, NodeError> {
+        overlay.check().map_err(NodeError::BadRequest)?;
+        if overlay.generation >= self.overlay.generation {
+            self.overlay = overlay;
+        }
+        Ok(self.overlay.generation)
     }
 
     /// The agent dies: every step under way is dropped with it. VMs,

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use mallee_node_api::{
     Capacity, ConsoleOutput, DesiredState, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
     NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
-    REGISTER_PATH, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec, VolumeState,
+    Overlay, REGISTER_PATH, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_pki::tls::NodeTls;
 use mallee_pki::{Credentials, PeerName};
@@ -50,7 +50,7 @@ const VOLUMES_DIR: &str = "volumes";
 /// exports waiting for their upload.
 const SNAPSHOTS_DIR: &str = "snapshots";
 /// How often the node registers again (heartbeat).
-const REGISTER_EVERY: Duration = Duration::from_secs(30);
+const REGISTER_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between registration retries.
 const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Time each hook may run.
@@ -612,6 +612,7 @@ impl QemuNodeAgent {
                 .to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             accel: self.accel_text(),
+            underlay_ip: self.shared.networks.underlay().map(|u| u.local.to_string()),
         }
     }
 }
@@ -778,6 +779,17 @@ impl NodeAgent for QemuNodeAgent {
                 NetworksError::Firewall(crate::firewall::FirewallError::Rule { .. }) => {
                     NodeError::BadRequest(e.to_string())
                 }
+                other => NodeError::Internal(other.to_string()),
+            })
+    }
+
+    async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError> {
+        self.shared
+            .networks
+            .put_overlay(overlay)
+            .await
+            .map_err(|e| match e {
+                NetworksError::Overlay(_) => NodeError::BadRequest(e.to_string()),
                 other => NodeError::Internal(other.to_string()),
             })
     }

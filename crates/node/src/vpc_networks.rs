@@ -3,10 +3,13 @@
 //! when the agent starts (state in `DATA/network/<network id>/`) and
 //! removed with its last interface; the metadata service listening in each;
 //! the security-group policy (kept in `DATA/firewall.json`, applied to every
-//! namespace); and the node's public network: a bridge in the host
-//! namespace (address = first host of the public range) that every VPC
-//! namespace joins with a veth pair, plus a host nftables table that keeps
-//! the bridge's traffic from being routed anywhere else.
+//! namespace); the VXLAN overlay the controller pushes (kept in
+//! `DATA/network/overlay.json`, each VPC's part applied to its namespace);
+//! and the node's public network: a bridge in the host namespace that every
+//! VPC namespace joins with a veth pair (host-local with the first host of
+//! the public range, or joined to the zone's public LAN through a host
+//! interface), plus a host nftables table that keeps the bridge's traffic
+//! from being routed anywhere else.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -14,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mallee_node_api::{FirewallPolicy, NicSpec};
+use mallee_node_api::{FirewallPolicy, NicSpec, Overlay};
 use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::process::run;
 use sha2::{Digest, Sha256};
@@ -25,13 +28,16 @@ use crate::firewall::{self, FirewallError};
 use crate::metadata::{MetadataError, MetadataService};
 use crate::network::{
     METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig, VpcConfig,
-    nft_apply, tap_name,
+    VpcOverlay, nft_apply, tap_name, vxlan_name,
 };
 
 /// The file (under the data directory) holding the latest firewall policy.
 pub const FIREWALL_FILE: &str = "firewall.json";
 /// The file in a VPC network's state directory that names it.
 const VPC_FILE: &str = "vpc.json";
+/// The file (under the state root of the networks) holding the latest
+/// overlay.
+pub const OVERLAY_FILE: &str = "overlay.json";
 
 /// Errors of the node's networks.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,9 @@ pub enum NetworksError {
     /// An interface spec is not usable.
     #[error("invalid interface: {0}")]
     Invalid(String),
+    /// The overlay is not acceptable.
+    #[error("invalid overlay: {0}")]
+    Overlay(String),
 }
 
 /// What `DATA/network/<id>/vpc.json` records, so a purge or restart finds
@@ -68,6 +77,7 @@ struct Vpc {
 struct State {
     vpcs: BTreeMap<String, Vpc>,
     policy: FirewallPolicy,
+    overlay: Overlay,
 }
 
 /// The node's VPC networks, public network and firewall policy.
@@ -102,6 +112,7 @@ impl Networks {
             ensure_public(public).await?;
         }
         let policy = firewall::load(&firewall_file).await?;
+        let overlay = load_overlay(&config.state_root.join(OVERLAY_FILE)).await?;
         let networks = Self {
             config,
             public,
@@ -111,13 +122,15 @@ impl Networks {
             state: Mutex::new(State {
                 vpcs: BTreeMap::new(),
                 policy,
+                overlay,
             }),
         };
         let mut state = networks.state.lock().await;
         for record in vpc_records(&networks.config.state_root) {
             let vpc_config = networks.vpc_config(&record.network_id, Some(record.netns));
             let firewalls = Arc::new(firewall::by_instance(&state.policy));
-            let network = NodeNetwork::ensure(vpc_config.clone(), firewalls).await?;
+            let part = overlay_part(&state.overlay, &record.network_id)?;
+            let network = NodeNetwork::ensure(vpc_config.clone(), firewalls, part).await?;
             if network.ports().await?.is_empty() {
                 NodeNetwork::destroy(&vpc_config).await?;
                 continue;
@@ -140,6 +153,11 @@ impl Networks {
         self.public.as_ref()
     }
 
+    /// The node's end of the overlay, when it has one.
+    pub fn underlay(&self) -> Option<crate::network::Underlay> {
+        self.config.underlay
+    }
+
     /// The namespace of network `network_id` on this node (whether or not
     /// it exists now): unique on the host, derived from the node id, the
     /// state root and the network id.
@@ -160,6 +178,7 @@ impl Networks {
             state_dir: self.config.state_root.join(network_id),
             domain: self.config.domain.clone(),
             public: self.public.clone(),
+            underlay: self.config.underlay,
         }
     }
 
@@ -227,7 +246,8 @@ impl Networks {
             })?;
             crate::network::write_file(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
             let firewalls = Arc::new(firewall::by_instance(&state.policy));
-            let network = NodeNetwork::ensure(vpc_config, firewalls).await?;
+            let part = overlay_part(&state.overlay, &network_id)?;
+            let network = NodeNetwork::ensure(vpc_config, firewalls, part).await?;
             let metadata_task = self.serve_metadata(&network).await?;
             tracing::info!(network = %network_id, netns = network.netns(), "VPC network created");
             state.vpcs.insert(
@@ -296,6 +316,38 @@ impl Networks {
     /// The policy in force.
     pub async fn firewall(&self) -> FirewallPolicy {
         self.state.lock().await.policy.clone()
+    }
+
+    /// Applies `overlay` to every network unless it is older than the one
+    /// applied; returns the generation in force. Refused whole when any
+    /// part is not acceptable. Stored before it is applied, so a restart
+    /// applies it too.
+    pub async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NetworksError> {
+        overlay.check().map_err(NetworksError::Overlay)?;
+        let mut parts = BTreeMap::new();
+        for network in &overlay.networks {
+            let part = VpcOverlay::parse(network)
+                .map_err(|e| NetworksError::Overlay(format!("{}: {e}", network.network_id)))?;
+            parts.insert(network.network_id.clone(), Arc::new(part));
+        }
+        let mut state = self.state.lock().await;
+        if overlay.generation < state.overlay.generation {
+            return Ok(state.overlay.generation);
+        }
+        if overlay != state.overlay {
+            store_overlay(&self.config.state_root.join(OVERLAY_FILE), &overlay).await?;
+            state.overlay = overlay;
+        }
+        for (id, vpc) in &state.vpcs {
+            let part = parts.get(id).cloned().unwrap_or_default();
+            vpc.network.set_overlay(part).await?;
+        }
+        Ok(state.overlay.generation)
+    }
+
+    /// The overlay in force.
+    pub async fn overlay(&self) -> Overlay {
+        self.state.lock().await.overlay.clone()
     }
 
     /// Stops the metadata listeners (the networks stay).
@@ -372,13 +424,33 @@ impl Networks {
         config: &NetworkConfig,
         public: Option<&PublicNetworkConfig>,
     ) -> Result<(), NetworksError> {
+        let overlay = load_overlay(&config.state_root.join(OVERLAY_FILE))
+            .await
+            .unwrap_or_default();
         for record in vpc_records(&config.state_root) {
+            // A vxlan port is made in the host namespace, then moved: one a
+            // crash left behind is removed with its network.
+            for network in overlay
+                .networks
+                .iter()
+                .filter(|n| n.network_id == record.network_id)
+            {
+                for segment in &network.segments {
+                    let name = vxlan_name(&record.netns, segment.vni);
+                    if run("ip", &["link", "show", "dev", &name]).await.is_ok() {
+                        run("ip", &["link", "del", "dev", &name])
+                            .await
+                            .map_err(NetworkError::from)?;
+                    }
+                }
+            }
             let vpc = VpcConfig {
                 network_id: record.network_id.clone(),
                 netns: record.netns,
                 state_dir: config.state_root.join(&record.network_id),
                 domain: String::new(),
                 public: public.cloned(),
+                underlay: None,
             };
             NodeNetwork::destroy(&vpc).await?;
         }
@@ -387,6 +459,37 @@ impl Networks {
         }
         Ok(())
     }
+}
+
+/// `network_id`'s part of `overlay` (none: the VPC is on this node alone).
+fn overlay_part(overlay: &Overlay, network_id: &str) -> Result<Arc<VpcOverlay>, NetworksError> {
+    match overlay.networks.iter().find(|n| n.network_id == network_id) {
+        Some(network) => Ok(Arc::new(VpcOverlay::parse(network)?)),
+        None => Ok(Arc::default()),
+    }
+}
+
+/// The stored overlay (generation 0, no network, when there is none).
+async fn load_overlay(path: &Path) -> Result<Overlay, NetworkError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NetworkError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Overlay::default()),
+        Err(source) => Err(NetworkError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+async fn store_overlay(path: &Path, overlay: &Overlay) -> Result<(), NetworkError> {
+    let json = serde_json::to_vec_pretty(overlay).map_err(|e| NetworkError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    crate::network::write_file(path, &json).await
 }
 
 /// The VPC networks recorded under `root`.
@@ -403,9 +506,11 @@ fn vpc_records(root: &Path) -> Vec<VpcRecord> {
     records
 }
 
-/// The public bridge with its address, and the host table that keeps its
-/// traffic on the bridge: nothing is forwarded between it and any other
-/// interface of the host.
+/// The public bridge, and the host table that keeps its traffic on the
+/// bridge: nothing is routed between it and any other interface of the
+/// host. Host-local, the bridge has the range's first host; joined to the
+/// zone's public LAN through the configured interface, it has no address
+/// of the host (every node's bridge is on that LAN).
 async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError> {
     crate::network::check_link_name(&public.bridge)?;
     if public.cidr.prefix() > 30 || public.cidr.prefix() < 8 {
@@ -423,21 +528,26 @@ async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError>
             return Err(e.into());
         }
     }
-    let address = format!("{}/{}", public.gateway(), public.cidr.prefix());
-    let broadcast = public.cidr.broadcast().to_string();
-    run(
-        "ip",
-        &[
-            "addr",
-            "replace",
-            &address,
-            "broadcast",
-            &broadcast,
-            "dev",
-            bridge,
-        ],
-    )
-    .await?;
+    match &public.interface {
+        Some(interface) => join_public_lan(bridge, interface).await?,
+        None => {
+            let address = format!("{}/{}", public.gateway(), public.cidr.prefix());
+            let broadcast = public.cidr.broadcast().to_string();
+            run(
+                "ip",
+                &[
+                    "addr",
+                    "replace",
+                    &address,
+                    "broadcast",
+                    &broadcast,
+                    "dev",
+                    bridge,
+                ],
+            )
+            .await?;
+        }
+    }
     run("ip", &["link", "set", "dev", bridge, "up"]).await?;
     let table = public.host_table();
     let script = format!(
@@ -449,6 +559,33 @@ async fn ensure_public(public: &PublicNetworkConfig) -> Result<(), NetworkError>
          \x20 }}\n}}\n"
     );
     nft_apply(None, &script).await
+}
+
+/// Enslaves `interface` to the public bridge, which then carries no host
+/// address. An interface with IPv4 addresses is refused: enslaving it would
+/// take them from the host (the administrator's management link, say).
+async fn join_public_lan(bridge: &str, interface: &str) -> Result<(), NetworkError> {
+    crate::network::check_link_name(interface)?;
+    let out = run("ip", &["-j", "-4", "addr", "show", "dev", interface]).await?;
+    let links: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let addressed = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|l| l["addr_info"].as_array().is_some_and(|a| !a.is_empty()));
+    if addressed {
+        return Err(NetworkError::Invalid {
+            what: "public interface (it has IPv4 addresses, which it would lose)",
+            value: interface.to_owned(),
+        });
+    }
+    run("ip", &["-4", "addr", "flush", "dev", bridge]).await?;
+    run(
+        "ip",
+        &["link", "set", "dev", interface, "master", bridge, "up"],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn remove_public(public: &PublicNetworkConfig) -> Result<(), NetworkError> {

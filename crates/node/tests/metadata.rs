@@ -666,6 +666,7 @@ async fn serves_inside_the_node_network() {
         state_dir: dir.path().join("net"),
         domain: "test.internal".to_owned(),
         public: None,
+        underlay: None,
     };
     let ns = config.netns.clone();
     let guest = format!("mtg-imds-{pid}");
@@ -676,7 +677,7 @@ async fn serves_inside_the_node_network() {
     };
     // No security group: the guest may still use DHCP and the metadata
     // service.
-    let network = NodeNetwork::ensure(config.clone(), Arc::default())
+    let network = NodeNetwork::ensure(config.clone(), Arc::default(), Arc::default())
         .await
         .expect("ensure");
     let service = MetadataService::new();

@@ -86,6 +86,7 @@ fn config(test: &str, dir: &Path) -> VpcConfig {
         state_dir: dir.join("net"),
         domain: "test.internal".to_owned(),
         public: None,
+        underlay: None,
     }
 }
 
@@ -126,7 +127,7 @@ async fn ensure_plug_unplug_destroy() {
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
 
-    let network = NodeNetwork::ensure(config.clone(), firewalls())
+    let network = NodeNetwork::ensure(config.clone(), firewalls(), Arc::default())
         .await
         .expect("ensure");
     assert_eq!(network.netns(), ns);
@@ -190,7 +191,7 @@ async fn ensure_plug_unplug_destroy() {
     assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
     assert_eq!(addrs.lines().count(), 1, "{addrs}");
     // Ensure again (an agent restart): same dnsmasq adopted, nothing doubled.
-    let network = NodeNetwork::ensure(config.clone(), firewalls())
+    let network = NodeNetwork::ensure(config.clone(), firewalls(), Arc::default())
         .await
         .expect("ensure again");
     assert_eq!(dnsmasq_pid(&config), first_pid, "dnsmasq must be adopted");
@@ -294,7 +295,7 @@ async fn ensure_plug_unplug_destroy() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let network = NodeNetwork::ensure(config.clone(), firewalls())
+    let network = NodeNetwork::ensure(config.clone(), firewalls(), Arc::default())
         .await
         .expect("ensure after crash");
     let second_pid = dnsmasq_pid(&config);
@@ -331,7 +332,7 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
         namespaces: vec![ns.clone(), g1.clone(), g2.clone(), g3.clone()],
         pid_file: Some(config.state_dir.join("dnsmasq.pid")),
     };
-    let network = NodeNetwork::ensure(config.clone(), firewalls())
+    let network = NodeNetwork::ensure(config.clone(), firewalls(), Arc::default())
         .await
         .expect("ensure");
     let gateway = "10.77.0.1".to_owned();

@@ -10,16 +10,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mallee_node::metadata::MetadataService;
 use mallee_node::network::{NetworkConfig, PublicNetworkConfig, tap_name};
 use mallee_node::vpc_networks::Networks;
-use mallee_node_api::{
-    FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, MetadataOptions, NicSpec,
-};
+use mallee_node_api::{FirewallPolicy, FirewallRule, InstanceFirewall, InstanceMetadata, NicSpec};
 
 include!("common/netns.rs");
+include!("common/instance.rs");
 
 fn ns_exists(ns: &str) -> bool {
     Path::new("/run/netns").join(ns).exists()
@@ -75,10 +74,12 @@ impl Node {
             state_root: dir.join("network"),
             default_subnet: "172.31.0.0/20".parse().expect("subnet"),
             domain: "test.internal".into(),
+            underlay: None,
         };
         let public = PublicNetworkConfig {
             bridge: format!("mlpt{public_net:02x}{:05x}", std::process::id() & 0xf_ffff),
             cidr: format!("198.19.{public_net}.0/24").parse().expect("cidr"),
+            interface: None,
         };
         Self {
             dir: dir.to_owned(),
@@ -112,42 +113,11 @@ impl Node {
 }
 
 fn nic(network: &str, mac: &str, ip: &str, public_ip: Option<&str>) -> NicSpec {
-    NicSpec {
-        mac: mac.into(),
-        private_ip: ip.into(),
-        network_id: network.into(),
-        subnet_cidr: "172.31.0.0/20".into(),
-        vpc_cidr: "172.31.0.0/16".into(),
-        public_ip: public_ip.map(str::to_owned),
-    }
+    nic_spec(network, "172.31.0.0/20", mac, ip, public_ip)
 }
 
 fn metadata(ip: &str, user_data: &str) -> InstanceMetadata {
-    use base64::Engine;
-    InstanceMetadata {
-        ami_id: "ami-00000000000000001".into(),
-        ami_launch_index: 0,
-        reservation_id: "r-00000000000000001".into(),
-        account_id: "123456789012".into(),
-        instance_type: "t3.micro".into(),
-        kernel_id: None,
-        ramdisk_id: None,
-        architecture: "x86_64".into(),
-        region: "mallee-1".into(),
-        availability_zone: "mallee-1a".into(),
-        local_ipv4: ip.into(),
-        local_hostname: format!("ip-{}", ip.replace('.', "-")),
-        mac: "02:00:00:00:00:01".into(),
-        public_ipv4: None,
-        public_hostname: None,
-        security_groups: vec!["default".into()],
-        public_keys: Vec::new(),
-        user_data_base64: Some(base64::engine::general_purpose::STANDARD.encode(user_data)),
-        launch_time: "2026-01-01T00:00:00Z".into(),
-        root_device_name: "/dev/sda1".into(),
-        block_device_mapping: Vec::new(),
-        options: MetadataOptions::default(),
-    }
+    instance_metadata(ip, "02:00:00:00:00:01", user_data)
 }
 
 /// Plugs `id` (whose tap is first made by the plug, then replaced by a veth
@@ -184,9 +154,7 @@ fn imds(ns: &str, path: &str) -> Option<String> {
     // (busybox wget crashes on this host; python's urllib does not.)
     let script = "import sys,urllib.request\n\
         sys.stdout.write(urllib.request.urlopen('http://169.254.169.254'+sys.argv[1],timeout=3).read().decode())\n";
-    let out = run(&[
-        "timeout", "5", "ip", "netns", "exec", ns, "python3", "-c", script, path,
-    ]);
+    let out = python_in(ns, 5, script, &[path]);
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -232,36 +200,10 @@ fn serve(cleanup: &mut Cleanup, ns: &str, port: u16) {
 
 /// What the server at `ip:port` says to a connection from `ns`.
 fn connect(ns: &str, ip: &str, port: u16) -> Option<String> {
-    let out = run(&[
-        "timeout",
-        "5",
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "python3",
-        "-c",
-        CLIENT,
-        ip,
-        &port.to_string(),
-    ]);
+    let out = python_in(ns, 5, CLIENT, &[ip, &port.to_string()]);
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// Polls `probe` for up to one second.
-fn within_a_second(mut probe: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if probe() {
-            return true;
-        }
-        if start.elapsed() > Duration::from_secs(1) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn rule(protocol: &str, from: Option<i32>, to: Option<i32>, cidr: &str) -> FirewallRule {

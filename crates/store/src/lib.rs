@@ -26,7 +26,7 @@ pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{
-    DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    DefaultVpc, GroupDeletion, MAX_VNI, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,

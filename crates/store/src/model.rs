@@ -138,4 +138,8 @@ pub struct Node {
     /// The accelerator it uses (`kvm`, `tcg`) and why, as it last
     /// registered.
     pub accel: String,
+    /// Its address on the network between nodes (the VXLAN underlay);
+    /// `None`: it takes no part in the overlay.
+    #[serde(default)]
+    pub underlay_ip: Option<String>,
 }

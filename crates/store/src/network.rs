@@ -47,6 +47,11 @@ pub struct Subnet {
     pub map_public_ip_on_launch: bool,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// The subnet's VXLAN segment id (1..=2^24-1), given by the store when
+    /// the subnet is stored (the value given to the store is ignored) and
+    /// never given to another subnet.
+    #[serde(default)]
+    pub vni: u32,
 }
 
 /// One security group.
@@ -139,6 +144,9 @@ pub enum GroupDeletion {
         group_id: String,
     },
 }
+
+/// The largest VNI a subnet can get (VXLAN identifiers are 24 bits).
+pub const MAX_VNI: u32 = (1 << 24) - 1;
 
 /// Network persistence. Each method is one transaction; every change to
 /// groups, rules or memberships increases [`NetworkIndex::firewall_generation`].

@@ -34,55 +34,18 @@ pub enum Ec2Error {
     /// A pagination token this server did not issue.
     #[error("Invalid pagination token: {0}")]
     InvalidPaginationToken(String),
-    /// A key pair name already used in the account.
-    #[error("The keypair '{0}' already exists.")]
-    KeyPairDuplicate(String),
-    /// A key pair that does not exist.
-    #[error("The key pair '{0}' does not exist")]
-    KeyPairNotFound(String),
     /// Public key material that cannot be imported.
     #[error("{0}")]
     KeyFormat(String),
-    /// A well-formed resource id that does not exist for the caller; the
-    /// code names the resource type (`InvalidKeyPair.NotFound`, …).
-    #[error("The ID '{id}' does not exist")]
-    ResourceNotFound {
-        /// AWS code for the resource type.
-        code: &'static str,
-        /// The id.
-        id: String,
-    },
-    /// A string that is not a resource id at all.
-    #[error("The ID '{0}' is not valid")]
-    InvalidId(String),
     /// Too many tags on one resource.
     #[error("The maximum number of Tags for a resource has been reached.")]
     TagLimitExceeded,
-    /// Instance types that are not configured.
-    #[error("The following supplied instance types do not exist: [{0}]")]
-    InvalidInstanceType(String),
     /// DryRun=true on a request that would have succeeded.
     #[error("Request would have succeeded, but DryRun flag is set.")]
     DryRunOperation,
-    /// The caller may not do this.
-    #[error("You are not authorized to perform this operation.")]
-    UnauthorizedOperation,
     /// An unexpected failure inside the controller.
     #[error("An internal error has occurred")]
     Internal(String),
-    /// Not enough free capacity for the minimum count (a server error in
-    /// EC2, so clients may retry).
-    #[error("{0}")]
-    InsufficientInstanceCapacity(String),
-    /// A server-side shortage EC2 answers with a specific code and a 500
-    /// status, so clients may retry (`InsufficientAddressCapacity`).
-    #[error("{message}")]
-    ServerRefused {
-        /// EC2's error code.
-        code: &'static str,
-        /// EC2's message.
-        message: String,
-    },
     /// A request EC2 refuses with a specific code and a 400 status
     /// (`IncorrectInstanceState`, `InsufficientInstanceCapacity`,
     /// `UnsupportedOperation`, …), with EC2's message.
@@ -142,6 +105,7 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::SystemGroup => "InvalidGroup.NotFound",
         Kind::Resource => "InvalidID",
         Kind::InstanceType => "InvalidInstanceType",
+        Kind::MetalRecord => "InvalidParameterValue",
     }
 }
 
@@ -276,18 +240,11 @@ impl AwsError for Ec2Error {
             Self::Query(_) | Self::InvalidParameterValue(_) => "InvalidParameterValue",
             Self::InvalidParameterCombination(_) => "InvalidParameterCombination",
             Self::InvalidPaginationToken(_) => "InvalidPaginationToken",
-            Self::KeyPairDuplicate(_) => "InvalidKeyPair.Duplicate",
-            Self::KeyPairNotFound(_) => "InvalidKeyPair.NotFound",
             Self::KeyFormat(_) => "InvalidKey.Format",
-            Self::ResourceNotFound { code, .. } => code,
-            Self::InvalidId(_) => "InvalidID",
             Self::TagLimitExceeded => "TagLimitExceeded",
-            Self::InvalidInstanceType(_) => "InvalidInstanceType",
             Self::DryRunOperation => "DryRunOperation",
-            Self::UnauthorizedOperation => "UnauthorizedOperation",
             Self::Internal(_) => "InternalError",
-            Self::Refused { code, .. } | Self::ServerRefused { code, .. } => code,
-            Self::InsufficientInstanceCapacity(_) => "InsufficientInstanceCapacity",
+            Self::Refused { code, .. } => code,
         })
     }
 
@@ -295,10 +252,7 @@ impl AwsError for Ec2Error {
         match self {
             Self::Cloud(e) => cloud_code(e).1,
             Self::DryRunOperation => StatusCode::PRECONDITION_FAILED,
-            Self::UnauthorizedOperation => StatusCode::FORBIDDEN,
-            Self::Internal(_)
-            | Self::InsufficientInstanceCapacity(_)
-            | Self::ServerRefused { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

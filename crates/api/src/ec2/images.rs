@@ -87,7 +87,7 @@ impl RegisterImage {
         let source = if ebs_root {
             Source::Ebs(block_device_mappings)
         } else if let Some(profile) =
-            location.strip_prefix(mallee_cloud::metal::zone::LOCATION_PREFIX)
+            location.strip_prefix(mallee_cloud::metal::names::LOCATION_PREFIX)
         {
             Source::Metal {
                 profile: profile.to_owned(),
@@ -551,8 +551,8 @@ impl ResetImageAttribute {
 mod tests {
     use mallee_cloud::Cloud;
     use mallee_cloud::images::resolve_for_launch;
+    use mallee_cloud::instances::spec::{Boot as BootImage, ImageObject as Artifact};
     use mallee_cloud::testkit::TestCloud;
-    use mallee_node_api::{Artifact, BootImage};
     use mallee_store::LaunchPermissionChange;
 
     use super::*;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use mallee_node_api::{HttpTokens, MetadataOptions};
+use mallee_cloud::instances::spec::{MetadataOptions, Tokens as HttpTokens};
 use mallee_store::{InstanceRecord, VolumeRecord};
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
@@ -680,17 +680,15 @@ struct StatusView<'a>(&'a InstanceStatus);
 impl Filterable for StatusView<'_> {
     fn filter_values(&self, name: &str) -> Option<Vec<String>> {
         let i = &self.0.instance;
-        let check = self.0.check;
+        let (system, instance) = (self.0.system, self.0.instance_check);
         match name {
             "availability-zone" => Some(vec![i.record.zone.clone()]),
             "instance-state-name" => Some(vec![i.state.name().to_owned()]),
             "instance-state-code" => Some(vec![i.state.code().to_string()]),
-            "instance-status.status" | "system-status.status" => {
-                Some(vec![check.status().to_owned()])
-            }
-            "instance-status.reachability" | "system-status.reachability" => {
-                Some(vec![check.reachability().to_owned()])
-            }
+            "instance-status.status" => Some(vec![instance.status().to_owned()]),
+            "system-status.status" => Some(vec![system.status().to_owned()]),
+            "instance-status.reachability" => Some(vec![instance.reachability().to_owned()]),
+            "system-status.reachability" => Some(vec![system.reachability().to_owned()]),
             _ => None,
         }
     }
@@ -735,12 +733,15 @@ impl DescribeInstanceStatus {
                 w.text("instanceId", i.id());
                 w.text("availabilityZone", &i.record.zone);
                 write_state(w, "instanceState", i.state);
-                for element in ["systemStatus", "instanceStatus"] {
+                for (element, check) in [
+                    ("systemStatus", s.system),
+                    ("instanceStatus", s.instance_check),
+                ] {
                     w.elem(element, |w| {
-                        w.text("status", s.check.status());
+                        w.text("status", check.status());
                         w.items("details", [()], |w, ()| {
                             w.text("name", "reachability");
-                            w.text("status", s.check.reachability());
+                            w.text("status", check.reachability());
                         });
                     });
                 }

@@ -705,9 +705,7 @@ mod tests {
 
     use super::*;
     use crate::error::AwsError;
-    use mallee_cloud::security_groups::{
-        Ipv4Net, is_group_id, normalize_ports, normalize_protocol,
-    };
+    use mallee_cloud::security_groups::{is_group_id, normalize_ports, normalize_protocol};
 
     fn params(pairs: &[(&str, &str)]) -> QueryParams {
         QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -741,7 +739,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let net: Ipv4Net = "172.31.16.0/20".parse().expect("net");
+        let net: mallee_util::cidr::Ipv4Cidr = "172.31.16.0/20".parse().expect("net");
         assert!(net.contains("172.31.31.255".parse().expect("ip")));
         assert!(!net.contains("172.31.32.0".parse().expect("ip")));
     }

@@ -4,12 +4,13 @@
 //! write (BadDigest) before anything is committed.
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
 use s3s::TrailingHeaders;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
-use s3s::dto::Checksum;
+use s3s::dto::{Checksum, StreamingBlob};
 
 /// Names of the checksum headers, in `ChecksumHasher` order.
 const NAMES: [&str; 5] = [
@@ -121,6 +122,19 @@ impl Expected {
                 };
                 futures_util::future::ready(out)
             })
+    }
+
+    /// A request's body (none is empty), checked.
+    pub(super) fn check_body(
+        self,
+        body: Option<StreamingBlob>,
+    ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        match body {
+            Some(body) => self.check(body).boxed(),
+            None => self
+                .check(futures_util::stream::empty::<Result<Bytes, std::io::Error>>())
+                .boxed(),
+        }
     }
 
     fn verify(self, computed: &Checksum) -> Result<(), std::io::Error> {

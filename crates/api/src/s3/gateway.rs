@@ -11,8 +11,7 @@ use mallee_sigv::{RequestParts, SignedBy};
 use s3s::service::S3Service;
 
 use crate::auth::{self, AuthError, Caller};
-use crate::error::{ApiError, ErrorDialect};
-use crate::frontdoor::error_response;
+use crate::error::{ApiError, ErrorDialect, error_response};
 use crate::service::Service;
 use mallee_cloud::Cloud;
 
@@ -69,7 +68,7 @@ pub(crate) async fn serve(
                 strip_v2_signature(&mut parts);
                 parts
                     .extensions
-                    .insert(super::S3Caller::Principal(principal));
+                    .insert(mallee_cloud::objects::Requester::Principal(principal));
             }
             Ok(Caller::Anonymous) => {}
             Err(e) => return (fail(&e.to_api_error(Service::S3)), None),
@@ -260,7 +259,7 @@ async fn eucalyptus_s3_path(
     });
     parts
         .extensions
-        .insert(crate::s3::S3Caller::Principal(principal));
+        .insert(mallee_cloud::objects::Requester::Principal(principal));
     Ok(account)
 }
 

@@ -1,140 +1,52 @@
-//! ListObjects (v1) and ListObjectsV2: prefix, delimiter with common
-//! prefixes, marker / continuation token / start-after, max-keys and
-//! `encoding-type=url`, in UTF-8 byte order of keys.
+//! ListObjects (v1) and ListObjectsV2 on the wire: the marker, the
+//! continuation token (the position, encoded), start-after, max-keys and
+//! `encoding-type=url`. What a listing holds is
+//! `mallee_cloud::objects::list`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mallee_cloud::Cloud;
+use mallee_cloud::objects::list::{self, ListObjects, Listing};
 use mallee_store::ObjectRecord;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::acl::Permission as Perm;
-use super::{ObjectStore, caller, internal, owner_of, timestamp};
+use super::dto::{owner, timestamp};
+use super::error::s3_error;
+use super::{S3Api, caller};
 
-/// Objects fetched from the index per round trip.
-const BATCH: usize = 1000;
-/// A string greater than every key that starts with a given prefix: the
-/// largest code point, appended.
-const AFTER_EVERYTHING: char = '\u{10FFFF}';
-
-/// One page of a listing.
-#[derive(Debug, Default)]
-pub(super) struct Listing {
-    pub objects: Vec<ObjectRecord>,
-    pub prefixes: Vec<String>,
-    pub truncated: bool,
-    /// The last key or common prefix returned.
-    pub last: Option<String>,
-    /// Where the next page starts (exclusive).
-    pub resume_after: Option<String>,
+fn max_keys(value: Option<i32>) -> S3Result<Option<usize>> {
+    value
+        .map(|n| {
+            usize::try_from(n).map_err(|_| {
+                s3_error!(
+                    InvalidArgument,
+                    "Provided max-keys not an integer or within integer range"
+                )
+            })
+        })
+        .transpose()
 }
 
-/// Lists `bucket` from after `start_after`. When the position is a common
-/// prefix (ends with the delimiter), its whole subtree is skipped.
-pub(super) async fn list(
-    store: &ObjectStore,
-    bucket: &str,
-    prefix: &str,
-    delimiter: &str,
-    start_after: &str,
-    max_keys: usize,
-) -> S3Result<Listing> {
-    let mut listing = Listing::default();
-    let mut after = start_after.to_owned();
-    if !delimiter.is_empty()
-        && after.len() > prefix.len()
-        && after.starts_with(prefix)
-        && after.ends_with(delimiter)
-        && after[prefix.len()..].find(delimiter)
-            == Some(after.len() - prefix.len() - delimiter.len())
-    {
-        after.push(AFTER_EVERYTHING);
-    }
-    let mut count = 0usize;
-    'pages: loop {
-        let batch = store
-            .cloud
-            .store
-            .list_objects(bucket, prefix, &after, BATCH)
-            .await
-            .map_err(internal)?;
-        let full_batch = batch.len() == BATCH;
-        for object in batch {
-            let common = (!delimiter.is_empty())
-                .then(|| {
-                    object.key[prefix.len()..]
-                        .find(delimiter)
-                        .map(|i| object.key[..prefix.len() + i + delimiter.len()].to_owned())
-                })
-                .flatten();
-            if let Some(common) = &common
-                && listing.prefixes.last() == Some(common)
-            {
-                after = object.key.clone();
-                continue;
-            }
-            if count == max_keys {
-                listing.truncated = true;
-                break 'pages;
-            }
-            count += 1;
-            match common {
-                Some(common) => {
-                    // Jump past the whole subtree of this common prefix.
-                    after = format!("{common}{AFTER_EVERYTHING}");
-                    listing.resume_after = Some(after.clone());
-                    listing.last = Some(common.clone());
-                    listing.prefixes.push(common);
-                    continue 'pages;
-                }
-                None => {
-                    after = object.key.clone();
-                    listing.resume_after = Some(after.clone());
-                    listing.last = Some(object.key.clone());
-                    listing.objects.push(object);
-                }
-            }
+/// The encoder of keys and prefixes `encoding-type` asks for.
+fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> String + use<>> {
+    let encode = match encoding.map(|e| e.as_str()) {
+        None => false,
+        Some("url") => true,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            ));
         }
-        if !full_batch {
-            break;
-        }
-    }
-    if !listing.truncated {
-        listing.resume_after = None;
-    }
-    Ok(listing)
-}
-
-fn max_keys(value: Option<i32>) -> S3Result<usize> {
-    match value {
-        None => Ok(1000),
-        Some(n) if n < 0 => Err(s3_error!(
-            InvalidArgument,
-            "Provided max-keys not an integer or within integer range"
-        )),
-        Some(n) => Ok((n as usize).min(1000)),
-    }
-}
-
-fn url_encoded(encode: bool) -> impl Fn(String) -> String {
-    move |s| {
+    };
+    Ok(move |s: String| {
         if encode {
             mallee_sigv::uri_encode(s, false)
         } else {
             s
         }
-    }
-}
-
-fn wants_url(encoding: Option<&EncodingType>) -> S3Result<bool> {
-    match encoding.map(|e| e.as_str()) {
-        None => Ok(false),
-        Some("url") => Ok(true),
-        Some(_) => Err(s3_error!(
-            InvalidArgument,
-            "Invalid Encoding Method specified in Request"
-        )),
-    }
+    })
 }
 
 fn object_entry(
@@ -155,60 +67,70 @@ fn object_entry(
     }
 }
 
-async fn owners(store: &ObjectStore, objects: &[ObjectRecord]) -> Vec<Owner> {
+/// The Contents of a listing, with owners when `fetch_owner`.
+async fn contents(
+    cloud: &Cloud,
+    objects: Vec<ObjectRecord>,
+    fetch_owner: bool,
+    enc: &impl Fn(String) -> String,
+) -> Vec<Object> {
     let mut out = Vec::with_capacity(objects.len());
     for object in objects {
-        out.push(owner_of(
-            &object.owner_account,
-            &store.account_name(&object.owner_account).await,
-        ));
+        let owner = match fetch_owner {
+            true => Some(owner(cloud, &object.owner_account).await),
+            false => None,
+        };
+        out.push(object_entry(object, owner, enc));
     }
     out
 }
 
+fn common_prefixes(prefixes: Vec<String>, enc: &impl Fn(String) -> String) -> Vec<CommonPrefix> {
+    prefixes
+        .into_iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect()
+}
+
 pub(super) async fn list_objects(
-    store: &ObjectStore,
+    api: &S3Api,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = &req.input;
-    store
-        .bucket_for(&input.bucket, &caller(&req), Perm::Read)
-        .await?;
-    let encode = wants_url(input.encoding_type.as_ref())?;
-    let enc = url_encoded(encode);
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().unwrap_or_default();
-    let marker = input.marker.clone().unwrap_or_default();
-    let limit = max_keys(input.max_keys)?;
-    let listing = list(store, &input.bucket, &prefix, &delimiter, &marker, limit).await?;
-    let owners = owners(store, &listing.objects).await;
-    let contents: Vec<Object> = listing
-        .objects
-        .into_iter()
-        .zip(owners)
-        .map(|(o, owner)| object_entry(o, Some(owner), &enc))
-        .collect();
-    let next_marker = (listing.truncated && !delimiter.is_empty())
-        .then(|| listing.last.clone())
+    let enc = encoder(input.encoding_type.as_ref())?;
+    let query = ListObjects {
+        bucket: input.bucket.clone(),
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().unwrap_or_default(),
+        start_after: input.marker.clone().unwrap_or_default(),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let listing = list::list(&api.cloud, &caller(&req), &query)
+        .await
+        .map_err(s3_error)?;
+    let Listing {
+        objects,
+        prefixes,
+        max_keys,
+        truncated,
+        last,
+        ..
+    } = listing;
+    let next_marker = (truncated && !query.delimiter.is_empty())
+        .then_some(last)
         .flatten()
         .map(&enc);
     Ok(S3Response::new(ListObjectsOutput {
-        name: Some(input.bucket.clone()),
-        prefix: Some(enc(prefix)),
-        marker: Some(enc(marker)),
-        max_keys: Some(limit as i32),
-        is_truncated: Some(listing.truncated),
-        contents: Some(contents),
-        common_prefixes: Some(
-            listing
-                .prefixes
-                .into_iter()
-                .map(|p| CommonPrefix {
-                    prefix: Some(enc(p)),
-                })
-                .collect(),
-        ),
-        delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
+        name: Some(query.bucket),
+        prefix: Some(enc(query.prefix)),
+        marker: Some(enc(query.start_after)),
+        max_keys: Some(max_keys as i32),
+        is_truncated: Some(truncated),
+        contents: Some(contents(&api.cloud, objects, true, &enc).await),
+        common_prefixes: Some(common_prefixes(prefixes, &enc)),
+        delimiter: (!query.delimiter.is_empty()).then(|| enc(query.delimiter)),
         next_marker,
         encoding_type: input.encoding_type.clone(),
         ..Default::default()
@@ -233,59 +155,38 @@ fn decode_token(token: &str) -> S3Result<String> {
 }
 
 pub(super) async fn list_objects_v2(
-    store: &ObjectStore,
+    api: &S3Api,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = &req.input;
-    store
-        .bucket_for(&input.bucket, &caller(&req), Perm::Read)
-        .await?;
-    let encode = wants_url(input.encoding_type.as_ref())?;
-    let enc = url_encoded(encode);
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().unwrap_or_default();
-    let start = match &input.continuation_token {
+    let enc = encoder(input.encoding_type.as_ref())?;
+    let start_after = match &input.continuation_token {
         Some(token) => decode_token(token)?,
         None => input.start_after.clone().unwrap_or_default(),
     };
-    let limit = max_keys(input.max_keys)?;
-    let listing = list(store, &input.bucket, &prefix, &delimiter, &start, limit).await?;
-    let fetch_owner = input.fetch_owner.unwrap_or(false);
-    let owners = if fetch_owner {
-        owners(store, &listing.objects)
-            .await
-            .into_iter()
-            .map(Some)
-            .collect()
-    } else {
-        vec![None; listing.objects.len()]
+    let query = ListObjects {
+        bucket: input.bucket.clone(),
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().unwrap_or_default(),
+        start_after,
+        max_keys: max_keys(input.max_keys)?,
     };
+    let listing = list::list(&api.cloud, &caller(&req), &query)
+        .await
+        .map_err(s3_error)?;
     let key_count = (listing.objects.len() + listing.prefixes.len()) as i32;
-    let contents: Vec<Object> = listing
-        .objects
-        .into_iter()
-        .zip(owners)
-        .map(|(o, owner)| object_entry(o, owner, &enc))
-        .collect();
+    let fetch_owner = input.fetch_owner.unwrap_or(false);
     Ok(S3Response::new(ListObjectsV2Output {
-        name: Some(input.bucket.clone()),
-        prefix: Some(enc(prefix)),
-        max_keys: Some(limit as i32),
+        name: Some(query.bucket),
+        prefix: Some(enc(query.prefix)),
+        max_keys: Some(listing.max_keys as i32),
         key_count: Some(key_count),
         continuation_token: input.continuation_token.clone(),
         is_truncated: Some(listing.truncated),
         next_continuation_token: listing.resume_after.as_deref().map(encode_token),
-        contents: Some(contents),
-        common_prefixes: Some(
-            listing
-                .prefixes
-                .into_iter()
-                .map(|p| CommonPrefix {
-                    prefix: Some(enc(p)),
-                })
-                .collect(),
-        ),
-        delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
+        contents: Some(contents(&api.cloud, listing.objects, fetch_owner, &enc).await),
+        common_prefixes: Some(common_prefixes(listing.prefixes, &enc)),
+        delimiter: (!query.delimiter.is_empty()).then(|| enc(query.delimiter)),
         encoding_type: input.encoding_type.clone(),
         start_after: input.start_after.clone().map(&enc),
         ..Default::default()

@@ -1,77 +1,113 @@
 //! The S3 API (Walrus): s3s parses requests, verifies signatures and writes
-//! responses; mallee supplies the storage engine (blob files plus the object
-//! index in the metadata store), the credentials and the authorisation.
-//! One file per group of operations.
+//! responses; mallee supplies the credentials, the caller, and the
+//! operations, which turn s3s's input into the object store's
+//! (`mallee_cloud::objects`, where buckets, objects and uploads are
+//! decided and stored), call it and render its answer. One file per group
+//! of operations; `error.rs` maps the object store's errors to S3's.
 
-/// The `x-amz-grant-*` headers of an object write (no WRITE grant on
-/// objects), for `requested_acl`.
-macro_rules! object_grants {
-    ($input:expr) => {
+/// The `x-amz-grant-*` headers of a request by permission, `$write` being
+/// its WRITE grant.
+macro_rules! grants {
+    ($input:expr, $write:expr) => {{
+        use $crate::s3::acl::Permission;
         [
             (
-                $crate::s3::acl::Permission::FullControl,
+                Permission::FullControl,
                 $input.grant_full_control.as_deref(),
             ),
-            (
-                $crate::s3::acl::Permission::Read,
-                $input.grant_read.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::ReadAcp,
-                $input.grant_read_acp.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::WriteAcp,
-                $input.grant_write_acp.as_deref(),
-            ),
-            ($crate::s3::acl::Permission::Write, None),
+            (Permission::Read, $input.grant_read.as_deref()),
+            (Permission::ReadAcp, $input.grant_read_acp.as_deref()),
+            (Permission::Write, $write),
+            (Permission::WriteAcp, $input.grant_write_acp.as_deref()),
         ]
+    }};
+}
+
+/// The grant headers of an object write (objects have no WRITE grant).
+macro_rules! object_grants {
+    ($input:expr) => {
+        grants!($input, None)
     };
 }
 
-/// The five `x-amz-grant-*` headers of a bucket create or an ACL write.
+/// The five grant headers of a bucket create or an ACL write.
 macro_rules! all_grants {
     ($input:expr) => {
-        [
-            (
-                $crate::s3::acl::Permission::FullControl,
-                $input.grant_full_control.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::Read,
-                $input.grant_read.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::ReadAcp,
-                $input.grant_read_acp.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::Write,
-                $input.grant_write.as_deref(),
-            ),
-            (
-                $crate::s3::acl::Permission::WriteAcp,
-                $input.grant_write_acp.as_deref(),
-            ),
-        ]
+        grants!($input, $input.grant_write.as_deref())
+    };
+}
+
+/// The ACL a create or write asks for with its canned ACL and grant
+/// headers (`object_grants` or `all_grants`).
+macro_rules! requested_acl {
+    ($api:expr, $input:expr, $grants:ident) => {
+        $crate::s3::acl::requested_acl(
+            &$api.cloud,
+            $input.acl.as_ref().map(|a| a.as_str()),
+            $grants!($input),
+        )
+    };
+}
+
+/// The ACL a Put*Acl sets.
+macro_rules! acl_to_set {
+    ($api:expr, $input:expr) => {
+        $crate::s3::acl::acl_from_request(
+            &$api.cloud,
+            $input.acl.as_ref().map(|a| a.as_str()),
+            $input.access_control_policy.as_ref(),
+            all_grants!($input),
+        )
+    };
+}
+
+/// The conditions a request's fields `$if_match`, `$if_none_match`,
+/// `$if_modified_since` and `$if_unmodified_since` set.
+macro_rules! conditions {
+    ($input:expr, $if_match:ident, $if_none_match:ident, $if_modified_since:ident, $if_unmodified_since:ident) => {
+        $crate::s3::dto::conditions(
+            $input.$if_match.as_ref(),
+            $input.$if_none_match.as_ref(),
+            $input.$if_modified_since.as_ref(),
+            $input.$if_unmodified_since.as_ref(),
+        )
     };
 }
 
 /// The `x-amz-copy-source-if-*` conditions of a copy.
 macro_rules! copy_conditions {
     ($input:expr) => {
-        $crate::s3::objects::Conditions {
-            if_match: $input.copy_source_if_match.as_ref(),
-            if_none_match: $input.copy_source_if_none_match.as_ref(),
-            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        conditions!(
+            $input,
+            copy_source_if_match,
+            copy_source_if_none_match,
+            copy_source_if_modified_since,
+            copy_source_if_unmodified_since
+        )
+    };
+}
+
+/// The metadata of a write, from its standard headers and `x-amz-meta-*`.
+macro_rules! metadata_of {
+    ($input:expr) => {
+        $crate::s3::dto::MetadataInput {
+            content_type: $input.content_type.as_deref(),
+            content_encoding: $input.content_encoding.as_deref(),
+            content_disposition: $input.content_disposition.as_deref(),
+            content_language: $input.content_language.as_deref(),
+            cache_control: $input.cache_control.as_deref(),
+            expires: $input.expires.as_ref(),
+            user: $input.metadata.as_ref(),
         }
+        .into_metadata()
     };
 }
 
 pub mod acl;
 mod buckets;
 mod checksum;
+mod dto;
+mod error;
 pub(crate) mod gateway;
 mod list;
 mod multipart;
@@ -79,43 +115,15 @@ mod objects;
 
 use std::sync::Arc;
 
-use mallee_blobs::BlobStore;
-use mallee_store::{Bucket, StoreError};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use acl::{Acl, Permission};
-use mallee_cloud::Cloud;
-use mallee_cloud::Principal;
-
-/// Largest object a single PUT may store (S3: 5 GiB).
-pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// Largest multipart object (S3: 5 TiB).
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
-/// Smallest part other than the last (S3: 5 MiB).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-
-/// Who is calling, as the S3 operations see it.
-#[derive(Debug, Clone)]
-pub enum S3Caller {
-    /// No credentials.
-    Anonymous,
-    /// A verified principal.
-    Principal(Principal),
-}
-
-impl S3Caller {
-    /// The caller's account id.
-    pub fn account(&self) -> Option<&str> {
-        match self {
-            Self::Anonymous => None,
-            Self::Principal(p) => Some(&p.account.account_id),
-        }
-    }
-}
+use error::internal;
+use mallee_cloud::objects::Requester;
+use mallee_cloud::{Cloud, Principal};
 
 /// Where the access hook leaves the caller's account for the request log
 /// (the front door puts it into the request's extensions).
@@ -133,18 +141,18 @@ impl AccountSlot {
     }
 }
 
-/// The storage engine behind the S3 API.
+/// The S3 operations s3s calls: each turns s3s's input into the object
+/// store's, calls `mallee_cloud::objects` and turns the answer into s3s's
+/// output.
 #[derive(Debug, Clone)]
-pub struct ObjectStore {
+pub struct S3Api {
     cloud: Arc<Cloud>,
-    blobs: Arc<BlobStore>,
 }
 
 /// Builds the S3 service for the front door.
-pub fn service(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> S3Service {
-    let mut builder = S3ServiceBuilder::new(ObjectStore {
+pub fn service(cloud: Arc<Cloud>) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(S3Api {
         cloud: cloud.clone(),
-        blobs,
     });
     builder.set_auth(StoreAuth {
         cloud: cloud.clone(),
@@ -232,10 +240,10 @@ impl S3Access for CallerAccess {
         let caller = match access_key {
             // The front door verified a SigV2 signature itself and attached
             // the caller (extensions never come from the client).
-            None if cx.extensions_mut().get::<S3Caller>().is_some() => return Ok(()),
-            None => S3Caller::Anonymous,
+            None if cx.extensions_mut().get::<Requester>().is_some() => return Ok(()),
+            None => Requester::Anonymous,
             Some(access_key) => match self.cloud.store.access_key(&access_key).await {
-                Ok(Some((key, account))) if key.active => S3Caller::Principal(Principal {
+                Ok(Some((key, account))) if key.active => Requester::Principal(Principal {
                     account,
                     user_name: key.user_name,
                     access_key_id: key.access_key_id,
@@ -254,154 +262,16 @@ impl S3Access for CallerAccess {
     }
 }
 
-/// An unexpected failure: logged here, reported as InternalError.
-pub(crate) fn internal(err: impl std::fmt::Display) -> S3Error {
-    tracing::error!(error = %err, "object store failure");
-    S3Error::with_message(
-        S3ErrorCode::InternalError,
-        "We encountered an internal error. Please try again.",
-    )
-}
-
-fn caller<T>(req: &S3Request<T>) -> S3Caller {
+/// Who makes a request: what the access hook found.
+fn caller<T>(req: &S3Request<T>) -> Requester {
     req.extensions
-        .get::<S3Caller>()
+        .get::<Requester>()
         .cloned()
-        .unwrap_or(S3Caller::Anonymous)
-}
-
-fn access_denied() -> S3Error {
-    s3_error!(AccessDenied, "Access Denied")
-}
-
-fn timestamp(millis: i64) -> Timestamp {
-    Timestamp::from(
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-    )
-}
-
-fn owner_of(account_id: &str, name: &str) -> Owner {
-    Owner {
-        display_name: Some(name.to_owned()),
-        id: Some(acl::canonical_id(account_id)),
-    }
-}
-
-impl ObjectStore {
-    /// The bucket, or NoSuchBucket.
-    async fn bucket(&self, name: &str) -> S3Result<Bucket> {
-        self.cloud
-            .store
-            .bucket(name)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| s3_error!(NoSuchBucket))
-    }
-
-    /// The bucket, after checking `caller` holds `permission` on it.
-    async fn bucket_for(
-        &self,
-        name: &str,
-        caller: &S3Caller,
-        permission: Permission,
-    ) -> S3Result<Bucket> {
-        let bucket = self.bucket(name).await?;
-        if Acl::from_json(&bucket.acl_json, &bucket.account_id).allows(caller.account(), permission)
-        {
-            Ok(bucket)
-        } else {
-            Err(access_denied())
-        }
-    }
-
-    /// Display name of an account for Owner elements.
-    async fn account_name(&self, account_id: &str) -> String {
-        match self.cloud.store.account_by_id(account_id).await {
-            Ok(Some(account)) => account.name,
-            _ => account_id.to_owned(),
-        }
-    }
-
-    /// The account whose canonical id is `canonical`.
-    async fn resolve_canonical(&self) -> S3Result<impl Fn(&str) -> Option<String> + use<>> {
-        let accounts = self.cloud.store.accounts().await.map_err(internal)?;
-        let ids: Vec<(String, String)> = accounts
-            .into_iter()
-            .map(|a| (acl::canonical_id(&a.account_id), a.account_id))
-            .collect();
-        Ok(move |canonical: &str| {
-            ids.iter()
-                .find(|(c, _)| c == canonical)
-                .map(|(_, id)| id.clone())
-        })
-    }
-
-    /// Deletes blobs a committed change stopped using; a failure only leaves
-    /// garbage for the start-up sweep.
-    async fn release_blobs(&self, blob_ids: Vec<String>) {
-        if blob_ids.is_empty() {
-            return;
-        }
-        if let Err(e) = self.blobs.delete(&blob_ids).await {
-            tracing::warn!(error = %e, "could not delete released blobs; the start-up sweep will");
-        }
-    }
-}
-
-/// Maps index errors of writes to S3 errors.
-fn write_error(err: StoreError) -> S3Error {
-    match err {
-        StoreError::NotFound(_) => s3_error!(NoSuchBucket),
-        StoreError::Objects(mallee_store::ObjectIndexError::BucketNotEmpty) => {
-            s3_error!(BucketNotEmpty)
-        }
-        StoreError::Objects(mallee_store::ObjectIndexError::QuotaExceeded { quota }) => {
-            let mut e = S3Error::with_message(
-                S3ErrorCode::Custom("QuotaExceeded".into()),
-                format!("The account's storage quota of {quota} bytes would be exceeded."),
-            );
-            e.set_status_code(http::StatusCode::FORBIDDEN);
-            e
-        }
-        other => internal(other),
-    }
-}
-
-/// The ACL a create request asks for: a canned ACL or `x-amz-grant-*`
-/// headers (not both), else private.
-#[allow(clippy::too_many_arguments)]
-async fn requested_acl(
-    store: &ObjectStore,
-    canned: Option<&str>,
-    grants: [(Permission, Option<&str>); 5],
-    owner: &str,
-    bucket_owner: &str,
-) -> S3Result<Acl> {
-    let has_grants = grants.iter().any(|(_, v)| v.is_some());
-    if canned.is_some() && has_grants {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Specifying both Canned ACLs and Header Grants is not allowed"
-        ));
-    }
-    let mut acl = Acl::canned(canned.unwrap_or("private"), owner, bucket_owner)
-        .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string()))?;
-    if has_grants {
-        let resolve = store.resolve_canonical().await?;
-        for (permission, value) in grants {
-            if let Some(value) = value {
-                acl::add_header_grants(&mut acl, permission, value, &resolve).map_err(|e| {
-                    S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
-                })?;
-            }
-        }
-    }
-    Ok(acl)
+        .unwrap_or(Requester::Anonymous)
 }
 
 #[async_trait::async_trait]
-impl S3 for ObjectStore {
+impl S3 for S3Api {
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,

@@ -10,7 +10,7 @@ pub mod attributes;
 pub mod create;
 pub mod register;
 
-use mallee_node_api::{Artifact, BootImage};
+use crate::instances::spec::{Boot, ImageObject};
 use mallee_store::{Image, ImageBlockDevice, StoreError, TagPair};
 
 use crate::sharing::{Admins, Grants, Selection, Shared};
@@ -260,30 +260,33 @@ pub struct LaunchImage {
     /// The ramdisk used (the override, else the image's), if any.
     pub ramdisk_id: Option<String>,
     /// What the node boots, with the objects' size and ETag recorded at
-    /// registration. For EBS-backed images a [`BootImage::Ebs`] whose root
+    /// registration. For EBS-backed images a [`Boot::Ebs`] whose root
     /// volume is named per instance with [`LaunchImage::boot_from`].
-    pub boot: BootImage,
+    pub boot: Boot,
     /// EBS-backed images: their block device mappings (the root's
     /// snapshot first), with the snapshot data each volume starts from.
-    pub ebs_mappings: Vec<(ImageBlockDevice, Option<mallee_node_api::SnapshotSource>)>,
+    pub ebs_mappings: Vec<(
+        ImageBlockDevice,
+        Option<crate::volumes::model::VolumeSource>,
+    )>,
 }
 
 impl LaunchImage {
     /// Whether the image's root device is an EBS volume.
     pub fn ebs_backed(&self) -> bool {
-        matches!(self.boot, BootImage::Ebs { .. })
+        matches!(self.boot, Boot::Ebs { .. })
     }
 
     /// What an instance of this image boots, with `root_volume_id` as the
     /// root of an EBS-backed image.
-    pub fn boot_from(&self, root_volume_id: &str) -> BootImage {
+    pub fn boot_from(&self, root_volume_id: &str) -> Boot {
         match &self.boot {
-            BootImage::Ebs {
+            Boot::Ebs {
                 kernel,
                 ramdisk,
                 cmdline,
                 ..
-            } => BootImage::Ebs {
+            } => Boot::Ebs {
                 root_volume_id: root_volume_id.to_owned(),
                 kernel: kernel.clone(),
                 ramdisk: ramdisk.clone(),
@@ -294,8 +297,8 @@ impl LaunchImage {
     }
 }
 
-fn artifact(image: &Image) -> Artifact {
-    Artifact {
+fn artifact(image: &Image) -> ImageObject {
+    ImageObject {
         bucket: image.bucket.clone(),
         key: image.key.clone(),
         size: image.size,
@@ -365,10 +368,10 @@ pub async fn resolve_for_launch(
         )));
     }
     check_available(&image)?;
-    if let Some(profile) = crate::metal::zone::image_profile(&image) {
+    if let Some(profile) = crate::metal::names::image_profile(&image) {
         return Err(CloudError::InvalidCombination(format!(
             "The image {image_id} is a bare-metal image (profile {profile}): launch it in the bare-metal zone {}.",
-            crate::metal::zone::zone_name(&cloud.config)
+            crate::metal::names::zone_name(&cloud.config)
         )));
     }
     for id in kernel_override.iter().chain(ramdisk_override.iter()) {
@@ -427,7 +430,7 @@ pub async fn resolve_for_launch(
             };
             ebs_mappings.push((mapping.clone(), source));
         }
-        BootImage::Ebs {
+        Boot::Ebs {
             root_volume_id: String::new(),
             kernel: kernel.as_ref().map(artifact),
             ramdisk: ramdisk.as_ref().map(artifact),
@@ -436,13 +439,13 @@ pub async fn resolve_for_launch(
     } else {
         let root = artifact(&image);
         match kernel {
-            Some(kernel) => BootImage::Paravirtual {
+            Some(kernel) => Boot::Paravirtual {
                 kernel: artifact(&kernel),
                 ramdisk: ramdisk.as_ref().map(artifact),
                 root,
                 cmdline: PARAVIRTUAL_CMDLINE.to_owned(),
             },
-            None => BootImage::Hvm { disk: root },
+            None => Boot::Hvm { disk: root },
         }
     };
     Ok(LaunchImage {

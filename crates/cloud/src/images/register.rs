@@ -307,7 +307,7 @@ impl Registration {
                 "A bare-metal image installs a profile on a machine's disk: KernelId, RamdiskId and paravirtual do not apply.".into(),
             ));
         }
-        let location = format!("{}{profile}", crate::metal::zone::LOCATION_PREFIX);
+        let location = format!("{}{profile}", crate::metal::names::LOCATION_PREFIX);
         let metal = cloud.compute.metal.get().ok_or_else(|| {
             invalid_location(
                 &location,

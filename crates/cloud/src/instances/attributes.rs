@@ -3,7 +3,7 @@
 //! is stopped (they are what it boots with); its security groups,
 //! `disableApiTermination` and the shutdown behaviour change at any time.
 
-use mallee_node_api::BootImage;
+use crate::instances::spec::Boot;
 
 use crate::images::{self, LaunchImage};
 use crate::instances::lifecycle;
@@ -221,7 +221,7 @@ fn apply(instance: &mut Instance, modification: &Modification, resolved: &Resolv
         }
         (Modification::Kernel(_) | Modification::Ramdisk(_), Resolved::Boot(image)) => {
             d.spec.image = match &d.spec.image {
-                BootImage::Ebs { root_volume_id, .. } => image.boot_from(root_volume_id),
+                Boot::Ebs { root_volume_id, .. } => image.boot_from(root_volume_id),
                 _ => image.boot.clone(),
             };
             d.spec.metadata.kernel_id.clone_from(&image.kernel_id);

@@ -59,6 +59,10 @@ pub enum Check {
     Initializing,
     /// The instance does not run, so nothing is checked.
     NotApplicable,
+    /// The check failed (its node is down).
+    Impaired,
+    /// Nothing is known (the node that would tell is down).
+    InsufficientData,
 }
 
 impl Check {
@@ -68,6 +72,8 @@ impl Check {
             Self::Ok => "ok",
             Self::Initializing => "initializing",
             Self::NotApplicable => "not-applicable",
+            Self::Impaired => "impaired",
+            Self::InsufficientData => "insufficient-data",
         }
     }
 
@@ -78,28 +84,46 @@ impl Check {
             Self::Ok => "passed",
             Self::Initializing => "initializing",
             Self::NotApplicable => "not-applicable",
+            Self::Impaired => "failed",
+            Self::InsufficientData => "insufficient-data",
         }
     }
 }
 
-/// One instance's status: the system and instance checks agree, as both
-/// follow from the instance's state (the node reports no finer health).
+/// One instance's status. The system check is its node's health; both
+/// checks otherwise follow from the instance's state (the node reports no
+/// finer health).
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {
     /// The instance.
     pub instance: Instance,
-    /// Both its checks.
-    pub check: Check,
+    /// The system (host) check.
+    pub system: Check,
+    /// The instance check.
+    pub instance_check: Check,
 }
 
 impl InstanceStatus {
-    fn of(instance: Instance) -> Self {
+    fn of(instance: Instance, node_down: bool) -> Self {
         let check = match instance.state {
             InstanceState::Running => Check::Ok,
             InstanceState::Pending => Check::Initializing,
             _ => Check::NotApplicable,
         };
-        Self { instance, check }
+        let live = matches!(
+            instance.state,
+            InstanceState::Running | InstanceState::Pending | InstanceState::Stopping
+        );
+        let (system, instance_check) = if node_down && live {
+            (Check::Impaired, Check::InsufficientData)
+        } else {
+            (check, check)
+        };
+        Self {
+            instance,
+            system,
+            instance_check,
+        }
     }
 }
 
@@ -116,10 +140,14 @@ pub async fn statuses(
     } else {
         lookup::owned(cloud, caller, ids).await?
     };
+    let down = crate::health::down(cloud, &cloud.store.nodes().await?, crate::ids::now_millis());
     Ok(instances
         .into_iter()
         .filter(|i| include_all || i.state == InstanceState::Running)
-        .map(InstanceStatus::of)
+        .map(|i| {
+            let node_down = down.contains(&i.record.node_id);
+            InstanceStatus::of(i, node_down)
+        })
         .collect())
 }
 
@@ -181,13 +209,16 @@ mod tests {
         two(&tc, &caller).await;
         let running = statuses(&tc, &caller, &[], false).await.expect("running");
         assert_eq!(running.len(), 1);
-        assert_eq!((running[0].instance.id(), running[0].check), (A, Check::Ok));
+        assert_eq!(
+            (running[0].instance.id(), running[0].system),
+            (A, Check::Ok)
+        );
         let pending = statuses(&tc, &caller, &[B.to_owned()], true)
             .await
             .expect("all");
-        assert_eq!(pending[0].check, Check::Initializing);
+        assert_eq!(pending[0].system, Check::Initializing);
         assert_eq!(
-            (pending[0].check.status(), pending[0].check.reachability()),
+            (pending[0].system.status(), pending[0].system.reachability()),
             ("initializing", "initializing")
         );
         assert!(

@@ -13,7 +13,7 @@ use crate::instances::lookup;
 use crate::instances::model::{Desired, Instance, InstanceState, StateReason};
 use crate::instances::placement::{self, Demand};
 use crate::instances::quota;
-use crate::metal::zone::is_metal;
+use crate::metal::names::is_metal;
 use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 /// How long a node gets to answer a reboot or console request.
@@ -180,7 +180,8 @@ pub async fn start(
     let _placing = cloud.compute.placement_lock.lock().await;
     let wanted = lookup::owned(cloud, caller, ids).await?;
     let all = quota::all_instances(cloud).await?;
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let mut rooms: Vec<_> = cloud
         .config
         .zones

@@ -11,4 +11,5 @@ pub mod lookup;
 pub mod model;
 pub mod placement;
 pub mod quota;
+pub mod spec;
 pub mod types;

@@ -2,8 +2,13 @@
 //! driven, and the launch details kept beside the store's indexed columns.
 
 use mallee_node_api::InstanceSpec;
+
+use super::spec::LaunchSpec;
 use mallee_store::InstanceRecord;
 use serde::{Deserialize, Serialize};
+
+/// How long terminated instances stay visible.
+pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 
 /// EC2 instance states, with their numeric codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,9 +148,9 @@ impl StateReason {
 /// Launch details the store keeps as one JSON document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceDetails {
-    /// What the node is sent (desired state and generation are filled from
-    /// the record when sent).
-    pub spec: InstanceSpec,
+    /// How it runs (the node is sent this with the record's desired state
+    /// and generation).
+    pub spec: LaunchSpec,
     /// Key pair name.
     pub key_name: Option<String>,
     /// Security group ids recorded at launch (names are in the metadata).
@@ -243,13 +248,13 @@ impl Instance {
 
     /// The spec to send to the node now.
     pub fn node_spec(&self) -> InstanceSpec {
-        let mut spec = self.details.spec.clone();
-        spec.generation = u64::try_from(self.record.generation).unwrap_or(0);
-        spec.desired = match self.desired {
+        let desired = match self.desired {
             Desired::Running => mallee_node_api::DesiredState::Running,
             Desired::Stopped | Desired::Terminated => mallee_node_api::DesiredState::Stopped,
         };
-        spec
+        self.details
+            .spec
+            .to_node(u64::try_from(self.record.generation).unwrap_or(0), desired)
     }
 
     /// Whether the instance holds capacity on its node (AWS frees a

@@ -10,6 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use mallee_util::cidr::Ipv4Cidr;
+
 use mallee_store::Node;
 
 use super::model::Instance;
@@ -27,7 +29,7 @@ pub struct Demand {
 
 impl Demand {
     /// What an instance with `spec` holds on its node.
-    pub fn of(spec: &mallee_node_api::InstanceSpec) -> Self {
+    pub fn of(spec: &crate::instances::spec::LaunchSpec) -> Self {
         Self {
             vcpus: u64::from(spec.vcpus),
             memory_mib: spec.memory_mib,
@@ -47,6 +49,9 @@ pub struct NodeRoom {
     pub memory_mib: u64,
     /// Free disk.
     pub disk_gib: u64,
+    /// Instances holding capacity on it (counting those placed by the
+    /// launch being planned).
+    pub instances: usize,
 }
 
 impl NodeRoom {
@@ -58,6 +63,7 @@ impl NodeRoom {
         self.cores -= d.vcpus;
         self.memory_mib -= d.memory_mib;
         self.disk_gib -= d.disk_gib;
+        self.instances += 1;
     }
 }
 
@@ -69,7 +75,9 @@ fn unsigned(v: i64) -> u64 {
 /// controller's instances on it hold.
 pub fn rooms(nodes: &[Node], instances: &[Instance], zone: &str) -> Vec<NodeRoom> {
     let mut used: HashMap<&str, Demand> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
     for i in instances.iter().filter(|i| i.holds_capacity()) {
+        *counts.entry(i.record.node_id.as_str()).or_default() += 1;
         let held = Demand::of(&i.details.spec);
         let u = used.entry(i.record.node_id.as_str()).or_insert(Demand {
             vcpus: 0,
@@ -91,29 +99,118 @@ pub fn rooms(nodes: &[Node], instances: &[Instance], zone: &str) -> Vec<NodeRoom
                 memory_mib: unsigned(n.memory_mib_max)
                     .saturating_sub(u.map_or(0, |u| u.memory_mib)),
                 disk_gib: unsigned(n.disk_gib_max).saturating_sub(u.map_or(0, |u| u.disk_gib)),
+                instances: counts.get(n.node_id.as_str()).copied().unwrap_or(0),
             }
         })
         .collect()
 }
 
-/// Places up to `max` instances of `demand`, each on the node with the most
-/// free cores at that point (spreading a reservation over nodes). Returns
-/// the chosen node ids, possibly fewer than `max`.
-pub fn place(mut rooms: Vec<NodeRoom>, demand: Demand, max: usize) -> Vec<Node> {
+/// How a zone chooses among nodes with room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Fewest instances first, so load spreads over every node.
+    #[default]
+    Spread,
+    /// Fill a node before using the next (fewer nodes busy).
+    Greedy,
+    /// Each instance on the node after the previous one, in turn
+    /// (Eucalyptus' default).
+    RoundRobin,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Self; 3] = [Self::Spread, Self::Greedy, Self::RoundRobin];
+
+    /// The policy's name in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Spread => "spread",
+            Self::Greedy => "greedy",
+            Self::RoundRobin => "round-robin",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown placement policy {s:?}: spread, greedy or round-robin"))
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Chooses nodes for up to `max` instances of `demand` with `policy`,
+/// taking room as it goes (several instances may share a node). For
+/// round-robin, `after` is the node the zone placed on last. Returns the
+/// chosen nodes, in order, possibly fewer than `max` (only when no node
+/// has room for one more).
+pub fn place_by(
+    policy: Policy,
+    mut rooms: Vec<NodeRoom>,
+    demand: Demand,
+    max: usize,
+    after: Option<&str>,
+) -> Vec<Node> {
+    rooms.sort_by(|a, b| a.node.node_id.cmp(&b.node.node_id));
+    let mut last = after.map(str::to_owned);
     let mut chosen = Vec::new();
     while chosen.len() < max {
-        let Some(best) = rooms.iter_mut().filter(|r| r.fits(demand)).max_by(|a, b| {
-            a.cores
-                .cmp(&b.cores)
-                .then(a.memory_mib.cmp(&b.memory_mib))
-                .then(b.node.node_id.cmp(&a.node.node_id))
-        }) else {
+        let fitting = rooms.iter().enumerate().filter(|(_, r)| r.fits(demand));
+        let pick = match policy {
+            // Fewest instances, then most free cores, then node id.
+            Policy::Spread => fitting
+                .min_by(|(_, a), (_, b)| {
+                    a.instances
+                        .cmp(&b.instances)
+                        .then(b.cores.cmp(&a.cores))
+                        .then(a.node.node_id.cmp(&b.node.node_id))
+                })
+                .map(|(i, _)| i),
+            // The busiest node that still fits, then node id.
+            Policy::Greedy => fitting
+                .min_by(|(_, a), (_, b)| {
+                    b.instances
+                        .cmp(&a.instances)
+                        .then(a.node.node_id.cmp(&b.node.node_id))
+                })
+                .map(|(i, _)| i),
+            // The first fitting node after the last one, wrapping around.
+            Policy::RoundRobin => {
+                let fitting: Vec<usize> = fitting.map(|(i, _)| i).collect();
+                fitting
+                    .iter()
+                    .copied()
+                    .find(|i| {
+                        last.as_deref()
+                            .is_none_or(|l| rooms[*i].node.node_id.as_str() > l)
+                    })
+                    .or_else(|| fitting.first().copied())
+            }
+        };
+        let Some(index) = pick else {
             break;
         };
-        best.take(demand);
-        chosen.push(best.node.clone());
+        let room = &mut rooms[index];
+        room.take(demand);
+        last = Some(room.node.node_id.clone());
+        chosen.push(room.node.clone());
     }
     chosen
+}
+
+/// [`place_by`] with the default policy, [`Policy::Spread`].
+pub fn place(rooms: Vec<NodeRoom>, demand: Demand, max: usize) -> Vec<Node> {
+    place_by(Policy::Spread, rooms, demand, max, None)
 }
 
 /// Takes room for `demand` on the node `node_id` (an instance that goes
@@ -132,52 +229,24 @@ pub fn take_on(rooms: &mut [NodeRoom], node_id: &str, demand: Demand) -> bool {
     }
 }
 
-/// An IPv4 network in CIDR form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet {
-    /// Network address.
-    pub network: Ipv4Addr,
-    /// Prefix length.
-    pub prefix: u8,
+/// A subnet's CIDR block as instances use it: `a.b.c.d/n` with host bits
+/// zero and a prefix of 16 to 28, as AWS allows.
+pub fn subnet(cidr: &str) -> Option<Ipv4Cidr> {
+    Ipv4Cidr::parse_strict(cidr)
+        .ok()
+        .filter(|c| (16..=28).contains(&c.prefix()))
 }
 
-impl Subnet {
-    /// Parses `a.b.c.d/n` (host bits must be zero, prefix 16..=28).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (addr, prefix) = s.split_once('/')?;
-        let network: Ipv4Addr = addr.parse().ok()?;
-        let prefix: u8 = prefix.parse().ok()?;
-        if !(16..=28).contains(&prefix) || u32::from(network) & !Self::mask_of(prefix) != 0 {
-            return None;
-        }
-        Some(Self { network, prefix })
-    }
-
-    fn mask_of(prefix: u8) -> u32 {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-
-    /// Addresses instances may get: AWS reserves the first four and the
-    /// last address of every subnet (network, router, DNS, future use,
-    /// broadcast).
-    pub fn usable(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
-        let base = u32::from(self.network);
-        let size = 1u32 << (32 - u32::from(self.prefix));
-        (base + 4..base + size - 1).map(Ipv4Addr::from)
-    }
-}
-
-impl std::fmt::Display for Subnet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
+/// Addresses instances may get: AWS reserves the first four and the last
+/// address of every subnet (network, router, DNS, future use, broadcast).
+pub fn usable(subnet: Ipv4Cidr) -> impl Iterator<Item = Ipv4Addr> {
+    subnet.hosts().skip(3)
 }
 
 /// The first `count` free addresses of `subnet`, skipping `in_use`.
-pub fn free_addresses(subnet: Subnet, in_use: &[String], count: usize) -> Vec<Ipv4Addr> {
+pub fn free_addresses(subnet: Ipv4Cidr, in_use: &[String], count: usize) -> Vec<Ipv4Addr> {
     let taken: HashSet<&str> = in_use.iter().map(String::as_str).collect();
-    subnet
-        .usable()
+    usable(subnet)
         .filter(|ip| !taken.contains(ip.to_string().as_str()))
         .take(count)
         .collect()
@@ -260,12 +329,12 @@ mod tests {
 
     #[test]
     fn subnets_reserve_aws_addresses() {
-        let s = Subnet::parse("172.31.0.0/28").expect("subnet");
-        let all: Vec<String> = s.usable().map(|ip| ip.to_string()).collect();
+        let s = subnet("172.31.0.0/28").expect("subnet");
+        let all: Vec<String> = usable(s).map(|ip| ip.to_string()).collect();
         assert_eq!(all.first().map(String::as_str), Some("172.31.0.4"));
         assert_eq!(all.last().map(String::as_str), Some("172.31.0.14"));
-        assert!(Subnet::parse("172.31.0.1/20").is_none());
-        assert!(Subnet::parse("10.0.0.0/8").is_none());
+        assert!(subnet("172.31.0.1/20").is_none());
+        assert!(subnet("10.0.0.0/8").is_none());
         let free = free_addresses(s, &["172.31.0.4".into()], 2);
         assert_eq!(
             free,

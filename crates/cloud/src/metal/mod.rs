@@ -1,13 +1,23 @@
 //! The bare-metal zone (Metaleuca) in the controller: the provisioning
 //! engine of `mallee-metal` over the controller's store, its profile images
 //! read from files or from the object store ([`images`]), and the
-//! bare-metal availability zone of EC2 ([`zone`]).
+//! bare-metal availability zone of EC2 ([`zone`]). What the metal API
+//! does is here too, one file per concern: who may do what ([`access`]),
+//! the inventory ([`inventory`]), profiles ([`profiles`]) and systems as
+//! their users reserve, install and give them back ([`systems`]), failing
+//! with [`crate::CloudError`]s ([`errors`]).
 //!
 //! Provisioning is off unless the administrator names a provisioning
 //! network (`mallee up --metal-interface …`): without it the inventory can
 //! still be described and edited, but nothing is powered or installed.
 
+pub mod access;
+pub mod errors;
 pub mod images;
+pub mod inventory;
+pub mod names;
+pub mod profiles;
+pub mod systems;
 pub mod zone;
 
 use std::path::PathBuf;
@@ -129,5 +139,23 @@ impl Metal {
         if let Some(engine) = &self.engine {
             engine.shutdown(true).await;
         }
+    }
+}
+
+/// The bare-metal zone of a controller, once provisioning is enabled.
+#[derive(Debug, Default)]
+pub struct MetalSlot(std::sync::OnceLock<Arc<Metal>>);
+
+impl MetalSlot {
+    /// Makes `metal` the controller's bare-metal zone (once).
+    pub fn enable(&self, metal: Arc<Metal>) {
+        if self.0.set(metal).is_err() {
+            tracing::warn!("the bare-metal zone was already enabled");
+        }
+    }
+
+    /// The zone, when provisioning is enabled.
+    pub fn get(&self) -> Option<&Arc<Metal>> {
+        self.0.get().filter(|m| m.engine().is_some())
     }
 }

@@ -20,80 +20,26 @@
 //! launch that died before its instances were recorded.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use crate::instances::spec::{Boot, ImageObject, LaunchSpec, Metadata, MetadataOptions};
 use mallee_metal::inventory::{InventoryError, Selection};
 use mallee_metal::{EngineError, State, System};
-use mallee_node_api::{Artifact, BootImage, InstanceMetadata, InstanceSpec, MetadataOptions};
 use mallee_store::{Image, InstanceRecord, Reservation, StoreError, TagPair};
 
 use super::Metal;
+use super::names::{
+    LOCATION_PREFIX, NETWORK_ID, NODE_PREFIX, TYPE_SUFFIX, image_profile, system_of, zone_name,
+};
 use crate::config::Config;
 use crate::error::Capacity;
 use crate::faults::Step;
-use crate::instances::launch::{self, Launched, Steps, Undo};
+use crate::instances::launch::steps::{self as launch, Launched, Steps, Undo};
 use crate::instances::model::{
     Desired, Instance, InstanceDetails, InstanceState, ShutdownBehavior, StateReason,
 };
 use crate::instances::placement;
 use crate::{Cloud, CloudError, Kind, Principal, ids};
-
-/// `ImageLocation` prefix of a bare-metal image: `metal:PROFILE`.
-pub const LOCATION_PREFIX: &str = "metal:";
-/// Suffix of a bare-metal instance type: `GROUP.metal`.
-pub const TYPE_SUFFIX: &str = ".metal";
-/// Prefix of a bare-metal instance's node id: `metal:SYSTEM`.
-pub const NODE_PREFIX: &str = "metal:";
-/// The network id recorded for bare-metal instances (their addresses are
-/// the provisioning network's, unique per machine).
-pub const NETWORK_ID: &str = "metal";
-
-/// The bare-metal zone of a controller, once provisioning is enabled.
-#[derive(Debug, Default)]
-pub struct MetalSlot(OnceLock<Arc<Metal>>);
-
-impl MetalSlot {
-    /// Makes `metal` the controller's bare-metal zone (once).
-    pub fn enable(&self, metal: Arc<Metal>) {
-        if self.0.set(metal).is_err() {
-            tracing::warn!("the bare-metal zone was already enabled");
-        }
-    }
-
-    /// The zone, when provisioning is enabled.
-    pub fn get(&self) -> Option<&Arc<Metal>> {
-        self.0.get().filter(|m| m.engine().is_some())
-    }
-}
-
-/// The bare-metal zone's name: `<region>-metal`.
-pub fn zone_name(config: &Config) -> String {
-    format!("{}-metal", config.region)
-}
-
-/// The bare-metal zone's id: `<region>-metal-az1`.
-pub fn zone_id(config: &Config) -> String {
-    format!("{}-metal-az1", config.region)
-}
-
-/// The profile a bare-metal image installs (`None`: not a bare-metal image).
-pub fn image_profile(image: &Image) -> Option<&str> {
-    if image.image_type == "machine" && image.bucket.is_empty() {
-        image.location.strip_prefix(LOCATION_PREFIX)
-    } else {
-        None
-    }
-}
-
-/// Whether an instance runs on a machine of the bare-metal zone.
-pub fn is_metal(instance: &Instance) -> bool {
-    instance.record.node_id.starts_with(NODE_PREFIX)
-}
-
-/// The machine of a bare-metal instance.
-pub fn system_of(record: &InstanceRecord) -> Option<&str> {
-    record.node_id.strip_prefix(NODE_PREFIX)
-}
 
 /// The owner string the machines of a reservation carry.
 fn owner_for(account_name: &str, reservation_id: &str) -> String {
@@ -408,7 +354,7 @@ fn instance_record(
     let ip = system.ip.to_string();
     let mac = system.mac.to_string();
     let dns = placement::private_dns_name(system.ip, &config.region);
-    let metadata = InstanceMetadata {
+    let metadata = Metadata {
         ami_id: image.image_id.clone(),
         ami_launch_index: u32::try_from(index).unwrap_or(u32::MAX),
         reservation_id: reservation.reservation_id.clone(),
@@ -434,15 +380,15 @@ fn instance_record(
     };
     // Never sent to a node agent (the instance's node is `metal:SYSTEM`):
     // it carries the metadata and type the EC2 responses show.
-    let spec = InstanceSpec {
+    let spec = LaunchSpec {
         instance_id: instance_id.clone(),
         account_id: reservation.account_id.clone(),
         instance_type: instance_type.to_owned(),
         vcpus: 0,
         memory_mib: 0,
         disk_gib: 0,
-        image: BootImage::Hvm {
-            disk: Artifact {
+        image: Boot::Hvm {
+            disk: ImageObject {
                 bucket: String::new(),
                 key: image.location.clone(),
                 size: 0,
@@ -450,8 +396,6 @@ fn instance_record(
             },
         },
         nics: Vec::new(),
-        desired: mallee_node_api::DesiredState::Running,
-        generation: 1,
         metadata,
     };
     let details = InstanceDetails {
@@ -528,7 +472,7 @@ pub fn decide(instance: &Instance, system: Option<&System>, now: i64) -> SyncSte
         step.forget = instance
             .record
             .terminated_at
-            .is_some_and(|at| now - at > crate::reconciler::TERMINATED_VISIBLE_MILLIS);
+            .is_some_and(|at| now - at > crate::instances::model::TERMINATED_VISIBLE_MILLIS);
         return step;
     }
     let Some(system) = owned else {
@@ -728,20 +672,6 @@ async fn release_orphans(
     Ok(())
 }
 
-/// Returns `systems` to the pool (a launch that failed after reserving
-/// them). Failures are logged: the syncer returns machines no instance
-/// holds.
-pub async fn release_machines(cloud: &Cloud, systems: &[String]) {
-    let Some(engine) = cloud.compute.metal.get().and_then(|m| m.engine().cloned()) else {
-        return;
-    };
-    for name in systems {
-        if let Err(e) = engine.release(name).await {
-            tracing::warn!(system = %name, error = %e, "could not give back a machine of a failed launch; the reconciler will");
-        }
-    }
-}
-
 /// Reboots the machine of a running bare-metal instance (a power cycle; its
 /// netboot is off, so it boots its installed system again).
 pub async fn reboot(cloud: &Cloud, instance: &Instance) -> Result<(), CloudError> {
@@ -803,28 +733,16 @@ mod tests {
             unsupported: Vec::new(),
         };
         let image = Image {
-            image_id: launch.image_id.clone(),
-            account_id: "000000000001".into(),
             name: "qa".into(),
-            description: None,
-            image_type: "machine".into(),
-            architecture: "x86_64".into(),
-            virtualization_type: "hvm".into(),
-            root_device_name: "/dev/sda1".into(),
-            root_device_type: "instance-store".into(),
-            kernel_id: None,
-            ramdisk_id: None,
             location: "metal:qa".into(),
             bucket: String::new(),
             key: String::new(),
             size: 0,
             etag: String::new(),
             disk_format: "none".into(),
-            state: "available".into(),
             is_public: true,
             created_at: 0,
-            launch_permissions: Vec::new(),
-            block_device_mappings: Vec::new(),
+            ..crate::testkit::machine_image(&launch.image_id, "000000000001")
         };
         assert_eq!(image_profile(&image), Some("qa"));
         let reservation = Reservation {
@@ -965,7 +883,7 @@ mod tests {
             decide(
                 &done,
                 None,
-                crate::reconciler::TERMINATED_VISIBLE_MILLIS + 1
+                crate::instances::model::TERMINATED_VISIBLE_MILLIS + 1
             )
             .forget
         );

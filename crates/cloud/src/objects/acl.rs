@@ -132,6 +132,43 @@ impl Acl {
     }
 }
 
+/// The ACL a request asks for, before the owners it applies to are known
+/// (they come from the bucket and the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclRequest {
+    /// A canned ACL by name; writes that name none ask for `private`.
+    Canned(String),
+    /// The owner's full control plus these grants (grant headers).
+    Grants(Vec<Grant>),
+    /// Exactly these grants (an access control policy document).
+    Policy(Vec<Grant>),
+}
+
+impl Default for AclRequest {
+    fn default() -> Self {
+        Self::Canned("private".into())
+    }
+}
+
+impl AclRequest {
+    /// The ACL of a bucket or object owned by `owner` in a bucket owned by
+    /// `bucket_owner`.
+    pub fn resolve(self, owner: &str, bucket_owner: &str) -> Result<Acl, AclError> {
+        match self {
+            Self::Canned(name) => Acl::canned(&name, owner, bucket_owner),
+            Self::Grants(grants) => {
+                let mut acl = Acl::private(owner);
+                acl.grants.extend(grants);
+                Ok(acl)
+            }
+            Self::Policy(grants) => Ok(Acl {
+                owner: owner.to_owned(),
+                grants,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +188,31 @@ mod tests {
         let full = Acl::canned("bucket-owner-full-control", "A", "B").expect("canned");
         assert!(full.allows(Some("B"), Permission::WriteAcp));
         assert!(Acl::canned("nonsense", "A", "A").is_err());
+    }
+
+    #[test]
+    fn requested_acls_resolve_against_their_owners() {
+        let grant = Grant {
+            grantee: Grantee::AllUsers,
+            permission: Permission::Read,
+        };
+        assert_eq!(
+            AclRequest::default().resolve("A", "B"),
+            Ok(Acl::private("A"))
+        );
+        let with_grants = AclRequest::Grants(vec![grant.clone()])
+            .resolve("A", "A")
+            .expect("grants");
+        assert_eq!(with_grants.grants.len(), 2);
+        assert!(with_grants.allows(None, Permission::Read));
+        let policy = AclRequest::Policy(vec![grant])
+            .resolve("A", "A")
+            .expect("policy");
+        assert_eq!(policy.grants.len(), 1);
+        assert!(policy.allows(Some("A"), Permission::WriteAcp));
+        assert_eq!(
+            AclRequest::Canned("nonsense".into()).resolve("A", "A"),
+            Err(AclError::UnknownCanned("nonsense".into()))
+        );
     }
 }

@@ -1,15 +1,129 @@
-//! Objects of the object store as the rest of the cloud uses them: whether
-//! an account may read one (its access control list, [`acl`]), and an
-//! object's first bytes, which tell what an image or an imported disk
-//! holds.
+//! The object store (S3's buckets and objects) as the cloud keeps it:
+//! buckets ([`buckets`]), reading objects with conditions and ranges
+//! ([`reads`]), writing, copying and deleting them with their data
+//! streamed into blob files ([`writes`]), multipart uploads
+//! ([`multipart`]), listings ([`list`]) and access control lists
+//! ([`acl`]); and, for the rest of the cloud, whether an account may read
+//! an object and its first bytes, which tell what an image or an imported
+//! disk holds. Operations take the [`Requester`] and typed inputs and fail
+//! with an [`ObjectError`]; the S3 API parses and renders.
 
 pub mod acl;
+pub mod buckets;
+pub mod error;
+pub mod list;
+pub mod multipart;
+pub mod reads;
+pub mod writes;
 
 use futures_util::StreamExt;
-use mallee_store::ObjectRecord;
+use mallee_blobs::{BlobError, ObjectReader};
+use mallee_store::{Bucket, ObjectRecord};
 
-use crate::{Cloud, CloudError};
+use crate::{Cloud, CloudError, Principal};
 use acl::{Acl, Permission};
+pub use error::ObjectError;
+
+/// Largest object a single PUT (or one part, or a copy) may store (S3:
+/// 5 GiB).
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Largest multipart object (S3: 5 TiB).
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+/// Smallest part other than the last (S3: 5 MiB).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Most entries one page of a listing holds, and its size when the caller
+/// names none.
+pub const MAX_PAGE: usize = 1000;
+
+/// Who makes an object-store request: S3 serves anonymous callers too,
+/// whom public buckets and objects let in.
+#[derive(Debug, Clone)]
+pub enum Requester {
+    /// No credentials.
+    Anonymous,
+    /// A verified principal.
+    Principal(Principal),
+}
+
+impl Requester {
+    /// The caller's account id.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Self::Anonymous => None,
+            Self::Principal(p) => Some(&p.account.account_id),
+        }
+    }
+}
+
+/// The page size of a listing that asked for `max` entries.
+pub(crate) fn page_size(max: Option<usize>) -> usize {
+    max.unwrap_or(MAX_PAGE).min(MAX_PAGE)
+}
+
+/// The bucket, or NoSuchBucket.
+pub(crate) async fn bucket(cloud: &Cloud, name: &str) -> Result<Bucket, ObjectError> {
+    cloud
+        .store
+        .bucket(name)
+        .await?
+        .ok_or(ObjectError::NoSuchBucket)
+}
+
+/// The bucket, after checking `requester` holds `permission` on it.
+pub(crate) async fn bucket_for(
+    cloud: &Cloud,
+    requester: &Requester,
+    name: &str,
+    permission: Permission,
+) -> Result<Bucket, ObjectError> {
+    let bucket = bucket(cloud, name).await?;
+    if Acl::from_json(&bucket.acl_json, &bucket.account_id).allows(requester.account(), permission)
+    {
+        Ok(bucket)
+    } else {
+        Err(ObjectError::AccessDenied)
+    }
+}
+
+/// The bucket, if `requester` owns it (some bucket operations are the
+/// owner's whatever the ACL grants).
+pub(crate) async fn owned_bucket(
+    cloud: &Cloud,
+    requester: &Requester,
+    name: &str,
+) -> Result<Bucket, ObjectError> {
+    let bucket = bucket(cloud, name).await?;
+    if requester.account() == Some(bucket.account_id.as_str()) {
+        Ok(bucket)
+    } else {
+        Err(ObjectError::AccessDenied)
+    }
+}
+
+/// Opens `range` (or all) of an object's data for reading now.
+pub(crate) async fn open(
+    cloud: &Cloud,
+    object: &ObjectRecord,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<ObjectReader, BlobError> {
+    let segments: Vec<(String, u64)> = object
+        .segments
+        .iter()
+        .map(|s| (s.blob_id.clone(), s.size))
+        .collect();
+    cloud.blobs.open_object(&segments, range).await
+}
+
+/// Deletes blobs a committed change stopped using; a failure only leaves
+/// garbage for the start-up sweep.
+pub(crate) async fn release_blobs(cloud: &Cloud, blob_ids: Vec<String>) {
+    if blob_ids.is_empty() {
+        return;
+    }
+    if let Err(e) = cloud.blobs.delete(&blob_ids).await {
+        tracing::warn!(error = %e, "could not delete released blobs; the start-up sweep will");
+    }
+}
 
 /// Bytes read from an object to decide what it holds.
 pub const HEADER_LEN: u64 = 4096;
@@ -32,18 +146,9 @@ pub async fn readable(
 /// The object's first bytes (at most [`HEADER_LEN`]).
 pub async fn read_header(cloud: &Cloud, object: &ObjectRecord) -> Result<Vec<u8>, CloudError> {
     let len = object.size.min(HEADER_LEN);
-    let segments: Vec<(String, u64)> = object
-        .segments
-        .iter()
-        .map(|s| (s.blob_id.clone(), s.size))
-        .collect();
-    let reader = cloud
-        .blobs
-        .open_object(&segments, Some(0..len))
-        .await
-        .map_err(|e| {
-            CloudError::Internal(format!("reading {}/{}: {e}", object.bucket, object.key))
-        })?;
+    let reader = open(cloud, object, Some(0..len)).await.map_err(|e| {
+        CloudError::Internal(format!("reading {}/{}: {e}", object.bucket, object.key))
+    })?;
     let mut stream = std::pin::pin!(reader.into_stream());
     let mut header = Vec::with_capacity(usize::try_from(len).unwrap_or_default());
     while let Some(chunk) = stream.next().await {
@@ -58,8 +163,39 @@ pub(crate) mod testing {
     use bytes::Bytes;
     use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
 
-    use super::acl::Acl;
+    use super::Requester;
+    use super::acl::{Acl, AclRequest};
+    use super::buckets::{self, NewBucket};
     use crate::Cloud;
+    use crate::testkit::TestCloud;
+
+    /// A cloud with two accounts, `alice` and `bob` (returned in that
+    /// order), and a private bucket `b` of alice's.
+    pub async fn with_bucket() -> (TestCloud, Requester, Requester) {
+        let cloud = TestCloud::new().await;
+        let alice = Requester::Principal(cloud.principal("alice").await);
+        let bob = Requester::Principal(cloud.principal("bob").await);
+        let bucket = NewBucket {
+            name: "b".into(),
+            location: String::new(),
+            acl: AclRequest::default(),
+        };
+        buckets::create(&cloud, &alice, bucket)
+            .await
+            .expect("bucket");
+        (cloud, alice, bob)
+    }
+
+    /// How many blob files are on disk (`data/<2 hex>/<id>`): what
+    /// committed objects and parts use, unless a release failed.
+    pub fn blob_files(cloud: &Cloud) -> usize {
+        let Ok(fans) = std::fs::read_dir(cloud.blobs.root().join("data")) else {
+            return 0;
+        };
+        fans.flatten()
+            .map(|fan| std::fs::read_dir(fan.path()).map_or(0, Iterator::count))
+            .sum()
+    }
 
     /// Stores `bytes` as `bucket/key` of `owner` under `acl`, creating the
     /// bucket when it is new.

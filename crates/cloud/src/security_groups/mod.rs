@@ -6,85 +6,21 @@
 
 pub mod firewall;
 
-use std::fmt;
-use std::net::Ipv4Addr;
-use std::str::FromStr;
-
 use mallee_store::{GroupDeletion, SecurityGroup, SecurityGroupRule, StoreError, TagPair};
+use mallee_util::cidr::Ipv4Cidr;
 
 use crate::vpcs::default_vpc;
 use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 pub use firewall::{firewall_changed, instance_firewall_rules};
 
-// ------------------------------------------------------------------ CIDRs
-
-/// An IPv4 network `a.b.c.d/n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Net {
-    /// Network address (host bits zero once canonical).
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0–32.
-    pub prefix: u8,
-}
-
-impl Ipv4Net {
-    fn mask(&self) -> u32 {
-        if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix))
-        }
-    }
-
-    /// The same network with host bits cleared, as AWS stores rule CIDRs
-    /// (`10.1.2.3/8` → `10.0.0.0/8`).
-    pub fn canonical(self) -> Self {
-        Self {
-            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
-            prefix: self.prefix,
-        }
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.addr) & self.mask()
-    }
-}
-
-impl FromStr for Ipv4Net {
-    type Err = ();
-
-    /// Strict dotted-quad address and a decimal prefix.
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (addr, prefix) = s.split_once('/').ok_or(())?;
-        if prefix.is_empty() || prefix.len() > 2 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(());
-        }
-        let prefix: u8 = prefix.parse().map_err(|_| ())?;
-        if prefix > 32 {
-            return Err(());
-        }
-        Ok(Self {
-            addr: addr.parse().map_err(|_| ())?,
-            prefix,
-        })
-    }
-}
-
-impl fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
 /// A rule CIDR in AWS's canonical form; malformed ones are refused with
 /// AWS's message.
 pub fn canonical_cidr(cidr: &str) -> Result<String, CloudError> {
     cidr.trim()
-        .parse::<Ipv4Net>()
+        .parse::<Ipv4Cidr>()
         .map(|n| n.canonical().to_string())
-        .map_err(|()| CloudError::Invalid(format!("CIDR block {cidr} is malformed")))
+        .map_err(|_| CloudError::Invalid(format!("CIDR block {cidr} is malformed")))
 }
 
 // ------------------------------------------------------------ permissions

@@ -25,8 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mallee_blobs::{BlobStore, WriteLimits};
 use mallee_node_api::{
-    DiskFormat, NodeError, NodeReport, ObservedSnapshot, SnapshotSource, SnapshotSpec,
-    SnapshotState,
+    DiskFormat, NodeError, NodeReport, ObservedSnapshot, SnapshotSpec, SnapshotState,
 };
 use mallee_store::{Node, Segment, SnapshotData, SnapshotDeletion, SnapshotRecord, StoreError};
 use serde::{Deserialize, Serialize};
@@ -202,13 +201,13 @@ impl Snapshot {
 
     /// What a node is sent to create a volume from this snapshot, once its
     /// data is stored.
-    pub fn source(&self) -> Option<SnapshotSource> {
+    pub fn source(&self) -> Option<crate::volumes::model::VolumeSource> {
         let data = self.record.data.as_ref()?;
-        Some(SnapshotSource {
+        Some(crate::volumes::model::VolumeSource {
             snapshot_id: self.id().to_owned(),
             size: data.size,
             sha256: data.sha256.clone(),
-            format: DiskFormat::parse(&data.format)?,
+            format: crate::volumes::model::DataFormat::parse(&data.format)?,
         })
     }
 }

@@ -9,7 +9,7 @@
 //! instance a volume takes is guarded by the store, so two attachments
 //! racing for one device cannot both win.
 
-use mallee_node_api::SnapshotSource;
+use crate::volumes::model::VolumeSource;
 use mallee_store::{StoreError, TagPair, VolumeRecord};
 
 use super::block_devices::device_slot;
@@ -144,7 +144,7 @@ pub(crate) async fn snapshot_source(
     caller: &Principal,
     id: &str,
     incomplete: impl FnOnce(&str) -> String,
-) -> Result<(SnapshotSource, i64), CloudError> {
+) -> Result<(VolumeSource, i64), CloudError> {
     let snapshot = load_restorable(cloud, caller, id).await?;
     match snapshot
         .source()
@@ -165,7 +165,7 @@ async fn size_and_source(
     cloud: &Cloud,
     caller: &Principal,
     spec: &VolumeSpec,
-) -> Result<(i64, Option<SnapshotSource>), CloudError> {
+) -> Result<(i64, Option<VolumeSource>), CloudError> {
     let Some(snapshot_id) = &spec.snapshot_id else {
         return Ok((spec.size_gib.unwrap_or(1), None));
     };
@@ -221,7 +221,8 @@ pub async fn create(
         }
     }
     let placing = cloud.compute.placement_lock.lock().await;
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let placed = cloud.store.volumes(None).await?;
     let Some(node) = place(&nodes, &placed, &zone) else {
         return Err(CloudError::InsufficientCapacity {

@@ -2,7 +2,7 @@
 //! and slots, and the EBS volumes each instance of an image gets (the
 //! image's mappings overridden by the request's).
 
-use mallee_node_api::SnapshotSource;
+use crate::volumes::model::VolumeSource;
 use mallee_store::ImageBlockDevice;
 
 use super::actions::snapshot_source;
@@ -74,7 +74,7 @@ pub struct LaunchVolume {
     /// Volume type.
     pub volume_type: String,
     /// Snapshot data it starts from.
-    pub source: Option<SnapshotSource>,
+    pub source: Option<VolumeSource>,
     /// The instance's root volume (it boots from it).
     pub boot: bool,
 }

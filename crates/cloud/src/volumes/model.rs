@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mallee_node_api::{SnapshotSource, VolumeSpec};
+use mallee_node_api::VolumeSpec;
 use mallee_store::{Node, VolumeRecord};
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,56 @@ impl AttachState {
     }
 }
 
+/// The format of snapshot data a volume starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// Raw bytes of the disk.
+    Raw,
+    /// qcow2.
+    Qcow2,
+}
+
+/// The snapshot data a volume is created from, as the controller records
+/// it (the node is sent the node API's form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSource {
+    /// `snap-…` id.
+    pub snapshot_id: String,
+    /// Size of the data in bytes.
+    pub size: u64,
+    /// SHA-256 of the data, lowercase hex.
+    pub sha256: String,
+    /// Format of the data.
+    pub format: DataFormat,
+}
+
+impl DataFormat {
+    /// Parses the names the store keeps (`raw`, `qcow2`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "raw" => Some(Self::Raw),
+            "qcow2" => Some(Self::Qcow2),
+            _ => None,
+        }
+    }
+}
+
+impl VolumeSource {
+    /// The node API's form.
+    pub fn to_node(&self) -> mallee_node_api::SnapshotSource {
+        mallee_node_api::SnapshotSource {
+            snapshot_id: self.snapshot_id.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            format: match self.format {
+                DataFormat::Raw => mallee_node_api::DiskFormat::Raw,
+                DataFormat::Qcow2 => mallee_node_api::DiskFormat::Qcow2,
+            },
+        }
+    }
+}
+
 /// Details the store keeps as one JSON document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeDetails {
@@ -139,7 +189,7 @@ pub struct VolumeDetails {
     /// The snapshot it was created from, with what its node needs to
     /// fetch that snapshot's data.
     #[serde(default)]
-    pub source: Option<SnapshotSource>,
+    pub source: Option<VolumeSource>,
     /// The root volume of an EBS-backed instance: its node attaches it
     /// when it starts the instance, never by hot-plug.
     #[serde(default)]
@@ -263,7 +313,7 @@ impl Volume {
             volume_id: self.id().to_owned(),
             size_gib: u64::try_from(self.record.size_gib).unwrap_or(0),
             generation: self.generation(),
-            source: self.details.source.clone(),
+            source: self.details.source.as_ref().map(VolumeSource::to_node),
         }
     }
 

@@ -1,6 +1,7 @@
 //! DHCP of a VPC namespace: one dnsmasq per namespace, serving each subnet's
 //! bridge static leases only (the hosts file lists MAC, address and host
-//! name of every port), restarted when its arguments change, told to re-read
+//! name of every port) with the gateway, the domain and, on a node with an
+//! overlay, the MTU; restarted when its arguments change, told to re-read
 //! the hosts file otherwise, and found again after an agent restart by its
 //! pid file.
 
@@ -65,6 +66,14 @@ impl NodeNetwork {
         ]);
         if !c.domain.is_empty() {
             args.push(format!("--dhcp-option=option:domain-name,{}", c.domain));
+        }
+        // The MTU that leaves room for VXLAN between nodes (option 26),
+        // sent also to clients that do not ask for it (busybox's udhcpc).
+        if let Some(underlay) = &c.underlay {
+            args.push(format!(
+                "--dhcp-option-force=option:mtu,{}",
+                underlay.guest_mtu()
+            ));
         }
         args
     }

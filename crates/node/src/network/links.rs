@@ -11,6 +11,9 @@ use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::process::{Cmd, run};
 
 use super::system::{host_link_exists, namespace_exists};
+
+/// How long the gratuitous ARPs for a new public address may take.
+const ANNOUNCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 use super::{
     METADATA_ADDR, NetworkError, NodeNetwork, Ports, PublicNetworkConfig, UPLINK, bridge_name,
 };
@@ -93,8 +96,8 @@ impl NodeNetwork {
         self.uplink_routes(public).await
     }
 
-    /// The bridge of `subnet`, up, with the gateway address and bridged
-    /// IPv4 through conntrack.
+    /// The bridge of `subnet`, up, with the gateway address and MAC (the
+    /// same on every node) and bridged IPv4 through conntrack.
     pub(super) async fn ensure_bridge(&self, subnet: Ipv4Cidr) -> Result<(), NetworkError> {
         let bridge = bridge_name(subnet);
         if !self.link_exists(&bridge).await? {
@@ -108,6 +111,15 @@ impl NodeNetwork {
                 return Err(e);
             }
         }
+        self.ip(&[
+            "link",
+            "set",
+            "dev",
+            &bridge,
+            "address",
+            &super::gateway_mac(subnet),
+        ])
+        .await?;
         // Bridged IPv4 through conntrack, whatever the namespace default.
         self.ip(&[
             "link",
@@ -136,9 +148,13 @@ impl NodeNetwork {
         Ok(())
     }
 
-    /// Deletes the bridges no port uses any more.
+    /// Deletes the bridges neither a port nor the overlay uses any more.
     pub(super) async fn remove_unused_bridges(&self, ports: &Ports) -> Result<(), NetworkError> {
-        let wanted: BTreeSet<String> = ports.values().map(|p| bridge_name(p.subnet)).collect();
+        let wanted: BTreeSet<String> = self
+            .wanted_subnets(ports)
+            .into_iter()
+            .map(bridge_name)
+            .collect();
         let out = self.ip(&["-j", "link", "show", "type", "bridge"]).await?;
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
         for link in parsed.as_array().into_iter().flatten() {
@@ -170,31 +186,21 @@ impl NodeNetwork {
             }
             self.ip(&["addr", "replace", addr, "dev", UPLINK]).await?;
             // Whoever on the public network cached another owner's MAC for
-            // this address (it moved here) learns the new one: the host
-            // forgets it, the others hear a gratuitous ARP (best effort).
-            let ip = addr.trim_end_matches("/32");
-            let _ = run("ip", &["neigh", "del", ip, "dev", &public.bridge]).await;
-            let _ = run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    self.netns(),
-                    "busybox",
-                    "arping",
-                    "-U",
-                    "-c",
-                    "1",
-                    "-w",
-                    "1",
-                    "-I",
-                    UPLINK,
-                    "-s",
-                    ip,
-                    ip,
-                ],
-            )
-            .await;
+            // this address (it moved here, maybe from another node) learns
+            // the new one: the host forgets it, the others hear two
+            // gratuitous ARPs a second apart (best effort, in the
+            // background: arping takes that second).
+            let ip = addr.trim_end_matches("/32").to_owned();
+            let _ = run("ip", &["neigh", "del", &ip, "dev", &public.bridge]).await;
+            let announce = Cmd::new("ip")
+                .args(["netns", "exec", self.netns()])
+                .args(["arping", "-U", "-c", "2", "-I", UPLINK, &ip])
+                .timeout(ANNOUNCE_LIMIT);
+            tokio::spawn(async move {
+                if let Err(e) = announce.run().await {
+                    tracing::warn!(error = %e, "gratuitous ARP for a public address failed");
+                }
+            });
         }
         for addr in &present {
             if !wanted.contains(addr) {

@@ -12,7 +12,10 @@
 //!   rules allow plus DHCP and metadata, replies always (stateful);
 //! - when the node has a public network: DNAT of each public IP to its
 //!   private address and SNAT back, on a veth pair (`pub0` inside) joined to
-//!   the node's public bridge in the host namespace.
+//!   the node's public bridge in the host namespace;
+//! - when the VPC spans nodes: a vxlan port per subnet bridge (see
+//!   `overlay`), which never carries DHCP or ARP for the gateway and lets
+//!   in only frames of the VPC's remote instances and their gateways.
 //!
 //! Every operation converges on the desired state and is safe to repeat
 //! after a crash at any point: the ports (tap → instance, MAC, IP, hostname,
@@ -23,16 +26,18 @@
 //! This module holds the settings, the ports record and [`NodeNetwork`]'s
 //! operations; the pieces live beside it: `links` (namespace, bridges,
 //! taps, veth uplink and addresses, through `ip`), `dhcp` (dnsmasq), `nft`
-//! (the nftables ruleset), `names` (interface names and the checks of
-//! names, MACs and host names) and `system` (processes and state files).
+//! (the nftables ruleset), `overlay` (VXLAN between nodes), `names`
+//! (interface names and the checks of names, MACs and host names) and
+//! `system` (processes and state files).
 
 mod dhcp;
 mod links;
 mod names;
 mod nft;
+mod overlay;
 mod system;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -51,6 +56,10 @@ use system::{host_link_exists, namespace_exists, stop_process};
 pub(crate) use names::check_link_name;
 pub use names::{bridge_name, tap_name};
 pub(crate) use nft::nft_apply;
+pub use overlay::{
+    RemoteSpec, SegmentSpec, Underlay, VXLAN_OVERHEAD, VXLAN_PORT, VpcOverlay, gateway_mac,
+    vxlan_name,
+};
 pub(crate) use system::write_file;
 
 /// The metadata service's address, on `lo` of every VPC namespace.
@@ -116,10 +125,16 @@ pub struct NetworkConfig {
     pub default_subnet: Ipv4Cidr,
     /// DNS domain handed out by DHCP (`mallee-1.compute.internal`).
     pub domain: String,
+    /// The node's end of the VXLAN overlay; `None`: VPCs stay on this
+    /// node (no vxlan port, no MTU handed out).
+    pub underlay: Option<Underlay>,
 }
 
-/// The node's public network: a bridge in the host namespace carrying the
-/// first host of `cidr`, which every VPC namespace joins with a veth pair.
+/// The node's public network: a bridge in the host namespace, which every
+/// VPC namespace joins with a veth pair. Host-local, it carries the first
+/// host of `cidr` (the VPC namespaces' gateway); with an `interface` it is
+/// the zone's public LAN, shared with the other nodes, and carries no
+/// address of the host (the LAN's router, if any, has the first host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicNetworkConfig {
     /// Bridge name (≤ 15 characters; `mlp` + 8 hex, see
@@ -127,6 +142,9 @@ pub struct PublicNetworkConfig {
     pub bridge: String,
     /// The zone's public range (`198.18.0.0/24`).
     pub cidr: Ipv4Cidr,
+    /// A host interface enslaved to the bridge: the link to the zone's
+    /// public LAN (the administrator's choice; never one with addresses).
+    pub interface: Option<String>,
 }
 
 impl PublicNetworkConfig {
@@ -139,6 +157,7 @@ impl PublicNetworkConfig {
         Self {
             bridge: format!("mlp{}", &hex::encode(digest)[..8]),
             cidr,
+            interface: None,
         }
     }
 
@@ -167,6 +186,8 @@ pub struct VpcConfig {
     pub domain: String,
     /// The node's public network, when it has one.
     pub public: Option<PublicNetworkConfig>,
+    /// The node's end of the VXLAN overlay, when it has one.
+    pub underlay: Option<Underlay>,
 }
 
 impl VpcConfig {
@@ -231,16 +252,19 @@ struct Inner {
     /// derived from it.
     lock: Mutex<()>,
     firewalls: std::sync::Mutex<Arc<Firewalls>>,
+    overlay: std::sync::Mutex<Arc<VpcOverlay>>,
 }
 
 impl NodeNetwork {
     /// Builds the network or adopts the one already there (after an agent
     /// restart): namespace, `lo` with the metadata address, the uplink to
-    /// the public bridge, the bridges, rules and dnsmasq for the recorded
-    /// ports. dnsmasq is restarted if it died and reused if it runs.
+    /// the public bridge, the bridges, rules, vxlan ports and dnsmasq for
+    /// the recorded ports and `overlay`. dnsmasq is restarted if it died
+    /// and reused if it runs.
     pub async fn ensure(
         config: VpcConfig,
         firewalls: Arc<Firewalls>,
+        overlay: Arc<VpcOverlay>,
     ) -> Result<Self, NetworkError> {
         config.validate()?;
         tokio::fs::create_dir_all(&config.state_dir)
@@ -254,6 +278,7 @@ impl NodeNetwork {
                 config,
                 lock: Mutex::new(()),
                 firewalls: std::sync::Mutex::new(firewalls),
+                overlay: std::sync::Mutex::new(overlay),
             }),
         };
         network.converge().await?;
@@ -299,6 +324,29 @@ impl NodeNetwork {
         let _guard = self.inner.lock.lock().await;
         let ports = self.load_ports().await?;
         self.apply_rules(&ports).await
+    }
+
+    /// Replaces the VPC's part of the overlay and makes the bridges, vxlan
+    /// ports, forwarding entries and rules match it.
+    pub async fn set_overlay(&self, overlay: Arc<VpcOverlay>) -> Result<(), NetworkError> {
+        *self
+            .inner
+            .overlay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = overlay;
+        let _guard = self.inner.lock.lock().await;
+        let ports = self.load_ports().await?;
+        self.apply(&ports).await?;
+        self.remove_unused_bridges(&ports).await
+    }
+
+    /// The VPC's part of the overlay in force.
+    pub fn overlay(&self) -> Arc<VpcOverlay> {
+        self.inner
+            .overlay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Attaches interface `tap` (created as a persistent tap if no link of
@@ -474,12 +522,15 @@ impl NodeNetwork {
         }
     }
 
-    /// Rules, NAT addresses, the bridges the ports need, dnsmasq.
+    /// The bridges the ports and the overlay need, rules, vxlan ports, NAT
+    /// addresses, dnsmasq. Rules come before the vxlan ports join their
+    /// bridges, so no frame crosses one unfiltered.
     async fn apply(&self, ports: &Ports) -> Result<(), NetworkError> {
-        for subnet in ports.values().map(|p| p.subnet).collect::<BTreeSet<_>>() {
+        for subnet in self.wanted_subnets(ports) {
             self.ensure_bridge(subnet).await?;
         }
         self.apply_rules(ports).await?;
+        self.sync_overlay(ports).await?;
         self.sync_public_addresses(ports).await?;
         self.write_hosts(ports).await?;
         self.sync_dnsmasq(ports).await
@@ -545,6 +596,7 @@ mod tests {
             state_dir: PathBuf::from("/x"),
             domain: String::new(),
             public: None,
+            underlay: None,
         };
         assert_eq!(vpc.host_veth().len(), 15);
     }

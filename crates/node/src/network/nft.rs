@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use mallee_util::process::Cmd;
 
+use super::overlay::OverlayPort;
 use super::{METADATA_ADDR, NFT_TABLE, NetworkError, NodeNetwork, Port, Ports, UPLINK};
 use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
 
@@ -18,7 +19,8 @@ impl NodeNetwork {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let uplink = self.inner.config.public.is_some().then_some(UPLINK);
-        let script = ruleset(ports, &firewalls, uplink);
+        let overlay = self.overlay_ports(ports);
+        let script = ruleset(ports, &firewalls, uplink, &overlay);
         nft_apply(Some(self.netns()), &script).await
     }
 }
@@ -29,13 +31,23 @@ impl NodeNetwork {
 /// policy), so a link attached to a bridge by mistake carries nothing; a
 /// port may send only from its MAC and address; what leaves a port passes
 /// its instance's egress chain (forward and input hooks), what reaches a
-/// port its ingress chain (forward and output hooks).
+/// port its ingress chain (forward and output hooks). A vxlan port (to
+/// the VPC's other nodes) carries neither DHCP nor ARP for its subnet's
+/// gateway, either way (every node has its own gateway with the same
+/// address and MAC); it lets in only frames from the remote instances'
+/// MACs and the gateway's (routed on another node), which reach a tap
+/// only through the tap's ingress chain, and never the node itself.
 ///
 /// `ip mallee`: the conntrack mark the bridge chains read, and with an
 /// uplink the public addresses' DNAT/SNAT, no forwarding from the public
 /// side except to DNAT'ed flows and their replies, and no private source
 /// address leaving through the uplink.
-fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String {
+fn ruleset(
+    ports: &Ports,
+    firewalls: &Firewalls,
+    uplink: Option<&str>,
+    overlay: &[OverlayPort],
+) -> String {
     let mark = format!("meta mark & {ESTABLISHED_MARK:#x} == {ESTABLISHED_MARK:#x}");
     let mut s = format!(
         "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n"
@@ -78,18 +90,41 @@ fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String
         }
         s.push_str("    drop\n  }\n");
     }
+    for port in overlay {
+        let vx = &port.name;
+        let gateway = port.segment.subnet.first_host();
+        let local_only = format!(
+            "\x20   ether type arp arp saddr ip {gateway} drop\n\
+             \x20   ether type arp arp daddr ip {gateway} drop\n\
+             \x20   ether type ip ip protocol udp udp dport {{ 67, 68 }} drop\n"
+        );
+        let sources: Vec<&str> = port.sources.iter().map(String::as_str).collect();
+        s.push_str(&format!(
+            "  chain overlay_in_{vx} {{\n{local_only}\
+             \x20   ether saddr {{ {} }} accept\n\
+             \x20   drop\n\
+             \x20 }}\n\
+             \x20 chain overlay_out_{vx} {{\n{local_only}\
+             \x20   accept\n\
+             \x20 }}\n",
+            sources.join(", ")
+        ));
+    }
     let hook = |name: &str, hook: &str, priority: i32, policy: &str, body: String| {
         format!(
             "  chain {name} {{\n    type filter hook {hook} priority {priority}; policy {policy};\n{body}  }}\n"
         )
     };
     let each = |f: &dyn Fn(&str) -> String| -> String { ports.keys().map(|t| f(t)).collect() };
+    let each_vx =
+        |f: &dyn Fn(&str) -> String| -> String { overlay.iter().map(|p| f(&p.name)).collect() };
     s.push_str(&hook(
         "prerouting",
         "prerouting",
         -200,
         "drop",
-        each(&|t| format!("    iifname \"{t}\" jump port_{t}\n")),
+        each(&|t| format!("    iifname \"{t}\" jump port_{t}\n"))
+            + &each_vx(&|v| format!("    iifname \"{v}\" jump overlay_in_{v}\n")),
     ));
     s.push_str(&hook(
         "forward",
@@ -97,21 +132,24 @@ fn ruleset(ports: &Ports, firewalls: &Firewalls, uplink: Option<&str>) -> String
         0,
         "drop",
         each(&|t| format!("    iifname \"{t}\" jump egress_{t}\n"))
-            + &each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n")),
+            + &each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n"))
+            + &each_vx(&|v| format!("    oifname \"{v}\" jump overlay_out_{v}\n")),
     ));
     s.push_str(&hook(
         "input",
         "input",
         0,
         "accept",
-        each(&|t| format!("    iifname \"{t}\" jump egress_{t}\n")),
+        each(&|t| format!("    iifname \"{t}\" jump egress_{t}\n"))
+            + &each_vx(&|v| format!("    iifname \"{v}\" drop\n")),
     ));
     s.push_str(&hook(
         "output",
         "output",
         0,
         "accept",
-        each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n")),
+        each(&|t| format!("    oifname \"{t}\" jump ingress_{t}\n"))
+            + &each_vx(&|v| format!("    oifname \"{v}\" jump overlay_out_{v}\n")),
     ));
     s.push_str("}\n");
 
@@ -213,7 +251,7 @@ mod tests {
                 egress: Vec::new(),
             },
         );
-        let rules = ruleset(&ports, &firewalls, Some(UPLINK));
+        let rules = ruleset(&ports, &firewalls, Some(UPLINK), &[]);
         assert!(rules.contains("iifname \"tapa\" jump port_tapa"));
         assert!(rules.contains("iifname \"tapa\" jump egress_tapa"));
         assert!(rules.contains("oifname \"tapa\" jump ingress_tapa"));
@@ -223,8 +261,44 @@ mod tests {
         assert!(rules.contains("ip daddr 198.18.0.9 dnat to 10.0.0.5"));
         assert!(rules.contains("ip saddr 10.0.0.5 snat to 198.18.0.9"));
         assert!(rules.starts_with("table bridge mallee\ndelete table bridge mallee\n"));
-        let bare = ruleset(&ports, &Firewalls::new(), None);
+        let bare = ruleset(&ports, &Firewalls::new(), None, &[]);
         assert!(!bare.contains("dport 22"));
         assert!(!bare.contains("dnat"));
+        assert!(!bare.contains("overlay"));
+    }
+
+    #[test]
+    fn a_vxlan_port_carries_no_gateway_traffic_and_lets_in_known_macs() {
+        let mut ports = Ports::new();
+        ports.insert(
+            "tapa".into(),
+            port("i-a", "02:00:00:00:00:01", [10, 0, 0, 5]),
+        );
+        let subnet: mallee_util::cidr::Ipv4Cidr = "10.0.0.0/24".parse().expect("cidr");
+        let vx = OverlayPort {
+            name: "mvx0123".into(),
+            segment: super::super::SegmentSpec { subnet, vni: 9 },
+            sources: [
+                "02:00:00:00:00:02".to_owned(),
+                super::super::gateway_mac(subnet),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let rules = ruleset(&ports, &Firewalls::new(), None, &[vx]);
+        for rule in [
+            "iifname \"mvx0123\" jump overlay_in_mvx0123",
+            "oifname \"mvx0123\" jump overlay_out_mvx0123",
+            "iifname \"mvx0123\" drop",
+            "arp saddr ip 10.0.0.1 drop",
+            "arp daddr ip 10.0.0.1 drop",
+            "udp dport { 67, 68 } drop",
+            "ether saddr { 02:00:00:00:00:02, 0a:18:0a:00:00:00 } accept",
+        ] {
+            assert!(rules.contains(rule), "{rule} missing from\n{rules}");
+        }
+        // A frame for a tap still passes the tap's ingress chain first.
+        let forward = &rules[rules.find("chain forward").expect("forward")..];
+        assert!(forward.find("jump ingress_tapa") < forward.find("jump overlay_out_mvx0123"));
     }
 }

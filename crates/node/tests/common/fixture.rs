@@ -351,6 +351,7 @@ impl Fixture {
             state_root: data_dir.join("network"),
             default_subnet: "172.31.0.0/24".parse().expect("subnet"),
             domain: "mallee-1.compute.internal".into(),
+            underlay: None,
         };
         let purge = Purge {
             data_dir: data_dir.to_owned(),

@@ -153,3 +153,29 @@ fn udhcpc(ns: &str, dir: &std::path::Path, on_lease: &str) -> Option<String> {
     }
     std::fs::read_to_string(out).ok()
 }
+
+/// Polls `probe` for up to one second.
+#[allow(dead_code)]
+fn within_a_second(mut probe: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if probe() {
+            return true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(1) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `python3 -c script args…` in namespace `ns`, killed after `limit_secs`.
+#[allow(dead_code)]
+fn python_in(ns: &str, limit_secs: u32, script: &str, args: &[&str]) -> std::process::Output {
+    let limit = limit_secs.to_string();
+    let mut argv = vec![
+        "timeout", &limit, "ip", "netns", "exec", ns, "python3", "-c", script,
+    ];
+    argv.extend_from_slice(args);
+    run(&argv)
+}

@@ -108,10 +108,13 @@ async fn nodes(store: &dyn Store) {
         updated_at: 1,
         version: "0.1.0".into(),
         accel: "kvm".into(),
+        underlay_ip: None,
     };
     store.upsert_node(&node).await.expect("insert node");
+    assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
     node.cores_free = 2;
     node.accel = "tcg (no /dev/kvm)".into();
+    node.underlay_ip = Some("192.0.2.10".into());
     store.upsert_node(&node).await.expect("update node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node]);
 }

@@ -29,6 +29,9 @@ fn template(account_id: &str, suffix: &str, zones: &[&str]) -> DefaultVpc {
                 default_for_az: true,
                 map_public_ip_on_launch: true,
                 created_at: 10,
+                // The store gives the VNI; whatever the caller says is
+                // ignored.
+                vni: 4242,
             })
             .collect(),
         default_group: group(&group_id, account_id, &vpc_id, "default"),
@@ -225,8 +228,37 @@ async fn default_vpcs(store: &dyn Store, alpha: &str, beta: &str) {
     assert_eq!(store.subnet("subnet-none").await.expect("subnet"), None);
     assert_eq!(
         store.default_vpc(beta).await.expect("beta default"),
-        Some(b)
+        Some(b.clone())
     );
+    subnet_vnis(store, &grown, &b).await;
+}
+
+/// Every subnet has its own VNI, of any account or VPC; later subnets get
+/// higher ones (a VNI is never given twice).
+async fn subnet_vnis(store: &dyn Store, alpha: &DefaultVpc, beta: &DefaultVpc) {
+    let all: Vec<&Subnet> = alpha.subnets.iter().chain(&beta.subnets).collect();
+    let mut vnis: Vec<u32> = all.iter().map(|s| s.vni).collect();
+    assert!(
+        vnis.iter()
+            .all(|v| (1..=crate::MAX_VNI).contains(v) && *v != 4242),
+        "VNIs must come from the store: {vnis:?}"
+    );
+    vnis.sort_unstable();
+    vnis.dedup();
+    assert_eq!(vnis.len(), all.len(), "two subnets share a VNI: {all:?}");
+    assert!(
+        alpha.subnets[2].vni > alpha.subnets[0].vni.max(alpha.subnets[1].vni),
+        "a later subnet got an older VNI"
+    );
+    assert!(beta.subnets[0].vni > alpha.subnets[2].vni);
+    for subnet in all {
+        let stored = store
+            .subnet(&subnet.subnet_id)
+            .await
+            .expect("subnet")
+            .expect("exists");
+        assert_eq!(stored.vni, subnet.vni, "a subnet's VNI changed");
+    }
 }
 
 async fn groups_and_rules(store: &dyn Store, alpha: &str, beta: &str) {

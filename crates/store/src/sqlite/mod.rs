@@ -143,13 +143,14 @@ pub(super) async fn upsert_node_in(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
-                            disk_gib_max, disk_gib_free, updated_at, version, accel)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            disk_gib_max, disk_gib_free, updated_at, underlay_ip, version, accel)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
             cores_max = excluded.cores_max, cores_free = excluded.cores_free,
             memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
             disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
-            updated_at = excluded.updated_at, version = excluded.version, accel = excluded.accel",
+            updated_at = excluded.updated_at, underlay_ip = excluded.underlay_ip,
+            version = excluded.version, accel = excluded.accel",
     )
     .bind(&node.node_id)
     .bind(&node.zone)
@@ -161,6 +162,7 @@ pub(super) async fn upsert_node_in(
     .bind(node.disk_gib_max)
     .bind(node.disk_gib_free)
     .bind(node.updated_at)
+    .bind(&node.underlay_ip)
     .bind(&node.version)
     .bind(&node.accel)
     .execute(&mut *conn)
@@ -557,6 +559,7 @@ impl Store for SqliteStore {
                     updated_at: row.try_get("updated_at")?,
                     version: row.try_get("version")?,
                     accel: row.try_get("accel")?,
+                    underlay_ip: row.try_get("underlay_ip")?,
                 })
             })
             .collect()

@@ -34,6 +34,8 @@ fn subnet_from_row(row: &SqliteRow) -> StoreResult<Subnet> {
         default_for_az: row.try_get::<i64, _>("default_for_az")? != 0,
         map_public_ip_on_launch: row.try_get::<i64, _>("map_public_ip_on_launch")? != 0,
         created_at: row.try_get("created_at")?,
+        vni: u32::try_from(row.try_get::<i64, _>("vni")?)
+            .map_err(|_| StoreError::Corrupt("subnet VNI out of range".into()))?,
     })
 }
 
@@ -106,9 +108,18 @@ async fn insert_subnet(tx: &mut Transaction<'static, Sqlite>, subnet: &Subnet) -
         subnet.created_at,
     )
     .await?;
+    let vni: i64 =
+        sqlx::query_scalar("UPDATE vni_counter SET last = last + 1 WHERE id = 1 RETURNING last")
+            .fetch_one(&mut **tx)
+            .await?;
+    if vni > i64::from(crate::network::MAX_VNI) {
+        return Err(StoreError::Conflict(
+            "every VXLAN network identifier is taken".into(),
+        ));
+    }
     sqlx::query(
         "INSERT INTO subnets (subnet_id, vpc_id, account_id, zone, cidr, default_for_az,
-           map_public_ip_on_launch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+           map_public_ip_on_launch, created_at, vni) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&subnet.subnet_id)
     .bind(&subnet.vpc_id)
@@ -118,6 +129,7 @@ async fn insert_subnet(tx: &mut Transaction<'static, Sqlite>, subnet: &Subnet) -
     .bind(i64::from(subnet.default_for_az))
     .bind(i64::from(subnet.map_public_ip_on_launch))
     .bind(subnet.created_at)
+    .bind(vni)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -20,7 +20,9 @@
 //! A request with a client token that already made a reservation gets that
 //! reservation back, unless its other parameters differ.
 
-use mallee_node_api::{InstanceMetadata, InstanceSpec, MetadataOptions, NicSpec, PublicKey};
+pub mod steps;
+
+use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, SshKey};
 use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
 
@@ -36,18 +38,7 @@ use crate::instances::types::InstanceType;
 use crate::volumes::Volume;
 use crate::volumes::block_devices::{LaunchVolume, launch_volumes};
 use crate::{Cloud, CloudError, Kind, Principal, addresses, ids, security_groups, vpcs};
-
-/// A reservation and its instances, as RunInstances answers them.
-#[derive(Debug, Clone)]
-pub struct Launched {
-    /// The reservation.
-    pub reservation: Reservation,
-    /// Its instances, in launch order.
-    pub instances: Vec<Instance>,
-    /// Tags the request gave every instance; `None` for a retried request,
-    /// whose instances' tags are in the store.
-    pub tags: Option<Vec<TagPair>>,
-}
+pub use steps::{Launched, Steps, Undo, existing, lost_race};
 
 /// What RunInstances asks for, checked for form by the protocol layer.
 ///
@@ -145,82 +136,6 @@ impl RunInstances {
     }
 }
 
-/// What a step that changed something gives back when a later step fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Undo {
-    /// Give back the public addresses recorded for these instance ids.
-    PublicAddresses(Vec<String>),
-    /// Return these bare-metal machines to the pool.
-    Machines(Vec<String>),
-}
-
-/// The steps a launch has taken, with their undo.
-#[derive(Debug)]
-pub struct Steps<'a> {
-    cloud: &'a Cloud,
-    undo: Vec<Undo>,
-}
-
-impl<'a> Steps<'a> {
-    /// A launch that has taken no step yet.
-    pub fn new(cloud: &'a Cloud) -> Self {
-        Self {
-            cloud,
-            undo: Vec::new(),
-        }
-    }
-
-    /// Takes `step`: runs `action` (after the cloud's fault point for it);
-    /// on failure unwinds every step taken so far.
-    pub async fn take<T>(
-        &mut self,
-        step: Step,
-        action: impl Future<Output = Result<T, CloudError>>,
-    ) -> Result<T, CloudError> {
-        let result = match self.cloud.faults.at(step).await {
-            Ok(()) => action.await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(value) => Ok(value),
-            Err(e) => {
-                self.unwind().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Records the undo of a step just taken.
-    pub fn taken(&mut self, undo: Undo) {
-        self.undo.push(undo);
-    }
-
-    /// Undoes every step taken, newest first. Undo failures are logged:
-    /// what they leave is repaired by the reconciler.
-    pub async fn unwind(&mut self) {
-        while let Some(undo) = self.undo.pop() {
-            match &undo {
-                Undo::PublicAddresses(instance_ids) => {
-                    for id in instance_ids {
-                        if let Err(e) = addresses::release_instance_addresses(self.cloud, id).await
-                        {
-                            tracing::warn!(instance = %id, error = %e, "could not give back a public address; the reconciler will");
-                        }
-                    }
-                }
-                Undo::Machines(systems) => {
-                    crate::metal::zone::release_machines(self.cloud, systems).await;
-                }
-            }
-        }
-    }
-
-    /// The launch is complete: nothing will be undone.
-    pub fn finish(mut self) {
-        self.undo.clear();
-    }
-}
-
 /// Repairs what launches a crash interrupted left behind: public addresses
 /// recorded for instances that were never stored. Called at start, before
 /// any launch of this process can be under way; while the controller runs,
@@ -236,52 +151,6 @@ pub async fn repair_interrupted(cloud: &Cloud) -> Result<usize, CloudError> {
         );
     }
     Ok(freed)
-}
-
-/// The reservation a retried request made before, with its instances; a
-/// retry whose parameters differ (another `request_hash`) is refused.
-pub async fn existing(
-    cloud: &Cloud,
-    caller: &Principal,
-    reservation: Reservation,
-    request_hash: &str,
-) -> Result<Launched, CloudError> {
-    if reservation.request_hash != request_hash {
-        return Err(CloudError::IdempotencyMismatch(
-            "The client token you have provided is associated with a resource that is already deleted or has different parameters. Please use a different client token.".into(),
-        ));
-    }
-    let instances = cloud
-        .store
-        .instances(Some(caller.account_id()))
-        .await?
-        .into_iter()
-        .filter(|r| r.reservation_id == reservation.reservation_id)
-        .map(Instance::from_record)
-        .collect::<Result<_, _>>()?;
-    Ok(Launched {
-        reservation,
-        instances,
-        tags: None,
-    })
-}
-
-/// The answer to a request whose reservation lost a race with another
-/// request of the same client token: the winner's reservation.
-pub async fn lost_race(
-    cloud: &Cloud,
-    caller: &Principal,
-    client_token: &str,
-    request_hash: &str,
-) -> Result<Launched, CloudError> {
-    match cloud
-        .store
-        .reservation_by_client_token(caller.account_id(), client_token)
-        .await?
-    {
-        Some(existing) => self::existing(cloud, caller, existing, request_hash).await,
-        None => Err(CloudError::Internal("reservation conflict".into())),
-    }
 }
 
 /// Launches the instances `request` asks for, or answers a retry with the
@@ -400,6 +269,9 @@ pub async fn run(
         }
     }
     steps.finish();
+    if let Some(node) = chosen.last() {
+        cloud.compute.placed_last(&subnet.zone, &node.node_id);
+    }
     security_groups::firewall_changed(cloud);
     drop(placing);
     cloud.compute.wake();
@@ -429,7 +301,7 @@ struct Plan {
     image: LaunchImage,
     volumes: Vec<LaunchVolume>,
     instance_type: InstanceType,
-    public_keys: Vec<PublicKey>,
+    public_keys: Vec<SshKey>,
 }
 
 fn invalid(message: impl Into<String>) -> CloudError {
@@ -478,7 +350,7 @@ async fn resolve(
                         format!("The key pair '{name}' does not exist"),
                     )
                 })?;
-            vec![PublicKey {
+            vec![SshKey {
                 name: key.name.clone(),
                 openssh_key: format!("{} {}", key.public_key, key.name),
             }]
@@ -604,12 +476,20 @@ async fn capacity(
         disk_gib: u64::from(plan.instance_type.disk_gib),
     };
     let wanted = request.max_count.min(allowed);
-    let nodes = cloud.store.nodes().await?;
+    let nodes =
+        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
     let mut chosen = Vec::new();
     let mut chosen_subnet = None;
     for subnet in &network.subnets {
         let rooms = placement::rooms(&nodes, all, &subnet.zone);
-        let placed = placement::place(rooms, demand, wanted);
+        let last = cloud.compute.last_placed(&subnet.zone);
+        let placed = placement::place_by(
+            cloud.config.placement_policy(&subnet.zone),
+            rooms,
+            demand,
+            wanted,
+            last.as_deref(),
+        );
         if placed.len() > chosen.len() || chosen_subnet.is_none() {
             chosen = placed;
             chosen_subnet = Some(subnet.clone());
@@ -647,7 +527,7 @@ async fn private_addresses(
     subnet: &mallee_store::Subnet,
     mut chosen: Vec<mallee_store::Node>,
 ) -> Result<(Vec<mallee_store::Node>, Vec<std::net::Ipv4Addr>), CloudError> {
-    let cidr = placement::Subnet::parse(&subnet.cidr).ok_or_else(|| {
+    let cidr = placement::subnet(&subnet.cidr).ok_or_else(|| {
         CloudError::Internal(format!(
             "subnet {} has an unusable CIDR {}",
             subnet.subnet_id, subnet.cidr
@@ -711,7 +591,7 @@ fn build_records(
     {
         let mac = placement::random_mac();
         let dns = placement::private_dns_name(*ip, &cloud.config.region);
-        let metadata = InstanceMetadata {
+        let metadata = Metadata {
             ami_id: image.image_id.clone(),
             ami_launch_index: u32::try_from(index).unwrap_or(u32::MAX),
             reservation_id: reservation.reservation_id.clone(),
@@ -748,7 +628,7 @@ fn build_records(
             .find(|v| v.details.boot)
             .map(|v| v.id().to_owned());
         volumes.extend(instance_volumes.iter().map(Volume::encode));
-        let spec = InstanceSpec {
+        let spec = LaunchSpec {
             instance_id: instance_id.clone(),
             account_id: account.clone(),
             instance_type: instance_type.name.clone(),
@@ -761,7 +641,7 @@ fn build_records(
                 u64::from(instance_type.disk_gib)
             },
             image: image.boot_from(root_volume.as_deref().unwrap_or_default()),
-            nics: vec![NicSpec {
+            nics: vec![Nic {
                 mac: mac.clone(),
                 private_ip: ip.to_string(),
                 network_id: network.vpc_id.clone(),
@@ -769,8 +649,6 @@ fn build_records(
                 vpc_cidr: network.vpc_cidr.clone(),
                 public_ip: None,
             }],
-            desired: mallee_node_api::DesiredState::Running,
-            generation: 1,
             metadata,
         };
         let mut details = InstanceDetails {

@@ -1,0 +1,160 @@
+//! How an object-store operation fails. The object store speaks only S3,
+//! whose vocabulary (a missing upload, a part list out of order, a 304
+//! for a cached copy) shares little with the rest of the cloud's, so it
+//! has an enum of its own; each message is the text S3 shows. The S3 API
+//! maps every variant to S3's code and status in one place.
+
+use mallee_blobs::BlobError;
+use mallee_store::{ObjectIndexError, StoreError, UnixMillis};
+
+/// Every way an object-store operation can fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// The caller may not do this to this bucket or object (or may not
+    /// learn whether it exists).
+    #[error("Access Denied")]
+    AccessDenied,
+    /// The bucket does not exist.
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket,
+    /// The key does not exist (told only to callers who may list the
+    /// bucket).
+    #[error("The specified key does not exist.")]
+    NoSuchKey,
+    /// The multipart upload does not exist, or is not of this bucket and
+    /// key.
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
+    NoSuchUpload,
+    /// The caller already owns a bucket of this name.
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou,
+    /// Another account owns a bucket of this name.
+    #[error(
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+    )]
+    BucketAlreadyExists,
+    /// The bucket still holds objects or uploads.
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    /// A location other than this cloud's region.
+    #[error("The specified location-constraint is not valid")]
+    InvalidLocation,
+    /// An ACL that cannot be built (an unknown canned ACL).
+    #[error("{0}")]
+    InvalidAcl(String),
+    /// The object or upload would exceed the size limit.
+    #[error("Your proposed upload exceeds the maximum allowed object size.")]
+    TooLarge,
+    /// A part other than the last is smaller than the minimum.
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    PartTooSmall,
+    /// The body's MD5 differs from its Content-MD5.
+    #[error("The Content-MD5 you specified did not match what we received.")]
+    Md5Mismatch,
+    /// The body ended before its declared length.
+    #[error("You did not provide the number of bytes specified by the Content-Length HTTP header.")]
+    IncompleteBody,
+    /// The body stream failed: the client went away, or a check the
+    /// protocol wrapped around the stream failed (its cause says which).
+    #[error("{0}")]
+    Body(String),
+    /// A condition (`If-Match`, `If-Unmodified-Since`, any condition of
+    /// a copy source) does not hold.
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    /// A read's `If-None-Match` or `If-Modified-Since` says the caller has
+    /// this version already.
+    #[error("Not Modified")]
+    NotModified {
+        /// The object's ETag.
+        etag: String,
+        /// The object's Last-Modified.
+        last_modified: UnixMillis,
+    },
+    /// A byte range outside the object.
+    #[error("The requested range is not satisfiable")]
+    InvalidRange,
+    /// A part number outside 1..=10000.
+    #[error("Part number must be an integer between 1 and 10000, inclusive")]
+    PartNumberOutOfRange,
+    /// A part number the object does not have.
+    #[error("The requested partnumber is not satisfiable")]
+    NoSuchPartNumber,
+    /// A copy whose target is its source, with nothing changed.
+    #[error(
+        "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+    )]
+    CopyToItself,
+    /// A copy source larger than a single PUT may be.
+    #[error(
+        "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
+    )]
+    CopySourceTooLarge,
+    /// A completion naming no parts.
+    #[error(
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )]
+    NoParts,
+    /// A completion whose parts are not in ascending order.
+    #[error(
+        "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+    )]
+    InvalidPartOrder,
+    /// A completion naming a part that was not uploaded, or with another
+    /// ETag.
+    #[error(
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+    )]
+    InvalidPart,
+    /// The change would take the bucket owner's account over its quota.
+    #[error("The account's storage quota of {quota} bytes would be exceeded.")]
+    QuotaExceeded {
+        /// The account's quota in bytes.
+        quota: u64,
+    },
+    /// An unexpected failure (logged, not shown).
+    #[error("We encountered an internal error. Please try again.")]
+    Internal(String),
+}
+
+impl ObjectError {
+    /// [`ObjectError::Internal`] from anything displayable.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    /// A refused write to the index: the bucket vanished, is not empty, or
+    /// its owner is at the quota.
+    pub(crate) fn from_write(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(_) => Self::NoSuchBucket,
+            StoreError::Objects(ObjectIndexError::BucketNotEmpty) => Self::BucketNotEmpty,
+            StoreError::Objects(ObjectIndexError::QuotaExceeded { quota }) => {
+                Self::QuotaExceeded { quota }
+            }
+            other => Self::internal(other),
+        }
+    }
+
+    /// A failed write of a body into a blob.
+    pub(crate) fn from_blob(err: BlobError) -> Self {
+        match err {
+            BlobError::TooLarge { .. } => Self::TooLarge,
+            BlobError::Md5Mismatch { .. } => Self::Md5Mismatch,
+            BlobError::Body(cause) => Self::Body(cause.to_string()),
+            BlobError::SizeMismatch { .. } => Self::IncompleteBody,
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<StoreError> for ObjectError {
+    fn from(err: StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// Object-store results.
+pub type Result<T, E = ObjectError> = std::result::Result<T, E>;

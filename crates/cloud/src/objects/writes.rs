@@ -1,0 +1,486 @@
+//! Writing objects: PutObject (the body streamed into a blob file, never
+//! held whole, its MD5 checked on the way), CopyObject, DeleteObject(s)
+//! and replacing an object's ACL. A new object's record is committed in
+//! one transaction once its data is durable, replacing any older version
+//! (the bucket owner's quota is enforced there); the blobs no record uses
+//! any more are deleted after the commit.
+
+use std::error::Error as StdError;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use mallee_blobs::{WriteLimits, WrittenBlob};
+use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
+
+use super::acl::{Acl, AclRequest, Permission};
+use super::error::{ObjectError, Result};
+use super::reads::{Conditions, readable_object};
+use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs};
+use crate::{Cloud, ids};
+
+/// Data a client sends, and what it declared about it.
+#[derive(Debug)]
+pub struct Body<S> {
+    /// The length the client declared.
+    pub declared_size: Option<u64>,
+    /// The MD5 the client declared.
+    pub expected_md5: Option<[u8; 16]>,
+    /// The bytes.
+    pub stream: S,
+}
+
+impl<S, E> Body<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    E: Into<Box<dyn StdError + Send + Sync>>,
+{
+    /// Refuses a declared length larger than one PUT may store, before
+    /// reading anything.
+    pub(crate) fn check_declared_size(&self) -> Result<()> {
+        if self.declared_size.is_some_and(|n| n > MAX_PUT_SIZE) {
+            Err(ObjectError::TooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Streams the bytes into a new blob of at most one PUT's size,
+    /// checking their MD5 when the client declared one.
+    pub(crate) async fn write(self, cloud: &Cloud) -> Result<WrittenBlob> {
+        let limits = WriteLimits {
+            max_size: MAX_PUT_SIZE,
+            expected_size: None,
+            expected_md5: self.expected_md5,
+        };
+        cloud
+            .blobs
+            .write(self.stream, limits)
+            .await
+            .map_err(ObjectError::from_blob)
+    }
+}
+
+/// A PutObject.
+#[derive(Debug)]
+pub struct PutObject<S> {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The object's ACL.
+    pub acl: AclRequest,
+    /// Store only if no object has the key (`If-None-Match: *`).
+    pub create_only: bool,
+    /// Standard and user metadata.
+    pub metadata: ObjectMetadata,
+    /// The data.
+    pub body: Body<S>,
+}
+
+/// Stores an object from a body stream; returns the committed record.
+pub async fn put<S, E>(
+    cloud: &Cloud,
+    requester: &Requester,
+    put: PutObject<S>,
+) -> Result<ObjectRecord>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    E: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let bucket = bucket_for(cloud, requester, &put.bucket, Permission::Write).await?;
+    put.body.check_declared_size()?;
+    let (owner, acl) = new_acl(requester, &bucket, put.acl)?;
+    if put.create_only && cloud.store.object(&bucket.name, &put.key).await?.is_some() {
+        return Err(ObjectError::PreconditionFailed);
+    }
+    let written = put.body.write(cloud).await?;
+    let object = new_object(bucket.name, put.key, written, put.metadata, &acl, owner);
+    commit(cloud, &object).await?;
+    Ok(object)
+}
+
+/// A CopyObject.
+#[derive(Debug, Clone, Default)]
+pub struct CopyObject {
+    /// The source's bucket.
+    pub source_bucket: String,
+    /// The source's key.
+    pub source_key: String,
+    /// The target's bucket.
+    pub bucket: String,
+    /// The target's key.
+    pub key: String,
+    /// Conditions on the source.
+    pub conditions: Conditions,
+    /// New metadata (the REPLACE directive); `None` keeps the source's.
+    pub metadata: Option<ObjectMetadata>,
+    /// The target's ACL.
+    pub acl: AclRequest,
+}
+
+/// Copies an object the requester may read into a bucket it may write;
+/// returns the committed copy.
+pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Result<ObjectRecord> {
+    let (_, source) = readable_object(
+        cloud,
+        requester,
+        &copy.source_bucket,
+        &copy.source_key,
+        Permission::Read,
+    )
+    .await?;
+    let bucket = bucket_for(cloud, requester, &copy.bucket, Permission::Write).await?;
+    copy.conditions.check_copy_source(&source)?;
+    if copy.source_bucket == copy.bucket && copy.source_key == copy.key && copy.metadata.is_none() {
+        return Err(ObjectError::CopyToItself);
+    }
+    if source.size > MAX_PUT_SIZE {
+        return Err(ObjectError::CopySourceTooLarge);
+    }
+    let metadata = copy.metadata.unwrap_or_else(|| source.metadata.clone());
+    let (owner, acl) = new_acl(requester, &bucket, copy.acl)?;
+    let written = copy_data(cloud, &source, None).await?;
+    // The copy's ETag is the MD5 of its data, which S3 computes afresh
+    // (a multipart source's ETag is not an MD5).
+    let object = new_object(bucket.name, copy.key, written, metadata, &acl, owner);
+    commit(cloud, &object).await?;
+    Ok(object)
+}
+
+/// Deletes an object (a missing key is no error, as in S3).
+pub async fn delete(cloud: &Cloud, requester: &Requester, bucket: &str, key: &str) -> Result<()> {
+    let bucket = bucket_for(cloud, requester, bucket, Permission::Write).await?;
+    if let Some(blobs) = cloud.store.delete_object(&bucket.name, key).await? {
+        release_blobs(cloud, blobs).await;
+    }
+    Ok(())
+}
+
+/// Deletes several objects of one bucket; each key's outcome, in order.
+pub async fn delete_many(
+    cloud: &Cloud,
+    requester: &Requester,
+    bucket: &str,
+    keys: Vec<String>,
+) -> Result<Vec<(String, Result<()>)>> {
+    let bucket = bucket_for(cloud, requester, bucket, Permission::Write).await?;
+    let mut outcomes = Vec::with_capacity(keys.len());
+    for key in keys {
+        let outcome = match cloud.store.delete_object(&bucket.name, &key).await {
+            Ok(blobs) => {
+                release_blobs(cloud, blobs.unwrap_or_default()).await;
+                Ok(())
+            }
+            Err(e) => Err(ObjectError::internal(format!("deleting {key}: {e}"))),
+        };
+        outcomes.push((key, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// Replaces an object's ACL, for requesters who may write it; the object's
+/// owner stays its owner.
+pub async fn set_acl(
+    cloud: &Cloud,
+    requester: &Requester,
+    bucket: &str,
+    key: &str,
+    acl: AclRequest,
+) -> Result<()> {
+    let (bucket, object) =
+        readable_object(cloud, requester, bucket, key, Permission::WriteAcp).await?;
+    let acl = resolve_acl(acl, &object.owner_account, &bucket.account_id)?;
+    if cloud
+        .store
+        .set_object_acl(&bucket.name, &object.key, &acl.to_json())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ObjectError::NoSuchKey)
+    }
+}
+
+/// The owner and ACL of a new object or upload in `bucket`: the writer
+/// owns it, an anonymous writer's object is the bucket owner's.
+pub(crate) fn new_acl(
+    requester: &Requester,
+    bucket: &Bucket,
+    acl: AclRequest,
+) -> Result<(String, Acl)> {
+    let owner = requester.account().unwrap_or(&bucket.account_id).to_owned();
+    let acl = resolve_acl(acl, &owner, &bucket.account_id)?;
+    Ok((owner, acl))
+}
+
+fn resolve_acl(acl: AclRequest, owner: &str, bucket_owner: &str) -> Result<Acl> {
+    acl.resolve(owner, bucket_owner)
+        .map_err(|e| ObjectError::InvalidAcl(e.to_string()))
+}
+
+/// Copies `range` (or all) of `source` into a new blob.
+pub(crate) async fn copy_data(
+    cloud: &Cloud,
+    source: &ObjectRecord,
+    range: Option<Range<u64>>,
+) -> Result<WrittenBlob> {
+    let length = range.as_ref().map_or(source.size, |r| r.end - r.start);
+    let reader = open(cloud, source, range)
+        .await
+        .map_err(ObjectError::internal)?;
+    let limits = WriteLimits {
+        max_size: MAX_PUT_SIZE,
+        expected_size: Some(length),
+        expected_md5: None,
+    };
+    cloud
+        .blobs
+        .write(reader.into_stream(), limits)
+        .await
+        .map_err(ObjectError::from_blob)
+}
+
+/// The record of an object whose data is one freshly written blob; its
+/// ETag is the data's MD5.
+fn new_object(
+    bucket: String,
+    key: String,
+    written: WrittenBlob,
+    metadata: ObjectMetadata,
+    acl: &Acl,
+    owner: String,
+) -> ObjectRecord {
+    ObjectRecord {
+        bucket,
+        key,
+        segments: vec![Segment {
+            blob_id: written.blob_id,
+            size: written.size,
+        }],
+        size: written.size,
+        etag: hex::encode(written.md5),
+        last_modified: ids::now_millis(),
+        metadata,
+        acl_json: acl.to_json(),
+        owner_account: owner,
+    }
+}
+
+/// Commits `object`, whose data is the freshly written blob(s); on failure
+/// the new blobs are deleted, on success the replaced ones.
+async fn commit(cloud: &Cloud, object: &ObjectRecord) -> Result<()> {
+    match cloud.store.put_object(object).await {
+        Ok(replaced) => {
+            release_blobs(cloud, replaced).await;
+            Ok(())
+        }
+        Err(e) => {
+            let written = object.segments.iter().map(|s| s.blob_id.clone()).collect();
+            release_blobs(cloud, written).await;
+            Err(ObjectError::from_write(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::reads::{self, EtagCondition, ReadObject};
+    use crate::objects::testing;
+    use futures_util::StreamExt;
+
+    fn body(chunks: &[&'static [u8]]) -> impl Stream<Item = std::io::Result<Bytes>> + Send + use<> {
+        let chunks: Vec<std::io::Result<Bytes>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        futures_util::stream::iter(chunks)
+    }
+
+    fn put_of<S>(key: &str, stream: S) -> PutObject<S> {
+        PutObject {
+            bucket: "b".into(),
+            key: key.into(),
+            acl: AclRequest::default(),
+            create_only: false,
+            metadata: ObjectMetadata::default(),
+            body: Body {
+                declared_size: None,
+                expected_md5: None,
+                stream,
+            },
+        }
+    }
+
+    async fn read_all(cloud: &Cloud, requester: &Requester, key: &str) -> Vec<u8> {
+        let read = ReadObject {
+            bucket: "b".into(),
+            key: key.into(),
+            ..Default::default()
+        };
+        let (_, reader) = reads::get(cloud, requester, &read).await.expect("get");
+        let mut out = Vec::new();
+        let mut stream = std::pin::pin!(reader.into_stream());
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.expect("chunk"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn puts_stream_checks_and_replace() {
+        let (cloud, alice, bob) = testing::with_bucket().await;
+        let first = put(&cloud, &alice, put_of("k", body(&[b"hello ", b"world"])))
+            .await
+            .expect("put");
+        assert_eq!(first.size, 11);
+        assert_eq!(first.etag, hex::encode(md5_of(b"hello world")));
+        assert_eq!(read_all(&cloud, &alice, "k").await, b"hello world");
+
+        assert_eq!(
+            put(&cloud, &bob, put_of("k", body(&[b"x"]))).await.err(),
+            Some(ObjectError::AccessDenied)
+        );
+        let mut too_large = put_of("big", body(&[]));
+        too_large.body.declared_size = Some(MAX_PUT_SIZE + 1);
+        assert_eq!(
+            put(&cloud, &alice, too_large).await.err(),
+            Some(ObjectError::TooLarge)
+        );
+        let mut wrong_md5 = put_of("k", body(&[b"other"]));
+        wrong_md5.body.expected_md5 = Some([0; 16]);
+        assert_eq!(
+            put(&cloud, &alice, wrong_md5).await.err(),
+            Some(ObjectError::Md5Mismatch)
+        );
+        let mut create_only = put_of("k", body(&[b"other"]));
+        create_only.create_only = true;
+        assert_eq!(
+            put(&cloud, &alice, create_only).await.err(),
+            Some(ObjectError::PreconditionFailed)
+        );
+        let failing = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"part")),
+            Err(std::io::Error::other("client went away")),
+        ]);
+        assert!(matches!(
+            put(&cloud, &alice, put_of("k", failing)).await,
+            Err(ObjectError::Body(cause)) if cause.contains("client went away")
+        ));
+        // Nothing above replaced the first version.
+        assert_eq!(read_all(&cloud, &alice, "k").await, b"hello world");
+
+        put(&cloud, &alice, put_of("k", body(&[b"second"])))
+            .await
+            .expect("replace");
+        assert_eq!(read_all(&cloud, &alice, "k").await, b"second");
+        assert_eq!(
+            testing::blob_files(&cloud),
+            1,
+            "the replaced version's blob is released"
+        );
+    }
+
+    #[tokio::test]
+    async fn quota_refuses_a_write_and_keeps_no_data() {
+        let (cloud, alice, _) = testing::with_bucket().await;
+        cloud
+            .store
+            .set_account_quota(alice.account().expect("account"), Some(4))
+            .await
+            .expect("quota");
+        assert_eq!(
+            put(&cloud, &alice, put_of("k", body(&[b"too much"])))
+                .await
+                .err(),
+            Some(ObjectError::QuotaExceeded { quota: 4 })
+        );
+        assert_eq!(testing::blob_files(&cloud), 0);
+    }
+
+    #[tokio::test]
+    async fn copies_check_their_source_and_target() {
+        let (cloud, alice, bob) = testing::with_bucket().await;
+        put(&cloud, &alice, put_of("src", body(&[b"data"])))
+            .await
+            .expect("put");
+        let copy_of = |key: &str| CopyObject {
+            source_bucket: "b".into(),
+            source_key: "src".into(),
+            bucket: "b".into(),
+            key: key.into(),
+            ..Default::default()
+        };
+        let copied = copy(&cloud, &alice, copy_of("dst")).await.expect("copy");
+        assert_eq!(copied.etag, hex::encode(md5_of(b"data")));
+        assert_eq!(read_all(&cloud, &alice, "dst").await, b"data");
+        assert_eq!(
+            copy(&cloud, &alice, copy_of("src")).await.err(),
+            Some(ObjectError::CopyToItself)
+        );
+        let mut replace = copy_of("src");
+        replace.metadata = Some(ObjectMetadata {
+            content_type: Some("text/plain".into()),
+            ..Default::default()
+        });
+        let replaced = copy(&cloud, &alice, replace).await.expect("in place");
+        assert_eq!(
+            replaced.metadata.content_type.as_deref(),
+            Some("text/plain")
+        );
+        let mut conditional = copy_of("dst");
+        conditional.conditions.if_none_match = Some(EtagCondition::Any);
+        assert_eq!(
+            copy(&cloud, &alice, conditional).await.err(),
+            Some(ObjectError::PreconditionFailed)
+        );
+        assert_eq!(
+            copy(&cloud, &bob, copy_of("dst")).await.err(),
+            Some(ObjectError::AccessDenied)
+        );
+    }
+
+    #[tokio::test]
+    async fn deletes_and_acls() {
+        let (cloud, alice, bob) = testing::with_bucket().await;
+        for key in ["a", "b"] {
+            put(&cloud, &alice, put_of(key, body(&[b"x"])))
+                .await
+                .expect("put");
+        }
+        assert_eq!(
+            set_acl(&cloud, &bob, "b", "a", AclRequest::default()).await,
+            Err(ObjectError::AccessDenied)
+        );
+        set_acl(
+            &cloud,
+            &alice,
+            "b",
+            "a",
+            AclRequest::Canned("public-read".into()),
+        )
+        .await
+        .expect("acl");
+        assert_eq!(read_all(&cloud, &Requester::Anonymous, "a").await, b"x");
+        assert_eq!(
+            delete(&cloud, &bob, "b", "a").await,
+            Err(ObjectError::AccessDenied)
+        );
+        delete(&cloud, &alice, "b", "a").await.expect("delete");
+        delete(&cloud, &alice, "b", "a")
+            .await
+            .expect("deleting nothing");
+        let outcomes = delete_many(&cloud, &alice, "b", vec!["b".into(), "none".into()])
+            .await
+            .expect("delete many");
+        assert_eq!(
+            outcomes,
+            vec![("b".to_owned(), Ok(())), ("none".to_owned(), Ok(()))]
+        );
+        assert_eq!(testing::blob_files(&cloud), 0);
+    }
+
+    fn md5_of(data: &[u8]) -> [u8; 16] {
+        use md5::Digest;
+        md5::Md5::digest(data).into()
+    }
+}

@@ -1,0 +1,1036 @@
+"""Account isolation, action by action: for every action of the EC2 and
+metal APIs, a second account can neither see nor touch the first
+account's resources through it. Until IAM exists this is the whole of
+authorisation; `crates/api/tests/action_coverage.rs` fails when a declared
+action has no entry in EC2_CHECKS or METAL_CHECKS below.
+
+One cloud for the module (metalutil's `machineless_cloud`: the node agent,
+and bare-metal provisioning with manual-power systems and no machines).
+Account A, an ordinary account, owns one of everything: a running
+instance (a 1 MiB raw disk registered as an hvm image: nothing boots, the
+VM just runs) with its key pair, security group, elastic address and an
+attached volume; a second volume; private images and snapshots shared
+with the administrator account only; an image and an imported snapshot
+shared with B; a private bucket object; a reserved system and a system
+being installed. Account B, another ordinary account, then tries each
+action on them:
+
+- Describe* of A's ids is not found, and B's unfiltered lists hold none
+  of A's resources; what A shared with B is visible to B, and only that.
+- B's changes to A's resources are refused (NotFound, or AuthFailure for
+  what B sees because A shared it), and A's resource is unchanged.
+- B's Create* naming A's resources (RunInstances with A's image, key
+  pair, group, subnet or snapshot; CreateVolume from A's snapshot;
+  RegisterImage and ImportSnapshot of A's object …) are refused and create
+  nothing.
+- Where there is nothing of A's to touch, each entry checks what isolation
+  means for that action: the same key pair or group name in both
+  accounts, B's own default VPC, A's elastic IP limit not spent by B, no
+  capacity table for B, the cloud's regions and types the same for both.
+- Metal: inventory changes are for administrators (A and B are refused);
+  B sees A's systems as taken but not by whom or with what, and can
+  neither change, reboot, reserve, install nor release them.
+
+At the end, everything A owns is as it was after the setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import REGION, ZONE, ssh_keygen
+from metalutil import Metaleuca, machineless_cloud
+
+NET = "10.254.11"
+TIMEOUT = 60.0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def clean(resp):
+    """A response without its per-request metadata."""
+    if isinstance(resp, dict):
+        return {k: v for k, v in resp.items() if k != "ResponseMetadata"}
+    return resp
+
+
+def refused(call, code: str, **kwargs):
+    """`call(**kwargs)` fails with EC2 error `code`."""
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    error = e.value.response["Error"]
+    assert error["Code"] == code, f"{call.__name__}({kwargs}): {error['Code']} ({error['Message']}), want {code}"
+
+
+@contextlib.contextmanager
+def unchanged(*reads):
+    """Asserts that each read answers the same after the block as before."""
+    before = [clean(read()) for read in reads]
+    yield
+    after = [clean(read()) for read in reads]
+    assert after == before
+
+
+def wait(what: str, probe, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what} after {timeout}s"
+        time.sleep(0.2)
+
+
+def metal_refused(ml: Metaleuca, code: str, *args) -> str:
+    """`metaleuca-ARGS…` fails with metal API error `code`."""
+    proc = ml.run(*args, check=False)
+    assert proc.returncode != 0 and f": {code}: " in proc.stderr, (args, proc.stdout, proc.stderr)
+    return proc.stderr
+
+
+# ---------------------------------------------------------------- the world
+
+
+class World(SimpleNamespace):
+    """The module's cloud, its accounts and their clients, and the ids of
+    what the setup made."""
+
+
+def setup_ec2(w: World):
+    a, b = w.a, w.b
+    suffix = uuid.uuid4().hex[:8]
+    # Objects: A's private bucket with two tiny raw disks, B's own.
+    w.bucket = f"iso-a-{suffix}"
+    w.s3a.create_bucket(Bucket=w.bucket)
+    for key in ("disk.raw", "disk2.raw"):
+        w.s3a.put_object(Bucket=w.bucket, Key=key, Body=b"\0" * (1 << 20))
+    bbucket = f"iso-b-{suffix}"
+    w.s3b.create_bucket(Bucket=bbucket)
+    w.s3b.put_object(Bucket=bbucket, Key="disk.raw", Body=b"\0" * (1 << 20))
+
+    def register(client, bucket, key, name):
+        return client.register_image(
+            Name=name, ImageLocation=f"{bucket}/{key}", VirtualizationType="hvm", Architecture="x86_64"
+        )["ImageId"]
+
+    w.img = register(a, w.bucket, "disk.raw", f"a-private-{suffix}")
+    a.modify_image_attribute(ImageId=w.img, LaunchPermission={"Add": [{"UserId": w.admin_id}]})
+    w.img_shared = register(a, w.bucket, "disk2.raw", f"a-shared-{suffix}")
+    a.modify_image_attribute(ImageId=w.img_shared, LaunchPermission={"Add": [{"UserId": w.B["account_id"]}]})
+    w.bimg = register(b, bbucket, "disk.raw", f"b-own-{suffix}")
+
+    w.key_name = f"iso-key-{suffix}"
+    w.key_id = a.create_key_pair(KeyName=w.key_name)["KeyPairId"]
+    w.vpc = a.describe_vpcs()["Vpcs"][0]["VpcId"]
+    w.subnet = a.describe_subnets()["Subnets"][0]["SubnetId"]
+    w.group_name = f"iso-group-{suffix}"
+    w.sg = a.create_security_group(GroupName=w.group_name, Description="account A")["GroupId"]
+    a.authorize_security_group_ingress(GroupId=w.sg, IpPermissions=[ssh_from_ten()])
+    rules = a.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [w.sg]}])["SecurityGroupRules"]
+    w.sgr_in = next(r["SecurityGroupRuleId"] for r in rules if not r["IsEgress"])
+    w.sgr_out = next(r["SecurityGroupRuleId"] for r in rules if r["IsEgress"])
+    w.bsg = b.create_security_group(GroupName=f"iso-b-{suffix}", Description="account B")["GroupId"]
+
+    iid = a.run_instances(
+        ImageId=w.img, MinCount=1, MaxCount=1, InstanceType="t1.micro", KeyName=w.key_name,
+        SecurityGroupIds=[w.sg],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "owner", "Value": "a"}]}],
+    )["Instances"][0]["InstanceId"]
+    w.iid = iid
+
+    w.vol = a.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    w.vol2 = a.create_volume(
+        Size=1, AvailabilityZone=ZONE,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "owner", "Value": "a"}]}],
+    )["VolumeId"]
+    w.bvol = b.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    for client, vid in ((a, w.vol), (a, w.vol2), (b, w.bvol)):
+        wait(f"{vid} available", lambda: client.describe_volumes(VolumeIds=[vid])["Volumes"][0]["State"] == "available")
+
+    w.snap = a.create_snapshot(VolumeId=w.vol2, Description="A's private")["SnapshotId"]
+    task = a.import_snapshot(
+        DiskContainer={"Format": "RAW", "UserBucket": {"S3Bucket": w.bucket, "S3Key": "disk.raw"}}
+    )["ImportTaskId"]
+    w.task = task
+
+    def imported():
+        detail = a.describe_import_snapshot_tasks(ImportTaskIds=[task])["ImportSnapshotTasks"][0]["SnapshotTaskDetail"]
+        return detail.get("SnapshotId") if detail["Status"] == "completed" else None
+
+    w.snap_shared = wait("import completed", imported)
+    wait(
+        "snapshot completed",
+        lambda: a.describe_snapshots(SnapshotIds=[w.snap])["Snapshots"][0]["State"] == "completed",
+    )
+    a.create_tags(Resources=[w.img, w.snap], Tags=[{"Key": "owner", "Value": "a"}])
+    a.modify_snapshot_attribute(
+        SnapshotId=w.snap, Attribute="createVolumePermission", OperationType="add", UserIds=[w.admin_id]
+    )
+    a.modify_snapshot_attribute(
+        SnapshotId=w.snap_shared, Attribute="createVolumePermission", OperationType="add",
+        UserIds=[w.B["account_id"]],
+    )
+
+    wait("instance running", lambda: instance(a, iid)["State"]["Name"] == "running")
+    a.attach_volume(VolumeId=w.vol, InstanceId=iid, Device="/dev/sdf")
+    wait(
+        "volume attached",
+        lambda: a.describe_volumes(VolumeIds=[w.vol])["Volumes"][0]["Attachments"][0]["State"] == "attached",
+    )
+    address = a.allocate_address(Domain="vpc")
+    w.alloc = address["AllocationId"]
+    w.public_ip = address["PublicIp"]
+    w.assoc = a.associate_address(AllocationId=w.alloc, InstanceId=iid)["AssociationId"]
+
+
+def setup_metal(w: World):
+    image = w.tmp / "tiny.raw"
+    image.write_bytes(b"\0" * 4096)
+    template = w.tmp / "answers.tmpl"
+    template.write_text("hostname={{ hostname }}\n")
+    rack = {
+        "groups": [{"name": "iso", "description": "the isolation rack"}, {"name": "spare"}],
+        "distros": [{"name": "isodistro", "kernel": "/srv/k", "initrd": "/srv/i", "kernel_args": ""}],
+        "profiles": [
+            {"name": "tiny", "location": str(image)},
+            {"name": "answers", "distro": "isodistro", "template": template.read_text()},
+        ],
+        "systems": [
+            {"name": f"s{i}", "mac": f"52:54:00:4d:0b:0{i}", "ip": f"{NET}.1{i}", "group": "iso"}
+            for i in range(1, 5)
+        ],
+    }
+    (w.tmp / "rack.json").write_text(json.dumps(rack))
+    w.ml_admin.mallee("import", w.tmp / "rack.json")
+    # A holds s1 (reserved, with a profile chosen) and s2 (being
+    # installed: the engine waits for the operator to power it on).
+    w.ml_a.run("reserve-systems", "-i", f"{NET}.11", "-u", "demo")
+    w.ml_a.run("set-profile", "-n", "s1", "-p", "tiny")
+    w.ml_a.run("run-instances", "-i", f"{NET}.12", "-p", "tiny", "-u", "demo")
+    w.a_owner = f"{w.A['account_name']}:demo"
+
+
+def instance(client, iid: str) -> dict:
+    return client.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+
+
+def ssh_from_ten() -> dict:
+    return {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+
+
+def a_view(w: World) -> dict:
+    """Everything of A's that the checks must leave alone, as A sees it."""
+    a = w.a
+    return {
+        "instance": instance(a, w.iid),
+        "instance attributes": [
+            clean(a.describe_instance_attribute(InstanceId=w.iid, Attribute=attr))
+            for attr in ("disableApiTermination", "instanceType", "userData")
+        ],
+        "images": clean(a.describe_images(ImageIds=[w.img, w.img_shared])),
+        "launch permissions": [
+            clean(a.describe_image_attribute(ImageId=i, Attribute="launchPermission"))
+            for i in (w.img, w.img_shared)
+        ],
+        "volumes": clean(a.describe_volumes(VolumeIds=[w.vol, w.vol2])),
+        "volume attributes": [
+            clean(a.describe_volume_attribute(VolumeId=v, Attribute="autoEnableIO")) for v in (w.vol, w.vol2)
+        ],
+        "snapshots": clean(a.describe_snapshots(SnapshotIds=[w.snap, w.snap_shared])),
+        "volume permissions": [
+            clean(a.describe_snapshot_attribute(SnapshotId=s, Attribute="createVolumePermission"))
+            for s in (w.snap, w.snap_shared)
+        ],
+        "key pair": clean(a.describe_key_pairs(KeyPairIds=[w.key_id])),
+        "group": clean(a.describe_security_groups(GroupIds=[w.sg])),
+        "address": clean(a.describe_addresses(AllocationIds=[w.alloc])),
+        "tags": clean(a.describe_tags()),
+        "imports": clean(a.describe_import_snapshot_tasks()),
+        "objects": [o["Key"] for o in w.s3a.list_objects_v2(Bucket=w.bucket)["Contents"]],
+    }
+
+
+def rack_view(w: World) -> dict:
+    """The bare-metal inventory as the administrator sees it."""
+    ml = w.ml_admin
+    return {what: ml.json(what) for what in ("describe-systems", "describe-profiles", "describe-distros")} | {
+        "groups": ml.lines("describe-system-groups")
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("isolation")
+    with machineless_cloud(tmp, "iso", NET) as (srv, _lab):
+        A, B = srv.create_account(), srv.create_account()
+        w = World(
+            srv=srv, tmp=tmp, A=A, B=B, admin_id=srv.admin["account_id"],
+            a=srv.client("ec2", creds=A), b=srv.client("ec2", creds=B), admin=srv.client("ec2"),
+            s3a=srv.client("s3", creds=A), s3b=srv.client("s3", creds=B),
+            ml_admin=Metaleuca(srv, tmp / "bin"),
+            ml_a=Metaleuca(srv, tmp / "bin", creds=A),
+            ml_b=Metaleuca(srv, tmp / "bin", creds=B),
+        )
+        setup_ec2(w)
+        setup_metal(w)
+        w.baseline = (a_view(w), rack_view(w))
+        yield w
+
+
+# ---------------------------------------------------------------- EC2: the cloud's, not an account's
+
+
+def describe_regions(w):
+    regions = [clean(c.describe_regions()) for c in (w.a, w.b, w.admin)]
+    assert regions[0] == regions[1] == regions[2], "the region is the cloud's"
+    assert [r["RegionName"] for r in regions[1]["Regions"]] == [REGION]
+
+
+def describe_availability_zones(w):
+    # `verbose` adds Eucalyptus' capacity table, for administrators only.
+    verbose = w.admin.describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
+    admin_rows = [z["ZoneName"] for z in verbose]
+    assert any(r.startswith("|- ") for r in admin_rows), admin_rows
+    for client in (w.a, w.b):
+        verbose = clean(client.describe_availability_zones(ZoneNames=["verbose"]))
+        assert verbose == clean(client.describe_availability_zones()), "no capacity table for accounts"
+        assert ZONE in [z["ZoneName"] for z in verbose["AvailabilityZones"]]
+
+
+def describe_account_attributes(w):
+    def attributes(client):
+        got = client.describe_account_attributes()["AccountAttributes"]
+        return {a["AttributeName"]: [v["AttributeValue"] for v in a["AttributeValues"]] for a in got}
+
+    mine, theirs = attributes(w.a), attributes(w.b)
+    assert mine["default-vpc"] == [w.vpc]
+    assert theirs["default-vpc"] != mine["default-vpc"], "each account has its own default VPC"
+    assert theirs["default-vpc"][0] in [v["VpcId"] for v in w.b.describe_vpcs()["Vpcs"]]
+    assert {k: v for k, v in theirs.items() if k != "default-vpc"} == {
+        k: v for k, v in mine.items() if k != "default-vpc"
+    }, "the limits are per account, the same for both"
+
+
+def describe_instance_types(w):
+    types = [clean(c.describe_instance_types()) for c in (w.a, w.b)]
+    assert types[0] == types[1] and types[0]["InstanceTypes"], "the types are the cloud's"
+
+
+# ---------------------------------------------------------------- EC2: key pairs and tags
+
+
+def create_key_pair(w):
+    name = f"both-{uuid.uuid4().hex[:8]}"
+    mine = w.a.create_key_pair(KeyName=name)
+    theirs = w.b.create_key_pair(KeyName=name)
+    try:
+        assert theirs["KeyPairId"] != mine["KeyPairId"]
+        assert theirs["KeyFingerprint"] != mine["KeyFingerprint"]
+        (still,) = w.a.describe_key_pairs(KeyNames=[name])["KeyPairs"]
+        assert (still["KeyPairId"], still["KeyFingerprint"]) == (mine["KeyPairId"], mine["KeyFingerprint"])
+    finally:
+        w.a.delete_key_pair(KeyPairId=mine["KeyPairId"])
+        w.b.delete_key_pair(KeyPairId=theirs["KeyPairId"])
+
+
+def import_key_pair(w):
+    _, public = ssh_keygen(w.tmp / "keys", "ed25519")
+    with unchanged(lambda: w.a.describe_key_pairs(KeyNames=[w.key_name])):
+        theirs = w.b.import_key_pair(KeyName=w.key_name, PublicKeyMaterial=public.encode())
+        try:
+            assert theirs["KeyPairId"] != w.key_id
+            assert [k["KeyPairId"] for k in w.b.describe_key_pairs(KeyNames=[w.key_name])["KeyPairs"]] == [
+                theirs["KeyPairId"]
+            ]
+        finally:
+            w.b.delete_key_pair(KeyPairId=theirs["KeyPairId"])
+
+
+def describe_key_pairs(w):
+    refused(w.b.describe_key_pairs, "InvalidKeyPair.NotFound", KeyNames=[w.key_name])
+    refused(w.b.describe_key_pairs, "InvalidKeyPair.NotFound", KeyPairIds=[w.key_id])
+    assert w.b.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [w.key_name]}])["KeyPairs"] == []
+    assert w.key_id not in [k["KeyPairId"] for k in w.b.describe_key_pairs()["KeyPairs"]]
+
+
+def delete_key_pair(w):
+    with unchanged(lambda: w.a.describe_key_pairs(KeyPairIds=[w.key_id])):
+        # EC2 answers true for a name the caller has no key of.
+        w.b.delete_key_pair(KeyName=w.key_name)
+        try:
+            w.b.delete_key_pair(KeyPairId=w.key_id)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidKeyPair.NotFound", e.response
+
+
+# Each of A's resources, with the code of an id B cannot see.
+NOT_FOUND = {
+    "iid": "InvalidInstanceID.NotFound",
+    "img": "InvalidAMIID.NotFound",
+    "img_shared": "InvalidAMIID.NotFound",
+    "vol": "InvalidVolume.NotFound",
+    "vol2": "InvalidVolume.NotFound",
+    "snap": "InvalidSnapshot.NotFound",
+    "snap_shared": "InvalidSnapshot.NotFound",
+    "sg": "InvalidGroup.NotFound",
+    "sgr_in": "InvalidSecurityGroupRuleId.NotFound",
+    "vpc": "InvalidVpcID.NotFound",
+    "subnet": "InvalidSubnetID.NotFound",
+    "key_id": "InvalidKeyPair.NotFound",
+    "alloc": "InvalidAllocationID.NotFound",
+}
+
+
+def create_tags(w):
+    with unchanged(lambda: w.a.describe_tags()):
+        for name, code in NOT_FOUND.items():
+            refused(w.b.create_tags, code, Resources=[getattr(w, name)], Tags=[{"Key": "owner", "Value": "b"}])
+    assert w.b.describe_tags()["Tags"] == []
+
+
+def delete_tags(w):
+    with unchanged(lambda: w.a.describe_tags()):
+        for name in ("iid", "img", "vol2", "snap"):
+            refused(w.b.delete_tags, NOT_FOUND[name], Resources=[getattr(w, name)], Tags=[{"Key": "owner"}])
+
+
+def describe_tags(w):
+    mine = {t["ResourceId"] for t in w.a.describe_tags()["Tags"]}
+    assert {w.iid, w.img, w.vol2, w.snap} <= mine
+    theirs = {t["ResourceId"] for t in w.b.describe_tags()["Tags"]}
+    assert not mine & theirs
+    for rid in (w.iid, w.img):
+        assert w.b.describe_tags(Filters=[{"Name": "resource-id", "Values": [rid]}])["Tags"] == []
+
+
+# ---------------------------------------------------------------- EC2: images
+
+
+def b_images(w):
+    return w.b.describe_images(Owners=["self"])
+
+
+def register_image(w):
+    with unchanged(lambda: b_images(w)):
+        refused(w.b.register_image, "InvalidManifest", Name="stolen-object",
+                ImageLocation=f"{w.bucket}/disk.raw", VirtualizationType="hvm")
+        refused(w.b.register_image, "InvalidSnapshot.NotFound", Name="stolen-snapshot",
+                RootDeviceName="/dev/sda1",
+                BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": w.snap}}])
+
+
+def describe_images(w):
+    refused(w.b.describe_images, "InvalidAMIID.NotFound", ImageIds=[w.img])
+    owned_by_a = {i["ImageId"] for i in w.b.describe_images(Owners=[w.A["account_id"]])["Images"]}
+    assert owned_by_a == {w.img_shared}, "B sees what A shared with it, and only that"
+    executable = {i["ImageId"] for i in w.b.describe_images(ExecutableUsers=["self"])["Images"]}
+    assert w.img_shared in executable and w.img not in executable
+    assert w.img not in {i["ImageId"] for i in w.b.describe_images()["Images"]}
+
+
+class Shareable(NamedTuple):
+    """A kind of resource A may share with other accounts."""
+
+    private: str  # A's, shared with the administrator account only
+    shared: str  # A's, shared with B
+    not_found: str  # B's code for the private one
+    param: str  # the parameter naming one
+    reads: tuple  # A's reads of both
+
+
+SHAREABLE = {
+    "image": lambda w: Shareable(
+        w.img, w.img_shared, "InvalidAMIID.NotFound", "ImageId",
+        (
+            lambda: w.a.describe_images(ImageIds=[w.img, w.img_shared]),
+            lambda: w.a.describe_image_attribute(ImageId=w.img, Attribute="launchPermission"),
+            lambda: w.a.describe_image_attribute(ImageId=w.img_shared, Attribute="launchPermission"),
+        ),
+    ),
+    "snapshot": lambda w: Shareable(
+        w.snap, w.snap_shared, "InvalidSnapshot.NotFound", "SnapshotId",
+        (
+            lambda: w.a.describe_snapshots(SnapshotIds=[w.snap, w.snap_shared]),
+            lambda: w.a.describe_snapshot_attribute(SnapshotId=w.snap, Attribute="createVolumePermission"),
+            lambda: w.a.describe_snapshot_attribute(SnapshotId=w.snap_shared, Attribute="createVolumePermission"),
+        ),
+    ),
+}
+
+
+def owner_only(kind: str, action: str, **kwargs):
+    """B's `action` on A's private `kind` is not found; on the one A shared
+    with B (which B sees) it is AuthFailure: only the owner may. A's are
+    unchanged."""
+
+    def check(w):
+        it = SHAREABLE[kind](w)
+        call = getattr(w.b, action)
+        with unchanged(*it.reads):
+            refused(call, it.not_found, **{it.param: it.private}, **kwargs)
+            refused(call, "AuthFailure", **{it.param: it.shared}, **kwargs)
+
+    check.__name__ = action
+    return check
+
+
+# ---------------------------------------------------------------- EC2: instances
+
+
+def a_instance(w):
+    return lambda: w.a.describe_instances(InstanceIds=[w.iid])
+
+
+def b_reservations(w):
+    return w.b.describe_instances()["Reservations"]
+
+
+def run_instances(w):
+    launch = dict(MinCount=1, MaxCount=1, InstanceType="t1.micro")
+    with unchanged(lambda: b_reservations(w)):
+        refused(w.b.run_instances, "InvalidAMIID.NotFound", ImageId=w.img, **launch)
+        refused(w.b.run_instances, "InvalidKeyPair.NotFound", ImageId=w.bimg, KeyName=w.key_name, **launch)
+        refused(w.b.run_instances, "InvalidGroup.NotFound", ImageId=w.bimg, SecurityGroupIds=[w.sg], **launch)
+        refused(w.b.run_instances, "InvalidGroup.NotFound", ImageId=w.bimg, SecurityGroups=[w.group_name], **launch)
+        refused(w.b.run_instances, "InvalidSubnetID.NotFound", ImageId=w.bimg, SubnetId=w.subnet, **launch)
+        refused(w.b.run_instances, "InvalidSnapshot.NotFound", ImageId=w.bimg, **launch,
+                BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": w.snap}}])
+    assert b_reservations(w) == []
+
+
+def describe_instances(w):
+    refused(w.b.describe_instances, "InvalidInstanceID.NotFound", InstanceIds=[w.iid])
+    assert w.b.describe_instances(Filters=[{"Name": "instance-id", "Values": [w.iid]}])["Reservations"] == []
+    assert w.b.describe_instances(Filters=[{"Name": "tag:owner", "Values": ["a"]}])["Reservations"] == []
+    assert b_reservations(w) == []
+
+
+def describe_instance_status(w):
+    refused(w.b.describe_instance_status, "InvalidInstanceID.NotFound", InstanceIds=[w.iid])
+    assert w.b.describe_instance_status(IncludeAllInstances=True)["InstanceStatuses"] == []
+    assert [s["InstanceId"] for s in w.a.describe_instance_status()["InstanceStatuses"]] == [w.iid]
+
+
+def instance_refused(action: str):
+    def check(w):
+        with unchanged(a_instance(w)):
+            refused(getattr(w.b, action), "InvalidInstanceID.NotFound", InstanceIds=[w.iid])
+        assert instance(w.a, w.iid)["State"]["Name"] == "running"
+
+    check.__name__ = action
+    return check
+
+
+def get_console_output(w):
+    refused(w.b.get_console_output, "InvalidInstanceID.NotFound", InstanceId=w.iid)
+
+
+def describe_instance_attribute(w):
+    for attr in ("instanceType", "userData", "disableApiTermination"):
+        refused(w.b.describe_instance_attribute, "InvalidInstanceID.NotFound", InstanceId=w.iid, Attribute=attr)
+
+
+def modify_instance_attribute(w):
+    def protection():
+        return w.a.describe_instance_attribute(InstanceId=w.iid, Attribute="disableApiTermination")
+
+    with unchanged(a_instance(w), protection):
+        refused(w.b.modify_instance_attribute, "InvalidInstanceID.NotFound", InstanceId=w.iid,
+                DisableApiTermination={"Value": True})
+        refused(w.b.modify_instance_attribute, "InvalidInstanceID.NotFound", InstanceId=w.iid,
+                InstanceType={"Value": "m1.small"})
+
+
+def create_image(w):
+    with unchanged(lambda: b_images(w), a_instance(w)):
+        refused(w.b.create_image, "InvalidInstanceID.NotFound", InstanceId=w.iid, Name="stolen-instance")
+
+
+# ---------------------------------------------------------------- EC2: VPCs and security groups
+
+
+def describe_vpcs(w):
+    refused(w.b.describe_vpcs, "InvalidVpcID.NotFound", VpcIds=[w.vpc])
+    assert w.vpc not in [v["VpcId"] for v in w.b.describe_vpcs()["Vpcs"]]
+
+
+def describe_subnets(w):
+    refused(w.b.describe_subnets, "InvalidSubnetID.NotFound", SubnetIds=[w.subnet])
+    assert w.subnet not in [s["SubnetId"] for s in w.b.describe_subnets()["Subnets"]]
+    assert w.b.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [w.vpc]}])["Subnets"] == []
+
+
+def a_group(w):
+    return lambda: w.a.describe_security_groups(GroupIds=[w.sg])
+
+
+def b_group(w):
+    return lambda: w.b.describe_security_groups(GroupIds=[w.bsg])
+
+
+def create_security_group(w):
+    with unchanged(a_group(w)):
+        refused(w.b.create_security_group, "InvalidVpcID.NotFound", GroupName="in-their-vpc",
+                Description="x", VpcId=w.vpc)
+        theirs = w.b.create_security_group(GroupName=w.group_name, Description="the same name, account B")["GroupId"]
+        try:
+            assert theirs != w.sg
+            (g,) = w.b.describe_security_groups(GroupNames=[w.group_name])["SecurityGroups"]
+            assert g["GroupId"] == theirs and g["OwnerId"] == w.B["account_id"]
+        finally:
+            w.b.delete_security_group(GroupId=theirs)
+
+
+def delete_security_group(w):
+    with unchanged(a_group(w)):
+        refused(w.b.delete_security_group, "InvalidGroup.NotFound", GroupId=w.sg)
+        refused(w.b.delete_security_group, "InvalidGroup.NotFound", GroupName=w.group_name)
+
+
+def describe_security_groups(w):
+    refused(w.b.describe_security_groups, "InvalidGroup.NotFound", GroupIds=[w.sg])
+    refused(w.b.describe_security_groups, "InvalidGroup.NotFound", GroupNames=[w.group_name])
+    assert w.sg not in [g["GroupId"] for g in w.b.describe_security_groups()["SecurityGroups"]]
+
+
+def describe_security_group_rules(w):
+    for rule in (w.sgr_in, w.sgr_out):
+        refused(w.b.describe_security_group_rules, "InvalidSecurityGroupRuleId.NotFound",
+                SecurityGroupRuleIds=[rule])
+    assert w.b.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [w.sg]}])[
+        "SecurityGroupRules"
+    ] == []
+    theirs = {r["GroupId"] for r in w.b.describe_security_group_rules()["SecurityGroupRules"]}
+    assert w.sg not in theirs
+
+
+def from_a_group(w, with_account: bool) -> dict:
+    pair = {"GroupId": w.sg} | ({"UserId": w.A["account_id"]} if with_account else {})
+    return {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [pair]}
+
+
+def authorize(action: str):
+    def check(w):
+        call = getattr(w.b, action)
+        with unchanged(a_group(w), b_group(w)):
+            refused(call, "InvalidGroup.NotFound", GroupId=w.sg, IpPermissions=[ssh_from_ten()])
+            # B's own group may not name A's group as a peer.
+            for with_account in (False, True):
+                refused(call, "InvalidGroup.NotFound", GroupId=w.bsg,
+                        IpPermissions=[from_a_group(w, with_account)])
+
+    check.__name__ = action
+    return check
+
+
+def revoke_security_group_ingress(w):
+    with unchanged(a_group(w)):
+        refused(w.b.revoke_security_group_ingress, "InvalidGroup.NotFound", GroupId=w.sg,
+                IpPermissions=[ssh_from_ten()])
+        refused(w.b.revoke_security_group_ingress, "InvalidGroup.NotFound", GroupId=w.sg,
+                SecurityGroupRuleIds=[w.sgr_in])
+
+
+def revoke_security_group_egress(w):
+    everything = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    with unchanged(a_group(w)):
+        refused(w.b.revoke_security_group_egress, "InvalidGroup.NotFound", GroupId=w.sg,
+                IpPermissions=[everything])
+        refused(w.b.revoke_security_group_egress, "InvalidGroup.NotFound", GroupId=w.sg,
+                SecurityGroupRuleIds=[w.sgr_out])
+
+
+# ---------------------------------------------------------------- EC2: addresses
+
+
+def a_address(w):
+    return lambda: w.a.describe_addresses(AllocationIds=[w.alloc])
+
+
+def allocate_address(w):
+    # Each account's elastic IPs count against its own limit only.
+    (limit,) = w.a.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"])["AccountAttributes"]
+    limit = int(limit["AttributeValues"][0]["AttributeValue"])
+    theirs = [w.b.allocate_address(Domain="vpc")["AllocationId"]]
+    mine = []
+    try:
+        for _ in range(limit + 1):
+            try:
+                mine.append(w.a.allocate_address(Domain="vpc")["AllocationId"])
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "AddressLimitExceeded", e.response
+                break
+        held = [x["AllocationId"] for x in w.a.describe_addresses()["Addresses"]]
+        assert len(held) == limit, f"A holds {held} with B's {theirs}: B's count against A's limit"
+        theirs.append(w.b.allocate_address(Domain="vpc")["AllocationId"])
+        assert not set(theirs) & set(held)
+    finally:
+        for alloc in mine:
+            w.a.release_address(AllocationId=alloc)
+        for alloc in theirs:
+            w.b.release_address(AllocationId=alloc)
+
+
+def associate_address(w):
+    own = w.b.allocate_address(Domain="vpc")
+    try:
+        with unchanged(a_address(w), a_instance(w)):
+            refused(w.b.associate_address, "InvalidAllocationID.NotFound", AllocationId=w.alloc, InstanceId=w.iid)
+            refused(w.b.associate_address, "InvalidAddress.NotFound", PublicIp=w.public_ip, InstanceId=w.iid)
+            refused(w.b.associate_address, "InvalidInstanceID.NotFound", AllocationId=own["AllocationId"],
+                    InstanceId=w.iid)
+    finally:
+        w.b.release_address(AllocationId=own["AllocationId"])
+
+
+def disassociate_address(w):
+    with unchanged(a_address(w)):
+        refused(w.b.disassociate_address, "InvalidAssociationID.NotFound", AssociationId=w.assoc)
+        refused(w.b.disassociate_address, "InvalidAddress.NotFound", PublicIp=w.public_ip)
+
+
+def release_address(w):
+    with unchanged(a_address(w)):
+        refused(w.b.release_address, "InvalidAllocationID.NotFound", AllocationId=w.alloc)
+        refused(w.b.release_address, "InvalidAddress.NotFound", PublicIp=w.public_ip)
+
+
+def describe_addresses(w):
+    refused(w.b.describe_addresses, "InvalidAllocationID.NotFound", AllocationIds=[w.alloc])
+    refused(w.b.describe_addresses, "InvalidAddress.NotFound", PublicIps=[w.public_ip])
+    assert w.b.describe_addresses(Filters=[{"Name": "public-ip", "Values": [w.public_ip]}])["Addresses"] == []
+    assert w.alloc not in [x["AllocationId"] for x in w.b.describe_addresses()["Addresses"]]
+
+
+# ---------------------------------------------------------------- EC2: volumes
+
+
+def a_volumes(w):
+    return lambda: w.a.describe_volumes(VolumeIds=[w.vol, w.vol2])
+
+
+def b_volumes(w):
+    return lambda: w.b.describe_volumes()
+
+
+def create_volume(w):
+    with unchanged(b_volumes(w)):
+        refused(w.b.create_volume, "InvalidSnapshot.NotFound", SnapshotId=w.snap, AvailabilityZone=ZONE)
+    # What A shared is B's to restore.
+    vid = w.b.create_volume(SnapshotId=w.snap_shared, AvailabilityZone=ZONE)["VolumeId"]
+    wait(f"{vid} available", lambda: w.b.describe_volumes(VolumeIds=[vid])["Volumes"][0]["State"] == "available")
+    w.b.delete_volume(VolumeId=vid)
+
+
+def describe_volumes(w):
+    refused(w.b.describe_volumes, "InvalidVolume.NotFound", VolumeIds=[w.vol])
+    assert w.b.describe_volumes(Filters=[{"Name": "volume-id", "Values": [w.vol, w.vol2]}])["Volumes"] == []
+    assert w.b.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [w.iid]}])["Volumes"] == []
+    theirs = [v["VolumeId"] for v in w.b.describe_volumes()["Volumes"]]
+    assert w.bvol in theirs and w.vol not in theirs and w.vol2 not in theirs
+
+
+def delete_volume(w):
+    with unchanged(a_volumes(w)):
+        for vid in (w.vol, w.vol2):
+            refused(w.b.delete_volume, "InvalidVolume.NotFound", VolumeId=vid)
+
+
+def attach_volume(w):
+    with unchanged(a_volumes(w), a_instance(w), b_volumes(w)):
+        refused(w.b.attach_volume, "InvalidVolume.NotFound", VolumeId=w.vol2, InstanceId=w.iid, Device="/dev/sdg")
+        refused(w.b.attach_volume, "InvalidInstanceID.NotFound", VolumeId=w.bvol, InstanceId=w.iid,
+                Device="/dev/sdg")
+
+
+def detach_volume(w):
+    with unchanged(a_volumes(w), a_instance(w)):
+        refused(w.b.detach_volume, "InvalidVolume.NotFound", VolumeId=w.vol)
+        refused(w.b.detach_volume, "InvalidVolume.NotFound", VolumeId=w.vol, InstanceId=w.iid, Force=True)
+
+
+def describe_volume_status(w):
+    refused(w.b.describe_volume_status, "InvalidVolume.NotFound", VolumeIds=[w.vol])
+    theirs = [s["VolumeId"] for s in w.b.describe_volume_status()["VolumeStatuses"]]
+    assert w.bvol in theirs and w.vol not in theirs and w.vol2 not in theirs
+
+
+def describe_volume_attribute(w):
+    refused(w.b.describe_volume_attribute, "InvalidVolume.NotFound", VolumeId=w.vol2, Attribute="autoEnableIO")
+
+
+def modify_volume_attribute(w):
+    with unchanged(lambda: w.a.describe_volume_attribute(VolumeId=w.vol2, Attribute="autoEnableIO")):
+        refused(w.b.modify_volume_attribute, "InvalidVolume.NotFound", VolumeId=w.vol2,
+                AutoEnableIO={"Value": True})
+
+
+# ---------------------------------------------------------------- EC2: snapshots
+
+
+def b_snapshots(w):
+    return lambda: w.b.describe_snapshots(OwnerIds=["self"])
+
+
+def create_snapshot(w):
+    with unchanged(b_snapshots(w), a_volumes(w)):
+        for vid in (w.vol, w.vol2):
+            refused(w.b.create_snapshot, "InvalidVolume.NotFound", VolumeId=vid)
+
+
+def describe_snapshots(w):
+    refused(w.b.describe_snapshots, "InvalidSnapshot.NotFound", SnapshotIds=[w.snap])
+    by_a = {s["SnapshotId"] for s in w.b.describe_snapshots(OwnerIds=[w.A["account_id"]])["Snapshots"]}
+    assert by_a == {w.snap_shared}, "B sees what A shared with it, and only that"
+    restorable = {s["SnapshotId"] for s in w.b.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]}
+    assert w.snap_shared in restorable and w.snap not in restorable
+
+
+def import_snapshot(w):
+    with unchanged(lambda: w.b.describe_import_snapshot_tasks(), b_snapshots(w)):
+        refused(w.b.import_snapshot, "InvalidParameter",
+                DiskContainer={"Format": "RAW", "UserBucket": {"S3Bucket": w.bucket, "S3Key": "disk.raw"}})
+
+
+def describe_import_snapshot_tasks(w):
+    # A's task is answered as an id that names no task at all.
+    nobody = "import-snap-" + uuid.uuid4().hex[:17]
+    for task in (w.task, nobody):
+        refused(w.b.describe_import_snapshot_tasks, "InvalidConversionTaskId.Malformed", ImportTaskIds=[task])
+    assert w.b.describe_import_snapshot_tasks()["ImportSnapshotTasks"] == []
+
+
+EC2_CHECKS = {
+    "DescribeRegions": describe_regions,
+    "DescribeAvailabilityZones": describe_availability_zones,
+    "DescribeAccountAttributes": describe_account_attributes,
+    "DescribeInstanceTypes": describe_instance_types,
+    "CreateKeyPair": create_key_pair,
+    "ImportKeyPair": import_key_pair,
+    "DescribeKeyPairs": describe_key_pairs,
+    "DeleteKeyPair": delete_key_pair,
+    "CreateTags": create_tags,
+    "DeleteTags": delete_tags,
+    "DescribeTags": describe_tags,
+    "RegisterImage": register_image,
+    "DescribeImages": describe_images,
+    "DeregisterImage": owner_only("image", "deregister_image"),
+    "DescribeImageAttribute": owner_only("image", "describe_image_attribute", Attribute="launchPermission"),
+    "ModifyImageAttribute": owner_only(
+        "image", "modify_image_attribute", LaunchPermission={"Add": [{"Group": "all"}]}
+    ),
+    "ResetImageAttribute": owner_only("image", "reset_image_attribute", Attribute="launchPermission"),
+    "RunInstances": run_instances,
+    "DescribeInstances": describe_instances,
+    "DescribeInstanceStatus": describe_instance_status,
+    "TerminateInstances": instance_refused("terminate_instances"),
+    "StopInstances": instance_refused("stop_instances"),
+    "StartInstances": instance_refused("start_instances"),
+    "RebootInstances": instance_refused("reboot_instances"),
+    "GetConsoleOutput": get_console_output,
+    "DescribeInstanceAttribute": describe_instance_attribute,
+    "ModifyInstanceAttribute": modify_instance_attribute,
+    "DescribeVpcs": describe_vpcs,
+    "DescribeSubnets": describe_subnets,
+    "CreateSecurityGroup": create_security_group,
+    "DeleteSecurityGroup": delete_security_group,
+    "DescribeSecurityGroups": describe_security_groups,
+    "DescribeSecurityGroupRules": describe_security_group_rules,
+    "AuthorizeSecurityGroupIngress": authorize("authorize_security_group_ingress"),
+    "AuthorizeSecurityGroupEgress": authorize("authorize_security_group_egress"),
+    "RevokeSecurityGroupIngress": revoke_security_group_ingress,
+    "RevokeSecurityGroupEgress": revoke_security_group_egress,
+    "AllocateAddress": allocate_address,
+    "AssociateAddress": associate_address,
+    "DisassociateAddress": disassociate_address,
+    "ReleaseAddress": release_address,
+    "DescribeAddresses": describe_addresses,
+    "CreateVolume": create_volume,
+    "DescribeVolumes": describe_volumes,
+    "DeleteVolume": delete_volume,
+    "AttachVolume": attach_volume,
+    "DetachVolume": detach_volume,
+    "DescribeVolumeStatus": describe_volume_status,
+    "DescribeVolumeAttribute": describe_volume_attribute,
+    "ModifyVolumeAttribute": modify_volume_attribute,
+    "CreateImage": create_image,
+    "CreateSnapshot": create_snapshot,
+    "DescribeSnapshots": describe_snapshots,
+    "DeleteSnapshot": owner_only("snapshot", "delete_snapshot"),
+    "DescribeSnapshotAttribute": owner_only(
+        "snapshot", "describe_snapshot_attribute", Attribute="createVolumePermission"
+    ),
+    "ModifySnapshotAttribute": owner_only(
+        "snapshot", "modify_snapshot_attribute", Attribute="createVolumePermission", OperationType="add",
+        GroupNames=["all"],
+    ),
+    "ResetSnapshotAttribute": owner_only(
+        "snapshot", "reset_snapshot_attribute", Attribute="createVolumePermission"
+    ),
+    "ImportSnapshot": import_snapshot,
+    "DescribeImportSnapshotTasks": describe_import_snapshot_tasks,
+}
+
+
+# ---------------------------------------------------------------- metal
+
+
+def rack(w):
+    return lambda: rack_view(w)
+
+
+def same_for_everyone(command: str):
+    def check(w):
+        seen = [ml.json(command) for ml in (w.ml_admin, w.ml_a, w.ml_b)]
+        assert seen[0] and seen[0] == seen[1] == seen[2], "the inventory's, not an account's"
+
+    check.__name__ = command
+    return check
+
+
+def describe_systems(w):
+    def holders(ml):
+        return {
+            s["name"]: (s["state"], s.get("owner"), s.get("profile"), "lastEvent" in s)
+            for s in ml.json("describe-systems")
+        }
+
+    assert holders(w.ml_a)["s1"] == ("reserved", w.a_owner, "tiny", False)
+    assert holders(w.ml_admin)["s2"] == ("provisioning", w.a_owner, "tiny", True)
+    # B sees the whole rack, A's systems taken, but not by whom or with what.
+    assert holders(w.ml_b) == {
+        "s1": ("reserved", None, None, False),
+        "s2": ("provisioning", None, None, False),
+        "s3": ("free", None, None, False),
+        "s4": ("free", None, None, False),
+    }
+    (s1,) = w.ml_b.json("describe-systems", "-n", "s1")
+    assert "owner" not in s1 and "profile" not in s1, s1
+
+
+def describe_system_groups(w):
+    everything = w.ml_admin.lines("describe-system-groups", "-g", "iso")
+    theirs = w.ml_b.lines("describe-system-groups", "-g", "iso")
+    assert theirs[0] == everything[0] == ["GROUP", "iso", "4", "2", "the isolation rack", "none"]
+    systems = {line[2]: line for line in theirs[1:]}
+    assert systems["s1"][4:] in (["reserved", ""], ["reserved"]), systems
+    assert w.a_owner not in "\n".join("\t".join(line) for line in theirs)
+    free = w.ml_b.lines("describe-system-groups", "-f")
+    assert [line[2] for line in free if line[0] == "SYSTEM"] == ["s3", "s4"]
+
+
+def describe_system_users(w):
+    assert sorted(s["name"] for s in w.ml_a.json("describe-system-users")) == ["s1", "s2"]
+    assert w.ml_b.json("describe-system-users") == []
+    assert w.ml_b.json("describe-system-users", "-u", "demo") == [], "B's demo is not A's"
+
+
+def describe_metal_instances(w):
+    assert sorted(s["name"] for s in w.ml_a.json("describe-instances", "-u", "demo")) == ["s1", "s2"]
+    assert w.ml_b.json("describe-instances") == []
+    assert w.ml_b.json("describe-instances", "-u", "demo") == [], "B's demo is not A's"
+
+
+def not_yours(*args):
+    def check(w):
+        with unchanged(rack(w)):
+            err = metal_refused(w.ml_b, "UnauthorizedOperation", *args)
+            assert "is not yours" in err, err
+
+    check.__name__ = args[0]
+    return check
+
+
+def taken(*args):
+    """B cannot take a system A holds: it is not free."""
+
+    def check(w):
+        with unchanged(rack(w)):
+            for ip in (f"{NET}.11", f"{NET}.12"):
+                metal_refused(w.ml_b, "IncorrectState", *args, "-i", ip)
+
+    check.__name__ = args[0]
+    return check
+
+
+def give_back(command: str):
+    def check(w):
+        with unchanged(rack(w)):
+            for ip in (f"{NET}.11", f"{NET}.12"):
+                err = metal_refused(w.ml_b, "UnauthorizedOperation", command, "-i", ip)
+                assert "is not yours" in err, err
+            # B's user demo holds nothing: nothing of A's demo is given back.
+            assert w.ml_b.run(command, "-u", "demo").stdout == ""
+
+    check.__name__ = command
+    return check
+
+
+def admin_only(*args):
+    def check(w):
+        with unchanged(rack(w)):
+            for ml in (w.ml_a, w.ml_b):
+                err = metal_refused(ml, "UnauthorizedOperation", *args)
+                assert "inventory changes are for administrators" in err, err
+
+    check.__name__ = args[0]
+    return check
+
+
+METAL_CHECKS = {
+    "DescribeDistros": same_for_everyone("describe-distros"),
+    "DescribeProfiles": same_for_everyone("describe-profiles"),
+    "DescribeSystems": describe_systems,
+    "DescribeSystemGroups": describe_system_groups,
+    "DescribeSystemUsers": describe_system_users,
+    "SetProfile": not_yours("set-profile", "-n", "s1", "-p", "answers"),
+    "EnableNetboot": not_yours("enable-netboot", "-n", "s1"),
+    "DisableNetboot": not_yours("disable-netboot", "-n", "s2"),
+    "RebootSystem": not_yours("reboot-system", "-n", "s1"),
+    "ReserveSystems": taken("reserve-systems", "-u", "demo"),
+    "ReleaseSystems": give_back("release-systems"),
+    "RunInstances": taken("run-instances", "-p", "tiny", "-u", "demo"),
+    "DescribeInstances": describe_metal_instances,
+    "TerminateInstances": give_back("terminate-instances"),
+    "AddGroup": admin_only("add-group", "iso2"),
+    "RemoveGroup": admin_only("remove-group", "spare"),
+    "AddDistro": admin_only("add-distro", "d2", "--kernel", "/srv/k", "--initrd", "/srv/i"),
+    "RemoveDistro": admin_only("remove-distro", "isodistro"),
+    "AddProfile": admin_only("add-profile", "p2", "--location", "/etc/hostname"),
+    "RenderAnswerFile": admin_only("render-answer-file", "-n", "s3", "-p", "answers"),
+    "RemoveProfile": admin_only("remove-profile", "answers"),
+    "AddSystem": admin_only("add-system", "--name", "s9", "--mac", "52:54:00:4d:0b:09", "--ip", f"{NET}.19",
+                            "--group", "iso"),
+    "EditSystem": admin_only("edit-system", "--name", "s3", "--hostname", "taken-over"),
+    "RemoveSystem": admin_only("remove-system", "s4"),
+    "ConfirmPoweredOff": admin_only("confirm-powered-off", "-n", "s2"),
+}
+
+
+# ---------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("action", list(EC2_CHECKS))
+def test_ec2(world, action):
+    EC2_CHECKS[action](world)
+
+
+@pytest.mark.parametrize("action", list(METAL_CHECKS))
+def test_metal(world, action):
+    METAL_CHECKS[action](world)
+
+
+def test_the_first_account_is_as_it_was(world):
+    ec2, metal = world.baseline
+    assert a_view(world) == ec2
+    assert rack_view(world) == metal
