@@ -90,7 +90,13 @@ async fn require_node(
     }
     let trust = routes.cloud.compute.nodes.pki().trust();
     if let Err(e) = trust.check_revoked(&peer) {
-        return plain(StatusCode::FORBIDDEN, e.to_string());
+        // Closing the connection sends the node's next call through a new
+        // handshake, which its certificate no longer passes.
+        let mut refused = plain(StatusCode::FORBIDDEN, e.to_string());
+        refused
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return refused;
     }
     request.extensions_mut().insert(NodePeer(peer));
     next.run(request).await

@@ -266,11 +266,16 @@ async fn a_removed_node_is_refused_at_the_handshake_and_on_open_connections() {
         .await
         .expect_err("revoked node got in");
     assert!(err.contains("alert: CertificateRevoked"), "{err}");
-    // A connection opened before the removal is refused per request.
+    // A connection opened before the removal is refused per request and
+    // closed, so the next call needs a handshake, which fails.
     let (status, body) = register(&open, &controller.url, "nd-1", true)
         .await
         .expect("answered");
     assert_eq!(status, 403, "{body}");
+    let err = register(&open, &controller.url, "nd-1", true)
+        .await
+        .expect_err("the old connection stayed open");
+    assert!(err.contains("alert: CertificateRevoked"), "{err}");
     assert_eq!(controller.nodes().await, 0);
 }
 

@@ -193,7 +193,11 @@ async fn register_loop(
             }
             other => {
                 let why = match other {
-                    Ok(r) => format!("answered {}", r.status()),
+                    Ok(r) => {
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        format!("answered {status}: {}", text.trim())
+                    }
                     Err(e) => mallee_node_api::tls::error_chain(&e),
                 };
                 tracing::warn!(node = %node.node_id(), %controller, error = %why, retry_in = ?backoff,
