@@ -226,8 +226,14 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .drain(..)
             .collect();
-        for t in tasks {
+        for t in &tasks {
             t.abort();
+        }
+        // An aborted task is dropped (and the provisioning listener with
+        // it) only when the runtime gets to it: wait, so a restarted engine
+        // can bind the same address at once.
+        for t in tasks {
+            let _ = t.await;
         }
         if stop_dnsmasq {
             self.inner.dnsmasq.stop().await;
