@@ -53,6 +53,13 @@ class Process:
             time.sleep(0.1)
         raise AssertionError(f"{needle!r} not seen in {self.log}:\n{self.text()[-4000:]}")
 
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._fh.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -65,22 +72,30 @@ class Process:
 
 
 class Cluster:
-    def __init__(self, root: Path):
+    """A controller on loopback and the simulated nodes joined to it."""
+
+    def __init__(self, root: Path, extra=()):
         self.root = root
         self.data = root / "controller"
         self.port = free_port()
         self.node_port = free_port()
         self.url = f"https://127.0.0.1:{self.node_port}"
         self.processes: list[Process] = []
-        self.controller = self._spawn(
-            [
-                "controller",
-                "--data-dir", self.data,
-                "--listen", f"127.0.0.1:{self.port}",
-                "--node-listen", f"127.0.0.1:{self.node_port}",
-            ],
-            "controller.log",
-        )
+        self.controller_args = [
+            "controller",
+            "--data-dir", self.data,
+            "--listen", f"127.0.0.1:{self.port}",
+            "--node-listen", f"127.0.0.1:{self.node_port}",
+            *extra,
+        ]
+        self.start_controller()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_controller(self) -> None:
+        self.controller = self._spawn(self.controller_args, "controller.log")
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -85,6 +85,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
             source,
         })?;
     bootstrap::fix_names(&store, &mut config).await?;
+    mallee_cloud::node_status::record_node_timeout(&store, config.node_timeout).await?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
     // Interrupted uploads left temp files (removed by open) and maybe blobs
     // no committed record points at: sweep them before serving.

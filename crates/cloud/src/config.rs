@@ -18,6 +18,9 @@ pub const DEFAULT_S3_DOMAIN: &str = "s3.localhost";
 /// space: never routed on the internet, so nothing leaks by default).
 pub const DEFAULT_PUBLIC_RANGE: &str = "198.18.0.0/24";
 
+/// How long a node may stay silent before it counts as down.
+pub const DEFAULT_NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Per-account limits reported by DescribeAccountAttributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountLimits {
@@ -97,7 +100,7 @@ impl Config {
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),
-            node_timeout: std::time::Duration::from_secs(30),
+            node_timeout: DEFAULT_NODE_TIMEOUT,
         }
     }
 

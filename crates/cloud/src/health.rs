@@ -33,8 +33,16 @@ impl NodeHealth {
 
 /// `node`'s health at `now` (milliseconds).
 pub fn of(cloud: &Cloud, node: &Node, now: i64) -> NodeHealth {
-    let timeout = i64::try_from(cloud.config.node_timeout.as_millis()).unwrap_or(i64::MAX);
-    let heard = node.updated_at.max(cloud.compute.started_at);
+    judge(
+        node.updated_at.max(cloud.compute.started_at),
+        cloud.config.node_timeout,
+        now,
+    )
+}
+
+/// The health of a node last heard of at `heard` (ms), at `now`.
+pub fn judge(heard: i64, timeout: std::time::Duration, now: i64) -> NodeHealth {
+    let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
     if now.saturating_sub(heard) > timeout {
         NodeHealth::Down
     } else {
@@ -42,11 +50,12 @@ pub fn of(cloud: &Cloud, node: &Node, now: i64) -> NodeHealth {
     }
 }
 
-/// The nodes new instances may go to: those that are up.
+/// The nodes new instances may go to: those that are up and not disabled
+/// for maintenance.
 pub fn schedulable(cloud: &Cloud, nodes: Vec<Node>, now: i64) -> Vec<Node> {
     nodes
         .into_iter()
-        .filter(|n| of(cloud, n, now) == NodeHealth::Up)
+        .filter(|n| !n.disabled && of(cloud, n, now) == NodeHealth::Up)
         .collect()
 }
 
@@ -94,5 +103,15 @@ mod tests {
             ["node-2"]
         );
         assert_eq!(down(&cloud, &nodes, now), ["node-1".to_owned()].into());
+        // A disabled node is up but takes nothing new.
+        let disabled: Vec<Node> = nodes
+            .into_iter()
+            .map(|n| Node {
+                disabled: true,
+                ..n
+            })
+            .collect();
+        assert!(schedulable(&cloud, disabled.clone(), now).is_empty());
+        assert_eq!(down(&cloud, &disabled, now), ["node-1".to_owned()].into());
     }
 }

@@ -24,6 +24,7 @@ pub mod key_pairs;
 pub mod metal;
 pub mod node_calls;
 pub mod node_removal;
+pub mod node_status;
 pub mod nodes;
 pub mod objects;
 pub mod overlay;
@@ -63,19 +64,28 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// Capacity of `zone` from the latest node reports.
+    /// Capacity of `zone`: each node's registered maximum less what the
+    /// controller placed on it, and whether it takes new instances now.
     pub async fn zone_capacity(
         &self,
         zone: &str,
-    ) -> Result<instances::capacity::ZoneCapacity, mallee_store::StoreError> {
-        let nodes = self
-            .store
-            .nodes()
-            .await?
+    ) -> Result<instances::capacity::ZoneCapacity, CloudError> {
+        let nodes = self.store.nodes().await?;
+        let instances = instances::quota::all_instances(self).await?;
+        let now = ids::now_millis();
+        let open: std::collections::HashSet<String> = health::schedulable(self, nodes.clone(), now)
             .into_iter()
-            .filter(|n| n.zone == zone)
+            .map(|n| n.node_id)
             .collect();
-        Ok(instances::capacity::ZoneCapacity { nodes })
+        Ok(instances::capacity::ZoneCapacity {
+            nodes: instances::placement::rooms(&nodes, &instances, zone)
+                .into_iter()
+                .map(|room| {
+                    let takes_new = open.contains(&room.node.node_id);
+                    (room, takes_new)
+                })
+                .collect(),
+        })
     }
 }
 

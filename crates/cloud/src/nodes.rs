@@ -171,6 +171,8 @@ pub async fn register(
         underlay_ip: info.underlay_ip.clone(),
         version: info.version.clone(),
         accel: info.accel.clone(),
+        // Not written by registration: an administrator's choice stays.
+        disabled: false,
     };
     if !cloud.store.register_node(&node, &peer.serial).await? {
         return Err(RegisterError::NotEnrolled {

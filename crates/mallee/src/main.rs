@@ -160,7 +160,8 @@ enum AdminCommand {
     /// Access keys.
     #[command(subcommand, name = "access-key")]
     AccessKey(AccessKeyCommand),
-    /// Nodes of the cluster: enrolment tokens, removal.
+    /// Nodes of the cluster: list, maintenance (disable/enable), enrolment
+    /// tokens, removal.
     #[command(subcommand)]
     Node(node_admin::NodeAdminCommand),
 }

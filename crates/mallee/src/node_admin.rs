@@ -1,7 +1,8 @@
 //! `mallee admin node …`: the administrator's side of cluster membership,
-//! on the controller's data directory (like every `admin` command):
-//! one-time enrolment tokens, and removing a node (its certificate is
-//! revoked; a running controller refuses it within a second).
+//! on the controller's data directory (like every `admin` command): the
+//! node list, maintenance (disable/enable placements), one-time enrolment
+//! tokens, and removing a node (its certificate is revoked; a running
+//! controller refuses it within a second).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use mallee_cloud::enrolment;
 use mallee_cloud::node_removal;
+use mallee_cloud::node_status::{self, NodeStatus};
 use mallee_pki::{RevocationSet, Trust};
 
 use crate::DataDirArg;
@@ -17,6 +19,32 @@ use crate::DataDirArg;
 /// `mallee admin node` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum NodeAdminCommand {
+    /// Every node: zone, state (up/down by its heartbeat), whether it takes
+    /// new instances, heartbeat age, accelerator, capacity used/free,
+    /// version and instances.
+    List {
+        /// One JSON array (with each node's instance ids) instead of a
+        /// table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Stop placing new instances on a node (maintenance); what it runs
+    /// keeps running.
+    Disable {
+        /// The node's id (`nd-…`).
+        node: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Resume placing new instances on a disabled node.
+    Enable {
+        /// The node's id (`nd-…`).
+        node: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
     /// One-time enrolment tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -101,6 +129,72 @@ fn rfc3339(millis: i64) -> String {
         .unwrap_or_else(|| millis.to_string())
 }
 
+async fn set_disabled(data: &DataDirArg, node: &str, disabled: bool) -> Result<(), String> {
+    let store = crate::open_store(&data.data_dir).await?;
+    node_status::set_disabled(&store, node, disabled)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}\t{node}", if disabled { "DISABLED" } else { "ENABLED" });
+    Ok(())
+}
+
+/// `up` or `down`, and `disabled` when an administrator stopped placements.
+fn state(status: &NodeStatus) -> String {
+    if status.node.disabled {
+        format!("{},disabled", status.health.name())
+    } else {
+        status.health.name().to_owned()
+    }
+}
+
+fn print_table(nodes: &[NodeStatus]) {
+    println!(
+        "NODE\tZONE\tSTATE\tHEARTBEAT\tACCEL\tCORES used/free\tMEMORY MiB used/free\tDISK GiB used/free\tVERSION\tINSTANCES"
+    );
+    for n in nodes {
+        println!(
+            "{}\t{}\t{}\t{}s ago\t{}\t{}/{}\t{}/{}\t{}/{}\t{}\t{}",
+            n.node.node_id,
+            n.node.zone,
+            state(n),
+            n.heartbeat_age_ms / 1000,
+            n.node.accel,
+            n.used.cores,
+            n.free.cores,
+            n.used.memory_mib,
+            n.free.memory_mib,
+            n.used.disk_gib,
+            n.free.disk_gib,
+            n.node.version,
+            n.instances.len()
+        );
+    }
+}
+
+fn node_json(n: &NodeStatus) -> serde_json::Value {
+    let resource = |used: u64, free: u64, max: i64| serde_json::json!({"used": used, "free": free, "max": max});
+    serde_json::json!({
+        "node_id": n.node.node_id,
+        "zone": n.node.zone,
+        "address": n.node.address,
+        "underlay_ip": n.node.underlay_ip,
+        "state": n.health.name(),
+        "disabled": n.node.disabled,
+        "schedulable": n.schedulable(),
+        "heartbeat_age_seconds": n.heartbeat_age_ms as f64 / 1000.0,
+        "last_heartbeat": rfc3339(n.node.updated_at),
+        "accel": n.node.accel,
+        "version": n.node.version,
+        "capacity": {
+            "cores": resource(n.used.cores, n.free.cores, n.node.cores_max),
+            "memory_mib": resource(n.used.memory_mib, n.free.memory_mib, n.node.memory_mib_max),
+            "disk_gib": resource(n.used.disk_gib, n.free.disk_gib, n.node.disk_gib_max),
+        },
+        "instance_count": n.instances.len(),
+        "instances": n.instances,
+    })
+}
+
 /// Runs `mallee admin node …`.
 pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
     match command {
@@ -119,6 +213,20 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
                 created.token
             );
         }
+        NodeAdminCommand::List { json, data } => {
+            let store = crate::open_store(&data.data_dir).await?;
+            let nodes = node_status::list(&store, mallee_cloud::ids::now_millis())
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = nodes.iter().map(node_json).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                print_table(&nodes);
+            }
+        }
+        NodeAdminCommand::Disable { node, data } => set_disabled(&data, &node, true).await?,
+        NodeAdminCommand::Enable { node, data } => set_disabled(&data, &node, false).await?,
         NodeAdminCommand::Remove { node, force, data } => {
             let store = crate::open_store(&data.data_dir).await?;
             let removed = node_removal::remove(&store, &node, force)

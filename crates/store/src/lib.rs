@@ -140,6 +140,9 @@ pub trait Store:
     async fn upsert_node(&self, node: &Node) -> StoreResult<()>;
     /// Every known node, ordered by id.
     async fn nodes(&self) -> StoreResult<Vec<Node>>;
+    /// Disables (or enables) placement on a node. Returns whether the node
+    /// exists.
+    async fn set_node_disabled(&self, node_id: &str, disabled: bool) -> StoreResult<bool>;
 
     // --- settings -----------------------------------------------------------
 

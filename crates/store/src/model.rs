@@ -142,4 +142,9 @@ pub struct Node {
     /// `None`: it takes no part in the overlay.
     #[serde(default)]
     pub underlay_ip: Option<String>,
+    /// Set by an administrator for maintenance: nothing new is placed on
+    /// the node (what it runs stays). Registration and heartbeats leave it
+    /// as it is.
+    #[serde(default)]
+    pub disabled: bool,
 }

@@ -109,6 +109,7 @@ async fn nodes(store: &dyn Store) {
         version: "0.1.0".into(),
         accel: "kvm".into(),
         underlay_ip: None,
+        disabled: false,
     };
     store.upsert_node(&node).await.expect("insert node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
@@ -116,6 +117,33 @@ async fn nodes(store: &dyn Store) {
     node.accel = "tcg (no /dev/kvm)".into();
     node.underlay_ip = Some("192.0.2.10".into());
     store.upsert_node(&node).await.expect("update node");
+    assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
+
+    // Maintenance: disabling survives the node's next heartbeat, which
+    // carries `disabled: false` like every report.
+    assert!(
+        store
+            .set_node_disabled("node-1", true)
+            .await
+            .expect("disable")
+    );
+    assert!(
+        !store
+            .set_node_disabled("node-9", true)
+            .await
+            .expect("unknown")
+    );
+    node.updated_at = 2;
+    store.upsert_node(&node).await.expect("heartbeat");
+    let stored = store.nodes().await.expect("nodes");
+    assert!(stored[0].disabled, "{stored:?}");
+    assert_eq!(stored[0].updated_at, 2);
+    assert!(
+        store
+            .set_node_disabled("node-1", false)
+            .await
+            .expect("enable")
+    );
     assert_eq!(store.nodes().await.expect("nodes"), vec![node]);
 }
 

@@ -560,9 +560,20 @@ impl Store for SqliteStore {
                     version: row.try_get("version")?,
                     accel: row.try_get("accel")?,
                     underlay_ip: row.try_get("underlay_ip")?,
+                    disabled: row.try_get("disabled")?,
                 })
             })
             .collect()
+    }
+
+    async fn set_node_disabled(&self, node_id: &str, disabled: bool) -> StoreResult<bool> {
+        let changed = sqlx::query("UPDATE nodes SET disabled = ? WHERE node_id = ?")
+            .bind(disabled)
+            .bind(node_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
     }
 
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
