@@ -266,3 +266,18 @@ def test_a_removed_node_is_refused_at_the_tls_layer(cluster):
     # Removing it again finds nothing more to revoke.
     again = run_mallee("admin", "node", "remove", node_id, "--data-dir", cluster.data, check=True)
     assert "\t0 certificate(s) revoked" in again.stdout, again.stdout
+
+
+def test_tokens_are_for_the_zones_the_controller_recorded(tmp_path):
+    c = Cluster(tmp_path, extra=["--region", "lab-9", "--zones", "lab-9a,lab-9b"])
+    try:
+        token = c.token(zone="lab-9b")
+        c.join("n1", token)
+        enrolled = json.loads((c.root / "n1" / "pki" / "enrolment.json").read_text())
+        assert enrolled["zone"] == "lab-9b"
+        out = run_mallee(
+            "admin", "node", "token", "create", "--zone", ZONE, "--data-dir", c.data, timeout=30
+        )
+        assert out.returncode != 0 and ZONE in out.stderr, out.stderr
+    finally:
+        c.close()

@@ -71,6 +71,18 @@ const REGION_SETTING: &str = "cloud.region";
 /// first start.
 const ZONES_SETTING: &str = "cloud.zones";
 
+/// The region and zone names recorded at the first start (`None` before
+/// it). Admin commands on a data directory use these, not the defaults.
+pub async fn recorded_names(
+    store: &dyn Store,
+) -> Result<Option<(String, Vec<String>)>, mallee_store::StoreError> {
+    let region = store.setting(REGION_SETTING).await?;
+    let zones = store.setting(ZONES_SETTING).await?;
+    Ok(region
+        .zip(zones)
+        .map(|(region, zones)| (region, zones.split(',').map(str::to_owned).collect())))
+}
+
 /// Fixes the region and zone names: at the first start the configured
 /// ones are recorded; at every later start the recorded ones replace the
 /// configured ones (a zone renamed later would orphan its nodes, volumes
@@ -78,16 +90,13 @@ const ZONES_SETTING: &str = "cloud.zones";
 /// recorded zone in the same position. Returns whether names differed from
 /// the configuration.
 pub async fn fix_names(store: &dyn Store, config: &mut Config) -> Result<bool, BootstrapError> {
-    let region = store.setting(REGION_SETTING).await?;
-    let zones = store.setting(ZONES_SETTING).await?;
-    let (Some(region), Some(zones)) = (region, zones) else {
+    let Some((region, zones)) = recorded_names(store).await? else {
         store
             .set_setting(ZONES_SETTING, &config.zones.join(","))
             .await?;
         store.set_setting(REGION_SETTING, &config.region).await?;
         return Ok(false);
     };
-    let zones: Vec<String> = zones.split(',').map(str::to_owned).collect();
     if region == config.region && zones == config.zones {
         return Ok(false);
     }

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use mallee_cloud::enrolment;
 use mallee_cloud::node_removal;
 use mallee_cloud::node_status::{self, NodeStatus};
+use mallee_cloud::{bootstrap, enrolment};
 use mallee_pki::{RevocationSet, Trust};
 
 use crate::DataDirArg;
@@ -202,7 +202,13 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
             let ca = ca_fingerprint(&data.data_dir)?;
             let config = crate::data_dir_config(&data.data_dir)?;
             let store = crate::open_store(&data.data_dir).await?;
-            let created = enrolment::create_token(&store, ca, &config.zones, &zone, ttl)
+            // The names the controller fixed at its first start (`--zones`),
+            // not this command's defaults.
+            let zones = bootstrap::recorded_names(&store)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_or(config.zones, |(_, zones)| zones);
+            let created = enrolment::create_token(&store, ca, &zones, &zone, ttl)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", created.token);
