@@ -174,6 +174,12 @@ pub async fn register(
         // Not written by registration: an administrator's choice stays.
         disabled: false,
     };
+    let before = cloud
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .find(|n| n.node_id == node.node_id);
     if !cloud.store.register_node(&node, &peer.serial).await? {
         return Err(RegisterError::NotEnrolled {
             node_id: node.node_id,
@@ -181,16 +187,48 @@ pub async fn register(
         });
     }
     cloud.compute.nodes.client(&node);
-    tracing::info!(
-        node = %node.node_id,
-        zone = %node.zone,
-        url = %node.address,
-        accel = %info.accel,
-        version = %info.version,
-        cores = capacity.cores_max,
-        memory_mib = capacity.memory_mib_max,
-        "node registered"
-    );
+    // A heartbeat repeats the registration: only news is worth a line.
+    let news = match &before {
+        None => Some("node registered"),
+        Some(b)
+            if crate::health::of(cloud, b, node.updated_at) == crate::health::NodeHealth::Down =>
+        {
+            Some("node is back")
+        }
+        Some(b)
+            if (
+                &b.address,
+                &b.version,
+                &b.accel,
+                &b.underlay_ip,
+                b.cores_max,
+                b.memory_mib_max,
+            ) != (
+                &node.address,
+                &node.version,
+                &node.accel,
+                &node.underlay_ip,
+                node.cores_max,
+                node.memory_mib_max,
+            ) =>
+        {
+            Some("node registered again with changes")
+        }
+        Some(_) => None,
+    };
+    match news {
+        Some(what) => tracing::info!(
+            node = %node.node_id,
+            zone = %node.zone,
+            url = %node.address,
+            accel = %info.accel,
+            version = %info.version,
+            cores = capacity.cores_max,
+            memory_mib = capacity.memory_mib_max,
+            "{what}"
+        ),
+        None => tracing::debug!(node = %node.node_id, "node heartbeat"),
+    }
     cloud.compute.wake();
     Ok(node)
 }
