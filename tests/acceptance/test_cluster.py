@@ -335,6 +335,12 @@ def fleet(lab, tmp_path_factory):
         wait_states(ec2_b, [b_iid], "running")
         placed = lab.placement(ids)
         assert sorted(placed.values()) == [1, 2, 3], f"spread placement puts one instance on each node: {placed}"
+        listed = lab.node_list()
+        if listed is not None:  # binaries with `mallee admin node list`: it agrees with the nodes' disks
+            by_id = {n["node_id"]: set(n["instances"]) for n in listed}
+            assert all(set(ids) & by_id[n.node_id] == {i for i in ids if placed[i] == n.index} for n in lab.nodes), (
+                listed
+            )
         b_node = lab.node_of(b_iid)
         assert b_node is not None, f"{b_iid} is on no node"
         on = {node: iid for iid, node in placed.items()}
@@ -363,7 +369,7 @@ def test_one_group_spans_nodes_another_account_does_not_and_a_revoke_is_quick(la
     target = third["PrivateIpAddress"]
     # Node 1's instance reaches node 3's, over ICMP and TCP.
     r = in_guest(lab, fleet.key_path, src, f"ping -c 1 -W 3 {target}")
-    assert r.returncode == 0, f"ICMP from node {fleet.n1.index} to node {fleet.n3.index}: {r}"
+    assert r.returncode == 0, f"ICMP from node 1's instance to node 3's: {r}"
     r = in_guest(lab, fleet.key_path, src, f"timeout 3 wget -q -O - http://{target}/")
     assert r.returncode == 0 and r.stdout.strip() == fleet.ids[2], f"TCP across nodes: {r}"
 
@@ -433,10 +439,10 @@ def test_an_elastic_ip_moves_to_another_node_within_a_second(lab, fleet):
             return min(hits) - moved if hits else None
 
         assert wait_until(lambda: first_from_3() is not None, timeout=15) is not None, (
-            f"the EIP never reached node {fleet.n3.index}'s instance: {poller.results[-10:]}"
+            f"the EIP never reached node 3's instance: {poller.results[-10:]}"
         )
         took = first_from_3()
-        print(f"EIP: node {fleet.n3.index}'s server answered a request begun {took:.2f}s after the call")
+        print(f"EIP: node 3's ({fleet.n3.ns}) server answered a request begun {took:.2f}s after the call")
         assert took <= EIP_DEADLINE, f"the EIP moved after {took:.2f}s"
         late = [r for r in poller.results if r[0] > moved + took and r[3] == on2]
         assert not late, f"node 2's instance still answered on the EIP after the move: {late}"
@@ -463,17 +469,23 @@ def test_a_killed_node_agent_isolates_its_instances_and_they_are_adopted_back(la
     try:
         killed = time.monotonic()
         n2.process.kill(signal.SIGKILL)
+        # Heard from less than a heartbeat (10 s) ago: not down yet.
+        assert system_status(ec2, victims) == {on2: "ok"}, "impaired before the node timeout"
         took = wait_system_status(ec2, victims, "impaired", timeout=NODE_TIMEOUT + 45)
         wait_system_status(fleet.ec2_b, [fleet.b_iid], "impaired", timeout=30)
-        print(f"node {n2.index} killed: its instances impaired after {time.monotonic() - killed:.1f}s")
-        assert took >= NODE_TIMEOUT - 11, "impaired before the node timeout"
+        print(f"node 2 ({n2.ns}) killed: its instances impaired after {time.monotonic() - killed:.1f}s")
+        assert took <= NODE_TIMEOUT + 5, f"impaired {took:.1f}s after the kill (timeout {NODE_TIMEOUT}s)"
         assert system_status(ec2, [on1, on3]) == {on1: "ok", on3: "ok"}
+        listed = lab.node_list()
+        if listed is not None:  # binaries with `mallee admin node list`
+            states = {n["node_id"]: n["state"] for n in listed}
+            assert states == {n.node_id: ("down" if n is n2 else "up") for n in lab.nodes}, listed
 
         new = launch(ec2, lab.images["pv"], count=2)
         wait_states(ec2, new, "running")
         placed = lab.placement(new)
         assert sorted(placed.values()) == sorted([fleet.n1.index, fleet.n3.index]), (
-            f"launches while node {n2.index} is down: {placed}"
+            f"launches while node 2 (lab node {n2.index}) is down: {placed}"
         )
         ec2.terminate_instances(InstanceIds=new)
 
@@ -482,7 +494,7 @@ def test_a_killed_node_agent_isolates_its_instances_and_they_are_adopted_back(la
         n2.wait_registered()
         wait_system_status(ec2, victims, "ok", timeout=60)
         wait_system_status(fleet.ec2_b, [fleet.b_iid], "ok", timeout=60)
-        print(f"node {n2.index} back: its instances ok {time.monotonic() - restarted:.1f}s after the restart")
+        print(f"node 2 ({n2.ns}) back: its instances ok {time.monotonic() - restarted:.1f}s after the restart")
         assert vm_pids([on2, fleet.b_iid]) == before, "the restarted agent must adopt the same VMs"
         wait_states(ec2, new, "terminated", timeout=120)
         new = []
@@ -513,14 +525,21 @@ def test_a_controller_restarted_from_a_new_binary_leaves_instances_and_traffic_a
         lab.start_controller(node_timeout=NODE_TIMEOUT, binary=swapped)
         up = time.time()
         assert os.path.realpath(f"/proc/{lab.controller.pid}/exe") == str(swapped)
-        # The nodes find the new controller; the instances stay running.
+        # Keep streaming until every node has registered with the new
+        # controller (its heartbeat, at most 10 s later) and received what
+        # the new controller pushes at its start (overlay, firewall).
+        for node in lab.nodes:
+            lab.controller.wait_log(f"node registered node={node.node_id}", timeout=30)
         wait_system_status(ec2, fleet.ids, "ok", timeout=60)
         wait_system_status(fleet.ec2_b, [fleet.b_iid], "ok", timeout=30)
         settled = time.time()
         assert wait_until(lambda: all(poller.count(ip, start=settled) for ip in targets), timeout=20) is not None
     finally:
         poller.stop()
-    print(f"controller swapped: API down {up - down:.1f}s, {len(poller.results)} requests")
+    print(
+        f"controller swapped: API down {up - down:.1f}s, {len(poller.results)} requests "
+        f"over {settled - down:.1f}s until every node had registered with it"
+    )
     assert not poller.failures(), f"the client saw errors: {poller.failures()[:10]}"
     assert vm_pids(ids) == before, "no VM may restart"
     assert all(s == "running" for s in (d["State"]["Name"] for d in instances_of(ec2, fleet.ids).values()))
