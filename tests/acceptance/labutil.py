@@ -27,6 +27,7 @@ host end of the link to the controller."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -47,12 +48,10 @@ from netutil import sh
 DC_NET = "10.77.0"
 PUBLIC_NET = "198.18.64"
 PUBLIC_CIDR = f"{PUBLIC_NET}.0/24"
-# The default names: `mallee admin node token create` checks the zone
-# against the default configuration instead of the names the controller
-# recorded at its first start, so a lab with names of its own cannot enrol
-# a node (test_cluster.py::test_tokens_are_made_for_the_zones_the_controller_recorded).
-REGION = "mallee-1"
-ZONE = "mallee-1a"
+# Names of the admin's choosing, as a real cluster's: the controller, the
+# tokens and the nodes must all agree on them.
+REGION = "lab-1"
+ZONE = "lab-1a"
 CONTROLLER_URL = f"https://{DC_NET}.1:8774"
 START_MARK = "===== start "
 REGISTERED = "registered with the controller"
@@ -62,6 +61,11 @@ def in_netns(ns: str) -> list[str]:
     """The command prefix that runs a command in network namespace `ns`
     and the machine's mount namespace."""
     return ["nsenter", f"--net=/run/netns/{ns}", "--"]
+
+
+def _epoch(rfc3339: str) -> float:
+    """`2026-12-06T22:31:24.683Z` as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 class LabProcess:
@@ -76,15 +80,13 @@ class LabProcess:
         self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self, netns: bool = True) -> "LabProcess":
-        """Starts the process in its namespace (`netns=False`: in the test
-        process's own)."""
+    def start(self) -> "LabProcess":
         assert not self.running(), "already running"
         self._log = open(self.log_path, "ab")
         self._log.write(f"\n{START_MARK}{time.strftime('%H:%M:%S')} {self.binary} {' '.join(self.args)} =====\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
-            [*(in_netns(self.ns) if netns else []), str(self.binary), *self.args],
+            [*in_netns(self.ns), str(self.binary), *self.args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -178,8 +180,10 @@ class Node:
                 "--underlay-ip", self.address,
                 "--public-interface", self.public_interface,
                 "--public-range", PUBLIC_CIDR,
-                # Each instance books its type's whole disk; the overlays
-                # are sparse.
+                # Instances book what their type says (the host has two
+                # cores, the guests are tiny and mostly idle); the disk
+                # overlays are sparse.
+                "--node-cores", "8",
                 "--node-disk-gib", "500",
             ],
             self.lab.root / f"node{self.index}.log",
@@ -371,6 +375,28 @@ class Datacenter:
             return None
         assert r.returncode == 0, f"mallee admin node list: {r.stderr}"
         return json.loads(r.stdout)
+
+    def wait_heartbeats_since(self, since: float, timeout: float = 30) -> None:
+        """Waits until every node has registered (its heartbeat) with the
+        controller after `since` (time.time()): by `admin node list` when
+        the binary has it, else by the controller's log of the current start
+        (binaries that log every registration)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            listed = self.node_list()
+            if listed is None:
+                for node in self.nodes:
+                    self.controller.wait_log(f"node registered node={node.node_id}", max(deadline - time.monotonic(), 0.1))
+                return
+            last = {n["node_id"]: n.get("last_heartbeat") for n in listed}
+            heard = {
+                node_id: at is not None and _epoch(at) > since for node_id, at in last.items()
+            }
+            if all(heard.get(n.node_id) for n in self.nodes):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"not every node registered since {since}: {last}\n{self.controller.log_tail()}")
 
     def node_of(self, iid: str) -> int | None:
         """The index (1-based) of the node keeping `iid`."""
