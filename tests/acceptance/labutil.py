@@ -164,9 +164,10 @@ class Node:
         self.data_dir = self.root / "node"
         self.process: LabProcess | None = None
 
-    def join(self, token: str) -> LabProcess:
-        """Enrols with `token` and runs the agent (the token is spent; the
-        same command starts the enrolled node again, see `restart`)."""
+    def join(self, token: str, cores: int = 8) -> LabProcess:
+        """Enrols with `token` and runs the agent offering `cores` (the
+        token is spent; the same command starts the enrolled node again,
+        see `restart`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = LabProcess(
             self.ns,
@@ -183,7 +184,7 @@ class Node:
                 # Instances book what their type says (the host has two
                 # cores, the guests are tiny and mostly idle); the disk
                 # overlays are sparse.
-                "--node-cores", "8",
+                "--node-cores", str(cores),
                 "--node-disk-gib", "500",
             ],
             self.lab.root / f"node{self.index}.log",
