@@ -11,12 +11,12 @@ the zone's three nodes, once with one node (the other two disabled with
 `mallee admin node disable`), alternated ROUNDS times so both see the same
 machine.
 
-Case 2, TCP between instances of one VPC: a receiver instance (busybox nc
-listening on port 5001, discarding) and two senders, one on the
-receiver's node and one on another node (placement steered with
-disable/enable). Each sender pushes SIZE_MIB MiB of zeros with busybox
-`dd | nc` REPEATS times, one sender after the other, and prints dd's rate
-on its console. The ratio cross-node / same-node is the price of VXLAN
+Case 2, TCP between instances of one VPC: a server instance (busybox
+httpd serving SIZE_MIB MiB from tmpfs) and two fetchers, one on the
+server's node and one on another node (placement steered with
+disable/enable). Each fetcher downloads the file with busybox wget
+REPEATS times, one fetcher after the other, timing each download by
+/proc/uptime and printing it on its console. The ratio cross-node / same-node is the price of VXLAN
 (encapsulation and the datacenter bridge) under the guests' own cost.
 
 Prints a markdown table and writes the raw numbers as JSON. Any failed
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests" / "acceptance"))
 from computeutil import register_guest, user_data  # noqa: E402
 from labutil import Datacenter  # noqa: E402
 
-RATE = re.compile(r"BENCH-TCP run=(\d+) (\d+) bytes .*copied, ([0-9.]+) seconds")
+RATE = re.compile(r"BENCH-TCP run=(\d+) rc=0 bytes=(\d+) start=([0-9.]+) end=([0-9.]+)")
 
 
 def log(msg: str) -> None:
@@ -60,19 +60,25 @@ def only_nodes(lab: Datacenter, keep: set[int]) -> None:
         admin_node(lab, "enable" if node.index in keep else "disable", node.node_id)
 
 
-def states(ec2, ids) -> dict[str, str]:
+def states(groups) -> dict[str, str]:
+    """State of each instance; `groups` pairs a client with its account's
+    instance ids."""
     out = {}
-    for r in ec2.describe_instances(InstanceIds=list(ids))["Reservations"]:
-        for i in r["Instances"]:
-            out[i["InstanceId"]] = i["State"]["Name"]
+    for ec2, ids in groups:
+        if not ids:
+            continue
+        for r in ec2.describe_instances(InstanceIds=list(ids))["Reservations"]:
+            for i in r["Instances"]:
+                out[i["InstanceId"]] = i["State"]["Name"]
     return out
 
 
-def wait_states(ec2, ids, want: str, timeout: float, poll: float = 0.1) -> float:
+def wait_states(groups, want: str, timeout: float, poll: float = 0.1) -> float:
     start = time.monotonic()
+    count = sum(len(ids) for _, ids in groups)
     while True:
-        seen = states(ec2, ids)
-        if len(seen) == len(ids) and all(s == want for s in seen.values()):
+        seen = states(groups)
+        if len(seen) == count and all(s == want for s in seen.values()):
             return time.monotonic() - start
         bad = {i: s for i, s in seen.items() if s in ("terminated", "shutting-down") and want == "running"}
         if bad:
@@ -82,26 +88,30 @@ def wait_states(ec2, ids, want: str, timeout: float, poll: float = 0.1) -> float
         time.sleep(poll)
 
 
-def burst(lab: Datacenter, image: str, count: int, timeout: float) -> dict:
-    """`count` RunInstances at once; seconds until all are running."""
-    ec2 = lab.client("ec2", read_timeout=300)
-    ids: list[str] = []
+def burst(lab: Datacenter, launchers: list[tuple[dict, str]], count: int, timeout: float) -> dict:
+    """`count` RunInstances at once, shared out over `launchers` (credentials
+    and image id: an account may run 20 instances); seconds until all are
+    running."""
+    clients = [lab.client("ec2", creds=creds, read_timeout=300) for creds, _ in launchers]
+    ids: list[list[str]] = [[] for _ in launchers]
     errors: list[str] = []
     lock = threading.Lock()
     go = threading.Barrier(count + 1)
 
-    def one() -> None:
-        client = lab.client("ec2", read_timeout=300)
+    def one(n: int) -> None:
+        k = n % len(launchers)
+        creds, image = launchers[k]
+        client = lab.client("ec2", creds=creds, read_timeout=300)
         go.wait()
         try:
             out = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t1.micro")
             with lock:
-                ids.append(out["Instances"][0]["InstanceId"])
+                ids[k].append(out["Instances"][0]["InstanceId"])
         except Exception as e:  # reported, and fails the run
             with lock:
                 errors.append(repr(e))
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
     for t in threads:
         t.start()
     go.wait()
@@ -111,10 +121,12 @@ def burst(lab: Datacenter, image: str, count: int, timeout: float) -> dict:
     answered = time.monotonic() - t0
     if errors:
         raise SystemExit(f"{len(errors)} launches failed: {errors[:3]}")
-    running = wait_states(ec2, ids, "running", timeout) + answered
-    placed = lab.placement(ids)
-    ec2.terminate_instances(InstanceIds=ids)
-    wait_states(ec2, ids, "terminated", timeout)
+    groups = list(zip(clients, ids))
+    running = wait_states(groups, "running", timeout) + answered
+    placed = lab.placement([i for group in ids for i in group])
+    for ec2, group in groups:
+        ec2.terminate_instances(InstanceIds=group)
+    wait_states(groups, "terminated", timeout)
     return {
         "all_answered_s": answered,
         "all_running_s": running,
@@ -128,50 +140,63 @@ def console(ec2, iid: str) -> str:
 
 def tcp_case(lab: Datacenter, image: str, size_mib: int, repeats: int, timeout: float) -> dict:
     ec2 = lab.client("ec2")
-    receiver_script = user_data("(while true; do nc -l -p 5001 > /dev/null; done) &\necho BENCH-LISTENING")
-    only_nodes(lab, {1})
-    (receiver,) = ec2.run_instances(
-        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=receiver_script
-    )["Instances"]
-    target = receiver["PrivateIpAddress"]
-    # dd's report (stderr) reaches the console; its data goes to nc.
-    sender_script = user_data(
+    # busybox's nc stops after its first read of a file or pipe, so the
+    # bytes travel as an HTTP download: busybox httpd serves SIZE_MIB MiB
+    # from tmpfs, the sender fetches it with wget to /dev/null and times it
+    # by /proc/uptime.
+    server_script = user_data(
         f"""
-until nc -w 2 {target} 5001 < /dev/null; do sleep 1; done
-sleep 1
+mkdir -p /srv && mount -t tmpfs -o size={size_mib + 16}m tmpfs /srv
+dd if=/dev/zero of=/srv/blob bs=1048576 count={size_mib} 2>/dev/null
+echo ok > /srv/ping
+busybox httpd -p 8080 -h /srv
+echo BENCH-SERVING
+"""
+    )
+    only_nodes(lab, {1})
+    (server,) = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=server_script
+    )["Instances"]
+    target = server["PrivateIpAddress"]
+    fetch_script = user_data(
+        f"""
+until wget -q -O /dev/null http://{target}:8080/ping; do sleep 1; done
 i=0
 while [ $i -lt {repeats} ]; do
   i=$((i+1))
-  report=$( {{ dd if=/dev/zero bs=65536 count={size_mib * 16} | nc -w 2 {target} 5001; }} 2>&1 | grep copied )
-  echo "BENCH-TCP run=$i $report"
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  wget -q -O /dev/null http://{target}:8080/blob
+  rc=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  echo "BENCH-TCP run=$i rc=$rc bytes={size_mib * 1048576} start=$t0 end=$t1"
   sleep 1
 done
 echo BENCH-TCP-DONE
 """
     )
-    result = {"receiver": receiver["InstanceId"], "size_mib": size_mib}
-    launched = [receiver["InstanceId"]]
+    result = {"server": server["InstanceId"], "size_mib": size_mib}
+    launched = [server["InstanceId"]]
     try:
-        wait_states(ec2, [receiver["InstanceId"]], "running", timeout)
+        wait_states([(ec2, [server["InstanceId"]])], "running", timeout)
         for case, nodes in (("same_node", {1}), ("cross_node", {2})):
             only_nodes(lab, nodes)
-            (sender,) = ec2.run_instances(
-                ImageId=image, MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=sender_script
+            (fetcher,) = ec2.run_instances(
+                ImageId=image, MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=fetch_script
             )["Instances"]
-            launched.append(sender["InstanceId"])
+            launched.append(fetcher["InstanceId"])
             start = time.monotonic()
-            while "BENCH-TCP-DONE" not in (out := console(ec2, sender["InstanceId"])):
+            while "BENCH-TCP-DONE" not in (out := console(ec2, fetcher["InstanceId"])):
                 if time.monotonic() - start > timeout:
                     raise SystemExit(f"{case}: no result after {timeout}s:\n{out[-2000:]}")
                 time.sleep(2)
-            runs = [(int(n), int(b), float(s)) for n, b, s in RATE.findall(out)]
+            runs = [(int(b), float(t1) - float(t0)) for _, b, t0, t1 in RATE.findall(out)]
             if len(runs) != repeats:
-                raise SystemExit(f"{case}: {len(runs)} of {repeats} transfers reported:\n{out[-2000:]}")
-            rates = [b * 8 / s / 1e6 for _, b, s in runs]
-            where = lab.placement([receiver["InstanceId"], sender["InstanceId"]])
+                raise SystemExit(f"{case}: {len(runs)} of {repeats} transfers succeeded:\n{out[-2000:]}")
+            rates = [b * 8 / max(seconds, 0.01) / 1e6 for b, seconds in runs]
+            where = lab.placement([server["InstanceId"], fetcher["InstanceId"]])
             result[case] = {"mbit_s": rates, "median_mbit_s": statistics.median(rates), "nodes": where}
             log(f"{case}: {[round(r) for r in rates]} Mbit/s, nodes {where}")
-            ec2.terminate_instances(InstanceIds=[sender["InstanceId"]])
+            ec2.terminate_instances(InstanceIds=[fetcher["InstanceId"]])
     finally:
         only_nodes(lab, {1, 2, 3})
         ec2.terminate_instances(InstanceIds=launched)
@@ -200,16 +225,17 @@ def main() -> None:
             node.join(lab.token(), cores=args.launches * 2)
         for node in lab.nodes:
             node.wait_registered()
-        images = register_guest(lab)
-        image = images["pv"]
+        image = register_guest(lab)["pv"]
+        other = lab.create_account()
+        launchers = [(lab.admin_credentials, image), (other, register_guest(lab, creds=other)["pv"])]
         log("warm-up: one launch per node (image caches)")
         only_nodes(lab, {1, 2, 3})
-        burst(lab, image, 3, args.timeout)
+        burst(lab, launchers, 6, args.timeout)
         rounds = []
         for r in range(args.rounds):
             for case, keep in (("three_nodes", {1, 2, 3}), ("one_node", {1})):
                 only_nodes(lab, keep)
-                got = burst(lab, image, args.launches, args.timeout)
+                got = burst(lab, launchers, args.launches, args.timeout)
                 log(f"round {r + 1} {case}: all running after {got['all_running_s']:.1f}s {got['per_node']}")
                 rounds.append({"round": r + 1, "case": case, **got})
         only_nodes(lab, {1, 2, 3})
