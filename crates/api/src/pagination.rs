@@ -58,6 +58,14 @@ impl PageRequest {
         Ok(Self { max_results, after })
     }
 
+    /// Reads `MaxResults` (at least `min`; anything above `cap` returns
+    /// `cap` items, as AWS does for DescribeVolumes) and `NextToken`.
+    pub fn parse_capped(params: &QueryParams, min: i64, cap: usize) -> Result<Self, PageError> {
+        let mut page = Self::parse(params, min, i64::MAX)?;
+        page.max_results = page.max_results.map(|m| m.min(cap));
+        Ok(page)
+    }
+
     /// Applies the page to `items` (already sorted by `key`), returning the
     /// page and the token for the next one.
     pub fn apply<T>(&self, items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
@@ -119,6 +127,18 @@ mod tests {
             }
         }
         assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn capped_pages_take_any_size_above_the_minimum() {
+        let big = PageRequest::parse_capped(&params(&[("MaxResults", "1000")]), 5, 500);
+        assert_eq!(big.expect("capped").max_results, Some(500));
+        let small = PageRequest::parse_capped(&params(&[("MaxResults", "7")]), 5, 500);
+        assert_eq!(small.expect("kept").max_results, Some(7));
+        assert!(matches!(
+            PageRequest::parse_capped(&params(&[("MaxResults", "4")]), 5, 500),
+            Err(PageError::MaxResults { .. })
+        ));
     }
 
     #[test]

@@ -229,14 +229,15 @@ pub struct DescribeVolumes {
 }
 
 impl DescribeVolumes {
-    /// Reads `VolumeId.N`, `Filter.N`, `MaxResults` (5–500), `NextToken`.
+    /// Reads `VolumeId.N`, `Filter.N`, `MaxResults` (at least 5; above
+    /// 500 gives 500, so the CLI's default of 1000 works), `NextToken`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         let filters = parse_filters(params)?;
         filter::validate_names(&filters, VOLUME_FILTERS, true)?;
         Ok(Self {
             ids: parse_volume_ids(params)?,
             filters,
-            page: PageRequest::parse(params, 5, 500)?,
+            page: PageRequest::parse_capped(params, 5, 500)?,
         })
     }
 
