@@ -88,6 +88,7 @@ fn registration(node_id: &str) -> NodeRegistration {
             version: env!("CARGO_PKG_VERSION").into(),
             accel: "tcg".into(),
             underlay_ip: None,
+            role: mallee_node_api::NodeRole::Compute,
         },
         url: "https://127.0.0.1:9".into(),
         capacity: Capacity::default(),

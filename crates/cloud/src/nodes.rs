@@ -249,6 +249,7 @@ mod tests {
                 version: version.into(),
                 accel: "tcg (test)".into(),
                 underlay_ip: None,
+                role: mallee_node_api::NodeRole::Compute,
             },
             url: "https://127.0.0.1:9".into(),
             capacity: Capacity::default(),

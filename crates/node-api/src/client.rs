@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use crate::tls::{HttpsClient, https_client};
 use crate::version::{ApiVersion, VERSION_HEADER};
 use crate::{
-    Capacity, ConsoleOutput, DesiredState, DesiredStateChange, FirewallPolicy, InstanceSpec,
-    NodeAgent, NodeError, NodeInfo, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
-    Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
+    Capacity, ConsoleOutput, DesiredState, DesiredStateChange, ExportSpec, FirewallPolicy,
+    InstanceSpec, NodeAgent, NodeError, NodeInfo, NodeReport, ObservedExport, ObservedInstance,
+    ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
 };
 
 /// Largest response body accepted from a node.
@@ -214,6 +214,18 @@ impl NodeAgent for HttpNodeClient {
             None::<&()>,
         )
         .await
+    }
+
+    async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError> {
+        let path = format!("/v1/volumes/{}/export", safe_id(&spec.volume_id));
+        self.call(Method::PUT, &path, Some(&spec)).await
+    }
+
+    async fn unexport_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        let path = format!("/v1/volumes/{}/export", safe_id(volume_id));
+        self.send(Method::DELETE, &path, None::<&()>)
+            .await
+            .map(|_| ())
     }
 
     async fn put_snapshot(&self, spec: SnapshotSpec) -> Result<ObservedSnapshot, NodeError> {

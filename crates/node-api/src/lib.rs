@@ -132,4 +132,13 @@ pub trait NodeAgent: Send + Sync {
     /// refused with [`NodeError::BadRequest`]. Returns the generation in
     /// force afterwards.
     async fn put_overlay(&self, overlay: Overlay) -> Result<u64, NodeError>;
+    /// Storage hosts: exports volume `spec.volume_id` over NBD (TLS) to
+    /// node `spec.node_id` alone and returns where that node connects.
+    /// Repeating it changes nothing; a volume exported to another node is
+    /// refused with [`NodeError::Conflict`] (no Multi-Attach). Compute
+    /// nodes refuse it with [`NodeError::BadRequest`].
+    async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError>;
+    /// Storage hosts: ends a volume's export after flushing what its
+    /// client wrote. Ending one that does not exist succeeds.
+    async fn unexport_volume(&self, volume_id: &str) -> Result<(), NodeError>;
 }

@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::{
-    DesiredStateChange, DetachQuery, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec, VolumeAttachment, VolumeSpec,
+    DesiredStateChange, DetachQuery, ExportSpec, FirewallPolicy, InstanceSpec, NodeAgent,
+    NodeError, ObservedExport, ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec,
+    VolumeAttachment, VolumeSpec,
 };
 
 #[derive(Clone)]
@@ -59,6 +60,10 @@ pub fn router(agent: Arc<dyn NodeAgent>) -> axum::Router {
         .route("/v1/firewall", put(put_firewall))
         .route("/v1/overlay", put(put_overlay))
         .route("/v1/volumes/{id}", put(put_volume).delete(delete_volume))
+        .route(
+            "/v1/volumes/{id}/export",
+            put(export_volume).delete(unexport_volume),
+        )
         .route(
             "/v1/instances/{id}/volumes/{volume}",
             put(attach_volume).delete(detach_volume),
@@ -157,6 +162,28 @@ async fn delete_volume(
     Path(id): Path<String>,
 ) -> Result<StatusCode, NodeError> {
     s.agent.delete_volume(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export_volume(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+    Json(spec): Json<ExportSpec>,
+) -> Answer<ObservedExport> {
+    if spec.volume_id != id {
+        return Err(NodeError::BadRequest(format!(
+            "path names {id}, body names {}",
+            spec.volume_id
+        )));
+    }
+    Ok(Json(s.agent.export_volume(spec).await?))
+}
+
+async fn unexport_volume(
+    State(s): State<Served>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, NodeError> {
+    s.agent.unexport_volume(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

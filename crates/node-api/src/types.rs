@@ -20,6 +20,42 @@ pub struct NodeInfo {
     /// VXLAN overlay (UDP 4789); `None`: the node takes no part in it.
     #[serde(default)]
     pub underlay_ip: Option<String>,
+    /// What the host does for its zone: run instances, or hold the zone's
+    /// volumes.
+    #[serde(default)]
+    pub role: NodeRole,
+}
+
+/// What a host of the cluster does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Runs instances (a node controller, in Eucalyptus' words).
+    #[default]
+    Compute,
+    /// Holds the zone's volumes and exports each attached one over NBD to
+    /// the node its instance runs on (Eucalyptus' storage controller). It
+    /// runs no instances.
+    Storage,
+}
+
+impl NodeRole {
+    /// `compute` or `storage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compute => "compute",
+            Self::Storage => "storage",
+        }
+    }
+
+    /// Parses [`NodeRole::as_str`]'s names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "compute" => Some(Self::Compute),
+            "storage" => Some(Self::Storage),
+            _ => None,
+        }
+    }
 }
 
 /// Cores, memory and disk for instances: totals and what is free.
@@ -393,6 +429,51 @@ pub struct VolumeSpec {
     /// grown to `size_gib`) instead of empty.
     #[serde(default)]
     pub source: Option<SnapshotSource>,
+    /// The volume's data is not on this node but served by the zone's
+    /// storage host at this NBD export: the node only records where to find
+    /// it, to attach it to an instance (`source` is then `None`). Deleting
+    /// such a volume on the node forgets the record and leaves the data.
+    #[serde(default)]
+    pub remote: Option<NbdExport>,
+}
+
+/// Where a node reaches a volume that a storage host exports: an NBD
+/// server over TLS (certificates from the cluster CA) that admits only the
+/// node it was exported to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NbdExport {
+    /// Address of the storage host's NBD server (an IP address or name).
+    pub host: String,
+    /// Its TCP port (one server per export).
+    pub port: u16,
+    /// NBD export name (the volume id).
+    pub name: String,
+    /// The storage host's node id: its certificate's name, which the node
+    /// checks the server against.
+    pub server_node_id: String,
+}
+
+/// A storage host's export of one volume to one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportSpec {
+    /// `vol-…` id.
+    pub volume_id: String,
+    /// The only node admitted (by its certificate).
+    pub node_id: String,
+    /// The controller's generation of the volume at this export.
+    pub generation: u64,
+}
+
+/// One export in a storage host's report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObservedExport {
+    /// The node it admits.
+    pub node_id: String,
+    /// Where that node connects.
+    pub export: NbdExport,
+    /// Whether the NBD server is up (a storage host restarting brings its
+    /// exports back; meanwhile the nodes' clients wait and reconnect).
+    pub serving: bool,
 }
 
 /// Disk image format of snapshot data.
@@ -570,6 +651,13 @@ pub struct ObservedVolume {
     /// Highest controller generation the node has applied to the volume
     /// (its spec or an attachment).
     pub generation: u64,
+    /// Storage host: the node the volume is exported to, if any.
+    #[serde(default)]
+    pub export: Option<ObservedExport>,
+    /// Compute node: the volume's data is remote (this is the record of an
+    /// NBD export, see [`VolumeSpec::remote`]).
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// Query of a detach (`?force=true`).

@@ -30,6 +30,7 @@ impl NodeAgent for MemoryAgent {
             version: "0".into(),
             accel: "tcg (no /dev/kvm)".into(),
             underlay_ip: Some("192.0.2.7".into()),
+            role: NodeRole::Storage,
         })
     }
     async fn capacity(&self) -> Result<Capacity, NodeError> {
@@ -179,6 +180,8 @@ impl NodeAgent for MemoryAgent {
                 state: VolumeState::Available,
                 size_gib: spec.size_gib,
                 generation: spec.generation,
+                export: None,
+                remote: spec.remote.is_some(),
             })
             .clone())
     }
@@ -190,6 +193,39 @@ impl NodeAgent for MemoryAgent {
             return Err(NodeError::Conflict(format!("{id} is attached")));
         }
         volumes.remove(id);
+        Ok(())
+    }
+    async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError> {
+        let mut volumes = self.volumes.lock().expect("lock");
+        let volume = volumes
+            .get_mut(&spec.volume_id)
+            .ok_or_else(|| NodeError::NotFound(spec.volume_id.clone()))?;
+        match &volume.export {
+            Some(e) if e.node_id != spec.node_id => Err(NodeError::Conflict(format!(
+                "{} is exported to {}",
+                spec.volume_id, e.node_id
+            ))),
+            Some(e) => Ok(e.clone()),
+            None => {
+                let export = ObservedExport {
+                    node_id: spec.node_id,
+                    export: NbdExport {
+                        host: "192.0.2.7".into(),
+                        port: 10809,
+                        name: spec.volume_id,
+                        server_node_id: "node-1".into(),
+                    },
+                    serving: true,
+                };
+                volume.export = Some(export.clone());
+                Ok(export)
+            }
+        }
+    }
+    async fn unexport_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        if let Some(v) = self.volumes.lock().expect("lock").get_mut(volume_id) {
+            v.export = None;
+        }
         Ok(())
     }
     async fn attach_volume(
@@ -510,6 +546,7 @@ async fn every_call_round_trips() {
             size_gib: 1,
             generation: 1,
             source: None,
+            remote: None,
         })
         .await
         .expect("put volume");
@@ -565,6 +602,38 @@ async fn every_call_round_trips() {
         .await
         .expect("detach");
     assert_eq!(detached.state, VolumeState::Available);
+
+    let export_spec = |node_id: &str| ExportSpec {
+        volume_id: vol.into(),
+        node_id: node_id.into(),
+        generation: 3,
+    };
+    let exported = node
+        .export_volume(export_spec("node-2"))
+        .await
+        .expect("export");
+    assert_eq!(
+        (exported.node_id.as_str(), exported.export.port),
+        ("node-2", 10809)
+    );
+    assert_eq!(
+        node.export_volume(export_spec("node-2")).await,
+        Ok(exported.clone()),
+        "exporting again changes nothing"
+    );
+    assert!(matches!(
+        node.export_volume(export_spec("node-3")).await,
+        Err(NodeError::Conflict(m)) if m.contains("node-2")
+    ));
+    assert_eq!(
+        node.report().await.expect("report").volumes[0].export,
+        Some(exported)
+    );
+    node.unexport_volume(vol).await.expect("unexport");
+    node.unexport_volume(vol)
+        .await
+        .expect("unexport is idempotent");
+    assert_eq!(node.report().await.expect("report").volumes[0].export, None);
 
     let snap = "snap-0123456789abcdef0";
     let snapshot_spec = |volume: &str| SnapshotSpec {

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mallee_node_api::{
-    Capacity, ConsoleOutput, DesiredState, DiskFormat, FirewallPolicy, InstanceSpec, NodeAgent,
-    NodeError, NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot,
-    ObservedVolume, Overlay, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec,
+    Capacity, ConsoleOutput, DesiredState, DiskFormat, ExportSpec, FirewallPolicy, InstanceSpec,
+    NodeAgent, NodeError, NodeInfo, NodeRegistration, NodeReport, NodeRole, ObservedExport,
+    ObservedInstance, ObservedSnapshot, ObservedVolume, Overlay, SnapshotSpec, VmState,
+    VolumeAttachment, VolumeSpec,
 };
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -204,6 +205,7 @@ impl SimNode {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             accel: "sim: simulated node, no VM runs".into(),
             underlay_ip: self.inner.underlay_ip.clone(),
+            role: NodeRole::Compute,
         }
     }
 
@@ -740,5 +742,16 @@ impl NodeAgent for SimNode {
             Ok(())
         })
         .await
+    }
+
+    async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError> {
+        Err(NodeError::BadRequest(format!(
+            "{} is a compute node: it exports no volumes ({} stays unexported)",
+            self.inner.node_id, spec.volume_id
+        )))
+    }
+
+    async fn unexport_volume(&self, _volume_id: &str) -> Result<(), NodeError> {
+        Ok(())
     }
 }

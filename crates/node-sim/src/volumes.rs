@@ -85,6 +85,8 @@ impl Volume {
             state: self.state.clone(),
             size_gib: self.size_gib,
             generation: self.generation,
+            export: None,
+            remote: false,
         }
     }
 }

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mallee_node_api::{
-    Capacity, ConsoleOutput, DesiredState, FirewallPolicy, InstanceSpec, NodeAgent, NodeError,
-    NodeInfo, NodeRegistration, NodeReport, ObservedInstance, ObservedSnapshot, ObservedVolume,
-    Overlay, REGISTER_PATH, SnapshotSpec, VmState, VolumeAttachment, VolumeSpec, VolumeState,
+    Capacity, ConsoleOutput, DesiredState, ExportSpec, FirewallPolicy, InstanceSpec, NodeAgent,
+    NodeError, NodeInfo, NodeRegistration, NodeReport, NodeRole, ObservedExport, ObservedInstance,
+    ObservedSnapshot, ObservedVolume, Overlay, REGISTER_PATH, SnapshotSpec, VmState,
+    VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_pki::tls::NodeTls;
 use mallee_pki::{Credentials, PeerName};
@@ -34,9 +35,10 @@ use crate::image_cache::ImageCache;
 use crate::instance::{self, InstanceHandle, ROOT_GUEST_DEVICE, Shared};
 use crate::metadata::MetadataService;
 use crate::network::{NetworkConfig, PublicNetworkConfig};
+use crate::qcow2_files::Qcow2Files;
 use crate::snapshot_data::SnapshotData;
 use crate::snapshots::Snapshots;
-use crate::volumes::{AttachedVolume, Holder, Qcow2Files, VolumeError, Volumes, guest_device};
+use crate::volumes::{AttachedVolume, Holder, VolumeError, Volumes, guest_device};
 use crate::vpc_networks::{FIREWALL_FILE, Networks, NetworksError};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
@@ -613,6 +615,7 @@ impl QemuNodeAgent {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             accel: self.accel_text(),
             underlay_ip: self.shared.networks.underlay().map(|u| u.local.to_string()),
+            role: NodeRole::Compute,
         }
     }
 }
@@ -1032,6 +1035,17 @@ impl NodeAgent for QemuNodeAgent {
             return Ok(());
         }
         self.snapshots.delete(snapshot_id).await
+    }
+
+    async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError> {
+        Err(NodeError::BadRequest(format!(
+            "{} is a compute node: it exports no volumes ({} stays unexported)",
+            self.node_id, spec.volume_id
+        )))
+    }
+
+    async fn unexport_volume(&self, _volume_id: &str) -> Result<(), NodeError> {
+        Ok(())
     }
 }
 

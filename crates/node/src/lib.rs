@@ -16,6 +16,7 @@ pub mod image_cache;
 mod instance;
 pub mod metadata;
 pub mod network;
+pub mod qcow2_files;
 pub mod qemu_img;
 pub mod snapshot_data;
 mod snapshots;

@@ -103,6 +103,7 @@ fn volume_spec(id: &str, size_gib: u64, source: Option<SnapshotSource>) -> Volum
         size_gib,
         generation: 1,
         source,
+        remote: None,
     }
 }
 

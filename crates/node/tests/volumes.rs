@@ -135,6 +135,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
         size_gib: 1,
         generation: 1,
         source: None,
+        remote: None,
     };
     let created = client.put_volume(spec_a.clone()).await.expect("create A");
     assert_eq!(created.state, VolumeState::Available);
@@ -172,6 +173,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
                 size_gib: 0,
                 generation: 1,
                 source: None,
+                remote: None,
             })
             .await,
         Err(NodeError::BadRequest(_))
@@ -183,6 +185,7 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
                 size_gib: 1,
                 generation: 1,
                 source: None,
+                remote: None,
             })
             .await
             .expect("create");

@@ -314,6 +314,7 @@ impl Volume {
             size_gib: u64::try_from(self.record.size_gib).unwrap_or(0),
             generation: self.generation(),
             source: self.details.source.as_ref().map(VolumeSource::to_node),
+            remote: None,
         }
     }
 

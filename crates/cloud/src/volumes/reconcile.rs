@@ -375,6 +375,8 @@ mod tests {
             state,
             size_gib: 1,
             generation,
+            export: None,
+            remote: false,
         }
     }
 

@@ -331,6 +331,7 @@ pub fn volume(id: &str, size_gib: u64, generation: u64) -> VolumeSpec {
         size_gib,
         generation,
         source: None,
+        remote: None,
     }
 }
 
