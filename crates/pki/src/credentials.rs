@@ -172,6 +172,35 @@ impl Credentials {
         Trust::new(&self.ca_pem, RevocationSet::new()).expect("checked CA")
     }
 
+    /// Writes them as QEMU's `tls-creds-x509` object reads a directory
+    /// (`ca-cert.pem`, then `server-cert.pem`/`server-key.pem` or
+    /// `client-cert.pem`/`client-key.pem`; the key mode 0600, the directory
+    /// owner-only): what qemu-storage-daemon serves NBD exports with, and
+    /// what a node's QEMU connects to them with. QEMU checks the peer
+    /// against the cluster CA and, as a client, the server's name (the
+    /// certificate's DNS name, [`PeerName::dns_name`]).
+    pub fn write_qemu_tls_dir(
+        &self,
+        dir: &Path,
+        endpoint: QemuTlsEndpoint,
+    ) -> Result<(), CredentialsError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| CredentialsError::Io { path, source }
+        };
+        files::create_private_dir(dir).map_err(io(dir))?;
+        let side = match endpoint {
+            QemuTlsEndpoint::Server => "server",
+            QemuTlsEndpoint::Client => "client",
+        };
+        let key = dir.join(format!("{side}-key.pem"));
+        let cert = dir.join(format!("{side}-cert.pem"));
+        let ca = dir.join("ca-cert.pem");
+        files::write(&key, self.key_pem.as_bytes(), 0o600).map_err(io(&key))?;
+        files::write(&cert, self.cert_pem.as_bytes(), 0o644).map_err(io(&cert))?;
+        files::write(&ca, self.ca_pem.as_bytes(), 0o644).map_err(io(&ca))
+    }
+
     /// The chain a TLS peer presents: the certificate, then the CA (so a
     /// node that only knows the CA's fingerprint can find it).
     pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
@@ -185,6 +214,15 @@ impl Credentials {
         PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
             .map_err(|e| CredentialsError::Invalid(format!("the key: {e}")))
     }
+}
+
+/// Which side of a TLS connection QEMU's credentials are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuTlsEndpoint {
+    /// The side that listens (qemu-storage-daemon's NBD server).
+    Server,
+    /// The side that connects (a VM's NBD client).
+    Client,
 }
 
 /// A fresh key and the signing request for it, naming `name`: what a node

@@ -24,7 +24,7 @@ mod trust;
 
 pub use ca::{CaError, ClusterCa, Issued, Validity};
 pub use controller::{ControllerPki, ControllerPkiError};
-pub use credentials::{Credentials, CredentialsError, KeyRequest};
+pub use credentials::{Credentials, CredentialsError, KeyRequest, QemuTlsEndpoint};
 pub use names::{NameError, PeerKind, PeerName};
 pub use token::{EnrolmentToken, Fingerprint, TokenError};
 pub use trust::{CertInfo, RevocationSet, Trust, TrustError};
