@@ -145,7 +145,13 @@ fn peer_params(name: &PeerName, validity: Validity) -> Result<CertificateParams,
         dns.clone().try_into().map_err(CaError::Sign)?,
     )];
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // QEMU's tls-creds-x509 (NBD exports between storage hosts and nodes)
+    // refuses a certificate whose critical key usage lacks key
+    // encipherment, whatever its key type; rustls ignores key usage.
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     // The same certificate serves and dials: a node serves the node API
     // and calls the controller, the controller the reverse.
     params.extended_key_usages = vec![
