@@ -50,12 +50,16 @@ pub fn judge(heard: i64, timeout: std::time::Duration, now: i64) -> NodeHealth {
     }
 }
 
-/// The nodes new instances may go to: those that are up and not disabled
-/// for maintenance.
+/// The nodes new instances may go to: compute nodes that are up and not
+/// disabled for maintenance (storage hosts run no instances).
 pub fn schedulable(cloud: &Cloud, nodes: Vec<Node>, now: i64) -> Vec<Node> {
     nodes
         .into_iter()
-        .filter(|n| !n.disabled && of(cloud, n, now) == NodeHealth::Up)
+        .filter(|n| {
+            !n.disabled
+                && !crate::zone_storage::is_storage(n)
+                && of(cloud, n, now) == NodeHealth::Up
+        })
         .collect()
 }
 

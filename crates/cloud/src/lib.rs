@@ -37,6 +37,7 @@ pub mod tags;
 pub mod testkit;
 pub mod volumes;
 pub mod vpcs;
+pub mod zone_storage;
 pub mod zones;
 
 use std::sync::Arc;

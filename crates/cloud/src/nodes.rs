@@ -173,6 +173,7 @@ pub async fn register(
         accel: info.accel.clone(),
         // Not written by registration: an administrator's choice stays.
         disabled: false,
+        role: info.role.as_str().to_owned(),
     };
     let before = cloud
         .store
@@ -201,6 +202,7 @@ pub async fn register(
                 &b.version,
                 &b.accel,
                 &b.underlay_ip,
+                &b.role,
                 b.cores_max,
                 b.memory_mib_max,
             ) != (
@@ -208,6 +210,7 @@ pub async fn register(
                 &node.version,
                 &node.accel,
                 &node.underlay_ip,
+                &node.role,
                 node.cores_max,
                 node.memory_mib_max,
             ) =>
@@ -222,6 +225,7 @@ pub async fn register(
             zone = %node.zone,
             url = %node.address,
             accel = %info.accel,
+            role = %node.role,
             version = %info.version,
             cores = capacity.cores_max,
             memory_mib = capacity.memory_mib_max,

@@ -5,7 +5,7 @@
 //! simply decides again after restart; node calls run in their own tasks,
 //! one at a time per instance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,10 +201,10 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         })
         .collect();
     let now = now_millis();
-    let mut known = HashSet::new();
+    let mut known = HashMap::new();
     let mut busy = false;
     for record in cloud.store.instances(None).await? {
-        known.insert(record.instance_id.clone());
+        known.insert(record.instance_id.clone(), record.node_id.clone());
         let instance = match Instance::decode(record) {
             Ok(instance) => instance,
             Err(e) => {
@@ -238,7 +238,14 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             instance.state,
             InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
         );
-        let step = decide(&instance, observed, now);
+        let mut step = decide(&instance, observed, now);
+        if step == Step::Put
+            && !root_volume_ready(&instance, node_reports.get(&instance.record.node_id))
+        {
+            // Its node cannot take an EBS-backed instance before it has the
+            // root volume (recorded there by the volume pass).
+            step = Step::Nothing;
+        }
         apply(cloud, node, instance, step, now).await?;
     }
     push_firewalls(cloud, &nodes, &reports).await;
@@ -250,8 +257,18 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         else {
             continue;
         };
-        for orphan in report.keys().filter(|id| !known.contains(*id)) {
-            tracing::warn!(instance = %orphan, node = %node_id, "removing an instance the controller has no record of");
+        for orphan in report.keys() {
+            match known.get(orphan) {
+                None => {
+                    tracing::warn!(instance = %orphan, node = %node_id, "removing an instance the controller has no record of");
+                }
+                // Started on another node (its volumes are on the zone's
+                // storage host): the copy left here goes.
+                Some(placed) if placed != node_id && !placed.is_empty() => {
+                    tracing::info!(instance = %orphan, node = %node_id, now_on = %placed, "removing an instance that moved to another node");
+                }
+                Some(_) => continue,
+            }
             node_call(cloud, node, orphan.clone(), Call::Delete);
         }
     }
@@ -271,6 +288,18 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
 }
 
 type Report = HashMap<String, ObservedInstance>;
+
+/// Whether the node of `instance` (whose report is `report`) has the
+/// instance's EBS root volume, if it boots from one.
+fn root_volume_ready(instance: &Instance, report: Option<&Option<NodeReport>>) -> bool {
+    let crate::instances::spec::Boot::Ebs { root_volume_id, .. } = &instance.details.spec.image
+    else {
+        return true;
+    };
+    report
+        .and_then(Option::as_ref)
+        .is_some_and(|r| r.volumes.iter().any(|v| &v.volume_id == root_volume_id))
+}
 
 /// How often a node is sent its firewall policy and its overlay even when
 /// they did not change (a node that lost its state gets it back).

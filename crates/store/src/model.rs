@@ -147,4 +147,12 @@ pub struct Node {
     /// as it is.
     #[serde(default)]
     pub disabled: bool,
+    /// `compute` (runs instances) or `storage` (holds the zone's volumes),
+    /// as it last registered.
+    #[serde(default = "compute_role")]
+    pub role: String,
+}
+
+fn compute_role() -> String {
+    "compute".into()
 }

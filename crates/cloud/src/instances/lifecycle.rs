@@ -4,6 +4,7 @@
 //! and the reconciler carries them out on the nodes; reboot and the console
 //! ask the node directly.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,8 +171,11 @@ pub async fn stop(
 }
 
 /// Moves stopped instances to pending (pending and running ones stay as
-/// they are), each on the node it was placed on, if that node still has
-/// room for it (AWS frees a stopped instance's host; so does mallee).
+/// they are), each on the node it was placed on if that node takes new
+/// work and has room for it (AWS frees a stopped instance's host; so does
+/// mallee). An EBS-backed instance whose volumes all live on the zone's
+/// storage host starts on another node of its zone when its own is full,
+/// disabled or down; instance-store instances stay where their disk is.
 pub async fn start(
     cloud: &Cloud,
     caller: &Principal,
@@ -188,9 +192,29 @@ pub async fn start(
         .iter()
         .flat_map(|zone| placement::rooms(&nodes, &all, zone))
         .collect();
+    let mut moves: HashMap<String, String> = HashMap::new();
     for instance in wanted.iter().filter(|i| i.state == InstanceState::Stopped) {
         let spec = &instance.details.spec;
-        if !placement::take_on(&mut rooms, &instance.record.node_id, Demand::of(spec)) {
+        let demand = Demand::of(spec);
+        if placement::take_on(&mut rooms, &instance.record.node_id, demand) {
+            continue;
+        }
+        let elsewhere = if movable(cloud, instance).await? {
+            let candidates: Vec<String> = rooms
+                .iter()
+                .filter(|r| r.node.zone == instance.record.zone)
+                .map(|r| r.node.node_id.clone())
+                .collect();
+            candidates
+                .into_iter()
+                .find(|node_id| placement::take_on(&mut rooms, node_id, demand))
+        } else {
+            None
+        };
+        if let Some(node_id) = elsewhere {
+            tracing::info!(instance = %instance.id(), from = %instance.record.node_id, to = %node_id, "starting an EBS-backed instance on another node");
+            moves.insert(instance.id().to_owned(), node_id);
+        } else {
             return Err(CloudError::InsufficientCapacity {
                 capacity: crate::error::Capacity::Instances,
                 message: format!(
@@ -204,6 +228,9 @@ pub async fn start(
         _ if is_metal(i) => Err(metal_unsupported(i, "started")),
         InstanceState::Pending | InstanceState::Running => Ok(false),
         InstanceState::Stopped => {
+            if let Some(node_id) = moves.get(i.id()) {
+                i.record.node_id.clone_from(node_id);
+            }
             i.state = InstanceState::Pending;
             i.desired = Desired::Running;
             i.record.generation += 1;
@@ -222,6 +249,30 @@ pub async fn start(
         }
     })
     .await
+}
+
+/// Whether `instance` may start on another node: it boots from an EBS
+/// volume and every volume it has lives on a storage host.
+async fn movable(cloud: &Cloud, instance: &Instance) -> Result<bool, CloudError> {
+    if !matches!(
+        instance.details.spec.image,
+        crate::instances::spec::Boot::Ebs { .. }
+    ) {
+        return Ok(false);
+    }
+    let nodes = cloud.store.nodes().await?;
+    let volumes = cloud
+        .store
+        .volumes(Some(&instance.record.account_id))
+        .await?;
+    Ok(volumes
+        .iter()
+        .filter(|v| v.instance_id.as_deref() == Some(instance.id()))
+        .all(|v| {
+            nodes
+                .iter()
+                .any(|n| n.node_id == v.node_id && crate::zone_storage::is_storage(n))
+        }))
 }
 
 /// The agent of the node an instance is placed on (`None`: a node the

@@ -70,6 +70,26 @@ pub async fn load_owned(cloud: &Cloud, caller: &Principal, id: &str) -> Result<V
     }
 }
 
+/// The caller's volumes `ids` (every one when empty) with their health
+/// (see [`Volume::health`]): a volume whose node or storage host is down
+/// is `impaired`.
+pub async fn statuses(
+    cloud: &Cloud,
+    caller: &Principal,
+    ids: &[String],
+) -> Result<Vec<(Volume, super::model::Health)>, CloudError> {
+    let volumes = list(cloud, caller, ids).await?;
+    let nodes = cloud.store.nodes().await?;
+    let down = crate::health::down(cloud, &nodes, crate::ids::now_millis());
+    Ok(volumes
+        .into_iter()
+        .filter_map(|v| {
+            let health = v.health(down.contains(&v.record.node_id))?;
+            Some((v, health))
+        })
+        .collect())
+}
+
 /// The caller's volumes, those named in `ids` only when it names any
 /// (every one must exist), ordered by id.
 pub async fn list(
@@ -221,8 +241,12 @@ pub async fn create(
         }
     }
     let placing = cloud.compute.placement_lock.lock().await;
-    let nodes =
-        crate::health::schedulable(cloud, cloud.store.nodes().await?, crate::ids::now_millis());
+    let nodes = crate::zone_storage::volume_hosts(
+        cloud,
+        cloud.store.nodes().await?,
+        &zone,
+        crate::ids::now_millis(),
+    )?;
     let placed = cloud.store.volumes(None).await?;
     let Some(node) = place(&nodes, &placed, &zone) else {
         return Err(CloudError::InsufficientCapacity {

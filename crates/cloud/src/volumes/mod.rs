@@ -9,12 +9,15 @@
 //! - `actions`: creating, deleting, attaching and detaching volumes;
 //! - `reconcile`: the reconciler's pure decision and its pass over every
 //!   volume;
+//! - `exports`: where a storage host's volume is exported before the
+//!   usual steps apply;
 //! - `node_calls`: the calls to nodes the reconciler starts;
 //! - `block_devices`: the volumes a launch turns block device mappings
 //!   into.
 
 pub mod actions;
 pub mod block_devices;
+pub mod exports;
 pub mod model;
 mod node_calls;
 pub mod reconcile;
@@ -22,7 +25,7 @@ pub mod types;
 
 pub use actions::{
     Attach, Created, Detach, NewVolume, attach, check_attach_device, create, delete, detach, list,
-    load_owned, set_auto_enable_io, validate_volume_id,
+    load_owned, set_auto_enable_io, statuses, validate_volume_id,
 };
 pub use model::{
     AttachState, CorruptVolume, Health, Volume, VolumeDesired, VolumeDetails, VolumeStatus, place,

@@ -381,13 +381,15 @@ impl Volume {
     }
 
     /// The volume's health as DescribeVolumeStatus reports it: `ok` once
-    /// its storage exists, `impaired` when it failed, not reported while
-    /// it is being deleted.
-    pub fn health(&self) -> Option<Health> {
+    /// its storage exists, `impaired` when it failed or the node holding
+    /// its data (`host_down`) stopped answering, not reported while it is
+    /// being deleted.
+    pub fn health(&self, host_down: bool) -> Option<Health> {
         let (status, io_enabled) = match self.status {
             VolumeStatus::Deleting => return None,
             VolumeStatus::Creating => ("insufficient-data", "insufficient-data"),
             VolumeStatus::Error => ("impaired", "failed"),
+            VolumeStatus::Available | VolumeStatus::InUse if host_down => ("impaired", "failed"),
             VolumeStatus::Available | VolumeStatus::InUse => ("ok", "passed"),
         };
         Some(Health { status, io_enabled })

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mallee_node_api::{NodeError, VolumeAttachment, VolumeSpec};
+use mallee_node_api::{ExportSpec, NodeError, VolumeAttachment, VolumeSpec};
 use mallee_store::Node;
 
 use super::model::{Volume, VolumeDesired, VolumeStatus};
@@ -30,12 +30,22 @@ pub(super) enum Call {
         force: bool,
     },
     Delete(String),
+    /// Storage host: export the volume to one node.
+    Export(ExportSpec),
+    /// Storage host: end the volume's export.
+    Unexport(String),
+    /// Compute node: record where the volume's export is.
+    Record(VolumeSpec),
+    /// Compute node: forget the volume's remote record.
+    Release(String),
 }
 
 impl Call {
     fn volume_id(&self) -> &str {
         match self {
-            Self::Create(spec) => &spec.volume_id,
+            Self::Create(spec) | Self::Record(spec) => &spec.volume_id,
+            Self::Export(spec) => &spec.volume_id,
+            Self::Unexport(volume_id) | Self::Release(volume_id) => volume_id,
             Self::Attach { attachment, .. } => &attachment.volume_id,
             Self::Detach { volume_id, .. } | Self::Delete(volume_id) => volume_id,
         }
@@ -72,7 +82,12 @@ pub(super) fn node_call(cloud: &Arc<Cloud>, node: &Node, call: Call) {
                     .detach_volume(instance_id, volume_id, *force)
                     .await
                     .map(|_| ()),
-                Call::Delete(volume_id) => client.delete_volume(volume_id).await,
+                Call::Delete(volume_id) | Call::Release(volume_id) => {
+                    client.delete_volume(volume_id).await
+                }
+                Call::Export(spec) => client.export_volume(spec.clone()).await.map(|_| ()),
+                Call::Unexport(volume_id) => client.unexport_volume(volume_id).await,
+                Call::Record(spec) => client.put_volume(spec.clone()).await.map(|_| ()),
             }
         },
         move |cloud, answer| async move {
@@ -104,7 +119,13 @@ async fn refused(cloud: &Arc<Cloud>, call: &Call, error: &NodeError) {
     let generation = match call {
         Call::Create(spec) => spec.generation,
         Call::Attach { attachment, .. } => attachment.generation,
-        Call::Detach { .. } | Call::Delete(_) => return,
+        // Export steps are decided again by the next pass.
+        Call::Detach { .. }
+        | Call::Delete(_)
+        | Call::Export(_)
+        | Call::Unexport(_)
+        | Call::Record(_)
+        | Call::Release(_) => return,
     };
     let record = match cloud.store.volume(volume_id).await {
         Ok(Some(record)) => record,

@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mallee_node_api::{NodeReport, ObservedVolume, VolumeAttachment, VolumeState};
+use mallee_node_api::{ExportSpec, NodeReport, ObservedVolume, VolumeAttachment, VolumeState};
 use mallee_store::{Node, StoreError};
 
+use super::exports;
 use super::model::{AttachState, Volume, VolumeDesired, VolumeStatus};
 use super::node_calls::{Call, node_call};
 use crate::Cloud;
@@ -256,7 +257,7 @@ pub async fn pass(
         let Some(Some(report)) = reports.get(volume.record.node_id.as_str()) else {
             continue;
         };
-        let Some(node) = nodes.iter().find(|n| n.node_id == volume.record.node_id) else {
+        let Some(data_node) = nodes.iter().find(|n| n.node_id == volume.record.node_id) else {
             continue;
         };
         let instance = match volume.instance_id() {
@@ -280,18 +281,113 @@ pub async fn pass(
             volume.attach,
             Some(AttachState::Attaching | AttachState::Detaching)
         );
-        let step = decide(&volume, report.get(volume.id()), instance);
-        apply(cloud, node, volume, step).await?;
+        if !crate::zone_storage::is_storage(data_node) {
+            let step = decide(&volume, report.get(volume.id()), instance);
+            apply(cloud, data_node, data_node, volume, step).await?;
+            continue;
+        }
+        // A storage host's volume: its exports first, then the usual steps
+        // on the view of the node that holds (or is to hold) it.
+        let data = report.get(volume.id());
+        let remotes = remotes_of(&reports, data_node, volume.id());
+        let target = exports::target(&volume, instance);
+        if let Some(plumbing) = exports::plumb(data, &remotes, target) {
+            busy = true;
+            apply_plumbing(cloud, nodes, data_node, &volume, plumbing);
+            continue;
+        }
+        let Some((view, from)) = exports::compose(data, &remotes, target) else {
+            let step = decide(&volume, None, instance);
+            apply(cloud, data_node, data_node, volume, step).await?;
+            continue;
+        };
+        let attach_node = from
+            .as_deref()
+            .or(target)
+            .and_then(|id| nodes.iter().find(|n| n.node_id == id));
+        let step = decide(&volume, Some(&view), instance);
+        match attach_node {
+            Some(attach_node) => apply(cloud, data_node, attach_node, volume, step).await?,
+            None if matches!(step, Step::Attach | Step::Detach { .. }) => {}
+            None => apply(cloud, data_node, data_node, volume, step).await?,
+        }
     }
     Ok(busy)
 }
 
+/// What the compute nodes other than the storage host `data_node` reported
+/// of `volume_id` this pass.
+fn remotes_of(
+    reports: &HashMap<&str, Option<VolumeReport>>,
+    data_node: &Node,
+    volume_id: &str,
+) -> exports::Remotes {
+    let mut remotes = exports::Remotes::default();
+    for (node_id, report) in reports {
+        if *node_id == data_node.node_id {
+            continue;
+        }
+        let Some(report) = report else { continue };
+        remotes.answered.insert((*node_id).to_owned());
+        if let Some(o) = report.get(volume_id) {
+            remotes.records.insert((*node_id).to_owned(), o.clone());
+        }
+    }
+    remotes
+}
+
+/// Starts a plumbing step: a call to the storage host or to a compute
+/// node.
+fn apply_plumbing(
+    cloud: &Arc<Cloud>,
+    nodes: &[Node],
+    data_node: &Node,
+    volume: &Volume,
+    plumbing: exports::Plumb,
+) {
+    let node = |id: &str| nodes.iter().find(|n| n.node_id == id);
+    tracing::debug!(volume = %volume.id(), step = ?plumbing, "volume export");
+    match plumbing {
+        exports::Plumb::Wait => {}
+        exports::Plumb::Unexport => {
+            node_call(cloud, data_node, Call::Unexport(volume.id().to_owned()));
+        }
+        exports::Plumb::Export { node_id } => node_call(
+            cloud,
+            data_node,
+            Call::Export(ExportSpec {
+                volume_id: volume.id().to_owned(),
+                node_id,
+                generation: volume.generation(),
+            }),
+        ),
+        exports::Plumb::Release { node_id } => {
+            if let Some(node) = node(&node_id) {
+                node_call(cloud, node, Call::Release(volume.id().to_owned()));
+            }
+        }
+        exports::Plumb::Record { node_id, export } => {
+            if let Some(node) = node(&node_id) {
+                let mut spec = volume.node_spec();
+                spec.source = None;
+                spec.remote = Some(export);
+                node_call(cloud, node, Call::Record(spec));
+            }
+        }
+    }
+}
+
+/// Carries out `step` for `volume`, whose data is on `data_node` and whose
+/// attachment is (or is to be) on `attach_node` (the same node unless a
+/// storage host holds the data).
 async fn apply(
     cloud: &Arc<Cloud>,
-    node: &Node,
+    data_node: &Node,
+    attach_node: &Node,
     mut volume: Volume,
     step: Step,
 ) -> Result<(), StoreError> {
+    let node = data_node;
     match step {
         Step::Nothing => {}
         Step::Create => node_call(cloud, node, Call::Create(volume.node_spec())),
@@ -304,7 +400,7 @@ async fn apply(
             };
             node_call(
                 cloud,
-                node,
+                attach_node,
                 Call::Attach {
                     instance_id,
                     attachment: VolumeAttachment {
@@ -317,7 +413,7 @@ async fn apply(
         }
         Step::Detach { instance_id, force } => node_call(
             cloud,
-            node,
+            attach_node,
             Call::Detach {
                 volume_id: volume.id().to_owned(),
                 instance_id,

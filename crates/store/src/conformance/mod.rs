@@ -110,12 +110,14 @@ async fn nodes(store: &dyn Store) {
         accel: "kvm".into(),
         underlay_ip: None,
         disabled: false,
+        role: "compute".into(),
     };
     store.upsert_node(&node).await.expect("insert node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
     node.cores_free = 2;
     node.accel = "tcg (no /dev/kvm)".into();
     node.underlay_ip = Some("192.0.2.10".into());
+    node.role = "storage".into();
     store.upsert_node(&node).await.expect("update node");
     assert_eq!(store.nodes().await.expect("nodes"), vec![node.clone()]);
 

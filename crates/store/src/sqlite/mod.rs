@@ -143,14 +143,14 @@ pub(super) async fn upsert_node_in(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
-                            disk_gib_max, disk_gib_free, updated_at, underlay_ip, version, accel)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            disk_gib_max, disk_gib_free, updated_at, underlay_ip, version, accel, role)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
             cores_max = excluded.cores_max, cores_free = excluded.cores_free,
             memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
             disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
             updated_at = excluded.updated_at, underlay_ip = excluded.underlay_ip,
-            version = excluded.version, accel = excluded.accel",
+            version = excluded.version, accel = excluded.accel, role = excluded.role",
     )
     .bind(&node.node_id)
     .bind(&node.zone)
@@ -165,6 +165,7 @@ pub(super) async fn upsert_node_in(
     .bind(&node.underlay_ip)
     .bind(&node.version)
     .bind(&node.accel)
+    .bind(&node.role)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -561,6 +562,7 @@ impl Store for SqliteStore {
                     accel: row.try_get("accel")?,
                     underlay_ip: row.try_get("underlay_ip")?,
                     disabled: row.try_get("disabled")?,
+                    role: row.try_get("role")?,
                 })
             })
             .collect()

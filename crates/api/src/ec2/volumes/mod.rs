@@ -429,10 +429,13 @@ impl DescribeVolumeStatus {
     /// Reports each volume's health (`Volume::health`); mallee raises no
     /// events.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let volumes = volumes::list(ctx.cloud, ctx.principal, &self.ids).await?;
+        let volumes = volumes::statuses(ctx.cloud, ctx.principal, &self.ids).await?;
         let selected: Vec<StatusView<'_>> = volumes
             .iter()
-            .filter_map(|volume| volume.health().map(|health| StatusView { volume, health }))
+            .map(|(volume, health)| StatusView {
+                volume,
+                health: *health,
+            })
             .filter(|view| filter::matches(&self.filters, view))
             .collect();
         let (page, next) = self

@@ -22,6 +22,8 @@
 
 pub mod steps;
 
+use std::collections::HashMap;
+
 use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, SshKey};
 use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
@@ -229,8 +231,10 @@ pub async fn run(
         request_hash: hash.clone(),
         created_at: now,
     };
+    let volume_hosts = launch_volume_hosts(cloud, &plan, &subnet.zone, &chosen).await?;
     let built = build_records(
         cloud,
+        &volume_hosts,
         &request,
         &plan,
         &network,
@@ -561,9 +565,30 @@ fn iso8601_seconds(millis: i64) -> String {
     format!("{}Z", &full[..19])
 }
 
+/// The node that holds the launch volumes of each chosen node's
+/// instances (by the instance's node id): the zone's storage host, or the
+/// instance's own node (see [`crate::zone_storage`]).
+async fn launch_volume_hosts(
+    cloud: &Cloud,
+    plan: &Plan,
+    zone: &str,
+    chosen: &[mallee_store::Node],
+) -> Result<HashMap<String, String>, CloudError> {
+    let mut hosts = HashMap::new();
+    if plan.volumes.is_empty() {
+        return Ok(hosts);
+    }
+    for node in chosen {
+        let host = crate::zone_storage::launch_volume_host(cloud, zone, &node.node_id).await?;
+        hosts.insert(node.node_id.clone(), host);
+    }
+    Ok(hosts)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_records(
     cloud: &Cloud,
+    volume_hosts: &HashMap<String, String>,
     request: &RunInstances,
     plan: &Plan,
     network: &Network,
@@ -621,7 +646,10 @@ fn build_records(
         let instance_volumes: Vec<Volume> = plan
             .volumes
             .iter()
-            .map(|v| Volume::for_launch(account, zone, &node.node_id, &instance_id, v, now))
+            .map(|v| {
+                let host = volume_hosts.get(&node.node_id).unwrap_or(&node.node_id);
+                Volume::for_launch(account, zone, host, &instance_id, v, now)
+            })
             .collect();
         let root_volume = instance_volumes
             .iter()
