@@ -405,11 +405,19 @@ pub async fn attach(
         if taken {
             return Err(device_in_use(device));
         }
+        // A storage host exports its volumes to any node of the zone; a
+        // volume kept on a compute node attaches there only.
         if volume.record.node_id != instance.record.node_id {
-            return Err(CloudError::unsupported(format!(
-                "The volume '{volume_id}' is stored on node {} and instance '{instance_id}' runs on node {}: attaching across nodes of a zone is not supported yet.",
-                volume.record.node_id, instance.record.node_id
-            )));
+            let nodes = cloud.store.nodes().await?;
+            let on_storage = nodes
+                .iter()
+                .any(|n| n.node_id == volume.record.node_id && crate::zone_storage::is_storage(n));
+            if !on_storage {
+                return Err(CloudError::unsupported(format!(
+                    "The volume '{volume_id}' is stored on node {} and instance '{instance_id}' runs on node {}: a zone without a storage host attaches a volume only on the node that holds it.",
+                    volume.record.node_id, instance.record.node_id
+                )));
+            }
         }
         volume.status = VolumeStatus::InUse;
         volume.desired = VolumeDesired::Attached;
