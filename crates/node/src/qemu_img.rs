@@ -105,6 +105,30 @@ pub async fn create_qcow2(path: &Path, size: u64) -> Result<(), QemuImgError> {
     .map(drop)
 }
 
+/// Creates a qcow2 image of `size` bytes over the qcow2 image `base`
+/// (its backing file, named by absolute path): it reads as `base` until
+/// written, and takes almost no space before.
+pub async fn create_overlay(path: &Path, base: &Path, size: u64) -> Result<(), QemuImgError> {
+    let size = size.to_string();
+    run(
+        "create",
+        &[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            "qcow2".as_ref(),
+            "-b".as_ref(),
+            base.as_os_str(),
+            path.as_os_str(),
+            size.as_ref(),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
 /// Grows a qcow2 image to `size` bytes.
 pub async fn resize_qcow2(path: &Path, size: u64) -> Result<(), QemuImgError> {
     let size = size.to_string();
