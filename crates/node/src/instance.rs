@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use mallee_node_api::{
     BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
 };
+use mallee_qemu::vm::DiskSource;
 use mallee_qemu::{
     AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpError, QmpEvent, RunState,
     RunningVm, VmSpec,
@@ -1062,8 +1063,7 @@ async fn peripheral_ids(vm: &RunningVm) -> Result<Vec<String>, String> {
 fn volume_disk(shared: &Shared, volume_id: &str) -> Disk {
     let disk = shared.volumes.backend().disk(volume_id);
     Disk {
-        path: disk.path,
-        format: disk.format,
+        source: DiskSource::file(disk.path, disk.format),
         read_only: false,
         id: Some(node_name(volume_id)),
         serial: Some(serial(volume_id)),
@@ -1077,7 +1077,7 @@ async fn hot_plug(shared: &Shared, vm: &RunningVm, volume: &AttachedVolume) -> R
     let node = node_name(&volume.volume_id);
     let qmp = vm.qmp();
     match qmp
-        .blockdev_add_file(&node, &disk.path, disk.format, false)
+        .blockdev_add(mallee_qemu::vm::disk_blockdev_json(&node, &disk))
         .await
     {
         Ok(()) => {}
@@ -1219,8 +1219,7 @@ async fn image_boot(ctx: &StartCtx, overlay: &Path) -> Result<Boot, String> {
 
 fn overlay_disk(overlay: &Path) -> Disk {
     Disk {
-        path: overlay.to_path_buf(),
-        format: DiskFormat::Qcow2,
+        source: DiskSource::file(overlay, DiskFormat::Qcow2),
         read_only: false,
         id: None,
         serial: None,

@@ -437,7 +437,17 @@ impl QmpClient {
             .await
     }
 
+    /// `object-add` with raw QAPI `ObjectOptions` arguments (`qom-type`,
+    /// `id` and the type's properties), e.g.
+    /// [`crate::vm::nbd_tls_object_json`]. An id in use fails with a
+    /// [`QmpError::Command`] whose `desc` says "duplicate property".
+    pub async fn object_add(&self, options: Value) -> Result<(), QmpError> {
+        self.execute("object-add", options).await.map(drop)
+    }
+
     /// `blockdev-del`: removes a block node that no device uses any more.
+    /// Closing the node flushes it first (for an NBD client: a flush
+    /// request to the server, then the disconnect).
     pub async fn blockdev_del(&self, node_name: &str) -> Result<(), QmpError> {
         self.execute("blockdev-del", json!({ "node-name": node_name }))
             .await

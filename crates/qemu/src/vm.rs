@@ -11,7 +11,8 @@
 //!
 //! Every guest gets `-nodefaults`, a `pc` machine (PCI hot-plug works on its
 //! root bus, which volume attachment needs), a `virtio-rng-pci` entropy
-//! device, its serial port written to a log file, virtio-blk disks and
+//! device, its serial port written to a log file, virtio-blk disks (image
+//! files, or NBD exports that QEMU's own NBD client reaches over TLS) and
 //! virtio-net NICs. Dropping a [`RunningVm`] leaves the VM running.
 
 use std::ffi::OsString;
@@ -139,10 +140,8 @@ pub enum Boot {
 /// A virtio-blk disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
-    /// Image file.
-    pub path: PathBuf,
-    /// Image format.
-    pub format: DiskFormat,
+    /// Where its data is.
+    pub source: DiskSource,
     /// Attach read-only.
     pub read_only: bool,
     /// Block node name (the device is `<id>-dev`); `None`: `disk<N>` by
@@ -155,6 +154,90 @@ pub struct Disk {
     #[serde(default)]
     pub serial: Option<String>,
 }
+
+/// Where a disk's data is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum DiskSource {
+    /// An image file QEMU opens itself.
+    File {
+        /// Image file.
+        path: PathBuf,
+        /// Image format.
+        format: DiskFormat,
+    },
+    /// An export of an NBD server, reached with QEMU's NBD client over TLS
+    /// (the VM's [`NBD_TLS_OBJECT`]).
+    Nbd(NbdSource),
+}
+
+impl DiskSource {
+    /// An image file.
+    pub fn file(path: impl Into<PathBuf>, format: DiskFormat) -> Self {
+        Self::File {
+            path: path.into(),
+            format,
+        }
+    }
+}
+
+/// An NBD export as QEMU's NBD client reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NbdSource {
+    /// Where the server listens.
+    pub server: NbdServer,
+    /// The export's name.
+    pub export: String,
+    /// The name the server's certificate must carry (QEMU's
+    /// `tls-hostname`): whatever the transport, the client talks TLS to
+    /// the server itself and checks it is this one.
+    pub tls_hostname: String,
+    /// The client's credentials, a `tls-creds-x509` directory
+    /// (`ca-cert.pem`, `client-cert.pem`, `client-key.pem`): loaded once
+    /// per VM as [`NBD_TLS_OBJECT`], so every NBD disk of a VM names the
+    /// same one.
+    pub tls_dir: PathBuf,
+}
+
+/// Where an NBD server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum NbdServer {
+    /// A TCP address.
+    Inet {
+        /// Host name or IP address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// A Unix socket (a relay to the server, for a VM whose network
+    /// namespace cannot reach it).
+    Unix {
+        /// The socket.
+        path: PathBuf,
+    },
+}
+
+/// Id of the `tls-creds-x509` object NBD disks use (one per VM).
+pub const NBD_TLS_OBJECT: &str = "nbd-tls";
+
+/// How long (seconds) QEMU's NBD client holds a disk's requests while it
+/// reconnects after losing the server (`reconnect-delay`); after that they
+/// fail and the guest sees I/O errors. A storage host restart (its
+/// qemu-storage-daemon gone for up to ~30 s) must only stall the guest:
+/// the client retries with a delay that doubles from 1 s to at most 16 s,
+/// so after a 30 s outage it may take until ~47 s to get back in; 60 s
+/// covers that, and stays below the 120 s after which a Linux guest
+/// reports hung tasks (virtio-blk itself never times a request out).
+pub const NBD_RECONNECT_DELAY_SECS: u64 = 60;
+
+/// How long (seconds) QEMU's NBD client keeps trying to reach the server
+/// when it opens a disk (`open-timeout`; 0 would give up after one try):
+/// a VM starting, or a disk hot-plugged, while the storage host restarts
+/// waits for it as a running disk does, within the 60 s a VM start may
+/// take. (A hot-plug's `blockdev-add` blocks QEMU's main loop while it
+/// waits, so this is not longer.)
+pub const NBD_OPEN_TIMEOUT_SECS: u64 = 30;
 
 /// The `virtio-blk-pci` device properties (without `driver` and `id`) for
 /// block node `node_name`, as [`argv`] and a hot-plug both use them.
@@ -242,6 +325,27 @@ impl VmSpec {
         if matches!(self.boot, Boot::Disk) && self.disks.is_empty() {
             return bad("disk boot needs at least one disk".into());
         }
+        let mut tls_dirs = self.disks.iter().filter_map(|d| match &d.source {
+            DiskSource::Nbd(nbd) => Some(&nbd.tls_dir),
+            DiskSource::File { .. } => None,
+        });
+        if let Some(first) = tls_dirs.next()
+            && tls_dirs.any(|d| d != first)
+        {
+            return bad("the NBD disks of a VM must share one TLS directory".into());
+        }
+        for disk in &self.disks {
+            if let DiskSource::Nbd(nbd) = &disk.source {
+                if nbd.export.is_empty() || nbd.tls_hostname.is_empty() {
+                    return bad(format!("NBD disk without export name or TLS name: {nbd:?}"));
+                }
+                if let NbdServer::Unix { path } = &nbd.server
+                    && path.as_os_str().len() > MAX_SOCKET_PATH
+                {
+                    return Err(VmError::SocketPathTooLong(path.clone()));
+                }
+            }
+        }
         for nic in &self.nics {
             if !valid_mac(&nic.mac) {
                 return bad(format!("bad MAC address {:?}", nic.mac));
@@ -285,6 +389,55 @@ pub fn blockdev_json(node_name: &str, path: &Path, format: DiskFormat, read_only
             "filename": path.display().to_string(),
             "read-only": read_only,
         },
+    })
+}
+
+/// The `blockdev-add` / `-blockdev` JSON for an NBD export: QEMU's NBD
+/// client as block node `node_name`, over TLS with the VM's
+/// [`NBD_TLS_OBJECT`], checking the server's certificate name, holding
+/// requests while it reconnects ([`NBD_RECONNECT_DELAY_SECS`]) and waiting
+/// for the server at open ([`NBD_OPEN_TIMEOUT_SECS`]).
+pub fn nbd_blockdev_json(node_name: &str, source: &NbdSource, read_only: bool) -> Value {
+    let server = match &source.server {
+        NbdServer::Inet { host, port } => {
+            json!({"type": "inet", "host": host, "port": port.to_string()})
+        }
+        NbdServer::Unix { path } => json!({"type": "unix", "path": path.display().to_string()}),
+    };
+    json!({
+        "driver": "nbd",
+        "node-name": node_name,
+        "read-only": read_only,
+        "server": server,
+        "export": source.export,
+        "tls-creds": NBD_TLS_OBJECT,
+        "tls-hostname": source.tls_hostname,
+        "reconnect-delay": NBD_RECONNECT_DELAY_SECS,
+        "open-timeout": NBD_OPEN_TIMEOUT_SECS,
+    })
+}
+
+/// The `blockdev-add` / `-blockdev` JSON of `disk` as block node
+/// `node_name` ([`blockdev_json`] or [`nbd_blockdev_json`]).
+pub fn disk_blockdev_json(node_name: &str, disk: &Disk) -> Value {
+    match &disk.source {
+        DiskSource::File { path, format } => {
+            blockdev_json(node_name, path, *format, disk.read_only)
+        }
+        DiskSource::Nbd(nbd) => nbd_blockdev_json(node_name, nbd, disk.read_only),
+    }
+}
+
+/// The `object-add` arguments (and `-object` JSON) of the NBD client's
+/// TLS credentials in `dir` ([`NBD_TLS_OBJECT`]; a disk's
+/// [`NbdSource::tls_dir`]). The client always checks the server's
+/// certificate against the CA in `dir`.
+pub fn nbd_tls_object_json(dir: &Path) -> Value {
+    json!({
+        "qom-type": "tls-creds-x509",
+        "id": NBD_TLS_OBJECT,
+        "dir": dir.display().to_string(),
+        "endpoint": "client",
     })
 }
 
@@ -343,6 +496,13 @@ pub fn argv(spec: &VmSpec) -> Vec<OsString> {
         a.push("-append".into());
         a.push(cmdline.into());
     }
+    if let Some(nbd) = spec.disks.iter().find_map(|d| match &d.source {
+        DiskSource::Nbd(nbd) => Some(nbd),
+        DiskSource::File { .. } => None,
+    }) {
+        a.push("-object".into());
+        a.push(nbd_tls_object_json(&nbd.tls_dir).to_string().into());
+    }
     for (i, disk) in spec.disks.iter().enumerate() {
         let node = disk.id.clone().unwrap_or_else(|| format!("disk{i}"));
         let mut dev = virtio_blk_props(&node, disk.serial.as_deref());
@@ -352,11 +512,7 @@ pub fn argv(spec: &VmSpec) -> Vec<OsString> {
             dev["bootindex"] = json!(0);
         }
         a.push("-blockdev".into());
-        a.push(
-            blockdev_json(&node, &disk.path, disk.format, disk.read_only)
-                .to_string()
-                .into(),
-        );
+        a.push(disk_blockdev_json(&node, disk).to_string().into());
         a.push("-device".into());
         a.push(dev.to_string().into());
     }
@@ -739,8 +895,7 @@ mod tests {
                 cmdline: "root=/dev/vda console=ttyS0".into(),
             },
             disks: vec![Disk {
-                path: "/inst/root.qcow2".into(),
-                format: DiskFormat::Qcow2,
+                source: DiskSource::file("/inst/root.qcow2", DiskFormat::Qcow2),
                 read_only: false,
                 id: None,
                 serial: None,
@@ -832,15 +987,13 @@ mod tests {
         s.accel = Accel::Kvm;
         s.keep_on_shutdown = true;
         s.disks.push(Disk {
-            path: "/vol/data,1.raw".into(),
-            format: DiskFormat::Raw,
+            source: DiskSource::file("/vol/data,1.raw", DiskFormat::Raw),
             read_only: true,
             id: None,
             serial: None,
         });
         s.disks.push(Disk {
-            path: "/vol/vol-1.qcow2".into(),
-            format: DiskFormat::Qcow2,
+            source: DiskSource::file("/vol/vol-1.qcow2", DiskFormat::Qcow2),
             read_only: false,
             id: Some("vol-1".into()),
             serial: Some("vol1".into()),
@@ -873,6 +1026,131 @@ mod tests {
         }
         s.cpu_model = Some("qemu64".into());
         assert!(strings(&argv(&s)).join(" ").contains("-cpu qemu64"));
+    }
+
+    fn nbd_disk(server: NbdServer) -> Disk {
+        Disk {
+            source: DiskSource::Nbd(NbdSource {
+                server,
+                export: "vol-1".into(),
+                tls_hostname: "st-1.node.mallee-cluster".into(),
+                tls_dir: "/data/tls/nbd-client".into(),
+            }),
+            read_only: false,
+            id: Some("vol-1".into()),
+            serial: Some("vol1".into()),
+        }
+    }
+
+    #[test]
+    fn nbd_blockdev_is_exact() {
+        let tcp = nbd_disk(NbdServer::Inet {
+            host: "10.0.0.5".into(),
+            port: 10809,
+        });
+        let DiskSource::Nbd(source) = &tcp.source else {
+            panic!("an NBD disk");
+        };
+        assert_eq!(
+            nbd_blockdev_json("vol-1", source, true),
+            json!({
+                "driver": "nbd",
+                "node-name": "vol-1",
+                "read-only": true,
+                "server": {"type": "inet", "host": "10.0.0.5", "port": "10809"},
+                "export": "vol-1",
+                "tls-creds": "nbd-tls",
+                "tls-hostname": "st-1.node.mallee-cluster",
+                "reconnect-delay": 60,
+                "open-timeout": 30,
+            })
+        );
+        let relayed = nbd_disk(NbdServer::Unix {
+            path: "/run/mallee/ab/nbd/vol-1.sock".into(),
+        });
+        assert_eq!(
+            disk_blockdev_json("vol-1", &relayed)["server"],
+            json!({"type": "unix", "path": "/run/mallee/ab/nbd/vol-1.sock"})
+        );
+        assert_eq!(
+            nbd_tls_object_json(Path::new("/data/tls/nbd-client")),
+            json!({"qom-type": "tls-creds-x509", "id": "nbd-tls",
+                   "dir": "/data/tls/nbd-client", "endpoint": "client"})
+        );
+        // A file disk is what blockdev_json makes.
+        let file = Disk {
+            source: DiskSource::file("/v/a.qcow2", DiskFormat::Qcow2),
+            read_only: false,
+            id: None,
+            serial: None,
+        };
+        assert_eq!(
+            disk_blockdev_json("disk0", &file),
+            blockdev_json("disk0", Path::new("/v/a.qcow2"), DiskFormat::Qcow2, false)
+        );
+    }
+
+    #[test]
+    fn nbd_disks_argv() {
+        let mut s = spec();
+        // Without NBD disks, no TLS object.
+        assert!(!strings(&argv(&s)).iter().any(|a| a == "-object"));
+        s.disks.push(nbd_disk(NbdServer::Inet {
+            host: "10.0.0.5".into(),
+            port: 10809,
+        }));
+        s.disks.push(Disk {
+            id: Some("vol-2".into()),
+            ..nbd_disk(NbdServer::Unix {
+                path: "/run/r/vol-2.sock".into(),
+            })
+        });
+        assert!(s.validate().is_ok());
+        let got = strings(&argv(&s));
+        let objects: Vec<&String> = got
+            .windows(2)
+            .filter(|w| w[0] == "-object")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(objects.len(), 1, "one TLS object: {got:?}");
+        let vals = values(&got);
+        // The TLS object comes before the disks that use it.
+        let object_at = vals
+            .iter()
+            .position(|v| v["qom-type"] == "tls-creds-x509")
+            .expect("TLS object");
+        let nbd_at = vals
+            .iter()
+            .position(|v| v["driver"] == "nbd")
+            .expect("NBD blockdev");
+        assert!(object_at < nbd_at);
+        for want in [
+            json!({"qom-type": "tls-creds-x509", "id": "nbd-tls",
+                   "dir": "/data/tls/nbd-client", "endpoint": "client"}),
+            json!({"driver": "nbd", "node-name": "vol-1", "read-only": false,
+                   "server": {"type": "inet", "host": "10.0.0.5", "port": "10809"},
+                   "export": "vol-1", "tls-creds": "nbd-tls",
+                   "tls-hostname": "st-1.node.mallee-cluster",
+                   "reconnect-delay": 60, "open-timeout": 30}),
+            json!({"drive": "vol-1", "driver": "virtio-blk-pci", "id": "vol-1-dev", "serial": "vol1"}),
+            json!({"driver": "nbd", "node-name": "vol-2", "read-only": false,
+                   "server": {"type": "unix", "path": "/run/r/vol-2.sock"},
+                   "export": "vol-1", "tls-creds": "nbd-tls",
+                   "tls-hostname": "st-1.node.mallee-cluster",
+                   "reconnect-delay": 60, "open-timeout": 30}),
+        ] {
+            assert!(vals.contains(&want), "missing {want} in {got:?}");
+        }
+        // One TLS object: one directory.
+        if let DiskSource::Nbd(nbd) = &mut s.disks[2].source {
+            nbd.tls_dir = "/elsewhere".into();
+        }
+        assert!(matches!(s.validate(), Err(VmError::InvalidSpec(_))));
+        let text = serde_json::to_string(&s).expect("serialize");
+        assert_eq!(
+            serde_json::from_str::<VmSpec>(&text).expect("deserialize"),
+            s
+        );
     }
 
     #[test]

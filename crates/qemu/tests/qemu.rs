@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use mallee_qemu::accel::{Accel, AccelRequest, DEFAULT_MARKER, KERNEL_ONLY_MARKER, KvmProbe};
 use mallee_qemu::qmp::{QmpClient, QmpError, RunState};
-use mallee_qemu::vm::{Boot, Disk, DiskFormat, Nic, NicBackend, RunningVm, VmError, VmSpec};
+use mallee_qemu::vm::{
+    Boot, Disk, DiskFormat, DiskSource, Nic, NicBackend, RunningVm, VmError, VmSpec,
+};
 use serde_json::Value;
 
 const QEMU: &str = "qemu-system-x86_64";
@@ -77,8 +79,7 @@ fn tcg_spec(dir: &Path) -> VmSpec {
             cmdline: "console=ttyS0 panic=-1".into(),
         },
         disks: vec![Disk {
-            path: disk,
-            format: DiskFormat::Raw,
+            source: DiskSource::file(disk, DiskFormat::Raw),
             read_only: false,
             id: None,
             serial: None,
@@ -206,6 +207,17 @@ async fn qmp_against_machine_none() {
         .await
         .expect("RESUME event");
     assert_eq!(qmp.last_event().map(|e| e.event).as_deref(), Some("RESUME"));
+
+    // object-add, and the error of an id in use (which the node agent's
+    // NBD hot-plug tells apart: every NBD disk of a VM shares one TLS
+    // object, added by the first).
+    let secret = serde_json::json!({"qom-type": "secret", "id": "sec0", "data": "x"});
+    qmp.object_add(secret.clone()).await.expect("object-add");
+    let err = qmp.object_add(secret).await.expect_err("id in use");
+    assert!(
+        matches!(&err, QmpError::Command { desc, .. } if desc.contains("duplicate property")),
+        "{err}"
+    );
 
     // QEMU serves one client at a time: a second one gets no greeting.
     let second = QmpClient::connect_timeout(&sock, Duration::from_millis(300)).await;
