@@ -36,7 +36,7 @@ use std::time::Duration;
 use mallee_node_api::{
     DiskFormat, NodeError, ObservedSnapshot, SnapshotSpec, SnapshotState, VolumeState,
 };
-use mallee_qemu::{QmpError, RunningVm};
+use mallee_qemu::{QmpClient, QmpError};
 use mallee_util::durable::{TempGuard, sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -403,7 +403,7 @@ impl Snapshots {
         if let Some(handle) = handle
             && let Ok(VmAccess::Running(vm)) = handle.vm_access().await
         {
-            clear_job(&vm, snapshot_id).await;
+            clear_job(vm.qmp(), snapshot_id).await;
         }
     }
 
@@ -685,7 +685,7 @@ impl Snapshots {
                     let target = self.capture_path(snapshot_id);
                     let _target_guard = TempGuard::new(target.clone());
                     self.backup(
-                        &vm,
+                        vm.qmp(),
                         snapshot_id,
                         volume_id,
                         &disk.path,
@@ -730,12 +730,15 @@ impl Snapshots {
         Ok(digest)
     }
 
-    /// A VM's `blockdev-backup` of a volume into `target` (created here,
-    /// removed from the VM afterwards whatever happens).
+    /// A `blockdev-backup` of a volume's block node (named after it, see
+    /// [`node_name`]) into `target` (created here, as large as the
+    /// volume's image at `volume_path`; its block node is removed
+    /// afterwards whatever happens), through the QMP of whatever has the
+    /// volume open: its VM, or a storage host's qemu-storage-daemon.
     #[allow(clippy::too_many_arguments)]
     async fn backup(
         &self,
-        vm: &RunningVm,
+        qmp: &QmpClient,
         snapshot_id: &str,
         volume_id: &str,
         volume_path: &Path,
@@ -746,7 +749,7 @@ impl Snapshots {
         let failed =
             |what: &str, e: &dyn std::fmt::Display| CaptureError::Failed(format!("{what}: {e}"));
         // Leftovers of an attempt the agent did not see end.
-        clear_job(vm, snapshot_id).await;
+        clear_job(qmp, snapshot_id).await;
         let info = crate::qemu_img::info(volume_path, DiskFormat::Qcow2, true)
             .await
             .map_err(|e| failed("size of the volume", &e))?;
@@ -759,7 +762,6 @@ impl Snapshots {
         crate::qemu_img::create_qcow2(target, info.virtual_size)
             .await
             .map_err(|e| failed("capture target", &e))?;
-        let qmp = vm.qmp();
         let node = target_node(snapshot_id);
         qmp.blockdev_add_file(&node, target, mallee_qemu::DiskFormat::Qcow2, false)
             .await
@@ -799,7 +801,7 @@ impl Snapshots {
                     .await
                     .is_err()
                 {
-                    clear_job(vm, snapshot_id).await;
+                    clear_job(qmp, snapshot_id).await;
                     return Err(CaptureError::Cancelled);
                 }
             }
@@ -909,10 +911,9 @@ impl Snapshots {
     }
 }
 
-/// Cancels and dismisses a VM's job `job_id` and removes its target node,
-/// if they exist.
-async fn clear_job(vm: &RunningVm, job_id: &str) {
-    let qmp = vm.qmp();
+/// Cancels and dismisses job `job_id` (of a VM or qemu-storage-daemon,
+/// by its QMP) and removes its target node, if they exist.
+async fn clear_job(qmp: &QmpClient, job_id: &str) {
     let listed = |jobs: Result<Vec<mallee_qemu::JobInfo>, QmpError>| {
         jobs.ok()
             .and_then(|jobs| jobs.into_iter().find(|j| j.id == job_id))
