@@ -23,7 +23,7 @@ use mallee_node_api::{
     VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_pki::tls::NodeTls;
-use mallee_pki::{Credentials, PeerName};
+use mallee_pki::{Credentials, PeerName, QemuTlsEndpoint};
 use mallee_qemu::{AccelChoice, AccelRequest, RunningVm};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -34,11 +34,14 @@ use crate::hooks::{HookEvent, Hooks};
 use crate::image_cache::ImageCache;
 use crate::instance::{self, InstanceHandle, ROOT_GUEST_DEVICE, Shared};
 use crate::metadata::MetadataService;
+use crate::nbd_relay::NbdRelays;
 use crate::network::{NetworkConfig, PublicNetworkConfig};
 use crate::qcow2_files::Qcow2Files;
 use crate::snapshot_data::SnapshotData;
 use crate::snapshots::Snapshots;
-use crate::volumes::{AttachedVolume, Holder, VolumeError, Volumes, guest_device};
+use crate::volumes::{
+    AttachedVolume, Holder, VolumeError, VolumeRecord, Volumes, check_export, guest_device,
+};
 use crate::vpc_networks::{FIREWALL_FILE, Networks, NetworksError};
 
 /// Where run directories (QMP sockets, pidfiles) live: short, and emptied
@@ -51,6 +54,11 @@ const VOLUMES_DIR: &str = "volumes";
 /// The directory (under the data directory) of snapshot records and
 /// exports waiting for their upload.
 const SNAPSHOTS_DIR: &str = "snapshots";
+/// The directory (under the data directory) of the node's NBD client
+/// credentials, as QEMU's `tls-creds-x509` reads them (remote volumes).
+const NBD_CLIENT_TLS_DIR: &str = "tls/nbd-client";
+/// The directory (under the run root) of the NBD relay sockets.
+const NBD_RELAY_DIR: &str = "nbd";
 /// How often the node registers again (heartbeat).
 const REGISTER_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between registration retries.
@@ -202,6 +210,7 @@ impl NodeHandle {
     /// every instance runner. VMs keep running; the next start adopts them.
     pub async fn shutdown(self) {
         self.agent.snapshots.shutdown();
+        self.agent.shared.nbd_relays.shutdown();
         self.server.abort();
         for task in &self.background {
             task.abort();
@@ -335,6 +344,19 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         &volumes_dir,
         Arc::new(Qcow2Files::new(&volumes_dir)),
     )?);
+    let nbd_tls_dir = config.data_dir.join(NBD_CLIENT_TLS_DIR);
+    config
+        .credentials
+        .write_qemu_tls_dir(&nbd_tls_dir, QemuTlsEndpoint::Client)
+        .map_err(|e| AgentError::Config(format!("NBD client credentials: {e}")))?;
+    let nbd_relays = Arc::new(NbdRelays::new(&run_root.join(NBD_RELAY_DIR)));
+    for record in volumes.all() {
+        if let Some(export) = &record.remote {
+            nbd_relays
+                .ensure(&record.volume_id, export)
+                .map_err(io(format!("relay to the export of {}", record.volume_id)))?;
+        }
+    }
     let shared = Arc::new(Shared {
         data_dir: config.data_dir.clone(),
         run_root,
@@ -345,6 +367,8 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         accel: accel_rx.clone(),
         qemu: config.qemu.clone(),
         volumes,
+        nbd_tls_dir,
+        nbd_relays,
     });
 
     let instances = Arc::new(Mutex::new(HashMap::new()));
@@ -811,21 +835,16 @@ impl NodeAgent for QemuNodeAgent {
                 spec.size_gib
             )));
         }
+        if let Some(export) = &spec.remote {
+            return self.put_remote_volume(&spec, export).await;
+        }
         let volumes = &self.shared.volumes;
         let _ops = volumes.lock_ops().await;
-        let mut record = match volumes.get(&spec.volume_id) {
-            Some(held) if held.size_gib != spec.size_gib => {
-                return Err(NodeError::Conflict(format!(
-                    "{} exists with {} GiB, not {}",
-                    spec.volume_id, held.size_gib, spec.size_gib
-                )));
-            }
-            Some(held) if held.state == VolumeState::Deleting => {
-                return Err(NodeError::Conflict(format!(
-                    "{} is being deleted",
-                    spec.volume_id
-                )));
-            }
+        let held = volumes.get(&spec.volume_id);
+        if let Some(held) = &held {
+            check_put(held, &spec)?;
+        }
+        let mut record = match held {
             // Being created from its snapshot.
             Some(held)
                 if held.state == VolumeState::Creating
@@ -895,6 +914,13 @@ impl NodeAgent for QemuNodeAgent {
             return Err(NodeError::Conflict(format!(
                 "{volume_id} is attached to {instance}"
             )));
+        }
+        if record.remote.is_some() {
+            // Its data is the storage host's: only the record goes.
+            self.shared.nbd_relays.remove(volume_id);
+            volumes.remove(volume_id).map_err(internal)?;
+            tracing::info!(volume = %volume_id, "remote volume forgotten");
+            return Ok(());
         }
         self.snapshots.abort_creation(volume_id).await;
         record.state = VolumeState::Deleting;
@@ -1050,6 +1076,65 @@ impl NodeAgent for QemuNodeAgent {
 }
 
 impl QemuNodeAgent {
+    /// Records a volume whose data a storage host exports to this node
+    /// (see [`crate::volumes`]): available at once, nothing created, the
+    /// relay to the export started. Repeating it changes nothing; an
+    /// export that moved (another address or port) is recorded, unless
+    /// the spec is older than the record. The relay takes the new address
+    /// at once; a VM using the volume keeps its connection, and reaches
+    /// the new address when it reconnects (the old server is gone) or at
+    /// its next attachment or start.
+    async fn put_remote_volume(
+        &self,
+        spec: &VolumeSpec,
+        export: &mallee_node_api::NbdExport,
+    ) -> Result<ObservedVolume, NodeError> {
+        check_export(export)
+            .map_err(|e| NodeError::BadRequest(format!("{}: {e}", spec.volume_id)))?;
+        if spec.source.is_some() {
+            return Err(NodeError::BadRequest(format!(
+                "{} is exported by a storage host: it is not created from a snapshot here",
+                spec.volume_id
+            )));
+        }
+        let volumes = &self.shared.volumes;
+        let _ops = volumes.lock_ops().await;
+        let held = volumes.get(&spec.volume_id);
+        if let Some(held) = &held {
+            check_put(held, spec)?;
+        }
+        let record = match held {
+            None => volumes.new_remote_record(
+                &spec.volume_id,
+                spec.size_gib,
+                spec.generation,
+                export.clone(),
+            ),
+            Some(held) if spec.generation < held.generation => return Ok(held.observed()),
+            Some(mut held) => {
+                held.generation = spec.generation;
+                if held.remote.as_ref() != Some(export) {
+                    tracing::info!(volume = %spec.volume_id, host = %export.host, port = export.port,
+                        attached = held.instance().is_some(), "the volume's export moved");
+                    held.set_export(export.clone());
+                }
+                held
+            }
+        };
+        self.shared
+            .nbd_relays
+            .ensure(&spec.volume_id, export)
+            .map_err(|e| {
+                NodeError::Internal(format!("relay to the export of {}: {e}", spec.volume_id))
+            })?;
+        if volumes.get(&spec.volume_id).as_ref() != Some(&record) {
+            volumes.put(record.clone()).map_err(internal)?;
+            tracing::info!(volume = %spec.volume_id, host = %export.host, port = export.port,
+                server = %export.server_node_id, "remote volume recorded");
+        }
+        Ok(record.observed())
+    }
+
     /// Makes `root` (a volume of this node) the root disk of the instance
     /// of `spec`. Refused with a [`NodeError::Conflict`] (the controller
     /// retries) while the volume is missing, being created, or held by
@@ -1096,6 +1181,23 @@ impl QemuNodeAgent {
             ))),
         }
     }
+}
+
+/// Refuses a volume spec that cannot apply to the record held: another
+/// kind (local or remote), another size, or a deletion under way.
+fn check_put(held: &VolumeRecord, spec: &VolumeSpec) -> Result<(), NodeError> {
+    let id = &spec.volume_id;
+    let why = match (&held.remote, &spec.remote) {
+        (Some(_), None) => format!("{id} is a storage host's volume here, not a local one"),
+        (None, Some(_)) => format!("{id} is a local volume of this node"),
+        _ if held.size_gib != spec.size_gib => format!(
+            "{id} exists with {} GiB, not {}",
+            held.size_gib, spec.size_gib
+        ),
+        _ if held.state == VolumeState::Deleting => format!("{id} is being deleted"),
+        _ => return Ok(()),
+    };
+    Err(NodeError::Conflict(why))
 }
 
 fn internal(e: VolumeError) -> NodeError {

@@ -19,6 +19,15 @@
 //! block node named after the volume like any attached one), held for the
 //! instance's whole life and left, with its data, when the instance goes.
 //!
+//! A remote volume (its data on a storage host, see [`crate::volumes`])
+//! becomes QEMU's NBD client instead of a file: the block node
+//! ([`mallee_qemu::vm::nbd_blockdev_json`]) connects over TLS (the VM's
+//! one `tls-creds-x509` object, from the node's client credentials in
+//! `DATA/tls/nbd-client`) through the agent's relay socket (see
+//! [`crate::nbd_relay`]), checks the storage host's certificate name and
+//! holds the guest's requests while it reconnects. The guest sees the same
+//! virtio-blk device and serial as for a local volume.
+//!
 //! Volumes attached to the instance are listed in its record: that list is
 //! the truth about attachments. A running VM gets them hot-plugged (QMP
 //! `blockdev-add` + `device_add` of a virtio-blk device whose serial is the
@@ -40,7 +49,8 @@ use std::time::{Duration, Instant};
 use mallee_node_api::{
     BootImage, DesiredState, InstanceSpec, NodeError, ObservedInstance, VmState,
 };
-use mallee_qemu::vm::DiskSource;
+use mallee_pki::PeerName;
+use mallee_qemu::vm::{DiskSource, NbdServer, NbdSource};
 use mallee_qemu::{
     AccelChoice, Boot, Disk, DiskFormat, Nic, NicBackend, QmpClient, QmpError, QmpEvent, RunState,
     RunningVm, VmSpec,
@@ -52,8 +62,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::hooks::{HookError, HookEvent, Hooks};
 use crate::image_cache::{CacheError, ImageCache, create_overlay};
 use crate::metadata::MetadataService;
+use crate::nbd_relay::NbdRelays;
 use crate::network::tap_name;
-use crate::volumes::{AttachedVolume, Volumes, device_id, node_name, serial};
+use crate::volumes::{AttachedVolume, VolumeLocation, Volumes, device_id, node_name, serial};
 use crate::vpc_networks::Networks;
 
 /// The record file in an instance directory.
@@ -104,6 +115,11 @@ pub(crate) struct Shared {
     pub accel: watch::Receiver<Option<Result<AccelChoice, String>>>,
     pub qemu: PathBuf,
     pub volumes: Arc<Volumes>,
+    /// The node's NBD client credentials, as QEMU's `tls-creds-x509` reads
+    /// them (for remote volumes).
+    pub nbd_tls_dir: PathBuf,
+    /// The relays QEMU reaches remote volumes through.
+    pub nbd_relays: Arc<NbdRelays>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -1059,23 +1075,46 @@ async fn peripheral_ids(vm: &RunningVm) -> Result<Vec<String>, String> {
         .unwrap_or_default())
 }
 
-/// The QEMU disk of a volume (attached, or an EBS root) at launch.
+/// The QEMU disk of a volume (attached, or an EBS root): its file, or for
+/// a remote volume the export through the node's relay socket.
 fn volume_disk(shared: &Shared, volume_id: &str) -> Disk {
-    let disk = shared.volumes.backend().disk(volume_id);
+    let source = match shared.volumes.location(volume_id) {
+        VolumeLocation::Local(disk) => DiskSource::file(disk.path, disk.format),
+        VolumeLocation::Remote(export) => DiskSource::Nbd(NbdSource {
+            server: NbdServer::Unix {
+                path: shared.nbd_relays.socket(volume_id),
+            },
+            tls_hostname: PeerName::Node(export.server_node_id).dns_name(),
+            export: export.name,
+            tls_dir: shared.nbd_tls_dir.clone(),
+        }),
+    };
     Disk {
-        source: DiskSource::file(disk.path, disk.format),
+        source,
         read_only: false,
         id: Some(node_name(volume_id)),
         serial: Some(serial(volume_id)),
     }
 }
 
-/// Hot-plugs a volume into a running VM: its block node, then its
+/// Hot-plugs a volume into a running VM: (for a remote volume, the VM's
+/// NBD TLS credentials if it has none yet,) its block node, then its
 /// virtio-blk device (undoing the node if the device cannot be added).
 async fn hot_plug(shared: &Shared, vm: &RunningVm, volume: &AttachedVolume) -> Result<(), String> {
     let disk = volume_disk(shared, &volume.volume_id);
     let node = node_name(&volume.volume_id);
     let qmp = vm.qmp();
+    if let DiskSource::Nbd(nbd) = &disk.source {
+        match qmp
+            .object_add(mallee_qemu::vm::nbd_tls_object_json(&nbd.tls_dir))
+            .await
+        {
+            Ok(()) => {}
+            // Added with the VM's first NBD disk.
+            Err(QmpError::Command { desc, .. }) if desc.contains("duplicate property") => {}
+            Err(e) => return Err(format!("object-add of the NBD TLS credentials: {e}")),
+        }
+    }
     match qmp
         .blockdev_add(mallee_qemu::vm::disk_blockdev_json(&node, &disk))
         .await
@@ -1101,6 +1140,8 @@ async fn hot_plug(shared: &Shared, vm: &RunningVm, volume: &AttachedVolume) -> R
 /// Removes a volume's device (waiting up to `wait` for the guest to release
 /// it) and block node. Without `force`, a guest that keeps the device is an
 /// error; with it, the block node is removed anyway if QEMU lets go of it.
+/// Closing the block node flushes it: a remote volume's NBD client sends
+/// the storage host a flush before it disconnects.
 async fn unplug_volume(
     vm: &RunningVm,
     volume_id: &str,
@@ -1251,7 +1292,7 @@ async fn start_steps(ctx: &StartCtx, overlay: &Path) -> Result<Vm, String> {
                 },
                 None => Boot::Disk,
             };
-            if !shared.volumes.backend().exists(root_volume_id) {
+            if !shared.volumes.present(root_volume_id) {
                 return Err(format!(
                     "the root volume {root_volume_id} is not on this node"
                 ));

@@ -1,8 +1,9 @@
 //! The node agent's library (Eucalyptus' NC): admin hooks, the image cache
 //! with per-instance overlays, the instance networks (a network namespace
 //! per VPC with bridges, taps, dnsmasq, security groups and public NAT), the
-//! instance metadata service, volumes (qcow2 files hot-plugged into VMs,
-//! EBS roots of instances), their snapshots (captured, exported and
+//! instance metadata service, volumes (qcow2 files, or a storage host's
+//! NBD exports reached over TLS, hot-plugged into VMs or EBS roots of
+//! instances), their snapshots (captured, exported and
 //! uploaded to the controller), and the agent that ties them to the QEMU
 //! driver and serves the node API.
 
@@ -15,6 +16,7 @@ pub mod hooks;
 pub mod image_cache;
 mod instance;
 pub mod metadata;
+mod nbd_relay;
 pub mod network;
 pub mod qcow2_files;
 pub mod qemu_img;

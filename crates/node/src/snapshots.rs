@@ -12,6 +12,10 @@
 //! - any other volume is read directly (`qemu-img convert`) while the
 //!   volume's data lock keeps VMs from opening it.
 //!
+//! A remote volume (its data on a storage host) is refused: the storage
+//! host captures it, with the same `blockdev-backup` through its
+//! qemu-storage-daemon's QMP.
+//!
 //! Each snapshot has a durable record, `DATA/snapshots/<snap-id>.json`,
 //! written before anything starts: `exporting` (capturing), `exported`
 //! (the export file is complete, with its size and SHA-256), `uploaded` or
@@ -438,6 +442,12 @@ impl Snapshots {
             .volumes
             .get(&spec.volume_id)
             .ok_or_else(|| NodeError::NotFound(spec.volume_id.clone()))?;
+        if let Some(export) = &volume.remote {
+            return Err(NodeError::BadRequest(format!(
+                "the data of {} is on storage host {}; snapshot it there",
+                spec.volume_id, export.server_node_id
+            )));
+        }
         if matches!(
             volume.state,
             VolumeState::Creating | VolumeState::Deleting | VolumeState::Failed(_)

@@ -6,12 +6,20 @@
 //! the snapshot it comes from), which is also the volume description hooks
 //! get.
 //!
-//! QEMU opens the volume's file itself; no volume I/O passes through the
-//! agent. Which instance a volume is attached to is decided by the
-//! instance's own record (see [`crate::instance`]): the volume record
-//! follows it, and at agent start every volume record is set from the
-//! instance records, so after a crash at any point of an attach or detach a
-//! volume is attached or not, never both.
+//! A compute node of a zone with a storage host also keeps **remote**
+//! records: the volume's data is on the storage host, exported over NBD
+//! (TLS) to this node, and the record only says where ([`NbdExport`];
+//! backend [`REMOTE_BACKEND`]). It is `available` at once, takes no disk
+//! here, and deleting it forgets the record and never touches the data.
+//!
+//! QEMU opens a local volume's file itself, and reaches a remote one with
+//! its own NBD client (through a relay of the agent, the one piece of a
+//! volume's I/O that passes through it: see `nbd_relay`). Which instance a
+//! volume is attached to is decided by the instance's own record (see
+//! [`crate::instance`]): the volume record follows it, and at agent start
+//! every volume record is set from the instance records, so after a crash
+//! at any point of an attach or detach a volume is attached or not, never
+//! both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,13 +27,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mallee_node_api::{ObservedVolume, SnapshotSource, VolumeState};
+use mallee_node_api::{NbdExport, ObservedVolume, SnapshotSource, VolumeState};
 use mallee_qemu::DiskFormat;
 use mallee_util::durable::{sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 
 /// Largest volume, in GiB (EBS' limit for most volume types).
 pub const MAX_SIZE_GIB: u64 = 16384;
+/// The backend a remote record names.
+pub const REMOTE_BACKEND: &str = "nbd";
 /// Bytes the virtio-blk serial keeps.
 const SERIAL_BYTES: usize = 20;
 pub(crate) const GIB: u64 = 1024 * 1024 * 1024;
@@ -83,6 +93,50 @@ pub struct VolumeDisk {
     pub path: PathBuf,
     /// Its format.
     pub format: DiskFormat,
+}
+
+/// Where QEMU finds the data of a volume this node has a record of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeLocation {
+    /// In this node's backend.
+    Local(VolumeDisk),
+    /// On a storage host, at this NBD export.
+    Remote(NbdExport),
+}
+
+/// Checks what a remote record keeps of an export: a server address, a
+/// port, an export name and the storage host's node id (the name its
+/// certificate carries).
+pub fn check_export(export: &NbdExport) -> Result<(), String> {
+    let host_ok = !export.host.is_empty()
+        && export.host.len() <= 253
+        && export
+            .host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !host_ok {
+        return Err(format!("bad NBD server address {:?}", export.host));
+    }
+    if export.port == 0 {
+        return Err("NBD server port 0".into());
+    }
+    if export.name.is_empty() || export.name.len() > 4096 {
+        return Err(format!("bad NBD export name {:?}", export.name));
+    }
+    mallee_pki::PeerName::node(&export.server_node_id)
+        .map(drop)
+        .map_err(|e| format!("bad storage host id: {e}"))
+}
+
+/// `nbd://host:port/name`: where a remote record's data is, for hooks and
+/// administrators.
+fn export_uri(export: &NbdExport) -> PathBuf {
+    let host = if export.host.contains(':') {
+        format!("[{}]", export.host)
+    } else {
+        export.host.clone()
+    };
+    PathBuf::from(format!("nbd://{host}:{}/{}", export.port, export.name))
 }
 
 /// Where volume data lives. Every operation is idempotent.
@@ -161,13 +215,18 @@ pub struct VolumeRecord {
     pub generation: u64,
     /// State (with the attachment, if any).
     pub state: VolumeState,
-    /// Backend (`qcow2`).
+    /// Backend (`qcow2`, or [`REMOTE_BACKEND`]).
     pub backend: String,
-    /// Where the data is (for hooks and administrators).
+    /// Where the data is (for hooks and administrators): a file, or for a
+    /// remote volume `nbd://host:port/export`.
     pub path: PathBuf,
     /// The snapshot the volume is created from (`None`: created empty).
     #[serde(default)]
     pub source: Option<SnapshotSource>,
+    /// The storage host's export of a remote volume (`None`: the data is
+    /// in this node's backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<NbdExport>,
 }
 
 impl VolumeRecord {
@@ -179,8 +238,17 @@ impl VolumeRecord {
             size_gib: self.size_gib,
             generation: self.generation,
             export: None,
-            remote: false,
+            remote: self.remote.is_some(),
         }
+    }
+
+    /// Points a remote record at `export` (an export that moved: another
+    /// address or port) and keeps its path in step. An attached volume's
+    /// VM keeps its connection; its next one (a reconnection, or the
+    /// next attachment or start) goes to the new address.
+    pub fn set_export(&mut self, export: NbdExport) {
+        self.path = export_uri(&export);
+        self.remote = Some(export);
     }
 
     /// The instance the volume is attached (or being attached or detached)
@@ -301,6 +369,49 @@ impl Volumes {
             backend: self.backend.kind().to_owned(),
             path: self.backend.disk(volume_id).path,
             source: None,
+            remote: None,
+        }
+    }
+
+    /// A new remote record of `volume_id` at `export` (not stored):
+    /// available at once, as there is nothing to create.
+    pub fn new_remote_record(
+        &self,
+        volume_id: &str,
+        size_gib: u64,
+        generation: u64,
+        export: NbdExport,
+    ) -> VolumeRecord {
+        VolumeRecord {
+            volume_id: volume_id.to_owned(),
+            size_gib,
+            generation,
+            state: VolumeState::Available,
+            backend: REMOTE_BACKEND.to_owned(),
+            path: export_uri(&export),
+            source: None,
+            remote: Some(export),
+        }
+    }
+
+    /// Where QEMU finds `volume_id`'s data: the storage host's export of
+    /// a remote record, else this node's backend.
+    pub fn location(&self, volume_id: &str) -> VolumeLocation {
+        match lock(&self.records)
+            .get(volume_id)
+            .and_then(|r| r.remote.clone())
+        {
+            Some(export) => VolumeLocation::Remote(export),
+            None => VolumeLocation::Local(self.backend.disk(volume_id)),
+        }
+    }
+
+    /// Whether a VM can open `volume_id`: a remote record, or data that
+    /// exists (completely) in the backend.
+    pub fn present(&self, volume_id: &str) -> bool {
+        match self.location(volume_id) {
+            VolumeLocation::Remote(_) => true,
+            VolumeLocation::Local(_) => self.backend.exists(volume_id),
         }
     }
 
@@ -322,9 +433,14 @@ impl Volumes {
             .collect()
     }
 
-    /// Disk the volumes take at most (their sizes).
+    /// Disk the local volumes take at most (their sizes; remote ones
+    /// take none here).
     pub fn allocated_gib(&self) -> u64 {
-        lock(&self.records).values().map(|r| r.size_gib).sum()
+        lock(&self.records)
+            .values()
+            .filter(|r| r.remote.is_none())
+            .map(|r| r.size_gib)
+            .sum()
     }
 
     /// Stores `record` durably (temporary file, fsync, rename, directory
@@ -355,12 +471,19 @@ impl Volumes {
     /// creations and deletions a crash interrupted, and sets every volume's
     /// attachment from the instance records (`holders`: by volume id),
     /// which are the truth. Creations from a snapshot stay `creating`: the
-    /// agent starts them again.
+    /// agent starts them again. A remote record being deleted is forgotten
+    /// (its data is not here).
     pub async fn recover(&self, holders: &HashMap<String, Holder>) {
         let _ops = self.lock_ops().await;
         for mut record in self.all() {
             let id = record.volume_id.clone();
             match record.state {
+                VolumeState::Deleting if record.remote.is_some() => {
+                    if let Err(e) = self.remove(&id) {
+                        tracing::warn!(volume = %id, error = %e, "finishing a deletion");
+                    }
+                    continue;
+                }
                 VolumeState::Deleting => {
                     match self.backend.delete(&id).await {
                         Ok(()) => {
@@ -374,7 +497,12 @@ impl Volumes {
                     }
                     continue;
                 }
-                VolumeState::Creating if record.source.is_some() => continue,
+                VolumeState::Creating if record.source.is_some() && record.remote.is_none() => {
+                    continue;
+                }
+                VolumeState::Creating if record.remote.is_some() => {
+                    record.state = VolumeState::Available;
+                }
                 VolumeState::Creating => {
                     record.state = match self.backend.create(&id, record.size_gib).await {
                         Ok(()) => VolumeState::Available,
@@ -424,5 +552,111 @@ mod tests {
         );
         assert_eq!(device_id("vol-1"), "vol-1-dev");
         assert_eq!(node_name("vol-1"), "vol-1");
+    }
+
+    fn export(port: u16) -> NbdExport {
+        NbdExport {
+            host: "10.1.0.7".into(),
+            port,
+            name: "vol-1".into(),
+            server_node_id: "st-1".into(),
+        }
+    }
+
+    #[test]
+    fn exports_are_checked() {
+        assert_eq!(check_export(&export(10809)), Ok(()));
+        assert_eq!(
+            check_export(&NbdExport {
+                host: "fd00::7".into(),
+                ..export(1)
+            }),
+            Ok(())
+        );
+        for bad in [
+            NbdExport {
+                host: String::new(),
+                ..export(10809)
+            },
+            NbdExport {
+                host: "10.1.0.7,port=1".into(),
+                ..export(10809)
+            },
+            export(0),
+            NbdExport {
+                name: String::new(),
+                ..export(10809)
+            },
+            NbdExport {
+                server_node_id: "St 1".into(),
+                ..export(10809)
+            },
+        ] {
+            assert!(check_export(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            export_uri(&export(10809)),
+            PathBuf::from("nbd://10.1.0.7:10809/vol-1")
+        );
+        assert_eq!(
+            export_uri(&NbdExport {
+                host: "fd00::7".into(),
+                ..export(5)
+            }),
+            PathBuf::from("nbd://[fd00::7]:5/vol-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let volumes = Volumes::open(
+            dir.path(),
+            Arc::new(crate::qcow2_files::Qcow2Files::new(&data)),
+        )
+        .expect("open");
+        let mut remote = volumes.new_remote_record("vol-1", 8, 3, export(10809));
+        assert_eq!(remote.state, VolumeState::Available);
+        assert_eq!(remote.backend, REMOTE_BACKEND);
+        assert!(remote.observed().remote);
+        volumes.put(remote.clone()).expect("put");
+        let mut local = volumes.new_record("vol-2", 2, 1);
+        local.state = VolumeState::Available;
+        volumes.put(local.clone()).expect("put");
+        assert!(!local.observed().remote);
+        // Remote volumes take no disk here.
+        assert_eq!(volumes.allocated_gib(), 2);
+        assert_eq!(
+            volumes.location("vol-1"),
+            VolumeLocation::Remote(export(10809))
+        );
+        assert!(volumes.present("vol-1"));
+        assert_eq!(
+            volumes.location("vol-2"),
+            VolumeLocation::Local(volumes.backend().disk("vol-2"))
+        );
+        assert!(!volumes.present("vol-2"), "no file made");
+        remote.set_export(export(10900));
+        assert_eq!(remote.path, PathBuf::from("nbd://10.1.0.7:10900/vol-1"));
+        volumes.put(remote.clone()).expect("put");
+        // The records on disk: a local one names no export (and reads as
+        // records written before remote volumes existed).
+        let reopened = Volumes::open(
+            dir.path(),
+            Arc::new(crate::qcow2_files::Qcow2Files::new(&data)),
+        )
+        .expect("reopen");
+        assert_eq!(reopened.get("vol-1"), Some(remote));
+        assert_eq!(reopened.get("vol-2"), Some(local));
+        let text = std::fs::read_to_string(volumes.record_path("vol-2")).expect("read");
+        assert!(!text.contains("remote"), "{text}");
+        // A deletion a crash interrupted forgets the remote record only.
+        let mut deleting = reopened.get("vol-1").expect("vol-1");
+        deleting.state = VolumeState::Deleting;
+        reopened.put(deleting).expect("put");
+        reopened.recover(&HashMap::new()).await;
+        assert_eq!(reopened.get("vol-1"), None);
+        assert!(reopened.get("vol-2").is_some());
     }
 }
