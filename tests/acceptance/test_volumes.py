@@ -16,8 +16,10 @@ import hashlib
 import os
 import random
 import re
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -360,10 +362,13 @@ SETTLE_TIMEOUT = 60.0
 
 
 def volume_holders(srv: MalleeServer, vid: str) -> set:
-    """Instance ids whose QEMU has the volume's file open."""
+    """Instance ids whose QEMU holds the volume: its file open (a volume
+    kept on the node), or a connection to the volume's NBD relay socket
+    (a volume of the storage host, `up`'s default)."""
     target = f"{vid}.qcow2"
+    pids = {pid: iid for iid, pid in qemu_pids().items()}
     holders = set()
-    for iid, pid in qemu_pids().items():
+    for pid, iid in pids.items():
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
@@ -375,7 +380,28 @@ def volume_holders(srv: MalleeServer, vid: str) -> set:
                 continue
             if link.endswith("/" + target) and link.startswith(str(srv.data_dir)):
                 holders.add(iid)
+    # `ss -xpn`: Netid State Recv-Q Send-Q Local Port Peer Port Process; a
+    # relay's accepted socket has the relay's path as its local address, and
+    # the QEMU end names it by inode as its peer.
+    lines = subprocess.run(["ss", "-xpn"], capture_output=True, text=True, check=True).stdout.splitlines()
+    relay_inodes = set()
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 8 and cols[4].endswith(f"/nbd/{vid}.sock"):
+            relay_inodes.add(cols[5])
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 9 and cols[7] in relay_inodes:
+            for pid_text in re.findall(r"pid=(\d+)", " ".join(cols[8:])):
+                if int(pid_text) in pids:
+                    holders.add(pids[int(pid_text)])
     return holders
+
+
+def nbd_relays(vid: str) -> list:
+    """The node relay sockets of volume `vid` (a storage host's volume
+    recorded on the node)."""
+    return list(Path("/run/mallee").glob(f"*/nbd/{vid}.sock"))
 
 
 def guest_disks(ec2, iid: str) -> tuple[float, str]:
@@ -414,11 +440,17 @@ def assert_consistent(ec2, srv: MalleeServer, vid: str, iid: str, attached: bool
             (iid, "attached")
         ], v
         assert block_devices(ec2, iid) == [("/dev/sdf", vid, "attached")]
-        assert volume_holders(srv, vid) == {iid}, "QEMU must hold the attached volume's file"
+        # A volume on the node is an open file; a storage host's volume
+        # an NBD connection through the node's relay socket, which QEMU
+        # opens again lazily (at the guest's next I/O) after the agent
+        # restarted: the relay must be there.
+        holders = volume_holders(srv, vid)
+        assert holders == {iid} or (not holders and nbd_relays(vid)), f"QEMU must hold the attached volume: {holders}"
     else:
         assert v["State"] == "available" and v["Attachments"] == [], v
         assert block_devices(ec2, iid) == []
-        assert volume_holders(srv, vid) == set(), "QEMU must not hold a detached volume's file"
+        assert volume_holders(srv, vid) == set(), "QEMU must not hold a detached volume"
+        assert not nbd_relays(vid), "no relay to a detached volume"
     # The guest agrees, in a listing made after now.
     serial = vid.replace("-", "")
     since, _ = guest_disks(ec2, iid)

@@ -218,8 +218,9 @@ async fn check_and_sign(
 
 /// The credentials of the node this controller runs in-process (`mallee
 /// up`), kept in `dir`: the ones there while this CA issued them to
-/// `node_id` for `zone`, recorded and not revoked, and not ending within
-/// 30 days; otherwise new ones, issued directly, recorded and saved.
+/// `node_id` for `zone`, recorded and not revoked, usable by QEMU (for NBD
+/// volumes) and not ending within 30 days; otherwise new ones, issued
+/// directly, recorded and saved.
 pub async fn local_node_credentials(
     cloud: &Cloud,
     dir: &Path,
@@ -238,6 +239,7 @@ pub async fn local_node_credentials(
     if let Some(kept) = kept
         && kept.ca_fingerprint() == pki.ca().fingerprint()
         && kept.info().name == name
+        && kept.info().qemu_usable
         && kept.info().not_after_millis > now_millis().saturating_add(RENEW_BEFORE_MILLIS)
         && cloud
             .store

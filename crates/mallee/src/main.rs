@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod node_cmd;
+mod storage_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mallee_api::server::{self, Prepared};
@@ -50,6 +51,10 @@ enum Command {
     /// Stop every VM of `up`'s node and remove its network (records and
     /// disks stay).
     Purge(node_cmd::PurgeArgs),
+    /// The zone's storage host: `mallee storage join` keeps the zone's
+    /// volumes and exports them over NBD to the nodes.
+    #[command(subcommand)]
+    Storage(storage_cmd::StorageCommand),
     /// The bare-metal zone (Metaleuca); also run as `metaleuca-COMMAND`.
     Metal(metal_cmd::MetalCli),
 }
@@ -263,6 +268,10 @@ fn main() -> ExitCode {
                 node_cmd::node_command(command).await
             }
             Command::Purge(args) => node_cmd::purge_command(args).await,
+            Command::Storage(command) => {
+                init_logging(LogFormat::Text);
+                storage_cmd::storage_command(command).await
+            }
             Command::Image(command) => image_cmd::run(command).await,
             Command::Metal(cli) => metal_cmd::run(cli).await,
         }
@@ -328,6 +337,21 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         tracing::info!(interface, "bare-metal provisioning enabled");
     }
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
+    // The zone's storage host: its volumes, exported to the node over NBD.
+    let storage = if run_node {
+        match node_cmd::start_up_storage(&prepared).await {
+            Ok(storage) => {
+                tracing::info!(url = %storage.url(), "storage host started");
+                Some(storage)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the storage host could not start; volumes cannot be created");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let node = if run_node {
         match node_cmd::start_up_node(&prepared, &args.vm).await {
             Ok(node) => {
@@ -348,6 +372,9 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     if let Some(node) = node {
         node.shutdown().await;
+    }
+    if let Some(storage) = storage {
+        storage.shutdown().await;
     }
     tracing::info!("mallee stopped");
     Ok(ExitCode::SUCCESS)

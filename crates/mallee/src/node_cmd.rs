@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use mallee_node::agent::{NodeConfig, NodeHandle, data_dir_node_id, purge_node, start_node};
+use mallee_node::agent::{
+    ExportSettings, NodeConfig, NodeHandle, data_dir_node_id, purge_node, purge_storage, start_node,
+};
 use mallee_node::network::{NetworkConfig, PublicNetworkConfig, Underlay};
 use mallee_node_api::enrol::{EnrolRequest, enrol};
 use mallee_node_sim::{ServeConfig, SimCapacity, SimConfig, SimNode};
@@ -238,6 +240,48 @@ pub async fn start_up_node(
     start_node(node).await.map_err(|e| e.to_string())
 }
 
+/// The storage host directory of `mallee up`'s data directory.
+pub fn up_storage_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("storage")
+}
+
+/// Starts the storage host `mallee up` runs for its first zone: the zone's
+/// volumes live in DATA/storage and are exported over NBD (TLS) on
+/// loopback to the node beside it.
+pub async fn start_up_storage(
+    prepared: &mallee_api::server::Prepared,
+) -> Result<NodeHandle, String> {
+    let cloud = &prepared.cloud;
+    let config = &cloud.config;
+    let dir = up_storage_dir(&config.data_dir);
+    let zone = config
+        .zones
+        .first()
+        .cloned()
+        .ok_or("no availability zone configured")?;
+    let node_id = data_dir_node_id(&dir).map_err(|e| e.to_string())?;
+    let credentials =
+        mallee_cloud::enrolment::local_node_credentials(cloud, &dir.join(PKI_DIR), &node_id, &zone)
+            .await
+            .map_err(|e| e.to_string())?;
+    let subnet = mallee_cloud::vpcs::zone_subnet(0);
+    let mut storage = NodeConfig::new(
+        dir.clone(),
+        &prepared.node_url(),
+        credentials,
+        network_config(&dir, subnet, &config.region),
+    );
+    storage.role = mallee_node_api::NodeRole::Storage;
+    storage.zone = zone;
+    storage.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    storage.exports = Some(ExportSettings {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        advertise: Ipv4Addr::LOCALHOST.to_string(),
+        ports: mallee_storage::DEFAULT_PORTS,
+    });
+    start_node(storage).await.map_err(|e| e.to_string())
+}
+
 /// Directory (under a node's data directory) of its certificate, key, the
 /// cluster CA and what enrolment said.
 const PKI_DIR: &str = "pki";
@@ -253,10 +297,37 @@ struct Enrolment {
     controller: String,
 }
 
-/// The node's credentials and zone: the ones it holds, or (the first
-/// time) the ones it enrols for with `token`.
+/// What a host enrols with: the controller, its token and where it keeps
+/// its certificate.
+pub struct Enrol<'a> {
+    /// The controller's node listener.
+    pub url: &'a str,
+    /// The one-time token, if given.
+    pub token: Option<&'a str>,
+    /// The host's data directory (its certificate goes to DATA/pki).
+    pub data_dir: &'a Path,
+    /// The zone asked for, if any.
+    pub zone: Option<&'a str>,
+}
+
 async fn enrolled(args: &JoinArgs, node_id: &str) -> Result<(Credentials, String), String> {
-    let pki_dir = args.node.data_dir.join(PKI_DIR);
+    enrolled_as(
+        &Enrol {
+            url: &args.url,
+            token: args.token.as_deref(),
+            data_dir: &args.node.data_dir,
+            zone: args.node.zone.as_deref(),
+        },
+        node_id,
+    )
+    .await
+}
+
+/// The host's credentials and zone: the ones it holds, or (the first
+/// time) the ones it enrols for with its token. Nodes and storage hosts
+/// enrol alike.
+pub async fn enrolled_as(args: &Enrol<'_>, node_id: &str) -> Result<(Credentials, String), String> {
+    let pki_dir = args.data_dir.join(PKI_DIR);
     let record_path = pki_dir.join(ENROLMENT_FILE);
     if let Some(credentials) = Credentials::load(&pki_dir, mallee_cloud::enrolment::NODE_STEM)
         .map_err(|e| format!("{e} (remove {} to enrol again)", pki_dir.display()))?
@@ -275,7 +346,6 @@ async fn enrolled(args: &JoinArgs, node_id: &str) -> Result<(Credentials, String
     }
     let token: EnrolmentToken = args
         .token
-        .as_deref()
         .ok_or("this node holds no certificate yet: give --token (from `mallee admin node token create` on the controller)")?
         .parse()
         .map_err(|e| format!("{e}"))?;
@@ -284,11 +354,11 @@ async fn enrolled(args: &JoinArgs, node_id: &str) -> Result<(Credentials, String
     let request = EnrolRequest {
         token: token.to_string(),
         node_id: node_id.to_owned(),
-        zone: args.node.zone.clone(),
+        zone: args.zone.map(str::to_owned),
         csr_pem: key.csr_pem().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let answer = enrol(&args.url, &token, &request)
+    let answer = enrol(args.url, &token, &request)
         .await
         .map_err(|e| e.to_string())?;
     let credentials = key
@@ -302,7 +372,7 @@ async fn enrolled(args: &JoinArgs, node_id: &str) -> Result<(Credentials, String
     let record = Enrolment {
         node_id: answer.node_id,
         zone: answer.zone,
-        controller: args.url.clone(),
+        controller: args.url.to_owned(),
     };
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -430,6 +500,14 @@ pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &legacy])
             .status();
+    }
+    // A storage host's NBD export daemons (`up`'s, or a lab host's).
+    let storage_dir = up_storage_dir(&args.data_dir);
+    let stopped = purge_storage(&storage_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    if stopped > 0 {
+        println!("PURGED\t{}\t{stopped} NBD exports", storage_dir.display());
     }
     println!("PURGED\t{}\t{}", node_dir.display(), public.bridge);
     Ok(ExitCode::SUCCESS)

@@ -149,6 +149,11 @@ pub struct NodeConfig {
     /// The public network (host bridge) public addresses live on; `None`:
     /// public addresses are ignored.
     pub public: Option<PublicNetworkConfig>,
+    /// What the host does: run instances, or keep the zone's volumes.
+    pub role: NodeRole,
+    /// Storage hosts: where their NBD exports listen (required for
+    /// [`NodeRole::Storage`]).
+    pub exports: Option<ExportSettings>,
     /// Bytes per second a snapshot of a volume in use by a running VM may
     /// copy (so that the capture does not starve the guest's own I/O);
     /// `None`: unlimited.
@@ -181,10 +186,31 @@ impl NodeConfig {
             cache_limit_bytes: 20 * 1024 * 1024 * 1024,
             network,
             public: None,
+            role: NodeRole::Compute,
+            exports: None,
             snapshot_rate_limit: None,
         }
     }
 }
+
+/// Where a storage host's NBD exports listen.
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// Address the NBD servers bind.
+    pub bind: std::net::IpAddr,
+    /// Host the nodes connect to (on the network between hosts).
+    pub advertise: String,
+    /// TCP ports, one per exported volume.
+    pub ports: std::ops::RangeInclusive<u16>,
+}
+
+/// How often a storage host checks that every export's daemon runs.
+const EXPORT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Directory (in the data directory) of a storage host's export records.
+const EXPORTS_DIR: &str = "exports";
+/// Directory (in the data directory) of a storage host's NBD server
+/// credentials.
+const NBD_SERVER_TLS_DIR: &str = "tls/nbd-server";
 
 /// A running node agent.
 #[derive(Debug)]
@@ -235,6 +261,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The node agent over QEMU.
 #[derive(Debug)]
 pub struct QemuNodeAgent {
+    role: NodeRole,
     node_id: String,
     zone: String,
     shared: Arc<Shared>,
@@ -280,6 +307,29 @@ fn run_root(node_id: &str) -> PathBuf {
     Path::new(RUN_ROOT).join(&digest[..10])
 }
 
+/// Where a storage host's export daemons keep their pidfiles and QMP
+/// sockets.
+fn exports_run_dir(run_root: &Path) -> PathBuf {
+    run_root.join("nbd-exports")
+}
+
+/// Stops every NBD export daemon of the storage host whose data directory
+/// is `data_dir` (its records stay: the next start serves them again).
+/// Returns how many it stopped.
+pub async fn purge_storage(data_dir: &Path) -> Result<usize, AgentError> {
+    let Some(id) = std::fs::read_to_string(data_dir.join(NODE_ID_FILE))
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+    else {
+        return Ok(0);
+    };
+    mallee_storage::kill_all(&exports_run_dir(&run_root(&id)))
+        .await
+        .map(|killed| killed.len())
+        .map_err(|e| AgentError::Config(format!("stop the NBD exports: {e}")))
+}
+
 /// Starts the node agent; returns once it serves its API, with every
 /// instance found on disk adopted (or scheduled to start again). The
 /// accelerator is resolved in the background (launches wait for it).
@@ -312,8 +362,18 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         .await?,
     );
 
+    let storage = config.role == NodeRole::Storage;
+    if storage && config.exports.is_none() {
+        return Err(AgentError::Config(
+            "a storage host needs its NBD export settings".into(),
+        ));
+    }
     let (accel_tx, accel_rx) = watch::channel(None);
-    let accel_task = {
+    let accel_task = if storage {
+        // A storage host runs no instances: no accelerator to look for.
+        let _ = accel_tx.send(Some(Err("a storage host runs no instances".into())));
+        tokio::spawn(async {})
+    } else {
         let request = config.accel;
         let qemu = config.qemu.clone();
         let kernel = config.probe_kernel.clone();
@@ -357,7 +417,28 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
                 .map_err(io(format!("relay to the export of {}", record.volume_id)))?;
         }
     }
+    let exports = match &config.exports {
+        Some(settings) if storage => {
+            let export_config = mallee_storage::ExportConfig {
+                ports: settings.ports.clone(),
+                ..mallee_storage::ExportConfig::new(
+                    config.data_dir.join(EXPORTS_DIR),
+                    exports_run_dir(&run_root),
+                    config.data_dir.join(NBD_SERVER_TLS_DIR),
+                    settings.bind,
+                    settings.advertise.clone(),
+                )
+            };
+            Some(Arc::new(
+                mallee_storage::Exports::open(export_config, &config.credentials)
+                    .await
+                    .map_err(|e| AgentError::Config(format!("NBD exports: {e}")))?,
+            ))
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
+        exports: exports.clone(),
         data_dir: config.data_dir.clone(),
         run_root,
         cache,
@@ -384,6 +465,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         .map_err(io("open the snapshot records"))?,
     );
     let agent = Arc::new(QemuNodeAgent {
+        role: config.role,
         node_id: node_id.clone(),
         zone: config.zone.clone(),
         shared: shared.clone(),
@@ -431,13 +513,24 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         register_http,
         url.clone(),
     ));
+    let mut background = vec![accel_task, register_task];
+    if let Some(exports) = exports {
+        // A daemon that died (or a host that rebooted) is started again
+        // on its port: the nodes' NBD clients reconnect.
+        background.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(EXPORT_CHECK_EVERY).await;
+                exports.check().await;
+            }
+        }));
+    }
     hooks.run(HookEvent::PostInit, None).await?;
-    tracing::info!(node = %node_id, %url, "node agent started");
+    tracing::info!(node = %node_id, role = config.role.as_str(), %url, "node agent started");
     Ok(NodeHandle {
         url,
         agent,
         server,
-        background: vec![accel_task, register_task],
+        background,
     })
 }
 
@@ -595,11 +688,16 @@ impl QemuNodeAgent {
             .disk_gib
             .unwrap_or_else(|| free_gib(&self.shared.data_dir));
         let cores_used = u32::try_from(cores).unwrap_or(u32::MAX);
+        // A storage host offers disk for volumes, nothing to instances.
+        let (cores_max, memory_max) = match self.role {
+            NodeRole::Compute => (self.cores, self.memory_mib),
+            NodeRole::Storage => (0, 0),
+        };
         Capacity {
-            cores_max: self.cores,
-            cores_free: self.cores.saturating_sub(cores_used),
-            memory_mib_max: self.memory_mib,
-            memory_mib_free: self.memory_mib.saturating_sub(memory),
+            cores_max,
+            cores_free: cores_max.saturating_sub(cores_used),
+            memory_mib_max: memory_max,
+            memory_mib_free: memory_max.saturating_sub(memory),
             disk_gib_max: disk_max,
             disk_gib_free: disk_max.saturating_sub(disk),
         }
@@ -628,6 +726,17 @@ impl QemuNodeAgent {
         }
     }
 
+    /// Every volume as reported; a storage host adds each one's export.
+    fn observed_volumes(&self) -> Vec<ObservedVolume> {
+        let mut observed = self.shared.volumes.observed();
+        if let Some(exports) = &self.shared.exports {
+            for volume in &mut observed {
+                volume.export = exports.get(&volume.volume_id).map(|e| e.observed);
+            }
+        }
+        observed
+    }
+
     fn info_now(&self) -> NodeInfo {
         NodeInfo {
             node_id: self.node_id.clone(),
@@ -639,7 +748,7 @@ impl QemuNodeAgent {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             accel: self.accel_text(),
             underlay_ip: self.shared.networks.underlay().map(|u| u.local.to_string()),
-            role: NodeRole::Compute,
+            role: self.role,
         }
     }
 }
@@ -695,12 +804,18 @@ impl NodeAgent for QemuNodeAgent {
             generation,
             capacity: self.compute_capacity(),
             instances,
-            volumes: self.shared.volumes.observed(),
+            volumes: self.observed_volumes(),
             snapshots: self.snapshots.observed(),
         })
     }
 
     async fn put_instance(&self, spec: InstanceSpec) -> Result<ObservedInstance, NodeError> {
+        if self.role == NodeRole::Storage {
+            return Err(NodeError::BadRequest(format!(
+                "{} is a storage host: it runs no instances",
+                self.node_id
+            )));
+        }
         if !valid_id(&spec.instance_id) {
             return Err(NodeError::BadRequest(format!(
                 "bad instance id {:?}",
@@ -905,6 +1020,17 @@ impl NodeAgent for QemuNodeAgent {
     }
 
     async fn delete_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        if let Some(export) = self
+            .shared
+            .exports
+            .as_ref()
+            .and_then(|exports| exports.get(volume_id))
+        {
+            return Err(NodeError::Conflict(format!(
+                "{volume_id} is exported to {}",
+                export.observed.node_id
+            )));
+        }
         let volumes = &self.shared.volumes;
         let _ops = volumes.lock_ops().await;
         let Some(mut record) = volumes.get(volume_id) else {
@@ -923,6 +1049,7 @@ impl NodeAgent for QemuNodeAgent {
             return Ok(());
         }
         self.snapshots.abort_creation(volume_id).await;
+        let record_source = record.source.clone();
         record.state = VolumeState::Deleting;
         volumes.put(record).map_err(internal)?;
         volumes
@@ -932,6 +1059,17 @@ impl NodeAgent for QemuNodeAgent {
             .map_err(|e| NodeError::Internal(format!("delete {volume_id}: {e}")))?;
         volumes.remove(volume_id).map_err(internal)?;
         tracing::info!(volume = %volume_id, "volume deleted");
+        if let Some(source) = &record_source {
+            // The snapshot's data goes with the last volume made from it.
+            let still_used = volumes.all().iter().any(|r| {
+                r.source
+                    .as_ref()
+                    .is_some_and(|s| s.snapshot_id == source.snapshot_id)
+            });
+            if !still_used && let Err(e) = volumes.backend().forget_snapshot(source).await {
+                tracing::warn!(volume = %volume_id, snapshot = %source.snapshot_id, error = %e, "could not remove the snapshot's data");
+            }
+        }
         Ok(())
     }
 
@@ -1064,13 +1202,68 @@ impl NodeAgent for QemuNodeAgent {
     }
 
     async fn export_volume(&self, spec: ExportSpec) -> Result<ObservedExport, NodeError> {
-        Err(NodeError::BadRequest(format!(
-            "{} is a compute node: it exports no volumes ({} stays unexported)",
-            self.node_id, spec.volume_id
-        )))
+        let Some(exports) = &self.shared.exports else {
+            return Err(NodeError::BadRequest(format!(
+                "{} is a compute node: it exports no volumes ({} stays unexported)",
+                self.node_id, spec.volume_id
+            )));
+        };
+        if !valid_id(&spec.volume_id) {
+            return Err(NodeError::BadRequest(format!(
+                "bad volume id {:?}",
+                spec.volume_id
+            )));
+        }
+        let volumes = &self.shared.volumes;
+        // No snapshot reads the file while its daemon opens it.
+        let _data = volumes.lock_volume(&spec.volume_id).await;
+        let record = volumes
+            .get(&spec.volume_id)
+            .ok_or_else(|| NodeError::NotFound(spec.volume_id.clone()))?;
+        if record.state != VolumeState::Available || record.remote.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "{} cannot be exported while {:?}",
+                spec.volume_id, record.state
+            )));
+        }
+        let disk = volumes.backend().disk(&spec.volume_id);
+        match exports
+            .export(&spec.volume_id, &disk.path, &spec.node_id)
+            .await
+        {
+            Ok(export) => {
+                tracing::info!(volume = %spec.volume_id, node = %spec.node_id, port = export.observed.export.port, "volume exported");
+                Ok(export.observed)
+            }
+            Err(e @ mallee_storage::ExportError::Conflict { .. }) => {
+                Err(NodeError::Conflict(e.to_string()))
+            }
+            Err(e @ mallee_storage::ExportError::InvalidName(_)) => {
+                Err(NodeError::BadRequest(e.to_string()))
+            }
+            Err(e) => Err(NodeError::Internal(format!(
+                "export {}: {e}",
+                spec.volume_id
+            ))),
+        }
     }
 
-    async fn unexport_volume(&self, _volume_id: &str) -> Result<(), NodeError> {
+    async fn unexport_volume(&self, volume_id: &str) -> Result<(), NodeError> {
+        let Some(exports) = &self.shared.exports else {
+            return Ok(());
+        };
+        if !valid_id(volume_id) {
+            return Ok(());
+        }
+        let _data = self.shared.volumes.lock_volume(volume_id).await;
+        let was = exports.get(volume_id).is_some();
+        exports
+            .unexport(volume_id)
+            .await
+            .map_err(|e| NodeError::Internal(format!("end the export of {volume_id}: {e}")))?;
+        if was {
+            tracing::info!(volume = %volume_id, "volume export ended");
+        }
         Ok(())
     }
 }

@@ -120,6 +120,8 @@ pub(crate) struct Shared {
     pub nbd_tls_dir: PathBuf,
     /// The relays QEMU reaches remote volumes through.
     pub nbd_relays: Arc<NbdRelays>,
+    /// A storage host's NBD exports (`None` on a compute node).
+    pub exports: Option<Arc<mallee_storage::Exports>>,
 }
 
 impl std::fmt::Debug for Shared {

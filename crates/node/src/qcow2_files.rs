@@ -104,6 +104,31 @@ impl VolumeBackend for Qcow2Files {
         Ok(())
     }
 
+    fn snapshot_base(&self, source: &SnapshotSource) -> Option<PathBuf> {
+        self.base_of(source)
+    }
+
+    async fn keep_snapshot(
+        &self,
+        source: &SnapshotSource,
+        image: &Path,
+    ) -> Result<PathBuf, VolumeError> {
+        self.store_base(source, image).await
+    }
+
+    async fn create_over(
+        &self,
+        volume_id: &str,
+        size_gib: u64,
+        base: &Path,
+    ) -> Result<(), VolumeError> {
+        self.overlay_on(volume_id, size_gib, base).await
+    }
+
+    async fn forget_snapshot(&self, source: &SnapshotSource) -> Result<(), VolumeError> {
+        self.drop_base(source).await
+    }
+
     async fn delete(&self, volume_id: &str) -> Result<(), VolumeError> {
         let path = self.path(volume_id);
         match tokio::fs::remove_file(&path).await {
@@ -142,14 +167,14 @@ impl Qcow2Files {
     }
 
     /// The complete base of `source`, if this backend keeps one.
-    pub fn snapshot_base(&self, source: &SnapshotSource) -> Option<PathBuf> {
+    fn base_of(&self, source: &SnapshotSource) -> Option<PathBuf> {
         let path = self.base_path(source);
         path.is_file().then_some(path)
     }
 
     /// Keeps the snapshot data `image` (in `source.format`, checked: it may
     /// name no other file) as the base of `source`; returns its path.
-    pub async fn keep_snapshot(
+    async fn store_base(
         &self,
         source: &SnapshotSource,
         image: &Path,
@@ -187,7 +212,7 @@ impl Qcow2Files {
 
     /// Creates volume `volume_id` of `size_gib` as an overlay on `base`
     /// (which must not be larger); one that exists is left as it is.
-    pub async fn create_over(
+    async fn overlay_on(
         &self,
         volume_id: &str,
         size_gib: u64,
@@ -222,7 +247,7 @@ impl Qcow2Files {
     }
 
     /// Removes the base of `source` (no volume is made from it any more).
-    pub async fn forget_snapshot(&self, source: &SnapshotSource) -> Result<(), VolumeError> {
+    async fn drop_base(&self, source: &SnapshotSource) -> Result<(), VolumeError> {
         let path = self.base_path(source);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => sync_dir(&self.bases_dir())
@@ -287,16 +312,13 @@ mod tests {
         }
         std::fs::write(&image, &data).expect("write");
         let snap = source("snap-0123456789abcdef0");
-        assert_eq!(files.snapshot_base(&snap), None);
-        let base = files.keep_snapshot(&snap, &image).await.expect("keep");
-        assert_eq!(files.snapshot_base(&snap), Some(base.clone()));
-        assert_eq!(
-            files.keep_snapshot(&snap, &image).await.expect("again"),
-            base
-        );
+        assert_eq!(files.base_of(&snap), None);
+        let base = files.store_base(&snap, &image).await.expect("keep");
+        assert_eq!(files.base_of(&snap), Some(base.clone()));
+        assert_eq!(files.store_base(&snap, &image).await.expect("again"), base);
         for i in 0..5 {
             let id = format!("vol-000000000000000{i:02}");
-            files.create_over(&id, 1, &base).await.expect("overlay");
+            files.overlay_on(&id, 1, &base).await.expect("overlay");
             let info =
                 crate::qemu_img::info(&files.path(&id), mallee_node_api::DiskFormat::Qcow2, false)
                     .await
@@ -337,8 +359,8 @@ mod tests {
                 .await,
             Err(VolumeError::BadImage(_))
         ));
-        files.forget_snapshot(&big_snap).await.expect("forget");
-        assert_eq!(files.snapshot_base(&big_snap), None);
+        files.drop_base(&big_snap).await.expect("forget");
+        assert_eq!(files.base_of(&big_snap), None);
         files
             .forget_snapshot(&big_snap)
             .await
@@ -363,9 +385,9 @@ mod tests {
         let mut snap = source("snap-0123456789abcdef2");
         snap.format = mallee_node_api::DiskFormat::Qcow2;
         assert!(matches!(
-            files.keep_snapshot(&snap, &evil).await,
+            files.store_base(&snap, &evil).await,
             Err(VolumeError::BadImage(m)) if m.contains("names another file")
         ));
-        assert_eq!(files.snapshot_base(&snap), None);
+        assert_eq!(files.base_of(&snap), None);
     }
 }

@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mallee_node_api::{
-    DiskFormat, NodeError, ObservedSnapshot, SnapshotSpec, SnapshotState, VolumeState,
+    DiskFormat, NodeError, ObservedSnapshot, SnapshotSource, SnapshotSpec, SnapshotState,
+    VolumeState,
 };
 use mallee_qemu::{QmpClient, QmpError};
 use mallee_util::durable::{TempGuard, sync_dir, write_atomic};
@@ -660,6 +661,32 @@ impl Snapshots {
                     volume.state
                 )));
             }
+            let disk = volumes.backend().disk(volume_id);
+            // A storage host's exported volume is open in its export's
+            // daemon: the backup job runs there, as it would in a VM.
+            let daemon = match &self.shared.exports {
+                Some(exports) => match exports.qmp(volume_id).await {
+                    Some(Ok(qmp)) => Some(qmp),
+                    Some(Err(e)) => return Err(failed("the export's daemon", &e)),
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some(qmp) = daemon {
+                tracing::info!(snapshot = %snapshot_id, volume = %volume_id, "capturing through the export's daemon");
+                self.capture_through(
+                    &qmp,
+                    snapshot_id,
+                    volume_id,
+                    &disk.path,
+                    &export_tmp,
+                    captured,
+                    cancel,
+                )
+                .await?;
+                drop(data_lock);
+                break;
+            }
             let handle = volume
                 .instance()
                 .and_then(|id| lock(&self.instances).get(id).cloned());
@@ -667,7 +694,6 @@ impl Snapshots {
                 Some(handle) => handle.vm_access().await.unwrap_or(VmAccess::Stopped),
                 None => VmAccess::Stopped,
             };
-            let disk = volumes.backend().disk(volume_id);
             match access {
                 VmAccess::Busy => {
                     drop(data_lock);
@@ -692,33 +718,17 @@ impl Snapshots {
                 }
                 VmAccess::Running(vm) => {
                     tracing::info!(snapshot = %snapshot_id, volume = %volume_id, "capturing through the VM");
-                    let target = self.capture_path(snapshot_id);
-                    let _target_guard = TempGuard::new(target.clone());
-                    self.backup(
+                    self.capture_through(
                         vm.qmp(),
                         snapshot_id,
                         volume_id,
                         &disk.path,
-                        &target,
+                        &export_tmp,
                         captured,
                         cancel,
                     )
                     .await?;
                     drop(data_lock);
-                    let convert = crate::qemu_img::convert_to_qcow2(
-                        &target,
-                        DiskFormat::Qcow2,
-                        &export_tmp,
-                        |p| {
-                            let share = u16::from(BACKUP_SHARE)
-                                + u16::from(p.min(100)) * u16::from(CAPTURE_SHARE - BACKUP_SHARE)
-                                    / 100;
-                            captured.store(u8::try_from(share).unwrap_or(0), Ordering::Relaxed);
-                        },
-                    );
-                    or_cancel(cancel, convert)
-                        .await?
-                        .map_err(|e| failed("export", &e))?;
                     break;
                 }
             }
@@ -738,6 +748,43 @@ impl Snapshots {
             .map_err(|e| failed("read the export", &e))?;
         captured.store(CAPTURE_SHARE, Ordering::Relaxed);
         Ok(digest)
+    }
+
+    /// Captures `volume_id`, open in the process `qmp` talks to (a VM or
+    /// an export's daemon), with a backup job into a capture file, then
+    /// converts that into `export_tmp`.
+    #[allow(clippy::too_many_arguments)]
+    async fn capture_through(
+        &self,
+        qmp: &QmpClient,
+        snapshot_id: &str,
+        volume_id: &str,
+        volume_path: &Path,
+        export_tmp: &Path,
+        captured: &AtomicU8,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<(), CaptureError> {
+        let target = self.capture_path(snapshot_id);
+        let _target_guard = TempGuard::new(target.clone());
+        self.backup(
+            qmp,
+            snapshot_id,
+            volume_id,
+            volume_path,
+            &target,
+            captured,
+            cancel,
+        )
+        .await?;
+        let convert =
+            crate::qemu_img::convert_to_qcow2(&target, DiskFormat::Qcow2, export_tmp, |p| {
+                let share = u16::from(BACKUP_SHARE)
+                    + u16::from(p.min(100)) * u16::from(CAPTURE_SHARE - BACKUP_SHARE) / 100;
+                captured.store(u8::try_from(share).unwrap_or(0), Ordering::Relaxed);
+            });
+        or_cancel(cancel, convert)
+            .await?
+            .map_err(|e| CaptureError::Failed(format!("export: {e}")))
     }
 
     /// A `blockdev-backup` of a volume's block node (named after it, see
@@ -883,7 +930,9 @@ impl Snapshots {
         }
     }
 
-    /// Downloads the volume's snapshot and writes the volume from it.
+    /// Makes the volume from its snapshot's data: downloaded and kept once
+    /// per snapshot (however many volumes are made from it at once), the
+    /// volume a thin overlay on it.
     async fn fill_volume(&self, volume_id: &str) -> Result<(), String> {
         let volumes = &self.shared.volumes;
         let Some(record) = volumes.get(volume_id) else {
@@ -892,12 +941,44 @@ impl Snapshots {
         let Some(source) = record.source.clone() else {
             return Err(format!("{volume_id} has no snapshot to be created from"));
         };
+        let backend = volumes.backend();
+        let base = {
+            // One download per snapshot: the others wait, then find it kept.
+            let _one = volumes.lock_volume(&source.snapshot_id).await;
+            match backend.snapshot_base(&source) {
+                Some(base) => base,
+                None => {
+                    let download = self.fetch_snapshot(volume_id, &source).await?;
+                    let _download = TempGuard::new(download.clone());
+                    backend
+                        .keep_snapshot(&source, &download)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+            }
+        };
+        backend
+            .create_over(volume_id, record.size_gib, &base)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Downloads snapshot `source` for `volume_id`, retrying with backoff
+    /// until it is stored or refused; returns the file.
+    async fn fetch_snapshot(
+        &self,
+        volume_id: &str,
+        source: &SnapshotSource,
+    ) -> Result<PathBuf, String> {
         let download = self.download_path(volume_id);
-        let _guard = TempGuard::new(download.clone());
+        let mut guard = TempGuard::new(download.clone());
         let mut backoff = BACKOFF_MIN;
         loop {
-            match self.data.download(&source, &download).await {
-                Ok(()) => break,
+            match self.data.download(source, &download).await {
+                Ok(()) => {
+                    guard.disarm();
+                    return Ok(download);
+                }
                 Err(TransferError::Gone) => {
                     return Err(format!(
                         "the snapshot {} no longer exists",
@@ -913,11 +994,6 @@ impl Snapshots {
                 }
             }
         }
-        volumes
-            .backend()
-            .create_from(volume_id, record.size_gib, &download, source.format)
-            .await
-            .map_err(|e| e.to_string())
     }
 }
 

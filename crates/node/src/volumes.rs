@@ -160,6 +160,27 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
         image: &Path,
         format: mallee_node_api::DiskFormat,
     ) -> Result<(), VolumeError>;
+    /// The kept data of snapshot `source` that volumes are made from, if
+    /// this backend keeps it (see [`VolumeBackend::keep_snapshot`]).
+    fn snapshot_base(&self, source: &SnapshotSource) -> Option<PathBuf>;
+    /// Keeps the downloaded snapshot data `image` (checked: in
+    /// `source.format`, naming no other file) for the volumes made from
+    /// it; returns where.
+    async fn keep_snapshot(
+        &self,
+        source: &SnapshotSource,
+        image: &Path,
+    ) -> Result<PathBuf, VolumeError>;
+    /// Creates a volume of `size_gib` that reads as the kept snapshot data
+    /// `base` until written (one that exists is left as it is).
+    async fn create_over(
+        &self,
+        volume_id: &str,
+        size_gib: u64,
+        base: &Path,
+    ) -> Result<(), VolumeError>;
+    /// Removes the kept data of `source`; a missing one is fine.
+    async fn forget_snapshot(&self, source: &SnapshotSource) -> Result<(), VolumeError>;
     /// Removes a volume's data; a missing one is fine.
     async fn delete(&self, volume_id: &str) -> Result<(), VolumeError>;
     /// Whether the volume's data exists (completely).

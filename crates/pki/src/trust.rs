@@ -70,6 +70,10 @@ pub struct CertInfo {
     pub not_after_millis: i64,
     /// SHA-256 of the certificate.
     pub fingerprint: Fingerprint,
+    /// Whether QEMU's TLS (GnuTLS) accepts it: its key usage, if any,
+    /// allows key encipherment. Certificates issued before that was added
+    /// work for the node API but not for NBD exports.
+    pub qemu_usable: bool,
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, TrustError> {
@@ -112,7 +116,13 @@ impl CertInfo {
                 )));
             }
         };
+        let qemu_usable = match cert.key_usage() {
+            Ok(Some(usage)) => usage.value.key_encipherment(),
+            Ok(None) => true,
+            Err(e) => return Err(TrustError::Parse(e.to_string())),
+        };
         Ok(Self {
+            qemu_usable,
             name,
             serial: hex::encode(cert.raw_serial()),
             not_before_millis: cert.validity().not_before.timestamp().saturating_mul(1000),
