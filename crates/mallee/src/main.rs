@@ -145,6 +145,12 @@ struct UpArgs {
     /// Run only the controller (no node agent: no instances can start).
     #[arg(long)]
     no_node: bool,
+    /// Keep volumes as files on the node, attachable there only (no
+    /// storage host; the layout before storage hosts, and the baseline
+    /// `bench/run-volumes.sh` compares NBD volumes with). Only for a new
+    /// data directory: one whose zone had a storage host keeps needing it.
+    #[arg(long)]
+    local_volumes: bool,
     #[command(flatten)]
     vm: node_cmd::VmArgs,
     #[command(flatten)]
@@ -338,7 +344,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     }
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
     // The zone's storage host: its volumes, exported to the node over NBD.
-    let storage = if run_node {
+    let storage = if run_node && !args.local_volumes {
         match node_cmd::start_up_storage(&prepared).await {
             Ok(storage) => {
                 tracing::info!(url = %storage.url(), "storage host started");
