@@ -225,10 +225,71 @@ class Node:
                     pass
 
 
+class StorageHost:
+    """The zone's storage host: its namespace, address, data and `mallee
+    storage join` (it keeps the zone's volumes and exports them over NBD
+    to the nodes on the datacenter network)."""
+
+    def __init__(self, lab: "Datacenter"):
+        self.lab = lab
+        self.ns = f"{lab.prefix}-st"
+        self.address = f"{DC_NET}.9"
+        self.root = lab.root / "storage"
+        self.data_dir = self.root / "storage"
+        self.process: LabProcess | None = None
+
+    def join(self, token: str) -> LabProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = LabProcess(
+            self.ns,
+            [
+                "storage", "join", CONTROLLER_URL,
+                "--token", token,
+                "--data-dir", self.data_dir,
+                "--listen", f"{self.address}:8776",
+                "--zone", ZONE,
+                "--nbd-address", self.address,
+            ],
+            self.lab.root / "storage.log",
+        )
+        return self.process.start()
+
+    def restart(self) -> LabProcess:
+        assert self.process is not None
+        return self.process.start()
+
+    def wait_registered(self, timeout: float = 120) -> None:
+        self.process.wait_log(REGISTERED, timeout)
+
+    @property
+    def node_id(self) -> str:
+        return (self.data_dir / "node-id").read_text().strip()
+
+    def volume_file(self, volume_id: str) -> Path:
+        return self.data_dir / "volumes" / f"{volume_id}.qcow2"
+
+    def disk_used(self) -> int:
+        """Bytes the storage host's volumes (and snapshot bases) take on
+        disk."""
+        total = 0
+        for p in (self.data_dir / "volumes").rglob("*"):
+            if p.is_file():
+                total += p.stat().st_blocks * 512
+        return total
+
+    def run(self, *args: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
+        return sh(*in_netns(self.ns), *args, timeout=timeout, check=check)
+
+    def purge(self) -> None:
+        """Stops the storage host's NBD exports (qemu-storage-daemon)."""
+        if self.data_dir.exists():
+            self.run(str(MALLEE_BIN), "purge", "--data-dir", str(self.root), timeout=60)
+
+
 class Datacenter:
     """The namespaces, bridges and processes of one lab."""
 
-    def __init__(self, root: Path, nodes: int = 3):
+    def __init__(self, root: Path, nodes: int = 3, storage: bool = False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         tag = os.urandom(2).hex()
@@ -243,6 +304,7 @@ class Datacenter:
         self.api_address = f"{self.link_net}.1"
         self.host_link = f"mlh{tag}"
         self.nodes = [Node(self, i) for i in range(1, nodes + 1)]
+        self.storage = StorageHost(self) if storage else None
         self.controller: LabProcess | None = None
         self._namespaces: list[str] = []
         self._host_links: list[str] = []
@@ -281,6 +343,9 @@ class Datacenter:
                 self._ns(node.ns)
                 self._plug(node.ns, "dc", "dc0", f"{node.address}/24")
                 self._plug(node.ns, node.public_interface, "pub0", None)
+            if self.storage is not None:
+                self._ns(self.storage.ns)
+                self._plug(self.storage.ns, "dc", "dc0", f"{self.storage.address}/24")
             self._ns(self.client_ns)
             self._plug(self.client_ns, "eth0", "pub0", f"{self.client_address}/24")
         except Exception:
@@ -417,10 +482,14 @@ class Datacenter:
         for node in self.nodes:
             if node.process is not None:
                 node.process.kill()
+        if self.storage is not None and self.storage.process is not None:
+            self.storage.process.kill()
         if self.controller is not None:
             self.controller.kill()
         for node in self.nodes:
             node.purge()
+        if self.storage is not None:
+            self.storage.purge()
         for ns in reversed(self._namespaces):
             sh("ip", "netns", "del", ns, check=False)
         for link in self._host_links:

@@ -238,6 +238,23 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
             instance.state,
             InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
         );
+        if instance.details.evacuating
+            && instance.state == InstanceState::Stopped
+            && instance.desired == Desired::Stopped
+        {
+            // Stopped to leave its node: on to another one.
+            match crate::instances::evacuate::restart(cloud, &instance).await {
+                Ok(true) => {
+                    busy = true;
+                    cloud.compute.wake();
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id(), error = %e, "could not start an evacuated instance elsewhere");
+                }
+            }
+        }
         let mut step = decide(&instance, observed, now);
         if step == Step::Put
             && !root_volume_ready(&instance, node_reports.get(&instance.record.node_id))

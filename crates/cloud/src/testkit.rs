@@ -372,6 +372,7 @@ impl InstanceBuilder {
             vpc_id: String::new(),
             subnet_id: String::new(),
             network_interface_id: String::new(),
+            evacuating: false,
         };
         crate::addresses::set_public_ip(&mut details, self.public_ip.as_deref(), REGION);
         details

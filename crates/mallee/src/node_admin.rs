@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+use mallee_cloud::instances::evacuate;
 use mallee_cloud::node_removal;
 use mallee_cloud::node_status::{self, NodeStatus};
 use mallee_cloud::{bootstrap, enrolment};
 use mallee_pki::{RevocationSet, Trust};
+use mallee_store::InstanceIndex;
 
 use crate::DataDirArg;
 
@@ -31,10 +33,19 @@ pub enum NodeAdminCommand {
         data: DataDirArg,
     },
     /// Stop placing new instances on a node (maintenance); what it runs
-    /// keeps running.
+    /// keeps running, unless `--evacuate`.
     Disable {
         /// The node's id (`nd-…`).
         node: String,
+        /// Also move its running EBS-backed instances (whose volumes are
+        /// all on the zone's storage host) to other nodes: each is stopped
+        /// and started again elsewhere by the running controller.
+        /// Instance-store instances stay. Waits until they run elsewhere.
+        #[arg(long)]
+        evacuate: bool,
+        /// How long `--evacuate` waits, in seconds (0: does not wait).
+        #[arg(long, default_value_t = 600, requires = "evacuate")]
+        wait_seconds: u64,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -138,6 +149,62 @@ async fn set_disabled(data: &DataDirArg, node: &str, disabled: bool) -> Result<(
     Ok(())
 }
 
+/// Marks the node's movable instances for evacuation, prints what moves
+/// and what stays, and waits (with a progress bar) until every moving one
+/// runs on another node. The running controller does the moving.
+async fn evacuate_node(data: &DataDirArg, node: &str, wait: Duration) -> Result<ExitCode, String> {
+    let store = crate::open_store(&data.data_dir).await?;
+    let evacuation = evacuate::mark(&store, node)
+        .await
+        .map_err(|e| e.to_string())?;
+    for id in &evacuation.moving {
+        println!("EVACUATING\t{id}");
+    }
+    for (id, why) in &evacuation.staying {
+        println!("STAYING\t{id}\t{why}");
+    }
+    if evacuation.moving.is_empty() || wait.is_zero() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = indicatif::ProgressBar::new(evacuation.moving.len() as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("moving instances off {node}"));
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let mut moved = Vec::new();
+        for id in &evacuation.moving {
+            if let Some(record) = store.instance(id).await.map_err(|e| e.to_string())?
+                && record.node_id != node
+                && record.state == "running"
+            {
+                moved.push((id.clone(), record.node_id));
+            }
+        }
+        bar.set_position(moved.len() as u64);
+        if moved.len() == evacuation.moving.len() {
+            bar.finish_and_clear();
+            for (id, to) in moved {
+                println!("MOVED\t{id}\t{to}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if std::time::Instant::now() >= deadline {
+            bar.abandon();
+            return Err(format!(
+                "{} of {} instances run elsewhere after {}s; the controller goes on (`mallee admin node list` shows where they are)",
+                moved.len(),
+                evacuation.moving.len(),
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// `up` or `down`, and `disabled` when an administrator stopped placements.
 fn state(status: &NodeStatus) -> String {
     if status.node.disabled {
@@ -149,12 +216,13 @@ fn state(status: &NodeStatus) -> String {
 
 fn print_table(nodes: &[NodeStatus]) {
     println!(
-        "NODE\tZONE\tSTATE\tHEARTBEAT\tACCEL\tCORES used/free\tMEMORY MiB used/free\tDISK GiB used/free\tVERSION\tINSTANCES"
+        "NODE\tROLE\tZONE\tSTATE\tHEARTBEAT\tACCEL\tCORES used/free\tMEMORY MiB used/free\tDISK GiB used/free\tVERSION\tINSTANCES"
     );
     for n in nodes {
         println!(
-            "{}\t{}\t{}\t{}s ago\t{}\t{}/{}\t{}/{}\t{}/{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}s ago\t{}\t{}/{}\t{}/{}\t{}/{}\t{}\t{}",
             n.node.node_id,
+            n.node.role,
             n.node.zone,
             state(n),
             n.heartbeat_age_ms / 1000,
@@ -176,6 +244,7 @@ fn node_json(n: &NodeStatus) -> serde_json::Value {
     serde_json::json!({
         "node_id": n.node.node_id,
         "zone": n.node.zone,
+        "role": n.node.role,
         "address": n.node.address,
         "underlay_ip": n.node.underlay_ip,
         "state": n.health.name(),
@@ -231,7 +300,17 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
                 print_table(&nodes);
             }
         }
-        NodeAdminCommand::Disable { node, data } => set_disabled(&data, &node, true).await?,
+        NodeAdminCommand::Disable {
+            node,
+            evacuate,
+            wait_seconds,
+            data,
+        } => {
+            set_disabled(&data, &node, true).await?;
+            if evacuate {
+                return evacuate_node(&data, &node, Duration::from_secs(wait_seconds)).await;
+            }
+        }
         NodeAdminCommand::Enable { node, data } => set_disabled(&data, &node, false).await?,
         NodeAdminCommand::Remove { node, force, data } => {
             let store = crate::open_store(&data.data_dir).await?;

@@ -199,7 +199,10 @@ pub async fn start(
         if placement::take_on(&mut rooms, &instance.record.node_id, demand) {
             continue;
         }
-        let elsewhere = if movable(cloud, instance).await? {
+        let movable = super::evacuate::why_not_movable(cloud.store.as_ref(), instance)
+            .await?
+            .is_none();
+        let elsewhere = if movable {
             let candidates: Vec<String> = rooms
                 .iter()
                 .filter(|r| r.node.zone == instance.record.zone)
@@ -249,30 +252,6 @@ pub async fn start(
         }
     })
     .await
-}
-
-/// Whether `instance` may start on another node: it boots from an EBS
-/// volume and every volume it has lives on a storage host.
-async fn movable(cloud: &Cloud, instance: &Instance) -> Result<bool, CloudError> {
-    if !matches!(
-        instance.details.spec.image,
-        crate::instances::spec::Boot::Ebs { .. }
-    ) {
-        return Ok(false);
-    }
-    let nodes = cloud.store.nodes().await?;
-    let volumes = cloud
-        .store
-        .volumes(Some(&instance.record.account_id))
-        .await?;
-    Ok(volumes
-        .iter()
-        .filter(|v| v.instance_id.as_deref() == Some(instance.id()))
-        .all(|v| {
-            nodes
-                .iter()
-                .any(|n| n.node_id == v.node_id && crate::zone_storage::is_storage(n))
-        }))
 }
 
 /// The agent of the node an instance is placed on (`None`: a node the

@@ -5,6 +5,7 @@
 pub mod attributes;
 pub mod capacity;
 pub mod describe;
+pub mod evacuate;
 pub mod launch;
 pub mod lifecycle;
 pub mod lookup;

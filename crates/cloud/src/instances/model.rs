@@ -180,6 +180,11 @@ pub struct InstanceDetails {
     /// Its (only) network interface.
     #[serde(default)]
     pub network_interface_id: String,
+    /// Stopped to leave its node for maintenance (`mallee admin node
+    /// disable --evacuate`): the controller starts it on another node once
+    /// it is stopped.
+    #[serde(default)]
+    pub evacuating: bool,
 }
 
 /// An instance record with its state and details decoded.

@@ -413,6 +413,7 @@ fn instance_record(
         vpc_id: String::new(),
         subnet_id: String::new(),
         network_interface_id: String::new(),
+        evacuating: false,
     };
     Ok(InstanceRecord {
         instance_id,

@@ -702,6 +702,7 @@ fn build_records(
             vpc_id: network.vpc_id.clone(),
             subnet_id: subnet.subnet_id.clone(),
             network_interface_id: ids::resource_id("eni"),
+            evacuating: false,
         };
         addresses::set_public_ip(
             &mut details,
