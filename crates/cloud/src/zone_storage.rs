@@ -86,3 +86,79 @@ pub async fn launch_volume_host(
         .map(|n| n.node_id)
         .unwrap_or_else(|| instance_node.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{TestCloud, node};
+
+    #[tokio::test]
+    async fn volumes_go_to_the_storage_host_and_instances_never_do() {
+        let cloud = TestCloud::new().await;
+        let store = cloud.store.as_ref();
+        let now = crate::ids::now_millis();
+        let fresh = |mut n: Node| {
+            n.updated_at = now;
+            n
+        };
+        store
+            .upsert_node(&fresh(node("nd-a", "z", 8, 8192, 100)))
+            .await
+            .expect("node a");
+        store
+            .upsert_node(&fresh(node("nd-b", "z", 8, 8192, 900)))
+            .await
+            .expect("node b");
+        // No storage host: the compute nodes keep volumes, an instance's
+        // launch volumes stay on its node.
+        let hosts =
+            volume_hosts(&cloud, store.nodes().await.expect("nodes"), "z", now).expect("hosts");
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(
+            launch_volume_host(&cloud, "z", "nd-a").await.expect("host"),
+            "nd-a"
+        );
+
+        let mut storage = fresh(node("st-1", "z", 0, 0, 50));
+        storage.role = "storage".into();
+        store.upsert_node(&storage).await.expect("storage");
+        let nodes = store.nodes().await.expect("nodes");
+        let hosts = volume_hosts(&cloud, nodes.clone(), "z", now).expect("hosts");
+        assert_eq!(
+            hosts.iter().map(|n| n.node_id.as_str()).collect::<Vec<_>>(),
+            ["st-1"],
+            "the storage host alone, however much disk the nodes have"
+        );
+        assert_eq!(
+            launch_volume_host(&cloud, "z", "nd-a").await.expect("host"),
+            "st-1"
+        );
+        assert!(
+            crate::health::schedulable(&cloud, nodes, now)
+                .iter()
+                .all(|n| !is_storage(n)),
+            "instances never go to a storage host"
+        );
+        // A zone whose storage host is disabled refuses new volumes rather
+        // than keeping them on a node.
+        store
+            .set_node_disabled("st-1", true)
+            .await
+            .expect("disable");
+        let refused = volume_hosts(&cloud, store.nodes().await.expect("nodes"), "z", now);
+        assert!(
+            matches!(&refused, Err(CloudError::InsufficientCapacity { message, .. }) if message.contains("storage host")),
+            "{refused:?}"
+        );
+        assert!(launch_volume_host(&cloud, "z", "nd-a").await.is_err());
+        // Another zone is not affected.
+        store
+            .upsert_node(&fresh(node("nd-c", "y", 8, 8192, 100)))
+            .await
+            .expect("node c");
+        assert_eq!(
+            launch_volume_host(&cloud, "y", "nd-c").await.expect("host"),
+            "nd-c"
+        );
+    }
+}
