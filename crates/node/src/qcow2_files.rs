@@ -28,6 +28,22 @@ impl Qcow2Files {
         self.dir.join(format!("{volume_id}.qcow2"))
     }
 
+    /// A fresh temporary file name for volume `volume_id` (any leftover of
+    /// an interrupted attempt removed), guarded: it goes unless disarmed.
+    async fn fresh_tmp(&self, volume_id: &str) -> Result<(PathBuf, TempGuard), VolumeError> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(io(format!("create {}", self.dir.display())))?;
+        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
+        let guard = TempGuard::new(tmp.clone());
+        match tokio::fs::remove_file(&tmp).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("remove {}", tmp.display()))(e))
+            }
+            _ => Ok((tmp, guard)),
+        }
+    }
+
     /// fsyncs `tmp`, renames it to the volume's file and fsyncs the
     /// directory.
     async fn finish(&self, volume_id: &str, tmp: PathBuf) -> Result<(), VolumeError> {
@@ -55,50 +71,8 @@ impl VolumeBackend for Qcow2Files {
         if path.exists() {
             return Ok(());
         }
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(io(format!("create {}", self.dir.display())))?;
-        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
-        let mut guard = TempGuard::new(tmp.clone());
+        let (tmp, mut guard) = self.fresh_tmp(volume_id).await?;
         crate::qemu_img::create_qcow2(&tmp, size_gib.saturating_mul(GIB)).await?;
-        self.finish(volume_id, tmp).await?;
-        guard.disarm();
-        Ok(())
-    }
-
-    async fn create_from(
-        &self,
-        volume_id: &str,
-        size_gib: u64,
-        image: &Path,
-        format: mallee_node_api::DiskFormat,
-    ) -> Result<(), VolumeError> {
-        if self.path(volume_id).exists() {
-            return Ok(());
-        }
-        let info = check_snapshot_data(image, format).await?;
-        let size = size_gib.saturating_mul(GIB);
-        if info.virtual_size > size {
-            return Err(VolumeError::BadImage(format!(
-                "the snapshot's disk is {} bytes, larger than the {size_gib} GiB volume",
-                info.virtual_size
-            )));
-        }
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(io(format!("create {}", self.dir.display())))?;
-        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
-        let mut guard = TempGuard::new(tmp.clone());
-        match tokio::fs::remove_file(&tmp).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(format!("remove {}", tmp.display()))(e));
-            }
-            _ => {}
-        }
-        crate::qemu_img::convert_to_qcow2(image, format, &tmp, |_| {}).await?;
-        if info.virtual_size < size {
-            crate::qemu_img::resize_qcow2(&tmp, size).await?;
-        }
         self.finish(volume_id, tmp).await?;
         guard.disarm();
         Ok(())
@@ -229,17 +203,7 @@ impl Qcow2Files {
                 info.virtual_size
             )));
         }
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(io(format!("create {}", self.dir.display())))?;
-        let tmp = self.dir.join(format!(".{volume_id}.qcow2.tmp"));
-        let mut guard = TempGuard::new(tmp.clone());
-        match tokio::fs::remove_file(&tmp).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(format!("remove {}", tmp.display()))(e));
-            }
-            _ => {}
-        }
+        let (tmp, mut guard) = self.fresh_tmp(volume_id).await?;
         crate::qemu_img::create_overlay(&tmp, base, size).await?;
         self.finish(volume_id, tmp).await?;
         guard.disarm();

@@ -672,34 +672,42 @@ impl Snapshots {
                 },
                 None => None,
             };
-            if let Some(qmp) = daemon {
-                tracing::info!(snapshot = %snapshot_id, volume = %volume_id, "capturing through the export's daemon");
-                self.capture_through(
-                    &qmp,
-                    snapshot_id,
-                    volume_id,
-                    &disk.path,
-                    &export_tmp,
-                    captured,
-                    cancel,
-                )
-                .await?;
-                drop(data_lock);
-                break;
-            }
-            let handle = volume
-                .instance()
-                .and_then(|id| lock(&self.instances).get(id).cloned());
-            let access = match handle {
-                Some(handle) => handle.vm_access().await.unwrap_or(VmAccess::Stopped),
-                None => VmAccess::Stopped,
-            };
-            match access {
-                VmAccess::Busy => {
-                    drop(data_lock);
-                    or_cancel(cancel, tokio::time::sleep(BUSY_RETRY)).await?;
+            let vm = if daemon.is_some() {
+                None
+            } else {
+                let handle = volume
+                    .instance()
+                    .and_then(|id| lock(&self.instances).get(id).cloned());
+                match handle {
+                    Some(handle) => match handle.vm_access().await.unwrap_or(VmAccess::Stopped) {
+                        VmAccess::Busy => {
+                            drop(data_lock);
+                            or_cancel(cancel, tokio::time::sleep(BUSY_RETRY)).await?;
+                            continue;
+                        }
+                        VmAccess::Stopped => None,
+                        VmAccess::Running(vm) => Some(vm),
+                    },
+                    None => None,
                 }
-                VmAccess::Stopped => {
+            };
+            match daemon.as_ref().or(vm.as_ref().map(|vm| vm.qmp())) {
+                Some(qmp) => {
+                    tracing::info!(snapshot = %snapshot_id, volume = %volume_id,
+                        through = if daemon.is_some() { "the export's daemon" } else { "the VM" },
+                        "capturing with a backup job");
+                    self.capture_through(
+                        qmp,
+                        snapshot_id,
+                        volume_id,
+                        &disk.path,
+                        &export_tmp,
+                        captured,
+                        cancel,
+                    )
+                    .await?;
+                }
+                None => {
                     tracing::info!(snapshot = %snapshot_id, volume = %volume_id, "capturing from the volume's file");
                     let convert = crate::qemu_img::convert_to_qcow2(
                         &disk.path,
@@ -713,25 +721,10 @@ impl Snapshots {
                     or_cancel(cancel, convert)
                         .await?
                         .map_err(|e| failed("capture", &e))?;
-                    drop(data_lock);
-                    break;
-                }
-                VmAccess::Running(vm) => {
-                    tracing::info!(snapshot = %snapshot_id, volume = %volume_id, "capturing through the VM");
-                    self.capture_through(
-                        vm.qmp(),
-                        snapshot_id,
-                        volume_id,
-                        &disk.path,
-                        &export_tmp,
-                        captured,
-                        cancel,
-                    )
-                    .await?;
-                    drop(data_lock);
-                    break;
                 }
             }
+            drop(data_lock);
+            break;
         }
         let dir = self.dir.clone();
         let (tmp, done) = (export_tmp.clone(), export.clone());

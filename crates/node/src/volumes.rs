@@ -148,18 +148,6 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
     /// Creates an empty volume of `size_gib`; one that exists (completely)
     /// is left as it is.
     async fn create(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError>;
-    /// Creates a volume of `size_gib` holding the disk image `image` (in
-    /// `format`, grown to the volume's size); one that exists (completely)
-    /// is left as it is. Images that name other files (a backing file, an
-    /// external data file) or are larger than the volume are refused with
-    /// [`VolumeError::BadImage`].
-    async fn create_from(
-        &self,
-        volume_id: &str,
-        size_gib: u64,
-        image: &Path,
-        format: mallee_node_api::DiskFormat,
-    ) -> Result<(), VolumeError>;
     /// The kept data of snapshot `source` that volumes are made from, if
     /// this backend keeps it (see [`VolumeBackend::keep_snapshot`]).
     fn snapshot_base(&self, source: &SnapshotSource) -> Option<PathBuf>;
