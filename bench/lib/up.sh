@@ -5,6 +5,9 @@
 # clean everything up on exit (server stopped, `mallee purge`, temp dir
 # removed). Source it after setting BENCH, ROOT and NAME; then call
 # bench_prepare and bench_start_up [extra `mallee up` arguments…].
+# bench_start_up may be called again for a second cloud beside the first
+# (give each its own --public-range): WORK, DATA, PORT and MALLEE_PID then
+# name the latest, and the exit cleans up every one.
 #
 # Sets: MALLEE, MALLEE_DESC, VENV, WORK, DATA, PORT, MALLEE_PID,
 # ACCEL_MODE, ACCEL_REASON. Reads ACCEL (default auto), GUEST_IMAGES,
@@ -43,20 +46,37 @@ bench_prepare() {
     fi
 }
 
+# Every cloud bench_start_up started: "pid work-dir" lines.
+BENCH_CLOUDS=()
+
 bench_cleanup() {
     local rc=$?
-    if [[ -n "${MALLEE_PID:-}" ]]; then
-        kill "$MALLEE_PID" 2>/dev/null || true
-        wait "$MALLEE_PID" 2>/dev/null || true
-    fi
-    # VMs outlive `mallee up` by design: stop them and remove the network.
-    if [[ -d "${DATA:-}" ]]; then
-        "$MALLEE" purge --data-dir "$DATA" >&2 || log "mallee purge --data-dir $DATA failed"
-    fi
-    if [[ "$rc" != 0 && -f "$WORK/mallee.log" ]]; then
-        log "mallee log (last 40 lines):"; tail -n 40 "$WORK/mallee.log" >&2
-    fi
-    rm -rf "$WORK"
+    local cloud pid work left
+    for cloud in "${BENCH_CLOUDS[@]}"; do
+        pid="${cloud%% *}"
+        kill "$pid" 2>/dev/null || true
+    done
+    for cloud in "${BENCH_CLOUDS[@]}"; do
+        pid="${cloud%% *}"; work="${cloud#* }"
+        wait "$pid" 2>/dev/null || true
+        # VMs (and a storage host's export daemons) outlive `mallee up` by
+        # design: stop them and remove the network.
+        if [[ -d "$work/data" ]]; then
+            "$MALLEE" purge --data-dir "$work/data" >&2 || log "mallee purge --data-dir $work/data failed"
+        fi
+        # Anything still running from this data dir is a purge bug: say so,
+        # and stop it (by pid) so the machine is left clean.
+        left="$(pgrep -f -- "$work/data" || true)"
+        if [[ -n "$left" ]]; then
+            log "still running after purge of $work/data: $(tr '\n' ' ' <<<"$left")— killing them"
+            # shellcheck disable=SC2086
+            kill $left 2>/dev/null || true
+        fi
+        if [[ "$rc" != 0 && -f "$work/mallee.log" ]]; then
+            log "mallee log of $work (last 40 lines):"; tail -n 40 "$work/mallee.log" >&2
+        fi
+        rm -rf "$work"
+    done
     exit "$rc"
 }
 
@@ -72,6 +92,7 @@ bench_start_up() {
         --accel "$ACCEL" --probe-kernel "$GUEST_IMAGES/vmlinuz" "$@" \
         >"$WORK/mallee.log" 2>&1 &
     MALLEE_PID=$!
+    BENCH_CLOUDS+=("$MALLEE_PID $WORK")
     for _ in $(seq 1 300); do
         curl -fsS -o /dev/null "http://127.0.0.1:$PORT/_mallee/health" 2>/dev/null && break
         kill -0 "$MALLEE_PID" 2>/dev/null || { log "mallee exited; its log:"; cat "$WORK/mallee.log" >&2; exit 1; }
@@ -97,8 +118,9 @@ bench_start_up() {
     done
 }
 
-# The server's distinct warnings and errors, most frequent first.
+# The server's distinct warnings and errors, most frequent first (of the
+# latest cloud, or of the work dir given).
 bench_problems() {
-    jq -r 'select(.level == "WARN" or .level == "ERROR") | "\(.level) \(.message)"' "$WORK/mallee.log" 2>/dev/null \
+    jq -r 'select(.level == "WARN" or .level == "ERROR") | "\(.level) \(.message)"' "${1:-$WORK}/mallee.log" 2>/dev/null \
         | grep -v 'acceleration selected' | sort | uniq -c | sort -rn | head -n 5 || true
 }
