@@ -133,7 +133,7 @@ def test_the_node_list_shows_every_node(cluster):
     nodes = node_list(cluster)
     assert set(nodes) == set(cluster.ids.values())
     for n in nodes.values():
-        assert n["zone"] == ZONE
+        assert n["zone"] == ZONE and n["role"] == "compute", n
         assert n["state"] == "up" and n["schedulable"] and not n["disabled"], n
         assert 0 <= n["heartbeat_age_seconds"] < NODE_TIMEOUT, n
         assert n["accel"].startswith("sim"), n
@@ -141,11 +141,11 @@ def test_the_node_list_shows_every_node(cluster):
         assert n["capacity"]["cores"] == {"used": 0, "free": 16, "max": 16}, n
         assert n["instance_count"] == 0 and n["instances"] == []
     table = admin(cluster, "list").stdout.splitlines()
-    assert table[0].split("\t")[:4] == ["NODE", "ZONE", "STATE", "HEARTBEAT"], table[0]
+    assert table[0].split("\t")[:5] == ["NODE", "ROLE", "ZONE", "STATE", "HEARTBEAT"], table[0]
     rows = {line.split("\t")[0]: line.split("\t") for line in table[1:]}
     assert set(rows) == set(nodes)
     for row in rows.values():
-        assert row[1] == ZONE and row[2] == "up" and row[5] == "0/16" and row[-1] == "0", row
+        assert row[1:4] == ["compute", ZONE, "up"] and row[6] == "0/16" and row[-1] == "0", row
 
 
 def test_spread_placement_and_zone_capacity_come_from_the_nodes(cluster):
