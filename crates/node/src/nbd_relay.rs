@@ -25,6 +25,15 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+/// Bytes each direction of a relay moves at a time: whole NBD requests of
+/// a guest's sequential I/O (up to a few hundred KiB) in one read, not
+/// tokio's default 8 KiB.
+const COPY_BUFFER: usize = 256 * 1024;
+/// TCP keepalive toward the storage host: idle time, probe interval and
+/// probes before the connection is given up.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_PROBES: u32 = 6;
 /// How long a relay waits for the storage host to accept a connection
 /// (QEMU's NBD client retries a connection that closes).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,8 +166,19 @@ async fn relay(mut qemu: UnixStream, (host, port): Address, volume_id: String) {
     if let Err(e) = server.set_nodelay(true) {
         tracing::debug!(volume = %volume_id, error = %e, "TCP_NODELAY");
     }
+    // A storage host that vanishes without a word (power loss) is noticed
+    // within a minute, and the NBD client reconnects.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket2::SockRef::from(&server).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(volume = %volume_id, error = %e, "TCP keepalive");
+    }
     tracing::debug!(volume = %volume_id, %host, port, "NBD relay connected");
-    match tokio::io::copy_bidirectional(&mut qemu, &mut server).await {
+    match tokio::io::copy_bidirectional_with_sizes(&mut qemu, &mut server, COPY_BUFFER, COPY_BUFFER)
+        .await
+    {
         Ok(_) => tracing::debug!(volume = %volume_id, "NBD relay connection closed"),
         Err(e) => tracing::info!(volume = %volume_id, error = %e, "NBD relay connection broke"),
     }
