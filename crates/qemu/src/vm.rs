@@ -545,30 +545,8 @@ pub fn argv(spec: &VmSpec) -> Vec<OsString> {
     a
 }
 
-/// Identity of a process: pid plus its start time in clock ticks since boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcId {
-    pid: u32,
-    start_time: u64,
-}
+use mallee_util::proc_id::{ProcId, exited, proc_stat};
 
-/// Reads `/proc/PID/stat`: `Some((state, start_time))` if the process exists.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Field 22 of stat (starttime) is the 20th after the command name.
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
-
-fn alive(id: ProcId) -> bool {
-    matches!(proc_stat(id.pid), Some((state, start)) if start == id.start_time && !matches!(state, 'Z' | 'X' | 'x'))
-}
-
-/// Finds the live QEMU that owns `run_dir` (canonical), from its pidfile.
 fn find_qemu(run_dir: &Path) -> Result<ProcId, String> {
     let pidfile = run_dir.join(PIDFILE);
     let text = std::fs::read_to_string(&pidfile)
@@ -578,7 +556,7 @@ fn find_qemu(run_dir: &Path) -> Result<ProcId, String> {
         .parse()
         .map_err(|_| format!("{} holds {:?}, not a pid", pidfile.display(), text.trim()))?;
     let (state, start_time) = proc_stat(pid).ok_or_else(|| format!("pid {pid} is not running"))?;
-    if matches!(state, 'Z' | 'X' | 'x') {
+    if exited(state) {
         return Err(format!("pid {pid} has exited"));
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -762,7 +740,7 @@ impl RunningVm {
         };
         send_kill(proc_id)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        while alive(proc_id) {
+        while proc_id.alive() {
             if tokio::time::Instant::now() >= deadline {
                 return Err(VmError::ExitTimeout(proc_id.pid));
             }
@@ -796,7 +774,7 @@ impl RunningVm {
     /// Whether the QEMU process is still alive (same pid and start time, not
     /// a zombie).
     pub fn is_alive(&self) -> bool {
-        alive(self.proc_id)
+        self.proc_id.alive()
     }
 
     /// `query-status` of the VM.
@@ -1184,14 +1162,20 @@ mod tests {
         let me = std::process::id();
         let (state, start) = proc_stat(me).expect("own stat");
         assert_ne!(state, 'Z');
-        assert!(alive(ProcId {
-            pid: me,
-            start_time: start
-        }));
-        assert!(!alive(ProcId {
-            pid: me,
-            start_time: start + 1
-        }));
+        assert!(
+            ProcId {
+                pid: me,
+                start_time: start
+            }
+            .alive()
+        );
+        assert!(
+            !ProcId {
+                pid: me,
+                start_time: start + 1
+            }
+            .alive()
+        );
         // We are not QEMU.
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(PIDFILE), me.to_string()).expect("write");

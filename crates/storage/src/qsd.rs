@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use mallee_pki::PeerName;
 use mallee_qemu::QmpClient;
-use serde::{Deserialize, Serialize};
 
 use crate::exports::ExportError;
 
@@ -140,38 +139,8 @@ pub(crate) fn argv(spec: &QsdSpec<'_>) -> Vec<OsString> {
     .collect()
 }
 
-/// Identity of a process: pid plus its start time in clock ticks since boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProcId {
-    /// Process id.
-    pub pid: u32,
-    /// Field 22 of `/proc/PID/stat`.
-    pub start_time: u64,
-}
-
-impl ProcId {
-    /// Whether this very process still runs (same pid and start time, not a
-    /// zombie).
-    pub fn alive(self) -> bool {
-        matches!(proc_stat(self.pid), Some((state, start)) if start == self.start_time && !exited(state))
-    }
-}
-
-fn exited(state: char) -> bool {
-    matches!(state, 'Z' | 'X' | 'x')
-}
-
-/// Reads `/proc/PID/stat`: `Some((state, start_time))` if the process exists.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Field 22 of stat (starttime) is the 20th after the command name.
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
+pub(crate) use mallee_util::proc_id::ProcId;
+use mallee_util::proc_id::{exited, proc_stat};
 
 /// The live QSD that owns `pidfile`: the pid it names, alive, started with
 /// `--pidfile <pidfile>`, and, when `known` is that pid, started at the

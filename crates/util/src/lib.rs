@@ -3,4 +3,5 @@
 
 pub mod cidr;
 pub mod durable;
+pub mod proc_id;
 pub mod process;
