@@ -311,6 +311,7 @@ async fn prepare(config: Config) -> Result<Prepared, String> {
 
 async fn up(args: UpArgs) -> Result<ExitCode, String> {
     init_logging(args.serve.log_format);
+    let shutdown = server::shutdown_signal();
     let data_dir = args.serve.data.data_dir.clone();
     let report = doctor::run(&data_dir);
     let controller_failures = report.failures(Role::Controller);
@@ -372,10 +373,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
     } else {
         None
     };
-    prepared
-        .serve(server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    prepared.serve(shutdown).await.map_err(|e| e.to_string())?;
     if let Some(node) = node {
         node.shutdown().await;
     }
@@ -388,6 +386,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
 
 async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
     init_logging(args.serve.log_format);
+    let shutdown = server::shutdown_signal();
     let report = doctor::run(&args.serve.data.data_dir);
     if !report.failures(Role::Controller).is_empty() {
         eprint!("{}", report.render());
@@ -406,10 +405,7 @@ async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
         "mallee: add a node:  mallee admin node token create --zone ZONE, then on the node  mallee node join https://THIS-HOST:PORT --token TOKEN"
     );
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee controller is up");
-    prepared
-        .serve(server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    prepared.serve(shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("mallee controller stopped");
     Ok(ExitCode::SUCCESS)
 }

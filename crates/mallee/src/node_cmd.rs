@@ -434,9 +434,10 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
     config.listen = node.listen;
     config.advertise_url.clone_from(&node.advertise_url);
     apply_vm_args(&mut config, &node.vm);
+    let shutdown = mallee_api::server::shutdown_signal();
     let handle = start_node(config).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %handle.url(), "node agent running");
-    mallee_api::server::shutdown_signal().await;
+    shutdown.await;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -473,11 +474,12 @@ async fn simulate_command(
         controller_url: Some(args.url),
         ..ServeConfig::new(credentials)
     };
+    let shutdown = mallee_api::server::shutdown_signal();
     let server = mallee_node_sim::serve(SimNode::new(config), serve)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(url = %server.url(), node = %server.node().node_id(), "simulated node agent running");
-    mallee_api::server::shutdown_signal().await;
+    shutdown.await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -143,9 +143,10 @@ pub async fn storage_command(command: StorageCommand) -> Result<ExitCode, String
         ));
     }
     let config = storage_config(&args, credentials, zone);
+    let shutdown = mallee_api::server::shutdown_signal();
     let handle = start_node(config).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %handle.url(), nbd = %args.nbd_address, "storage host running");
-    mallee_api::server::shutdown_signal().await;
+    shutdown.await;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
