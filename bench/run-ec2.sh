@@ -84,7 +84,7 @@ wait_http() { # url pid name
 
 MALLEE_PORT="$(free_port)"
 log "starting mallee on 127.0.0.1:$MALLEE_PORT (data dir $WORK/mallee-data)"
-"$MALLEE" up --data-dir "$WORK/mallee-data" --listen "127.0.0.1:$MALLEE_PORT" >"$WORK/mallee.log" 2>&1 &
+"$MALLEE" up --no-node --data-dir "$WORK/mallee-data" --listen "127.0.0.1:$MALLEE_PORT" >"$WORK/mallee.log" 2>&1 &
 MALLEE_PID=$!
 wait_http "http://127.0.0.1:$MALLEE_PORT/_mallee/health" "$MALLEE_PID" mallee
 CREDS="$WORK/mallee-data/credentials/admin.json"

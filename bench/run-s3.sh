@@ -95,7 +95,7 @@ wait_http() { # url pid name  (any HTTP answer means ready)
 
 MALLEE_PORT="$(free_port)"
 log "starting mallee on 127.0.0.1:$MALLEE_PORT (data dir $WORK/mallee-data)"
-"$MALLEE" up --data-dir "$WORK/mallee-data" --listen "127.0.0.1:$MALLEE_PORT" >"$WORK/mallee.log" 2>&1 &
+"$MALLEE" up --no-node --data-dir "$WORK/mallee-data" --listen "127.0.0.1:$MALLEE_PORT" >"$WORK/mallee.log" 2>&1 &
 MALLEE_PID=$!
 for _ in $(seq 1 300); do
     curl -fsS -o /dev/null "http://127.0.0.1:$MALLEE_PORT/_mallee/health" 2>/dev/null && break
