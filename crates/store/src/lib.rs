@@ -9,6 +9,7 @@ pub mod addresses;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod enrolment;
+pub mod identity;
 pub mod images;
 pub mod instances;
 pub mod metal;
@@ -21,6 +22,7 @@ pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
+pub use identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, UserAccessKey};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;
@@ -80,6 +82,7 @@ pub trait Store:
     + SnapshotIndex
     + MetalIndex
     + NodeEnrolmentIndex
+    + IdentityIndex
     + Send
     + Sync
     + std::fmt::Debug

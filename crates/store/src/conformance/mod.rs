@@ -5,6 +5,7 @@
 
 mod addresses;
 mod enrolment;
+mod identity;
 mod images;
 mod instances;
 mod metal;
@@ -92,6 +93,7 @@ pub async fn run(store: &dyn Store) {
     snapshots::run(store).await;
     metal::run(store).await;
     enrolment::run(store).await;
+    identity::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {

@@ -18,6 +18,7 @@ use crate::{
 
 mod addresses;
 mod enrolment;
+mod identity;
 mod images;
 mod instances;
 mod metal;

@@ -1,0 +1,237 @@
+//! Conformance: IAM users (rename carries keys, compare-and-set), key
+//! activation and last use, and entities.
+
+use crate::identity::{IamEntity, IamUser, KeyLastUsed};
+use crate::{AccessKey, Store, StoreError};
+
+use super::create_accounts;
+
+fn user(account_id: &str, name: &str, id: &str) -> IamUser {
+    IamUser {
+        account_id: account_id.into(),
+        user_name: name.into(),
+        user_id: id.into(),
+        details: "{}".into(),
+        revision: 0,
+        created_at: 5,
+    }
+}
+
+fn key(id: &str, account_id: &str, user_name: &str) -> AccessKey {
+    AccessKey {
+        access_key_id: id.into(),
+        secret_access_key: format!("secret-{id}"),
+        account_id: account_id.into(),
+        user_name: user_name.into(),
+        active: true,
+        created_at: 7,
+    }
+}
+
+pub(super) async fn run(store: &dyn Store) {
+    users_and_keys(store).await;
+    entities(store).await;
+}
+
+async fn users_and_keys(store: &dyn Store) {
+    create_accounts(
+        store,
+        &[("300000000001", "ident-a"), ("300000000002", "ident-b")],
+    )
+    .await;
+    let a = "300000000001";
+    store
+        .create_user(&user(a, "alice", "AIDAALICE"))
+        .await
+        .expect("alice");
+    assert!(matches!(
+        store.create_user(&user(a, "alice", "AIDAOTHER")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same name in another account is another user.
+    store
+        .create_user(&user("300000000002", "alice", "AIDAALICE2"))
+        .await
+        .expect("alice in b");
+    let names: Vec<String> = store
+        .users(a)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    assert_eq!(names, ["admin", "alice"]);
+
+    store
+        .create_access_key(&key("AKIAALICE1", a, "alice"))
+        .await
+        .expect("key");
+    store
+        .create_access_key(&key("AKIAALICE2", a, "alice"))
+        .await
+        .expect("key 2");
+    assert!(
+        store
+            .set_access_key_active(a, "alice", "AKIAALICE2", false)
+            .await
+            .expect("deactivate")
+    );
+    assert!(
+        !store
+            .set_access_key_active(a, "bob", "AKIAALICE2", false)
+            .await
+            .expect("not bob's")
+    );
+    let used = KeyLastUsed {
+        at: 99,
+        service: "ec2".into(),
+        region: "r1".into(),
+    };
+    store
+        .record_key_use("AKIAALICE1", &used)
+        .await
+        .expect("use");
+    assert_eq!(
+        store.key_last_used("AKIAALICE1").await.expect("last"),
+        Some(used.clone())
+    );
+    assert_eq!(
+        store.key_last_used("AKIAALICE2").await.expect("never"),
+        None
+    );
+
+    // Rename: the keys follow; a stale revision changes nothing.
+    let mut alice = store.user(a, "alice").await.expect("get").expect("alice");
+    alice.user_name = "alicia".into();
+    alice.details = r#"{"path":"/qa/"}"#.into();
+    assert!(store.update_user("alice", &alice).await.expect("rename"));
+    assert!(
+        !store
+            .update_user("alicia", &alice)
+            .await
+            .expect("stale revision")
+    );
+    assert!(store.user(a, "alice").await.expect("get").is_none());
+    let alicia = store.user(a, "alicia").await.expect("get").expect("alicia");
+    assert_eq!(
+        (alicia.revision, alicia.details.as_str()),
+        (1, r#"{"path":"/qa/"}"#)
+    );
+    let keys = store.user_access_keys(a, "alicia").await.expect("keys");
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.key.access_key_id.as_str(), k.key.active))
+            .collect::<Vec<_>>(),
+        [("AKIAALICE1", true), ("AKIAALICE2", false)]
+    );
+    assert_eq!(keys[0].last_used, Some(used));
+    let (found, _) = store
+        .access_key("AKIAALICE1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.user_name, "alicia");
+    // Renaming onto a taken name is a conflict and changes nothing.
+    let mut onto_admin = alicia.clone();
+    onto_admin.user_name = "admin".into();
+    assert!(matches!(
+        store.update_user("alicia", &onto_admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert!(
+        store
+            .delete_access_key(a, "alicia", "AKIAALICE2")
+            .await
+            .expect("delete key")
+    );
+    assert!(
+        !store
+            .delete_access_key(a, "alicia", "AKIAALICE2")
+            .await
+            .expect("gone")
+    );
+    assert!(!store.delete_user(a, "alicia", 0).await.expect("stale"));
+    assert!(store.delete_user(a, "alicia", 1).await.expect("delete"));
+    assert!(
+        store
+            .access_key("AKIAALICE1")
+            .await
+            .expect("lookup")
+            .is_none(),
+        "keys go with the user"
+    );
+}
+
+async fn entities(store: &dyn Store) {
+    let a = "300000000001";
+    let group = IamEntity {
+        account_id: a.into(),
+        kind: "group".into(),
+        name: "qa".into(),
+        entity_id: "AGPAQA".into(),
+        details: "{}".into(),
+        revision: 0,
+        created_at: 3,
+    };
+    store.create_entity(&group).await.expect("group");
+    assert!(matches!(
+        store.create_entity(&group).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same name as another kind is another entity.
+    let role = IamEntity {
+        kind: "role".into(),
+        entity_id: "AROAQA".into(),
+        ..group.clone()
+    };
+    store.create_entity(&role).await.expect("role named qa");
+    let dup_id = IamEntity {
+        name: "other".into(),
+        ..group.clone()
+    };
+    assert!(matches!(
+        store.create_entity(&dup_id).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut stored = store
+        .entity(a, "group", "qa")
+        .await
+        .expect("get")
+        .expect("qa");
+    stored.details = r#"{"policies":{}}"#.into();
+    assert!(store.update_entity(&stored).await.expect("update"));
+    assert!(!store.update_entity(&stored).await.expect("stale"));
+    let now = store
+        .entity(a, "group", "qa")
+        .await
+        .expect("get")
+        .expect("qa");
+    assert_eq!(
+        (now.revision, now.details.as_str()),
+        (1, r#"{"policies":{}}"#)
+    );
+    assert_eq!(store.entities(a, "group").await.expect("list").len(), 1);
+    assert!(
+        store
+            .entities("300000000002", "group")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        !store
+            .delete_entity(a, "group", "qa", 0)
+            .await
+            .expect("stale")
+    );
+    assert!(
+        store
+            .delete_entity(a, "group", "qa", 1)
+            .await
+            .expect("delete")
+    );
+    assert!(store.entity(a, "group", "qa").await.expect("get").is_none());
+    assert!(store.entity(a, "role", "qa").await.expect("get").is_some());
+}

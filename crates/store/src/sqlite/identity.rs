@@ -1,0 +1,320 @@
+//! [`IdentityIndex`] on SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, conflict};
+use crate::identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, UserAccessKey};
+use crate::{AccessKey, StoreResult};
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<IamUser> {
+    Ok(IamUser {
+        account_id: row.try_get("account_id")?,
+        user_name: row.try_get("user_name")?,
+        user_id: row.try_get("user_id")?,
+        details: row.try_get("details")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn entity_from_row(row: &SqliteRow) -> StoreResult<IamEntity> {
+    Ok(IamEntity {
+        account_id: row.try_get("account_id")?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        entity_id: row.try_get("entity_id")?,
+        details: row.try_get("details")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn last_used_from_row(row: &SqliteRow) -> StoreResult<Option<KeyLastUsed>> {
+    let at: Option<i64> = row.try_get("last_used_at")?;
+    Ok(match at {
+        None => None,
+        Some(at) => Some(KeyLastUsed {
+            at,
+            service: row
+                .try_get::<Option<String>, _>("last_used_service")?
+                .unwrap_or_default(),
+            region: row
+                .try_get::<Option<String>, _>("last_used_region")?
+                .unwrap_or_default(),
+        }),
+    })
+}
+
+#[async_trait]
+impl IdentityIndex for SqliteStore {
+    async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (account_id, user_name, user_id, details, revision, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.account_id)
+        .bind(&user.user_name)
+        .bind(&user.user_id)
+        .bind(&user.details)
+        .bind(user.revision)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(&user.user_name))?;
+        Ok(())
+    }
+
+    async fn user(&self, account_id: &str, user_name: &str) -> StoreResult<Option<IamUser>> {
+        sqlx::query("SELECT * FROM users WHERE account_id = ? AND user_name = ?")
+            .bind(account_id)
+            .bind(user_name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn users(&self, account_id: &str) -> StoreResult<Vec<IamUser>> {
+        sqlx::query("SELECT * FROM users WHERE account_id = ? ORDER BY user_name")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn update_user(&self, user_name: &str, user: &IamUser) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // The keys follow a renamed user: the foreign key is checked at
+        // commit, once both sides carry the new name.
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await?;
+        let updated = sqlx::query(
+            "UPDATE users SET user_name = ?, details = ?, revision = revision + 1
+             WHERE account_id = ? AND user_name = ? AND revision = ?",
+        )
+        .bind(&user.user_name)
+        .bind(&user.details)
+        .bind(&user.account_id)
+        .bind(user_name)
+        .bind(user.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict(&user.user_name))?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        if user.user_name != user_name {
+            sqlx::query(
+                "UPDATE access_keys SET user_name = ? WHERE account_id = ? AND user_name = ?",
+            )
+            .bind(&user.user_name)
+            .bind(&user.account_id)
+            .bind(user_name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_user(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM users WHERE account_id = ? AND user_name = ? AND revision = ?",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(revision)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn user_access_keys(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> StoreResult<Vec<UserAccessKey>> {
+        sqlx::query(
+            "SELECT * FROM access_keys WHERE account_id = ? AND user_name = ?
+             ORDER BY created_at, access_key_id",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(UserAccessKey {
+                key: AccessKey {
+                    access_key_id: row.try_get("access_key_id")?,
+                    secret_access_key: row.try_get("secret_access_key")?,
+                    account_id: row.try_get("account_id")?,
+                    user_name: row.try_get("user_name")?,
+                    active: row.try_get::<i64, _>("active")? != 0,
+                    created_at: row.try_get("created_at")?,
+                },
+                last_used: last_used_from_row(row)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn delete_access_key(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        access_key_id: &str,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM access_keys WHERE account_id = ? AND user_name = ? AND access_key_id = ?",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(access_key_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn set_access_key_active(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        access_key_id: &str,
+        active: bool,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE access_keys SET active = ?
+             WHERE account_id = ? AND user_name = ? AND access_key_id = ?",
+        )
+        .bind(i64::from(active))
+        .bind(account_id)
+        .bind(user_name)
+        .bind(access_key_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn record_key_use(&self, access_key_id: &str, used: &KeyLastUsed) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE access_keys SET last_used_at = ?, last_used_service = ?, last_used_region = ?
+             WHERE access_key_id = ?",
+        )
+        .bind(used.at)
+        .bind(&used.service)
+        .bind(&used.region)
+        .bind(access_key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn key_last_used(&self, access_key_id: &str) -> StoreResult<Option<KeyLastUsed>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => last_used_from_row(&row),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_entity(&self, entity: &IamEntity) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO iam_entities (account_id, kind, name, entity_id, details, revision, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&entity.account_id)
+        .bind(&entity.kind)
+        .bind(&entity.name)
+        .bind(&entity.entity_id)
+        .bind(&entity.details)
+        .bind(entity.revision)
+        .bind(entity.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(&entity.name))?;
+        Ok(())
+    }
+
+    async fn entity(
+        &self,
+        account_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<IamEntity>> {
+        sqlx::query("SELECT * FROM iam_entities WHERE account_id = ? AND kind = ? AND name = ?")
+            .bind(account_id)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(entity_from_row)
+            .transpose()
+    }
+
+    async fn entities(&self, account_id: &str, kind: &str) -> StoreResult<Vec<IamEntity>> {
+        sqlx::query("SELECT * FROM iam_entities WHERE account_id = ? AND kind = ? ORDER BY name")
+            .bind(account_id)
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(entity_from_row)
+            .collect()
+    }
+
+    async fn update_entity(&self, entity: &IamEntity) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE iam_entities SET details = ?, revision = revision + 1
+             WHERE account_id = ? AND kind = ? AND name = ? AND revision = ?",
+        )
+        .bind(&entity.details)
+        .bind(&entity.account_id)
+        .bind(&entity.kind)
+        .bind(&entity.name)
+        .bind(entity.revision)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn delete_entity(
+        &self,
+        account_id: &str,
+        kind: &str,
+        name: &str,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM iam_entities WHERE account_id = ? AND kind = ? AND name = ? AND revision = ?",
+        )
+        .bind(account_id)
+        .bind(kind)
+        .bind(name)
+        .bind(revision)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+}
