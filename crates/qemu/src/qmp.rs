@@ -579,6 +579,15 @@ async fn read_message(read: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Op
     }
 }
 
+/// Whether a read error is only the peer going away (QEMU exited).
+fn connection_ended(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe
+    )
+}
+
 async fn reader_task(
     mut read: BufReader<OwnedReadHalf>,
     pending: Pending,
@@ -590,6 +599,13 @@ async fn reader_task(
         let msg = match read_message(&mut read).await {
             Ok(Some(m)) => m,
             Ok(None) => break,
+            // QEMU exiting (after `quit`, or a guest powering off) resets
+            // or cuts the connection: that is the end of the stream, not a
+            // fault. Anything else (a line that is not JSON) is.
+            Err(e) if connection_ended(&e) => {
+                tracing::debug!(error = %e, "QMP connection ended");
+                break;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "QMP read failed; closing connection");
                 break;
@@ -630,4 +646,23 @@ async fn reader_task(
     let _ = closed.send(true);
     // Dropping the senders wakes every waiting command with Disconnected.
     lock(&pending).clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn qemu_exiting_is_not_a_read_failure() {
+        assert!(super::connection_ended(&Error::from(
+            ErrorKind::ConnectionReset
+        )));
+        assert!(super::connection_ended(&Error::from(
+            ErrorKind::UnexpectedEof
+        )));
+        assert!(!super::connection_ended(&Error::new(
+            ErrorKind::InvalidData,
+            "not JSON"
+        )));
+    }
 }
