@@ -4,7 +4,8 @@
 //! - [`model`]: systems, profiles, provisioning states.
 //! - [`state`]: the provisioning state machine, a pure [`state::decide`].
 //! - [`power`]: power drivers (QEMU/QMP, IPMI, Redfish, manual) behind
-//!   [`power::PowerDriver`].
+//!   [`power::PowerDriver`]; [`power_settings`]: their JSON settings
+//!   (examples, complete error messages, secrets redacted).
 //! - [`netboot`]: dnsmasq (DHCP for known MACs only, iPXE) and iPXE scripts.
 //! - [`http`]: the provisioning HTTP server (iPXE scripts, deploy agent
 //!   downloads and reports, check-ins).
@@ -22,6 +23,7 @@ pub mod lab;
 pub mod model;
 pub mod netboot;
 pub mod power;
+pub mod power_settings;
 pub mod state;
 pub mod store;
 pub mod template;
