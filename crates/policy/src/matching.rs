@@ -283,7 +283,16 @@ fn unit_at(toks: &[Tok], vars: &[&str], mut cur: Cursor) -> Option<(Unit, Cursor
 }
 
 fn same_char(a: char, b: char, ignore_case: bool) -> bool {
-    a == b || (ignore_case && a.to_lowercase().eq(b.to_lowercase()))
+    if a == b {
+        return true;
+    }
+    if !ignore_case {
+        return false;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(&b);
+    }
+    a.to_lowercase().eq(b.to_lowercase())
 }
 
 /// Whole-string equality, optionally without case.
