@@ -93,7 +93,10 @@ impl DescribeSystemGroups {
                 w.text("total", g.total);
                 w.text("free", g.free);
             });
-            w.items("systemSet", &found.systems, write_system);
+            let admin = ctx.principal.account.is_admin;
+            w.items("systemSet", &found.systems, |w, s| {
+                write_system(w, s, admin)
+            });
         }))
     }
 }

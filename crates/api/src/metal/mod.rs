@@ -112,7 +112,10 @@ impl MetalContext<'_> {
 
     /// Writes a response listing `systems` in the set `set`.
     pub fn respond_systems(&self, action: &str, set: &str, systems: &[System]) -> String {
-        self.respond(action, |w| w.items(set, systems, write_system))
+        let admin = self.principal.account.is_admin;
+        self.respond(action, |w| {
+            w.items(set, systems, |w, s| write_system(w, s, admin));
+        })
     }
 }
 
@@ -128,14 +131,18 @@ fn instance_state(state: &State) -> &'static str {
     }
 }
 
-/// One system's fields.
-fn write_system(w: &mut XmlWriter, s: &System) {
+/// One system's fields; its power settings (secrets redacted) only for
+/// administrators, who set them.
+fn write_system(w: &mut XmlWriter, s: &System, admin: bool) {
     w.text("name", &s.name);
     w.text("mac", &s.mac);
     w.text("ip", s.ip);
     w.text("hostname", &s.hostname);
     w.text("group", &s.group);
     w.text("powerDriver", s.power.driver_name());
+    if admin {
+        w.text("power", s.power.redacted());
+    }
     w.opt_text("disk", s.disk.as_deref());
     w.opt_text("wipe", s.wipe.map(Wipe::as_str));
     w.opt_text("owner", s.owner.as_deref());
@@ -148,7 +155,8 @@ fn write_system(w: &mut XmlWriter, s: &System) {
         State::Failed { reason } => w.text("reason", reason),
         _ => {}
     }
-    w.text("stateSince", s.state_since);
+    // 0: the system has had no state change since it was added.
+    w.opt_text("stateSince", (s.state_since > 0).then_some(s.state_since));
     w.opt_text("deadline", s.deadline);
     w.opt_text("lastEvent", s.last_event.as_deref());
     write_variables(w, &s.variables);

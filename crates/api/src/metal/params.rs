@@ -10,6 +10,7 @@ use mallee_cloud::metal::access::check_user;
 use mallee_cloud::metal::systems::{Pick, Scope, Target};
 use mallee_metal::model::{DEFAULT_CHECK_IN_PORT, Mac, Wipe, check_name};
 use mallee_metal::power::PowerSpec;
+use mallee_metal::power_settings;
 use mallee_metal::template;
 
 use super::MetalApiError;
@@ -141,18 +142,15 @@ pub(super) fn scope(params: &QueryParams) -> Result<Scope> {
     }
 }
 
-/// `Power`: JSON power settings.
+/// `Power`: JSON power settings; every missing or unknown field is named
+/// at once, with the driver's own example. The value is echoed with its
+/// secrets redacted.
 pub(super) fn power_param(params: &QueryParams, value: &str) -> Result<PowerSpec> {
-    serde_json::from_str(value).map_err(|e| {
-        params
-            .invalid(
-                "Power",
-                value,
-                &format!(
-                    "Expected JSON power settings, e.g. {{\"driver\":\"ipmi\",\"host\":…}} ({e})."
-                ),
-            )
-            .into()
+    power_settings::parse(value).map_err(|e| {
+        let shown = serde_json::from_str(value)
+            .map(|v| power_settings::redact(v).to_string())
+            .unwrap_or_else(|_| value.to_owned());
+        params.invalid("Power", &shown, &format!("{e}.")).into()
     })
 }
 

@@ -144,6 +144,24 @@ fn parses_systems_with_power_settings() {
         bad,
         Err(MetalApiError::Query(QueryError::Invalid { .. }))
     ));
+    // Every missing field at once, the driver's own example, no secret echoed.
+    let incomplete = MetalAction::parse(
+        "EditSystem",
+        &params(&[
+            ("Name", "m1"),
+            ("Power", r#"{"driver":"redfish","password":"hunter2"}"#),
+        ]),
+    )
+    .expect_err("incomplete")
+    .to_string();
+    assert!(
+        incomplete.contains("redfish power settings: missing url, user; a complete example: {"),
+        "{incomplete}"
+    );
+    assert!(
+        !incomplete.contains("hunter2") && !incomplete.contains("ipmi"),
+        "{incomplete}"
+    );
     assert!(
         MetalAction::parse("EditSystem", &params(&[("Name", "m1")])).is_err(),
         "an edit that changes nothing is refused"
