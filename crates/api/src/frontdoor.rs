@@ -18,9 +18,14 @@ use super::error::{ApiError, ErrorDialect, error_response, xml_response};
 use super::query::QueryParams;
 use mallee_cloud::Principal;
 
+use crate::authorize::{self, RequestFacts};
 use crate::ec2::{self, Ec2Action, Ec2Context};
+use crate::iam::{self, IamAction, IamContext};
 use crate::service::Service;
+use crate::sts::{self, StsAction, StsContext};
 use mallee_cloud::Cloud;
+use mallee_cloud::identity::authorize::Target;
+use mallee_cloud::identity::resources::ec2_targets;
 
 /// Path that answers 200 once the server is ready (not a valid bucket name,
 /// so it never shadows S3).
@@ -161,6 +166,10 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         account: None,
         response: Response::new(Body::empty()),
     };
+    let source_ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     if parts.uri.path() == HEALTH_PATH {
@@ -304,6 +313,26 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         }
     };
     outcome.account = Some(principal.account.account_id.clone());
+    let region = signed
+        .as_ref()
+        .and_then(|s| s.region())
+        .unwrap_or(&cloud.config.region)
+        .to_owned();
+    if let Some(signed) = &signed {
+        cloud
+            .key_use
+            .note(
+                &*cloud.store,
+                signed.access_key(),
+                service.scope_name(),
+                &region,
+            )
+            .await;
+    }
+    let facts = RequestFacts {
+        source_ip,
+        region: Some(region),
+    };
 
     let pairs = form_urlencoded::parse(raw_query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -325,10 +354,18 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         return outcome;
     };
     outcome.action = action.clone();
+    let run = Run {
+        cloud: &cloud,
+        principal: &principal,
+        request_id: &request_id,
+        facts: &facts,
+    };
     let result = match service {
-        Service::Ec2 => run_ec2(&cloud, &principal, &request_id, &action, &params).await,
-        Service::Metal => run_metal(&door.metal, &principal, &request_id, &action, &params).await,
-        Service::Iam | Service::Sts | Service::S3 => Err(ApiError::new(
+        Service::Ec2 => run.ec2(&action, &params).await,
+        Service::Metal => run.metal(&door.metal, &action, &params).await,
+        Service::Iam => run.iam(&action, &params).await,
+        Service::Sts => run.sts(&action, &params).await,
+        Service::S3 => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
             format!("The action {action} is not valid for this web service."),
@@ -346,52 +383,145 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
     outcome
 }
 
-async fn run_ec2(
-    cloud: &Cloud,
-    principal: &Principal,
-    request_id: &str,
-    action: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    let to_api = |e: ec2::Ec2Error| {
-        if let ec2::Ec2Error::Internal(detail) = &e {
-            tracing::error!(request_id, detail, "internal error");
-        }
-        ApiError::from(e)
-    };
-    let parsed = Ec2Action::parse(action, params).map_err(to_api)?;
-    let dry_run = params
-        .bool("DryRun")
-        .map_err(|e| to_api(e.into()))?
-        .unwrap_or(false);
-    let ctx = Ec2Context {
-        cloud,
-        principal,
-        request_id,
-        namespace: ec2::namespace_for(params.get("Version")),
-    };
-    ec2::execute(&ctx, parsed, dry_run).await.map_err(to_api)
+/// One signed Query request, ready to run once authorised.
+struct Run<'a> {
+    cloud: &'a Cloud,
+    principal: &'a Principal,
+    request_id: &'a str,
+    facts: &'a RequestFacts,
 }
 
-async fn run_metal(
-    metal: &mallee_cloud::metal::Metal,
-    principal: &Principal,
-    request_id: &str,
-    action: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    use crate::metal::{MetalAction, MetalApiError, MetalContext, execute};
-    let to_api = |e: MetalApiError| {
-        if let MetalApiError::Internal(detail) = &e {
-            tracing::error!(request_id, detail, "internal error");
+impl Run<'_> {
+    /// Lets the action through or answers `service`'s refusal.
+    async fn authorize(
+        &self,
+        service: Service,
+        action: &str,
+        resources: Vec<Target>,
+    ) -> Result<(), ApiError> {
+        authorize::authorize(
+            self.cloud,
+            self.principal,
+            service,
+            action,
+            resources,
+            self.facts.context(),
+        )
+        .await
+    }
+
+    /// The answer to a request that could not be parsed: a caller who may
+    /// not run the action at all is refused, as AWS refuses before it
+    /// validates; anyone else gets `invalid`.
+    async fn refused_or(&self, service: Service, action: &str, invalid: ApiError) -> ApiError {
+        let iam_action = format!("{}:{action}", service.scope_name());
+        match self.authorize(service, &iam_action, Vec::new()).await {
+            Ok(()) => invalid,
+            Err(refusal) => refusal,
         }
-        ApiError::from(e)
-    };
-    let parsed = MetalAction::parse(action, params).map_err(to_api)?;
-    let ctx = MetalContext {
-        metal,
-        principal,
-        request_id,
-    };
-    execute(&ctx, parsed).await.map_err(to_api)
+    }
+
+    async fn ec2(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
+        let request_id = self.request_id;
+        let to_api = |e: ec2::Ec2Error| {
+            if let ec2::Ec2Error::Internal(detail) = &e {
+                tracing::error!(request_id, detail, "internal error");
+            }
+            ApiError::from(e)
+        };
+        let parsed = match Ec2Action::parse(action, params) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(self.refused_or(Service::Ec2, action, to_api(e)).await),
+        };
+        let dry_run = params
+            .bool("DryRun")
+            .map_err(|e| to_api(e.into()))?
+            .unwrap_or(false);
+        let region = self
+            .facts
+            .region
+            .as_deref()
+            .unwrap_or(&self.cloud.config.region);
+        let targets = ec2_targets(
+            &*self.cloud.store,
+            region,
+            self.principal.account_id(),
+            parsed.resource_ids(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(request_id, error = %e, "could not read the request's resources");
+            ApiError::internal()
+        })?;
+        self.authorize(Service::Ec2, &parsed.iam_action(), targets)
+            .await?;
+        let ctx = Ec2Context {
+            cloud: self.cloud,
+            principal: self.principal,
+            request_id,
+            namespace: ec2::namespace_for(params.get("Version")),
+        };
+        ec2::execute(&ctx, parsed, dry_run).await.map_err(to_api)
+    }
+
+    async fn metal(
+        &self,
+        metal: &mallee_cloud::metal::Metal,
+        action: &str,
+        params: &QueryParams,
+    ) -> Result<String, ApiError> {
+        use crate::metal::{MetalAction, MetalApiError, MetalContext, execute};
+        let request_id = self.request_id;
+        let to_api = |e: MetalApiError| {
+            if let MetalApiError::Internal(detail) = &e {
+                tracing::error!(request_id, detail, "internal error");
+            }
+            ApiError::from(e)
+        };
+        let parsed = match MetalAction::parse(action, params) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(self.refused_or(Service::Metal, action, to_api(e)).await),
+        };
+        self.authorize(Service::Metal, &parsed.iam_action(), Vec::new())
+            .await?;
+        let ctx = MetalContext {
+            metal,
+            principal: self.principal,
+            request_id,
+        };
+        execute(&ctx, parsed).await.map_err(to_api)
+    }
+
+    async fn iam(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
+        let parsed = match IamAction::parse(action, params) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(self.refused_or(Service::Iam, action, e.into()).await),
+        };
+        self.authorize(Service::Iam, &parsed.iam_action(), Vec::new())
+            .await?;
+        let ctx = IamContext {
+            cloud: self.cloud,
+            principal: self.principal,
+            request_id: self.request_id,
+        };
+        Ok(iam::execute(&ctx, parsed).await?)
+    }
+
+    async fn sts(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
+        let parsed = match StsAction::parse(action, params) {
+            Ok(parsed) => parsed,
+            Err(e) if action == "GetCallerIdentity" => return Err(e.into()),
+            Err(e) => return Err(self.refused_or(Service::Sts, action, e.into()).await),
+        };
+        if !parsed.always_allowed() {
+            self.authorize(Service::Sts, &parsed.iam_action(), Vec::new())
+                .await?;
+        }
+        let ctx = StsContext {
+            cloud: self.cloud,
+            principal: self.principal,
+            request_id: self.request_id,
+        };
+        Ok(sts::execute(&ctx, parsed).await?)
+    }
 }

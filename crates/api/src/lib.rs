@@ -7,10 +7,12 @@
 
 pub mod actions;
 pub mod auth;
+pub mod authorize;
 pub mod ec2;
 pub mod error;
 pub mod filter;
 pub mod frontdoor;
+pub mod iam;
 pub mod metal;
 pub mod node_routes;
 pub mod pagination;
@@ -18,6 +20,7 @@ pub mod query;
 pub mod s3;
 pub mod server;
 pub mod service;
+pub mod sts;
 pub mod xml;
 
 pub use mallee_cloud::{Cloud, Config, Principal};

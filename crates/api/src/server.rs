@@ -104,6 +104,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         blobs: blobs.clone(),
         compute: mallee_cloud::compute::Compute::new(pki),
         faults: mallee_cloud::faults::Faults::from_env(),
+        key_use: Default::default(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());
@@ -204,10 +205,13 @@ impl Prepared {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve)?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
         match nodes.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the node listener failed"),

@@ -37,6 +37,13 @@ impl XmlWriter {
         let _ = write!(self.out, "<{name}>{}</{name}>", escape(&value));
     }
 
+    /// Writes escaped text as the content of the element being written
+    /// (`<member>text</member>` inside [`Self::elem`]).
+    pub fn text_content(&mut self, value: impl Display) {
+        let value = value.to_string();
+        self.out.push_str(&escape(&value));
+    }
+
     /// Writes `<name>text</name>` only when there is a value.
     pub fn opt_text(&mut self, name: &str, value: Option<impl Display>) {
         if let Some(value) = value {

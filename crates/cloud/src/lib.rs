@@ -17,6 +17,7 @@ pub mod enrolment;
 pub mod error;
 pub mod faults;
 pub mod health;
+pub mod identity;
 pub mod ids;
 pub mod images;
 pub mod instances;
@@ -62,6 +63,8 @@ pub struct Cloud {
     pub compute: compute::Compute,
     /// Where multi-step operations fail or pause on purpose (tests).
     pub faults: faults::Faults,
+    /// When each access key was last used, written at most once a minute.
+    pub key_use: identity::keys::KeyUseLog,
 }
 
 impl Cloud {

@@ -66,6 +66,7 @@ impl TestCloud {
                 mallee_pki::ControllerPki::in_memory().expect("pki"),
             )),
             faults: Faults::none(),
+            key_use: Default::default(),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -126,6 +126,9 @@ pub trait Store:
     ) -> StoreResult<()>;
     /// Every tag of the account, ordered by resource id then key.
     async fn tags(&self, account_id: &str) -> StoreResult<Vec<Tag>>;
+    /// The tags of the given resources (whoever owns them), ordered by
+    /// resource id then key.
+    async fn resource_tags(&self, resource_ids: &[String]) -> StoreResult<Vec<Tag>>;
 
     // --- key pairs --------------------------------------------------------
 

@@ -27,6 +27,11 @@ pub struct TerminateInstances {
 }
 
 impl TerminateInstances {
+    /// The instances it acts on.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
     /// Reads `InstanceId.N`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         Ok(Self {
@@ -48,6 +53,11 @@ pub struct StopInstances {
 }
 
 impl StopInstances {
+    /// The instances it acts on.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
     /// Reads `InstanceId.N` (`Force` is accepted: a stop that does not
     /// finish cleanly is forced by the node anyway).
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
@@ -72,6 +82,11 @@ pub struct StartInstances {
 }
 
 impl StartInstances {
+    /// The instances it acts on.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
     /// Reads `InstanceId.N`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         Ok(Self {
@@ -93,6 +108,11 @@ pub struct RebootInstances {
 }
 
 impl RebootInstances {
+    /// The instances it acts on.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
     /// Reads `InstanceId.N`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         Ok(Self {

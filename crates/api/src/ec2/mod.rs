@@ -101,6 +101,21 @@ crate::actions::declare! {
     DescribeImportSnapshotTasks => snapshots::DescribeImportSnapshotTasks,
 }
 
+impl Ec2Action {
+    /// The resources the action names whose ARNs and tags authorisation
+    /// checks one by one (instance lifecycle); every other action is
+    /// authorised on `*`.
+    pub fn resource_ids(&self) -> &[String] {
+        match self {
+            Self::TerminateInstances(a) => a.ids(),
+            Self::StopInstances(a) => a.ids(),
+            Self::StartInstances(a) => a.ids(),
+            Self::RebootInstances(a) => a.ids(),
+            _ => &[],
+        }
+    }
+}
+
 /// What an action runs with.
 #[derive(Debug)]
 pub struct Ec2Context<'a> {

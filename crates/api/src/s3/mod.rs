@@ -104,6 +104,7 @@ macro_rules! metadata_of {
 }
 
 pub mod acl;
+mod authz;
 mod buckets;
 mod checksum;
 mod dto;
@@ -240,8 +241,10 @@ impl S3Access for CallerAccess {
         let caller = match access_key {
             // The front door verified a SigV2 signature itself and attached
             // the caller (extensions never come from the client).
-            None if cx.extensions_mut().get::<Requester>().is_some() => return Ok(()),
-            None => Requester::Anonymous,
+            None => match cx.extensions_mut().get::<Requester>() {
+                Some(attached) => attached.clone(),
+                None => Requester::Anonymous,
+            },
             Some(access_key) => match self.cloud.store.access_key(&access_key).await {
                 Ok(Some((key, account))) if key.active => Requester::Principal(Principal {
                     account,
@@ -252,6 +255,19 @@ impl S3Access for CallerAccess {
                 Err(e) => return Err(internal(e)),
             },
         };
+        if let Requester::Principal(principal) = &caller {
+            let cloud = &self.cloud;
+            cloud
+                .key_use
+                .note(
+                    &*cloud.store,
+                    &principal.access_key_id,
+                    "s3",
+                    &cloud.config.region,
+                )
+                .await;
+            authz::check(cloud, principal, cx).await?;
+        }
         if let (Some(account), Some(slot)) =
             (caller.account(), cx.extensions_mut().get::<AccountSlot>())
         {

@@ -261,6 +261,18 @@ async fn key_pairs_and_tags(store: &dyn Store) {
             .collect::<Vec<_>>(),
         [("env", "dev"), ("team", "")]
     );
+    // One resource's tags, whoever asks; unknown ids have none.
+    let of_one = store
+        .resource_tags(&["key-1".into(), "key-nope".into()])
+        .await
+        .expect("resource tags");
+    assert_eq!(
+        of_one
+            .iter()
+            .map(|t| (t.resource_id.as_str(), t.key.as_str(), t.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("key-1", "env", "dev"), ("key-1", "team", "")]
+    );
     // Value-qualified delete only removes a match.
     let only_prod = TagSelector {
         key: "env".into(),

@@ -390,6 +390,30 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
+    async fn resource_tags(&self, resource_ids: &[String]) -> StoreResult<Vec<Tag>> {
+        let mut tags = Vec::new();
+        for id in resource_ids {
+            let rows = sqlx::query(
+                "SELECT t.resource_id, r.resource_type, t.tag_key, t.tag_value
+                 FROM tags t JOIN resources r ON r.resource_id = t.resource_id
+                 WHERE t.resource_id = ? ORDER BY t.tag_key",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                tags.push(Tag {
+                    resource_id: row.try_get("resource_id")?,
+                    resource_type: row.try_get("resource_type")?,
+                    key: row.try_get("tag_key")?,
+                    value: row.try_get("tag_value")?,
+                });
+            }
+        }
+        tags.sort_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
+        Ok(tags)
+    }
+
     async fn put_tags(
         &self,
         account_id: &str,
