@@ -95,7 +95,140 @@ async fn policies_of(
     Ok(PolicySet { labelled })
 }
 
-/// Decides whether `principal` may make `access`.
+/// A caller with everything needed to decide its requests: its ARN, its
+/// condition keys and its policies, loaded once per request.
+pub struct CallerIdentity {
+    /// Always allowed in its account (the account's `admin` user).
+    admin: bool,
+    arn: String,
+    user_id: String,
+    account: String,
+    context: Context,
+    policies: PolicySet,
+}
+
+impl std::fmt::Debug for CallerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerIdentity")
+            .field("arn", &self.arn)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a caller's identity policies say about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityDecision {
+    /// Allow, explicit deny or implicit deny.
+    pub verdict: mallee_policy::Verdict,
+    /// EC2's encoded authorization message when not allowed.
+    pub encoded: Option<String>,
+}
+
+impl CallerIdentity {
+    /// Loads the caller's policies and condition keys.
+    pub async fn load(store: &dyn Store, principal: &Principal) -> Result<Self> {
+        let account = principal.account_id().to_owned();
+        let Some(user) = store.user(&account, &principal.user_name).await? else {
+            // The user was deleted after the request was authenticated.
+            return Err(IdentityError::AccessDenied(format!(
+                "The user {} no longer exists.",
+                principal.user_name
+            )));
+        };
+        let details: UserDetails = decode("user", &user.details)?;
+        let caller_arn = arn(&account, "user", &details.path, &user.user_name);
+        let mut context = Context::new();
+        let now = ids::now_millis();
+        context
+            .insert("aws:username", user.user_name.clone())
+            .insert("aws:userid", user.user_id.clone())
+            .insert("aws:PrincipalAccount", account.clone())
+            .insert("aws:PrincipalArn", caller_arn.clone())
+            .insert("aws:PrincipalType", "User")
+            .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
+            .insert("aws:EpochTime", (now / 1000).to_string());
+        for (k, v) in &details.tags {
+            context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
+        }
+        let admin = is_account_admin(principal);
+        let policies = if admin {
+            PolicySet {
+                labelled: Vec::new(),
+            }
+        } else {
+            policies_of(store, &account, &details).await?
+        };
+        Ok(Self {
+            admin,
+            arn: caller_arn,
+            user_id: user.user_id,
+            account,
+            context,
+            policies,
+        })
+    }
+
+    /// The caller's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// Whether the caller is its account's `admin` user, allowed
+    /// everything in its account without a policy.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// What the caller's identity policies say about `action` on `target`
+    /// with the request's `context` (the caller's own keys are added).
+    pub fn decide(&self, action: &str, target: &Target, context: &Context) -> IdentityDecision {
+        if self.admin {
+            return IdentityDecision {
+                verdict: mallee_policy::Verdict::Allow,
+                encoded: None,
+            };
+        }
+        let mut merged = self.context.clone();
+        for ctx in [context, &target.context] {
+            for (key, values) in ctx.entries() {
+                merged.insert_many(key, values.iter().cloned());
+            }
+        }
+        let req = Request {
+            action,
+            resource: &target.arn,
+            caller: Caller::Aws {
+                account: &self.account,
+                arn: &self.arn,
+            },
+            canonical_user: None,
+            context: &merged,
+        };
+        let decision: Decision<'_> = mallee_policy::evaluate(
+            &req,
+            self.policies.labelled.iter().map(|(l, p)| (l.as_str(), p)),
+        );
+        tracing::info!(
+            target: "mallee::authz",
+            principal = %self.arn,
+            action,
+            resource = %target.arn,
+            decision = %decision,
+            "authorization"
+        );
+        let encoded = (!decision.is_allowed()).then(|| {
+            mallee_policy::AuthzMessage::new(&decision, &req, &self.user_id, &self.arn).encode()
+        });
+        IdentityDecision {
+            verdict: decision.verdict,
+            encoded,
+        }
+    }
+}
+
+/// Decides whether `principal` may make `access` by its identity policies
+/// alone (every service but S3, whose resources carry their own).
 pub async fn check(
     store: &dyn Store,
     principal: &Principal,
@@ -104,30 +237,7 @@ pub async fn check(
     if is_account_admin(principal) {
         return Ok(Verdict::Allowed);
     }
-    let account = principal.account_id();
-    let Some(user) = store.user(account, &principal.user_name).await? else {
-        // The user was deleted after the request was authenticated.
-        return Err(IdentityError::AccessDenied(format!(
-            "The user {} no longer exists.",
-            principal.user_name
-        )));
-    };
-    let details: UserDetails = decode("user", &user.details)?;
-    let caller_arn = arn(account, "user", &details.path, &user.user_name);
-    let mut context = access.context;
-    let now = ids::now_millis();
-    context
-        .insert("aws:username", user.user_name.clone())
-        .insert("aws:userid", user.user_id.clone())
-        .insert("aws:PrincipalAccount", account)
-        .insert("aws:PrincipalArn", caller_arn.clone())
-        .insert("aws:PrincipalType", "User")
-        .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
-        .insert("aws:EpochTime", (now / 1000).to_string());
-    for (k, v) in &details.tags {
-        context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
-    }
-    let set = policies_of(store, account, &details).await?;
+    let identity = CallerIdentity::load(store, principal).await?;
     let star = [Target {
         arn: "*".into(),
         context: Context::new(),
@@ -138,39 +248,13 @@ pub async fn check(
         &access.resources
     };
     for target in targets {
-        let resource = &target.arn;
-        let mut context = context.clone();
-        for (key, values) in target.context.entries() {
-            context.insert_many(key, values.iter().cloned());
-        }
-        let req = Request {
-            action: access.action,
-            resource,
-            caller: Caller::Aws {
-                account,
-                arn: &caller_arn,
-            },
-            canonical_user: None,
-            context: &context,
-        };
-        let decision: Decision<'_> =
-            mallee_policy::evaluate(&req, set.labelled.iter().map(|(l, p)| (l.as_str(), p)));
-        tracing::info!(
-            target: "mallee::authz",
-            principal = %caller_arn,
-            action = access.action,
-            resource = %resource,
-            decision = %decision,
-            "authorization"
-        );
-        if !decision.is_allowed() {
-            let message =
-                mallee_policy::AuthzMessage::new(&decision, &req, &user.user_id, &caller_arn);
+        let decision = identity.decide(access.action, target, &access.context);
+        if decision.verdict != mallee_policy::Verdict::Allow {
             return Ok(Verdict::Denied {
-                explicit: decision.is_explicit_deny(),
-                resource: resource.clone(),
-                encoded: message.encode(),
-                caller_arn,
+                explicit: decision.verdict == mallee_policy::Verdict::ExplicitDeny,
+                resource: target.arn.clone(),
+                encoded: decision.encoded.unwrap_or_default(),
+                caller_arn: identity.arn.clone(),
             });
         }
     }
