@@ -342,6 +342,13 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(interface, "bare-metal provisioning enabled");
+        if let Some(file) = args.metal.import_file() {
+            tokio::spawn(metal_cmd::import_at_start(
+                prepared.cloud.config.endpoint(),
+                prepared.cloud.config.credentials_dir().join("admin.json"),
+                file.to_owned(),
+            ));
+        }
     }
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee is up");
     // The zone's storage host: its volumes, exported to the node over NBD.

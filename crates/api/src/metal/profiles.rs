@@ -136,14 +136,16 @@ impl AddProfile {
     }
 
     /// Adds or replaces the profile; answers with its name and kind, and
-    /// an image's size and digest or an installer's distro.
+    /// an image's location, size and digest or an installer's distro.
     pub async fn execute(self, ctx: &MetalContext<'_>) -> Result<String> {
         match self {
             Self::Image(new) => {
+                let location = new.location.clone();
                 let added = profiles::add_image_profile(ctx.metal, new).await?;
                 Ok(ctx.respond("AddProfile", |w| {
                     w.text("name", &added.name);
                     w.text("kind", "image");
+                    w.text("location", &location);
                     w.text("size", added.size);
                     w.text("sha256", &added.sha256);
                 }))

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::request::{load_files, request};
 use super::{MetalCmdError, MetalCommand, SystemArgs};
+use crate::client::Client;
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct ImportFile {
@@ -171,4 +173,58 @@ pub(super) fn import_commands(file: &Path) -> Result<Vec<MetalCommand>, MetalCmd
         }));
     }
     Ok(out)
+}
+
+/// Imports `file` into the cloud at `endpoint` as its administrator
+/// (credentials `credentials`), for `mallee up --metal-import`: groups and
+/// profiles are added or described anew, systems are added unless one of
+/// that name is already in the inventory (it is left as it is, with
+/// whatever it is doing), so the same command starts the cloud again.
+/// Errors are logged: the cloud serves on without the missing entries.
+pub async fn import_at_start(endpoint: String, credentials: PathBuf, file: PathBuf) {
+    match import_missing(&endpoint, &credentials, &file).await {
+        Ok((added, kept)) => tracing::info!(
+            file = %file.display(),
+            commands = added,
+            systems_already_there = kept,
+            "bare-metal inventory imported"
+        ),
+        Err(e) => tracing::error!(
+            file = %file.display(),
+            error = %e,
+            "bare-metal inventory import failed"
+        ),
+    }
+}
+
+/// The commands of `file` that were run, and the systems skipped.
+async fn import_missing(
+    endpoint: &str,
+    credentials: &Path,
+    file: &Path,
+) -> Result<(usize, usize), MetalCmdError> {
+    let dir = credentials.parent().unwrap_or(Path::new("."));
+    let client = Client::connect(Some(endpoint), Some(credentials), dir)?;
+    let known = client
+        .query("metal", "DescribeSystems", &[] as &[(String, String)])
+        .await?;
+    let known: Vec<String> = known
+        .items("systemSet")
+        .into_iter()
+        .filter_map(|mut s| s.remove("name"))
+        .collect();
+    let (mut ran, mut kept) = (0, 0);
+    for cmd in import_commands(file)? {
+        if let MetalCommand::AddSystem(s) = &cmd
+            && known.contains(&s.name)
+        {
+            kept += 1;
+            continue;
+        }
+        let cmd = load_files(&cmd)?;
+        let (action, params, _) = request(&cmd);
+        client.query("metal", action, &params).await?;
+        ran += 1;
+    }
+    Ok((ran, kept))
 }

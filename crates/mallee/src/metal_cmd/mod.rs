@@ -5,6 +5,7 @@
 //! up`'s provisioning-network flags.
 
 mod import;
+mod lab;
 mod render;
 mod request;
 mod up;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
+pub use import::import_at_start;
 use import::import_commands;
 use render::{render, to_json};
 use request::{load_files, request};
@@ -274,6 +276,11 @@ pub enum MetalCommand {
         /// The file.
         file: PathBuf,
     },
+    /// A lab: QEMU machines on a provisioning bridge in a network
+    /// namespace, for trying the zone without a rack (no API call: it
+    /// prints the `mallee up` command that serves them).
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 /// A system's fields.
@@ -384,6 +391,9 @@ async fn run_one(
 
 /// Runs `mallee metal …`.
 pub async fn run(cli: MetalCli) -> Result<ExitCode, String> {
+    if let MetalCommand::Lab(command) = &cli.command {
+        return lab::run(command, &cli.client.data_dir).await;
+    }
     let client = connect(&cli.client).map_err(|e| e.to_string())?;
     let json = cli.client.json;
     let result = match &cli.command {

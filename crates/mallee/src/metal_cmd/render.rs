@@ -31,39 +31,9 @@ pub(super) fn render(shape: Shape, answer: &Element, params: &[(String, String)]
         Shape::Profiles => answer
             .items("profileSet")
             .iter()
-            .map(|p| {
-                if get(p, "kind") == "installer" {
-                    line(&[
-                        "PROFILE",
-                        get(p, "name"),
-                        &format!("installer:{}", get(p, "distro")),
-                        "",
-                        "",
-                    ])
-                } else {
-                    line(&[
-                        "PROFILE",
-                        get(p, "name"),
-                        get(p, "location"),
-                        get(p, "size"),
-                        get(p, "sha256"),
-                    ])
-                }
-            })
+            .map(profile_line)
             .collect(),
-        Shape::Profile if answer.text_of("kind") == Some("installer") => {
-            vec![line(&[
-                "PROFILE",
-                &text("name"),
-                &format!("installer:{}", text("distro")),
-            ])]
-        }
-        Shape::Profile => vec![line(&[
-            "PROFILE",
-            &text("name"),
-            &text("size"),
-            &text("sha256"),
-        ])],
+        Shape::Profile => vec![profile_line(&answer.answer_fields())],
         // The answer file as it is (no trailing newline added by the caller
         // for a file that ends with one).
         Shape::AnswerFile => vec![text("answerFile").trim_end_matches('\n').to_owned()],
@@ -136,6 +106,26 @@ pub(super) fn render(shape: Shape, answer: &Element, params: &[(String, String)]
                 .map_or("", |(_, v)| v.as_str());
             vec![line(&[kind, name])]
         }
+    }
+}
+
+/// `PROFILE name location size sha256` (an image), or `PROFILE name
+/// installer:DISTRO`: what add-profile and describe-profiles print alike.
+fn profile_line(p: &Item) -> String {
+    if get(p, "kind") == "installer" {
+        line(&[
+            "PROFILE",
+            get(p, "name"),
+            &format!("installer:{}", get(p, "distro")),
+        ])
+    } else {
+        line(&[
+            "PROFILE",
+            get(p, "name"),
+            get(p, "location"),
+            get(p, "size"),
+            get(p, "sha256"),
+        ])
     }
 }
 

@@ -264,6 +264,6 @@ pub(super) fn request(cmd: &MetalCommand) -> (&'static str, Vec<(String, String)
             Shape::Return("SYSTEM"),
         ),
         C::ConfirmPoweredOff(t) => ("ConfirmPoweredOff", target(t), Shape::Systems),
-        C::Import { .. } => ("", vec![], Shape::Return("")),
+        C::Import { .. } | C::Lab(_) => ("", vec![], Shape::Return("")),
     }
 }

@@ -261,14 +261,14 @@ fn renders_groups_profiles_and_returns() {
         ["SYSTEM\tm3\t52:54:00:00:00:03\t10.254.0.13\ttest01\tqemu\tfree\t\t\tlocal\t"]
     );
 
-    let added = parse_xml("<AddProfileResponse><requestId>r</requestId><name>img</name><kind>image</kind><size>13</size><sha256>ab12</sha256></AddProfileResponse>").expect("xml");
+    let added = parse_xml("<AddProfileResponse><requestId>r</requestId><name>img</name><kind>image</kind><location>/srv/img.raw</location><size>13</size><sha256>ab12</sha256></AddProfileResponse>").expect("xml");
     assert_eq!(
         render(Shape::Profile, &added, &[]),
-        ["PROFILE\timg\t13\tab12"]
+        ["PROFILE\timg\t/srv/img.raw\t13\tab12"]
     );
     assert_eq!(
         to_json(Shape::Profile, &added).to_string(),
-        r#"{"kind":"image","name":"img","sha256":"ab12","size":"13"}"#
+        r#"{"kind":"image","location":"/srv/img.raw","name":"img","sha256":"ab12","size":"13"}"#
     );
     let done = parse_xml("<RemoveSystemResponse><requestId>r</requestId><return>true</return></RemoveSystemResponse>").expect("xml");
     assert_eq!(

@@ -45,9 +45,19 @@ pub struct UpMetalArgs {
     /// Seconds from release to the machine being powered off.
     #[arg(long, default_value_t = 300)]
     metal_release_timeout: u64,
+    /// An inventory file (`mallee metal import`'s format) imported at the
+    /// start, as the administrator; systems already in the inventory are
+    /// left as they are. `mallee metal lab up` writes one.
+    #[arg(long, requires = "metal_interface")]
+    metal_import: Option<PathBuf>,
 }
 
 impl UpMetalArgs {
+    /// The inventory file to import at the start, if any.
+    pub fn import_file(&self) -> Option<&Path> {
+        self.metal_import.as_deref()
+    }
+
     /// The provisioning settings, or `None` when provisioning is off.
     pub fn config(&self, data_dir: &Path) -> Result<Option<MetalConfig>, String> {
         let Some(interface) = &self.metal_interface else {
