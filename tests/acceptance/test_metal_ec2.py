@@ -1,7 +1,7 @@
 """The bare-metal zone through the EC2 API, with real parts: two QEMU
 machines (TCG, empty disks, PXE through QEMU's iPXE ROM) on a provisioning
 bridge in a network namespace stand for a rack in group test01, as in
-test_metal.py; this time an account drives them with `aws ec2 …` (awscli).
+test_metal_lab.py; this time an account drives them with `aws ec2 …` (awscli).
 
 - describe-availability-zones lists the bare-metal zone `mallee-1-metal`
   (its message says bare metal and names its instance types);
