@@ -1,0 +1,1158 @@
+//! Every declared action of every service goes through IAM: a controller on
+//! a loopback port, requests signed with the `aws-sigv4` signer, two IAM
+//! users of one account. For each action of each Query API
+//! ([`Ec2Action::NAMES`], [`MetalAction::NAMES`], [`IamAction::NAMES`],
+//! [`StsAction::NAMES`]) and each S3 operation:
+//!
+//! - a user whose policy allows everything but that action is refused
+//!   with the service's error (EC2 and metal: `UnauthorizedOperation`
+//!   whose encoded message names the action; IAM and STS: `AccessDenied`;
+//!   S3: `AccessDenied`), except `sts:GetCallerIdentity`, which AWS always
+//!   allows, and the database (every row of every table but a key's last
+//!   use) and the object files are the same after the refusal as before;
+//! - a user whose policy allows exactly that action and nothing else is
+//!   let through (any answer but the refusal).
+//!
+//! Each Query action has an entry in its API's table of request
+//! parameters, and those parameters must parse with the API's own parser,
+//! so authorisation sees the action's real resources rather than a
+//! refusal of an unparsable request. A new action without an entry, or an
+//! entry naming no action, fails here.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use mallee_api::ec2::Ec2Action;
+use mallee_api::iam::IamAction;
+use mallee_api::metal::MetalAction;
+use mallee_api::query::QueryParams;
+use mallee_api::server;
+use mallee_api::sts::StsAction;
+use mallee_cloud::identity::policies::{self, Holder};
+use mallee_cloud::identity::{groups, keys, users};
+use mallee_cloud::{Cloud, Config, accounts};
+use mallee_policy::AuthzMessage;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The region every request is signed for.
+const REGION: &str = "mallee-1";
+
+/// An instance id no instance has: lifecycle actions are authorised on
+/// the ARN of each instance they name, existing or not.
+const INSTANCE: &str = "i-0123456789abcdef0";
+
+/// An ed25519 public key for ImportKeyPair, base64-encoded as the Query
+/// API carries it.
+const PUBLIC_KEY: &str = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUFxdTVNaHJOQUZ0UUdCRy9XeWJqWGRsaXl3QnZTdjBURkRQem1rN0lyMFAgY292ZXJhZ2UK";
+
+/// Request parameters of each EC2 action (`&`-separated `Name=value`,
+/// values taken literally; `{sg}` and `{kp}` are replaced by the fixture's
+/// security group id and key pair name). Destructive actions name the
+/// fixture's resources, so a refusal that still ran would show in the
+/// database.
+const EC2_PARAMS: &[(&str, &str)] = &[
+    ("DescribeRegions", ""),
+    ("DescribeAvailabilityZones", ""),
+    ("DescribeAccountAttributes", ""),
+    ("DescribeInstanceTypes", ""),
+    ("CreateKeyPair", "KeyName=kp-new&KeyType=ed25519"),
+    (
+        "ImportKeyPair",
+        "KeyName=kp-imported&PublicKeyMaterial={public_key}",
+    ),
+    ("DescribeKeyPairs", ""),
+    ("DeleteKeyPair", "KeyName={kp}"),
+    (
+        "CreateTags",
+        "ResourceId.1={sg}&Tag.1.Key=env&Tag.1.Value=test",
+    ),
+    ("DeleteTags", "ResourceId.1={sg}&Tag.1.Key=team"),
+    ("DescribeTags", ""),
+    (
+        "RegisterImage",
+        "Name=coverage&ImageLocation=bucket/image.manifest.xml",
+    ),
+    ("DescribeImages", ""),
+    ("DeregisterImage", "ImageId=ami-0123456789abcdef0"),
+    (
+        "DescribeImageAttribute",
+        "ImageId=ami-0123456789abcdef0&Attribute=launchPermission",
+    ),
+    (
+        "ModifyImageAttribute",
+        "ImageId=ami-0123456789abcdef0&LaunchPermission.Add.1.Group=all",
+    ),
+    (
+        "ResetImageAttribute",
+        "ImageId=ami-0123456789abcdef0&Attribute=launchPermission",
+    ),
+    (
+        "RunInstances",
+        "ImageId=ami-0123456789abcdef0&MinCount=1&MaxCount=1&InstanceType=t1.micro&KeyName={kp}",
+    ),
+    ("DescribeInstances", ""),
+    ("DescribeInstanceStatus", ""),
+    ("TerminateInstances", "InstanceId.1={instance}"),
+    ("StopInstances", "InstanceId.1={instance}"),
+    ("StartInstances", "InstanceId.1={instance}"),
+    ("RebootInstances", "InstanceId.1={instance}"),
+    ("GetConsoleOutput", "InstanceId={instance}"),
+    (
+        "DescribeInstanceAttribute",
+        "InstanceId={instance}&Attribute=instanceType",
+    ),
+    (
+        "ModifyInstanceAttribute",
+        "InstanceId={instance}&InstanceType.Value=t1.micro",
+    ),
+    ("DescribeVpcs", ""),
+    ("DescribeSubnets", ""),
+    (
+        "CreateSecurityGroup",
+        "GroupName=new-group&GroupDescription=new",
+    ),
+    ("DeleteSecurityGroup", "GroupId={sg}"),
+    ("DescribeSecurityGroups", ""),
+    ("DescribeSecurityGroupRules", ""),
+    ("AuthorizeSecurityGroupIngress", "GroupId={sg}&{rule}"),
+    ("AuthorizeSecurityGroupEgress", "GroupId={sg}&{rule}"),
+    ("RevokeSecurityGroupIngress", "GroupId={sg}&{rule}"),
+    ("RevokeSecurityGroupEgress", "GroupId={sg}&{rule}"),
+    ("AllocateAddress", "Domain=vpc"),
+    (
+        "AssociateAddress",
+        "AllocationId=eipalloc-0123456789abcdef0&InstanceId={instance}",
+    ),
+    (
+        "DisassociateAddress",
+        "AssociationId=eipassoc-0123456789abcdef0",
+    ),
+    ("ReleaseAddress", "AllocationId=eipalloc-0123456789abcdef0"),
+    ("DescribeAddresses", ""),
+    ("CreateVolume", "Size=1&AvailabilityZone={zone}"),
+    ("DescribeVolumes", ""),
+    ("DeleteVolume", "VolumeId=vol-0123456789abcdef0"),
+    (
+        "AttachVolume",
+        "VolumeId=vol-0123456789abcdef0&InstanceId={instance}&Device=/dev/sdf",
+    ),
+    ("DetachVolume", "VolumeId=vol-0123456789abcdef0"),
+    ("DescribeVolumeStatus", ""),
+    (
+        "DescribeVolumeAttribute",
+        "VolumeId=vol-0123456789abcdef0&Attribute=autoEnableIO",
+    ),
+    (
+        "ModifyVolumeAttribute",
+        "VolumeId=vol-0123456789abcdef0&AutoEnableIO.Value=true",
+    ),
+    ("CreateImage", "InstanceId={instance}&Name=coverage"),
+    ("CreateSnapshot", "VolumeId=vol-0123456789abcdef0"),
+    ("DescribeSnapshots", ""),
+    ("DeleteSnapshot", "SnapshotId=snap-0123456789abcdef0"),
+    (
+        "DescribeSnapshotAttribute",
+        "SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission",
+    ),
+    (
+        "ModifySnapshotAttribute",
+        "SnapshotId=snap-0123456789abcdef0&CreateVolumePermission.Add.1.Group=all",
+    ),
+    (
+        "ResetSnapshotAttribute",
+        "SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission",
+    ),
+    (
+        "ImportSnapshot",
+        "DiskContainer.Format=RAW&DiskContainer.UserBucket.S3Bucket=bucket&DiskContainer.UserBucket.S3Key=disk.raw",
+    ),
+    ("DescribeImportSnapshotTasks", ""),
+];
+
+/// Request parameters of each metal action (bare-metal provisioning is
+/// off in this controller: the actions answer with their own errors once
+/// authorised).
+const METAL_PARAMS: &[(&str, &str)] = &[
+    ("DescribeDistros", ""),
+    ("DescribeProfiles", ""),
+    ("DescribeSystems", ""),
+    ("DescribeSystemGroups", ""),
+    ("DescribeSystemUsers", "Name=node1"),
+    ("SetProfile", "Name=node1&Profile=debian"),
+    ("EnableNetboot", "Name=node1"),
+    ("DisableNetboot", "Name=node1"),
+    ("RebootSystem", "Name=node1"),
+    ("ReserveSystems", "User=qa&Group.1=lab&Count=1"),
+    ("ReleaseSystems", "Name.1=node1"),
+    ("RunInstances", "User=qa&Group.1=lab&Count=1&Profile=debian"),
+    ("DescribeInstances", ""),
+    ("TerminateInstances", "User=qa"),
+    ("AddGroup", "Name=lab&Description=lab"),
+    ("RemoveGroup", "Name=lab"),
+    (
+        "AddDistro",
+        "Name=debian&Kernel=http://127.0.0.1/vmlinuz&Initrd=http://127.0.0.1/initrd",
+    ),
+    ("RemoveDistro", "Name=debian"),
+    ("AddProfile", "Name=debian&Distro=debian&Template=preseed"),
+    ("RenderAnswerFile", "Profile=debian&Name=node1"),
+    ("RemoveProfile", "Name=debian"),
+    (
+        "AddSystem",
+        "Name=node1&Mac=52:54:00:00:00:01&Ip=10.9.0.10&Group=lab",
+    ),
+    ("EditSystem", "Name=node1&Ip=10.9.0.11"),
+    ("RemoveSystem", "Name=node1"),
+    ("ConfirmPoweredOff", "Name=node1"),
+];
+
+/// Request parameters of each IAM action; `victim` (with a key, an inline
+/// policy `p`, membership of `team`) and the groups `team` (policy `gp`)
+/// and `spare` are fixtures of the account, `{victim_key}` the victim's
+/// key id.
+const IAM_PARAMS: &[(&str, &str)] = &[
+    ("CreateUser", "UserName=new-user"),
+    ("GetUser", "UserName=victim"),
+    ("ListUsers", ""),
+    ("UpdateUser", "UserName=victim&NewPath=/moved/"),
+    ("DeleteUser", "UserName=victim"),
+    (
+        "TagUser",
+        "UserName=victim&Tags.member.1.Key=env&Tags.member.1.Value=test",
+    ),
+    ("UntagUser", "UserName=victim&TagKeys.member.1=team"),
+    ("ListUserTags", "UserName=victim"),
+    ("CreateAccessKey", "UserName=victim"),
+    ("ListAccessKeys", "UserName=victim"),
+    (
+        "UpdateAccessKey",
+        "UserName=victim&AccessKeyId={victim_key}&Status=Inactive",
+    ),
+    (
+        "DeleteAccessKey",
+        "UserName=victim&AccessKeyId={victim_key}",
+    ),
+    ("GetAccessKeyLastUsed", "AccessKeyId={victim_key}"),
+    ("CreateGroup", "GroupName=new-group"),
+    ("GetGroup", "GroupName=team"),
+    ("ListGroups", ""),
+    ("DeleteGroup", "GroupName=spare"),
+    ("AddUserToGroup", "GroupName=spare&UserName=victim"),
+    ("RemoveUserFromGroup", "GroupName=team&UserName=victim"),
+    ("ListGroupsForUser", "UserName=victim"),
+    (
+        "PutUserPolicy",
+        "UserName=victim&PolicyName=p2&PolicyDocument={document}",
+    ),
+    ("GetUserPolicy", "UserName=victim&PolicyName=p"),
+    ("DeleteUserPolicy", "UserName=victim&PolicyName=p"),
+    ("ListUserPolicies", "UserName=victim"),
+    (
+        "PutGroupPolicy",
+        "GroupName=team&PolicyName=gp2&PolicyDocument={document}",
+    ),
+    ("GetGroupPolicy", "GroupName=team&PolicyName=gp"),
+    ("DeleteGroupPolicy", "GroupName=team&PolicyName=gp"),
+    ("ListGroupPolicies", "GroupName=team"),
+];
+
+/// Request parameters of each STS action.
+const STS_PARAMS: &[(&str, &str)] = &[
+    ("GetCallerIdentity", ""),
+    ("GetAccessKeyInfo", "AccessKeyId={victim_key}"),
+];
+
+/// The one action every authenticated caller may run (as on AWS).
+const ALWAYS_ALLOWED: &str = "sts:GetCallerIdentity";
+
+/// How a service refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// 403 `UnauthorizedOperation` with an encoded message.
+    Unauthorized,
+    /// 403 `AccessDenied` naming the action.
+    AccessDenied,
+}
+
+/// One Query API: its SigV4 service, declared actions and table.
+struct QueryApi {
+    service: &'static str,
+    names: &'static [&'static str],
+    table: &'static [(&'static str, &'static str)],
+    refusal: Refusal,
+}
+
+const QUERY_APIS: &[QueryApi] = &[
+    QueryApi {
+        service: Ec2Action::SERVICE,
+        names: Ec2Action::NAMES,
+        table: EC2_PARAMS,
+        refusal: Refusal::Unauthorized,
+    },
+    QueryApi {
+        service: MetalAction::SERVICE,
+        names: MetalAction::NAMES,
+        table: METAL_PARAMS,
+        refusal: Refusal::Unauthorized,
+    },
+    QueryApi {
+        service: IamAction::SERVICE,
+        names: IamAction::NAMES,
+        table: IAM_PARAMS,
+        refusal: Refusal::AccessDenied,
+    },
+    QueryApi {
+        service: StsAction::SERVICE,
+        names: StsAction::NAMES,
+        table: STS_PARAMS,
+        refusal: Refusal::AccessDenied,
+    },
+];
+
+impl QueryApi {
+    /// Whether `params` parse as `action` with the API's own parser.
+    fn parse(&self, action: &str, params: &QueryParams) -> Result<(), String> {
+        let parsed = match self.service {
+            "ec2" => Ec2Action::parse(action, params)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            "metal" => MetalAction::parse(action, params)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            "iam" => IamAction::parse(action, params)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            "sts" => StsAction::parse(action, params)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("no parser for {other}")),
+        };
+        parsed.map_err(|e| format!("{}:{action} does not parse: {e}", self.service))
+    }
+}
+
+#[test]
+fn every_query_action_has_exactly_one_entry() {
+    for api in QUERY_APIS {
+        let declared: BTreeSet<&str> = api.names.iter().copied().collect();
+        let mut listed = BTreeSet::new();
+        for (name, _) in api.table {
+            assert!(
+                listed.insert(*name),
+                "{}:{name} has two entries",
+                api.service
+            );
+        }
+        let missing: Vec<_> = declared.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&declared).collect();
+        assert!(
+            missing.is_empty(),
+            "{} actions without an entry in the policy coverage table: {missing:?}",
+            api.service
+        );
+        assert!(
+            unknown.is_empty(),
+            "{} table names actions that are not declared: {unknown:?}",
+            api.service
+        );
+    }
+}
+
+// ------------------------------------------------------------ the controller
+
+struct Controller {
+    addr: SocketAddr,
+    cloud: std::sync::Arc<Cloud>,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Controller {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config::new("127.0.0.1:0".parse().expect("addr"), dir.path().to_owned());
+    let data = config.data_dir.clone();
+    let prepared = server::prepare(config).await.expect("prepare");
+    let addr = prepared.local_addr().expect("addr");
+    let cloud = prepared.cloud.clone();
+    tokio::spawn(prepared.serve(std::future::pending()));
+    Controller {
+        addr,
+        cloud,
+        data,
+        _dir: dir,
+    }
+}
+
+/// An access key.
+#[derive(Clone)]
+struct Key {
+    id: String,
+    secret: String,
+}
+
+/// The account under test: its admin and two users whose policies the
+/// test rewrites before each request.
+struct Account {
+    id: String,
+    admin: Key,
+    /// Allowed everything but the action under test.
+    denied: Key,
+    /// Allowed exactly the action under test.
+    allowed: Key,
+}
+
+const DENIED: &str = "denied";
+const ALLOWED: &str = "allowed";
+const POLICY: &str = "coverage";
+
+async fn account(c: &Controller) -> Account {
+    let store = c.cloud.store.as_ref();
+    accounts::create_account(store, "tenant", false)
+        .await
+        .expect("account");
+    let (admin, account) = accounts::create_access_key(store, "tenant")
+        .await
+        .expect("admin key");
+    let id = account.account_id;
+    let mut user_keys = Vec::new();
+    for name in [DENIED, ALLOWED] {
+        users::create(store, &id, name, None, Default::default())
+            .await
+            .expect("user");
+        let key = keys::create(store, &id, name).await.expect("key");
+        user_keys.push(Key {
+            id: key.access_key_id,
+            secret: key.secret_access_key,
+        });
+    }
+    let allowed = user_keys.pop().expect("allowed");
+    let denied = user_keys.pop().expect("denied");
+    Account {
+        id,
+        admin: Key {
+            id: admin.access_key_id,
+            secret: admin.secret_access_key,
+        },
+        denied,
+        allowed,
+    }
+}
+
+/// Replaces `user`'s one inline policy.
+async fn set_policy(c: &Controller, account: &str, user: &str, statement: &str) {
+    let document = format!(r#"{{"Version":"2012-10-17","Statement":[{statement}]}}"#);
+    policies::put(
+        c.cloud.store.as_ref(),
+        account,
+        &Holder::User(user.into()),
+        POLICY,
+        &document,
+    )
+    .await
+    .expect("policy");
+}
+
+/// Lets `denied` do everything but `action`, and `allowed` only `action`.
+async fn policies_for(c: &Controller, a: &Account, action: &str) {
+    set_policy(
+        c,
+        &a.id,
+        DENIED,
+        &format!(r#"{{"Effect":"Allow","NotAction":"{action}","Resource":"*"}}"#),
+    )
+    .await;
+    set_policy(
+        c,
+        &a.id,
+        ALLOWED,
+        &format!(r#"{{"Effect":"Allow","Action":"{action}","Resource":"*"}}"#),
+    )
+    .await;
+}
+
+// ------------------------------------------------------------ HTTP
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn element(&self, name: &str) -> Option<&str> {
+        let open = format!("<{name}>");
+        let start = self.body.find(&open)? + open.len();
+        let end = self.body[start..].find(&format!("</{name}>"))? + start;
+        Some(&self.body[start..end])
+    }
+
+    fn code(&self) -> Option<&str> {
+        self.element("Code")
+    }
+
+    /// The IAM action a policy refusal names, if this is one.
+    fn refused_action(&self, refusal: Refusal) -> Option<String> {
+        if self.status != 403 {
+            return None;
+        }
+        let message = self.element("Message")?;
+        match (refusal, self.code()?) {
+            (Refusal::Unauthorized, "UnauthorizedOperation") => {
+                let encoded = message
+                    .split("Encoded authorization failure message: ")
+                    .nth(1)?;
+                let decoded = AuthzMessage::decode(encoded).ok()?;
+                Some(decoded.context.action)
+            }
+            (Refusal::AccessDenied, "AccessDenied") => {
+                let rest = message.split("is not authorized to perform: ").nth(1)?;
+                Some(rest.split_whitespace().next()?.to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Sends one request signed by `key` for `service`.
+async fn send(
+    addr: SocketAddr,
+    key: &Key,
+    service: &str,
+    method: &str,
+    path_and_query: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let host = addr.to_string();
+    let url = format!("http://{host}{path_and_query}");
+    let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
+    headers.extend(
+        extra_headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let creds = Credentials::new(&key.id, &key.secret, None, None, "test");
+    let identity = creds.into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    }
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("params")
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        &url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    for (name, value) in instructions.headers() {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    let mut request = format!(
+        "{method} {path_and_query} HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut raw_request = request.into_bytes();
+    raw_request.extend_from_slice(body);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(&raw_request).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Reply { status, body }
+}
+
+/// A Query request: `Action=…` and `params`, form-encoded.
+async fn query(c: &Controller, key: &Key, service: &str, params: &[(String, String)]) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    send(
+        c.addr,
+        key,
+        service,
+        "POST",
+        "/",
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        body.as_bytes(),
+    )
+    .await
+}
+
+// ------------------------------------------------------------ state digest
+
+/// A digest of everything the controller keeps: every row of every table
+/// of its database (read-only; a key's `last_used_*` columns excepted, as
+/// signing a request records it) and the name and size of every file
+/// under its object directory.
+async fn digest(data: &Path) -> String {
+    let options = SqliteConnectOptions::new()
+        .filename(data.join("mallee.db"))
+        .read_only(true);
+    let mut db = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("open the database");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("tables");
+    let mut hash = Sha256::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(&table)
+            .fetch_all(&mut db)
+            .await
+            .expect("columns")
+            .into_iter()
+            .filter(|c: &String| !(table == "access_keys" && c.starts_with("last_used_")))
+            .collect();
+        let row = columns
+            .iter()
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        // The names come from the database's own schema.
+        let select = AssertSqlSafe(format!("SELECT {row} FROM \"{table}\""));
+        let mut rows: Vec<String> = sqlx::query_scalar(select)
+            .fetch_all(&mut db)
+            .await
+            .expect("rows");
+        rows.sort();
+        hash.update(format!("{table}\n{}\n", rows.join("\n")));
+    }
+    let mut files = Vec::new();
+    let mut todo = vec![data.join("objects")];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                todo.push(entry.path());
+            } else {
+                files.push(format!("{} {}", entry.path().display(), meta.len()));
+            }
+        }
+    }
+    files.sort();
+    hash.update(files.join("\n"));
+    hex::encode(hash.finalize())
+}
+
+// ------------------------------------------------------------ Query APIs
+
+/// What the table's placeholders stand for.
+struct Fixtures {
+    values: Vec<(&'static str, String)>,
+}
+
+impl Fixtures {
+    /// `Action=name` and the table's parameters with placeholders filled.
+    fn params(&self, action: &str, table: &str) -> Vec<(String, String)> {
+        let mut out = vec![("Action".to_owned(), action.to_owned())];
+        for pair in table.split('&').filter(|p| !p.is_empty()) {
+            let mut pair = pair.to_owned();
+            for (name, value) in &self.values {
+                pair = pair.replace(&format!("{{{name}}}"), value);
+            }
+            // A placeholder may stand for several pairs.
+            for part in pair.split('&') {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                out.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        out
+    }
+}
+
+/// The account's resources the destructive actions name, created by its
+/// admin.
+async fn query_fixtures(c: &Controller, a: &Account) -> Fixtures {
+    let store = c.cloud.store.as_ref();
+    let kp = "kp-fixture";
+    let created = query(
+        c,
+        &a.admin,
+        "ec2",
+        &[
+            ("Action".into(), "CreateKeyPair".into()),
+            ("KeyName".into(), kp.into()),
+            ("KeyType".into(), "ed25519".into()),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let sg = query(
+        c,
+        &a.admin,
+        "ec2",
+        &[
+            ("Action".into(), "CreateSecurityGroup".into()),
+            ("GroupName".into(), "fixture-group".into()),
+            ("GroupDescription".into(), "fixture".into()),
+        ],
+    )
+    .await;
+    assert_eq!(sg.status, 200, "{}", sg.body);
+    let sg_id = sg.element("groupId").expect("groupId").to_owned();
+    let rule = "IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0/8";
+    let tagged = query(
+        c,
+        &a.admin,
+        "ec2",
+        &Fixtures { values: vec![] }.params(
+            "CreateTags",
+            &format!("ResourceId.1={sg_id}&Tag.1.Key=team&Tag.1.Value=qa"),
+        ),
+    )
+    .await;
+    assert_eq!(tagged.status, 200, "{}", tagged.body);
+    let egress = query(
+        c,
+        &a.admin,
+        "ec2",
+        &Fixtures { values: vec![] }.params(
+            "AuthorizeSecurityGroupIngress",
+            &format!("GroupId={sg_id}&{rule}"),
+        ),
+    )
+    .await;
+    assert_eq!(egress.status, 200, "{}", egress.body);
+
+    users::create(
+        store,
+        &a.id,
+        "victim",
+        None,
+        [("team".into(), "qa".into())].into(),
+    )
+    .await
+    .expect("victim");
+    let victim_key = keys::create(store, &a.id, "victim").await.expect("key");
+    for group in ["team", "spare"] {
+        groups::create(store, &a.id, group, None)
+            .await
+            .expect("group");
+    }
+    groups::add_user(store, &a.id, "team", "victim")
+        .await
+        .expect("member");
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}"#;
+    policies::put(store, &a.id, &Holder::User("victim".into()), "p", document)
+        .await
+        .expect("user policy");
+    policies::put(store, &a.id, &Holder::Group("team".into()), "gp", document)
+        .await
+        .expect("group policy");
+
+    Fixtures {
+        values: vec![
+            ("kp", kp.to_owned()),
+            ("sg", sg_id),
+            ("rule", rule.to_owned()),
+            ("instance", INSTANCE.to_owned()),
+            ("zone", format!("{REGION}a")),
+            ("public_key", PUBLIC_KEY.to_owned()),
+            ("victim_key", victim_key.access_key_id),
+            ("document", document.to_owned()),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn every_query_action_is_refused_without_permission_and_allowed_with_it() {
+    let c = start().await;
+    let a = account(&c).await;
+    let fixtures = query_fixtures(&c, &a).await;
+
+    let mut unparsed = Vec::new();
+    for api in QUERY_APIS {
+        for (action, table) in api.table {
+            let params = fixtures.params(action, table);
+            let parsed = QueryParams::from_pairs(params.iter().skip(1).cloned())
+                .map_err(|e| e.to_string())
+                .and_then(|p| api.parse(action, &p));
+            if let Err(e) = parsed {
+                unparsed.push(e);
+            }
+        }
+    }
+    assert!(unparsed.is_empty(), "{unparsed:#?}");
+
+    // Refusals first: the allowed pass changes the fixtures.
+    for api in QUERY_APIS {
+        for (action, table) in api.table {
+            let iam_action = format!("{}:{action}", api.service);
+            policies_for(&c, &a, &iam_action).await;
+            let params = fixtures.params(action, table);
+            let before = digest(&c.data).await;
+            let reply = query(&c, &a.denied, api.service, &params).await;
+            let after = digest(&c.data).await;
+            if iam_action == ALWAYS_ALLOWED {
+                assert_eq!(reply.status, 200, "{iam_action}: {}", reply.body);
+                continue;
+            }
+            assert_eq!(
+                reply.refused_action(api.refusal).as_deref(),
+                Some(iam_action.as_str()),
+                "{iam_action} was not refused to a user without it: {} {}",
+                reply.status,
+                reply.body
+            );
+            assert_eq!(before, after, "{iam_action} changed data although refused");
+        }
+    }
+
+    // The digest sees what the allowed actions change.
+    let before_allowed = digest(&c.data).await;
+    for api in QUERY_APIS {
+        for (action, table) in api.table {
+            let iam_action = format!("{}:{action}", api.service);
+            policies_for(&c, &a, &iam_action).await;
+            let reply = query(&c, &a.allowed, api.service, &fixtures.params(action, table)).await;
+            assert_eq!(
+                reply.refused_action(api.refusal),
+                None,
+                "{iam_action} was refused to a user allowed it: {}",
+                reply.body
+            );
+            assert!(
+                reply.status != 403 || reply.code() != Some("AccessDenied"),
+                "{iam_action} was refused to a user allowed it: {}",
+                reply.body
+            );
+        }
+    }
+    assert_ne!(before_allowed, digest(&c.data).await);
+}
+
+// ------------------------------------------------------------ S3
+
+/// One S3 operation: the IAM action it needs, and its request against the
+/// fixture bucket `fixture` (holding `k`, with the upload `{upload}` of
+/// `mp` in progress).
+struct S3Op {
+    operation: &'static str,
+    iam_action: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+}
+
+const DELETE_BODY: &str = "<Delete><Object><Key>k</Key></Object><Quiet>true</Quiet></Delete>";
+/// Base64 of the MD5 of [`DELETE_BODY`], which DeleteObjects requires.
+const DELETE_MD5: &str = "sha/ftQZeVZnCOBHT4gO6A==";
+const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
+
+const S3_OPS: &[S3Op] = &[
+    S3Op {
+        operation: "ListBuckets",
+        iam_action: "s3:ListAllMyBuckets",
+        method: "GET",
+        path: "/",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "CreateBucket",
+        iam_action: "s3:CreateBucket",
+        method: "PUT",
+        path: "/created",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "HeadBucket",
+        iam_action: "s3:ListBucket",
+        method: "HEAD",
+        path: "/fixture",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "ListObjects",
+        iam_action: "s3:ListBucket",
+        method: "GET",
+        path: "/fixture",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "ListObjectsV2",
+        iam_action: "s3:ListBucket",
+        method: "GET",
+        path: "/fixture?list-type=2",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketLocation",
+        iam_action: "s3:GetBucketLocation",
+        method: "GET",
+        path: "/fixture?location",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketAcl",
+        iam_action: "s3:GetBucketAcl",
+        method: "GET",
+        path: "/fixture?acl",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketAcl",
+        iam_action: "s3:PutBucketAcl",
+        method: "PUT",
+        path: "/fixture?acl",
+        headers: &[("x-amz-acl", "public-read")],
+        body: "",
+    },
+    S3Op {
+        operation: "GetObject",
+        iam_action: "s3:GetObject",
+        method: "GET",
+        path: "/fixture/k",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "HeadObject",
+        iam_action: "s3:GetObject",
+        method: "HEAD",
+        path: "/fixture/k",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObject",
+        iam_action: "s3:PutObject",
+        method: "PUT",
+        path: "/fixture/k",
+        headers: &[],
+        body: "replaced",
+    },
+    S3Op {
+        operation: "CopyObject",
+        iam_action: "s3:PutObject",
+        method: "PUT",
+        path: "/fixture/copy",
+        headers: &[("x-amz-copy-source", "/fixture/k")],
+        body: "",
+    },
+    S3Op {
+        operation: "GetObjectAcl",
+        iam_action: "s3:GetObjectAcl",
+        method: "GET",
+        path: "/fixture/k?acl",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObjectAcl",
+        iam_action: "s3:PutObjectAcl",
+        method: "PUT",
+        path: "/fixture/k?acl",
+        headers: &[("x-amz-acl", "public-read")],
+        body: "",
+    },
+    S3Op {
+        operation: "CreateMultipartUpload",
+        iam_action: "s3:PutObject",
+        method: "POST",
+        path: "/fixture/mp2?uploads",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "UploadPart",
+        iam_action: "s3:PutObject",
+        method: "PUT",
+        path: "/fixture/mp?partNumber=1&uploadId={upload}",
+        headers: &[],
+        body: "part",
+    },
+    S3Op {
+        operation: "UploadPartCopy",
+        iam_action: "s3:PutObject",
+        method: "PUT",
+        path: "/fixture/mp?partNumber=2&uploadId={upload}",
+        headers: &[("x-amz-copy-source", "/fixture/k")],
+        body: "",
+    },
+    S3Op {
+        operation: "ListParts",
+        iam_action: "s3:ListMultipartUploadParts",
+        method: "GET",
+        path: "/fixture/mp?uploadId={upload}",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "ListMultipartUploads",
+        iam_action: "s3:ListBucketMultipartUploads",
+        method: "GET",
+        path: "/fixture?uploads",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "CompleteMultipartUpload",
+        iam_action: "s3:PutObject",
+        method: "POST",
+        path: "/fixture/mp?uploadId={upload}",
+        headers: &[],
+        body: COMPLETE_BODY,
+    },
+    S3Op {
+        operation: "AbortMultipartUpload",
+        iam_action: "s3:AbortMultipartUpload",
+        method: "DELETE",
+        path: "/fixture/mp?uploadId={upload}",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "DeleteObjects",
+        iam_action: "s3:DeleteObject",
+        method: "POST",
+        path: "/fixture?delete",
+        headers: &[("content-md5", DELETE_MD5)],
+        body: DELETE_BODY,
+    },
+    S3Op {
+        operation: "DeleteObject",
+        iam_action: "s3:DeleteObject",
+        method: "DELETE",
+        path: "/fixture/k",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "DeleteBucket",
+        iam_action: "s3:DeleteBucket",
+        method: "DELETE",
+        path: "/fixture",
+        headers: &[],
+        body: "",
+    },
+];
+
+/// Sends `op` signed by `key`, `{upload}` being the fixture upload's id.
+async fn s3(c: &Controller, key: &Key, op: &S3Op, upload: &str) -> Reply {
+    let path = op.path.replace("{upload}", upload);
+    send(
+        c.addr,
+        key,
+        "s3",
+        op.method,
+        &path,
+        op.headers,
+        op.body.as_bytes(),
+    )
+    .await
+}
+
+/// Whether `reply` is S3's refusal (a HEAD answer has no body to say so).
+fn s3_refused(op: &S3Op, reply: &Reply) -> bool {
+    reply.status == 403 && (op.method == "HEAD" || reply.code() == Some("AccessDenied"))
+}
+
+#[tokio::test]
+async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() {
+    let c = start().await;
+    let a = account(&c).await;
+    let admin = |method: &'static str, path: &'static str, body: &'static str| S3Op {
+        operation: "fixture",
+        iam_action: "",
+        method,
+        path,
+        headers: &[],
+        body,
+    };
+    for (method, path, body) in [("PUT", "/fixture", ""), ("PUT", "/fixture/k", "fixture")] {
+        let reply = s3(&c, &a.admin, &admin(method, path, body), "").await;
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.body);
+    }
+    let started = s3(&c, &a.admin, &admin("POST", "/fixture/mp?uploads", ""), "").await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let upload = started.element("UploadId").expect("UploadId").to_owned();
+
+    for op in S3_OPS {
+        policies_for(&c, &a, op.iam_action).await;
+        let before = digest(&c.data).await;
+        let reply = s3(&c, &a.denied, op, &upload).await;
+        let after = digest(&c.data).await;
+        assert!(
+            s3_refused(op, &reply),
+            "{} was not refused to a user without {}: {} {}",
+            op.operation,
+            op.iam_action,
+            reply.status,
+            reply.body
+        );
+        assert_eq!(
+            before, after,
+            "{} changed data although refused",
+            op.operation
+        );
+    }
+    let before_allowed = digest(&c.data).await;
+    for op in S3_OPS {
+        policies_for(&c, &a, op.iam_action).await;
+        let reply = s3(&c, &a.allowed, op, &upload).await;
+        assert!(
+            !s3_refused(op, &reply),
+            "{} was refused to a user allowed {}: {} {}",
+            op.operation,
+            op.iam_action,
+            reply.status,
+            reply.body
+        );
+    }
+    // The digest sees what the allowed operations change.
+    assert_ne!(before_allowed, digest(&c.data).await);
+}
