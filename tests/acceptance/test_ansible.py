@@ -1,0 +1,149 @@
+"""Ansible's `amazon.aws.ec2_security_group` module, unchanged (the
+`ansible` package from PyPI), creates and deletes a security group against
+the session server: once with the account's admin key and once with an
+IAM user allowed only `ec2:*`. The module asks `sts:GetCallerIdentity` who
+it is before anything else. Each run is one `ansible-playbook` on
+localhost (connection local, this venv's Python) whose JSON report the
+test reads; everything Ansible writes stays in the test's tmp dir."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from conftest import REGION
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+EC2_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}],
+}
+
+# Create (with a rule), create again (nothing to change), look it up,
+# delete, delete again (nothing to delete).
+PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/amazon.aws.aws:
+      endpoint_url: "{{ endpoint }}"
+      region: "{{ region }}"
+      access_key: "{{ access_key }}"
+      secret_key: "{{ secret_key }}"
+  tasks:
+    - name: create
+      amazon.aws.ec2_security_group: &group
+        name: "{{ group }}"
+        description: made by ansible
+        rules:
+          - proto: tcp
+            ports: [22]
+            cidr_ip: 10.0.0.0/8
+        state: present
+      register: created
+    - name: create again
+      amazon.aws.ec2_security_group: *group
+    - name: look up
+      amazon.aws.ec2_security_group_info:
+        filters:
+          group-id: "{{ created.group_id }}"
+    - name: delete
+      amazon.aws.ec2_security_group: &gone
+        group_id: "{{ created.group_id }}"
+        state: absent
+    - name: delete again
+      amazon.aws.ec2_security_group: *gone
+"""
+
+
+def run_playbook(tmp: Path, endpoint: str, key: dict, group: str) -> dict:
+    """Runs the playbook; returns each task's result by name."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "playbook.yml").write_text(PLAYBOOK)
+    (tmp / "vars.json").write_text(json.dumps({
+        "endpoint": endpoint,
+        "region": REGION,
+        "access_key": key["access_key_id"],
+        "secret_key": key["secret_access_key"],
+        "group": group,
+    }))
+    home = tmp / "home"
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("ANSIBLE_", "AWS_", "EC2_", "BOTO"))
+    }
+    env.update({
+        "HOME": str(home),
+        "ANSIBLE_HOME": str(home / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "local-tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp / "remote-tmp"),
+        "ANSIBLE_CONFIG": str(tmp / "ansible.cfg"),
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_NOCOLOR": "true",
+        "ANSIBLE_FORCE_COLOR": "false",
+        "AWS_CONFIG_FILE": str(tmp / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "aws-credentials"),
+    })
+    (tmp / "ansible.cfg").write_text("[defaults]\n")
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-e", f"@{tmp / 'vars.json'}", str(tmp / "playbook.yml")],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"ansible-playbook exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    results = {
+        task["task"]["name"]: task["hosts"]["localhost"]
+        for play in report["plays"]
+        for task in play["tasks"]
+    }
+    failed = {name: r.get("msg") for name, r in results.items() if r.get("failed")}
+    assert proc.returncode == 0 and not failed, (failed, proc.stderr)
+    return results
+
+
+def check_run(results: dict, ec2, group: str):
+    created = results["create"]
+    assert created["changed"] and created["group_name"] == group
+    gid = created["group_id"]
+    assert gid.startswith("sg-")
+    ingress = created["ip_permissions"]
+    assert [(p["ip_protocol"], p["from_port"], p["to_port"], [r["cidr_ip"] for r in p["ip_ranges"]])
+            for p in ingress] == [("tcp", 22, 22, ["10.0.0.0/8"])], ingress
+    assert not results["create again"]["changed"]
+    assert [g["group_id"] for g in results["look up"]["security_groups"]] == [gid]
+    assert results["delete"]["changed"]
+    assert not results["delete again"]["changed"]
+    assert ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [gid]}])["SecurityGroups"] == []
+
+
+def test_security_group_created_and_deleted_by_the_admin(server, tmp_path):
+    group = f"ansible-{uuid.uuid4().hex[:8]}"
+    results = run_playbook(tmp_path / "admin", server.endpoint, server.admin, group)
+    check_run(results, server.client("ec2"), group)
+
+
+def test_security_group_created_and_deleted_by_an_ec2_only_user(server, tmp_path):
+    iam = server.client("iam")
+    user = f"ansible-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="ec2-only", PolicyDocument=json.dumps(EC2_ONLY))
+    made = iam.create_access_key(UserName=user)["AccessKey"]
+    key = {"access_key_id": made["AccessKeyId"], "secret_access_key": made["SecretAccessKey"]}
+    group = f"ansible-{uuid.uuid4().hex[:8]}"
+    results = run_playbook(tmp_path / "user", server.endpoint, key, group)
+    check_run(results, server.client("ec2"), group)
