@@ -26,6 +26,9 @@ pub struct Bucket {
     pub acl_json: String,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// The bucket policy as it was put, if the bucket has one.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// A stretch of an object's data stored in one blob file.
@@ -144,6 +147,10 @@ pub trait ObjectIndex: Send + Sync {
     async fn delete_bucket(&self, name: &str) -> StoreResult<()>;
     /// Replaces a bucket's ACL; `NotFound` when absent.
     async fn set_bucket_acl(&self, name: &str, acl_json: &str) -> StoreResult<()>;
+    /// Sets (or with `None` removes) a bucket's policy; `NotFound` when the
+    /// bucket is absent. [`ObjectIndex::create_bucket`] stores the policy a
+    /// new bucket carries.
+    async fn set_bucket_policy(&self, name: &str, policy: Option<&str>) -> StoreResult<()>;
 
     /// Creates or replaces an object, charging the bucket owner's usage and
     /// enforcing its quota (a change that does not grow usage is always

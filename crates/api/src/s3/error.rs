@@ -16,6 +16,8 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
         ObjectError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
         ObjectError::NoSuchKey => S3ErrorCode::NoSuchKey,
         ObjectError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        ObjectError::NoSuchBucketPolicy => S3ErrorCode::NoSuchBucketPolicy,
+        ObjectError::MalformedPolicy(_) => S3ErrorCode::MalformedPolicy,
         ObjectError::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
         ObjectError::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists,
         ObjectError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,

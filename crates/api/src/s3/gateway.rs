@@ -68,7 +68,7 @@ pub(crate) async fn serve(
                 strip_v2_signature(&mut parts);
                 parts
                     .extensions
-                    .insert(mallee_cloud::objects::Requester::Principal(principal));
+                    .insert(mallee_cloud::objects::Requester::principal(principal));
             }
             Ok(Caller::Anonymous) => {}
             Err(e) => return (fail(&e.to_api_error(Service::S3)), None),
@@ -259,7 +259,7 @@ async fn eucalyptus_s3_path(
     });
     parts
         .extensions
-        .insert(mallee_cloud::objects::Requester::Principal(principal));
+        .insert(mallee_cloud::objects::Requester::principal(principal));
     Ok(account)
 }
 

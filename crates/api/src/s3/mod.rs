@@ -113,6 +113,7 @@ pub(crate) mod gateway;
 mod list;
 mod multipart;
 mod objects;
+mod policy;
 
 use std::sync::Arc;
 
@@ -228,8 +229,10 @@ impl S3Auth for StoreAuth {
     }
 }
 
-/// Records the caller for the operations; authorisation itself needs the
-/// bucket and object ACLs, so each operation checks them.
+/// Finds the caller and decides the request by the caller's identity
+/// policies and the bucket's policy (`authz`); what a bucket policy grants
+/// goes to the operation with the caller, and the operation adds what
+/// ownership and ACLs allow.
 struct CallerAccess {
     cloud: Arc<Cloud>,
 }
@@ -238,15 +241,16 @@ struct CallerAccess {
 impl S3Access for CallerAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let access_key = cx.credentials().map(|c| c.access_key.clone());
-        let caller = match access_key {
+        let mut caller = match access_key {
             // The front door verified a SigV2 signature itself and attached
             // the caller (extensions never come from the client).
-            None => match cx.extensions_mut().get::<Requester>() {
-                Some(attached) => attached.clone(),
-                None => Requester::Anonymous,
-            },
+            None => cx
+                .extensions_mut()
+                .get::<Requester>()
+                .cloned()
+                .unwrap_or_default(),
             Some(access_key) => match self.cloud.store.access_key(&access_key).await {
-                Ok(Some((key, account))) if key.active => Requester::Principal(Principal {
+                Ok(Some((key, account))) if key.active => Requester::principal(Principal {
                     account,
                     user_name: key.user_name,
                     access_key_id: key.access_key_id,
@@ -255,7 +259,7 @@ impl S3Access for CallerAccess {
                 Err(e) => return Err(internal(e)),
             },
         };
-        if let Requester::Principal(principal) = &caller {
+        if let Some(principal) = caller.as_principal() {
             let cloud = &self.cloud;
             cloud
                 .key_use
@@ -266,8 +270,13 @@ impl S3Access for CallerAccess {
                     &cloud.config.region,
                 )
                 .await;
-            authz::check(cloud, principal, cx).await?;
         }
+        // The front door keeps the connection's address with the request.
+        let source_ip = cx
+            .extensions_mut()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        authz::check(&self.cloud, &mut caller, cx, source_ip).await?;
         if let (Some(account), Some(slot)) =
             (caller.account(), cx.extensions_mut().get::<AccountSlot>())
         {
@@ -283,7 +292,7 @@ fn caller<T>(req: &S3Request<T>) -> Requester {
     req.extensions
         .get::<Requester>()
         .cloned()
-        .unwrap_or(Requester::Anonymous)
+        .unwrap_or_default()
 }
 
 #[async_trait::async_trait]
@@ -329,6 +338,30 @@ impl S3 for S3Api {
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         buckets::put_bucket_acl(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get_bucket_policy(self, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put_bucket_policy(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::get_bucket_policy_status(self, req).await
     }
     async fn put_object(
         &self,

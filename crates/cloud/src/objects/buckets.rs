@@ -36,10 +36,10 @@ pub struct OwnedBuckets {
 /// The requester's account, or AccessDenied for anonymous callers, who own
 /// no buckets.
 fn account(requester: &Requester) -> Result<&Account> {
-    match requester {
-        Requester::Principal(principal) => Ok(&principal.account),
-        Requester::Anonymous => Err(ObjectError::AccessDenied),
-    }
+    requester
+        .as_principal()
+        .map(|principal| &principal.account)
+        .ok_or(ObjectError::AccessDenied)
 }
 
 /// Creates a bucket owned by the requester.
@@ -58,6 +58,7 @@ pub async fn create(cloud: &Cloud, requester: &Requester, new: NewBucket) -> Res
         region: new.location,
         acl_json: acl.to_json(),
         created_at: ids::now_millis(),
+        policy: None,
     };
     match cloud.store.create_bucket(&created).await {
         Ok(()) => Ok(created),
@@ -98,7 +99,7 @@ pub async fn location(cloud: &Cloud, requester: &Requester, name: &str) -> Resul
     Ok(owned_bucket(cloud, requester, name).await?.region)
 }
 
-/// Deletes an empty bucket of the requester's.
+/// Deletes an empty bucket of the requester's (and with it its policy).
 pub async fn delete(cloud: &Cloud, requester: &Requester, name: &str) -> Result<()> {
     let bucket = owned_bucket(cloud, requester, name).await?;
     cloud
@@ -150,9 +151,9 @@ mod tests {
     #[tokio::test]
     async fn buckets_share_one_namespace_and_only_owners_delete_them() {
         let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
-        let anonymous = Requester::Anonymous;
+        let alice = Requester::principal(cloud.principal("alice").await);
+        let bob = Requester::principal(cloud.principal("bob").await);
+        let anonymous = Requester::anonymous();
 
         let made = create(&cloud, &alice, new_bucket("b", "", AclRequest::default()))
             .await
@@ -234,14 +235,14 @@ mod tests {
     #[tokio::test]
     async fn bucket_acls_decide_who_reads_and_writes_them() {
         let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
+        let alice = Requester::principal(cloud.principal("alice").await);
+        let bob = Requester::principal(cloud.principal("bob").await);
         create(&cloud, &alice, new_bucket("b", "", AclRequest::default()))
             .await
             .expect("create");
         assert_eq!(acl(&cloud, &bob, "b").await, Err(ObjectError::AccessDenied));
         assert_eq!(
-            region(&cloud, &Requester::Anonymous, "b").await,
+            region(&cloud, &Requester::anonymous(), "b").await,
             Err(ObjectError::AccessDenied)
         );
         set_acl(
@@ -252,7 +253,7 @@ mod tests {
         )
         .await
         .expect("set");
-        assert!(region(&cloud, &Requester::Anonymous, "b").await.is_ok());
+        assert!(region(&cloud, &Requester::anonymous(), "b").await.is_ok());
         let bob_id = bob.account().expect("account").to_owned();
         set_acl(
             &cloud,

@@ -41,6 +41,12 @@ pub enum ObjectError {
     /// A location other than this cloud's region.
     #[error("The specified location-constraint is not valid")]
     InvalidLocation,
+    /// The bucket has no policy.
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// A bucket policy S3 refuses; the text is the reason.
+    #[error("{0}")]
+    MalformedPolicy(String),
     /// An ACL that cannot be built (an unknown canned ACL).
     #[error("{0}")]
     InvalidAcl(String),

@@ -2,8 +2,8 @@
 //! buckets ([`buckets`]), reading objects with conditions and ranges
 //! ([`reads`]), writing, copying and deleting them with their data
 //! streamed into blob files ([`writes`]), multipart uploads
-//! ([`multipart`]), listings ([`list`]) and access control lists
-//! ([`acl`]); and, for the rest of the cloud, whether an account may read
+//! ([`multipart`]), listings ([`list`]), access control lists ([`acl`])
+//! and bucket policies ([`policy`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
@@ -13,6 +13,7 @@ pub mod buckets;
 pub mod error;
 pub mod list;
 pub mod multipart;
+pub mod policy;
 pub mod reads;
 pub mod writes;
 
@@ -23,6 +24,7 @@ use mallee_store::{Bucket, ObjectRecord};
 use crate::{Cloud, CloudError, Principal};
 use acl::{Acl, Permission};
 pub use error::ObjectError;
+pub use policy::PolicyGrant;
 
 /// Largest object a single PUT (or one part, or a copy) may store (S3:
 /// 5 GiB).
@@ -35,23 +37,57 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// names none.
 pub const MAX_PAGE: usize = 1000;
 
-/// Who makes an object-store request: S3 serves anonymous callers too,
-/// whom public buckets and objects let in.
-#[derive(Debug, Clone)]
-pub enum Requester {
-    /// No credentials.
-    Anonymous,
-    /// A verified principal.
-    Principal(Principal),
+/// Who makes an object-store request (S3 serves anonymous callers too,
+/// whom public buckets and objects let in), and what the bucket policies
+/// granted this one request: the S3 layer decides bucket policies with the
+/// caller's identity policies before the operation runs, and the
+/// operation's ACL and ownership checks accept those grants.
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    principal: Option<Principal>,
+    grants: Vec<PolicyGrant>,
 }
 
 impl Requester {
+    /// No credentials.
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+
+    /// A verified principal.
+    pub fn principal(principal: Principal) -> Self {
+        Self {
+            principal: Some(principal),
+            grants: Vec::new(),
+        }
+    }
+
+    /// The verified principal, unless anonymous.
+    pub fn as_principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
     /// The caller's account id.
     pub fn account(&self) -> Option<&str> {
-        match self {
-            Self::Anonymous => None,
-            Self::Principal(p) => Some(&p.account.account_id),
-        }
+        self.principal.as_ref().map(|p| p.account_id())
+    }
+
+    /// Records that a bucket policy granted this request `grant`.
+    pub fn grant(&mut self, grant: PolicyGrant) {
+        self.grants.push(grant);
+    }
+
+    /// What bucket policies granted this request.
+    pub fn grants(&self) -> &[PolicyGrant] {
+        &self.grants
+    }
+
+    /// Whether a bucket policy granted `permission` on the bucket (`key`
+    /// `None`) or on one of its objects.
+    pub(crate) fn granted(&self, bucket: &str, key: Option<&str>, permission: Permission) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.bucket == bucket && g.key.as_deref() == key && g.permission == permission)
     }
 }
 
@@ -69,7 +105,8 @@ pub(crate) async fn bucket(cloud: &Cloud, name: &str) -> Result<Bucket, ObjectEr
         .ok_or(ObjectError::NoSuchBucket)
 }
 
-/// The bucket, after checking `requester` holds `permission` on it.
+/// The bucket, after checking `requester` holds `permission` on it by
+/// the bucket's ACL or a bucket policy grant.
 pub(crate) async fn bucket_for(
     cloud: &Cloud,
     requester: &Requester,
@@ -78,6 +115,7 @@ pub(crate) async fn bucket_for(
 ) -> Result<Bucket, ObjectError> {
     let bucket = bucket(cloud, name).await?;
     if Acl::from_json(&bucket.acl_json, &bucket.account_id).allows(requester.account(), permission)
+        || requester.granted(&bucket.name, None, permission)
     {
         Ok(bucket)
     } else {
@@ -173,8 +211,8 @@ pub(crate) mod testing {
     /// order), and a private bucket `b` of alice's.
     pub async fn with_bucket() -> (TestCloud, Requester, Requester) {
         let cloud = TestCloud::new().await;
-        let alice = Requester::Principal(cloud.principal("alice").await);
-        let bob = Requester::Principal(cloud.principal("bob").await);
+        let alice = Requester::principal(cloud.principal("alice").await);
+        let bob = Requester::principal(cloud.principal("bob").await);
         let bucket = NewBucket {
             name: "b".into(),
             location: String::new(),
@@ -209,6 +247,7 @@ pub(crate) mod testing {
                     region: crate::testkit::REGION.into(),
                     acl_json: Acl::private(owner).to_json(),
                     created_at: 0,
+                    policy: None,
                 })
                 .await
                 .expect("create bucket");

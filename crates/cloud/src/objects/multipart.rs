@@ -443,7 +443,7 @@ mod tests {
         let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
         upload_part(
             cloud,
-            &Requester::Anonymous,
+            &Requester::anonymous(),
             UploadPart {
                 upload: upload.clone(),
                 part_number: number,

@@ -197,9 +197,9 @@ pub async fn acl(cloud: &Cloud, requester: &Requester, bucket: &str, key: &str) 
 }
 
 /// The object (and its bucket), after checking `requester` holds
-/// `permission` on it. A missing key is NoSuchKey only for requesters
-/// allowed to list the bucket, AccessDenied otherwise (so existence does
-/// not leak), as S3 does.
+/// `permission` on it by its ACL or a bucket policy grant. A missing key is
+/// NoSuchKey only for requesters allowed to list the bucket, AccessDenied
+/// otherwise (so existence does not leak), as S3 does.
 pub(crate) async fn readable_object(
     cloud: &Cloud,
     requester: &Requester,
@@ -210,16 +210,17 @@ pub(crate) async fn readable_object(
     let bucket = bucket(cloud, bucket_name).await?;
     let Some(object) = cloud.store.object(bucket_name, key).await? else {
         let bucket_acl = Acl::from_json(&bucket.acl_json, &bucket.account_id);
-        return Err(
-            if bucket_acl.allows(requester.account(), Permission::Read) {
-                ObjectError::NoSuchKey
-            } else {
-                ObjectError::AccessDenied
-            },
-        );
+        let may_list = bucket_acl.allows(requester.account(), Permission::Read)
+            || requester.granted(bucket_name, None, Permission::Read);
+        return Err(if may_list {
+            ObjectError::NoSuchKey
+        } else {
+            ObjectError::AccessDenied
+        });
     };
     if !Acl::from_json(&object.acl_json, &object.owner_account)
         .allows(requester.account(), permission)
+        && !requester.granted(bucket_name, Some(key), permission)
     {
         return Err(ObjectError::AccessDenied);
     }

@@ -460,7 +460,7 @@ mod tests {
         )
         .await
         .expect("acl");
-        assert_eq!(read_all(&cloud, &Requester::Anonymous, "a").await, b"x");
+        assert_eq!(read_all(&cloud, &Requester::anonymous(), "a").await, b"x");
         assert_eq!(
             delete(&cloud, &bob, "b", "a").await,
             Err(ObjectError::AccessDenied)

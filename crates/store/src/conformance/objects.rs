@@ -1,7 +1,7 @@
 //! Conformance checks of [`crate::ObjectIndex`]: global bucket names,
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
-//! and deleting buckets.
+//! bucket policies, and deleting buckets (with their policies).
 
 use std::collections::HashSet;
 
@@ -18,6 +18,7 @@ fn bucket(name: &str, account_id: &str) -> Bucket {
         region: String::new(),
         acl_json: "{}".into(),
         created_at: 5,
+        policy: None,
     }
 }
 
@@ -97,7 +98,66 @@ pub async fn run(store: &dyn Store) {
     replacing_and_acls(store, gamma).await;
     usage_and_quota(store, gamma, delta).await;
     multipart(store, gamma, delta).await;
+    bucket_policies(store, gamma).await;
     deleting_buckets(store).await;
+}
+
+async fn bucket_policies(store: &dyn Store, gamma: &str) {
+    let policy_of = async |name: &str| {
+        store
+            .bucket(name)
+            .await
+            .expect("bucket")
+            .expect("exists")
+            .policy
+    };
+    assert_eq!(policy_of("bkt").await, None);
+    // Kept byte for byte, white space included.
+    let text = "{ \"Version\": \"2012-10-17\",\n  \"Statement\": [] }";
+    store
+        .set_bucket_policy("bkt", Some(text))
+        .await
+        .expect("set policy");
+    assert_eq!(policy_of("bkt").await.as_deref(), Some(text));
+    assert_eq!(policy_of("abc").await, None, "another bucket changed");
+    let listed = store.buckets(gamma).await.expect("buckets");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|b| b.name == "bkt")
+            .and_then(|b| b.policy.as_deref()),
+        Some(text)
+    );
+    store
+        .set_bucket_policy("bkt", Some("{}"))
+        .await
+        .expect("replace policy");
+    assert_eq!(policy_of("bkt").await.as_deref(), Some("{}"));
+    store
+        .set_bucket_policy("bkt", None)
+        .await
+        .expect("remove policy");
+    assert_eq!(policy_of("bkt").await, None);
+    assert!(matches!(
+        store.set_bucket_policy("nope", Some("{}")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A bucket created with a policy keeps it; deleting_buckets checks a
+    // recreated bucket does not inherit one.
+    let with_policy = Bucket {
+        policy: Some("{\"Statement\":[]}".into()),
+        ..bucket("with-policy", gamma)
+    };
+    store.create_bucket(&with_policy).await.expect("create");
+    assert_eq!(
+        store.bucket("with-policy").await.expect("bucket"),
+        Some(with_policy)
+    );
+    store.delete_bucket("with-policy").await.expect("delete");
+    store
+        .set_bucket_policy("bkt", Some(text))
+        .await
+        .expect("set policy again");
 }
 
 async fn buckets(store: &dyn Store, gamma: &str, delta: &str) {
@@ -582,6 +642,16 @@ async fn deleting_buckets(store: &dyn Store) {
         .await
         .expect("delete")
         .expect("existed");
+    assert!(
+        store
+            .bucket("bkt")
+            .await
+            .expect("bucket")
+            .expect("bkt")
+            .policy
+            .is_some(),
+        "bucket_policies left a policy on bkt"
+    );
     store.delete_bucket("bkt").await.expect("delete bucket");
     assert_eq!(store.bucket("bkt").await.expect("bucket"), None);
     assert!(matches!(
@@ -595,9 +665,19 @@ async fn deleting_buckets(store: &dyn Store) {
         .await
         .expect("delete bucket");
     assert!(store.referenced_blobs().await.expect("blobs").is_empty());
-    // The name is free again, for any account.
+    // The name is free again, for any account, and the old policy is gone
+    // with the old bucket.
     store
         .create_bucket(&bucket("bkt", "555555555555"))
         .await
         .expect("recreate");
+    assert_eq!(
+        store
+            .bucket("bkt")
+            .await
+            .expect("bucket")
+            .expect("bkt")
+            .policy,
+        None
+    );
 }

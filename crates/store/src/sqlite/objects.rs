@@ -1,4 +1,5 @@
-//! [`ObjectIndex`] for the SQLite backend (tables from `0002_objects.sql`).
+//! [`ObjectIndex`] for the SQLite backend (tables from `0002_objects.sql`;
+//! bucket policies from `0017_bucket_policy.sql`).
 //!
 //! Storage use is kept per account in `account_storage` and changed in the
 //! same transaction as the objects it counts, so it is always exact. Only
@@ -66,6 +67,7 @@ fn bucket_from_row(row: &SqliteRow) -> StoreResult<Bucket> {
         region: row.try_get("region")?,
         acl_json: row.try_get("acl_json")?,
         created_at: row.try_get("created_at")?,
+        policy: row.try_get("policy")?,
     })
 }
 
@@ -243,17 +245,41 @@ async fn remove_upload_tx(
     Ok(blobs)
 }
 
+impl SqliteStore {
+    /// Runs `sql`, an UPDATE of one column of the bucket `name` binding
+    /// `value` then the name; `NotFound` when no bucket has the name.
+    async fn update_bucket(
+        &self,
+        sql: &'static str,
+        value: Option<&str>,
+        name: &str,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query(sql)
+            .bind(value)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ObjectIndex for SqliteStore {
     async fn create_bucket(&self, bucket: &Bucket) -> StoreResult<()> {
         let result = sqlx::query(
-            "INSERT INTO buckets (name, account_id, region, acl_json, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&bucket.name)
         .bind(&bucket.account_id)
         .bind(&bucket.region)
         .bind(&bucket.acl_json)
         .bind(bucket.created_at)
+        .bind(&bucket.policy)
         .execute(&self.pool)
         .await;
         match result {
@@ -307,16 +333,17 @@ impl ObjectIndex for SqliteStore {
     }
 
     async fn set_bucket_acl(&self, name: &str, acl_json: &str) -> StoreResult<()> {
-        let updated = sqlx::query("UPDATE buckets SET acl_json = ? WHERE name = ?")
-            .bind(acl_json)
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::NotFound(name.to_owned()));
-        }
-        Ok(())
+        self.update_bucket(
+            "UPDATE buckets SET acl_json = ? WHERE name = ?",
+            Some(acl_json),
+            name,
+        )
+        .await
+    }
+
+    async fn set_bucket_policy(&self, name: &str, policy: Option<&str>) -> StoreResult<()> {
+        self.update_bucket("UPDATE buckets SET policy = ? WHERE name = ?", policy, name)
+            .await
     }
 
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>> {
