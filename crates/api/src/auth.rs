@@ -9,6 +9,8 @@ use mallee_sigv::{RequestParts, SigError, SignedBy};
 
 use super::error::ApiError;
 use mallee_cloud::Principal;
+use mallee_cloud::identity::IdentityError;
+use mallee_cloud::identity::sts::{self, SessionCheck};
 
 use crate::service::Service;
 use mallee_cloud::Cloud;
@@ -22,6 +24,9 @@ pub enum AuthError {
     /// The access key id is unknown or inactive.
     #[error("unknown or inactive access key")]
     UnknownKey,
+    /// Temporary credentials past their expiry.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     /// A SigV4 scope names a service this endpoint does not serve.
     #[error("Credential should be scoped to a valid service: '{0}'.")]
     UnknownService(String),
@@ -74,6 +79,21 @@ impl AuthError {
                 StatusCode::FORBIDDEN,
                 "InvalidAccessKeyId",
                 "The AWS Access Key Id you provided does not exist in our records.".into(),
+            ),
+            Self::ExpiredToken if service == Service::Ec2 => e(
+                StatusCode::BAD_REQUEST,
+                "RequestExpired",
+                "Request has expired.".into(),
+            ),
+            Self::ExpiredToken if service == Service::S3 => e(
+                StatusCode::BAD_REQUEST,
+                "ExpiredToken",
+                "The provided token has expired.".into(),
+            ),
+            Self::ExpiredToken => e(
+                StatusCode::FORBIDDEN,
+                "ExpiredToken",
+                self.to_string().into(),
             ),
             Self::UnknownService(_) => e(
                 StatusCode::BAD_REQUEST,
@@ -154,6 +174,9 @@ pub async fn authenticate(
     {
         return Err(AuthError::UnknownService(scope.to_owned()));
     }
+    if signed.access_key().starts_with("ASIA") {
+        return authenticate_session(cloud, signed, parts, payload_sha256, s3_bucket).await;
+    }
     let found = cloud.store.access_key(signed.access_key()).await?;
     let Some((key, account)) = found.filter(|(key, _)| key.active) else {
         return Err(AuthError::UnknownKey);
@@ -169,5 +192,112 @@ pub async fn authenticate(
         account,
         user_name: key.user_name,
         access_key_id: key.access_key_id,
+        session: None,
     }))
+}
+
+/// The session token a request carries: the `X-Amz-Security-Token` header
+/// or query parameter, or the Query APIs' `SecurityToken` parameter.
+pub fn security_token<'a>(parts: &'a RequestParts<'_>) -> Option<Cow<'a, str>> {
+    if let Some((_, v)) = parts
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-security-token"))
+    {
+        return Some(Cow::Borrowed(v.as_str()));
+    }
+    let wanted = |k: &str| k == "X-Amz-Security-Token" || k == "SecurityToken";
+    form_urlencoded::parse(parts.raw_query.as_bytes())
+        .find(|(k, _)| wanted(k))
+        .map(|(_, v)| Cow::Owned(v.into_owned()))
+        .or_else(|| {
+            parts
+                .form_params
+                .iter()
+                .find(|(k, _)| wanted(k))
+                .map(|(_, v)| Cow::Borrowed(v.as_str()))
+        })
+}
+
+/// Temporary credentials: the signature with the session's secret, then
+/// its token and expiry.
+async fn authenticate_session(
+    cloud: &Cloud,
+    signed: &SignedBy,
+    parts: &RequestParts<'_>,
+    payload_sha256: Option<&str>,
+    s3_bucket: Option<&str>,
+) -> Result<Caller, AuthError> {
+    let Some(record) = cloud.store.session(signed.access_key()).await? else {
+        return Err(AuthError::UnknownKey);
+    };
+    signed.verify(
+        parts,
+        &record.secret_access_key,
+        payload_sha256,
+        s3_bucket,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let token = security_token(parts);
+    match sts::check_session(&*cloud.store, &record, token.as_deref()).await {
+        Ok(SessionCheck::Valid(principal)) => Ok(Caller::Principal(principal)),
+        Ok(SessionCheck::Expired) => Err(AuthError::ExpiredToken),
+        Ok(SessionCheck::Invalid) => Err(AuthError::UnknownKey),
+        Err(IdentityError::Store(e)) => Err(AuthError::Store(e)),
+        Err(_) => Err(AuthError::UnknownKey),
+    }
+}
+
+/// The secret that signs for `access_key_id`: an active key's, or a
+/// session's (temporary credentials, checked further by
+/// [`principal_of_key`]); `None` for unknown or inactive keys. For S3,
+/// whose signature s3s verifies.
+pub async fn secret_of_key(
+    cloud: &Cloud,
+    access_key_id: &str,
+) -> Result<Option<String>, AuthError> {
+    if access_key_id.starts_with("ASIA") {
+        return Ok(cloud
+            .store
+            .session(access_key_id)
+            .await?
+            .map(|s| s.secret_access_key));
+    }
+    Ok(cloud
+        .store
+        .access_key(access_key_id)
+        .await?
+        .filter(|(key, _)| key.active)
+        .map(|(key, _)| key.secret_access_key))
+}
+
+/// The caller behind a key whose signature was verified already (S3):
+/// the key's user, or for temporary credentials the session `token`
+/// proves.
+pub async fn principal_of_key(
+    cloud: &Cloud,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<Principal, AuthError> {
+    if access_key_id.starts_with("ASIA") {
+        let Some(record) = cloud.store.session(access_key_id).await? else {
+            return Err(AuthError::UnknownKey);
+        };
+        return match sts::check_session(&*cloud.store, &record, token).await {
+            Ok(SessionCheck::Valid(principal)) => Ok(principal),
+            Ok(SessionCheck::Expired) => Err(AuthError::ExpiredToken),
+            Ok(SessionCheck::Invalid) => Err(AuthError::UnknownKey),
+            Err(IdentityError::Store(e)) => Err(AuthError::Store(e)),
+            Err(_) => Err(AuthError::UnknownKey),
+        };
+    }
+    match cloud.store.access_key(access_key_id).await? {
+        Some((key, account)) if key.active => Ok(Principal {
+            account,
+            user_name: key.user_name,
+            access_key_id: key.access_key_id,
+            session: None,
+        }),
+        _ => Err(AuthError::UnknownKey),
+    }
 }

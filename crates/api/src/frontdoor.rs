@@ -510,17 +510,27 @@ impl Run<'_> {
     async fn sts(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
         let parsed = match StsAction::parse(action, params) {
             Ok(parsed) => parsed,
-            Err(e) if action == "GetCallerIdentity" => return Err(e.into()),
+            Err(e) if matches!(action, "GetCallerIdentity" | "GetSessionToken") => {
+                return Err(e.into());
+            }
             Err(e) => return Err(self.refused_or(Service::Sts, action, e.into()).await),
         };
         if !parsed.always_allowed() {
-            self.authorize(Service::Sts, &parsed.iam_action(), Vec::new())
+            let targets = match &parsed {
+                StsAction::AssumeRole(a) => vec![Target {
+                    arn: a.role_arn().to_owned(),
+                    context: Default::default(),
+                }],
+                _ => Vec::new(),
+            };
+            self.authorize(Service::Sts, &parsed.iam_action(), targets)
                 .await?;
         }
         let ctx = StsContext {
             cloud: self.cloud,
             principal: self.principal,
             request_id: self.request_id,
+            context: self.facts.context(),
         };
         Ok(sts::execute(&ctx, parsed).await?)
     }

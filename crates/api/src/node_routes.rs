@@ -26,8 +26,9 @@ use mallee_node_api::enrol::{ENROL_PATH, EnrolRequest};
 use mallee_node_api::tls::PeerCertificate;
 use mallee_node_api::version::{self, Role, VERSION_HEADER};
 use mallee_node_api::{
-    DiskFormat, FORMAT_HEADER, NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, SHA256_HEADER,
-    SNAPSHOTS_PATH_PREFIX, SnapshotUploaded,
+    DiskFormat, FORMAT_HEADER, INSTANCE_CREDENTIALS_PATH_PREFIX, InstanceCredentials,
+    NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, SHA256_HEADER, SNAPSHOTS_PATH_PREFIX,
+    SnapshotUploaded,
 };
 use mallee_pki::{CertInfo, PeerKind};
 use mallee_store::Segment;
@@ -48,10 +49,12 @@ pub fn router(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> Router {
     let routes = NodeRoutes { cloud, blobs };
     let objects = format!("{OBJECTS_PATH_PREFIX}{{bucket}}/{{*key}}");
     let snapshots = format!("{SNAPSHOTS_PATH_PREFIX}{{snapshot}}");
+    let credentials = format!("{INSTANCE_CREDENTIALS_PATH_PREFIX}{{instance}}");
     let enrolled = Router::new()
         .route(REGISTER_PATH, post(register))
         .route(&objects, get(object))
         .route(&snapshots, put(upload_snapshot).get(download_snapshot))
+        .route(&credentials, get(instance_credentials))
         .route_layer(middleware::from_fn_with_state(routes.clone(), require_node));
     Router::new()
         .route(ENROL_PATH, post(enrol))
@@ -199,6 +202,42 @@ async fn register(
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "could not record the node",
+            )
+        }
+    }
+}
+
+/// The role credentials of an instance the calling node runs, for its
+/// metadata service.
+async fn instance_credentials(
+    State(routes): State<NodeRoutes>,
+    Extension(NodePeer(peer)): Extension<NodePeer>,
+    Path(instance): Path<String>,
+) -> Response {
+    use mallee_cloud::iam_profiles::{CredentialsError, instance_credentials};
+    let Some(node_id) = peer.name.node_id() else {
+        return plain(StatusCode::FORBIDDEN, "only nodes call these routes");
+    };
+    match instance_credentials(&routes.cloud, node_id, &instance).await {
+        Ok((role_name, c)) => Json(InstanceCredentials {
+            role_name,
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            token: c.session_token,
+            expires_at: c.expires_at,
+            issued_at: mallee_cloud::ids::now_millis(),
+        })
+        .into_response(),
+        Err(e @ CredentialsError::NotOnNode(_)) => {
+            tracing::warn!(error = %e, node = node_id, "instance credentials refused");
+            plain(StatusCode::FORBIDDEN, e.to_string())
+        }
+        Err(e @ CredentialsError::NoRole(_)) => plain(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ CredentialsError::Failed(_)) => {
+            tracing::error!(error = %e, instance, "instance credentials failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not issue credentials",
             )
         }
     }

@@ -3,8 +3,12 @@
 //! AWS) and which account a key belongs to (GetAccessKeyInfo). Every
 //! action is declared once, in the table below.
 
-use mallee_cloud::identity::{keys, users};
+use mallee_cloud::identity::authorize::CallerIdentity;
+use mallee_cloud::identity::keys;
+use mallee_cloud::identity::sts::{self as domain, Credentials};
+use mallee_cloud::ids::iso8601;
 use mallee_cloud::{Cloud, Principal};
+use mallee_policy::Context;
 
 use crate::iam::{IamApiError, respond};
 use crate::query::QueryParams;
@@ -23,13 +27,16 @@ crate::actions::declare! {
     service "sts";
     GetCallerIdentity => self::GetCallerIdentity,
     GetAccessKeyInfo => self::GetAccessKeyInfo,
+    GetSessionToken => self::GetSessionToken,
+    AssumeRole => self::AssumeRole,
 }
 
 impl StsAction {
     /// Whether every authenticated caller may run it, whatever its
-    /// policies say (AWS lets everyone ask who they are).
+    /// policies say: AWS lets everyone ask who they are, and lets a user
+    /// have session credentials that can do no more than it can.
     pub fn always_allowed(&self) -> bool {
-        matches!(self, Self::GetCallerIdentity(_))
+        matches!(self, Self::GetCallerIdentity(_) | Self::GetSessionToken(_))
     }
 }
 
@@ -42,6 +49,8 @@ pub struct StsContext<'a> {
     pub principal: &'a Principal,
     /// This request's id.
     pub request_id: &'a str,
+    /// The request's condition keys (for trust policies).
+    pub context: Context,
 }
 
 impl StsContext<'_> {
@@ -63,10 +72,10 @@ impl GetCallerIdentity {
     /// Answers the caller's ARN, user id and account.
     pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
         let p = ctx.principal;
-        let user = users::get(&*ctx.cloud.store, p.account_id(), &p.user_name).await?;
+        let me = CallerIdentity::load(&*ctx.cloud.store, p).await?;
         Ok(ctx.respond("GetCallerIdentity", |w| {
-            w.text("Arn", &user.arn);
-            w.text("UserId", &user.user_id);
+            w.text("Arn", me.arn());
+            w.text("UserId", me.user_id());
             w.text("Account", p.account_id());
         }))
     }
@@ -90,5 +99,95 @@ impl GetAccessKeyInfo {
     pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
         let account = keys::account_of(&*ctx.cloud.store, &self.key_id).await?;
         Ok(ctx.respond("GetAccessKeyInfo", |w| w.text("Account", account)))
+    }
+}
+
+fn write_credentials(w: &mut XmlWriter, c: &Credentials) {
+    w.elem("Credentials", |w| {
+        w.text("AccessKeyId", &c.access_key_id);
+        w.text("SecretAccessKey", &c.secret_access_key);
+        w.text("SessionToken", &c.session_token);
+        w.text("Expiration", iso8601(c.expires_at));
+    });
+}
+
+fn duration(params: &QueryParams) -> Result<Option<i64>> {
+    Ok(params.int("DurationSeconds")?)
+}
+
+/// GetSessionToken input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetSessionToken {
+    seconds: Option<i64>,
+}
+
+impl GetSessionToken {
+    /// Reads `DurationSeconds` (MFA is not supported: `SerialNumber` and
+    /// `TokenCode` are refused).
+    pub fn parse(params: &QueryParams) -> Result<Self> {
+        if params.get("SerialNumber").is_some() || params.get("TokenCode").is_some() {
+            return Err(params
+                .invalid(
+                    "SerialNumber",
+                    params.get("SerialNumber").unwrap_or_default(),
+                    "MFA devices are not supported.",
+                )
+                .into());
+        }
+        Ok(Self {
+            seconds: duration(params)?,
+        })
+    }
+
+    /// Issues credentials that act as the caller.
+    pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
+        let c = domain::session_token(&*ctx.cloud.store, ctx.principal, self.seconds).await?;
+        Ok(ctx.respond("GetSessionToken", |w| write_credentials(w, &c)))
+    }
+}
+
+/// AssumeRole input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    role_arn: String,
+    session_name: String,
+    seconds: Option<i64>,
+}
+
+impl AssumeRole {
+    /// Reads `RoleArn`, `RoleSessionName`, `DurationSeconds`.
+    pub fn parse(params: &QueryParams) -> Result<Self> {
+        Ok(Self {
+            role_arn: params.required_non_empty("RoleArn")?.to_owned(),
+            session_name: params.required_non_empty("RoleSessionName")?.to_owned(),
+            seconds: duration(params)?,
+        })
+    }
+
+    /// The role it asks for (the resource the caller's own policies must
+    /// allow `sts:AssumeRole` on).
+    pub fn role_arn(&self) -> &str {
+        &self.role_arn
+    }
+
+    /// Issues a role session if the role's trust policy allows the caller.
+    pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
+        let assumed = domain::assume_role(
+            &*ctx.cloud.store,
+            ctx.principal,
+            &self.role_arn,
+            &self.session_name,
+            self.seconds,
+            &ctx.context,
+        )
+        .await?;
+        Ok(ctx.respond("AssumeRole", |w| {
+            write_credentials(w, &assumed.credentials);
+            w.elem("AssumedRoleUser", |w| {
+                w.text("AssumedRoleId", &assumed.assumed_role_id);
+                w.text("Arn", &assumed.arn);
+            });
+            w.text("PackedPolicySize", 0);
+        }))
     }
 }

@@ -31,6 +31,16 @@ pub fn access_key_id() -> String {
     format!("AKIA{}", pick(BASE32, 16))
 }
 
+/// A temporary access key id (`ASIA` and 16 base-32 characters).
+pub fn session_key_id() -> String {
+    format!("ASIA{}", pick(BASE32, 16))
+}
+
+/// An STS session token: 64 random bytes' worth of the secret alphabet.
+pub fn session_token() -> String {
+    pick(SECRET_CHARS, 172)
+}
+
 /// A 40-character secret access key.
 pub fn secret_access_key() -> String {
     pick(SECRET_CHARS, 40)

@@ -17,6 +17,7 @@ pub mod enrolment;
 pub mod error;
 pub mod faults;
 pub mod health;
+pub mod iam_profiles;
 pub mod identity;
 pub mod ids;
 pub mod images;
@@ -102,9 +103,28 @@ pub struct Principal {
     pub user_name: String,
     /// The access key that signed the request.
     pub access_key_id: String,
+    /// Set when the key is STS temporary credentials.
+    pub session: Option<Session>,
+}
+
+/// What temporary credentials stand for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The role of a role session (AssumeRole); `None` for a user's own
+    /// session (GetSessionToken), which acts as that user.
+    pub role_name: Option<String>,
+    /// `RoleSessionName`.
+    pub session_name: String,
+    /// When the credentials stop working.
+    pub expires_at: i64,
 }
 
 impl Principal {
+    /// The role of a role session, if the caller is one.
+    pub fn role(&self) -> Option<&str> {
+        self.session.as_ref()?.role_name.as_deref()
+    }
+
     /// The caller's account id.
     pub fn account_id(&self) -> &str {
         &self.account.account_id

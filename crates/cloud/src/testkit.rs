@@ -106,6 +106,7 @@ pub async fn principal(cloud: &Cloud, name: &str, admin: bool) -> Principal {
         account,
         user_name: "admin".into(),
         access_key_id: "AKIATEST".into(),
+        session: None,
     }
 }
 
@@ -179,6 +180,7 @@ pub fn run_request(image_id: &str, count: usize) -> crate::instances::launch::Ru
         associate_public_ip: None,
         tags: Vec::new(),
         block_device_mappings: Vec::new(),
+        iam_instance_profile: None,
     }
 }
 
@@ -333,6 +335,7 @@ impl InstanceBuilder {
             root_device_name: "/dev/sda1".into(),
             block_device_mapping: Vec::new(),
             options: MetadataOptions::default(),
+            iam: None,
         };
         let mut details = InstanceDetails {
             spec: LaunchSpec {

@@ -319,6 +319,41 @@ pub struct InstanceMetadata {
     /// IMDS options.
     #[serde(default)]
     pub options: MetadataOptions,
+    /// The instance profile associated with the instance, if any: the
+    /// metadata service answers `iam/info` and serves the role's
+    /// credentials (fetched from the controller) under
+    /// `iam/security-credentials/ROLE`.
+    #[serde(default)]
+    pub iam: Option<IamProfileMetadata>,
+}
+
+/// The instance profile an instance carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamProfileMetadata {
+    /// `arn:aws:iam::ACCOUNT:instance-profile/NAME`.
+    pub instance_profile_arn: String,
+    /// `AIPA…`.
+    pub instance_profile_id: String,
+    /// The role in it when it was associated.
+    pub role_name: Option<String>,
+}
+
+/// Role credentials for an instance, as the controller hands them to the
+/// instance's node (`GET` [`crate::INSTANCE_CREDENTIALS_PATH_PREFIX`]`{instance}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCredentials {
+    /// The role.
+    pub role_name: String,
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The secret.
+    pub secret_access_key: String,
+    /// The session token.
+    pub token: String,
+    /// When they expire (ms since the epoch).
+    pub expires_at: i64,
+    /// When they were issued (ms since the epoch).
+    pub issued_at: i64,
 }
 
 /// An instance's state as the node sees it.
@@ -404,6 +439,13 @@ pub const REGISTER_PATH: &str = "/_mallee/node/register";
 /// mutual TLS connection) streams the object's bytes (`ETag` header set;
 /// `404` when missing).
 pub const OBJECTS_PATH_PREFIX: &str = "/_mallee/node/objects/";
+
+/// Where a node gets the role credentials of an instance it runs
+/// (`GET {controller}{prefix}{instance}`, mutual TLS): JSON
+/// [`InstanceCredentials`]; `404` when the instance has no instance
+/// profile, its profile no role, or the role does not trust EC2; `403`
+/// when the instance is not on the calling node.
+pub const INSTANCE_CREDENTIALS_PATH_PREFIX: &str = "/_mallee/node/instance-credentials/";
 
 /// Body of a desired-state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -355,6 +355,7 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
             root_device_name: "/dev/sda1".into(),
             block_device_mapping: vec![("ami".into(), "/dev/sda1".into())],
             options: MetadataOptions::default(),
+            iam: None,
         },
     }
 }

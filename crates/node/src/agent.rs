@@ -351,6 +351,13 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
     hooks.run(HookEvent::PreInit, None).await?;
 
     let metadata = MetadataService::new();
+    metadata.set_credentials(crate::instance_credentials::CredentialCache::new(Arc::new(
+        crate::instance_credentials::HttpCredentialSource::new(
+            &config.controller_url,
+            controller_http(),
+        )
+        .map_err(|e| AgentError::Config(format!("HTTPS client: {e}")))?,
+    )));
     let networks = Arc::new(
         Networks::open(
             config.network.clone(),

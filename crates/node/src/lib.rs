@@ -15,6 +15,7 @@ pub mod firewall;
 pub mod hooks;
 pub mod image_cache;
 mod instance;
+pub mod instance_credentials;
 pub mod metadata;
 mod nbd_relay;
 pub mod network;

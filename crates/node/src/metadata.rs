@@ -25,11 +25,13 @@ use base64::Engine;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mallee_node_api::{HttpTokens, InstanceMetadata};
+use mallee_node_api::{HttpTokens, IamProfileMetadata, InstanceCredentials, InstanceMetadata};
 use nix::sched::{CloneFlags, setns};
 use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::instance_credentials::CredentialCache;
 
 /// Header carrying the requested token lifetime on `PUT /latest/api/token`.
 pub const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -136,12 +138,20 @@ pub struct MetadataService {
     instances: RwLock<HashMap<Caller, Arc<Registered>>>,
     /// Caller → token → its owner and expiry.
     tokens: Mutex<HashMap<Caller, HashMap<String, Token>>>,
+    /// Where instances with an instance profile get role credentials.
+    credentials: std::sync::OnceLock<Arc<CredentialCache>>,
 }
 
 impl MetadataService {
     /// A service with no instances.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Serves instances with an instance profile the role credentials
+    /// `cache` holds (set once, when the node knows its controller).
+    pub fn set_credentials(&self, cache: Arc<CredentialCache>) {
+        let _ = self.credentials.set(cache);
     }
 
     /// Answers requests from `ip` in the default network (the one
@@ -197,9 +207,15 @@ impl MetadataService {
             .get(&caller)
             .is_some_and(|r| instance_id.is_none_or(|id| r.instance_id == id));
         if matches {
-            instances.remove(&caller);
+            let gone = instances.remove(&caller);
             drop(instances);
             self.lock_tokens().remove(&caller);
+            if let (Some(gone), Some(cache)) = (gone, self.credentials.get())
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let cache = Arc::clone(cache);
+                runtime.spawn(async move { cache.forget(&gone.instance_id).await });
+            }
         }
     }
 
@@ -287,8 +303,9 @@ impl MetadataService {
             }
         };
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let response = self.respond(&caller, &request, &control);
-            async move { Ok::<_, Infallible>(response) }
+            let (service, caller, control) =
+                (Arc::clone(&self), caller.clone(), Arc::clone(&control));
+            async move { Ok::<_, Infallible>(service.respond(&caller, &request, &control).await) }
         });
         let served = hyper::server::conn::http1::Builder::new()
             // The guest's `imds` helper (printf | nc) shuts down its write
@@ -304,7 +321,7 @@ impl MetadataService {
         }
     }
 
-    fn respond<B>(
+    async fn respond<B>(
         &self,
         peer: &Caller,
         request: &Request<B>,
@@ -375,7 +392,14 @@ impl MetadataService {
             }
             None => None,
         };
-        let mut response = match lookup(&instance, path) {
+        let credentials = match credentials_requested(&instance, path) {
+            false => None,
+            true => match self.credentials_for(&instance).await {
+                Some(c) => Some(c),
+                None => return error(StatusCode::NOT_FOUND),
+            },
+        };
+        let mut response = match lookup(&instance, path, credentials.as_ref()) {
             Some(Node::Dir(children)) => text(listing(&children).into_bytes(), "text/plain"),
             Some(Node::Text(body)) => text(body.into_bytes(), "text/plain"),
             Some(Node::Bytes(body)) => text(body, "application/octet-stream"),
@@ -387,6 +411,25 @@ impl MetadataService {
                 .insert(TOKEN_TTL_HEADER, HeaderValue::from(remaining));
         }
         response
+    }
+
+    /// The instance's role credentials, if it can have any now.
+    async fn credentials_for(&self, instance: &Registered) -> Option<InstanceCredentials> {
+        let cache = self.credentials.get()?;
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        match cache.get(&instance.instance_id, now).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::info!(instance = %instance.instance_id, error = %e, "no role credentials to serve");
+                None
+            }
+        }
     }
 
     fn issue_token(&self, caller: &Caller, instance_id: &str, ttl: u64) -> String {
@@ -532,7 +575,11 @@ fn listing(children: &[Child]) -> String {
 
 /// Resolves a request path. Directories answer with or without a trailing
 /// slash, as EC2's do.
-fn lookup(instance: &Registered, path: &str) -> Option<Node> {
+fn lookup(
+    instance: &Registered,
+    path: &str,
+    credentials: Option<&InstanceCredentials>,
+) -> Option<Node> {
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     let Some(version) = segments.next() else {
         return Some(Node::Dir(
@@ -549,7 +596,7 @@ fn lookup(instance: &Registered, path: &str) -> Option<Node> {
     if !VERSIONS.contains(&version) {
         return None;
     }
-    let mut node = Node::Dir(version_tree(instance));
+    let mut node = Node::Dir(version_tree(instance, credentials));
     for segment in segments {
         let Node::Dir(children) = node else {
             return None;
@@ -560,7 +607,7 @@ fn lookup(instance: &Registered, path: &str) -> Option<Node> {
 }
 
 /// `/latest/` and what is below it, for one instance.
-fn version_tree(instance: &Registered) -> Vec<Child> {
+fn version_tree(instance: &Registered, credentials: Option<&InstanceCredentials>) -> Vec<Child> {
     let md = &instance.metadata;
     let plain = |name: &str, node| Child {
         name: name.to_owned(),
@@ -575,7 +622,7 @@ fn version_tree(instance: &Registered) -> Vec<Child> {
                 vec![file("document", identity_document(instance))],
             )]),
         ),
-        plain("meta-data", Node::Dir(meta_data(instance))),
+        plain("meta-data", Node::Dir(meta_data(instance, credentials))),
     ];
     if let Some(user_data) = md.user_data_base64.as_deref() {
         match base64::engine::general_purpose::STANDARD.decode(user_data.trim()) {
@@ -587,7 +634,7 @@ fn version_tree(instance: &Registered) -> Vec<Child> {
     top
 }
 
-fn meta_data(instance: &Registered) -> Vec<Child> {
+fn meta_data(instance: &Registered, credentials: Option<&InstanceCredentials>) -> Vec<Child> {
     let md = &instance.metadata;
     let mut block_devices = md.block_device_mapping.clone();
     if block_devices.is_empty() && !md.root_device_name.is_empty() {
@@ -693,7 +740,85 @@ fn meta_data(instance: &Registered) -> Vec<Child> {
             ],
         ),
     ]);
+    if let Some(iam) = &md.iam {
+        // After `hostname`, as EC2 lists it.
+        let at = items
+            .iter()
+            .position(|c| c.name.as_str() > "iam")
+            .unwrap_or(items.len());
+        items.insert(at, iam_dir(iam, credentials));
+    }
     items
+}
+
+/// Whether `path` is the instance's `iam/security-credentials/ROLE`.
+fn credentials_requested(instance: &Registered, path: &str) -> bool {
+    let Some(role) = instance
+        .metadata
+        .iam
+        .as_ref()
+        .and_then(|i| i.role_name.as_deref())
+    else {
+        return false;
+    };
+    path.split_once("/meta-data/iam/security-credentials/")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == role)
+}
+
+/// `iam/info` and `iam/security-credentials/ROLE`, as EC2 serves them.
+fn iam_dir(iam: &IamProfileMetadata, credentials: Option<&InstanceCredentials>) -> Child {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = |t: time::OffsetDateTime| {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    let at = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map(stamp)
+            .unwrap_or_default()
+    };
+    let info = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": stamp(now),
+        "InstanceProfileArn": iam.instance_profile_arn,
+        "InstanceProfileId": iam.instance_profile_id,
+    });
+    let mut roles = Vec::new();
+    if let Some(role) = &iam.role_name {
+        let body = match credentials {
+            Some(c) => serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": at(c.issued_at),
+                "Type": "AWS-HMAC",
+                "AccessKeyId": c.access_key_id,
+                "SecretAccessKey": c.secret_access_key,
+                "Token": c.token,
+                "Expiration": at(c.expires_at),
+            })
+            .to_string(),
+            // Listed without being fetched: its body is only built when
+            // asked for.
+            None => String::new(),
+        };
+        roles.push(file(role, body));
+    }
+    dir(
+        "iam",
+        vec![
+            file(
+                "info",
+                serde_json::to_string_pretty(&info).unwrap_or_default(),
+            ),
+            dir("security-credentials", roles),
+        ],
+    )
 }
 
 /// `dynamic/instance-identity/document`, with EC2's fields (unsigned: there

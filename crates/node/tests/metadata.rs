@@ -58,6 +58,7 @@ fn metadata(n: u8) -> InstanceMetadata {
             ("root".to_owned(), "/dev/sda1".to_owned()),
         ],
         options: MetadataOptions::default(),
+        iam: None,
     }
 }
 
@@ -861,4 +862,111 @@ async fn serves_inside_the_node_network() {
 
     task.abort();
     NodeNetwork::destroy(&config).await.expect("destroy");
+}
+
+/// A controller stand-in issuing numbered credentials for one instance.
+#[derive(Debug, Default)]
+struct Issuer {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mallee_node::instance_credentials::CredentialSource for Issuer {
+    async fn fetch(
+        &self,
+        instance_id: &str,
+    ) -> Result<
+        mallee_node_api::InstanceCredentials,
+        mallee_node::instance_credentials::CredentialError,
+    > {
+        if instance_id != "i-000000000000000aa" {
+            return Err(mallee_node::instance_credentials::CredentialError::None(
+                "no profile".into(),
+            ));
+        }
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let now = 1_800_000_000_000;
+        Ok(mallee_node_api::InstanceCredentials {
+            role_name: "app".into(),
+            access_key_id: format!("ASIAISSUED{n}"),
+            secret_access_key: "secret".into(),
+            token: "token".into(),
+            expires_at: now + 3_600_000,
+            issued_at: now,
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_instance_profile_serves_its_role_credentials_to_that_instance_only() {
+    let service = MetadataService::new();
+    let issuer = Arc::new(Issuer::default());
+    service.set_credentials(mallee_node::instance_credentials::CredentialCache::new(
+        issuer.clone(),
+    ));
+    let mut with_profile = metadata(1);
+    with_profile.iam = Some(mallee_node_api::IamProfileMetadata {
+        instance_profile_arn: "arn:aws:iam::123456789012:instance-profile/web".into(),
+        instance_profile_id: "AIPAEXAMPLE".into(),
+        role_name: Some("app".into()),
+    });
+    service.register(A, "i-000000000000000aa", with_profile);
+    service.register(B, "i-000000000000000bb", metadata(2));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let task = service.serve(listener).await;
+
+    let listing = get(A, server, "/latest/meta-data/").await.text();
+    assert!(listing.lines().any(|l| l == "iam/"), "{listing}");
+    let info: serde_json::Value =
+        serde_json::from_slice(&get(A, server, "/latest/meta-data/iam/info").await.body)
+            .expect("info");
+    assert_eq!(info["Code"], "Success");
+    assert_eq!(
+        info["InstanceProfileArn"],
+        "arn:aws:iam::123456789012:instance-profile/web"
+    );
+    assert_eq!(info["InstanceProfileId"], "AIPAEXAMPLE");
+    assert_eq!(
+        get(A, server, "/latest/meta-data/iam/security-credentials/")
+            .await
+            .text(),
+        "app"
+    );
+    let creds: serde_json::Value = serde_json::from_slice(
+        &get(A, server, "/latest/meta-data/iam/security-credentials/app")
+            .await
+            .body,
+    )
+    .expect("credentials");
+    assert_eq!(creds["Code"], "Success");
+    assert_eq!(creds["Type"], "AWS-HMAC");
+    assert_eq!(creds["AccessKeyId"], "ASIAISSUED0");
+    assert_eq!(creds["Token"], "token");
+    assert_eq!(creds["Expiration"], "2027-01-15T09:00:00Z");
+    // Held, not re-issued on every read.
+    get(A, server, "/latest/meta-data/iam/security-credentials/app").await;
+    assert_eq!(issuer.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Another role name, and an instance without a profile, get nothing.
+    assert_eq!(
+        get(
+            A,
+            server,
+            "/latest/meta-data/iam/security-credentials/other"
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        get(B, server, "/latest/meta-data/iam/info").await.status,
+        404
+    );
+    assert_eq!(
+        get(B, server, "/latest/meta-data/iam/security-credentials/app")
+            .await
+            .status,
+        404
+    );
+    task.abort();
 }

@@ -69,6 +69,31 @@ pub struct IamEntity {
     pub created_at: UnixMillis,
 }
 
+/// STS temporary credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The secret signing uses.
+    pub secret_access_key: String,
+    /// The token requests carry (`X-Amz-Security-Token`).
+    pub session_token: String,
+    /// The account the session acts in (a role's account).
+    pub account_id: String,
+    /// The user it stands for (GetSessionToken), or that assumed the role.
+    pub user_name: String,
+    /// The role of a role session.
+    pub role_name: Option<String>,
+    /// `RoleSessionName`, or the user's name.
+    pub session_name: String,
+    /// The identity layer's JSON document (the source identity, tags).
+    pub details: String,
+    /// When it stops working.
+    pub expires_at: UnixMillis,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
 /// IAM users, keys and entities.
 #[async_trait]
 pub trait IdentityIndex: Send + Sync {
@@ -134,6 +159,14 @@ pub trait IdentityIndex: Send + Sync {
     /// Replaces an entity's details if its revision is still
     /// `entity.revision`; the stored revision becomes `entity.revision + 1`.
     async fn update_entity(&self, entity: &IamEntity) -> StoreResult<bool>;
+    /// Stores temporary credentials; `Conflict` if the key id is taken.
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// Temporary credentials by key id (expired ones too: the caller
+    /// decides).
+    async fn session(&self, access_key_id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Removes sessions that expired before `now`; how many.
+    async fn delete_expired_sessions(&self, now: UnixMillis) -> StoreResult<u64>;
+
     /// Deletes an entity if its revision is still `revision`.
     async fn delete_entity(
         &self,

@@ -22,7 +22,7 @@ pub mod volumes;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
-pub use identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, UserAccessKey};
+pub use identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, UserAccessKey};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;

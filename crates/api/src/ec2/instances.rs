@@ -238,6 +238,7 @@ impl RunInstances {
                 .flatten(),
             tags: parse_tag_specifications(params, "instance")?,
             block_device_mappings: super::block_devices::parse(params)?,
+            iam_instance_profile: super::iam_profiles::profile_param(params, "IamInstanceProfile")?,
         }))
     }
 
@@ -439,6 +440,12 @@ pub fn write_instance(
         });
     });
     w.text("ebsOptimized", "false");
+    if let Some(p) = &md.iam {
+        w.elem("iamInstanceProfile", |w| {
+            w.text("arn", &p.arn);
+            w.text("id", &p.id);
+        });
+    }
     w.elem("cpuOptions", |w| {
         w.text("coreCount", d.spec.vcpus);
         w.text("threadsPerCore", 1);

@@ -9,6 +9,7 @@ pub mod addresses;
 pub mod block_devices;
 pub mod create_image;
 pub mod error;
+pub mod iam_profiles;
 pub mod images;
 pub mod instance_attributes;
 pub mod instance_lifecycle;
@@ -98,6 +99,10 @@ crate::actions::declare! {
     ModifySnapshotAttribute => snapshots::ModifySnapshotAttribute,
     ResetSnapshotAttribute => snapshots::ResetSnapshotAttribute,
     ImportSnapshot => snapshots::ImportSnapshot,
+    AssociateIamInstanceProfile => iam_profiles::AssociateIamInstanceProfile,
+    ReplaceIamInstanceProfileAssociation => iam_profiles::ReplaceIamInstanceProfileAssociation,
+    DisassociateIamInstanceProfile => iam_profiles::DisassociateIamInstanceProfile,
+    DescribeIamInstanceProfileAssociations => iam_profiles::DescribeIamInstanceProfileAssociations,
     DescribeImportSnapshotTasks => snapshots::DescribeImportSnapshotTasks,
 }
 

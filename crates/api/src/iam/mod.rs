@@ -8,11 +8,15 @@
 
 pub mod error;
 pub mod groups;
+pub mod managed;
 pub mod policies;
+pub mod profiles;
+pub mod roles;
 pub mod users;
 
 use std::collections::BTreeMap;
 
+use mallee_cloud::identity::IdentityError;
 use mallee_cloud::{Cloud, Principal};
 
 use crate::query::QueryParams;
@@ -56,6 +60,45 @@ crate::actions::declare! {
     GetGroupPolicy => policies::GetGroupPolicy,
     DeleteGroupPolicy => policies::DeleteGroupPolicy,
     ListGroupPolicies => policies::ListGroupPolicies,
+    PutRolePolicy => policies::PutRolePolicy,
+    GetRolePolicy => policies::GetRolePolicy,
+    DeleteRolePolicy => policies::DeleteRolePolicy,
+    ListRolePolicies => policies::ListRolePolicies,
+    CreateRole => roles::CreateRole,
+    GetRole => roles::GetRole,
+    ListRoles => roles::ListRoles,
+    UpdateRole => roles::UpdateRole,
+    UpdateAssumeRolePolicy => roles::UpdateAssumeRolePolicy,
+    DeleteRole => roles::DeleteRole,
+    TagRole => roles::TagRole,
+    UntagRole => roles::UntagRole,
+    ListRoleTags => roles::ListRoleTags,
+    CreatePolicy => managed::CreatePolicy,
+    GetPolicy => managed::GetPolicy,
+    ListPolicies => managed::ListPolicies,
+    DeletePolicy => managed::DeletePolicy,
+    CreatePolicyVersion => managed::CreatePolicyVersion,
+    GetPolicyVersion => managed::GetPolicyVersion,
+    ListPolicyVersions => managed::ListPolicyVersions,
+    DeletePolicyVersion => managed::DeletePolicyVersion,
+    SetDefaultPolicyVersion => managed::SetDefaultPolicyVersion,
+    AttachUserPolicy => managed::AttachUserPolicy,
+    DetachUserPolicy => managed::DetachUserPolicy,
+    ListAttachedUserPolicies => managed::ListAttachedUserPolicies,
+    AttachGroupPolicy => managed::AttachGroupPolicy,
+    DetachGroupPolicy => managed::DetachGroupPolicy,
+    ListAttachedGroupPolicies => managed::ListAttachedGroupPolicies,
+    AttachRolePolicy => managed::AttachRolePolicy,
+    DetachRolePolicy => managed::DetachRolePolicy,
+    ListAttachedRolePolicies => managed::ListAttachedRolePolicies,
+    ListEntitiesForPolicy => managed::ListEntitiesForPolicy,
+    CreateInstanceProfile => profiles::CreateInstanceProfile,
+    GetInstanceProfile => profiles::GetInstanceProfile,
+    ListInstanceProfiles => profiles::ListInstanceProfiles,
+    ListInstanceProfilesForRole => profiles::ListInstanceProfilesForRole,
+    DeleteInstanceProfile => profiles::DeleteInstanceProfile,
+    AddRoleToInstanceProfile => profiles::AddRoleToInstanceProfile,
+    RemoveRoleFromInstanceProfile => profiles::RemoveRoleFromInstanceProfile,
 }
 
 /// What an IAM action runs with.
@@ -77,8 +120,15 @@ impl IamContext<'_> {
 
     /// The named user, or the caller when the request names none, as IAM
     /// does for the actions whose `UserName` is optional.
-    pub fn user_or_caller(&self, user: Option<String>) -> String {
-        user.unwrap_or_else(|| self.principal.user_name.clone())
+    pub fn user_or_caller(&self, user: Option<String>) -> Result<String, IamApiError> {
+        match user {
+            Some(name) => Ok(name),
+            None if self.principal.role().is_some() => Err(IdentityError::Validation(
+                "Must specify userName when calling with non-User credentials".into(),
+            )
+            .into()),
+            None => Ok(self.principal.user_name.clone()),
+        }
     }
 
     /// Writes `<{action}Response><{action}Result>…</…><ResponseMetadata>…`.

@@ -8,13 +8,19 @@ use crate::query::QueryParams;
 
 type Result<T, E = IamApiError> = std::result::Result<T, E>;
 
-fn user(params: &QueryParams) -> Result<Holder> {
+pub(super) fn user(params: &QueryParams) -> Result<Holder> {
     Ok(Holder::User(
         params.required_non_empty("UserName")?.to_owned(),
     ))
 }
 
-fn group(params: &QueryParams) -> Result<Holder> {
+pub(super) fn role(params: &QueryParams) -> Result<Holder> {
+    Ok(Holder::Role(
+        params.required_non_empty("RoleName")?.to_owned(),
+    ))
+}
+
+pub(super) fn group(params: &QueryParams) -> Result<Holder> {
     Ok(Holder::Group(
         params.required_non_empty("GroupName")?.to_owned(),
     ))
@@ -25,7 +31,7 @@ fn policy_name(params: &QueryParams) -> Result<String> {
 }
 
 /// IAM answers policy documents URL-encoded (RFC 3986).
-fn url_encode(document: &str) -> String {
+pub(super) fn url_encode(document: &str) -> String {
     form_urlencoded::byte_serialize(document.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
@@ -162,4 +168,12 @@ inline_policy_actions!(
     GetGroupPolicy,
     DeleteGroupPolicy,
     ListGroupPolicies
+);
+inline_policy_actions!(
+    role,
+    "RoleName",
+    PutRolePolicy,
+    GetRolePolicy,
+    DeleteRolePolicy,
+    ListRolePolicies
 );

@@ -80,7 +80,7 @@ impl GetUser {
 
     /// Answers the user.
     pub async fn execute(self, ctx: &IamContext<'_>) -> Result<String> {
-        let name = ctx.user_or_caller(self.user);
+        let name = ctx.user_or_caller(self.user)?;
         let u = users::get(&*ctx.cloud.store, ctx.account(), &name).await?;
         Ok(ctx.respond("GetUser", |w| {
             w.elem("User", |w| {
@@ -257,7 +257,7 @@ impl CreateAccessKey {
 
     /// Creates a key; the secret is in this answer only.
     pub async fn execute(self, ctx: &IamContext<'_>) -> Result<String> {
-        let user = ctx.user_or_caller(self.user);
+        let user = ctx.user_or_caller(self.user)?;
         let key = keys::create(&*ctx.cloud.store, ctx.account(), &user).await?;
         Ok(ctx.respond("CreateAccessKey", |w| {
             w.elem("AccessKey", |w| {
@@ -289,7 +289,7 @@ impl ListAccessKeys {
 
     /// Lists the user's keys (never their secrets).
     pub async fn execute(self, ctx: &IamContext<'_>) -> Result<String> {
-        let user = ctx.user_or_caller(self.user);
+        let user = ctx.user_or_caller(self.user)?;
         let all = keys::list(&*ctx.cloud.store, ctx.account(), &user).await?;
         Ok(ctx.respond("ListAccessKeys", |w| {
             w.text("UserName", &user);
@@ -333,7 +333,7 @@ impl UpdateAccessKey {
 
     /// Activates or deactivates the key.
     pub async fn execute(self, ctx: &IamContext<'_>) -> Result<String> {
-        let user = ctx.user_or_caller(self.user);
+        let user = ctx.user_or_caller(self.user)?;
         keys::set_active(
             &*ctx.cloud.store,
             ctx.account(),
@@ -364,7 +364,7 @@ impl DeleteAccessKey {
 
     /// Deletes the key.
     pub async fn execute(self, ctx: &IamContext<'_>) -> Result<String> {
-        let user = ctx.user_or_caller(self.user);
+        let user = ctx.user_or_caller(self.user)?;
         keys::delete(&*ctx.cloud.store, ctx.account(), &user, &self.key_id).await?;
         Ok(ctx.respond("DeleteAccessKey", |_| {}))
     }

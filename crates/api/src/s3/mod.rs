@@ -124,8 +124,8 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use error::internal;
+use mallee_cloud::Cloud;
 use mallee_cloud::objects::Requester;
-use mallee_cloud::{Cloud, Principal};
 
 /// Where the access hook leaves the caller's account for the request log
 /// (the front door puts it into the request's extensions).
@@ -218,9 +218,9 @@ struct StoreAuth {
 #[async_trait::async_trait]
 impl S3Auth for StoreAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.cloud.store.access_key(access_key).await {
-            Ok(Some((key, _))) if key.active => Ok(SecretKey::from(key.secret_access_key)),
-            Ok(_) => Err(s3_error!(
+        match crate::auth::secret_of_key(&self.cloud, access_key).await {
+            Ok(Some(secret)) => Ok(SecretKey::from(secret)),
+            Ok(None) => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
             )),
@@ -249,15 +249,29 @@ impl S3Access for CallerAccess {
                 .get::<Requester>()
                 .cloned()
                 .unwrap_or_default(),
-            Some(access_key) => match self.cloud.store.access_key(&access_key).await {
-                Ok(Some((key, account))) if key.active => Requester::principal(Principal {
-                    account,
-                    user_name: key.user_name,
-                    access_key_id: key.access_key_id,
-                }),
-                Ok(_) => return Err(s3_error!(InvalidAccessKeyId)),
-                Err(e) => return Err(internal(e)),
-            },
+            Some(access_key) => {
+                let token = cx
+                    .headers()
+                    .get("x-amz-security-token")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        let query = cx.uri().query().unwrap_or_default();
+                        form_urlencoded::parse(query.as_bytes())
+                            .find(|(k, _)| k == "X-Amz-Security-Token")
+                            .map(|(_, v)| v.into_owned())
+                    });
+                match crate::auth::principal_of_key(&self.cloud, &access_key, token.as_deref())
+                    .await
+                {
+                    Ok(principal) => Requester::principal(principal),
+                    Err(crate::auth::AuthError::ExpiredToken) => {
+                        return Err(s3_error!(ExpiredToken, "The provided token has expired."));
+                    }
+                    Err(crate::auth::AuthError::Store(e)) => return Err(internal(e)),
+                    Err(_) => return Err(s3_error!(InvalidAccessKeyId)),
+                }
+            }
         };
         if let Some(principal) = caller.as_principal() {
             let cloud = &self.cloud;

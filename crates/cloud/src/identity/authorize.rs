@@ -5,11 +5,14 @@
 //! default (evaluated by `mallee_policy`). Each decision about a user is
 //! logged with the statement that made it, for audit.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use mallee_policy::{Caller, Context, Decision, Policy, PolicyKind, Request};
 use mallee_store::Store;
 
 use super::{
-    GROUP, GroupDetails, IdentityError, Result, UserDetails, arn, decode, is_account_admin,
+    GROUP, GroupDetails, IdentityError, ROLE, Result, RoleDetails, UserDetails, arn, decode,
+    is_account_admin, managed,
 };
 use crate::Principal;
 use crate::ids;
@@ -67,32 +70,64 @@ struct PolicySet {
     labelled: Vec<(String, Policy)>,
 }
 
+impl PolicySet {
+    /// Adds inline policies under `label_prefix`, and the default versions
+    /// of the attached managed policies.
+    async fn add(
+        &mut self,
+        store: &dyn Store,
+        account_id: &str,
+        label_prefix: &str,
+        inline: &BTreeMap<String, String>,
+        attached: &BTreeSet<String>,
+    ) -> Result<()> {
+        for (name, document) in inline {
+            self.labelled.push((
+                format!("{label_prefix}inline policy {name}"),
+                parse_identity_policy(document)?,
+            ));
+        }
+        for (policy_arn, document) in managed::documents(store, account_id, attached).await? {
+            self.labelled
+                .push((policy_arn, parse_identity_policy(&document)?));
+        }
+        Ok(())
+    }
+}
+
+/// A user's policies and its groups'.
 async fn policies_of(
     store: &dyn Store,
     account_id: &str,
     details: &UserDetails,
 ) -> Result<PolicySet> {
-    let mut labelled = Vec::new();
-    for (name, document) in &details.policies {
-        labelled.push((
-            format!("user inline policy {name}"),
-            parse_identity_policy(document)?,
-        ));
-    }
+    let mut set = PolicySet {
+        labelled: Vec::new(),
+    };
+    set.add(
+        store,
+        account_id,
+        "user ",
+        &details.policies,
+        &details.attached,
+    )
+    .await?;
     for group in &details.groups {
         // A group deleted after the user joined it grants nothing.
         let Some(entity) = store.entity(account_id, GROUP, group).await? else {
             continue;
         };
         let g: GroupDetails = decode("group", &entity.details)?;
-        for (name, document) in &g.policies {
-            labelled.push((
-                format!("group {group} inline policy {name}"),
-                parse_identity_policy(document)?,
-            ));
-        }
+        set.add(
+            store,
+            account_id,
+            &format!("group {group} "),
+            &g.policies,
+            &g.attached,
+        )
+        .await?;
     }
-    Ok(PolicySet { labelled })
+    Ok(set)
 }
 
 /// A caller with everything needed to decide its requests: its ARN, its
@@ -126,8 +161,12 @@ pub struct IdentityDecision {
 }
 
 impl CallerIdentity {
-    /// Loads the caller's policies and condition keys.
+    /// Loads the caller's policies and condition keys: a user's own and
+    /// its groups', or for a role session the role's.
     pub async fn load(store: &dyn Store, principal: &Principal) -> Result<Self> {
+        if let (Some(role), Some(session)) = (principal.role(), &principal.session) {
+            return Self::load_role_session(store, principal, role, &session.session_name).await;
+        }
         let account = principal.account_id().to_owned();
         let Some(user) = store.user(&account, &principal.user_name).await? else {
             // The user was deleted after the request was authenticated.
@@ -138,19 +177,8 @@ impl CallerIdentity {
         };
         let details: UserDetails = decode("user", &user.details)?;
         let caller_arn = arn(&account, "user", &details.path, &user.user_name);
-        let mut context = Context::new();
-        let now = ids::now_millis();
-        context
-            .insert("aws:username", user.user_name.clone())
-            .insert("aws:userid", user.user_id.clone())
-            .insert("aws:PrincipalAccount", account.clone())
-            .insert("aws:PrincipalArn", caller_arn.clone())
-            .insert("aws:PrincipalType", "User")
-            .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
-            .insert("aws:EpochTime", (now / 1000).to_string());
-        for (k, v) in &details.tags {
-            context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
-        }
+        let mut context = base_context(&account, &caller_arn, "User", &user.user_id, &details.tags);
+        context.insert("aws:username", user.user_name.clone());
         let admin = is_account_admin(principal);
         let policies = if admin {
             PolicySet {
@@ -167,6 +195,56 @@ impl CallerIdentity {
             context,
             policies,
         })
+    }
+
+    async fn load_role_session(
+        store: &dyn Store,
+        principal: &Principal,
+        role: &str,
+        session_name: &str,
+    ) -> Result<Self> {
+        let account = principal.account_id().to_owned();
+        // A deleted role's sessions stop working at once.
+        let Some(entity) = store.entity(&account, ROLE, role).await? else {
+            return Err(IdentityError::AccessDenied(format!(
+                "The role {role} no longer exists."
+            )));
+        };
+        let details: RoleDetails = decode(ROLE, &entity.details)?;
+        let caller_arn = assumed_role_arn(&account, role, session_name);
+        let user_id = format!("{}:{session_name}", entity.entity_id);
+        let context = base_context(
+            &account,
+            &caller_arn,
+            "AssumedRole",
+            &user_id,
+            &details.tags,
+        );
+        let mut policies = PolicySet {
+            labelled: Vec::new(),
+        };
+        policies
+            .add(
+                store,
+                &account,
+                &format!("role {role} "),
+                &details.policies,
+                &details.attached,
+            )
+            .await?;
+        Ok(Self {
+            admin: false,
+            arn: caller_arn,
+            user_id,
+            account,
+            context,
+            policies,
+        })
+    }
+
+    /// The caller's unique id (`AIDA…`, or `AROA…:SESSION`).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
     }
 
     /// The caller's ARN.
@@ -225,6 +303,34 @@ impl CallerIdentity {
             encoded,
         }
     }
+}
+
+/// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+pub fn assumed_role_arn(account_id: &str, role: &str, session_name: &str) -> String {
+    format!("arn:aws:sts::{account_id}:assumed-role/{role}/{session_name}")
+}
+
+/// The global condition keys every caller has.
+fn base_context(
+    account: &str,
+    caller_arn: &str,
+    kind: &str,
+    user_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Context {
+    let mut context = Context::new();
+    let now = ids::now_millis();
+    context
+        .insert("aws:userid", user_id)
+        .insert("aws:PrincipalAccount", account)
+        .insert("aws:PrincipalArn", caller_arn)
+        .insert("aws:PrincipalType", kind)
+        .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
+        .insert("aws:EpochTime", (now / 1000).to_string());
+    for (k, v) in tags {
+        context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+    context
 }
 
 /// Decides whether `principal` may make `access` by its identity policies

@@ -2,14 +2,13 @@
 //! memberships live in the user's document, so a renamed user stays in its
 //! groups and a member list is the account's users that name the group.
 
-use mallee_store::{IamEntity, Store, StoreError};
+use mallee_store::{IamEntity, Store};
 
 use super::users::{self, UserView};
 use super::{
-    CAS_ATTEMPTS, GROUP, GroupDetails, IdentityError, Result, UserDetails, arn, check_name,
-    check_path, decode, encode,
+    GROUP, GroupDetails, IdentityError, Result, UserDetails, arn, check_name, check_path, decode,
+    entities,
 };
-use crate::ids;
 
 /// Longest group name IAM accepts.
 pub const MAX_GROUP_NAME: usize = 128;
@@ -41,22 +40,13 @@ impl GroupView {
     }
 }
 
-fn no_such_group(name: &str) -> IdentityError {
-    IdentityError::NoSuchEntity(format!("The group with name {name} cannot be found."))
-}
-
 /// A stored group and its document; `NoSuchEntity` when there is none.
 pub async fn load(
     store: &dyn Store,
     account_id: &str,
     name: &str,
 ) -> Result<(IamEntity, GroupDetails)> {
-    let entity = store
-        .entity(account_id, GROUP, name)
-        .await?
-        .ok_or_else(|| no_such_group(name))?;
-    let details = decode("group", &entity.details)?;
-    Ok((entity, details))
+    entities::load(store, account_id, GROUP, name).await
 }
 
 /// Applies `change` to a group's document, retrying on concurrent edits.
@@ -64,17 +54,9 @@ pub async fn modify<T>(
     store: &dyn Store,
     account_id: &str,
     name: &str,
-    mut change: impl FnMut(&mut GroupDetails) -> Result<T>,
+    change: impl FnMut(&mut GroupDetails) -> Result<T>,
 ) -> Result<T> {
-    for _ in 0..CAS_ATTEMPTS {
-        let (mut entity, mut details) = load(store, account_id, name).await?;
-        let out = change(&mut details)?;
-        entity.details = encode("group", &details)?;
-        if store.update_entity(&entity).await? {
-            return Ok(out);
-        }
-    }
-    Err(IdentityError::Concurrent(format!("group {name}")))
+    entities::modify(store, account_id, GROUP, name, change).await
 }
 
 /// CreateGroup.
@@ -91,22 +73,8 @@ pub async fn create(
         path: path.to_owned(),
         ..GroupDetails::default()
     };
-    let entity = IamEntity {
-        account_id: account_id.to_owned(),
-        kind: GROUP.into(),
-        name: name.to_owned(),
-        entity_id: format!("AGPA{}", &ids::user_id()[4..]),
-        details: encode("group", &details)?,
-        revision: 0,
-        created_at: ids::now_millis(),
-    };
-    match store.create_entity(&entity).await {
-        Ok(()) => Ok(GroupView::new(&entity, &details)),
-        Err(StoreError::Conflict(_)) => Err(IdentityError::EntityAlreadyExists(format!(
-            "Group with name {name} already exists."
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    let entity = entities::create(store, account_id, GROUP, name, "AGPA", &details).await?;
+    Ok(GroupView::new(&entity, &details))
 }
 
 /// GetGroup: the group and its members.
@@ -142,29 +110,22 @@ pub async fn list(
     Ok(out)
 }
 
-/// DeleteGroup: refused while it has members or inline policies.
+/// DeleteGroup: refused while it has members or policies.
 pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<()> {
-    for _ in 0..CAS_ATTEMPTS {
-        let (entity, details) = load(store, account_id, name).await?;
-        if !details.policies.is_empty() {
-            return Err(IdentityError::DeleteConflict(
-                "Cannot delete entity, must delete policies first.".into(),
-            ));
-        }
-        let (_, members) = get(store, account_id, name).await?;
-        if !members.is_empty() {
-            return Err(IdentityError::DeleteConflict(
-                "Cannot delete entity, must remove users from group first.".into(),
-            ));
-        }
-        if store
-            .delete_entity(account_id, GROUP, name, entity.revision)
-            .await?
-        {
-            return Ok(());
-        }
+    let (_, members) = get(store, account_id, name).await?;
+    if !members.is_empty() {
+        return Err(entities::conflict("remove users from group"));
     }
-    Err(IdentityError::Concurrent(format!("group {name}")))
+    entities::delete(store, account_id, GROUP, name, |d: &GroupDetails| {
+        if !d.policies.is_empty() {
+            return Err(entities::conflict("delete policies"));
+        }
+        if !d.attached.is_empty() {
+            return Err(entities::conflict("detach all policies"));
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// AddUserToGroup (adding a member twice is not an error, as in IAM).

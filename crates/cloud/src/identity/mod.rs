@@ -13,10 +13,15 @@
 //! compare-and-set, so concurrent edits never lose one another.
 
 pub mod authorize;
+pub mod entities;
 pub mod groups;
 pub mod keys;
+pub mod managed;
 pub mod policies;
+pub mod profiles;
 pub mod resources;
+pub mod roles;
+pub mod sts;
 pub mod users;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,6 +88,9 @@ pub struct UserDetails {
     /// The groups it is a member of.
     #[serde(default)]
     pub groups: BTreeSet<String>,
+    /// Attached managed policies, by ARN.
+    #[serde(default)]
+    pub attached: BTreeSet<String>,
 }
 
 /// A group's document.
@@ -94,6 +102,90 @@ pub struct GroupDetails {
     /// Inline policies, by name.
     #[serde(default)]
     pub policies: BTreeMap<String, String>,
+    /// Attached managed policies, by ARN.
+    #[serde(default)]
+    pub attached: BTreeSet<String>,
+}
+
+/// A role's document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDetails {
+    /// IAM path.
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// The trust (assume-role) policy, as given.
+    #[serde(default)]
+    pub trust: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Longest session AssumeRole may grant, in seconds.
+    #[serde(default = "default_session")]
+    pub max_session_seconds: i64,
+    /// Inline policies, by name.
+    #[serde(default)]
+    pub policies: BTreeMap<String, String>,
+    /// Attached managed policies, by ARN.
+    #[serde(default)]
+    pub attached: BTreeSet<String>,
+    /// Tags, by key.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// `v1`, `v2`, …
+    pub id: String,
+    /// The document, as given.
+    pub document: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A managed policy's document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedDetails {
+    /// IAM path.
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Its versions, oldest first.
+    #[serde(default)]
+    pub versions: Vec<PolicyVersion>,
+    /// The version in force.
+    #[serde(default)]
+    pub default_version: String,
+    /// The number the next version gets.
+    #[serde(default)]
+    pub next_version: u32,
+    /// When the default version last changed.
+    #[serde(default)]
+    pub updated_at: i64,
+    /// Tags, by key.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An instance profile's document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileDetails {
+    /// IAM path.
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// Its role (IAM allows one).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Tags, by key.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_session() -> i64 {
+    3600
 }
 
 fn root_path() -> String {
@@ -102,6 +194,12 @@ fn root_path() -> String {
 
 /// The `kind` of group entities in the store.
 pub const GROUP: &str = "group";
+/// The `kind` of role entities.
+pub const ROLE: &str = "role";
+/// The `kind` of managed policies.
+pub const POLICY: &str = "policy";
+/// The `kind` of instance profiles.
+pub const INSTANCE_PROFILE: &str = "instance-profile";
 
 fn decode<T: serde::de::DeserializeOwned + Default>(what: &str, json: &str) -> Result<T> {
     if json.trim().is_empty() {
@@ -122,7 +220,7 @@ pub fn arn(account_id: &str, kind: &str, path: &str, name: &str) -> String {
 /// Whether the caller is its account's `admin` user, which has implicit
 /// full rights over its account.
 pub fn is_account_admin(principal: &Principal) -> bool {
-    principal.user_name == FIRST_USER
+    principal.user_name == FIRST_USER && principal.role().is_none()
 }
 
 /// Whether the caller is a cloud administrator: the `admin` user of an

@@ -5,7 +5,7 @@
 use mallee_policy::{SizeLimit, policy_size};
 use mallee_store::Store;
 
-use super::{IdentityError, Result, check_name, groups, users};
+use super::{IdentityError, ROLE, Result, RoleDetails, check_name, entities, groups, roles, users};
 
 /// Who holds an inline policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,13 +14,15 @@ pub enum Holder {
     User(String),
     /// A group, by name.
     Group(String),
+    /// A role, by name.
+    Role(String),
 }
 
 impl Holder {
     /// The holder's name.
     pub fn name(&self) -> &str {
         match self {
-            Self::User(n) | Self::Group(n) => n,
+            Self::User(n) | Self::Group(n) | Self::Role(n) => n,
         }
     }
 }
@@ -29,6 +31,7 @@ fn no_such_policy(holder: &Holder, name: &str) -> IdentityError {
     let (kind, who) = match holder {
         Holder::User(n) => ("user", n),
         Holder::Group(n) => ("group", n),
+        Holder::Role(n) => ("role", n),
     };
     IdentityError::NoSuchEntity(format!(
         "The {kind} policy with name {name} cannot be found for {kind} {who}."
@@ -89,6 +92,19 @@ pub async fn put(
             })
             .await
         }
+        Holder::Role(role) => {
+            entities::modify(store, account_id, ROLE, role, |d: &mut RoleDetails| {
+                check_size(
+                    d.policies.iter(),
+                    name,
+                    document,
+                    SizeLimit::RoleInline(role),
+                )?;
+                d.policies.insert(name.to_owned(), document.to_owned());
+                Ok(())
+            })
+            .await
+        }
     }
 }
 
@@ -102,6 +118,7 @@ pub async fn get(
     let policies = match holder {
         Holder::User(user) => users::load(store, account_id, user).await?.1.policies,
         Holder::Group(group) => groups::load(store, account_id, group).await?.1.policies,
+        Holder::Role(role) => roles::load(store, account_id, role).await?.1.policies,
     };
     policies
         .get(name)
@@ -129,6 +146,12 @@ pub async fn delete(
         Holder::Group(group) => {
             groups::modify(store, account_id, group, |d| remove(&mut d.policies)).await
         }
+        Holder::Role(role) => {
+            entities::modify(store, account_id, ROLE, role, |d: &mut RoleDetails| {
+                remove(&mut d.policies)
+            })
+            .await
+        }
     }
 }
 
@@ -137,6 +160,7 @@ pub async fn list(store: &dyn Store, account_id: &str, holder: &Holder) -> Resul
     let policies = match holder {
         Holder::User(user) => users::load(store, account_id, user).await?.1.policies,
         Holder::Group(group) => groups::load(store, account_id, group).await?.1.policies,
+        Holder::Role(role) => roles::load(store, account_id, role).await?.1.policies,
     };
     Ok(policies.into_keys().collect())
 }

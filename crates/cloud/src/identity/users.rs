@@ -85,7 +85,8 @@ pub async fn modify<T>(
     Err(IdentityError::Concurrent(format!("user {name}")))
 }
 
-fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+/// Checks IAM's tag limits.
+pub(super) fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > MAX_TAGS {
         return Err(IdentityError::LimitExceeded(format!(
             "The number of tags has reached the maximum limit of {MAX_TAGS}."

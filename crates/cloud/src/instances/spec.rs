@@ -188,6 +188,22 @@ pub struct Metadata {
     /// IMDS options.
     #[serde(default)]
     pub options: MetadataOptions,
+    /// The associated instance profile.
+    #[serde(default)]
+    pub iam: Option<IamProfileRef>,
+}
+
+/// The instance profile associated with an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamProfileRef {
+    /// `iip-assoc-…`.
+    pub association_id: String,
+    /// The profile's ARN.
+    pub arn: String,
+    /// `AIPA…`.
+    pub id: String,
+    /// The profile's role when it was associated.
+    pub role_name: Option<String>,
 }
 
 impl ImageObject {
@@ -286,6 +302,11 @@ impl Metadata {
                 http_put_response_hop_limit: self.options.http_put_response_hop_limit,
                 http_endpoint_enabled: self.options.http_endpoint_enabled,
             },
+            iam: self.iam.as_ref().map(|p| node::IamProfileMetadata {
+                instance_profile_arn: p.arn.clone(),
+                instance_profile_id: p.id.clone(),
+                role_name: p.role_name.clone(),
+            }),
         }
     }
 }

@@ -119,6 +119,7 @@ mod tests {
             },
             user_name: "admin".into(),
             access_key_id: "AKIA".into(),
+            session: None,
         }
     }
 

@@ -377,6 +377,7 @@ fn instance_record(
         root_device_name: image.root_device_name.clone(),
         block_device_mapping: Vec::new(),
         options: MetadataOptions::default(),
+        iam: None,
     };
     // Never sent to a node agent (the instance's node is `metal:SYSTEM`):
     // it carries the metadata and type the EC2 responses show.

@@ -273,6 +273,7 @@ pub fn metadata() -> InstanceMetadata {
         root_device_name: "/dev/sda1".into(),
         block_device_mapping: Vec::new(),
         options: MetadataOptions::default(),
+        iam: None,
     }
 }
 

@@ -442,6 +442,7 @@ impl Fixture {
                 root_device_name: "/dev/sda1".into(),
                 block_device_mapping: vec![("ami".into(), "/dev/sda1".into())],
                 options: MetadataOptions::default(),
+                iam: None,
             },
         }
     }

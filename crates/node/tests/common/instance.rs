@@ -46,5 +46,6 @@ fn instance_metadata(ip: &str, mac: &str, user_data: &str) -> mallee_node_api::I
         root_device_name: "/dev/sda1".into(),
         block_device_mapping: Vec::new(),
         options: mallee_node_api::MetadataOptions::default(),
+        iam: None,
     }
 }

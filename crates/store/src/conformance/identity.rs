@@ -1,7 +1,7 @@
 //! Conformance: IAM users (rename carries keys, compare-and-set), key
 //! activation and last use, and entities.
 
-use crate::identity::{IamEntity, IamUser, KeyLastUsed};
+use crate::identity::{IamEntity, IamUser, KeyLastUsed, SessionRecord};
 use crate::{AccessKey, Store, StoreError};
 
 use super::create_accounts;
@@ -31,6 +31,43 @@ fn key(id: &str, account_id: &str, user_name: &str) -> AccessKey {
 pub(super) async fn run(store: &dyn Store) {
     users_and_keys(store).await;
     entities(store).await;
+    sessions(store).await;
+}
+
+async fn sessions(store: &dyn Store) {
+    let a = "300000000001";
+    let session = SessionRecord {
+        access_key_id: "ASIAONE".into(),
+        secret_access_key: "s".into(),
+        session_token: "token".into(),
+        account_id: a.into(),
+        user_name: "admin".into(),
+        role_name: Some("reader".into()),
+        session_name: "ci".into(),
+        details: "{}".into(),
+        expires_at: 1_000,
+        created_at: 10,
+    };
+    store.create_session(&session).await.expect("session");
+    assert!(matches!(
+        store.create_session(&session).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let later = SessionRecord {
+        access_key_id: "ASIATWO".into(),
+        expires_at: 5_000,
+        role_name: None,
+        ..session.clone()
+    };
+    store.create_session(&later).await.expect("second");
+    assert_eq!(store.session("ASIAONE").await.expect("get"), Some(session));
+    assert_eq!(store.session("ASIANONE").await.expect("get"), None);
+    assert_eq!(
+        store.delete_expired_sessions(2_000).await.expect("expire"),
+        1
+    );
+    assert!(store.session("ASIAONE").await.expect("get").is_none());
+    assert_eq!(store.session("ASIATWO").await.expect("get"), Some(later));
 }
 
 async fn users_and_keys(store: &dyn Store) {

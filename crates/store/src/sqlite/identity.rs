@@ -5,7 +5,9 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, conflict};
-use crate::identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, UserAccessKey};
+use crate::identity::{
+    IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, UserAccessKey,
+};
 use crate::{AccessKey, StoreResult};
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<IamUser> {
@@ -296,6 +298,56 @@ impl IdentityIndex for SqliteStore {
         .await?
         .rows_affected();
         Ok(updated > 0)
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sts_sessions (access_key_id, secret_access_key, session_token, account_id,
+                 user_name, role_name, session_name, details, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.access_key_id)
+        .bind(&session.secret_access_key)
+        .bind(&session.session_token)
+        .bind(&session.account_id)
+        .bind(&session.user_name)
+        .bind(&session.role_name)
+        .bind(&session.session_name)
+        .bind(&session.details)
+        .bind(session.expires_at)
+        .bind(session.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(&session.access_key_id))?;
+        Ok(())
+    }
+
+    async fn session(&self, access_key_id: &str) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sts_sessions WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionRecord {
+            access_key_id: row.try_get("access_key_id")?,
+            secret_access_key: row.try_get("secret_access_key")?,
+            session_token: row.try_get("session_token")?,
+            account_id: row.try_get("account_id")?,
+            user_name: row.try_get("user_name")?,
+            role_name: row.try_get("role_name")?,
+            session_name: row.try_get("session_name")?,
+            details: row.try_get("details")?,
+            expires_at: row.try_get("expires_at")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM sts_sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn delete_entity(

@@ -87,6 +87,8 @@ pub struct RunInstances {
     pub tags: Vec<TagPair>,
     /// Block device mappings overriding and adding to the image's.
     pub block_device_mappings: Vec<ImageBlockDevice>,
+    /// `IamInstanceProfile.Arn` or `.Name`.
+    pub iam_instance_profile: Option<String>,
 }
 
 impl RunInstances {
@@ -116,6 +118,7 @@ impl RunInstances {
             (self.kernel_id.is_some(), "KernelId"),
             (self.ramdisk_id.is_some(), "RamdiskId"),
             (!self.block_device_mappings.is_empty(), "BlockDeviceMapping"),
+            (self.iam_instance_profile.is_some(), "IamInstanceProfile"),
             (
                 self.shutdown_behavior != ShutdownBehavior::Stop,
                 "InstanceInitiatedShutdownBehavior",
@@ -306,6 +309,7 @@ struct Plan {
     volumes: Vec<LaunchVolume>,
     instance_type: InstanceType,
     public_keys: Vec<SshKey>,
+    iam_profile: Option<crate::identity::profiles::ProfileView>,
 }
 
 fn invalid(message: impl Into<String>) -> CloudError {
@@ -365,11 +369,16 @@ async fn resolve(
     {
         return Err(invalid(format!("Invalid availability zone: [{zone}]")));
     }
+    let iam_profile = match &request.iam_instance_profile {
+        None => None,
+        Some(p) => Some(crate::iam_profiles::resolve(cloud, account, p).await?),
+    };
     Ok(Plan {
         image,
         volumes,
         instance_type,
         public_keys,
+        iam_profile,
     })
 }
 
@@ -642,6 +651,10 @@ fn build_records(
                 ("root".to_owned(), image.root_device_name.clone()),
             ],
             options: request.metadata_options,
+            iam: plan
+                .iam_profile
+                .as_ref()
+                .map(crate::iam_profiles::association),
         };
         let instance_volumes: Vec<Volume> = plan
             .volumes
