@@ -11,10 +11,12 @@ import os
 import random
 import re
 import threading
+import json
 import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -69,9 +71,40 @@ def terminate(ec2, ids):
         ec2.terminate_instances(InstanceIds=list(ids))
 
 
+def instance_role(cloud, bucket: str) -> tuple[str, str]:
+    """A role EC2 may assume that may put objects into `bucket`, in an
+    instance profile; returns (profile name, role name)."""
+    iam = cloud.client("iam")
+    suffix = uuid.uuid4().hex[:6]
+    role, profile = f"app-{suffix}", f"web-{suffix}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=role, PolicyName="put", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    iam.create_instance_profile(InstanceProfileName=profile)
+    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    return profile, role
+
+
 def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
+    """One instance, launched with an instance profile: user data, IMDSv2,
+    the console, the role's credentials from the metadata service (used to
+    write into the account's bucket without any key in the user data),
+    reboot and terminate."""
     key = ec2c.create_key_pair(KeyName=f"k-{uuid.uuid4().hex[:8]}")
-    script = user_data('echo "MARKER-7f3a $(imds meta-data/instance-id) $(imds meta-data/local-ipv4)"')
+    bucket = f"results-{uuid.uuid4().hex[:8]}"
+    cloud.client("s3").create_bucket(Bucket=bucket)
+    profile, role = instance_role(cloud, bucket)
+    script = user_data(
+        'echo "MARKER-7f3a $(imds meta-data/instance-id) $(imds meta-data/local-ipv4)"\n'
+        'echo "IAM-INFO $(imds meta-data/iam/info | tr -d \'\\n\')"\n'
+        'echo "IAM-ROLE $(imds meta-data/iam/security-credentials/)"\n'
+        'echo "IAM-CREDS $(imds meta-data/iam/security-credentials/$(imds meta-data/iam/security-credentials/)'
+        ' | tr -d \'\\n\')"'
+    )
     resp = ec2c.run_instances(
         ImageId=cloud.images["pv"],
         MinCount=1,
@@ -79,6 +112,7 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
         InstanceType="m1.small",
         KeyName=key["KeyName"],
         UserData=script,
+        IamInstanceProfile={"Name": profile},
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "first"}]}],
     )
     (iid,) = ids_of(resp)
@@ -96,8 +130,9 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
         assert inst["ImageId"] == cloud.images["pv"]
         assert inst["VirtualizationType"] == "paravirtual"
         assert {"Key": "Name", "Value": "first"} in inst["Tags"]
-        out = wait_console(ec2c, iid, f"MARKER-7f3a {iid} {ip}")
+        out = wait_console(ec2c, iid, f"MARKER-7f3a {iid} {ip}", "IAM-CREDS ")
         assert "MALLEE-GUEST: metadata v2" in out
+        check_instance_profile(cloud, ec2c, iid, out, profile, role, bucket)
         assert "MALLEE-GUEST: ssh-key installed" in out
         assert f"MALLEE-GUEST: network up eth0 {ip}/20" in out
         status = ec2c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"]
@@ -123,6 +158,54 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
     assert iid not in qemu_pids()
     # Terminated instances stay visible (for an hour) and keep no address.
     assert "PrivateIpAddress" not in instances_of(ec2c, [iid])[iid]
+
+
+def check_instance_profile(cloud, ec2c, iid, console_out, profile, role, bucket):
+    """The instance saw its profile and its role's credentials, which write
+    into the bucket and nowhere else; the association can be replaced,
+    removed and made again."""
+    iam = cloud.client("iam")
+    profile_arn = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Arn"]
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in console_out.splitlines()
+             if line.startswith(("IAM-INFO ", "IAM-ROLE ", "IAM-CREDS "))}
+    info = json.loads(lines["IAM-INFO"])
+    assert (info["Code"], info["InstanceProfileArn"]) == ("Success", profile_arn)
+    assert lines["IAM-ROLE"].strip() == role
+    creds = json.loads(lines["IAM-CREDS"])
+    assert creds["Type"] == "AWS-HMAC" and creds["AccessKeyId"].startswith("ASIA")
+    s3 = boto3.client("s3", region_name="mallee-1", endpoint_url=cloud.endpoint,
+                      aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                      aws_session_token=creds["Token"])
+    s3.put_object(Bucket=bucket, Key=f"{iid}/result.txt", Body=b"done")
+    assert cloud.client("s3").get_object(Bucket=bucket, Key=f"{iid}/result.txt")["Body"].read() == b"done"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key=f"{iid}/result.txt")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    who = boto3.client("sts", region_name="mallee-1", endpoint_url=cloud.endpoint,
+                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["Token"]).get_caller_identity()
+    assert who["Arn"].endswith(f":assumed-role/{role}/{iid}")
+
+    inst = instances_of(ec2c, [iid])[iid]
+    assert inst["IamInstanceProfile"]["Arn"] == profile_arn
+    (assoc,) = ec2c.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [iid]}])["IamInstanceProfileAssociations"]
+    assert (assoc["InstanceId"], assoc["State"]) == (iid, "associated")
+    with pytest.raises(ClientError) as e:
+        ec2c.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": profile})
+    assert e.value.response["Error"]["Code"] == "IncorrectState"
+    replaced = ec2c.replace_iam_instance_profile_association(
+        AssociationId=assoc["AssociationId"], IamInstanceProfile={"Arn": profile_arn})["IamInstanceProfileAssociation"]
+    gone = ec2c.disassociate_iam_instance_profile(AssociationId=replaced["AssociationId"])
+    assert gone["IamInstanceProfileAssociation"]["InstanceId"] == iid
+    assert ec2c.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [iid]}])["IamInstanceProfileAssociations"] == []
+    assert "IamInstanceProfile" not in instances_of(ec2c, [iid])[iid]
+    again = ec2c.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": profile})
+    assert again["IamInstanceProfileAssociation"]["IamInstanceProfile"]["Arn"] == profile_arn
+    with pytest.raises(ClientError) as e:
+        ec2c.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "no-such-profile"})
+    assert e.value.response["Error"]["Code"] in ("InvalidParameterValue", "IncorrectState")
 
 
 def test_awscli_hvm_instance(cloud, tmp_path):

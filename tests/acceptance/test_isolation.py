@@ -147,6 +147,18 @@ def setup_ec2(w: World):
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "owner", "Value": "a"}]}],
     )["Instances"][0]["InstanceId"]
     w.iid = iid
+    # A's instance carries A's instance profile.
+    iam_a = w.srv.client("iam", creds=w.A)
+    role = f"iso-role-{suffix}"
+    iam_a.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))
+    w.profile = f"iso-profile-{suffix}"
+    w.profile_arn = iam_a.create_instance_profile(InstanceProfileName=w.profile)["InstanceProfile"]["Arn"]
+    iam_a.add_role_to_instance_profile(InstanceProfileName=w.profile, RoleName=role)
+    w.iip_assoc = a.associate_iam_instance_profile(
+        InstanceId=iid, IamInstanceProfile={"Name": w.profile})["IamInstanceProfileAssociation"]["AssociationId"]
 
     w.vol = a.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
     w.vol2 = a.create_volume(
@@ -493,6 +505,51 @@ def a_instance(w):
 
 def b_reservations(w):
     return w.b.describe_instances()["Reservations"]
+
+
+def a_profile_associations(w):
+    return lambda: w.a.describe_iam_instance_profile_associations()
+
+
+def b_own_instance(w):
+    """An instance of B's (an image of B's that boots nothing)."""
+    return w.b.run_instances(ImageId=w.bimg, MinCount=1, MaxCount=1, InstanceType="t1.micro")["Instances"][0][
+        "InstanceId"]
+
+
+def associate_iam_instance_profile(w):
+    with unchanged(a_profile_associations(w), a_instance(w)):
+        refused(w.b.associate_iam_instance_profile, "InvalidInstanceID.NotFound", InstanceId=w.iid,
+                IamInstanceProfile={"Name": w.profile})
+        mine = b_own_instance(w)
+        try:
+            # A's profile, by name or ARN, is no profile of B's.
+            refused(w.b.associate_iam_instance_profile, "InvalidParameterValue", InstanceId=mine,
+                    IamInstanceProfile={"Arn": w.profile_arn})
+            refused(w.b.associate_iam_instance_profile, "InvalidParameterValue", InstanceId=mine,
+                    IamInstanceProfile={"Name": w.profile})
+        finally:
+            w.b.terminate_instances(InstanceIds=[mine])
+
+
+def replace_iam_instance_profile_association(w):
+    with unchanged(a_profile_associations(w)):
+        refused(w.b.replace_iam_instance_profile_association, "InvalidAssociationID.NotFound",
+                AssociationId=w.iip_assoc, IamInstanceProfile={"Arn": w.profile_arn})
+
+
+def disassociate_iam_instance_profile(w):
+    with unchanged(a_profile_associations(w)):
+        refused(w.b.disassociate_iam_instance_profile, "InvalidAssociationID.NotFound", AssociationId=w.iip_assoc)
+
+
+def describe_iam_instance_profile_associations(w):
+    assert w.b.describe_iam_instance_profile_associations(AssociationIds=[w.iip_assoc])[
+        "IamInstanceProfileAssociations"] == []
+    assert w.b.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [w.iid]}])["IamInstanceProfileAssociations"] == []
+    assert w.a.describe_iam_instance_profile_associations(AssociationIds=[w.iip_assoc])[
+        "IamInstanceProfileAssociations"][0]["InstanceId"] == w.iid
 
 
 def run_instances(w):
@@ -851,6 +908,10 @@ EC2_CHECKS = {
     "RevokeSecurityGroupIngress": revoke_security_group_ingress,
     "RevokeSecurityGroupEgress": revoke_security_group_egress,
     "AllocateAddress": allocate_address,
+    "AssociateIamInstanceProfile": associate_iam_instance_profile,
+    "ReplaceIamInstanceProfileAssociation": replace_iam_instance_profile_association,
+    "DisassociateIamInstanceProfile": disassociate_iam_instance_profile,
+    "DescribeIamInstanceProfileAssociations": describe_iam_instance_profile_associations,
     "AssociateAddress": associate_address,
     "DisassociateAddress": disassociate_address,
     "ReleaseAddress": release_address,

@@ -102,6 +102,8 @@ def test_manual_power_reinstall_and_release(ml, tmp_path):
     ml.run("add-profile", "tiny", "--location", image)
     ml.run("add-system", "--name", "y1", "--mac", "52:54:00:4d:0a:11", "--ip", f"{NET}.31", "--group", "rack3")
     ml.run("reserve-systems", "-i", f"{NET}.31", "-u", "ops")
+    users = ml.lines("describe-system-users", "-u", "ops")
+    assert [u[:4] for u in users] == [["USER", "ops", "y1", f"{NET}.31"]], users
 
     assert ml.lines("set-profile", "-n", "y1", "-p", "tiny")[0][6:9] == ["reserved", "ops", "tiny"]
     assert system(ml, "y1")["netboot"] == "false"
@@ -123,6 +125,7 @@ def test_manual_power_reinstall_and_release(ml, tmp_path):
     confirmed = ml.lines("confirm-powered-off", "-n", "y1")[0]
     assert confirmed[6:8] == ["free", ""], confirmed
     assert "owner" not in system(ml, "y1")
+    assert ml.lines("describe-system-users", "-u", "ops") == []
 
     ml.run("remove-system", "y1")
     ml.run("remove-profile", "tiny")

@@ -309,7 +309,34 @@ fn table_problems(api: &str, names: &[&str], table: &str, keys: &[String]) -> Ve
     problems
 }
 
-/// The code of every acceptance file but the isolation module.
+/// Documentation an acceptance test runs command by command: the test
+/// file, and the page whose `$ command` lines it executes and checks
+/// (docs/baremetal.md's walkthrough is run by test_metal_lab.py). Those
+/// lines count as calls, as long as the test still names the page.
+const EXECUTED_DOCS: &[(&str, &str)] = &[("test_metal_lab.py", "docs/baremetal.md")];
+
+/// The `$ …` command lines of the pages [`EXECUTED_DOCS`] names, for each
+/// whose test reads it.
+fn executed_doc_commands(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (test, doc) in EXECUTED_DOCS {
+        let test_code = code_of(&read(&dir.join(test)));
+        let page = doc.rsplit('/').next().unwrap_or(doc);
+        if !test_code.contains(&format!("\"{page}\"")) {
+            continue;
+        }
+        let text = read(&dir.join("../..").join(doc));
+        let commands: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("$ "))
+            .collect();
+        out.push(commands.join("\n"));
+    }
+    out
+}
+
+/// The code of every acceptance file but the isolation module, and the
+/// commands of the documentation pages acceptance tests execute.
 fn acceptance_code() -> Vec<String> {
     let dir = acceptance_dir();
     let files: Vec<PathBuf> = python_files(&dir)
@@ -321,7 +348,9 @@ fn acceptance_code() -> Vec<String> {
         "too few acceptance test files under {}: {files:?}",
         dir.display()
     );
-    files.iter().map(|p| code_of(&read(p))).collect()
+    let mut code: Vec<String> = files.iter().map(|p| code_of(&read(p))).collect();
+    code.extend(executed_doc_commands(&dir));
+    code
 }
 
 #[test]
