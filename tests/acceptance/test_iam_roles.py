@@ -263,3 +263,31 @@ def test_session_tokens_act_as_their_user(server, iam):
     with pytest.raises(ClientError) as e:
         client_with(server, "ec2", forged).describe_regions()
     assert code_of(e) == "AuthFailure"
+
+
+def test_giving_instances_a_role_needs_pass_role(server, iam):
+    """RunInstances and AssociateIamInstanceProfile with a profile need
+    iam:PassRole on its role, on top of the EC2 action."""
+    role = f"pr-{uuid.uuid4().hex[:6]}"
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))[
+        "Role"]["Arn"]
+    profile = f"pp-{uuid.uuid4().hex[:6]}"
+    iam.create_instance_profile(InstanceProfileName=profile)
+    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    user, creds = new_user(iam, {"Version": "2012-10-17", "Statement": [allow("ec2:*")]})
+    ec2 = server.client("ec2", creds=creds)
+    launch = dict(ImageId="ami-00000000", MinCount=1, MaxCount=1, InstanceType="t1.micro",
+                  IamInstanceProfile={"Name": profile})
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(**launch)
+    assert code_of(e) == "UnauthorizedOperation"
+    with pytest.raises(ClientError) as e:
+        ec2.associate_iam_instance_profile(InstanceId="i-00000000000000000", IamInstanceProfile={"Arn": profile})
+    assert code_of(e) == "UnauthorizedOperation"
+    iam.put_user_policy(UserName=user, PolicyName="pass", PolicyDocument=doc(allow("iam:PassRole", arn)))
+    # Let through: what is left is the image that does not exist.
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(**launch)
+    assert code_of(e) == "InvalidAMIID.NotFound"

@@ -421,6 +421,33 @@ impl Run<'_> {
         }
     }
 
+    /// `iam:PassRole` on the role of the caller's instance profile
+    /// `profile`, which an action gives to instances (a profile that does
+    /// not resolve is the action's own error to report).
+    async fn authorize_pass_role(&self, profile: &str) -> Result<(), ApiError> {
+        let resolved = mallee_cloud::identity::profiles::resolve(
+            &*self.cloud.store,
+            self.principal.account_id(),
+            profile,
+        )
+        .await;
+        let Ok(resolved) = resolved else {
+            return Ok(());
+        };
+        let roles = resolved
+            .roles
+            .iter()
+            .map(|r| Target {
+                arn: r.arn.clone(),
+                context: Default::default(),
+            })
+            .collect::<Vec<_>>();
+        if roles.is_empty() {
+            return Ok(());
+        }
+        self.authorize(Service::Ec2, "iam:PassRole", roles).await
+    }
+
     async fn ec2(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
         let request_id = self.request_id;
         let to_api = |e: ec2::Ec2Error| {
@@ -455,6 +482,9 @@ impl Run<'_> {
         })?;
         self.authorize(Service::Ec2, &parsed.iam_action(), targets)
             .await?;
+        if let Some(profile) = parsed.passed_profile() {
+            self.authorize_pass_role(profile).await?;
+        }
         let ctx = Ec2Context {
             cloud: self.cloud,
             principal: self.principal,

@@ -48,6 +48,11 @@ pub struct AssociateIamInstanceProfile {
 }
 
 impl AssociateIamInstanceProfile {
+    /// The profile it gives the instance.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
     /// Reads `InstanceId`, `IamInstanceProfile.Arn|Name`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         Ok(Self {
@@ -76,6 +81,11 @@ pub struct ReplaceIamInstanceProfileAssociation {
 }
 
 impl ReplaceIamInstanceProfileAssociation {
+    /// The profile it gives the instance.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
     /// Reads `AssociationId`, `IamInstanceProfile.Arn|Name`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         Ok(Self {

@@ -242,6 +242,11 @@ impl RunInstances {
         }))
     }
 
+    /// The instance profile it gives the instances.
+    pub fn iam_instance_profile(&self) -> Option<&str> {
+        self.0.iam_instance_profile.as_deref()
+    }
+
     /// Launches (or answers a retry) and writes the reservation.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let launched = launch::run(ctx.cloud, ctx.principal, self.0).await?;

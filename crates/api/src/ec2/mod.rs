@@ -119,6 +119,17 @@ impl Ec2Action {
             _ => &[],
         }
     }
+
+    /// The instance profile (`Arn` or `Name`) the action hands to
+    /// instances, whose role the caller must be allowed to pass.
+    pub fn passed_profile(&self) -> Option<&str> {
+        match self {
+            Self::RunInstances(a) => a.iam_instance_profile(),
+            Self::AssociateIamInstanceProfile(a) => Some(a.profile()),
+            Self::ReplaceIamInstanceProfileAssociation(a) => Some(a.profile()),
+            _ => None,
+        }
+    }
 }
 
 /// What an action runs with.

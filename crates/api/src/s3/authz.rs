@@ -352,10 +352,9 @@ fn decide(
             let canonical = asker.account.as_deref().map(canonical_id);
             let caller = match (&asker.identity, &asker.account) {
                 (Some(identity), Some(account)) => {
-                    policy_context
-                        .insert("aws:PrincipalAccount", account.clone())
-                        .insert("aws:PrincipalArn", identity.arn().to_owned())
-                        .insert("aws:PrincipalType", "User");
+                    for (key, values) in identity.context().entries() {
+                        policy_context.insert_many(key, values.iter().cloned());
+                    }
                     Caller::Aws {
                         account,
                         arn: identity.arn(),

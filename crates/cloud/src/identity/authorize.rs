@@ -242,6 +242,14 @@ impl CallerIdentity {
         })
     }
 
+    /// The caller's own condition keys (`aws:username`, `aws:userid`,
+    /// `aws:PrincipalAccount`, `aws:PrincipalArn`, `aws:PrincipalType`,
+    /// `aws:PrincipalTag/…`, `aws:CurrentTime`, `aws:EpochTime`), for
+    /// resource policies that judge the caller.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
     /// The caller's unique id (`AIDA…`, or `AROA…:SESSION`).
     pub fn user_id(&self) -> &str {
         &self.user_id
