@@ -281,3 +281,75 @@ def test_accounts_see_only_their_own_users(server, iam, other_account):
     # The same name in another account is another user.
     theirs = other.create_user(UserName=name)["User"]
     assert theirs["Arn"].split(":")[4] == other_account["account_id"]
+
+
+def test_alias_summary_and_login_profiles(server, iam, other_account):
+    alias = f"acme-{uuid.uuid4().hex[:6]}"
+    iam.create_account_alias(AccountAlias=alias)
+    assert iam.list_account_aliases()["AccountAliases"] == [alias]
+    # Aliases are unique across the cloud.
+    with pytest.raises(ClientError) as e:
+        server.client("iam", creds=other_account).create_account_alias(AccountAlias=alias)
+    assert code_of(e) == "EntityAlreadyExists"
+    with pytest.raises(ClientError) as e:
+        iam.create_account_alias(AccountAlias="Not_Valid")
+    assert code_of(e) == "ValidationError"
+    iam.delete_account_alias(AccountAlias=alias)
+    assert iam.list_account_aliases()["AccountAliases"] == []
+
+    before = iam.get_account_summary()["SummaryMap"]
+    user, _ = new_user(iam)
+    after = iam.get_account_summary()["SummaryMap"]
+    assert after["Users"] == before["Users"] + 1
+    assert after["AccessKeysPerUserQuota"] == 2
+
+    with pytest.raises(ClientError) as e:
+        iam.create_login_profile(UserName=user, Password="short")
+    assert (code_of(e), status_of(e)) == ("PasswordPolicyViolation", 400)
+    made = iam.create_login_profile(UserName=user, Password="Correct-Horse9", PasswordResetRequired=True)
+    assert made["LoginProfile"]["PasswordResetRequired"] is True
+    got = iam.get_login_profile(UserName=user)["LoginProfile"]
+    assert got["UserName"] == user and "Password" not in got
+    iam.update_login_profile(UserName=user, Password="Battery-Staple7", PasswordResetRequired=False)
+    assert iam.get_login_profile(UserName=user)["LoginProfile"]["PasswordResetRequired"] is False
+    iam.delete_login_profile(UserName=user)
+    with pytest.raises(ClientError) as e:
+        iam.get_login_profile(UserName=user)
+    assert code_of(e) == "NoSuchEntity"
+
+
+def euare(server, params: dict, creds: dict | None = None):
+    """A signed IAM Query request (botocore has no Eucalyptus account
+    actions)."""
+    return server.raw({**params, "Version": "2010-05-08"}, service="iam", add_version=False,
+                      **({"creds": creds} if creds else {}))
+
+
+def test_cloud_administrators_manage_accounts_through_iam(server, iam, other_account):
+    name = f"team{uuid.uuid4().hex[:8]}"
+    made = euare(server, {"Action": "CreateAccount", "AccountName": name})
+    assert made.status == 200, made.describe()
+    account_id = made.find_all("AccountId")[0].text
+    assert len(account_id) == 12 and made.find_all("AccountName")[0].text == name
+    again = euare(server, {"Action": "CreateAccount", "AccountName": name})
+    assert again.status == 409 and "EntityAlreadyExists" in again.text
+    listed = euare(server, {"Action": "ListAccounts"})
+    assert listed.status == 200 and name in [e.text for e in listed.find_all("AccountName")]
+    # An ordinary account's admin may not.
+    theirs = euare(server, {"Action": "ListAccounts"}, creds=other_account)
+    assert theirs.status == 403 and "AccessDenied" in theirs.text
+    # The new account works with a key the CLI makes, and is deleted with
+    # its users once it owns nothing else.
+    key = json.loads(server.admin_cli("access-key", "create", "--account", name, "--json", check=True).stdout)
+    creds = {"access_key_id": key["access_key_id"], "secret_access_key": key["secret_access_key"]}
+    server.client("iam", creds=creds).create_user(UserName="ops")
+    pair = server.client("ec2", creds=creds).create_key_pair(KeyName="k")["KeyPairId"]
+    busy = euare(server, {"Action": "DeleteAccount", "AccountName": name})
+    assert busy.status == 409 and "DeleteConflict" in busy.text
+    server.client("ec2", creds=creds).delete_key_pair(KeyPairId=pair)
+    done = euare(server, {"Action": "DeleteAccount", "AccountName": name})
+    assert done.status == 200, done.describe()
+    assert name not in [e.text for e in euare(server, {"Action": "ListAccounts"}).find_all("AccountName")]
+    with pytest.raises(ClientError) as e:
+        server.client("sts", creds=creds).get_caller_identity()
+    assert code_of(e) == "InvalidClientTokenId"

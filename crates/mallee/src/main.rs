@@ -211,6 +211,14 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete an account that owns no resources (its users, groups, roles
+    /// and policies go with it).
+    Delete {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -512,6 +520,13 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                     println!("ACCOUNT\t{}\t{}", a.name, a.account_id);
                 }
             }
+        }
+        AdminCommand::Account(AccountCommand::Delete { name, data }) => {
+            let store = open_store(&data.data_dir).await?;
+            mallee_cloud::identity::account::delete_named(&store, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("ACCOUNT\t{name}\tdeleted");
         }
         AdminCommand::Node(command) => return node_admin::run(command).await,
         AdminCommand::AccessKey(AccessKeyCommand::Create {

@@ -98,6 +98,10 @@ pub trait Store:
     async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>>;
     /// Every account, ordered by name.
     async fn accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Deletes an account with its users, keys, IAM entities and sessions;
+    /// `Conflict` while it owns anything else (instances, volumes,
+    /// buckets, key pairs, …). Returns whether it existed.
+    async fn delete_account(&self, account_id: &str) -> StoreResult<bool>;
     /// Adds an access key to an existing user.
     async fn create_access_key(&self, key: &AccessKey) -> StoreResult<()>;
     /// Finds an active or inactive access key with its account.

@@ -40,6 +40,9 @@ impl From<IamApiError> for ApiError {
                     (StatusCode::BAD_REQUEST, "MalformedPolicyDocument")
                 }
                 IdentityError::Validation(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
+                IdentityError::PasswordPolicy(_) => {
+                    (StatusCode::BAD_REQUEST, "PasswordPolicyViolation")
+                }
                 IdentityError::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDenied"),
                 IdentityError::Concurrent(_) => (StatusCode::CONFLICT, "ConcurrentModification"),
                 IdentityError::Store(_) | IdentityError::Corrupt(_) => {

@@ -6,6 +6,7 @@
 //! `mallee_cloud::identity`; who may call them is decided before they run,
 //! like every other action.
 
+pub mod account;
 pub mod error;
 pub mod groups;
 pub mod managed;
@@ -99,6 +100,17 @@ crate::actions::declare! {
     DeleteInstanceProfile => profiles::DeleteInstanceProfile,
     AddRoleToInstanceProfile => profiles::AddRoleToInstanceProfile,
     RemoveRoleFromInstanceProfile => profiles::RemoveRoleFromInstanceProfile,
+    CreateAccountAlias => account::CreateAccountAlias,
+    DeleteAccountAlias => account::DeleteAccountAlias,
+    ListAccountAliases => account::ListAccountAliases,
+    GetAccountSummary => account::GetAccountSummary,
+    CreateLoginProfile => account::CreateLoginProfile,
+    GetLoginProfile => account::GetLoginProfile,
+    UpdateLoginProfile => account::UpdateLoginProfile,
+    DeleteLoginProfile => account::DeleteLoginProfile,
+    CreateAccount => account::CreateAccount,
+    ListAccounts => account::ListAccounts,
+    DeleteAccount => account::DeleteAccount,
 }
 
 /// What an IAM action runs with.

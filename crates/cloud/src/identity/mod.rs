@@ -12,10 +12,12 @@
 //! entity ([`UserDetails`], [`GroupDetails`]) in the store, updated by
 //! compare-and-set, so concurrent edits never lose one another.
 
+pub mod account;
 pub mod authorize;
 pub mod entities;
 pub mod groups;
 pub mod keys;
+pub mod login;
 pub mod managed;
 pub mod policies;
 pub mod profiles;
@@ -50,6 +52,9 @@ pub enum IdentityError {
     /// A policy document is not valid (`MalformedPolicyDocument`).
     #[error("{0}")]
     MalformedPolicyDocument(String),
+    /// A password the password policy refuses (`PasswordPolicyViolation`).
+    #[error("{0}")]
+    PasswordPolicy(String),
     /// A parameter is not valid (`ValidationError`).
     #[error("{0}")]
     Validation(String),
@@ -91,6 +96,9 @@ pub struct UserDetails {
     /// Attached managed policies, by ARN.
     #[serde(default)]
     pub attached: BTreeSet<String>,
+    /// The console password, hashed.
+    #[serde(default)]
+    pub login_profile: Option<login::LoginProfile>,
 }
 
 /// A group's document.

@@ -225,6 +225,12 @@ pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<(
         if !details.groups.is_empty() {
             return conflict("remove users from group");
         }
+        if !details.attached.is_empty() {
+            return conflict("detach all policies");
+        }
+        if details.login_profile.is_some() {
+            return conflict("delete login profile");
+        }
         if store.delete_user(account_id, name, user.revision).await? {
             return Ok(());
         }

@@ -32,6 +32,78 @@ pub(super) async fn run(store: &dyn Store) {
     users_and_keys(store).await;
     entities(store).await;
     sessions(store).await;
+    account_deletion(store).await;
+}
+
+async fn account_deletion(store: &dyn Store) {
+    create_accounts(
+        store,
+        &[
+            ("300000000009", "ident-gone"),
+            ("300000000010", "ident-owns"),
+        ],
+    )
+    .await;
+    let gone = "300000000009";
+    store
+        .create_user(&user(gone, "ci", "AIDAGONECI"))
+        .await
+        .expect("user");
+    store
+        .create_access_key(&key("AKIAGONE1", gone, "ci"))
+        .await
+        .expect("key");
+    store
+        .create_access_key(&key("AKIAGONE2", gone, "admin"))
+        .await
+        .expect("admin key");
+    let group = IamEntity {
+        account_id: gone.into(),
+        kind: "group".into(),
+        name: "qa".into(),
+        entity_id: "AGPAGONE".into(),
+        details: "{}".into(),
+        revision: 0,
+        created_at: 3,
+    };
+    store.create_entity(&group).await.expect("group");
+    assert!(store.delete_account(gone).await.expect("delete"));
+    assert!(store.account_by_id(gone).await.expect("read").is_none());
+    assert!(store.access_key("AKIAGONE1").await.expect("key").is_none());
+    assert!(store.users(gone).await.expect("users").is_empty());
+    assert!(
+        store
+            .entities(gone, "group")
+            .await
+            .expect("groups")
+            .is_empty()
+    );
+    assert!(!store.delete_account(gone).await.expect("again"));
+    // An account that owns a resource stays, whole.
+    let owns = "300000000010";
+    store
+        .create_access_key(&key("AKIAOWNS", owns, "admin"))
+        .await
+        .expect("key");
+    let kp = crate::KeyPair {
+        key_pair_id: "key-owns".into(),
+        account_id: owns.into(),
+        name: "k".into(),
+        key_type: "rsa".into(),
+        fingerprint: "f".into(),
+        public_key: "p".into(),
+        created_at: 1,
+    };
+    store.create_key_pair(&kp, &[]).await.expect("key pair");
+    assert!(matches!(
+        store.delete_account(owns).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.account_by_id(owns).await.expect("read").is_some());
+    assert!(
+        store.access_key("AKIAOWNS").await.expect("key").is_some(),
+        "nothing deleted"
+    );
 }
 
 async fn sessions(store: &dyn Store) {

@@ -316,6 +316,30 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn delete_account(&self, account_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // Keys reference users without a cascade from the account: they go
+        // first; users, IAM entities and sessions cascade.
+        sqlx::query("DELETE FROM access_keys WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM accounts WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await;
+        match deleted {
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::Conflict(format!(
+                "account {account_id} owns resources"
+            ))),
+            Err(e) => Err(e.into()),
+            Ok(done) => {
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    }
+
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
         sqlx::query("SELECT * FROM accounts ORDER BY name")
             .fetch_all(&self.pool)

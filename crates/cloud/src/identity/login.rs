@@ -1,0 +1,215 @@
+//! Login profiles: a user's console password, kept only as a salted
+//! PBKDF2-HMAC-SHA256 hash, checked against IAM's default password policy
+//! when set, and verified in constant time when the user signs in.
+
+use hmac::Hmac;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{IdentityError, Result, users};
+use crate::ids;
+use mallee_store::Store;
+
+/// PBKDF2 rounds (OWASP's figure for PBKDF2-HMAC-SHA256).
+const ROUNDS: u32 = 600_000;
+
+/// A stored login profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginProfile {
+    /// Salt, hex.
+    pub salt: String,
+    /// PBKDF2 rounds.
+    pub rounds: u32,
+    /// The derived key, hex.
+    pub hash: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// The user must choose a new password at the next sign-in.
+    pub reset_required: bool,
+}
+
+fn derive(password: &str, salt: &[u8], rounds: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2::<Hmac<Sha256>>(password.as_bytes(), salt, rounds, &mut out).unwrap_or_default();
+    out
+}
+
+/// IAM's default password policy: 8–128 characters, at least three of
+/// upper case, lower case, digits and symbols, and not the user's name.
+fn check_password(user: &str, password: &str) -> Result<()> {
+    let classes = [
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let length = password.chars().count();
+    if !(8..=128).contains(&length) || classes < 3 || password.eq_ignore_ascii_case(user) {
+        return Err(IdentityError::PasswordPolicy(
+            "Password should have a minimum length of 8, and use at least three of: upper case letters, lower case letters, numbers and symbols; it must not be the user name.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn profile(password: &str, reset_required: bool) -> LoginProfile {
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    LoginProfile {
+        salt: hex::encode(salt),
+        rounds: ROUNDS,
+        hash: hex::encode(derive(password, &salt, ROUNDS)),
+        created_at: ids::now_millis(),
+        reset_required,
+    }
+}
+
+/// CreateLoginProfile.
+pub async fn create(
+    store: &dyn Store,
+    account_id: &str,
+    user: &str,
+    password: &str,
+    reset_required: bool,
+) -> Result<LoginProfile> {
+    check_password(user, password)?;
+    let made = profile(password, reset_required);
+    users::modify(store, account_id, user, |d| {
+        if d.login_profile.is_some() {
+            return Err(IdentityError::EntityAlreadyExists(format!(
+                "Login Profile for user {user} already exists."
+            )));
+        }
+        d.login_profile = Some(made.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(made)
+}
+
+fn no_profile(user: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("Login Profile for User {user} cannot be found."))
+}
+
+/// GetLoginProfile.
+pub async fn get(store: &dyn Store, account_id: &str, user: &str) -> Result<LoginProfile> {
+    users::load(store, account_id, user)
+        .await?
+        .1
+        .login_profile
+        .ok_or_else(|| no_profile(user))
+}
+
+/// UpdateLoginProfile: a new password, or only the reset flag.
+pub async fn update(
+    store: &dyn Store,
+    account_id: &str,
+    user: &str,
+    password: Option<&str>,
+    reset_required: Option<bool>,
+) -> Result<()> {
+    if let Some(p) = password {
+        check_password(user, p)?;
+    }
+    let fresh = password.map(|p| profile(p, reset_required.unwrap_or(false)));
+    users::modify(store, account_id, user, |d| {
+        let current = d.login_profile.as_mut().ok_or_else(|| no_profile(user))?;
+        if let Some(f) = &fresh {
+            *current = f.clone();
+        }
+        if let Some(r) = reset_required {
+            current.reset_required = r;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// DeleteLoginProfile.
+pub async fn delete(store: &dyn Store, account_id: &str, user: &str) -> Result<()> {
+    users::modify(store, account_id, user, |d| {
+        d.login_profile
+            .take()
+            .map(|_| ())
+            .ok_or_else(|| no_profile(user))
+    })
+    .await
+}
+
+/// Whether `password` is the user's console password.
+pub async fn verify(
+    store: &dyn Store,
+    account_id: &str,
+    user: &str,
+    password: &str,
+) -> Result<bool> {
+    let Ok(p) = get(store, account_id, user).await else {
+        return Ok(false);
+    };
+    let salt = hex::decode(&p.salt).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
+    let want = hex::decode(&p.hash).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
+    Ok(bool::from(
+        derive(password, &salt, p.rounds).ct_eq(&want[..]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::TestCloud;
+
+    #[test]
+    fn the_default_password_policy() {
+        assert!(check_password("ci", "Correct-Horse9").is_ok());
+        assert!(check_password("ci", "short1A").is_err());
+        assert!(check_password("ci", "alllowercase").is_err());
+        assert!(check_password("Password1!", "password1!").is_err());
+    }
+
+    #[tokio::test]
+    async fn passwords_are_hashed_and_verified() {
+        let cloud = TestCloud::new().await;
+        let p = cloud.principal("acme").await;
+        let store = &*cloud.store;
+        users::create(store, p.account_id(), "ci", None, Default::default())
+            .await
+            .expect("user");
+        let made = create(store, p.account_id(), "ci", "Correct-Horse9", true)
+            .await
+            .expect("profile");
+        assert!(!made.hash.contains("Correct"));
+        assert!(
+            verify(store, p.account_id(), "ci", "Correct-Horse9")
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !verify(store, p.account_id(), "ci", "Wrong-Horse9")
+                .await
+                .expect("verify")
+        );
+        assert!(matches!(
+            create(store, p.account_id(), "ci", "Correct-Horse9", false).await,
+            Err(IdentityError::EntityAlreadyExists(_))
+        ));
+        update(store, p.account_id(), "ci", Some("Battery-Staple7"), None)
+            .await
+            .expect("update");
+        assert!(
+            verify(store, p.account_id(), "ci", "Battery-Staple7")
+                .await
+                .expect("verify")
+        );
+        delete(store, p.account_id(), "ci").await.expect("delete");
+        assert!(
+            !verify(store, p.account_id(), "ci", "Battery-Staple7")
+                .await
+                .expect("verify")
+        );
+    }
+}
