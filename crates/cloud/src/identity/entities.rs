@@ -147,3 +147,17 @@ pub async fn list<T: DeserializeOwned + Default>(
 pub fn conflict(what: &str) -> IdentityError {
     IdentityError::DeleteConflict(format!("Cannot delete entity, must {what} first."))
 }
+
+/// Refuses to delete an entity that still has inline or attached policies.
+pub fn no_policies_left(
+    inline: &std::collections::BTreeMap<String, String>,
+    attached: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    if !inline.is_empty() {
+        return Err(conflict("delete policies"));
+    }
+    if !attached.is_empty() {
+        return Err(conflict("detach all policies"));
+    }
+    Ok(())
+}

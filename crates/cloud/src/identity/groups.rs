@@ -117,13 +117,7 @@ pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<(
         return Err(entities::conflict("remove users from group"));
     }
     entities::delete(store, account_id, GROUP, name, |d: &GroupDetails| {
-        if !d.policies.is_empty() {
-            return Err(entities::conflict("delete policies"));
-        }
-        if !d.attached.is_empty() {
-            return Err(entities::conflict("detach all policies"));
-        }
-        Ok(())
+        entities::no_policies_left(&d.policies, &d.attached)
     })
     .await
 }

@@ -91,6 +91,17 @@ async fn load(
     }
 }
 
+/// Applies `change` to the caller's policy `policy_arn` (compare-and-set).
+async fn modify_policy<T>(
+    store: &dyn Store,
+    account_id: &str,
+    policy_arn: &str,
+    change: impl FnMut(&mut ManagedDetails) -> Result<T>,
+) -> Result<T> {
+    let (e, _) = load(store, account_id, policy_arn).await?;
+    entities::modify(store, account_id, POLICY, &e.name, change).await
+}
+
 fn check_document(document: &str) -> Result<()> {
     let policy = parse_identity_policy(document)?;
     policy
@@ -232,8 +243,7 @@ pub async fn create_version(
     set_default: bool,
 ) -> Result<PolicyVersion> {
     check_document(document)?;
-    let (e, _) = load(store, account_id, policy_arn).await?;
-    entities::modify(store, account_id, POLICY, &e.name, |d: &mut ManagedDetails| {
+    modify_policy(store, account_id, policy_arn, |d: &mut ManagedDetails| {
         if d.versions.len() >= MAX_VERSIONS {
             return Err(IdentityError::LimitExceeded(format!(
                 "A managed policy can have up to {MAX_VERSIONS} versions. Before you create a new version, you must delete an existing version."
@@ -300,26 +310,19 @@ pub async fn delete_version(
     policy_arn: &str,
     version: &str,
 ) -> Result<()> {
-    let (e, _) = load(store, account_id, policy_arn).await?;
-    entities::modify(
-        store,
-        account_id,
-        POLICY,
-        &e.name,
-        |d: &mut ManagedDetails| {
-            if d.default_version == version {
-                return Err(IdentityError::DeleteConflict(
-                    "Cannot delete the default version of a policy.".into(),
-                ));
-            }
-            let before = d.versions.len();
-            d.versions.retain(|v| v.id != version);
-            if d.versions.len() == before {
-                return Err(no_such_version(policy_arn, version));
-            }
-            Ok(())
-        },
-    )
+    modify_policy(store, account_id, policy_arn, |d: &mut ManagedDetails| {
+        if d.default_version == version {
+            return Err(IdentityError::DeleteConflict(
+                "Cannot delete the default version of a policy.".into(),
+            ));
+        }
+        let before = d.versions.len();
+        d.versions.retain(|v| v.id != version);
+        if d.versions.len() == before {
+            return Err(no_such_version(policy_arn, version));
+        }
+        Ok(())
+    })
     .await
 }
 
@@ -330,21 +333,14 @@ pub async fn set_default(
     policy_arn: &str,
     version: &str,
 ) -> Result<()> {
-    let (e, _) = load(store, account_id, policy_arn).await?;
-    entities::modify(
-        store,
-        account_id,
-        POLICY,
-        &e.name,
-        |d: &mut ManagedDetails| {
-            if !d.versions.iter().any(|v| v.id == version) {
-                return Err(no_such_version(policy_arn, version));
-            }
-            version.clone_into(&mut d.default_version);
-            d.updated_at = ids::now_millis();
-            Ok(())
-        },
-    )
+    modify_policy(store, account_id, policy_arn, |d: &mut ManagedDetails| {
+        if !d.versions.iter().any(|v| v.id == version) {
+            return Err(no_such_version(policy_arn, version));
+        }
+        version.clone_into(&mut d.default_version);
+        d.updated_at = ids::now_millis();
+        Ok(())
+    })
     .await
 }
 

@@ -193,13 +193,7 @@ pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<(
         return Err(entities::conflict("remove roles from instance profile"));
     }
     entities::delete(store, account_id, ROLE, name, |d: &RoleDetails| {
-        if !d.policies.is_empty() {
-            return Err(entities::conflict("delete policies"));
-        }
-        if !d.attached.is_empty() {
-            return Err(entities::conflict("detach all policies"));
-        }
-        Ok(())
+        entities::no_policies_left(&d.policies, &d.attached)
     })
     .await
 }
