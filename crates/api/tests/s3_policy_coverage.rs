@@ -25,6 +25,8 @@ struct S3Op {
 }
 
 const DELETE_BODY: &str = "<Delete><Object><Key>k</Key></Object><Quiet>true</Quiet></Delete>";
+/// A bucket policy for PutBucketPolicy.
+const BUCKET_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::fixture/*"}]}"#;
 /// Base64 of the MD5 of [`DELETE_BODY`], which DeleteObjects requires.
 const DELETE_MD5: &str = "sha/ftQZeVZnCOBHT4gO6A==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
@@ -199,6 +201,38 @@ const S3_OPS: &[S3Op] = &[
         body: "",
     },
     S3Op {
+        operation: "GetBucketPolicy",
+        iam_action: "s3:GetBucketPolicy",
+        method: "GET",
+        path: "/fixture?policy",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketPolicyStatus",
+        iam_action: "s3:GetBucketPolicyStatus",
+        method: "GET",
+        path: "/fixture?policyStatus",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketPolicy",
+        iam_action: "s3:PutBucketPolicy",
+        method: "PUT",
+        path: "/fixture?policy",
+        headers: &[],
+        body: BUCKET_POLICY,
+    },
+    S3Op {
+        operation: "DeleteBucketPolicy",
+        iam_action: "s3:DeleteBucketPolicy",
+        method: "DELETE",
+        path: "/fixture?policy",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
         operation: "DeleteObjects",
         iam_action: "s3:DeleteObject",
         method: "POST",
@@ -265,7 +299,7 @@ async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() 
     let upload = started.element("UploadId").expect("UploadId").to_owned();
 
     for op in S3_OPS {
-        policies_for(&c, &a, op.iam_action).await;
+        policies_for(&c, &a, op.iam_action, &[]).await;
         let before = digest(&c.data).await;
         let reply = s3(&c, &a.denied, op, &upload).await;
         let after = digest(&c.data).await;
@@ -285,7 +319,7 @@ async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() 
     }
     let before_allowed = digest(&c.data).await;
     for op in S3_OPS {
-        policies_for(&c, &a, op.iam_action).await;
+        policies_for(&c, &a, op.iam_action, &[]).await;
         let reply = s3(&c, &a.allowed, op, &upload).await;
         assert!(
             !s3_refused(op, &reply),

@@ -118,8 +118,12 @@ async fn set_policy(c: &Controller, account: &str, user: &str, statement: &str) 
     .expect("policy");
 }
 
-/// Lets `denied` do everything but `action`, and `allowed` only `action`.
-pub async fn policies_for(c: &Controller, a: &Account, action: &str) {
+/// Lets `denied` do everything but `action`, and `allowed` only `action`
+/// and the permissions in `also` that it needs as well.
+pub async fn policies_for(c: &Controller, a: &Account, action: &str, also: &[&str]) {
+    let actions: Vec<&str> = std::iter::once(action)
+        .chain(also.iter().copied())
+        .collect();
     set_policy(
         c,
         &a.id,
@@ -131,7 +135,7 @@ pub async fn policies_for(c: &Controller, a: &Account, action: &str) {
         c,
         &a.id,
         ALLOWED,
-        &format!(r#"{{"Effect":"Allow","Action":"{action}","Resource":"*"}}"#),
+        &format!(r#"{{"Effect":"Allow","Action":{actions:?},"Resource":"*"}}"#),
     )
     .await;
 }
