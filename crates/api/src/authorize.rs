@@ -54,7 +54,7 @@ pub async fn authorize(
         resources,
         context,
     };
-    match authorize::check(&*cloud.store, principal, access).await {
+    match authorize::check(cloud, principal, access).await {
         Ok(Verdict::Allowed) => Ok(()),
         Ok(Verdict::Denied {
             explicit,

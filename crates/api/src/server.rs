@@ -105,6 +105,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         compute: mallee_cloud::compute::Compute::new(pki),
         faults: mallee_cloud::faults::Faults::from_env(),
         key_use: Default::default(),
+        identities: Default::default(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());

@@ -55,6 +55,7 @@ pub async fn create_account(
             name: name.into(),
             is_admin,
             created_at: now,
+            iam_generation: 0,
         };
         let user = User {
             account_id: account.account_id.clone(),

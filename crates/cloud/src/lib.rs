@@ -66,6 +66,9 @@ pub struct Cloud {
     pub faults: faults::Faults,
     /// When each access key was last used, written at most once a minute.
     pub key_use: identity::keys::KeyUseLog,
+    /// Callers' parsed policies, good while their account's IAM
+    /// generation holds.
+    pub identities: identity::cache::IdentityCache,
 }
 
 impl Cloud {

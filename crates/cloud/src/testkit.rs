@@ -67,6 +67,7 @@ impl TestCloud {
             )),
             faults: Faults::none(),
             key_use: Default::default(),
+            identities: Default::default(),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -17,6 +17,10 @@ pub struct Account {
     pub is_admin: bool,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// Changes with every change to the account's IAM identities and
+    /// policies (see [`crate::IdentityIndex`]).
+    #[serde(default)]
+    pub iam_generation: i64,
 }
 
 /// A user inside an account.

@@ -222,7 +222,7 @@ fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>) -> Vec<Chec
 /// The caller as policies see it: its identity (with its policies) when
 /// signed.
 struct Asker {
-    identity: Option<CallerIdentity>,
+    identity: Option<std::sync::Arc<CallerIdentity>>,
     account: Option<String>,
 }
 
@@ -243,7 +243,9 @@ pub async fn check(
     let asker = match caller.as_principal() {
         Some(principal) => Asker {
             identity: Some(
-                CallerIdentity::load(&*cloud.store, principal)
+                cloud
+                    .identities
+                    .caller(&*cloud.store, principal)
                     .await
                     .map_err(identity_error)?,
             ),
@@ -339,7 +341,7 @@ fn decide(
         && asker
             .identity
             .as_ref()
-            .is_some_and(CallerIdentity::is_admin);
+            .is_some_and(|i| i.is_admin());
     let compiled: Option<Policy> = match bucket {
         Some(b) if !exempt => policy::compiled(b).map_err(internal)?,
         _ => None,

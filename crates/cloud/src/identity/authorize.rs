@@ -276,6 +276,10 @@ impl CallerIdentity {
             };
         }
         let mut merged = self.context.clone();
+        let now = ids::now_millis();
+        merged
+            .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
+            .insert("aws:EpochTime", (now / 1000).to_string());
         for ctx in [context, &target.context] {
             for (key, values) in ctx.entries() {
                 merged.insert_many(key, values.iter().cloned());
@@ -327,14 +331,11 @@ fn base_context(
     tags: &BTreeMap<String, String>,
 ) -> Context {
     let mut context = Context::new();
-    let now = ids::now_millis();
     context
         .insert("aws:userid", user_id)
         .insert("aws:PrincipalAccount", account)
         .insert("aws:PrincipalArn", caller_arn)
-        .insert("aws:PrincipalType", kind)
-        .insert("aws:CurrentTime", ids::iso8601(now).replace(".000Z", "Z"))
-        .insert("aws:EpochTime", (now / 1000).to_string());
+        .insert("aws:PrincipalType", kind);
     for (k, v) in tags {
         context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
     }
@@ -344,14 +345,14 @@ fn base_context(
 /// Decides whether `principal` may make `access` by its identity policies
 /// alone (every service but S3, whose resources carry their own).
 pub async fn check(
-    store: &dyn Store,
+    cloud: &crate::Cloud,
     principal: &Principal,
     access: Access<'_>,
 ) -> Result<Verdict> {
     if is_account_admin(principal) {
         return Ok(Verdict::Allowed);
     }
-    let identity = CallerIdentity::load(store, principal).await?;
+    let identity = cloud.identities.caller(&*cloud.store, principal).await?;
     let star = [Target {
         arn: "*".into(),
         context: Context::new(),

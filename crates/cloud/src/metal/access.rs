@@ -116,6 +116,7 @@ mod tests {
                 name: "qa".into(),
                 is_admin: admin,
                 created_at: 0,
+                iam_generation: 0,
             },
             user_name: "admin".into(),
             access_key_id: "AKIA".into(),

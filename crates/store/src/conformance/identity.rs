@@ -149,10 +149,30 @@ async fn users_and_keys(store: &dyn Store) {
     )
     .await;
     let a = "300000000001";
+    let generation = |account: Option<crate::Account>| account.expect("account").iam_generation;
+    let before = generation(store.account_by_id(a).await.expect("account"));
     store
         .create_user(&user(a, "alice", "AIDAALICE"))
         .await
         .expect("alice");
+    let after = generation(store.account_by_id(a).await.expect("account"));
+    assert!(
+        after > before,
+        "a new user changes the account's IAM generation"
+    );
+    store
+        .create_access_key(&key("AKIAGEN", a, "admin"))
+        .await
+        .expect("key");
+    let (_, via_key) = store
+        .access_key("AKIAGEN")
+        .await
+        .expect("key")
+        .expect("found");
+    assert_eq!(
+        via_key.iam_generation, after,
+        "the key lookup carries the generation"
+    );
     assert!(matches!(
         store.create_user(&user(a, "alice", "AIDAOTHER")).await,
         Err(StoreError::Conflict(_))
@@ -310,7 +330,20 @@ async fn entities(store: &dyn Store) {
         .expect("get")
         .expect("qa");
     stored.details = r#"{"policies":{}}"#.into();
+    let before = store
+        .account_by_id(a)
+        .await
+        .expect("account")
+        .expect("a")
+        .iam_generation;
     assert!(store.update_entity(&stored).await.expect("update"));
+    let after = store
+        .account_by_id(a)
+        .await
+        .expect("account")
+        .expect("a")
+        .iam_generation;
+    assert!(after > before, "a changed group changes the generation");
     assert!(!store.update_entity(&stored).await.expect("stale"));
     let now = store
         .entity(a, "group", "qa")

@@ -23,6 +23,7 @@ fn account(id: &str, name: &str) -> (Account, User) {
             name: name.into(),
             is_admin: false,
             created_at: 1,
+            iam_generation: 0,
         },
         User {
             account_id: id.into(),

@@ -1,8 +1,8 @@
 //! [`IdentityIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::{SqliteStore, conflict};
 use crate::identity::{
@@ -49,9 +49,22 @@ fn last_used_from_row(row: &SqliteRow) -> StoreResult<Option<KeyLastUsed>> {
     })
 }
 
+/// Marks the account's identities changed, in the write's own transaction.
+async fn bump_generation(
+    tx: &mut Transaction<'static, Sqlite>,
+    account_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE accounts SET iam_generation = iam_generation + 1 WHERE account_id = ?")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl IdentityIndex for SqliteStore {
     async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO users (account_id, user_name, user_id, details, revision, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -62,9 +75,11 @@ impl IdentityIndex for SqliteStore {
         .bind(&user.details)
         .bind(user.revision)
         .bind(user.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict(&user.user_name))?;
+        bump_generation(&mut tx, &user.account_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -122,6 +137,7 @@ impl IdentityIndex for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        bump_generation(&mut tx, &user.account_id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -132,15 +148,18 @@ impl IdentityIndex for SqliteStore {
         user_name: &str,
         revision: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let deleted = sqlx::query(
             "DELETE FROM users WHERE account_id = ? AND user_name = ? AND revision = ?",
         )
         .bind(account_id)
         .bind(user_name)
         .bind(revision)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        bump_generation(&mut tx, account_id).await?;
+        tx.commit().await?;
         Ok(deleted > 0)
     }
 
@@ -239,6 +258,7 @@ impl IdentityIndex for SqliteStore {
     }
 
     async fn create_entity(&self, entity: &IamEntity) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO iam_entities (account_id, kind, name, entity_id, details, revision, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -250,9 +270,11 @@ impl IdentityIndex for SqliteStore {
         .bind(&entity.details)
         .bind(entity.revision)
         .bind(entity.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict(&entity.name))?;
+        bump_generation(&mut tx, &entity.account_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -285,6 +307,7 @@ impl IdentityIndex for SqliteStore {
     }
 
     async fn update_entity(&self, entity: &IamEntity) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE iam_entities SET details = ?, revision = revision + 1
              WHERE account_id = ? AND kind = ? AND name = ? AND revision = ?",
@@ -294,9 +317,11 @@ impl IdentityIndex for SqliteStore {
         .bind(&entity.kind)
         .bind(&entity.name)
         .bind(entity.revision)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        bump_generation(&mut tx, &entity.account_id).await?;
+        tx.commit().await?;
         Ok(updated > 0)
     }
 
@@ -357,6 +382,7 @@ impl IdentityIndex for SqliteStore {
         name: &str,
         revision: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let deleted = sqlx::query(
             "DELETE FROM iam_entities WHERE account_id = ? AND kind = ? AND name = ? AND revision = ?",
         )
@@ -364,9 +390,11 @@ impl IdentityIndex for SqliteStore {
         .bind(kind)
         .bind(name)
         .bind(revision)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        bump_generation(&mut tx, account_id).await?;
+        tx.commit().await?;
         Ok(deleted > 0)
     }
 }

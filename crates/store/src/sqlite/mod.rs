@@ -195,6 +195,7 @@ fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
         name: row.try_get("name")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         created_at: row.try_get("created_at")?,
+        iam_generation: row.try_get("iam_generation")?,
     })
 }
 
@@ -376,7 +377,8 @@ impl Store for SqliteStore {
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(AccessKey, Account)>> {
         let row = sqlx::query(
             "SELECT k.access_key_id, k.secret_access_key, k.account_id, k.user_name, k.active,
-                    k.created_at AS key_created_at, a.name, a.is_admin, a.created_at
+                    k.created_at AS key_created_at, a.name, a.is_admin, a.created_at,
+                    a.iam_generation
              FROM access_keys k JOIN accounts a ON a.account_id = k.account_id
              WHERE k.access_key_id = ?",
         )
