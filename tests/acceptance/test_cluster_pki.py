@@ -77,32 +77,44 @@ class Cluster:
     def __init__(self, root: Path, extra=()):
         self.root = root
         self.data = root / "controller"
-        self.port = free_port()
-        self.node_port = free_port()
-        self.url = f"https://127.0.0.1:{self.node_port}"
         self.processes: list[Process] = []
-        self.controller_args = [
-            "controller",
-            "--data-dir", self.data,
-            "--listen", f"127.0.0.1:{self.port}",
-            "--node-listen", f"127.0.0.1:{self.node_port}",
-            *extra,
-        ]
-        self.start_controller()
+        # A free port may be taken by someone else before the controller
+        # binds it: the first start picks new ports then.
+        for attempt in range(3):
+            self.port = free_port()
+            self.node_port = free_port()
+            self.url = f"https://127.0.0.1:{self.node_port}"
+            self.controller_args = [
+                "controller",
+                "--data-dir", self.data,
+                "--listen", f"127.0.0.1:{self.port}",
+                "--node-listen", f"127.0.0.1:{self.node_port}",
+                *extra,
+            ]
+            if self.start_controller(retry_port_clash=attempt < 2):
+                break
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start_controller(self) -> None:
+    def start_controller(self, retry_port_clash: bool = False) -> bool:
+        """Starts the controller and waits until it answers; `False` when
+        it could not bind its ports and `retry_port_clash` allows another
+        try."""
         self.controller = self._spawn(self.controller_args, "controller.log")
         deadline = time.monotonic() + 30
         while True:
             try:
                 if requests.get(f"http://127.0.0.1:{self.port}{HEALTH_PATH}", timeout=1).status_code == 200:
-                    break
+                    return True
             except requests.RequestException:
                 pass
+            if self.controller.proc.poll() is not None:
+                if retry_port_clash and "Address already in use" in self.controller.text():
+                    self.controller.kill()
+                    return False
+                raise AssertionError(f"the controller exited:\n{self.controller.text()}")
             assert time.monotonic() < deadline, self.controller.text()
             time.sleep(0.1)
 
