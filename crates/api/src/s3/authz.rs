@@ -338,10 +338,7 @@ fn decide(
     let caller_owns = bucket.is_some_and(|b| asker.account.as_deref() == Some(&b.account_id));
     let exempt = manages_policy(operation)
         && caller_owns
-        && asker
-            .identity
-            .as_ref()
-            .is_some_and(|i| i.is_admin());
+        && asker.identity.as_ref().is_some_and(|i| i.is_admin());
     let compiled: Option<Policy> = match bucket {
         Some(b) if !exempt => policy::compiled(b).map_err(internal)?,
         _ => None,
