@@ -18,6 +18,9 @@ use iam_harness::{Controller, Key, Reply, account, digest, policies_for, send, s
 struct S3Op {
     operation: &'static str,
     iam_action: &'static str,
+    /// Further actions the operation needs, which the allowed user gets
+    /// and the refused user keeps (a copy also reads its source).
+    also: &'static [&'static str],
     method: &'static str,
     path: &'static str,
     headers: &'static [(&'static str, &'static str)],
@@ -35,6 +38,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "ListBuckets",
         iam_action: "s3:ListAllMyBuckets",
+        also: &[],
         method: "GET",
         path: "/",
         headers: &[],
@@ -43,6 +47,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "CreateBucket",
         iam_action: "s3:CreateBucket",
+        also: &[],
         method: "PUT",
         path: "/created",
         headers: &[],
@@ -51,6 +56,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "HeadBucket",
         iam_action: "s3:ListBucket",
+        also: &[],
         method: "HEAD",
         path: "/fixture",
         headers: &[],
@@ -59,6 +65,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "ListObjects",
         iam_action: "s3:ListBucket",
+        also: &[],
         method: "GET",
         path: "/fixture",
         headers: &[],
@@ -67,6 +74,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "ListObjectsV2",
         iam_action: "s3:ListBucket",
+        also: &[],
         method: "GET",
         path: "/fixture?list-type=2",
         headers: &[],
@@ -75,6 +83,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "GetBucketLocation",
         iam_action: "s3:GetBucketLocation",
+        also: &[],
         method: "GET",
         path: "/fixture?location",
         headers: &[],
@@ -83,6 +92,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "GetBucketAcl",
         iam_action: "s3:GetBucketAcl",
+        also: &[],
         method: "GET",
         path: "/fixture?acl",
         headers: &[],
@@ -91,6 +101,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "PutBucketAcl",
         iam_action: "s3:PutBucketAcl",
+        also: &[],
         method: "PUT",
         path: "/fixture?acl",
         headers: &[("x-amz-acl", "public-read")],
@@ -99,6 +110,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "GetObject",
         iam_action: "s3:GetObject",
+        also: &[],
         method: "GET",
         path: "/fixture/k",
         headers: &[],
@@ -107,6 +119,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "HeadObject",
         iam_action: "s3:GetObject",
+        also: &[],
         method: "HEAD",
         path: "/fixture/k",
         headers: &[],
@@ -115,6 +128,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "PutObject",
         iam_action: "s3:PutObject",
+        also: &[],
         method: "PUT",
         path: "/fixture/k",
         headers: &[],
@@ -123,14 +137,25 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "CopyObject",
         iam_action: "s3:PutObject",
+        also: &["s3:GetObject"],
         method: "PUT",
         path: "/fixture/copy",
         headers: &[("x-amz-copy-source", "/fixture/k")],
         body: "",
     },
     S3Op {
+        operation: "CopyObject (reading the source)",
+        iam_action: "s3:GetObject",
+        also: &["s3:PutObject"],
+        method: "PUT",
+        path: "/fixture/copy2",
+        headers: &[("x-amz-copy-source", "/fixture/k")],
+        body: "",
+    },
+    S3Op {
         operation: "GetObjectAcl",
         iam_action: "s3:GetObjectAcl",
+        also: &[],
         method: "GET",
         path: "/fixture/k?acl",
         headers: &[],
@@ -139,6 +164,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "PutObjectAcl",
         iam_action: "s3:PutObjectAcl",
+        also: &[],
         method: "PUT",
         path: "/fixture/k?acl",
         headers: &[("x-amz-acl", "public-read")],
@@ -147,6 +173,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "CreateMultipartUpload",
         iam_action: "s3:PutObject",
+        also: &[],
         method: "POST",
         path: "/fixture/mp2?uploads",
         headers: &[],
@@ -155,6 +182,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "UploadPart",
         iam_action: "s3:PutObject",
+        also: &[],
         method: "PUT",
         path: "/fixture/mp?partNumber=1&uploadId={upload}",
         headers: &[],
@@ -163,14 +191,25 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "UploadPartCopy",
         iam_action: "s3:PutObject",
+        also: &["s3:GetObject"],
         method: "PUT",
         path: "/fixture/mp?partNumber=2&uploadId={upload}",
         headers: &[("x-amz-copy-source", "/fixture/k")],
         body: "",
     },
     S3Op {
+        operation: "UploadPartCopy (reading the source)",
+        iam_action: "s3:GetObject",
+        also: &["s3:PutObject"],
+        method: "PUT",
+        path: "/fixture/mp?partNumber=3&uploadId={upload}",
+        headers: &[("x-amz-copy-source", "/fixture/k")],
+        body: "",
+    },
+    S3Op {
         operation: "ListParts",
         iam_action: "s3:ListMultipartUploadParts",
+        also: &[],
         method: "GET",
         path: "/fixture/mp?uploadId={upload}",
         headers: &[],
@@ -179,6 +218,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "ListMultipartUploads",
         iam_action: "s3:ListBucketMultipartUploads",
+        also: &[],
         method: "GET",
         path: "/fixture?uploads",
         headers: &[],
@@ -187,6 +227,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "CompleteMultipartUpload",
         iam_action: "s3:PutObject",
+        also: &[],
         method: "POST",
         path: "/fixture/mp?uploadId={upload}",
         headers: &[],
@@ -195,6 +236,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "AbortMultipartUpload",
         iam_action: "s3:AbortMultipartUpload",
+        also: &[],
         method: "DELETE",
         path: "/fixture/mp?uploadId={upload}",
         headers: &[],
@@ -203,6 +245,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "GetBucketPolicy",
         iam_action: "s3:GetBucketPolicy",
+        also: &[],
         method: "GET",
         path: "/fixture?policy",
         headers: &[],
@@ -211,6 +254,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "GetBucketPolicyStatus",
         iam_action: "s3:GetBucketPolicyStatus",
+        also: &[],
         method: "GET",
         path: "/fixture?policyStatus",
         headers: &[],
@@ -219,6 +263,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "PutBucketPolicy",
         iam_action: "s3:PutBucketPolicy",
+        also: &[],
         method: "PUT",
         path: "/fixture?policy",
         headers: &[],
@@ -227,6 +272,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "DeleteBucketPolicy",
         iam_action: "s3:DeleteBucketPolicy",
+        also: &[],
         method: "DELETE",
         path: "/fixture?policy",
         headers: &[],
@@ -235,6 +281,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "DeleteObjects",
         iam_action: "s3:DeleteObject",
+        also: &[],
         method: "POST",
         path: "/fixture?delete",
         headers: &[("content-md5", DELETE_MD5)],
@@ -243,6 +290,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "DeleteObject",
         iam_action: "s3:DeleteObject",
+        also: &[],
         method: "DELETE",
         path: "/fixture/k",
         headers: &[],
@@ -251,6 +299,7 @@ const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "DeleteBucket",
         iam_action: "s3:DeleteBucket",
+        also: &[],
         method: "DELETE",
         path: "/fixture",
         headers: &[],
@@ -285,6 +334,7 @@ async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() 
     let admin = |method: &'static str, path: &'static str, body: &'static str| S3Op {
         operation: "fixture",
         iam_action: "",
+        also: &[],
         method,
         path,
         headers: &[],
@@ -299,7 +349,7 @@ async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() 
     let upload = started.element("UploadId").expect("UploadId").to_owned();
 
     for op in S3_OPS {
-        policies_for(&c, &a, op.iam_action, &[]).await;
+        policies_for(&c, &a, op.iam_action, op.also).await;
         let before = digest(&c.data).await;
         let reply = s3(&c, &a.denied, op, &upload).await;
         let after = digest(&c.data).await;
@@ -319,7 +369,7 @@ async fn every_s3_operation_is_refused_without_permission_and_allowed_with_it() 
     }
     let before_allowed = digest(&c.data).await;
     for op in S3_OPS {
-        policies_for(&c, &a, op.iam_action, &[]).await;
+        policies_for(&c, &a, op.iam_action, op.also).await;
         let reply = s3(&c, &a.allowed, op, &upload).await;
         assert!(
             !s3_refused(op, &reply),

@@ -137,10 +137,6 @@ struct Check {
 enum Need {
     /// A refusal refuses the request.
     Required,
-    /// Only an explicit deny refuses the request; otherwise the operation
-    /// decides by the ACL (a copy's source, which S3 also wants allowed
-    /// `s3:GetObject` by the caller's identity policies: see `Check::read`).
-    DenyOnly,
     /// Asked only to learn whether the bucket policy grants it (listing,
     /// which tells a missing key from a forbidden one); never refuses.
     Optional,
@@ -151,17 +147,16 @@ impl Check {
         resource_arn(self.bucket.as_deref(), self.key.as_deref())
     }
 
-    /// Reading `bucket/key` (a copy's source). Copies have needed only
-    /// `s3:PutObject` of the caller's identity policies so far (the policy
-    /// coverage test's table says so); AWS also wants `s3:GetObject` on the
-    /// source, which `Need::Required` here would ask.
+    /// Reading `bucket/key` (a copy's source): the caller needs
+    /// `s3:GetObject` on it as well as `s3:PutObject` on the target, as
+    /// AWS asks.
     fn read(bucket: &str, key: &str) -> Self {
         Self {
             action: "s3:GetObject".into(),
             bucket: Some(bucket.into()),
             key: Some(key.into()),
             grants: Some((Permission::Read, true)),
-            need: Need::DenyOnly,
+            need: Need::Required,
         }
     }
 
@@ -283,10 +278,9 @@ pub async fn check(
                 }
             }
             Outcome::ToOperation => {}
-            Outcome::Refused { explicit } => {
+            Outcome::Refused { .. } => {
                 let refuses = match check.need {
                     Need::Required => true,
-                    Need::DenyOnly => explicit,
                     Need::Optional => false,
                 };
                 if refuses {
@@ -457,7 +451,7 @@ mod tests {
                 (
                     "s3:GetObject".into(),
                     "arn:aws:s3:::src/s k".into(),
-                    Need::DenyOnly
+                    Need::Required
                 ),
                 (
                     "s3:ListBucket".into(),
