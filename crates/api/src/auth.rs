@@ -174,26 +174,75 @@ pub async fn authenticate(
     {
         return Err(AuthError::UnknownService(scope.to_owned()));
     }
-    if signed.access_key().starts_with("ASIA") {
-        return authenticate_session(cloud, signed, parts, payload_sha256, s3_bucket).await;
-    }
-    let found = cloud.store.access_key(signed.access_key()).await?;
-    let Some((key, account)) = found.filter(|(key, _)| key.active) else {
-        return Err(AuthError::UnknownKey);
-    };
+    let credential = Credential::lookup(cloud, signed.access_key()).await?;
     signed.verify(
         parts,
-        &key.secret_access_key,
+        credential.secret(),
         payload_sha256,
         s3_bucket,
         time::OffsetDateTime::now_utc(),
     )?;
-    Ok(Caller::Principal(Principal {
-        account,
-        user_name: key.user_name,
-        access_key_id: key.access_key_id,
-        session: None,
-    }))
+    let token = security_token(parts);
+    Ok(Caller::Principal(
+        credential.principal(cloud, token.as_deref()).await?,
+    ))
+}
+
+/// What an access key id names: an active long-term key, or temporary
+/// credentials (`ASIA…`) whose token and expiry are still to be checked.
+enum Credential {
+    /// A user's key, with its account.
+    Key(mallee_store::AccessKey, mallee_store::Account),
+    /// An STS session.
+    Session(mallee_store::SessionRecord),
+}
+
+impl Credential {
+    /// The key or session `access_key_id` names; `UnknownKey` for unknown
+    /// and inactive keys.
+    async fn lookup(cloud: &Cloud, access_key_id: &str) -> Result<Self, AuthError> {
+        if access_key_id.starts_with("ASIA") {
+            return match cloud.store.session(access_key_id).await? {
+                Some(record) => Ok(Self::Session(record)),
+                None => Err(AuthError::UnknownKey),
+            };
+        }
+        match cloud.store.access_key(access_key_id).await? {
+            Some((key, account)) if key.active => Ok(Self::Key(key, account)),
+            _ => Err(AuthError::UnknownKey),
+        }
+    }
+
+    /// The secret signatures are made with.
+    fn secret(&self) -> &str {
+        match self {
+            Self::Key(key, _) => &key.secret_access_key,
+            Self::Session(record) => &record.secret_access_key,
+        }
+    }
+
+    /// The caller, once the signature is verified: the key's user, or for
+    /// temporary credentials what the session stands for, if `token` is
+    /// its token and it has not expired.
+    async fn principal(self, cloud: &Cloud, token: Option<&str>) -> Result<Principal, AuthError> {
+        match self {
+            Self::Key(key, account) => Ok(Principal {
+                account,
+                user_name: key.user_name,
+                access_key_id: key.access_key_id,
+                session: None,
+            }),
+            Self::Session(record) => {
+                match sts::check_session(&*cloud.store, &record, token).await {
+                    Ok(SessionCheck::Valid(principal)) => Ok(principal),
+                    Ok(SessionCheck::Expired) => Err(AuthError::ExpiredToken),
+                    Ok(SessionCheck::Invalid) => Err(AuthError::UnknownKey),
+                    Err(IdentityError::Store(e)) => Err(AuthError::Store(e)),
+                    Err(_) => Err(AuthError::UnknownKey),
+                }
+            }
+        }
+    }
 }
 
 /// The session token a request carries: the `X-Amz-Security-Token` header
@@ -219,35 +268,6 @@ pub fn security_token<'a>(parts: &'a RequestParts<'_>) -> Option<Cow<'a, str>> {
         })
 }
 
-/// Temporary credentials: the signature with the session's secret, then
-/// its token and expiry.
-async fn authenticate_session(
-    cloud: &Cloud,
-    signed: &SignedBy,
-    parts: &RequestParts<'_>,
-    payload_sha256: Option<&str>,
-    s3_bucket: Option<&str>,
-) -> Result<Caller, AuthError> {
-    let Some(record) = cloud.store.session(signed.access_key()).await? else {
-        return Err(AuthError::UnknownKey);
-    };
-    signed.verify(
-        parts,
-        &record.secret_access_key,
-        payload_sha256,
-        s3_bucket,
-        time::OffsetDateTime::now_utc(),
-    )?;
-    let token = security_token(parts);
-    match sts::check_session(&*cloud.store, &record, token.as_deref()).await {
-        Ok(SessionCheck::Valid(principal)) => Ok(Caller::Principal(principal)),
-        Ok(SessionCheck::Expired) => Err(AuthError::ExpiredToken),
-        Ok(SessionCheck::Invalid) => Err(AuthError::UnknownKey),
-        Err(IdentityError::Store(e)) => Err(AuthError::Store(e)),
-        Err(_) => Err(AuthError::UnknownKey),
-    }
-}
-
 /// The secret that signs for `access_key_id`: an active key's, or a
 /// session's (temporary credentials, checked further by
 /// [`principal_of_key`]); `None` for unknown or inactive keys. For S3,
@@ -256,19 +276,11 @@ pub async fn secret_of_key(
     cloud: &Cloud,
     access_key_id: &str,
 ) -> Result<Option<String>, AuthError> {
-    if access_key_id.starts_with("ASIA") {
-        return Ok(cloud
-            .store
-            .session(access_key_id)
-            .await?
-            .map(|s| s.secret_access_key));
+    match Credential::lookup(cloud, access_key_id).await {
+        Ok(credential) => Ok(Some(credential.secret().to_owned())),
+        Err(AuthError::UnknownKey) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(cloud
-        .store
-        .access_key(access_key_id)
-        .await?
-        .filter(|(key, _)| key.active)
-        .map(|(key, _)| key.secret_access_key))
 }
 
 /// The caller behind a key whose signature was verified already (S3):
@@ -279,25 +291,8 @@ pub async fn principal_of_key(
     access_key_id: &str,
     token: Option<&str>,
 ) -> Result<Principal, AuthError> {
-    if access_key_id.starts_with("ASIA") {
-        let Some(record) = cloud.store.session(access_key_id).await? else {
-            return Err(AuthError::UnknownKey);
-        };
-        return match sts::check_session(&*cloud.store, &record, token).await {
-            Ok(SessionCheck::Valid(principal)) => Ok(principal),
-            Ok(SessionCheck::Expired) => Err(AuthError::ExpiredToken),
-            Ok(SessionCheck::Invalid) => Err(AuthError::UnknownKey),
-            Err(IdentityError::Store(e)) => Err(AuthError::Store(e)),
-            Err(_) => Err(AuthError::UnknownKey),
-        };
-    }
-    match cloud.store.access_key(access_key_id).await? {
-        Some((key, account)) if key.active => Ok(Principal {
-            account,
-            user_name: key.user_name,
-            access_key_id: key.access_key_id,
-            session: None,
-        }),
-        _ => Err(AuthError::UnknownKey),
-    }
+    Credential::lookup(cloud, access_key_id)
+        .await?
+        .principal(cloud, token)
+        .await
 }
