@@ -25,6 +25,7 @@ use crate::service::Service;
 use crate::sts::{self, StsAction, StsContext};
 use mallee_cloud::Cloud;
 use mallee_cloud::identity::authorize::Target;
+use mallee_cloud::identity::is_account_admin;
 use mallee_cloud::identity::resources::ec2_targets;
 
 /// Path that answers 200 once the server is ready (not a valid bucket name,
@@ -464,26 +465,30 @@ impl Run<'_> {
             .bool("DryRun")
             .map_err(|e| to_api(e.into()))?
             .unwrap_or(false);
-        let region = self
-            .facts
-            .region
-            .as_deref()
-            .unwrap_or(&self.cloud.config.region);
-        let targets = ec2_targets(
-            &*self.cloud.store,
-            region,
-            self.principal.account_id(),
-            parsed.resource_ids(),
-        )
-        .await
-        .map_err(|e| {
-            tracing::error!(request_id, error = %e, "could not read the request's resources");
-            ApiError::internal()
-        })?;
-        self.authorize(Service::Ec2, &parsed.iam_action(), targets)
-            .await?;
-        if let Some(profile) = parsed.passed_profile() {
-            self.authorize_pass_role(profile).await?;
+        // The account's admin is allowed everything: the resources and
+        // roles a policy would be matched against need not be read.
+        if !is_account_admin(self.principal) {
+            let region = self
+                .facts
+                .region
+                .as_deref()
+                .unwrap_or(&self.cloud.config.region);
+            let targets = ec2_targets(
+                &*self.cloud.store,
+                region,
+                self.principal.account_id(),
+                parsed.resource_ids(),
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(request_id, error = %e, "could not read the request's resources");
+                ApiError::internal()
+            })?;
+            self.authorize(Service::Ec2, &parsed.iam_action(), targets)
+                .await?;
+            if let Some(profile) = parsed.passed_profile() {
+                self.authorize_pass_role(profile).await?;
+            }
         }
         let ctx = Ec2Context {
             cloud: self.cloud,

@@ -3,7 +3,6 @@
 //! AWS) and which account a key belongs to (GetAccessKeyInfo). Every
 //! action is declared once, in the table below.
 
-use mallee_cloud::identity::authorize::CallerIdentity;
 use mallee_cloud::identity::keys;
 use mallee_cloud::identity::sts::{self as domain, Credentials};
 use mallee_cloud::ids::iso8601;
@@ -72,7 +71,7 @@ impl GetCallerIdentity {
     /// Answers the caller's ARN, user id and account.
     pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
         let p = ctx.principal;
-        let me = CallerIdentity::load(&*ctx.cloud.store, p).await?;
+        let me = ctx.cloud.identities.caller(&*ctx.cloud.store, p).await?;
         Ok(ctx.respond("GetCallerIdentity", |w| {
             w.text("Arn", me.arn());
             w.text("UserId", me.user_id());

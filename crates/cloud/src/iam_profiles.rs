@@ -9,10 +9,10 @@
 
 use mallee_store::Store;
 
+use crate::identity::IdentityError;
 use crate::identity::profiles::{self, ProfileView};
 use crate::identity::roles;
 use crate::identity::sts::{self, Credentials};
-use crate::identity::{IdentityError, ROLE};
 use crate::instances::lifecycle;
 use crate::instances::lookup;
 use crate::instances::model::InstanceState;
@@ -59,6 +59,18 @@ pub struct Association {
     pub id: String,
 }
 
+impl Association {
+    /// Association `a` of `instance_id`.
+    fn of(instance_id: &str, a: &IamProfileRef) -> Self {
+        Self {
+            association_id: a.association_id.clone(),
+            instance_id: instance_id.to_owned(),
+            arn: a.arn.clone(),
+            id: a.id.clone(),
+        }
+    }
+}
+
 fn live(state: InstanceState) -> bool {
     !matches!(
         state,
@@ -91,10 +103,7 @@ async fn set(
                     Kind::Association,
                     format!("There is an existing association for instance {instance_id}"),
                 ),
-                Some(a) => CloudError::not_found(
-                    Kind::Association,
-                    format!("An association with ID {a} was not found."),
-                ),
+                Some(a) => no_such_association(a),
             });
         }
         i.details.spec.metadata.iam.clone_from(&next);
@@ -116,31 +125,27 @@ pub async fn associate(
     let profile = resolve(cloud, caller.account_id(), arn_or_name).await?;
     let a = association(&profile);
     set(cloud, caller, instance_id, None, Some(a.clone())).await?;
-    Ok(Association {
-        association_id: a.association_id,
-        instance_id: instance_id.to_owned(),
-        arn: a.arn,
-        id: a.id,
-    })
+    Ok(Association::of(instance_id, &a))
 }
 
-/// The instance holding association `association_id` of the caller.
-async fn holder(
+fn no_such_association(association_id: &str) -> CloudError {
+    CloudError::not_found(
+        Kind::Association,
+        format!("An association with ID {association_id} was not found."),
+    )
+}
+
+/// The caller's association `association_id`, with its instance.
+async fn find(
     cloud: &Cloud,
     caller: &Principal,
     association_id: &str,
-) -> Result<String, CloudError> {
+) -> Result<Association, CloudError> {
     describe(cloud, caller, &[association_id.to_owned()], None)
         .await?
         .into_iter()
         .next()
-        .map(|a| a.instance_id)
-        .ok_or_else(|| {
-            CloudError::not_found(
-                Kind::Association,
-                format!("An association with ID {association_id} was not found."),
-            )
-        })
+        .ok_or_else(|| no_such_association(association_id))
 }
 
 /// ReplaceIamInstanceProfileAssociation.
@@ -150,7 +155,7 @@ pub async fn replace(
     association_id: &str,
     arn_or_name: &str,
 ) -> Result<Association, CloudError> {
-    let instance_id = holder(cloud, caller, association_id).await?;
+    let instance_id = find(cloud, caller, association_id).await?.instance_id;
     let profile = resolve(cloud, caller.account_id(), arn_or_name).await?;
     let a = association(&profile);
     set(
@@ -161,12 +166,7 @@ pub async fn replace(
         Some(a.clone()),
     )
     .await?;
-    Ok(Association {
-        association_id: a.association_id,
-        instance_id,
-        arn: a.arn,
-        id: a.id,
-    })
+    Ok(Association::of(&instance_id, &a))
 }
 
 /// DisassociateIamInstanceProfile: answers the association as it was.
@@ -175,15 +175,16 @@ pub async fn disassociate(
     caller: &Principal,
     association_id: &str,
 ) -> Result<Association, CloudError> {
-    let instance_id = holder(cloud, caller, association_id).await?;
-    let before = describe(cloud, caller, &[association_id.to_owned()], None).await?;
-    set(cloud, caller, &instance_id, Some(association_id), None).await?;
-    before.into_iter().next().ok_or_else(|| {
-        CloudError::not_found(
-            Kind::Association,
-            format!("An association with ID {association_id} was not found."),
-        )
-    })
+    let before = find(cloud, caller, association_id).await?;
+    set(
+        cloud,
+        caller,
+        &before.instance_id,
+        Some(association_id),
+        None,
+    )
+    .await?;
+    Ok(before)
 }
 
 /// DescribeIamInstanceProfileAssociations: the caller's live instances'
@@ -208,12 +209,7 @@ pub async fn describe(
         if instance_ids.is_some_and(|want| !want.iter().any(|w| w == i.id())) {
             continue;
         }
-        out.push(Association {
-            association_id: a.association_id.clone(),
-            instance_id: i.id().to_owned(),
-            arn: a.arn.clone(),
-            id: a.id.clone(),
-        });
+        out.push(Association::of(i.id(), a));
     }
     Ok(out)
 }
@@ -264,11 +260,9 @@ pub async fn instance_credentials(
     let Some(role) = profile.roles.first() else {
         return Err(no_role("its instance profile holds no role"));
     };
-    let (entity, details) = roles::load(store, &account, &role.role_name)
-        .await
-        .map_err(|e| failed(&e))?;
-    debug_assert_eq!(entity.kind, ROLE);
-    let trust = roles::parse_trust(&details.trust).map_err(|e| failed(&e))?;
+    // The profile's view carries its role's trust policy and longest
+    // session: no second read of the role.
+    let trust = roles::parse_trust(&role.trust).map_err(|e| failed(&e))?;
     let context = mallee_policy::Context::new();
     let req = mallee_policy::Request {
         action: "sts:AssumeRole",
@@ -288,7 +282,7 @@ pub async fn instance_credentials(
         instance_id,
         &role.role_name,
         instance_id,
-        details.max_session_seconds,
+        role.max_session_seconds,
     )
     .await
     .map_err(|e| failed(&e))?;

@@ -88,7 +88,7 @@ pub async fn get(
     for user in store.users(account_id).await? {
         let d: UserDetails = decode("user", &user.details)?;
         if d.groups.contains(name) {
-            members.push(users::get(store, account_id, &user.user_name).await?);
+            members.push(UserView::new(&user, &d));
         }
     }
     Ok((GroupView::new(&entity, &details), members))

@@ -35,7 +35,8 @@ pub struct UserView {
 }
 
 impl UserView {
-    fn new(user: &IamUser, details: &UserDetails) -> Self {
+    /// The view of a stored user and its document.
+    pub(super) fn new(user: &IamUser, details: &UserDetails) -> Self {
         Self {
             user_name: user.user_name.clone(),
             user_id: user.user_id.clone(),
