@@ -5,9 +5,11 @@ output."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from conftest import REPO, MalleeServer
@@ -149,3 +151,21 @@ def wait_console(ec2, iid: str, *needles: str, timeout: float = BOOT_TIMEOUT) ->
 
 def user_data(script: str) -> str:
     return "#!/bin/sh\n" + script.strip() + "\n"
+
+
+def instance_role(cloud, bucket: str) -> tuple[str, str]:
+    """A role EC2 may assume that may put objects into `bucket`, in an
+    instance profile; returns (profile name, role name)."""
+    iam = cloud.client("iam")
+    suffix = uuid.uuid4().hex[:6]
+    role, profile = f"app-{suffix}", f"web-{suffix}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=role, PolicyName="put", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    iam.create_instance_profile(InstanceProfileName=profile)
+    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    return profile, role

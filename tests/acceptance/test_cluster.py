@@ -48,7 +48,9 @@ from pathlib import Path
 
 import pytest
 
-from computeutil import qemu_pids, register_guest, user_data, wait_console, wait_states, guest_images, instances_of
+from computeutil import (
+    console, guest_images, instance_role, instances_of, qemu_pids, register_guest, user_data, wait_console, wait_states,
+)
 from conftest import _ACTIVE_SERVERS, MALLEE_BIN
 from labutil import ZONE, Datacenter, Node
 from netutil import sh, wait_until
@@ -65,11 +67,15 @@ RULE_DEADLINE = 1.0
 # poller's pause) after the address has moved.
 EIP_POLL_TIMEOUT = 0.3
 EIP_DEADLINE = 1.0 + EIP_POLL_TIMEOUT + 0.05
+# The bucket the fleet's instances write into through their node's API
+# relay, with their instance profile's credentials.
+FLEET_BUCKET = "fleet-results"
 WEB = user_data(
-    """
+    f"""
 mkdir -p /www
 wget -q -O /www/index.html http://169.254.169.254/latest/meta-data/instance-id
 busybox httpd -p 80 -h /www
+echo "S3PUT $(imds meta-data/instance-id | s3put {FLEET_BUCKET} $(imds meta-data/instance-id)/up 2>&1 | tr '\\n' ' ')"
 echo WEB-UP
 """
 )
@@ -335,7 +341,10 @@ def fleet(lab, tmp_path_factory):
             {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg}]},
         ],
     )
-    ids = launch(ec2, lab.images["pv"], count=3, KeyName=key, SecurityGroupIds=[sg], UserData=WEB)
+    lab.client("s3").create_bucket(Bucket=FLEET_BUCKET)
+    profile, _ = instance_role(lab, FLEET_BUCKET)
+    ids = launch(ec2, lab.images["pv"], count=3, KeyName=key, SecurityGroupIds=[sg], UserData=WEB,
+                 IamInstanceProfile={"Name": profile})
 
     # Another account, in its own default VPC (the same 172.31.0.0/16).
     creds_b = lab.create_account()
@@ -438,6 +447,18 @@ def test_one_group_spans_nodes_another_account_does_not_and_a_revoke_is_quick(la
         probe.stop()
     r = in_guest(lab, fleet.key_path, src, f"ping -c 1 -W 2 {target}")
     assert r.returncode != 0, f"ICMP across nodes after the revoke: {r}"
+
+
+def test_instances_on_every_node_reach_the_api_through_their_node(lab, fleet):
+    """Each instance (one per node) wrote into the account's bucket at
+    169.254.169.254:8773 with its instance profile's credentials: the node
+    relays to the controller's API across the lab network."""
+    s3 = lab.client("s3")
+    for node, iid in fleet.on.items():
+        out = console(fleet.ec2, iid)
+        assert "S3PUT 200" in out, f"{iid} on node {node}:\n{out[-2000:]}"
+        body = s3.get_object(Bucket=FLEET_BUCKET, Key=f"{iid}/up")["Body"].read()
+        assert body == iid.encode(), body
 
 
 def test_an_elastic_ip_moves_to_another_node_within_a_second(lab, fleet):

@@ -26,6 +26,7 @@ from computeutil import (
     console,
     guest_cloud,
     guest_images,
+    instance_role,
     instances_of,
     qemu_pids,
     register_guest,
@@ -71,24 +72,6 @@ def terminate(ec2, ids):
         ec2.terminate_instances(InstanceIds=list(ids))
 
 
-def instance_role(cloud, bucket: str) -> tuple[str, str]:
-    """A role EC2 may assume that may put objects into `bucket`, in an
-    instance profile; returns (profile name, role name)."""
-    iam = cloud.client("iam")
-    suffix = uuid.uuid4().hex[:6]
-    role, profile = f"app-{suffix}", f"web-{suffix}"
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}]}))
-    iam.put_role_policy(RoleName=role, PolicyName="put", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
-    iam.create_instance_profile(InstanceProfileName=profile)
-    iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
-    return profile, role
-
-
 def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
     """One instance, launched with an instance profile: user data, IMDSv2,
     the console, the role's credentials from the metadata service (used to
@@ -103,7 +86,10 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
         'echo "IAM-INFO $(imds meta-data/iam/info | tr -d \'\\n\')"\n'
         'echo "IAM-ROLE $(imds meta-data/iam/security-credentials/)"\n'
         'echo "IAM-CREDS $(imds meta-data/iam/security-credentials/$(imds meta-data/iam/security-credentials/)'
-        ' | tr -d \'\\n\')"'
+        ' | tr -d \'\\n\')"\n'
+        'echo "API $(imds meta-data/services/endpoints/s3)"\n'
+        f'echo "S3PUT $(echo done-in-guest | s3put {bucket} $(imds meta-data/instance-id)/result.txt 2>&1'
+        ' | tr \'\\n\' \' \')"'
     )
     resp = ec2c.run_instances(
         ImageId=cloud.images["pv"],
@@ -130,7 +116,7 @@ def test_run_instance_user_data_imdsv2_console_and_terminate(cloud, ec2c):
         assert inst["ImageId"] == cloud.images["pv"]
         assert inst["VirtualizationType"] == "paravirtual"
         assert {"Key": "Name", "Value": "first"} in inst["Tags"]
-        out = wait_console(ec2c, iid, f"MARKER-7f3a {iid} {ip}", "IAM-CREDS ")
+        out = wait_console(ec2c, iid, f"MARKER-7f3a {iid} {ip}", "S3PUT ")
         assert "MALLEE-GUEST: metadata v2" in out
         check_instance_profile(cloud, ec2c, iid, out, profile, role, bucket)
         assert "MALLEE-GUEST: ssh-key installed" in out
@@ -167,17 +153,24 @@ def check_instance_profile(cloud, ec2c, iid, console_out, profile, role, bucket)
     iam = cloud.client("iam")
     profile_arn = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Arn"]
     lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in console_out.splitlines()
-             if line.startswith(("IAM-INFO ", "IAM-ROLE ", "IAM-CREDS "))}
+             if line.startswith(("IAM-INFO ", "IAM-ROLE ", "IAM-CREDS ", "API ", "S3PUT "))}
     info = json.loads(lines["IAM-INFO"])
     assert (info["Code"], info["InstanceProfileArn"]) == ("Success", profile_arn)
     assert lines["IAM-ROLE"].strip() == role
     creds = json.loads(lines["IAM-CREDS"])
     assert creds["Type"] == "AWS-HMAC" and creds["AccessKeyId"].startswith("ASIA")
+    # The instance reached the API at the metadata address and wrote with
+    # its role's credentials (a SigV4 request signed in the guest).
+    assert lines["API"].strip() == "http://169.254.169.254:8773"
+    assert lines["S3PUT"].strip() == "200", lines["S3PUT"]
+    got = cloud.client("s3").get_object(Bucket=bucket, Key=f"{iid}/result.txt")["Body"].read()
+    assert got == b"done-in-guest\n"
     s3 = boto3.client("s3", region_name="mallee-1", endpoint_url=cloud.endpoint,
                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                       aws_session_token=creds["Token"])
-    s3.put_object(Bucket=bucket, Key=f"{iid}/result.txt", Body=b"done")
-    assert cloud.client("s3").get_object(Bucket=bucket, Key=f"{iid}/result.txt")["Body"].read() == b"done"
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=f"{bucket}-elsewhere", Key="x", Body=b"no")
+    assert e.value.response["Error"]["Code"] in ("AccessDenied", "NoSuchBucket")
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key=f"{iid}/result.txt")
     assert e.value.response["Error"]["Code"] == "AccessDenied"

@@ -26,9 +26,9 @@ use mallee_node_api::enrol::{ENROL_PATH, EnrolRequest};
 use mallee_node_api::tls::PeerCertificate;
 use mallee_node_api::version::{self, Role, VERSION_HEADER};
 use mallee_node_api::{
-    DiskFormat, FORMAT_HEADER, INSTANCE_CREDENTIALS_PATH_PREFIX, InstanceCredentials,
-    NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, SHA256_HEADER, SNAPSHOTS_PATH_PREFIX,
-    SnapshotUploaded,
+    ApiAddress, DiskFormat, FORMAT_HEADER, INSTANCE_CREDENTIALS_PATH_PREFIX, InstanceCredentials,
+    NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, RegistrationAccepted, SHA256_HEADER,
+    SNAPSHOTS_PATH_PREFIX, SnapshotUploaded,
 };
 use mallee_pki::{CertInfo, PeerKind};
 use mallee_store::Segment;
@@ -187,7 +187,17 @@ async fn register(
     Json(registration): Json<NodeRegistration>,
 ) -> Response {
     match mallee_cloud::nodes::register(&routes.cloud, &registration, &peer).await {
-        Ok(node) => Json(serde_json::json!({ "registered": node.node_id })).into_response(),
+        Ok(node) => {
+            let listen = routes.cloud.config.listen;
+            Json(RegistrationAccepted {
+                registered: node.node_id,
+                api: Some(ApiAddress {
+                    host: (!listen.ip().is_unspecified()).then(|| listen.ip().to_string()),
+                    port: listen.port(),
+                }),
+            })
+            .into_response()
+        }
         Err(e @ RegisterError::UnknownZone(_)) => plain(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ (RegisterError::NotThisNode { .. } | RegisterError::NotEnrolled { .. })) => {
             tracing::warn!(error = %e, "node registration refused");

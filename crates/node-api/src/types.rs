@@ -434,6 +434,34 @@ pub struct NodeRegistration {
 /// Controller path a node posts its [`NodeRegistration`] to.
 pub const REGISTER_PATH: &str = "/_mallee/node/register";
 
+/// What the controller answers an accepted [`NodeRegistration`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationAccepted {
+    /// The node id recorded.
+    pub registered: String,
+    /// Where the cloud's API endpoint is, for the relay that lets
+    /// instances reach it at [`INSTANCE_API_PORT`] of the metadata
+    /// address (`None` from a controller that does not say).
+    #[serde(default)]
+    pub api: Option<ApiAddress>,
+}
+
+/// The address of the cloud's API endpoint as a node reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiAddress {
+    /// Host (an IP address or name); `None` when the API listens on every
+    /// address: then the host of the controller's node listener URL.
+    pub host: Option<String>,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Port of the metadata address (169.254.169.254) at which every instance
+/// reaches the cloud's API endpoint, relayed by its node: Eucalyptus' API
+/// port, so `http://169.254.169.254:8773/` works from every VPC whatever
+/// its routes.
+pub const INSTANCE_API_PORT: u16 = 8773;
+
 /// Controller path prefix under which a node reads image objects:
 /// `GET {controller}/_mallee/node/objects/{bucket}/{key}` (over the node's
 /// mutual TLS connection) streams the object's bytes (`ETag` header set;

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use mallee_node_api::{
     Capacity, ConsoleOutput, DesiredState, ExportSpec, FirewallPolicy, InstanceSpec, NodeAgent,
     NodeError, NodeInfo, NodeRegistration, NodeReport, NodeRole, ObservedExport, ObservedInstance,
-    ObservedSnapshot, ObservedVolume, Overlay, REGISTER_PATH, SnapshotSpec, VmState,
-    VolumeAttachment, VolumeSpec, VolumeState,
+    ObservedSnapshot, ObservedVolume, Overlay, REGISTER_PATH, RegistrationAccepted, SnapshotSpec,
+    VmState, VolumeAttachment, VolumeSpec, VolumeState,
 };
 use mallee_pki::tls::NodeTls;
 use mallee_pki::{Credentials, PeerName, QemuTlsEndpoint};
@@ -1430,6 +1430,18 @@ async fn register_loop(
             .await;
         match result {
             Ok(r) if r.status().is_success() => {
+                let answer = r.bytes().await.unwrap_or_default();
+                match serde_json::from_slice::<RegistrationAccepted>(&answer) {
+                    Ok(RegistrationAccepted { api: Some(api), .. }) => agent
+                        .shared
+                        .metadata
+                        .api_relay()
+                        .set_upstream(&api, &controller),
+                    // An older controller's answer: no API relay.
+                    Ok(_) => {}
+                    Err(_) if answer.is_empty() => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable registration answer"),
+                }
                 if !registered {
                     tracing::info!(controller = %controller, "registered with the controller");
                 }

@@ -9,6 +9,7 @@
 
 pub mod accel;
 pub mod agent;
+pub mod api_relay;
 pub mod artifacts;
 pub mod controller_link;
 pub mod firewall;

@@ -25,13 +25,17 @@ use base64::Engine;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mallee_node_api::{HttpTokens, IamProfileMetadata, InstanceCredentials, InstanceMetadata};
+use mallee_node_api::{
+    HttpTokens, INSTANCE_API_PORT, IamProfileMetadata, InstanceCredentials, InstanceMetadata,
+};
 use nix::sched::{CloneFlags, setns};
 use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::api_relay::ApiRelay;
 use crate::instance_credentials::CredentialCache;
+use crate::network::METADATA_ADDR;
 
 /// Header carrying the requested token lifetime on `PUT /latest/api/token`.
 pub const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -78,6 +82,15 @@ const VERSIONS: &[&str] = &[
     "2022-09-24",
     "latest",
 ];
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Errors starting the metadata service.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +153,8 @@ pub struct MetadataService {
     tokens: Mutex<HashMap<Caller, HashMap<String, Token>>>,
     /// Where instances with an instance profile get role credentials.
     credentials: std::sync::OnceLock<Arc<CredentialCache>>,
+    /// Relays instances to the cloud's API at [`INSTANCE_API_PORT`].
+    relay: Arc<ApiRelay>,
 }
 
 impl MetadataService {
@@ -152,6 +167,12 @@ impl MetadataService {
     /// `cache` holds (set once, when the node knows its controller).
     pub fn set_credentials(&self, cache: Arc<CredentialCache>) {
         let _ = self.credentials.set(cache);
+    }
+
+    /// The relay to the cloud's API that [`MetadataService::serve_in_netns`]
+    /// runs beside the metadata listener.
+    pub fn api_relay(&self) -> &Arc<ApiRelay> {
+        &self.relay
     }
 
     /// Answers requests from `ip` in the default network (the one
@@ -230,20 +251,41 @@ impl MetadataService {
 
     /// Listens on `addr` inside network namespace `netns` (normally
     /// 169.254.169.254:80 in a VPC namespace) and serves the instances
-    /// registered in `network` until the returned task is aborted.
+    /// registered in `network`, and relays them to the cloud's API from
+    /// [`INSTANCE_API_PORT`] of the same address, until the returned task
+    /// is aborted.
     pub async fn serve_in_netns(
         self: &Arc<Self>,
         network: &str,
         netns: &str,
         addr: SocketAddrV4,
     ) -> Result<JoinHandle<()>, MetadataError> {
-        let listener = bind_in_netns(netns, addr).await?;
-        let listener = TcpListener::from_std(listener).map_err(|source| MetadataError::Bind {
-            netns: netns.to_owned(),
-            addr,
-            source,
-        })?;
-        Ok(self.serve_network(network, listener).await)
+        let listen = |addr: SocketAddrV4| async move {
+            let listener = bind_in_netns(netns, addr).await?;
+            TcpListener::from_std(listener).map_err(|source| MetadataError::Bind {
+                netns: netns.to_owned(),
+                addr,
+                source,
+            })
+        };
+        let metadata = listen(addr).await?;
+        let relay = listen(SocketAddrV4::new(*addr.ip(), INSTANCE_API_PORT)).await?;
+        let serving = self.serve_network(network, metadata).await;
+        let service = Arc::clone(self);
+        let network: Arc<str> = Arc::from(network);
+        let relaying = Arc::clone(&self.relay).serve(relay, move |ip| {
+            service
+                .instances
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&(network.clone(), ip))
+        });
+        Ok(tokio::spawn(async move {
+            // Aborting this task drops both: the relay's future here, the
+            // metadata listener's task through its guard.
+            let _metadata = AbortOnDrop(serving);
+            relaying.await;
+        }))
     }
 
     /// Serves the default network's instances on `listener` until the
@@ -399,7 +441,15 @@ impl MetadataService {
                 None => return error(StatusCode::NOT_FOUND),
             },
         };
-        let mut response = match lookup(&instance, path, credentials.as_ref()) {
+        let api = self
+            .relay
+            .upstream()
+            .map(|_| format!("http://{METADATA_ADDR}:{INSTANCE_API_PORT}"));
+        let live = Live {
+            credentials: credentials.as_ref(),
+            api_endpoint: api.as_deref(),
+        };
+        let mut response = match lookup(&instance, path, &live) {
             Some(Node::Dir(children)) => text(listing(&children).into_bytes(), "text/plain"),
             Some(Node::Text(body)) => text(body.into_bytes(), "text/plain"),
             Some(Node::Bytes(body)) => text(body, "application/octet-stream"),
@@ -575,11 +625,7 @@ fn listing(children: &[Child]) -> String {
 
 /// Resolves a request path. Directories answer with or without a trailing
 /// slash, as EC2's do.
-fn lookup(
-    instance: &Registered,
-    path: &str,
-    credentials: Option<&InstanceCredentials>,
-) -> Option<Node> {
+fn lookup(instance: &Registered, path: &str, live: &Live<'_>) -> Option<Node> {
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     let Some(version) = segments.next() else {
         return Some(Node::Dir(
@@ -596,7 +642,7 @@ fn lookup(
     if !VERSIONS.contains(&version) {
         return None;
     }
-    let mut node = Node::Dir(version_tree(instance, credentials));
+    let mut node = Node::Dir(version_tree(instance, live));
     for segment in segments {
         let Node::Dir(children) = node else {
             return None;
@@ -607,7 +653,7 @@ fn lookup(
 }
 
 /// `/latest/` and what is below it, for one instance.
-fn version_tree(instance: &Registered, credentials: Option<&InstanceCredentials>) -> Vec<Child> {
+fn version_tree(instance: &Registered, live: &Live<'_>) -> Vec<Child> {
     let md = &instance.metadata;
     let plain = |name: &str, node| Child {
         name: name.to_owned(),
@@ -622,7 +668,7 @@ fn version_tree(instance: &Registered, credentials: Option<&InstanceCredentials>
                 vec![file("document", identity_document(instance))],
             )]),
         ),
-        plain("meta-data", Node::Dir(meta_data(instance, credentials))),
+        plain("meta-data", Node::Dir(meta_data(instance, live))),
     ];
     if let Some(user_data) = md.user_data_base64.as_deref() {
         match base64::engine::general_purpose::STANDARD.decode(user_data.trim()) {
@@ -634,7 +680,15 @@ fn version_tree(instance: &Registered, credentials: Option<&InstanceCredentials>
     top
 }
 
-fn meta_data(instance: &Registered, credentials: Option<&InstanceCredentials>) -> Vec<Child> {
+/// What the metadata tree shows besides the instance's registration.
+struct Live<'a> {
+    /// The role credentials, when they were asked for.
+    credentials: Option<&'a InstanceCredentials>,
+    /// The URL instances reach the cloud's API at, once the node knows it.
+    api_endpoint: Option<&'a str>,
+}
+
+fn meta_data(instance: &Registered, live: &Live<'_>) -> Vec<Child> {
     let md = &instance.metadata;
     let mut block_devices = md.block_device_mapping.clone();
     if block_devices.is_empty() && !md.root_device_name.is_empty() {
@@ -731,14 +785,22 @@ fn meta_data(instance: &Registered, credentials: Option<&InstanceCredentials>) -
     items.extend([
         file("reservation-id", md.reservation_id.clone()),
         file("security-groups", md.security_groups.join("\n")),
-        dir(
-            "services",
-            vec![
-                // What SDKs and tools compare against to build endpoints.
-                file("domain", "amazonaws.com"),
-                file("partition", "aws"),
-            ],
-        ),
+        dir("services", {
+            // What SDKs and tools compare against to build endpoints.
+            let mut services = vec![file("domain", "amazonaws.com")];
+            if let Some(url) = live.api_endpoint {
+                // mallee's own: where this cloud's services answer.
+                services.push(dir(
+                    "endpoints",
+                    ["ec2", "iam", "s3", "sts"]
+                        .iter()
+                        .map(|service| file(service, url))
+                        .collect(),
+                ));
+            }
+            services.push(file("partition", "aws"));
+            services
+        }),
     ]);
     if let Some(iam) = &md.iam {
         // After `hostname`, as EC2 lists it.
@@ -746,7 +808,7 @@ fn meta_data(instance: &Registered, credentials: Option<&InstanceCredentials>) -
             .iter()
             .position(|c| c.name.as_str() > "iam")
             .unwrap_or(items.len());
-        items.insert(at, iam_dir(iam, credentials));
+        items.insert(at, iam_dir(iam, live.credentials));
     }
     items
 }

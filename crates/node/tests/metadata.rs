@@ -738,6 +738,7 @@ async fn serves_inside_the_node_network() {
         wget_in(&guest, "/latest/meta-data/instance-id", &[]).as_deref(),
         Some("i-0000000000000netns")
     );
+    api_relay_in_the_namespace(&service, &guest).await;
     let token = token_in(&guest).expect("the guest got no token");
     assert_eq!(
         wget_in(
@@ -862,6 +863,65 @@ async fn serves_inside_the_node_network() {
 
     task.abort();
     NodeNetwork::destroy(&config).await.expect("destroy");
+}
+
+/// The guest in `guest` (registered) reaches a stand-in API on the host's
+/// loopback through 169.254.169.254:8773 once the relay knows where the API
+/// is, and the metadata service then says where it is.
+async fn api_relay_in_the_namespace(service: &Arc<MetadataService>, guest: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert_eq!(
+        wget_in(guest, ":8773/before", &[]),
+        None,
+        "no API known yet"
+    );
+    assert_eq!(
+        wget_in(guest, "/latest/meta-data/services/endpoints/s3", &[]),
+        None
+    );
+    let api = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = api.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = api.accept().await.expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&got);
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let body = format!("api saw {path}");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    service.api_relay().set_upstream(
+        &mallee_node_api::ApiAddress {
+            host: Some("127.0.0.1".to_owned()),
+            port,
+        },
+        "https://192.0.2.1:8774",
+    );
+    assert_eq!(
+        wget_in(guest, ":8773/bucket/key", &[]).as_deref(),
+        Some("api saw /bucket/key")
+    );
+    assert_eq!(
+        wget_in(guest, "/latest/meta-data/services/endpoints/", &[]).as_deref(),
+        Some("ec2\niam\ns3\nsts")
+    );
+    assert_eq!(
+        wget_in(guest, "/latest/meta-data/services/endpoints/s3", &[]).as_deref(),
+        Some("http://169.254.169.254:8773")
+    );
+    server.abort();
 }
 
 /// A controller stand-in issuing numbered credentials for one instance.

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use mallee_util::process::Cmd;
 
 use super::overlay::OverlayPort;
+use mallee_node_api::INSTANCE_API_PORT;
+
 use super::{METADATA_ADDR, NFT_TABLE, NetworkError, NodeNetwork, Port, Ports, UPLINK};
 use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
 
@@ -69,7 +71,7 @@ fn ruleset(
              \x20   {mark} return\n\
              \x20   ether type arp return\n\
              \x20   ether type ip ip protocol udp udp sport 68 udp dport 67 return\n\
-             \x20   ether type ip ip daddr {METADATA_ADDR} ip protocol tcp tcp dport 80 return\n"
+             \x20   ether type ip ip daddr {METADATA_ADDR} ip protocol tcp tcp dport {{ 80, {INSTANCE_API_PORT} }} return\n"
         ));
         if let Some(fw) = firewall {
             for rule in crate::firewall::render(&fw.egress, Direction::Egress, "return") {
