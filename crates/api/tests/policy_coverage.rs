@@ -117,6 +117,18 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ("AuthorizeSecurityGroupEgress", "GroupId={sg}&{rule}"),
     ("RevokeSecurityGroupIngress", "GroupId={sg}&{rule}"),
     ("RevokeSecurityGroupEgress", "GroupId={sg}&{rule}"),
+    (
+        "ModifySecurityGroupRules",
+        "GroupId={sg}&SecurityGroupRule.1.SecurityGroupRuleId=sgr-0123456789abcdef0&SecurityGroupRule.1.SecurityGroupRule.IpProtocol=tcp&SecurityGroupRule.1.SecurityGroupRule.FromPort=80&SecurityGroupRule.1.SecurityGroupRule.ToPort=80&SecurityGroupRule.1.SecurityGroupRule.CidrIpv4=10.0.0.0/8",
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        "GroupId={sg}&{rule}&IpPermissions.1.IpRanges.1.Description=changed",
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        "GroupId={sg}&{rule}&IpPermissions.1.IpRanges.1.Description=changed",
+    ),
     ("AllocateAddress", "Domain=vpc"),
     (
         "AssociateAddress",

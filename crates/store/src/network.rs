@@ -207,6 +207,12 @@ pub trait NetworkIndex: Send + Sync {
     ) -> StoreResult<()>;
     /// Removes rules (with their tags) by id; returns how many existed.
     async fn remove_security_group_rules(&self, rule_ids: &[String]) -> StoreResult<u64>;
+    /// Replaces the protocol, ports, peer and description of stored rules
+    /// (matched by id and group; ids, direction, owner and creation time
+    /// stay), all or none. `NotFound` naming the rule when one is gone or
+    /// the referenced group does not exist; `Conflict` naming the rule when
+    /// it would then allow the same flow as another rule of its group.
+    async fn update_security_group_rules(&self, rules: &[SecurityGroupRule]) -> StoreResult<()>;
 
     /// Replaces an instance's groups (ordered as given). `NotFound` when
     /// the instance or a group does not exist.

@@ -17,6 +17,7 @@ pub mod instance_types;
 pub mod instances;
 pub mod key_pairs;
 pub mod regions;
+pub mod security_group_rules;
 pub mod security_groups;
 pub mod sharing;
 pub mod snapshots;
@@ -78,6 +79,9 @@ crate::actions::declare! {
     AuthorizeSecurityGroupEgress => security_groups::AuthorizeEgress,
     RevokeSecurityGroupIngress => security_groups::RevokeIngress,
     RevokeSecurityGroupEgress => security_groups::RevokeEgress,
+    ModifySecurityGroupRules => security_group_rules::ModifySecurityGroupRules,
+    UpdateSecurityGroupRuleDescriptionsIngress => security_group_rules::UpdateDescriptionsIngress,
+    UpdateSecurityGroupRuleDescriptionsEgress => security_group_rules::UpdateDescriptionsEgress,
     AllocateAddress => addresses::AllocateAddress,
     AssociateAddress => addresses::AssociateAddress,
     DisassociateAddress => addresses::DisassociateAddress,

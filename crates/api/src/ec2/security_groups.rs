@@ -305,7 +305,7 @@ impl DeleteSecurityGroup {
 }
 
 /// `GroupId` or `GroupName` (one is required).
-fn parse_group_ref(params: &QueryParams) -> Result<GroupRef, Ec2Error> {
+pub(crate) fn parse_group_ref(params: &QueryParams) -> Result<GroupRef, Ec2Error> {
     let id = non_empty(params, "GroupId");
     let name = non_empty(params, "GroupName");
     if id.is_none() && name.is_none() {

@@ -1,10 +1,12 @@
 //! Security groups: what a group and its rules are, the checks every
 //! change makes, and creating, deleting, authorizing and revoking rules
 //! (stored one per protocol, port range and peer, as AWS's `sgr-` rules);
-//! plus the groups an instance launches with. [`firewall`] compiles them
-//! into the policies nodes enforce.
+//! plus the groups an instance launches with. [`rule_updates`] changes
+//! rules in place; [`firewall`] compiles them into the policies nodes
+//! enforce.
 
 pub mod firewall;
+pub mod rule_updates;
 
 use mallee_store::{GroupDeletion, SecurityGroup, SecurityGroupRule, StoreError, TagPair};
 use mallee_util::cidr::Ipv4Cidr;
@@ -578,6 +580,21 @@ pub async fn list_rules(
     Ok(selected)
 }
 
+/// The ingress (or egress) rules of `group`.
+async fn rules_in_direction(
+    cloud: &Cloud,
+    group: &SecurityGroup,
+    egress: bool,
+) -> Result<Vec<SecurityGroupRule>, CloudError> {
+    Ok(cloud
+        .store
+        .rules_of_groups(std::slice::from_ref(&group.group_id))
+        .await?
+        .into_iter()
+        .filter(|r| r.egress == egress)
+        .collect())
+}
+
 fn duplicate(rule: &SecurityGroupRule) -> CloudError {
     CloudError::duplicate(
         Kind::Permission,
@@ -608,13 +625,7 @@ pub async fn authorize(
     let groups = AccountGroups::load(cloud, account).await?;
     let target = groups.target(group.id.as_deref(), group.name.as_deref())?;
     let requested = rules_for(&groups, target, egress, permissions)?;
-    let existing: Vec<SecurityGroupRule> = cloud
-        .store
-        .rules_of_groups(std::slice::from_ref(&target.group_id))
-        .await?
-        .into_iter()
-        .filter(|r| r.egress == egress)
-        .collect();
+    let existing = rules_in_direction(cloud, target, egress).await?;
     for (i, rule) in requested.iter().enumerate() {
         if existing
             .iter()
@@ -663,13 +674,7 @@ pub async fn revoke(
     let groups = AccountGroups::load(cloud, account).await?;
     let target = groups.target(group.id.as_deref(), group.name.as_deref())?;
     let requested = rules_for(&groups, target, egress, permissions)?;
-    let existing: Vec<SecurityGroupRule> = cloud
-        .store
-        .rules_of_groups(std::slice::from_ref(&target.group_id))
-        .await?
-        .into_iter()
-        .filter(|r| r.egress == egress)
-        .collect();
+    let existing = rules_in_direction(cloud, target, egress).await?;
     let mut revoked: Vec<SecurityGroupRule> = Vec::new();
     for id in rule_ids {
         match existing.iter().find(|r| &r.rule_id == id) {

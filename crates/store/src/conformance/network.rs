@@ -117,6 +117,7 @@ pub async fn run(store: &dyn Store) {
     super::create_accounts(store, &[(alpha, "net-alpha"), (beta, "net-beta")]).await;
     default_vpcs(store, alpha, beta).await;
     groups_and_rules(store, alpha, beta).await;
+    rule_updates(store, alpha).await;
     memberships(store, alpha).await;
     launch_memberships(store, alpha).await;
 }
@@ -458,6 +459,90 @@ async fn groups_and_rules(store: &dyn Store, alpha: &str, beta: &str) {
             .await
             .expect("again"),
         GroupDeletion::NotFound
+    );
+}
+
+/// Rules changed in place: all or none, ids kept, duplicates and missing
+/// rules or peers refused, the firewall generation raised.
+async fn rule_updates(store: &dyn Store, alpha: &str) {
+    let vpc = store
+        .default_vpc(alpha)
+        .await
+        .expect("default")
+        .expect("exists");
+    let group_id = "sg-upd";
+    let ssh = rule("sgr-upd-ssh", group_id, alpha, false)
+        .tcp(22, 22)
+        .with_cidr("10.0.0.0/8");
+    let web = rule("sgr-upd-web", group_id, alpha, false)
+        .tcp(80, 80)
+        .with_cidr("10.0.0.0/8");
+    store
+        .create_security_group(
+            &group(group_id, alpha, &vpc.vpc.vpc_id, "upd"),
+            &[ssh.clone(), web.clone()],
+            &[],
+        )
+        .await
+        .expect("create");
+    let stored = || async {
+        store
+            .rules_of_groups(&[group_id.to_owned()])
+            .await
+            .expect("rules")
+    };
+    let before = stored().await;
+    // The same flow as the other rule: refused, nothing changed.
+    let clash = SecurityGroupRule {
+        description: Some("clash".into()),
+        ..ssh.clone().tcp(80, 80)
+    };
+    assert!(matches!(
+        store.update_security_group_rules(&[clash]).await,
+        Err(StoreError::Conflict(id)) if id == "sgr-upd-ssh"
+    ));
+    // One good change and an unknown rule: nothing changed.
+    let dns = SecurityGroupRule {
+        protocol: "udp".into(),
+        from_port: Some(53),
+        to_port: Some(53),
+        cidr: None,
+        referenced_group_id: Some(vpc.default_group.group_id.clone()),
+        description: Some("dns".into()),
+        ..ssh.clone()
+    };
+    let unknown = rule("sgr-upd-none", group_id, alpha, false).with_cidr("1.2.3.4/32");
+    assert!(matches!(
+        store
+            .update_security_group_rules(&[dns.clone(), unknown])
+            .await,
+        Err(StoreError::NotFound(id)) if id == "sgr-upd-none"
+    ));
+    let gone_peer = ssh.clone().with_group("sg-nonexistent");
+    assert!(matches!(
+        store.update_security_group_rules(&[gone_peer]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(stored().await, before, "a refused update changed rules");
+    let generation = store.firewall_generation().await.expect("generation");
+    store
+        .update_security_group_rules(std::slice::from_ref(&dns))
+        .await
+        .expect("update");
+    assert!(store.firewall_generation().await.expect("generation") > generation);
+    let after = stored().await;
+    assert_eq!(rule_ids(&after), rule_ids(&before), "ids and order kept");
+    let changed = after
+        .iter()
+        .find(|r| r.rule_id == "sgr-upd-ssh")
+        .expect("kept");
+    assert_eq!(changed, &dns);
+    assert_eq!(
+        store
+            .delete_security_group(alpha, group_id)
+            .await
+            .expect("delete"),
+        GroupDeletion::Deleted
     );
 }
 

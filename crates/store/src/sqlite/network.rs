@@ -521,6 +521,40 @@ impl NetworkIndex for SqliteStore {
         Ok(removed)
     }
 
+    async fn update_security_group_rules(&self, rules: &[SecurityGroupRule]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for rule in rules {
+            if let Some(group) = &rule.referenced_group_id {
+                require_tx(&mut tx, GROUP_EXISTS, group).await?;
+            }
+            let updated = sqlx::query(
+                "UPDATE security_group_rules SET protocol = ?, from_port = ?, to_port = ?,
+                   cidr = ?, referenced_group_id = ?, description = ?
+                 WHERE rule_id = ? AND group_id = ?",
+            )
+            .bind(&rule.protocol)
+            .bind(rule.from_port)
+            .bind(rule.to_port)
+            .bind(&rule.cidr)
+            .bind(&rule.referenced_group_id)
+            .bind(&rule.description)
+            .bind(&rule.rule_id)
+            .bind(&rule.group_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(&rule.rule_id))?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound(rule.rule_id.clone()));
+            }
+        }
+        if !rules.is_empty() {
+            bump_generation(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn set_instance_groups(
         &self,
         instance_id: &str,

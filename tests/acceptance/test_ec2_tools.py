@@ -1,0 +1,247 @@
+"""The EC2 calls Terraform's AWS provider and Ansible's amazon.aws make on
+the default VPC's resources, with boto3 and the AWS CLI: security group
+rules by id (Authorize answers with `securityGroupRuleSet`,
+ModifySecurityGroupRules, UpdateSecurityGroupRuleDescriptions*), elastic
+IP domain names (Describe/Modify/ResetAddressAttribute), and instance
+extras (RunInstances volume and network-interface tags, disableApiStop,
+credit specifications, metadata options, GetPasswordData, instance type
+offerings). Bad input gets AWS's error and changes nothing. One module
+cloud; at most one instance is waited for."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import AwsCli, MalleeServer, free_port, unique
+from computeutil import register_guest, wait_states
+from netutil import public_range_for
+
+SGR_ID = re.compile(r"^sgr-[0-9a-f]{17}$")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    """A cloud with a public range and the test guest registered, shared by
+    this module."""
+    d = tmp_path_factory.mktemp("ec2tools")
+    port = free_port()
+    public = public_range_for(port).replace("/24", "/28")
+    s = MalleeServer(d / "data", d / "server.log", port=port, extra_args=["--public-range", public])
+    try:
+        s.start()
+        s.images = register_guest(s)
+        s.public = ipaddress.ip_network(public)
+        yield s
+    finally:
+        s.stop()
+        s.kill()
+        s.purge()
+
+
+@pytest.fixture
+def ec2(cloud):
+    return cloud.client("ec2")
+
+
+def error(call, *args, **kwargs) -> tuple[str, str, int]:
+    with pytest.raises(ClientError) as e:
+        call(*args, **kwargs)
+    r = e.value.response
+    return r["Error"]["Code"], r["Error"]["Message"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def rule(ec2, rule_id) -> dict:
+    return ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule_id])["SecurityGroupRules"][0]
+
+
+def group_rules(ec2, group_id) -> list[dict]:
+    return ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+        "SecurityGroupRules"
+    ]
+
+
+# ------------------------------------------------------------ security groups
+
+
+def test_terraform_security_group_and_ingress_rule_lifecycle(cloud, ec2):
+    """The calls terraform-provider-aws makes for aws_security_group
+    (internal/service/ec2/vpc_security_group.go: create, wait, revoke the
+    default egress, read, delete) and aws_vpc_security_group_ingress_rule
+    (internal/service/ec2/vpc_security_group_ingress_rule.go: Create reads
+    SecurityGroupRules[0].SecurityGroupRuleId from Authorize; Read is
+    DescribeSecurityGroupRules by id; Update is ModifySecurityGroupRules;
+    Delete revokes by SecurityGroupRuleIds), in that order."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    name = unique("tf")
+    # aws_security_group: create, wait for it, drop the default egress rule.
+    created = ec2.create_security_group(
+        GroupName=name,
+        Description="Managed by Terraform",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "Name", "Value": name}]}],
+    )
+    sg = created["GroupId"]
+    assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["GroupName"] == name
+    revoked = ec2.revoke_security_group_egress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "FromPort": 0, "ToPort": 0, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    assert revoked["Return"] is True
+    assert group_rules(ec2, sg) == []
+
+    # aws_vpc_security_group_ingress_rule: create.
+    out = ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "web"}]}
+        ],
+        TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": [{"Key": "Name", "Value": "web"}]}],
+    )
+    assert out["Return"] is True
+    assert len(out["SecurityGroupRules"]) == 1
+    added = out["SecurityGroupRules"][0]
+    rule_id = added["SecurityGroupRuleId"]
+    assert SGR_ID.match(rule_id)
+    assert added["GroupId"] == sg
+    assert added["GroupOwnerId"] == cloud.admin["account_id"]
+    assert added["IsEgress"] is False
+    assert (added["IpProtocol"], added["FromPort"], added["ToPort"]) == ("tcp", 80, 80)
+    assert added["CidrIpv4"] == "10.0.0.0/8"
+    assert added["Description"] == "web"
+    assert added["Tags"] == [{"Key": "Name", "Value": "web"}]
+    assert added["SecurityGroupRuleArn"].endswith(f":security-group-rule/{rule_id}")
+
+    # refresh: the rule by id, as Read sets its state from it.
+    read = rule(ec2, rule_id)
+    assert {k: read[k] for k in ("SecurityGroupRuleId", "GroupId", "IsEgress", "IpProtocol", "FromPort", "ToPort",
+                                 "CidrIpv4", "Description")} == {
+        "SecurityGroupRuleId": rule_id, "GroupId": sg, "IsEgress": False, "IpProtocol": "tcp",
+        "FromPort": 80, "ToPort": 80, "CidrIpv4": "10.0.0.0/8", "Description": "web",
+    }
+
+    # modify: the plan changed port, CIDR and description.
+    modified = ec2.modify_security_group_rules(
+        GroupId=sg,
+        SecurityGroupRules=[{
+            "SecurityGroupRuleId": rule_id,
+            "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8081,
+                                  "CidrIpv4": "192.168.0.0/16", "Description": "app"},
+        }],
+    )
+    assert modified["Return"] is True
+    after = rule(ec2, rule_id)
+    assert (after["FromPort"], after["ToPort"], after["CidrIpv4"], after["Description"]) == (
+        8080, 8081, "192.168.0.0/16", "app")
+    assert after["Tags"] == [{"Key": "Name", "Value": "web"}], "tags stay with the rule"
+    perms = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in perms] == [
+        (8080, 8081, ["192.168.0.0/16"])]
+
+    # a referenced group instead of a CIDR (same VPC).
+    default_sg = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["default"]}, {"Name": "vpc-id", "Values": [vpc]}]
+    )["SecurityGroups"][0]["GroupId"]
+    ec2.modify_security_group_rules(
+        GroupId=sg,
+        SecurityGroupRules=[{"SecurityGroupRuleId": rule_id,
+                             "SecurityGroupRule": {"IpProtocol": "-1", "ReferencedGroupId": default_sg}}],
+    )
+    by_group = rule(ec2, rule_id)
+    assert by_group["IpProtocol"] == "-1" and "CidrIpv4" not in by_group
+    assert by_group["ReferencedGroupInfo"]["GroupId"] == default_sg
+    assert "Description" not in by_group
+
+    # destroy: the rule by id, then the group.
+    gone = ec2.revoke_security_group_ingress(GroupId=sg, SecurityGroupRuleIds=[rule_id])
+    assert gone["Return"] is True
+    assert error(ec2.describe_security_group_rules, SecurityGroupRuleIds=[rule_id])[0] == \
+        "InvalidSecurityGroupRuleId.NotFound"
+    ec2.delete_security_group(GroupId=sg)
+
+
+def test_modify_security_group_rules_refusals_change_nothing(ec2):
+    sg = ec2.create_security_group(GroupName=unique("mod"), Description="refusals")["GroupId"]
+    out = ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "10.0.0.0/8"}, {"CidrIp": "172.16.0.0/12"}]}],
+    )
+    first, second = (r["SecurityGroupRuleId"] for r in out["SecurityGroupRules"])
+    before = sorted(group_rules(ec2, sg), key=lambda r: r["SecurityGroupRuleId"])
+
+    def modify(rule_id, **fields):
+        return error(ec2.modify_security_group_rules, GroupId=sg,
+                     SecurityGroupRules=[{"SecurityGroupRuleId": rule_id, "SecurityGroupRule": fields}])
+
+    code, message, status = modify(first, IpProtocol="tcp", FromPort=22, ToPort=22, CidrIpv4="172.16.0.0/12")
+    assert (code, status) == ("InvalidPermission.Duplicate", 400)
+    assert "already exists" in message
+    assert modify("sgr-0123456789abcdef0", IpProtocol="tcp", FromPort=1, ToPort=1, CidrIpv4="1.1.1.1/32")[:1] == (
+        "InvalidSecurityGroupRuleId.NotFound",)
+    assert modify(first, IpProtocol="tcp", FromPort=80, ToPort=22, CidrIpv4="1.1.1.1/32")[0] == "InvalidParameterValue"
+    assert modify(first, IpProtocol="tcp", FromPort=1, ToPort=1, CidrIpv4="1.1.1.1")[0] == "InvalidParameterValue"
+    assert modify(first, IpProtocol="tcp", FromPort=1, ToPort=1)[0] == "MissingParameter"
+    assert modify(first, IpProtocol="tcp", FromPort=1, ToPort=1, ReferencedGroupId="sg-0123456789abcdef0")[0] == \
+        "InvalidGroup.NotFound"
+    assert error(ec2.modify_security_group_rules, GroupId="sg-0123456789abcdef0", SecurityGroupRules=[
+        {"SecurityGroupRuleId": first, "SecurityGroupRule": {"IpProtocol": "-1", "CidrIpv4": "0.0.0.0/0"}}])[0] == \
+        "InvalidGroup.NotFound"
+    # the other group's rule id is not a rule of this group
+    other = ec2.create_security_group(GroupName=unique("other"), Description="other")["GroupId"]
+    other_rule = group_rules(ec2, other)[0]["SecurityGroupRuleId"]
+    assert modify(other_rule, IpProtocol="-1", CidrIpv4="0.0.0.0/0")[0] == "InvalidSecurityGroupRuleId.NotFound"
+    assert sorted(group_rules(ec2, sg), key=lambda r: r["SecurityGroupRuleId"]) == before
+    # two rules at once, swapping nothing into a clash
+    ec2.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[
+        {"SecurityGroupRuleId": first, "SecurityGroupRule": {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53,
+                                                             "CidrIpv4": "10.0.0.0/8"}},
+        {"SecurityGroupRuleId": second, "SecurityGroupRule": {"IpProtocol": "icmp", "FromPort": 8, "ToPort": -1,
+                                                              "CidrIpv4": "172.16.0.0/12"}},
+    ])
+    now = {r["SecurityGroupRuleId"]: r for r in group_rules(ec2, sg)}
+    assert (now[first]["IpProtocol"], now[first]["FromPort"]) == ("udp", 53)
+    assert (now[second]["IpProtocol"], now[second]["FromPort"], now[second]["ToPort"]) == ("icmp", 8, -1)
+    ec2.delete_security_group(GroupId=sg)
+    ec2.delete_security_group(GroupId=other)
+
+
+def test_update_rule_descriptions_ingress_and_egress(cloud, ec2):
+    """Ansible's ec2_security_group updates descriptions with
+    UpdateSecurityGroupRuleDescriptionsIngress/Egress (IpPermissions); the
+    AWS CLI's --security-group-rule-descriptions names rules by id."""
+    sg = ec2.create_security_group(GroupName=unique("desc"), Description="descriptions")["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                    "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "old"}]}])
+    out = ec2.update_security_group_rule_descriptions_ingress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                    "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "https"}]}])
+    assert out["Return"] is True
+    ingress = [r for r in group_rules(ec2, sg) if not r["IsEgress"]]
+    assert [r["Description"] for r in ingress] == ["https"]
+    perms = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
+    assert perms[0]["IpRanges"] == [{"CidrIp": "0.0.0.0/0", "Description": "https"}]
+
+    egress = [r for r in group_rules(ec2, sg) if r["IsEgress"]][0]
+    cli = AwsCli(cloud)
+    cli.json("ec2", "update-security-group-rule-descriptions-egress", "--group-id", sg,
+             "--security-group-rule-descriptions",
+             f"SecurityGroupRuleId={egress['SecurityGroupRuleId']},Description=anywhere")
+    assert rule(ec2, egress["SecurityGroupRuleId"])["Description"] == "anywhere"
+
+    before = group_rules(ec2, sg)
+    code, message, status = error(
+        ec2.update_security_group_rule_descriptions_ingress,
+        GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                    "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "x"},
+                                                 {"CidrIp": "10.0.0.0/8", "Description": "y"}]}])
+    assert (code, status) == ("InvalidPermission.NotFound", 400)
+    # an egress rule is not an ingress rule
+    assert error(ec2.update_security_group_rule_descriptions_ingress, GroupId=sg,
+                 SecurityGroupRuleDescriptions=[{"SecurityGroupRuleId": egress["SecurityGroupRuleId"],
+                                                 "Description": "z"}])[0] == "InvalidSecurityGroupRuleId.NotFound"
+    assert group_rules(ec2, sg) == before
+    ec2.delete_security_group(GroupId=sg)
