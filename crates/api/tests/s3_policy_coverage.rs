@@ -34,6 +34,12 @@ const BUCKET_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 const DELETE_MD5: &str = "sha/ftQZeVZnCOBHT4gO6A==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
+/// A tag set for Put*Tagging.
+const TAGGING_BODY: &str =
+    "<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>";
+/// Base64 of the MD5 of [`TAGGING_BODY`] (S3 asks a checksum of tagging puts).
+const TAGGING_MD5: &str = "ygxpoiUw4ExsUsHRCTjifw==";
+
 const S3_OPS: &[S3Op] = &[
     S3Op {
         operation: "ListBuckets",
@@ -276,6 +282,78 @@ const S3_OPS: &[S3Op] = &[
         method: "DELETE",
         path: "/fixture?policy",
         headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketTagging",
+        iam_action: "s3:PutBucketTagging",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?tagging",
+        headers: &[("content-md5", TAGGING_MD5)],
+        body: TAGGING_BODY,
+    },
+    S3Op {
+        operation: "GetBucketTagging",
+        iam_action: "s3:GetBucketTagging",
+        also: &[],
+        method: "GET",
+        path: "/fixture?tagging",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "DeleteBucketTagging",
+        iam_action: "s3:PutBucketTagging",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?tagging",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObjectTagging",
+        iam_action: "s3:PutObjectTagging",
+        also: &[],
+        method: "PUT",
+        path: "/fixture/k?tagging",
+        headers: &[("content-md5", TAGGING_MD5)],
+        body: TAGGING_BODY,
+    },
+    S3Op {
+        operation: "GetObjectTagging",
+        iam_action: "s3:GetObjectTagging",
+        also: &[],
+        method: "GET",
+        path: "/fixture/k?tagging",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "DeleteObjectTagging",
+        iam_action: "s3:DeleteObjectTagging",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture/k?tagging",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObject (tagging its object)",
+        iam_action: "s3:PutObjectTagging",
+        also: &["s3:PutObject"],
+        method: "PUT",
+        path: "/fixture/tagged",
+        headers: &[("x-amz-tagging", "a=1")],
+        body: "tagged",
+    },
+    S3Op {
+        operation: "CreateMultipartUpload (tagging its object)",
+        iam_action: "s3:PutObjectTagging",
+        also: &["s3:PutObject"],
+        method: "POST",
+        path: "/fixture/mp3?uploads",
+        headers: &[("x-amz-tagging", "a=1")],
         body: "",
     },
     S3Op {

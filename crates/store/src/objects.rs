@@ -4,7 +4,8 @@
 //! committed only after its blobs are durable, so a crash never exposes a
 //! partial object; blobs that a committed change stopped referencing are
 //! returned to the caller to delete (and found again by a start-up sweep if
-//! the process dies first).
+//! the process dies first). Tags live with what they tag: a bucket's,
+//! an object's, and an upload's (which its object gets on completion).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,6 +13,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{StoreResult, UnixMillis};
+
+/// An S3 tag set: values by key (keys are unique, and S3 returns them in
+/// key order). Empty when nothing is tagged.
+pub type Tags = BTreeMap<String, String>;
 
 /// A bucket. Names are one namespace across all accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +34,9 @@ pub struct Bucket {
     /// The bucket policy as it was put, if the bucket has one.
     #[serde(default)]
     pub policy: Option<String>,
+    /// The bucket's tags (empty: no tag set).
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// A stretch of an object's data stored in one blob file.
@@ -81,6 +89,9 @@ pub struct ObjectRecord {
     pub acl_json: String,
     /// Account that wrote the object.
     pub owner_account: String,
+    /// The object's tags.
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// An in-progress multipart upload.
@@ -100,6 +111,9 @@ pub struct MultipartUpload {
     pub metadata: ObjectMetadata,
     /// ACL the completed object gets.
     pub acl_json: String,
+    /// Tags the completed object gets.
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// One uploaded part.
@@ -151,6 +165,9 @@ pub trait ObjectIndex: Send + Sync {
     /// bucket is absent. [`ObjectIndex::create_bucket`] stores the policy a
     /// new bucket carries.
     async fn set_bucket_policy(&self, name: &str, policy: Option<&str>) -> StoreResult<()>;
+    /// Replaces a bucket's tags (empty removes them); `NotFound` when the
+    /// bucket is absent.
+    async fn set_bucket_tags(&self, name: &str, tags: &Tags) -> StoreResult<()>;
 
     /// Creates or replaces an object, charging the bucket owner's usage and
     /// enforcing its quota (a change that does not grow usage is always
@@ -164,6 +181,9 @@ pub trait ObjectIndex: Send + Sync {
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<String>>>;
     /// Replaces an object's ACL; returns whether it exists.
     async fn set_object_acl(&self, bucket: &str, key: &str, acl_json: &str) -> StoreResult<bool>;
+    /// Replaces an object's tags (empty removes them); returns whether it
+    /// exists.
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &Tags) -> StoreResult<bool>;
     /// Up to `limit` objects whose key starts with `prefix` and sorts after
     /// `start_after` (byte order of UTF-8), ascending.
     async fn list_objects(

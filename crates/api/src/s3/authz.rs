@@ -48,9 +48,12 @@ pub fn iam_action(operation: &str) -> String {
         "ListMultipartUploads" => "ListBucketMultipartUploads",
         "ListParts" => "ListMultipartUploadParts",
         "ListBuckets" => "ListAllMyBuckets",
+        // AWS has no action of its own for removing a bucket's tags.
+        "DeleteBucketTagging" => "PutBucketTagging",
         // The rest are named as their operations (GetBucketAcl,
         // PutObjectAcl, AbortMultipartUpload, GetBucketLocation,
-        // PutBucketPolicy, GetBucketPolicyStatus, …).
+        // PutBucketPolicy, GetBucketPolicyStatus, GetBucketTagging,
+        // Put/Get/DeleteObjectTagging, …).
         other => other,
     };
     format!("s3:{action}")
@@ -59,10 +62,11 @@ pub fn iam_action(operation: &str) -> String {
 /// The ACL permission an operation's own check asks for, and whether on
 /// the object (else on the bucket): what a bucket policy grant stands in
 /// for. `None` for operations only the bucket's account may make
-/// (location, deletion, the bucket policy) or that name no bucket.
+/// (location, deletion, the bucket policy, the bucket's tags) or that name
+/// no bucket.
 fn acl_permission(operation: &str) -> Option<(Permission, bool)> {
     Some(match operation {
-        "HeadObject" | "GetObject" => (Permission::Read, true),
+        "HeadObject" | "GetObject" | "GetObjectTagging" => (Permission::Read, true),
         "GetObjectAcl" => (Permission::ReadAcp, true),
         "PutObjectAcl" => (Permission::WriteAcp, true),
         "PutObject"
@@ -75,7 +79,9 @@ fn acl_permission(operation: &str) -> Option<(Permission, bool)> {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "ListParts"
-        | "ListMultipartUploads" => (Permission::Write, false),
+        | "ListMultipartUploads"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => (Permission::Write, false),
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => (Permission::Read, false),
         "GetBucketAcl" => (Permission::ReadAcp, false),
         "PutBucketAcl" => (Permission::WriteAcp, false),
@@ -184,9 +190,10 @@ impl Check {
 }
 
 /// The decisions an operation on `path` needs: its own, the read of a
-/// copy's source (`copy_source` is its header), and the listings that let
-/// a read tell NoSuchKey.
-fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>) -> Vec<Check> {
+/// copy's source (`copy_source` is its header), tagging the object a write
+/// that carries `x-amz-tagging` (`tagged`) makes, as AWS asks, and the
+/// listings that let a read tell NoSuchKey.
+fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>, tagged: bool) -> Vec<Check> {
     let (bucket, key) = match path {
         S3Path::Root => (None, None),
         S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
@@ -205,6 +212,15 @@ fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>) -> Vec<Chec
     {
         out.push(Check::read(&bucket, &key));
         out.push(Check::listing(&bucket));
+    }
+    if tagged && matches!(operation, "PutObject" | "CreateMultipartUpload") {
+        out.push(Check {
+            action: "s3:PutObjectTagging".into(),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            grants: acl_permission("PutObjectTagging"),
+            need: Need::Required,
+        });
     }
     if matches!(operation, "GetObject" | "HeadObject")
         && let (Some(bucket), Some(_)) = (&bucket, &key)
@@ -255,8 +271,9 @@ pub async fn check(
         .headers()
         .get("x-amz-copy-source")
         .and_then(|v| v.to_str().ok());
+    let tagged = cx.headers().contains_key("x-amz-tagging");
     let mut buckets: Vec<(String, Option<Bucket>)> = Vec::new();
-    for check in checks(operation, cx.s3_path(), copy_source) {
+    for check in checks(operation, cx.s3_path(), copy_source, tagged) {
         let bucket = match &check.bucket {
             None => None,
             Some(name) => {
@@ -425,6 +442,10 @@ mod tests {
         assert_eq!(iam_action("ListObjectsV2"), "s3:ListBucket");
         assert_eq!(iam_action("GetBucketAcl"), "s3:GetBucketAcl");
         assert_eq!(iam_action("GetBucketPolicy"), "s3:GetBucketPolicy");
+        assert_eq!(iam_action("GetObjectTagging"), "s3:GetObjectTagging");
+        assert_eq!(iam_action("DeleteObjectTagging"), "s3:DeleteObjectTagging");
+        assert_eq!(iam_action("GetBucketTagging"), "s3:GetBucketTagging");
+        assert_eq!(iam_action("DeleteBucketTagging"), "s3:PutBucketTagging");
         assert_eq!(resource_arn(None, None), "*");
         assert_eq!(resource_arn(Some("b"), Some("k/x")), "arn:aws:s3:::b/k/x");
     }
@@ -435,7 +456,7 @@ mod tests {
             bucket: "dst".into(),
             key: "d/k".into(),
         };
-        let copy = checks("CopyObject", &object, Some("/src/s%20k?versionId=1"));
+        let copy = checks("CopyObject", &object, Some("/src/s%20k?versionId=1"), false);
         let asked: Vec<(String, String, Need)> = copy
             .iter()
             .map(|c| (c.action.clone(), c.arn(), c.need))
@@ -471,14 +492,27 @@ mod tests {
             })
         );
         assert_eq!(copy[1].grant().and_then(|g| g.key), Some("s k".to_string()));
-        let get = checks("GetObject", &object, None);
+        let get = checks("GetObject", &object, None, false);
         assert_eq!(get.len(), 2);
         assert_eq!(get[1].need, Need::Optional);
         // Operations of the bucket's account alone get no grant.
         let bucket = S3Path::Bucket {
             bucket: "dst".into(),
         };
-        assert_eq!(checks("DeleteBucket", &bucket, None)[0].grant(), None);
-        assert_eq!(checks("ListBuckets", &S3Path::Root, None)[0].arn(), "*");
+        assert_eq!(
+            checks("DeleteBucket", &bucket, None, false)[0].grant(),
+            None
+        );
+        assert_eq!(
+            checks("ListBuckets", &S3Path::Root, None, false)[0].arn(),
+            "*"
+        );
+        // A write that tags its object needs the tagging action too.
+        let tagged: Vec<String> = checks("PutObject", &object, None, true)
+            .into_iter()
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(tagged, ["s3:PutObject", "s3:PutObjectTagging"]);
+        assert_eq!(checks("PutObject", &object, None, false).len(), 1);
     }
 }

@@ -17,14 +17,19 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
         ObjectError::NoSuchKey => S3ErrorCode::NoSuchKey,
         ObjectError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
         ObjectError::NoSuchBucketPolicy => S3ErrorCode::NoSuchBucketPolicy,
+        ObjectError::NoSuchTagSet => S3ErrorCode::NoSuchTagSet,
+        ObjectError::InvalidTag(_) => S3ErrorCode::InvalidTag,
+        ObjectError::TooManyTags(_) => {
+            return with_status("BadRequest", err.to_string(), StatusCode::BAD_REQUEST);
+        }
         ObjectError::MalformedPolicy(_) => S3ErrorCode::MalformedPolicy,
         ObjectError::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
         ObjectError::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists,
         ObjectError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
         ObjectError::InvalidLocation => S3ErrorCode::InvalidLocationConstraint,
-        ObjectError::InvalidAcl(_) | ObjectError::PartNumberOutOfRange => {
-            S3ErrorCode::InvalidArgument
-        }
+        ObjectError::InvalidAcl(_)
+        | ObjectError::PartNumberOutOfRange
+        | ObjectError::InvalidTaggingHeader => S3ErrorCode::InvalidArgument,
         ObjectError::TooLarge => S3ErrorCode::EntityTooLarge,
         ObjectError::PartTooSmall => S3ErrorCode::EntityTooSmall,
         ObjectError::Md5Mismatch => S3ErrorCode::BadDigest,
@@ -141,6 +146,28 @@ mod tests {
             Some(StatusCode::RANGE_NOT_SATISFIABLE)
         );
         assert_eq!(parts(ObjectError::NoParts).0, "MalformedXML");
+        assert_eq!(
+            parts(ObjectError::TooManyTags(
+                "Object tags cannot be greater than 10".into()
+            )),
+            (
+                "BadRequest".into(),
+                Some(StatusCode::BAD_REQUEST),
+                Some("Object tags cannot be greater than 10".into())
+            )
+        );
+        assert_eq!(
+            parts(ObjectError::NoSuchTagSet),
+            (
+                "NoSuchTagSet".into(),
+                Some(StatusCode::NOT_FOUND),
+                Some("The TagSet does not exist".into())
+            )
+        );
+        assert_eq!(
+            parts(ObjectError::InvalidTag("x".into())).1,
+            Some(StatusCode::BAD_REQUEST)
+        );
         assert_eq!(
             parts(ObjectError::Internal("disk on fire".into()))
                 .2

@@ -44,6 +44,7 @@ pub(super) async fn create_multipart_upload(
     let new = NewUpload {
         acl,
         metadata: metadata_of!(input),
+        tags: super::tagging::header_pairs(input.tagging.as_deref()),
         bucket: input.bucket,
         key: input.key,
     };

@@ -1,6 +1,7 @@
 //! Object operations on the wire: PutObject, GetObject, HeadObject,
 //! DeleteObject, DeleteObjects, CopyObject, Get/PutObjectAcl. Bodies pass
-//! through as streams, wrapped in the `x-amz-checksum-*` check.
+//! through as streams, wrapped in the `x-amz-checksum-*` check; tags come
+//! in `x-amz-tagging` and their count goes out in `x-amz-tagging-count`.
 
 use mallee_cloud::objects::reads::{self, ObjectView, ReadObject};
 use mallee_cloud::objects::writes::{self, CopyObject, PutObject};
@@ -11,6 +12,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::acl::policy_of;
 use super::dto::{body, byte_range, copy_source, expires_of, timestamp, user_metadata};
 use super::error::s3_error;
+use super::tagging::{count_header, header_pairs};
 use super::{S3Api, caller};
 
 /// Most keys one DeleteObjects may name.
@@ -37,6 +39,7 @@ pub(super) async fn put_object(
             .as_ref()
             .is_some_and(ETagCondition::is_any),
         metadata: metadata_of!(input),
+        tags: header_pairs(input.tagging.as_deref()),
         body,
         bucket: input.bucket,
         key: input.key,
@@ -118,10 +121,12 @@ pub(super) async fn get_object(
     } else {
         http::StatusCode::OK
     };
+    let tag_count = view.object.tags.len();
     let output = object_headers!(
         GetObjectOutput,
         &view,
         body: Some(StreamingBlob::wrap(reader.into_stream())),
+        tag_count: (tag_count > 0).then(|| i32::try_from(tag_count).unwrap_or(i32::MAX)),
         ..Default::default()
     );
     Ok(S3Response::with_status(output, status))
@@ -136,11 +141,16 @@ pub(super) async fn head_object(
     let view = reads::head(&api.cloud, &caller(&req), &read)
         .await
         .map_err(s3_error)?;
-    Ok(S3Response::new(object_headers!(
+    let mut response = S3Response::new(object_headers!(
         HeadObjectOutput,
         &view,
         ..Default::default()
-    )))
+    ));
+    // s3s's HeadObjectOutput has no field for the count S3 sends.
+    if let Some((name, value)) = count_header(&view.object.tags) {
+        response.headers.insert(name, value);
+    }
+    Ok(response)
 }
 
 pub(super) async fn delete_object(
@@ -211,12 +221,19 @@ pub(super) async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    // COPY (the default) keeps the source's tags, REPLACE takes the
+    // request's `x-amz-tagging` (none if absent).
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let acl = requested_acl!(api, input, object_grants).await?;
     let copy = CopyObject {
         source_bucket,
         source_key,
         conditions: copy_conditions!(input),
         metadata: replace.then(|| metadata_of!(input)),
+        tags: replace_tags.then(|| header_pairs(input.tagging.as_deref())),
         acl,
         bucket: input.bucket,
         key: input.key,

@@ -59,6 +59,7 @@ pub async fn create(cloud: &Cloud, requester: &Requester, new: NewBucket) -> Res
         acl_json: acl.to_json(),
         created_at: ids::now_millis(),
         policy: None,
+        tags: Default::default(),
     };
     match cloud.store.create_bucket(&created).await {
         Ok(()) => Ok(created),

@@ -47,6 +47,21 @@ pub enum ObjectError {
     /// A bucket policy S3 refuses; the text is the reason.
     #[error("{0}")]
     MalformedPolicy(String),
+    /// The bucket has no tag set.
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet,
+    /// A tag S3 refuses (a duplicate, reserved, too long or malformed key,
+    /// or a value too long or malformed); the text says which.
+    #[error("{0}")]
+    InvalidTag(String),
+    /// More tags than an object or bucket may carry; the text says which.
+    #[error("{0}")]
+    TooManyTags(String),
+    /// An `x-amz-tagging` header naming a key twice.
+    #[error(
+        "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."
+    )]
+    InvalidTaggingHeader,
     /// An ACL that cannot be built (an unknown canned ACL).
     #[error("{0}")]
     InvalidAcl(String),

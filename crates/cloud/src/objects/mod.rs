@@ -2,8 +2,8 @@
 //! buckets ([`buckets`]), reading objects with conditions and ranges
 //! ([`reads`]), writing, copying and deleting them with their data
 //! streamed into blob files ([`writes`]), multipart uploads
-//! ([`multipart`]), listings ([`list`]), access control lists ([`acl`])
-//! and bucket policies ([`policy`]); and, for the rest of the cloud, whether an account may read
+//! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
+//! bucket policies ([`policy`]) and tags ([`tagging`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
@@ -15,6 +15,7 @@ pub mod list;
 pub mod multipart;
 pub mod policy;
 pub mod reads;
+pub mod tagging;
 pub mod writes;
 
 use futures_util::StreamExt;
@@ -199,13 +200,63 @@ pub async fn read_header(cloud: &Cloud, object: &ObjectRecord) -> Result<Vec<u8>
 #[cfg(test)]
 pub(crate) mod testing {
     use bytes::Bytes;
-    use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
+    use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Part, Segment};
 
     use super::Requester;
     use super::acl::{Acl, AclRequest};
     use super::buckets::{self, NewBucket};
+    use super::error::Result;
+    use super::multipart::{self, NewUpload, UploadPart, UploadRef};
+    use super::writes::Body;
     use crate::Cloud;
     use crate::testkit::TestCloud;
+
+    /// Starts an upload of `key` in bucket `b` for `requester`, with
+    /// `tags` as its `x-amz-tagging`.
+    pub async fn start_upload(
+        cloud: &Cloud,
+        requester: &Requester,
+        key: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<UploadRef> {
+        let new = NewUpload {
+            bucket: "b".into(),
+            key: key.into(),
+            acl: AclRequest::default(),
+            metadata: ObjectMetadata::default(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let upload = multipart::create(cloud, requester, new).await?;
+        Ok(UploadRef {
+            bucket: upload.bucket,
+            key: upload.key,
+            upload_id: upload.upload_id,
+        })
+    }
+
+    /// Stores `data` as part `number` of `upload` for `requester`.
+    pub async fn upload_part(
+        cloud: &Cloud,
+        requester: &Requester,
+        upload: &UploadRef,
+        number: i32,
+        data: Vec<u8>,
+    ) -> Result<Part> {
+        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+        let part = UploadPart {
+            upload: upload.clone(),
+            part_number: number,
+            body: Body {
+                declared_size: None,
+                expected_md5: None,
+                stream,
+            },
+        };
+        multipart::upload_part(cloud, requester, part).await
+    }
 
     /// A cloud with two accounts, `alice` and `bob` (returned in that
     /// order), and a private bucket `b` of alice's.
@@ -248,6 +299,7 @@ pub(crate) mod testing {
                     acl_json: Acl::private(owner).to_json(),
                     created_at: 0,
                     policy: None,
+                    tags: Default::default(),
                 })
                 .await
                 .expect("create bucket");
@@ -276,6 +328,7 @@ pub(crate) mod testing {
                 metadata: ObjectMetadata::default(),
                 acl_json: acl.to_json(),
                 owner_account: owner.into(),
+                tags: Default::default(),
             })
             .await
             .expect("object");

@@ -17,6 +17,7 @@ use super::acl::{AclRequest, Permission};
 use super::error::{ObjectError, Result};
 use super::list::common_prefix;
 use super::reads::{Conditions, copy_range, readable_object};
+use super::tagging::{TagPairs, header_tags};
 use super::writes::{Body, copy_data, new_acl};
 use super::{
     MAX_OBJECT_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, Requester, bucket_for, page_size, release_blobs,
@@ -37,6 +38,9 @@ pub struct NewUpload {
     pub acl: AclRequest,
     /// The object's metadata.
     pub metadata: ObjectMetadata,
+    /// The object's tags (`x-amz-tagging`), checked now and given to the
+    /// object on completion.
+    pub tags: TagPairs,
 }
 
 /// Starts a multipart upload.
@@ -46,6 +50,7 @@ pub async fn create(
     new: NewUpload,
 ) -> Result<MultipartUpload> {
     let bucket = bucket_for(cloud, requester, &new.bucket, Permission::Write).await?;
+    let tags = header_tags(new.tags)?;
     let (owner, acl) = new_acl(requester, &bucket, new.acl)?;
     let upload = MultipartUpload {
         upload_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -55,6 +60,7 @@ pub async fn create(
         initiated: ids::now_millis(),
         metadata: new.metadata,
         acl_json: acl.to_json(),
+        tags,
     };
     cloud
         .store
@@ -215,6 +221,7 @@ pub async fn complete(
         metadata: upload.metadata,
         acl_json: upload.acl_json,
         owner_account: upload.owner_account,
+        tags: upload.tags,
     };
     match cloud
         .store
@@ -420,41 +427,15 @@ mod tests {
     use crate::objects::testing;
 
     async fn start(cloud: &Cloud, requester: &Requester, key: &str) -> UploadRef {
-        let upload = create(
-            cloud,
-            requester,
-            NewUpload {
-                bucket: "b".into(),
-                key: key.into(),
-                acl: AclRequest::default(),
-                metadata: ObjectMetadata::default(),
-            },
-        )
-        .await
-        .expect("create");
-        UploadRef {
-            bucket: upload.bucket,
-            key: upload.key,
-            upload_id: upload.upload_id,
-        }
+        testing::start_upload(cloud, requester, key, &[])
+            .await
+            .expect("create")
     }
 
+    /// Parts are written by the anonymous caller (the tests open the
+    /// bucket to it).
     async fn part(cloud: &Cloud, upload: &UploadRef, number: i32, data: Vec<u8>) -> Result<Part> {
-        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
-        upload_part(
-            cloud,
-            &Requester::anonymous(),
-            UploadPart {
-                upload: upload.clone(),
-                part_number: number,
-                body: Body {
-                    declared_size: None,
-                    expected_md5: None,
-                    stream,
-                },
-            },
-        )
-        .await
+        testing::upload_part(cloud, &Requester::anonymous(), upload, number, data).await
     }
 
     fn named(parts: &[(u32, Option<&str>)]) -> Vec<CompletedPart> {

@@ -273,6 +273,7 @@ mod tests {
             metadata: Default::default(),
             acl_json: String::new(),
             owner_account: "A".into(),
+            tags: Default::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Writing objects: PutObject (the body streamed into a blob file, never
-//! held whole, its MD5 checked on the way), CopyObject, DeleteObject(s)
+//! held whole, its MD5 checked on the way, its tags checked before any
+//! byte is read), CopyObject (tags copied or replaced), DeleteObject(s)
 //! and replacing an object's ACL. A new object's record is committed in
 //! one transaction once its data is durable, replacing any older version
 //! (the bucket owner's quota is enforced there); the blobs no record uses
@@ -11,11 +12,13 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures_util::Stream;
 use mallee_blobs::{WriteLimits, WrittenBlob};
+use mallee_store::objects::Tags;
 use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
 
 use super::acl::{Acl, AclRequest, Permission};
 use super::error::{ObjectError, Result};
 use super::reads::{Conditions, readable_object};
+use super::tagging::{TagPairs, header_tags};
 use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs};
 use crate::{Cloud, ids};
 
@@ -74,6 +77,8 @@ pub struct PutObject<S> {
     pub create_only: bool,
     /// Standard and user metadata.
     pub metadata: ObjectMetadata,
+    /// The tags (`x-amz-tagging`).
+    pub tags: TagPairs,
     /// The data.
     pub body: Body<S>,
 }
@@ -90,12 +95,21 @@ where
 {
     let bucket = bucket_for(cloud, requester, &put.bucket, Permission::Write).await?;
     put.body.check_declared_size()?;
+    let tags = header_tags(put.tags)?;
     let (owner, acl) = new_acl(requester, &bucket, put.acl)?;
     if put.create_only && cloud.store.object(&bucket.name, &put.key).await?.is_some() {
         return Err(ObjectError::PreconditionFailed);
     }
     let written = put.body.write(cloud).await?;
-    let object = new_object(bucket.name, put.key, written, put.metadata, &acl, owner);
+    let object = new_object(
+        bucket.name,
+        put.key,
+        written,
+        put.metadata,
+        tags,
+        &acl,
+        owner,
+    );
     commit(cloud, &object).await?;
     Ok(object)
 }
@@ -115,6 +129,9 @@ pub struct CopyObject {
     pub conditions: Conditions,
     /// New metadata (the REPLACE directive); `None` keeps the source's.
     pub metadata: Option<ObjectMetadata>,
+    /// New tags (the REPLACE tagging directive); `None` keeps the
+    /// source's.
+    pub tags: Option<TagPairs>,
     /// The target's ACL.
     pub acl: AclRequest,
 }
@@ -138,12 +155,16 @@ pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Res
     if source.size > MAX_PUT_SIZE {
         return Err(ObjectError::CopySourceTooLarge);
     }
+    let tags = match copy.tags {
+        Some(pairs) => header_tags(pairs)?,
+        None => source.tags.clone(),
+    };
     let metadata = copy.metadata.unwrap_or_else(|| source.metadata.clone());
     let (owner, acl) = new_acl(requester, &bucket, copy.acl)?;
     let written = copy_data(cloud, &source, None).await?;
     // The copy's ETag is the MD5 of its data, which S3 computes afresh
     // (a multipart source's ETag is not an MD5).
-    let object = new_object(bucket.name, copy.key, written, metadata, &acl, owner);
+    let object = new_object(bucket.name, copy.key, written, metadata, tags, &acl, owner);
     commit(cloud, &object).await?;
     Ok(object)
 }
@@ -248,6 +269,7 @@ fn new_object(
     key: String,
     written: WrittenBlob,
     metadata: ObjectMetadata,
+    tags: Tags,
     acl: &Acl,
     owner: String,
 ) -> ObjectRecord {
@@ -264,6 +286,7 @@ fn new_object(
         metadata,
         acl_json: acl.to_json(),
         owner_account: owner,
+        tags,
     }
 }
 
@@ -303,6 +326,7 @@ mod tests {
             acl: AclRequest::default(),
             create_only: false,
             metadata: ObjectMetadata::default(),
+            tags: TagPairs::new(),
             body: Body {
                 declared_size: None,
                 expected_md5: None,

@@ -1,7 +1,10 @@
 //! Conformance checks of [`crate::ObjectIndex`]: global bucket names,
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
-//! bucket policies, and deleting buckets (with their policies).
+//! bucket policies, tags ([`tags`]), and deleting buckets (with their
+//! policies and tags).
+
+mod tags;
 
 use std::collections::HashSet;
 
@@ -19,6 +22,7 @@ fn bucket(name: &str, account_id: &str) -> Bucket {
         acl_json: "{}".into(),
         created_at: 5,
         policy: None,
+        tags: Default::default(),
     }
 }
 
@@ -44,6 +48,7 @@ fn object(bucket: &str, key: &str, blobs: &[(&str, u64)], writer: &str) -> Objec
         },
         acl_json: "{}".into(),
         owner_account: writer.into(),
+        tags: Default::default(),
     }
 }
 
@@ -59,6 +64,7 @@ fn upload(id: &str, bucket: &str, key: &str, initiated: i64) -> MultipartUpload 
             ..ObjectMetadata::default()
         },
         acl_json: "{\"grants\":[]}".into(),
+        tags: Default::default(),
     }
 }
 
@@ -71,6 +77,11 @@ fn part(upload_id: &str, number: u32, blob_id: &str, size: u64) -> Part {
         etag: format!("\"{blob_id}\""),
         last_modified: 7,
     }
+}
+
+/// The bucket `name`, which must exist.
+async fn stored_bucket(store: &dyn Store, name: &str) -> Bucket {
+    store.bucket(name).await.expect("bucket").expect("exists")
 }
 
 fn keys(objects: &[ObjectRecord]) -> Vec<&str> {
@@ -99,18 +110,12 @@ pub async fn run(store: &dyn Store) {
     usage_and_quota(store, gamma, delta).await;
     multipart(store, gamma, delta).await;
     bucket_policies(store, gamma).await;
+    tags::run(store, gamma).await;
     deleting_buckets(store).await;
 }
 
 async fn bucket_policies(store: &dyn Store, gamma: &str) {
-    let policy_of = async |name: &str| {
-        store
-            .bucket(name)
-            .await
-            .expect("bucket")
-            .expect("exists")
-            .policy
-    };
+    let policy_of = async |name: &str| stored_bucket(store, name).await.policy;
     assert_eq!(policy_of("bkt").await, None);
     // Kept byte for byte, white space included.
     let text = "{ \"Version\": \"2012-10-17\",\n  \"Statement\": [] }";
@@ -665,19 +670,13 @@ async fn deleting_buckets(store: &dyn Store) {
         .await
         .expect("delete bucket");
     assert!(store.referenced_blobs().await.expect("blobs").is_empty());
-    // The name is free again, for any account, and the old policy is gone
-    // with the old bucket.
+    // The name is free again, for any account, and the old policy and tags
+    // are gone with the old bucket.
     store
         .create_bucket(&bucket("bkt", "555555555555"))
         .await
         .expect("recreate");
-    assert_eq!(
-        store
-            .bucket("bkt")
-            .await
-            .expect("bucket")
-            .expect("bkt")
-            .policy,
-        None
-    );
+    let recreated = stored_bucket(store, "bkt").await;
+    assert_eq!(recreated.policy, None);
+    assert!(recreated.tags.is_empty(), "a recreated bucket kept tags");
 }

@@ -1,5 +1,7 @@
 //! [`ObjectIndex`] for the SQLite backend (tables from `0002_objects.sql`;
-//! bucket policies from `0017_bucket_policy.sql`).
+//! bucket policies from `0017_bucket_policy.sql`; tags, a JSON object in
+//! the row of the bucket, object or upload they tag, from
+//! `0020_tagging.sql`).
 //!
 //! Storage use is kept per account in `account_storage` and changed in the
 //! same transaction as the objects it counts, so it is always exact. Only
@@ -19,7 +21,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
-    Segment,
+    Segment, Tags,
 };
 use crate::{StoreError, StoreResult};
 
@@ -68,6 +70,7 @@ fn bucket_from_row(row: &SqliteRow) -> StoreResult<Bucket> {
         acl_json: row.try_get("acl_json")?,
         created_at: row.try_get("created_at")?,
         policy: row.try_get("policy")?,
+        tags: tags_from_row(row, "bucket tags")?,
     })
 }
 
@@ -84,7 +87,13 @@ fn object_from_row(row: &SqliteRow) -> StoreResult<ObjectRecord> {
         metadata: from_json::<ObjectMetadata>(&metadata, "object metadata")?,
         acl_json: row.try_get("acl_json")?,
         owner_account: row.try_get("owner_account")?,
+        tags: tags_from_row(row, "object tags")?,
     })
+}
+
+fn tags_from_row(row: &SqliteRow, what: &str) -> StoreResult<Tags> {
+    let tags: String = row.try_get("tags")?;
+    from_json(&tags, what)
 }
 
 fn upload_from_row(row: &SqliteRow) -> StoreResult<MultipartUpload> {
@@ -97,6 +106,7 @@ fn upload_from_row(row: &SqliteRow) -> StoreResult<MultipartUpload> {
         initiated: row.try_get("initiated")?,
         metadata: from_json(&metadata, "upload metadata")?,
         acl_json: row.try_get("acl_json")?,
+        tags: tags_from_row(row, "upload tags")?,
     })
 }
 
@@ -190,11 +200,11 @@ async fn put_object_tx(
         return Err(ObjectIndexError::QuotaExceeded { quota }.into());
     }
     sqlx::query(
-        "INSERT INTO objects (bucket, key, segments, size, etag, last_modified, metadata, acl_json, owner_account)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO objects (bucket, key, segments, size, etag, last_modified, metadata, acl_json, owner_account, tags)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (bucket, key) DO UPDATE SET segments = excluded.segments, size = excluded.size,
             etag = excluded.etag, last_modified = excluded.last_modified, metadata = excluded.metadata,
-            acl_json = excluded.acl_json, owner_account = excluded.owner_account",
+            acl_json = excluded.acl_json, owner_account = excluded.owner_account, tags = excluded.tags",
     )
     .bind(&object.bucket)
     .bind(&object.key)
@@ -205,6 +215,7 @@ async fn put_object_tx(
     .bind(to_json(&object.metadata)?)
     .bind(&object.acl_json)
     .bind(&object.owner_account)
+    .bind(to_json(&object.tags)?)
     .execute(&mut **tx)
     .await?;
     set_used_tx(tx, &owner, new_used).await?;
@@ -265,14 +276,34 @@ impl SqliteStore {
         }
         Ok(())
     }
+
+    /// Runs `sql`, an UPDATE of one column of the object `bucket/key`
+    /// binding `value`, the bucket and the key; returns whether the object
+    /// exists.
+    async fn update_object(
+        &self,
+        sql: &'static str,
+        value: &str,
+        bucket: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(sql)
+            .bind(value)
+            .bind(bucket)
+            .bind(key)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
 }
 
 #[async_trait]
 impl ObjectIndex for SqliteStore {
     async fn create_bucket(&self, bucket: &Bucket) -> StoreResult<()> {
         let result = sqlx::query(
-            "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&bucket.name)
         .bind(&bucket.account_id)
@@ -280,6 +311,7 @@ impl ObjectIndex for SqliteStore {
         .bind(&bucket.acl_json)
         .bind(bucket.created_at)
         .bind(&bucket.policy)
+        .bind(to_json(&bucket.tags)?)
         .execute(&self.pool)
         .await;
         match result {
@@ -346,6 +378,15 @@ impl ObjectIndex for SqliteStore {
             .await
     }
 
+    async fn set_bucket_tags(&self, name: &str, tags: &Tags) -> StoreResult<()> {
+        self.update_bucket(
+            "UPDATE buckets SET tags = ? WHERE name = ?",
+            Some(&to_json(tags)?),
+            name,
+        )
+        .await
+    }
+
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
         let freed = put_object_tx(&mut tx, object).await?;
@@ -401,14 +442,23 @@ impl ObjectIndex for SqliteStore {
     }
 
     async fn set_object_acl(&self, bucket: &str, key: &str, acl_json: &str) -> StoreResult<bool> {
-        let updated = sqlx::query("UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ?")
-            .bind(acl_json)
-            .bind(bucket)
-            .bind(key)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(updated > 0)
+        self.update_object(
+            "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ?",
+            acl_json,
+            bucket,
+            key,
+        )
+        .await
+    }
+
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &Tags) -> StoreResult<bool> {
+        self.update_object(
+            "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?",
+            &to_json(tags)?,
+            bucket,
+            key,
+        )
+        .await
     }
 
     async fn list_objects(
@@ -458,8 +508,8 @@ impl ObjectIndex for SqliteStore {
 
     async fn create_upload(&self, upload: &MultipartUpload) -> StoreResult<()> {
         let result = sqlx::query(
-            "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.upload_id)
         .bind(&upload.bucket)
@@ -468,6 +518,7 @@ impl ObjectIndex for SqliteStore {
         .bind(upload.initiated)
         .bind(to_json(&upload.metadata)?)
         .bind(&upload.acl_json)
+        .bind(to_json(&upload.tags)?)
         .execute(&self.pool)
         .await;
         match result {
