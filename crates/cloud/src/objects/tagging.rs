@@ -188,6 +188,9 @@ mod tests {
         (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect()
     }
 
+    /// A tag set, what it is for, and the InvalidTag message it gets.
+    type Refusal<'a> = (&'a [(&'a str, &'a str)], Tagged, &'a str);
+
     fn invalid(message: &str) -> Result<Tags> {
         Err(ObjectError::InvalidTag(message.into()))
     }
@@ -220,7 +223,7 @@ mod tests {
             ))
         );
         let (long_key, long_value) = ("k".repeat(129), "é".repeat(257));
-        let refused: [(&[(&str, &str)], Tagged, &str); 9] = [
+        let refused: [Refusal<'_>; 9] = [
             (
                 &[(&long_key, "v")],
                 Tagged::Object,
