@@ -136,7 +136,7 @@ pub struct Part {
 /// Why an object-store change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectIndexError {
-    /// The bucket still holds objects or uploads.
+    /// The bucket still holds objects.
     #[error("bucket not empty")]
     BucketNotEmpty,
     /// The change would take the bucket owner's account over its quota.
@@ -156,9 +156,11 @@ pub trait ObjectIndex: Send + Sync {
     async fn bucket(&self, name: &str) -> StoreResult<Option<Bucket>>;
     /// An account's buckets, ordered by name.
     async fn buckets(&self, account_id: &str) -> StoreResult<Vec<Bucket>>;
-    /// Deletes an empty bucket: `Objects(BucketNotEmpty)` while it holds
-    /// objects or uploads, `NotFound` when absent.
-    async fn delete_bucket(&self, name: &str) -> StoreResult<()>;
+    /// Deletes a bucket that holds no objects, with its uncompleted
+    /// multipart uploads and their parts (as S3 does), returning the parts'
+    /// blob ids to delete: `Objects(BucketNotEmpty)` while it holds
+    /// objects, `NotFound` when absent.
+    async fn delete_bucket(&self, name: &str) -> StoreResult<Vec<String>>;
     /// Replaces a bucket's ACL; `NotFound` when absent.
     async fn set_bucket_acl(&self, name: &str, acl_json: &str) -> StoreResult<()>;
     /// Sets (or with `None` removes) a bucket's policy; `NotFound` when the

@@ -262,3 +262,50 @@ def test_upload_part_bad_content_md5(s3req, s3, bucket):
               headers={"Content-MD5": wrong})
     assert_s3_error(r, 400, "BadDigest")
     assert s3.list_parts(Bucket=bucket, Key="md5", UploadId=uid).get("Parts", []) == []
+
+
+def _blob_files(server) -> int:
+    """Blob files on disk (`objects/data/<2 hex>/<id>`)."""
+    root = server.data_dir / "objects" / "data"
+    return sum(len(list(fan.iterdir())) for fan in root.iterdir()) if root.exists() else 0
+
+
+def test_delete_bucket_with_only_abandoned_uploads(server, s3):
+    """AWS deletes a bucket whose only contents are uploads never completed,
+    and drops the uploads (Scality CloudServer PR #1591 changed to match);
+    their parts' files are deleted, not leaked."""
+    name = f"mp-{os.urandom(8).hex()}"
+    s3.create_bucket(Bucket=name)
+    before = _blob_files(server)
+    uploads = []
+    for key in ["a", "a", "dir/b"]:
+        uid = s3.create_multipart_upload(Bucket=name, Key=key)["UploadId"]
+        for n in (1, 2):
+            s3.upload_part(Bucket=name, Key=key, UploadId=uid, PartNumber=n, Body=b"part %d" % n)
+        uploads.append((key, uid))
+    assert _blob_files(server) == before + 6
+    resp = s3.delete_bucket(Bucket=name)
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert_s3_error(client_error(s3.head_bucket, Bucket=name), 404, None)
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert _blob_files(server) == before, "the uploads' part files were leaked"
+    # The uploads are gone with the bucket: a recreated bucket has none.
+    s3.create_bucket(Bucket=name)
+    try:
+        assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
+        key, uid = uploads[0]
+        err = client_error(s3.upload_part, Bucket=name, Key=key, UploadId=uid, PartNumber=3, Body=b"late")
+        assert_s3_error(err, 404, "NoSuchUpload")
+    finally:
+        s3.delete_bucket(Bucket=name)
+
+
+def test_delete_bucket_with_object_and_upload_is_refused(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"data")
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=b"part")
+    assert_s3_error(client_error(s3.delete_bucket, Bucket=bucket), 409, "BucketNotEmpty")
+    # Nothing was dropped: the object and the upload are both still there.
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"data"
+    parts = s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1]

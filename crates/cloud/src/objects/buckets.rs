@@ -1,12 +1,13 @@
 //! Buckets: creating one (in this cloud's region, under one namespace
-//! across accounts), listing an account's, looking one up, deleting an
-//! empty one, and reading or replacing a bucket's ACL.
+//! across accounts), listing an account's, looking one up, deleting one
+//! that holds no objects (abandoned uploads go with it), and reading or
+//! replacing a bucket's ACL.
 
 use mallee_store::{Account, Bucket, StoreError};
 
 use super::acl::{Acl, AclRequest, Permission};
 use super::error::{ObjectError, Result};
-use super::{Requester, bucket, bucket_for, owned_bucket};
+use super::{Requester, bucket, bucket_for, owned_bucket, release_blobs};
 use crate::{Cloud, ids};
 
 /// Locations accepted besides the cloud's own region (s3cmd and old tools
@@ -100,14 +101,18 @@ pub async fn location(cloud: &Cloud, requester: &Requester, name: &str) -> Resul
     Ok(owned_bucket(cloud, requester, name).await?.region)
 }
 
-/// Deletes an empty bucket of the requester's (and with it its policy).
+/// Deletes a bucket of the requester's that holds no objects, and with it
+/// its policy, its tags and the multipart uploads never completed in it,
+/// whose parts' blobs are deleted after the commit (as S3 aborts them).
 pub async fn delete(cloud: &Cloud, requester: &Requester, name: &str) -> Result<()> {
     let bucket = owned_bucket(cloud, requester, name).await?;
-    cloud
+    let released = cloud
         .store
         .delete_bucket(&bucket.name)
         .await
-        .map_err(ObjectError::from_write)
+        .map_err(ObjectError::from_write)?;
+    release_blobs(cloud, released).await;
+    Ok(())
 }
 
 /// A bucket's ACL, for requesters who may read it.
@@ -231,6 +236,45 @@ mod tests {
             delete(&cloud, &alice, "b").await,
             Err(ObjectError::NoSuchBucket)
         );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_bucket_aborts_its_uploads_and_frees_their_parts() {
+        use crate::objects::{acl::Acl, testing, writes};
+
+        let (cloud, alice, _) = testing::with_bucket().await;
+        let owner = alice.account().expect("account").to_owned();
+        let upload = testing::start_upload(&cloud, &alice, "big", &[])
+            .await
+            .expect("create upload");
+        for number in [1, 2] {
+            testing::upload_part(&cloud, &alice, &upload, number, b"part".to_vec())
+                .await
+                .expect("part");
+        }
+        testing::put(&cloud, &owner, "b", "k", b"x", &Acl::private(&owner)).await;
+        assert_eq!(testing::blob_files(&cloud), 3);
+        let upload_exists = async || {
+            cloud
+                .store
+                .upload(&upload.upload_id)
+                .await
+                .expect("upload")
+                .is_some()
+        };
+        // An object keeps the bucket, and the upload with it.
+        assert_eq!(
+            delete(&cloud, &alice, "b").await,
+            Err(ObjectError::BucketNotEmpty)
+        );
+        assert!(upload_exists().await);
+        assert_eq!(testing::blob_files(&cloud), 3);
+        writes::delete(&cloud, &alice, "b", "k")
+            .await
+            .expect("delete object");
+        delete(&cloud, &alice, "b").await.expect("delete bucket");
+        assert!(!upload_exists().await);
+        assert_eq!(testing::blob_files(&cloud), 0, "part blobs were leaked");
     }
 
     #[tokio::test]

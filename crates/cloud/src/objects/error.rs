@@ -35,7 +35,7 @@ pub enum ObjectError {
         "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
     )]
     BucketAlreadyExists,
-    /// The bucket still holds objects or uploads.
+    /// The bucket still holds objects.
     #[error("The bucket you tried to delete is not empty")]
     BucketNotEmpty,
     /// A location other than this cloud's region.

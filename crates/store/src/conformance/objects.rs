@@ -2,7 +2,7 @@
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
 //! bucket policies, tags ([`tags`]), and deleting buckets (with their
-//! policies and tags).
+//! policies, tags and abandoned uploads).
 
 mod tags;
 
@@ -634,14 +634,35 @@ async fn multipart(store: &dyn Store, gamma: &str, delta: &str) {
 }
 
 async fn deleting_buckets(store: &dyn Store) {
-    // "bkt" holds the completed object, "abc" an upload.
-    for name in ["bkt", "abc"] {
-        assert!(matches!(
-            store.delete_bucket(name).await,
-            Err(StoreError::Objects(ObjectIndexError::BucketNotEmpty))
-        ));
-        assert!(store.bucket(name).await.expect("bucket").is_some());
+    // "bkt" holds the completed object (and now an upload too), "abc"
+    // only the upload "u-other", to which a part is added.
+    store
+        .create_upload(&upload("u-bkt", "bkt", "later", 30))
+        .await
+        .expect("create upload");
+    for (upload_id, number, blob) in [
+        ("u-bkt", 1, "ubkt1"),
+        ("u-other", 1, "uother1"),
+        ("u-other", 2, "uother2"),
+    ] {
+        store
+            .put_part(&part(upload_id, number, blob, 4))
+            .await
+            .expect("part");
     }
+    assert!(matches!(
+        store.delete_bucket("bkt").await,
+        Err(StoreError::Objects(ObjectIndexError::BucketNotEmpty))
+    ));
+    assert!(store.bucket("bkt").await.expect("bucket").is_some());
+    assert!(
+        store.upload("u-bkt").await.expect("upload").is_some(),
+        "a refused delete dropped an upload"
+    );
+    assert_eq!(
+        store.referenced_blobs().await.expect("blobs"),
+        blob_set(&["p1b", "p2", "ubkt1", "uother1", "uother2"])
+    );
     store
         .delete_object("bkt", "mp")
         .await
@@ -657,18 +678,32 @@ async fn deleting_buckets(store: &dyn Store) {
             .is_some(),
         "bucket_policies left a policy on bkt"
     );
-    store.delete_bucket("bkt").await.expect("delete bucket");
+    // Abandoned uploads go with their bucket, and their parts' blobs are
+    // handed back to be deleted.
+    assert_eq!(
+        store.delete_bucket("bkt").await.expect("delete bucket"),
+        ["ubkt1"]
+    );
     assert_eq!(store.bucket("bkt").await.expect("bucket"), None);
+    assert_eq!(store.upload("u-bkt").await.expect("upload"), None);
     assert!(matches!(
         store.delete_bucket("bkt").await,
         Err(StoreError::NotFound(_))
     ));
-    store.abort_upload("u-other").await.expect("abort");
-    store.delete_bucket("abc").await.expect("delete bucket");
-    store
-        .delete_bucket("delta-bkt")
-        .await
-        .expect("delete bucket");
+    assert_eq!(
+        sorted(store.delete_bucket("abc").await.expect("delete bucket")),
+        ["uother1", "uother2"]
+    );
+    assert_eq!(store.upload("u-other").await.expect("upload"), None);
+    assert!(store.parts("u-other").await.expect("parts").is_empty());
+    assert!(store.uploads("abc").await.expect("uploads").is_empty());
+    assert!(
+        store
+            .delete_bucket("delta-bkt")
+            .await
+            .expect("delete bucket")
+            .is_empty()
+    );
     assert!(store.referenced_blobs().await.expect("blobs").is_empty());
     // The name is free again, for any account, and the old policy and tags
     // are gone with the old bucket.
@@ -676,7 +711,7 @@ async fn deleting_buckets(store: &dyn Store) {
         .create_bucket(&bucket("bkt", "555555555555"))
         .await
         .expect("recreate");
-    let recreated = stored_bucket(store, "bkt").await;
+    let recreated = store.bucket("bkt").await.expect("bucket").expect("bkt");
     assert_eq!(recreated.policy, None);
     assert!(recreated.tags.is_empty(), "a recreated bucket kept tags");
 }

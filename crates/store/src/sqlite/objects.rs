@@ -343,25 +343,37 @@ impl ObjectIndex for SqliteStore {
             .collect()
     }
 
-    async fn delete_bucket(&self, name: &str) -> StoreResult<()> {
+    async fn delete_bucket(&self, name: &str) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
         require_tx(&mut tx, "SELECT 1 FROM buckets WHERE name = ?", name).await?;
-        let in_use: i64 = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1)
-                 OR EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+        let in_use: i64 =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?)")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
         if in_use != 0 {
             return Err(ObjectIndexError::BucketNotEmpty.into());
         }
+        // Uploads never completed go with the bucket, as in S3; their parts
+        // cascade with them, and the caller deletes the parts' blobs.
+        let blobs: Vec<String> = sqlx::query_scalar(
+            "SELECT p.blob_id FROM multipart_parts p
+             JOIN multipart_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?
+             ORDER BY u.upload_id, p.part_number",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM multipart_uploads WHERE bucket = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM buckets WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(blobs)
     }
 
     async fn set_bucket_acl(&self, name: &str, acl_json: &str) -> StoreResult<()> {
