@@ -245,3 +245,71 @@ def test_update_rule_descriptions_ingress_and_egress(cloud, ec2):
                                                  "Description": "z"}])[0] == "InvalidSecurityGroupRuleId.NotFound"
     assert group_rules(ec2, sg) == before
     ec2.delete_security_group(GroupId=sg)
+
+
+# ------------------------------------------------------------ addresses
+
+
+def test_terraform_eip_refresh_and_domain_name(cloud, ec2):
+    """aws_eip's Read (internal/service/ec2/ec2_eip.go: DescribeAddresses,
+    then findEIPDomainNameAttributeByAllocationID, i.e.
+    DescribeAddressesAttribute with AllocationIds=[id] and
+    Attribute=domain-name, exactly one item whose AllocationId matches,
+    PtrRecord with the trailing dot trimmed) and aws_eip_domain_name
+    (ec2_eip_domain_name.go: ModifyAddressAttribute, wait until
+    PtrRecordUpdate is absent, read PtrRecord; delete with
+    ResetAddressAttribute)."""
+    alloc = ec2.allocate_address(Domain="vpc")
+    alloc_id, ip = alloc["AllocationId"], alloc["PublicIp"]
+    # refresh
+    assert ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]["PublicIp"] == ip
+    attrs = ec2.describe_addresses_attribute(AllocationIds=[alloc_id], Attribute="domain-name")["Addresses"]
+    assert len(attrs) == 1
+    assert attrs[0]["AllocationId"] == alloc_id and attrs[0]["PublicIp"] == ip
+    default = attrs[0]["PtrRecord"]
+    assert default == f"ec2-{ip.replace('.', '-')}.{cloud.client().meta.region_name}.compute.mallee."
+    assert "PtrRecordUpdate" not in attrs[0]
+
+    # aws_eip_domain_name create
+    out = ec2.modify_address_attribute(AllocationId=alloc_id, DomainName="Mail.Example.com")["Address"]
+    assert (out["AllocationId"], out["PublicIp"], out["PtrRecord"]) == (alloc_id, ip, "mail.example.com.")
+    assert "PtrRecordUpdate" not in out
+    read = ec2.describe_addresses_attribute(AllocationIds=[alloc_id], Attribute="domain-name")["Addresses"][0]
+    assert read["PtrRecord"] == "mail.example.com."
+    # every elastic IP of the caller without AllocationIds, AWS CLI too
+    other = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    listed = AwsCli(cloud).json("ec2", "describe-addresses-attribute", "--attribute", "domain-name")["Addresses"]
+    assert {a["AllocationId"]: a["PtrRecord"] for a in listed if a["AllocationId"] in (alloc_id, other)} == {
+        alloc_id: "mail.example.com.",
+        other: f"ec2-{ec2.describe_addresses(AllocationIds=[other])['Addresses'][0]['PublicIp'].replace('.', '-')}"
+               f".{cloud.client().meta.region_name}.compute.mallee.",
+    }
+    page = ec2.describe_addresses_attribute(Attribute="domain-name", MaxResults=1)
+    assert len(page["Addresses"]) == 1 and page["NextToken"]
+
+    # refusals change nothing
+    for bad in ["localhost", "-bad.example.com", "a..b", "x" * 64 + ".com", "under_score.example.com"]:
+        code, _, status = error(ec2.modify_address_attribute, AllocationId=alloc_id, DomainName=bad)
+        assert (code, status) == ("InvalidParameterValue", 400), bad
+    assert error(ec2.modify_address_attribute, AllocationId="eipalloc-0123456789abcdef0",
+                 DomainName="a.example.com")[0] == "InvalidAllocationID.NotFound"
+    assert error(ec2.modify_address_attribute, AllocationId="bogus", DomainName="a.example.com")[0] == \
+        "InvalidAllocationID.Malformed"
+    assert error(ec2.describe_addresses_attribute, AllocationIds=["eipalloc-0123456789abcdef0"],
+                 Attribute="domain-name")[0] == "InvalidAllocationID.NotFound"
+    assert error(ec2.reset_address_attribute, AllocationId=alloc_id, Attribute="bogus")[0] == "InvalidParameterValue"
+    assert ec2.describe_addresses_attribute(AllocationIds=[alloc_id])["Addresses"][0]["PtrRecord"] == \
+        "mail.example.com."
+
+    # another account's elastic IP is out of reach
+    stranger = cloud.client("ec2", creds=cloud.create_account())
+    assert error(stranger.modify_address_attribute, AllocationId=alloc_id, DomainName="x.example.com")[0] == \
+        "InvalidAllocationID.NotFound"
+    assert stranger.describe_addresses_attribute(Attribute="domain-name")["Addresses"] == []
+
+    # aws_eip_domain_name delete
+    reset = ec2.reset_address_attribute(AllocationId=alloc_id, Attribute="domain-name")["Address"]
+    assert reset["PtrRecord"] == default
+    assert ec2.describe_addresses_attribute(AllocationIds=[alloc_id])["Addresses"][0]["PtrRecord"] == default
+    ec2.release_address(AllocationId=alloc_id)
+    ec2.release_address(AllocationId=other)

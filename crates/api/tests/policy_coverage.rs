@@ -140,6 +140,15 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ),
     ("ReleaseAddress", "AllocationId=eipalloc-0123456789abcdef0"),
     ("DescribeAddresses", ""),
+    ("DescribeAddressesAttribute", "Attribute=domain-name"),
+    (
+        "ModifyAddressAttribute",
+        "AllocationId=eipalloc-0123456789abcdef0&DomainName=mail.example.com",
+    ),
+    (
+        "ResetAddressAttribute",
+        "AllocationId=eipalloc-0123456789abcdef0&Attribute=domain-name",
+    ),
     ("CreateVolume", "Size=1&AvailabilityZone={zone}"),
     ("DescribeVolumes", ""),
     ("DeleteVolume", "VolumeId=vol-0123456789abcdef0"),

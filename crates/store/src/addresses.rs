@@ -37,6 +37,10 @@ pub struct AddressRecord {
     /// For an elastic IP: the auto-assigned address it displaced from its
     /// instance, to give back when it is disassociated.
     pub replaced_auto_ip: Option<String>,
+    /// The domain name (PTR record) set with ModifyAddressAttribute;
+    /// `None` for the default reverse name.
+    #[serde(default)]
+    pub ptr_record: Option<String>,
     /// Compare-and-set counter, bumped by every update.
     pub revision: i64,
     /// Allocation time.

@@ -15,7 +15,11 @@ use super::instances::validate_instance_id;
 use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
 use super::{Ec2Context, Ec2Error};
 
-fn validate_prefixed(id: &str, prefix: &str, code: &'static str) -> Result<(), Ec2Error> {
+pub(crate) fn validate_prefixed(
+    id: &str,
+    prefix: &str,
+    code: &'static str,
+) -> Result<(), Ec2Error> {
     let ok = id
         .strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('-'))

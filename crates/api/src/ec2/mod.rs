@@ -5,6 +5,7 @@
 //! it. The enum, the parser, the dispatch and the list of names all come
 //! from that table. One file per group of actions.
 
+pub mod address_attributes;
 pub mod addresses;
 pub mod block_devices;
 pub mod create_image;
@@ -87,6 +88,9 @@ crate::actions::declare! {
     DisassociateAddress => addresses::DisassociateAddress,
     ReleaseAddress => addresses::ReleaseAddress,
     DescribeAddresses => addresses::DescribeAddresses,
+    DescribeAddressesAttribute => address_attributes::DescribeAddressesAttribute,
+    ModifyAddressAttribute => address_attributes::ModifyAddressAttribute,
+    ResetAddressAttribute => address_attributes::ResetAddressAttribute,
     CreateVolume => volumes::CreateVolume,
     DescribeVolumes => volumes::DescribeVolumes,
     DeleteVolume => volumes::DeleteVolume,

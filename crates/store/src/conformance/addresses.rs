@@ -25,6 +25,7 @@ fn address(id: &str, account: &str, ip: &str) -> AddressRecord {
         private_ip: None,
         auto_assigned: false,
         replaced_auto_ip: None,
+        ptr_record: None,
         revision: 0,
         created_at: 10,
     }
@@ -87,6 +88,27 @@ async fn allocation(store: &dyn Store) {
     assert_eq!(apply(store, &change).await, AddressOutcome::Applied);
     let stored = get(store, "eipalloc-1").await.expect("allocated");
     assert_eq!(stored, address("eipalloc-1", ONE, "198.18.0.10"));
+
+    // The domain name is kept by a compare-and-set update and cleared by
+    // another; a stale record changes nothing.
+    let mut named = stored.clone();
+    named.ptr_record = Some("mail.example.com".into());
+    let update = |record: &AddressRecord| AddressChange {
+        update: vec![record.clone()],
+        ..AddressChange::default()
+    };
+    assert_eq!(apply(store, &update(&named)).await, AddressOutcome::Applied);
+    let renamed = get(store, "eipalloc-1").await.expect("kept");
+    assert_eq!(renamed.ptr_record.as_deref(), Some("mail.example.com"));
+    assert_eq!(renamed.revision, stored.revision + 1);
+    let mut stale = named.clone();
+    stale.ptr_record = Some("stale.example.com".into());
+    assert_eq!(apply(store, &update(&stale)).await, AddressOutcome::Stale);
+    let mut reset = renamed.clone();
+    reset.ptr_record = None;
+    assert_eq!(apply(store, &update(&reset)).await, AddressOutcome::Applied);
+    let stored = get(store, "eipalloc-1").await.expect("kept");
+    assert_eq!(stored.ptr_record, None);
     let resources = store
         .resources(&["eipalloc-1".to_owned()])
         .await

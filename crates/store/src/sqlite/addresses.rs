@@ -19,6 +19,7 @@ fn address_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AddressRecord>
         private_ip: row.try_get("private_ip")?,
         auto_assigned: row.try_get::<i64, _>("auto_assigned")? != 0,
         replaced_auto_ip: row.try_get("replaced_auto_ip")?,
+        ptr_record: row.try_get("ptr_record")?,
         revision: row.try_get("revision")?,
         created_at: row.try_get("created_at")?,
     })
@@ -59,13 +60,14 @@ impl AddressIndex for SqliteStore {
         for address in updates {
             let result = sqlx::query(
                 "UPDATE addresses SET association_id = ?, instance_id = ?, private_ip = ?,
-                   replaced_auto_ip = ?, revision = revision + 1
+                   replaced_auto_ip = ?, ptr_record = ?, revision = revision + 1
                  WHERE allocation_id = ? AND revision = ?",
             )
             .bind(&address.association_id)
             .bind(&address.instance_id)
             .bind(&address.private_ip)
             .bind(&address.replaced_auto_ip)
+            .bind(&address.ptr_record)
             .bind(&address.allocation_id)
             .bind(address.revision)
             .execute(&mut *tx)
@@ -98,8 +100,8 @@ impl AddressIndex for SqliteStore {
             let result = sqlx::query(
                 "INSERT INTO addresses (allocation_id, account_id, public_ip, zone, domain,
                    association_id, instance_id, private_ip, auto_assigned, replaced_auto_ip,
-                   revision, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                   ptr_record, revision, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
             )
             .bind(&address.allocation_id)
             .bind(&address.account_id)
@@ -111,6 +113,7 @@ impl AddressIndex for SqliteStore {
             .bind(&address.private_ip)
             .bind(i64::from(address.auto_assigned))
             .bind(&address.replaced_auto_ip)
+            .bind(&address.ptr_record)
             .bind(address.created_at)
             .execute(&mut *tx)
             .await

@@ -18,9 +18,13 @@
 //! the elastic IP leaves it. Auto-assigned addresses are neither listed nor
 //! taggable.
 //!
+//! [`domain_names`] keeps the domain name (PTR record) of each elastic IP.
+//!
 //! Public host names have the form `ec2-198-18-0-5.REGION.compute.mallee`
 //! (AWS: `ec2-203-0-113-25.REGION.compute.amazonaws.com`); nothing resolves
 //! them yet.
+
+pub mod domain_names;
 
 use mallee_store::{AddressChange, AddressOutcome, AddressRecord, InstanceRecord, TagPair};
 use rand::seq::SliceRandom;
@@ -155,6 +159,7 @@ fn auto_record(
         private_ip: Some(private_ip.to_owned()),
         auto_assigned: true,
         replaced_auto_ip: None,
+        ptr_record: None,
         revision: 0,
         created_at: ids::now_millis(),
     }
@@ -521,6 +526,7 @@ pub async fn allocate(
             private_ip: None,
             auto_assigned: false,
             replaced_auto_ip: None,
+            ptr_record: None,
             revision: 0,
             created_at: ids::now_millis(),
         };
