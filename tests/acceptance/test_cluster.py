@@ -461,6 +461,32 @@ def test_instances_on_every_node_reach_the_api_through_their_node(lab, fleet):
         assert body == iid.encode(), body
 
 
+def test_instances_resolve_each_other_by_name_across_nodes(lab, fleet):
+    """The VPC's resolver (its base + 2, handed out by DHCP) answers every
+    instance of the VPC wherever it runs: private and public names to the
+    private address, PTR to the private name; another account's instance
+    in its own VPC is not named, and unknown names are NXDOMAIN."""
+    insts = instances_of(fleet.ec2, list(fleet.on.values()))
+    me = insts[fleet.on[fleet.n1.index]]
+    ask = lambda command: in_guest(lab, fleet.key_path, me["PublicIpAddress"], command)  # noqa: E731
+    domain = me["PrivateDnsName"].split(".", 1)[1]
+    conf = ask("cat /etc/resolv.conf").stdout
+    assert "nameserver 172.31.0.2" in conf and f"search {domain}" in conf, conf
+    for iid in (fleet.on[fleet.n2.index], fleet.on[fleet.n3.index]):
+        peer = insts[iid]
+        for name in (peer["PrivateDnsName"], peer["PublicDnsName"]):
+            r = ask(f"nslookup {name}")
+            assert r.returncode == 0 and f"Address: {peer['PrivateIpAddress']}" in r.stdout, (name, r.stdout, r.stderr)
+        r = ask(f"nslookup {peer['PrivateIpAddress']}")
+        assert peer["PrivateDnsName"] in r.stdout, r.stdout
+    other = instances_of(fleet.ec2_b, [fleet.b_iid])[fleet.b_iid]
+    if other["PrivateIpAddress"] not in {i["PrivateIpAddress"] for i in insts.values()}:
+        r = ask(f"nslookup {other['PrivateDnsName']}")
+        assert "NXDOMAIN" in r.stdout + r.stderr, r.stdout
+    r = ask(f"nslookup nobody.{domain}")
+    assert "NXDOMAIN" in r.stdout + r.stderr, r.stdout
+
+
 def test_an_elastic_ip_moves_to_another_node_within_a_second(lab, fleet):
     ec2 = fleet.ec2
     on2, on3 = fleet.ids[1], fleet.ids[2]

@@ -32,6 +32,9 @@ pub struct PlacedPort {
     pub mac: String,
     /// Its private address.
     pub ip: String,
+    /// The names the VPC's resolver gives it: its private DNS name, then
+    /// its public one when it has a public address.
+    pub dns_names: Vec<String>,
 }
 
 /// The interfaces of `instance` that its node holds: none for a stopped
@@ -50,12 +53,23 @@ pub fn placed_ports(instance: &Instance) -> Vec<PlacedPort> {
         .spec
         .nics
         .iter()
-        .map(|nic| PlacedPort {
+        .enumerate()
+        .map(|(index, nic)| PlacedPort {
             node_id: instance.record.node_id.clone(),
             network_id: nic.network_id.clone(),
             subnet_cidr: nic.subnet_cidr.clone(),
             mac: nic.mac.clone(),
             ip: nic.private_ip.clone(),
+            // The instance's DNS names belong to its primary interface.
+            dns_names: if index == 0 {
+                let metadata = &instance.details.spec.metadata;
+                std::iter::once(metadata.local_hostname.clone())
+                    .chain(metadata.public_hostname.clone())
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect()
 }
@@ -121,6 +135,7 @@ pub fn plan(
                         ip: p.ip.clone(),
                         vni: vni(p)?,
                         underlay_ip: (*underlay.get(p.node_id.as_str())?).to_owned(),
+                        dns_names: p.dns_names.clone(),
                     })
                 })
                 .collect();
@@ -214,6 +229,7 @@ mod tests {
             subnet_cidr: cidr.into(),
             mac: mac.into(),
             ip: ip.into(),
+            dns_names: vec![format!("ip-{}.r.compute.internal", ip.replace('.', "-"))],
         }
     }
 
@@ -297,6 +313,13 @@ mod tests {
                 ("02:00:00:00:00:03", 7, "10.0.0.3")
             ]
         );
+        // The VPC's resolver on n1 names them.
+        for p in &n1[0].remote_ports {
+            assert_eq!(
+                p.dns_names,
+                [format!("ip-{}.r.compute.internal", p.ip.replace('.', "-"))]
+            );
+        }
         // n2 holds both VPCs; vpc-2 exists on no other node.
         let n2 = &plans["n2"];
         assert_eq!(

@@ -60,6 +60,10 @@ pub struct RemotePort {
     pub vni: u32,
     /// Underlay address of the node it is on.
     pub underlay_ip: String,
+    /// The names the VPC's resolver answers with its private address (its
+    /// private DNS name first, then its public one).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
 }
 
 impl Overlay {
@@ -169,6 +173,7 @@ mod tests {
                     ip: "172.31.0.4".into(),
                     vni: 7,
                     underlay_ip: "10.0.0.2".into(),
+                    dns_names: Vec::new(),
                 }],
             }],
         }

@@ -520,6 +520,7 @@ async fn every_call_round_trips() {
                 ip: "172.31.0.9".into(),
                 vni: 11,
                 underlay_ip: "192.0.2.8".into(),
+                dns_names: Vec::new(),
             }],
         }],
     };

@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 use crate::firewall::{self, FirewallError};
 use crate::metadata::{MetadataError, MetadataService};
 use crate::network::{
-    METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PublicNetworkConfig, VpcConfig,
-    VpcOverlay, nft_apply, tap_name, vxlan_name,
+    METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PortDns, PublicNetworkConfig,
+    VpcConfig, VpcOverlay, nft_apply, tap_name, vxlan_name,
 };
 
 /// The file (under the data directory) holding the latest firewall policy.
@@ -217,7 +217,7 @@ impl Networks {
         nic: &NicSpec,
         metadata: &mallee_node_api::InstanceMetadata,
     ) -> Result<Vec<OsString>, NetworksError> {
-        let (network_id, port) = self.port(instance_id, nic, &metadata.local_hostname)?;
+        let (network_id, port) = self.port(instance_id, nic, metadata)?;
         let tap = tap_name(instance_id);
         let mut state = self.state.lock().await;
         if let Some(public) = port.public_ip {
@@ -380,7 +380,7 @@ impl Networks {
         &self,
         instance_id: &str,
         nic: &NicSpec,
-        hostname: &str,
+        metadata: &mallee_node_api::InstanceMetadata,
     ) -> Result<(String, Port), NetworksError> {
         let network_id = self.network_id(nic)?;
         let ip: Ipv4Addr = nic
@@ -402,6 +402,13 @@ impl Networks {
                     .map_err(|_| NetworksError::Invalid(format!("bad public IP {p:?}")))?,
             ),
         };
+        let vpc_cidr = match nic.vpc_cidr.trim() {
+            "" => None,
+            c => Some(
+                c.parse::<Ipv4Cidr>()
+                    .map_err(|_| NetworksError::Invalid(format!("bad VPC CIDR {c:?}")))?,
+            ),
+        };
         if public_ip.is_some() && self.public.is_none() {
             tracing::warn!(instance = %instance_id, "public IP ignored: the node has no public network");
         }
@@ -411,9 +418,16 @@ impl Networks {
                 instance_id: instance_id.to_owned(),
                 mac: nic.mac.clone(),
                 ip,
-                hostname: hostname.to_owned(),
+                hostname: metadata.local_hostname.clone(),
                 subnet,
                 public_ip: public_ip.filter(|_| self.public.is_some()),
+                dns: PortDns {
+                    vpc_cidr,
+                    public_hostname: metadata
+                        .public_hostname
+                        .clone()
+                        .filter(|_| self.public.is_some()),
+                },
             },
         ))
     }

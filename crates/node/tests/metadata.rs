@@ -723,6 +723,7 @@ async fn serves_inside_the_node_network() {
                 hostname: "ip-10-78-0-21".to_owned(),
                 subnet: "10.78.0.0/24".parse().expect("subnet"),
                 public_ip: None,
+                dns: Default::default(),
             },
         )
         .await

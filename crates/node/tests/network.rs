@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mallee_node::firewall::Firewalls;
-use mallee_node::network::{NetworkError, NodeNetwork, Port, VpcConfig, bridge_name, tap_name};
+use mallee_node::network::{
+    NetworkError, NodeNetwork, Port, PortDns, VpcConfig, bridge_name, tap_name,
+};
 use mallee_node_api::{FirewallRule, InstanceFirewall};
 use mallee_util::cidr::Ipv4Cidr;
 
@@ -74,6 +76,10 @@ async fn plug(
                 hostname: hostname.to_owned(),
                 subnet: "10.77.0.0/24".parse().expect("subnet"),
                 public_ip: None,
+                dns: PortDns {
+                    vpc_cidr: Some("10.77.0.0/16".parse().expect("vpc")),
+                    public_hostname: Some(format!("ec2-{tap}.test.compute.mallee")),
+                },
             },
         )
         .await
@@ -111,7 +117,7 @@ fn dhcp(ns: &str, dir: &Path) -> Option<String> {
     udhcpc(
         ns,
         dir,
-        "echo \"ip=$ip mask=$mask router=$router hostname=$hostname domain=$domain\"",
+        "echo \"ip=$ip mask=$mask router=$router hostname=$hostname domain=$domain dns=$dns search=$search\"",
     )
 }
 
@@ -462,6 +468,101 @@ async fn dhcp_hands_out_static_leases_and_spoofing_is_dropped() {
 
     NodeNetwork::destroy(&config).await.expect("destroy");
     assert!(!Path::new("/run/netns").join(&ns).exists());
+}
+
+/// busybox nslookup of `query` at `server` from `ns`: (succeeded, output).
+fn nslookup(ns: &str, query: &str, server: &str) -> (bool, String) {
+    let out = run(&[
+        "timeout", "5", "ip", "netns", "exec", ns, "busybox", "nslookup", query, server,
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_vpc_resolver_names_its_instances_and_nothing_else() {
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "busybox", "timeout"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("dns", dir.path());
+    let ns = config.netns.clone();
+    let pid = std::process::id();
+    let (g1, g2) = (format!("mtg1-dns-{pid}"), format!("mtg2-dns-{pid}"));
+    let _cleanup = NetnsCleanup {
+        namespaces: vec![ns.clone(), g1.clone(), g2.clone()],
+        pid_file: Some(config.state_dir.join("dnsmasq.pid")),
+    };
+    // No security group rule at all: the resolver is reachable anyway, as
+    // DHCP and the metadata service are.
+    let network = NodeNetwork::ensure(config.clone(), Arc::default(), Arc::default())
+        .await
+        .expect("ensure");
+    add_guest(&g1, &ns, "vport1", "02:00:00:00:00:11");
+    add_guest(&g2, &ns, "vport2", "02:00:00:00:00:22");
+    for (tap, mac, last) in [
+        ("vport1", "02:00:00:00:00:11", 11),
+        ("vport2", "02:00:00:00:00:22", 22),
+    ] {
+        plug(
+            &network,
+            tap,
+            mac,
+            Ipv4Addr::new(10, 77, 0, last),
+            &format!("ip-10-77-0-{last}"),
+        )
+        .await
+        .expect("plug");
+    }
+    let lease = dhcp(&g1, dir.path()).expect("no DHCP lease");
+    assert!(lease.contains("dns=10.77.0.2 "), "{lease}");
+    assert!(lease.contains("search=test.internal"), "{lease}");
+    let _ = dhcp(&g2, dir.path()).expect("no DHCP lease");
+
+    // 169.254.169.253 is reached through the gateway, as from a guest.
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.77.0.1",
+    ]);
+    for server in ["10.77.0.2", "169.254.169.253"] {
+        let (ok, out) = nslookup(&g1, "ip-10-77-0-22.test.internal", server);
+        assert!(ok && out.contains("10.77.0.22"), "{server}: {out}");
+    }
+    let (ok, out) = nslookup(&g1, "ec2-vport2.test.compute.mallee", "10.77.0.2");
+    assert!(
+        ok && out.contains("10.77.0.22"),
+        "the public name, inside: {out}"
+    );
+    let (ok, out) = nslookup(&g2, "10.77.0.11", "10.77.0.2");
+    assert!(
+        ok && out.contains("ip-10-77-0-11.test.internal"),
+        "PTR: {out}"
+    );
+    let (_, out) = nslookup(&g1, "nobody.test.internal", "10.77.0.2");
+    assert!(out.contains("NXDOMAIN"), "an unknown name: {out}");
+    let (_, out) = nslookup(&g1, "10.77.0.99", "10.77.0.2");
+    assert!(out.contains("NXDOMAIN"), "an unknown address: {out}");
+    let (ok, out) = nslookup(&g1, "example.com", "10.77.0.2");
+    assert!(
+        !ok && !out.contains("Address: 9"),
+        "nothing is forwarded: {out}"
+    );
+
+    // A port gone is a name gone.
+    network
+        .unplug("vport2", "02:00:00:00:00:22")
+        .await
+        .expect("unplug");
+    let (_, out) = nslookup(&g1, "ip-10-77-0-22.test.internal", "10.77.0.2");
+    assert!(out.contains("NXDOMAIN"), "after unplug: {out}");
+
+    NodeNetwork::destroy(&config).await.expect("destroy");
 }
 
 #[test]

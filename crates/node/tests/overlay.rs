@@ -319,6 +319,7 @@ fn overlay(generation: u64, host: usize, underlays: &[String], guests: &[Guest])
                         ip: g.ip.into(),
                         vni: vni(g.subnet),
                         underlay_ip: underlays[g.host].clone(),
+                        dns_names: Vec::new(),
                     })
                     .collect(),
                 segments,

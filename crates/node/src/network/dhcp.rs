@@ -1,9 +1,9 @@
 //! DHCP of a VPC namespace: one dnsmasq per namespace, serving each subnet's
 //! bridge static leases only (the hosts file lists MAC, address and host
-//! name of every port) with the gateway, the domain and, on a node with an
-//! overlay, the MTU; restarted when its arguments change, told to re-read
-//! the hosts file otherwise, and found again after an agent restart by its
-//! pid file.
+//! name of every port) with the gateway, the domain, the VPC's resolver
+//! (which the same dnsmasq is, see `dns`) and, on a node with an overlay,
+//! the MTU; restarted when its arguments change, told to re-read the hosts
+//! files otherwise, and found again after an agent restart by its pid file.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::system::{remove_file_if_exists, stop_process, write_file};
-use super::{NetworkError, NodeNetwork, Ports, bridge_name};
+use super::{NetworkError, NodeNetwork, Ports, bridge_name, dns};
 
 const HOSTS_FILE: &str = "dnsmasq.hosts";
 const LEASES_FILE: &str = "dnsmasq.leases";
@@ -23,20 +23,33 @@ const PID_FILE: &str = "dnsmasq.pid";
 const LOG_FILE: &str = "dnsmasq.log";
 
 impl NodeNetwork {
-    /// dnsmasq's arguments for `ports`: DHCP only, on the bridges of their
-    /// subnets.
+    /// dnsmasq's arguments for `ports`: DHCP on the bridges of their
+    /// subnets, and the VPC's resolver once a port names its VPC (see
+    /// `dns`); no DNS server at all before.
     fn dnsmasq_args(&self, ports: &Ports) -> Vec<String> {
         let c = &self.inner.config;
         let path = |name: &str| c.file(name).display().to_string();
-        let mut args = vec![
-            "--conf-file=/dev/null".to_owned(),
-            // DHCP only: no DNS server at all.
-            "--port=0".to_owned(),
+        let resolver = dns::resolver(ports);
+        let mut args = vec!["--conf-file=/dev/null".to_owned()];
+        match resolver {
+            Some(resolver) => {
+                let records = dns::records(ports, &self.overlay().remotes, &c.domain);
+                args.extend(dns::dnsmasq_args(
+                    resolver,
+                    &records,
+                    &c.domain,
+                    &path(dns::NAMES_FILE),
+                ));
+            }
+            None => args.push("--port=0".to_owned()),
+        }
+        args.extend([
+            // Nothing is forwarded: no upstream servers, no /etc/hosts.
             "--no-resolv".to_owned(),
             "--no-hosts".to_owned(),
             "--bind-interfaces".to_owned(),
             "--except-interface=lo".to_owned(),
-        ];
+        ]);
         for subnet in ports.values().map(|p| p.subnet).collect::<BTreeSet<_>>() {
             let bridge = bridge_name(subnet);
             args.push(format!("--interface={bridge}"));
@@ -144,11 +157,15 @@ impl NodeNetwork {
         })
     }
 
-    /// Writes dnsmasq's hosts file for `ports`.
+    /// Writes dnsmasq's DHCP hosts file and the resolver's names for
+    /// `ports` and the VPC's instances on other nodes.
     pub(super) async fn write_hosts(&self, ports: &Ports) -> Result<(), NetworkError> {
+        let c = &self.inner.config;
+        write_file(&c.file(HOSTS_FILE), hosts_file(ports).as_bytes()).await?;
+        let records = dns::records(ports, &self.overlay().remotes, &c.domain);
         write_file(
-            &self.inner.config.file(HOSTS_FILE),
-            hosts_file(ports).as_bytes(),
+            &c.file(dns::NAMES_FILE),
+            dns::names_file(&records).as_bytes(),
         )
         .await
     }

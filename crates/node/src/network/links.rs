@@ -15,11 +15,12 @@ use super::system::{host_link_exists, namespace_exists};
 /// How long the gratuitous ARPs for a new public address may take.
 const ANNOUNCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 use super::{
-    METADATA_ADDR, NetworkError, NodeNetwork, Ports, PublicNetworkConfig, UPLINK, bridge_name,
+    DNS_ADDR, METADATA_ADDR, NetworkError, NodeNetwork, Ports, PublicNetworkConfig, UPLINK,
+    bridge_name,
 };
 
 impl NodeNetwork {
-    /// The namespace, `lo` up with the metadata address, and IPv4
+    /// The namespace, `lo` up with the metadata and resolver addresses, and IPv4
     /// forwarding with bridged traffic through conntrack.
     pub(super) async fn ensure_namespace(&self) -> Result<(), NetworkError> {
         let ns = self.netns();
@@ -30,14 +31,10 @@ impl NodeNetwork {
             return Err(e.into());
         }
         self.ip(&["link", "set", "dev", "lo", "up"]).await?;
-        self.ip(&[
-            "addr",
-            "replace",
-            &format!("{METADATA_ADDR}/32"),
-            "dev",
-            "lo",
-        ])
-        .await?;
+        for addr in [METADATA_ADDR, DNS_ADDR] {
+            self.ip(&["addr", "replace", &format!("{addr}/32"), "dev", "lo"])
+                .await?;
+        }
         // br_netfilter runs conntrack on bridged frames; the firewall's
         // replies-are-allowed rule depends on it.
         if !Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {

@@ -1,7 +1,9 @@
 //! The instance networks of a node: one isolated network per VPC, each a
 //! network namespace holding one bridge per subnet (gateway = first host of
 //! the subnet), one tap per instance interface, dnsmasq handing out static
-//! MAC→IP leases, the metadata service's address (169.254.169.254, on `lo`)
+//! MAC→IP leases and the VPC's DNS resolver, the metadata service's and the
+//! resolver's addresses (169.254.169.254, 169.254.169.253 and the VPC's
+//! base + 2, on `lo`)
 //! and one nftables transaction (rebuilt whole on every change) with:
 //!
 //! - anti-spoofing per tap: a guest may only send from its own MAC and IPv4
@@ -25,12 +27,14 @@
 //!
 //! This module holds the settings, the ports record and [`NodeNetwork`]'s
 //! operations; the pieces live beside it: `links` (namespace, bridges,
-//! taps, veth uplink and addresses, through `ip`), `dhcp` (dnsmasq), `nft`
+//! taps, veth uplink and addresses, through `ip`), `dhcp` (dnsmasq),
+//! `dns` (what dnsmasq resolves), `nft`
 //! (the nftables ruleset), `overlay` (VXLAN between nodes), `names`
 //! (interface names and the checks of names, MACs and host names) and
 //! `system` (processes and state files).
 
 mod dhcp;
+mod dns;
 mod links;
 mod names;
 mod nft;
@@ -64,6 +68,7 @@ pub(crate) use system::write_file;
 
 /// The metadata service's address, on `lo` of every VPC namespace.
 pub const METADATA_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+pub use dns::{DNS_ADDR, resolver_of};
 /// The nftables tables (families `bridge` and `ip`) of a VPC namespace.
 pub const NFT_TABLE: &str = "mallee";
 /// The namespace end of the veth pair to the public bridge.
@@ -234,6 +239,21 @@ pub struct Port {
     /// Public address DNAT'ed to `ip`, when the node has a public network.
     #[serde(default)]
     pub public_ip: Option<Ipv4Addr>,
+    /// What the VPC's resolver says about the port.
+    #[serde(default)]
+    pub dns: PortDns,
+}
+
+/// The DNS side of a port: the VPC's resolver lives at its CIDR's base
+/// address + 2, and answers the port's names with its private address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortDns {
+    /// The VPC's CIDR block (`172.31.0.0/16`); `None` in records from
+    /// before the resolver, which then stays off until a port has it.
+    pub vpc_cidr: Option<Ipv4Cidr>,
+    /// Its public DNS name, which resolves to its private address inside
+    /// the VPC, as on AWS.
+    pub public_hostname: Option<String>,
 }
 
 type Ports = BTreeMap<String, Port>;
@@ -532,6 +552,11 @@ impl NodeNetwork {
         self.apply_rules(ports).await?;
         self.sync_overlay(ports).await?;
         self.sync_public_addresses(ports).await?;
+        // dnsmasq binds the resolver's address: it must exist first.
+        if let Some(resolver) = dns::resolver(ports) {
+            self.ip(&["addr", "replace", &format!("{resolver}/32"), "dev", "lo"])
+                .await?;
+        }
         self.write_hosts(ports).await?;
         self.sync_dnsmasq(ports).await
     }
@@ -570,6 +595,7 @@ mod tests {
             hostname: "a".into(),
             subnet: "10.0.0.0/24".parse().expect("subnet"),
             public_ip: None,
+            dns: PortDns::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use mallee_util::process::Cmd;
 use super::overlay::OverlayPort;
 use mallee_node_api::INSTANCE_API_PORT;
 
-use super::{METADATA_ADDR, NFT_TABLE, NetworkError, NodeNetwork, Port, Ports, UPLINK};
+use super::{DNS_ADDR, METADATA_ADDR, NFT_TABLE, NetworkError, NodeNetwork, Port, Ports, UPLINK};
 use crate::firewall::{Direction, ESTABLISHED_MARK, Firewalls};
 
 impl NodeNetwork {
@@ -51,6 +51,7 @@ fn ruleset(
     overlay: &[OverlayPort],
 ) -> String {
     let mark = format!("meta mark & {ESTABLISHED_MARK:#x} == {ESTABLISHED_MARK:#x}");
+    let resolver = super::dns::resolver(ports);
     let mut s = format!(
         "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n"
     );
@@ -73,6 +74,11 @@ fn ruleset(
              \x20   ether type ip ip protocol udp udp sport 68 udp dport 67 return\n\
              \x20   ether type ip ip daddr {METADATA_ADDR} ip protocol tcp tcp dport {{ 80, {INSTANCE_API_PORT} }} return\n"
         ));
+        if let Some(resolver) = resolver {
+            s.push_str(&format!(
+                "    ether type ip ip daddr {{ {DNS_ADDR}, {resolver} }} meta l4proto {{ tcp, udp }} th dport 53 return\n"
+            ));
+        }
         if let Some(fw) = firewall {
             for rule in crate::firewall::render(&fw.egress, Direction::Egress, "return") {
                 s.push_str(&format!("    {rule}\n"));
@@ -95,9 +101,15 @@ fn ruleset(
     for port in overlay {
         let vx = &port.name;
         let gateway = port.segment.subnet.first_host();
+        // The gateway and the resolver are on every node: each answers
+        // for itself, never across the overlay.
+        let locals = match resolver {
+            Some(r) => format!("{{ {gateway}, {r} }}"),
+            None => gateway.to_string(),
+        };
         let local_only = format!(
-            "\x20   ether type arp arp saddr ip {gateway} drop\n\
-             \x20   ether type arp arp daddr ip {gateway} drop\n\
+            "\x20   ether type arp arp saddr ip {locals} drop\n\
+             \x20   ether type arp arp daddr ip {locals} drop\n\
              \x20   ether type ip ip protocol udp udp dport {{ 67, 68 }} drop\n"
         );
         let sources: Vec<&str> = port.sources.iter().map(String::as_str).collect();

@@ -21,7 +21,7 @@ use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::process::{Cmd, run};
 use sha2::{Digest, Sha256};
 
-use super::names::normalize_mac;
+use super::names::{normalize_mac, valid_hostname};
 use super::system::host_link_exists;
 use super::{NetworkError, NodeNetwork, Ports, bridge_name};
 
@@ -123,6 +123,8 @@ pub struct RemoteSpec {
     pub vni: u32,
     /// Its node's underlay address.
     pub underlay: Ipv4Addr,
+    /// The names the VPC's resolver gives its address.
+    pub dns_names: Vec<String>,
 }
 
 /// One VPC's part of the overlay, checked and parsed. The default (no
@@ -181,6 +183,17 @@ impl VpcOverlay {
                         .underlay_ip
                         .parse()
                         .map_err(|_| invalid("remote underlay address", &r.underlay_ip))?,
+                    dns_names: r
+                        .dns_names
+                        .iter()
+                        .map(|n| {
+                            if valid_hostname(n) {
+                                Ok(n.to_ascii_lowercase())
+                            } else {
+                                Err(invalid("remote DNS name", n))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect::<Result<_, NetworkError>>()?;
@@ -545,6 +558,7 @@ mod tests {
                 ip: "172.31.0.9".into(),
                 vni: 1,
                 underlay_ip: "10.0.0.2".into(),
+                dns_names: Vec::new(),
             }],
         };
         let parsed = VpcOverlay::parse(&network).expect("parses");
