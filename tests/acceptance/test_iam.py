@@ -252,6 +252,35 @@ def test_policy_variables_and_conditions(server, iam):
     assert code_of(e) == "UnauthorizedOperation"
 
 
+def test_bulk_deletes_are_decided_key_by_key(server, iam):
+    """DeleteObjects asks `s3:DeleteObject` of each key, as AWS does: a user
+    allowed to delete under its own prefix deletes there in bulk, and the
+    keys outside it fail alone (AccessDenied) and stay."""
+    bucket = f"iam-{uuid.uuid4().hex[:8]}"
+    admin_s3 = server.client("s3")
+    admin_s3.create_bucket(Bucket=bucket)
+    user, creds = new_user(iam, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:DeleteObject",
+                       "Resource": f"arn:aws:s3:::{bucket}/home/${{aws:username}}/*"}],
+    })
+    keys = [f"home/{user}/a", f"home/{user}/b", "home/other/c"]
+    for key in keys:
+        admin_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    out = server.client("s3", creds=creds).delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(d["Key"] for d in out["Deleted"]) == keys[:2]
+    assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("home/other/c", "AccessDenied")]
+    left = [o["Key"] for o in admin_s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert left == ["home/other/c"]
+    # With no permission at all, every key is refused and nothing changes.
+    _, nobody = new_user(iam)
+    out = server.client("s3", creds=nobody).delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "home/other/c"}]})
+    assert [e["Code"] for e in out["Errors"]] == ["AccessDenied"] and not out.get("Deleted")
+    assert [o["Key"] for o in admin_s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["home/other/c"]
+
+
 def test_sts_and_euare_paths_with_awscli(server, aws_cli, iam):
     """The Eucalyptus service paths answer like the SigV4 scopes."""
     out = aws_cli.json("sts", "get-caller-identity")

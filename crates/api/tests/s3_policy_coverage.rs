@@ -400,8 +400,12 @@ async fn s3(c: &Controller, key: &Key, op: &S3Op, upload: &str) -> Reply {
     .await
 }
 
-/// Whether `reply` is S3's refusal (a HEAD answer has no body to say so).
+/// Whether `reply` is S3's refusal (a HEAD answer has no body to say so;
+/// DeleteObjects refuses each key in its answer, as AWS does).
 fn s3_refused(op: &S3Op, reply: &Reply) -> bool {
+    if op.operation == "DeleteObjects" {
+        return reply.status == 200 && reply.body.contains("<Code>AccessDenied</Code>");
+    }
     reply.status == 403 && (op.method == "HEAD" || reply.code() == Some("AccessDenied"))
 }
 

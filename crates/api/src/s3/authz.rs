@@ -232,19 +232,73 @@ fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>, tagged: boo
 
 /// The caller as policies see it: its identity (with its policies) when
 /// signed.
+#[derive(Clone)]
 struct Asker {
     identity: Option<std::sync::Arc<CallerIdentity>>,
     account: Option<String>,
 }
 
+/// DeleteObjects names its keys in its body, which the access hook does
+/// not read: the operation decides each key as an `s3:DeleteObject` of
+/// `bucket/key` of its own, as AWS does, with what the hook gathered. So a
+/// user allowed to delete under one prefix can delete there in bulk, and a
+/// refused key fails alone.
+#[derive(Clone)]
+pub struct KeyDeletes {
+    asker: Asker,
+    context: Context,
+    bucket: String,
+    record: Option<Bucket>,
+}
+
+/// How one key of a DeleteObjects fares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyDecision {
+    /// Refused: the key is reported `AccessDenied` and kept.
+    Refused,
+    /// A bucket policy grants it: the deletion runs with this grant.
+    Granted(PolicyGrant),
+    /// The deletion decides by ownership and ACL.
+    ToOperation,
+}
+
+impl KeyDeletes {
+    /// Decides deleting `key`.
+    pub fn decide(&self, key: &str) -> S3Result<KeyDecision> {
+        let check = Check {
+            action: "s3:DeleteObject".into(),
+            bucket: Some(self.bucket.clone()),
+            key: Some(key.into()),
+            grants: acl_permission("DeleteObjects"),
+            need: Need::Required,
+        };
+        let outcome = decide(
+            "DeleteObjects",
+            &check,
+            self.record.as_ref(),
+            &self.asker,
+            &self.context,
+        )?;
+        Ok(match outcome {
+            Outcome::Granted => check
+                .grant()
+                .map_or(KeyDecision::ToOperation, KeyDecision::Granted),
+            Outcome::ToOperation => KeyDecision::ToOperation,
+            Outcome::Refused { .. } => KeyDecision::Refused,
+        })
+    }
+}
+
 /// Decides the request in `cx` for `caller`, refusing it with
 /// `AccessDenied` or recording on `caller` what bucket policies granted.
+/// A DeleteObjects is left to decide per key: its [`KeyDeletes`] is
+/// returned.
 pub async fn check(
     cloud: &Cloud,
     caller: &mut Requester,
     cx: &S3AccessContext<'_>,
     source_ip: Option<IpAddr>,
-) -> S3Result<()> {
+) -> S3Result<Option<KeyDeletes>> {
     let operation = cx.s3_op().name();
     let facts = RequestFacts {
         source_ip,
@@ -267,6 +321,16 @@ pub async fn check(
             account: None,
         },
     };
+    if operation == "DeleteObjects"
+        && let S3Path::Bucket { bucket } = cx.s3_path()
+    {
+        return Ok(Some(KeyDeletes {
+            asker,
+            context,
+            bucket: bucket.to_string(),
+            record: cloud.store.bucket(bucket).await.map_err(internal)?,
+        }));
+    }
     let copy_source = cx
         .headers()
         .get("x-amz-copy-source")
@@ -306,7 +370,7 @@ pub async fn check(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// What one decision comes to.

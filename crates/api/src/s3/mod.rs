@@ -291,7 +291,9 @@ impl S3Access for CallerAccess {
             .extensions_mut()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        authz::check(&self.cloud, &mut caller, cx, source_ip).await?;
+        if let Some(deletes) = authz::check(&self.cloud, &mut caller, cx, source_ip).await? {
+            cx.extensions_mut().insert(deletes);
+        }
         if let (Some(account), Some(slot)) =
             (caller.account(), cx.extensions_mut().get::<AccountSlot>())
         {

@@ -3,6 +3,7 @@
 //! through as streams, wrapped in the `x-amz-checksum-*` check; tags come
 //! in `x-amz-tagging` and their count goes out in `x-amz-tagging-count`.
 
+use mallee_cloud::objects::ObjectError;
 use mallee_cloud::objects::reads::{self, ObjectView, ReadObject};
 use mallee_cloud::objects::writes::{self, CopyObject, PutObject};
 use mallee_store::ObjectRecord;
@@ -10,6 +11,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::policy_of;
+use super::authz::{KeyDecision, KeyDeletes};
 use super::dto::{body, byte_range, copy_source, expires_of, timestamp, user_metadata};
 use super::error::s3_error;
 use super::tagging::{count_header, header_pairs};
@@ -179,10 +181,56 @@ pub(super) async fn delete_objects(
             "The XML you provided was not well-formed or did not validate against our published schema"
         ));
     }
-    let keys = input.delete.objects.into_iter().map(|o| o.key).collect();
-    let outcomes = writes::delete_many(&api.cloud, &requester, &input.bucket, keys)
-        .await
-        .map_err(s3_error)?;
+    let Some(deletes) = req.extensions.get::<KeyDeletes>() else {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    };
+    // Each key decided on its own; the allowed ones deleted in two groups,
+    // with and without a bucket policy's grant, so that one key's grant
+    // never stands in for another's.
+    let mut decided: Vec<(String, bool)> = Vec::new();
+    let (mut granted, mut plain) = (requester.clone(), Vec::new());
+    let mut by_grant = Vec::new();
+    for object in input.delete.objects {
+        let key = object.key;
+        let allowed = match deletes.decide(&key)? {
+            KeyDecision::Refused => false,
+            KeyDecision::Granted(grant) => {
+                granted.grant(grant);
+                by_grant.push(key.clone());
+                true
+            }
+            KeyDecision::ToOperation => {
+                plain.push(key.clone());
+                true
+            }
+        };
+        decided.push((key, allowed));
+    }
+    let mut results = std::collections::HashMap::new();
+    for (who, keys) in [(&granted, by_grant), (&requester, plain)] {
+        if keys.is_empty() {
+            continue;
+        }
+        match writes::delete_many(&api.cloud, who, &input.bucket, keys.clone()).await {
+            Ok(outcomes) => results.extend(outcomes),
+            // The bucket's ACL refuses these keys: each fails alone.
+            Err(ObjectError::AccessDenied) => {
+                results.extend(
+                    keys.into_iter()
+                        .map(|k| (k, Err(ObjectError::AccessDenied))),
+                );
+            }
+            Err(e) => return Err(s3_error(e)),
+        }
+    }
+    let outcomes = decided.into_iter().map(|(key, allowed)| {
+        let outcome = match allowed {
+            false => Err(ObjectError::AccessDenied),
+            // A key named twice was deleted the first time.
+            true => results.remove(&key).unwrap_or(Ok(())),
+        };
+        (key, outcome)
+    });
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (key, outcome) in outcomes {
