@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AwsCli, MalleeServer, free_port, unique
-from computeutil import register_guest, wait_states
+from computeutil import register_guest, wait_console, wait_states
 from netutil import public_range_for
 
 SGR_ID = re.compile(r"^sgr-[0-9a-f]{17}$")
@@ -313,3 +313,162 @@ def test_terraform_eip_refresh_and_domain_name(cloud, ec2):
     assert ec2.describe_addresses_attribute(AllocationIds=[alloc_id])["Addresses"][0]["PtrRecord"] == default
     ec2.release_address(AllocationId=alloc_id)
     ec2.release_address(AllocationId=other)
+
+
+# ------------------------------------------------------------ instances
+
+
+def test_instance_type_offerings_and_no_burstable_types(ec2, cloud):
+    """Terraform's aws_ec2_instance_type_offerings data source and
+    aws_instance (which asks DescribeInstanceCreditSpecifications only of
+    burstable types)."""
+    types = {t["InstanceType"] for t in ec2.describe_instance_types()["InstanceTypes"]}
+    assert "t2.micro" in types
+    t2 = ec2.describe_instance_types(InstanceTypes=["t2.micro"])["InstanceTypes"][0]
+    assert t2["BurstablePerformanceSupported"] is False
+    assert ec2.describe_instance_types(
+        Filters=[{"Name": "burstable-performance-supported", "Values": ["true"]}])["InstanceTypes"] == []
+
+    region = ec2.describe_instance_type_offerings()["InstanceTypeOfferings"]
+    assert {o["InstanceType"] for o in region} == types
+    assert {(o["LocationType"], o["Location"]) for o in region} == {("region", "mallee-1")}
+    zones = ec2.describe_availability_zones()["AvailabilityZones"]
+    by_zone = ec2.describe_instance_type_offerings(
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": ["t2.micro", "m1.*"]},
+                 {"Name": "location", "Values": [zones[0]["ZoneName"]]}],
+    )["InstanceTypeOfferings"]
+    assert by_zone and all(o["Location"] == zones[0]["ZoneName"] and o["LocationType"] == "availability-zone"
+                           for o in by_zone)
+    assert {o["InstanceType"] for o in by_zone} == {t for t in types if t == "t2.micro" or t.startswith("m1.")}
+    by_id = ec2.describe_instance_type_offerings(
+        LocationType="availability-zone-id", Filters=[{"Name": "instance-type", "Values": ["t2.micro"]}]
+    )["InstanceTypeOfferings"]
+    assert {o["Location"] for o in by_id} == {z["ZoneId"] for z in zones}
+    page = ec2.describe_instance_type_offerings(MaxResults=5)
+    rest = ec2.describe_instance_type_offerings(MaxResults=1000, NextToken=page["NextToken"])
+    assert len(page["InstanceTypeOfferings"]) + len(rest["InstanceTypeOfferings"]) == len(types)
+    assert error(ec2.describe_instance_type_offerings, LocationType="outpost")[0] == "InvalidParameterValue"
+    assert error(ec2.describe_instance_type_offerings, Filters=[{"Name": "bogus", "Values": ["x"]}])[0] == \
+        "InvalidParameterValue"
+    # awscli, as scripts use it
+    out = AwsCli(cloud).json("ec2", "describe-instance-type-offerings", "--location-type", "availability-zone",
+                             "--filters", "Name=instance-type,Values=t1.micro")
+    assert {o["Location"] for o in out["InstanceTypeOfferings"]} == {z["ZoneName"] for z in zones}
+
+
+IMDS_WATCH = """#!/bin/sh
+(
+last=""
+while true; do
+    if imds -1 meta-data/instance-id >/dev/null 2>&1; then now=OPEN; else now=CLOSED; fi
+    if [ "$now" != "$last" ]; then echo "IMDS-V1-$now"; last=$now; fi
+    sleep 2
+done
+) &
+"""
+
+
+def test_run_instances_tags_stop_protection_metadata_options(cloud, ec2):
+    """The one instance of this module, launched as Ansible's ec2_instance
+    launches (volume and network-interface TagSpecifications) and read as
+    Terraform's aws_instance reads (disableApiStop, credit specification,
+    GetPasswordData); ModifyInstanceMetadataOptions reaches its running
+    metadata service: IMDSv1 answers the guest until HttpTokens=required."""
+    def instance_count():
+        return sum(len(r["Instances"]) for r in ec2.describe_instances()["Reservations"])
+
+    before = instance_count()
+    bad = [{"ResourceType": "bogus", "Tags": [{"Key": "a", "Value": "b"}]}]
+    code, message, status = error(ec2.run_instances, ImageId=cloud.images["pv"], MinCount=1, MaxCount=1,
+                                  InstanceType="t1.micro", TagSpecifications=bad)
+    assert (code, status) == ("InvalidParameterValue", 400)
+    assert message == "'bogus' is not a valid taggable resource type for this operation."
+    assert instance_count() == before
+
+    resp = ec2.run_instances(
+        ImageId=cloud.images["pv"], MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=IMDS_WATCH,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}}],
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "tools"}]},
+            {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "tools-disk"},
+                                                 {"Key": "backup", "Value": "daily"}]},
+            {"ResourceType": "network-interface", "Tags": [{"Key": "Name", "Value": "tools-nic"}]},
+        ],
+    )
+    iid = resp["Instances"][0]["InstanceId"]
+    try:
+        # tags on the volume and on the primary interface
+        volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]
+        assert len(volumes) == 1
+        assert sorted((t["Key"], t["Value"]) for t in volumes[0]["Tags"]) == [
+            ("Name", "tools-disk"), ("backup", "daily")]
+        assert ec2.describe_volumes(Filters=[{"Name": "tag:backup", "Values": ["daily"]}])["Volumes"][0][
+            "VolumeId"] == volumes[0]["VolumeId"]
+        inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        assert inst["Tags"] == [{"Key": "Name", "Value": "tools"}]
+        eni = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]
+        assert tags == [{"Key": "Name", "ResourceId": eni, "ResourceType": "network-interface",
+                         "Value": "tools-nic"}]
+        vol_tags = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["volume"]},
+                                              {"Name": "resource-id", "Values": [volumes[0]["VolumeId"]]}])["Tags"]
+        assert len(vol_tags) == 2
+        ec2.create_tags(Resources=[eni], Tags=[{"Key": "team", "Value": "qa"}])
+        assert len(ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]) == 2
+
+        # Terraform's aws_instance refresh reads these
+        def stop_protected():
+            return ec2.describe_instance_attribute(InstanceId=iid, Attribute="disableApiStop")["DisableApiStop"]
+
+        assert stop_protected() == {"Value": False}
+        credits = ec2.describe_instance_credit_specifications(InstanceIds=[iid])["InstanceCreditSpecifications"]
+        assert credits == [{"InstanceId": iid, "CpuCredits": "standard"}]
+        assert ec2.describe_instance_credit_specifications()["InstanceCreditSpecifications"] == []
+        assert error(ec2.describe_instance_credit_specifications,
+                     InstanceIds=["i-0123456789abcdef0"])[0] == "InvalidInstanceID.NotFound"
+        password = ec2.get_password_data(InstanceId=iid)
+        assert password["InstanceId"] == iid and password["PasswordData"] == ""
+        assert password["Timestamp"]
+        code, message, status = error(ec2.get_password_data, InstanceId="i-0123456789abcdef0")
+        assert (code, status) == ("InvalidInstanceID.NotFound", 400)
+        assert "i-0123456789abcdef0" in message
+        assert error(ec2.get_password_data, InstanceId="bogus")[0] == "InvalidInstanceID.Malformed"
+
+        wait_states(ec2, [iid], "running")
+        wait_console(ec2, iid, "IMDS-V1-OPEN")
+
+        # disableApiStop, honoured by StopInstances
+        ec2.modify_instance_attribute(InstanceId=iid, DisableApiStop={"Value": True})
+        assert stop_protected() == {"Value": True}
+        code, message, status = error(ec2.stop_instances, InstanceIds=[iid])
+        assert (code, status) == ("OperationNotPermitted", 400)
+        assert message == (f"The instance '{iid}' may not be stopped. "
+                           "Modify its 'disableApiStop' instance attribute and try again.")
+        assert ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"] == \
+            "running"
+        ec2.modify_instance_attribute(InstanceId=iid, Attribute="disableApiStop", Value="false")
+        assert stop_protected() == {"Value": False}
+
+        # metadata options: refusals change nothing, then IMDSv2 only
+        assert error(ec2.modify_instance_metadata_options, InstanceId=iid, HttpPutResponseHopLimit=65)[0] == \
+            "InvalidParameterValue"
+        assert error(ec2.modify_instance_metadata_options, InstanceId=iid, HttpTokens="sometimes")[0] == \
+            "InvalidParameterValue"
+        assert error(ec2.modify_instance_metadata_options, InstanceId="i-0123456789abcdef0",
+                     HttpTokens="required")[0] == "InvalidInstanceID.NotFound"
+        options = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+        assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("optional", 1)
+        changed = ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="required",
+                                                       HttpPutResponseHopLimit=2)
+        assert changed["InstanceId"] == iid
+        assert changed["InstanceMetadataOptions"]["State"] == "pending"
+        assert (changed["InstanceMetadataOptions"]["HttpTokens"],
+                changed["InstanceMetadataOptions"]["HttpPutResponseHopLimit"],
+                changed["InstanceMetadataOptions"]["HttpEndpoint"]) == ("required", 2, "enabled")
+        options = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+        assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 2)
+        wait_console(ec2, iid, "IMDS-V1-OPEN", "IMDS-V1-CLOSED", timeout=120)
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+    wait_states(ec2, [iid], "terminated", timeout=120)

@@ -54,6 +54,10 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ("DescribeAvailabilityZones", ""),
     ("DescribeAccountAttributes", ""),
     ("DescribeInstanceTypes", ""),
+    (
+        "DescribeInstanceTypeOfferings",
+        "LocationType=availability-zone",
+    ),
     ("CreateKeyPair", "KeyName=kp-new&KeyType=ed25519"),
     (
         "ImportKeyPair",
@@ -104,6 +108,15 @@ const EC2_PARAMS: &[(&str, &str)] = &[
         "ModifyInstanceAttribute",
         "InstanceId={instance}&InstanceType.Value=t1.micro",
     ),
+    (
+        "ModifyInstanceMetadataOptions",
+        "InstanceId={instance}&HttpTokens=required",
+    ),
+    (
+        "DescribeInstanceCreditSpecifications",
+        "InstanceId.1={instance}",
+    ),
+    ("GetPasswordData", "InstanceId={instance}"),
     ("DescribeVpcs", ""),
     ("DescribeSubnets", ""),
     (

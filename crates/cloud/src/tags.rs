@@ -78,6 +78,7 @@ pub fn kind_of(id: &str) -> Option<Kind> {
         "sgr" => Kind::SecurityGroupRule,
         "vpc" => Kind::Vpc,
         "subnet" => Kind::Subnet,
+        "eni" => Kind::NetworkInterface,
         "eipalloc" => Kind::Allocation,
         "r" => Kind::Reservation,
         _ => return None,

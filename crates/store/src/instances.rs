@@ -80,6 +80,14 @@ pub struct Launch<'a> {
     pub groups: &'a [String],
     /// Tags of every instance.
     pub tags: &'a [TagPair],
+    /// Tags of every volume of `volumes`.
+    pub volume_tags: &'a [TagPair],
+    /// `(instance id, eni-…)` of each instance's primary network
+    /// interface, registered as a `network-interface` resource that goes
+    /// with its instance.
+    pub interfaces: &'a [(String, String)],
+    /// Tags of every interface of `interfaces`.
+    pub interface_tags: &'a [TagPair],
 }
 
 /// Instance persistence.
@@ -101,12 +109,17 @@ pub trait InstanceIndex: Send + Sync {
             volumes: &[],
             groups: &[],
             tags,
+            volume_tags: &[],
+            interfaces: &[],
+            interface_tags: &[],
         })
         .await
     }
     /// [`InstanceIndex::create_reservation`] with everything else a launch
     /// records: the EBS volumes the instances boot from or get at launch
-    /// (registered as `volume` resources without tags) and every
+    /// (registered as `volume` resources carrying `volume_tags`), the
+    /// instances' primary interfaces (`network-interface` resources
+    /// carrying `interface_tags`, removed with their instance) and every
     /// instance's security groups, all in the same transaction. `NotFound`
     /// when a group does not exist.
     async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()>;
@@ -125,7 +138,8 @@ pub trait InstanceIndex: Send + Sync {
     /// (the stored revision becomes `revision + 1`); `false` when someone
     /// else changed it first or it is gone.
     async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool>;
-    /// Removes an instance, its tags, and its reservation once empty.
+    /// Removes an instance, its tags, its primary interface's resource and
+    /// tags, and its reservation once empty.
     async fn delete_instance(&self, instance_id: &str) -> StoreResult<()>;
     /// Private addresses held by live instances of a network.
     async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>>;

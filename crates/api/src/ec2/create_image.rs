@@ -8,7 +8,7 @@ use mallee_cloud::images::{validate_description, validate_name};
 use crate::query::QueryParams;
 
 use super::instances::validate_instance_id;
-use super::tags::parse_tag_specifications;
+use super::tags::parse_tag_specifications_of;
 use super::{Ec2Context, Ec2Error};
 
 /// CreateImage input.
@@ -44,13 +44,14 @@ impl CreateImage {
                 )));
             }
         }
+        let [tags, snapshot_tags] = parse_tag_specifications_of(params, ["image", "snapshot"])?;
         Ok(Self(InstanceImage {
             instance_id,
             name,
             description,
             excluded,
-            tags: parse_tag_specifications(params, "image")?,
-            snapshot_tags: parse_tag_specifications(params, "snapshot")?,
+            tags,
+            snapshot_tags,
         }))
     }
 

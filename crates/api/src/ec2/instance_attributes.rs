@@ -15,6 +15,7 @@ const ATTRIBUTES: &[(&str, Attribute)] = &[
     ("ramdisk", Attribute::Ramdisk),
     ("userData", Attribute::UserData),
     ("disableApiTermination", Attribute::DisableApiTermination),
+    ("disableApiStop", Attribute::DisableApiStop),
     (
         "instanceInitiatedShutdownBehavior",
         Attribute::ShutdownBehavior,
@@ -101,7 +102,7 @@ fn bool_value(v: &str) -> Result<bool, Ec2Error> {
 impl ModifyInstanceAttribute {
     /// Reads `InstanceId` and either `Attribute` + `Value` or one of
     /// `InstanceType.Value`, `UserData.Value`, `Kernel.Value`,
-    /// `Ramdisk.Value`, `DisableApiTermination.Value`,
+    /// `Ramdisk.Value`, `DisableApiTermination.Value`, `DisableApiStop.Value`,
     /// `InstanceInitiatedShutdownBehavior.Value`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
         let id = params.required_non_empty("InstanceId")?.to_owned();
@@ -112,6 +113,7 @@ impl ModifyInstanceAttribute {
             ("Kernel.Value", "kernel"),
             ("Ramdisk.Value", "ramdisk"),
             ("DisableApiTermination.Value", "disableApiTermination"),
+            ("DisableApiStop.Value", "disableApiStop"),
             (
                 "InstanceInitiatedShutdownBehavior.Value",
                 "instanceInitiatedShutdownBehavior",
@@ -160,6 +162,7 @@ impl ModifyInstanceAttribute {
             "kernel" => Modification::Kernel(value.to_owned()),
             "ramdisk" => Modification::Ramdisk(value.to_owned()),
             "disableApiTermination" => Modification::DisableApiTermination(bool_value(value)?),
+            "disableApiStop" => Modification::DisableApiStop(bool_value(value)?),
             "instanceInitiatedShutdownBehavior" => Modification::ShutdownBehavior(
                 ShutdownBehavior::from_name(value).ok_or_else(|| {
                     Ec2Error::InvalidParameterValue(format!(

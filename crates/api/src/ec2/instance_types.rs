@@ -1,12 +1,15 @@
-//! DescribeInstanceTypes on the wire: filters, pages and XML over the
-//! types on offer (`mallee_cloud::zones::instance_types`: the configured
-//! table and the bare-metal zone's types).
+//! DescribeInstanceTypes and DescribeInstanceTypeOfferings on the wire:
+//! filters, pages and XML over the types on offer
+//! (`mallee_cloud::zones::instance_types`: the configured table and the
+//! bare-metal zone's types) and where each is offered
+//! (`mallee_cloud::instances::offerings`).
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::QueryParams;
 
 use super::{Ec2Context, Ec2Error};
+use mallee_cloud::instances::offerings::{self, LocationType, Offering};
 use mallee_cloud::instances::types::{InstanceType, current_generation};
 use mallee_cloud::metal::zone::MetalType;
 use mallee_cloud::zones::{self, Offered};
@@ -22,7 +25,8 @@ impl Filterable for InstanceType {
             "bare-metal" | "hibernation-supported" | "dedicated-hosts-supported" => {
                 one("false".into())
             }
-            "burstable-performance-supported" => one(self.name.starts_with("t").to_string()),
+            // No CPU credits: every type runs at its full share.
+            "burstable-performance-supported" => one("false".into()),
             "vcpu-info.default-vcpus" | "vcpu-info.default-cores" => one(self.vcpus.to_string()),
             "vcpu-info.default-threads-per-core" => one("1".into()),
             "memory-info.size-in-mib" => one(self.memory_mib.to_string()),
@@ -212,8 +216,72 @@ fn write_instance_type(w: &mut crate::xml::XmlWriter, t: &InstanceType) {
         w.text("encryptionInTransitSupported", false);
     });
     w.text("hibernationSupported", false);
-    w.text("burstablePerformanceSupported", t.name.starts_with('t'));
+    w.text("burstablePerformanceSupported", false);
     w.text("dedicatedHostsSupported", false);
     w.text("autoRecoverySupported", false);
     w.elem("supportedBootModes", |w| w.text("item", "legacy-bios"));
+}
+
+// ------------------------------------------- DescribeInstanceTypeOfferings
+
+impl Filterable for Offering {
+    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
+        match name {
+            "instance-type" => Some(vec![self.instance_type.clone()]),
+            "location" => Some(vec![self.location.clone()]),
+            _ => None,
+        }
+    }
+}
+
+/// DescribeInstanceTypeOfferings input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeInstanceTypeOfferings {
+    location_type: LocationType,
+    filters: Vec<Filter>,
+    page: PageRequest,
+}
+
+impl DescribeInstanceTypeOfferings {
+    /// Reads `LocationType` (`region`, the default, `availability-zone` or
+    /// `availability-zone-id`), `Filter.N` (`instance-type`, `location`),
+    /// `MaxResults` (5–1000) and `NextToken`.
+    pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
+        let filters = parse_filters(params)?;
+        filter::validate_names(&filters, &["instance-type", "location"], false)?;
+        let location_type = match params.get("LocationType") {
+            None => LocationType::Region,
+            Some(given) => LocationType::from_name(given).ok_or_else(|| {
+                Ec2Error::InvalidParameterValue(format!(
+                    "Value ({given}) for parameter locationType is invalid. Valid values: region, availability-zone, availability-zone-id"
+                ))
+            })?,
+        };
+        Ok(Self {
+            location_type,
+            filters,
+            page: PageRequest::parse(params, 5, 1000)?,
+        })
+    }
+
+    /// The matching offerings, sorted by type then location.
+    pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+        let all = offerings::offerings(ctx.cloud, self.location_type).await?;
+        let matching: Vec<Offering> = all
+            .into_iter()
+            .filter(|o| filter::matches(&self.filters, o))
+            .collect();
+        let (page, next) = self.page.apply(matching, |o| {
+            format!("{}\u{1f}{}", o.instance_type, o.location)
+        });
+        let location_type = self.location_type.name();
+        Ok(ctx.respond("DescribeInstanceTypeOfferings", |w| {
+            w.items("instanceTypeOfferingSet", page, |w, o| {
+                w.text("instanceType", &o.instance_type);
+                w.text("locationType", location_type);
+                w.text("location", &o.location);
+            });
+            w.opt_text("nextToken", next);
+        }))
+    }
 }

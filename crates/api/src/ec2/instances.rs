@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use mallee_cloud::instances::attributes::MetadataOptionsChange;
 use mallee_cloud::instances::spec::{MetadataOptions, Tokens as HttpTokens};
 use mallee_store::{InstanceRecord, VolumeRecord};
 
@@ -22,7 +23,7 @@ use mallee_cloud::instances::lookup;
 use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
 use mallee_cloud::volumes::Volume;
 
-use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
+use super::tags::{TagsByResource, parse_tag_specifications_of, write_tag_set};
 use super::{Ec2Context, Ec2Error, iso8601};
 use mallee_cloud::instances::launch;
 
@@ -97,10 +98,71 @@ fn count(params: &QueryParams, name: &str) -> Result<usize, Ec2Error> {
         })
 }
 
+/// Writes `name` as an `InstanceMetadataOptionsResponse` in `state`
+/// (`applied`, or `pending` while a change travels to the node).
+pub(crate) fn write_metadata_options(
+    w: &mut XmlWriter,
+    name: &str,
+    state: &str,
+    o: &MetadataOptions,
+) {
+    w.elem(name, |w| {
+        w.text("state", state);
+        w.text(
+            "httpTokens",
+            match o.http_tokens {
+                HttpTokens::Optional => "optional",
+                HttpTokens::Required => "required",
+            },
+        );
+        w.text("httpPutResponseHopLimit", o.http_put_response_hop_limit);
+        w.text(
+            "httpEndpoint",
+            if o.http_endpoint_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+        );
+        w.text("httpProtocolIpv6", "disabled");
+        w.text("instanceMetadataTags", "disabled");
+    });
+}
+
 fn parse_metadata_options(params: &QueryParams) -> Result<MetadataOptions, Ec2Error> {
-    let mut options = MetadataOptions::default();
-    if let Some(tokens) = params.get("MetadataOptions.HttpTokens") {
-        options.http_tokens = match tokens {
+    Ok(parse_metadata_change(params, "MetadataOptions.")?.applied_to(MetadataOptions::default()))
+}
+
+/// Reads `{prefix}HttpTokens`, `{prefix}HttpPutResponseHopLimit` (1–64),
+/// `{prefix}HttpEndpoint`, and refuses what mallee's metadata service
+/// does not serve (`{prefix}HttpProtocolIpv6`, `{prefix}InstanceMetadataTags`
+/// enabled).
+pub(crate) fn parse_metadata_change(
+    params: &QueryParams,
+    prefix: &str,
+) -> Result<MetadataOptionsChange, Ec2Error> {
+    let mut change = MetadataOptionsChange::default();
+    for (name, what) in [
+        ("HttpProtocolIpv6", "An IPv6 metadata endpoint"),
+        ("InstanceMetadataTags", "Instance tags in the metadata"),
+    ] {
+        match params.get(&format!("{prefix}{name}")) {
+            None | Some("disabled") => {}
+            Some("enabled") => {
+                return Err(Ec2Error::refused(
+                    "UnsupportedOperation",
+                    format!("{what} is not supported."),
+                ));
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "Value ({other}) for parameter {name} is invalid. Valid values: enabled, disabled"
+                )));
+            }
+        }
+    }
+    if let Some(tokens) = params.get(&format!("{prefix}HttpTokens")) {
+        change.http_tokens = Some(match tokens {
             "optional" => HttpTokens::Optional,
             "required" => HttpTokens::Required,
             other => {
@@ -108,20 +170,20 @@ fn parse_metadata_options(params: &QueryParams) -> Result<MetadataOptions, Ec2Er
                     "Value ({other}) for parameter HttpTokens is invalid. Valid values: optional, required"
                 )));
             }
-        };
+        });
     }
-    if let Some(limit) = params.int("MetadataOptions.HttpPutResponseHopLimit")? {
-        options.http_put_response_hop_limit = u8::try_from(limit)
+    if let Some(limit) = params.int(&format!("{prefix}HttpPutResponseHopLimit"))? {
+        change.http_put_response_hop_limit = Some(u8::try_from(limit)
             .ok()
             .filter(|l| (1..=64).contains(l))
             .ok_or_else(|| {
                 invalid(format!(
                     "Value ({limit}) for parameter HttpPutResponseHopLimit is invalid. Valid values: 1-64"
                 ))
-            })?;
+            })?);
     }
-    if let Some(endpoint) = params.get("MetadataOptions.HttpEndpoint") {
-        options.http_endpoint_enabled = match endpoint {
+    if let Some(endpoint) = params.get(&format!("{prefix}HttpEndpoint")) {
+        change.http_endpoint_enabled = Some(match endpoint {
             "enabled" => true,
             "disabled" => false,
             other => {
@@ -129,9 +191,9 @@ fn parse_metadata_options(params: &QueryParams) -> Result<MetadataOptions, Ec2Er
                     "Value ({other}) for parameter HttpEndpoint is invalid. Valid values: enabled, disabled"
                 )));
             }
-        };
+        });
     }
-    Ok(options)
+    Ok(change)
 }
 
 /// Validates base64 user data and its decoded size.
@@ -208,6 +270,8 @@ impl RunInstances {
                 "Value for parameter clientToken is invalid. It must be at most 64 ASCII characters.",
             ));
         }
+        let [tags, volume_tags, interface_tags] =
+            parse_tag_specifications_of(params, ["instance", "volume", "network-interface"])?;
         Ok(Self(launch::RunInstances {
             image_id,
             min_count,
@@ -229,6 +293,7 @@ impl RunInstances {
             client_token: client_token.map(str::to_owned),
             shutdown_behavior,
             disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
+            disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
             metadata_options: parse_metadata_options(params)?,
             subnet_id,
             associate_public_ip: interface
@@ -236,7 +301,9 @@ impl RunInstances {
                 .map(|i| i.bool("AssociatePublicIpAddress"))
                 .transpose()?
                 .flatten(),
-            tags: parse_tag_specifications(params, "instance")?,
+            tags,
+            volume_tags,
+            interface_tags,
             block_device_mappings: super::block_devices::parse(params)?,
             iam_instance_profile: super::iam_profiles::profile_param(params, "IamInstanceProfile")?,
         }))
@@ -455,28 +522,7 @@ pub fn write_instance(
         w.text("coreCount", d.spec.vcpus);
         w.text("threadsPerCore", 1);
     });
-    w.elem("metadataOptions", |w| {
-        let o = &md.options;
-        w.text("state", "applied");
-        w.text(
-            "httpTokens",
-            match o.http_tokens {
-                HttpTokens::Optional => "optional",
-                HttpTokens::Required => "required",
-            },
-        );
-        w.text("httpPutResponseHopLimit", o.http_put_response_hop_limit);
-        w.text(
-            "httpEndpoint",
-            if o.http_endpoint_enabled {
-                "enabled"
-            } else {
-                "disabled"
-            },
-        );
-        w.text("httpProtocolIpv6", "disabled");
-        w.text("instanceMetadataTags", "disabled");
-    });
+    write_metadata_options(w, "metadataOptions", "applied", &md.options);
     w.text("platformDetails", "Linux/UNIX");
     w.text("usageOperation", "RunInstances");
 }

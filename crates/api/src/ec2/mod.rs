@@ -14,6 +14,7 @@ pub mod iam_profiles;
 pub mod images;
 pub mod instance_attributes;
 pub mod instance_lifecycle;
+pub mod instance_options;
 pub mod instance_types;
 pub mod instances;
 pub mod key_pairs;
@@ -47,6 +48,7 @@ crate::actions::declare! {
     DescribeAvailabilityZones => regions::DescribeAvailabilityZones,
     DescribeAccountAttributes => regions::DescribeAccountAttributes,
     DescribeInstanceTypes => instance_types::DescribeInstanceTypes,
+    DescribeInstanceTypeOfferings => instance_types::DescribeInstanceTypeOfferings,
     CreateKeyPair => key_pairs::CreateKeyPair,
     ImportKeyPair => key_pairs::ImportKeyPair,
     DescribeKeyPairs => key_pairs::DescribeKeyPairs,
@@ -70,6 +72,9 @@ crate::actions::declare! {
     GetConsoleOutput => instance_lifecycle::GetConsoleOutput,
     DescribeInstanceAttribute => instance_attributes::DescribeInstanceAttribute,
     ModifyInstanceAttribute => instance_attributes::ModifyInstanceAttribute,
+    ModifyInstanceMetadataOptions => instance_options::ModifyInstanceMetadataOptions,
+    DescribeInstanceCreditSpecifications => instance_options::DescribeInstanceCreditSpecifications,
+    GetPasswordData => instance_options::GetPasswordData,
     DescribeVpcs => vpcs::DescribeVpcs,
     DescribeSubnets => vpcs::DescribeSubnets,
     CreateSecurityGroup => security_groups::CreateSecurityGroup,

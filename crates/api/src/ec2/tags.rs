@@ -37,24 +37,37 @@ fn parse_tag_list(params: &QueryParams) -> Result<Vec<TagPair>, Ec2Error> {
 /// `resource_type`; other types are refused as EC2 does.
 pub fn parse_tag_specifications(
     params: &QueryParams,
-    resource_type: &str,
+    resource_type: &'static str,
 ) -> Result<Vec<TagPair>, Ec2Error> {
-    let mut tags = Vec::new();
+    let [tags] = parse_tag_specifications_of(params, [resource_type])?;
+    Ok(tags)
+}
+
+/// Reads `TagSpecification.N` for an action that creates resources of
+/// several types (RunInstances: `instance`, `volume`,
+/// `network-interface`): the tags of each type of `resource_types`, in
+/// that order; other types are refused as EC2 does.
+pub fn parse_tag_specifications_of<const N: usize>(
+    params: &QueryParams,
+    resource_types: [&'static str; N],
+) -> Result<[Vec<TagPair>; N], Ec2Error> {
+    let mut tags: [Vec<TagPair>; N] = std::array::from_fn(|_| Vec::new());
     for spec in params.structs("TagSpecification")? {
         let given = spec.required_non_empty("ResourceType")?;
-        if given != resource_type {
+        let Some(index) = resource_types.iter().position(|t| *t == given) else {
             return Err(Ec2Error::InvalidParameterValue(format!(
                 "'{given}' is not a valid taggable resource type for this operation."
             )));
-        }
+        };
+        let of_type = &mut tags[index];
         for tag in parse_tag_list(&spec)? {
-            if tags.iter().any(|t: &TagPair| t.key == tag.key) {
+            if of_type.iter().any(|t: &TagPair| t.key == tag.key) {
                 return Err(Ec2Error::InvalidParameterValue(format!(
                     "Duplicate tag key '{}' specified.",
                     tag.key
                 )));
             }
-            tags.push(tag);
+            of_type.push(tag);
         }
     }
     Ok(tags)

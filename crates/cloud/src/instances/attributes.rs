@@ -1,9 +1,11 @@
 //! Instance attributes: reading one, and changing one. User data, the
 //! instance type and the kernel and ramdisk change only while the instance
 //! is stopped (they are what it boots with); its security groups,
-//! `disableApiTermination` and the shutdown behaviour change at any time.
+//! `disableApiTermination`, `disableApiStop`, the shutdown behaviour and
+//! the metadata options change at any time (new metadata options reach
+//! the running instance's metadata service with its next spec).
 
-use crate::instances::spec::Boot;
+use crate::instances::spec::{Boot, MetadataOptions, Tokens};
 
 use crate::images::{self, LaunchImage};
 use crate::instances::lifecycle;
@@ -24,6 +26,8 @@ pub enum Attribute {
     UserData,
     /// Whether TerminateInstances is refused.
     DisableApiTermination,
+    /// Whether StopInstances is refused.
+    DisableApiStop,
     /// What a guest-initiated poweroff does.
     ShutdownBehavior,
     /// The root device name.
@@ -70,6 +74,7 @@ pub async fn describe(
         } else {
             "false"
         }),
+        Attribute::DisableApiStop => value(if d.disable_api_stop { "true" } else { "false" }),
         Attribute::ShutdownBehavior => value(d.shutdown_behavior.name()),
         Attribute::RootDeviceName => value(&md.root_device_name),
         Attribute::BlockDeviceMapping => AttributeValue::NoDevices,
@@ -92,8 +97,13 @@ pub enum Modification {
     Ramdisk(String),
     /// Whether TerminateInstances is refused.
     DisableApiTermination(bool),
+    /// Whether StopInstances is refused.
+    DisableApiStop(bool),
     /// What a guest-initiated poweroff does.
     ShutdownBehavior(ShutdownBehavior),
+    /// Metadata options (ModifyInstanceMetadataOptions): each given one
+    /// replaces the instance's.
+    MetadataOptions(MetadataOptionsChange),
     /// The instance's security groups, by id, replacing its own (while it
     /// runs: its node's firewall follows).
     Groups(Vec<String>),
@@ -105,6 +115,33 @@ impl Modification {
             self,
             Self::InstanceType(_) | Self::UserData(_) | Self::Kernel(_) | Self::Ramdisk(_)
         )
+    }
+}
+
+/// The metadata options ModifyInstanceMetadataOptions changes; `None`
+/// keeps the instance's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetadataOptionsChange {
+    /// `HttpTokens`.
+    pub http_tokens: Option<Tokens>,
+    /// `HttpPutResponseHopLimit` (1..=64, checked by the caller).
+    pub http_put_response_hop_limit: Option<u8>,
+    /// `HttpEndpoint` enabled.
+    pub http_endpoint_enabled: Option<bool>,
+}
+
+impl MetadataOptionsChange {
+    /// `options` with this change applied.
+    pub fn applied_to(self, options: MetadataOptions) -> MetadataOptions {
+        MetadataOptions {
+            http_tokens: self.http_tokens.unwrap_or(options.http_tokens),
+            http_put_response_hop_limit: self
+                .http_put_response_hop_limit
+                .unwrap_or(options.http_put_response_hop_limit),
+            http_endpoint_enabled: self
+                .http_endpoint_enabled
+                .unwrap_or(options.http_endpoint_enabled),
+        }
     }
 }
 
@@ -147,6 +184,61 @@ pub async fn modify(
         security_groups::firewall_changed(cloud);
     }
     Ok(())
+}
+
+/// The CPU credit option of the caller's instances named by `ids` (each
+/// must exist), as DescribeInstanceCreditSpecifications answers: no
+/// instance type of mallee is burstable, and AWS reports `standard` for
+/// such instances when they are named. Without ids AWS lists only
+/// instances with the `unlimited` option, of which mallee has none.
+pub async fn credit_specifications(
+    cloud: &Cloud,
+    caller: &Principal,
+    ids: &[String],
+) -> Result<Vec<(String, &'static str)>, CloudError> {
+    Ok(lookup::owned(cloud, caller, ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.id().to_owned(), "standard"))
+        .collect())
+}
+
+/// GetPasswordData: the caller's instance `id` must exist; its password
+/// data is empty, as AWS answers for Linux instances (mallee's images
+/// never post an encrypted Windows password).
+pub async fn password_data(
+    cloud: &Cloud,
+    caller: &Principal,
+    id: &str,
+) -> Result<String, CloudError> {
+    lookup::one(cloud, caller, id).await?;
+    Ok(String::new())
+}
+
+fn is_gone(instance: &Instance) -> bool {
+    matches!(
+        instance.state,
+        InstanceState::ShuttingDown | InstanceState::Terminated
+    )
+}
+
+/// The metadata options of the caller's instance `id`, after
+/// ModifyInstanceMetadataOptions applies `change` to them.
+pub async fn modify_metadata_options(
+    cloud: &Cloud,
+    caller: &Principal,
+    id: &str,
+    change: MetadataOptionsChange,
+) -> Result<MetadataOptions, CloudError> {
+    modify(cloud, caller, id, Modification::MetadataOptions(change)).await?;
+    Ok(change.applied_to(
+        lookup::one(cloud, caller, id)
+            .await?
+            .details
+            .spec
+            .metadata
+            .options,
+    ))
 }
 
 async fn resolve(
@@ -199,9 +291,20 @@ async fn resolve(
             )
             .await?,
         ),
+        Modification::MetadataOptions(_) if is_gone(instance) => {
+            return Err(CloudError::incorrect_state(
+                Kind::Instance,
+                format!(
+                    "The instance '{}' is not in a state from which its metadata options can be modified.",
+                    instance.id()
+                ),
+            ));
+        }
         Modification::UserData(_)
         | Modification::DisableApiTermination(_)
-        | Modification::ShutdownBehavior(_) => Resolved::Nothing,
+        | Modification::DisableApiStop(_)
+        | Modification::ShutdownBehavior(_)
+        | Modification::MetadataOptions(_) => Resolved::Nothing,
     })
 }
 
@@ -232,6 +335,15 @@ fn apply(instance: &mut Instance, modification: &Modification, resolved: &Resolv
             d.spec.metadata.security_groups = groups.iter().map(|(_, name)| name.clone()).collect();
         }
         (Modification::DisableApiTermination(v), _) => d.disable_api_termination = *v,
+        (Modification::DisableApiStop(v), _) => d.disable_api_stop = *v,
+        (Modification::MetadataOptions(change), _) => {
+            let options = change.applied_to(d.spec.metadata.options);
+            if options != d.spec.metadata.options {
+                d.spec.metadata.options = options;
+                // The node's metadata service takes them from the spec.
+                instance.record.generation += 1;
+            }
+        }
         (Modification::ShutdownBehavior(b), _) => d.shutdown_behavior = *b,
         // `resolve` pairs every modification with what it needs.
         _ => {}
@@ -318,6 +430,96 @@ mod tests {
                 .await
                 .expect("read"),
             AttributeValue::Value(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn disable_api_stop_refuses_stop_until_cleared() {
+        let tc = TestCloud::new().await;
+        let caller = tc.principal("alice").await;
+        InstanceBuilder::new(ID, caller.account_id())
+            .store(&tc)
+            .await;
+        let ids = [ID.to_owned()];
+        modify(&tc, &caller, ID, Modification::DisableApiStop(true))
+            .await
+            .expect("protect");
+        assert_eq!(
+            describe(&tc, &caller, ID, Attribute::DisableApiStop)
+                .await
+                .expect("read"),
+            AttributeValue::Value(Some("true".into()))
+        );
+        let before = stored(&tc).await;
+        let refused = lifecycle::stop(&tc, &caller, &ids).await;
+        assert_eq!(
+            refused,
+            Err(CloudError::NotPermitted(format!(
+                "The instance '{ID}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again."
+            )))
+        );
+        assert_eq!(
+            stored(&tc).await,
+            before,
+            "a refused stop changed the instance"
+        );
+        modify(&tc, &caller, ID, Modification::DisableApiStop(false))
+            .await
+            .expect("clear");
+        lifecycle::stop(&tc, &caller, &ids).await.expect("stop");
+        assert_eq!(stored(&tc).await.state, InstanceState::Stopping);
+    }
+
+    #[tokio::test]
+    async fn metadata_options_change_the_nodes_spec() {
+        let tc = TestCloud::new().await;
+        let caller = tc.principal("alice").await;
+        InstanceBuilder::new(ID, caller.account_id())
+            .store(&tc)
+            .await;
+        let generation = stored(&tc).await.record.generation;
+        let change = MetadataOptionsChange {
+            http_tokens: Some(Tokens::Required),
+            http_put_response_hop_limit: Some(3),
+            http_endpoint_enabled: None,
+        };
+        let options = modify_metadata_options(&tc, &caller, ID, change)
+            .await
+            .expect("modify");
+        assert_eq!(
+            options,
+            MetadataOptions {
+                http_tokens: Tokens::Required,
+                http_put_response_hop_limit: 3,
+                http_endpoint_enabled: true,
+            }
+        );
+        let instance = stored(&tc).await;
+        assert_eq!(instance.record.generation, generation + 1);
+        assert_eq!(
+            instance
+                .node_spec()
+                .metadata
+                .options
+                .http_put_response_hop_limit,
+            3
+        );
+        // The same options again: nothing for the node to do.
+        modify_metadata_options(&tc, &caller, ID, change)
+            .await
+            .expect("again");
+        assert_eq!(stored(&tc).await.record.generation, generation + 1);
+        assert_eq!(
+            credit_specifications(&tc, &caller, &[ID.to_owned()])
+                .await
+                .expect("credits"),
+            [(ID.to_owned(), "standard")]
+        );
+        assert_eq!(password_data(&tc, &caller, ID).await.expect("password"), "");
+        let other = tc.principal("bob").await;
+        assert_eq!(
+            password_data(&tc, &other, ID).await,
+            Err(CloudError::instances_not_found(&[ID]))
         );
     }
 

@@ -141,7 +141,7 @@ fn metal_unsupported(instance: &Instance, what: &str) -> CloudError {
 }
 
 /// Moves running and pending instances to stopping (stopping and stopped
-/// ones stay as they are).
+/// ones stay as they are); refused for any whose `disableApiStop` is set.
 pub async fn stop(
     cloud: &Cloud,
     caller: &Principal,
@@ -149,6 +149,10 @@ pub async fn stop(
 ) -> Result<Vec<StateChange>, CloudError> {
     change(cloud, caller, ids, |i, now| match i.state {
         _ if is_metal(i) => Err(metal_unsupported(i, "stopped")),
+        _ if i.details.disable_api_stop => Err(CloudError::NotPermitted(format!(
+            "The instance '{}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.",
+            i.id()
+        ))),
         InstanceState::Stopping | InstanceState::Stopped => Ok(false),
         InstanceState::Running | InstanceState::Pending => {
             i.state = InstanceState::Stopping;

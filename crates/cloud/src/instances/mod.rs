@@ -10,6 +10,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod lookup;
 pub mod model;
+pub mod offerings;
 pub mod placement;
 pub mod quota;
 pub mod spec;

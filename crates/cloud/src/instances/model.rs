@@ -159,6 +159,9 @@ pub struct InstanceDetails {
     pub shutdown_behavior: ShutdownBehavior,
     /// `disableApiTermination`.
     pub disable_api_termination: bool,
+    /// `disableApiStop`: StopInstances is refused.
+    #[serde(default)]
+    pub disable_api_stop: bool,
     /// `paravirtual` or `hvm`.
     pub virtualization_type: String,
     /// `instance-store` or `ebs`.

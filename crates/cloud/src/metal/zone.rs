@@ -405,6 +405,7 @@ fn instance_record(
         security_group_ids: Vec::new(),
         shutdown_behavior: ShutdownBehavior::Stop,
         disable_api_termination: launch.disable_api_termination,
+        disable_api_stop: false,
         virtualization_type: "hvm".to_owned(),
         root_device_type: "instance-store".to_owned(),
         private_dns_name: dns,

@@ -691,6 +691,9 @@ async fn launch_memberships(store: &dyn Store, alpha: &str) {
             volumes: &[],
             groups: std::slice::from_ref(&default_id),
             tags: &[],
+            volume_tags: &[],
+            interfaces: &[],
+            interface_tags: &[],
         })
         .await
         .expect("launch with groups");
@@ -711,6 +714,9 @@ async fn launch_memberships(store: &dyn Store, alpha: &str) {
                 volumes: &[],
                 groups: &[default_id.clone(), "sg-missing".into()],
                 tags: &[],
+                volume_tags: &[],
+                interfaces: &[],
+                interface_tags: &[],
             })
             .await,
         Err(StoreError::NotFound(_))

@@ -75,9 +75,38 @@ async fn launched_with_instances(store: &dyn Store) {
             volumes: std::slice::from_ref(&root),
             groups: &[],
             tags: &[],
+            volume_tags: &[TagPair {
+                key: "disk".into(),
+                value: "root".into(),
+            }],
+            interfaces: &[("i-vol-1".into(), "eni-00000000000000c01".into())],
+            interface_tags: &[TagPair {
+                key: "nic".into(),
+                value: "primary".into(),
+            }],
         })
         .await
         .expect("reservation with a root volume");
+    let tagged: Vec<(String, String)> = store
+        .tags(ONE)
+        .await
+        .expect("tags")
+        .into_iter()
+        .filter(|t| t.resource_id.ends_with("c01"))
+        .map(|t| (t.resource_id, t.key))
+        .collect();
+    assert_eq!(
+        tagged,
+        [
+            ("eni-00000000000000c01".to_owned(), "nic".to_owned()),
+            ("vol-00000000000000c01".to_owned(), "disk".to_owned()),
+        ]
+    );
+    let interface = store
+        .resources(&["eni-00000000000000c01".to_owned()])
+        .await
+        .expect("resources");
+    assert_eq!(interface[0].resource_type, "network-interface");
     assert!(store.instance("i-vol-1").await.expect("instance").is_some());
     assert_eq!(
         get(store, "vol-00000000000000c01").await,
@@ -102,11 +131,31 @@ async fn launched_with_instances(store: &dyn Store) {
                 volumes: &[again],
                 groups: &[],
                 tags: &[],
+                volume_tags: &[],
+                interfaces: &[],
+                interface_tags: &[],
             })
             .await
             .is_err()
     );
     assert!(store.instance("i-vol-2").await.expect("instance").is_none());
+    // The interface goes with its instance, tags and all; its volume stays.
+    store.delete_instance("i-vol-1").await.expect("delete");
+    assert!(
+        store
+            .resources(&["eni-00000000000000c01".to_owned()])
+            .await
+            .expect("resources")
+            .is_empty()
+    );
+    assert!(
+        store
+            .tags(ONE)
+            .await
+            .expect("tags")
+            .iter()
+            .all(|t| t.resource_id != "eni-00000000000000c01")
+    );
     assert!(
         store
             .volumes_of_instance("i-vol-2")

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqliteStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx};
+use super::{
+    SqliteStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx, tag_new_resource_tx,
+};
 use crate::StoreResult;
 use crate::instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 
@@ -48,6 +50,9 @@ impl InstanceIndex for SqliteStore {
             volumes,
             groups,
             tags,
+            volume_tags,
+            interfaces,
+            interface_tags,
         } = *launch;
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -100,6 +105,32 @@ impl InstanceIndex for SqliteStore {
         }
         for volume in volumes {
             super::volumes::insert_volume_tx(&mut tx, volume).await?;
+            tag_new_resource_tx(&mut tx, &volume.account_id, &volume.volume_id, volume_tags)
+                .await?;
+        }
+        for (instance_id, interface_id) in interfaces {
+            insert_resource_tx(
+                &mut tx,
+                interface_id,
+                &reservation.account_id,
+                "network-interface",
+                reservation.created_at,
+            )
+            .await?;
+            sqlx::query(
+                "INSERT INTO instance_interfaces (interface_id, instance_id) VALUES (?, ?)",
+            )
+            .bind(interface_id)
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+            tag_new_resource_tx(
+                &mut tx,
+                &reservation.account_id,
+                interface_id,
+                interface_tags,
+            )
+            .await?;
         }
         if !groups.is_empty() {
             for instance in instances {
@@ -187,6 +218,13 @@ impl InstanceIndex for SqliteStore {
                 .bind(instance_id)
                 .fetch_optional(&mut *tx)
                 .await?;
+        sqlx::query(
+            "DELETE FROM resources WHERE resource_type = 'network-interface' AND resource_id IN
+               (SELECT interface_id FROM instance_interfaces WHERE instance_id = ?)",
+        )
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM instances WHERE instance_id = ?")
             .bind(instance_id)
             .execute(&mut *tx)

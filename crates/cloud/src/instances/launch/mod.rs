@@ -76,6 +76,8 @@ pub struct RunInstances {
     pub shutdown_behavior: ShutdownBehavior,
     /// Whether TerminateInstances is refused.
     pub disable_api_termination: bool,
+    /// Whether StopInstances is refused.
+    pub disable_api_stop: bool,
     /// Instance metadata service options.
     pub metadata_options: MetadataOptions,
     /// Subnet.
@@ -85,6 +87,12 @@ pub struct RunInstances {
     pub associate_public_ip: Option<bool>,
     /// Tags for the instances.
     pub tags: Vec<TagPair>,
+    /// Tags for the EBS volumes the instances get at launch
+    /// (`TagSpecification` of type `volume`).
+    pub volume_tags: Vec<TagPair>,
+    /// Tags for the instances' primary network interfaces
+    /// (`TagSpecification` of type `network-interface`).
+    pub interface_tags: Vec<TagPair>,
     /// Block device mappings overriding and adding to the image's.
     pub block_device_mappings: Vec<ImageBlockDevice>,
     /// `IamInstanceProfile.Arn` or `.Name`.
@@ -119,6 +127,11 @@ impl RunInstances {
             (self.ramdisk_id.is_some(), "RamdiskId"),
             (!self.block_device_mappings.is_empty(), "BlockDeviceMapping"),
             (self.iam_instance_profile.is_some(), "IamInstanceProfile"),
+            (
+                !self.interface_tags.is_empty(),
+                "TagSpecification (network-interface)",
+            ),
+            (self.disable_api_stop, "DisableApiStop"),
             (
                 self.shutdown_behavior != ShutdownBehavior::Stop,
                 "InstanceInitiatedShutdownBehavior",
@@ -259,6 +272,9 @@ pub async fn run(
             volumes: &built.volumes,
             groups: &group_ids,
             tags: &request.tags,
+            volume_tags: &request.volume_tags,
+            interfaces: &built.interfaces,
+            interface_tags: &request.interface_tags,
         })
         .await;
     match created {
@@ -566,6 +582,8 @@ async fn private_addresses(
 struct Built {
     records: Vec<InstanceRecord>,
     volumes: Vec<mallee_store::VolumeRecord>,
+    /// (instance id, primary interface id) of each record.
+    interfaces: Vec<(String, String)>,
 }
 
 /// `2024-01-02T03:04:05Z` (the metadata service's launch time form).
@@ -617,6 +635,7 @@ fn build_records(
     let group_names = network.group_names();
     let mut records = Vec::with_capacity(chosen.len());
     let mut volumes = Vec::new();
+    let mut interfaces = Vec::with_capacity(chosen.len());
     for (index, ((node, ip), instance_id)) in chosen
         .iter()
         .zip(private_ips)
@@ -698,6 +717,7 @@ fn build_records(
             security_group_ids: group_ids.clone(),
             shutdown_behavior: request.shutdown_behavior,
             disable_api_termination: request.disable_api_termination,
+            disable_api_stop: request.disable_api_stop,
             virtualization_type: if image.paravirtual {
                 "paravirtual".to_owned()
             } else {
@@ -722,6 +742,7 @@ fn build_records(
             public_ips.get(index).cloned().flatten().as_deref(),
             &cloud.config.region,
         );
+        interfaces.push((instance_id.clone(), details.network_interface_id.clone()));
         records.push(InstanceRecord {
             instance_id,
             reservation_id: reservation.reservation_id.clone(),
@@ -742,5 +763,9 @@ fn build_records(
             terminated_at: None,
         });
     }
-    Ok(Built { records, volumes })
+    Ok(Built {
+        records,
+        volumes,
+        interfaces,
+    })
 }
