@@ -814,6 +814,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metadata_options_change_only_what_is_given() {
+        let params = |pairs: &[(&str, &str)]| {
+            QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .expect("params")
+        };
+        let change = parse_metadata_change(
+            &params(&[
+                ("HttpTokens", "required"),
+                ("InstanceMetadataTags", "disabled"),
+            ]),
+            "",
+        )
+        .expect("parse");
+        assert_eq!(
+            change,
+            MetadataOptionsChange {
+                http_tokens: Some(HttpTokens::Required),
+                ..MetadataOptionsChange::default()
+            }
+        );
+        let code = |pairs: &[(&str, &str)]| {
+            crate::error::AwsError::code(
+                &parse_metadata_change(&params(pairs), "").expect_err("bad"),
+            )
+            .into_owned()
+        };
+        assert_eq!(
+            code(&[("HttpPutResponseHopLimit", "0")]),
+            "InvalidParameterValue"
+        );
+        assert_eq!(code(&[("HttpEndpoint", "on")]), "InvalidParameterValue");
+        assert_eq!(
+            code(&[("HttpProtocolIpv6", "enabled")]),
+            "UnsupportedOperation"
+        );
+        assert_eq!(
+            code(&[("InstanceMetadataTags", "enabled")]),
+            "UnsupportedOperation"
+        );
+        let launch =
+            parse_metadata_options(&params(&[("MetadataOptions.HttpPutResponseHopLimit", "2")]))
+                .expect("launch");
+        assert_eq!(
+            (launch.http_tokens, launch.http_put_response_hop_limit),
+            (HttpTokens::Optional, 2)
+        );
+    }
+
+    #[test]
     fn instance_ids_are_checked() {
         assert!(validate_instance_id("i-0123456789abcdef0").is_ok());
         assert!(validate_instance_id("i-12345678").is_ok());

@@ -276,6 +276,51 @@ mod tests {
             crate::error::AwsError::code(&Ec2Error::from(tags::not_found(id))).into_owned()
         };
         assert_eq!(code("i-12345678"), "InvalidInstanceID.NotFound");
+        assert_eq!(code("eni-12345678"), "InvalidNetworkInterfaceID.NotFound");
         assert_eq!(code("zz-12345678"), "InvalidID");
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> QueryParams {
+        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("params")
+    }
+
+    #[test]
+    fn tag_specifications_by_resource_type() {
+        let p = params(&[
+            ("TagSpecification.1.ResourceType", "volume"),
+            ("TagSpecification.1.Tag.1.Key", "disk"),
+            ("TagSpecification.1.Tag.1.Value", "data"),
+            ("TagSpecification.2.ResourceType", "instance"),
+            ("TagSpecification.2.Tag.1.Key", "Name"),
+            ("TagSpecification.2.Tag.1.Value", "web"),
+            ("TagSpecification.3.ResourceType", "network-interface"),
+            ("TagSpecification.3.Tag.1.Key", "Name"),
+            ("TagSpecification.3.Tag.1.Value", "nic"),
+        ]);
+        let [instance, volume, interface] =
+            parse_tag_specifications_of(&p, ["instance", "volume", "network-interface"])
+                .expect("parse");
+        let pairs = |tags: &[TagPair]| -> Vec<(String, String)> {
+            tags.iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect()
+        };
+        assert_eq!(pairs(&instance), [("Name".into(), "web".into())]);
+        assert_eq!(pairs(&volume), [("disk".into(), "data".into())]);
+        assert_eq!(pairs(&interface), [("Name".into(), "nic".into())]);
+        // A type the action does not create is refused, as EC2 does.
+        let err = parse_tag_specifications(&p, "instance").expect_err("volume refused");
+        assert_eq!(
+            err.to_string(),
+            "'volume' is not a valid taggable resource type for this operation."
+        );
+        let duplicate = params(&[
+            ("TagSpecification.1.ResourceType", "volume"),
+            ("TagSpecification.1.Tag.1.Key", "a"),
+            ("TagSpecification.2.ResourceType", "volume"),
+            ("TagSpecification.2.Tag.1.Key", "a"),
+        ]);
+        assert!(parse_tag_specifications_of(&duplicate, ["instance", "volume"]).is_err());
     }
 }
