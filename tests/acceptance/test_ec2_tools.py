@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import subprocess
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -357,6 +359,32 @@ def test_instance_type_offerings_and_no_burstable_types(ec2, cloud):
     assert {o["Location"] for o in out["InstanceTypeOfferings"]} == {z["ZoneName"] for z in zones}
 
 
+def vpc_firewalls() -> str:
+    """The bridge firewall of every VPC namespace on this machine, as nft
+    lists it (what the node enforces on instances' taps)."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    out = []
+    for line in names.splitlines():
+        ns = line.split()[0] if line.split() else ""
+        if not ns.startswith("mallee-v"):
+            continue
+        listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "bridge", "mallee"],
+                                capture_output=True, text=True)
+        out.append(listed.stdout)
+    return "\n".join(out)
+
+
+def wait_firewall(present: str, absent: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    rules = ""
+    while time.monotonic() < deadline:
+        rules = vpc_firewalls()
+        if present in rules and absent not in rules:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"firewall lacks {present!r} or still has {absent!r}:\n{rules[-4000:]}")
+
+
 IMDS_WATCH = """#!/bin/sh
 (
 last=""
@@ -374,7 +402,9 @@ def test_run_instances_tags_stop_protection_metadata_options(cloud, ec2):
     launches (volume and network-interface TagSpecifications) and read as
     Terraform's aws_instance reads (disableApiStop, credit specification,
     GetPasswordData); ModifyInstanceMetadataOptions reaches its running
-    metadata service: IMDSv1 answers the guest until HttpTokens=required."""
+    metadata service: IMDSv1 answers the guest until HttpTokens=required;
+    a rule of its security group changed by ModifySecurityGroupRules
+    changes the firewall its node enforces."""
     def instance_count():
         return sum(len(r["Instances"]) for r in ec2.describe_instances()["Reservations"])
 
@@ -386,8 +416,14 @@ def test_run_instances_tags_stop_protection_metadata_options(cloud, ec2):
     assert message == "'bogus' is not a valid taggable resource type for this operation."
     assert instance_count() == before
 
+    sg = ec2.create_security_group(GroupName=unique("enforced"), Description="enforced rule")["GroupId"]
+    rule_id = ec2.authorize_security_group_ingress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 47123, "ToPort": 47123,
+                                    "IpRanges": [{"CidrIp": "10.9.0.0/16"}]}],
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
     resp = ec2.run_instances(
         ImageId=cloud.images["pv"], MinCount=1, MaxCount=1, InstanceType="t1.micro", UserData=IMDS_WATCH,
+        SecurityGroupIds=[sg],
         BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}}],
         TagSpecifications=[
             {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "tools"}]},
@@ -438,6 +474,15 @@ def test_run_instances_tags_stop_protection_metadata_options(cloud, ec2):
         wait_states(ec2, [iid], "running")
         wait_console(ec2, iid, "IMDS-V1-OPEN")
 
+        # the node enforces the rule, then the rule as modified
+        wait_firewall("tcp dport 47123", "tcp dport 47124")
+        ec2.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[{
+            "SecurityGroupRuleId": rule_id,
+            "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 47124, "ToPort": 47124, "CidrIpv4": "10.8.0.0/16"},
+        }])
+        wait_firewall("tcp dport 47124", "tcp dport 47123")
+        assert "10.8.0.0/16" in vpc_firewalls()
+
         # disableApiStop, honoured by StopInstances
         ec2.modify_instance_attribute(InstanceId=iid, DisableApiStop={"Value": True})
         assert stop_protected() == {"Value": True}
@@ -472,3 +517,13 @@ def test_run_instances_tags_stop_protection_metadata_options(cloud, ec2):
     finally:
         ec2.terminate_instances(InstanceIds=[iid])
     wait_states(ec2, [iid], "terminated", timeout=120)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ec2.delete_security_group(GroupId=sg)
+            break
+        except ClientError as e:
+            # the group is in use until the instance has gone
+            assert e.response["Error"]["Code"] == "DependencyViolation"
+            assert time.monotonic() < deadline
+            time.sleep(1)
