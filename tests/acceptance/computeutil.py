@@ -39,13 +39,13 @@ def guest_images() -> Path:
 
 
 @contextlib.contextmanager
-def guest_cloud(tmp_path_factory, name: str):
+def guest_cloud(tmp_path_factory, name: str, extra_args=()):
     """A started `mallee up` with the test guest registered (its ids in
     `.images`), stopped, killed and purged afterwards: the module-scoped
     cloud of the compute, volume, snapshot and EBS tests."""
     guest_images()
     d = tmp_path_factory.mktemp(name)
-    srv = MalleeServer(d / "data", d / "server.log")
+    srv = MalleeServer(d / "data", d / "server.log", extra_args=extra_args)
     try:
         srv.start()
         srv.images = register_guest(srv)

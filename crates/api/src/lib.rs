@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod auth;
 pub mod authorize;
+pub mod dns;
 pub mod ec2;
 pub mod error;
 pub mod filter;

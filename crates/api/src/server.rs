@@ -62,6 +62,7 @@ pub struct Prepared {
     pub metal: Arc<mallee_cloud::metal::Metal>,
     listener: TcpListener,
     node_listener: TlsListener,
+    dns_socket: Option<tokio::net::UdpSocket>,
 }
 
 /// Opens the store, bootstraps and binds the listener.
@@ -84,6 +85,14 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
             addr: config.node_listen,
             source,
         })?;
+    let dns_socket = match config.dns_listen {
+        Some(addr) => Some(
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     bootstrap::fix_names(&store, &mut config).await?;
     mallee_cloud::node_status::record_node_timeout(&store, config.node_timeout).await?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
@@ -120,6 +129,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         metal,
         listener,
         node_listener,
+        dns_socket,
     })
 }
 
@@ -198,6 +208,9 @@ impl Prepared {
             node_routes,
             shutdown.clone(),
         ));
+        let dns = self
+            .dns_socket
+            .map(|socket| tokio::spawn(crate::dns::serve(self.cloud.clone(), socket)));
         let router = crate::frontdoor::router(self.cloud, self.s3, self.metal);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.
@@ -217,6 +230,9 @@ impl Prepared {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the node listener failed"),
             Err(e) => tracing::error!(error = %e, "the node listener panicked"),
+        }
+        if let Some(dns) = dns {
+            dns.abort();
         }
         revocations.abort();
         reconciler.abort();

@@ -68,6 +68,9 @@ pub struct Config {
     /// Address of the node listener (mutual TLS): where nodes enrol,
     /// register and fetch data. Port 0 picks a free one.
     pub node_listen: SocketAddr,
+    /// Where the public DNS server (instances' public names, UDP) listens;
+    /// `None`: none.
+    pub dns_listen: Option<SocketAddr>,
     /// How each zone chooses nodes (zones not named use
     /// [`Config::default_placement`]).
     pub placement: std::collections::BTreeMap<String, crate::instances::placement::Policy>,
@@ -98,6 +101,7 @@ impl Config {
             }],
             auto_public_ip: true,
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dns_listen: None,
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),
             node_timeout: DEFAULT_NODE_TIMEOUT,

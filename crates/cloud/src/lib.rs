@@ -30,6 +30,7 @@ pub mod node_status;
 pub mod nodes;
 pub mod objects;
 pub mod overlay;
+pub mod public_dns;
 pub mod reconciler;
 pub mod security_groups;
 pub mod sharing;

@@ -85,6 +85,11 @@ struct ServeArgs {
     /// loopback port.
     #[arg(long, env = "MALLEE_NODE_LISTEN")]
     node_listen: Option<SocketAddr>,
+    /// Serve instances' public DNS names (`ec2-198-18-0-23.REGION.compute.mallee`
+    /// and their reverse names) over UDP at this address, for hosts outside
+    /// the instances' VPCs (default: no DNS server).
+    #[arg(long, env = "MALLEE_DNS_LISTEN")]
+    dns_listen: Option<SocketAddr>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -134,6 +139,7 @@ impl ServeArgs {
         apply_placement(&mut config, &self.placement)?;
         config.node_timeout = std::time::Duration::from_secs(self.node_timeout.max(1));
         config.node_listen = self.node_listen.unwrap_or(default_node_listen);
+        config.dns_listen = self.dns_listen;
         Ok(config)
     }
 }
