@@ -152,9 +152,18 @@ def test_a_describe_only_user_can_look_but_not_launch_or_read(server, iam):
     prefix = "You are not authorized to perform this operation. Encoded authorization failure message: "
     assert message.startswith(prefix)
     encoded = message[len(prefix):]
-    decoded = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    # Sealed, as AWS's: the refused user reads nothing in it, and may not
+    # have it decoded; the account's admin may.
+    assert b"RunInstances" not in base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    with pytest.raises(ClientError) as e:
+        server.client("sts", creds=creds).decode_authorization_message(EncodedMessage=encoded)
+    assert code_of(e) == "AccessDenied"
+    decoded = json.loads(server.client("sts").decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"])
     assert decoded["allowed"] is False and decoded["explicitDeny"] is False
     assert decoded["context"]["action"] == "ec2:RunInstances"
+    with pytest.raises(ClientError) as e:
+        server.client("sts").decode_authorization_message(EncodedMessage=encoded[:-4] + "AAAA")
+    assert (code_of(e), status_of(e)) == ("InvalidAuthorizationMessageException", 400)
     after = len([i for r in admin_ec2.describe_instances()["Reservations"] for i in r["Instances"]])
     assert after == before, "a refused launch launched something"
     # Dry runs are authorised too.

@@ -106,6 +106,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     // Nodes used to share a token in this file; certificates replaced it.
     let _ = std::fs::remove_file(config.data_dir.join("node.token"));
     let blobs = Arc::new(blobs);
+    let authz_seal = mallee_cloud::identity::authz_seal::AuthzSeal::load(&store).await?;
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
@@ -115,6 +116,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         faults: mallee_cloud::faults::Faults::from_env(),
         key_use: Default::default(),
         identities: Default::default(),
+        authz_seal,
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());

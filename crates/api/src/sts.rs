@@ -1,7 +1,9 @@
 //! The STS API (SigV4 service `sts`, Eucalyptus path `/services/Tokens`):
 //! who the caller is (GetCallerIdentity, which needs no permission, as on
-//! AWS) and which account a key belongs to (GetAccessKeyInfo). Every
-//! action is declared once, in the table below.
+//! AWS), which account a key belongs to (GetAccessKeyInfo), temporary
+//! credentials (GetSessionToken, AssumeRole) and what an EC2 refusal's
+//! sealed message says (DecodeAuthorizationMessage). Every action is
+//! declared once, in the table below.
 
 use mallee_cloud::identity::keys;
 use mallee_cloud::identity::sts::{self as domain, Credentials};
@@ -28,6 +30,7 @@ crate::actions::declare! {
     GetAccessKeyInfo => self::GetAccessKeyInfo,
     GetSessionToken => self::GetSessionToken,
     AssumeRole => self::AssumeRole,
+    DecodeAuthorizationMessage => self::DecodeAuthorizationMessage,
 }
 
 impl StsAction {
@@ -187,6 +190,35 @@ impl AssumeRole {
                 w.text("Arn", &assumed.arn);
             });
             w.text("PackedPolicySize", 0);
+        }))
+    }
+}
+
+/// DecodeAuthorizationMessage input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeAuthorizationMessage {
+    encoded: String,
+}
+
+impl DecodeAuthorizationMessage {
+    /// Reads `EncodedMessage`.
+    pub fn parse(params: &QueryParams) -> Result<Self> {
+        Ok(Self {
+            encoded: params.required_non_empty("EncodedMessage")?.to_owned(),
+        })
+    }
+
+    /// Opens a message this cloud sealed and answers its JSON document.
+    pub async fn execute(self, ctx: &StsContext<'_>) -> Result<String> {
+        let decoded = ctx
+            .cloud
+            .authz_seal
+            .open(&self.encoded)
+            .ok_or(mallee_policy::AuthzMessageError::Invalid)
+            .and_then(|plain| mallee_policy::AuthzMessage::decode(&plain))
+            .map_err(IamApiError::InvalidAuthorizationMessage)?;
+        Ok(ctx.respond("DecodeAuthorizationMessage", |w| {
+            w.text("DecodedMessage", decoded.to_json());
         }))
     }
 }

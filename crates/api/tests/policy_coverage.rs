@@ -404,6 +404,10 @@ const STS_PARAMS: &[(&str, &str)] = &[
         "AssumeRole",
         "RoleArn=arn:aws:iam::{account}:role/victim-role&RoleSessionName=coverage",
     ),
+    (
+        "DecodeAuthorizationMessage",
+        "EncodedMessage=bm90LXNlYWxlZA",
+    ),
 ];
 
 /// What every authenticated caller may run, whatever its policies say (as
@@ -522,8 +526,15 @@ fn every_query_action_has_exactly_one_entry() {
     }
 }
 
-/// The IAM action `reply` refuses, if it is a policy refusal.
-fn refused_action(reply: &Reply, refusal: Refusal) -> Option<String> {
+/// The IAM action `reply` refuses, if it is a policy refusal. EC2's
+/// sealed message is opened as a user would, by STS's
+/// DecodeAuthorizationMessage as the account's admin.
+async fn refused_action(
+    c: &Controller,
+    admin: &Key,
+    reply: &Reply,
+    refusal: Refusal,
+) -> Option<String> {
     if reply.status != 403 {
         return None;
     }
@@ -533,7 +544,25 @@ fn refused_action(reply: &Reply, refusal: Refusal) -> Option<String> {
             let encoded = message
                 .split("Encoded authorization failure message: ")
                 .nth(1)?;
-            let decoded = AuthzMessage::decode(encoded).ok()?;
+            let decoded = query(
+                c,
+                admin,
+                "sts",
+                &[
+                    ("Action".into(), "DecodeAuthorizationMessage".into()),
+                    ("EncodedMessage".into(), encoded.into()),
+                ],
+            )
+            .await;
+            assert_eq!(decoded.status, 200, "{}", decoded.body);
+            let json = decoded
+                .element("DecodedMessage")?
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            let decoded: AuthzMessage = serde_json::from_str(&json).ok()?;
             Some(decoded.context.action)
         }
         (Refusal::AccessDenied, "AccessDenied") => {
@@ -769,7 +798,9 @@ async fn every_query_action_is_refused_without_permission_and_allowed_with_it() 
                 continue;
             }
             assert_eq!(
-                refused_action(&reply, api.refusal).as_deref(),
+                refused_action(&c, &a.admin, &reply, api.refusal)
+                    .await
+                    .as_deref(),
                 Some(iam_action.as_str()),
                 "{iam_action} was not refused to a user without it: {} {}",
                 reply.status,
@@ -787,7 +818,7 @@ async fn every_query_action_is_refused_without_permission_and_allowed_with_it() 
             policies_for(&c, &a, &iam_action, also_needed(&iam_action)).await;
             let reply = query(&c, &a.allowed, api.service, &fixtures.params(action, table)).await;
             assert_eq!(
-                refused_action(&reply, api.refusal),
+                refused_action(&c, &a.admin, &reply, api.refusal).await,
                 None,
                 "{iam_action} was refused to a user allowed it: {}",
                 reply.body

@@ -70,6 +70,8 @@ pub struct Cloud {
     /// Callers' parsed policies, good while their account's IAM
     /// generation holds.
     pub identities: identity::cache::IdentityCache,
+    /// Seals EC2's encoded authorization messages.
+    pub authz_seal: identity::authz_seal::AuthzSeal,
 }
 
 impl Cloud {

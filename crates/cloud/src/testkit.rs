@@ -68,6 +68,7 @@ impl TestCloud {
             faults: Faults::none(),
             key_use: Default::default(),
             identities: Default::default(),
+            authz_seal: crate::identity::authz_seal::AuthzSeal::from_key(&[1; 32]),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -5,10 +5,10 @@
 //! `context` with `principal`, `action`, `resource` and `conditions`, lists
 //! wrapped in `{"items": […]}` as AWS writes them).
 //!
-//! AWS encrypts the message; mallee encodes it as unpadded base64url of
-//! the JSON, which keeps it opaque to clients that only pass it along.
-//! Decoding it is what must stay behind the `sts:DecodeAuthorizationMessage`
-//! permission; the encoding itself hides nothing from a determined reader.
+//! [`AuthzMessage::encode`] is unpadded base64url of the JSON; the cloud
+//! seals that (AES-256-GCM, `mallee_cloud::identity::authz_seal`) before it
+//! leaves, as AWS encrypts the message, and only
+//! `sts:DecodeAuthorizationMessage` opens it again.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

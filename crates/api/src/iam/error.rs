@@ -19,6 +19,10 @@ pub enum IamApiError {
     /// The identity domain refused or failed.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// DecodeAuthorizationMessage was given a message this cloud did not
+    /// seal, or one changed since.
+    #[error(transparent)]
+    InvalidAuthorizationMessage(mallee_policy::AuthzMessageError),
 }
 
 impl From<IamApiError> for ApiError {
@@ -29,6 +33,10 @@ impl From<IamApiError> for ApiError {
             }
             IamApiError::Query(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
             IamApiError::InvalidAction(_) => (StatusCode::BAD_REQUEST, "InvalidAction"),
+            IamApiError::InvalidAuthorizationMessage(_) => (
+                StatusCode::BAD_REQUEST,
+                "InvalidAuthorizationMessageException",
+            ),
             IamApiError::Identity(i) => match i {
                 IdentityError::NoSuchEntity(_) => (StatusCode::NOT_FOUND, "NoSuchEntity"),
                 IdentityError::EntityAlreadyExists(_) => {

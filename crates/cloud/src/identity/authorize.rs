@@ -368,7 +368,7 @@ pub async fn check(
             return Ok(Verdict::Denied {
                 explicit: decision.verdict == mallee_policy::Verdict::ExplicitDeny,
                 resource: target.arn.clone(),
-                encoded: decision.encoded.unwrap_or_default(),
+                encoded: cloud.authz_seal.seal(&decision.encoded.unwrap_or_default()),
                 caller_arn: identity.arn.clone(),
             });
         }

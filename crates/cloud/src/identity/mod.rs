@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod authz_seal;
 pub mod cache;
 pub mod entities;
 pub mod groups;
