@@ -3,13 +3,17 @@
 //! and its HTTP server. Two machines are provisioned: they PXE boot (QEMU's
 //! iPXE ROM), run the deploy agent, get the image written and verified,
 //! reboot from disk into the installed system and check in; the third
-//! stays free. Release powers them off. Then (after an engine restart with
-//! a short check-in timeout) a machine whose image never checks in goes to
-//! failed with the reason, and is released.
+//! stays free. Release powers one off at once; the other, by its group's
+//! wipe policy `zero`, first netboots the deploy agent in wipe mode, which
+//! zeroes the disk, verifies it and reports `wiped` (its qcow2 then reads
+//! back as zeros). Then (after an engine restart with a short check-in
+//! timeout) a machine whose image never checks in goes to failed with the
+//! reason, and is released.
 //!
-//! Needs root, qemu-system-x86_64, dnsmasq, ip, debugfs and the Debian
-//! packages guest/build.sh downloads.
+//! Needs root, qemu-system-x86_64, qemu-img, dnsmasq, ip, debugfs and the
+//! Debian packages guest/build.sh downloads.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use mallee_metal::engine::{EngineConfig, FileImages};
 use mallee_metal::inventory::{InventoryError, MemoryInventory, Selection};
 use mallee_metal::lab::Lab;
-use mallee_metal::model::{Profile, State, System};
+use mallee_metal::model::{Profile, State, System, Wipe};
 use mallee_metal::power::PowerSpec;
 use mallee_metal::{Engine, EngineError, Timeouts};
 
@@ -53,6 +57,35 @@ async fn wait_for(
     }
 }
 
+/// The qcow2 `disk` as raw bytes: (its length, how many are not zero).
+fn nonzero_bytes(disk: &Path, tmp: &Path) -> (u64, u64) {
+    let raw = tmp.join("check.raw");
+    let out = std::process::Command::new("qemu-img")
+        .args(["convert", "-U", "-f", "qcow2", "-O", "raw"])
+        .arg(disk)
+        .arg(&raw)
+        .output()
+        .expect("qemu-img convert");
+    assert!(
+        out.status.success(),
+        "qemu-img convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut f = std::fs::File::open(&raw).expect("open raw");
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut len, mut nonzero) = (0u64, 0u64);
+    loop {
+        let n = f.read(&mut buf).expect("read raw");
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        nonzero += buf[..n].iter().filter(|b| **b != 0).count() as u64;
+    }
+    std::fs::remove_file(&raw).expect("remove raw");
+    (len, nonzero)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_machine_lab() {
     let images = images();
@@ -62,10 +95,17 @@ async fn three_machine_lab() {
         .await
         .expect("lab");
     let inventory = Arc::new(MemoryInventory::new());
+    // The group wipes released machines; m1 and m3 say otherwise on their
+    // own, m2 follows the group.
+    inventory.set_group_wipe("test01", Some(Wipe::Zero));
+    let mut m2_disk = None;
     for i in 1..=3u8 {
         let name = format!("m{i}");
         let machine = lab.add_machine(&name, 256).await.expect("machine");
-        let system = System::new(
+        if i == 2 {
+            m2_disk = Some(machine.disk.clone());
+        }
+        let mut system = System::new(
             &name,
             format!("52:54:00:4d:00:0{i}").parse().expect("mac"),
             format!("10.254.0.1{i}").parse().expect("ip"),
@@ -73,8 +113,13 @@ async fn three_machine_lab() {
             PowerSpec::Qemu(machine),
         )
         .expect("system");
+        assert_eq!(system.wipe, None, "no policy of its own: the group's");
+        if i != 2 {
+            system.wipe = Some(Wipe::None);
+        }
         inventory.add_system(system).expect("add");
     }
+    let m2_disk = m2_disk.expect("m2's disk");
     inventory.put_profile(profile("debian-test", &images.join("installed.raw")));
     // An image that installs fine but never boots (no boot loader): the
     // machine never checks in.
@@ -181,23 +226,52 @@ async fn three_machine_lab() {
         "m3 never powered on"
     );
 
-    // Terminate: both back in the pool, powered off.
+    let (len, written) = nonzero_bytes(&m2_disk, tmp.path());
+    assert_eq!(len, 256 << 20);
+    assert!(
+        written > 1 << 20,
+        "the image is on m2's disk ({written} non-zero bytes)"
+    );
+
+    // Terminate: m1 straight back in the pool; m2 first netboots the agent,
+    // which zeroes its disk, owned while wiping; both end powered off.
     let released = engine.release_owner("demo").await.expect("release");
     assert_eq!(released.len(), 2);
-    wait_for(
+    let m2 = released.iter().find(|s| s.name == "m2").expect("m2");
+    assert_eq!(m2.state, State::Wiping { mode: Wipe::Zero }, "{m2:?}");
+    assert!(m2.netboot, "the wipe netboots the agent");
+    assert_eq!(m2.owner.as_deref(), Some("demo"), "owned while wiping");
+    let m1 = released.iter().find(|s| s.name == "m1").expect("m1");
+    assert!(!matches!(m1.state, State::Wiping { .. }), "{m1:?}");
+    let freed = wait_for(
         &engine,
         &["m1", "m2"],
         "free",
-        Duration::from_secs(60),
+        Duration::from_secs(900),
         |s| s.state == State::Free && s.owner.is_none(),
     )
     .await;
+    for s in &freed {
+        assert_eq!((&s.token, s.netboot), (&None, false), "{s:?}");
+    }
     for n in ["m1", "m2"] {
         assert!(
             mallee_qemu::RunningVm::pid_in_run_dir(&tmp.path().join(n)).is_none(),
             "{n} still on"
         );
     }
+    let log = console(tmp.path(), "m2");
+    assert!(log.contains("MALLEE-DEPLOY: wiping /dev/vda"), "{log}");
+    assert!(
+        log.contains("MALLEE-DEPLOY: verify: 0 non-zero bytes in the first MiB, 0 in the last"),
+        "{log}"
+    );
+    assert!(!console(tmp.path(), "m1").contains("MALLEE-DEPLOY: wiping"));
+    assert_eq!(
+        nonzero_bytes(&m2_disk, tmp.path()),
+        (256 << 20, 0),
+        "m2's disk reads back as zeros"
+    );
 
     // Restart the engine (dnsmasq keeps running) with a short check-in
     // timeout; a machine whose installed system never checks in fails.

@@ -1,5 +1,5 @@
-// Shared by the QEMU machine tests of this crate (lab.rs, installer.rs,
-// wipe.rs) through `include!`: where the repository and its built metal
+// Shared by the QEMU machine tests of this crate (lab.rs, installer.rs)
+// through `include!`: where the repository and its built metal
 // images are, profiles of image files, and reading a machine's console.
 
 fn repo() -> PathBuf {
