@@ -867,6 +867,73 @@ def describe_import_snapshot_tasks(w):
     assert w.b.describe_import_snapshot_tasks()["ImportSnapshotTasks"] == []
 
 
+# ---------------------------------------------------------------- EC2: what Terraform and Ansible call
+
+
+def describe_instance_type_offerings(w):
+    # The cloud's offerings, the same for every account.
+    for location in ("region", "availability-zone"):
+        seen = [clean(c.describe_instance_type_offerings(LocationType=location)) for c in (w.a, w.b)]
+        assert seen[0]["InstanceTypeOfferings"] and seen[0] == seen[1]
+
+
+def modify_instance_metadata_options(w):
+    with unchanged(a_instance(w)):
+        refused(w.b.modify_instance_metadata_options, "InvalidInstanceID.NotFound", InstanceId=w.iid,
+                HttpTokens="required")
+
+
+def describe_instance_credit_specifications(w):
+    refused(w.b.describe_instance_credit_specifications, "InvalidInstanceID.NotFound", InstanceIds=[w.iid])
+    listed = w.b.describe_instance_credit_specifications()["InstanceCreditSpecifications"]
+    assert w.iid not in [c["InstanceId"] for c in listed]
+
+
+def get_password_data(w):
+    refused(w.b.get_password_data, "InvalidInstanceID.NotFound", InstanceId=w.iid)
+
+
+def modify_security_group_rules(w):
+    rule = {"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "CidrIpv4": "10.0.0.0/8"}
+    with unchanged(a_group(w), b_group(w)):
+        refused(w.b.modify_security_group_rules, "InvalidGroup.NotFound", GroupId=w.sg,
+                SecurityGroupRules=[{"SecurityGroupRuleId": w.sgr_in, "SecurityGroupRule": rule}])
+        # B's own group does not hold A's rule.
+        refused(w.b.modify_security_group_rules, "InvalidSecurityGroupRuleId.NotFound", GroupId=w.bsg,
+                SecurityGroupRules=[{"SecurityGroupRuleId": w.sgr_in, "SecurityGroupRule": rule}])
+
+
+def update_rule_descriptions(action: str, rule_attr: str):
+    def check(w):
+        call = getattr(w.b, action)
+        with unchanged(a_group(w)):
+            refused(call, "InvalidGroup.NotFound", GroupId=w.sg, SecurityGroupRuleDescriptions=[
+                {"SecurityGroupRuleId": getattr(w, rule_attr), "Description": "theirs"}])
+
+    check.__name__ = action
+    return check
+
+
+def describe_addresses_attribute(w):
+    refused(w.b.describe_addresses_attribute, "InvalidAllocationID.NotFound", AllocationIds=[w.alloc],
+            Attribute="domain-name")
+    listed = w.b.describe_addresses_attribute(Attribute="domain-name")["Addresses"]
+    assert w.alloc not in [x["AllocationId"] for x in listed]
+
+
+def modify_address_attribute(w):
+    with unchanged(a_address(w), lambda: w.a.describe_addresses_attribute(AllocationIds=[w.alloc],
+                                                                           Attribute="domain-name")):
+        refused(w.b.modify_address_attribute, "InvalidAllocationID.NotFound", AllocationId=w.alloc,
+                DomainName="theirs.example.com")
+
+
+def reset_address_attribute(w):
+    with unchanged(a_address(w)):
+        refused(w.b.reset_address_attribute, "InvalidAllocationID.NotFound", AllocationId=w.alloc,
+                Attribute="domain-name")
+
+
 EC2_CHECKS = {
     "DescribeRegions": describe_regions,
     "DescribeAvailabilityZones": describe_availability_zones,
@@ -940,6 +1007,20 @@ EC2_CHECKS = {
     ),
     "ImportSnapshot": import_snapshot,
     "DescribeImportSnapshotTasks": describe_import_snapshot_tasks,
+    "DescribeInstanceTypeOfferings": describe_instance_type_offerings,
+    "ModifyInstanceMetadataOptions": modify_instance_metadata_options,
+    "DescribeInstanceCreditSpecifications": describe_instance_credit_specifications,
+    "GetPasswordData": get_password_data,
+    "ModifySecurityGroupRules": modify_security_group_rules,
+    "UpdateSecurityGroupRuleDescriptionsIngress": update_rule_descriptions(
+        "update_security_group_rule_descriptions_ingress", "sgr_in"
+    ),
+    "UpdateSecurityGroupRuleDescriptionsEgress": update_rule_descriptions(
+        "update_security_group_rule_descriptions_egress", "sgr_out"
+    ),
+    "DescribeAddressesAttribute": describe_addresses_attribute,
+    "ModifyAddressAttribute": modify_address_attribute,
+    "ResetAddressAttribute": reset_address_attribute,
 }
 
 
