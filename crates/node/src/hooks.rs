@@ -176,10 +176,12 @@ impl Hooks {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let child = command.spawn().map_err(|source| HookError::Io {
-            hook: name.clone(),
-            source,
-        })?;
+        let child = spawn_when_not_busy(&mut command)
+            .await
+            .map_err(|source| HookError::Io {
+                hook: name.clone(),
+                source,
+            })?;
         let output = match tokio::time::timeout(self.time_limit, child.wait_with_output()).await {
             Ok(result) => result.map_err(|source| HookError::Io {
                 hook: name.clone(),
@@ -216,4 +218,23 @@ impl Hooks {
 fn is_executable_file(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Spawns `command`, trying again briefly while its file is busy
+/// (ETXTBSY): a hook being saved as it is started (an admin's editor), or
+/// a descriptor of it inherited by a process forked elsewhere in the node
+/// at that moment, makes the kernel refuse to execute it for an instant.
+async fn spawn_when_not_busy(
+    command: &mut tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
 }
