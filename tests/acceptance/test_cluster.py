@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from computeutil import (
     console, guest_images, instance_role, instances_of, qemu_pids, register_guest, user_data, wait_console, wait_states,
@@ -485,6 +486,54 @@ def test_instances_resolve_each_other_by_name_across_nodes(lab, fleet):
         assert "NXDOMAIN" in r.stdout + r.stderr, r.stdout
     r = ask(f"nslookup nobody.{domain}")
     assert "NXDOMAIN" in r.stdout + r.stderr, r.stdout
+
+
+def test_vpc_dns_attributes_turn_public_names_and_the_resolver_off_and_on(lab, fleet):
+    """enableDnsHostnames false takes the VPC's public names away
+    everywhere (DescribeInstances, the metadata service, the resolvers);
+    enableDnsSupport false silences the resolver on every node; turning
+    them on again brings both back. One attribute per request, and no
+    public names without the resolver, as EC2 has it."""
+    ec2 = fleet.ec2
+    insts = instances_of(ec2, list(fleet.on.values()))
+    me = insts[fleet.on[fleet.n1.index]]
+    peer = insts[fleet.on[fleet.n2.index]]
+    vpc = me["VpcId"]
+    ask = lambda command: in_guest(lab, fleet.key_path, me["PublicIpAddress"], command)  # noqa: E731
+
+    def attribute(name):
+        key = name[0].upper() + name[1:]
+        return ec2.describe_vpc_attribute(VpcId=vpc, Attribute=name)[key]["Value"]
+
+    def until(what, probe, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not probe():
+            assert time.monotonic() < deadline, what
+            time.sleep(1)
+
+    def resolves(name):
+        return f"Address: {peer['PrivateIpAddress']}" in ask(f"nslookup {name} 172.31.0.2").stdout
+
+    assert (attribute("enableDnsSupport"), attribute("enableDnsHostnames")) == (True, True)
+    with pytest.raises(ClientError) as e:
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": False})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    try:
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+        assert attribute("enableDnsHostnames") is False
+        assert instances_of(ec2, [peer["InstanceId"]])[peer["InstanceId"]]["PublicDnsName"] == ""
+        until("the public name still resolves", lambda: not resolves(peer["PublicDnsName"]))
+        until("the metadata still names the instance publicly",
+              lambda: ask("imds meta-data/public-hostname").returncode != 0)
+        assert resolves(peer["PrivateDnsName"]), "private names stay"
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": False})
+        until("the resolver still answers", lambda: not resolves(peer["PrivateDnsName"]))
+    finally:
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    until("the resolver is back", lambda: resolves(peer["PrivateDnsName"]))
+    until("public names are back", lambda: resolves(peer["PublicDnsName"]))
+    assert instances_of(ec2, [peer["InstanceId"]])[peer["InstanceId"]]["PublicDnsName"] == peer["PublicDnsName"]
 
 
 def test_an_elastic_ip_moves_to_another_node_within_a_second(lab, fleet):

@@ -621,6 +621,20 @@ def describe_vpcs(w):
     assert w.vpc not in [v["VpcId"] for v in w.b.describe_vpcs()["Vpcs"]]
 
 
+def describe_vpc_attribute(w):
+    for attribute in ("enableDnsSupport", "enableDnsHostnames", "enableNetworkAddressUsageMetrics"):
+        refused(w.b.describe_vpc_attribute, "InvalidVpcID.NotFound", VpcId=w.vpc, Attribute=attribute)
+
+
+def modify_vpc_attribute(w):
+    def hostnames():
+        return w.a.describe_vpc_attribute(VpcId=w.vpc, Attribute="enableDnsHostnames")
+
+    with unchanged(hostnames, a_instance(w)):
+        refused(w.b.modify_vpc_attribute, "InvalidVpcID.NotFound", VpcId=w.vpc,
+                EnableDnsHostnames={"Value": False})
+
+
 def describe_subnets(w):
     refused(w.b.describe_subnets, "InvalidSubnetID.NotFound", SubnetIds=[w.subnet])
     assert w.subnet not in [s["SubnetId"] for s in w.b.describe_subnets()["Subnets"]]
@@ -966,6 +980,8 @@ EC2_CHECKS = {
     "ModifyInstanceAttribute": modify_instance_attribute,
     "DescribeVpcs": describe_vpcs,
     "DescribeSubnets": describe_subnets,
+    "DescribeVpcAttribute": describe_vpc_attribute,
+    "ModifyVpcAttribute": modify_vpc_attribute,
     "CreateSecurityGroup": create_security_group,
     "DeleteSecurityGroup": delete_security_group,
     "DescribeSecurityGroups": describe_security_groups,

@@ -120,6 +120,14 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ("DescribeVpcs", ""),
     ("DescribeSubnets", ""),
     (
+        "DescribeVpcAttribute",
+        "VpcId={vpc}&Attribute=enableDnsSupport",
+    ),
+    (
+        "ModifyVpcAttribute",
+        "VpcId={vpc}&EnableNetworkAddressUsageMetrics.Value=true",
+    ),
+    (
         "CreateSecurityGroup",
         "GroupName=new-group&GroupDescription=new",
     ),
@@ -708,8 +716,14 @@ async fn query_fixtures(c: &Controller, a: &Account) -> Fixtures {
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
         )
     };
+    let vpc = mallee_cloud::vpcs::default_vpc(&c.cloud, &a.id)
+        .await
+        .expect("default VPC")
+        .vpc
+        .vpc_id;
     let fixtures = Fixtures {
         values: vec![
+            ("vpc", vpc),
             ("kp", kp.to_owned()),
             ("sg", sg_id),
             ("rule", rule.to_owned()),

@@ -39,6 +39,7 @@ pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod volumes;
+pub mod vpc_attributes;
 pub mod vpcs;
 pub mod zone_storage;
 pub mod zones;

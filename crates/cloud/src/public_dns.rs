@@ -82,6 +82,8 @@ impl PublicNames {
             .await?
             .into_iter()
             .filter(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated))
+            // A VPC without public names (enableDnsHostnames) has none here.
+            .filter(|i| i.details.spec.metadata.public_hostname.is_some())
             .filter_map(|i| i.details.spec.metadata.public_ipv4?.parse().ok())
             .collect();
         let held = Arc::new(held);

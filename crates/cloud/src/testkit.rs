@@ -364,6 +364,7 @@ impl InstanceBuilder {
                     network_id: self.network.clone(),
                     subnet_cidr: self.subnet_cidr.clone(),
                     vpc_cidr: self.vpc_cidr.clone(),
+                    dns: Default::default(),
                     public_ip: None,
                 }],
                 metadata,

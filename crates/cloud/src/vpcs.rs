@@ -68,6 +68,7 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
             cidr: DEFAULT_VPC_CIDR.into(),
             is_default: true,
             created_at: now,
+            attributes: Default::default(),
         },
         subnets,
         default_group: SecurityGroup {

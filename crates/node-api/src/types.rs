@@ -141,13 +141,22 @@ pub struct NicSpec {
     /// the gateway. Empty in specs from before VPCs: the node's default.
     #[serde(default)]
     pub subnet_cidr: String,
-    /// The VPC's CIDR block (`172.31.0.0/16`).
+    /// The VPC's CIDR block (`172.31.0.0/16`); the VPC's resolver is at
+    /// its base address + 2.
     #[serde(default)]
     pub vpc_cidr: String,
+    /// Whether the VPC's resolver answers (`enableDnsSupport`).
+    #[serde(default = "dns_support_default")]
+    pub dns_support: bool,
     /// Public IPv4 mapped to `private_ip` (DNAT inbound, SNAT outbound) on
     /// the node's public network.
     #[serde(default)]
     pub public_ip: Option<String>,
+}
+
+/// Specs from before `enableDnsSupport` had the resolver on.
+fn dns_support_default() -> bool {
+    true
 }
 
 /// One allowed flow of a security group, resolved by the controller:

@@ -328,6 +328,7 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
             network_id: "vpc-1".into(),
             subnet_cidr: String::new(),
             vpc_cidr: String::new(),
+            dns_support: true,
             public_ip: None,
         }],
         desired: DesiredState::Running,

@@ -422,7 +422,7 @@ impl Networks {
                 subnet,
                 public_ip: public_ip.filter(|_| self.public.is_some()),
                 dns: PortDns {
-                    vpc_cidr,
+                    vpc_cidr: vpc_cidr.filter(|_| nic.dns_support),
                     public_hostname: metadata
                         .public_hostname
                         .clone()

@@ -28,7 +28,8 @@ pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{
-    DefaultVpc, GroupDeletion, MAX_VNI, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    DefaultVpc, GroupDeletion, MAX_VNI, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet,
+    Vpc, VpcAttributes,
 };
 pub use objects::{
     Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,

@@ -25,6 +25,31 @@ pub struct Vpc {
     pub is_default: bool,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// What ModifyVpcAttribute sets.
+    #[serde(default)]
+    pub attributes: VpcAttributes,
+}
+
+/// A VPC's attributes (ModifyVpcAttribute / DescribeVpcAttribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcAttributes {
+    /// `enableDnsSupport`: the VPC's resolver answers its instances.
+    pub dns_support: bool,
+    /// `enableDnsHostnames`: its instances get public DNS names.
+    pub dns_hostnames: bool,
+    /// `enableNetworkAddressUsageMetrics`.
+    pub address_usage_metrics: bool,
+}
+
+impl Default for VpcAttributes {
+    /// A default VPC's: DNS on, usage metrics off.
+    fn default() -> Self {
+        Self {
+            dns_support: true,
+            dns_hostnames: true,
+            address_usage_metrics: false,
+        }
+    }
 }
 
 /// One subnet of a VPC, in one zone.
@@ -165,6 +190,12 @@ pub trait NetworkIndex: Send + Sync {
     async fn vpcs(&self, account_id: &str) -> StoreResult<Vec<Vpc>>;
     /// One VPC.
     async fn vpc(&self, vpc_id: &str) -> StoreResult<Option<Vpc>>;
+    /// Sets a VPC's attributes; returns whether it exists.
+    async fn set_vpc_attributes(
+        &self,
+        vpc_id: &str,
+        attributes: &VpcAttributes,
+    ) -> StoreResult<bool>;
     /// The account's subnets, ordered by VPC then zone then id.
     async fn subnets(&self, account_id: &str) -> StoreResult<Vec<Subnet>>;
     /// One subnet.

@@ -25,6 +25,7 @@ pub mod sharing;
 pub mod snapshots;
 pub mod tags;
 pub mod volumes;
+pub mod vpc_attributes;
 pub mod vpcs;
 
 use mallee_cloud::{Cloud, Principal};
@@ -77,6 +78,8 @@ crate::actions::declare! {
     GetPasswordData => instance_options::GetPasswordData,
     DescribeVpcs => vpcs::DescribeVpcs,
     DescribeSubnets => vpcs::DescribeSubnets,
+    DescribeVpcAttribute => vpc_attributes::DescribeVpcAttribute,
+    ModifyVpcAttribute => vpc_attributes::ModifyVpcAttribute,
     CreateSecurityGroup => security_groups::CreateSecurityGroup,
     DeleteSecurityGroup => security_groups::DeleteSecurityGroup,
     DescribeSecurityGroups => security_groups::DescribeSecurityGroups,

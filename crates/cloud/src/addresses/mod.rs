@@ -46,11 +46,20 @@ pub fn public_hostname(ip: &str, region: &str) -> String {
 }
 
 /// Writes `ip` (or no public address) into launch details: the node's NIC
-/// spec and the metadata service's `public-ipv4` / `public-hostname`.
+/// spec and the metadata service's `public-ipv4` / `public-hostname` (the
+/// latter only when the VPC gives public DNS names, `enableDnsHostnames`).
 /// Returns whether anything changed.
 pub fn set_public_ip(details: &mut InstanceDetails, ip: Option<&str>, region: &str) -> bool {
     let ip = ip.map(str::to_owned);
-    let hostname = ip.as_deref().map(|ip| public_hostname(ip, region));
+    let named = details
+        .spec
+        .nics
+        .first()
+        .is_none_or(|nic| nic.dns.hostnames);
+    let hostname = ip
+        .as_deref()
+        .filter(|_| named)
+        .map(|ip| public_hostname(ip, region));
     let spec = &mut details.spec;
     let nic_changed = spec.nics.first().is_some_and(|nic| nic.public_ip != ip);
     if !nic_changed && spec.metadata.public_ipv4 == ip && spec.metadata.public_hostname == hostname

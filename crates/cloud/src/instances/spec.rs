@@ -94,9 +94,42 @@ pub struct Nic {
     /// The VPC's CIDR.
     #[serde(default)]
     pub vpc_cidr: String,
+    /// The VPC's `enableDnsSupport` and `enableDnsHostnames`, as the
+    /// instance's node and metadata apply them.
+    #[serde(default)]
+    pub dns: NicDns,
     /// Public IPv4 mapped to it.
     #[serde(default)]
     pub public_ip: Option<String>,
+}
+
+/// What the VPC's DNS attributes make of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicDns {
+    /// The VPC's resolver answers (`enableDnsSupport`).
+    pub support: bool,
+    /// The interface's public address gets a public DNS name
+    /// (`enableDnsHostnames`).
+    pub hostnames: bool,
+}
+
+impl Default for NicDns {
+    /// Both on, as in a default VPC (and in records from before them).
+    fn default() -> Self {
+        Self {
+            support: true,
+            hostnames: true,
+        }
+    }
+}
+
+impl From<mallee_store::VpcAttributes> for NicDns {
+    fn from(a: mallee_store::VpcAttributes) -> Self {
+        Self {
+            support: a.dns_support,
+            hostnames: a.dns_hostnames,
+        }
+    }
 }
 
 /// Whether IMDSv2 session tokens are required (`HttpTokens`).
@@ -258,6 +291,7 @@ impl Nic {
             network_id: self.network_id.clone(),
             subnet_cidr: self.subnet_cidr.clone(),
             vpc_cidr: self.vpc_cidr.clone(),
+            dns_support: self.dns.support,
             public_ip: self.public_ip.clone(),
         }
     }

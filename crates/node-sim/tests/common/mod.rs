@@ -305,6 +305,7 @@ pub fn spec(id: &str, generation: u64, desired: DesiredState) -> InstanceSpec {
             network_id: "vpc-00000000000000001".into(),
             subnet_cidr: "172.31.0.0/20".into(),
             vpc_cidr: "172.31.0.0/16".into(),
+            dns_support: true,
             public_ip: None,
         }],
         desired,

@@ -248,8 +248,9 @@ pub struct Port {
 /// address + 2, and answers the port's names with its private address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortDns {
-    /// The VPC's CIDR block (`172.31.0.0/16`); `None` in records from
-    /// before the resolver, which then stays off until a port has it.
+    /// The VPC's CIDR block (`172.31.0.0/16`) when its resolver is on;
+    /// `None` when `enableDnsSupport` is off, and in records from before
+    /// the resolver: then it stays off until a port has it.
     pub vpc_cidr: Option<Ipv4Cidr>,
     /// Its public DNS name, which resolves to its private address inside
     /// the VPC, as on AWS.

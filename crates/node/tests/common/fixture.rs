@@ -415,6 +415,7 @@ impl Fixture {
                 network_id: "vpc-default".into(),
                 subnet_cidr: String::new(),
                 vpc_cidr: String::new(),
+                dns_support: true,
                 public_ip: None,
             }],
             desired: DesiredState::Running,

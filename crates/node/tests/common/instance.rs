@@ -16,6 +16,7 @@ fn nic_spec(
         network_id: network.into(),
         subnet_cidr: subnet.into(),
         vpc_cidr: "172.31.0.0/16".into(),
+        dns_support: true,
         public_ip: public_ip.map(str::to_owned),
     }
 }

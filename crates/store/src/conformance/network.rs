@@ -3,7 +3,7 @@
 
 use crate::{
     DefaultVpc, GroupDeletion, InstanceRecord, Reservation, SecurityGroup, SecurityGroupRule,
-    Store, StoreError, Subnet, TagPair, Vpc,
+    Store, StoreError, Subnet, TagPair, Vpc, VpcAttributes,
 };
 
 fn template(account_id: &str, suffix: &str, zones: &[&str]) -> DefaultVpc {
@@ -16,6 +16,7 @@ fn template(account_id: &str, suffix: &str, zones: &[&str]) -> DefaultVpc {
             cidr: "172.31.0.0/16".into(),
             is_default: true,
             created_at: 10,
+            attributes: VpcAttributes::default(),
         },
         subnets: zones
             .iter()
@@ -116,10 +117,55 @@ pub async fn run(store: &dyn Store) {
     let beta = "888888888888";
     super::create_accounts(store, &[(alpha, "net-alpha"), (beta, "net-beta")]).await;
     default_vpcs(store, alpha, beta).await;
+    vpc_attributes(store, alpha).await;
     groups_and_rules(store, alpha, beta).await;
     rule_updates(store, alpha).await;
     memberships(store, alpha).await;
     launch_memberships(store, alpha).await;
+}
+
+async fn vpc_attributes(store: &dyn Store, alpha: &str) {
+    let vpc = store
+        .default_vpc(alpha)
+        .await
+        .expect("read")
+        .expect("made by default_vpcs")
+        .vpc;
+    assert_eq!(
+        vpc.attributes,
+        VpcAttributes::default(),
+        "DNS on by default"
+    );
+    let off = VpcAttributes {
+        dns_support: false,
+        dns_hostnames: false,
+        address_usage_metrics: true,
+    };
+    assert!(
+        store
+            .set_vpc_attributes(&vpc.vpc_id, &off)
+            .await
+            .expect("set")
+    );
+    let read = store.vpc(&vpc.vpc_id).await.expect("read").expect("exists");
+    assert_eq!(read.attributes, off);
+    assert_eq!(
+        store.vpcs(alpha).await.expect("list")[0].attributes,
+        off,
+        "listed as read"
+    );
+    assert!(
+        !store
+            .set_vpc_attributes("vpc-nosuch", &off)
+            .await
+            .expect("set")
+    );
+    assert!(
+        store
+            .set_vpc_attributes(&vpc.vpc_id, &VpcAttributes::default())
+            .await
+            .expect("set back")
+    );
 }
 
 async fn default_vpcs(store: &dyn Store, alpha: &str, beta: &str) {

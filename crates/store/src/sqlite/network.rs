@@ -9,6 +9,7 @@ use super::{
 };
 use crate::network::{
     DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    VpcAttributes,
 };
 use crate::{StoreError, StoreResult, TagPair};
 
@@ -21,6 +22,12 @@ fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
         cidr: row.try_get("cidr")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
+        attributes: VpcAttributes {
+            dns_support: row.try_get::<i64, _>("enable_dns_support")? != 0,
+            dns_hostnames: row.try_get::<i64, _>("enable_dns_hostnames")? != 0,
+            address_usage_metrics: row.try_get::<i64, _>("enable_network_address_usage_metrics")?
+                != 0,
+        },
     })
 }
 
@@ -342,6 +349,28 @@ impl NetworkIndex for SqliteStore {
             .as_ref()
             .map(vpc_from_row)
             .transpose()
+    }
+
+    async fn set_vpc_attributes(
+        &self,
+        vpc_id: &str,
+        attributes: &VpcAttributes,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query(
+            "UPDATE vpcs SET enable_dns_support = ?, enable_dns_hostnames = ?,
+                    enable_network_address_usage_metrics = ?
+              WHERE vpc_id = ?",
+        )
+        .bind(i64::from(attributes.dns_support))
+        .bind(i64::from(attributes.dns_hostnames))
+        .bind(i64::from(attributes.address_usage_metrics))
+        .bind(vpc_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(changed == 1)
     }
 
     async fn subnets(&self, account_id: &str) -> StoreResult<Vec<Subnet>> {

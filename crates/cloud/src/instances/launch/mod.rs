@@ -24,7 +24,7 @@ pub mod steps;
 
 use std::collections::HashMap;
 
-use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, SshKey};
+use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, NicDns, SshKey};
 use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
 
@@ -404,6 +404,8 @@ async fn resolve(
 struct Network {
     vpc_id: String,
     vpc_cidr: String,
+    /// The VPC's DNS attributes.
+    dns: NicDns,
     /// The subnet an instance of each zone would go to.
     subnets: Vec<mallee_store::Subnet>,
     /// (id, name) of each group.
@@ -454,14 +456,14 @@ async fn network(
     let vpc_id = explicit_subnet
         .as_ref()
         .map_or_else(|| vpc.vpc.vpc_id.clone(), |s| s.vpc_id.clone());
-    let vpc_cidr = match &explicit_subnet {
+    let (vpc_cidr, attributes) = match &explicit_subnet {
         Some(s) if s.vpc_id != vpc.vpc.vpc_id => cloud
             .store
             .vpc(&s.vpc_id)
             .await?
-            .map(|v| v.cidr)
+            .map(|v| (v.cidr, v.attributes))
             .unwrap_or_default(),
-        _ => vpc.vpc.cidr.clone(),
+        _ => (vpc.vpc.cidr.clone(), vpc.vpc.attributes),
     };
     let groups = security_groups::resolve_launch_groups(
         cloud,
@@ -484,6 +486,7 @@ async fn network(
     Ok(Network {
         vpc_id,
         vpc_cidr,
+        dns: attributes.into(),
         subnets,
         groups,
     })
@@ -707,6 +710,7 @@ fn build_records(
                 network_id: network.vpc_id.clone(),
                 subnet_cidr: subnet.cidr.clone(),
                 vpc_cidr: network.vpc_cidr.clone(),
+                dns: network.dns,
                 public_ip: None,
             }],
             metadata,
