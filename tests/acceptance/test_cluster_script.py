@@ -25,7 +25,11 @@ def cloud(tmp_path_factory):
     # A loopback address of its own: resolv.conf names no port, so the
     # DNS server listens on 53.
     dns = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.53"
-    with guest_cloud(tmp_path_factory, "cluster-script", extra_args=["--dns-listen", f"{dns}:53"]) as srv:
+    # A public range of its own: the session's cloud holds 198.18.0.0/24,
+    # and `login` reaches the master from the host.
+    public = f"198.18.{random.randint(1, 249)}.0/24"
+    args = ["--dns-listen", f"{dns}:53", "--public-range", public]
+    with guest_cloud(tmp_path_factory, "cluster-script", extra_args=args) as srv:
         srv.dns = dns
         yield srv
 
