@@ -6,7 +6,10 @@
 //! file changed, and let through for a user allowed exactly that action.
 //! The IAM action of each operation is this file's own table (S3's
 //! mapping is private to the S3 module): the allowed pass proves each
-//! entry right, as a user allowed the wrong action would be refused.
+//! entry right, as a user allowed the wrong action would be refused. The
+//! table must name exactly the operations `impl S3 for S3Api` serves (read
+//! from its source, as s3s dispatches them): a new operation without an
+//! entry fails here.
 
 mod iam_harness;
 
@@ -407,6 +410,59 @@ fn s3_refused(op: &S3Op, reply: &Reply) -> bool {
         return reply.status == 200 && reply.body.contains("<Code>AccessDenied</Code>");
     }
     reply.status == 403 && (op.method == "HEAD" || reply.code() == Some("AccessDenied"))
+}
+
+/// The operations `impl S3 for S3Api` in `src/s3/mod.rs` serves, in S3's
+/// names (`list_objects_v2` is `ListObjectsV2`).
+fn served_operations() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/s3/mod.rs");
+    let source = std::fs::read_to_string(path).expect("read src/s3/mod.rs");
+    let start = source
+        .find("impl S3 for S3Api")
+        .expect("src/s3/mod.rs implements S3 for S3Api");
+    let body = &source[start..];
+    let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+    body.split("async fn ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .map(|snake| {
+            snake
+                .split('_')
+                .map(|word| {
+                    let mut chars = word.chars();
+                    chars.next().map_or_else(String::new, |first| {
+                        first.to_ascii_uppercase().to_string() + chars.as_str()
+                    })
+                })
+                .collect::<String>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_served_s3_operation_has_an_entry() {
+    let mut served = served_operations();
+    served.sort();
+    assert!(served.len() > 30, "read too few operations: {served:?}");
+    // "CopyObject (reading the source)" is a second case of CopyObject.
+    let mut table: Vec<String> = S3_OPS
+        .iter()
+        .map(|op| {
+            op.operation
+                .split(" (")
+                .next()
+                .unwrap_or(op.operation)
+                .to_owned()
+        })
+        .collect();
+    table.sort();
+    table.dedup();
+    let missing: Vec<&String> = served.iter().filter(|op| !table.contains(op)).collect();
+    let unknown: Vec<&String> = table.iter().filter(|op| !served.contains(op)).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "S3_OPS does not match what impl S3 serves: no entry for {missing:?}; not served: {unknown:?}"
+    );
 }
 
 #[tokio::test]
