@@ -17,8 +17,10 @@ def sh(*args: str, check: bool = True, timeout: float = 30, **kw) -> subprocess.
 
 
 def public_range_for(port: int) -> str:
-    """A /24 of 198.18.0.0/15 (RFC 2544, never routed) unique per server."""
-    return f"198.18.{port % 250}.0/24"
+    """A /24 of 198.18.0.0/15 (RFC 2544, never routed) unique per server,
+    never 198.18.0.0/24: the session's cloud (the default range) holds it
+    on the same host for the whole run."""
+    return f"198.18.{1 + port % 249}.0/24"
 
 
 def bridge_with_address(address: str, timeout: float = 30) -> str:
