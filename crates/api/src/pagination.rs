@@ -102,10 +102,7 @@ fn decode_token(token: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     #[test]
     fn pages_through_everything_once() {

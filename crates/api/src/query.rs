@@ -170,14 +170,22 @@ impl QueryParams {
     }
 }
 
+/// Parameters from literal pairs, for the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_params(pairs: &[(&str, &str)]) -> QueryParams {
+    QueryParams::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+    .expect("params")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use super::test_params as params;
 
     #[test]
     fn lists_are_ordered_numerically() {

@@ -98,10 +98,7 @@ mod tests {
     use super::*;
     use mallee_cloud::volumes::block_devices::require_source;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     #[test]
     fn parses_and_refuses() {

@@ -560,10 +560,7 @@ mod tests {
     use crate::error::AwsError;
     use mallee_cloud::sharing::{Owner, User};
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     fn code(err: &Ec2Error) -> String {
         err.code().into_owned()

@@ -169,10 +169,7 @@ mod tests {
     use super::*;
     use crate::error::AwsError;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     #[test]
     fn modify_reads_terraforms_request() {

@@ -707,10 +707,7 @@ mod tests {
     use crate::error::AwsError;
     use mallee_cloud::security_groups::{is_group_id, normalize_ports, normalize_protocol};
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     fn code(err: impl Into<Ec2Error>) -> String {
         err.into().code().into_owned()

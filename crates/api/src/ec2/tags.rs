@@ -280,10 +280,7 @@ mod tests {
         assert_eq!(code("zz-12345678"), "InvalidID");
     }
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
+    use crate::query::test_params as params;
 
     #[test]
     fn tag_specifications_by_resource_type() {

@@ -120,14 +120,7 @@ impl ModifyVpcAttribute {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> QueryParams {
-        QueryParams::from_pairs(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
-        .expect("params")
-    }
+    use crate::query::test_params as params;
 
     #[test]
     fn one_attribute_per_request() {

@@ -13,16 +13,9 @@ use super::inventory::{AddGroup, AddSystem, EditSystem};
 use super::profiles::AddProfile;
 use super::*;
 use crate::error::ApiError;
-use crate::query::{QueryError, QueryParams};
+use crate::query::QueryError;
 
-fn params(pairs: &[(&str, &str)]) -> QueryParams {
-    QueryParams::from_pairs(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    )
-    .expect("params")
-}
+use crate::query::test_params as params;
 
 #[test]
 fn parses_run_instances_by_group_and_by_ip() {
