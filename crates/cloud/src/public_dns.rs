@@ -36,10 +36,7 @@ pub struct PublicNames {
 impl PublicNames {
     /// The domain public names live in (`mallee-1.compute.mallee`).
     pub fn domain(cloud: &Cloud) -> String {
-        let name = crate::addresses::public_hostname("0.0.0.0", &cloud.config.region);
-        name.split_once('.')
-            .map(|(_, domain)| domain.to_owned())
-            .unwrap_or_default()
+        crate::addresses::public_domain(&cloud.config.region)
     }
 
     /// What `name` (any case, with or without the root dot) resolves to.

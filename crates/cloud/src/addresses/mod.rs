@@ -40,9 +40,14 @@ const ATTEMPTS: usize = 16;
 /// before its reservation).
 pub const ORPHAN_GRACE_MILLIS: i64 = 10 * 60 * 1000;
 
+/// The domain of public DNS names in `region` (`mallee-1.compute.mallee`).
+pub fn public_domain(region: &str) -> String {
+    format!("{region}.compute.mallee")
+}
+
 /// EC2's public DNS name for a public address, in mallee's domain.
 pub fn public_hostname(ip: &str, region: &str) -> String {
-    format!("ec2-{}.{region}.compute.mallee", ip.replace('.', "-"))
+    format!("ec2-{}.{}", ip.replace('.', "-"), public_domain(region))
 }
 
 /// Writes `ip` (or no public address) into launch details: the node's NIC
