@@ -494,7 +494,12 @@ def session_tmp():
 
 @pytest.fixture(scope="session")
 def server(session_tmp):
-    srv = MalleeServer(session_tmp / "shared-data", session_tmp / "shared-server.log")
+    # Developers running several suites side by side on one host give each
+    # session cloud its own public range; one range per host otherwise.
+    extra = []
+    if os.environ.get("MALLEE_TEST_SESSION_RANGE"):
+        extra = ["--public-range", os.environ["MALLEE_TEST_SESSION_RANGE"]]
+    srv = MalleeServer(session_tmp / "shared-data", session_tmp / "shared-server.log", extra_args=extra)
     _SESSION_SERVER.append(srv)
     try:
         srv.start()
