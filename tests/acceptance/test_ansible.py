@@ -22,9 +22,9 @@ EC2_ONLY = {
     "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}],
 }
 
-# Create (with a rule), create again (nothing to change), look it up,
-# delete, delete again (nothing to delete).
-PLAYBOOK = """
+# One play on localhost, every amazon.aws module pointed at the cloud; the
+# tasks follow.
+PLAY = """
 - hosts: localhost
   connection: local
   gather_facts: false
@@ -35,7 +35,11 @@ PLAYBOOK = """
       access_key: "{{ access_key }}"
       secret_key: "{{ secret_key }}"
   tasks:
-    - name: create
+"""
+
+# Create (with a rule), create again (nothing to change), look it up,
+# delete, delete again (nothing to delete).
+PLAYBOOK = PLAY + """    - name: create
       amazon.aws.ec2_security_group: &group
         name: "{{ group }}"
         description: made by ansible
@@ -60,16 +64,18 @@ PLAYBOOK = """
 """
 
 
-def run_playbook(tmp: Path, endpoint: str, key: dict, group: str) -> dict:
-    """Runs the playbook; returns each task's result by name."""
+def run_playbook(tmp: Path, endpoint: str, key: dict, group: str, playbook: str = PLAYBOOK,
+                 extra: dict | None = None) -> dict:
+    """Runs `playbook`; returns each task's result by name."""
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "playbook.yml").write_text(PLAYBOOK)
+    (tmp / "playbook.yml").write_text(playbook)
     (tmp / "vars.json").write_text(json.dumps({
         "endpoint": endpoint,
         "region": REGION,
         "access_key": key["access_key_id"],
         "secret_key": key["secret_access_key"],
         "group": group,
+        **(extra or {}),
     }))
     home = tmp / "home"
     env = {
@@ -147,3 +153,61 @@ def test_security_group_created_and_deleted_by_an_ec2_only_user(server, tmp_path
     group = f"ansible-{uuid.uuid4().hex[:8]}"
     results = run_playbook(tmp_path / "user", server.endpoint, key, group)
     check_run(results, server.client("ec2"), group)
+
+
+# ec2_launch_template: create, run again (nothing to change), a new version
+# when the data changes, run that again (nothing), then delete.
+TEMPLATE_PLAYBOOK = PLAY + """    - name: create
+      amazon.aws.ec2_launch_template: &v1
+        name: "{{ group }}"
+        image_id: ami-0123456789abcdef0
+        instance_type: t2.micro
+        key_name: some-key
+        security_group_ids: ["{{ sg }}"]
+        disable_api_termination: true
+        block_device_mappings:
+          - device_name: /dev/sdf
+            ebs:
+              volume_size: 2
+              delete_on_termination: true
+        tag_specifications:
+          - resource_type: instance
+            tags:
+              Name: web
+          - resource_type: volume
+            tags:
+              team: a
+        tags:
+          owner: ansible
+    - name: create again
+      amazon.aws.ec2_launch_template: *v1
+    - name: change
+      amazon.aws.ec2_launch_template: &v2
+        <<: *v1
+        instance_type: m1.large
+    - name: change again
+      amazon.aws.ec2_launch_template: *v2
+    - name: delete
+      amazon.aws.ec2_launch_template:
+        name: "{{ group }}"
+        state: absent
+"""
+
+
+def test_launch_template_playbook_is_idempotent(server, tmp_path):
+    ec2 = server.client("ec2")
+    sg = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    name = f"ansible-{uuid.uuid4().hex[:8]}"
+    results = run_playbook(tmp_path, server.endpoint, server.admin, name, TEMPLATE_PLAYBOOK, {"sg": sg})
+    created = results["create"]
+    assert created["changed"]
+    assert created["latest_version"] == 1 and created["default_version"] == 1
+    assert created["template"]["tags"] == {"owner": "ansible"}
+    assert not results["create again"]["changed"], results["create again"]
+    changed = results["change"]
+    assert changed["changed"] and changed["latest_version"] == 2 and changed["default_version"] == 2
+    assert changed["latest_template"]["launch_template_data"]["instance_type"] == "m1.large"
+    assert not results["change again"]["changed"], results["change again"]
+    assert results["delete"]["changed"]
+    assert ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])[
+        "LaunchTemplates"] == []

@@ -286,8 +286,20 @@ def test_giving_instances_a_role_needs_pass_role(server, iam):
     with pytest.raises(ClientError) as e:
         ec2.associate_iam_instance_profile(InstanceId="i-00000000000000000", IamInstanceProfile={"Arn": profile})
     assert code_of(e) == "UnauthorizedOperation"
+    # A launch template's profile is passed by whoever launches from it.
+    template = server.client("ec2").create_launch_template(
+        LaunchTemplateName=f"pt-{uuid.uuid4().hex[:6]}",
+        LaunchTemplateData={"ImageId": "ami-00000000", "IamInstanceProfile": {"Name": profile}},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    from_template = dict(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateId": template})
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(**from_template)
+    assert code_of(e) == "UnauthorizedOperation"
     iam.put_user_policy(UserName=user, PolicyName="pass", PolicyDocument=doc(allow("iam:PassRole", arn)))
     # Let through: what is left is the image that does not exist.
     with pytest.raises(ClientError) as e:
         ec2.run_instances(**launch)
+    assert code_of(e) == "InvalidAMIID.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(**from_template)
     assert code_of(e) == "InvalidAMIID.NotFound"

@@ -948,6 +948,78 @@ def reset_address_attribute(w):
                 Attribute="domain-name")
 
 
+def a_template(w) -> tuple[str, str]:
+    """A's launch template (id, name), made the first time a check needs it."""
+    if not getattr(w, "lt_id", None):
+        w.lt_name = f"iso-{uuid.uuid4().hex[:8]}"
+        w.lt_id = w.a.create_launch_template(
+            LaunchTemplateName=w.lt_name, LaunchTemplateData={"InstanceType": "m1.small"}
+        )["LaunchTemplate"]["LaunchTemplateId"]
+    return w.lt_id, w.lt_name
+
+
+def a_template_versions(w):
+    lt_id, _ = a_template(w)
+    return lambda: w.a.describe_launch_template_versions(LaunchTemplateId=lt_id)
+
+
+def create_launch_template(w):
+    lt_id, name = a_template(w)
+    with unchanged(a_template_versions(w)):
+        theirs = w.b.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"InstanceType": "m1.large"})
+        try:
+            assert theirs["LaunchTemplate"]["LaunchTemplateId"] != lt_id
+            # B cannot launch from A's template either.
+            refused(w.b.run_instances, "InvalidLaunchTemplateId.NotFound", MinCount=1, MaxCount=1,
+                    LaunchTemplate={"LaunchTemplateId": lt_id})
+        finally:
+            w.b.delete_launch_template(LaunchTemplateId=theirs["LaunchTemplate"]["LaunchTemplateId"])
+
+
+def create_launch_template_version(w):
+    lt_id, name = a_template(w)
+    with unchanged(a_template_versions(w)):
+        refused(w.b.create_launch_template_version, "InvalidLaunchTemplateId.NotFound", LaunchTemplateId=lt_id,
+                LaunchTemplateData={"InstanceType": "m1.large"})
+        refused(w.b.create_launch_template_version, "InvalidLaunchTemplateName.NotFoundException",
+                LaunchTemplateName=name, LaunchTemplateData={"InstanceType": "m1.large"})
+
+
+def describe_launch_templates(w):
+    lt_id, name = a_template(w)
+    refused(w.b.describe_launch_templates, "InvalidLaunchTemplateId.NotFound", LaunchTemplateIds=[lt_id])
+    refused(w.b.describe_launch_templates, "InvalidLaunchTemplateName.NotFoundException", LaunchTemplateNames=[name])
+    assert lt_id not in [t["LaunchTemplateId"] for t in w.b.describe_launch_templates()["LaunchTemplates"]]
+
+
+def describe_launch_template_versions(w):
+    lt_id, _ = a_template(w)
+    refused(w.b.describe_launch_template_versions, "InvalidLaunchTemplateId.NotFound", LaunchTemplateId=lt_id)
+    latest = w.b.describe_launch_template_versions(Versions=["$Latest"])["LaunchTemplateVersions"]
+    assert lt_id not in [v["LaunchTemplateId"] for v in latest]
+
+
+def modify_launch_template(w):
+    lt_id, _ = a_template(w)
+    with unchanged(lambda: w.a.describe_launch_templates(LaunchTemplateIds=[lt_id])):
+        refused(w.b.modify_launch_template, "InvalidLaunchTemplateId.NotFound", LaunchTemplateId=lt_id,
+                DefaultVersion="1")
+
+
+def delete_launch_template(w):
+    lt_id, _ = a_template(w)
+    with unchanged(a_template_versions(w)):
+        refused(w.b.delete_launch_template, "InvalidLaunchTemplateId.NotFound", LaunchTemplateId=lt_id)
+
+
+def delete_launch_template_versions(w):
+    lt_id, _ = a_template(w)
+    w.a.create_launch_template_version(LaunchTemplateId=lt_id, LaunchTemplateData={"InstanceType": "m1.large"})
+    with unchanged(a_template_versions(w)):
+        refused(w.b.delete_launch_template_versions, "InvalidLaunchTemplateId.NotFound", LaunchTemplateId=lt_id,
+                Versions=["2"])
+
+
 EC2_CHECKS = {
     "DescribeRegions": describe_regions,
     "DescribeAvailabilityZones": describe_availability_zones,
@@ -1037,6 +1109,13 @@ EC2_CHECKS = {
     "DescribeAddressesAttribute": describe_addresses_attribute,
     "ModifyAddressAttribute": modify_address_attribute,
     "ResetAddressAttribute": reset_address_attribute,
+    "CreateLaunchTemplate": create_launch_template,
+    "CreateLaunchTemplateVersion": create_launch_template_version,
+    "DescribeLaunchTemplates": describe_launch_templates,
+    "DescribeLaunchTemplateVersions": describe_launch_template_versions,
+    "ModifyLaunchTemplate": modify_launch_template,
+    "DeleteLaunchTemplate": delete_launch_template,
+    "DeleteLaunchTemplateVersions": delete_launch_template_versions,
 }
 
 

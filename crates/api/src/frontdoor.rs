@@ -486,8 +486,12 @@ impl Run<'_> {
             })?;
             self.authorize(Service::Ec2, &parsed.iam_action(), targets)
                 .await?;
-            if let Some(profile) = parsed.passed_profile() {
-                self.authorize_pass_role(profile).await?;
+            let profile = parsed
+                .passed_profile(self.cloud, self.principal)
+                .await
+                .map_err(to_api)?;
+            if let Some(profile) = profile {
+                self.authorize_pass_role(&profile).await?;
             }
         }
         let ctx = Ec2Context {

@@ -164,6 +164,26 @@ impl QueryParams {
             .collect()
     }
 
+    /// The structure `name.Field…` as its own parameters (empty when
+    /// none of its fields is given).
+    pub fn member(&self, name: &str) -> QueryParams {
+        let dotted = format!("{name}.");
+        QueryParams {
+            prefix: format!("{}{dotted}", self.prefix),
+            values: self
+                .values
+                .range(dotted.clone()..)
+                .take_while(|(k, _)| k.starts_with(&dotted))
+                .map(|(k, v)| (k[dotted.len()..].to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// Whether no parameter is given.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
     /// Every parameter name, for rejecting unknown ones.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.values.keys().map(String::as_str)

@@ -209,6 +209,31 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ),
     ("DescribeImportSnapshotTasks", ""),
     (
+        "CreateLaunchTemplate",
+        "LaunchTemplateName=coverage-template&LaunchTemplateData.InstanceType=t1.micro",
+    ),
+    (
+        "CreateLaunchTemplateVersion",
+        "LaunchTemplateName=fixture-template&LaunchTemplateData.InstanceType=m1.large",
+    ),
+    ("DescribeLaunchTemplates", ""),
+    (
+        "DescribeLaunchTemplateVersions",
+        "LaunchTemplateName=fixture-template",
+    ),
+    (
+        "ModifyLaunchTemplate",
+        "LaunchTemplateName=fixture-template&SetDefaultVersion=2",
+    ),
+    (
+        "DeleteLaunchTemplateVersions",
+        "LaunchTemplateName=fixture-template&LaunchTemplateVersion.1=2",
+    ),
+    (
+        "DeleteLaunchTemplate",
+        "LaunchTemplateName=fixture-template",
+    ),
+    (
         "AssociateIamInstanceProfile",
         "InstanceId={instance}&IamInstanceProfile.Name=victim-profile",
     ),
@@ -678,6 +703,26 @@ async fn query_fixtures(c: &Controller, a: &Account) -> Fixtures {
     )
     .await;
     assert_eq!(egress.status, 200, "{}", egress.body);
+    // A template with a second version, for the launch template actions.
+    for (action, params) in [
+        (
+            "CreateLaunchTemplate",
+            "LaunchTemplateName=fixture-template&LaunchTemplateData.InstanceType=t1.micro",
+        ),
+        (
+            "CreateLaunchTemplateVersion",
+            "LaunchTemplateName=fixture-template&LaunchTemplateData.InstanceType=m1.small",
+        ),
+    ] {
+        let made = query(
+            c,
+            &a.admin,
+            "ec2",
+            &Fixtures { values: vec![] }.params(action, params),
+        )
+        .await;
+        assert_eq!(made.status, 200, "{}", made.body);
+    }
 
     users::create(
         store,

@@ -61,6 +61,12 @@ pub enum Kind {
     Resource,
     /// An instance type.
     InstanceType,
+    /// A launch template, by id (`lt-…`).
+    LaunchTemplate,
+    /// A launch template, by name.
+    LaunchTemplateName,
+    /// A version of a launch template.
+    LaunchTemplateVersion,
     /// Anything else of the bare-metal zone, named only in the message (a
     /// provisioning token, a MAC, a profile's image, a stored record).
     MetalRecord,
@@ -75,6 +81,8 @@ pub enum Limit {
     Addresses,
     /// Tags on one resource.
     Tags,
+    /// Versions of one launch template.
+    LaunchTemplateVersions,
 }
 
 /// Which capacity ran out (the cloud's shortage, not the caller's mistake).

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod images;
 pub mod instances;
 pub mod key_pairs;
+pub mod launch_templates;
 pub mod metal;
 pub mod node_calls;
 pub mod node_removal;

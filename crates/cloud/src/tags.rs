@@ -81,6 +81,7 @@ pub fn kind_of(id: &str) -> Option<Kind> {
         "eni" => Kind::NetworkInterface,
         "eipalloc" => Kind::Allocation,
         "r" => Kind::Reservation,
+        "lt" => Kind::LaunchTemplate,
         _ => return None,
     })
 }

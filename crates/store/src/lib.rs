@@ -12,6 +12,7 @@ pub mod enrolment;
 pub mod identity;
 pub mod images;
 pub mod instances;
+pub mod launch_templates;
 pub mod metal;
 mod model;
 pub mod network;
@@ -25,6 +26,7 @@ pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnr
 pub use identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, UserAccessKey};
 pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
 pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
+pub use launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
 pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{
@@ -77,6 +79,7 @@ pub trait Store:
     ObjectIndex
     + ImageIndex
     + InstanceIndex
+    + LaunchTemplateIndex
     + NetworkIndex
     + AddressIndex
     + VolumeIndex

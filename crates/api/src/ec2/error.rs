@@ -105,6 +105,9 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::SystemGroup => "InvalidGroup.NotFound",
         Kind::Resource => "InvalidID",
         Kind::InstanceType => "InvalidInstanceType",
+        Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
+        Kind::LaunchTemplateName => "InvalidLaunchTemplateName.NotFoundException",
+        Kind::LaunchTemplateVersion => "InvalidLaunchTemplateId.VersionNotFound",
         Kind::MetalRecord => "InvalidParameterValue",
     }
 }
@@ -125,6 +128,8 @@ fn malformed_code(kind: Kind) -> &'static str {
         Kind::Account => "InvalidUserID.Malformed",
         Kind::KeyPair => "InvalidKeyPair.Format",
         Kind::Resource => "InvalidID",
+        Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
+        Kind::LaunchTemplateName => "InvalidLaunchTemplateName.MalformedException",
         _ => "InvalidParameterValue",
     }
 }
@@ -145,6 +150,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
                 Kind::SecurityGroup => "InvalidGroup.Duplicate",
                 Kind::ImageName => "InvalidAMIName.Duplicate",
                 Kind::Permission => "InvalidPermission.Duplicate",
+                Kind::LaunchTemplateName => "InvalidLaunchTemplateName.AlreadyExistsException",
                 _ => "InvalidParameterValue",
             },
             bad,
@@ -176,6 +182,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
                 Limit::Instances => "InstanceLimitExceeded",
                 Limit::Addresses => "AddressLimitExceeded",
                 Limit::Tags => "TagLimitExceeded",
+                Limit::LaunchTemplateVersions => "LaunchTemplateVersionLimitExceeded",
             },
             bad,
         ),

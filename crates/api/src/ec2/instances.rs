@@ -20,17 +20,19 @@ use crate::xml::XmlWriter;
 use mallee_cloud::CloudError;
 use mallee_cloud::instances::describe::{self, InstanceStatus};
 use mallee_cloud::instances::lookup;
-use mallee_cloud::instances::model::{Instance, InstanceState, ShutdownBehavior};
+use mallee_cloud::instances::model::{Instance, InstanceState};
 use mallee_cloud::volumes::Volume;
 
-use super::tags::{TagsByResource, parse_tag_specifications_of, write_tag_set};
+use super::tags::{TagsByResource, write_tag_set};
 use super::{Ec2Context, Ec2Error, iso8601};
 use mallee_cloud::instances::launch;
+use mallee_cloud::launch_templates::data::ProfileRef;
+use mallee_cloud::launch_templates::{self, LaunchRequest, VersionRef};
+
+use super::launch_data::{self, Source};
 
 /// EC2 limits user data to 16 KiB (before base64).
 const MAX_USER_DATA: usize = 16 * 1024;
-/// Instance type used when RunInstances names none (Eucalyptus' default).
-const DEFAULT_INSTANCE_TYPE: &str = "m1.small";
 
 /// Checks that `id` looks like an instance id (`i-` + 8 or 17 hex digits).
 pub fn validate_instance_id(id: &str) -> Result<(), Ec2Error> {
@@ -77,7 +79,7 @@ pub fn decode(record: InstanceRecord) -> Result<Instance, Ec2Error> {
 
 /// RunInstances input: the domain's request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunInstances(launch::RunInstances);
+pub struct RunInstances(LaunchRequest);
 
 fn invalid(message: impl Into<String>) -> Ec2Error {
     Ec2Error::InvalidParameterValue(message.into())
@@ -127,10 +129,6 @@ pub(crate) fn write_metadata_options(
         w.text("httpProtocolIpv6", "disabled");
         w.text("instanceMetadataTags", "disabled");
     });
-}
-
-fn parse_metadata_options(params: &QueryParams) -> Result<MetadataOptions, Ec2Error> {
-    Ok(parse_metadata_change(params, "MetadataOptions.")?.applied_to(MetadataOptions::default()))
 }
 
 /// Reads `{prefix}HttpTokens`, `{prefix}HttpPutResponseHopLimit` (1–64),
@@ -210,57 +208,30 @@ pub fn validate_user_data(data: &str) -> Result<(), Ec2Error> {
 }
 
 impl RunInstances {
-    /// Reads the RunInstances parameters mallee supports.
+    /// Reads the RunInstances parameters mallee supports, and the launch
+    /// template (`LaunchTemplate.*`) they start from.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
-        let image_id = params.required_non_empty("ImageId")?.to_owned();
+        let template = params.member("LaunchTemplate");
+        let template = match super::launch_templates::template_ref(&template, false)? {
+            None => None,
+            Some(by) => {
+                let version = match template.get("Version").filter(|v| !v.is_empty()) {
+                    None => VersionRef::Default,
+                    Some(v) => super::launch_templates::version_ref(v, "LaunchTemplate.Version")?,
+                };
+                Some((by, version))
+            }
+        };
+        let data = launch_data::parse(params, Source::RunInstances)?;
+        if template.is_none() && data.image_id.is_none() {
+            return Err(crate::query::QueryError::Missing("ImageId".into()).into());
+        }
         let min_count = count(params, "MinCount")?;
         let max_count = count(params, "MaxCount")?;
         if min_count > max_count {
             return Err(invalid(format!(
                 "Value ({min_count}) for parameter minCount is invalid. minCount must be less than or equal to maxCount ({max_count})."
             )));
-        }
-        let user_data = match params.get("UserData") {
-            None | Some("") => None,
-            Some(data) => {
-                validate_user_data(data)?;
-                Some(data.trim().to_owned())
-            }
-        };
-        let shutdown_behavior = match params.get("InstanceInitiatedShutdownBehavior") {
-            None => ShutdownBehavior::Stop,
-            Some(v) => ShutdownBehavior::from_name(v).ok_or_else(|| {
-                invalid(format!(
-                    "Value ({v}) for parameter instanceInitiatedShutdownBehavior is invalid. Valid values: stop, terminate"
-                ))
-            })?,
-        };
-        // One network interface: `NetworkInterface.1` (device 0) may carry
-        // the subnet, groups and the public address choice instead of the
-        // top-level parameters.
-        let interfaces = params.structs("NetworkInterface")?;
-        if interfaces.len() > 1 {
-            return Err(Ec2Error::refused(
-                "UnsupportedOperation",
-                "Only one network interface per instance is supported.",
-            ));
-        }
-        let interface = interfaces.into_iter().next();
-        let mut security_group_ids = params.list("SecurityGroupId")?;
-        let mut subnet_id = params.get("SubnetId").map(str::to_owned);
-        if let Some(i) = &interface {
-            if i.get("DeviceIndex").is_some_and(|d| d != "0") {
-                return Err(invalid("The network interface must have DeviceIndex 0."));
-            }
-            if let Some(s) = i.get("SubnetId") {
-                if subnet_id.as_deref().is_some_and(|top| top != s) {
-                    return Err(Ec2Error::InvalidParameterCombination(
-                        "Network interfaces and an instance-level subnet ID may not be specified on the same request".into(),
-                    ));
-                }
-                subnet_id = Some(s.to_owned());
-            }
-            security_group_ids.extend(i.list("SecurityGroupId")?);
         }
         let client_token = params.get("ClientToken").filter(|t| !t.is_empty());
         if let Some(token) = client_token
@@ -270,53 +241,46 @@ impl RunInstances {
                 "Value for parameter clientToken is invalid. It must be at most 64 ASCII characters.",
             ));
         }
-        let [tags, volume_tags, interface_tags] =
-            parse_tag_specifications_of(params, ["instance", "volume", "network-interface"])?;
-        Ok(Self(launch::RunInstances {
-            image_id,
+        let request = LaunchRequest {
+            data,
             min_count,
             max_count,
-            instance_type: params
-                .get("InstanceType")
-                .unwrap_or(DEFAULT_INSTANCE_TYPE)
-                .to_owned(),
-            key_name: params.get("KeyName").map(str::to_owned),
-            user_data,
-            security_groups: params.list("SecurityGroup")?,
-            security_group_ids,
-            zone: params
-                .get("Placement.AvailabilityZone")
-                .filter(|z| !z.is_empty())
-                .map(str::to_owned),
-            kernel_id: params.get("KernelId").map(str::to_owned),
-            ramdisk_id: params.get("RamdiskId").map(str::to_owned),
             client_token: client_token.map(str::to_owned),
-            shutdown_behavior,
-            disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
-            disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
-            metadata_options: parse_metadata_options(params)?,
-            subnet_id,
-            associate_public_ip: interface
-                .as_ref()
-                .map(|i| i.bool("AssociatePublicIpAddress"))
-                .transpose()?
-                .flatten(),
-            tags,
-            volume_tags,
-            interface_tags,
-            block_device_mappings: super::block_devices::parse(params)?,
-            iam_instance_profile: super::iam_profiles::profile_param(params, "IamInstanceProfile")?,
-        }))
+            template,
+        };
+        if request.template.is_none() {
+            // Without a template everything is known now: refuse a bad
+            // combination before anything is authorised or looked up.
+            request.data.clone().into_run(min_count, max_count, None)?;
+        }
+        Ok(Self(request))
     }
 
-    /// The instance profile it gives the instances.
-    pub fn iam_instance_profile(&self) -> Option<&str> {
-        self.0.iam_instance_profile.as_deref()
+    /// The instance profile the request itself gives the instances (one
+    /// from its launch template is found by [`Self::template_profile`]).
+    pub fn iam_instance_profile(&self) -> Option<String> {
+        self.0.data.iam_instance_profile.as_ref().map(|p| match p {
+            ProfileRef::Arn(v) | ProfileRef::Name(v) => v.clone(),
+        })
+    }
+
+    /// The instance profile the launch gets from its template when the
+    /// request names none itself.
+    pub async fn template_profile(
+        &self,
+        cloud: &mallee_cloud::Cloud,
+        principal: &mallee_cloud::Principal,
+    ) -> Result<Option<String>, Ec2Error> {
+        if self.0.template.is_none() || self.0.data.iam_instance_profile.is_some() {
+            return Ok(None);
+        }
+        let run = launch_templates::resolve_launch(cloud, principal, self.0.clone()).await?;
+        Ok(run.iam_instance_profile)
     }
 
     /// Launches (or answers a retry) and writes the reservation.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let launched = launch::run(ctx.cloud, ctx.principal, self.0).await?;
+        let launched = launch_templates::run(ctx.cloud, ctx.principal, self.0).await?;
         respond_launched(ctx, &launched).await
     }
 }
@@ -853,9 +817,18 @@ mod tests {
             code(&[("InstanceMetadataTags", "enabled")]),
             "UnsupportedOperation"
         );
-        let launch =
-            parse_metadata_options(&params(&[("MetadataOptions.HttpPutResponseHopLimit", "2")]))
-                .expect("launch");
+        let launch = RunInstances::parse(&params(&[
+            ("ImageId", "ami-0123456789abcdef0"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("MetadataOptions.HttpPutResponseHopLimit", "2"),
+        ]))
+        .expect("launch")
+        .0
+        .data
+        .into_run(1, 1, None)
+        .expect("run")
+        .metadata_options;
         assert_eq!(
             (launch.http_tokens, launch.http_put_response_hop_limit),
             (HttpTokens::Optional, 2)
@@ -896,7 +869,14 @@ mod tests {
         let a = RunInstances::parse(&params(&[("ClientToken", "a")])).expect("parse");
         let b = RunInstances::parse(&params(&[("ClientToken", "b")])).expect("parse");
         let c = RunInstances::parse(&params(&[("InstanceType", "m1.large")])).expect("parse");
-        assert_eq!(a.0.request_hash(), b.0.request_hash());
-        assert_ne!(a.0.request_hash(), c.0.request_hash());
+        let hash = |r: RunInstances| {
+            r.0.data
+                .into_run(1, 1, r.0.client_token)
+                .expect("run")
+                .request_hash()
+        };
+        let a = hash(a);
+        assert_eq!(a, hash(b));
+        assert_ne!(a, hash(c));
     }
 }

@@ -18,6 +18,8 @@ pub mod instance_options;
 pub mod instance_types;
 pub mod instances;
 pub mod key_pairs;
+pub mod launch_data;
+pub mod launch_templates;
 pub mod regions;
 pub mod security_group_rules;
 pub mod security_groups;
@@ -120,6 +122,13 @@ crate::actions::declare! {
     DisassociateIamInstanceProfile => iam_profiles::DisassociateIamInstanceProfile,
     DescribeIamInstanceProfileAssociations => iam_profiles::DescribeIamInstanceProfileAssociations,
     DescribeImportSnapshotTasks => snapshots::DescribeImportSnapshotTasks,
+    CreateLaunchTemplate => launch_templates::CreateLaunchTemplate,
+    CreateLaunchTemplateVersion => launch_templates::CreateLaunchTemplateVersion,
+    DescribeLaunchTemplates => launch_templates::DescribeLaunchTemplates,
+    DescribeLaunchTemplateVersions => launch_templates::DescribeLaunchTemplateVersions,
+    ModifyLaunchTemplate => launch_templates::ModifyLaunchTemplate,
+    DeleteLaunchTemplate => launch_templates::DeleteLaunchTemplate,
+    DeleteLaunchTemplateVersions => launch_templates::DeleteLaunchTemplateVersions,
 }
 
 impl Ec2Action {
@@ -138,13 +147,22 @@ impl Ec2Action {
 
     /// The instance profile (`Arn` or `Name`) the action hands to
     /// instances, whose role the caller must be allowed to pass.
-    pub fn passed_profile(&self) -> Option<&str> {
-        match self {
-            Self::RunInstances(a) => a.iam_instance_profile(),
-            Self::AssociateIamInstanceProfile(a) => Some(a.profile()),
-            Self::ReplaceIamInstanceProfileAssociation(a) => Some(a.profile()),
+    /// A launch template's profile counts too: whoever launches from a
+    /// template passes its role, whoever made the template.
+    pub async fn passed_profile(
+        &self,
+        cloud: &Cloud,
+        principal: &Principal,
+    ) -> Result<Option<String>, Ec2Error> {
+        Ok(match self {
+            Self::RunInstances(a) => match a.iam_instance_profile() {
+                Some(p) => Some(p),
+                None => a.template_profile(cloud, principal).await?,
+            },
+            Self::AssociateIamInstanceProfile(a) => Some(a.profile().to_owned()),
+            Self::ReplaceIamInstanceProfileAssociation(a) => Some(a.profile().to_owned()),
             _ => None,
-        }
+        })
     }
 }
 

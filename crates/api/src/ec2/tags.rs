@@ -17,7 +17,7 @@ use super::{Ec2Context, Ec2Error};
 
 /// Reads `Tag.N.Key` / `Tag.N.Value` from `params` (a request or a tag
 /// specification), validating each and refusing repeated keys.
-fn parse_tag_list(params: &QueryParams) -> Result<Vec<TagPair>, Ec2Error> {
+pub(crate) fn parse_tag_list(params: &QueryParams) -> Result<Vec<TagPair>, Ec2Error> {
     let mut tags: Vec<TagPair> = Vec::new();
     for tag in params.structs("Tag")? {
         let key = tag.required("Key")?.to_owned();
@@ -44,9 +44,9 @@ pub fn parse_tag_specifications(
 }
 
 /// Reads `TagSpecification.N` for an action that creates resources of
-/// several types (RunInstances: `instance`, `volume`,
-/// `network-interface`): the tags of each type of `resource_types`, in
-/// that order; other types are refused as EC2 does.
+/// several types: the tags of each type of `resource_types`, in that
+/// order; other types are refused as EC2 does. (Launches keep the order
+/// given instead: `launch_data`.)
 pub fn parse_tag_specifications_of<const N: usize>(
     params: &QueryParams,
     resource_types: [&'static str; N],

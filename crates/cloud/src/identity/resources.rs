@@ -23,6 +23,7 @@ fn arn_type(id: &str) -> &'static str {
         "eni" => "network-interface",
         "eipalloc" => "elastic-ip",
         "key" => "key-pair",
+        "lt" => "launch-template",
         _ => "resource",
     }
 }

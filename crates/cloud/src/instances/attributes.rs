@@ -120,7 +120,8 @@ impl Modification {
 
 /// The metadata options ModifyInstanceMetadataOptions changes; `None`
 /// keeps the instance's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct MetadataOptionsChange {
     /// `HttpTokens`.
     pub http_tokens: Option<Tokens>,

@@ -8,6 +8,7 @@ mod enrolment;
 mod identity;
 mod images;
 mod instances;
+mod launch_templates;
 mod metal;
 mod network;
 mod objects;
@@ -88,6 +89,7 @@ pub async fn run(store: &dyn Store) {
     objects::run(store).await;
     images::run(store).await;
     instances::run(store).await;
+    launch_templates::run(store).await;
     addresses::run(store).await;
     network::run(store).await;
     volumes::run(store).await;

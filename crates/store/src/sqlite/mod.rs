@@ -21,6 +21,7 @@ mod enrolment;
 mod identity;
 mod images;
 mod instances;
+mod launch_templates;
 mod metal;
 mod network;
 mod objects;
