@@ -4,10 +4,13 @@ examples/cluster/*.sh, which use only the AWS CLI, against `mallee up` with
 its public DNS server, on the small test guest. The slaves find the master
 by its private DNS name through their VPC's resolver; the master names each
 slave by a reverse lookup; `login` reaches the master by its public DNS
-name, which the host resolves through the cloud's DNS server."""
+name, which the host resolves through the cloud's DNS server (in a domain
+the admin set with `--public-domain`; over UDP and TCP)."""
 
 import os
 import random
+import socket
+import struct
 import shutil
 import subprocess
 import sys
@@ -18,6 +21,24 @@ from computeutil import guest_cloud, instances_of, wait_console
 from conftest import REGION, REPO
 
 SCRIPTS = REPO / "examples" / "cluster"
+DOMAIN = "cloud.example.test"
+
+
+def tcp_lookup(server: str, name: str) -> str | None:
+    """The A record of `name` asked over TCP (RFC 7766 framing), or None
+    for NXDOMAIN."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    query = struct.pack(">HHHHHH", 0x4D4C, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
+    with socket.create_connection((server, 53), timeout=10) as s:
+        s.sendall(struct.pack(">H", len(query)) + query)
+        length = struct.unpack(">H", s.recv(2, socket.MSG_WAITALL))[0]
+        reply = s.recv(length, socket.MSG_WAITALL)
+    ident, flags, _, answers = struct.unpack(">HHHH", reply[:8])
+    assert ident == 0x4D4C and flags & 0x8000, reply
+    if flags & 0xF == 3:
+        return None
+    assert flags & 0xF == 0 and answers == 1, reply
+    return socket.inet_ntoa(reply[-4:])
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +49,7 @@ def cloud(tmp_path_factory):
     # A public range of its own: the session's cloud holds 198.18.0.0/24,
     # and `login` reaches the master from the host.
     public = f"198.18.{random.randint(1, 249)}.0/24"
-    args = ["--dns-listen", f"{dns}:53", "--public-range", public]
+    args = ["--dns-listen", f"{dns}:53", "--public-range", public, "--public-domain", DOMAIN]
     with guest_cloud(tmp_path_factory, "cluster-script", extra_args=args) as srv:
         srv.dns = dns
         yield srv
@@ -83,6 +104,9 @@ def test_launch_login_and_terminate_a_cluster(cloud, tmp_path):
     assert len(slaves) == 3
     m = members[master]
     assert public_name == m["PublicDnsName"] and public_name.startswith("ec2-"), public_name
+    assert public_name.endswith(f".{DOMAIN}"), public_name
+    assert tcp_lookup(cloud.dns, public_name) == m["PublicIpAddress"]
+    assert tcp_lookup(cloud.dns, f"ec2-1-2-3-4.{DOMAIN}") is None
     try:
         # Each slave resolved the master's private name and reached it.
         for iid in slaves:

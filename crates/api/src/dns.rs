@@ -1,4 +1,5 @@
-//! The cloud's public DNS server (UDP, RFC 1035): authoritative for the
+//! The cloud's public DNS server (UDP and TCP, RFC 1035 and 7766):
+//! authoritative for the
 //! public domain (`REGION.compute.mallee`), it answers an instance's public
 //! name with its public address and that address's reverse name (PTR)
 //! with the public name, so hosts outside the instances' VPCs (an admin's
@@ -13,7 +14,9 @@ use std::sync::Arc;
 
 use mallee_cloud::Cloud;
 use mallee_cloud::public_dns::{Answer, PublicNames};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
 
 /// Seconds resolvers may keep an answer: public addresses move (elastic
 /// IPs), so briefly.
@@ -209,9 +212,87 @@ async fn respond(cloud: &Cloud, names: &PublicNames, packet: &[u8]) -> Option<Ve
     })
 }
 
-/// Answers queries on `socket` until the task is dropped.
-pub async fn serve(cloud: Arc<Cloud>, socket: UdpSocket) {
-    let names = PublicNames::default();
+/// TCP connections served at once; more wait to be accepted.
+const MAX_TCP_CONNECTIONS: usize = 64;
+/// How long a TCP connection may sit idle between queries (RFC 7766
+/// suggests seconds, not minutes).
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Answers queries on `udp` and on connections to `tcp` (the same
+/// address) until the task is dropped.
+pub async fn serve(cloud: Arc<Cloud>, udp: UdpSocket, tcp: TcpListener) {
+    let names = Arc::new(PublicNames::default());
+    let tcp_task = tokio::spawn(serve_tcp(cloud.clone(), names.clone(), tcp));
+    // Dropping this future (the task aborted) must stop TCP as well.
+    let _stop_tcp = AbortOnDrop(tcp_task);
+    serve_udp(&cloud, &names, udp).await;
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn serve_tcp(cloud: Arc<Cloud>, names: Arc<PublicNames>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "public DNS: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (cloud, names) = (cloud.clone(), names.clone());
+        connections.spawn(async move {
+            if let Err(e) = serve_connection(&cloud, &names, stream).await {
+                tracing::debug!(%peer, error = %e, "public DNS: connection ended");
+            }
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// Queries on one connection, each framed by a two-byte length, until the
+/// client closes it or stays idle.
+async fn serve_connection(
+    cloud: &Cloud,
+    names: &PublicNames,
+    mut stream: TcpStream,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; u16::MAX as usize];
+    loop {
+        let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
+            Ok(Ok(len)) => usize::from(len),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf[..len]))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let Some(reply) = respond(cloud, names, &buf[..len]).await else {
+            // Nothing can be answered to bytes that are not a query.
+            return Ok(());
+        };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&reply);
+        stream.write_all(&framed).await?;
+    }
+}
+
+async fn serve_udp(cloud: &Cloud, names: &PublicNames, socket: UdpSocket) {
     let mut buf = vec![0u8; 512];
     loop {
         let (n, peer): (usize, SocketAddr) = match socket.recv_from(&mut buf).await {
@@ -222,7 +303,7 @@ pub async fn serve(cloud: Arc<Cloud>, socket: UdpSocket) {
                 continue;
             }
         };
-        if let Some(reply) = respond(&cloud, &names, &buf[..n]).await
+        if let Some(reply) = respond(cloud, names, &buf[..n]).await
             && let Err(e) = socket.send_to(&reply, peer).await
         {
             tracing::debug!(%peer, error = %e, "public DNS: send failed");

@@ -62,7 +62,7 @@ pub struct Prepared {
     pub metal: Arc<mallee_cloud::metal::Metal>,
     listener: TcpListener,
     node_listener: TlsListener,
-    dns_socket: Option<tokio::net::UdpSocket>,
+    dns_socket: Option<(tokio::net::UdpSocket, tokio::net::TcpListener)>,
 }
 
 /// Opens the store, bootstraps and binds the listener.
@@ -86,11 +86,16 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
             source,
         })?;
     let dns_socket = match config.dns_listen {
-        Some(addr) => Some(
-            tokio::net::UdpSocket::bind(addr)
+        Some(addr) => {
+            let bind = |source| ServerError::Bind { addr, source };
+            let udp = tokio::net::UdpSocket::bind(addr).await.map_err(bind)?;
+            // TCP on the same port UDP got (port 0 picks one for UDP).
+            let tcp_addr = udp.local_addr().map_err(bind)?;
+            let tcp = tokio::net::TcpListener::bind(tcp_addr)
                 .await
-                .map_err(|source| ServerError::Bind { addr, source })?,
-        ),
+                .map_err(bind)?;
+            Some((udp, tcp))
+        }
         None => None,
     };
     bootstrap::fix_names(&store, &mut config).await?;
@@ -212,7 +217,7 @@ impl Prepared {
         ));
         let dns = self
             .dns_socket
-            .map(|socket| tokio::spawn(crate::dns::serve(self.cloud.clone(), socket)));
+            .map(|(udp, tcp)| tokio::spawn(crate::dns::serve(self.cloud.clone(), udp, tcp)));
         let router = crate::frontdoor::router(self.cloud, self.s3, self.metal);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.

@@ -67,6 +67,9 @@ pub struct Bootstrapped {
 
 /// The setting holding the region's name, fixed at the first start.
 const REGION_SETTING: &str = "cloud.region";
+/// The setting holding the domain of public DNS names, fixed at the first
+/// start (names already handed out keep working).
+const PUBLIC_DOMAIN_SETTING: &str = "cloud.public_domain";
 /// The setting holding the zones' names (comma-separated), fixed at the
 /// first start.
 const ZONES_SETTING: &str = "cloud.zones";
@@ -83,6 +86,40 @@ pub async fn recorded_names(
         .map(|(region, zones)| (region, zones.split(',').map(str::to_owned).collect())))
 }
 
+/// Fixes the domain of public DNS names: the first start records the
+/// configured one (or the region's default, for clouds started before the
+/// setting existed); later starts keep it, because instances, addresses
+/// and PTR records already carry names in it. Returns whether it differed
+/// from the configuration.
+async fn fix_public_domain(store: &dyn Store, config: &mut Config) -> Result<bool, BootstrapError> {
+    let Some(recorded) = store.setting(PUBLIC_DOMAIN_SETTING).await? else {
+        // The region recorded before this setting existed decides the
+        // default domain such clouds have been using.
+        let default = match recorded_names(store).await? {
+            Some((region, _)) if config.public_domain.is_none() => {
+                format!("{region}.compute.mallee")
+            }
+            _ => config.public_domain(),
+        };
+        store.set_setting(PUBLIC_DOMAIN_SETTING, &default).await?;
+        config.public_domain = Some(default);
+        return Ok(false);
+    };
+    let differs = config
+        .public_domain
+        .as_ref()
+        .is_some_and(|d| *d != recorded);
+    if differs {
+        tracing::warn!(
+            domain = %recorded,
+            configured = %config.public_domain(),
+            "the public DNS domain is fixed at the first start: keeping the recorded one"
+        );
+    }
+    config.public_domain = Some(recorded);
+    Ok(differs)
+}
+
 /// Fixes the region and zone names: at the first start the configured
 /// ones are recorded; at every later start the recorded ones replace the
 /// configured ones (a zone renamed later would orphan its nodes, volumes
@@ -90,15 +127,16 @@ pub async fn recorded_names(
 /// recorded zone in the same position. Returns whether names differed from
 /// the configuration.
 pub async fn fix_names(store: &dyn Store, config: &mut Config) -> Result<bool, BootstrapError> {
+    let domain_changed = fix_public_domain(store, config).await?;
     let Some((region, zones)) = recorded_names(store).await? else {
         store
             .set_setting(ZONES_SETTING, &config.zones.join(","))
             .await?;
         store.set_setting(REGION_SETTING, &config.region).await?;
-        return Ok(false);
+        return Ok(domain_changed);
     };
     if region == config.region && zones == config.zones {
-        return Ok(false);
+        return Ok(domain_changed);
     }
     tracing::warn!(
         region = %region,
@@ -294,6 +332,63 @@ mod tests {
             config.set_names("US", &[]).is_err()
                 && config.set_names("r", &["a".into(), "a".into()]).is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn the_public_domain_is_fixed_at_the_first_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new_config = || {
+            Config::new(
+                "127.0.0.1:9999".parse().expect("addr"),
+                dir.path().to_owned(),
+            )
+        };
+        let store = SqliteStore::open(&new_config().database_path())
+            .await
+            .expect("open");
+        // A cloud first started before the setting existed keeps the
+        // domain of its recorded region.
+        store
+            .set_setting(REGION_SETTING, "old-1")
+            .await
+            .expect("region");
+        store
+            .set_setting(ZONES_SETTING, "old-1a")
+            .await
+            .expect("zones");
+        let mut first = new_config();
+        fix_names(&store, &mut first).await.expect("first");
+        assert_eq!(first.public_domain(), "old-1.compute.mallee");
+        // An admin's domain given later does not replace it.
+        let mut later = new_config();
+        later
+            .set_public_domain("Cloud.Example.TEST.")
+            .expect("domain");
+        assert_eq!(later.public_domain(), "cloud.example.test");
+        assert!(fix_names(&store, &mut later).await.expect("later"));
+        assert_eq!(later.public_domain(), "old-1.compute.mallee");
+        for bad in ["", "a..b", "-a.b", "a_b.c", &"x".repeat(64)] {
+            assert!(new_config().set_public_domain(bad).is_err(), "{bad}");
+        }
+        // A new cloud records the admin's.
+        let fresh = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            fresh.path().to_owned(),
+        );
+        let store = SqliteStore::open(&config.database_path())
+            .await
+            .expect("open");
+        config
+            .set_public_domain("cloud.example.test")
+            .expect("domain");
+        assert!(!fix_names(&store, &mut config).await.expect("first"));
+        let mut again = Config::new(
+            "127.0.0.1:9999".parse().expect("addr"),
+            fresh.path().to_owned(),
+        );
+        fix_names(&store, &mut again).await.expect("again");
+        assert_eq!(again.public_domain(), "cloud.example.test");
     }
 
     #[tokio::test]

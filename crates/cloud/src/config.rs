@@ -68,9 +68,12 @@ pub struct Config {
     /// Address of the node listener (mutual TLS): where nodes enrol,
     /// register and fetch data. Port 0 picks a free one.
     pub node_listen: SocketAddr,
-    /// Where the public DNS server (instances' public names, UDP) listens;
-    /// `None`: none.
+    /// Where the public DNS server (instances' public names, UDP and TCP)
+    /// listens; `None`: none.
     pub dns_listen: Option<SocketAddr>,
+    /// The domain of instances' public DNS names; `None`: the region's
+    /// (`REGION.compute.mallee`). See [`Config::public_domain`].
+    pub public_domain: Option<String>,
     /// How each zone chooses nodes (zones not named use
     /// [`Config::default_placement`]).
     pub placement: std::collections::BTreeMap<String, crate::instances::placement::Policy>,
@@ -102,10 +105,38 @@ impl Config {
             auto_public_ip: true,
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             dns_listen: None,
+            public_domain: None,
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),
             node_timeout: DEFAULT_NODE_TIMEOUT,
         }
+    }
+
+    /// The domain of instances' public DNS names
+    /// (`ec2-198-18-0-5.DOMAIN`): the admin's, else
+    /// `REGION.compute.mallee`.
+    pub fn public_domain(&self) -> String {
+        self.public_domain
+            .clone()
+            .unwrap_or_else(|| format!("{}.compute.mallee", self.region))
+    }
+
+    /// Sets the domain of public DNS names, checking it is a DNS name (dot
+    /// separated labels of letters, digits and `-`, 253 characters at most).
+    pub fn set_public_domain(&mut self, domain: &str) -> Result<(), String> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if domain.len() > 253 || !domain.split('.').all(label_ok) {
+            return Err(format!("public domain {domain:?} is not a DNS name"));
+        }
+        self.public_domain = Some(domain);
+        Ok(())
     }
 
     /// Sets the region and zone names (no zones: the region's name followed

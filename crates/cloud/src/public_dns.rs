@@ -36,7 +36,7 @@ pub struct PublicNames {
 impl PublicNames {
     /// The domain public names live in (`mallee-1.compute.mallee`).
     pub fn domain(cloud: &Cloud) -> String {
-        crate::addresses::public_domain(&cloud.config.region)
+        cloud.config.public_domain()
     }
 
     /// What `name` (any case, with or without the root dot) resolves to.
@@ -62,11 +62,9 @@ impl PublicNames {
 
     /// The public name of `ip`, if an instance holds it.
     pub async fn name_of(&self, cloud: &Cloud, ip: Ipv4Addr) -> Result<Option<String>, CloudError> {
-        Ok(self
-            .held(cloud)
-            .await?
-            .contains(&ip)
-            .then(|| crate::addresses::public_hostname(&ip.to_string(), &cloud.config.region)))
+        Ok(self.held(cloud).await?.contains(&ip).then(|| {
+            crate::addresses::public_hostname(&ip.to_string(), &cloud.config.public_domain())
+        }))
     }
 
     async fn held(&self, cloud: &Cloud) -> Result<Arc<HashSet<Ipv4Addr>>, CloudError> {

@@ -385,7 +385,11 @@ impl InstanceBuilder {
             network_interface_id: String::new(),
             evacuating: false,
         };
-        crate::addresses::set_public_ip(&mut details, self.public_ip.as_deref(), REGION);
+        crate::addresses::set_public_ip(
+            &mut details,
+            self.public_ip.as_deref(),
+            &format!("{REGION}.compute.mallee"),
+        );
         details
     }
 

@@ -112,7 +112,7 @@ pub async fn modify(
     if members.is_empty() {
         return Ok(());
     }
-    let region = cloud.config.region.clone();
+    let domain = cloud.config.public_domain();
     lifecycle::change(cloud, caller, &members, |instance, _| {
         let details = &mut instance.details;
         for nic in details
@@ -124,7 +124,7 @@ pub async fn modify(
             nic.dns = attributes.into();
         }
         let ip = details.spec.metadata.public_ipv4.clone();
-        addresses::set_public_ip(details, ip.as_deref(), &region);
+        addresses::set_public_ip(details, ip.as_deref(), &domain);
         // The node gets the new spec: its resolver and metadata follow.
         instance.record.generation += 1;
         Ok(true)

@@ -86,10 +86,14 @@ struct ServeArgs {
     #[arg(long, env = "MALLEE_NODE_LISTEN")]
     node_listen: Option<SocketAddr>,
     /// Serve instances' public DNS names (`ec2-198-18-0-23.REGION.compute.mallee`
-    /// and their reverse names) over UDP at this address, for hosts outside
+    /// and their reverse names) over UDP and TCP at this address, for hosts outside
     /// the instances' VPCs (default: no DNS server).
     #[arg(long, env = "MALLEE_DNS_LISTEN")]
     dns_listen: Option<SocketAddr>,
+    /// Domain of instances' public DNS names (`ec2-198-18-0-23.DOMAIN`;
+    /// default `REGION.compute.mallee`; fixed at the first start).
+    #[arg(long, env = "MALLEE_PUBLIC_DOMAIN")]
+    public_domain: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -140,6 +144,9 @@ impl ServeArgs {
         config.node_timeout = std::time::Duration::from_secs(self.node_timeout.max(1));
         config.node_listen = self.node_listen.unwrap_or(default_node_listen);
         config.dns_listen = self.dns_listen;
+        if let Some(domain) = &self.public_domain {
+            config.set_public_domain(domain)?;
+        }
         Ok(config)
     }
 }

@@ -439,7 +439,7 @@ mod tests {
             d.metadata
                 .public_ipv4
                 .as_deref()
-                .map(|ip| public_hostname(ip, "mallee-1"))
+                .map(|ip| public_hostname(ip, "mallee-1.compute.mallee"))
         );
         (d.metadata.public_ipv4.clone(), instance.record.generation)
     }
@@ -473,14 +473,22 @@ mod tests {
     fn public_ip_goes_to_nic_and_metadata() {
         let mut d: InstanceDetails =
             serde_json::from_str(&details("i-1", "1", "172.31.0.4", None)).expect("decode");
-        assert!(set_public_ip(&mut d, Some("198.18.0.5"), "mallee-1"));
+        assert!(set_public_ip(
+            &mut d,
+            Some("198.18.0.5"),
+            "mallee-1.compute.mallee"
+        ));
         assert_eq!(d.spec.nics[0].public_ip.as_deref(), Some("198.18.0.5"));
         assert_eq!(
             d.spec.metadata.public_hostname.as_deref(),
             Some("ec2-198-18-0-5.mallee-1.compute.mallee")
         );
-        assert!(!set_public_ip(&mut d, Some("198.18.0.5"), "mallee-1"));
-        assert!(set_public_ip(&mut d, None, "mallee-1"));
+        assert!(!set_public_ip(
+            &mut d,
+            Some("198.18.0.5"),
+            "mallee-1.compute.mallee"
+        ));
+        assert!(set_public_ip(&mut d, None, "mallee-1.compute.mallee"));
         assert_eq!(d.spec.metadata.public_ipv4, None);
         assert_eq!(d.spec.nics[0].public_ip, None);
     }

@@ -41,7 +41,7 @@ pub fn ptr_record(cloud: &Cloud, address: &AddressRecord) -> String {
     address.ptr_record.clone().unwrap_or_else(|| {
         format!(
             "{}.",
-            public_hostname(&address.public_ip, &cloud.config.region)
+            public_hostname(&address.public_ip, &cloud.config.public_domain())
         )
     })
 }

@@ -40,21 +40,17 @@ const ATTEMPTS: usize = 16;
 /// before its reservation).
 pub const ORPHAN_GRACE_MILLIS: i64 = 10 * 60 * 1000;
 
-/// The domain of public DNS names in `region` (`mallee-1.compute.mallee`).
-pub fn public_domain(region: &str) -> String {
-    format!("{region}.compute.mallee")
-}
-
-/// EC2's public DNS name for a public address, in mallee's domain.
-pub fn public_hostname(ip: &str, region: &str) -> String {
-    format!("ec2-{}.{}", ip.replace('.', "-"), public_domain(region))
+/// EC2's public DNS name for a public address in `domain` (the cloud's
+/// [`crate::Config::public_domain`]).
+pub fn public_hostname(ip: &str, domain: &str) -> String {
+    format!("ec2-{}.{domain}", ip.replace('.', "-"))
 }
 
 /// Writes `ip` (or no public address) into launch details: the node's NIC
 /// spec and the metadata service's `public-ipv4` / `public-hostname` (the
 /// latter only when the VPC gives public DNS names, `enableDnsHostnames`).
 /// Returns whether anything changed.
-pub fn set_public_ip(details: &mut InstanceDetails, ip: Option<&str>, region: &str) -> bool {
+pub fn set_public_ip(details: &mut InstanceDetails, ip: Option<&str>, domain: &str) -> bool {
     let ip = ip.map(str::to_owned);
     let named = details
         .spec
@@ -64,7 +60,7 @@ pub fn set_public_ip(details: &mut InstanceDetails, ip: Option<&str>, region: &s
     let hostname = ip
         .as_deref()
         .filter(|_| named)
-        .map(|ip| public_hostname(ip, region));
+        .map(|ip| public_hostname(ip, domain));
     let spec = &mut details.spec;
     let nic_changed = spec.nics.first().is_some_and(|nic| nic.public_ip != ip);
     if !nic_changed && spec.metadata.public_ipv4 == ip && spec.metadata.public_hostname == hostname
@@ -187,7 +183,7 @@ fn instance_with_ip(
     ip: Option<&str>,
 ) -> Option<InstanceRecord> {
     let mut changed = instance.clone();
-    if !set_public_ip(&mut changed.details, ip, &cloud.config.region) {
+    if !set_public_ip(&mut changed.details, ip, &cloud.config.public_domain()) {
         return None;
     }
     changed.record.generation += 1;

@@ -744,7 +744,7 @@ fn build_records(
         addresses::set_public_ip(
             &mut details,
             public_ips.get(index).cloned().flatten().as_deref(),
-            &cloud.config.region,
+            &cloud.config.public_domain(),
         );
         interfaces.push((instance_id.clone(), details.network_interface_id.clone()));
         records.push(InstanceRecord {
