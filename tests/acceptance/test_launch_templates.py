@@ -200,6 +200,8 @@ def test_run_instances_from_a_template(ec2, images):
         ids = [i["InstanceId"] for i in run["Instances"]]
         i = run["Instances"][0]
         assert (i["ImageId"], i["InstanceType"], i["KeyName"]) == (images["hvm"], "m1.small", key)
+        assert i["PrivateDnsNameOptions"] == {
+            "HostnameType": "ip-name", "EnableResourceNameDnsARecord": False, "EnableResourceNameDnsAAAARecord": False}
         tags = {t["Key"]: t["Value"] for t in i["Tags"]}
         assert tags == {
             "Name": "from-template",

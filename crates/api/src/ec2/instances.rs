@@ -487,6 +487,14 @@ pub fn write_instance(
         w.text("threadsPerCore", 1);
     });
     write_metadata_options(w, "metadataOptions", "applied", &md.options);
+    // Private names are always the IP-based `ip-10-0-0-5…` kind; mallee's
+    // resolvers have no resource-based (`i-….REGION.compute.internal`)
+    // names.
+    w.elem("privateDnsNameOptions", |w| {
+        w.text("hostnameType", "ip-name");
+        w.text("enableResourceNameDnsARecord", false);
+        w.text("enableResourceNameDnsAAAARecord", false);
+    });
     w.text("platformDetails", "Linux/UNIX");
     w.text("usageOperation", "RunInstances");
 }
