@@ -137,6 +137,20 @@ pub async fn list(cloud: &Cloud, caller: &Principal) -> Result<Vec<Tag>, CloudEr
     Ok(cloud.store.tags(caller.account_id()).await?)
 }
 
+/// The caller's tags `query` selects, ordered by resource then key: the
+/// store looks them up, so the cost follows what is returned rather than
+/// everything the account has tagged.
+pub async fn find(
+    cloud: &Cloud,
+    caller: &Principal,
+    query: &mallee_store::TagQuery,
+) -> Result<Vec<Tag>, CloudError> {
+    Ok(cloud
+        .store
+        .tags_matching(caller.account_id(), query)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

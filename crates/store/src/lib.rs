@@ -134,6 +134,9 @@ pub trait Store:
     ) -> StoreResult<()>;
     /// Every tag of the account, ordered by resource id then key.
     async fn tags(&self, account_id: &str) -> StoreResult<Vec<Tag>>;
+    /// The account's tags `query` selects, ordered by resource id then
+    /// key, found by the database rather than by reading every tag.
+    async fn tags_matching(&self, account_id: &str, query: &TagQuery) -> StoreResult<Vec<Tag>>;
     /// The tags of the given resources (whoever owns them), ordered by
     /// resource id then key.
     async fn resource_tags(&self, resource_ids: &[String]) -> StoreResult<Vec<Tag>>;

@@ -95,6 +95,40 @@ pub struct Tag {
     pub value: String,
 }
 
+/// Which tags [`crate::Store::tags_matching`] returns: every condition
+/// holds, each by any of its patterns. A pattern is AWS's filter syntax:
+/// `*` any run of characters, `?` one, `\` makes the next one literal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagQuery {
+    /// Conditions, all of which hold.
+    pub conditions: Vec<TagCondition>,
+    /// Only tags after this (resource id, key), in that order.
+    pub after: Option<(String, String)>,
+    /// At most this many tags.
+    pub limit: Option<usize>,
+}
+
+/// One condition of a [`TagQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagCondition {
+    /// The tag's resource id matches a pattern.
+    ResourceId(Vec<String>),
+    /// The tag's resource type matches a pattern.
+    ResourceType(Vec<String>),
+    /// The tag's key matches a pattern.
+    Key(Vec<String>),
+    /// The tag's value matches a pattern.
+    Value(Vec<String>),
+    /// The tag's resource has the tag `key` with a value matching a
+    /// pattern.
+    ResourceTag {
+        /// The other tag's key (exact).
+        key: String,
+        /// Patterns of its value.
+        values: Vec<String>,
+    },
+}
+
 /// An SSH key pair; only the public half is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPair {

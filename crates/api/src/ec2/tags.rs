@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use mallee_cloud::tags::{self, validate_resource_ids, validate_tag};
-use mallee_store::{Tag, TagPair, TagSelector};
+use mallee_store::{TagCondition, TagPair, TagQuery, TagSelector};
 
-use crate::filter::{self, Filter, Filterable, parse_filters};
+use crate::filter::{self, Filter, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::{QueryError, QueryParams};
 use crate::xml::XmlWriter;
@@ -176,30 +176,6 @@ impl DeleteTags {
     }
 }
 
-/// A tag seen by filters, with its resource's other tags so `tag:KEY`
-/// selects the tags of resources that carry KEY with a matching value.
-struct TagView<'a> {
-    tag: &'a Tag,
-    resource_tags: &'a [(String, String)],
-}
-
-impl Filterable for TagView<'_> {
-    fn tags(&self) -> &[(String, String)] {
-        self.resource_tags
-    }
-
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let tag = self.tag;
-        Some(vec![match name {
-            "key" => tag.key.clone(),
-            "value" => tag.value.clone(),
-            "resource-id" => tag.resource_id.clone(),
-            "resource-type" => tag.resource_type.clone(),
-            _ => return None,
-        }])
-    }
-}
-
 /// DescribeTags input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeTags {
@@ -225,32 +201,39 @@ impl DescribeTags {
         })
     }
 
-    /// Lists the caller's tags, ordered by resource then key.
+    /// Lists the caller's tags, ordered by resource then key: the filters
+    /// and the page go to the store as one query.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let tags = tags::list(ctx.cloud, ctx.principal).await?;
-        let mut by_resource: HashMap<&str, Vec<(String, String)>> = HashMap::new();
-        for t in &tags {
-            by_resource
-                .entry(&t.resource_id)
-                .or_default()
-                .push((t.key.clone(), t.value.clone()));
-        }
-        let matching: Vec<&Tag> = tags
+        let conditions = self
+            .filters
             .iter()
-            .filter(|t| {
-                let resource_tags = by_resource
-                    .get(t.resource_id.as_str())
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                filter::matches(
-                    &self.filters,
-                    &TagView {
-                        tag: t,
-                        resource_tags,
+            .map(|f| {
+                let values = f.values.clone();
+                match f.name.strip_prefix("tag:") {
+                    Some(key) => TagCondition::ResourceTag {
+                        key: key.to_owned(),
+                        values,
                     },
-                )
+                    None => match f.name.as_str() {
+                        "key" => TagCondition::Key(values),
+                        "value" => TagCondition::Value(values),
+                        "resource-id" => TagCondition::ResourceId(values),
+                        // The only name left, as parse checked.
+                        _ => TagCondition::ResourceType(values),
+                    },
+                }
             })
             .collect();
+        let query = TagQuery {
+            conditions,
+            after: self.page.after.as_deref().map(|after| {
+                let (resource, key) = after.split_once('\u{0}').unwrap_or((after, ""));
+                (resource.to_owned(), key.to_owned())
+            }),
+            // One more than the page: whether another page follows.
+            limit: self.page.max_results.map(|m| m + 1),
+        };
+        let matching = tags::find(ctx.cloud, ctx.principal, &query).await?;
         let (page, next) = self
             .page
             .apply(matching, |t| format!("{}\u{0}{}", t.resource_id, t.key));

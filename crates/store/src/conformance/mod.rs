@@ -84,6 +84,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 pub async fn run(store: &dyn Store) {
     accounts_and_keys(store).await;
     key_pairs_and_tags(store).await;
+    tag_queries(store).await;
     settings(store).await;
     nodes(store).await;
     objects::run(store).await;
@@ -219,6 +220,116 @@ async fn accounts_and_keys(store: &dyn Store) {
         .map(|a| a.name)
         .collect();
     assert_eq!(names, ["alpha", "beta"]);
+}
+
+/// `tags_matching` selects exactly what AWS's filter patterns say, in
+/// order, a page at a time.
+async fn tag_queries(store: &dyn Store) {
+    use crate::{TagCondition as C, TagQuery};
+    let account = "444444444441";
+    create_accounts(store, &[(account, "tag-queries")]).await;
+    for (id, tags) in [
+        (
+            "key-q1",
+            vec![tag("env", "prod"), tag("k*1", "a[b]"), tag("team", "x")],
+        ),
+        ("key-q2", vec![tag("env", "dev"), tag("k71", "v")]),
+        ("key-q3", vec![tag("k7", "v7"), tag("other", "prod")]),
+    ] {
+        store
+            .create_key_pair(&key_pair(id, account, id), &tags)
+            .await
+            .expect("key pair");
+    }
+    let ids = |q: TagQuery| async move {
+        store
+            .tags_matching(account, &q)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|t| format!("{}/{}", t.resource_id, t.key))
+            .collect::<Vec<_>>()
+    };
+    let q = |conditions: Vec<C>| TagQuery {
+        conditions,
+        ..Default::default()
+    };
+    assert_eq!(ids(q(vec![])).await.len(), 7);
+    assert_eq!(
+        ids(q(vec![C::Key(vec!["k7*".into()])])).await,
+        ["key-q2/k71", "key-q3/k7"]
+    );
+    assert_eq!(
+        ids(q(vec![C::Key(vec!["k\\*1".into()])])).await,
+        ["key-q1/k*1"]
+    );
+    assert_eq!(
+        ids(q(vec![C::Key(vec!["k?1".into()])])).await,
+        ["key-q1/k*1", "key-q2/k71"]
+    );
+    assert_eq!(
+        ids(q(vec![C::Value(vec!["a[b]".into()])])).await,
+        ["key-q1/k*1"]
+    );
+    assert_eq!(
+        ids(q(vec![
+            C::Value(vec!["prod".into()]),
+            C::Key(vec!["env".into(), "other".into()])
+        ]))
+        .await,
+        ["key-q1/env", "key-q3/other"]
+    );
+    // Every tag of the resources tagged env=prod or env=dev*.
+    assert_eq!(
+        ids(q(vec![C::ResourceTag {
+            key: "env".into(),
+            values: vec!["dev*".into()]
+        }]))
+        .await,
+        ["key-q2/env", "key-q2/k71"]
+    );
+    assert_eq!(
+        ids(q(vec![
+            C::ResourceId(vec!["key-q3".into()]),
+            C::ResourceType(vec!["key-pair".into()])
+        ]))
+        .await,
+        ["key-q3/k7", "key-q3/other"]
+    );
+    assert!(
+        ids(q(vec![C::ResourceType(vec!["instance".into()])]))
+            .await
+            .is_empty()
+    );
+    assert!(ids(q(vec![C::Key(vec![])])).await.is_empty());
+    // Pages.
+    let first = ids(TagQuery {
+        limit: Some(3),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(first, ["key-q1/env", "key-q1/k*1", "key-q1/team"]);
+    let next = ids(TagQuery {
+        after: Some(("key-q1".into(), "team".into())),
+        limit: Some(3),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(next, ["key-q2/env", "key-q2/k71", "key-q3/k7"]);
+    // Other accounts' tags are never seen.
+    assert!(
+        store
+            .tags_matching(
+                "111111111111",
+                &q(vec![C::ResourceId(vec!["key-q*".into()])])
+            )
+            .await
+            .expect("other")
+            .is_empty()
+    );
+    for id in ["key-q1", "key-q2", "key-q3"] {
+        store.delete_key_pair(account, id).await.expect("delete");
+    }
 }
 
 async fn key_pairs_and_tags(store: &dyn Store) {

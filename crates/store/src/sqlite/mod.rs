@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::{
-    AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagPair,
-    TagSelector, UnixMillis, User,
+    AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagCondition,
+    TagPair, TagQuery, TagSelector, UnixMillis, User,
 };
 
 mod addresses;
@@ -188,6 +188,26 @@ async fn require_tx(
         Some(_) => Ok(()),
         None => Err(StoreError::NotFound(key.to_owned())),
     }
+}
+
+/// An AWS filter pattern (`*`, `?`, `\\` escapes) as an SQLite GLOB
+/// pattern, which also has `[…]` classes: GLOB's special characters that
+/// stand for themselves become one-character classes.
+fn glob(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ ('*' | '?' | '[')) => out.push_str(&format!("[{e}]")),
+                Some(e) => out.push(e),
+                None => out.push('\\'),
+            },
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
@@ -510,6 +530,75 @@ impl Store for SqliteStore {
         .bind(account_id)
         .fetch_one(&self.pool)
         .await?;
+        let rows: Vec<(String, String, String, String)> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        let mut tags: Vec<Tag> = rows
+            .into_iter()
+            .map(|(resource_id, resource_type, key, value)| Tag {
+                resource_id,
+                resource_type,
+                key,
+                value,
+            })
+            .collect();
+        tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
+        Ok(tags)
+    }
+
+    async fn tags_matching(&self, account_id: &str, query: &TagQuery) -> StoreResult<Vec<Tag>> {
+        let mut sql = String::from(
+            "SELECT t.resource_id AS rid, r.resource_type AS rtype, t.tag_key AS k, t.tag_value AS v
+             FROM tags t JOIN resources r ON r.resource_id = t.resource_id
+             WHERE r.account_id = ?",
+        );
+        let mut binds: Vec<String> = vec![account_id.to_owned()];
+        let any_of =
+            |sql: &mut String, binds: &mut Vec<String>, column: &str, patterns: &[String]| {
+                if patterns.is_empty() {
+                    sql.push_str(" AND 0");
+                    return;
+                }
+                let ors: Vec<String> = patterns
+                    .iter()
+                    .map(|_| format!("{column} GLOB ?"))
+                    .collect();
+                sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
+                binds.extend(patterns.iter().map(|p| glob(p)));
+            };
+        for condition in &query.conditions {
+            match condition {
+                TagCondition::ResourceId(p) => any_of(&mut sql, &mut binds, "t.resource_id", p),
+                TagCondition::ResourceType(p) => any_of(&mut sql, &mut binds, "r.resource_type", p),
+                TagCondition::Key(p) => any_of(&mut sql, &mut binds, "t.tag_key", p),
+                TagCondition::Value(p) => any_of(&mut sql, &mut binds, "t.tag_value", p),
+                TagCondition::ResourceTag { key, values } => {
+                    sql.push_str(
+                        " AND EXISTS (SELECT 1 FROM tags o WHERE o.resource_id = t.resource_id AND o.tag_key = ?",
+                    );
+                    binds.push(key.clone());
+                    any_of(&mut sql, &mut binds, "o.tag_value", values);
+                    sql.push(')');
+                }
+            }
+        }
+        if let Some((resource_id, key)) = &query.after {
+            sql.push_str(" AND (t.resource_id > ? OR (t.resource_id = ? AND t.tag_key > ?))");
+            binds.extend([resource_id.clone(), resource_id.clone(), key.clone()]);
+        }
+        sql.push_str(" ORDER BY t.resource_id, t.tag_key");
+        if let Some(limit) = query.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        // One JSON row, as in `tags`.
+        let sql = format!(
+            "SELECT COALESCE(json_group_array(json_array(rid, rtype, k, v)), '[]') FROM ({sql})"
+        );
+        // Only fixed fragments, `?` placeholders and a number: no input.
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let json = q.fetch_one(&self.pool).await?;
         let rows: Vec<(String, String, String, String)> =
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
         let mut tags: Vec<Tag> = rows
