@@ -20,6 +20,7 @@ pub mod objects;
 pub mod snapshots;
 pub mod sqlite;
 pub mod volumes;
+pub mod vpcs;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
@@ -39,6 +40,7 @@ pub use objects::{
 };
 pub use snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 pub use volumes::{VolumeIndex, VolumeRecord};
+pub use vpcs::{DhcpOptions, DhcpOptionsDeletion, SubnetDeletion, VpcDeletion, VpcIndex};
 
 use async_trait::async_trait;
 
@@ -81,6 +83,7 @@ pub trait Store:
     + InstanceIndex
     + LaunchTemplateIndex
     + NetworkIndex
+    + VpcIndex
     + AddressIndex
     + VolumeIndex
     + SnapshotIndex

@@ -28,6 +28,9 @@ pub struct Vpc {
     /// What ModifyVpcAttribute sets.
     #[serde(default)]
     pub attributes: VpcAttributes,
+    /// Its DHCP options set (`dopt-…`); `None` is AWS's `default`: no set.
+    #[serde(default)]
+    pub dhcp_options_id: Option<String>,
 }
 
 /// A VPC's attributes (ModifyVpcAttribute / DescribeVpcAttribute).

@@ -14,6 +14,7 @@ mod network;
 mod objects;
 mod snapshots;
 mod volumes;
+mod vpcs;
 
 use crate::{AccessKey, Account, KeyPair, Store, StoreError, TagPair, TagSelector, User};
 
@@ -93,6 +94,7 @@ pub async fn run(store: &dyn Store) {
     launch_templates::run(store).await;
     addresses::run(store).await;
     network::run(store).await;
+    vpcs::run(store).await;
     volumes::run(store).await;
     snapshots::run(store).await;
     metal::run(store).await;

@@ -17,6 +17,7 @@ fn template(account_id: &str, suffix: &str, zones: &[&str]) -> DefaultVpc {
             is_default: true,
             created_at: 10,
             attributes: VpcAttributes::default(),
+            dhcp_options_id: None,
         },
         subnets: zones
             .iter()

@@ -27,6 +27,7 @@ mod network;
 mod objects;
 mod snapshots;
 mod volumes;
+mod vpcs;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;

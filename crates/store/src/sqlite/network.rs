@@ -15,7 +15,7 @@ use crate::{StoreError, StoreResult, TagPair};
 
 const GROUP_EXISTS: &str = "SELECT 1 FROM security_groups WHERE group_id = ?";
 
-fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
+pub(super) fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
     Ok(Vpc {
         vpc_id: row.try_get("vpc_id")?,
         account_id: row.try_get("account_id")?,
@@ -28,10 +28,11 @@ fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
             address_usage_metrics: row.try_get::<i64, _>("enable_network_address_usage_metrics")?
                 != 0,
         },
+        dhcp_options_id: row.try_get("dhcp_options_id")?,
     })
 }
 
-fn subnet_from_row(row: &SqliteRow) -> StoreResult<Subnet> {
+pub(super) fn subnet_from_row(row: &SqliteRow) -> StoreResult<Subnet> {
     Ok(Subnet {
         subnet_id: row.try_get("subnet_id")?,
         vpc_id: row.try_get("vpc_id")?,
@@ -106,7 +107,10 @@ pub(super) async fn bump_generation(tx: &mut Transaction<'static, Sqlite>) -> St
     Ok(())
 }
 
-async fn insert_subnet(tx: &mut Transaction<'static, Sqlite>, subnet: &Subnet) -> StoreResult<()> {
+pub(super) async fn insert_subnet(
+    tx: &mut Transaction<'static, Sqlite>,
+    subnet: &Subnet,
+) -> StoreResult<()> {
     insert_resource_tx(
         tx,
         &subnet.subnet_id,
@@ -142,7 +146,7 @@ async fn insert_subnet(tx: &mut Transaction<'static, Sqlite>, subnet: &Subnet) -
     Ok(())
 }
 
-async fn insert_group(
+pub(super) async fn insert_group(
     tx: &mut Transaction<'static, Sqlite>,
     group: &SecurityGroup,
 ) -> StoreResult<()> {
@@ -186,7 +190,7 @@ async fn insert_group(
     Ok(())
 }
 
-async fn insert_rule(
+pub(super) async fn insert_rule(
     tx: &mut Transaction<'static, Sqlite>,
     rule: &SecurityGroupRule,
 ) -> StoreResult<()> {
