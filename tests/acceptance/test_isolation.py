@@ -133,6 +133,14 @@ def setup_ec2(w: World):
     w.key_id = a.create_key_pair(KeyName=w.key_name)["KeyPairId"]
     w.vpc = a.describe_vpcs()["Vpcs"][0]["VpcId"]
     w.subnet = a.describe_subnets()["Subnets"][0]["SubnetId"]
+    # A's custom VPC with a subnet and a DHCP options set it uses.
+    w.cvpc = a.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    w.csubnet = a.create_subnet(VpcId=w.cvpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    w.dopt = a.create_dhcp_options(
+        DhcpConfigurations=[{"Key": "domain-name", "Values": ["a.example"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
+    a.associate_dhcp_options(DhcpOptionsId=w.dopt, VpcId=w.cvpc)
+    w.acl = a.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [w.cvpc]}])["NetworkAcls"][0]["NetworkAclId"]
     w.group_name = f"iso-group-{suffix}"
     w.sg = a.create_security_group(GroupName=w.group_name, Description="account A")["GroupId"]
     a.authorize_security_group_ingress(GroupId=w.sg, IpPermissions=[ssh_from_ten()])
@@ -147,6 +155,7 @@ def setup_ec2(w: World):
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "owner", "Value": "a"}]}],
     )["Instances"][0]["InstanceId"]
     w.iid = iid
+    w.eni = instance(a, iid)["NetworkInterfaces"][0]["NetworkInterfaceId"]
     # A's instance carries A's instance profile.
     iam_a = w.srv.client("iam", creds=w.A)
     role = f"iso-role-{suffix}"
@@ -265,6 +274,11 @@ def a_view(w: World) -> dict:
         ],
         "key pair": clean(a.describe_key_pairs(KeyPairIds=[w.key_id])),
         "group": clean(a.describe_security_groups(GroupIds=[w.sg])),
+        "custom vpc": clean(a.describe_vpcs(VpcIds=[w.cvpc])),
+        "custom subnet": clean(a.describe_subnets(SubnetIds=[w.csubnet])),
+        "dhcp options": clean(a.describe_dhcp_options(DhcpOptionsIds=[w.dopt])),
+        "network acl": clean(a.describe_network_acls(NetworkAclIds=[w.acl])),
+        "interface": clean(a.describe_network_interfaces(NetworkInterfaceIds=[w.eni])),
         "address": clean(a.describe_addresses(AllocationIds=[w.alloc])),
         "tags": clean(a.describe_tags()),
         "imports": clean(a.describe_import_snapshot_tasks()),
@@ -639,6 +653,97 @@ def describe_subnets(w):
     refused(w.b.describe_subnets, "InvalidSubnetID.NotFound", SubnetIds=[w.subnet])
     assert w.subnet not in [s["SubnetId"] for s in w.b.describe_subnets()["Subnets"]]
     assert w.b.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [w.vpc]}])["Subnets"] == []
+
+
+def a_custom_vpc(w):
+    return lambda: (
+        w.a.describe_vpcs(VpcIds=[w.cvpc])["Vpcs"],
+        w.a.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [w.cvpc]}])["Subnets"],
+        w.a.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [w.cvpc]}])["SecurityGroups"],
+    )
+
+
+def create_vpc(w):
+    with unchanged(a_custom_vpc(w), lambda: w.a.describe_vpcs()["Vpcs"]):
+        theirs = w.b.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        try:
+            assert theirs != w.cvpc
+            refused(w.a.describe_vpcs, "InvalidVpcID.NotFound", VpcIds=[theirs])
+            refused(w.a.delete_vpc, "InvalidVpcID.NotFound", VpcId=theirs)
+        finally:
+            w.b.delete_vpc(VpcId=theirs)
+
+
+def delete_vpc(w):
+    with unchanged(a_custom_vpc(w)):
+        refused(w.b.delete_vpc, "InvalidVpcID.NotFound", VpcId=w.cvpc)
+        refused(w.b.delete_vpc, "InvalidVpcID.NotFound", VpcId=w.vpc)
+
+
+def create_subnet(w):
+    with unchanged(a_custom_vpc(w)):
+        refused(w.b.create_subnet, "InvalidVpcID.NotFound", VpcId=w.cvpc, CidrBlock="10.9.2.0/24")
+
+
+def delete_subnet(w):
+    with unchanged(a_custom_vpc(w)):
+        refused(w.b.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=w.csubnet)
+
+
+def modify_subnet_attribute(w):
+    with unchanged(a_custom_vpc(w)):
+        refused(w.b.modify_subnet_attribute, "InvalidSubnetID.NotFound", SubnetId=w.csubnet,
+                MapPublicIpOnLaunch={"Value": True})
+
+
+def a_dhcp_options(w):
+    return lambda: (w.a.describe_dhcp_options()["DhcpOptions"], w.a.describe_vpcs(VpcIds=[w.cvpc])["Vpcs"])
+
+
+def create_dhcp_options(w):
+    with unchanged(a_dhcp_options(w)):
+        theirs = w.b.create_dhcp_options(
+            DhcpConfigurations=[{"Key": "domain-name", "Values": ["b.example"]}]
+        )["DhcpOptions"]["DhcpOptionsId"]
+        try:
+            refused(w.a.describe_dhcp_options, "InvalidDhcpOptionID.NotFound", DhcpOptionsIds=[theirs])
+            refused(w.a.associate_dhcp_options, "InvalidDhcpOptionID.NotFound", DhcpOptionsId=theirs,
+                    VpcId=w.cvpc)
+        finally:
+            w.b.delete_dhcp_options(DhcpOptionsId=theirs)
+
+
+def delete_dhcp_options(w):
+    with unchanged(a_dhcp_options(w)):
+        refused(w.b.delete_dhcp_options, "InvalidDhcpOptionID.NotFound", DhcpOptionsId=w.dopt)
+
+
+def describe_dhcp_options(w):
+    refused(w.b.describe_dhcp_options, "InvalidDhcpOptionID.NotFound", DhcpOptionsIds=[w.dopt])
+    assert w.dopt not in [o["DhcpOptionsId"] for o in w.b.describe_dhcp_options()["DhcpOptions"]]
+
+
+def associate_dhcp_options(w):
+    bvpc = w.b.describe_vpcs()["Vpcs"][0]["VpcId"]
+    with unchanged(a_dhcp_options(w), lambda: w.b.describe_vpcs(VpcIds=[bvpc])):
+        refused(w.b.associate_dhcp_options, "InvalidDhcpOptionID.NotFound", DhcpOptionsId=w.dopt, VpcId=bvpc)
+        refused(w.b.associate_dhcp_options, "InvalidVpcID.NotFound", DhcpOptionsId="default", VpcId=w.cvpc)
+
+
+def describe_network_acls(w):
+    refused(w.b.describe_network_acls, "InvalidNetworkAclID.NotFound", NetworkAclIds=[w.acl])
+    assert w.b.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [w.cvpc, w.vpc]}])["NetworkAcls"] == []
+    assert w.b.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [w.csubnet]}]
+    )["NetworkAcls"] == []
+
+
+def describe_network_interfaces(w):
+    refused(w.b.describe_network_interfaces, "InvalidNetworkInterfaceID.NotFound", NetworkInterfaceIds=[w.eni])
+    for name, value in (("group-id", w.sg), ("attachment.instance-id", w.iid), ("vpc-id", w.vpc)):
+        assert w.b.describe_network_interfaces(
+            Filters=[{"Name": name, "Values": [value]}]
+        )["NetworkInterfaces"] == [], name
 
 
 def a_group(w):
@@ -1052,6 +1157,17 @@ EC2_CHECKS = {
     "ModifyInstanceAttribute": modify_instance_attribute,
     "DescribeVpcs": describe_vpcs,
     "DescribeSubnets": describe_subnets,
+    "CreateVpc": create_vpc,
+    "DeleteVpc": delete_vpc,
+    "CreateSubnet": create_subnet,
+    "DeleteSubnet": delete_subnet,
+    "ModifySubnetAttribute": modify_subnet_attribute,
+    "CreateDhcpOptions": create_dhcp_options,
+    "DeleteDhcpOptions": delete_dhcp_options,
+    "DescribeDhcpOptions": describe_dhcp_options,
+    "AssociateDhcpOptions": associate_dhcp_options,
+    "DescribeNetworkAcls": describe_network_acls,
+    "DescribeNetworkInterfaces": describe_network_interfaces,
     "DescribeVpcAttribute": describe_vpc_attribute,
     "ModifyVpcAttribute": modify_vpc_attribute,
     "CreateSecurityGroup": create_security_group,

@@ -41,6 +41,10 @@ pub enum Kind {
     Subnet,
     /// A network interface (`eni-`).
     NetworkInterface,
+    /// A DHCP options set (`dopt-`).
+    DhcpOptions,
+    /// A network ACL (`acl-`).
+    NetworkAcl,
     /// A public address, by its IP.
     Address,
     /// An elastic IP allocation (`eipalloc-`).
@@ -180,6 +184,15 @@ pub enum CloudError {
         /// What kind of name.
         kind: Kind,
         /// Which, for people.
+        message: String,
+    },
+    /// An address range outside what the resource may have (a VPC CIDR
+    /// of the wrong size, a subnet outside its VPC).
+    #[error("{message}")]
+    Range {
+        /// A VPC's or a subnet's range.
+        kind: Kind,
+        /// Which range, for people.
         message: String,
     },
     /// Two resources that must share a zone do not.

@@ -79,6 +79,8 @@ pub fn kind_of(id: &str) -> Option<Kind> {
         "vpc" => Kind::Vpc,
         "subnet" => Kind::Subnet,
         "eni" => Kind::NetworkInterface,
+        "dopt" => Kind::DhcpOptions,
+        "acl" => Kind::NetworkAcl,
         "eipalloc" => Kind::Allocation,
         "r" => Kind::Reservation,
         "lt" => Kind::LaunchTemplate,

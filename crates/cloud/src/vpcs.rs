@@ -48,9 +48,40 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
             vni: 0,
         })
         .collect();
+    let (default_group, default_rules) =
+        default_security_group(account_id, &vpc_id, &group_id, now);
+    let template = DefaultVpc {
+        vpc: Vpc {
+            vpc_id: vpc_id.clone(),
+            account_id: account_id.to_owned(),
+            cidr: DEFAULT_VPC_CIDR.into(),
+            is_default: true,
+            created_at: now,
+            attributes: Default::default(),
+            dhcp_options_id: None,
+        },
+        subnets,
+        default_group,
+        default_rules,
+    };
+    let stored = cloud.store.ensure_default_vpc(&template).await?;
+    if stored.vpc.vpc_id == template.vpc.vpc_id {
+        firewall_changed(cloud);
+    }
+    Ok(stored)
+}
+
+/// A VPC's `default` security group with AWS's rules: everything from
+/// members of the same group in, everything out.
+pub fn default_security_group(
+    account_id: &str,
+    vpc_id: &str,
+    group_id: &str,
+    now: i64,
+) -> (SecurityGroup, Vec<SecurityGroupRule>) {
     let all_rule = |egress: bool| SecurityGroupRule {
         rule_id: ids::resource_id("sgr"),
-        group_id: group_id.clone(),
+        group_id: group_id.to_owned(),
         account_id: account_id.to_owned(),
         egress,
         protocol: "-1".into(),
@@ -61,42 +92,25 @@ pub async fn default_vpc(cloud: &Cloud, account_id: &str) -> Result<DefaultVpc, 
         description: None,
         created_at: now,
     };
-    let template = DefaultVpc {
-        vpc: Vpc {
-            vpc_id: vpc_id.clone(),
-            account_id: account_id.to_owned(),
-            cidr: DEFAULT_VPC_CIDR.into(),
-            is_default: true,
-            created_at: now,
-            attributes: Default::default(),
-        },
-        subnets,
-        default_group: SecurityGroup {
-            group_id: group_id.clone(),
-            account_id: account_id.to_owned(),
-            vpc_id,
-            name: "default".into(),
-            description: "default VPC security group".into(),
-            created_at: now,
-        },
-        // AWS's default group: everything from members of the same group,
-        // everything out.
-        default_rules: vec![
-            SecurityGroupRule {
-                referenced_group_id: Some(group_id.clone()),
-                ..all_rule(false)
-            },
-            SecurityGroupRule {
-                cidr: Some("0.0.0.0/0".into()),
-                ..all_rule(true)
-            },
-        ],
+    let group = SecurityGroup {
+        group_id: group_id.to_owned(),
+        account_id: account_id.to_owned(),
+        vpc_id: vpc_id.to_owned(),
+        name: "default".into(),
+        description: "default VPC security group".into(),
+        created_at: now,
     };
-    let stored = cloud.store.ensure_default_vpc(&template).await?;
-    if stored.vpc.vpc_id == template.vpc.vpc_id {
-        firewall_changed(cloud);
-    }
-    Ok(stored)
+    let rules = vec![
+        SecurityGroupRule {
+            referenced_group_id: Some(group_id.to_owned()),
+            ..all_rule(false)
+        },
+        SecurityGroupRule {
+            cidr: Some("0.0.0.0/0".into()),
+            ..all_rule(true)
+        },
+    ];
+    (group, rules)
 }
 
 /// Addresses of a subnet AWS leaves to instances: its size minus the five

@@ -95,6 +95,8 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::Vpc => "InvalidVpcID.NotFound",
         Kind::Subnet => "InvalidSubnetID.NotFound",
         Kind::NetworkInterface => "InvalidNetworkInterfaceID.NotFound",
+        Kind::DhcpOptions => "InvalidDhcpOptionID.NotFound",
+        Kind::NetworkAcl => "InvalidNetworkAclID.NotFound",
         Kind::Address => "InvalidAddress.NotFound",
         Kind::Allocation => "InvalidAllocationID.NotFound",
         Kind::Association => "InvalidAssociationID.NotFound",
@@ -151,6 +153,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
                 Kind::ImageName => "InvalidAMIName.Duplicate",
                 Kind::Permission => "InvalidPermission.Duplicate",
                 Kind::LaunchTemplateName => "InvalidLaunchTemplateName.AlreadyExistsException",
+                Kind::Subnet => "InvalidSubnet.Conflict",
                 _ => "InvalidParameterValue",
             },
             bad,
@@ -176,6 +179,13 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
         CloudError::Unavailable { .. } => ("InvalidAMIID.Unavailable", bad),
         CloudError::Reserved { .. } => ("InvalidGroup.Reserved", bad),
         CloudError::ZoneMismatch { .. } => ("InvalidVolume.ZoneMismatch", bad),
+        CloudError::Range { kind, .. } => (
+            match kind {
+                Kind::Subnet => "InvalidSubnet.Range",
+                _ => "InvalidVpc.Range",
+            },
+            bad,
+        ),
         CloudError::Undeletable { .. } => ("CannotDelete", bad),
         CloudError::LimitExceeded { limit, .. } => (
             match limit {

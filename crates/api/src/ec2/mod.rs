@@ -9,6 +9,7 @@ pub mod address_attributes;
 pub mod addresses;
 pub mod block_devices;
 pub mod create_image;
+pub mod dhcp_options;
 pub mod error;
 pub mod iam_profiles;
 pub mod images;
@@ -20,11 +21,14 @@ pub mod instances;
 pub mod key_pairs;
 pub mod launch_data;
 pub mod launch_templates;
+pub mod network_acls;
+pub mod network_interfaces;
 pub mod regions;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod sharing;
 pub mod snapshots;
+pub mod subnets;
 pub mod tags;
 pub mod volumes;
 pub mod vpc_attributes;
@@ -78,8 +82,19 @@ crate::actions::declare! {
     ModifyInstanceMetadataOptions => instance_options::ModifyInstanceMetadataOptions,
     DescribeInstanceCreditSpecifications => instance_options::DescribeInstanceCreditSpecifications,
     GetPasswordData => instance_options::GetPasswordData,
+    CreateVpc => vpcs::CreateVpc,
+    DeleteVpc => vpcs::DeleteVpc,
     DescribeVpcs => vpcs::DescribeVpcs,
-    DescribeSubnets => vpcs::DescribeSubnets,
+    CreateSubnet => subnets::CreateSubnet,
+    DeleteSubnet => subnets::DeleteSubnet,
+    ModifySubnetAttribute => subnets::ModifySubnetAttribute,
+    DescribeSubnets => subnets::DescribeSubnets,
+    CreateDhcpOptions => dhcp_options::CreateDhcpOptions,
+    DeleteDhcpOptions => dhcp_options::DeleteDhcpOptions,
+    DescribeDhcpOptions => dhcp_options::DescribeDhcpOptions,
+    AssociateDhcpOptions => dhcp_options::AssociateDhcpOptions,
+    DescribeNetworkAcls => network_acls::DescribeNetworkAcls,
+    DescribeNetworkInterfaces => network_interfaces::DescribeNetworkInterfaces,
     DescribeVpcAttribute => vpc_attributes::DescribeVpcAttribute,
     ModifyVpcAttribute => vpc_attributes::ModifyVpcAttribute,
     CreateSecurityGroup => security_groups::CreateSecurityGroup,

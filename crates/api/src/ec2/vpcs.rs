@@ -1,15 +1,18 @@
-//! DescribeVpcs and DescribeSubnets on the wire: filters, pages and XML
-//! over the VPCs and subnets the caller sees (`mallee_cloud::vpcs`, which
-//! creates an account's default VPC the first time it needs one).
+//! CreateVpc, DeleteVpc and DescribeVpcs on the wire: filters, pages and
+//! XML over the VPCs the caller sees (`mallee_cloud::vpcs`, which creates
+//! an account's default VPC the first time it needs one, and
+//! `mallee_cloud::vpc_lifecycle` for custom ones).
 
-use mallee_cloud::vpcs::{self, VisibleSubnet};
+use mallee_cloud::vpc_lifecycle::{self, NewVpc};
+use mallee_cloud::{dhcp_options, vpcs};
 use mallee_store::Vpc;
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::pagination::PageRequest;
 use crate::query::QueryParams;
+use crate::xml::XmlWriter;
 
-use super::tags::{TagsByResource, write_tag_set};
+use super::tags::{TagsByResource, parse_tag_specifications, write_tag_set};
 use super::{Ec2Context, Ec2Error};
 
 struct VpcView<'a> {
@@ -17,15 +20,35 @@ struct VpcView<'a> {
     tags: &'a [(String, String)],
 }
 
-impl VpcView<'_> {
-    fn association_id(&self) -> String {
-        let hex = self
-            .vpc
-            .vpc_id
-            .strip_prefix("vpc-")
-            .unwrap_or(&self.vpc.vpc_id);
-        format!("vpc-cidr-assoc-{hex}")
-    }
+/// The id of a VPC's (only) IPv4 CIDR block association.
+fn association_id(vpc: &Vpc) -> String {
+    let hex = vpc.vpc_id.strip_prefix("vpc-").unwrap_or(&vpc.vpc_id);
+    format!("vpc-cidr-assoc-{hex}")
+}
+
+/// The VPC's `dhcpOptionsId`: its set, or `default`.
+fn dhcp_options_id(vpc: &Vpc) -> &str {
+    vpc.dhcp_options_id
+        .as_deref()
+        .unwrap_or(dhcp_options::DEFAULT)
+}
+
+/// A VPC's fields, as CreateVpc's `vpc` and DescribeVpcs' items carry them.
+fn write_vpc(w: &mut XmlWriter, vpc: &Vpc, tags: &[(String, String)]) {
+    w.text("vpcId", &vpc.vpc_id);
+    w.text("ownerId", &vpc.account_id);
+    w.text("state", "available");
+    w.text("cidrBlock", &vpc.cidr);
+    w.items("cidrBlockAssociationSet", [&vpc.cidr], |w, cidr| {
+        w.text("cidrBlock", cidr);
+        w.text("associationId", association_id(vpc));
+        w.elem("cidrBlockState", |w| w.text("state", "associated"));
+    });
+    w.elem("ipv6CidrBlockAssociationSet", |_| {});
+    w.text("dhcpOptionsId", dhcp_options_id(vpc));
+    w.text("instanceTenancy", "default");
+    w.text("isDefault", vpc.is_default);
+    write_tag_set(w, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
 }
 
 impl Filterable for VpcView<'_> {
@@ -34,12 +57,12 @@ impl Filterable for VpcView<'_> {
         Some(vec![match name {
             "vpc-id" => vpc.vpc_id.clone(),
             "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => vpc.cidr.clone(),
-            "cidr-block-association.association-id" => self.association_id(),
+            "cidr-block-association.association-id" => association_id(vpc),
             "cidr-block-association.state" => "associated".into(),
             "is-default" | "isDefault" => vpc.is_default.to_string(),
             "state" => "available".into(),
             "owner-id" => vpc.account_id.clone(),
-            "dhcp-options-id" => "default".into(),
+            "dhcp-options-id" => dhcp_options_id(vpc).to_owned(),
             _ => return None,
         }])
     }
@@ -99,142 +122,113 @@ impl DescribeVpcs {
             .collect();
         let (page, next) = self.page.apply(selected, |v| v.vpc.vpc_id.clone());
         Ok(ctx.respond("DescribeVpcs", |w| {
-            w.items("vpcSet", page, |w, view| {
-                let vpc = view.vpc;
-                w.text("vpcId", &vpc.vpc_id);
-                w.text("ownerId", &vpc.account_id);
-                w.text("state", "available");
-                w.text("cidrBlock", &vpc.cidr);
-                w.items("cidrBlockAssociationSet", [&vpc.cidr], |w, cidr| {
-                    w.text("cidrBlock", cidr);
-                    w.text("associationId", view.association_id());
-                    w.elem("cidrBlockState", |w| w.text("state", "associated"));
-                });
-                w.text("dhcpOptionsId", "default");
-                w.text("instanceTenancy", "default");
-                w.text("isDefault", vpc.is_default);
-                write_tag_set(w, view.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            });
+            w.items("vpcSet", page, |w, view| write_vpc(w, view.vpc, view.tags));
             w.opt_text("nextToken", next);
         }))
     }
 }
 
-struct SubnetView<'a> {
-    seen: &'a VisibleSubnet,
-    arn: String,
-    tags: &'a [(String, String)],
-}
-
-impl Filterable for SubnetView<'_> {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let s = &self.seen.subnet;
-        Some(vec![match name {
-            "subnet-id" | "subnetId" => s.subnet_id.clone(),
-            "subnet-arn" => self.arn.clone(),
-            "vpc-id" | "vpcId" => s.vpc_id.clone(),
-            "availability-zone" | "availabilityZone" => s.zone.clone(),
-            "availability-zone-id" | "availabilityZoneId" => self.seen.zone_id.clone(),
-            "cidr-block" | "cidrBlock" | "cidr" => s.cidr.clone(),
-            "default-for-az" | "defaultForAz" => s.default_for_az.to_string(),
-            "map-public-ip-on-launch" => s.map_public_ip_on_launch.to_string(),
-            "available-ip-address-count" => self.seen.available.to_string(),
-            "state" => "available".into(),
-            "owner-id" => s.account_id.clone(),
-            _ => return None,
-        }])
-    }
-    fn tags(&self) -> &[(String, String)] {
-        self.tags
-    }
-    fn taggable(&self) -> bool {
-        true
-    }
-}
-
-const SUBNET_FILTERS: &[&str] = &[
-    "subnet-id",
-    "subnetId",
-    "subnet-arn",
-    "vpc-id",
-    "vpcId",
-    "availability-zone",
-    "availabilityZone",
-    "availability-zone-id",
-    "availabilityZoneId",
-    "cidr-block",
-    "cidrBlock",
-    "cidr",
-    "default-for-az",
-    "defaultForAz",
-    "map-public-ip-on-launch",
-    "available-ip-address-count",
-    "state",
-    "owner-id",
-];
-
-/// DescribeSubnets input.
+/// CreateVpc input.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DescribeSubnets {
-    ids: Vec<String>,
-    filters: Vec<Filter>,
-    page: PageRequest,
+pub struct CreateVpc(NewVpc);
+
+impl CreateVpc {
+    /// Reads `CidrBlock`, `InstanceTenancy` and `TagSpecification.N` (type
+    /// `vpc`); IPv6 blocks and IPAM pools are refused.
+    pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
+        let unsupported = [
+            "Ipv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6IpamPoolId",
+            "Ipv4IpamPoolId",
+            "Ipv6NetmaskLength",
+            "Ipv4NetmaskLength",
+        ];
+        let amazon_ipv6 = params.bool("AmazonProvidedIpv6CidrBlock")? == Some(true);
+        if let Some(name) = unsupported
+            .iter()
+            .find(|n| params.get(n).is_some_and(|v| !v.is_empty()))
+            .copied()
+            .or(amazon_ipv6.then_some("AmazonProvidedIpv6CidrBlock"))
+        {
+            return Err(Ec2Error::refused(
+                "UnsupportedOperation",
+                format!("mallee VPCs have one IPv4 CIDR block: {name} is not supported."),
+            ));
+        }
+        let cidr = params
+            .get("CidrBlock")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Ec2Error::refused(
+                    "MissingParameter",
+                    "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.",
+                )
+            })?;
+        Ok(Self(NewVpc {
+            cidr: cidr.to_owned(),
+            tenancy: params.get("InstanceTenancy").map(str::to_owned),
+            tags: parse_tag_specifications(params, "vpc")?,
+        }))
+    }
+
+    /// Creates the VPC with its default security group.
+    pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
+        let tags: Vec<(String, String)> = self
+            .0
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        let vpc = vpc_lifecycle::create(ctx.cloud, ctx.principal, self.0).await?;
+        Ok(ctx.respond("CreateVpc", |w| {
+            w.elem("vpc", |w| write_vpc(w, &vpc, &tags));
+        }))
+    }
 }
 
-impl DescribeSubnets {
-    /// Reads `SubnetId.N`, `Filter.N`, `MaxResults` (5–1000), `NextToken`.
+/// DeleteVpc input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteVpc {
+    vpc_id: String,
+}
+
+impl DeleteVpc {
+    /// Reads `VpcId`.
     pub fn parse(params: &QueryParams) -> Result<Self, Ec2Error> {
-        let filters = parse_filters(params)?;
-        filter::validate_names(&filters, SUBNET_FILTERS, true)?;
         Ok(Self {
-            ids: params.list("SubnetId")?,
-            filters,
-            page: PageRequest::parse(params, 5, 1000)?,
+            vpc_id: params.required_non_empty("VpcId")?.to_owned(),
         })
     }
 
-    /// Lists the caller's subnets with their free address counts.
+    /// Deletes the VPC unless something is still in it.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let subnets = vpcs::subnets(ctx.cloud, ctx.principal, &self.ids).await?;
-        let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
-        let region = &ctx.cloud.config.region;
-        let selected: Vec<SubnetView<'_>> = subnets
-            .iter()
-            .map(|seen| SubnetView {
-                seen,
-                arn: format!(
-                    "arn:aws:ec2:{region}:{}:subnet/{}",
-                    seen.subnet.account_id, seen.subnet.subnet_id
-                ),
-                tags: tags.of(&seen.subnet.subnet_id),
-            })
-            .filter(|view| filter::matches(&self.filters, view))
-            .collect();
-        let (page, next) = self
-            .page
-            .apply(selected, |v| v.seen.subnet.subnet_id.clone());
-        Ok(ctx.respond("DescribeSubnets", |w| {
-            w.items("subnetSet", page, |w, view| {
-                let s = &view.seen.subnet;
-                w.text("subnetId", &s.subnet_id);
-                w.text("subnetArn", &view.arn);
-                w.text("state", "available");
-                w.text("ownerId", &s.account_id);
-                w.text("vpcId", &s.vpc_id);
-                w.text("cidrBlock", &s.cidr);
-                w.elem("ipv6CidrBlockAssociationSet", |_| {});
-                w.text("availableIpAddressCount", view.seen.available);
-                w.text("availabilityZone", &s.zone);
-                w.text("availabilityZoneId", &view.seen.zone_id);
-                w.text("defaultForAz", s.default_for_az);
-                w.text("mapPublicIpOnLaunch", s.map_public_ip_on_launch);
-                w.text("mapCustomerOwnedIpOnLaunch", false);
-                w.text("assignIpv6AddressOnCreation", false);
-                w.text("enableDns64", false);
-                w.text("ipv6Native", false);
-                write_tag_set(w, view.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            });
-            w.opt_text("nextToken", next);
-        }))
+        vpc_lifecycle::delete(ctx.cloud, ctx.principal, &self.vpc_id).await?;
+        Ok(ctx.respond_true("DeleteVpc"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::test_params as params;
+
+    #[test]
+    fn create_vpc_takes_one_ipv4_block() {
+        let ok = CreateVpc::parse(&params(&[
+            ("CidrBlock", "10.0.0.0/16"),
+            ("AmazonProvidedIpv6CidrBlock", "false"),
+            ("InstanceTenancy", "default"),
+        ]))
+        .expect("parse");
+        assert_eq!(ok.0.cidr, "10.0.0.0/16");
+        assert!(CreateVpc::parse(&params(&[])).is_err());
+        assert!(
+            CreateVpc::parse(&params(&[
+                ("CidrBlock", "10.0.0.0/16"),
+                ("AmazonProvidedIpv6CidrBlock", "true"),
+            ]))
+            .is_err()
+        );
     }
 }

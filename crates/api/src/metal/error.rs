@@ -106,7 +106,8 @@ impl From<CloudError> for MetalApiError {
             CloudError::Malformed { message, .. }
             | CloudError::BadContent { message, .. }
             | CloudError::Reserved { message, .. }
-            | CloudError::ZoneMismatch { message, .. } => Self::Invalid(message),
+            | CloudError::ZoneMismatch { message, .. }
+            | CloudError::Range { message, .. } => Self::Invalid(message),
             CloudError::NotFound { kind, message } => Self::NotFound {
                 code: not_found_code(kind),
                 message,

@@ -287,6 +287,9 @@ async fn resolve(
                 cloud,
                 account,
                 &instance.details.vpc_id,
+                Some(&instance.details.subnet_id)
+                    .filter(|s| !s.is_empty())
+                    .map(String::as_str),
                 &[],
                 ids,
             )

@@ -310,11 +310,13 @@ pub fn describe_flow(rule: &SecurityGroupRule) -> String {
 /// The groups an instance launches with in `vpc_id`, as (id, name), in
 /// the order given (duplicates dropped): the named and identified groups
 /// of the caller in that VPC, or the VPC's `default` group when none is
-/// given.
+/// given. `subnet_id` is the subnet the interface is in, when it is known,
+/// for AWS's message about a group of another VPC.
 pub async fn resolve_launch_groups(
     cloud: &Cloud,
     account_id: &str,
     vpc_id: &str,
+    subnet_id: Option<&str>,
     names: &[String],
     ids: &[String],
 ) -> Result<Vec<(String, String)>, CloudError> {
@@ -333,10 +335,15 @@ pub async fn resolve_launch_groups(
     for id in ids {
         let group = groups.by_id(id)?;
         if group.vpc_id != vpc_id {
-            return Err(CloudError::InvalidParameter(format!(
-                "Security group {id} and subnet belong to different networks (VPC {} and {vpc_id}).",
-                group.vpc_id
-            )));
+            return Err(CloudError::InvalidParameter(match subnet_id {
+                Some(subnet) => {
+                    format!("Security group {id} and subnet {subnet} belong to different networks.")
+                }
+                None => format!(
+                    "Security group {id} and subnet belong to different networks (VPC {} and {vpc_id}).",
+                    group.vpc_id
+                ),
+            }));
         }
         add(group);
     }

@@ -90,7 +90,11 @@ async fn create(store: &dyn Store, v: &Vpc) {
 pub async fn run(store: &dyn Store) {
     let alpha = "515151515151";
     let beta = "616161616161";
-    super::create_accounts(store, &[(alpha, "custom-vpc-alpha"), (beta, "custom-vpc-beta")]).await;
+    super::create_accounts(
+        store,
+        &[(alpha, "custom-vpc-alpha"), (beta, "custom-vpc-beta")],
+    )
+    .await;
     vpcs_and_subnets(store, alpha, beta).await;
     dhcp_options(store, alpha, beta).await;
 }
@@ -353,7 +357,7 @@ async fn dhcp_options(store: &dyn Store, alpha: &str, beta: &str) {
         .expect("create");
     assert_eq!(
         store.dhcp_options(alpha).await.expect("list"),
-        [options.clone()]
+        std::slice::from_ref(&options)
     );
     assert!(store.dhcp_options(beta).await.expect("list").is_empty());
     assert_eq!(tags_of(store, "dopt-one").await, pair("Name", "corp"));

@@ -469,6 +469,7 @@ async fn network(
         cloud,
         account,
         &vpc_id,
+        request.subnet_id.as_deref(),
         &request.security_groups,
         &request.security_group_ids,
     )
