@@ -2,9 +2,11 @@
 `ansible` package from PyPI), creates and deletes a security group against
 the session server: once with the account's admin key and once with an
 IAM user allowed only `ec2:*`. The module asks `sts:GetCallerIdentity` who
-it is before anything else. Each run is one `ansible-playbook` on
-localhost (connection local, this venv's Python) whose JSON report the
-test reads; everything Ansible writes stays in the test's tmp dir."""
+it is before anything else. `ec2_vpc_net` and `ec2_vpc_subnet` make a
+custom VPC with a subnet, and a second run of the same playbook changes
+nothing. Each run is one `ansible-playbook` on localhost (connection
+local, this venv's Python) whose JSON report the test reads; everything
+Ansible writes stays in the test's tmp dir."""
 
 import json
 import os
@@ -13,7 +15,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from conftest import REGION
+from conftest import REGION, ZONE
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
@@ -211,3 +213,61 @@ def test_launch_template_playbook_is_idempotent(server, tmp_path):
     assert results["delete"]["changed"]
     assert ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])[
         "LaunchTemplates"] == []
+
+
+# A custom VPC with a subnet (`state` present or absent); run twice
+# present, the second run must change nothing.
+VPC_PLAYBOOK = PLAY + """    - name: vpc
+      amazon.aws.ec2_vpc_net:
+        name: "{{ group }}"
+        cidr_block: 10.80.0.0/16
+        tags:
+          env: test
+        state: present
+      register: vpc
+    - name: subnet
+      amazon.aws.ec2_vpc_subnet:
+        vpc_id: "{{ vpc.vpc.id }}"
+        cidr: 10.80.1.0/24
+        az: "{{ zone }}"
+        map_public: true
+        tags:
+          Name: "{{ group }}-a"
+        state: "{{ state }}"
+    - name: vpc gone
+      when: state == "absent"
+      amazon.aws.ec2_vpc_net:
+        name: "{{ group }}"
+        cidr_block: 10.80.0.0/16
+        state: absent
+"""
+
+
+def test_vpc_and_subnet_made_by_ansible_twice_change_once(server, tmp_path):
+    ec2 = server.client("ec2")
+    name = f"ansible-{uuid.uuid4().hex[:8]}"
+    run = lambda tag, state: run_playbook(  # noqa: E731
+        tmp_path / tag, server.endpoint, server.admin, name, VPC_PLAYBOOK, {"zone": ZONE, "state": state}
+    )
+    try:
+        first = run("first", "present")
+        assert first["vpc"]["changed"] and first["subnet"]["changed"]
+        vpc = first["vpc"]["vpc"]
+        assert vpc["cidr_block"] == "10.80.0.0/16" and vpc["is_default"] is False
+        assert vpc["tags"] == {"Name": name, "env": "test"}
+        subnet = first["subnet"]["subnet"]
+        assert subnet["vpc_id"] == vpc["id"] and subnet["cidr_block"] == "10.80.1.0/24"
+        assert subnet["map_public_ip_on_launch"] is True and subnet["availability_zone"] == ZONE
+        (described,) = ec2.describe_subnets(SubnetIds=[subnet["id"]])["Subnets"]
+        assert described["MapPublicIpOnLaunch"] is True
+        assert {t["Key"]: t["Value"] for t in described["Tags"]} == {"Name": f"{name}-a"}
+        assert ec2.describe_vpc_attribute(VpcId=vpc["id"], Attribute="enableDnsHostnames")[
+            "EnableDnsHostnames"]["Value"] is True
+        second = run("second", "present")
+        assert not second["vpc"]["changed"] and not second["subnet"]["changed"], second
+        assert second["vpc"]["vpc"]["id"] == vpc["id"]
+        assert second["subnet"]["subnet"]["id"] == subnet["id"]
+    finally:
+        gone = run("gone", "absent")
+    assert gone["subnet"]["changed"] and gone["vpc gone"]["changed"]
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"] == []

@@ -4,7 +4,9 @@ instance gets its address, gateway and resolver from its own VPC by DHCP,
 resolves its own private DNS name at the VPC's base + 2 and at
 169.254.169.253, reads its metadata, and reaches the instances of its VPC
 but never those of the other one, even where the other VPC's groups let
-everything in (issue 21's "two VPCs with the same CIDR")."""
+everything in (issue 21's "two VPCs with the same CIDR"). One VPC uses a
+DHCP options set whose `domain-name` its guests get as their search
+domain; the other's keep the region's."""
 
 import pytest
 
@@ -32,6 +34,7 @@ echo "{tag}-META $ip $name"
 ip -4 addr show eth0 | grep -q "inet $ip/24" && echo "{tag}-ADDR-OK" || echo "{tag}-ADDR-BAD"
 ip route | grep -q "default via 10.0.1.1" && echo "{tag}-GW-OK" || echo "{tag}-GW-BAD"
 grep -q "nameserver 10.0.0.2" /etc/resolv.conf && echo "{tag}-RESOLVCONF-OK" || echo "{tag}-RESOLVCONF-BAD"
+grep "^search" /etc/resolv.conf | sed "s/^/{tag}-RESOLV-/"
 for server in 10.0.0.2 169.254.169.253; do
   if nslookup $name $server | grep -q "Address:* *$ip\\b"; then echo "{tag}-DNS-OK-$server"; else echo "{tag}-DNS-BAD-$server"; fi
 done
@@ -87,6 +90,11 @@ def test_two_vpcs_with_the_same_cidr_are_separate_networks(cloud):
         assert a1["PrivateIpAddress"] == "10.0.1.5"
         out_a1 = wait_console(ec2, a1["InstanceId"], "A1-PROBE-10.0.1.4-")
         assert "A1-PROBE-10.0.1.4-REACHED" in out_a1, out_a1[-3000:]
+        # B's guests get the domain of B's DHCP options set.
+        dopt = ec2.create_dhcp_options(
+            DhcpConfigurations=[{"Key": "domain-name", "Values": ["corp.example"]}]
+        )["DhcpOptions"]["DhcpOptionsId"]
+        ec2.associate_dhcp_options(DhcpOptionsId=dopt, VpcId=vpc_b)
         # B's instance has A's first address in its own VPC, and probes
         # A's second one, which lets everything in: nothing answers.
         b1 = launch(ec2, cloud, subnet_b, groups_b, network_checks("B1") + probe("B1", "10.0.1.5", 10))
@@ -106,10 +114,16 @@ def test_two_vpcs_with_the_same_cidr_are_separate_networks(cloud):
             assert f"{tag}-META {inst['PrivateIpAddress']} {inst['PrivateDnsName']}" in out, out[-3000:]
             for check in ("ADDR-OK", "GW-OK", "RESOLVCONF-OK", "DNS-OK-10.0.0.2", "DNS-OK-169.254.169.253"):
                 assert f"{tag}-{check}" in out, (check, out[-3000:])
+            region_domain = inst["PrivateDnsName"].split(".", 1)[1]
+            search = "corp.example" if vpc == vpc_b else region_domain
+            assert f"{tag}-RESOLV-search {search}" in out, out[-3000:]
     finally:
         if launched:
             ec2.terminate_instances(InstanceIds=launched)
             wait_states(ec2, launched, "terminated")
+        ec2.associate_dhcp_options(DhcpOptionsId="default", VpcId=vpc_b)
+        for options in ec2.describe_dhcp_options()["DhcpOptions"]:
+            ec2.delete_dhcp_options(DhcpOptionsId=options["DhcpOptionsId"])
         for vid, sid, groups in ((vpc_a, subnet_a, groups_a), (vpc_b, subnet_b, groups_b)):
             ec2.delete_security_group(GroupId=groups[1])
             ec2.delete_subnet(SubnetId=sid)

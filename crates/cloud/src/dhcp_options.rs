@@ -5,8 +5,11 @@
 
 use std::net::Ipv4Addr;
 
-use mallee_store::{DhcpOptions, DhcpOptionsDeletion, StoreError, TagPair};
+use mallee_store::{DhcpOptions, DhcpOptionsDeletion, StoreError, TagPair, Vpc};
 
+use crate::instances::lifecycle;
+use crate::instances::model::InstanceState;
+use crate::instances::quota;
 use crate::{Cloud, CloudError, Kind, Principal, ids, vpcs};
 
 /// AssociateDhcpOptions' name for "no options set".
@@ -152,7 +155,27 @@ pub async fn delete(cloud: &Cloud, caller: &Principal, id: &str) -> Result<(), C
     }
 }
 
-/// Makes the caller's VPC `vpc_id` use set `id` (or none: [`DEFAULT`]).
+/// The `domain-name` of `vpc`'s set, which its instances' DHCP hands out.
+pub async fn domain_name(cloud: &Cloud, vpc: &Vpc) -> Result<Option<String>, CloudError> {
+    let Some(id) = &vpc.dhcp_options_id else {
+        return Ok(None);
+    };
+    Ok(cloud
+        .store
+        .dhcp_options(&vpc.account_id)
+        .await?
+        .into_iter()
+        .find(|o| &o.dhcp_options_id == id)
+        .and_then(|o| {
+            o.configurations
+                .into_iter()
+                .find(|(key, _)| key == "domain-name")
+                .and_then(|(_, values)| values.into_iter().next())
+        }))
+}
+
+/// Makes the caller's VPC `vpc_id` use set `id` (or none: [`DEFAULT`]),
+/// and its running instances' DHCP hand out the set's domain name.
 pub async fn associate(
     cloud: &Cloud,
     caller: &Principal,
@@ -177,11 +200,46 @@ pub async fn associate(
         .associate_dhcp_options(account, vpc_id, wanted)
         .await
     {
-        Ok(()) => Ok(()),
-        Err(StoreError::NotFound(missing)) if missing == vpc_id => Err(vpc_missing()),
-        Err(StoreError::NotFound(_)) => Err(not_found(id)),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(StoreError::NotFound(missing)) if missing == vpc_id => return Err(vpc_missing()),
+        Err(StoreError::NotFound(_)) => return Err(not_found(id)),
+        Err(e) => return Err(e.into()),
     }
+    let vpc = cloud.store.vpc(vpc_id).await?.ok_or_else(vpc_missing)?;
+    let domain = domain_name(cloud, &vpc).await?;
+    let members: Vec<String> = quota::all_instances(cloud)
+        .await?
+        .into_iter()
+        .filter(|i| i.record.account_id == account)
+        .filter(|i| i.state != InstanceState::Terminated)
+        .filter(|i| {
+            i.details
+                .spec
+                .nics
+                .iter()
+                .any(|n| n.network_id == vpc_id && n.domain_name != domain)
+        })
+        .map(|i| i.id().to_owned())
+        .collect();
+    if members.is_empty() {
+        return Ok(());
+    }
+    lifecycle::change(cloud, caller, &members, |instance, _| {
+        for nic in instance
+            .details
+            .spec
+            .nics
+            .iter_mut()
+            .filter(|n| n.network_id == vpc_id)
+        {
+            nic.domain_name = domain.clone();
+        }
+        // The node gets the new spec: its DHCP follows at the next lease.
+        instance.record.generation += 1;
+        Ok(true)
+    })
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -272,5 +330,61 @@ mod tests {
             .await
             .expect("delete");
         assert!(list(&cloud, &caller, &[]).await.expect("list").is_empty());
+    }
+
+    /// The instance's generation and the domain its interface carries.
+    async fn generation(cloud: &Cloud) -> (i64, Option<String>) {
+        let record = cloud
+            .store
+            .instance("i-0000000000000dd01")
+            .await
+            .expect("read")
+            .expect("exists");
+        let instance = crate::instances::model::Instance::from_record(record).expect("decode");
+        (
+            instance.record.generation,
+            instance.details.spec.nics[0].domain_name.clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn running_instances_follow_their_vpcs_domain_name() {
+        let cloud = TestCloud::new().await;
+        let caller = cloud.principal("owner").await;
+        let vpc = vpcs::default_vpc(&cloud, caller.account_id())
+            .await
+            .expect("vpc")
+            .vpc;
+        let builder = crate::testkit::InstanceBuilder::new("i-0000000000000dd01", caller.account_id())
+            .network(&vpc.vpc_id)
+            .state(InstanceState::Running, crate::instances::model::Desired::Running);
+        builder.store(&cloud).await;
+        let (before, domain) = generation(&cloud).await;
+        assert_eq!(domain, None);
+        let set = create(
+            &cloud,
+            &caller,
+            vec![option("domain-name", &["corp.example"])],
+            Vec::new(),
+        )
+        .await
+        .expect("create");
+        associate(&cloud, &caller, &set.dhcp_options_id, &vpc.vpc_id)
+            .await
+            .expect("associate");
+        let (after, domain) = generation(&cloud).await;
+        assert!(after > before, "the node was not given the new spec");
+        assert_eq!(domain.as_deref(), Some("corp.example"));
+        assert_eq!(
+            domain_name(&cloud, &cloud.store.vpc(&vpc.vpc_id).await.expect("read").expect("vpc"))
+                .await
+                .expect("domain")
+                .as_deref(),
+            Some("corp.example")
+        );
+        associate(&cloud, &caller, DEFAULT, &vpc.vpc_id)
+            .await
+            .expect("default");
+        assert_eq!(generation(&cloud).await.1, None);
     }
 }

@@ -366,6 +366,7 @@ impl InstanceBuilder {
                     vpc_cidr: self.vpc_cidr.clone(),
                     dns: Default::default(),
                     public_ip: None,
+                    domain_name: None,
                 }],
                 metadata,
             },

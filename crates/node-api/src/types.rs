@@ -152,6 +152,10 @@ pub struct NicSpec {
     /// the node's public network.
     #[serde(default)]
     pub public_ip: Option<String>,
+    /// The `domain-name` of the VPC's DHCP options set, which DHCP hands
+    /// out as the domain and search list; `None`: the node's own domain.
+    #[serde(default)]
+    pub domain_name: Option<String>,
 }
 
 /// Specs from before `enableDnsSupport` had the resolver on.

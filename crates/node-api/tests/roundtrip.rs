@@ -330,6 +330,7 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
             vpc_cidr: String::new(),
             dns_support: true,
             public_ip: None,
+            domain_name: None,
         }],
         desired: DesiredState::Running,
         generation,

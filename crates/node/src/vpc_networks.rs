@@ -427,6 +427,7 @@ impl Networks {
                         .public_hostname
                         .clone()
                         .filter(|_| self.public.is_some()),
+                    domain_name: nic.domain_name.clone().filter(|d| !d.trim().is_empty()),
                 },
             },
         ))

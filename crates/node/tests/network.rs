@@ -79,6 +79,7 @@ async fn plug(
                 dns: PortDns {
                     vpc_cidr: Some("10.77.0.0/16".parse().expect("vpc")),
                     public_hostname: Some(format!("ec2-{tap}.test.compute.mallee")),
+                    domain_name: None,
                 },
             },
         )

@@ -56,7 +56,10 @@ impl Filterable for VpcView<'_> {
         let vpc = self.vpc;
         Some(vec![match name {
             "vpc-id" => vpc.vpc_id.clone(),
-            "cidr" | "cidr-block-association.cidr-block" | "cidrBlock" => vpc.cidr.clone(),
+            // `cidr-block` is what Ansible's ec2_vpc_net sends; EC2 takes it.
+            "cidr" | "cidr-block" | "cidr-block-association.cidr-block" | "cidrBlock" => {
+                vpc.cidr.clone()
+            }
             "cidr-block-association.association-id" => association_id(vpc),
             "cidr-block-association.state" => "associated".into(),
             "is-default" | "isDefault" => vpc.is_default.to_string(),
@@ -77,6 +80,7 @@ impl Filterable for VpcView<'_> {
 const VPC_FILTERS: &[&str] = &[
     "vpc-id",
     "cidr",
+    "cidr-block",
     "cidrBlock",
     "cidr-block-association.cidr-block",
     "cidr-block-association.association-id",

@@ -101,6 +101,10 @@ pub struct Nic {
     /// Public IPv4 mapped to it.
     #[serde(default)]
     pub public_ip: Option<String>,
+    /// The `domain-name` of its VPC's DHCP options set, which its DHCP
+    /// hands out; `None`: the region's domain.
+    #[serde(default)]
+    pub domain_name: Option<String>,
 }
 
 /// What the VPC's DNS attributes make of an interface.
@@ -293,6 +297,7 @@ impl Nic {
             vpc_cidr: self.vpc_cidr.clone(),
             dns_support: self.dns.support,
             public_ip: self.public_ip.clone(),
+            domain_name: self.domain_name.clone(),
         }
     }
 }

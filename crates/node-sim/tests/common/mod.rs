@@ -307,6 +307,7 @@ pub fn spec(id: &str, generation: u64, desired: DesiredState) -> InstanceSpec {
             vpc_cidr: "172.31.0.0/16".into(),
             dns_support: true,
             public_ip: None,
+            domain_name: None,
         }],
         desired,
         generation,

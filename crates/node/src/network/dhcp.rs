@@ -22,6 +22,29 @@ const LEASES_FILE: &str = "dnsmasq.leases";
 const PID_FILE: &str = "dnsmasq.pid";
 const LOG_FILE: &str = "dnsmasq.log";
 
+/// The domains DHCP hands out: those the `domain-name` of the VPC's DHCP
+/// options set names (space-separated, as AWS takes them; nothing that is
+/// not a domain reaches dnsmasq), else the node's own domain.
+fn dhcp_domains(ports: &Ports, node_domain: &str) -> Vec<String> {
+    let named: Vec<String> = ports
+        .values()
+        .find_map(|p| p.dns.domain_name.as_deref())
+        .map(|d| {
+            d.split_whitespace()
+                .filter(|d| super::names::valid_hostname(d))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !named.is_empty() {
+        named
+    } else if node_domain.is_empty() {
+        Vec::new()
+    } else {
+        vec![node_domain.to_owned()]
+    }
+}
+
 impl NodeNetwork {
     /// dnsmasq's arguments for `ports`: DHCP on the bridges of their
     /// subnets, and the VPC's resolver once a port names its VPC (see
@@ -30,6 +53,7 @@ impl NodeNetwork {
         let c = &self.inner.config;
         let path = |name: &str| c.file(name).display().to_string();
         let resolver = dns::resolver(ports);
+        let handed_out = dhcp_domains(ports, &c.domain);
         let mut args = vec!["--conf-file=/dev/null".to_owned()];
         match resolver {
             Some(resolver) => {
@@ -40,6 +64,14 @@ impl NodeNetwork {
                     &c.domain,
                     &path(dns::NAMES_FILE),
                 ));
+                if !handed_out.is_empty() {
+                    // Sent also to clients that do not ask for it (busybox
+                    // udhcpc).
+                    args.push(format!(
+                        "--dhcp-option-force=option:domain-search,{}",
+                        handed_out.join(",")
+                    ));
+                }
             }
             None => args.push("--port=0".to_owned()),
         }
@@ -77,8 +109,8 @@ impl NodeNetwork {
             // an unprivileged user that cannot read it.
             "--user=root".to_owned(),
         ]);
-        if !c.domain.is_empty() {
-            args.push(format!("--dhcp-option=option:domain-name,{}", c.domain));
+        if let Some(domain) = handed_out.first() {
+            args.push(format!("--dhcp-option=option:domain-name,{domain}"));
         }
         // The MTU that leaves room for VXLAN between nodes (option 26),
         // sent also to clients that do not ask for it (busybox's udhcpc).
@@ -251,6 +283,33 @@ mod tests {
         assert_eq!(
             kept_leases(leases, &ports),
             "100 02:00:00:00:00:01 10.0.0.5 a *\n"
+        );
+    }
+
+    #[test]
+    fn the_vpcs_domain_name_replaces_the_nodes() {
+        let mut ports = Ports::new();
+        ports.insert(
+            "tap1".into(),
+            port("i-1", "02:00:00:00:00:01", [10, 0, 0, 5]),
+        );
+        assert_eq!(
+            dhcp_domains(&ports, "r.compute.internal"),
+            ["r.compute.internal"]
+        );
+        assert!(dhcp_domains(&ports, "").is_empty());
+        let mut named = port("i-2", "02:00:00:00:00:02", [10, 0, 0, 6]);
+        named.dns.domain_name = Some("corp.example lab.example".into());
+        ports.insert("tap2".into(), named);
+        assert_eq!(
+            dhcp_domains(&ports, "r.compute.internal"),
+            ["corp.example", "lab.example"]
+        );
+        // Nothing that is not a domain reaches dnsmasq's arguments.
+        ports.get_mut("tap2").expect("port").dns.domain_name = Some("x,--evil".into());
+        assert_eq!(
+            dhcp_domains(&ports, "r.compute.internal"),
+            ["r.compute.internal"]
         );
     }
 }

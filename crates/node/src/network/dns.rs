@@ -114,10 +114,6 @@ pub(super) fn dnsmasq_args(
     for d in domains(records, domain) {
         args.push(format!("--local=/{d}/"));
     }
-    if !domain.is_empty() {
-        // Sent also to clients that do not ask for it (busybox udhcpc).
-        args.push(format!("--dhcp-option-force=option:domain-search,{domain}"));
-    }
     args
 }
 
@@ -140,6 +136,7 @@ mod tests {
                 dns: PortDns {
                     vpc_cidr: Some("10.0.0.0/16".parse().expect("cidr")),
                     public_hostname: None,
+                    domain_name: None,
                 },
                 ..port("i-2", "02:00:00:00:00:02", [10, 0, 0, 6])
             },
@@ -157,6 +154,7 @@ mod tests {
                 dns: PortDns {
                     vpc_cidr: Some("10.0.0.0/16".parse().expect("cidr")),
                     public_hostname: Some("ec2-198-18-0-9.r.compute.mallee".into()),
+                    domain_name: None,
                 },
                 ..port("i-1", "02:00:00:00:00:01", [10, 0, 0, 5])
             },

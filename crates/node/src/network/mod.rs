@@ -255,6 +255,10 @@ pub struct PortDns {
     /// Its public DNS name, which resolves to its private address inside
     /// the VPC, as on AWS.
     pub public_hostname: Option<String>,
+    /// The domain its VPC's DHCP options set names (`domain-name`), which
+    /// DHCP hands out instead of the node's; `None`: the node's.
+    #[serde(default)]
+    pub domain_name: Option<String>,
 }
 
 type Ports = BTreeMap<String, Port>;

@@ -417,6 +417,7 @@ impl Fixture {
                 vpc_cidr: String::new(),
                 dns_support: true,
                 public_ip: None,
+                domain_name: None,
             }],
             desired: DesiredState::Running,
             generation: 1,

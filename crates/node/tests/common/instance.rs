@@ -18,6 +18,7 @@ fn nic_spec(
         vpc_cidr: "172.31.0.0/16".into(),
         dns_support: true,
         public_ip: public_ip.map(str::to_owned),
+        domain_name: None,
     }
 }
 

@@ -406,6 +406,8 @@ struct Network {
     vpc_cidr: String,
     /// The VPC's DNS attributes.
     dns: NicDns,
+    /// The `domain-name` of the VPC's DHCP options set.
+    domain_name: Option<String>,
     /// The subnet an instance of each zone would go to.
     subnets: Vec<mallee_store::Subnet>,
     /// (id, name) of each group.
@@ -456,15 +458,15 @@ async fn network(
     let vpc_id = explicit_subnet
         .as_ref()
         .map_or_else(|| vpc.vpc.vpc_id.clone(), |s| s.vpc_id.clone());
-    let (vpc_cidr, attributes) = match &explicit_subnet {
-        Some(s) if s.vpc_id != vpc.vpc.vpc_id => cloud
-            .store
-            .vpc(&s.vpc_id)
-            .await?
-            .map(|v| (v.cidr, v.attributes))
-            .unwrap_or_default(),
-        _ => (vpc.vpc.cidr.clone(), vpc.vpc.attributes),
+    let the_vpc = match &explicit_subnet {
+        Some(s) if s.vpc_id != vpc.vpc.vpc_id => cloud.store.vpc(&s.vpc_id).await?,
+        _ => Some(vpc.vpc.clone()),
     };
+    let domain_name = match &the_vpc {
+        Some(v) => crate::dhcp_options::domain_name(cloud, v).await?,
+        None => None,
+    };
+    let (vpc_cidr, attributes) = the_vpc.map(|v| (v.cidr, v.attributes)).unwrap_or_default();
     let groups = security_groups::resolve_launch_groups(
         cloud,
         account,
@@ -488,6 +490,7 @@ async fn network(
         vpc_id,
         vpc_cidr,
         dns: attributes.into(),
+        domain_name,
         subnets,
         groups,
     })
@@ -713,6 +716,7 @@ fn build_records(
                 vpc_cidr: network.vpc_cidr.clone(),
                 dns: network.dns,
                 public_ip: None,
+                domain_name: network.domain_name.clone(),
             }],
             metadata,
         };
