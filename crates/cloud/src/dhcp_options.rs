@@ -355,9 +355,13 @@ mod tests {
             .await
             .expect("vpc")
             .vpc;
-        let builder = crate::testkit::InstanceBuilder::new("i-0000000000000dd01", caller.account_id())
-            .network(&vpc.vpc_id)
-            .state(InstanceState::Running, crate::instances::model::Desired::Running);
+        let builder =
+            crate::testkit::InstanceBuilder::new("i-0000000000000dd01", caller.account_id())
+                .network(&vpc.vpc_id)
+                .state(
+                    InstanceState::Running,
+                    crate::instances::model::Desired::Running,
+                );
         builder.store(&cloud).await;
         let (before, domain) = generation(&cloud).await;
         assert_eq!(domain, None);
@@ -376,10 +380,18 @@ mod tests {
         assert!(after > before, "the node was not given the new spec");
         assert_eq!(domain.as_deref(), Some("corp.example"));
         assert_eq!(
-            domain_name(&cloud, &cloud.store.vpc(&vpc.vpc_id).await.expect("read").expect("vpc"))
-                .await
-                .expect("domain")
-                .as_deref(),
+            domain_name(
+                &cloud,
+                &cloud
+                    .store
+                    .vpc(&vpc.vpc_id)
+                    .await
+                    .expect("read")
+                    .expect("vpc")
+            )
+            .await
+            .expect("domain")
+            .as_deref(),
             Some("corp.example")
         );
         associate(&cloud, &caller, DEFAULT, &vpc.vpc_id)

@@ -312,3 +312,138 @@ impl VpcIndex for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use crate::InstanceIndex;
+    use crate::sqlite::SqliteStore;
+
+    /// Migration 0023 gives an id to the interface of every VPC instance
+    /// stored without one (launched before instances had them), keeps the
+    /// ids instances had, and leaves bare-metal instances (no VPC) alone.
+    #[tokio::test]
+    async fn migration_0023_gives_old_instances_an_interface() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        let mut before = sqlx::migrate!("./migrations");
+        before.migrations = Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version <= 22)
+                .cloned()
+                .collect(),
+        );
+        before.run(&pool).await.expect("migrate to 0022");
+        let rows = [
+            "INSERT INTO accounts (account_id, name, created_at) VALUES ('111122223333', 'old', 1)",
+            "INSERT INTO reservations (reservation_id, account_id, request_hash, created_at)
+             VALUES ('r-old', '111122223333', 'h', 1)",
+        ];
+        for sql in rows {
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+        }
+        let instances = [
+            (
+                "i-old",
+                r#"{"vpc_id":"vpc-1","subnet_id":"subnet-1"}"#,
+                "02:00:00:00:00:01",
+            ),
+            (
+                "i-kept",
+                r#"{"vpc_id":"vpc-1","network_interface_id":"eni-0000000000000kept"}"#,
+                "02:00:00:00:00:02",
+            ),
+            ("i-metal", r#"{"vpc_id":""}"#, "02:00:00:00:00:03"),
+        ];
+        for (i, (id, details, mac)) in instances.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
+                 VALUES (?, '111122223333', 'instance', 1)",
+            )
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("resource");
+            sqlx::query(
+                "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index,
+                   node_id, zone, network_id, private_ip, mac, state, desired, generation,
+                   revision, details, created_at, updated_at)
+                 VALUES (?, 'r-old', '111122223333', ?, 'n', 'z', 'vpc-1', ?, ?, 'running',
+                   'running', 1, 0, ?, 1, 1)",
+            )
+            .bind(id)
+            .bind(i64::try_from(i).expect("index"))
+            .bind(format!("172.31.0.{}", i + 4))
+            .bind(mac)
+            .bind(details)
+            .execute(&pool)
+            .await
+            .expect("instance");
+        }
+        sqlx::query(
+            "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
+             VALUES ('eni-0000000000000kept', '111122223333', 'network-interface', 1)",
+        )
+        .execute(&pool)
+        .await
+        .expect("kept interface");
+        sqlx::query(
+            "INSERT INTO instance_interfaces (interface_id, instance_id)
+             VALUES ('eni-0000000000000kept', 'i-kept')",
+        )
+        .execute(&pool)
+        .await
+        .expect("kept interface");
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.expect("migrate to the last");
+        let interface = |details: &str| -> String {
+            let v: serde_json::Value = serde_json::from_str(details).expect("json");
+            v["network_interface_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let old = store.instance("i-old").await.expect("read").expect("old");
+        let eni = interface(&old.details);
+        assert!(
+            eni.len() == 21
+                && eni.starts_with("eni-")
+                && eni[4..].bytes().all(|b| b.is_ascii_hexdigit()),
+            "{eni}"
+        );
+        let kept = store.instance("i-kept").await.expect("read").expect("kept");
+        assert_eq!(interface(&kept.details), "eni-0000000000000kept");
+        let metal = store
+            .instance("i-metal")
+            .await
+            .expect("read")
+            .expect("metal");
+        assert_eq!(interface(&metal.details), "");
+        let registered: Vec<(String, String)> = sqlx::query_as(
+            "SELECT r.resource_id, i.instance_id FROM resources r
+               JOIN instance_interfaces i ON i.interface_id = r.resource_id
+             WHERE r.resource_type = 'network-interface' ORDER BY i.instance_id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("interfaces");
+        assert_eq!(
+            registered,
+            [
+                ("eni-0000000000000kept".to_owned(), "i-kept".to_owned()),
+                (eni, "i-old".to_owned()),
+            ]
+        );
+    }
+}
