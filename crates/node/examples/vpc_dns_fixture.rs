@@ -53,6 +53,7 @@ fn port(n: u32, tap: &str, mac: String) -> Port {
         dns: PortDns {
             vpc_cidr: Some("10.77.0.0/16".parse().expect("vpc")),
             public_hostname: Some(format!("ec2-{tap}.bench.compute.mallee")),
+            domain_name: None,
         },
     }
 }
