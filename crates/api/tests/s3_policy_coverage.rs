@@ -35,6 +35,14 @@ const DELETE_BODY: &str = "<Delete><Object><Key>k</Key></Object><Quiet>true</Qui
 const BUCKET_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::fixture/*"}]}"#;
 /// Base64 of the MD5 of [`DELETE_BODY`], which DeleteObjects requires.
 const DELETE_MD5: &str = "sha/ftQZeVZnCOBHT4gO6A==";
+/// DeleteObjects naming a version, and the base64 MD5 of it.
+const DELETE_VERSION_BODY: &str =
+    "<Delete><Object><Key>k</Key><VersionId>null</VersionId></Object><Quiet>true</Quiet></Delete>";
+const DELETE_VERSION_MD5: &str = "NVDI5MqAMijxBsrHs5fPZA==";
+/// A versioning configuration for PutBucketVersioning (suspending keeps
+/// the fixture's later deletes plain deletes of the null version).
+const VERSIONING_BODY: &str =
+    "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
 /// A tag set for Put*Tagging.
@@ -342,6 +350,105 @@ const S3_OPS: &[S3Op] = &[
         body: "",
     },
     S3Op {
+        operation: "GetObject (a version)",
+        iam_action: "s3:GetObjectVersion",
+        also: &[],
+        method: "GET",
+        path: "/fixture/k?versionId=null",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "HeadObject (a version)",
+        iam_action: "s3:GetObjectVersion",
+        also: &[],
+        method: "HEAD",
+        path: "/fixture/k?versionId=null",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "CopyObject (reading a version)",
+        iam_action: "s3:GetObjectVersion",
+        also: &["s3:PutObject"],
+        method: "PUT",
+        path: "/fixture/copy3",
+        headers: &[("x-amz-copy-source", "/fixture/k?versionId=null")],
+        body: "",
+    },
+    S3Op {
+        operation: "GetObjectAcl (a version)",
+        iam_action: "s3:GetObjectVersionAcl",
+        also: &[],
+        method: "GET",
+        path: "/fixture/k?acl&versionId=null",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObjectAcl (a version)",
+        iam_action: "s3:PutObjectVersionAcl",
+        also: &[],
+        method: "PUT",
+        path: "/fixture/k?acl&versionId=null",
+        headers: &[("x-amz-acl", "public-read")],
+        body: "",
+    },
+    S3Op {
+        operation: "GetObjectTagging (a version)",
+        iam_action: "s3:GetObjectVersionTagging",
+        also: &[],
+        method: "GET",
+        path: "/fixture/k?tagging&versionId=null",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutObjectTagging (a version)",
+        iam_action: "s3:PutObjectVersionTagging",
+        also: &[],
+        method: "PUT",
+        path: "/fixture/k?tagging&versionId=null",
+        headers: &[("content-md5", TAGGING_MD5)],
+        body: TAGGING_BODY,
+    },
+    S3Op {
+        operation: "DeleteObjectTagging (a version)",
+        iam_action: "s3:DeleteObjectVersionTagging",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture/k?tagging&versionId=null",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketVersioning",
+        iam_action: "s3:GetBucketVersioning",
+        also: &[],
+        method: "GET",
+        path: "/fixture?versioning",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketVersioning",
+        iam_action: "s3:PutBucketVersioning",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?versioning",
+        headers: &[],
+        body: VERSIONING_BODY,
+    },
+    S3Op {
+        operation: "ListObjectVersions",
+        iam_action: "s3:ListBucketVersions",
+        also: &[],
+        method: "GET",
+        path: "/fixture?versions",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
         operation: "PutObject (tagging its object)",
         iam_action: "s3:PutObjectTagging",
         also: &["s3:PutObject"],
@@ -369,11 +476,29 @@ const S3_OPS: &[S3Op] = &[
         body: DELETE_BODY,
     },
     S3Op {
+        operation: "DeleteObjects (a version)",
+        iam_action: "s3:DeleteObjectVersion",
+        also: &[],
+        method: "POST",
+        path: "/fixture?delete",
+        headers: &[("content-md5", DELETE_VERSION_MD5)],
+        body: DELETE_VERSION_BODY,
+    },
+    S3Op {
         operation: "DeleteObject",
         iam_action: "s3:DeleteObject",
         also: &[],
         method: "DELETE",
         path: "/fixture/k",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "DeleteObject (a version)",
+        iam_action: "s3:DeleteObjectVersion",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture/copy?versionId=null",
         headers: &[],
         body: "",
     },
@@ -406,7 +531,7 @@ async fn s3(c: &Controller, key: &Key, op: &S3Op, upload: &str) -> Reply {
 /// Whether `reply` is S3's refusal (a HEAD answer has no body to say so;
 /// DeleteObjects refuses each key in its answer, as AWS does).
 fn s3_refused(op: &S3Op, reply: &Reply) -> bool {
-    if op.operation == "DeleteObjects" {
+    if op.operation.starts_with("DeleteObjects") {
         return reply.status == 200 && reply.body.contains("<Code>AccessDenied</Code>");
     }
     reply.status == 403 && (op.method == "HEAD" || reply.code() == Some("AccessDenied"))

@@ -37,6 +37,50 @@ pub struct Bucket {
     /// The bucket's tags (empty: no tag set).
     #[serde(default)]
     pub tags: Tags,
+    /// Whether the bucket keeps versions.
+    #[serde(default)]
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state. A bucket never returns to `Unversioned`
+/// once versioning was enabled: it can only be suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Versioning was never enabled: writes replace the `null` version.
+    #[default]
+    Unversioned,
+    /// Every write makes a new version with an id of its own.
+    Enabled,
+    /// Writes make (and replace) the `null` version; older versions stay.
+    Suspended,
+}
+
+impl Versioning {
+    /// The state as stored ("" for unversioned).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unversioned => "",
+            Self::Enabled => "Enabled",
+            Self::Suspended => "Suspended",
+        }
+    }
+
+    /// The state stored as `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "" => Some(Self::Unversioned),
+            "Enabled" => Some(Self::Enabled),
+            "Suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// The version id of objects written while versioning was not enabled.
+pub const NULL_VERSION: &str = "null";
+
+fn null_version() -> String {
+    NULL_VERSION.to_owned()
 }
 
 /// A stretch of an object's data stored in one blob file.
@@ -67,7 +111,7 @@ pub struct ObjectMetadata {
     pub user: BTreeMap<String, String>,
 }
 
-/// An object version (the current one; versioning is not kept).
+/// One version of an object: its data, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     /// Bucket name.
@@ -92,6 +136,34 @@ pub struct ObjectRecord {
     /// The object's tags.
     #[serde(default)]
     pub tags: Tags,
+    /// The version id ([`NULL_VERSION`] for writes while versioning was
+    /// not enabled). Unique per key; the store orders versions by when
+    /// they were written, not by id.
+    #[serde(default = "null_version")]
+    pub version_id: String,
+    /// A delete marker: no data, and a GET of the key finds nothing while
+    /// it is the latest version.
+    #[serde(default)]
+    pub delete_marker: bool,
+}
+
+/// A version as a listing of versions returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    /// The version.
+    pub object: ObjectRecord,
+    /// Whether it is its key's latest version.
+    pub is_latest: bool,
+}
+
+/// Where a listing of versions resumes (exclusive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPosition {
+    /// After this key's versions, or (with `version_id`) within them.
+    pub key: String,
+    /// After this version of `key` (its older versions follow); `None`
+    /// (or a version that no longer exists) skips all of `key`'s.
+    pub version_id: Option<String>,
 }
 
 /// An in-progress multipart upload.
@@ -170,24 +242,74 @@ pub trait ObjectIndex: Send + Sync {
     /// Replaces a bucket's tags (empty removes them); `NotFound` when the
     /// bucket is absent.
     async fn set_bucket_tags(&self, name: &str, tags: &Tags) -> StoreResult<()>;
+    /// Sets a bucket's versioning state; `NotFound` when the bucket is
+    /// absent.
+    async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()>;
 
-    /// Creates or replaces an object, charging the bucket owner's usage and
-    /// enforcing its quota (a change that does not grow usage is always
-    /// allowed). Returns the blob ids the replaced object used.
+    /// Writes a new version of an object (data or a delete marker) as its
+    /// key's latest: a version with `object.version_id` already kept is
+    /// replaced (the `null` version, written again while versioning is
+    /// off or suspended); every other version stays, no longer the
+    /// latest. Charges the bucket owner's usage, which counts every kept
+    /// version, and enforces its quota (a change that does not grow usage
+    /// is always allowed). Returns the blob ids the replaced version used.
     /// `NotFound` when the bucket is gone.
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>>;
-    /// An object.
+    /// An object: its latest version, unless that is a delete marker.
     async fn object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>>;
-    /// Deletes an object, returning its blob ids (`None` when it did not
-    /// exist).
+    /// A version of an object (the latest with `None`), delete markers
+    /// included.
+    async fn object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> StoreResult<Option<ObjectRecord>>;
+    /// Deletes an object's latest version, returning its blob ids (`None`
+    /// when there was none); the next newest version, if any, becomes
+    /// the latest. For buckets that never kept versions.
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<String>>>;
-    /// Replaces an object's ACL; returns whether it exists.
-    async fn set_object_acl(&self, bucket: &str, key: &str, acl_json: &str) -> StoreResult<bool>;
-    /// Replaces an object's tags (empty removes them); returns whether it
-    /// exists.
-    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &Tags) -> StoreResult<bool>;
-    /// Up to `limit` objects whose key starts with `prefix` and sorts after
-    /// `start_after` (byte order of UTF-8), ascending.
+    /// Deletes one version of an object for good, returning it and the
+    /// blob ids to delete (`None` when there is no such version). When it
+    /// was the latest, the next newest becomes the latest.
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> StoreResult<Option<(ObjectRecord, Vec<String>)>>;
+    /// Replaces the ACL of a version of an object (the latest with
+    /// `None`); returns whether it exists (and is not a delete marker).
+    async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl_json: &str,
+    ) -> StoreResult<bool>;
+    /// Replaces the tags (empty removes them) of a version of an object
+    /// (the latest with `None`); returns whether it exists (and is not a
+    /// delete marker).
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` versions (delete markers included) whose key starts
+    /// with `prefix`, after `after`: by key ascending (byte order of
+    /// UTF-8), each key's newest first.
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &VersionPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<ObjectVersion>>;
+    /// Up to `limit` objects (latest versions that are not delete markers)
+    /// whose key starts with `prefix` and sorts after `start_after` (byte
+    /// order of UTF-8), ascending.
     async fn list_objects(
         &self,
         bucket: &str,
@@ -221,7 +343,7 @@ pub trait ObjectIndex: Send + Sync {
     /// `NotFound` when the upload is gone.
     async fn abort_upload(&self, upload_id: &str) -> StoreResult<Vec<String>>;
 
-    /// Every blob id any object or part refers to (for the start-up sweep).
+    /// Every blob id any object version or part refers to (for the start-up sweep).
     async fn referenced_blobs(&self) -> StoreResult<HashSet<String>>;
     /// Bytes stored in buckets the account owns.
     async fn account_usage(&self, account_id: &str) -> StoreResult<u64>;

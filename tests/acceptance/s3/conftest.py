@@ -166,6 +166,19 @@ def empty_bucket(client, name: str):
             client.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
     except Exception:
         pass
+    # Versions and delete markers keep a bucket too.
+    try:
+        while True:
+            resp = client.list_object_versions(Bucket=name, MaxKeys=1000)
+            objs = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in resp.get("Versions", []) + resp.get("DeleteMarkers", [])
+            ]
+            if not objs:
+                break
+            client.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
+    except Exception:
+        pass
     try:
         ups = client.list_multipart_uploads(Bucket=name).get("Uploads", [])
         for u in ups:

@@ -32,6 +32,23 @@ use super::acl::canonical_id;
 use super::error::internal;
 use crate::authorize::RequestFacts;
 
+/// The IAM action an S3 operation naming a version (`versionId`) needs:
+/// AWS asks the `…Version…` action of reads, deletes, ACLs and tags of
+/// one version.
+pub fn versioned_iam_action(operation: &str) -> String {
+    let action = match operation {
+        "HeadObject" | "GetObject" => "GetObjectVersion",
+        "DeleteObject" | "DeleteObjects" => "DeleteObjectVersion",
+        "GetObjectAcl" => "GetObjectVersionAcl",
+        "PutObjectAcl" => "PutObjectVersionAcl",
+        "GetObjectTagging" => "GetObjectVersionTagging",
+        "PutObjectTagging" => "PutObjectVersionTagging",
+        "DeleteObjectTagging" => "DeleteObjectVersionTagging",
+        _ => return iam_action(operation),
+    };
+    format!("s3:{action}")
+}
+
 /// The IAM action an S3 operation needs.
 pub fn iam_action(operation: &str) -> String {
     let action = match operation {
@@ -45,6 +62,20 @@ pub fn iam_action(operation: &str) -> String {
         "DeleteObject" | "DeleteObjects" => "DeleteObject",
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => "ListBucket",
         "ListObjectVersions" => "ListBucketVersions",
+        // AWS's names for the bucket's configuration actions.
+        "GetBucketCors" => "GetBucketCORS",
+        "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
+        "GetBucketLifecycleConfiguration" | "GetBucketLifecycle" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "PutBucketLifecycle" | "DeleteBucketLifecycle" => {
+            "PutLifecycleConfiguration"
+        }
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "GetBucketReplication" => "GetReplicationConfiguration",
+        "GetBucketAccelerateConfiguration" => "GetAccelerateConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
         "ListMultipartUploads" => "ListBucketMultipartUploads",
         "ListParts" => "ListMultipartUploadParts",
         "ListBuckets" => "ListAllMyBuckets",
@@ -82,7 +113,9 @@ fn acl_permission(operation: &str) -> Option<(Permission, bool)> {
         | "ListMultipartUploads"
         | "PutObjectTagging"
         | "DeleteObjectTagging" => (Permission::Write, false),
-        "ListObjects" | "ListObjectsV2" | "HeadBucket" => (Permission::Read, false),
+        "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "HeadBucket" => {
+            (Permission::Read, false)
+        }
         "GetBucketAcl" => (Permission::ReadAcp, false),
         "PutBucketAcl" => (Permission::WriteAcp, false),
         _ => return None,
@@ -156,9 +189,14 @@ impl Check {
     /// Reading `bucket/key` (a copy's source): the caller needs
     /// `s3:GetObject` on it as well as `s3:PutObject` on the target, as
     /// AWS asks.
-    fn read(bucket: &str, key: &str) -> Self {
+    fn read(bucket: &str, key: &str, versioned: bool) -> Self {
         Self {
-            action: "s3:GetObject".into(),
+            action: if versioned {
+                "s3:GetObjectVersion"
+            } else {
+                "s3:GetObject"
+            }
+            .into(),
             bucket: Some(bucket.into()),
             key: Some(key.into()),
             grants: Some((Permission::Read, true)),
@@ -189,18 +227,29 @@ impl Check {
     }
 }
 
-/// The decisions an operation on `path` needs: its own, the read of a
-/// copy's source (`copy_source` is its header), tagging the object a write
-/// that carries `x-amz-tagging` (`tagged`) makes, as AWS asks, and the
-/// listings that let a read tell NoSuchKey.
-fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>, tagged: bool) -> Vec<Check> {
+/// The decisions an operation on `path` needs: its own (of a version when
+/// `versioned`), the read of a copy's source (`copy_source` is its
+/// header), tagging the object a write that carries `x-amz-tagging`
+/// (`tagged`) makes, as AWS asks, and the listings that let a read tell
+/// NoSuchKey.
+fn checks(
+    operation: &str,
+    path: &S3Path,
+    copy_source: Option<&str>,
+    tagged: bool,
+    versioned: bool,
+) -> Vec<Check> {
     let (bucket, key) = match path {
         S3Path::Root => (None, None),
         S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
         S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
     };
     let mut out = vec![Check {
-        action: iam_action(operation),
+        action: if versioned {
+            versioned_iam_action(operation)
+        } else {
+            iam_action(operation)
+        },
         bucket: bucket.clone(),
         key: key.clone(),
         grants: acl_permission(operation),
@@ -208,9 +257,13 @@ fn checks(operation: &str, path: &S3Path, copy_source: Option<&str>, tagged: boo
     }];
     if matches!(operation, "CopyObject" | "UploadPartCopy")
         // The operation refuses a source it cannot parse.
-        && let Some(Ok(CopySource::Bucket { bucket, key, .. })) = copy_source.map(CopySource::parse)
+        && let Some(Ok(CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        })) = copy_source.map(CopySource::parse)
     {
-        out.push(Check::read(&bucket, &key));
+        out.push(Check::read(&bucket, &key, version_id.is_some()));
         out.push(Check::listing(&bucket));
     }
     if tagged && matches!(operation, "PutObject" | "CreateMultipartUpload") {
@@ -263,10 +316,15 @@ pub enum KeyDecision {
 }
 
 impl KeyDeletes {
-    /// Decides deleting `key`.
-    pub fn decide(&self, key: &str) -> S3Result<KeyDecision> {
+    /// Decides deleting `key` (one of its versions when `versioned`).
+    pub fn decide(&self, key: &str, versioned: bool) -> S3Result<KeyDecision> {
         let check = Check {
-            action: "s3:DeleteObject".into(),
+            action: if versioned {
+                "s3:DeleteObjectVersion"
+            } else {
+                "s3:DeleteObject"
+            }
+            .into(),
             bucket: Some(self.bucket.clone()),
             key: Some(key.into()),
             grants: acl_permission("DeleteObjects"),
@@ -336,8 +394,11 @@ pub async fn check(
         .get("x-amz-copy-source")
         .and_then(|v| v.to_str().ok());
     let tagged = cx.headers().contains_key("x-amz-tagging");
+    let versioned = cx.uri().query().is_some_and(|query| {
+        form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "versionId")
+    });
     let mut buckets: Vec<(String, Option<Bucket>)> = Vec::new();
-    for check in checks(operation, cx.s3_path(), copy_source, tagged) {
+    for check in checks(operation, cx.s3_path(), copy_source, tagged, versioned) {
         let bucket = match &check.bucket {
             None => None,
             Some(name) => {
@@ -520,7 +581,13 @@ mod tests {
             bucket: "dst".into(),
             key: "d/k".into(),
         };
-        let copy = checks("CopyObject", &object, Some("/src/s%20k?versionId=1"), false);
+        let copy = checks(
+            "CopyObject",
+            &object,
+            Some("/src/s%20k?versionId=1"),
+            false,
+            false,
+        );
         let asked: Vec<(String, String, Need)> = copy
             .iter()
             .map(|c| (c.action.clone(), c.arn(), c.need))
@@ -534,7 +601,7 @@ mod tests {
                     Need::Required
                 ),
                 (
-                    "s3:GetObject".into(),
+                    "s3:GetObjectVersion".into(),
                     "arn:aws:s3:::src/s k".into(),
                     Need::Required
                 ),
@@ -556,7 +623,7 @@ mod tests {
             })
         );
         assert_eq!(copy[1].grant().and_then(|g| g.key), Some("s k".to_string()));
-        let get = checks("GetObject", &object, None, false);
+        let get = checks("GetObject", &object, None, false, false);
         assert_eq!(get.len(), 2);
         assert_eq!(get[1].need, Need::Optional);
         // Operations of the bucket's account alone get no grant.
@@ -564,19 +631,34 @@ mod tests {
             bucket: "dst".into(),
         };
         assert_eq!(
-            checks("DeleteBucket", &bucket, None, false)[0].grant(),
+            checks("DeleteBucket", &bucket, None, false, false)[0].grant(),
             None
         );
         assert_eq!(
-            checks("ListBuckets", &S3Path::Root, None, false)[0].arn(),
+            checks("ListBuckets", &S3Path::Root, None, false, false)[0].arn(),
             "*"
         );
         // A write that tags its object needs the tagging action too.
-        let tagged: Vec<String> = checks("PutObject", &object, None, true)
+        let tagged: Vec<String> = checks("PutObject", &object, None, true, false)
             .into_iter()
             .map(|c| c.action)
             .collect();
         assert_eq!(tagged, ["s3:PutObject", "s3:PutObjectTagging"]);
-        assert_eq!(checks("PutObject", &object, None, false).len(), 1);
+        assert_eq!(checks("PutObject", &object, None, false, false).len(), 1);
+        // Naming a version asks the version's action.
+        let actions = |op: &str| -> Vec<String> {
+            checks(op, &object, None, false, true)
+                .into_iter()
+                .map(|c| c.action)
+                .collect()
+        };
+        assert_eq!(
+            actions("GetObject"),
+            ["s3:GetObjectVersion", "s3:ListBucket"]
+        );
+        assert_eq!(actions("DeleteObject"), ["s3:DeleteObjectVersion"]);
+        assert_eq!(actions("PutObjectAcl"), ["s3:PutObjectVersionAcl"]);
+        assert_eq!(actions("GetObjectTagging"), ["s3:GetObjectVersionTagging"]);
+        assert_eq!(actions("PutObject"), ["s3:PutObject"]);
     }
 }

@@ -192,14 +192,28 @@ pub(super) fn byte_range(range: &Range) -> ByteRange {
 }
 
 /// The source bucket and key of a copy.
-pub(super) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+pub(super) fn copy_source(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
-        CopySource::Bucket { bucket, key, .. } => Ok((bucket.to_string(), key.to_string())),
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        )),
         _ => Err(s3_error!(
             NotImplemented,
             "Access point copy sources are not supported"
         )),
     }
+}
+
+/// The `x-amz-version-id` a write answers: the new version's id, unless
+/// it is the `null` version (versioning off or suspended).
+pub(super) fn written_version(version_id: &str) -> Option<String> {
+    (version_id != mallee_store::NULL_VERSION).then(|| version_id.to_owned())
 }
 
 /// Parses `bytes=first-last` of x-amz-copy-source-range.

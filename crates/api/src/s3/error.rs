@@ -16,6 +16,28 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
         ObjectError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
         ObjectError::NoSuchKey => S3ErrorCode::NoSuchKey,
         ObjectError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        ObjectError::DeleteMarker { version_id } => {
+            let mut e = S3Error::with_message(S3ErrorCode::NoSuchKey, err.to_string());
+            e.set_headers(delete_marker_headers(version_id, None));
+            return e;
+        }
+        ObjectError::MethodNotAllowed {
+            version_id,
+            last_modified,
+        } => {
+            let mut e = S3Error::with_message(S3ErrorCode::MethodNotAllowed, err.to_string());
+            e.set_status_code(StatusCode::METHOD_NOT_ALLOWED);
+            e.set_headers(delete_marker_headers(version_id, Some(*last_modified)));
+            return e;
+        }
+        ObjectError::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        ObjectError::InvalidVersionId | ObjectError::VersionMarkerWithoutKey => {
+            S3ErrorCode::InvalidArgument
+        }
+        ObjectError::IllegalVersioningConfiguration => {
+            S3ErrorCode::IllegalVersioningConfigurationException
+        }
+        ObjectError::MfaDeleteNotSupported => S3ErrorCode::NotImplemented,
         ObjectError::NoSuchBucketPolicy => S3ErrorCode::NoSuchBucketPolicy,
         ObjectError::NoSuchTagSet => S3ErrorCode::NoSuchTagSet,
         ObjectError::InvalidTag(_) => S3ErrorCode::InvalidTag,
@@ -74,6 +96,29 @@ fn with_status(code: &'static str, message: String, status: StatusCode) -> S3Err
     let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
     e.set_status_code(status);
     e
+}
+
+/// The headers of an answer about a delete marker: S3 says it is one,
+/// which version it is, and (for a request naming it) when it was
+/// written and what may be done to it.
+fn delete_marker_headers(version_id: &str, last_modified: Option<i64>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        s3s::header::X_AMZ_DELETE_MARKER,
+        HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = HeaderValue::from_str(version_id) {
+        headers.insert(s3s::header::X_AMZ_VERSION_ID, v);
+    }
+    if let Some(last_modified) = last_modified {
+        if let Some(v) =
+            http_date(&timestamp(last_modified)).and_then(|d| HeaderValue::from_str(&d).ok())
+        {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+        headers.insert(header::ALLOW, HeaderValue::from_static("DELETE"));
+    }
+    headers
 }
 
 /// A 304, which still tells the cache which version it has.

@@ -15,7 +15,7 @@ use super::dto::{owner, timestamp};
 use super::error::s3_error;
 use super::{S3Api, caller};
 
-fn max_keys(value: Option<i32>) -> S3Result<Option<usize>> {
+pub(super) fn max_keys(value: Option<i32>) -> S3Result<Option<usize>> {
     value
         .map(|n| {
             usize::try_from(n).map_err(|_| {
@@ -29,7 +29,9 @@ fn max_keys(value: Option<i32>) -> S3Result<Option<usize>> {
 }
 
 /// The encoder of keys and prefixes `encoding-type` asks for.
-fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> String + use<>> {
+pub(super) fn encoder(
+    encoding: Option<&EncodingType>,
+) -> S3Result<impl Fn(String) -> String + use<>> {
     let encode = match encoding.map(|e| e.as_str()) {
         None => false,
         Some("url") => true,
@@ -85,7 +87,10 @@ async fn contents(
     out
 }
 
-fn common_prefixes(prefixes: Vec<String>, enc: &impl Fn(String) -> String) -> Vec<CommonPrefix> {
+pub(super) fn common_prefixes(
+    prefixes: Vec<String>,
+    enc: &impl Fn(String) -> String,
+) -> Vec<CommonPrefix> {
     prefixes
         .into_iter()
         .map(|p| CommonPrefix {

@@ -8,7 +8,7 @@ use mallee_cloud::objects::multipart::{
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::dto::{body, copy_range, copy_source, owner, timestamp};
+use super::dto::{body, copy_range, copy_source, owner, timestamp, written_version};
 use super::error::s3_error;
 use super::{S3Api, caller};
 
@@ -91,12 +91,13 @@ pub(super) async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let requester = caller(&req);
     let input = req.input;
-    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+    let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     let copy = CopyPart {
         upload: upload_ref(&input.bucket, &input.key, &input.upload_id),
         part_number: input.part_number,
         source_bucket,
         source_key,
+        source_version: source_version.clone(),
         conditions: copy_conditions!(input),
         range: input
             .copy_source_range
@@ -113,6 +114,7 @@ pub(super) async fn upload_part_copy(
             last_modified: Some(timestamp(part.last_modified)),
             ..Default::default()
         }),
+        copy_source_version_id: source_version,
         ..Default::default()
     }))
 }
@@ -145,6 +147,7 @@ pub(super) async fn complete_multipart_upload(
         bucket: Some(object.bucket),
         key: Some(object.key),
         e_tag: Some(ETag::Strong(object.etag)),
+        version_id: written_version(&object.version_id),
         ..Default::default()
     }))
 }

@@ -2,17 +2,22 @@
 //! DeleteObject, DeleteObjects, CopyObject, Get/PutObjectAcl. Bodies pass
 //! through as streams, wrapped in the `x-amz-checksum-*` check; tags come
 //! in `x-amz-tagging` and their count goes out in `x-amz-tagging-count`.
+//! Every one may name a version (`versionId`, or `?versionId=` in a copy
+//! source) and answers `x-amz-version-id` (and `x-amz-delete-marker`)
+//! as S3 does.
 
 use mallee_cloud::objects::ObjectError;
 use mallee_cloud::objects::reads::{self, ObjectView, ReadObject};
-use mallee_cloud::objects::writes::{self, CopyObject, PutObject};
+use mallee_cloud::objects::writes::{self, CopyObject, Deleted, PutObject};
 use mallee_store::ObjectRecord;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::acl::policy_of;
 use super::authz::{KeyDecision, KeyDeletes};
-use super::dto::{body, byte_range, copy_source, expires_of, timestamp, user_metadata};
+use super::dto::{
+    body, byte_range, copy_source, expires_of, timestamp, user_metadata, written_version,
+};
 use super::error::s3_error;
 use super::tagging::{count_header, header_pairs};
 use super::{S3Api, caller};
@@ -51,6 +56,7 @@ pub(super) async fn put_object(
         .map_err(s3_error)?;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(object.etag)),
+        version_id: written_version(&object.version_id),
         ..Default::default()
     }))
 }
@@ -70,6 +76,7 @@ macro_rules! read_request {
             ),
             range: $input.range.as_ref().map(byte_range),
             part_number: $input.part_number,
+            version_id: $input.version_id.clone(),
         }
     };
 }
@@ -95,6 +102,7 @@ macro_rules! object_headers {
             cache_control: meta.cache_control.clone(),
             expires: expires_of(meta),
             parts_count: (object.segments.len() > 1).then_some(object.segments.len() as i32),
+            version_id: view.version_header.clone(),
             $($rest)*
         }
     }};
@@ -159,11 +167,22 @@ pub(super) async fn delete_object(
     api: &S3Api,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    writes::delete(&api.cloud, &caller(&req), &req.input.bucket, &req.input.key)
-        .await
-        .map_err(s3_error)?;
+    let input = &req.input;
+    let deleted = writes::delete(
+        &api.cloud,
+        &caller(&req),
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await
+    .map_err(s3_error)?;
     Ok(S3Response::with_status(
-        DeleteObjectOutput::default(),
+        DeleteObjectOutput {
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted.version_id,
+            ..Default::default()
+        },
         http::StatusCode::NO_CONTENT,
     ))
 }
@@ -187,12 +206,12 @@ pub(super) async fn delete_objects(
     // Each key decided on its own; the allowed ones deleted in two groups,
     // with and without a bucket policy's grant, so that one key's grant
     // never stands in for another's.
-    let mut decided: Vec<(String, bool)> = Vec::new();
+    let mut decided: Vec<((String, Option<String>), bool)> = Vec::new();
     let (mut granted, mut plain) = (requester.clone(), Vec::new());
     let mut by_grant = Vec::new();
     for object in input.delete.objects {
-        let key = object.key;
-        let allowed = match deletes.decide(&key)? {
+        let key = (object.key, object.version_id);
+        let allowed = match deletes.decide(&key.0, key.1.is_some())? {
             KeyDecision::Refused => false,
             KeyDecision::Granted(grant) => {
                 granted.grant(grant);
@@ -227,26 +246,36 @@ pub(super) async fn delete_objects(
         let outcome = match allowed {
             false => Err(ObjectError::AccessDenied),
             // A key named twice was deleted the first time.
-            true => results.remove(&key).unwrap_or(Ok(())),
+            true => results.remove(&key).unwrap_or(Ok(Deleted {
+                version_id: key.1.clone(),
+                delete_marker: false,
+            })),
         };
         (key, outcome)
     });
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for (key, outcome) in outcomes {
+    for ((key, version_id), outcome) in outcomes {
         match outcome {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
-                key: Some(key),
-                ..Default::default()
-            }),
+            Ok(_) if quiet => {}
+            Ok(done) => {
+                // S3 names the version asked for, and the delete marker
+                // removed or written.
+                let marker_id = done.delete_marker.then(|| done.version_id.clone());
+                deleted.push(DeletedObject {
+                    key: Some(key),
+                    delete_marker: done.delete_marker.then_some(true),
+                    delete_marker_version_id: marker_id.flatten(),
+                    version_id,
+                })
+            }
             Err(e) => {
                 let e = s3_error(e);
                 errors.push(Error {
                     code: Some(e.code().as_str().to_owned()),
                     key: Some(key),
                     message: e.message().map(str::to_owned),
-                    version_id: None,
+                    version_id,
                 });
             }
         }
@@ -264,7 +293,7 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let requester = caller(&req);
     let input = req.input;
-    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+    let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -279,6 +308,7 @@ pub(super) async fn copy_object(
     let copy = CopyObject {
         source_bucket,
         source_key,
+        source_version,
         conditions: copy_conditions!(input),
         metadata: replace.then(|| metadata_of!(input)),
         tags: replace_tags.then(|| header_pairs(input.tagging.as_deref())),
@@ -286,15 +316,18 @@ pub(super) async fn copy_object(
         bucket: input.bucket,
         key: input.key,
     };
-    let object = writes::copy(&api.cloud, &requester, copy)
+    let copied = writes::copy(&api.cloud, &requester, copy)
         .await
         .map_err(s3_error)?;
+    let object = copied.object;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(object.etag)),
             last_modified: Some(timestamp(object.last_modified)),
             ..Default::default()
         }),
+        copy_source_version_id: copied.source_version,
+        version_id: written_version(&object.version_id),
         ..Default::default()
     }))
 }
@@ -303,9 +336,16 @@ pub(super) async fn get_object_acl(
     api: &S3Api,
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let acl = reads::acl(&api.cloud, &caller(&req), &req.input.bucket, &req.input.key)
-        .await
-        .map_err(s3_error)?;
+    let input = &req.input;
+    let (acl, _) = reads::acl(
+        &api.cloud,
+        &caller(&req),
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await
+    .map_err(s3_error)?;
     let policy = policy_of(&api.cloud, &acl).await;
     Ok(S3Response::new(GetObjectAclOutput {
         grants: policy.grants,
@@ -321,8 +361,15 @@ pub(super) async fn put_object_acl(
     let requester = caller(&req);
     let input = req.input;
     let acl = acl_to_set!(api, input).await?;
-    writes::set_acl(&api.cloud, &requester, &input.bucket, &input.key, acl)
-        .await
-        .map_err(s3_error)?;
+    writes::set_acl(
+        &api.cloud,
+        &requester,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        acl,
+    )
+    .await
+    .map_err(s3_error)?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }

@@ -107,10 +107,17 @@ pub(super) async fn put_object_tagging(
     let requester = caller(&req);
     let input = req.input;
     let pairs = document_pairs(input.tagging)?;
-    tagging::put_object_tags(&api.cloud, &requester, &input.bucket, &input.key, pairs)
-        .await
-        .map_err(s3_error)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    let version_id = tagging::put_object_tags(
+        &api.cloud,
+        &requester,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        pairs,
+    )
+    .await
+    .map_err(s3_error)?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
 pub(super) async fn get_object_tagging(
@@ -118,12 +125,18 @@ pub(super) async fn get_object_tagging(
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let input = &req.input;
-    let tags = tagging::object_tags(&api.cloud, &caller(&req), &input.bucket, &input.key)
-        .await
-        .map_err(s3_error)?;
+    let (tags, version_id) = tagging::object_tags(
+        &api.cloud,
+        &caller(&req),
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await
+    .map_err(s3_error)?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: tag_set(tags),
-        ..Default::default()
+        version_id,
     }))
 }
 
@@ -132,11 +145,17 @@ pub(super) async fn delete_object_tagging(
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let input = &req.input;
-    tagging::delete_object_tags(&api.cloud, &caller(&req), &input.bucket, &input.key)
-        .await
-        .map_err(s3_error)?;
+    let version_id = tagging::delete_object_tags(
+        &api.cloud,
+        &caller(&req),
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await
+    .map_err(s3_error)?;
     Ok(S3Response::with_status(
-        DeleteObjectTaggingOutput::default(),
+        DeleteObjectTaggingOutput { version_id },
         http::StatusCode::NO_CONTENT,
     ))
 }

@@ -61,6 +61,7 @@ pub async fn create(cloud: &Cloud, requester: &Requester, new: NewBucket) -> Res
         created_at: ids::now_millis(),
         policy: None,
         tags: Default::default(),
+        versioning: Default::default(),
     };
     match cloud.store.create_bucket(&created).await {
         Ok(()) => Ok(created),
@@ -269,7 +270,7 @@ mod tests {
         );
         assert!(upload_exists().await);
         assert_eq!(testing::blob_files(&cloud), 3);
-        writes::delete(&cloud, &alice, "b", "k")
+        writes::delete(&cloud, &alice, "b", "k", None)
             .await
             .expect("delete object");
         delete(&cloud, &alice, "b").await.expect("delete bucket");

@@ -21,6 +21,37 @@ pub enum ObjectError {
     /// bucket).
     #[error("The specified key does not exist.")]
     NoSuchKey,
+    /// The latest version of the key is a delete marker (told only to
+    /// callers who may list the bucket): S3's NoSuchKey, saying so.
+    #[error("The specified key does not exist.")]
+    DeleteMarker {
+        /// The delete marker's version id.
+        version_id: String,
+    },
+    /// The version asked for is a delete marker, which has no data or
+    /// ACL to return.
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed {
+        /// The delete marker's version id.
+        version_id: String,
+        /// When it was written.
+        last_modified: UnixMillis,
+    },
+    /// The key has no version with this id.
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    /// A version id that no version could have.
+    #[error("Invalid version id specified")]
+    InvalidVersionId,
+    /// A listing of versions with a version marker but no key marker.
+    #[error("A version-id marker cannot be specified without a key marker.")]
+    VersionMarkerWithoutKey,
+    /// A versioning status other than `Enabled` or `Suspended`.
+    #[error("The Versioning element must be specified")]
+    IllegalVersioningConfiguration,
+    /// MFA delete, which mallee does not support.
+    #[error("MFA delete is not supported.")]
+    MfaDeleteNotSupported,
     /// The multipart upload does not exist, or is not of this bucket and
     /// key.
     #[error(

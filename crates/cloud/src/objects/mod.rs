@@ -3,7 +3,8 @@
 //! ([`reads`]), writing, copying and deleting them with their data
 //! streamed into blob files ([`writes`]), multipart uploads
 //! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
-//! bucket policies ([`policy`]) and tags ([`tagging`]); and, for the rest of the cloud, whether an account may read
+//! bucket policies ([`policy`]), tags ([`tagging`]) and versioning
+//! ([`versions`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
@@ -16,6 +17,7 @@ pub mod multipart;
 pub mod policy;
 pub mod reads;
 pub mod tagging;
+pub mod versions;
 pub mod writes;
 
 use futures_util::StreamExt;
@@ -300,6 +302,7 @@ pub(crate) mod testing {
                     created_at: 0,
                     policy: None,
                     tags: Default::default(),
+                    versioning: Default::default(),
                 })
                 .await
                 .expect("create bucket");
@@ -329,6 +332,8 @@ pub(crate) mod testing {
                 acl_json: acl.to_json(),
                 owner_account: owner.into(),
                 tags: Default::default(),
+                version_id: mallee_store::NULL_VERSION.into(),
+                delete_marker: false,
             })
             .await
             .expect("object");

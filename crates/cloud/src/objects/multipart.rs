@@ -16,8 +16,9 @@ use md5::{Digest, Md5};
 use super::acl::{AclRequest, Permission};
 use super::error::{ObjectError, Result};
 use super::list::common_prefix;
-use super::reads::{Conditions, copy_range, readable_object};
+use super::reads::{Conditions, copy_range, readable_version};
 use super::tagging::{TagPairs, header_tags};
+use super::versions::new_version_id;
 use super::writes::{Body, copy_data, new_acl};
 use super::{
     MAX_OBJECT_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, Requester, bucket_for, page_size, release_blobs,
@@ -120,6 +121,8 @@ pub struct CopyPart {
     pub source_bucket: String,
     /// The source's key.
     pub source_key: String,
+    /// The source's version (the latest when `None`).
+    pub source_version: Option<String>,
     /// Conditions on the source.
     pub conditions: Conditions,
     /// The source's bytes to copy (`first..=last`; all when `None`).
@@ -130,11 +133,12 @@ pub struct CopyPart {
 /// read.
 pub async fn copy_part(cloud: &Cloud, requester: &Requester, copy: CopyPart) -> Result<Part> {
     let part_number = check_part_number(copy.part_number)?;
-    let (_, source) = readable_object(
+    let (_, source) = readable_version(
         cloud,
         requester,
         &copy.source_bucket,
         &copy.source_key,
+        copy.source_version.as_deref(),
         Permission::Read,
     )
     .await?;
@@ -170,6 +174,7 @@ pub async fn complete(
     upload: &UploadRef,
     parts: &[CompletedPart],
 ) -> Result<ObjectRecord> {
+    let bucket = bucket_for(cloud, requester, &upload.bucket, Permission::Write).await?;
     let upload = writable_upload(cloud, requester, upload).await?;
     if parts.is_empty() {
         return Err(ObjectError::NoParts);
@@ -222,6 +227,9 @@ pub async fn complete(
         acl_json: upload.acl_json,
         owner_account: upload.owner_account,
         tags: upload.tags,
+        // The version is decided when the upload completes, as in S3.
+        version_id: new_version_id(&bucket),
+        delete_marker: false,
     };
     match cloud
         .store

@@ -2,15 +2,18 @@
 //! order of precedence, a 304 for a copy the caller has) and byte ranges
 //! or part numbers; reading an object's ACL; and the one permission check
 //! every read of an object makes, which also decides whether a missing key
-//! may be told apart from a forbidden one.
+//! may be told apart from a forbidden one. Every read may name a version;
+//! a delete marker reads as a missing key when it is the latest, and as a
+//! method not allowed when named.
 
 use std::ops::{Range, RangeInclusive};
 
 use mallee_blobs::ObjectReader;
-use mallee_store::{Bucket, ObjectRecord};
+use mallee_store::{Bucket, ObjectRecord, Versioning};
 
 use super::acl::{Acl, Permission};
 use super::error::{ObjectError, Result};
+use super::versions::checked_id;
 use super::{Requester, bucket, open};
 use crate::Cloud;
 
@@ -138,6 +141,8 @@ pub struct ReadObject {
     pub range: Option<ByteRange>,
     /// One part of a multipart object (1-based; a simple object has one).
     pub part_number: Option<i32>,
+    /// The version (the latest when `None`).
+    pub version_id: Option<String>,
 }
 
 /// An object a read found, and the bytes it returns.
@@ -147,6 +152,9 @@ pub struct ObjectView {
     pub object: ObjectRecord,
     /// The bytes returned, when not all of them.
     pub range: Option<Range<u64>>,
+    /// The `x-amz-version-id` a read answers: the version's id, in
+    /// buckets that keep versions (or kept them once).
+    pub version_header: Option<String>,
 }
 
 impl ObjectView {
@@ -165,15 +173,26 @@ impl ObjectView {
 
 /// HeadObject: the object and the bytes a GET would return.
 pub async fn head(cloud: &Cloud, requester: &Requester, read: &ReadObject) -> Result<ObjectView> {
-    let (_, object) =
-        readable_object(cloud, requester, &read.bucket, &read.key, Permission::Read).await?;
+    let (bucket, object) = readable_version(
+        cloud,
+        requester,
+        &read.bucket,
+        &read.key,
+        read.version_id.as_deref(),
+        Permission::Read,
+    )
+    .await?;
     read.conditions.check_read(&object)?;
     let range = match (read.range, read.part_number) {
         (Some(range), _) => Some(range.within(object.size)?),
         (None, Some(n)) => Some(part_range(&object, n)?),
         (None, None) => None,
     };
-    Ok(ObjectView { object, range })
+    Ok(ObjectView {
+        version_header: version_header(&bucket, &object),
+        object,
+        range,
+    })
 }
 
 /// GetObject: the object and a reader of the bytes asked for, opened now
@@ -190,33 +209,83 @@ pub async fn get(
     Ok((view, reader))
 }
 
-/// An object's ACL, for requesters who may read it.
-pub async fn acl(cloud: &Cloud, requester: &Requester, bucket: &str, key: &str) -> Result<Acl> {
-    let (_, object) = readable_object(cloud, requester, bucket, key, Permission::ReadAcp).await?;
-    Ok(Acl::from_json(&object.acl_json, &object.owner_account))
+/// The `x-amz-version-id` answered for `object` of `bucket`: none in a
+/// bucket that never kept versions.
+pub fn version_header(bucket: &Bucket, object: &ObjectRecord) -> Option<String> {
+    (bucket.versioning != Versioning::Unversioned).then(|| object.version_id.clone())
 }
 
-/// The object (and its bucket), after checking `requester` holds
-/// `permission` on it by its ACL or a bucket policy grant. A missing key is
-/// NoSuchKey only for requesters allowed to list the bucket, AccessDenied
-/// otherwise (so existence does not leak), as S3 does.
-pub(crate) async fn readable_object(
+/// An object's ACL (of a version, or the latest), for requesters who may
+/// read it, and the version's `x-amz-version-id`.
+pub async fn acl(
+    cloud: &Cloud,
+    requester: &Requester,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<(Acl, Option<String>)> {
+    let (bucket, object) = readable_version(
+        cloud,
+        requester,
+        bucket,
+        key,
+        version_id,
+        Permission::ReadAcp,
+    )
+    .await?;
+    Ok((
+        Acl::from_json(&object.acl_json, &object.owner_account),
+        version_header(&bucket, &object),
+    ))
+}
+
+/// The object (the latest, or the version `version_id`) and its bucket,
+/// after checking `requester` holds `permission` on it by its ACL or a
+/// bucket policy grant. Whether it is missing is told only to requesters
+/// allowed to list the bucket, AccessDenied otherwise (so existence does
+/// not leak), as S3 does: a missing key is NoSuchKey, a missing version
+/// NoSuchVersion, and a latest delete marker NoSuchKey saying it is a
+/// marker. A delete marker named by its id is MethodNotAllowed.
+pub(crate) async fn readable_version(
     cloud: &Cloud,
     requester: &Requester,
     bucket_name: &str,
     key: &str,
+    version_id: Option<&str>,
     permission: Permission,
 ) -> Result<(Bucket, ObjectRecord)> {
+    let version_id = version_id.map(checked_id).transpose()?;
     let bucket = bucket(cloud, bucket_name).await?;
-    let Some(object) = cloud.store.object(bucket_name, key).await? else {
-        let bucket_acl = Acl::from_json(&bucket.acl_json, &bucket.account_id);
-        let may_list = bucket_acl.allows(requester.account(), Permission::Read)
-            || requester.granted(bucket_name, None, Permission::Read);
-        return Err(if may_list {
-            ObjectError::NoSuchKey
-        } else {
-            ObjectError::AccessDenied
-        });
+    let found = cloud
+        .store
+        .object_version(bucket_name, key, version_id)
+        .await?;
+    let may_list = || {
+        Acl::from_json(&bucket.acl_json, &bucket.account_id)
+            .allows(requester.account(), Permission::Read)
+            || requester.granted(bucket_name, None, Permission::Read)
+    };
+    let object = match found {
+        None => {
+            return Err(match (may_list(), version_id) {
+                (false, _) => ObjectError::AccessDenied,
+                (true, None) => ObjectError::NoSuchKey,
+                (true, Some(_)) => ObjectError::NoSuchVersion,
+            });
+        }
+        Some(marker) if marker.delete_marker => {
+            return Err(match (version_id, may_list()) {
+                (Some(_), _) => ObjectError::MethodNotAllowed {
+                    version_id: marker.version_id,
+                    last_modified: marker.last_modified,
+                },
+                (None, true) => ObjectError::DeleteMarker {
+                    version_id: marker.version_id,
+                },
+                (None, false) => ObjectError::AccessDenied,
+            });
+        }
+        Some(object) => object,
     };
     if !Acl::from_json(&object.acl_json, &object.owner_account)
         .allows(requester.account(), permission)
@@ -274,6 +343,8 @@ mod tests {
             acl_json: String::new(),
             owner_account: "A".into(),
             tags: Default::default(),
+            version_id: mallee_store::NULL_VERSION.into(),
+            delete_marker: false,
         }
     }
 
@@ -423,11 +494,11 @@ mod tests {
             Some(ObjectError::NoSuchKey)
         );
         assert_eq!(
-            acl(&cloud, &alice, "b", "k").await.map(|a| a.owner),
+            acl(&cloud, &alice, "b", "k", None).await.map(|a| a.0.owner),
             Ok(alice_id)
         );
         assert_eq!(
-            acl(&cloud, &bob, "b", "k").await,
+            acl(&cloud, &bob, "b", "k", None).await.map(|a| a.0),
             Err(ObjectError::AccessDenied)
         );
     }

@@ -9,7 +9,8 @@ use mallee_store::objects::Tags;
 
 use super::acl::Permission;
 use super::error::{ObjectError, Result};
-use super::reads::readable_object;
+use super::reads::{readable_version, version_header};
+use super::versions::checked_id;
 use super::{Requester, bucket_for, owned_bucket};
 use crate::Cloud;
 
@@ -129,46 +130,76 @@ pub async fn delete_bucket_tags(cloud: &Cloud, requester: &Requester, bucket: &s
     put_bucket_tags(cloud, requester, bucket, TagPairs::new()).await
 }
 
-/// An object's tag set (empty when it has none).
+/// The tag set of an object, or of one version (empty when it has none),
+/// and the version's `x-amz-version-id`.
 pub async fn object_tags(
     cloud: &Cloud,
     requester: &Requester,
     bucket: &str,
     key: &str,
-) -> Result<Tags> {
-    let (_, object) = readable_object(cloud, requester, bucket, key, Permission::Read).await?;
-    Ok(object.tags)
+    version_id: Option<&str>,
+) -> Result<(Tags, Option<String>)> {
+    let (bucket, object) =
+        readable_version(cloud, requester, bucket, key, version_id, Permission::Read).await?;
+    let header = version_header(&bucket, &object);
+    Ok((object.tags, header))
 }
 
-/// Replaces an object's tag set (an empty one removes it).
+/// Replaces the tag set of an object, or of one version (an empty one
+/// removes it); returns the version's `x-amz-version-id`.
 pub async fn put_object_tags(
     cloud: &Cloud,
     requester: &Requester,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     pairs: TagPairs,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let bucket = bucket_for(cloud, requester, bucket, Permission::Write).await?;
+    let version_id = version_id.map(checked_id).transpose()?;
     let tags = checked(pairs, Tagged::Object)?;
-    if cloud
+    let object = match cloud
         .store
-        .set_object_tags(&bucket.name, key, &tags)
+        .object_version(&bucket.name, key, version_id)
         .await?
     {
-        Ok(())
+        None if version_id.is_some() => return Err(ObjectError::NoSuchVersion),
+        None => return Err(ObjectError::NoSuchKey),
+        // A delete marker has no tags: naming it is not allowed, and a
+        // key whose latest is one reads as missing.
+        Some(marker) if marker.delete_marker => {
+            return Err(match version_id {
+                Some(_) => ObjectError::MethodNotAllowed {
+                    version_id: marker.version_id,
+                    last_modified: marker.last_modified,
+                },
+                None => ObjectError::DeleteMarker {
+                    version_id: marker.version_id,
+                },
+            });
+        }
+        Some(object) => object,
+    };
+    if cloud
+        .store
+        .set_object_tags(&bucket.name, key, Some(&object.version_id), &tags)
+        .await?
+    {
+        Ok(version_header(&bucket, &object))
     } else {
         Err(ObjectError::NoSuchKey)
     }
 }
 
-/// Removes an object's tag set.
+/// Removes the tag set of an object, or of one version.
 pub async fn delete_object_tags(
     cloud: &Cloud,
     requester: &Requester,
     bucket: &str,
     key: &str,
-) -> Result<()> {
-    put_object_tags(cloud, requester, bucket, key, TagPairs::new()).await
+    version_id: Option<&str>,
+) -> Result<Option<String>> {
+    put_object_tags(cloud, requester, bucket, key, version_id, TagPairs::new()).await
 }
 
 #[cfg(test)]
@@ -328,7 +359,7 @@ mod tests {
         );
 
         assert_eq!(
-            put_object_tags(&cloud, &alice, "b", "k", pairs(&[("a", "1")])).await,
+            put_object_tags(&cloud, &alice, "b", "k", None, pairs(&[("a", "1")])).await,
             Err(ObjectError::NoSuchKey)
         );
         let put = PutObject {
@@ -348,27 +379,30 @@ mod tests {
         };
         writes::put(&cloud, &alice, put).await.expect("put");
         assert_eq!(
-            object_tags(&cloud, &alice, "b", "k").await,
-            Ok(Tags::from([("from".into(), "put".into())]))
+            object_tags(&cloud, &alice, "b", "k", None).await,
+            Ok(Tags::from([("from".into(), "put".into())])).map(|t| (t, None))
         );
         assert_eq!(
-            object_tags(&cloud, &bob, "b", "k").await,
+            object_tags(&cloud, &bob, "b", "k", None).await,
             Err(ObjectError::AccessDenied)
         );
         assert_eq!(
-            put_object_tags(&cloud, &bob, "b", "k", TagPairs::new()).await,
+            put_object_tags(&cloud, &bob, "b", "k", None, TagPairs::new()).await,
             Err(ObjectError::AccessDenied)
         );
         assert_eq!(
-            put_object_tags(&cloud, &alice, "b", "k", numbered(11)).await,
+            put_object_tags(&cloud, &alice, "b", "k", None, numbered(11)).await,
             Err(ObjectError::TooManyTags(
                 "Object tags cannot be greater than 10".into()
             ))
         );
-        delete_object_tags(&cloud, &alice, "b", "k")
+        delete_object_tags(&cloud, &alice, "b", "k", None)
             .await
             .expect("untag object");
-        assert_eq!(object_tags(&cloud, &alice, "b", "k").await, Ok(Tags::new()));
+        assert_eq!(
+            object_tags(&cloud, &alice, "b", "k", None).await,
+            Ok((Tags::new(), None))
+        );
     }
 
     #[tokio::test]
@@ -393,8 +427,8 @@ mod tests {
             .await
             .expect("complete");
         assert_eq!(
-            object_tags(&cloud, &alice, "b", "mp").await,
-            Ok(Tags::from([("from".into(), "mpu".into())]))
+            object_tags(&cloud, &alice, "b", "mp", None).await,
+            Ok(Tags::from([("from".into(), "mpu".into())])).map(|t| (t, None))
         );
     }
 }

@@ -2,9 +2,12 @@
 //! held whole, its MD5 checked on the way, its tags checked before any
 //! byte is read), CopyObject (tags copied or replaced), DeleteObject(s)
 //! and replacing an object's ACL. A new object's record is committed in
-//! one transaction once its data is durable, replacing any older version
-//! (the bucket owner's quota is enforced there); the blobs no record uses
-//! any more are deleted after the commit.
+//! one transaction once its data is durable, as a new version of its key
+//! in a bucket that keeps versions, else replacing the `null` version (the
+//! bucket owner's quota is enforced there); the blobs no record uses any
+//! more are deleted after the commit. Deleting without a version id leaves
+//! a delete marker in a bucket that keeps versions; with one, it removes
+//! that version for good.
 
 use std::error::Error as StdError;
 use std::ops::Range;
@@ -13,12 +16,13 @@ use bytes::Bytes;
 use futures_util::Stream;
 use mallee_blobs::{WriteLimits, WrittenBlob};
 use mallee_store::objects::Tags;
-use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment};
+use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment, Versioning};
 
 use super::acl::{Acl, AclRequest, Permission};
 use super::error::{ObjectError, Result};
-use super::reads::{Conditions, readable_object};
+use super::reads::{Conditions, readable_version};
 use super::tagging::{TagPairs, header_tags};
+use super::versions::{checked_id, delete_marker, new_version_id};
 use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs};
 use crate::{Cloud, ids};
 
@@ -101,15 +105,7 @@ where
         return Err(ObjectError::PreconditionFailed);
     }
     let written = put.body.write(cloud).await?;
-    let object = new_object(
-        bucket.name,
-        put.key,
-        written,
-        put.metadata,
-        tags,
-        &acl,
-        owner,
-    );
+    let object = new_object(&bucket, put.key, written, put.metadata, tags, &acl, owner);
     commit(cloud, &object).await?;
     Ok(object)
 }
@@ -121,6 +117,8 @@ pub struct CopyObject {
     pub source_bucket: String,
     /// The source's key.
     pub source_key: String,
+    /// The source's version (the latest when `None`).
+    pub source_version: Option<String>,
     /// The target's bucket.
     pub bucket: String,
     /// The target's key.
@@ -136,20 +134,36 @@ pub struct CopyObject {
     pub acl: AclRequest,
 }
 
-/// Copies an object the requester may read into a bucket it may write;
-/// returns the committed copy.
-pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Result<ObjectRecord> {
-    let (_, source) = readable_object(
+/// A committed copy, and the `x-amz-copy-source-version-id` of its
+/// source (none from a bucket that never kept versions).
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// The copy.
+    pub object: ObjectRecord,
+    /// The source's version id, in a bucket that keeps versions.
+    pub source_version: Option<String>,
+}
+
+/// Copies an object (or a version of one) the requester may read into a
+/// bucket it may write; returns the committed copy.
+pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Result<Copied> {
+    let (source_bucket, source) = readable_version(
         cloud,
         requester,
         &copy.source_bucket,
         &copy.source_key,
+        copy.source_version.as_deref(),
         Permission::Read,
     )
     .await?;
     let bucket = bucket_for(cloud, requester, &copy.bucket, Permission::Write).await?;
     copy.conditions.check_copy_source(&source)?;
-    if copy.source_bucket == copy.bucket && copy.source_key == copy.key && copy.metadata.is_none() {
+    // Copying an older version onto its key restores it, as S3 allows.
+    if copy.source_bucket == copy.bucket
+        && copy.source_key == copy.key
+        && copy.metadata.is_none()
+        && copy.source_version.is_none()
+    {
         return Err(ObjectError::CopyToItself);
     }
     if source.size > MAX_PUT_SIZE {
@@ -164,60 +178,128 @@ pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Res
     let written = copy_data(cloud, &source, None).await?;
     // The copy's ETag is the MD5 of its data, which S3 computes afresh
     // (a multipart source's ETag is not an MD5).
-    let object = new_object(bucket.name, copy.key, written, metadata, tags, &acl, owner);
+    let object = new_object(&bucket, copy.key, written, metadata, tags, &acl, owner);
     commit(cloud, &object).await?;
-    Ok(object)
+    Ok(Copied {
+        source_version: super::reads::version_header(&source_bucket, &source),
+        object,
+    })
 }
 
-/// Deletes an object (a missing key is no error, as in S3).
-pub async fn delete(cloud: &Cloud, requester: &Requester, bucket: &str, key: &str) -> Result<()> {
+/// What a delete did, as S3 answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed, or the delete marker written.
+    pub version_id: Option<String>,
+    /// Whether that version is a delete marker.
+    pub delete_marker: bool,
+}
+
+/// Deletes an object, or one version of it (a missing key or version is
+/// no error, as in S3). Without a version id, a bucket that keeps
+/// versions gets a delete marker (`null` while suspended, replacing the
+/// `null` version); one that never kept them loses the object.
+pub async fn delete(
+    cloud: &Cloud,
+    requester: &Requester,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Deleted> {
     let bucket = bucket_for(cloud, requester, bucket, Permission::Write).await?;
-    if let Some(blobs) = cloud.store.delete_object(&bucket.name, key).await? {
-        release_blobs(cloud, blobs).await;
-    }
-    Ok(())
+    delete_in(cloud, requester, &bucket, key, version_id).await
 }
 
-/// Deletes several objects of one bucket; each key's outcome, in order.
+async fn delete_in(
+    cloud: &Cloud,
+    requester: &Requester,
+    bucket: &Bucket,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Deleted> {
+    if let Some(version_id) = version_id {
+        let version_id = checked_id(version_id)?;
+        let removed = cloud
+            .store
+            .delete_version(&bucket.name, key, version_id)
+            .await?;
+        let delete_marker = removed.as_ref().is_some_and(|(v, _)| v.delete_marker);
+        if let Some((_, blobs)) = removed {
+            release_blobs(cloud, blobs).await;
+        }
+        return Ok(Deleted {
+            version_id: Some(version_id.to_owned()),
+            delete_marker,
+        });
+    }
+    if bucket.versioning == Versioning::Unversioned {
+        if let Some(blobs) = cloud.store.delete_object(&bucket.name, key).await? {
+            release_blobs(cloud, blobs).await;
+        }
+        return Ok(Deleted::default());
+    }
+    let marker = delete_marker(requester, bucket, key, new_version_id(bucket));
+    let replaced = cloud
+        .store
+        .put_object(&marker)
+        .await
+        .map_err(ObjectError::from_write)?;
+    release_blobs(cloud, replaced).await;
+    Ok(Deleted {
+        version_id: Some(marker.version_id),
+        delete_marker: true,
+    })
+}
+
+/// Deletes several objects (or versions) of one bucket; each key's
+/// outcome, in order.
 pub async fn delete_many(
     cloud: &Cloud,
     requester: &Requester,
     bucket: &str,
-    keys: Vec<String>,
-) -> Result<Vec<(String, Result<()>)>> {
+    keys: Vec<(String, Option<String>)>,
+) -> Result<Vec<((String, Option<String>), Result<Deleted>)>> {
     let bucket = bucket_for(cloud, requester, bucket, Permission::Write).await?;
     let mut outcomes = Vec::with_capacity(keys.len());
-    for key in keys {
-        let outcome = match cloud.store.delete_object(&bucket.name, &key).await {
-            Ok(blobs) => {
-                release_blobs(cloud, blobs.unwrap_or_default()).await;
-                Ok(())
-            }
-            Err(e) => Err(ObjectError::internal(format!("deleting {key}: {e}"))),
-        };
-        outcomes.push((key, outcome));
+    for (key, version_id) in keys {
+        let outcome = delete_in(cloud, requester, &bucket, &key, version_id.as_deref()).await;
+        outcomes.push(((key, version_id), outcome));
     }
     Ok(outcomes)
 }
 
-/// Replaces an object's ACL, for requesters who may write it; the object's
-/// owner stays its owner.
+/// Replaces the ACL of an object (or of one version), for requesters who
+/// may write it; the object's owner stays its owner. Returns the
+/// version's `x-amz-version-id`.
 pub async fn set_acl(
     cloud: &Cloud,
     requester: &Requester,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     acl: AclRequest,
-) -> Result<()> {
-    let (bucket, object) =
-        readable_object(cloud, requester, bucket, key, Permission::WriteAcp).await?;
+) -> Result<Option<String>> {
+    let (bucket, object) = readable_version(
+        cloud,
+        requester,
+        bucket,
+        key,
+        version_id,
+        Permission::WriteAcp,
+    )
+    .await?;
     let acl = resolve_acl(acl, &object.owner_account, &bucket.account_id)?;
     if cloud
         .store
-        .set_object_acl(&bucket.name, &object.key, &acl.to_json())
+        .set_object_acl(
+            &bucket.name,
+            &object.key,
+            Some(&object.version_id),
+            &acl.to_json(),
+        )
         .await?
     {
-        Ok(())
+        Ok(super::reads::version_header(&bucket, &object))
     } else {
         Err(ObjectError::NoSuchKey)
     }
@@ -262,10 +344,10 @@ pub(crate) async fn copy_data(
         .map_err(ObjectError::from_blob)
 }
 
-/// The record of an object whose data is one freshly written blob; its
-/// ETag is the data's MD5.
+/// The record of a new version of an object in `bucket` whose data is
+/// one freshly written blob; its ETag is the data's MD5.
 fn new_object(
-    bucket: String,
+    bucket: &Bucket,
     key: String,
     written: WrittenBlob,
     metadata: ObjectMetadata,
@@ -274,7 +356,9 @@ fn new_object(
     owner: String,
 ) -> ObjectRecord {
     ObjectRecord {
-        bucket,
+        bucket: bucket.name.clone(),
+        version_id: new_version_id(bucket),
+        delete_marker: false,
         key,
         segments: vec![Segment {
             blob_id: written.blob_id,
@@ -435,7 +519,7 @@ mod tests {
             ..Default::default()
         };
         let copied = copy(&cloud, &alice, copy_of("dst")).await.expect("copy");
-        assert_eq!(copied.etag, hex::encode(md5_of(b"data")));
+        assert_eq!(copied.object.etag, hex::encode(md5_of(b"data")));
         assert_eq!(read_all(&cloud, &alice, "dst").await, b"data");
         assert_eq!(
             copy(&cloud, &alice, copy_of("src")).await.err(),
@@ -448,7 +532,7 @@ mod tests {
         });
         let replaced = copy(&cloud, &alice, replace).await.expect("in place");
         assert_eq!(
-            replaced.metadata.content_type.as_deref(),
+            replaced.object.metadata.content_type.as_deref(),
             Some("text/plain")
         );
         let mut conditional = copy_of("dst");
@@ -472,7 +556,7 @@ mod tests {
                 .expect("put");
         }
         assert_eq!(
-            set_acl(&cloud, &bob, "b", "a", AclRequest::default()).await,
+            set_acl(&cloud, &bob, "b", "a", None, AclRequest::default()).await,
             Err(ObjectError::AccessDenied)
         );
         set_acl(
@@ -480,25 +564,30 @@ mod tests {
             &alice,
             "b",
             "a",
+            None,
             AclRequest::Canned("public-read".into()),
         )
         .await
         .expect("acl");
         assert_eq!(read_all(&cloud, &Requester::anonymous(), "a").await, b"x");
         assert_eq!(
-            delete(&cloud, &bob, "b", "a").await,
+            delete(&cloud, &bob, "b", "a", None).await,
             Err(ObjectError::AccessDenied)
         );
-        delete(&cloud, &alice, "b", "a").await.expect("delete");
-        delete(&cloud, &alice, "b", "a")
+        delete(&cloud, &alice, "b", "a", None)
+            .await
+            .expect("delete");
+        delete(&cloud, &alice, "b", "a", None)
             .await
             .expect("deleting nothing");
-        let outcomes = delete_many(&cloud, &alice, "b", vec!["b".into(), "none".into()])
+        let keys = vec![("b".to_owned(), None), ("none".to_owned(), None)];
+        let outcomes = delete_many(&cloud, &alice, "b", keys.clone())
             .await
             .expect("delete many");
+        let done = Ok(Deleted::default());
         assert_eq!(
             outcomes,
-            vec![("b".to_owned(), Ok(())), ("none".to_owned(), Ok(()))]
+            vec![(keys[0].clone(), done.clone()), (keys[1].clone(), done)]
         );
         assert_eq!(testing::blob_files(&cloud), 0);
     }

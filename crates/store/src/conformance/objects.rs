@@ -1,10 +1,11 @@
 //! Conformance checks of [`crate::ObjectIndex`]: global bucket names,
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
-//! bucket policies, tags ([`tags`]), and deleting buckets (with their
+//! bucket policies, tags ([`tags`]), versions ([`versions`]), and deleting buckets (with their
 //! policies, tags and abandoned uploads).
 
 mod tags;
+mod versions;
 
 use std::collections::HashSet;
 
@@ -23,6 +24,7 @@ fn bucket(name: &str, account_id: &str) -> Bucket {
         created_at: 5,
         policy: None,
         tags: Default::default(),
+        versioning: Default::default(),
     }
 }
 
@@ -49,6 +51,8 @@ fn object(bucket: &str, key: &str, blobs: &[(&str, u64)], writer: &str) -> Objec
         acl_json: "{}".into(),
         owner_account: writer.into(),
         tags: Default::default(),
+        version_id: crate::NULL_VERSION.into(),
+        delete_marker: false,
     }
 }
 
@@ -111,6 +115,7 @@ pub async fn run(store: &dyn Store) {
     multipart(store, gamma, delta).await;
     bucket_policies(store, gamma).await;
     tags::run(store, gamma).await;
+    versions::run(store, gamma).await;
     deleting_buckets(store).await;
 }
 
@@ -331,7 +336,7 @@ async fn replacing_and_acls(store: &dyn Store, gamma: &str) {
     // Object ACLs.
     assert!(
         store
-            .set_object_acl("bkt", "k", "{\"grants\":1}")
+            .set_object_acl("bkt", "k", None, "{\"grants\":1}")
             .await
             .expect("acl")
     );
@@ -346,7 +351,7 @@ async fn replacing_and_acls(store: &dyn Store, gamma: &str) {
     );
     assert!(
         !store
-            .set_object_acl("bkt", "missing", "{}")
+            .set_object_acl("bkt", "missing", None, "{}")
             .await
             .expect("acl")
     );

@@ -1,7 +1,9 @@
 //! [`ObjectIndex`] for the SQLite backend (tables from `0002_objects.sql`;
 //! bucket policies from `0017_bucket_policy.sql`; tags, a JSON object in
 //! the row of the bucket, object or upload they tag, from
-//! `0020_tagging.sql`).
+//! `0020_tagging.sql`; versions from `0025_object_versions.sql`: `objects`
+//! holds every version of every key, delete markers included, each key's
+//! newest flagged `is_latest`, ordered by `seq`).
 //!
 //! Storage use is kept per account in `account_storage` and changed in the
 //! same transaction as the objects it counts, so it is always exact. Only
@@ -20,8 +22,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::objects::{
-    Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord, Part,
-    Segment, Tags,
+    Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord,
+    ObjectVersion, Part, Segment, Tags, VersionPosition, Versioning,
 };
 use crate::{StoreError, StoreResult};
 
@@ -71,6 +73,11 @@ fn bucket_from_row(row: &SqliteRow) -> StoreResult<Bucket> {
         created_at: row.try_get("created_at")?,
         policy: row.try_get("policy")?,
         tags: tags_from_row(row, "bucket tags")?,
+        versioning: {
+            let state: String = row.try_get("versioning")?;
+            Versioning::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("bucket versioning {state:?}")))?
+        },
     })
 }
 
@@ -88,6 +95,8 @@ fn object_from_row(row: &SqliteRow) -> StoreResult<ObjectRecord> {
         acl_json: row.try_get("acl_json")?,
         owner_account: row.try_get("owner_account")?,
         tags: tags_from_row(row, "object tags")?,
+        version_id: row.try_get("version_id")?,
+        delete_marker: row.try_get::<i64, _>("delete_marker")? != 0,
     })
 }
 
@@ -159,9 +168,11 @@ async fn set_used_tx(
     Ok(())
 }
 
-/// Creates or replaces `object` inside a transaction: charges the bucket
-/// owner, enforces its quota (before writing anything) and returns the
-/// blob ids of the replaced object that `object` does not use.
+/// Writes `object` as its key's latest version inside a transaction:
+/// replaces the version with its id if one is kept, charges the bucket
+/// owner (every kept version counts), enforces its quota (before writing
+/// anything) and returns the blob ids of the replaced version that
+/// `object` does not use.
 async fn put_object_tx(
     tx: &mut Transaction<'static, Sqlite>,
     object: &ObjectRecord,
@@ -173,18 +184,21 @@ async fn put_object_tx(
     let Some(owner) = owner else {
         return Err(StoreError::NotFound(object.bucket.clone()));
     };
-    let old: Option<(String, i64)> =
-        sqlx::query_as("SELECT segments, size FROM objects WHERE bucket = ? AND key = ?")
-            .bind(&object.bucket)
-            .bind(&object.key)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (old_segments, old_size) = match old {
-        Some((segments, size)) => (
+    let old: Option<(i64, String, i64)> = sqlx::query_as(
+        "SELECT seq, segments, size FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
+    )
+    .bind(&object.bucket)
+    .bind(&object.key)
+    .bind(&object.version_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (old_seq, old_segments, old_size) = match old {
+        Some((seq, segments, size)) => (
+            Some(seq),
             from_json::<Vec<Segment>>(&segments, "object segments")?,
             to_u64(size, "object size")?,
         ),
-        None => (Vec::new(), 0),
+        None => (None, Vec::new(), 0),
     };
     let (used, quota) = storage_tx(tx, &owner).await?;
     let new_used = used
@@ -199,15 +213,36 @@ async fn put_object_tx(
     {
         return Err(ObjectIndexError::QuotaExceeded { quota }.into());
     }
-    sqlx::query(
-        "INSERT INTO objects (bucket, key, segments, size, etag, last_modified, metadata, acl_json, owner_account, tags)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (bucket, key) DO UPDATE SET segments = excluded.segments, size = excluded.size,
-            etag = excluded.etag, last_modified = excluded.last_modified, metadata = excluded.metadata,
-            acl_json = excluded.acl_json, owner_account = excluded.owner_account, tags = excluded.tags",
+    if let Some(seq) = old_seq {
+        sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ? AND seq = ?")
+            .bind(&object.bucket)
+            .bind(&object.key)
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("UPDATE objects SET is_latest = 0 WHERE bucket = ? AND key = ? AND is_latest = 1")
+        .bind(&object.bucket)
+        .bind(&object.key)
+        .execute(&mut **tx)
+        .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = ? AND key = ?",
     )
     .bind(&object.bucket)
     .bind(&object.key)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO objects (bucket, key, seq, version_id, is_latest, delete_marker, segments, size,
+            etag, last_modified, metadata, acl_json, owner_account, tags)
+         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&object.bucket)
+    .bind(&object.key)
+    .bind(seq)
+    .bind(&object.version_id)
+    .bind(i64::from(object.delete_marker))
     .bind(to_json(&object.segments)?)
     .bind(to_i64(object.size, "object size")?)
     .bind(&object.etag)
@@ -227,6 +262,58 @@ async fn put_object_tx(
         }
     }
     Ok(freed)
+}
+
+/// Deletes the version `version_id` of `bucket/key` inside a transaction
+/// (`None` when absent), making the next newest the latest when it was,
+/// and crediting the bucket owner; returns it and its blob ids.
+async fn delete_version_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> StoreResult<Option<(ObjectRecord, Vec<String>)>> {
+    let row = sqlx::query(
+        "SELECT o.*, b.account_id AS bucket_owner FROM objects o JOIN buckets b ON b.name = o.bucket
+         WHERE o.bucket = ? AND o.key = ? AND o.version_id = ?",
+    )
+    .bind(bucket)
+    .bind(key)
+    .bind(version_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let object = object_from_row(&row)?;
+    let owner: String = row.try_get("bucket_owner")?;
+    let seq: i64 = row.try_get("seq")?;
+    let was_latest: i64 = row.try_get("is_latest")?;
+    sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ? AND seq = ?")
+        .bind(bucket)
+        .bind(key)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    if was_latest != 0 {
+        sqlx::query(
+            "UPDATE objects SET is_latest = 1 WHERE bucket = ?1 AND key = ?2
+             AND seq = (SELECT MAX(seq) FROM objects WHERE bucket = ?1 AND key = ?2)",
+        )
+        .bind(bucket)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let (used, _) = storage_tx(tx, &owner).await?;
+    set_used_tx(tx, &owner, used.saturating_sub(object.size)).await?;
+    let mut blobs: Vec<String> = Vec::with_capacity(object.segments.len());
+    for segment in &object.segments {
+        if !blobs.contains(&segment.blob_id) {
+            blobs.push(segment.blob_id.clone());
+        }
+    }
+    Ok(Some((object, blobs)))
 }
 
 /// Removes an upload and its parts inside a transaction, returning the
@@ -277,24 +364,23 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `sql`, an UPDATE of one column of the object `bucket/key`
-    /// binding `value`, the bucket and the key; returns whether the object
-    /// exists.
+    /// Runs `sql`, an UPDATE of one column of a version of the object
+    /// `bucket/key` binding `value`, the bucket, the key and (unless
+    /// `None`, for the latest) the version id; returns whether a version
+    /// that is not a delete marker was changed.
     async fn update_object(
         &self,
         sql: &'static str,
         value: &str,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
     ) -> StoreResult<bool> {
-        let updated = sqlx::query(sql)
-            .bind(value)
-            .bind(bucket)
-            .bind(key)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(updated > 0)
+        let mut query = sqlx::query(sql).bind(value).bind(bucket).bind(key);
+        if let Some(version_id) = version_id {
+            query = query.bind(version_id);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
 }
 
@@ -302,8 +388,8 @@ impl SqliteStore {
 impl ObjectIndex for SqliteStore {
     async fn create_bucket(&self, bucket: &Bucket) -> StoreResult<()> {
         let result = sqlx::query(
-            "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags, versioning)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&bucket.name)
         .bind(&bucket.account_id)
@@ -312,6 +398,7 @@ impl ObjectIndex for SqliteStore {
         .bind(bucket.created_at)
         .bind(&bucket.policy)
         .bind(to_json(&bucket.tags)?)
+        .bind(bucket.versioning.as_str())
         .execute(&self.pool)
         .await;
         match result {
@@ -399,6 +486,15 @@ impl ObjectIndex for SqliteStore {
         .await
     }
 
+    async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()> {
+        self.update_bucket(
+            "UPDATE buckets SET versioning = ? WHERE name = ?",
+            Some(state.as_str()),
+            name,
+        )
+        .await
+    }
+
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
         let freed = put_object_tx(&mut tx, object).await?;
@@ -407,9 +503,38 @@ impl ObjectIndex for SqliteStore {
     }
 
     async fn object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
-        sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ?")
-            .bind(bucket)
-            .bind(key)
+        sqlx::query(
+            "SELECT * FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1 AND delete_marker = 0",
+        )
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(object_from_row)
+        .transpose()
+    }
+
+    async fn object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> StoreResult<Option<ObjectRecord>> {
+        let query = match version_id {
+            Some(version_id) => {
+                sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ? AND version_id = ?")
+                    .bind(bucket)
+                    .bind(key)
+                    .bind(version_id)
+            }
+            None => {
+                sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1")
+                    .bind(bucket)
+                    .bind(key)
+            }
+        };
+        query
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -419,58 +544,155 @@ impl ObjectIndex for SqliteStore {
 
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.write_tx().await?;
-        let old: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT o.segments, o.size, b.account_id FROM objects o JOIN buckets b ON b.name = o.bucket
-             WHERE o.bucket = ? AND o.key = ?",
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT version_id FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1",
         )
         .bind(bucket)
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((segments, size, owner)) = old else {
+        let Some(version_id) = latest else {
             return Ok(None);
         };
-        let segments: Vec<Segment> = from_json(&segments, "object segments")?;
-        sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
-            .bind(bucket)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        let (used, _) = storage_tx(&mut tx, &owner).await?;
-        set_used_tx(
-            &mut tx,
-            &owner,
-            used.saturating_sub(to_u64(size, "object size")?),
-        )
-        .await?;
+        let deleted = delete_version_tx(&mut tx, bucket, key, &version_id).await?;
         tx.commit().await?;
-        let mut blobs: Vec<String> = Vec::with_capacity(segments.len());
-        for segment in segments {
-            if !blobs.contains(&segment.blob_id) {
-                blobs.push(segment.blob_id);
+        Ok(deleted.map(|(_, blobs)| blobs))
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> StoreResult<Option<(ObjectRecord, Vec<String>)>> {
+        let mut tx = self.write_tx().await?;
+        let deleted = delete_version_tx(&mut tx, bucket, key, version_id).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl_json: &str,
+    ) -> StoreResult<bool> {
+        let sql = match version_id {
+            Some(_) => {
+                "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND version_id = ?"
+            }
+            None => {
+                "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND is_latest = 1"
+            }
+        };
+        self.update_object(sql, acl_json, bucket, key, version_id)
+            .await
+    }
+
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> StoreResult<bool> {
+        let sql = match version_id {
+            Some(_) => {
+                "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND version_id = ?"
+            }
+            None => {
+                "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND is_latest = 1"
+            }
+        };
+        self.update_object(sql, &to_json(tags)?, bucket, key, version_id)
+            .await
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &VersionPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<ObjectVersion>> {
+        let version_from_row = |row: &SqliteRow| -> StoreResult<ObjectVersion> {
+            Ok(ObjectVersion {
+                object: object_from_row(row)?,
+                is_latest: row.try_get::<i64, _>("is_latest")? != 0,
+            })
+        };
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // First the older versions of the key the position is within.
+        if let Some(version_id) = &after.version_id
+            && after.key.starts_with(prefix)
+        {
+            let seq: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
+            )
+            .bind(bucket)
+            .bind(&after.key)
+            .bind(version_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(seq) = seq {
+                for row in sqlx::query(
+                    "SELECT * FROM objects WHERE bucket = ? AND key = ? AND seq < ?
+                     ORDER BY seq DESC LIMIT ?",
+                )
+                .bind(bucket)
+                .bind(&after.key)
+                .bind(seq)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                {
+                    out.push(version_from_row(row)?);
+                }
             }
         }
-        Ok(Some(blobs))
-    }
-
-    async fn set_object_acl(&self, bucket: &str, key: &str, acl_json: &str) -> StoreResult<bool> {
-        self.update_object(
-            "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ?",
-            acl_json,
-            bucket,
-            key,
-        )
-        .await
-    }
-
-    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &Tags) -> StoreResult<bool> {
-        self.update_object(
-            "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?",
-            &to_json(tags)?,
-            bucket,
-            key,
-        )
-        .await
+        let rest = limit - out.len();
+        if rest == 0 {
+            return Ok(out);
+        }
+        let exclusive = after.key.as_str() >= prefix;
+        let lower = if exclusive {
+            after.key.as_str()
+        } else {
+            prefix
+        };
+        let upper = prefix_upper_bound(prefix);
+        let sql = match (exclusive, upper.is_some()) {
+            (true, true) => {
+                "SELECT * FROM objects WHERE bucket = ? AND key > ? AND key < ? ORDER BY key, seq DESC LIMIT ?"
+            }
+            (true, false) => {
+                "SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key, seq DESC LIMIT ?"
+            }
+            (false, true) => {
+                "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key, seq DESC LIMIT ?"
+            }
+            (false, false) => {
+                "SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key, seq DESC LIMIT ?"
+            }
+        };
+        let mut query = sqlx::query(sql).bind(bucket).bind(lower);
+        if let Some(upper) = &upper {
+            query = query.bind(upper);
+        }
+        for row in query
+            .bind(i64::try_from(rest).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+        {
+            out.push(version_from_row(row)?);
+        }
+        Ok(out)
     }
 
     async fn list_objects(
@@ -493,16 +715,16 @@ impl ObjectIndex for SqliteStore {
         let upper = prefix_upper_bound(prefix);
         let sql = match (exclusive, upper.is_some()) {
             (true, true) => {
-                "SELECT * FROM objects WHERE bucket = ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
+                "SELECT * FROM objects WHERE bucket = ? AND key > ? AND key < ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
             }
             (true, false) => {
-                "SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?"
+                "SELECT * FROM objects WHERE bucket = ? AND key > ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
             }
             (false, true) => {
-                "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
+                "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key < ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
             }
             (false, false) => {
-                "SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?"
+                "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
             }
         };
         let mut query = sqlx::query(sql).bind(bucket).bind(lower);

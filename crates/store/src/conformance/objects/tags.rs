@@ -94,7 +94,7 @@ async fn object_tags(store: &dyn Store, gamma: &str) {
     let second = tags(&[("project", "other")]);
     assert!(
         store
-            .set_object_tags("bkt", "tagged", &second)
+            .set_object_tags("bkt", "tagged", None, &second)
             .await
             .expect("tag")
     );
@@ -108,21 +108,21 @@ async fn object_tags(store: &dyn Store, gamma: &str) {
     // A missing object is not created by tagging it.
     assert!(
         !store
-            .set_object_tags("bkt", "untagged", &second)
+            .set_object_tags("bkt", "untagged", None, &second)
             .await
             .expect("tag missing")
     );
     assert_eq!(tags_of("untagged").await, None);
     assert!(
         !store
-            .set_object_tags("nope", "tagged", &second)
+            .set_object_tags("nope", "tagged", None, &second)
             .await
             .expect("tag in missing bucket")
     );
     // Emptying the set removes the tags.
     assert!(
         store
-            .set_object_tags("bkt", "tagged", &Tags::new())
+            .set_object_tags("bkt", "tagged", None, &Tags::new())
             .await
             .expect("untag")
     );
@@ -130,7 +130,7 @@ async fn object_tags(store: &dyn Store, gamma: &str) {
 
     // An overwrite replaces the tags with the new object's (none here).
     store
-        .set_object_tags("bkt", "tagged", &first)
+        .set_object_tags("bkt", "tagged", None, &first)
         .await
         .expect("tag");
     let freed = store
@@ -142,7 +142,7 @@ async fn object_tags(store: &dyn Store, gamma: &str) {
 
     // Deleting the object deletes its tags: the key written again has none.
     store
-        .set_object_tags("bkt", "tagged", &first)
+        .set_object_tags("bkt", "tagged", None, &first)
         .await
         .expect("tag");
     store
