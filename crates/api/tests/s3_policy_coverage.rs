@@ -43,6 +43,9 @@ const DELETE_VERSION_MD5: &str = "NVDI5MqAMijxBsrHs5fPZA==";
 /// the fixture's later deletes plain deletes of the null version).
 const VERSIONING_BODY: &str =
     "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>";
+/// A CORS configuration for PutBucketCors, and the base64 MD5 of it.
+const CORS_BODY: &str = "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>";
+const CORS_MD5: &str = "8alqrbXMPQqTnk2/Sr7qJw==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
 /// A tag set for Put*Tagging.
@@ -445,6 +448,33 @@ const S3_OPS: &[S3Op] = &[
         also: &[],
         method: "GET",
         path: "/fixture?versions",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketCors",
+        iam_action: "s3:GetBucketCORS",
+        also: &[],
+        method: "GET",
+        path: "/fixture?cors",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketCors",
+        iam_action: "s3:PutBucketCORS",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?cors",
+        headers: &[("content-md5", CORS_MD5)],
+        body: CORS_BODY,
+    },
+    S3Op {
+        operation: "DeleteBucketCors",
+        iam_action: "s3:PutBucketCORS",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?cors",
         headers: &[],
         body: "",
     },

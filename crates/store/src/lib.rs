@@ -35,8 +35,8 @@ pub use network::{
     Vpc, VpcAttributes,
 };
 pub use objects::{
-    Bucket, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError, ObjectMetadata,
-    ObjectRecord, ObjectVersion, Part, Segment, VersionPosition, Versioning,
+    Bucket, BucketSetting, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError,
+    ObjectMetadata, ObjectRecord, ObjectVersion, Part, Segment, VersionPosition, Versioning,
 };
 pub use snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 pub use volumes::{VolumeIndex, VolumeRecord};

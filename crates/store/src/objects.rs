@@ -40,6 +40,42 @@ pub struct Bucket {
     /// Whether the bucket keeps versions.
     #[serde(default)]
     pub versioning: Versioning,
+    /// The bucket's one-document settings, as the object store encoded
+    /// them, by [`BucketSetting::name`] (absent: not set).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Bucket {
+    /// A setting's document, if the bucket has it.
+    pub fn setting(&self, setting: BucketSetting) -> Option<&str> {
+        self.settings.get(setting.name()).map(String::as_str)
+    }
+}
+
+/// A bucket sub-resource kept as one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketSetting {
+    /// CORS rules.
+    Cors,
+    /// The public access block.
+    PublicAccessBlock,
+    /// Object ownership controls.
+    OwnershipControls,
+    /// Lifecycle rules.
+    Lifecycle,
+}
+
+impl BucketSetting {
+    /// The name it is stored under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cors => "cors",
+            Self::PublicAccessBlock => "public-access-block",
+            Self::OwnershipControls => "ownership-controls",
+            Self::Lifecycle => "lifecycle",
+        }
+    }
 }
 
 /// A bucket's versioning state. A bucket never returns to `Unversioned`
@@ -242,6 +278,14 @@ pub trait ObjectIndex: Send + Sync {
     /// Replaces a bucket's tags (empty removes them); `NotFound` when the
     /// bucket is absent.
     async fn set_bucket_tags(&self, name: &str, tags: &Tags) -> StoreResult<()>;
+    /// Sets (or with `None` removes) one of a bucket's settings; `NotFound`
+    /// when the bucket is absent.
+    async fn set_bucket_setting(
+        &self,
+        name: &str,
+        setting: BucketSetting,
+        value: Option<&str>,
+    ) -> StoreResult<()>;
     /// Sets a bucket's versioning state; `NotFound` when the bucket is
     /// absent.
     async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()>;

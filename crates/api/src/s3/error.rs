@@ -31,6 +31,12 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
             return e;
         }
         ObjectError::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        ObjectError::NoSuchCorsConfiguration => S3ErrorCode::NoSuchCORSConfiguration,
+        ObjectError::CorsNotEnabled | ObjectError::CorsForbidden => {
+            return with_status("AccessForbidden", err.to_string(), StatusCode::FORBIDDEN);
+        }
+        ObjectError::MalformedXml => S3ErrorCode::MalformedXML,
+        ObjectError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
         ObjectError::InvalidVersionId | ObjectError::VersionMarkerWithoutKey => {
             S3ErrorCode::InvalidArgument
         }

@@ -1,7 +1,8 @@
 //! S3 requests at the front door: what has to happen before s3s sees a
 //! request (SigV2 verified as AWS canonicalises it, the Eucalyptus
-//! `/services/objectstorage` path, an unparsable Range), and the S3 error
-//! body finishing (AWS messages, RequestId) after.
+//! `/services/objectstorage` path, an unparsable Range, CORS preflights),
+//! and after: the S3 error body finishing (AWS messages, RequestId) and a
+//! cross-origin request's CORS headers.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -29,6 +30,15 @@ pub(crate) async fn serve(
     let fail = |e: &ApiError| error_response(e, ErrorDialect::S3, request_id);
     let mut parts = parts;
     let mut account = None;
+    // CORS: s3s routes no OPTIONS, so preflights are answered here; a
+    // request with an Origin gets its rule's headers on the way out.
+    if parts.method == http::Method::OPTIONS {
+        return (
+            super::cors::preflight(cloud, &parts, request_id).await,
+            None,
+        );
+    }
+    let cors = super::cors::Actual::of(cloud, &parts);
     // S3 ignores a Range header it cannot parse and sends the whole
     // object; s3s refuses it, so drop it first unless a SigV4 signature
     // covers it (removing a signed header would break the signature).
@@ -77,13 +87,16 @@ pub(crate) async fn serve(
     let slot = super::AccountSlot::default();
     parts.extensions.insert(slot.clone());
     let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
-    let response = match s3.call(request).await {
+    let mut response = match s3.call(request).await {
         Ok(response) => finish_s3_response(response, request_id).await,
         Err(e) => {
             tracing::error!(request_id, error = ?e, "S3 request failed");
             fail(&ApiError::internal())
         }
     };
+    if let Some(cors) = cors {
+        cors.decorate(cloud, &mut response).await;
+    }
     (response, account.or_else(|| slot.get()))
 }
 

@@ -62,6 +62,7 @@ pub async fn create(cloud: &Cloud, requester: &Requester, new: NewBucket) -> Res
         policy: None,
         tags: Default::default(),
         versioning: Default::default(),
+        settings: Default::default(),
     };
     match cloud.store.create_bucket(&created).await {
         Ok(()) => Ok(created),

@@ -52,6 +52,26 @@ pub enum ObjectError {
     /// MFA delete, which mallee does not support.
     #[error("MFA delete is not supported.")]
     MfaDeleteNotSupported,
+    /// The bucket has no CORS rules.
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
+    /// A preflight to a bucket without CORS rules.
+    #[error("CORSResponse: CORS is not enabled for this bucket.")]
+    CorsNotEnabled,
+    /// A preflight no CORS rule allows.
+    #[error(
+        "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
+    )]
+    CorsForbidden,
+    /// A document that does not validate (a configuration without its
+    /// required elements, or with too many).
+    #[error(
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )]
+    MalformedXml,
+    /// A request S3 refuses as invalid; the text says why.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The multipart upload does not exist, or is not of this bucket and
     /// key.
     #[error(

@@ -3,14 +3,15 @@
 //! ([`reads`]), writing, copying and deleting them with their data
 //! streamed into blob files ([`writes`]), multipart uploads
 //! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
-//! bucket policies ([`policy`]), tags ([`tagging`]) and versioning
-//! ([`versions`]); and, for the rest of the cloud, whether an account may read
+//! bucket policies ([`policy`]), tags ([`tagging`]), versioning
+//! ([`versions`]) and CORS ([`cors`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
 
 pub mod acl;
 pub mod buckets;
+pub mod cors;
 pub mod error;
 pub mod list;
 pub mod multipart;
@@ -303,6 +304,7 @@ pub(crate) mod testing {
                     policy: None,
                     tags: Default::default(),
                     versioning: Default::default(),
+                    settings: Default::default(),
                 })
                 .await
                 .expect("create bucket");

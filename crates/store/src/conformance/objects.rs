@@ -1,9 +1,11 @@
 //! Conformance checks of [`crate::ObjectIndex`]: global bucket names,
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
-//! bucket policies, tags ([`tags`]), versions ([`versions`]), and deleting buckets (with their
+//! bucket policies, tags ([`tags`]), versions ([`versions`]), bucket
+//! settings ([`settings`]), and deleting buckets (with their
 //! policies, tags and abandoned uploads).
 
+mod settings;
 mod tags;
 mod versions;
 
@@ -25,6 +27,7 @@ fn bucket(name: &str, account_id: &str) -> Bucket {
         policy: None,
         tags: Default::default(),
         versioning: Default::default(),
+        settings: Default::default(),
     }
 }
 
@@ -116,6 +119,7 @@ pub async fn run(store: &dyn Store) {
     bucket_policies(store, gamma).await;
     tags::run(store, gamma).await;
     versions::run(store, gamma).await;
+    settings::run(store, gamma).await;
     deleting_buckets(store).await;
 }
 

@@ -22,8 +22,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::objects::{
-    Bucket, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata, ObjectRecord,
-    ObjectVersion, Part, Segment, Tags, VersionPosition, Versioning,
+    Bucket, BucketSetting, MultipartUpload, ObjectIndex, ObjectIndexError, ObjectMetadata,
+    ObjectRecord, ObjectVersion, Part, Segment, Tags, VersionPosition, Versioning,
 };
 use crate::{StoreError, StoreResult};
 
@@ -78,6 +78,13 @@ fn bucket_from_row(row: &SqliteRow) -> StoreResult<Bucket> {
             Versioning::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("bucket versioning {state:?}")))?
         },
+        settings: {
+            let settings: Option<String> = row.try_get("settings")?;
+            match settings {
+                Some(json) => from_json(&json, "bucket settings")?,
+                None => Default::default(),
+            }
+        },
     })
 }
 
@@ -130,6 +137,18 @@ fn part_from_row(row: &SqliteRow) -> StoreResult<Part> {
         etag: row.try_get("etag")?,
         last_modified: row.try_get("last_modified")?,
     })
+}
+
+/// A query of buckets with their settings (a JSON object, NULL for none)
+/// as `settings`, ending with `$tail` (a WHERE clause of `b`).
+macro_rules! buckets_query {
+    ($tail:literal) => {
+        concat!(
+            "SELECT b.*, (SELECT json_group_object(s.name, s.value) FROM bucket_settings s
+             WHERE s.bucket = b.name HAVING count(*) > 0) AS settings FROM buckets b ",
+            $tail
+        )
+    };
 }
 
 /// The account's (used, quota) inside a transaction; an account without a
@@ -411,7 +430,7 @@ impl ObjectIndex for SqliteStore {
     }
 
     async fn bucket(&self, name: &str) -> StoreResult<Option<Bucket>> {
-        sqlx::query("SELECT * FROM buckets WHERE name = ?")
+        sqlx::query(buckets_query!("WHERE b.name = ?"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -421,7 +440,7 @@ impl ObjectIndex for SqliteStore {
     }
 
     async fn buckets(&self, account_id: &str) -> StoreResult<Vec<Bucket>> {
-        sqlx::query("SELECT * FROM buckets WHERE account_id = ? ORDER BY name")
+        sqlx::query(buckets_query!("WHERE b.account_id = ? ORDER BY b.name"))
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -484,6 +503,38 @@ impl ObjectIndex for SqliteStore {
             name,
         )
         .await
+    }
+
+    async fn set_bucket_setting(
+        &self,
+        name: &str,
+        setting: BucketSetting,
+        value: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(&mut tx, "SELECT 1 FROM buckets WHERE name = ?", name).await?;
+        match value {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO bucket_settings (bucket, name, value) VALUES (?, ?, ?)
+                     ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(name)
+                .bind(setting.name())
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM bucket_settings WHERE bucket = ? AND name = ?")
+                    .bind(name)
+                    .bind(setting.name())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()> {
