@@ -46,6 +46,13 @@ const VERSIONING_BODY: &str =
 /// A CORS configuration for PutBucketCors, and the base64 MD5 of it.
 const CORS_BODY: &str = "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>";
 const CORS_MD5: &str = "8alqrbXMPQqTnk2/Sr7qJw==";
+/// A public access block for PutPublicAccessBlock, and its base64 MD5.
+const PAB_BODY: &str = "<PublicAccessBlockConfiguration><BlockPublicAcls>false</BlockPublicAcls><IgnorePublicAcls>false</IgnorePublicAcls><BlockPublicPolicy>false</BlockPublicPolicy><RestrictPublicBuckets>false</RestrictPublicBuckets></PublicAccessBlockConfiguration>";
+const PAB_MD5: &str = "1KLWhLdFw1OY6VJ4KDW02A==";
+/// Ownership controls for PutBucketOwnershipControls, and their base64
+/// MD5 (ObjectWriter keeps ACLs on for the operations after it).
+const OWNERSHIP_BODY: &str = "<OwnershipControls><Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>";
+const OWNERSHIP_MD5: &str = "rPxKjlC13UdxAqEZH2wA6g==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
 /// A tag set for Put*Tagging.
@@ -475,6 +482,132 @@ const S3_OPS: &[S3Op] = &[
         also: &[],
         method: "DELETE",
         path: "/fixture?cors",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetPublicAccessBlock",
+        iam_action: "s3:GetBucketPublicAccessBlock",
+        also: &[],
+        method: "GET",
+        path: "/fixture?publicAccessBlock",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutPublicAccessBlock",
+        iam_action: "s3:PutBucketPublicAccessBlock",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?publicAccessBlock",
+        headers: &[("content-md5", PAB_MD5)],
+        body: PAB_BODY,
+    },
+    S3Op {
+        operation: "DeletePublicAccessBlock",
+        iam_action: "s3:PutBucketPublicAccessBlock",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?publicAccessBlock",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketOwnershipControls",
+        iam_action: "s3:GetBucketOwnershipControls",
+        also: &[],
+        method: "GET",
+        path: "/fixture?ownershipControls",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketOwnershipControls",
+        iam_action: "s3:PutBucketOwnershipControls",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?ownershipControls",
+        headers: &[("content-md5", OWNERSHIP_MD5)],
+        body: OWNERSHIP_BODY,
+    },
+    S3Op {
+        operation: "DeleteBucketOwnershipControls",
+        iam_action: "s3:PutBucketOwnershipControls",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?ownershipControls",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketRequestPayment",
+        iam_action: "s3:GetBucketRequestPayment",
+        also: &[],
+        method: "GET",
+        path: "/fixture?requestPayment",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketAccelerateConfiguration",
+        iam_action: "s3:GetAccelerateConfiguration",
+        also: &[],
+        method: "GET",
+        path: "/fixture?accelerate",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketLogging",
+        iam_action: "s3:GetBucketLogging",
+        also: &[],
+        method: "GET",
+        path: "/fixture?logging",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketWebsite",
+        iam_action: "s3:GetBucketWebsite",
+        also: &[],
+        method: "GET",
+        path: "/fixture?website",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketReplication",
+        iam_action: "s3:GetReplicationConfiguration",
+        also: &[],
+        method: "GET",
+        path: "/fixture?replication",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketEncryption",
+        iam_action: "s3:GetEncryptionConfiguration",
+        also: &[],
+        method: "GET",
+        path: "/fixture?encryption",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetObjectLockConfiguration",
+        iam_action: "s3:GetBucketObjectLockConfiguration",
+        also: &[],
+        method: "GET",
+        path: "/fixture?object-lock",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "GetBucketLifecycleConfiguration",
+        iam_action: "s3:GetLifecycleConfiguration",
+        also: &[],
+        method: "GET",
+        path: "/fixture?lifecycle",
         headers: &[],
         body: "",
     },

@@ -19,7 +19,7 @@ use mallee_cloud::Cloud;
 use mallee_cloud::identity::IdentityError;
 use mallee_cloud::identity::authorize::{CallerIdentity, Target};
 use mallee_cloud::objects::acl::Permission;
-use mallee_cloud::objects::{PolicyGrant, Requester, policy};
+use mallee_cloud::objects::{PolicyGrant, Requester, controls, policy};
 use mallee_policy::s3::{S3Access, S3Grant, authorize};
 use mallee_policy::{Caller, Context, Decision, Policy, Request, evaluate_one};
 use mallee_store::Bucket;
@@ -504,7 +504,21 @@ fn decide(
                 canonical_user: canonical.as_deref(),
                 context: &policy_context,
             };
-            evaluate_one(&request, label, p)
+            let decision = evaluate_one(&request, label, p);
+            // RestrictPublicBuckets: a public policy lets in no one from
+            // outside the bucket's account (its denies still apply).
+            let restricted = bucket.is_some_and(|b| {
+                !caller_owns
+                    && controls::access_block(b).restrict_public_buckets
+                    && b.policy
+                        .as_deref()
+                        .is_some_and(|text| policy::grants_public_access(p, text))
+            });
+            if restricted && decision.is_allowed() {
+                Decision::IMPLICIT_DENY
+            } else {
+                decision
+            }
         }
         _ => Decision::IMPLICIT_DENY,
     };

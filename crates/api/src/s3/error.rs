@@ -32,6 +32,29 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
         }
         ObjectError::NoSuchVersion => S3ErrorCode::NoSuchVersion,
         ObjectError::NoSuchCorsConfiguration => S3ErrorCode::NoSuchCORSConfiguration,
+        ObjectError::NoSuchPublicAccessBlockConfiguration => {
+            return with_status(
+                "NoSuchPublicAccessBlockConfiguration",
+                err.to_string(),
+                StatusCode::NOT_FOUND,
+            );
+        }
+        ObjectError::OwnershipControlsNotFound => S3ErrorCode::OwnershipControlsNotFoundError,
+        ObjectError::AccessControlListNotSupported => S3ErrorCode::AccessControlListNotSupported,
+        ObjectError::InvalidBucketAclWithObjectOwnership => {
+            S3ErrorCode::InvalidBucketAclWithObjectOwnership
+        }
+        ObjectError::NoSuchWebsiteConfiguration => S3ErrorCode::NoSuchWebsiteConfiguration,
+        ObjectError::NoSuchLifecycleConfiguration => S3ErrorCode::NoSuchLifecycleConfiguration,
+        ObjectError::ReplicationConfigurationNotFound => {
+            S3ErrorCode::ReplicationConfigurationNotFoundError
+        }
+        ObjectError::EncryptionConfigurationNotFound => {
+            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError
+        }
+        ObjectError::ObjectLockConfigurationNotFound => {
+            S3ErrorCode::ObjectLockConfigurationNotFoundError
+        }
         ObjectError::CorsNotEnabled | ObjectError::CorsForbidden => {
             return with_status("AccessForbidden", err.to_string(), StatusCode::FORBIDDEN);
         }

@@ -132,9 +132,7 @@ pub async fn set_acl(
     acl: AclRequest,
 ) -> Result<()> {
     let bucket = bucket_for(cloud, requester, name, Permission::WriteAcp).await?;
-    let acl = acl
-        .resolve(&bucket.account_id, &bucket.account_id)
-        .map_err(|e| ObjectError::InvalidAcl(e.to_string()))?;
+    let acl = super::controls::acl_to_set(&bucket, &bucket.account_id, acl)?;
     cloud
         .store
         .set_bucket_acl(&bucket.name, &acl.to_json())

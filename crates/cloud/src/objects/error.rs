@@ -52,6 +52,34 @@ pub enum ObjectError {
     /// MFA delete, which mallee does not support.
     #[error("MFA delete is not supported.")]
     MfaDeleteNotSupported,
+    /// The bucket has no public access block.
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    /// The bucket has no object ownership controls.
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound,
+    /// An ACL other than the owner's full control on a bucket whose ACLs
+    /// are disabled.
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
+    /// Disabling ACLs on a bucket whose ACL grants others.
+    #[error("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")]
+    InvalidBucketAclWithObjectOwnership,
+    /// The bucket has no website configuration.
+    #[error("The specified bucket does not have a website configuration")]
+    NoSuchWebsiteConfiguration,
+    /// The bucket has no replication configuration.
+    #[error("The replication configuration was not found")]
+    ReplicationConfigurationNotFound,
+    /// The bucket has no default encryption configuration.
+    #[error("The server side encryption configuration was not found")]
+    EncryptionConfigurationNotFound,
+    /// The bucket has no lifecycle rules.
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
+    /// The bucket has no object lock configuration.
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFound,
     /// The bucket has no CORS rules.
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration,

@@ -4,13 +4,15 @@
 //! streamed into blob files ([`writes`]), multipart uploads
 //! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
 //! bucket policies ([`policy`]), tags ([`tagging`]), versioning
-//! ([`versions`]) and CORS ([`cors`]); and, for the rest of the cloud, whether an account may read
+//! ([`versions`]), CORS ([`cors`]) and the controls over ACLs and
+//! policies with the configurations tools read ([`controls`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
 
 pub mod acl;
 pub mod buckets;
+pub mod controls;
 pub mod cors;
 pub mod error;
 pub mod list;
@@ -118,8 +120,13 @@ pub(crate) async fn bucket_for(
     permission: Permission,
 ) -> Result<Bucket, ObjectError> {
     let bucket = bucket(cloud, name).await?;
-    if Acl::from_json(&bucket.acl_json, &bucket.account_id).allows(requester.account(), permission)
-        || requester.granted(&bucket.name, None, permission)
+    if controls::acl_allows(
+        &bucket,
+        &bucket.acl_json,
+        &bucket.account_id,
+        requester,
+        permission,
+    ) || requester.granted(&bucket.name, None, permission)
     {
         Ok(bucket)
     } else {

@@ -64,7 +64,13 @@ pub fn compiled(bucket: &Bucket) -> Result<Option<Policy>> {
 /// policy is refused.
 pub async fn put(cloud: &Cloud, requester: &Requester, bucket: &str, text: &str) -> Result<()> {
     let bucket = owned_bucket(cloud, requester, bucket).await?;
-    parse(&bucket.name, text)?;
+    let policy = parse(&bucket.name, text)?;
+    // A public access block that blocks public policies refuses one.
+    if super::controls::access_block(&bucket).block_public_policy
+        && grants_public_access(&policy, text)
+    {
+        return Err(ObjectError::AccessDenied);
+    }
     cloud
         .store
         .set_bucket_policy(&bucket.name, Some(text))

@@ -12,6 +12,7 @@ use mallee_blobs::ObjectReader;
 use mallee_store::{Bucket, ObjectRecord, Versioning};
 
 use super::acl::{Acl, Permission};
+use super::controls::acl_allows;
 use super::error::{ObjectError, Result};
 use super::versions::checked_id;
 use super::{Requester, bucket, open};
@@ -261,9 +262,13 @@ pub(crate) async fn readable_version(
         .object_version(bucket_name, key, version_id)
         .await?;
     let may_list = || {
-        Acl::from_json(&bucket.acl_json, &bucket.account_id)
-            .allows(requester.account(), Permission::Read)
-            || requester.granted(bucket_name, None, Permission::Read)
+        acl_allows(
+            &bucket,
+            &bucket.acl_json,
+            &bucket.account_id,
+            requester,
+            Permission::Read,
+        ) || requester.granted(bucket_name, None, Permission::Read)
     };
     let object = match found {
         None => {
@@ -287,9 +292,13 @@ pub(crate) async fn readable_version(
         }
         Some(object) => object,
     };
-    if !Acl::from_json(&object.acl_json, &object.owner_account)
-        .allows(requester.account(), permission)
-        && !requester.granted(bucket_name, Some(key), permission)
+    if !acl_allows(
+        &bucket,
+        &object.acl_json,
+        &object.owner_account,
+        requester,
+        permission,
+    ) && !requester.granted(bucket_name, Some(key), permission)
     {
         return Err(ObjectError::AccessDenied);
     }

@@ -19,6 +19,7 @@ use mallee_store::objects::Tags;
 use mallee_store::{Bucket, ObjectMetadata, ObjectRecord, Segment, Versioning};
 
 use super::acl::{Acl, AclRequest, Permission};
+use super::controls;
 use super::error::{ObjectError, Result};
 use super::reads::{Conditions, readable_version};
 use super::tagging::{TagPairs, header_tags};
@@ -288,7 +289,7 @@ pub async fn set_acl(
         Permission::WriteAcp,
     )
     .await?;
-    let acl = resolve_acl(acl, &object.owner_account, &bucket.account_id)?;
+    let acl = controls::acl_to_set(&bucket, &object.owner_account, acl)?;
     if cloud
         .store
         .set_object_acl(
@@ -306,20 +307,14 @@ pub async fn set_acl(
 }
 
 /// The owner and ACL of a new object or upload in `bucket`: the writer
-/// owns it, an anonymous writer's object is the bucket owner's.
+/// owns it (an anonymous writer's object is the bucket owner's), unless
+/// the bucket's ownership controls say otherwise.
 pub(crate) fn new_acl(
     requester: &Requester,
     bucket: &Bucket,
     acl: AclRequest,
 ) -> Result<(String, Acl)> {
-    let owner = requester.account().unwrap_or(&bucket.account_id).to_owned();
-    let acl = resolve_acl(acl, &owner, &bucket.account_id)?;
-    Ok((owner, acl))
-}
-
-fn resolve_acl(acl: AclRequest, owner: &str, bucket_owner: &str) -> Result<Acl> {
-    acl.resolve(owner, bucket_owner)
-        .map_err(|e| ObjectError::InvalidAcl(e.to_string()))
+    controls::new_object_acl(requester, bucket, acl)
 }
 
 /// Copies `range` (or all) of `source` into a new blob.
