@@ -39,6 +39,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from netutil import public_range_for
 
 REPO = Path(__file__).resolve().parents[2]
 MALLEE_BIN = Path(os.environ.get("MALLEE_BIN", str(REPO / "target" / "debug" / "mallee")))
@@ -93,6 +94,10 @@ class MalleeServer:
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        if "--public-range" not in self.extra_args:
+            # A range of its own: a second cloud on a range another one
+            # holds is refused (the session's cloud holds 198.18.0.0/24).
+            self.extra_args += ["--public-range", public_range_for(self.port)]
         if "--node-disk-gib" not in self.extra_args:
             # Root overlays are sparse qcow2 files, but each instance books
             # its type's full disk against the node's free space; CI
@@ -496,9 +501,7 @@ def session_tmp():
 def server(session_tmp):
     # Developers running several suites side by side on one host give each
     # session cloud its own public range; one range per host otherwise.
-    extra = []
-    if os.environ.get("MALLEE_TEST_SESSION_RANGE"):
-        extra = ["--public-range", os.environ["MALLEE_TEST_SESSION_RANGE"]]
+    extra = ["--public-range", os.environ.get("MALLEE_TEST_SESSION_RANGE") or "198.18.0.0/24"]
     srv = MalleeServer(session_tmp / "shared-data", session_tmp / "shared-server.log", extra_args=extra)
     _SESSION_SERVER.append(srv)
     try:

@@ -1,6 +1,7 @@
 //! The `mallee` binary: a thin command-line layer over the crates.
 
 mod client;
+mod conflicts;
 mod image_cmd;
 mod metal_cmd;
 mod node_admin;
@@ -129,6 +130,19 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The addresses it listens on that must be free (the checks of
+    /// [`conflicts::check_ports`]).
+    fn ports(&self) -> Vec<(&'static str, conflicts::Proto, SocketAddr)> {
+        let mut ports = vec![("--listen", conflicts::Proto::Tcp, self.listen)];
+        if let Some(addr) = self.node_listen {
+            ports.push(("--node-listen", conflicts::Proto::Tcp, addr));
+        }
+        if let Some(addr) = self.dns_listen {
+            ports.push(("--dns-listen", conflicts::Proto::Udp, addr));
+        }
+        ports
+    }
+
     /// The controller's configuration, its node listener at
     /// `--node-listen` or else `default_node_listen`.
     fn config(&self, default_node_listen: SocketAddr) -> Result<Config, String> {
@@ -350,6 +364,26 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
             "node prerequisites missing: starting without a node agent, so no instance can run"
         );
     }
+    // Nothing this cloud is about to use may belong to another one.
+    let mut claims = conflicts::Claims::default();
+    claims.controller(&data_dir)?;
+    conflicts::check_ports(&args.serve.ports())?;
+    if run_node {
+        let node_dir = node_cmd::up_node_dir(&data_dir);
+        let node_id = mallee_node::agent::data_dir_node_id(&node_dir).map_err(|e| e.to_string())?;
+        let public = mallee_node::network::PublicNetworkConfig::for_node_dir(
+            &node_dir,
+            args.serve.public_range.0,
+        );
+        claims
+            .node(
+                &node_dir,
+                &node_id,
+                &node_dir.join("network"),
+                Some(&public),
+            )
+            .await?;
+    }
     // The node of `up` is on the same host: the node listener stays on
     // loopback (a free port, so several clouds can run side by side)
     // unless the admin opens it to other nodes.
@@ -409,6 +443,7 @@ async fn up(args: UpArgs) -> Result<ExitCode, String> {
         storage.shutdown().await;
     }
     tracing::info!("mallee stopped");
+    drop(claims);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -420,9 +455,16 @@ async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
         eprint!("{}", report.render());
         return Err("the controller's prerequisites are missing (see above); not starting".into());
     }
+    let mut claims = conflicts::Claims::default();
+    claims.controller(&args.serve.data.data_dir)?;
     let default_node_listen = mallee_cloud::config::DEFAULT_NODE_LISTEN
         .parse()
         .map_err(|e| format!("{e}"))?;
+    let mut ports = args.serve.ports();
+    if args.serve.node_listen.is_none() {
+        ports.push(("--node-listen", conflicts::Proto::Tcp, default_node_listen));
+    }
+    conflicts::check_ports(&ports)?;
     let prepared = prepare(args.serve.config(default_node_listen)?).await?;
     let ca = prepared.cloud.compute.nodes.pki().ca().fingerprint();
     println!(
@@ -435,6 +477,7 @@ async fn controller(args: ControllerArgs) -> Result<ExitCode, String> {
     tracing::info!(endpoint = %prepared.cloud.config.endpoint(), nodes = %prepared.node_url(), data_dir = %prepared.cloud.config.data_dir.display(), "mallee controller is up");
     prepared.serve(shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("mallee controller stopped");
+    drop(claims);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -130,6 +130,15 @@ pub struct PurgeArgs {
     /// Data directory of `mallee up` (its node lives in DATA/node).
     #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
     pub data_dir: PathBuf,
+    /// Instead: remove every VM, network namespace, public bridge, veth
+    /// and nftables table a mallee left behind whose data directory no
+    /// longer exists (of any data directory on this host).
+    #[arg(long)]
+    pub orphans: bool,
+    /// With --orphans: only the leftovers of data directories that were
+    /// under this directory.
+    #[arg(long, requires = "orphans")]
+    pub under: Option<PathBuf>,
 }
 
 /// The single network namespace nodes had before VPC networks (one per
@@ -411,6 +420,8 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
             "this node is enrolled for zone {zone}, not {asked} (remove it with `mallee admin node remove {node_id}` and enrol again to move it)"
         ));
     }
+    let mut claims = crate::conflicts::Claims::default();
+    crate::conflicts::check_ports(&[("--listen", crate::conflicts::Proto::Tcp, args.node.listen)])?;
     if args.node.simulate {
         return simulate_command(args, node_id, zone, credentials).await;
     }
@@ -430,6 +441,14 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
         tracing::info!(underlay = %underlay.local, mtu = underlay.mtu, guest_mtu = underlay.guest_mtu(), "VXLAN underlay");
         config.network.underlay = Some(underlay);
     }
+    claims
+        .node(
+            &node.data_dir,
+            &node_id,
+            &config.network.state_root,
+            config.public.as_ref(),
+        )
+        .await?;
     config.zone = zone;
     config.listen = node.listen;
     config.advertise_url.clone_from(&node.advertise_url);
@@ -439,6 +458,7 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
     tracing::info!(url = %handle.url(), "node agent running");
     shutdown.await;
     handle.shutdown().await;
+    drop(claims);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -487,6 +507,9 @@ async fn simulate_command(
 /// `mallee purge`: stops every VM of `up`'s node and removes its network;
 /// records and disks stay (the next `up` sees the instances' VMs gone).
 pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
+    if args.orphans {
+        return purge_orphans(args.under.as_deref()).await;
+    }
     let node_dir = up_node_dir(&args.data_dir);
     let subnet = mallee_cloud::vpcs::zone_subnet(0);
     let network = network_config(&node_dir, subnet, mallee_cloud::config::DEFAULT_REGION);
@@ -512,5 +535,31 @@ pub async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
         println!("PURGED\t{}\t{stopped} NBD exports", storage_dir.display());
     }
     println!("PURGED\t{}\t{}", node_dir.display(), public.bridge);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mallee purge --orphans`: removes the leftovers of deleted data
+/// directories and says what it removed (and what it left alone: mallee's
+/// by name, but with no recorded owner).
+async fn purge_orphans(under: Option<&Path>) -> Result<ExitCode, String> {
+    let report = mallee_node::orphans::purge_orphans(under)
+        .await
+        .map_err(|e| e.to_string())?;
+    for found in &report.removed {
+        let owner = found
+            .owner
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |o| o.display().to_string());
+        println!("REMOVED\t{}\t{}\t{owner}", found.kind, found.name);
+    }
+    for found in &report.unknown {
+        println!(
+            "SKIPPED\t{}\t{}\towner not recorded (made by an older mallee)",
+            found.kind, found.name
+        );
+    }
+    if report.removed.is_empty() {
+        println!("mallee: no orphans found");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,7 +48,8 @@ use crate::vpc_networks::{FIREWALL_FILE, Networks, NetworksError};
 /// by a host reboot, like the VMs they describe.
 pub const RUN_ROOT: &str = "/run/mallee";
 /// The file (under the data directory) that keeps a generated node id.
-const NODE_ID_FILE: &str = "node-id";
+/// The file (in a node directory) holding the node id.
+pub const NODE_ID_FILE: &str = "node-id";
 /// The directory (under the data directory) of volume data and records.
 const VOLUMES_DIR: &str = "volumes";
 /// The directory (under the data directory) of snapshot records and

@@ -20,6 +20,7 @@ pub mod instance_credentials;
 pub mod metadata;
 mod nbd_relay;
 pub mod network;
+pub mod orphans;
 pub mod qcow2_files;
 pub mod qemu_img;
 pub mod snapshot_data;

@@ -31,6 +31,13 @@ impl NodeNetwork {
             return Err(e.into());
         }
         self.ip(&["link", "set", "dev", "lo", "up"]).await?;
+        // Who owns the namespace, on the namespace itself: it outlives a
+        // deleted data directory, and `mallee purge --orphans` reads it.
+        let owner = super::owner::Owner::Vpc {
+            state_dir: std::fs::canonicalize(&self.inner.config.state_dir)
+                .unwrap_or_else(|_| self.inner.config.state_dir.clone()),
+        };
+        super::owner::mark_link(Some(ns), "lo", &owner).await?;
         for addr in [METADATA_ADDR, DNS_ADDR] {
             self.ip(&["addr", "replace", &format!("{addr}/32"), "dev", "lo"])
                 .await?;

@@ -31,7 +31,8 @@
 //! `dns` (what dnsmasq resolves), `nft`
 //! (the nftables ruleset), `overlay` (VXLAN between nodes), `names`
 //! (interface names and the checks of names, MACs and host names) and
-//! `system` (processes and state files).
+//! `system` (processes and state files); `owner` records and checks who
+//! owns the host-wide objects (public bridge, namespaces).
 
 mod dhcp;
 mod dns;
@@ -39,6 +40,7 @@ mod links;
 mod names;
 mod nft;
 mod overlay;
+pub mod owner;
 mod system;
 
 use std::collections::BTreeMap;
