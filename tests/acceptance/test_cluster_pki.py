@@ -111,7 +111,10 @@ class Cluster:
             except requests.RequestException:
                 pass
             if self.controller.proc.poll() is not None:
-                if retry_port_clash and "Address already in use" in self.controller.text():
+                text = self.controller.text()
+                # The port check at start says "is in use by"; the bind
+                # itself (a port taken just after) "Address already in use".
+                if retry_port_clash and ("Address already in use" in text or ") is in use by" in text):
                     self.controller.kill()
                     return False
                 raise AssertionError(f"the controller exited:\n{self.controller.text()}")

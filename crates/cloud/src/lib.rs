@@ -10,6 +10,7 @@ pub mod account_attributes;
 pub mod accounts;
 pub mod addresses;
 pub mod bootstrap;
+pub mod cloud_status;
 pub mod compute;
 pub mod config;
 pub mod dhcp_options;

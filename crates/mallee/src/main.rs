@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod node_cmd;
+mod status_cmd;
 mod storage_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -40,6 +41,11 @@ enum Command {
     Controller(ControllerArgs),
     /// Check this host for what each role needs.
     Doctor(DataDirArg),
+    /// The health of the cloud: controller, store, object store, each
+    /// node (up/down, heartbeat age, accelerator, capacity), instances per
+    /// state, and warnings (disk nearly full, a node down, an image cache
+    /// over its limit). Exits 0 only when nothing warns.
+    Status(status_cmd::StatusArgs),
     /// Administer accounts and access keys.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -303,6 +309,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Controller(args) => controller(args).await,
             Command::Doctor(args) => Ok(doctor_command(&args.data_dir)),
+            Command::Status(args) => status_cmd::run(args).await,
             Command::Admin(command) => admin_command(command).await,
             Command::Node(command) => {
                 init_logging(LogFormat::Text);

@@ -185,6 +185,10 @@ async fn underlay_ip(args: &NodeArgs, controller: &str) -> Option<Ipv4Addr> {
 }
 
 fn apply_vm_args(config: &mut NodeConfig, vm: &VmArgs) {
+    crate::status_cmd::record_cache_limit(
+        &config.data_dir,
+        vm.image_cache_gib.saturating_mul(1024 * 1024 * 1024),
+    );
     config.accel = vm.accel;
     config.probe_kernel.clone_from(&vm.probe_kernel);
     config.cores = vm.node_cores;

@@ -36,7 +36,9 @@ pub struct Found {
 pub struct OrphanReport {
     /// Removed: their owner is gone.
     pub removed: Vec<Found>,
-    /// Left alone: mallee's by name, but with no recorded owner.
+    /// Left alone: mallee's by name, but with no recorded owner (listed
+    /// only in a purge of every orphan: under a directory they are
+    /// nobody's business).
     pub unknown: Vec<Found>,
 }
 
@@ -85,6 +87,7 @@ pub async fn purge_orphans(under: Option<&Path>) -> Result<OrphanReport, Network
                 });
             }
             Some(_) => {}
+            None if under.is_some() => {}
             None => report.unknown.push(Found {
                 kind: "namespace",
                 name: netns,
@@ -112,6 +115,7 @@ pub async fn purge_orphans(under: Option<&Path>) -> Result<OrphanReport, Network
                 removed_bridges.push((link.name, owner.dir().to_owned()));
             }
             Some(_) => {}
+            None if under.is_some() => {}
             None => report.unknown.push(Found {
                 kind: "bridge",
                 name: link.name,

@@ -136,6 +136,17 @@ impl Owner {
         }
     }
 
+    /// The command that removes the owner's network while it is stopped.
+    pub fn purge_command(&self) -> String {
+        match self.node_dir() {
+            Some(node_dir) if node_dir.ends_with("node") => format!(
+                "`mallee purge --data-dir {}`",
+                node_dir.parent().unwrap_or(node_dir).display()
+            ),
+            _ => "`mallee purge --data-dir …` of its cloud".to_owned(),
+        }
+    }
+
     /// Who this is, for an administrator: `up`'s nodes live in
     /// `DATA/node`, so their cloud's data directory is named.
     pub fn describe(&self) -> String {
@@ -293,8 +304,9 @@ impl Holder {
                     owner.describe()
                 ),
                 OwnerState::Stopped => format!(
-                    "{link}, the public bridge of {} (not running: `mallee purge --data-dir …` of that cloud removes it)",
-                    owner.describe()
+                    "{link}, the public bridge of {} (not running: {} removes it)",
+                    owner.describe(),
+                    owner.purge_command()
                 ),
                 OwnerState::Gone => format!(
                     "{link}, a leftover of {}, which no longer exists: `mallee purge --orphans` removes it",
