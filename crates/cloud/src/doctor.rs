@@ -55,6 +55,8 @@ const NODE_PROGRAMS: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq-base"),
     // Gratuitous ARP for a public address that moved to this node.
     ("arping", "iputils-arping"),
+    // Namespaces, bridges, veths and taps.
+    ("ip", "iproute2"),
 ];
 
 /// Finds `program` on `path_var` (a `PATH` value).
@@ -202,7 +204,7 @@ impl Report {
         let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.ok).collect();
         if let Some(line) = Self::apt_line(&failed) {
             out.push_str(&format!(
-                "\nTo install what is missing, run as root:\n  {line}\n"
+                "\nTo install what is missing, run as root:\n  {line}\n(or `mallee doctor --fix`, which also takes QEMU from bookworm-backports on Debian 12)\n"
             ));
         }
         out

@@ -2,6 +2,7 @@
 
 mod client;
 mod conflicts;
+mod doctor_cmd;
 mod image_cmd;
 mod metal_cmd;
 mod node_admin;
@@ -39,8 +40,9 @@ enum Command {
     /// Run the controller (API and control plane) with no local node;
     /// nodes join with `mallee node join`.
     Controller(ControllerArgs),
-    /// Check this host for what each role needs.
-    Doctor(DataDirArg),
+    /// Check this host for what each role needs (`--fix`: install the
+    /// missing packages with apt-get, as root).
+    Doctor(DoctorArgs),
     /// The health of the cloud: controller, store, object store, each
     /// node (up/down, heartbeat age, accelerator, capacity), instances per
     /// state, and warnings (disk nearly full, a node down, an image cache
@@ -71,6 +73,16 @@ struct DataDirArg {
     /// Data directory (database, credentials, objects).
     #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
     data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct DoctorArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Install the Debian packages the failed checks name (apt-get, as
+    /// root; every command is printed before it runs), then check again.
+    #[arg(long)]
+    fix: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -308,7 +320,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Controller(args) => controller(args).await,
-            Command::Doctor(args) => Ok(doctor_command(&args.data_dir)),
+            Command::Doctor(args) => Ok(doctor_cmd::run(&args.data.data_dir, args.fix)),
             Command::Status(args) => status_cmd::run(args).await,
             Command::Admin(command) => admin_command(command).await,
             Command::Node(command) => {
@@ -330,16 +342,6 @@ fn main() -> ExitCode {
             eprintln!("mallee: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn doctor_command(data_dir: &Path) -> ExitCode {
-    let report = doctor::run(data_dir);
-    print!("{}", report.render());
-    if report.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
 
