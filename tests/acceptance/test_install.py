@@ -3,9 +3,10 @@ failed checks name, apt-get as root, every command said before it runs)
 and `scripts/install-deps` (what the README's two commands install), which
 install nothing and need no root when nothing is missing.
 
-A real install into a fresh system is `test_package.py`'s chroot; here the
-plans are checked as a user without root, who is told exactly what would
-run, and the no-op on a host that has everything."""
+The install itself is apt-get's (a real run would download QEMU into the
+test host, so it is not repeated here); what is checked is the plan, as a
+user without root is told it exactly, and the no-op on a host that has
+everything."""
 
 from __future__ import annotations
 

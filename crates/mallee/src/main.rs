@@ -4,6 +4,7 @@ mod client;
 mod conflicts;
 mod doctor_cmd;
 mod image_cmd;
+mod journal;
 mod metal_cmd;
 mod node_admin;
 
@@ -291,6 +292,11 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match format {
+        // Under systemd, into the journal with each line's priority.
+        LogFormat::Text if journal::stderr_is_journal() => builder
+            .with_ansi(false)
+            .event_format(journal::JournalFormat::new())
+            .init(),
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }

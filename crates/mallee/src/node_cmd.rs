@@ -77,26 +77,26 @@ pub struct NodeArgs {
     #[arg(long, env = "MALLEE_NODE_DATA_DIR", default_value = "./mallee-node")]
     pub data_dir: PathBuf,
     /// Address of the node API.
-    #[arg(long, default_value = "127.0.0.1:8775")]
+    #[arg(long, env = "MALLEE_NODE_API_LISTEN", default_value = "127.0.0.1:8775")]
     pub listen: SocketAddr,
     /// URL the controller uses to reach this node (`https://NODE:8775`;
     /// default: from --listen).
-    #[arg(long)]
+    #[arg(long, env = "MALLEE_NODE_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
     /// Availability zone the node serves: the token's (giving another one
     /// is refused).
-    #[arg(long)]
+    #[arg(long, env = "MALLEE_ZONE")]
     pub zone: Option<String>,
     /// The zone's instance subnet (the controller's layout: 172.31.0.0/20
     /// for the first zone, 172.31.16.0/20 for the second, …).
-    #[arg(long, default_value = "172.31.0.0/20")]
+    #[arg(long, env = "MALLEE_NODE_SUBNET", default_value = "172.31.0.0/20")]
     pub subnet: Ipv4Cidr,
     /// Region (for instances' DNS names).
-    #[arg(long, default_value = mallee_cloud::config::DEFAULT_REGION)]
+    #[arg(long, env = "MALLEE_REGION", default_value = mallee_cloud::config::DEFAULT_REGION)]
     pub region: String,
     /// The zone's public range: a host-local bridge with its first address
     /// carries the instances' public IPs (none: public IPs are ignored).
-    #[arg(long)]
+    #[arg(long, env = "MALLEE_PUBLIC_RANGE")]
     pub public_range: Option<Ipv4Cidr>,
     /// A host interface to join to the public bridge: the zone's public
     /// LAN, shared with its other nodes (default: none, the bridge stays
