@@ -2,7 +2,8 @@
 to start on a public range, data directory or port another cloud holds,
 naming it; the leftovers of a data directory deleted without `mallee
 purge` are named too, and `mallee purge --orphans` removes them (VM,
-namespace, bridge); clouds on different ranges run side by side.
+namespace, bridge); clouds on different ranges run side by side, an
+instance of each answering on its public IP.
 
 The ranges come from MALLEE_TEST_CONFLICT_RANGES (three /24s, default
 198.18.250-252.0/24), so suites on one host stay apart."""
@@ -15,9 +16,9 @@ import shutil
 import subprocess
 import time
 
-from computeutil import qemu_pids, register_guest, wait_states
+from computeutil import qemu_pids, register_guest, wait_console, wait_states
 from conftest import MALLEE_BIN, free_port, run_mallee
-from netutil import bridge_with_address, sh
+from netutil import bridge_with_address, sh, wait_until
 
 RANGES = os.environ.get(
     "MALLEE_TEST_CONFLICT_RANGES", "198.18.250.0/24,198.18.251.0/24,198.18.252.0/24"
@@ -130,11 +131,34 @@ def test_leftovers_of_a_deleted_data_directory_are_named_and_purged(mallee_facto
 
 
 def test_clouds_on_different_ranges_run_side_by_side(mallee_factory):
-    a = mallee_factory("left", extra_args=["--public-range", RANGES[0]])
-    b = mallee_factory("right", extra_args=["--public-range", RANGES[2]])
+    """Both start, each with its one route, and an instance of each answers
+    on its public IP: the bug this check exists for made the second
+    cloud's public IPs unreachable."""
+    clouds = [
+        mallee_factory("left", extra_args=["--public-range", RANGES[0]]),
+        mallee_factory("right", extra_args=["--public-range", RANGES[2]]),
+    ]
     bridges = {bridge_with_address(gateway(RANGES[0])), bridge_with_address(gateway(RANGES[2]))}
     assert len(bridges) == 2
     for cidr in (RANGES[0], RANGES[2]):
         assert len(routes_to(cidr)) == 1, routes_to(cidr)
-    for srv in (a, b):
-        assert srv.client("ec2").describe_availability_zones()["AvailabilityZones"]
+    launched = []
+    for srv, cidr in zip(clouds, (RANGES[0], RANGES[2])):
+        ec2 = srv.client("ec2")
+        images = register_guest(srv)
+        sg = ec2.create_security_group(GroupName="ping", Description="ping from the host")["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+            "IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "IpRanges": [{"CidrIp": cidr}]}])
+        (iid,) = [i["InstanceId"] for i in ec2.run_instances(
+            ImageId=images["pv"], InstanceType="t1.micro", MinCount=1, MaxCount=1,
+            SecurityGroupIds=[sg])["Instances"]]
+        launched.append((ec2, iid, cidr))
+    for ec2, iid, cidr in launched:
+        inst = wait_states(ec2, [iid], "running")[iid]
+        wait_console(ec2, iid, "MALLEE-GUEST: sshd started")
+        public_ip = inst["PublicIpAddress"]
+        assert public_ip.startswith(cidr.rsplit(".", 1)[0] + "."), (public_ip, cidr)
+        # From the host, through this cloud's own bridge.
+        assert wait_until(
+            lambda ip=public_ip: sh("busybox", "ping", "-c", "1", "-W", "1", ip, check=False).returncode == 0, timeout=20
+        ) is not None, f"{public_ip} of {cidr} does not answer"
