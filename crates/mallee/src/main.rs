@@ -158,6 +158,7 @@ impl ServeArgs {
         }
         if let Some(addr) = self.dns_listen {
             ports.push(("--dns-listen", conflicts::Proto::Udp, addr));
+            ports.push(("--dns-listen", conflicts::Proto::Tcp, addr));
         }
         ports
     }

@@ -309,7 +309,7 @@ impl Holder {
                     owner.purge_command()
                 ),
                 OwnerState::Gone => format!(
-                    "{link}, a leftover of {}, which no longer exists: `mallee purge --orphans` removes it",
+                    "{link}, a leftover of {}, which no longer exists (or was made anew since): `mallee purge --orphans` removes it",
                     owner.describe()
                 ),
             },
@@ -433,7 +433,7 @@ pub async fn check_namespaces(state_root: &Path) -> Result<(), Conflict> {
         if recorded != mine {
             let state = match recorded.state() {
                 OwnerState::Gone => format!(
-                    "a leftover of {}, which no longer exists: `mallee purge --orphans` removes it",
+                    "a leftover of {}, which no longer exists (or was made anew since): `mallee purge --orphans` removes it",
                     recorded.describe()
                 ),
                 OwnerState::Running(pid) => {
