@@ -1,7 +1,7 @@
 //! Leftovers of deleted data directories (`mallee purge --orphans`): the
-//! VMs, VPC namespaces (with their taps, bridges and dnsmasq), public
-//! bridges, host veths and host nftables tables that a node made and
-//! whose data directory no longer exists.
+//! VMs, NBD export daemons, VPC namespaces (with their taps, bridges and
+//! dnsmasq), public bridges, host veths and host nftables tables that a
+//! node or storage host made and whose data directory no longer exists.
 //!
 //! Nothing is guessed: an object is removed only when its recorded owner
 //! (see [`crate::network::owner`]) is gone. A VM is mallee's when its QEMU
@@ -23,7 +23,7 @@ use crate::network::owner::{Owner, OwnerState, link_alias};
 /// One object found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// `vm`, `namespace`, `bridge`, `veth` or `nft-table`.
+    /// `vm`, `nbd-export`, `namespace`, `bridge`, `veth` or `nft-table`.
     pub kind: &'static str,
     /// Its name (a pid and instance id for a VM).
     pub name: String,
@@ -67,6 +67,22 @@ pub async fn purge_orphans(under: Option<&Path>) -> Result<OrphanReport, Network
             kind: "vm",
             name: format!("pid {} ({})", vm.pid, vm.instance),
             owner: Some(vm.instance_dir),
+        });
+    }
+    // A storage host's NBD exports (qemu-storage-daemon), whose volume
+    // directory is gone.
+    for export in mallee_exports() {
+        let gone = export.image.parent().is_none_or(|dir| !dir.exists());
+        if !gone || !within(&export.image) {
+            continue;
+        }
+        stop(export.pid).await;
+        let _ = std::fs::remove_file(&export.pidfile);
+        let _ = std::fs::remove_file(export.pidfile.with_extension("qmp"));
+        report.removed.push(Found {
+            kind: "nbd-export",
+            name: format!("pid {} ({})", export.pid, export.volume),
+            owner: Some(export.image),
         });
     }
     for netns in mallee_namespaces() {
@@ -173,30 +189,10 @@ struct MalleeVm {
 /// The QEMU processes with a pidfile under [`RUN_ROOT`] and a serial log
 /// file (the instance directory).
 fn mallee_vms() -> Vec<MalleeVm> {
-    let mut vms = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return vms;
-    };
-    for entry in procs.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if let Some(vm) = parse_vm(pid, &args) {
-            vms.push(vm);
-        }
-    }
-    vms
+    proc_args()
+        .into_iter()
+        .filter_map(|(pid, args)| parse_vm(pid, &args))
+        .collect()
 }
 
 fn parse_vm(pid: u32, args: &[String]) -> Option<MalleeVm> {
@@ -221,6 +217,80 @@ fn parse_vm(pid: u32, args: &[String]) -> Option<MalleeVm> {
         instance,
         instance_dir,
     })
+}
+
+/// A qemu-storage-daemon of a storage host.
+#[derive(Debug)]
+struct MalleeExport {
+    pid: u32,
+    pidfile: PathBuf,
+    volume: String,
+    image: PathBuf,
+}
+
+/// The qemu-storage-daemon processes with a pidfile under [`RUN_ROOT`].
+fn mallee_exports() -> Vec<MalleeExport> {
+    proc_args()
+        .into_iter()
+        .filter_map(|(pid, args)| parse_export(pid, &args))
+        .collect()
+}
+
+fn parse_export(pid: u32, args: &[String]) -> Option<MalleeExport> {
+    if !args.first()?.contains("qemu-storage-daemon") {
+        return None;
+    }
+    let pidfile = PathBuf::from(
+        args.windows(2)
+            .find(|w| w[0] == "--pidfile")
+            .map(|w| w[1].clone())?,
+    );
+    if !pidfile.starts_with(RUN_ROOT) {
+        return None;
+    }
+    // `driver=file,…,filename=IMAGE,…` (commas in IMAGE doubled).
+    let file = args
+        .iter()
+        .find(|a| a.starts_with("driver=file,"))?
+        .split_once("filename=")?
+        .1;
+    let mut image = String::new();
+    let mut chars = file.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            if chars.peek() != Some(&',') {
+                break;
+            }
+            chars.next();
+        }
+        image.push(c);
+    }
+    let volume = pidfile.file_stem()?.to_string_lossy().into_owned();
+    Some(MalleeExport {
+        pid,
+        pidfile,
+        volume,
+        image: PathBuf::from(image),
+    })
+}
+
+/// Every process's pid and arguments.
+fn proc_args() -> Vec<(u32, Vec<String>)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some((pid, args))
+        })
+        .collect()
 }
 
 /// The network namespaces named like mallee's.
@@ -363,5 +433,25 @@ mod tests {
         let mut not_qemu = args;
         not_qemu[0] = "/usr/bin/sleep".into();
         assert!(parse_vm(9, &not_qemu).is_none());
+    }
+
+    #[test]
+    fn exports_are_found_by_pidfile_and_image() {
+        let args: Vec<String> = [
+            "qemu-storage-daemon",
+            "--blockdev",
+            "driver=file,node-name=vol-1-file,filename=/d/storage/vol,,1.qcow2,cache.direct=off",
+            "--pidfile",
+            "/run/mallee/0123456789/nbd-exports/vol-1.pid",
+            "--daemonize",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let export = parse_export(7, &args).expect("a mallee export");
+        assert_eq!(export.image, Path::new("/d/storage/vol,1.qcow2"));
+        assert_eq!(export.volume, "vol-1");
+        let mut elsewhere = args;
+        elsewhere[4] = "/tmp/vol-1.pid".into();
+        assert!(parse_export(8, &elsewhere).is_none());
     }
 }
