@@ -76,6 +76,17 @@ def test_a_second_cloud_is_refused_what_the_first_holds(mallee_factory, tmp_path
     assert f"127.0.0.1:{first.port} (--listen) is in use by mallee up (pid {first.proc.pid})" in said, said
     assert first_dir in said, said
 
+    # A node on this host, on the same range: refused before it enrols (no
+    # controller is reached, no token spent).
+    node = subprocess.run(
+        [str(MALLEE_BIN), "node", "join", "https://127.0.0.1:9", "--token", "unused",
+         "--data-dir", str(tmp_path / "node"), "--listen", f"127.0.0.1:{free_port()}",
+         "--public-range", RANGES[0]],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert node.returncode != 0, node.stderr
+    assert f"the cloud of data directory {first_dir}" in node.stderr and bridge in node.stderr, node.stderr
+
     # The first cloud is untouched.
     assert first.running()
     assert first.client("ec2").describe_availability_zones()["AvailabilityZones"]

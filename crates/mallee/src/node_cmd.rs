@@ -416,6 +416,25 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
         ));
     }
     let node_id = data_dir_node_id(&args.node.data_dir).map_err(|e| e.to_string())?;
+    // What this node is about to use must be no other cloud's: checked
+    // before enrolling, so a refused start spends no token.
+    let mut claims = crate::conflicts::Claims::default();
+    crate::conflicts::check_ports(&[("--listen", crate::conflicts::Proto::Tcp, args.node.listen)])?;
+    let public = args.node.public_range.map(|cidr| PublicNetworkConfig {
+        interface: args.node.public_interface.clone(),
+        ..PublicNetworkConfig::for_node_dir(&args.node.data_dir, cidr)
+    });
+    let network = network_config(&args.node.data_dir, args.node.subnet, &args.node.region);
+    if !args.node.simulate {
+        claims
+            .node(
+                &args.node.data_dir,
+                &node_id,
+                &network.state_root,
+                public.as_ref(),
+            )
+            .await?;
+    }
     let (credentials, zone) = enrolled(&args, &node_id).await?;
     if let Some(asked) = &args.node.zone
         && *asked != zone
@@ -424,35 +443,17 @@ pub async fn node_command(command: NodeCommand) -> Result<ExitCode, String> {
             "this node is enrolled for zone {zone}, not {asked} (remove it with `mallee admin node remove {node_id}` and enrol again to move it)"
         ));
     }
-    let mut claims = crate::conflicts::Claims::default();
-    crate::conflicts::check_ports(&[("--listen", crate::conflicts::Proto::Tcp, args.node.listen)])?;
     if args.node.simulate {
         return simulate_command(args, node_id, zone, credentials).await;
     }
     let node = &args.node;
-    let mut config = NodeConfig::new(
-        node.data_dir.clone(),
-        &args.url,
-        credentials,
-        network_config(&node.data_dir, node.subnet, &node.region),
-    );
-    config.public = node.public_range.map(|cidr| PublicNetworkConfig {
-        interface: node.public_interface.clone(),
-        ..PublicNetworkConfig::for_node_dir(&node.data_dir, cidr)
-    });
+    let mut config = NodeConfig::new(node.data_dir.clone(), &args.url, credentials, network);
+    config.public = public;
     if let Some(ip) = underlay_ip(node, &args.url).await {
         let underlay = Underlay::detect(ip).await.map_err(|e| e.to_string())?;
         tracing::info!(underlay = %underlay.local, mtu = underlay.mtu, guest_mtu = underlay.guest_mtu(), "VXLAN underlay");
         config.network.underlay = Some(underlay);
     }
-    claims
-        .node(
-            &node.data_dir,
-            &node_id,
-            &config.network.state_root,
-            config.public.as_ref(),
-        )
-        .await?;
     config.zone = zone;
     config.listen = node.listen;
     config.advertise_url.clone_from(&node.advertise_url);
