@@ -71,6 +71,18 @@ pub enum Kind {
     LaunchTemplateName,
     /// A version of a launch template.
     LaunchTemplateVersion,
+    /// An internet gateway (`igw-`).
+    InternetGateway,
+    /// A route target gateway (`igw-` named by a route).
+    Gateway,
+    /// A route table (`rtb-`).
+    RouteTable,
+    /// A route of a table, by its destination.
+    Route,
+    /// A route table association (`rtbassoc-`).
+    RouteTableAssociation,
+    /// A NAT gateway (`nat-`).
+    NatGateway,
     /// Anything else of the bare-metal zone, named only in the message (a
     /// provisioning token, a MAC, a profile's image, a stored record).
     MetalRecord,

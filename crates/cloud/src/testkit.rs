@@ -367,6 +367,7 @@ impl InstanceBuilder {
                     dns: Default::default(),
                     public_ip: None,
                     domain_name: None,
+                    internet: Default::default(),
                 }],
                 metadata,
             },

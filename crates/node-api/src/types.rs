@@ -156,6 +156,32 @@ pub struct NicSpec {
     /// out as the domain and search list; `None`: the node's own domain.
     #[serde(default)]
     pub domain_name: Option<String>,
+    /// How the interface reaches the public network: what its subnet's
+    /// route table says for `0.0.0.0/0`.
+    #[serde(default)]
+    pub internet: InternetRoute,
+}
+
+/// Where an interface's traffic for the public network goes: its subnet's
+/// effective route table's `0.0.0.0/0` route, resolved by the controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InternetRoute {
+    /// An internet gateway attached to the VPC: the interface's public
+    /// address is DNAT'ed to it and its traffic SNAT'ed from it. Specs
+    /// from before route tables (every default VPC had that route).
+    #[default]
+    Gateway,
+    /// A NAT gateway: outbound traffic leaves SNAT'ed to the gateway's
+    /// elastic IP `public_ip`; nothing from the public network reaches
+    /// the interface (its own public address included).
+    Nat {
+        /// The NAT gateway's elastic IP.
+        public_ip: String,
+    },
+    /// No route (or a blackhole): no traffic to or from the public
+    /// network, whatever public address the interface has.
+    None,
 }
 
 /// Specs from before `enableDnsSupport` had the resolver on.

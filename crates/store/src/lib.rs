@@ -17,6 +17,7 @@ pub mod metal;
 mod model;
 pub mod network;
 pub mod objects;
+pub mod routing;
 pub mod snapshots;
 pub mod sqlite;
 pub mod volumes;
@@ -37,6 +38,10 @@ pub use network::{
 pub use objects::{
     Bucket, BucketSetting, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError,
     ObjectMetadata, ObjectRecord, ObjectVersion, Part, Segment, VersionPosition, Versioning,
+};
+pub use routing::{
+    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
+    RoutingIndex,
 };
 pub use snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 pub use volumes::{VolumeIndex, VolumeRecord};
@@ -84,6 +89,7 @@ pub trait Store:
     + LaunchTemplateIndex
     + NetworkIndex
     + VpcIndex
+    + RoutingIndex
     + AddressIndex
     + VolumeIndex
     + SnapshotIndex

@@ -610,6 +610,18 @@ pub async fn associate(
         if address.instance_id.as_deref() == Some(instance.id()) {
             return Ok(address.association_id.clone().unwrap_or_default());
         }
+        // Associated without an instance: a NAT gateway holds it.
+        if address.instance_id.is_none()
+            && let Some(association) = &address.association_id
+        {
+            return Err(CloudError::in_use(
+                Kind::Association,
+                format!(
+                    "resource {} is already associated with associate-id {association}",
+                    address.allocation_id
+                ),
+            ));
+        }
         if let (Some(_), Some(association)) = (&address.instance_id, &address.association_id)
             && !request.allow_reassociation
         {
@@ -710,6 +722,10 @@ pub async fn release(
     for _ in 0..ATTEMPTS {
         let address = address.resolve(cloud, account).await?;
         let mut change = AddressChange::default();
+        // A NAT gateway's address goes with the gateway only.
+        if address.instance_id.is_none() && address.association_id.is_some() {
+            return Err(in_use(&address.public_ip));
+        }
         if address.instance_id.is_some() {
             if address.domain == "vpc" {
                 return Err(in_use(&address.public_ip));

@@ -105,6 +105,26 @@ pub struct Nic {
     /// hands out; `None`: the region's domain.
     #[serde(default)]
     pub domain_name: Option<String>,
+    /// Where its subnet's route table sends `0.0.0.0/0`.
+    #[serde(default)]
+    pub internet: Internet,
+}
+
+/// How an interface reaches the public network, from its subnet's
+/// effective route table (see [`crate::route_tables::internet_of`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Internet {
+    /// `0.0.0.0/0` → an internet gateway attached to the VPC: its public
+    /// address works both ways (records from before route tables: every
+    /// default VPC had that route).
+    #[default]
+    Gateway,
+    /// `0.0.0.0/0` → an available NAT gateway with this elastic IP:
+    /// outbound only.
+    Nat(String),
+    /// No such route, or one to a gateway that is gone: no public traffic.
+    None,
 }
 
 /// What the VPC's DNS attributes make of an interface.
@@ -298,6 +318,13 @@ impl Nic {
             dns_support: self.dns.support,
             public_ip: self.public_ip.clone(),
             domain_name: self.domain_name.clone(),
+            internet: match &self.internet {
+                Internet::Gateway => node::InternetRoute::Gateway,
+                Internet::Nat(ip) => node::InternetRoute::Nat {
+                    public_ip: ip.clone(),
+                },
+                Internet::None => node::InternetRoute::None,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ mod launch_templates;
 mod metal;
 mod network;
 mod objects;
+mod routing;
 mod snapshots;
 mod volumes;
 mod vpcs;
@@ -95,6 +96,7 @@ pub async fn run(store: &dyn Store) {
     addresses::run(store).await;
     network::run(store).await;
     vpcs::run(store).await;
+    routing::run(store).await;
     volumes::run(store).await;
     snapshots::run(store).await;
     metal::run(store).await;

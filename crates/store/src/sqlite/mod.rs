@@ -25,6 +25,7 @@ mod launch_templates;
 mod metal;
 mod network;
 mod objects;
+mod routing;
 mod snapshots;
 mod volumes;
 mod vpcs;

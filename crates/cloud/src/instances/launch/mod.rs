@@ -24,7 +24,9 @@ pub mod steps;
 
 use std::collections::HashMap;
 
-use crate::instances::spec::{LaunchSpec, Metadata, MetadataOptions, Nic, NicDns, SshKey};
+use crate::instances::spec::{
+    Internet, LaunchSpec, Metadata, MetadataOptions, Nic, NicDns, SshKey,
+};
 use mallee_store::{ImageBlockDevice, InstanceRecord, Launch, Reservation, StoreError, TagPair};
 use sha2::{Digest, Sha256};
 
@@ -412,6 +414,8 @@ struct Network {
     subnets: Vec<mallee_store::Subnet>,
     /// (id, name) of each group.
     groups: Vec<(String, String)>,
+    /// How each of `subnets` reaches the public network (by subnet id).
+    internet: HashMap<String, Internet>,
 }
 
 impl Network {
@@ -486,6 +490,13 @@ async fn network(
             .cloned()
             .collect(),
     };
+    let mut internet = HashMap::new();
+    for subnet in &subnets {
+        internet.insert(
+            subnet.subnet_id.clone(),
+            crate::routing::internet_of(cloud, account, &vpc_id, &subnet.subnet_id).await?,
+        );
+    }
     Ok(Network {
         vpc_id,
         vpc_cidr,
@@ -493,6 +504,7 @@ async fn network(
         domain_name,
         subnets,
         groups,
+        internet,
     })
 }
 
@@ -717,6 +729,11 @@ fn build_records(
                 dns: network.dns,
                 public_ip: None,
                 domain_name: network.domain_name.clone(),
+                internet: network
+                    .internet
+                    .get(&subnet.subnet_id)
+                    .cloned()
+                    .unwrap_or_default(),
             }],
             metadata,
         };
