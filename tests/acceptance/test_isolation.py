@@ -1125,6 +1125,157 @@ def delete_launch_template_versions(w):
                 Versions=["2"])
 
 
+# ---------------------------------------------------------------- EC2: gateways and route tables
+
+
+def a_routing(w):
+    """A's default gateway, its main table, a second table routing
+    0.0.0.0/0 to that gateway and associated with A's subnet, and a NAT
+    gateway in that subnet: made once, by the first check that needs them.
+    Also B's own VPC, subnet, table and elastic IP to name beside A's."""
+    if not hasattr(w, "rtb"):
+        a, b = w.a, w.b
+        (igw,) = a.describe_internet_gateways(
+            Filters=[{"Name": "attachment.vpc-id", "Values": [w.vpc]}])["InternetGateways"]
+        w.igw = igw["InternetGatewayId"]
+        w.rtb = a.create_route_table(VpcId=w.vpc)["RouteTable"]["RouteTableId"]
+        a.create_route(RouteTableId=w.rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=w.igw)
+        w.rtbassoc = a.associate_route_table(RouteTableId=w.rtb, SubnetId=w.subnet)["AssociationId"]
+        nat_alloc = a.allocate_address(Domain="vpc")["AllocationId"]
+        w.nat = a.create_nat_gateway(SubnetId=w.subnet, AllocationId=nat_alloc)["NatGateway"]["NatGatewayId"]
+        w.bvpc = b.describe_vpcs()["Vpcs"][0]["VpcId"]
+        w.bsubnet = b.describe_subnets()["Subnets"][0]["SubnetId"]
+        w.brtb = b.create_route_table(VpcId=w.bvpc)["RouteTable"]["RouteTableId"]
+        w.balloc = b.allocate_address(Domain="vpc")["AllocationId"]
+    return w
+
+
+def a_routes(w):
+    a = a_routing(w).a
+    return lambda: (a.describe_internet_gateways(), a.describe_route_tables(), a.describe_nat_gateways())
+
+
+def create_internet_gateway(w):
+    with unchanged(a_routes(w)):
+        mine = w.b.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        assert mine not in str(w.a.describe_internet_gateways())
+        w.b.delete_internet_gateway(InternetGatewayId=mine)
+
+
+def attach_internet_gateway(w):
+    with unchanged(a_routes(w)):
+        mine = w.b.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        refused(w.b.attach_internet_gateway, "InvalidVpcID.NotFound", InternetGatewayId=mine, VpcId=w.vpc)
+        refused(w.b.attach_internet_gateway, "InvalidInternetGatewayID.NotFound",
+                InternetGatewayId=w.igw, VpcId=w.bvpc)
+        w.b.delete_internet_gateway(InternetGatewayId=mine)
+
+
+def detach_internet_gateway(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.detach_internet_gateway, "InvalidInternetGatewayID.NotFound",
+                InternetGatewayId=a_routing(w).igw, VpcId=w.vpc)
+
+
+def delete_internet_gateway(w):
+    with unchanged(a_routes(w)):
+        refused(w.b.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
+                InternetGatewayId=a_routing(w).igw)
+
+
+def describe_internet_gateways(w):
+    a_routing(w)
+    refused(w.b.describe_internet_gateways, "InvalidInternetGatewayID.NotFound", InternetGatewayIds=[w.igw])
+    assert w.igw not in str(w.b.describe_internet_gateways())
+    assert w.b.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [w.vpc]}])["InternetGateways"] == []
+
+
+def create_route_table(w):
+    with unchanged(a_routes(w)):
+        refused(w.b.create_route_table, "InvalidVpcID.NotFound", VpcId=w.vpc)
+
+
+def delete_route_table(w):
+    with unchanged(a_routes(w)):
+        refused(w.b.delete_route_table, "InvalidRouteTableID.NotFound", RouteTableId=a_routing(w).rtb)
+
+
+def describe_route_tables(w):
+    a_routing(w)
+    refused(w.b.describe_route_tables, "InvalidRouteTableID.NotFound", RouteTableIds=[w.rtb])
+    assert w.rtb not in str(w.b.describe_route_tables())
+    assert w.b.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [w.vpc]}])["RouteTables"] == []
+
+
+def create_route(w):
+    with unchanged(a_routes(w)):
+        refused(w.b.create_route, "InvalidRouteTableID.NotFound", RouteTableId=a_routing(w).rtb,
+                DestinationCidrBlock="10.9.0.0/16", GatewayId=w.igw)
+        # A's gateway and NAT gateway are no targets for B's table.
+        refused(w.b.create_route, "InvalidGatewayID.NotFound", RouteTableId=w.brtb,
+                DestinationCidrBlock="10.9.0.0/16", GatewayId=w.igw)
+        refused(w.b.create_route, "NatGatewayNotFound", RouteTableId=w.brtb,
+                DestinationCidrBlock="10.9.0.0/16", NatGatewayId=w.nat)
+        refused(w.b.create_route, "InvalidInstanceID.NotFound", RouteTableId=w.brtb,
+                DestinationCidrBlock="10.9.0.0/16", InstanceId=w.iid)
+
+
+def replace_route(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.replace_route, "InvalidRouteTableID.NotFound", RouteTableId=a_routing(w).rtb,
+                DestinationCidrBlock="0.0.0.0/0", GatewayId=w.igw)
+
+
+def delete_route(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.delete_route, "InvalidRouteTableID.NotFound", RouteTableId=a_routing(w).rtb,
+                DestinationCidrBlock="0.0.0.0/0")
+
+
+def associate_route_table(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.associate_route_table, "InvalidSubnetID.NotFound", RouteTableId=a_routing(w).brtb,
+                SubnetId=w.subnet)
+        refused(w.b.associate_route_table, "InvalidRouteTableID.NotFound", RouteTableId=w.rtb,
+                SubnetId=w.bsubnet)
+
+
+def disassociate_route_table(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.disassociate_route_table, "InvalidAssociationID.NotFound",
+                AssociationId=a_routing(w).rtbassoc)
+
+
+def replace_route_table_association(w):
+    with unchanged(a_routes(w), a_instance(w)):
+        refused(w.b.replace_route_table_association, "InvalidAssociationID.NotFound",
+                AssociationId=a_routing(w).rtbassoc, RouteTableId=w.brtb)
+        (b_main,) = w.b.describe_route_tables(
+            Filters=[{"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        refused(w.b.replace_route_table_association, "InvalidRouteTableID.NotFound",
+                AssociationId=b_main["Associations"][0]["RouteTableAssociationId"], RouteTableId=w.rtb)
+
+
+def create_nat_gateway(w):
+    with unchanged(a_routes(w), lambda: w.a.describe_addresses()):
+        refused(w.b.create_nat_gateway, "InvalidSubnetID.NotFound", SubnetId=a_routing(w).subnet,
+                AllocationId=w.balloc)
+        refused(w.b.create_nat_gateway, "InvalidAllocationID.NotFound", SubnetId=w.bsubnet,
+                AllocationId=w.alloc)
+
+
+def delete_nat_gateway(w):
+    with unchanged(a_routes(w), lambda: w.a.describe_addresses()):
+        refused(w.b.delete_nat_gateway, "NatGatewayNotFound", NatGatewayId=a_routing(w).nat)
+
+
+def describe_nat_gateways(w):
+    a_routing(w)
+    refused(w.b.describe_nat_gateways, "NatGatewayNotFound", NatGatewayIds=[w.nat])
+    assert w.nat not in str(w.b.describe_nat_gateways())
+
+
 EC2_CHECKS = {
     "DescribeRegions": describe_regions,
     "DescribeAvailabilityZones": describe_availability_zones,
@@ -1170,6 +1321,23 @@ EC2_CHECKS = {
     "DescribeNetworkInterfaces": describe_network_interfaces,
     "DescribeVpcAttribute": describe_vpc_attribute,
     "ModifyVpcAttribute": modify_vpc_attribute,
+    "CreateInternetGateway": create_internet_gateway,
+    "AttachInternetGateway": attach_internet_gateway,
+    "DetachInternetGateway": detach_internet_gateway,
+    "DeleteInternetGateway": delete_internet_gateway,
+    "DescribeInternetGateways": describe_internet_gateways,
+    "CreateRouteTable": create_route_table,
+    "DeleteRouteTable": delete_route_table,
+    "DescribeRouteTables": describe_route_tables,
+    "CreateRoute": create_route,
+    "ReplaceRoute": replace_route,
+    "DeleteRoute": delete_route,
+    "AssociateRouteTable": associate_route_table,
+    "DisassociateRouteTable": disassociate_route_table,
+    "ReplaceRouteTableAssociation": replace_route_table_association,
+    "CreateNatGateway": create_nat_gateway,
+    "DeleteNatGateway": delete_nat_gateway,
+    "DescribeNatGateways": describe_nat_gateways,
     "CreateSecurityGroup": create_security_group,
     "DeleteSecurityGroup": delete_security_group,
     "DescribeSecurityGroups": describe_security_groups,

@@ -144,6 +144,53 @@ const EC2_PARAMS: &[(&str, &str)] = &[
         "ModifyVpcAttribute",
         "VpcId={vpc}&EnableNetworkAddressUsageMetrics.Value=true",
     ),
+    ("CreateInternetGateway", ""),
+    (
+        "AttachInternetGateway",
+        "InternetGatewayId=igw-0123456789abcdef0&VpcId={vpc}",
+    ),
+    (
+        "DetachInternetGateway",
+        "InternetGatewayId=igw-0123456789abcdef0&VpcId={vpc}",
+    ),
+    (
+        "DeleteInternetGateway",
+        "InternetGatewayId=igw-0123456789abcdef0",
+    ),
+    ("DescribeInternetGateways", ""),
+    ("CreateRouteTable", "VpcId={vpc}"),
+    ("DeleteRouteTable", "RouteTableId=rtb-0123456789abcdef0"),
+    ("DescribeRouteTables", ""),
+    (
+        "CreateRoute",
+        "RouteTableId=rtb-0123456789abcdef0&DestinationCidrBlock=0.0.0.0/0&GatewayId=igw-0123456789abcdef0",
+    ),
+    (
+        "ReplaceRoute",
+        "RouteTableId=rtb-0123456789abcdef0&DestinationCidrBlock=0.0.0.0/0&GatewayId=igw-0123456789abcdef0",
+    ),
+    (
+        "DeleteRoute",
+        "RouteTableId=rtb-0123456789abcdef0&DestinationCidrBlock=0.0.0.0/0",
+    ),
+    (
+        "AssociateRouteTable",
+        "RouteTableId=rtb-0123456789abcdef0&SubnetId=subnet-0123456789abcdef0",
+    ),
+    (
+        "DisassociateRouteTable",
+        "AssociationId=rtbassoc-0123456789abcdef0",
+    ),
+    (
+        "ReplaceRouteTableAssociation",
+        "AssociationId=rtbassoc-0123456789abcdef0&RouteTableId=rtb-0123456789abcdef0",
+    ),
+    (
+        "CreateNatGateway",
+        "SubnetId=subnet-0123456789abcdef0&AllocationId=eipalloc-0123456789abcdef0",
+    ),
+    ("DeleteNatGateway", "NatGatewayId=nat-0123456789abcdef0"),
+    ("DescribeNatGateways", ""),
     (
         "CreateSecurityGroup",
         "GroupName=new-group&GroupDescription=new",

@@ -63,6 +63,16 @@ pub struct RoutingView {
 }
 
 impl RoutingView {
+    /// The account's gateways and NAT gateways, without instances: enough
+    /// for [`RoutingView::internet`], which never routes through one.
+    pub async fn gateways(cloud: &Cloud, account_id: &str) -> Result<Self, CloudError> {
+        Ok(Self {
+            gateways: cloud.store.internet_gateways(account_id).await?,
+            nats: cloud.store.nat_gateways(account_id).await?,
+            live_targets: HashMap::new(),
+        })
+    }
+
     /// Loads the account's.
     pub async fn load(cloud: &Cloud, account_id: &str) -> Result<Self, CloudError> {
         let mut live_targets = HashMap::new();
@@ -191,7 +201,9 @@ pub async fn internet_of(
     let Some(table) = effective_table(&tables, vpc_id, subnet_id) else {
         return Ok(Internet::None);
     };
-    Ok(RoutingView::load(cloud, account_id).await?.internet(table))
+    Ok(RoutingView::gateways(cloud, account_id)
+        .await?
+        .internet(table))
 }
 
 /// Recomputes how the caller's live instances in `vpc_id` reach the
@@ -200,7 +212,7 @@ pub async fn internet_of(
 pub async fn refresh(cloud: &Cloud, caller: &Principal, vpc_id: &str) -> Result<(), CloudError> {
     let account = caller.account_id();
     let tables = cloud.store.route_tables(account).await?;
-    let view = RoutingView::load(cloud, account).await?;
+    let view = RoutingView::gateways(cloud, account).await?;
     let mut wanted: HashMap<String, Internet> = HashMap::new();
     for instance in quota::all_instances(cloud).await? {
         if instance.record.account_id != account
@@ -295,5 +307,50 @@ mod tests {
             "blackhole"
         );
         assert_eq!(view.internet(&first[0]), Internet::None);
+    }
+
+    /// The stored instance's internet route and spec generation.
+    async fn nic_of(cloud: &Cloud, id: &str) -> (Internet, i64) {
+        let record = cloud.store.instance(id).await.expect("get").expect("there");
+        let generation = record.generation;
+        let instance = crate::instances::model::Instance::decode(record).expect("decode");
+        (instance.details.spec.nics[0].internet.clone(), generation)
+    }
+
+    #[tokio::test]
+    async fn running_instances_follow_their_subnets_route_with_a_new_generation() {
+        use crate::route_tables::{self, TargetRequest};
+        use crate::testkit::InstanceBuilder;
+
+        let cloud = TestCloud::new().await;
+        let caller = cloud.principal("acct").await;
+        let account = caller.account_id();
+        let vpc = vpcs::default_vpc(&cloud, account).await.expect("vpc");
+        let (vpc_id, subnet_id) = (vpc.vpc.vpc_id.as_str(), vpc.subnets[0].subnet_id.as_str());
+        let id = "i-00000000000000f01";
+        InstanceBuilder::new(id, account)
+            .placed_in(vpc_id, subnet_id)
+            .store(&cloud)
+            .await;
+        ensure(&cloud, account).await.expect("ensure");
+        let main = cloud.store.route_tables(account).await.expect("tables")[0].clone();
+        let igw = cloud.store.internet_gateways(account).await.expect("igws")[0]
+            .internet_gateway_id
+            .clone();
+        let to_igw = TargetRequest::Gateway(igw);
+        assert_eq!(nic_of(&cloud, id).await, (Internet::Gateway, 1));
+        route_tables::delete_route(&cloud, &caller, &main.route_table_id, INTERNET)
+            .await
+            .expect("delete route");
+        assert_eq!(nic_of(&cloud, id).await, (Internet::None, 2));
+        route_tables::create_route(&cloud, &caller, &main.route_table_id, INTERNET, &to_igw)
+            .await
+            .expect("route back");
+        assert_eq!(nic_of(&cloud, id).await, (Internet::Gateway, 3));
+        // A route for another destination leaves the spec alone.
+        route_tables::create_route(&cloud, &caller, &main.route_table_id, "10.0.0.0/8", &to_igw)
+            .await
+            .expect("other route");
+        assert_eq!(nic_of(&cloud, id).await, (Internet::Gateway, 3));
     }
 }

@@ -213,6 +213,8 @@ pub struct InstanceBuilder {
     vpc_cidr: String,
     generation: i64,
     terminated_at: Option<i64>,
+    vpc_id: String,
+    subnet_id: String,
 }
 
 impl InstanceBuilder {
@@ -240,7 +242,17 @@ impl InstanceBuilder {
             vpc_cidr: String::new(),
             generation: 1,
             terminated_at: None,
+            vpc_id: String::new(),
+            subnet_id: String::new(),
         }
+    }
+
+    /// In subnet `subnet_id` of VPC `vpc_id` (its network too).
+    pub fn placed_in(mut self, vpc_id: &str, subnet_id: &str) -> Self {
+        self.network = vpc_id.into();
+        self.vpc_id = vpc_id.into();
+        self.subnet_id = subnet_id.into();
+        self
     }
 
     /// In `zone`.
@@ -382,8 +394,8 @@ impl InstanceBuilder {
             client_token: None,
             state_reason: None,
             state_transition_reason: String::new(),
-            vpc_id: String::new(),
-            subnet_id: String::new(),
+            vpc_id: self.vpc_id.clone(),
+            subnet_id: self.subnet_id.clone(),
             network_interface_id: String::new(),
             evacuating: false,
         };

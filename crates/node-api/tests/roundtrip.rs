@@ -331,6 +331,7 @@ fn spec(id: &str, generation: u64) -> InstanceSpec {
             dns_support: true,
             public_ip: None,
             domain_name: None,
+            internet: Default::default(),
         }],
         desired: DesiredState::Running,
         generation,

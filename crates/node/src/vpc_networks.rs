@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mallee_node_api::{FirewallPolicy, NicSpec, Overlay};
+use mallee_node_api::{FirewallPolicy, InternetRoute, NicSpec, Overlay};
 use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::process::run;
 use sha2::{Digest, Sha256};
@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 use crate::firewall::{self, FirewallError};
 use crate::metadata::{MetadataError, MetadataService};
 use crate::network::{
-    METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PortDns, PublicNetworkConfig,
-    VpcConfig, VpcOverlay, nft_apply, tap_name, vxlan_name,
+    METADATA_ADDR, NetworkConfig, NetworkError, NodeNetwork, Port, PortDns, PortInternet,
+    PublicNetworkConfig, VpcConfig, VpcOverlay, nft_apply, tap_name, vxlan_name,
 };
 
 /// The file (under the data directory) holding the latest firewall policy.
@@ -409,6 +409,15 @@ impl Networks {
                     .map_err(|_| NetworksError::Invalid(format!("bad VPC CIDR {c:?}")))?,
             ),
         };
+        let internet = match &nic.internet {
+            InternetRoute::Gateway => PortInternet::Gateway,
+            InternetRoute::None => PortInternet::None,
+            InternetRoute::Nat { public_ip } => {
+                PortInternet::Nat(public_ip.trim().parse::<Ipv4Addr>().map_err(|_| {
+                    NetworksError::Invalid(format!("bad NAT gateway address {public_ip:?}"))
+                })?)
+            }
+        };
         if public_ip.is_some() && self.public.is_none() {
             tracing::warn!(instance = %instance_id, "public IP ignored: the node has no public network");
         }
@@ -429,6 +438,7 @@ impl Networks {
                         .filter(|_| self.public.is_some()),
                     domain_name: nic.domain_name.clone().filter(|d| !d.trim().is_empty()),
                 },
+                internet,
             },
         ))
     }

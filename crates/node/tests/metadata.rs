@@ -724,6 +724,7 @@ async fn serves_inside_the_node_network() {
                 subnet: "10.78.0.0/24".parse().expect("subnet"),
                 public_ip: None,
                 dns: Default::default(),
+                internet: Default::default(),
             },
         )
         .await

@@ -81,6 +81,7 @@ async fn plug(
                     public_hostname: Some(format!("ec2-{tap}.test.compute.mallee")),
                     domain_name: None,
                 },
+                internet: Default::default(),
             },
         )
         .await

@@ -111,6 +111,12 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::LaunchTemplateName => "InvalidLaunchTemplateName.NotFoundException",
         Kind::LaunchTemplateVersion => "InvalidLaunchTemplateId.VersionNotFound",
         Kind::MetalRecord => "InvalidParameterValue",
+        Kind::InternetGateway => "InvalidInternetGatewayID.NotFound",
+        Kind::Gateway => "InvalidGatewayID.NotFound",
+        Kind::RouteTable => "InvalidRouteTableID.NotFound",
+        Kind::Route => "InvalidRoute.NotFound",
+        Kind::RouteTableAssociation => "InvalidAssociationID.NotFound",
+        Kind::NatGateway => "NatGatewayNotFound",
     }
 }
 
@@ -132,6 +138,8 @@ fn malformed_code(kind: Kind) -> &'static str {
         Kind::Resource => "InvalidID",
         Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
         Kind::LaunchTemplateName => "InvalidLaunchTemplateName.MalformedException",
+        Kind::InternetGateway => "InvalidInternetGatewayID.Malformed",
+        Kind::RouteTable => "InvalidRouteTableID.Malformed",
         _ => "InvalidParameterValue",
     }
 }
@@ -154,6 +162,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
                 Kind::Permission => "InvalidPermission.Duplicate",
                 Kind::LaunchTemplateName => "InvalidLaunchTemplateName.AlreadyExistsException",
                 Kind::Subnet => "InvalidSubnet.Conflict",
+                Kind::Route => "RouteAlreadyExists",
                 _ => "InvalidParameterValue",
             },
             bad,
@@ -172,6 +181,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
         CloudError::IncorrectState { kind, .. } => (
             match kind {
                 Kind::Instance => "IncorrectInstanceState",
+                Kind::InternetGateway => "Gateway.NotAttached",
                 _ => "IncorrectState",
             },
             bad,

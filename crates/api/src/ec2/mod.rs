@@ -18,12 +18,15 @@ pub mod instance_lifecycle;
 pub mod instance_options;
 pub mod instance_types;
 pub mod instances;
+pub mod internet_gateways;
 pub mod key_pairs;
 pub mod launch_data;
 pub mod launch_templates;
 pub mod network_acls;
 pub mod network_interfaces;
+pub mod nat_gateways;
 pub mod regions;
+pub mod route_tables;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod sharing;
@@ -97,6 +100,23 @@ crate::actions::declare! {
     DescribeNetworkInterfaces => network_interfaces::DescribeNetworkInterfaces,
     DescribeVpcAttribute => vpc_attributes::DescribeVpcAttribute,
     ModifyVpcAttribute => vpc_attributes::ModifyVpcAttribute,
+    CreateInternetGateway => internet_gateways::CreateInternetGateway,
+    AttachInternetGateway => internet_gateways::AttachInternetGateway,
+    DetachInternetGateway => internet_gateways::DetachInternetGateway,
+    DeleteInternetGateway => internet_gateways::DeleteInternetGateway,
+    DescribeInternetGateways => internet_gateways::DescribeInternetGateways,
+    CreateRouteTable => route_tables::CreateRouteTable,
+    DeleteRouteTable => route_tables::DeleteRouteTable,
+    DescribeRouteTables => route_tables::DescribeRouteTables,
+    CreateRoute => route_tables::CreateRoute,
+    ReplaceRoute => route_tables::ReplaceRoute,
+    DeleteRoute => route_tables::DeleteRoute,
+    AssociateRouteTable => route_tables::AssociateRouteTable,
+    DisassociateRouteTable => route_tables::DisassociateRouteTable,
+    ReplaceRouteTableAssociation => route_tables::ReplaceRouteTableAssociation,
+    CreateNatGateway => nat_gateways::CreateNatGateway,
+    DeleteNatGateway => nat_gateways::DeleteNatGateway,
+    DescribeNatGateways => nat_gateways::DescribeNatGateways,
     CreateSecurityGroup => security_groups::CreateSecurityGroup,
     DeleteSecurityGroup => security_groups::DeleteSecurityGroup,
     DescribeSecurityGroups => security_groups::DescribeSecurityGroups,

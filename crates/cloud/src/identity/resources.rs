@@ -24,6 +24,9 @@ fn arn_type(id: &str) -> &'static str {
         "eipalloc" => "elastic-ip",
         "key" => "key-pair",
         "lt" => "launch-template",
+        "igw" => "internet-gateway",
+        "rtb" => "route-table",
+        "nat" => "natgateway",
         _ => "resource",
     }
 }

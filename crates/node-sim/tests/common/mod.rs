@@ -308,6 +308,7 @@ pub fn spec(id: &str, generation: u64, desired: DesiredState) -> InstanceSpec {
             dns_support: true,
             public_ip: None,
             domain_name: None,
+            internet: Default::default(),
         }],
         desired,
         generation,

@@ -176,9 +176,13 @@ impl NodeNetwork {
         let Some(public) = &self.inner.config.public else {
             return Ok(());
         };
+        // The addresses the namespace answers for on the public side: the
+        // mapped ones and the NAT gateways'; an unmapped public address
+        // gets no ARP answer, so nothing reaches it.
         let wanted: BTreeSet<String> = ports
             .values()
-            .filter_map(|p| p.public_ip)
+            .flat_map(|p| [p.mapped_public_ip(), p.nat_ip()])
+            .flatten()
             .map(|ip| format!("{ip}/32"))
             .collect();
         let present = self.addresses(UPLINK).await?;

@@ -14,7 +14,9 @@
 //!   rules allow plus DHCP and metadata, replies always (stateful);
 //! - when the node has a public network: DNAT of each public IP to its
 //!   private address and SNAT back, on a veth pair (`pub0` inside) joined to
-//!   the node's public bridge in the host namespace;
+//!   the node's public bridge in the host namespace, for ports whose subnet
+//!   routes `0.0.0.0/0` to an internet gateway; outbound-only SNAT to a NAT
+//!   gateway's elastic IP for ports routed to one; nothing for the others;
 //! - when the VPC spans nodes: a vxlan port per subnet bridge (see
 //!   `overlay`), which never carries DHCP or ARP for the gateway and lets
 //!   in only frames of the VPC's remote instances and their gateways.
@@ -244,6 +246,42 @@ pub struct Port {
     /// What the VPC's resolver says about the port.
     #[serde(default)]
     pub dns: PortDns,
+    /// How the port reaches the public network.
+    #[serde(default)]
+    pub internet: PortInternet,
+}
+
+/// Where a port's public traffic goes, from its subnet's route table
+/// (`0.0.0.0/0`), when the node has a public network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortInternet {
+    /// An internet gateway: the port's public address is DNAT'ed in and
+    /// SNAT'ed out (records from before route tables).
+    #[default]
+    Gateway,
+    /// A NAT gateway with this elastic IP: outbound SNAT'ed to it,
+    /// nothing inbound; the port's own public address is not mapped.
+    Nat(Ipv4Addr),
+    /// Nothing to or from the public network.
+    None,
+}
+
+impl Port {
+    /// The public address DNAT'ed to the port: its own, and only with an
+    /// internet gateway route.
+    pub fn mapped_public_ip(&self) -> Option<Ipv4Addr> {
+        self.public_ip
+            .filter(|_| self.internet == PortInternet::Gateway)
+    }
+
+    /// The NAT gateway address its outbound traffic takes.
+    pub fn nat_ip(&self) -> Option<Ipv4Addr> {
+        match self.internet {
+            PortInternet::Nat(ip) => Some(ip),
+            _ => None,
+        }
+    }
 }
 
 /// The DNS side of a port: the VPC's resolver lives at its CIDR's base
@@ -603,6 +641,7 @@ mod tests {
             subnet: "10.0.0.0/24".parse().expect("subnet"),
             public_ip: None,
             dns: PortDns::default(),
+            internet: PortInternet::Gateway,
         }
     }
 

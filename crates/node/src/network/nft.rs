@@ -41,9 +41,11 @@ impl NodeNetwork {
 /// only through the tap's ingress chain, and never the node itself.
 ///
 /// `ip mallee`: the conntrack mark the bridge chains read, and with an
-/// uplink the public addresses' DNAT/SNAT, no forwarding from the public
+/// uplink the public addresses' DNAT/SNAT (ports routed to an internet
+/// gateway), SNAT to a NAT gateway's address (ports routed to one; new
+/// flows to that address are dropped), no forwarding from the public
 /// side except to DNAT'ed flows and their replies, and no private source
-/// address leaving through the uplink.
+/// address leaving through the uplink (ports without a route stay off it).
 fn ruleset(
     ports: &Ports,
     firewalls: &Firewalls,
@@ -185,7 +187,11 @@ fn ruleset(
     if let Some(uplink) = uplink {
         let mapped: Vec<(Ipv4Addr, Ipv4Addr)> = ports
             .values()
-            .filter_map(|p| p.public_ip.map(|public| (public, p.ip)))
+            .filter_map(|p| p.mapped_public_ip().map(|public| (public, p.ip)))
+            .collect();
+        let natted: Vec<(Ipv4Addr, Ipv4Addr)> = ports
+            .values()
+            .filter_map(|p| p.nat_ip().map(|public| (public, p.ip)))
             .collect();
         let mut dnat = String::new();
         let mut snat = String::new();
@@ -197,6 +203,15 @@ fn ruleset(
                 "    oifname \"{uplink}\" ip saddr {private} snat to {public}\n"
             ));
         }
+        // Behind a NAT gateway: out only, under the gateway's address.
+        for (public, private) in &natted {
+            snat.push_str(&format!(
+                "    oifname \"{uplink}\" ip saddr {private} snat to {public}\n"
+            ));
+        }
+        let mut nat_ips: Vec<String> = natted.iter().map(|(p, _)| p.to_string()).collect();
+        nat_ips.sort();
+        nat_ips.dedup();
         s.push_str(&format!(
             "  chain public_dnat {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}\n"
         ));
@@ -214,9 +229,26 @@ fn ruleset(
                  \x20   iifname \"{uplink}\" drop\n"
             ),
         ));
+        if !nat_ips.is_empty() {
+            // A NAT gateway's address answers replies only (conntrack
+            // turns them back to the private side before this hook).
+            s.push_str(&hook(
+                "nat_gateway_in",
+                "input",
+                0,
+                "accept",
+                format!(
+                    "    iifname \"{uplink}\" ip daddr {{ {} }} drop\n",
+                    nat_ips.join(", ")
+                ),
+            ));
+        }
         let mut leak = String::new();
-        if !mapped.is_empty() {
-            let publics: Vec<String> = mapped.iter().map(|(p, _)| p.to_string()).collect();
+        if !mapped.is_empty() || !nat_ips.is_empty() {
+            let mut publics: Vec<String> = mapped.iter().map(|(p, _)| p.to_string()).collect();
+            publics.extend(nat_ips.iter().cloned());
+            publics.sort();
+            publics.dedup();
             leak.push_str(&format!(
                 "    oifname \"{uplink}\" ip saddr {{ {} }} accept\n",
                 publics.join(", ")

@@ -418,6 +418,7 @@ impl Fixture {
                 dns_support: true,
                 public_ip: None,
                 domain_name: None,
+                internet: Default::default(),
             }],
             desired: DesiredState::Running,
             generation: 1,

@@ -19,6 +19,7 @@ fn nic_spec(
         dns_support: true,
         public_ip: public_ip.map(str::to_owned),
         domain_name: None,
+        internet: Default::default(),
     }
 }
 
