@@ -1152,7 +1152,11 @@ def a_routing(w):
 
 def a_routes(w):
     a = a_routing(w).a
-    return lambda: (a.describe_internet_gateways(), a.describe_route_tables(), a.describe_nat_gateways())
+    return lambda: {
+        "gateways": clean(a.describe_internet_gateways()),
+        "tables": clean(a.describe_route_tables()),
+        "nat gateways": clean(a.describe_nat_gateways()),
+    }
 
 
 def create_internet_gateway(w):
