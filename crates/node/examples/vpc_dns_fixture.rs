@@ -55,6 +55,7 @@ fn port(n: u32, tap: &str, mac: String) -> Port {
             public_hostname: Some(format!("ec2-{tap}.bench.compute.mallee")),
             domain_name: None,
         },
+        internet: Default::default(),
     }
 }
 
