@@ -107,6 +107,8 @@ pub async fn create(cloud: &Cloud, caller: &Principal, new: NewVpc) -> Result<Vp
         .create_vpc(&vpc, &group, &rules, &new.tags)
         .await?;
     firewall_changed(cloud);
+    // Its main route table, with the local route only.
+    crate::routing::ensure_main(cloud, &vpc).await?;
     tracing::info!(vpc = %vpc.vpc_id, account = %account, cidr = %vpc.cidr, "VPC created");
     Ok(vpc)
 }

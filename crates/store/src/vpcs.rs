@@ -82,9 +82,10 @@ pub trait VpcIndex: Send + Sync {
         default_rules: &[SecurityGroupRule],
         tags: &[TagPair],
     ) -> StoreResult<()>;
-    /// Deletes a non-default VPC of `account_id` and its default security
-    /// group, unless a subnet, another security group or a live instance
-    /// is still in it.
+    /// Deletes a non-default VPC of `account_id` with its default security
+    /// group and its main route table, unless a subnet, another security
+    /// group, a live instance, an attached internet gateway or another
+    /// route table is still in it.
     async fn delete_vpc(&self, account_id: &str, vpc_id: &str) -> StoreResult<VpcDeletion>;
     /// Stores a subnet with its tags and returns it with its VNI.
     /// `NotFound` when the VPC is not the subnet's account's; `Conflict`

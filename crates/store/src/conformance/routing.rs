@@ -4,7 +4,7 @@
 
 use crate::{
     DefaultVpc, InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
-    SecurityGroup, Store, StoreError, Subnet, Vpc, VpcAttributes,
+    SecurityGroup, Store, StoreError, Subnet, Vpc, VpcAttributes, VpcDeletion,
 };
 
 const ACCOUNT: &str = "730000000061";
@@ -20,6 +20,7 @@ async fn vpc(store: &dyn Store, suffix: &str) -> (String, String) {
             is_default: true,
             created_at: 1,
             attributes: VpcAttributes::default(),
+            dhcp_options_id: None,
         },
         subnets: vec![Subnet {
             subnet_id: subnet_id.clone(),
@@ -349,4 +350,89 @@ pub(super) async fn run(store: &dyn Store) {
         ("deleted", Some(9))
     );
     assert_eq!(store.nat_gateway("nat-2").await.expect("get"), Some(second));
+
+    custom_vpc_goes_with_its_main_table(store).await;
+}
+
+/// A custom VPC is kept by an attached gateway or another table, and
+/// deleted with its main table.
+async fn custom_vpc_goes_with_its_main_table(store: &dyn Store) {
+    let vpc = Vpc {
+        vpc_id: "vpc-rt-custom".into(),
+        account_id: ACCOUNT.into(),
+        cidr: "10.5.0.0/16".into(),
+        is_default: false,
+        created_at: 5,
+        attributes: VpcAttributes::default(),
+        dhcp_options_id: None,
+    };
+    let group = SecurityGroup {
+        group_id: "sg-rt-custom".into(),
+        account_id: ACCOUNT.into(),
+        vpc_id: vpc.vpc_id.clone(),
+        name: "default".into(),
+        description: "d".into(),
+        created_at: 5,
+    };
+    store
+        .create_vpc(&vpc, &group, &[], &[])
+        .await
+        .expect("custom vpc");
+    let main = table("rtb-custom-main", &vpc.vpc_id, Some("rtbassoc-cm"));
+    store
+        .ensure_main_route_table(&main, None)
+        .await
+        .expect("main");
+    store
+        .create_internet_gateway(&gateway("igw-custom", Some(&vpc.vpc_id)), &[])
+        .await
+        .expect("gateway");
+    let refused = |id: &str| VpcDeletion::Dependency {
+        resource_id: id.into(),
+    };
+    assert_eq!(
+        store
+            .delete_vpc(ACCOUNT, &vpc.vpc_id)
+            .await
+            .expect("refused"),
+        refused("igw-custom")
+    );
+    assert!(
+        store
+            .detach_internet_gateway("igw-custom", &vpc.vpc_id)
+            .await
+            .expect("detach")
+    );
+    store
+        .create_route_table(&table("rtb-custom-2", &vpc.vpc_id, None), &[])
+        .await
+        .expect("table");
+    assert_eq!(
+        store
+            .delete_vpc(ACCOUNT, &vpc.vpc_id)
+            .await
+            .expect("refused"),
+        refused("rtb-custom-2")
+    );
+    assert!(
+        store
+            .delete_route_table("rtb-custom-2")
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store
+            .delete_vpc(ACCOUNT, &vpc.vpc_id)
+            .await
+            .expect("deleted"),
+        VpcDeletion::Deleted
+    );
+    assert!(
+        store
+            .route_table("rtb-custom-main")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(!super::has_resource(store, "rtb-custom-main").await);
 }

@@ -110,12 +110,33 @@ impl VpcIndex for SqliteStore {
              ORDER BY group_id LIMIT 1",
             "SELECT instance_id FROM instances WHERE network_id = ? AND terminated_at IS NULL
              ORDER BY instance_id LIMIT 1",
+            // An attached internet gateway, or a route table other than
+            // the main one, keeps the VPC (as on AWS).
+            "SELECT internet_gateway_id FROM internet_gateways WHERE vpc_id = ?
+             ORDER BY internet_gateway_id LIMIT 1",
+            "SELECT t.route_table_id FROM route_tables t WHERE t.vpc_id = ? AND NOT EXISTS
+               (SELECT 1 FROM route_table_associations a
+                 WHERE a.route_table_id = t.route_table_id AND a.subnet_id IS NULL)
+             ORDER BY t.route_table_id LIMIT 1",
         ];
         for query in dependencies {
             if let Some(resource_id) = first_of(&mut tx, query, vpc_id).await? {
                 return Ok(VpcDeletion::Dependency { resource_id });
             }
         }
+        // The main route table goes with its VPC: its association, then
+        // its resource (the table and its routes cascade).
+        sqlx::query("DELETE FROM route_table_associations WHERE vpc_id = ?")
+            .bind(vpc_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM resources WHERE resource_id IN
+               (SELECT route_table_id FROM route_tables WHERE vpc_id = ?)",
+        )
+        .bind(vpc_id)
+        .execute(&mut *tx)
+        .await?;
         // The default group goes with its VPC: its rules' resources, then
         // its own (rows and memberships cascade).
         sqlx::query(
