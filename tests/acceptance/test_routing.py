@@ -397,3 +397,24 @@ def test_terraform_aws_route_table_and_association(acct):
     ec2.delete_route_table(RouteTableId=rtb_id)
     refused("InvalidRouteTableID.NotFound", ec2.describe_route_tables, RouteTableIds=[rtb_id])
     refused("InvalidRouteTableID.NotFound", ec2.delete_route_table, RouteTableId=rtb_id)
+
+
+def test_a_custom_vpc_has_its_main_table_and_goes_with_it(acct):
+    ec2, account = acct
+    vpc_id = ec2.create_vpc(CidrBlock="10.44.0.0/16")["Vpc"]["VpcId"]
+    main = main_table(ec2, vpc_id)
+    assert main["Routes"] == [{"DestinationCidrBlock": "10.44.0.0/16", "GatewayId": "local",
+                               "Origin": "CreateRouteTable", "State": "active"}]
+    assert ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"] == []
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+    refused("DependencyViolation", ec2.delete_vpc, VpcId=vpc_id)
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+    extra = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    refused("DependencyViolation", ec2.delete_vpc, VpcId=vpc_id)
+    ec2.delete_route_table(RouteTableId=extra)
+    ec2.delete_vpc(VpcId=vpc_id)
+    refused("InvalidRouteTableID.NotFound", ec2.describe_route_tables, RouteTableIds=[main["RouteTableId"]])
+    assert ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"] == []
