@@ -249,7 +249,13 @@ def poll(w: Walk, words: list[str], expected: list[str]) -> list[str]:
 
 
 def check_inventory(w: Walk):
+    # `up --metal-import` imports the rack through the API once it answers,
+    # so the first describe may come before the last system is in.
+    deadline = time.monotonic() + 60
     systems = w.ml.json("describe-systems")
+    while len(systems) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        systems = w.ml.json("describe-systems")
     assert [s["name"] for s in systems] == ["m1", "m2", "m3"]
     for s in systems:
         assert "stateSince" not in s, f"no state change yet: {s}"
