@@ -1,7 +1,7 @@
 """The Debian package: built from the workspace (`scripts/build-deb`, with
 the binary under test), installed with apt-get into a clean Debian 12
-chroot (debootstrap minbase + systemd, cached as a tarball under
-target/debian-chroot: the first run takes about two minutes), its units
+chroot (the Debian tree debianutil shares with the cloud-init image test:
+minbase + systemd + cloud-init, made once with mmdebstrap), its units
 validated there with `systemd-analyze verify --root`, then removed and
 purged. These machines run no systemd as PID 1, so the units are verified,
 not started; that VMs survive a unit restart rests on KillMode=process
@@ -12,7 +12,6 @@ each line with its syslog priority and no timestamp, for the journal."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -23,10 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MALLEE_BIN, REPO, free_port
+from debianutil import base_tarball
 
-CACHE = Path(os.environ.get("MALLEE_CHROOT_CACHE", str(REPO / "target" / "debian-chroot")))
-BASE = CACHE / "bookworm-minbase-systemd.tgz"
-MIRROR = os.environ.get("MALLEE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 UNITS = ("mallee-controller.service", "mallee-node.service", "mallee-up.service")
 
 
@@ -36,22 +33,6 @@ def sh(*args, timeout=600, check=True, **kw) -> subprocess.CompletedProcess:
     if check:
         assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
-
-
-def base_tarball() -> Path:
-    """A clean Debian 12 (minbase + systemd), made once with debootstrap."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not BASE.exists():
-            assert shutil.which("debootstrap"), "debootstrap is needed (scripts/install-deps test installs it)"
-            work = CACHE / "build"
-            shutil.rmtree(work, ignore_errors=True)
-            sh("debootstrap", "--variant=minbase", "--include=systemd", "bookworm", work, MIRROR, timeout=1200)
-            sh("tar", "-C", work, "-czf", f"{BASE}.tmp", ".")
-            os.rename(f"{BASE}.tmp", BASE)
-            shutil.rmtree(work, ignore_errors=True)
-    return BASE
 
 
 @pytest.fixture
@@ -79,7 +60,7 @@ def build_deb(out: Path) -> Path:
     return deb
 
 
-# The first run makes the chroot (debootstrap, about two minutes).
+# The first run makes the Debian tree (mmdebstrap, two to three minutes).
 @pytest.mark.timeout(1500)
 def test_the_deb_installs_into_a_clean_debian_12_and_its_units_verify(tmp_path, chroot):
     deb = build_deb(tmp_path / "deb")
