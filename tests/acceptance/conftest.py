@@ -502,7 +502,11 @@ def server(session_tmp):
     # Developers running several suites side by side on one host give each
     # session cloud its own public range; one range per host otherwise.
     extra = ["--public-range", os.environ.get("MALLEE_TEST_SESSION_RANGE") or "198.18.0.0/24"]
+    # Its Prometheus endpoint (test_metrics.py).
+    metrics_port = free_port()
+    extra += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
     srv = MalleeServer(session_tmp / "shared-data", session_tmp / "shared-server.log", extra_args=extra)
+    srv.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     _SESSION_SERVER.append(srv)
     try:
         srv.start()

@@ -65,7 +65,7 @@ async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let close_after = expects_continue_without_body(&request);
-    let task = tokio::spawn(dispatch(door, request, request_id.clone()));
+    let task = tokio::spawn(dispatch(door.clone(), request, request_id.clone()));
     let outcome = match task.await {
         Ok(outcome) => outcome,
         Err(join_error) => {
@@ -88,16 +88,24 @@ async fn handle(State(door): State<FrontDoor>, request: Request) -> Response {
     if close_after {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let service = outcome.service.map(Service::scope_name).unwrap_or("-");
+    let latency = started.elapsed();
+    door.cloud.telemetry.record_request(
+        service,
+        &outcome.action,
+        response.status().as_u16(),
+        latency,
+    );
     tracing::info!(
         target: "mallee::request",
         request_id,
         method = %method,
         path,
-        service = outcome.service.map(Service::scope_name).unwrap_or("-"),
+        service,
         action = outcome.action,
         account = outcome.account.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         "request"
     );
     response
@@ -232,6 +240,10 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
             &request_id,
         )
         .await;
+        // The operation s3s routed it to, once it got that far.
+        if let Some(crate::s3::S3Operation(name)) = response.extensions().get() {
+            outcome.action.clone_from(name);
+        }
         outcome.response = response;
         outcome.account = account;
         return outcome;

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod frontdoor;
 pub mod iam;
 pub mod metal;
+pub mod metrics;
 pub mod node_routes;
 pub mod pagination;
 pub mod query;

@@ -63,6 +63,7 @@ pub struct Prepared {
     listener: TcpListener,
     node_listener: TlsListener,
     dns_socket: Option<(tokio::net::UdpSocket, tokio::net::TcpListener)>,
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Opens the store, bootstraps and binds the listener.
@@ -98,6 +99,14 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         }
         None => None,
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     bootstrap::fix_names(&store, &mut config).await?;
     mallee_cloud::node_status::record_node_timeout(&store, config.node_timeout).await?;
     let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
@@ -122,6 +131,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         key_use: Default::default(),
         identities: Default::default(),
         authz_seal,
+        telemetry: Default::default(),
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());
@@ -137,6 +147,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         listener,
         node_listener,
         dns_socket,
+        metrics_listener,
     })
 }
 
@@ -218,6 +229,13 @@ impl Prepared {
         let dns = self
             .dns_socket
             .map(|(udp, tcp)| tokio::spawn(crate::dns::serve(self.cloud.clone(), udp, tcp)));
+        let metrics = self.metrics_listener.map(|listener| {
+            tokio::spawn(crate::metrics::serve(
+                self.cloud.clone(),
+                listener,
+                shutdown.clone(),
+            ))
+        });
         let router = crate::frontdoor::router(self.cloud, self.s3, self.metal);
         // Without TCP_NODELAY a small response written in two parts (headers,
         // body) waits for the client's delayed ACK: ~40 ms per small GET.
@@ -240,6 +258,9 @@ impl Prepared {
         }
         if let Some(dns) = dns {
             dns.abort();
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         revocations.abort();
         reconciler.abort();

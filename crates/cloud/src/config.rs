@@ -71,6 +71,10 @@ pub struct Config {
     /// Where the public DNS server (instances' public names, UDP and TCP)
     /// listens; `None`: none.
     pub dns_listen: Option<SocketAddr>,
+    /// Where the Prometheus metrics endpoint (`GET /metrics`, no
+    /// authentication: for loopback or an admin network) listens; `None`:
+    /// none.
+    pub metrics_listen: Option<SocketAddr>,
     /// The domain of instances' public DNS names; `None`: the region's
     /// (`REGION.compute.mallee`). See [`Config::public_domain`].
     pub public_domain: Option<String>,
@@ -105,6 +109,7 @@ impl Config {
             auto_public_ip: true,
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             dns_listen: None,
+            metrics_listen: None,
             public_domain: None,
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),

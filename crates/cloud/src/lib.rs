@@ -46,6 +46,7 @@ pub mod sharing;
 pub mod snapshots;
 pub mod subnets;
 pub mod tags;
+pub mod telemetry;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod volumes;
@@ -84,6 +85,8 @@ pub struct Cloud {
     pub identities: identity::cache::IdentityCache,
     /// Seals EC2's encoded authorization messages.
     pub authz_seal: identity::authz_seal::AuthzSeal,
+    /// Requests answered and reconciler passes, for the metrics endpoint.
+    pub telemetry: telemetry::Telemetry,
 }
 
 impl Cloud {

@@ -165,7 +165,12 @@ pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
                 }
             }
             passes = passes.wrapping_add(1);
-            let period = match pass(&cloud).await {
+            let started = std::time::Instant::now();
+            let result = pass(&cloud).await;
+            cloud
+                .telemetry
+                .record_pass(started.elapsed(), result.is_ok());
+            let period = match result {
                 Ok(true) => BUSY_PERIOD,
                 Ok(false) => PERIOD,
                 Err(e) => {

@@ -69,6 +69,7 @@ impl TestCloud {
             key_use: Default::default(),
             identities: Default::default(),
             authz_seal: crate::identity::authz_seal::AuthzSeal::from_key(&[1; 32]),
+            telemetry: Default::default(),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start the all-in-one cloud in the foreground (Ctrl-C stops it).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run the controller (API and control plane) with no local node;
     /// nodes join with `mallee node join`.
     Controller(ControllerArgs),
@@ -110,6 +110,12 @@ struct ServeArgs {
     /// the instances' VPCs (default: no DNS server).
     #[arg(long, env = "MALLEE_DNS_LISTEN")]
     dns_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (`GET /metrics`: requests, latencies,
+    /// reconciler, nodes, instances) at this address, without
+    /// authentication: keep it on loopback or an admin network (default:
+    /// no metrics listener).
+    #[arg(long, env = "MALLEE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Domain of instances' public DNS names (`ec2-198-18-0-23.DOMAIN`;
     /// default `REGION.compute.mallee`; fixed at the first start).
     #[arg(long, env = "MALLEE_PUBLIC_DOMAIN")]
@@ -160,6 +166,9 @@ impl ServeArgs {
             ports.push(("--dns-listen", conflicts::Proto::Udp, addr));
             ports.push(("--dns-listen", conflicts::Proto::Tcp, addr));
         }
+        if let Some(addr) = self.metrics_listen {
+            ports.push(("--metrics-listen", conflicts::Proto::Tcp, addr));
+        }
         ports
     }
 
@@ -178,6 +187,7 @@ impl ServeArgs {
         config.node_timeout = std::time::Duration::from_secs(self.node_timeout.max(1));
         config.node_listen = self.node_listen.unwrap_or(default_node_listen);
         config.dns_listen = self.dns_listen;
+        config.metrics_listen = self.metrics_listen;
         if let Some(domain) = &self.public_domain {
             config.set_public_domain(domain)?;
         }
@@ -325,7 +335,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up(args).await,
+            Command::Up(args) => up(*args).await,
             Command::Controller(args) => controller(args).await,
             Command::Doctor(args) => Ok(doctor_cmd::run(&args.data.data_dir, args.fix)),
             Command::Status(args) => status_cmd::run(args).await,

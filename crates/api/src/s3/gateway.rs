@@ -86,6 +86,8 @@ pub(crate) async fn serve(
     }
     let slot = super::AccountSlot::default();
     parts.extensions.insert(slot.clone());
+    let operation = super::OperationSlot::default();
+    parts.extensions.insert(operation.clone());
     let request = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
     let mut response = match s3.call(request).await {
         Ok(response) => finish_s3_response(response, request_id).await,
@@ -94,6 +96,9 @@ pub(crate) async fn serve(
             fail(&ApiError::internal())
         }
     };
+    if let Some(name) = operation.get() {
+        response.extensions_mut().insert(super::S3Operation(name));
+    }
     if let Some(cors) = cors {
         cors.decorate(cloud, &mut response).await;
     }

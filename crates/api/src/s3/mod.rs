@@ -147,6 +147,22 @@ impl AccountSlot {
     }
 }
 
+/// Where the access hook leaves the name of the S3 operation s3s routed
+/// the request to (`PutObject`), for the request log and the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct OperationSlot(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl OperationSlot {
+    /// The operation, once s3s has routed the request.
+    pub fn get(&self) -> Option<String> {
+        self.0.get().cloned()
+    }
+}
+
+/// The S3 operation a response answers, in the response's extensions.
+#[derive(Debug, Clone)]
+pub struct S3Operation(pub String);
+
 /// The S3 operations s3s calls: each turns s3s's input into the object
 /// store's, calls `mallee_cloud::objects` and turns the answer into s3s's
 /// output.
@@ -244,6 +260,10 @@ struct CallerAccess {
 #[async_trait::async_trait]
 impl S3Access for CallerAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let operation = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
+            let _ = slot.0.set(operation);
+        }
         let access_key = cx.credentials().map(|c| c.access_key.clone());
         let mut caller = match access_key {
             // The front door verified a SigV2 signature itself and attached
