@@ -66,6 +66,29 @@ impl ApiError {
         )
     }
 
+    /// `service`'s answer to a caller over its rate, or to any caller while
+    /// the controller is full: EC2's `RequestLimitExceeded` and S3's
+    /// `SlowDown` (503), IAM's and STS's `Throttling` (400), as AWS sends
+    /// them; SDKs back off and retry all three.
+    pub fn throttled(service: crate::service::Service) -> Self {
+        use crate::service::Service;
+        match service {
+            Service::Ec2 | Service::Metal => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ),
+            Service::S3 => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate.",
+            ),
+            Service::Iam | Service::Sts => {
+                Self::new(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded")
+            }
+        }
+    }
+
     /// The XML body in `dialect`.
     pub fn to_xml(&self, dialect: ErrorDialect, request_id: &str) -> String {
         let code = escape(&self.code);

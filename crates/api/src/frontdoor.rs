@@ -227,6 +227,12 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
     outcome.service = Some(service);
     let dialect = service.error_dialect();
     let fail = |e: &ApiError| error_response(e, dialect, &request_id);
+    // Full: refused now rather than queued, so a spike cannot make every
+    // request wait without bound.
+    let Some(_in_flight) = cloud.admission.enter() else {
+        outcome.response = fail(&ApiError::throttled(service));
+        return outcome;
+    };
 
     if service == Service::S3 {
         outcome.action = format!("S3:{}", parts.method);
@@ -326,6 +332,10 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         }
     };
     outcome.account = Some(principal.account.account_id.clone());
+    if !cloud.admission.allow_account(&principal.account.account_id) {
+        outcome.response = fail(&ApiError::throttled(service));
+        return outcome;
+    }
     let region = signed
         .as_ref()
         .and_then(|s| s.region())

@@ -121,6 +121,10 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     let _ = std::fs::remove_file(config.data_dir.join("node.token"));
     let blobs = Arc::new(blobs);
     let authz_seal = mallee_cloud::identity::authz_seal::AuthzSeal::load(&store).await?;
+    let admission = mallee_cloud::admission::Admission::new(
+        config.max_concurrent_requests,
+        config.account_rate_limit,
+    );
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
@@ -132,6 +136,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         identities: Default::default(),
         authz_seal,
         telemetry: Default::default(),
+        admission,
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());

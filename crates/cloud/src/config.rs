@@ -75,6 +75,11 @@ pub struct Config {
     /// authentication: for loopback or an admin network) listens; `None`:
     /// none.
     pub metrics_listen: Option<SocketAddr>,
+    /// Requests handled at once; more are refused with the service's
+    /// throttling error.
+    pub max_concurrent_requests: usize,
+    /// Requests per account and second (with a burst); `None`: no limit.
+    pub account_rate_limit: Option<crate::admission::RateLimit>,
     /// The domain of instances' public DNS names; `None`: the region's
     /// (`REGION.compute.mallee`). See [`Config::public_domain`].
     pub public_domain: Option<String>,
@@ -110,6 +115,8 @@ impl Config {
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             dns_listen: None,
             metrics_listen: None,
+            max_concurrent_requests: crate::admission::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            account_rate_limit: None,
             public_domain: None,
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),

@@ -9,6 +9,7 @@
 pub mod account_attributes;
 pub mod accounts;
 pub mod addresses;
+pub mod admission;
 pub mod bootstrap;
 pub mod cloud_status;
 pub mod compute;
@@ -87,6 +88,8 @@ pub struct Cloud {
     pub authz_seal: identity::authz_seal::AuthzSeal,
     /// Requests answered and reconciler passes, for the metrics endpoint.
     pub telemetry: telemetry::Telemetry,
+    /// How many requests are taken on at once, and per account.
+    pub admission: admission::Admission,
 }
 
 impl Cloud {

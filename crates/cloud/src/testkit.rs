@@ -70,6 +70,7 @@ impl TestCloud {
             identities: Default::default(),
             authz_seal: crate::identity::authz_seal::AuthzSeal::from_key(&[1; 32]),
             telemetry: Default::default(),
+            admission: Default::default(),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -116,6 +116,16 @@ struct ServeArgs {
     /// no metrics listener).
     #[arg(long, env = "MALLEE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Requests handled at once; past that, new ones are refused at once
+    /// with the service's throttling error (EC2 `RequestLimitExceeded`, S3
+    /// `SlowDown`, IAM/STS `Throttling`) instead of waiting in a queue.
+    #[arg(long, env = "MALLEE_MAX_CONCURRENT_REQUESTS", default_value_t = mallee_cloud::admission::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
+    /// Requests per second each account may make, `RATE` or `RATE:BURST`
+    /// (burst: requests at once after a quiet spell, default twice the
+    /// rate); past it, the service's throttling error (default: no limit).
+    #[arg(long, env = "MALLEE_ACCOUNT_RATE_LIMIT", value_name = "RATE[:BURST]")]
+    account_rate_limit: Option<mallee_cloud::admission::RateLimit>,
     /// Domain of instances' public DNS names (`ec2-198-18-0-23.DOMAIN`;
     /// default `REGION.compute.mallee`; fixed at the first start).
     #[arg(long, env = "MALLEE_PUBLIC_DOMAIN")]
@@ -188,6 +198,8 @@ impl ServeArgs {
         config.node_listen = self.node_listen.unwrap_or(default_node_listen);
         config.dns_listen = self.dns_listen;
         config.metrics_listen = self.metrics_listen;
+        config.max_concurrent_requests = self.max_concurrent_requests.max(1);
+        config.account_rate_limit = self.account_rate_limit;
         if let Some(domain) = &self.public_domain {
             config.set_public_domain(domain)?;
         }

@@ -297,6 +297,11 @@ impl S3Access for CallerAccess {
                 }
             }
         };
+        if let Some(account) = caller.account()
+            && !self.cloud.admission.allow_account(account)
+        {
+            return Err(s3_error!(SlowDown, "Please reduce your request rate."));
+        }
         if let Some(principal) = caller.as_principal() {
             let cloud = &self.cloud;
             cloud
