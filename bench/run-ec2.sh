@@ -11,7 +11,9 @@
 #
 # Knobs (environment): DURATION (s measured per case, default 10), WARMUP (s,
 # default 2), CONCURRENCY (default "1 16"), CLIENT_THREADS (default 1),
-# MALLEE_BIN (a prebuilt release mallee; skips building it).
+# MALLEE_BIN (a prebuilt release mallee; skips building it), BASELINE_BIN
+# (another release mallee, e.g. of an earlier commit: it replaces moto as the
+# peer, seeded and loaded the same way, to measure a change side by side).
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +45,10 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- moto in bench/.venv -----------------------------------------------------
 VENV="$BENCH/.venv"
-if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+PEER_LABEL="moto"
+if [[ -n "${BASELINE_BIN:-}" ]]; then
+    PEER_LABEL="baseline"
+elif ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
     log "installing moto[server]==$MOTO_VERSION into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
@@ -93,18 +98,29 @@ MALLEE_SK="$(jq -r .secret_access_key "$CREDS")"
 MALLEE_REGION="$(jq -r '.region // "mallee-1"' "$CREDS")"
 
 MOTO_PORT="$(free_port)"
+if [[ -n "${BASELINE_BIN:-}" ]]; then
+    log "starting the baseline mallee $BASELINE_BIN on 127.0.0.1:$MOTO_PORT"
+    "$BASELINE_BIN" up --no-node --data-dir "$WORK/baseline-data" --listen "127.0.0.1:$MOTO_PORT" \
+        --public-range 198.19.254.0/24 >"$WORK/moto.log" 2>&1 &
+    MOTO_PID=$!
+    wait_http "http://127.0.0.1:$MOTO_PORT/_mallee/health" "$MOTO_PID" moto
+    BASE_CREDS="$WORK/baseline-data/credentials/admin.json"
+    PEER_TARGET="--endpoint http://127.0.0.1:$MOTO_PORT/ --access-key $(jq -r .access_key_id "$BASE_CREDS") --secret-key $(jq -r .secret_access_key "$BASE_CREDS") --region $(jq -r '.region // "mallee-1"' "$BASE_CREDS")"
+else
 log "starting moto_server $MOTO_VERSION on 127.0.0.1:$MOTO_PORT"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "$MOTO_PID" moto
+PEER_TARGET="--endpoint http://127.0.0.1:$MOTO_PORT/ --access-key bench --secret-key bench --region us-east-1"
+fi
 
 # Per server: endpoint, credentials, region. moto accepts any credentials and
 # only regions it knows, so it is signed for us-east-1; the request shapes are
-# otherwise identical.
+# otherwise identical. With BASELINE_BIN, "moto" is the baseline mallee.
 target() { # name -> ec2-load target args
     case "$1" in
     mallee) echo "--endpoint http://127.0.0.1:$MALLEE_PORT/ --access-key $MALLEE_AK --secret-key $MALLEE_SK --region $MALLEE_REGION" ;;
-    moto) echo "--endpoint http://127.0.0.1:$MOTO_PORT/ --access-key bench --secret-key bench --region us-east-1" ;;
+    moto) echo "$PEER_TARGET" ;;
     esac
 }
 
@@ -128,6 +144,8 @@ RESULTS="$WORK/results.jsonl"
 for idx in "${!CASES[@]}"; do
     spec="${CASES[$idx]}"
     IFS='|' read -r name action params expect servers <<<"$spec"
+    # A baseline mallee answers every case mallee does.
+    [[ -n "${BASELINE_BIN:-}" ]] && servers="mallee moto"
     read -r -a plist <<<"$params"
     param_args=()
     for p in "${plist[@]}"; do param_args+=(--param "$p"); done
@@ -152,12 +170,12 @@ peak_rss() { awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status" 2>/dev
 MALLEE_RSS="$(peak_rss "$MALLEE_PID")"
 MOTO_RSS="$(peak_rss "$MOTO_PID")"
 
-TABLE="$(jq -rs --arg dur "$DURATION" '
+TABLE="$(jq -rs --arg dur "$DURATION" --arg peer "$PEER_LABEL" '
   def r1: (. * 10 | round) / 10;
   def r2: (. * 100 | round) / 100;
   def lat: "\(.p50_ms | r2) / \(.p90_ms | r2) / \(.p99_ms | r2)";
   (group_by([.idx, .concurrency])) as $groups
-  | "| case | c | mallee req/s (n) | moto req/s (n) | mallee/moto | mallee p50/p90/p99 ms | moto p50/p90/p99 ms | errors |",
+  | "| case | c | mallee req/s (n) | \($peer) req/s (n) | mallee/\($peer) | mallee p50/p90/p99 ms | \($peer) p50/p90/p99 ms | errors |",
     "|---|---:|---:|---:|---:|---|---|---:|",
     ($groups[] |
       (map(select(.server == "mallee")) | .[0]) as $m |
@@ -173,8 +191,12 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 cp "$RESULTS" "$BENCH/results/ec2-$STAMP.jsonl"
 {
     echo "EC2 Query API, signed SigV4, ${DURATION} s per case after ${WARMUP} s warm-up, $(nproc) cores, client threads $CLIENT_THREADS"
-    echo "mallee $MALLEE_DESC; moto_server $MOTO_VERSION"
-    echo "peak RSS: mallee $MALLEE_RSS, moto $MOTO_RSS; load average before the run $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ -n "${BASELINE_BIN:-}" ]]; then
+        echo "mallee $MALLEE_DESC; baseline: $BASELINE_BIN"
+    else
+        echo "mallee $MALLEE_DESC; moto_server $MOTO_VERSION"
+    fi
+    echo "peak RSS: mallee $MALLEE_RSS, $PEER_LABEL $MOTO_RSS; load average before the run $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "$TABLE"
 } | tee "$BENCH/results/ec2-$STAMP.md"
