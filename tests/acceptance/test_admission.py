@@ -3,7 +3,8 @@ once with each service's throttling error (EC2 `RequestLimitExceeded` and
 S3 `SlowDown`, 503) instead of queueing them, and serves again as soon as
 room frees up; with `--account-rate-limit` one account over its rate is
 throttled (EC2, S3 and IAM alike) while others are not, and an SDK that
-backs off and retries gets through."""
+backs off and retries gets through. `--max-instances-per-account` sets the
+instance quota."""
 
 from __future__ import annotations
 
@@ -92,8 +93,12 @@ def test_a_full_controller_refuses_at_once_and_recovers(mallee_factory):
 
 
 def test_an_account_over_its_rate_is_throttled_alone(mallee_factory):
-    cloud = mallee_factory("rated", extra_args=["--no-node", "--account-rate-limit", "2:4"])
+    cloud = mallee_factory("rated", extra_args=["--no-node", "--account-rate-limit", "2:4",
+                                                "--max-instances-per-account", "2500"])
     other = cloud.create_account()
+    # The admin's instance quota (AWS raises it through Service Quotas).
+    limit = cloud.client("ec2", creds=other).describe_account_attributes(AttributeNames=["max-instances"])
+    assert limit["AccountAttributes"][0]["AttributeValues"] == [{"AttributeValue": "2500"}], limit
     ec2, s3, iam = cloud.client("ec2"), cloud.client("s3"), cloud.client("iam")
     answers = []
     for _ in range(10):

@@ -126,6 +126,10 @@ struct ServeArgs {
     /// rate); past it, the service's throttling error (default: no limit).
     #[arg(long, env = "MALLEE_ACCOUNT_RATE_LIMIT", value_name = "RATE[:BURST]")]
     account_rate_limit: Option<mallee_cloud::admission::RateLimit>,
+    /// Instances each account may have running (DescribeAccountAttributes'
+    /// `max-instances`; past it, RunInstances answers InstanceLimitExceeded).
+    #[arg(long, env = "MALLEE_MAX_INSTANCES_PER_ACCOUNT", default_value_t = mallee_cloud::config::AccountLimits::default().max_instances)]
+    max_instances_per_account: u32,
     /// Domain of instances' public DNS names (`ec2-198-18-0-23.DOMAIN`;
     /// default `REGION.compute.mallee`; fixed at the first start).
     #[arg(long, env = "MALLEE_PUBLIC_DOMAIN")]
@@ -200,6 +204,7 @@ impl ServeArgs {
         config.metrics_listen = self.metrics_listen;
         config.max_concurrent_requests = self.max_concurrent_requests.max(1);
         config.account_rate_limit = self.account_rate_limit;
+        config.account_limits.max_instances = self.max_instances_per_account;
         if let Some(domain) = &self.public_domain {
             config.set_public_domain(domain)?;
         }
