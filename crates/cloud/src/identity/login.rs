@@ -151,11 +151,63 @@ pub async fn verify(
     let Ok(p) = get(store, account_id, user).await else {
         return Ok(false);
     };
-    let salt = hex::decode(&p.salt).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
-    let want = hex::decode(&p.hash).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
+    matches(&p, password)
+}
+
+/// Whether `password` derives to `profile`'s hash (constant time).
+fn matches(profile: &LoginProfile, password: &str) -> Result<bool> {
+    let salt = hex::decode(&profile.salt).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
+    let want = hex::decode(&profile.hash).map_err(|e| IdentityError::Corrupt(e.to_string()))?;
     Ok(bool::from(
-        derive(password, &salt, p.rounds).ct_eq(&want[..]),
+        derive(password, &salt, profile.rounds).ct_eq(&want[..]),
     ))
+}
+
+/// Why a console sign-in was refused. One answer for every wrong
+/// account, user or password, so a caller cannot probe which exist.
+pub const SIGN_IN_REFUSED: &str = "Your authentication information is incorrect. Please try again.";
+
+/// A console sign-in: the user `user` of the account named or numbered
+/// `account` with its console password. Answers session credentials that
+/// act as that user (so every later request is authorised as the user's
+/// own), or `AccessDenied` with [`SIGN_IN_REFUSED`].
+///
+/// The key derivation runs on the blocking pool (it takes a CPU for a
+/// while by design), and runs whether or not the account, the user and
+/// its login profile exist, so the time taken does not tell them apart.
+pub async fn sign_in(
+    store: &dyn Store,
+    account: &str,
+    user: &str,
+    password: &str,
+) -> Result<(mallee_store::Account, super::sts::Credentials)> {
+    let refused = || IdentityError::AccessDenied(SIGN_IN_REFUSED.into());
+    let found = if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        store.account_by_id(account).await?
+    } else {
+        store.account_by_name(account).await?
+    };
+    let profile = match &found {
+        Some(a) => get(store, &a.account_id, user).await.ok(),
+        None => None,
+    };
+    let password = password.to_owned();
+    let matched = tokio::task::spawn_blocking(move || match profile {
+        Some(p) => matches(&p, &password),
+        None => {
+            let _ = derive(&password, &[0u8; 16], ROUNDS);
+            Ok(false)
+        }
+    })
+    .await
+    .map_err(|e| IdentityError::Corrupt(format!("password check: {e}")))??;
+    match found {
+        Some(found) if matched => {
+            let credentials = super::sts::console_session(store, &found.account_id, user).await?;
+            Ok((found, credentials))
+        }
+        _ => Err(refused()),
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +257,31 @@ mod tests {
                 .await
                 .expect("verify")
         );
+        let account = store
+            .account_by_id(p.account_id())
+            .await
+            .expect("read")
+            .expect("account");
+        let (signed_in, creds) = sign_in(store, &account.name, "ci", "Battery-Staple7")
+            .await
+            .expect("sign in by account name");
+        assert_eq!(signed_in.account_id, account.account_id);
+        assert!(creds.access_key_id.starts_with("ASIA"));
+        assert!(
+            sign_in(store, p.account_id(), "ci", "Battery-Staple7")
+                .await
+                .is_ok()
+        );
+        for (acct, user, pass) in [
+            (account.name.as_str(), "ci", "Wrong-Horse9"),
+            (account.name.as_str(), "nobody", "Battery-Staple7"),
+            ("no-such-account", "ci", "Battery-Staple7"),
+        ] {
+            assert!(matches!(
+                sign_in(store, acct, user, pass).await,
+                Err(IdentityError::AccessDenied(m)) if m == SIGN_IN_REFUSED
+            ));
+        }
         delete(store, p.account_id(), "ci").await.expect("delete");
         assert!(
             !verify(store, p.account_id(), "ci", "Battery-Staple7")

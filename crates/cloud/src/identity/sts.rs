@@ -140,6 +140,27 @@ pub async fn session_token(
     .await
 }
 
+/// How long a console sign-in lasts (AWS's console sessions last 12 hours).
+pub const CONSOLE_SESSION_SECONDS: i64 = 43_200;
+
+/// Credentials that act as user `user_name` of `account_id`, for a
+/// console sign-in whose password [`super::login::sign_in`] has checked.
+pub(crate) async fn console_session(
+    store: &dyn Store,
+    account_id: &str,
+    user_name: &str,
+) -> Result<Credentials> {
+    issue(
+        store,
+        account_id,
+        user_name,
+        None,
+        user_name,
+        CONSOLE_SESSION_SECONDS,
+    )
+    .await
+}
+
 /// The account and name of a role ARN (`arn:aws:iam::ACCOUNT:role/PATH/NAME`).
 fn parse_role_arn(role_arn: &str) -> Option<(&str, &str)> {
     let rest = role_arn.strip_prefix("arn:aws:iam::")?;
