@@ -53,6 +53,7 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ("DescribeRegions", ""),
     ("DescribeAvailabilityZones", ""),
     ("DescribeAccountAttributes", ""),
+    ("DescribeNodes", ""),
     ("DescribeInstanceTypes", ""),
     (
         "DescribeInstanceTypeOfferings",

@@ -96,6 +96,23 @@ pub async fn list(store: &dyn Store, now: i64) -> Result<Vec<NodeStatus>, NodeSt
         .collect())
 }
 
+/// The nodes as the API's `DescribeNodes` shows them: only to callers of
+/// an administrator account (the IAM policy check comes first, in the
+/// protocol layer), as Eucalyptus showed its node controllers.
+pub async fn describe(
+    store: &dyn Store,
+    caller: &crate::Principal,
+    now: i64,
+) -> Result<Vec<NodeStatus>, crate::CloudError> {
+    if !caller.account.is_admin {
+        return Err(crate::CloudError::Unauthorized);
+    }
+    list(store, now).await.map_err(|e| match e {
+        NodeStatusError::Store(s) => s.into(),
+        other => crate::CloudError::Internal(other.to_string()),
+    })
+}
+
 fn status(node: Node, instances: &[Instance], timeout: Duration, now: i64) -> NodeStatus {
     let room = placement::rooms(std::slice::from_ref(&node), instances, &node.zone)
         .pop()
@@ -191,6 +208,18 @@ mod tests {
             "{b:?}"
         );
         assert!(b.schedulable());
+
+        let tenant = cloud.principal("tenant").await;
+        assert!(matches!(
+            describe(store, &tenant, 100_000).await,
+            Err(crate::CloudError::Unauthorized)
+        ));
+        let mut admin = tenant.clone();
+        admin.account.is_admin = true;
+        assert_eq!(
+            describe(store, &admin, 100_000).await.expect("admin").len(),
+            2
+        );
 
         set_disabled(store, "node-b", true).await.expect("disable");
         let listed = list(store, 100_000).await.expect("list");

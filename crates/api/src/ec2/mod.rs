@@ -25,6 +25,7 @@ pub mod launch_templates;
 pub mod nat_gateways;
 pub mod network_acls;
 pub mod network_interfaces;
+pub mod nodes;
 pub mod regions;
 pub mod route_tables;
 pub mod security_group_rules;
@@ -57,6 +58,7 @@ crate::actions::declare! {
     DescribeRegions => regions::DescribeRegions,
     DescribeAvailabilityZones => regions::DescribeAvailabilityZones,
     DescribeAccountAttributes => regions::DescribeAccountAttributes,
+    DescribeNodes => nodes::DescribeNodes,
     DescribeInstanceTypes => instance_types::DescribeInstanceTypes,
     DescribeInstanceTypeOfferings => instance_types::DescribeInstanceTypeOfferings,
     CreateKeyPair => key_pairs::CreateKeyPair,
