@@ -197,6 +197,25 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         .collect();
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or_default().to_owned();
+    // The web console: its pages and sign-in are unsigned; a signed request
+    // for these paths is S3's (a bucket named `console`).
+    if crate::console::is_console_path(&raw_path)
+        && !parts.headers.contains_key(header::AUTHORIZATION)
+        && !raw_query.contains("X-Amz-Signature")
+        && !raw_query.contains("Signature=")
+    {
+        outcome.action = "Console".into();
+        outcome.response = crate::console::serve(
+            &cloud,
+            &method,
+            &raw_path,
+            &parts.headers,
+            body,
+            &request_id,
+        )
+        .await;
+        return outcome;
+    }
     let is_form = parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -1,5 +1,5 @@
 //! mallee's protocols: what the wire *says*. The one HTTP front door,
-//! request authentication, and the EC2 Query, S3 and metal APIs: each
+//! request authentication, the EC2 Query, S3 and metal APIs, and the web console: each
 //! parses a request into the domain's typed inputs, calls `mallee_cloud`,
 //! and renders the answer (or maps the domain's error to the AWS error of
 //! that API, in one place per API). Also the routes node agents call on
@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod auth;
 pub mod authorize;
+pub mod console;
 pub mod dns;
 pub mod ec2;
 pub mod error;
