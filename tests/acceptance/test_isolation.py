@@ -333,6 +333,18 @@ def describe_availability_zones(w):
         assert ZONE in [z["ZoneName"] for z in verbose["AvailabilityZones"]]
 
 
+def describe_nodes(w):
+    # The nodes are the cloud's administrators' to see: the node running
+    # A's instance lists it for the administrator, and for nobody else.
+    admin = w.srv.raw({"Action": "DescribeNodes"})
+    assert admin.status == 200, admin.describe()
+    assert w.iid in [e.text for e in admin.find_all("instanceId")], admin.text
+    for creds in (w.A, w.B):
+        refused = w.srv.raw({"Action": "DescribeNodes"}, creds=creds)
+        assert refused.status == 403 and refused.error_code == "UnauthorizedOperation", refused.describe()
+        assert w.iid not in refused.text
+
+
 def describe_account_attributes(w):
     def attributes(client):
         got = client.describe_account_attributes()["AccountAttributes"]
@@ -1284,6 +1296,7 @@ EC2_CHECKS = {
     "DescribeRegions": describe_regions,
     "DescribeAvailabilityZones": describe_availability_zones,
     "DescribeAccountAttributes": describe_account_attributes,
+    "DescribeNodes": describe_nodes,
     "DescribeInstanceTypes": describe_instance_types,
     "CreateKeyPair": create_key_pair,
     "ImportKeyPair": import_key_pair,
