@@ -5,7 +5,9 @@ One cloud for the module (the shared session cloud) and one instance.
 In the order a user goes: sign in with an access key; create a key pair
 and download its private key; open port 80 in a new security group;
 launch the test guest with user-data and that key and group, see it
-`running` and its user-data's output on the console page; create a
+`running` and its user-data's output on the console page, and fetch its
+web page on port 80 with curl; attach and detach a volume; allocate an
+elastic IP, associate it (the web page answers on it), release it; create a
 bucket, upload a 20 MiB file and watch the progress bar, make the object
 public and fetch it with curl, share a presigned link; look at every
 other page (the administrators' too); terminate the instance. Then an
@@ -42,6 +44,24 @@ except ImportError:  # reported by the fixture, never skipped
 
 BOOT = float(os.environ.get("MALLEE_BOOT_TIMEOUT", "180"))
 WAIT = 30
+# The instance's user-data: a web server on port 80 (which the console's
+# security group opens), and a line on the console only a run script
+# prints (the script itself says $((6*7)), not 42).
+WEB = "#!/bin/sh\nmkdir -p /www\necho console-web > /www/index.html\nbusybox httpd -p 80 -h /www\necho CONSOLE-USERDATA-$((6*7))\n"
+
+
+def http_get(ip: str, timeout: float = 60) -> str:
+    """The body of http://IP/ once it answers (curl, from the host)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = subprocess.run(
+            ["curl", "-sS", "--noproxy", "*", "-m", "3", f"http://{ip}/"], capture_output=True, text=True, timeout=10
+        )
+        if last.returncode == 0:
+            return last.stdout.strip()
+        time.sleep(1)
+    raise AssertionError(f"http://{ip}/ did not answer in {timeout}s: {last.stderr if last else ''}")
 
 
 # ---------------------------------------------------------------- browser
@@ -73,10 +93,12 @@ class Console:
 
     def go(self, route: str):
         self.d.get(f"{self.base}/console/#{route}")
-        self.wait(lambda d: d.find_element(By.CSS_SELECTOR, "main h1"))
+        self.wait(lambda d: d.find_element(By.CSS_SELECTOR, "main h1"), what=f"the page {route}", errors_ok=True)
 
-    def wait(self, until, timeout: float = WAIT, what: str = ""):
+    def wait(self, until, timeout: float = WAIT, what: str = "", errors_ok: bool = False):
         def probe(d):
+            if not errors_ok and self.error_banner():
+                raise AssertionError(f"waiting for {what or until}, the console shows an error: {self.error_banner()}")
             try:
                 return until(d)
             except (StaleElementReferenceException, WebDriverException):
@@ -91,7 +113,7 @@ class Console:
             ) from e
 
     def el(self, css: str):
-        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css), what=css)
+        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css), what=css, errors_ok=True)
 
     def fill(self, form: str, **fields):
         for name, value in fields.items():
@@ -116,8 +138,11 @@ class Console:
             return ""
 
     def error_banner(self) -> str:
-        b = self.d.find_element(By.ID, "banner")
-        return b.text if "error" in (b.get_attribute("class") or "") and b.is_displayed() else ""
+        try:
+            b = self.d.find_element(By.ID, "banner")
+            return b.text if "error" in (b.get_attribute("class") or "") and b.is_displayed() else ""
+        except WebDriverException:
+            return ""
 
     def no_error(self):
         assert not self.error_banner(), f"the console shows an error: {self.error_banner()}"
@@ -130,6 +155,23 @@ class Console:
 
     def row(self, region: str, row_id: str):
         return self.el(f"#{region} tr[data-id='{row_id}']")
+
+    # Pages redraw while polled: these find the row afresh on each try.
+    def choose(self, region: str, row_id: str, value: str):
+        def probe(d):
+            row = d.find_element(By.CSS_SELECTOR, f"#{region} tr[data-id='{row_id}']")
+            Select(row.find_element(By.TAG_NAME, "select")).select_by_value(value)
+            return True
+
+        self.wait(probe, what=f"{value} chosen in {row_id}")
+
+    def press(self, region: str, row_id: str, label: str):
+        def probe(d):
+            row = d.find_element(By.CSS_SELECTOR, f"#{region} tr[data-id='{row_id}']")
+            row.find_element(By.XPATH, f".//button[text()='{label}']").click()
+            return True
+
+        self.wait(probe, what=f"{label} of {row_id}")
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +316,7 @@ def test_launch_an_instance_with_user_data_and_see_it_run(browser, server, guest
         key=STATE["key"],
         groups=[STATE["group"]],
         name="console-guest",
-        userData="#!/bin/sh\necho CONSOLE-USERDATA-$((6*7))\n",
+        userData=WEB,
     )
     c.submit("launch")
     c.wait(lambda d: "/instances/i-" in d.current_url, what="the new instance's page")
@@ -293,6 +335,10 @@ def test_launch_an_instance_with_user_data_and_see_it_run(browser, server, guest
     )
     details = c.text("#instance-details")
     assert STATE["key"] in details and STATE["group"] in details, details
+    # Port 80, opened in the console, reaches the instance's web server.
+    public_ip = c.text("[data-field='Public IP']")
+    assert public_ip, details
+    assert http_get(public_ip) == "console-web"
     c.no_error()
     c.shot("instance")
     c.go("/instances")
@@ -301,6 +347,46 @@ def test_launch_an_instance_with_user_data_and_see_it_run(browser, server, guest
     c.go("/")
     c.wait(lambda d: "1 running" in d.find_element(By.CSS_SELECTOR, "[data-card='Instances']").text, what="the running instance on the dashboard")
     c.shot("dashboard")
+
+
+def test_attach_and_detach_a_volume_and_move_an_elastic_ip(browser, server):
+    c = browser
+    iid = STATE["instance"]
+    ec2 = server.client("ec2")
+    before = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    c.go("/volumes")
+    c.fill("create-volume", size="1")
+    c.submit("create-volume")
+    new = c.wait(lambda d: {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]} - before, what="the new volume")
+    (vol,) = new
+    c.wait(lambda d: "available" in c.row("volumes", vol).text, timeout=60, what="the volume available")
+    c.choose("volumes", vol, iid)
+    c.press("volumes", vol, "Attach")
+    c.wait(lambda d: "in-use" in c.row("volumes", vol).text and "attached" in c.row("volumes", vol).text, timeout=120, what="the volume attached")
+    c.no_error()
+    c.shot("volumes")
+    c.press("volumes", vol, "Detach")
+    c.wait(lambda d: "available" in c.row("volumes", vol).text, timeout=120, what="the volume detached")
+    c.press("volumes", vol, "Delete")
+    c.d.switch_to.alert.accept()
+    c.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, f"#volumes tr[data-id='{vol}']"), what="the volume deleted")
+
+    c.go("/addresses")
+    c.el("#allocate-address").click()
+    ip = c.wait(lambda d: d.find_element(By.CSS_SELECTOR, "#addresses tbody tr").get_attribute("data-id"), what="the new address")
+    c.choose("addresses", ip, iid)
+    c.press("addresses", ip, "Associate")
+    has = lambda label: lambda d: c.row("addresses", ip).find_elements(By.XPATH, f".//button[text()='{label}']")  # noqa: E731
+    c.wait(has("Disassociate"), what="the address associated")
+    assert [a["InstanceId"] for a in ec2.describe_addresses(PublicIps=[ip])["Addresses"]] == [iid]
+    assert http_get(ip) == "console-web"
+    c.no_error()
+    c.shot("addresses")
+    c.press("addresses", ip, "Disassociate")
+    c.wait(has("Associate"), what="the address disassociated")
+    c.press("addresses", ip, "Release")
+    c.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, f"#addresses tr[data-id='{ip}']"), what="the address released")
+    assert ip not in [a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]]
 
 
 def test_bucket_upload_with_progress_make_public_and_share(browser, server, tmp_path):
@@ -365,8 +451,6 @@ def test_every_other_page_shows_without_error(browser, server):
     c = browser
     pages = {
         "images": ("/images", "images"),
-        "addresses": ("/addresses", "addresses"),
-        "volumes": ("/volumes", "volumes"),
         "snapshots": ("/snapshots", "snapshots"),
         "admin-zones": ("/admin/zones", "zones"),
         "admin-accounts": ("/admin/accounts", "accounts"),
@@ -426,7 +510,7 @@ def test_password_sign_in_and_a_refusal_with_aws_message(browser, server):
     account = server.admin["account_id"]
     c.fill("signin-password", account=account, username=user, password="wrong-Password-1")
     c.submit("signin-password")
-    c.wait(lambda d: "AccessDenied" in c.error_banner(), what="the refused password")
+    c.wait(lambda d: "AccessDenied" in c.error_banner(), what="the refused password", errors_ok=True)
     assert "authentication information is incorrect" in c.error_banner()
     c.fill("signin-password", account=account, username=user, password=password)
     c.submit("signin-password")
@@ -439,7 +523,7 @@ def test_password_sign_in_and_a_refusal_with_aws_message(browser, server):
     c.row("keys", STATE["key"])
     c.fill("create-key", name="not-allowed", type="rsa")
     c.submit("create-key")
-    c.wait(lambda d: "UnauthorizedOperation" in c.error_banner(), what="the refusal")
+    c.wait(lambda d: "UnauthorizedOperation" in c.error_banner(), what="the refusal", errors_ok=True)
     shown = c.error_banner()
     assert "You are not authorized to perform this operation." in shown, shown
     assert "Encoded authorization failure message" in shown, shown
@@ -448,6 +532,6 @@ def test_password_sign_in_and_a_refusal_with_aws_message(browser, server):
     c.shot("refused")
     # The administrators' pages are the API's to refuse too.
     c.go("/admin/accounts")
-    c.wait(lambda d: "AccessDenied" in c.error_banner(), what="ListAccounts refused")
+    c.wait(lambda d: "AccessDenied" in c.error_banner(), what="ListAccounts refused", errors_ok=True)
     assert f"is not authorized to perform: iam:ListAccounts" in c.error_banner()
     c.el("#signout").click()

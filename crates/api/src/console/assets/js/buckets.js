@@ -118,7 +118,7 @@ async function bucketPage(match) {
 }
 
 function objectActions(bucket, key, redraw) {
-  const expiry = h("select", {}, [["900", "15 minutes"], ["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"]].map(([v, l]) => h("option", { value: v }, l)));
+  const expiry = h("select", { "data-keep": `${key}-expiry` }, [["900", "15 minutes"], ["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"]].map(([v, l]) => h("option", { value: v }, l)));
   return h(
     "span",
     { "data-key": key },

@@ -150,7 +150,7 @@ async function addressesPage() {
                   await redraw();
                 }, { class: "secondary" });
               }
-              const select = h("select", {}, choices.map((c) => h("option", { value: c }, c)));
+              const select = h("select", { "data-keep": `${alloc}-instance` }, choices.map((c) => h("option", { value: c }, c)));
               return h(
                 "span",
                 {},

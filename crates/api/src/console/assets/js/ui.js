@@ -68,9 +68,23 @@ export function region(id) {
   return h("div", { id, class: "region" });
 }
 
+/**
+ * Replaces a region's content. Controls marked `data-keep="KEY"` keep
+ * what the user chose across a redraw, so polling does not undo a
+ * half-made choice (an instance picked to attach a volume to).
+ */
 export function fill(id, ...children) {
   const el = document.getElementById(id);
-  if (el) el.replaceChildren(...children.flat());
+  if (!el) return;
+  const kept = new Map(Array.from(el.querySelectorAll("[data-keep]"), (c) => [c.dataset.keep, c.value]));
+  const focused = document.activeElement && el.contains(document.activeElement) ? document.activeElement.dataset.keep : null;
+  el.replaceChildren(...children.flat());
+  for (const c of el.querySelectorAll("[data-keep]")) {
+    if (kept.has(c.dataset.keep) && Array.from(c.options || [{ value: kept.get(c.dataset.keep) }]).some((o) => o.value === kept.get(c.dataset.keep))) {
+      c.value = kept.get(c.dataset.keep);
+    }
+    if (focused && c.dataset.keep === focused) c.focus();
+  }
 }
 
 /** The banner: AWS's Code and Message for errors, plain text otherwise. */

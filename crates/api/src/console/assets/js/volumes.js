@@ -45,8 +45,8 @@ async function volumesPage() {
                 }, { class: "secondary" }), snapshot);
               }
               const here = targets.filter((i) => api.text(i, "placement/availabilityZone") === api.text(v, "availabilityZone"));
-              const select = h("select", {}, here.map((i) => h("option", { value: api.text(i, "instanceId") }, api.text(i, "instanceId"))));
-              const device = h("input", { value: "/dev/vdb", size: 9 });
+              const select = h("select", { "data-keep": `${id}-instance` }, here.map((i) => h("option", { value: api.text(i, "instanceId") }, api.text(i, "instanceId"))));
+              const device = h("input", { value: "/dev/sdf", size: 9, "data-keep": `${id}-device` });
               return h(
                 "span",
                 {},
@@ -110,7 +110,7 @@ async function snapshotsPage() {
             title: "",
             value: (s) => {
               const id = api.text(s, "snapshotId");
-              const zone = h("select", {}, zoneNames.map((z) => h("option", { value: z }, z)));
+              const zone = h("select", { "data-keep": `${id}-zone` }, zoneNames.map((z) => h("option", { value: z }, z)));
               return h(
                 "span",
                 {},
