@@ -11,8 +11,8 @@ elastic IP, associate it (the web page answers on it), release it; create a
 bucket, upload a 20 MiB file and watch the progress bar, make the object
 public and fetch it with curl, share a presigned link; look at every
 other page (the administrators' too); terminate the instance. Then an
-IAM user signs in with a password and is refused an action its policy
-does not allow, with EC2's own error code and message on the page.
+IAM user signs in with a password (choosing a new one, as its login
+profile requires) and is refused an action its policy does not allow, with EC2's own error code and message on the page.
 
 Every page is saved as a screenshot under $MALLEE_CONSOLE_SCREENSHOTS
 (or the test's temporary directory). The browser is required: without
@@ -497,7 +497,7 @@ def test_password_sign_in_and_a_refusal_with_aws_message(browser, server):
     user = f"viewer-{uuid.uuid4().hex[:6]}"
     password = "Console-View-42!"
     iam.create_user(UserName=user)
-    iam.create_login_profile(UserName=user, Password=password)
+    iam.create_login_profile(UserName=user, Password=password, PasswordResetRequired=True)
     iam.put_user_policy(
         UserName=user,
         PolicyName="read-only",
@@ -512,10 +512,16 @@ def test_password_sign_in_and_a_refusal_with_aws_message(browser, server):
     c.submit("signin-password")
     c.wait(lambda d: "AccessDenied" in c.error_banner(), what="the refused password", errors_ok=True)
     assert "authentication information is incorrect" in c.error_banner()
+    # The profile asks for a new password first, as AWS's console does.
     c.fill("signin-password", account=account, username=user, password=password)
+    c.submit("signin-password")
+    c.wait(lambda d: "PasswordResetRequired" in c.error_banner(), what="the reset asked for", errors_ok=True)
+    assert c.el("#signin-password-newPassword").is_displayed()
+    c.fill("signin-password", newPassword="Console-View-43!")
     c.submit("signin-password")
     c.wait(lambda d: "Dashboard" in d.find_element(By.CSS_SELECTOR, "main h1").text, what="the dashboard after password sign-in")
     assert f"user/{user}" in c.text("#who")
+    assert iam.get_login_profile(UserName=user)["LoginProfile"]["PasswordResetRequired"] is False
     assert not c.d.find_element(By.ID, "admin-nav").is_displayed(), "no administration for a viewer"
     c.shot("dashboard-viewer")
     # Allowed: reading. Refused: creating, with EC2's own code and message.

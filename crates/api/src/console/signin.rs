@@ -16,8 +16,8 @@ use crate::iam::IamApiError;
 /// A sign-in form is three short fields.
 const MAX_BODY: usize = 4096;
 
-/// Checks `account`, `username` and `password` (a form body) and answers
-/// the session as JSON.
+/// Checks `account`, `username` and `password` (a form body; and
+/// `newPassword` to change it) and answers the session as JSON.
 pub(super) async fn handle(
     cloud: &Cloud,
     headers: &HeaderMap,
@@ -64,7 +64,17 @@ pub(super) async fn handle(
             ));
         }
     }
-    match login::sign_in(&*cloud.store, &account, &user, &password).await {
+    // A new password: the user changes it (required after a reset).
+    let new_password = Some(field("newPassword")).filter(|p| !p.is_empty());
+    match login::sign_in(
+        &*cloud.store,
+        &account,
+        &user,
+        &password,
+        new_password.as_deref(),
+    )
+    .await
+    {
         Ok((account, c)) => {
             tracing::info!(account = account.account_id, user, "console sign-in");
             super::json(

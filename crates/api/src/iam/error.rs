@@ -52,6 +52,9 @@ impl From<IamApiError> for ApiError {
                     (StatusCode::BAD_REQUEST, "PasswordPolicyViolation")
                 }
                 IdentityError::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDenied"),
+                IdentityError::PasswordResetRequired(_) => {
+                    (StatusCode::FORBIDDEN, "PasswordResetRequired")
+                }
                 IdentityError::Concurrent(_) => (StatusCode::CONFLICT, "ConcurrentModification"),
                 IdentityError::Store(_) | IdentityError::Corrupt(_) => {
                     return ApiError::internal();

@@ -172,6 +172,12 @@ pub const SIGN_IN_REFUSED: &str = "Your authentication information is incorrect.
 /// act as that user (so every later request is authorised as the user's
 /// own), or `AccessDenied` with [`SIGN_IN_REFUSED`].
 ///
+/// With `new_password`, the password is changed (under the password
+/// policy) as the user signs in; a profile created or updated with
+/// `PasswordResetRequired` refuses the sign-in with
+/// `PasswordResetRequired` until one is given, as AWS's console asks for a
+/// new password first.
+///
 /// The key derivation runs on the blocking pool (it takes a CPU for a
 /// while by design), and runs whether or not the account, the user and
 /// its login profile exist, so the time taken does not tell them apart.
@@ -180,6 +186,7 @@ pub async fn sign_in(
     account: &str,
     user: &str,
     password: &str,
+    new_password: Option<&str>,
 ) -> Result<(mallee_store::Account, super::sts::Credentials)> {
     let refused = || IdentityError::AccessDenied(SIGN_IN_REFUSED.into());
     let found = if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
@@ -191,6 +198,7 @@ pub async fn sign_in(
         Some(a) => get(store, &a.account_id, user).await.ok(),
         None => None,
     };
+    let reset_required = profile.as_ref().is_some_and(|p| p.reset_required);
     let password = password.to_owned();
     let matched = tokio::task::spawn_blocking(move || match profile {
         Some(p) => matches(&p, &password),
@@ -201,13 +209,23 @@ pub async fn sign_in(
     })
     .await
     .map_err(|e| IdentityError::Corrupt(format!("password check: {e}")))??;
-    match found {
-        Some(found) if matched => {
-            let credentials = super::sts::console_session(store, &found.account_id, user).await?;
-            Ok((found, credentials))
+    let Some(found) = found.filter(|_| matched) else {
+        return Err(refused());
+    };
+    match new_password {
+        Some(new) => {
+            update(store, &found.account_id, user, Some(new), Some(false)).await?;
         }
-        _ => Err(refused()),
+        None if reset_required => {
+            return Err(IdentityError::PasswordResetRequired(
+                "Your password has expired or must be changed: choose a new password to sign in."
+                    .into(),
+            ));
+        }
+        None => {}
     }
+    let credentials = super::sts::console_session(store, &found.account_id, user).await?;
+    Ok((found, credentials))
 }
 
 #[cfg(test)]
@@ -262,13 +280,13 @@ mod tests {
             .await
             .expect("read")
             .expect("account");
-        let (signed_in, creds) = sign_in(store, &account.name, "ci", "Battery-Staple7")
+        let (signed_in, creds) = sign_in(store, &account.name, "ci", "Battery-Staple7", None)
             .await
             .expect("sign in by account name");
         assert_eq!(signed_in.account_id, account.account_id);
         assert!(creds.access_key_id.starts_with("ASIA"));
         assert!(
-            sign_in(store, p.account_id(), "ci", "Battery-Staple7")
+            sign_in(store, p.account_id(), "ci", "Battery-Staple7", None)
                 .await
                 .is_ok()
         );
@@ -278,10 +296,43 @@ mod tests {
             ("no-such-account", "ci", "Battery-Staple7"),
         ] {
             assert!(matches!(
-                sign_in(store, acct, user, pass).await,
+                sign_in(store, acct, user, pass, None).await,
                 Err(IdentityError::AccessDenied(m)) if m == SIGN_IN_REFUSED
             ));
         }
+        // A reset is required: refused until a new password is chosen,
+        // which must meet the policy, and then is the password.
+        update(store, p.account_id(), "ci", None, Some(true))
+            .await
+            .expect("require a reset");
+        assert!(matches!(
+            sign_in(store, p.account_id(), "ci", "Battery-Staple7", None).await,
+            Err(IdentityError::PasswordResetRequired(_))
+        ));
+        assert!(matches!(
+            sign_in(store, p.account_id(), "ci", "Battery-Staple7", Some("weak")).await,
+            Err(IdentityError::PasswordPolicy(_))
+        ));
+        sign_in(
+            store,
+            p.account_id(),
+            "ci",
+            "Battery-Staple7",
+            Some("Horse-Staple8"),
+        )
+        .await
+        .expect("signed in with a new password");
+        assert!(
+            !get(store, p.account_id(), "ci")
+                .await
+                .expect("profile")
+                .reset_required
+        );
+        assert!(
+            verify(store, p.account_id(), "ci", "Horse-Staple8")
+                .await
+                .expect("verify")
+        );
         delete(store, p.account_id(), "ci").await.expect("delete");
         assert!(
             !verify(store, p.account_id(), "ci", "Battery-Staple7")

@@ -57,6 +57,10 @@ pub enum IdentityError {
     /// A password the password policy refuses (`PasswordPolicyViolation`).
     #[error("{0}")]
     PasswordPolicy(String),
+    /// The user must choose a new password before signing in
+    /// (`PasswordResetRequired`; the console's sign-in only).
+    #[error("{0}")]
+    PasswordResetRequired(String),
     /// A parameter is not valid (`ValidationError`).
     #[error("{0}")]
     Validation(String),

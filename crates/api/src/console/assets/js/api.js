@@ -184,11 +184,13 @@ export function presignedUrl(bucket, key, seconds) {
 }
 
 /** Password sign-in: answers the session or throws AwsError. */
-export async function passwordSignIn(account, username, password) {
+export async function passwordSignIn(account, username, password, newPassword = "") {
+  const form = new URLSearchParams({ account, username, password });
+  if (newPassword) form.append("newPassword", newPassword);
   const r = await fetch("/console/signin", {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ account, username, password }).toString(),
+    body: form.toString(),
     credentials: "omit",
     cache: "no-store",
   });

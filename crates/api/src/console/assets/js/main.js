@@ -61,10 +61,18 @@ function signInPage() {
       { name: "account", label: "Account (name or ID)", required: true },
       { name: "username", label: "IAM user name", required: true },
       { name: "password", label: "Password", type: "password", required: true },
+      { name: "newPassword", label: "New password", type: "password" },
     ],
     "Sign in",
     async (v) => {
-      const s = await api.passwordSignIn(v.account.trim(), v.username.trim(), v.password);
+      let s;
+      try {
+        s = await api.passwordSignIn(v.account.trim(), v.username.trim(), v.password, v.newPassword);
+      } catch (e) {
+        // The profile asks for a new password first: offer the field.
+        if (e.code === "PasswordResetRequired") showNewPassword(true);
+        throw e;
+      }
       try {
         await completeSignIn({ accessKeyId: s.AccessKeyId, secretAccessKey: s.SecretAccessKey, sessionToken: s.SessionToken, expiration: s.Expiration });
       } catch (e) {
@@ -76,6 +84,13 @@ function signInPage() {
     },
   );
   password.hidden = true;
+  const showNewPassword = (show) => {
+    const input = password.elements.newPassword;
+    input.hidden = !show;
+    input.required = show;
+    password.querySelector("label[for='signin-password-newPassword']").hidden = !show;
+  };
+  showNewPassword(false);
   const tabKeys = h("button", { type: "button", id: "tab-keys", class: "active" }, "Access key");
   const tabPassword = h("button", { type: "button", id: "tab-password", class: "secondary" }, "IAM user and password");
   const pick = (showKeys) => {
