@@ -15,6 +15,11 @@ use mallee_store::Store;
 /// PBKDF2 rounds (OWASP's figure for PBKDF2-HMAC-SHA256).
 const ROUNDS: u32 = 600_000;
 
+/// Sign-ins checked at once: each takes a CPU for a while by design, so a
+/// flood of sign-in attempts queues here instead of taking every core
+/// (and the blocking pool) from the API.
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// A stored login profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginProfile {
@@ -200,6 +205,10 @@ pub async fn sign_in(
     };
     let reset_required = profile.as_ref().is_some_and(|p| p.reset_required);
     let password = password.to_owned();
+    let _turn = CHECKS
+        .acquire()
+        .await
+        .map_err(|e| IdentityError::Corrupt(format!("password check: {e}")))?;
     let matched = tokio::task::spawn_blocking(move || match profile {
         Some(p) => matches(&p, &password),
         None => {
