@@ -228,6 +228,22 @@ pub async fn list(
         .collect())
 }
 
+/// The association ids of the caller's elastic IPs by allocation id: a
+/// live gateway's address shows the association that binds its elastic
+/// IP (Terraform's `aws_nat_gateway` reads it as `association_id`).
+pub async fn associations(
+    cloud: &Cloud,
+    caller: &Principal,
+) -> Result<std::collections::HashMap<String, String>, CloudError> {
+    Ok(cloud
+        .store
+        .addresses(Some(caller.account_id()))
+        .await?
+        .into_iter()
+        .filter_map(|a| Some((a.allocation_id, a.association_id?)))
+        .collect())
+}
+
 /// Deletes the caller's NAT gateway `id`: the subnets routed through it
 /// lose the public network, its elastic IP is free again. Deleting a
 /// deleted gateway changes nothing.

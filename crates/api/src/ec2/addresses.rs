@@ -230,6 +230,7 @@ const ADDRESS_FILTERS: &[&str] = &[
 struct AddressView<'a> {
     address: &'a AddressRecord,
     tags: &'a [(String, String)],
+    interface: Option<&'a str>,
 }
 
 impl Filterable for AddressView<'_> {
@@ -242,7 +243,15 @@ impl Filterable for AddressView<'_> {
             "domain" => Some(vec![a.domain.clone()]),
             "instance-id" => opt(&a.instance_id),
             "network-border-group" => Some(vec![a.zone.clone()]),
-            "network-interface-id" | "network-interface-owner-id" => Some(Vec::new()),
+            "network-interface-id" => {
+                Some(self.interface.iter().map(|i| (*i).to_owned()).collect())
+            }
+            "network-interface-owner-id" => Some(
+                self.interface
+                    .iter()
+                    .map(|_| a.account_id.clone())
+                    .collect(),
+            ),
             "private-ip-address" => opt(&a.private_ip),
             "public-ip" => Some(vec![a.public_ip.clone()]),
             _ => None,
@@ -298,11 +307,15 @@ impl DescribeAddresses {
         )
         .await?;
         let tags = TagsByResource::load(ctx, account).await?;
+        let interfaces =
+            mallee_cloud::addresses::interfaces::interfaces(ctx.cloud, ctx.principal, &addresses)
+                .await?;
         let selected: Vec<AddressView<'_>> = addresses
             .iter()
             .map(|a| AddressView {
                 address: a,
                 tags: tags.of(&a.allocation_id),
+                interface: interfaces.get(&a.allocation_id).map(String::as_str),
             })
             .filter(|view| filter::matches(&self.filters, view))
             .collect();
@@ -314,6 +327,10 @@ impl DescribeAddresses {
                 w.text("domain", &a.domain);
                 w.opt_text("instanceId", a.instance_id.as_deref());
                 w.opt_text("associationId", a.association_id.as_deref());
+                if let Some(interface) = view.interface {
+                    w.text("networkInterfaceId", interface);
+                    w.text("networkInterfaceOwnerId", &a.account_id);
+                }
                 w.opt_text("privateIpAddress", a.private_ip.as_deref());
                 write_tag_set(w, view.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 w.text("publicIpv4Pool", "amazon");

@@ -16,14 +16,18 @@ use super::{Ec2Context, Ec2Error};
 fn write_gateway<'a>(
     w: &mut XmlWriter,
     nat: &NatGateway,
+    association: Option<&str>,
     tags: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) {
+    // Only a live gateway holds its elastic IP's association.
+    let association = association.filter(|_| matches!(nat.state.as_str(), "available" | "pending"));
     w.text("createTime", iso8601(nat.created_at));
     if let Some(at) = nat.deleted_at {
         w.text("deleteTime", iso8601(at));
     }
     w.items("natGatewayAddressSet", [nat], |w, nat| {
         w.text("allocationId", &nat.allocation_id);
+        w.opt_text("associationId", association);
         w.text("networkInterfaceId", &nat.interface_id);
         w.text("privateIp", &nat.private_ip);
         w.text("publicIp", &nat.public_ip);
@@ -81,6 +85,7 @@ impl CreateNatGateway {
     /// Makes the gateway with its elastic IP.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let nat = nat_gateways::create(ctx.cloud, ctx.principal, &self.0).await?;
+        let associations = nat_gateways::associations(ctx.cloud, ctx.principal).await?;
         let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
         Ok(ctx.respond("CreateNatGateway", |w| {
             w.opt_text("clientToken", self.0.client_token.as_deref());
@@ -88,6 +93,7 @@ impl CreateNatGateway {
                 write_gateway(
                     w,
                     &nat,
+                    associations.get(&nat.allocation_id).map(String::as_str),
                     tags.of(&nat.nat_gateway_id)
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str())),
@@ -168,6 +174,7 @@ impl DescribeNatGateways {
     /// Lists the caller's gateways, deleted ones for an hour.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let nats = nat_gateways::list(ctx.cloud, ctx.principal, &self.ids).await?;
+        let associations = nat_gateways::associations(ctx.cloud, ctx.principal).await?;
         let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
         let selected: Vec<NatView<'_>> = nats
             .iter()
@@ -183,6 +190,7 @@ impl DescribeNatGateways {
                 write_gateway(
                     w,
                     v.nat,
+                    associations.get(&v.nat.allocation_id).map(String::as_str),
                     v.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
             });

@@ -18,13 +18,15 @@
 //! the elastic IP leaves it. Auto-assigned addresses are neither listed nor
 //! taggable.
 //!
-//! [`domain_names`] keeps the domain name (PTR record) of each elastic IP.
+//! [`domain_names`] keeps the domain name (PTR record) of each elastic IP;
+//! [`interfaces`] finds the network interface of each associated one.
 //!
 //! Public host names have the form `ec2-198-18-0-5.REGION.compute.mallee`
 //! (AWS: `ec2-203-0-113-25.REGION.compute.amazonaws.com`); nothing resolves
 //! them yet.
 
 pub mod domain_names;
+pub mod interfaces;
 
 use mallee_store::{AddressChange, AddressOutcome, AddressRecord, InstanceRecord, TagPair};
 use rand::seq::SliceRandom;
