@@ -632,6 +632,9 @@ def modify_instance_attribute(w):
                 DisableApiTermination={"Value": True})
         refused(w.b.modify_instance_attribute, "InvalidInstanceID.NotFound", InstanceId=w.iid,
                 InstanceType={"Value": "m1.small"})
+    with unchanged(a_instance(w), a_volumes(w)):
+        refused(w.b.modify_instance_attribute, "InvalidInstanceID.NotFound", InstanceId=w.iid,
+                BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}])
 
 
 def create_image(w):
@@ -961,6 +964,19 @@ def modify_volume_attribute(w):
     with unchanged(lambda: w.a.describe_volume_attribute(VolumeId=w.vol2, Attribute="autoEnableIO")):
         refused(w.b.modify_volume_attribute, "InvalidVolume.NotFound", VolumeId=w.vol2,
                 AutoEnableIO={"Value": True})
+
+
+def modify_volume(w):
+    with unchanged(a_volumes(w)):
+        for vid in (w.vol, w.vol2):
+            refused(w.b.modify_volume, "InvalidVolume.NotFound", VolumeId=vid, Size=5)
+    # A's volume is unchanged and has no modification to show.
+    refused(w.a.describe_volumes_modifications, "InvalidVolumeModification.NotFound", VolumeIds=[w.vol2])
+
+
+def describe_volumes_modifications(w):
+    refused(w.b.describe_volumes_modifications, "InvalidVolume.NotFound", VolumeIds=[w.vol])
+    assert w.b.describe_volumes_modifications()["VolumesModifications"] == []
 
 
 # ---------------------------------------------------------------- EC2: snapshots
@@ -1380,6 +1396,8 @@ EC2_CHECKS = {
     "DescribeVolumeStatus": describe_volume_status,
     "DescribeVolumeAttribute": describe_volume_attribute,
     "ModifyVolumeAttribute": modify_volume_attribute,
+    "ModifyVolume": modify_volume,
+    "DescribeVolumesModifications": describe_volumes_modifications,
     "CreateImage": create_image,
     "CreateSnapshot": create_snapshot,
     "DescribeSnapshots": describe_snapshots,

@@ -252,6 +252,8 @@ const EC2_PARAMS: &[(&str, &str)] = &[
         "ModifyVolumeAttribute",
         "VolumeId=vol-0123456789abcdef0&AutoEnableIO.Value=true",
     ),
+    ("ModifyVolume", "VolumeId=vol-0123456789abcdef0&Size=2"),
+    ("DescribeVolumesModifications", ""),
     ("CreateImage", "InstanceId={instance}&Name=coverage"),
     ("CreateSnapshot", "VolumeId=vol-0123456789abcdef0"),
     ("DescribeSnapshots", ""),

@@ -83,6 +83,8 @@ pub enum Kind {
     RouteTableAssociation,
     /// A NAT gateway (`nat-`).
     NatGateway,
+    /// A volume's modification (ModifyVolume).
+    VolumeModification,
     /// Anything else of the bare-metal zone, named only in the message (a
     /// provisioning token, a MAC, a profile's image, a stored record).
     MetalRecord,

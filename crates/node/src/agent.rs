@@ -962,12 +962,28 @@ impl NodeAgent for QemuNodeAgent {
             return self.put_remote_volume(&spec, export).await;
         }
         let volumes = &self.shared.volumes;
+        // Growing opens the data: after any snapshot reading it.
+        let _data = match volumes.get(&spec.volume_id) {
+            Some(held) if held.size_gib < spec.size_gib => {
+                Some(volumes.lock_volume(&spec.volume_id).await)
+            }
+            _ => None,
+        };
         let _ops = volumes.lock_ops().await;
         let held = volumes.get(&spec.volume_id);
         if let Some(held) = &held {
             check_put(held, &spec)?;
         }
         let mut record = match held {
+            Some(held)
+                if held.size_gib < spec.size_gib
+                    && matches!(
+                        held.state,
+                        VolumeState::Available | VolumeState::InUse { .. }
+                    ) =>
+            {
+                return self.grow_volume(held, &spec).await;
+            }
             // Being created from its snapshot.
             Some(held)
                 if held.state == VolumeState::Creating
@@ -1285,6 +1301,52 @@ impl QemuNodeAgent {
     /// at once; a VM using the volume keeps its connection, and reaches
     /// the new address when it reconnects (the old server is gone) or at
     /// its next attachment or start.
+    /// Grows `held` to `spec`'s size: through the storage daemon that
+    /// exports it (an attached volume of a storage host), or the file
+    /// itself when nothing has it open. A volume attached to a VM of this
+    /// node is refused (QEMU's drive would need `block_resize`, which
+    /// mallee does not do yet).
+    async fn grow_volume(
+        &self,
+        mut held: VolumeRecord,
+        spec: &VolumeSpec,
+    ) -> Result<ObservedVolume, NodeError> {
+        let id = &spec.volume_id;
+        let bytes = spec.size_gib.saturating_mul(crate::volumes::GIB);
+        let exported = match self.shared.exports.as_ref() {
+            Some(exports) => exports.qmp(id).await,
+            None => None,
+        };
+        match exported {
+            Some(qmp) => {
+                let qmp = qmp.map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?;
+                qmp.execute(
+                    "block_resize",
+                    serde_json::json!({"node-name": id, "size": bytes}),
+                )
+                .await
+                .map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?;
+            }
+            None if held.instance().is_some() => {
+                return Err(NodeError::Conflict(format!(
+                    "{id} is attached to a VM of this node; it cannot grow while attached"
+                )));
+            }
+            None => self
+                .shared
+                .volumes
+                .backend()
+                .grow(id, spec.size_gib)
+                .await
+                .map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?,
+        }
+        held.size_gib = spec.size_gib;
+        held.generation = held.generation.max(spec.generation);
+        self.shared.volumes.put(held.clone()).map_err(internal)?;
+        tracing::info!(volume = %id, size_gib = spec.size_gib, "volume grown");
+        Ok(held.observed())
+    }
+
     async fn put_remote_volume(
         &self,
         spec: &VolumeSpec,
@@ -1314,6 +1376,8 @@ impl QemuNodeAgent {
             Some(held) if spec.generation < held.generation => return Ok(held.observed()),
             Some(mut held) => {
                 held.generation = spec.generation;
+                // The storage host grew the data (ModifyVolume).
+                held.size_gib = held.size_gib.max(spec.size_gib);
                 if held.remote.as_ref() != Some(export) {
                     tracing::info!(volume = %spec.volume_id, host = %export.host, port = export.port,
                         attached = held.instance().is_some(), "the volume's export moved");
@@ -1391,7 +1455,8 @@ fn check_put(held: &VolumeRecord, spec: &VolumeSpec) -> Result<(), NodeError> {
     let why = match (&held.remote, &spec.remote) {
         (Some(_), None) => format!("{id} is a storage host's volume here, not a local one"),
         (None, Some(_)) => format!("{id} is a local volume of this node"),
-        _ if held.size_gib != spec.size_gib => format!(
+        // A larger size grows the volume (ModifyVolume); none shrinks it.
+        _ if held.size_gib > spec.size_gib => format!(
             "{id} exists with {} GiB, not {}",
             held.size_gib, spec.size_gib
         ),

@@ -78,6 +78,11 @@ impl VolumeBackend for Qcow2Files {
         Ok(())
     }
 
+    async fn grow(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError> {
+        crate::qemu_img::resize_qcow2(&self.path(volume_id), size_gib.saturating_mul(GIB)).await?;
+        Ok(())
+    }
+
     fn snapshot_base(&self, source: &SnapshotSource) -> Option<PathBuf> {
         self.base_of(source)
     }

@@ -171,6 +171,8 @@ pub trait VolumeBackend: Send + Sync + fmt::Debug {
     async fn forget_snapshot(&self, source: &SnapshotSource) -> Result<(), VolumeError>;
     /// Removes a volume's data; a missing one is fine.
     async fn delete(&self, volume_id: &str) -> Result<(), VolumeError>;
+    /// Grows the volume's data to `size_gib` (nobody has it open).
+    async fn grow(&self, volume_id: &str, size_gib: u64) -> Result<(), VolumeError>;
     /// Whether the volume's data exists (completely).
     fn exists(&self, volume_id: &str) -> bool;
     /// What QEMU opens.

@@ -117,6 +117,7 @@ fn not_found_code(kind: Kind) -> &'static str {
         Kind::Route => "InvalidRoute.NotFound",
         Kind::RouteTableAssociation => "InvalidAssociationID.NotFound",
         Kind::NatGateway => "NatGatewayNotFound",
+        Kind::VolumeModification => "InvalidVolumeModification.NotFound",
     }
 }
 
@@ -182,6 +183,7 @@ fn cloud_code(err: &CloudError) -> (&'static str, StatusCode) {
             match kind {
                 Kind::Instance => "IncorrectInstanceState",
                 Kind::InternetGateway => "Gateway.NotAttached",
+                Kind::VolumeModification => "IncorrectModificationState",
                 _ => "IncorrectState",
             },
             bad,

@@ -4,6 +4,7 @@
 use crate::query::{QueryError, QueryParams};
 use mallee_cloud::instances::attributes::{self, Attribute, AttributeValue, Modification};
 use mallee_cloud::instances::model::ShutdownBehavior;
+use mallee_cloud::volumes::modify::set_delete_on_termination;
 
 use super::instances::{validate_instance_id, validate_user_data};
 use super::{Ec2Context, Ec2Error};
@@ -86,7 +87,32 @@ impl DescribeInstanceAttribute {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModifyInstanceAttribute {
     id: String,
-    modification: Modification,
+    modification: Change,
+}
+
+/// What ModifyInstanceAttribute changes: an attribute of the instance, or
+/// (`BlockDeviceMapping.N`) whether attached volumes go with it.
+#[derive(Debug, Clone, PartialEq)]
+enum Change {
+    Attribute(Modification),
+    DeleteOnTermination(Vec<(String, bool)>),
+}
+
+/// `BlockDeviceMapping.N.DeviceName` with `.Ebs.DeleteOnTermination`, the
+/// only part of a mapping that can change on a running instance.
+fn parse_mappings(params: &QueryParams) -> Result<Vec<(String, bool)>, Ec2Error> {
+    let mut mappings = Vec::new();
+    for n in 1.. {
+        let prefix = format!("BlockDeviceMapping.{n}");
+        let Some(device) = params.get(&format!("{prefix}.DeviceName")) else {
+            break;
+        };
+        let delete = params
+            .bool(&format!("{prefix}.Ebs.DeleteOnTermination"))?
+            .ok_or_else(|| QueryError::Missing(format!("{prefix}.Ebs.DeleteOnTermination")))?;
+        mappings.push((device.to_owned(), delete));
+    }
+    Ok(mappings)
 }
 
 fn bool_value(v: &str) -> Result<bool, Ec2Error> {
@@ -119,6 +145,21 @@ impl ModifyInstanceAttribute {
                 "instanceInitiatedShutdownBehavior",
             ),
         ];
+        let mappings = parse_mappings(params)?;
+        if !mappings.is_empty() {
+            if structured.iter().any(|(p, _)| params.get(p).is_some())
+                || params.get("Attribute").is_some()
+                || !params.list("GroupId")?.is_empty()
+            {
+                return Err(Ec2Error::InvalidParameterCombination(
+                    "Only one attribute can be modified at a time".into(),
+                ));
+            }
+            return Ok(Self {
+                id,
+                modification: Change::DeleteOnTermination(mappings),
+            });
+        }
         let group_ids = params.list("GroupId")?;
         if !group_ids.is_empty() {
             if structured.iter().any(|(p, _)| params.get(p).is_some())
@@ -130,7 +171,7 @@ impl ModifyInstanceAttribute {
             }
             return Ok(Self {
                 id,
-                modification: Modification::Groups(group_ids),
+                modification: Change::Attribute(Modification::Groups(group_ids)),
             });
         }
         let mut given: Vec<(&str, &str)> = structured
@@ -177,12 +218,25 @@ impl ModifyInstanceAttribute {
                 ));
             }
         };
-        Ok(Self { id, modification })
+        Ok(Self {
+            id,
+            modification: Change::Attribute(modification),
+        })
     }
 
     /// Applies the change.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        attributes::modify(ctx.cloud, ctx.principal, &self.id, self.modification).await?;
+        match self.modification {
+            Change::Attribute(m) => {
+                attributes::modify(ctx.cloud, ctx.principal, &self.id, m).await?
+            }
+            Change::DeleteOnTermination(mappings) => {
+                for (device, delete) in mappings {
+                    set_delete_on_termination(ctx.cloud, ctx.principal, &self.id, &device, delete)
+                        .await?;
+                }
+            }
+        }
         Ok(ctx.respond_true("ModifyInstanceAttribute"))
     }
 }

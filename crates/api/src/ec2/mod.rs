@@ -34,6 +34,7 @@ pub mod sharing;
 pub mod snapshots;
 pub mod subnets;
 pub mod tags;
+pub mod volume_modifications;
 pub mod volumes;
 pub mod vpc_attributes;
 pub mod vpcs;
@@ -146,6 +147,8 @@ crate::actions::declare! {
     DescribeVolumeStatus => volumes::DescribeVolumeStatus,
     DescribeVolumeAttribute => volumes::DescribeVolumeAttribute,
     ModifyVolumeAttribute => volumes::ModifyVolumeAttribute,
+    ModifyVolume => volume_modifications::ModifyVolume,
+    DescribeVolumesModifications => volume_modifications::DescribeVolumesModifications,
     CreateImage => create_image::CreateImage,
     CreateSnapshot => snapshots::CreateSnapshot,
     DescribeSnapshots => snapshots::DescribeSnapshots,

@@ -218,6 +218,7 @@ pub(crate) mod testing {
                 error: None,
                 source: None,
                 boot,
+                modification: None,
             },
         };
         cloud

@@ -22,7 +22,7 @@ use crate::zones::{self, ZoneRef};
 use crate::{Cloud, CloudError, Kind, Principal, ids};
 
 /// Compare-and-set attempts before giving up on a contended volume.
-const ATTEMPTS: usize = 8;
+pub(super) const ATTEMPTS: usize = 8;
 
 /// Checks that `id` looks like a volume id (`vol-` + 8 or 17 hex digits).
 pub fn validate_volume_id(id: &str) -> Result<(), CloudError> {
@@ -50,7 +50,7 @@ fn not_found(id: &str) -> CloudError {
     CloudError::not_found(Kind::Volume, format!("The volume '{id}' does not exist."))
 }
 
-fn contended(id: &str) -> CloudError {
+pub(super) fn contended(id: &str) -> CloudError {
     CloudError::Contended(format!("volume {id} kept changing; try again"))
 }
 
@@ -116,7 +116,7 @@ pub async fn list(
 /// Stores `volume` if its row is unchanged: `Ok(true)` stored, `Ok(false)`
 /// stale (check again). A device another volume took first is refused as
 /// EC2 refuses a taken device.
-async fn store(cloud: &Cloud, volume: &mut Volume) -> Result<bool, CloudError> {
+pub(super) async fn store(cloud: &Cloud, volume: &mut Volume) -> Result<bool, CloudError> {
     volume.record.updated_at = ids::now_millis();
     match cloud.store.update_volume(&volume.encode()).await {
         Ok(true) => {
@@ -334,7 +334,7 @@ pub struct Attach {
 }
 
 /// The caller's instance `id`.
-async fn load_instance(
+pub(super) async fn load_instance(
     cloud: &Cloud,
     caller: &Principal,
     id: &str,

@@ -7,6 +7,8 @@
 //!   where a new one goes;
 //! - `types`: volume types and their sizes, IOPS and throughput;
 //! - `actions`: creating, deleting, attaching and detaching volumes;
+//! - `modify`: ModifyVolume (growing a volume) and an attachment's
+//!   delete-on-termination flag;
 //! - `reconcile`: the reconciler's pure decision and its pass over every
 //!   volume;
 //! - `exports`: where a storage host's volume is exported before the
@@ -19,6 +21,7 @@ pub mod actions;
 pub mod block_devices;
 pub mod exports;
 pub mod model;
+pub mod modify;
 mod node_calls;
 pub mod reconcile;
 pub mod types;

@@ -194,6 +194,49 @@ pub struct VolumeDetails {
     /// when it starts the instance, never by hot-plug.
     #[serde(default)]
     pub boot: bool,
+    /// The latest ModifyVolume and how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modification: Option<Modification>,
+}
+
+/// One ModifyVolume: the volume before and after, and its progress. Type,
+/// IOPS and throughput change at once (every type is the same file); a
+/// new size is `modifying` until the volume's node has grown the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modification {
+    /// `modifying`, `optimizing`, `completed` or `failed`.
+    pub state: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub status_message: Option<String>,
+    /// Size before, GiB.
+    pub original_size: i64,
+    /// Size asked for, GiB.
+    pub target_size: i64,
+    /// Type before.
+    pub original_type: String,
+    /// Type asked for.
+    pub target_type: String,
+    /// IOPS before.
+    pub original_iops: Option<i64>,
+    /// IOPS asked for.
+    pub target_iops: Option<i64>,
+    /// Throughput before.
+    pub original_throughput: Option<i64>,
+    /// Throughput asked for.
+    pub target_throughput: Option<i64>,
+    /// When it was asked for.
+    pub start_time: i64,
+    /// When it completed or failed.
+    #[serde(default)]
+    pub end_time: Option<i64>,
+}
+
+impl Modification {
+    /// Whether the volume's data has yet to grow.
+    pub fn growing(&self) -> bool {
+        self.state == "modifying"
+    }
 }
 
 /// A volume's health (mallee raises no volume events).
@@ -221,6 +264,7 @@ impl VolumeDetails {
             error: None,
             source: None,
             boot: false,
+            modification: None,
         }
     }
 }
@@ -484,6 +528,7 @@ pub(super) mod tests {
                 error: None,
                 source: None,
                 boot: false,
+                modification: None,
             },
         }
     }

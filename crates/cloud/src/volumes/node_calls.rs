@@ -8,7 +8,7 @@ use std::time::Duration;
 use mallee_node_api::{ExportSpec, NodeError, VolumeAttachment, VolumeSpec};
 use mallee_store::Node;
 
-use super::model::{Volume, VolumeDesired, VolumeStatus};
+use super::model::{Modification, Volume, VolumeDesired, VolumeStatus};
 use crate::Cloud;
 use crate::ids::now_millis;
 
@@ -143,6 +143,22 @@ async fn refused(cloud: &Arc<Cloud>, call: &Call, error: &NodeError) {
         return;
     }
     match call {
+        // A size the node could not grow to: the modification failed and
+        // the volume keeps its size.
+        Call::Create(_)
+            if volume
+                .details
+                .modification
+                .as_ref()
+                .is_some_and(Modification::growing) =>
+        {
+            if let Some(m) = volume.details.modification.as_mut() {
+                m.state = "failed".into();
+                m.status_message = Some(error.to_string());
+                m.end_time = Some(now_millis());
+                volume.record.size_gib = m.original_size;
+            }
+        }
         Call::Create(_) if volume.status == VolumeStatus::Creating => {
             volume.status = VolumeStatus::Error;
             volume.details.error = Some(error.to_string());

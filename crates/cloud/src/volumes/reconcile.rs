@@ -36,6 +36,8 @@ pub enum Change {
     DeletedWithInstance,
     /// Its storage could not be created or is lost.
     Failed(String),
+    /// Its node grew the data to the size ModifyVolume asked for.
+    Grown,
 }
 
 /// One step toward a volume's desired state.
@@ -209,6 +211,29 @@ pub fn decide(
     }
 }
 
+/// The step that grows `volume` for ModifyVolume, from what the node
+/// holding its data reports (`data`): its larger size sent again until the
+/// node has grown the data (the node grows a volume whenever it is sent a
+/// larger size), then the modification recorded as complete. `None`: no
+/// growth pending, or the data is not in a state to grow.
+pub fn growth(volume: &Volume, data: Option<&ObservedVolume>) -> Option<Step> {
+    let m = volume.details.modification.as_ref()?;
+    let data = data?;
+    if !m.growing()
+        || !matches!(
+            data.state,
+            VolumeState::Available | VolumeState::InUse { .. }
+        )
+    {
+        return None;
+    }
+    if data.size_gib >= u64::try_from(m.target_size).unwrap_or(u64::MAX) {
+        Some(Step::Record(Change::Grown))
+    } else {
+        Some(Step::Create)
+    }
+}
+
 type VolumeReport = HashMap<String, ObservedVolume>;
 
 /// One pass over every volume, from the volumes each node of `nodes`
@@ -281,6 +306,13 @@ pub async fn pass(
             volume.attach,
             Some(AttachState::Attaching | AttachState::Detaching)
         );
+        if volume.desired != VolumeDesired::Deleted
+            && let Some(step) = growth(&volume, report.get(volume.id()))
+        {
+            busy = true;
+            apply(cloud, data_node, data_node, volume, step).await?;
+            continue;
+        }
         if !crate::zone_storage::is_storage(data_node) {
             let step = decide(&volume, report.get(volume.id()), instance);
             apply(cloud, data_node, data_node, volume, step).await?;
@@ -425,6 +457,12 @@ async fn apply(
             tracing::info!(volume = %volume.id(), change = ?change, "volume state");
             match change {
                 Change::Created => volume.status = VolumeStatus::Available,
+                Change::Grown => {
+                    if let Some(m) = volume.details.modification.as_mut() {
+                        m.state = "completed".into();
+                        m.end_time = Some(now_millis());
+                    }
+                }
                 Change::Attached { guest_device } => {
                     volume.status = VolumeStatus::InUse;
                     volume.attach = Some(AttachState::Attached);
