@@ -1293,6 +1293,38 @@ impl NodeAgent for QemuNodeAgent {
 }
 
 impl QemuNodeAgent {
+    /// Grows `held` to `spec`'s size, in the file itself: only while
+    /// nothing has it open (neither a VM of this node nor an export; the
+    /// controller asks once the volume is detached).
+    async fn grow_volume(
+        &self,
+        mut held: VolumeRecord,
+        spec: &VolumeSpec,
+    ) -> Result<ObservedVolume, NodeError> {
+        let id = &spec.volume_id;
+        let exported = self
+            .shared
+            .exports
+            .as_ref()
+            .is_some_and(|exports| exports.get(id).is_some());
+        if exported || held.instance().is_some() {
+            return Err(NodeError::Conflict(format!(
+                "{id} is open (attached or exported); it grows once detached"
+            )));
+        }
+        self.shared
+            .volumes
+            .backend()
+            .grow(id, spec.size_gib)
+            .await
+            .map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?;
+        held.size_gib = spec.size_gib;
+        held.generation = held.generation.max(spec.generation);
+        self.shared.volumes.put(held.clone()).map_err(internal)?;
+        tracing::info!(volume = %id, size_gib = spec.size_gib, "volume grown");
+        Ok(held.observed())
+    }
+
     /// Records a volume whose data a storage host exports to this node
     /// (see [`crate::volumes`]): available at once, nothing created, the
     /// relay to the export started. Repeating it changes nothing; an
@@ -1301,52 +1333,6 @@ impl QemuNodeAgent {
     /// at once; a VM using the volume keeps its connection, and reaches
     /// the new address when it reconnects (the old server is gone) or at
     /// its next attachment or start.
-    /// Grows `held` to `spec`'s size: through the storage daemon that
-    /// exports it (an attached volume of a storage host), or the file
-    /// itself when nothing has it open. A volume attached to a VM of this
-    /// node is refused (QEMU's drive would need `block_resize`, which
-    /// mallee does not do yet).
-    async fn grow_volume(
-        &self,
-        mut held: VolumeRecord,
-        spec: &VolumeSpec,
-    ) -> Result<ObservedVolume, NodeError> {
-        let id = &spec.volume_id;
-        let bytes = spec.size_gib.saturating_mul(crate::volumes::GIB);
-        let exported = match self.shared.exports.as_ref() {
-            Some(exports) => exports.qmp(id).await,
-            None => None,
-        };
-        match exported {
-            Some(qmp) => {
-                let qmp = qmp.map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?;
-                qmp.execute(
-                    "block_resize",
-                    serde_json::json!({"node-name": id, "size": bytes}),
-                )
-                .await
-                .map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?;
-            }
-            None if held.instance().is_some() => {
-                return Err(NodeError::Conflict(format!(
-                    "{id} is attached to a VM of this node; it cannot grow while attached"
-                )));
-            }
-            None => self
-                .shared
-                .volumes
-                .backend()
-                .grow(id, spec.size_gib)
-                .await
-                .map_err(|e| NodeError::Internal(format!("grow {id}: {e}")))?,
-        }
-        held.size_gib = spec.size_gib;
-        held.generation = held.generation.max(spec.generation);
-        self.shared.volumes.put(held.clone()).map_err(internal)?;
-        tracing::info!(volume = %id, size_gib = spec.size_gib, "volume grown");
-        Ok(held.observed())
-    }
-
     async fn put_remote_volume(
         &self,
         spec: &VolumeSpec,

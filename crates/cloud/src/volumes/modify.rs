@@ -5,10 +5,12 @@
 //!
 //! Type, IOPS and throughput are recorded and complete at once (every
 //! type is the same qcow2 file). A larger size is recorded as the
-//! volume's size; the reconciler sends it to the volume's node, which grows the data (`qemu-img resize`
-//! of a volume nobody has open, `block_resize` in the storage daemon that
-//! exports an attached one), and the modification completes once the node
-//! reports the new size. Volumes never shrink.
+//! volume's size; the reconciler sends it to the volume's node, which
+//! grows the data (`qemu-img resize`), and the modification completes once
+//! the node reports the new size. The data of an attached volume is open
+//! (in its VM, or in the storage daemon whose NBD export does not allow a
+//! resize under it), so an attached volume's modification stays
+//! `modifying` until the volume is detached. Volumes never shrink.
 
 use super::actions::{ATTEMPTS, contended, load_owned, store};
 use super::model::{Modification, Volume, VolumeStatus};
@@ -232,4 +234,50 @@ pub async fn set_delete_on_termination(
         }
     }
     Err(contended(instance_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volumes::model::tests::volume;
+    use crate::volumes::model::{VolumeDesired, VolumeStatus};
+
+    fn request(size: Option<i64>, volume_type: Option<&str>) -> ModifyRequest {
+        ModifyRequest {
+            size_gib: size,
+            volume_type: volume_type.map(str::to_owned),
+            ..ModifyRequest::default()
+        }
+    }
+
+    #[test]
+    fn plans_grow_only_and_checks_as_create_volume_does() {
+        let v = volume(VolumeStatus::Available, VolumeDesired::Available, None);
+        let grow = plan(&v, &request(Some(3), None)).expect("grows");
+        assert_eq!((grow.original_size, grow.target_size), (1, 3));
+        assert_eq!(grow.state, "modifying");
+        assert_eq!(grow.end_time, None);
+        // gp2's IOPS follow the size as EC2 computes them.
+        assert_eq!(grow.target_iops, Some(100));
+        let retype = plan(&v, &request(None, Some("gp3"))).expect("retypes");
+        assert_eq!(retype.state, "completed");
+        assert_eq!(
+            (retype.target_iops, retype.target_throughput),
+            (Some(3000), Some(125))
+        );
+        assert!(retype.end_time.is_some());
+        assert!(matches!(
+            plan(&v, &request(Some(0), None)),
+            Err(CloudError::Invalid(_))
+        ));
+        assert!(matches!(
+            plan(&v, &request(Some(1), Some("gp2"))),
+            Err(CloudError::InvalidCombination(_))
+        ));
+        assert!(matches!(
+            plan(&v, &request(None, Some("io1"))),
+            Err(CloudError::Invalid(_))
+        ));
+        assert!(plan(&v, &request(Some(20_000), None)).is_err());
+    }
 }

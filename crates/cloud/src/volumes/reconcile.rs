@@ -215,23 +215,20 @@ pub fn decide(
 /// holding its data reports (`data`): its larger size sent again until the
 /// node has grown the data (the node grows a volume whenever it is sent a
 /// larger size), then the modification recorded as complete. `None`: no
-/// growth pending, or the data is not in a state to grow.
+/// growth pending, or the data is not in a state to grow: an attached
+/// volume (open in a VM, or exported to one by the storage daemon, whose
+/// NBD export does not let its image be resized) grows once it is
+/// detached.
 pub fn growth(volume: &Volume, data: Option<&ObservedVolume>) -> Option<Step> {
     let m = volume.details.modification.as_ref()?;
     let data = data?;
-    if !m.growing()
-        || !matches!(
-            data.state,
-            VolumeState::Available | VolumeState::InUse { .. }
-        )
-    {
+    if !m.growing() {
         return None;
     }
     if data.size_gib >= u64::try_from(m.target_size).unwrap_or(u64::MAX) {
-        Some(Step::Record(Change::Grown))
-    } else {
-        Some(Step::Create)
+        return Some(Step::Record(Change::Grown));
     }
+    (data.state == VolumeState::Available && data.export.is_none()).then_some(Step::Create)
 }
 
 type VolumeReport = HashMap<String, ObservedVolume>;
@@ -735,5 +732,50 @@ mod tests {
         );
         let failed = observed(VolumeState::Failed("x".into()), 1);
         assert_eq!(decide(&v, Some(&failed), None), Step::Delete);
+    }
+
+    #[test]
+    fn growth_waits_for_a_closed_file_then_completes() {
+        let mut v = volume(VolumeStatus::Available, VolumeDesired::Available, None);
+        let available = observed(VolumeState::Available, 2);
+        assert_eq!(growth(&v, Some(&available)), None, "nothing asked");
+        v.record.size_gib = 2;
+        v.details.modification = Some(crate::volumes::model::Modification {
+            state: "modifying".into(),
+            status_message: None,
+            original_size: 1,
+            target_size: 2,
+            original_type: "gp2".into(),
+            target_type: "gp2".into(),
+            original_iops: Some(100),
+            target_iops: Some(100),
+            original_throughput: None,
+            target_throughput: None,
+            start_time: 1,
+            end_time: None,
+        });
+        assert_eq!(growth(&v, Some(&available)), Some(Step::Create));
+        assert_eq!(growth(&v, None), None, "its node did not answer");
+        // Open in a VM, or exported to one: it waits.
+        assert_eq!(growth(&v, Some(&observed(in_use(I1), 2))), None);
+        let mut exported = available.clone();
+        exported.export = Some(mallee_node_api::ObservedExport {
+            node_id: "node-2".into(),
+            export: mallee_node_api::NbdExport {
+                host: "10.0.0.1".into(),
+                port: 10809,
+                name: VOL.into(),
+                server_node_id: "storage-1".into(),
+            },
+            serving: true,
+        });
+        assert_eq!(growth(&v, Some(&exported)), None);
+        let mut grown = available.clone();
+        grown.size_gib = 2;
+        assert_eq!(growth(&v, Some(&grown)), Some(Step::Record(Change::Grown)));
+        if let Some(m) = v.details.modification.as_mut() {
+            m.state = "completed".into();
+        }
+        assert_eq!(growth(&v, Some(&available)), None);
     }
 }
