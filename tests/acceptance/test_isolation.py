@@ -992,6 +992,17 @@ def create_snapshot(w):
             refused(w.b.create_snapshot, "InvalidVolume.NotFound", VolumeId=vid)
 
 
+def copy_snapshot(w):
+    with unchanged(b_snapshots(w)):
+        refused(w.b.copy_snapshot, "InvalidSnapshot.NotFound", SourceSnapshotId=w.snap, SourceRegion=REGION)
+    # What A shared is B's to copy, into B's own snapshots.
+    sid = w.b.copy_snapshot(SourceSnapshotId=w.snap_shared, SourceRegion=REGION)["SnapshotId"]
+    wait(f"{sid} completed",
+         lambda: w.b.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["State"] == "completed")
+    assert w.b.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["OwnerId"] == w.B["account_id"]
+    w.b.delete_snapshot(SnapshotId=sid)
+
+
 def describe_snapshots(w):
     refused(w.b.describe_snapshots, "InvalidSnapshot.NotFound", SnapshotIds=[w.snap])
     by_a = {s["SnapshotId"] for s in w.b.describe_snapshots(OwnerIds=[w.A["account_id"]])["Snapshots"]}
@@ -1400,6 +1411,7 @@ EC2_CHECKS = {
     "DescribeVolumesModifications": describe_volumes_modifications,
     "CreateImage": create_image,
     "CreateSnapshot": create_snapshot,
+    "CopySnapshot": copy_snapshot,
     "DescribeSnapshots": describe_snapshots,
     "DeleteSnapshot": owner_only("snapshot", "delete_snapshot"),
     "DescribeSnapshotAttribute": owner_only(

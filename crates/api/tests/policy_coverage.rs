@@ -256,6 +256,10 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ("DescribeVolumesModifications", ""),
     ("CreateImage", "InstanceId={instance}&Name=coverage"),
     ("CreateSnapshot", "VolumeId=vol-0123456789abcdef0"),
+    (
+        "CopySnapshot",
+        "SourceSnapshotId=snap-0123456789abcdef0&SourceRegion=mallee-1",
+    ),
     ("DescribeSnapshots", ""),
     ("DeleteSnapshot", "SnapshotId=snap-0123456789abcdef0"),
     (

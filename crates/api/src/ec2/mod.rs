@@ -31,6 +31,7 @@ pub mod route_tables;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod sharing;
+pub mod snapshot_copies;
 pub mod snapshots;
 pub mod subnets;
 pub mod tags;
@@ -157,6 +158,7 @@ crate::actions::declare! {
     ModifySnapshotAttribute => snapshots::ModifySnapshotAttribute,
     ResetSnapshotAttribute => snapshots::ResetSnapshotAttribute,
     ImportSnapshot => snapshots::ImportSnapshot,
+    CopySnapshot => snapshot_copies::CopySnapshot,
     AssociateIamInstanceProfile => iam_profiles::AssociateIamInstanceProfile,
     ReplaceIamInstanceProfileAssociation => iam_profiles::ReplaceIamInstanceProfileAssociation,
     DisassociateIamInstanceProfile => iam_profiles::DisassociateIamInstanceProfile,

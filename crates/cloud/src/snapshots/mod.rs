@@ -10,10 +10,12 @@
 //! data, and a controller or node killed mid-way leaves it pending (the
 //! node resumes its upload) or in `error` (a capture the node lost), never
 //! half-stored. Imported snapshots (ImportSnapshot) are copied from an
-//! object of the object store by the controller itself.
+//! object of the object store by the controller itself, copies
+//! (CopySnapshot, `copy`) from their source snapshot's data.
 
 pub mod access;
 pub mod attributes;
+pub mod copy;
 pub mod create;
 pub mod import;
 
@@ -131,6 +133,9 @@ pub struct SnapshotDetails {
     /// Set for snapshots CreateImage made (`Created by CreateImage(i-…)`).
     #[serde(default)]
     pub created_for_image: Option<String>,
+    /// Set for snapshots CopySnapshot made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<copy::CopySource>,
 }
 
 /// A snapshot record with its states and details decoded.
@@ -230,6 +235,8 @@ pub enum Step {
     Start,
     /// Copy an import's object into the snapshot's data.
     Import,
+    /// Copy the source snapshot's data (CopySnapshot).
+    Copy,
     /// Ask its node to forget it (abort, remove local files).
     NodeForget,
     /// Record a change.
@@ -256,6 +263,9 @@ pub fn decide(snapshot: &Snapshot, observed: Option<&ObservedSnapshot>) -> Step 
         SnapshotStatus::Pending => {
             if snapshot.details.import.is_some() {
                 return Step::Import;
+            }
+            if snapshot.details.copy_of.is_some() {
+                return Step::Copy;
             }
             let Some(o) = observed else {
                 return Step::Start;
@@ -401,6 +411,7 @@ async fn apply(
             }
         }
         Step::Import => start_import(cloud, &snapshot),
+        Step::Copy => copy::start_copy(cloud, &snapshot),
         Step::Record(change) => {
             match change {
                 Change::Progress(progress) => snapshot.record.progress = progress,
@@ -444,7 +455,7 @@ pub async fn release(cloud: &Cloud, data: Option<SnapshotData>) {
     }
 }
 
-fn call_key(snapshot_id: &str) -> String {
+pub(super) fn call_key(snapshot_id: &str) -> String {
     format!("snapshot:{snapshot_id}")
 }
 
@@ -479,7 +490,7 @@ fn node_start(cloud: &Arc<Cloud>, node: &Node, volume_id: String, snapshot: &Sna
     );
 }
 
-async fn fail_refused(cloud: &Cloud, snapshot_id: &str, message: String) {
+pub(super) async fn fail_refused(cloud: &Cloud, snapshot_id: &str, message: String) {
     tracing::warn!(snapshot = %snapshot_id, error = %message, "node refused a snapshot");
     let Ok(Some(record)) = cloud.store.snapshot(snapshot_id).await else {
         return;
