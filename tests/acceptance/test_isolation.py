@@ -979,6 +979,24 @@ def describe_volumes_modifications(w):
     assert w.b.describe_volumes_modifications()["VolumesModifications"] == []
 
 
+def a_encryption_default(w):
+    return lambda: w.a.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+
+
+def get_ebs_encryption_by_default(w):
+    assert w.b.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+
+
+def enable_ebs_encryption_by_default(w):
+    with unchanged(a_encryption_default(w)):
+        refused(w.b.enable_ebs_encryption_by_default, "UnsupportedOperation")
+
+
+def disable_ebs_encryption_by_default(w):
+    with unchanged(a_encryption_default(w)):
+        assert w.b.disable_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+
+
 # ---------------------------------------------------------------- EC2: snapshots
 
 
@@ -1409,6 +1427,9 @@ EC2_CHECKS = {
     "ModifyVolumeAttribute": modify_volume_attribute,
     "ModifyVolume": modify_volume,
     "DescribeVolumesModifications": describe_volumes_modifications,
+    "GetEbsEncryptionByDefault": get_ebs_encryption_by_default,
+    "EnableEbsEncryptionByDefault": enable_ebs_encryption_by_default,
+    "DisableEbsEncryptionByDefault": disable_ebs_encryption_by_default,
     "CreateImage": create_image,
     "CreateSnapshot": create_snapshot,
     "CopySnapshot": copy_snapshot,

@@ -397,3 +397,20 @@ def test_terraform_data_sources_aws_ami_and_availability_zones(server, acct):
         assert z["State"] == "available"
     assert ec2.describe_availability_zones(
         Filters=[{"Name": "state", "Values": ["unavailable"]}])["AvailabilityZones"] == []
+
+
+def test_terraform_ebs_encryption_by_default(acct):
+    """internal/service/ec2/ebs_encryption_by_default.go and its data
+    source: GetEbsEncryptionByDefault reads EbsEncryptionByDefault;
+    enabling it calls EnableEbsEncryptionByDefault, which this cloud
+    refuses (it stores volumes unencrypted and has no key service), and
+    disabling it is DisableEbsEncryptionByDefault."""
+    ec2, _ = acct
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    with pytest.raises(ClientError) as e:
+        ec2.enable_ebs_encryption_by_default()
+    assert e.value.response["Error"]["Code"] == "UnsupportedOperation"
+    assert "unencrypted" in e.value.response["Error"]["Message"]
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert ec2.disable_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    refused("UnsupportedOperation", ec2.create_volume, AvailabilityZone=ZONE, Size=1, Encrypted=True)

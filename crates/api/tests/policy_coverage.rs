@@ -254,6 +254,9 @@ const EC2_PARAMS: &[(&str, &str)] = &[
     ),
     ("ModifyVolume", "VolumeId=vol-0123456789abcdef0&Size=2"),
     ("DescribeVolumesModifications", ""),
+    ("GetEbsEncryptionByDefault", ""),
+    ("EnableEbsEncryptionByDefault", ""),
+    ("DisableEbsEncryptionByDefault", ""),
     ("CreateImage", "InstanceId={instance}&Name=coverage"),
     ("CreateSnapshot", "VolumeId=vol-0123456789abcdef0"),
     (

@@ -10,6 +10,7 @@ pub mod addresses;
 pub mod block_devices;
 pub mod create_image;
 pub mod dhcp_options;
+pub mod ebs_encryption;
 pub mod error;
 pub mod iam_profiles;
 pub mod images;
@@ -150,6 +151,9 @@ crate::actions::declare! {
     ModifyVolumeAttribute => volumes::ModifyVolumeAttribute,
     ModifyVolume => volume_modifications::ModifyVolume,
     DescribeVolumesModifications => volume_modifications::DescribeVolumesModifications,
+    GetEbsEncryptionByDefault => ebs_encryption::GetEbsEncryptionByDefault,
+    EnableEbsEncryptionByDefault => ebs_encryption::EnableEbsEncryptionByDefault,
+    DisableEbsEncryptionByDefault => ebs_encryption::DisableEbsEncryptionByDefault,
     CreateImage => create_image::CreateImage,
     CreateSnapshot => snapshots::CreateSnapshot,
     DescribeSnapshots => snapshots::DescribeSnapshots,

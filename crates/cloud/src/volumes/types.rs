@@ -88,6 +88,17 @@ pub fn encryption_unsupported() -> CloudError {
     CloudError::unsupported("Encrypted volumes are not supported by this cloud.")
 }
 
+/// Whether new volumes are encrypted by default (GetEbsEncryptionByDefault):
+/// never, as this cloud has no key service and stores volumes unencrypted.
+pub const ENCRYPTION_BY_DEFAULT: bool = false;
+
+/// The refusal of EnableEbsEncryptionByDefault, for the same reason.
+pub fn encryption_by_default_unsupported() -> CloudError {
+    CloudError::unsupported(
+        "EBS encryption by default is not supported by this cloud: it has no key service and volumes are stored unencrypted.",
+    )
+}
+
 /// Checks an EBS mapping's size and type (a mapping's size is checked
 /// against its type when the launch creates the volume).
 pub fn check_mapping(size_gib: Option<i64>, volume_type: Option<&str>) -> Result<(), CloudError> {
