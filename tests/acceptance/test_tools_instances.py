@@ -4,9 +4,10 @@ cloud shared by the module and two instances in all:
 - Terraform's `aws_instance` (create, the full refresh read set,
   destroy), with `aws_eip` associated to it, an `aws_ebs_volume` and its
   `aws_volume_attachment`, replayed with boto3 call by call;
-- Ansible's `amazon.aws.ec2_instance` (wait: true) with `ec2_vol`
-  attaching a volume and `ec2_eip` associating an address, run twice (the
-  second run changes nothing), then removed.
+- Ansible's `amazon.aws` `ec2_key`, `ec2_instance` (wait: true),
+  `ec2_vol` attaching a volume, `ec2_snapshot` of it and `ec2_eip`
+  associating an address, run twice (the second run changes nothing),
+  then a run that grows the volume, then removed.
 
 The attached volume is grown with ModifyVolume while its instance runs
 (the data grows once it is detached).
@@ -16,7 +17,6 @@ Each replay cites the provider source it comes from."""
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import ipaddress
 import time
@@ -241,7 +241,12 @@ def test_terraform_aws_instance_eip_volume_and_attachment(cloud, tmp_path):
     ec2.delete_key_pair(KeyName=key_name)
 
 
-INSTANCE = PLAY + """    - name: instance
+INSTANCE = PLAY + """    - name: key
+      amazon.aws.ec2_key:
+        name: "{{ group }}"
+        key_material: "{{ public_key }}"
+        tags: {env: test}
+    - name: instance
       amazon.aws.ec2_instance:
         name: "{{ group }}"
         image_id: "{{ image }}"
@@ -260,14 +265,26 @@ INSTANCE = PLAY + """    - name: instance
         name: "{{ group }}-data"
         instance: "{{ instance.instance_ids[0] }}"
         device_name: /dev/sdg
-        volume_size: 1
+        volume_size: "{{ size }}"
+        volume_type: gp2
+        modify_volume: true
         delete_on_termination: true
+        tags: {env: test}
       register: vol
+    - name: snapshot
+      amazon.aws.ec2_snapshot:
+        volume_id: "{{ vol.volume_id }}"
+        description: made by ansible
+        snapshot_tags: {env: test}
+        last_snapshot_min_age: 60
+        wait: true
+        wait_timeout: 120
     - name: address
       amazon.aws.ec2_eip:
         device_id: "{{ instance.instance_ids[0] }}"
         in_vpc: true
         release_on_disassociation: true
+        tags: {env: test}
 """
 
 INSTANCE_GONE = PLAY + """    - name: address
@@ -276,43 +293,82 @@ INSTANCE_GONE = PLAY + """    - name: address
         in_vpc: true
         release_on_disassociation: true
         state: absent
+    - name: snapshot
+      amazon.aws.ec2_snapshot:
+        snapshot_id: "{{ snapshot_id }}"
+        state: absent
     - name: instance
       amazon.aws.ec2_instance:
         instance_ids: ["{{ instance_id }}"]
         wait: true
         state: absent
+    - name: key
+      amazon.aws.ec2_key:
+        name: "{{ group }}"
+        state: absent
 """
 
 
-def test_ansible_ec2_instance_volume_and_address_twice_change_once(cloud, tmp_path):
+def test_ansible_ec2_instance_key_volume_snapshot_and_address(cloud, tmp_path):
+    """ec2_key, ec2_instance (wait: true), ec2_vol attaching a data volume,
+    ec2_snapshot of it and ec2_eip on the instance: run twice, the second
+    run changes nothing; a third grows the data volume (`modify_volume`:
+    ModifyVolume of an attached volume); a last one removes everything."""
     ec2 = cloud.client("ec2")
     name = f"ansible-{uuid.uuid4().hex[:8]}"
-    _, public_key = ssh_keygen(tmp_path / "keys", "ed25519")
-    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public_key.encode())
-    extra = {"image": cloud.images["pv"]}
+    _, public_key = ssh_keygen(tmp_path / "keys", "rsa")
 
-    first = run_playbook(tmp_path / "first", cloud.endpoint, cloud.admin, name, INSTANCE, extra)
-    assert first["instance"]["changed"] and first["data volume"]["changed"] and first["address"]["changed"]
+    def run(tag, playbook, **extra):
+        return run_playbook(tmp_path / tag, cloud.endpoint, cloud.admin, name, playbook,
+                            {"image": cloud.images["pv"], "public_key": public_key, "size": 1, **extra})
+
+    first = run("first", INSTANCE)
+    for task in ("key", "instance", "data volume", "snapshot", "address"):
+        assert first[task]["changed"], (task, first[task])
     (iid,) = first["instance"]["instance_ids"]
+    snap_id = first["snapshot"]["snapshot_id"]
     try:
+        (made_key,) = ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"]
+        assert made_key["KeyFingerprint"] == first["key"]["key"]["fingerprint"]
+        # ec2_key imported the material once more under a temporary name
+        # to learn its fingerprint; nothing of that is left.
+        assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"] if k["KeyName"].startswith("ansible")] \
+            == [name]
         (inst,) = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
-        assert inst["State"]["Name"] == "running"
+        assert inst["State"]["Name"] == "running" and inst["KeyName"] == name
         assert {t["Key"]: t["Value"] for t in inst["Tags"]} == {"Name": name, "env": "test"}
-        devices = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in inst["BlockDeviceMappings"] if "Ebs" in m}
+        devices = {m["DeviceName"]: m["Ebs"] for m in inst["BlockDeviceMappings"] if "Ebs" in m}
         assert {"/dev/sdf", "/dev/sdg"} <= set(devices)
-        assert devices["/dev/sdg"] == first["data volume"]["volume_id"]
+        data_vol = first["data volume"]["volume_id"]
+        assert devices["/dev/sdg"]["VolumeId"] == data_vol
+        assert devices["/dev/sdg"]["DeleteOnTermination"] is True
+        (vol,) = ec2.describe_volumes(VolumeIds=[data_vol])["Volumes"]
+        assert {t["Key"]: t["Value"] for t in vol["Tags"]} == {"Name": f"{name}-data", "env": "test"}
+        (snap,) = ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"]
+        assert (snap["VolumeId"], snap["State"], snap["Description"]) == (data_vol, "completed", "made by ansible")
+        assert {t["Key"]: t["Value"] for t in snap["Tags"]} == {"Name": f"{name}-data", "env": "test"}
         assert inst["PublicIpAddress"] == first["address"]["public_ip"]
 
-        second = run_playbook(tmp_path / "second", cloud.endpoint, cloud.admin, name, INSTANCE, extra)
-        for task in ("instance", "data volume", "address"):
+        second = run("second", INSTANCE)
+        for task in ("key", "instance", "data volume", "snapshot", "address"):
             assert not second[task]["changed"], (task, second[task])
         assert second["instance"]["instance_ids"] == [iid]
+        assert second["snapshot"]["snapshot_id"] == snap_id
+        assert second["address"]["public_ip"] == first["address"]["public_ip"]
+
+        grown = run("grown", INSTANCE, size=2)
+        assert grown["data volume"]["changed"], grown["data volume"]
+        assert not any(grown[t]["changed"] for t in ("key", "instance", "snapshot", "address"))
+        assert ec2.describe_volumes(VolumeIds=[data_vol])["Volumes"][0]["Size"] == 2
+        (m,) = ec2.describe_volumes_modifications(VolumeIds=[data_vol])["VolumesModifications"]
+        assert (m["OriginalSize"], m["TargetSize"]) == (1, 2)
     finally:
-        gone = run_playbook(tmp_path / "gone", cloud.endpoint, cloud.admin, name, INSTANCE_GONE,
-                            {"instance_id": iid})
-    assert gone["address"]["changed"] and gone["instance"]["changed"]
+        gone = run("gone", INSTANCE_GONE, instance_id=iid, snapshot_id=snap_id)
+    for task in ("address", "snapshot", "instance", "key"):
+        assert gone[task]["changed"], (task, gone[task])
     (inst,) = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
     assert inst["State"]["Name"] == "terminated"
     public_ip = first["address"]["public_ip"]
     assert public_ip not in [a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]]
-    ec2.delete_key_pair(KeyName=name)
+    assert name not in [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]]
+    assert snap_id not in [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
