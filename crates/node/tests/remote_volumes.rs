@@ -429,17 +429,31 @@ async fn remote_volumes_over_nbd_with_tls() {
         .await
         .expect("stale");
     assert_eq!(record(&data_dir, VOL)["remote"]["port"], port);
-    // Conflicts: another size, the same id as a local volume; bad exports.
-    for (spec, what) in [
-        (remote_spec(VOL, 2, 4, port), "another size"),
-        (
-            VolumeSpec {
-                remote: None,
-                ..remote_spec(VOL, 1, 4, port)
-            },
-            "a local volume of a remote id",
-        ),
-    ] {
+    // A larger size is the storage host's grown volume (ModifyVolume); a
+    // smaller one is refused.
+    let grown = "vol-0000000000000e0ff";
+    client
+        .put_volume(remote_spec(grown, 1, 1, port))
+        .await
+        .expect("another remote volume");
+    let bigger = client
+        .put_volume(remote_spec(grown, 2, 2, port))
+        .await
+        .expect("grown");
+    assert_eq!((bigger.size_gib, bigger.generation), (2, 2));
+    assert!(matches!(
+        client.put_volume(remote_spec(grown, 1, 3, port)).await,
+        Err(NodeError::Conflict(_))
+    ));
+    client.delete_volume(grown).await.expect("forget it");
+    // Conflicts: a smaller size, the same id as a local volume; bad exports.
+    for (spec, what) in [(
+        VolumeSpec {
+            remote: None,
+            ..remote_spec(VOL, 1, 4, port)
+        },
+        "a local volume of a remote id",
+    )] {
         assert!(
             matches!(client.put_volume(spec).await, Err(NodeError::Conflict(_))),
             "{what}"

@@ -128,8 +128,9 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
     let file_a = data_dir.join("volumes").join(format!("{VOL_A}.qcow2"));
     let file_b = data_dir.join("volumes").join(format!("{VOL_B}.qcow2"));
 
-    // Create: a sparse 1 GiB qcow2; repeating is a no-op, a different size
-    // or a bad one is refused.
+    // Create: a sparse 1 GiB qcow2; repeating is a no-op, a bad size is
+    // refused (a larger one grows it: below, while attached, it is
+    // refused).
     let spec_a = VolumeSpec {
         volume_id: VOL_A.into(),
         size_gib: 1,
@@ -157,15 +158,6 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
         client.put_volume(spec_a.clone()).await.expect("again"),
         created
     );
-    assert!(matches!(
-        client
-            .put_volume(VolumeSpec {
-                size_gib: 2,
-                ..spec_a.clone()
-            })
-            .await,
-        Err(NodeError::Conflict(_))
-    ));
     assert!(matches!(
         client
             .put_volume(VolumeSpec {
@@ -295,11 +287,22 @@ async fn volumes_attach_detach_move_and_survive_restarts() {
             .any(|l| l.contains(&format!("vdb {}", serial(VOL_A)))),
         "{serials:?}"
     );
-    // Deleting an attached volume is refused; so is attaching it elsewhere.
+    // Deleting an attached volume is refused; so is attaching it elsewhere,
+    // and growing it while a VM has it open (it grows once detached).
     assert!(matches!(
         client.delete_volume(VOL_A).await,
         Err(NodeError::Conflict(_))
     ));
+    assert!(matches!(
+        client
+            .put_volume(VolumeSpec {
+                size_gib: 2,
+                ..spec_a.clone()
+            })
+            .await,
+        Err(NodeError::Conflict(_))
+    ));
+    assert_eq!(volume(&client, VOL_A).await.expect("A").size_gib, 1);
     assert!(file_a.exists());
 
     // Agent restart: same QEMU, the volume still attached and open.
