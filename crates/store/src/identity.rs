@@ -94,9 +94,53 @@ pub struct SessionRecord {
     pub created_at: UnixMillis,
 }
 
+/// An IAM signing certificate (X.509) of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningCertificate {
+    /// The certificate's id (IAM: 24–128 characters).
+    pub certificate_id: String,
+    /// The user's account.
+    pub account_id: String,
+    /// The user.
+    pub user_name: String,
+    /// The certificate, PEM.
+    pub body: String,
+    /// `Active` (true) or `Inactive`.
+    pub active: bool,
+    /// When it was uploaded.
+    pub uploaded_at: UnixMillis,
+}
+
 /// IAM users, keys and entities.
 #[async_trait]
 pub trait IdentityIndex: Send + Sync {
+    /// Stores a signing certificate; `Conflict` when its id exists,
+    /// `NotFound` when the user does not.
+    async fn create_signing_certificate(&self, cert: &SigningCertificate) -> StoreResult<()>;
+    /// The signing certificates of one user, or (`None`) of every user of
+    /// the account; oldest first.
+    async fn signing_certificates(
+        &self,
+        account_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<Vec<SigningCertificate>>;
+    /// Activates or deactivates one of the user's certificates; whether
+    /// it exists.
+    async fn set_signing_certificate_active(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+        active: bool,
+    ) -> StoreResult<bool>;
+    /// Deletes one of the user's certificates; whether it existed.
+    async fn delete_signing_certificate(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+    ) -> StoreResult<bool>;
+
     /// Adds a user; `Conflict` when the account has one of that name (or
     /// the id is taken).
     async fn create_user(&self, user: &IamUser) -> StoreResult<()>;

@@ -56,6 +56,37 @@ pub struct Image {
     /// Block device mappings (EBS-backed images: the root's snapshot and
     /// any further volumes created at launch).
     pub block_device_mappings: Vec<ImageBlockDevice>,
+    /// Why a `failed` image failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<StateReason>,
+    /// `BUCKET/KEY` of the bundle manifest it was registered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_manifest: Option<String>,
+}
+
+/// EC2's StateReason of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReason {
+    /// The code (`Client.InvalidManifest`, …).
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a bundled image holds once unbundled: the object its data was
+/// stored in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnbundledImage {
+    /// Bucket of the object.
+    pub bucket: String,
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+    /// Its ETag (without quotes).
+    pub etag: String,
+    /// `raw`, `qcow2` or `none`.
+    pub disk_format: String,
 }
 
 /// One block device mapping of an image.
@@ -129,4 +160,14 @@ pub trait ImageIndex: Send + Sync {
     async fn set_image_state(&self, image_id: &str, from: &str, to: &str) -> StoreResult<bool>;
     /// Every image in `state`, of every account, ordered by id.
     async fn images_in_state(&self, state: &str) -> StoreResult<Vec<Image>>;
+    /// A `pending` image becomes `available` backed by `unbundled`;
+    /// `false` when it is gone or no longer pending.
+    async fn complete_pending_image(
+        &self,
+        image_id: &str,
+        unbundled: &UnbundledImage,
+    ) -> StoreResult<bool>;
+    /// A `pending` image becomes `failed` for `reason`; `false` when it is
+    /// gone or no longer pending.
+    async fn fail_pending_image(&self, image_id: &str, reason: &StateReason) -> StoreResult<bool>;
 }

@@ -25,8 +25,13 @@ pub mod vpcs;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
 pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
-pub use identity::{IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, UserAccessKey};
-pub use images::{Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange};
+pub use identity::{
+    IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
+    UserAccessKey,
+};
+pub use images::{
+    Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage,
+};
 pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
 pub use launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
 pub use metal::MetalIndex;

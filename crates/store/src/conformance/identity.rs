@@ -377,3 +377,108 @@ async fn entities(store: &dyn Store) {
     assert!(store.entity(a, "group", "qa").await.expect("get").is_none());
     assert!(store.entity(a, "role", "qa").await.expect("get").is_some());
 }
+
+/// Signing certificates: per user, active or not, gone with their user.
+pub(super) async fn signing_certificates(store: &dyn Store) {
+    use crate::identity::SigningCertificate;
+    create_accounts(store, &[("300000000020", "ident-certs")]).await;
+    let account = "300000000020";
+    store
+        .create_user(&user(account, "bundler", "AIDACERTS"))
+        .await
+        .expect("user");
+    let cert = |id: &str, user_name: &str, at: i64| SigningCertificate {
+        certificate_id: id.into(),
+        account_id: account.into(),
+        user_name: user_name.into(),
+        body: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+        active: true,
+        uploaded_at: at,
+    };
+    store
+        .create_signing_certificate(&cert("CERT1", "bundler", 1))
+        .await
+        .expect("create");
+    store
+        .create_signing_certificate(&cert("CERT2", "admin", 2))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store
+            .create_signing_certificate(&cert("CERT1", "admin", 3))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_signing_certificate(&cert("CERT3", "nobody", 3))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ids =
+        |v: Vec<SigningCertificate>| v.into_iter().map(|c| c.certificate_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .signing_certificates(account, None)
+            .await
+            .expect("all")),
+        ["CERT1", "CERT2"]
+    );
+    assert_eq!(
+        ids(store
+            .signing_certificates(account, Some("bundler"))
+            .await
+            .expect("one")),
+        ["CERT1"]
+    );
+    assert!(
+        !store
+            .set_signing_certificate_active(account, "admin", "CERT1", false)
+            .await
+            .expect("other user's")
+    );
+    assert!(
+        store
+            .set_signing_certificate_active(account, "bundler", "CERT1", false)
+            .await
+            .expect("deactivate")
+    );
+    assert!(
+        !store
+            .signing_certificates(account, Some("bundler"))
+            .await
+            .expect("one")[0]
+            .active
+    );
+    assert!(
+        store
+            .delete_signing_certificate(account, "admin", "CERT2")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_signing_certificate(account, "admin", "CERT2")
+            .await
+            .expect("again")
+    );
+    let revision = store
+        .user(account, "bundler")
+        .await
+        .expect("user")
+        .expect("there")
+        .revision;
+    assert!(
+        store
+            .delete_user(account, "bundler", revision)
+            .await
+            .expect("delete user")
+    );
+    assert!(
+        store
+            .signing_certificates(account, None)
+            .await
+            .expect("all")
+            .is_empty()
+    );
+}

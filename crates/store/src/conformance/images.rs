@@ -3,7 +3,7 @@
 //! permissions and publishing, descriptions, and deregistration.
 
 use super::{has_resource, tag};
-use crate::{Image, LaunchPermissionChange, Store, StoreError};
+use crate::{Image, LaunchPermissionChange, StateReason, Store, StoreError, UnbundledImage};
 
 /// A plain machine image of `account_id`.
 pub(super) fn image(id: &str, account_id: &str, name: &str) -> Image {
@@ -30,6 +30,8 @@ pub(super) fn image(id: &str, account_id: &str, name: &str) -> Image {
         created_at: 9,
         launch_permissions: Vec::new(),
         block_device_mappings: Vec::new(),
+        state_reason: None,
+        bundle_manifest: None,
     }
 }
 
@@ -196,4 +198,96 @@ pub async fn run(store: &dyn Store) {
         .await
         .expect("name free again");
     assert_eq!(visible_to(store, alpha).await, ["ami-4"]);
+    bundled(store, alpha).await;
+}
+
+/// A bundled image: registered `pending` with its manifest, then either
+/// `available` with the unbundled object, or `failed` with a reason;
+/// each only from `pending`.
+async fn bundled(store: &dyn Store, alpha: &str) {
+    let pending = |id: &str, name: &str| Image {
+        state: "pending".into(),
+        bucket: String::new(),
+        key: String::new(),
+        size: 0,
+        etag: String::new(),
+        disk_format: "none".into(),
+        bundle_manifest: Some("b/disk.img.manifest.xml".into()),
+        ..image(id, alpha, name)
+    };
+    store
+        .create_image(&pending("ami-5", "bundled-ok"), &[])
+        .await
+        .expect("create");
+    store
+        .create_image(&pending("ami-6", "bundled-bad"), &[])
+        .await
+        .expect("create");
+    let pending_ids: Vec<String> = store
+        .images_in_state("pending")
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|i| i.image_id)
+        .collect();
+    assert_eq!(pending_ids, ["ami-5", "ami-6"]);
+    let unbundled = UnbundledImage {
+        bucket: "_sys".into(),
+        key: "ami-5".into(),
+        size: 42,
+        etag: "abc".into(),
+        disk_format: "raw".into(),
+    };
+    assert!(
+        store
+            .complete_pending_image("ami-5", &unbundled)
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !store
+            .complete_pending_image("ami-5", &unbundled)
+            .await
+            .expect("only once")
+    );
+    let done = store.image("ami-5").await.expect("get").expect("there");
+    assert_eq!(
+        (
+            done.state.as_str(),
+            done.bucket.as_str(),
+            done.key.as_str(),
+            done.size,
+            done.etag.as_str()
+        ),
+        ("available", "_sys", "ami-5", 42, "abc")
+    );
+    assert_eq!(
+        done.bundle_manifest.as_deref(),
+        Some("b/disk.img.manifest.xml")
+    );
+    let reason = StateReason {
+        code: "Client.InvalidManifest".into(),
+        message: "bad signature".into(),
+    };
+    assert!(
+        !store
+            .fail_pending_image("ami-5", &reason)
+            .await
+            .expect("not pending")
+    );
+    assert!(
+        store
+            .fail_pending_image("ami-6", &reason)
+            .await
+            .expect("fail")
+    );
+    let failed = store.image("ami-6").await.expect("get").expect("there");
+    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.state_reason, Some(reason));
+    assert!(
+        !store
+            .complete_pending_image("ami-6", &unbundled)
+            .await
+            .expect("failed stays")
+    );
 }

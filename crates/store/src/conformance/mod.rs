@@ -102,6 +102,7 @@ pub async fn run(store: &dyn Store) {
     metal::run(store).await;
     enrolment::run(store).await;
     identity::run(store).await;
+    identity::signing_certificates(store).await;
 }
 
 async fn nodes(store: &dyn Store) {

@@ -6,9 +6,21 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{SqliteStore, conflict};
 use crate::identity::{
-    IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, UserAccessKey,
+    IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
+    UserAccessKey,
 };
-use crate::{AccessKey, StoreResult};
+use crate::{AccessKey, StoreError, StoreResult};
+
+fn signing_certificate_from_row(row: &SqliteRow) -> StoreResult<SigningCertificate> {
+    Ok(SigningCertificate {
+        certificate_id: row.try_get("certificate_id")?,
+        account_id: row.try_get("account_id")?,
+        user_name: row.try_get("user_name")?,
+        body: row.try_get("body")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        uploaded_at: row.try_get("uploaded_at")?,
+    })
+}
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<IamUser> {
     Ok(IamUser {
@@ -63,6 +75,89 @@ async fn bump_generation(
 
 #[async_trait]
 impl IdentityIndex for SqliteStore {
+    async fn create_signing_certificate(&self, cert: &SigningCertificate) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO signing_certificates
+                (certificate_id, account_id, user_name, body, active, uploaded_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&cert.certificate_id)
+        .bind(&cert.account_id)
+        .bind(&cert.user_name)
+        .bind(&cert.body)
+        .bind(i64::from(cert.active))
+        .bind(cert.uploaded_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("user {}", cert.user_name)))
+            }
+            other => other
+                .map(|_| ())
+                .map_err(conflict(format!("certificate {}", cert.certificate_id))),
+        }
+    }
+
+    async fn signing_certificates(
+        &self,
+        account_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<Vec<SigningCertificate>> {
+        sqlx::query(
+            "SELECT * FROM signing_certificates
+             WHERE account_id = ?1 AND (?2 IS NULL OR user_name = ?2)
+             ORDER BY uploaded_at, certificate_id",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(signing_certificate_from_row)
+        .collect()
+    }
+
+    async fn set_signing_certificate_active(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+        active: bool,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE signing_certificates SET active = ?
+             WHERE account_id = ? AND user_name = ? AND certificate_id = ?",
+        )
+        .bind(i64::from(active))
+        .bind(account_id)
+        .bind(user_name)
+        .bind(certificate_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn delete_signing_certificate(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM signing_certificates
+             WHERE account_id = ? AND user_name = ? AND certificate_id = ?",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(certificate_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
     async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(

@@ -1,4 +1,4 @@
-//! [`ImageIndex`] for the SQLite backend (tables from `0003_images.sql`).
+//! [`ImageIndex`] for the SQLite backend (tables from `0003_images.sql`, rebuilt by `0029_bundled_images.sql`).
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::snapshots::SNAPSHOT_EXISTS;
 use super::{SqliteStore, insert_resource_tx, require_tx, tag_new_resource_tx};
-use crate::images::{Image, ImageIndex, LaunchPermissionChange};
+use crate::images::{Image, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage};
 use crate::{StoreError, StoreResult, TagPair};
 
 /// A query for every image column plus its launch permissions as one JSON
@@ -61,6 +61,14 @@ fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
         launch_permissions,
         block_device_mappings: serde_json::from_str(&block_device_mappings)
             .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?,
+        state_reason: match (
+            row.try_get::<Option<String>, _>("state_reason_code")?,
+            row.try_get::<Option<String>, _>("state_reason_message")?,
+        ) {
+            (Some(code), Some(message)) => Some(StateReason { code, message }),
+            _ => None,
+        },
+        bundle_manifest: row.try_get("bundle_manifest")?,
     })
 }
 
@@ -120,8 +128,8 @@ impl ImageIndex for SqliteStore {
             "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
                 virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
                 location, bucket, object_key, size, etag, disk_format, state, is_public, created_at,
-                block_device_mappings)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                block_device_mappings, state_reason_code, state_reason_message, bundle_manifest)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&image.image_id)
         .bind(&image.account_id)
@@ -144,6 +152,9 @@ impl ImageIndex for SqliteStore {
         .bind(i64::from(image.is_public))
         .bind(image.created_at)
         .bind(&mappings)
+        .bind(image.state_reason.as_ref().map(|r| r.code.as_str()))
+        .bind(image.state_reason.as_ref().map(|r| r.message.as_str()))
+        .bind(&image.bundle_manifest)
         .execute(&mut *tx)
         .await?;
         add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
@@ -214,6 +225,41 @@ impl ImageIndex for SqliteStore {
             .iter()
             .map(image_from_row)
             .collect()
+    }
+
+    async fn complete_pending_image(
+        &self,
+        image_id: &str,
+        unbundled: &UnbundledImage,
+    ) -> StoreResult<bool> {
+        let size = i64::try_from(unbundled.size)
+            .map_err(|_| StoreError::Corrupt(format!("image size {}", unbundled.size)))?;
+        let done = sqlx::query(
+            "UPDATE images SET state = 'available', bucket = ?, object_key = ?, size = ?, etag = ?,
+                disk_format = ? WHERE image_id = ? AND state = 'pending'",
+        )
+        .bind(&unbundled.bucket)
+        .bind(&unbundled.key)
+        .bind(size)
+        .bind(&unbundled.etag)
+        .bind(&unbundled.disk_format)
+        .bind(image_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn fail_pending_image(&self, image_id: &str, reason: &StateReason) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE images SET state = 'failed', state_reason_code = ?, state_reason_message = ?
+             WHERE image_id = ? AND state = 'pending'",
+        )
+        .bind(&reason.code)
+        .bind(&reason.message)
+        .bind(image_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn set_image_description(
