@@ -33,7 +33,18 @@ pub enum BootstrapError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The bundling or the administrator's signing certificate could not
+    /// be made.
+    #[error("certificates: {0}")]
+    Certificate(String),
 }
+
+/// The cloud's image-bundling certificate, in the credentials directory.
+pub const CLOUD_CERT_FILE: &str = "cloud-cert.pem";
+/// The administrator's signing certificate and its key.
+pub const ADMIN_CERT_FILE: &str = "admin-cert.pem";
+/// The administrator's signing key.
+pub const ADMIN_KEY_FILE: &str = "admin-pk.pem";
 
 /// The administrator's credentials, as written to `credentials/admin.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +192,7 @@ pub async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Bootstrappe
     };
     let dir = config.credentials_dir();
     write_credential_files(&dir, &credentials)?;
+    write_certificates(store, &dir, &credentials).await?;
     Ok(Bootstrapped {
         first_start,
         credentials,
@@ -232,9 +244,34 @@ fn write_private(path: &Path, contents: &str) -> Result<(), BootstrapError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// The eucarc text.
-pub fn eucarc(c: &AdminCredentials) -> String {
+/// The cloud's bundling certificate (`cloud-cert.pem`, for euca2ools'
+/// `EUCALYPTUS_CERT`) and, made once, the administrator's signing
+/// certificate and key (`admin-cert.pem`, `admin-pk.pem`: `EC2_CERT`,
+/// `EC2_PRIVATE_KEY`), with which the administrator bundles images.
+async fn write_certificates(
+    store: &dyn Store,
+    dir: &Path,
+    c: &AdminCredentials,
+) -> Result<(), BootstrapError> {
+    let cloud = crate::images::bundled::cloud_certificate(store)
+        .await
+        .map_err(|e| BootstrapError::Certificate(e.to_string()))?;
+    write_private(&dir.join(CLOUD_CERT_FILE), &cloud.cert_pem)?;
+    if dir.join(ADMIN_CERT_FILE).exists() && dir.join(ADMIN_KEY_FILE).exists() {
+        return Ok(());
+    }
+    let (cert, key_pem) = crate::identity::signing::create(store, &c.account_id, &c.user_name)
+        .await
+        .map_err(|e| BootstrapError::Certificate(e.to_string()))?;
+    write_private(&dir.join(ADMIN_KEY_FILE), &key_pem)?;
+    write_private(&dir.join(ADMIN_CERT_FILE), &cert.body)
+}
+
+/// The eucarc text (`dir`: the credentials directory, where the
+/// certificates are).
+pub fn eucarc(c: &AdminCredentials, dir: &Path) -> String {
     let e = &c.endpoint;
+    let d = dir.display();
     format!(
         "# mallee credentials for {user}@{account} ({account_id})\n\
          export EC2_URL={e}/services/compute\n\
@@ -251,7 +288,10 @@ pub fn eucarc(c: &AdminCredentials) -> String {
          export AWS_SECRET_KEY={sk}\n\
          export EC2_ACCOUNT_NUMBER={account_id}\n\
          export EC2_USER_ID={account_id}\n\
-         export EUCA_REGION={region}\n",
+         export EUCA_REGION={region}\n\
+         export EUCALYPTUS_CERT={d}/{CLOUD_CERT_FILE}\n\
+         export EC2_CERT={d}/{ADMIN_CERT_FILE}\n\
+         export EC2_PRIVATE_KEY={d}/{ADMIN_KEY_FILE}\n",
         user = c.user_name,
         account = c.account_name,
         account_id = c.account_id,
@@ -284,7 +324,7 @@ fn write_credential_files(dir: &Path, c: &AdminCredentials) -> Result<(), Bootst
     })?;
     let json = serde_json::to_string_pretty(c).unwrap_or_default() + "\n";
     write_private(&dir.join("admin.json"), &json)?;
-    write_private(&dir.join("eucarc"), &eucarc(c))?;
+    write_private(&dir.join("eucarc"), &eucarc(c, dir))?;
     write_private(&dir.join("aws-config"), &aws_profile(c))?;
     write_private(&dir.join("boto3.env"), &boto3_env(c))?;
     Ok(())

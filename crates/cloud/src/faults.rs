@@ -29,6 +29,9 @@ pub enum Step {
     PublicAddresses,
     /// The reservation, instances, volumes, tags and group memberships.
     Records,
+    /// Unbundling a bundled image: after its first part, before the next
+    /// (not a launch step).
+    UnbundlePart,
 }
 
 impl Step {
@@ -53,12 +56,16 @@ impl Step {
             Self::PrivateAddresses => "launch.private-addresses",
             Self::PublicAddresses => "launch.public-addresses",
             Self::Records => "launch.records",
+            Self::UnbundlePart => "bundle.part",
         }
     }
 
     /// The step called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([Self::UnbundlePart])
+            .find(|s| s.name() == name)
     }
 }
 

@@ -306,6 +306,11 @@ pub async fn pass(cloud: &Arc<Cloud>) -> Result<bool, mallee_store::StoreError> 
         Ok(snapshots_busy) => busy |= snapshots_busy,
         Err(e) => tracing::warn!(error = %e, "snapshot pass failed"),
     }
+    // Bundled images unbundle in tasks of their own; waiting on them does
+    // not make the reconciler busy.
+    if let Err(e) = crate::images::bundled::pass(cloud).await {
+        tracing::warn!(error = %e, "bundled image pass failed");
+    }
     Ok(busy)
 }
 

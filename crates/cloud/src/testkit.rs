@@ -158,6 +158,8 @@ pub fn machine_image(image_id: &str, account: &str) -> Image {
         created_at: 1,
         launch_permissions: Vec::new(),
         block_device_mappings: Vec::new(),
+        state_reason: None,
+        bundle_manifest: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub mod policies;
 pub mod profiles;
 pub mod resources;
 pub mod roles;
+pub mod signing;
 pub mod sts;
 pub mod users;
 
@@ -51,6 +52,15 @@ pub enum IdentityError {
     /// A per-entity limit was reached (`LimitExceeded`).
     #[error("{0}")]
     LimitExceeded(String),
+    /// A certificate that does not parse (`MalformedCertificate`).
+    #[error("{0}")]
+    MalformedCertificate(String),
+    /// A certificate that cannot be used (`InvalidCertificate`).
+    #[error("{0}")]
+    InvalidCertificate(String),
+    /// A certificate uploaded before (`DuplicateCertificate`).
+    #[error("{0}")]
+    DuplicateCertificate(String),
     /// A policy document is not valid (`MalformedPolicyDocument`).
     #[error("{0}")]
     MalformedPolicyDocument(String),

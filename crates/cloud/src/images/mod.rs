@@ -7,6 +7,7 @@
 //! imaging an instance [`create`], the attributes [`attributes`].
 
 pub mod attributes;
+pub mod bundled;
 pub mod create;
 pub mod register;
 
@@ -175,6 +176,8 @@ fn new_machine_image(
         created_at: ids::now_millis(),
         launch_permissions: Vec::new(),
         block_device_mappings: Vec::new(),
+        state_reason: None,
+        bundle_manifest: None,
     }
 }
 
@@ -227,18 +230,19 @@ pub async fn describe(
 }
 
 /// Deletes the caller's image. Instances already running keep their copy;
-/// the object itself stays in its bucket.
+/// the object itself stays in its bucket (a bundled image's bundle too;
+/// the cloud's unbundled copy goes).
 pub async fn deregister(
     cloud: &Cloud,
     caller: &Principal,
     image_id: &str,
 ) -> Result<(), CloudError> {
     let account = caller.account_id();
-    owned_image(cloud, account, image_id).await?;
+    let image = owned_image(cloud, account, image_id).await?;
     if !cloud.store.delete_image(account, image_id).await? {
         return Err(not_found(&[image_id]));
     }
-    Ok(())
+    bundled::deregistered(cloud, &image).await
 }
 
 /// An image resolved for RunInstances: what the node boots and what the

@@ -5,7 +5,8 @@
 //! Linux kernel (`aki-`) or an initramfs (`ari-`). The type is read from the
 //! object's first bytes, as there is no bundle manifest to say it. The
 //! object's size and ETag are recorded at registration, so a node can tell
-//! when the object changed underneath.
+//! when the object changed underneath. A bundle manifest makes a pending
+//! image that [`super::bundled`] unbundles.
 
 use mallee_store::{Image, ImageBlockDevice, TagPair};
 
@@ -173,6 +174,10 @@ pub async fn register(
         }
     };
     store_new_image(cloud, &image, &registration.tags).await?;
+    if image.bundle_manifest.is_some() {
+        // The reconciler unbundles it.
+        cloud.compute.wake();
+    }
     Ok(image.image_id)
 }
 
@@ -181,7 +186,7 @@ impl Registration {
     /// paravirtual with a kernel and hvm without; a paravirtual image needs
     /// a kernel and an hvm one takes neither kernel nor ramdisk. The kernel
     /// and ramdisk must be images of their type the caller may use.
-    async fn machine_virtualization(
+    pub(super) async fn machine_virtualization(
         &self,
         cloud: &Cloud,
         account: &str,
@@ -209,7 +214,7 @@ impl Registration {
 
     /// A new image of the caller with this request's name, description,
     /// architecture and root device.
-    fn new_image(&self, caller: &Principal, id_prefix: &str) -> Image {
+    pub(super) fn new_image(&self, caller: &Principal, id_prefix: &str) -> Image {
         Image {
             architecture: self.architecture.clone(),
             root_device_name: self.root_device_name.clone(),
@@ -243,11 +248,8 @@ impl Registration {
             return Err(invalid_location(location, "the object is empty"));
         }
         let header = objects::read_header(cloud, &object).await?;
-        if looks_like_manifest(&header) {
-            return Err(invalid_location(
-                location,
-                "it is a bundle manifest; bundled images are not supported, upload and register the disk image itself",
-            ));
+        if super::bundled::is_manifest_key(key) || looks_like_manifest(&header) {
+            return super::bundled::pending_image(self, cloud, caller, location, &object).await;
         }
         let kind = sniff(&header);
         let virtualization_type = match kind {
@@ -564,7 +566,7 @@ pub(super) mod tests {
             (
                 &owner,
                 "bundle.xml",
-                "upload and register the disk image itself",
+                "invalid manifest: manifest version \"\" is not 2007-10-10",
             ),
         ] {
             let err = register(&cloud, who, registration(object(key), key))

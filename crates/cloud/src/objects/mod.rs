@@ -19,6 +19,7 @@ pub mod list;
 pub mod multipart;
 pub mod policy;
 pub mod reads;
+pub mod system;
 pub mod tagging;
 pub mod versions;
 pub mod writes;

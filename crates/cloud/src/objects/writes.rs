@@ -341,7 +341,7 @@ pub(crate) async fn copy_data(
 
 /// The record of a new version of an object in `bucket` whose data is
 /// one freshly written blob; its ETag is the data's MD5.
-fn new_object(
+pub(super) fn new_object(
     bucket: &Bucket,
     key: String,
     written: WrittenBlob,
@@ -371,7 +371,7 @@ fn new_object(
 
 /// Commits `object`, whose data is the freshly written blob(s); on failure
 /// the new blobs are deleted, on success the replaced ones.
-async fn commit(cloud: &Cloud, object: &ObjectRecord) -> Result<()> {
+pub(super) async fn commit(cloud: &Cloud, object: &ObjectRecord) -> Result<()> {
     match cloud.store.put_object(object).await {
         Ok(replaced) => {
             release_blobs(cloud, replaced).await;

@@ -354,6 +354,10 @@ pub async fn pass(
 async fn settle_pending_images(cloud: &Cloud) -> Result<bool, StoreError> {
     let mut waiting = false;
     for image in cloud.store.images_in_state("pending").await? {
+        // Bundled images are settled by their unbundling.
+        if image.bundle_manifest.is_some() {
+            continue;
+        }
         let mut outcome = Some("available");
         for snapshot_id in image
             .block_device_mappings
