@@ -33,7 +33,7 @@ use mallee_api::query::QueryParams;
 use mallee_api::sts::StsAction;
 use mallee_cloud::accounts;
 use mallee_cloud::identity::policies::{self, Holder};
-use mallee_cloud::identity::{groups, keys, users};
+use mallee_cloud::identity::{groups, keys, signing, users};
 use mallee_policy::AuthzMessage;
 
 /// An instance id no instance has: lifecycle actions are authorised on
@@ -360,7 +360,8 @@ const METAL_PARAMS: &[(&str, &str)] = &[
 ];
 
 /// Request parameters of each IAM action. Fixtures of the account: the
-/// users `victim` (a key `{victim_key}`, an inline policy `p`, the managed
+/// users `victim` (a key `{victim_key}`, a signing certificate
+/// `{victim_cert}`, an inline policy `p`, the managed
 /// policy `{policy_arn}` attached, membership of `team`, a login profile)
 /// and `plain`; the groups `team` (policy `gp`) and `spare`; the role
 /// `victim-role` (policy `rp`, tag `team`) in the instance profile
@@ -390,6 +391,19 @@ const IAM_PARAMS: &[(&str, &str)] = &[
         "UserName=victim&AccessKeyId={victim_key}",
     ),
     ("GetAccessKeyLastUsed", "AccessKeyId={victim_key}"),
+    (
+        "UploadSigningCertificate",
+        "UserName=victim&CertificateBody=not-a-certificate",
+    ),
+    ("ListSigningCertificates", "UserName=victim"),
+    (
+        "UpdateSigningCertificate",
+        "UserName=victim&CertificateId={victim_cert}&Status=Inactive",
+    ),
+    (
+        "DeleteSigningCertificate",
+        "UserName=victim&CertificateId={victim_cert}",
+    ),
     ("CreateGroup", "GroupName=new-group"),
     ("GetGroup", "GroupName=team"),
     ("ListGroups", ""),
@@ -808,6 +822,9 @@ async fn query_fixtures(c: &Controller, a: &Account) -> Fixtures {
     .await
     .expect("victim");
     let victim_key = keys::create(store, &a.id, "victim").await.expect("key");
+    let (victim_cert, _) = signing::create(store, &a.id, "victim")
+        .await
+        .expect("signing certificate");
     for group in ["team", "spare"] {
         groups::create(store, &a.id, group, None)
             .await
@@ -850,6 +867,7 @@ async fn query_fixtures(c: &Controller, a: &Account) -> Fixtures {
             ("zone", format!("{REGION}a")),
             ("public_key", PUBLIC_KEY.to_owned()),
             ("victim_key", victim_key.access_key_id),
+            ("victim_cert", victim_cert.certificate_id),
             ("document", document.to_owned()),
             ("account", a.id.clone()),
             ("trust", trust(&format!("arn:aws:iam::{}:root", a.id))),

@@ -237,6 +237,13 @@ fn write_image(w: &mut XmlWriter, view: &ImageView<'_>) {
     }
     super::block_devices::write_image_mappings(w, &i.block_device_mappings);
     w.text("virtualizationType", &i.virtualization_type);
+    // Why a failed image (a bundle that did not unbundle) failed.
+    if let Some(reason) = &i.state_reason {
+        w.elem("stateReason", |w| {
+            w.text("code", &reason.code);
+            w.text("message", &reason.message);
+        });
+    }
     write_tag_set(w, view.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     w.text("hypervisor", "xen");
     w.text("platformDetails", "Linux/UNIX");
@@ -920,6 +927,8 @@ mod tests {
             created_at: 1,
             launch_permissions: Vec::new(),
             block_device_mappings: Vec::new(),
+            state_reason: None,
+            bundle_manifest: None,
         }
     }
 

@@ -48,6 +48,15 @@ impl From<IamApiError> for ApiError {
                     (StatusCode::BAD_REQUEST, "MalformedPolicyDocument")
                 }
                 IdentityError::Validation(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
+                IdentityError::MalformedCertificate(_) => {
+                    (StatusCode::BAD_REQUEST, "MalformedCertificate")
+                }
+                IdentityError::InvalidCertificate(_) => {
+                    (StatusCode::BAD_REQUEST, "InvalidCertificate")
+                }
+                IdentityError::DuplicateCertificate(_) => {
+                    (StatusCode::CONFLICT, "DuplicateCertificate")
+                }
                 IdentityError::PasswordPolicy(_) => {
                     (StatusCode::BAD_REQUEST, "PasswordPolicyViolation")
                 }

@@ -2,7 +2,7 @@
 //! AWS's Query protocol, `<ActionResponse><ActionResult>…` answers. Every
 //! action is declared once, in the table below. One file per group of
 //! actions: users, their keys and tags ([`users`]), groups ([`groups`])
-//! and inline policies ([`policies`]). What they do is
+//! inline policies ([`policies`]) and signing certificates ([`signing`]). What they do is
 //! `mallee_cloud::identity`; who may call them is decided before they run,
 //! like every other action.
 
@@ -13,6 +13,7 @@ pub mod managed;
 pub mod policies;
 pub mod profiles;
 pub mod roles;
+pub mod signing;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,10 @@ crate::actions::declare! {
     UpdateAccessKey => users::UpdateAccessKey,
     DeleteAccessKey => users::DeleteAccessKey,
     GetAccessKeyLastUsed => users::GetAccessKeyLastUsed,
+    UploadSigningCertificate => signing::UploadSigningCertificate,
+    ListSigningCertificates => signing::ListSigningCertificates,
+    UpdateSigningCertificate => signing::UpdateSigningCertificate,
+    DeleteSigningCertificate => signing::DeleteSigningCertificate,
     CreateGroup => groups::CreateGroup,
     GetGroup => groups::GetGroup,
     ListGroups => groups::ListGroups,
