@@ -22,6 +22,14 @@ pub enum ClientError {
     /// No usable credentials.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// A local file could not be written.
+    #[error("{}: {source}", path.display())]
+    LocalFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The credentials file could not be read.
     #[error("credentials: {}: {source}", path.display())]
     CredentialsFile {
@@ -212,9 +220,85 @@ impl Client {
         method: reqwest::Method,
         path: &str,
         query: &str,
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
         body: Body,
     ) -> Result<Response, ClientError> {
+        let (url, response) = self
+            .send_raw(service, method, path, query, headers, body)
+            .await?;
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned());
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Http { url, source })?;
+        Ok(Response { status, text, etag })
+    }
+
+    /// GETs the object at `path` into `dest`, streamed; returns the bytes
+    /// written, or the API's error.
+    pub async fn download(
+        &self,
+        path: &str,
+        dest: &std::path::Path,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let (url, mut response) = self
+            .send_raw(
+                "s3",
+                reqwest::Method::GET,
+                path,
+                "",
+                Vec::new(),
+                Body::Bytes(Vec::new()),
+            )
+            .await?;
+        let http_error = |source| ClientError::Http {
+            url: url.clone(),
+            source,
+        };
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let text = response.text().await.map_err(http_error)?;
+            return Err(api_error(
+                "GetObject",
+                &Response {
+                    status,
+                    text,
+                    etag: None,
+                },
+            ));
+        }
+        let file_error = |source| ClientError::LocalFile {
+            path: dest.to_owned(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
+            file.write_all(&chunk).await.map_err(file_error)?;
+            written += chunk.len() as u64;
+            progress(chunk.len() as u64);
+        }
+        file.sync_all().await.map_err(file_error)?;
+        Ok(written)
+    }
+
+    /// Signs and sends one request; returns its URL and the response.
+    async fn send_raw(
+        &self,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        mut headers: Vec<(String, String)>,
+        body: Body,
+    ) -> Result<(String, reqwest::Response), ClientError> {
         headers.push(("Host".into(), self.host.clone()));
         let payload_hash = match &body {
             Body::Bytes(b) => mallee_sigv::sha256_hex(b),
@@ -255,19 +339,11 @@ impl Client {
                 request.header("Content-Length", len.to_string()).body(body)
             }
         };
-        let http_error = |source| ClientError::Http {
+        let response = request.send().await.map_err(|source| ClientError::Http {
             url: url.clone(),
             source,
-        };
-        let response = request.send().await.map_err(http_error)?;
-        let status = response.status().as_u16();
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned());
-        let text = response.text().await.map_err(http_error)?;
-        Ok(Response { status, text, etag })
+        })?;
+        Ok((url, response))
     }
 
     /// Calls a Query API `action` of `service` (`ec2`, `metal`) with

@@ -84,7 +84,7 @@ pub struct InstallArgs {
 
 /// Why an install failed.
 #[derive(Debug, thiserror::Error)]
-enum InstallError {
+pub(crate) enum InstallError {
     /// The API could not be reached, or refused.
     #[error(transparent)]
     Client(ClientError),
@@ -182,7 +182,7 @@ async fn s3(
 }
 
 /// Creates `bucket` unless the caller already owns it.
-async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), InstallError> {
+pub(crate) async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), InstallError> {
     let response = s3(
         client,
         reqwest::Method::PUT,
@@ -263,7 +263,12 @@ async fn put_file_range(
 
 /// Uploads a file as `bucket/key`: one PUT up to [`PART_SIZE`], a
 /// multipart upload above it.
-async fn upload(client: &Client, bucket: &str, key: &str, file: &Path) -> Result<(), InstallError> {
+pub(crate) async fn upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    file: &Path,
+) -> Result<(), InstallError> {
     let size = tokio::fs::metadata(file)
         .await
         .map_err(|source| InstallError::File {

@@ -1,5 +1,6 @@
 //! The `mallee` binary: a thin command-line layer over the crates.
 
+mod bundle_cmd;
 mod client;
 mod conflicts;
 mod doctor_cmd;
@@ -55,6 +56,9 @@ enum Command {
     /// Upload and register images through the API.
     #[command(subcommand)]
     Image(image_cmd::ImageCommand),
+    /// AMI bundles: bundle, upload, download, unbundle, migrate-manifest.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCommand),
     /// Run a node agent of a controller.
     #[command(subcommand)]
     Node(node_cmd::NodeCommand),
@@ -245,6 +249,9 @@ enum AdminCommand {
     /// Access keys.
     #[command(subcommand, name = "access-key")]
     AccessKey(AccessKeyCommand),
+    /// X.509 signing certificates of users (what bundles are signed with).
+    #[command(subcommand, name = "signing-certificate")]
+    SigningCertificate(SigningCertificateCommand),
     /// Nodes of the cluster: list, maintenance (disable/enable), enrolment
     /// tokens, removal.
     #[command(subcommand)]
@@ -310,6 +317,25 @@ enum AccessKeyCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum SigningCertificateCommand {
+    /// Make a key pair and a certificate for a user, register the
+    /// certificate and write USER-cert.pem and USER-pk.pem.
+    Create {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        /// User name.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Directory to write the certificate and key into.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,s3s=off"));
@@ -367,6 +393,7 @@ fn main() -> ExitCode {
                 storage_cmd::storage_command(command).await
             }
             Command::Image(command) => image_cmd::run(command).await,
+            Command::Bundle(command) => bundle_cmd::run(command).await,
             Command::Metal(cli) => metal_cmd::run(cli).await,
         }
     });
@@ -535,7 +562,7 @@ fn print_credentials(b: &Bootstrapped) {
         println!("\n# AWS CLI profile (append to ~/.aws/config, then use --profile mallee):");
         print!("{}", bootstrap::aws_profile(c));
         println!("\n# eucarc (source it for euca2ools):");
-        print!("{}", bootstrap::eucarc(c));
+        print!("{}", bootstrap::eucarc(c, &b.credentials_dir));
         println!("\n# environment for boto3:");
         print!("{}", bootstrap::boto3_env(c));
         println!();
@@ -628,6 +655,37 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             println!("ACCOUNT\t{name}\tdeleted");
         }
         AdminCommand::Node(command) => return node_admin::run(command).await,
+        AdminCommand::SigningCertificate(SigningCertificateCommand::Create {
+            account,
+            user,
+            out_dir,
+            data,
+        }) => {
+            use mallee_store::Store;
+            let store = open_store(&data.data_dir).await?;
+            let found = store
+                .account_by_name(&account)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("account '{account}' does not exist"))?;
+            let (cert, key) =
+                mallee_cloud::identity::signing::create(&store, &found.account_id, &user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            let cert_path = out_dir.join(format!("{user}-cert.pem"));
+            let key_path = out_dir.join(format!("{user}-pk.pem"));
+            write_owner_only(&key_path, &key)?;
+            std::fs::write(&cert_path, &cert.body)
+                .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+            println!(
+                "CERTIFICATE\t{}\t{}\t{}\t{}",
+                cert.certificate_id,
+                found.account_id,
+                cert_path.display(),
+                key_path.display()
+            );
+        }
         AdminCommand::AccessKey(AccessKeyCommand::Create {
             account,
             data,
@@ -656,6 +714,21 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file only its owner may read.
+fn write_owner_only(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Applies `--placement [ZONE=]POLICY` arguments to `config`.
