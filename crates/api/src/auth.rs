@@ -46,7 +46,7 @@ impl AuthError {
         let e = |status, code: &'static str, message: Cow<'_, str>| {
             ApiError::new(status, code, message.into_owned())
         };
-        let query_like = matches!(service, Service::Iam | Service::Sts);
+        let query_like = matches!(service, Service::Iam | Service::Sts | Service::Bootstrap);
         match self {
             Self::Missing if query_like => e(
                 StatusCode::FORBIDDEN,

@@ -97,7 +97,7 @@ fn refusal(
             mallee_policy::unauthorized_operation_message(encoded),
         ),
         Service::S3 => ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"),
-        Service::Iam | Service::Sts => {
+        Service::Iam | Service::Sts | Service::Bootstrap => {
             let how = if explicit {
                 " with an explicit deny in an identity-based policy"
             } else {

@@ -19,6 +19,7 @@ use super::query::QueryParams;
 use mallee_cloud::Principal;
 
 use crate::authorize::{self, RequestFacts};
+use crate::bootstrap::{self, BootstrapAction, BootstrapContext};
 use crate::ec2::{self, Ec2Action, Ec2Context};
 use crate::iam::{self, IamAction, IamContext};
 use crate::service::Service;
@@ -407,6 +408,7 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         Service::Metal => run.metal(&door.metal, &action, &params).await,
         Service::Iam => run.iam(&action, &params).await,
         Service::Sts => run.sts(&action, &params).await,
+        Service::Bootstrap => run.bootstrap(&action, &params).await,
         Service::S3 => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -585,6 +587,20 @@ impl Run<'_> {
             request_id: self.request_id,
         };
         Ok(iam::execute(&ctx, parsed).await?)
+    }
+
+    async fn bootstrap(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {
+        let parsed = match BootstrapAction::parse(action, params) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(self.refused_or(Service::Bootstrap, action, e.into()).await),
+        };
+        self.authorize(Service::Bootstrap, &parsed.iam_action(), Vec::new())
+            .await?;
+        let ctx = BootstrapContext {
+            cloud: self.cloud,
+            request_id: self.request_id,
+        };
+        Ok(bootstrap::execute(&ctx, parsed).await?)
     }
 
     async fn sts(&self, action: &str, params: &QueryParams) -> Result<String, ApiError> {

@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod auth;
 pub mod authorize;
+pub mod bootstrap;
 pub mod console;
 pub mod dns;
 pub mod ec2;

@@ -16,6 +16,10 @@ pub enum Service {
     Sts,
     /// The bare-metal zone (Metaleuca); path `/services/metal`.
     Metal,
+    /// Eucalyptus' bootstrap service (Empyrean), for the one question
+    /// euca2ools asks it: DescribeServiceCertificates; SigV4 scope
+    /// `bootstrap` (or `euserv`), path `/services/Empyrean`.
+    Bootstrap,
 }
 
 impl Service {
@@ -27,6 +31,7 @@ impl Service {
             Self::Iam => "iam",
             Self::Sts => "sts",
             Self::Metal => "metal",
+            Self::Bootstrap => "bootstrap",
         }
     }
 
@@ -38,6 +43,7 @@ impl Service {
             "iam" => Some(Self::Iam),
             "sts" => Some(Self::Sts),
             "metal" => Some(Self::Metal),
+            "bootstrap" | "euserv" => Some(Self::Bootstrap),
             _ => None,
         }
     }
@@ -52,6 +58,7 @@ impl Service {
             "Euare" => Some(Self::Iam),
             "Tokens" => Some(Self::Sts),
             "metal" => Some(Self::Metal),
+            "Empyrean" => Some(Self::Bootstrap),
             _ => None,
         }
     }
@@ -61,7 +68,7 @@ impl Service {
         match self {
             Self::Ec2 | Self::Metal => error::ErrorDialect::Ec2,
             Self::S3 => error::ErrorDialect::S3,
-            Self::Iam | Self::Sts => error::ErrorDialect::Query,
+            Self::Iam | Self::Sts | Self::Bootstrap => error::ErrorDialect::Query,
         }
     }
 }

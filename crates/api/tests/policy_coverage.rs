@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 use iam_harness::{
     Account, Controller, Key, REGION, Reply, account, digest, policies_for, send, start,
 };
+use mallee_api::bootstrap::BootstrapAction;
 use mallee_api::ec2::Ec2Action;
 use mallee_api::iam::IamAction;
 use mallee_api::metal::MetalAction;
@@ -596,7 +597,19 @@ const QUERY_APIS: &[QueryApi] = &[
         table: STS_PARAMS,
         refusal: Refusal::AccessDenied,
     },
+    QueryApi {
+        service: BootstrapAction::SERVICE,
+        names: BootstrapAction::NAMES,
+        table: BOOTSTRAP_PARAMS,
+        refusal: Refusal::AccessDenied,
+    },
 ];
+
+/// Request parameters of the bootstrap service's (Empyrean's) action.
+const BOOTSTRAP_PARAMS: &[(&str, &str)] = &[(
+    "DescribeServiceCertificates",
+    "Format=pem&Filter.1.Name=certificate-usage&Filter.1.Value.1=image-bundling",
+)];
 
 impl QueryApi {
     /// Whether `params` parse as `action` with the API's own parser.
@@ -612,6 +625,9 @@ impl QueryApi {
                 .map(drop)
                 .map_err(|e| e.to_string()),
             "sts" => StsAction::parse(action, params)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            "euserv" => BootstrapAction::parse(action, params)
                 .map(drop)
                 .map_err(|e| e.to_string()),
             other => Err(format!("no parser for {other}")),

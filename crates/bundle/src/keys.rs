@@ -59,6 +59,13 @@ pub fn certificate_key(pem: &str) -> Result<RsaPublicKey, BundleError> {
         .map_err(|e| BundleError::Key(format!("the certificate's key is not RSA: {e}")))
 }
 
+/// The DER of a PEM certificate.
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, BundleError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| BundleError::Key(format!("not a PEM certificate: {e}")))?;
+    Ok(pem.contents)
+}
+
 /// SHA-1 fingerprint of a PEM certificate's DER, as hex: what tells two
 /// certificates apart in messages.
 pub fn certificate_fingerprint(pem: &str) -> Result<String, BundleError> {

@@ -202,8 +202,8 @@ pub async fn update(
     Err(IdentityError::Concurrent(format!("user {name}")))
 }
 
-/// DeleteUser: refused while the user has keys, inline policies or group
-/// memberships, as IAM refuses it; the account's `admin` user stays.
+/// DeleteUser: refused while the user has keys, signing certificates,
+/// inline policies or group memberships, as IAM refuses it; the account's `admin` user stays.
 pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<()> {
     if name == FIRST_USER {
         return Err(IdentityError::DeleteConflict(format!(
@@ -219,6 +219,13 @@ pub async fn delete(store: &dyn Store, account_id: &str, name: &str) -> Result<(
         };
         if !store.user_access_keys(account_id, name).await?.is_empty() {
             return conflict("delete access keys");
+        }
+        if !store
+            .signing_certificates(account_id, Some(name))
+            .await?
+            .is_empty()
+        {
+            return conflict("delete signing certificates");
         }
         if !details.policies.is_empty() {
             return conflict("delete policies");

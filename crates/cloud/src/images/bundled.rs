@@ -97,6 +97,36 @@ pub async fn cloud_certificate(store: &dyn Store) -> Result<CloudCertificate, Cl
         .ok_or_else(|| CloudError::Internal("the bundling certificate was not stored".into()))
 }
 
+/// A certificate of the cloud's services, as Eucalyptus'
+/// DescribeServiceCertificates lists them (euca2ools asks it for the
+/// `image-bundling` certificate of `compute`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCertificate {
+    /// What it is for (`image-bundling`).
+    pub usage: &'static str,
+    /// The service (`compute`).
+    pub service_type: &'static str,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+/// The cloud's service certificates: the image-bundling one.
+pub async fn service_certificates(
+    store: &dyn Store,
+) -> Result<Vec<ServiceCertificate>, CloudError> {
+    let certificate = cloud_certificate(store).await?;
+    let der = mallee_bundle::keys::certificate_der(&certificate.cert_pem)
+        .map_err(CloudError::internal)?;
+    Ok(vec![ServiceCertificate {
+        usage: "image-bundling",
+        service_type: "compute",
+        pem: certificate.cert_pem,
+        der,
+    }])
+}
+
 /// Whether `key` names a bundle manifest.
 pub fn is_manifest_key(key: &str) -> bool {
     key.ends_with(MANIFEST_SUFFIX)
