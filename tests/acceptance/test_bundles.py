@@ -181,6 +181,32 @@ def test_credentials_hold_the_bundling_certificates(cloud_a):
     assert certs[0]["Status"] == "Active"
 
 
+def test_describe_service_certificates_serves_the_bundling_certificate(cloud_a):
+    """What euca-bundle-image asks the bootstrap service (Empyrean) when
+    it has no --ec2cert."""
+    params = {
+        "Action": "DescribeServiceCertificates", "Version": "eucalyptus", "Format": "pem",
+        "FingerprintDigest": "SHA-256", "Filter.1.Name": "certificate-usage", "Filter.1.Value.1": "image-bundling",
+    }
+    r = cloud_a.raw(params, service="bootstrap", path="/services/Empyrean", add_version=False)
+    assert r.status == 200, r.describe()
+    (member,) = r.find_all("member")
+    fields = {child.tag.split("}")[-1]: child.text for child in member}
+    assert fields["certificateUsage"] == "image-bundling" and fields["serviceType"] == "compute"
+    pem = (cloud_a.cred_dir / "cloud-cert.pem").read_text()
+    assert fields["certificate"].strip() == pem.strip()
+    der = subprocess.run(
+        ["openssl", "x509", "-outform", "DER"], input=pem.encode(), capture_output=True, check=True
+    ).stdout
+    assert fields["certificateFingerprint"] == hashlib.sha256(der).hexdigest()
+    none = cloud_a.raw(
+        {**params, "Filter.1.Value.1": "other"}, service="bootstrap", path="/services/Empyrean", add_version=False
+    )
+    assert none.status == 200 and not none.find_all("member")
+    bad = cloud_a.raw({**params, "Format": "txt"}, service="bootstrap", path="/services/Empyrean", add_version=False)
+    assert (bad.status, bad.error_code()) == (400, "ValidationError")
+
+
 def test_signing_certificates_of_a_user(cloud_a, tmp_path):
     iam = cloud_a.client("iam")
     user = unique("bundler")
@@ -218,6 +244,11 @@ def test_signing_certificates_of_a_user(cloud_a, tmp_path):
     with pytest.raises(ClientError) as e:
         iam.delete_signing_certificate(UserName=user, CertificateId=cert_id)
     assert e.value.response["Error"]["Code"] == "NoSuchEntity"
+    with pytest.raises(ClientError) as e:
+        iam.delete_user(UserName=user)
+    assert e.value.response["Error"]["Code"] == "DeleteConflict"
+    iam.delete_signing_certificate(UserName=user, CertificateId=uploaded["Certificate"]["CertificateId"])
+    iam.delete_user(UserName=user)
     # Another account sees none of them.
     other = cloud_a.create_account()
     with pytest.raises(ClientError) as e:
