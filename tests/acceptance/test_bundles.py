@@ -14,6 +14,7 @@ Two clouds, one VM each:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -290,6 +291,34 @@ def test_a_shell_made_bundle_boots_and_runs_its_user_data(cloud_a, tmp_path):
     keys = [o["Key"] for o in cloud_a.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
     assert f"shell/root.img.manifest.xml" in keys and "shell/root.img.part.00" in keys
     assert unbundled_objects(cloud_a, image_id) == 0
+
+
+def test_kernel_and_ramdisk_bundles(cloud_a, tmp_path):
+    """`--kernel true` / `--ramdisk true` bundles register as aki- / ari-,
+    and a machine bundle naming them is paravirtual with them."""
+    env = cli_env(cloud_a)
+    kernel = bytearray(os.urandom(9000))
+    kernel[0x202:0x206] = b"HdrS"
+    (tmp_path / "vmlinuz-b").write_bytes(bytes(kernel))
+    (tmp_path / "initrd-b").write_bytes(gzip.compress(b"070701" + os.urandom(4000)))
+    (tmp_path / "disk-b.img").write_bytes(bytes(1 << 16))
+    ec2 = cloud_a.client("ec2")
+    bucket = unique("kr")
+
+    def bundle_register(name: str, *extra) -> dict:
+        out = tmp_path / f"out-{name}"
+        mallee("bundle", "image", tmp_path / name, "-d", out, *extra, env=env)
+        mallee("bundle", "upload", out / f"{name}.manifest.xml", "-b", bucket, env=env)
+        image_id = ec2.register_image(ImageLocation=f"{bucket}/{name}.manifest.xml", Name=unique(name))["ImageId"]
+        return wait_image(ec2, image_id)
+
+    aki = bundle_register("vmlinuz-b", "--kernel", "true")
+    ari = bundle_register("initrd-b", "--ramdisk", "true")
+    assert aki["ImageId"].startswith("aki-") and aki["State"] == "available", aki
+    assert ari["ImageId"].startswith("ari-") and ari["State"] == "available", ari
+    ami = bundle_register("disk-b.img", "--kernel", aki["ImageId"], "--ramdisk", ari["ImageId"])
+    assert ami["State"] == "available", ami
+    assert (ami["KernelId"], ami["RamdiskId"], ami["VirtualizationType"]) == (aki["ImageId"], ari["ImageId"], "paravirtual")
 
 
 # ---------------------------------------------------------------- broken bundles
