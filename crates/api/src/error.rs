@@ -68,7 +68,8 @@ impl ApiError {
 
     /// `service`'s answer to a caller over its rate, or to any caller while
     /// the controller is full: EC2's `RequestLimitExceeded` and S3's
-    /// `SlowDown` (503), IAM's and STS's `Throttling` (400), as AWS sends
+    /// `SlowDown` (503), IAM's, STS's (and the bootstrap service's)
+    /// `Throttling` (400), as AWS sends
     /// them; SDKs back off and retry all three.
     pub fn throttled(service: crate::service::Service) -> Self {
         use crate::service::Service;
@@ -83,7 +84,7 @@ impl ApiError {
                 "SlowDown",
                 "Please reduce your request rate.",
             ),
-            Service::Iam | Service::Sts => {
+            Service::Iam | Service::Sts | Service::Bootstrap => {
                 Self::new(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded")
             }
         }
