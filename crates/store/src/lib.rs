@@ -41,7 +41,7 @@ pub use network::{
     Vpc, VpcAttributes,
 };
 pub use objects::{
-    Bucket, BucketSetting, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError,
+    Bucket, BucketSetting, Expiry, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError,
     ObjectMetadata, ObjectRecord, ObjectVersion, Part, Segment, VersionPosition, Versioning,
 };
 pub use routing::{

@@ -241,6 +241,25 @@ pub struct Part {
     pub last_modified: UnixMillis,
 }
 
+/// What a lifecycle rule does to a version a listing showed it. Each is
+/// carried out only while the version is as it was seen (same
+/// Last-Modified and ETag) and still in the position the rule judged it
+/// in, so a write racing the lifecycle pass is never undone by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// Deletes the current version of a bucket that never kept versions
+    /// (it must still be its key's latest).
+    DeleteCurrent,
+    /// Deletes a noncurrent version (it must still not be the latest).
+    DeleteNoncurrent,
+    /// Deletes a delete marker that is its key's only version (an
+    /// expired object delete marker).
+    DeleteLoneMarker,
+    /// Writes this delete marker over the version, which must still be
+    /// its key's latest (expiry in a bucket that keeps versions).
+    Marker(Box<ObjectRecord>),
+}
+
 /// Why an object-store change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectIndexError {
@@ -289,6 +308,9 @@ pub trait ObjectIndex: Send + Sync {
     /// Sets a bucket's versioning state; `NotFound` when the bucket is
     /// absent.
     async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()>;
+    /// Every bucket (of any account) that has `setting`, by name: the
+    /// lifecycle pass finds its work with it.
+    async fn buckets_with_setting(&self, setting: BucketSetting) -> StoreResult<Vec<Bucket>>;
 
     /// Writes a new version of an object (data or a delete marker) as its
     /// key's latest: a version with `object.version_id` already kept is
@@ -322,6 +344,16 @@ pub trait ObjectIndex: Send + Sync {
         key: &str,
         version_id: &str,
     ) -> StoreResult<Option<(ObjectRecord, Vec<String>)>>;
+    /// Carries out a lifecycle [`Expiry`] on `found`, a version as a
+    /// listing returned it, if it is unchanged and where the expiry
+    /// expects it (see [`Expiry`]); usage is credited as for a delete.
+    /// Returns the blob ids to delete, or `None` when the version changed
+    /// or moved (nothing is done; the next pass decides again).
+    async fn expire(
+        &self,
+        found: &ObjectRecord,
+        expiry: &Expiry,
+    ) -> StoreResult<Option<Vec<String>>>;
     /// Replaces the ACL of a version of an object (the latest with
     /// `None`); returns whether it exists (and is not a delete marker).
     async fn set_object_acl(

@@ -2,9 +2,10 @@
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
 //! bucket policies, tags ([`tags`]), versions ([`versions`]), bucket
-//! settings ([`settings`]), and deleting buckets (with their
+//! settings ([`settings`]), the lifecycle pass's expiries ([`lifecycle`]), and deleting buckets (with their
 //! policies, tags and abandoned uploads).
 
+mod lifecycle;
 mod settings;
 mod tags;
 mod versions;
@@ -120,6 +121,7 @@ pub async fn run(store: &dyn Store) {
     tags::run(store, gamma).await;
     versions::run(store, gamma).await;
     settings::run(store, gamma).await;
+    lifecycle::run(store, gamma, delta).await;
     deleting_buckets(store).await;
 }
 

@@ -23,8 +23,8 @@ use std::collections::HashSet;
 
 use super::SqliteStore;
 use crate::objects::{
-    Bucket, BucketSetting, MultipartUpload, ObjectIndex, ObjectRecord, ObjectVersion, Part, Tags,
-    VersionPosition, Versioning,
+    Bucket, BucketSetting, Expiry, MultipartUpload, ObjectIndex, ObjectRecord, ObjectVersion, Part,
+    Tags, VersionPosition, Versioning,
 };
 use crate::{StoreError, StoreResult};
 
@@ -40,6 +40,7 @@ macro_rules! buckets_query {
     };
 }
 mod buckets;
+mod lifecycle;
 mod rows;
 mod tx;
 mod uploads;
@@ -128,6 +129,18 @@ impl ObjectIndex for SqliteStore {
 
     async fn set_bucket_versioning(&self, name: &str, state: Versioning) -> StoreResult<()> {
         buckets::set_bucket_versioning(self, name, state).await
+    }
+
+    async fn buckets_with_setting(&self, setting: BucketSetting) -> StoreResult<Vec<Bucket>> {
+        lifecycle::buckets_with_setting(self, setting).await
+    }
+
+    async fn expire(
+        &self,
+        found: &ObjectRecord,
+        expiry: &Expiry,
+    ) -> StoreResult<Option<Vec<String>>> {
+        lifecycle::expire(self, found, expiry).await
     }
 
     async fn put_object(&self, object: &ObjectRecord) -> StoreResult<Vec<String>> {
