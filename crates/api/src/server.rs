@@ -223,6 +223,7 @@ impl Prepared {
         use axum::serve::ListenerExt;
         let shutdown = Box::pin(shutdown).shared();
         let reconciler = mallee_cloud::reconciler::spawn(self.cloud.clone());
+        let lifecycle = mallee_cloud::objects::lifecycle_pass::spawn(self.cloud.clone());
         let revocations = mallee_cloud::enrolment::sync_revocations(self.cloud.clone());
         let metal = self.metal.clone();
         let node_routes = crate::node_routes::router(self.cloud.clone(), self.cloud.blobs.clone());
@@ -269,6 +270,7 @@ impl Prepared {
         }
         revocations.abort();
         reconciler.abort();
+        lifecycle.abort();
         metal.shutdown().await;
         Ok(())
     }

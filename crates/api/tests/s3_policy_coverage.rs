@@ -53,6 +53,10 @@ const PAB_MD5: &str = "1KLWhLdFw1OY6VJ4KDW02A==";
 /// MD5 (ObjectWriter keeps ACLs on for the operations after it).
 const OWNERSHIP_BODY: &str = "<OwnershipControls><Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>";
 const OWNERSHIP_MD5: &str = "rPxKjlC13UdxAqEZH2wA6g==";
+/// Lifecycle rules for PutBucketLifecycleConfiguration, and their base64
+/// MD5.
+const LIFECYCLE_BODY: &str = "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+const LIFECYCLE_MD5: &str = "3cFRneBsGL8aVy0VDAOgEA==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
 /// A tag set for Put*Tagging.
@@ -599,6 +603,24 @@ const S3_OPS: &[S3Op] = &[
         also: &[],
         method: "GET",
         path: "/fixture?object-lock",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketLifecycleConfiguration",
+        iam_action: "s3:PutLifecycleConfiguration",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?lifecycle",
+        headers: &[("content-md5", LIFECYCLE_MD5)],
+        body: LIFECYCLE_BODY,
+    },
+    S3Op {
+        operation: "DeleteBucketLifecycle",
+        iam_action: "s3:PutLifecycleConfiguration",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?lifecycle",
         headers: &[],
         body: "",
     },

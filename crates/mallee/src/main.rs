@@ -256,6 +256,20 @@ enum AdminCommand {
     /// tokens, removal.
     #[command(subcommand)]
     Node(node_admin::NodeAdminCommand),
+    /// Move the clock S3 lifecycle rules are judged by ahead of the wall
+    /// clock (for tests and drills: a running controller notices within
+    /// seconds and runs a lifecycle pass as if it were that much later).
+    #[command(name = "lifecycle-clock")]
+    LifecycleClock {
+        /// How far ahead, in seconds.
+        #[arg(long, conflicts_with = "reset", required_unless_present = "reset")]
+        ahead_seconds: Option<u64>,
+        /// Back to the wall clock.
+        #[arg(long)]
+        reset: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -685,6 +699,30 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                 cert_path.display(),
                 key_path.display()
             );
+        }
+        AdminCommand::LifecycleClock {
+            ahead_seconds,
+            reset,
+            data,
+        } => {
+            use mallee_store::Store;
+            let store = open_store(&data.data_dir).await?;
+            let millis = if reset {
+                0
+            } else {
+                i64::try_from(ahead_seconds.unwrap_or(0))
+                    .ok()
+                    .and_then(|s| s.checked_mul(1000))
+                    .ok_or("--ahead-seconds is too large")?
+            };
+            store
+                .set_setting(
+                    mallee_cloud::objects::lifecycle::CLOCK_OFFSET_SETTING,
+                    &millis.to_string(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("LIFECYCLE-CLOCK\t+{}s", millis / 1000);
         }
         AdminCommand::AccessKey(AccessKeyCommand::Create {
             account,

@@ -235,8 +235,11 @@ def test_terraform_bucket_read_sequence(s3, bucket):
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]})
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "env", "Value": "test"}]})
     s3.put_bucket_policy(Bucket=bucket, Policy=public_policy(bucket))
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 7}}]})
     configured = replay()
-    for name in ["GetBucketPolicy", "GetBucketCors", "GetBucketTagging", "GetBucketVersioning"]:
+    for name in ["GetBucketPolicy", "GetBucketCors", "GetBucketTagging", "GetBucketVersioning",
+                 "GetBucketLifecycleConfiguration"]:
         assert configured[name] == "data", name
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     # The region lookup Terraform's SDK makes: HeadBucket's header.

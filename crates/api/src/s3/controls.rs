@@ -3,8 +3,8 @@
 //! GetBucketRequestPayment (always `BucketOwner`), GetBucketAccelerate-
 //! Configuration and GetBucketLogging (off: empty documents, as S3 answers
 //! for a bucket that never had them), and the configurations mallee has
-//! no feature for (website, replication, encryption, object lock,
-//! lifecycle), which answer S3's "not configured" error. Setting those
+//! no feature for (website, replication, encryption, object lock),
+//! which answer S3's "not configured" error. Setting those
 //! stays NotImplemented, in S3's error shape (s3s's default answer, given
 //! its RequestId at the front door).
 
@@ -190,11 +190,4 @@ pub(super) async fn get_object_lock_configuration(
     req: S3Request<GetObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
     Err(unconfigured(api, &req, &req.input.bucket, Unconfigured::ObjectLock).await)
-}
-
-pub(super) async fn get_bucket_lifecycle_configuration(
-    api: &S3Api,
-    req: S3Request<GetBucketLifecycleConfigurationInput>,
-) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-    Err(unconfigured(api, &req, &req.input.bucket, Unconfigured::Lifecycle).await)
 }

@@ -60,6 +60,8 @@ pub(super) fn s3_error(err: ObjectError) -> S3Error {
         }
         ObjectError::MalformedXml => S3ErrorCode::MalformedXML,
         ObjectError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+        ObjectError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
+        ObjectError::NotImplemented(_) => S3ErrorCode::NotImplemented,
         ObjectError::InvalidVersionId | ObjectError::VersionMarkerWithoutKey => {
             S3ErrorCode::InvalidArgument
         }

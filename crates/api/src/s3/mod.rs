@@ -112,6 +112,7 @@ pub(crate) mod cors;
 mod dto;
 mod error;
 pub(crate) mod gateway;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
@@ -526,7 +527,19 @@ impl S3 for S3Api {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        controls::get_bucket_lifecycle_configuration(self, req).await
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
     }
     async fn put_bucket_cors(
         &self,

@@ -103,6 +103,10 @@ macro_rules! object_headers {
             expires: expires_of(meta),
             parts_count: (object.segments.len() > 1).then_some(object.segments.len() as i32),
             version_id: view.version_header.clone(),
+            expiration: view
+                .expiration
+                .as_ref()
+                .and_then(|(at, rule)| super::lifecycle::expiration_header(*at, rule)),
             $($rest)*
         }
     }};

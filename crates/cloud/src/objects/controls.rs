@@ -12,7 +12,7 @@
 //!   `bucket-owner-full-control`; ObjectWriter is S3's old default);
 //! * request payment (always the bucket owner), and the configurations
 //!   mallee has no feature for (website, replication, encryption, object
-//!   lock, lifecycle), which read as not configured, S3's answer for a
+//!   lock), which read as not configured, S3's answer for a
 //!   bucket that has none.
 //!
 //! Each is the bucket's account's to read and change.
@@ -298,8 +298,6 @@ pub enum Unconfigured {
     Encryption,
     /// Object lock.
     ObjectLock,
-    /// Lifecycle rules.
-    Lifecycle,
 }
 
 /// The answer to reading an [`Unconfigured`] configuration of a bucket
@@ -318,7 +316,6 @@ pub async fn unconfigured(
         Unconfigured::Replication => ObjectError::ReplicationConfigurationNotFound,
         Unconfigured::Encryption => ObjectError::EncryptionConfigurationNotFound,
         Unconfigured::ObjectLock => ObjectError::ObjectLockConfigurationNotFound,
-        Unconfigured::Lifecycle => ObjectError::NoSuchLifecycleConfiguration,
     }
 }
 

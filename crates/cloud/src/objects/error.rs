@@ -100,6 +100,12 @@ pub enum ObjectError {
     /// A request S3 refuses as invalid; the text says why.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A value S3 refuses (S3's InvalidArgument); the text says which.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Something S3 has that mallee does not; the text says what.
+    #[error("{0}")]
+    NotImplemented(String),
     /// The multipart upload does not exist, or is not of this bucket and
     /// key.
     #[error(

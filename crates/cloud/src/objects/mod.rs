@@ -4,8 +4,10 @@
 //! streamed into blob files ([`writes`]), multipart uploads
 //! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
 //! bucket policies ([`policy`]), tags ([`tagging`]), versioning
-//! ([`versions`]), CORS ([`cors`]) and the controls over ACLs and
-//! policies with the configurations tools read ([`controls`]); and, for the rest of the cloud, whether an account may read
+//! ([`versions`]), CORS ([`cors`]), lifecycle rules ([`lifecycle`]) and
+//! the background pass that carries them out ([`lifecycle_pass`]), and
+//! the controls over ACLs and policies with the configurations tools
+//! read ([`controls`]); and, for the rest of the cloud, whether an account may read
 //! an object and its first bytes, which tell what an image or an imported
 //! disk holds. Operations take the [`Requester`] and typed inputs and fail
 //! with an [`ObjectError`]; the S3 API parses and renders.
@@ -15,6 +17,8 @@ pub mod buckets;
 pub mod controls;
 pub mod cors;
 pub mod error;
+pub mod lifecycle;
+pub mod lifecycle_pass;
 pub mod list;
 pub mod multipart;
 pub mod policy;

@@ -156,6 +156,9 @@ pub struct ObjectView {
     /// The `x-amz-version-id` a read answers: the version's id, in
     /// buckets that keep versions (or kept them once).
     pub version_header: Option<String>,
+    /// When a lifecycle rule makes the object expire, and the rule's id
+    /// (`x-amz-expiration`; reads of the current version only).
+    pub expiration: Option<(mallee_store::UnixMillis, String)>,
 }
 
 impl ObjectView {
@@ -189,8 +192,12 @@ pub async fn head(cloud: &Cloud, requester: &Requester, read: &ReadObject) -> Re
         (None, Some(n)) => Some(part_range(&object, n)?),
         (None, None) => None,
     };
+    let current = read.version_id.is_none();
     Ok(ObjectView {
         version_header: version_header(&bucket, &object),
+        expiration: current
+            .then(|| super::lifecycle::expiration_of(&bucket, &object))
+            .flatten(),
         object,
         range,
     })
