@@ -23,6 +23,7 @@
 //! Memory stays flat: writes hold at most one body chunk plus the file's
 //! write buffer, reads one chunk of at most 256 KiB.
 
+mod cipher;
 mod read;
 
 use std::collections::HashSet;
@@ -37,6 +38,7 @@ use mallee_util::durable::{self, TempGuard};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
+pub use cipher::BlobCipher;
 pub use read::ObjectReader;
 
 /// Length of a blob id in characters.
@@ -215,6 +217,22 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
+        self.write_encrypted(body, limits, None).await
+    }
+
+    /// [`BlobStore::write`], encrypting the file under the data key `key`
+    /// (when given) with the blob's own [`BlobCipher`]; size and MD5 are
+    /// those of the plaintext, which never reaches the disk.
+    pub async fn write_encrypted<S, E>(
+        &self,
+        body: S,
+        limits: WriteLimits,
+        key: Option<&[u8; 32]>,
+    ) -> Result<WrittenBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
         if let Some(expected) = limits.expected_size
             && expected > limits.max_size
         {
@@ -223,6 +241,7 @@ impl BlobStore {
             });
         }
         let blob_id = new_id();
+        let cipher = key.map(|key| BlobCipher::new(key, &blob_id));
         let tmp_path = self.tmp_dir().join(&blob_id);
         let mut guard = TempGuard::new(tmp_path.clone());
         let mut file = tokio::fs::OpenOptions::new()
@@ -256,7 +275,14 @@ impl BlobStore {
                 });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+            match &cipher {
+                Some(cipher) => {
+                    let mut sealed = chunk.to_vec();
+                    cipher.apply(size, &mut sealed);
+                    file.write_all(&sealed).await?;
+                }
+                None => file.write_all(&chunk).await?,
+            }
             size = new_size;
         }
         if let Some(expected) = limits.expected_size
@@ -316,6 +342,18 @@ impl BlobStore {
         segments: &[(String, u64)],
         range: Option<std::ops::Range<u64>>,
     ) -> Result<ObjectReader, BlobError> {
+        self.open_object_encrypted(segments, range, None).await
+    }
+
+    /// [`BlobStore::open_object`] of blobs written with
+    /// [`BlobStore::write_encrypted`] under the data key `key`: the reader
+    /// yields the plaintext, any range of it decrypted on its own.
+    pub async fn open_object_encrypted(
+        &self,
+        segments: &[(String, u64)],
+        range: Option<std::ops::Range<u64>>,
+        key: Option<&[u8; 32]>,
+    ) -> Result<ObjectReader, BlobError> {
         for (id, _) in segments {
             validate_id(id)?;
         }
@@ -346,6 +384,7 @@ impl BlobStore {
                     size: *size,
                     offset: start - pos,
                     len: end - start,
+                    cipher: key.map(|key| BlobCipher::new(key, id)),
                 });
             }
             pos = seg_end;

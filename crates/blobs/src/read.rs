@@ -21,6 +21,7 @@ pub(crate) struct Wanted {
     pub(crate) size: u64,
     pub(crate) offset: u64,
     pub(crate) len: u64,
+    pub(crate) cipher: Option<crate::BlobCipher>,
 }
 
 /// An open blob and the part of it still to read.
@@ -29,6 +30,7 @@ struct Piece {
     file: Arc<std::fs::File>,
     offset: u64,
     len: u64,
+    cipher: Option<crate::BlobCipher>,
 }
 
 /// A consistent snapshot of (part of) an object, ready to stream.
@@ -63,10 +65,14 @@ impl ObjectReader {
             let n = piece.len.min(CHUNK);
             let file = Arc::clone(&piece.file);
             let offset = piece.offset;
+            let cipher = piece.cipher.clone();
             let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
                 let len = usize::try_from(n).map_err(io::Error::other)?;
                 let mut buf = vec![0u8; len];
                 file.read_exact_at(&mut buf, offset)?;
+                if let Some(cipher) = cipher {
+                    cipher.apply(offset, &mut buf);
+                }
                 Ok(Bytes::from(buf))
             })
             .await
@@ -104,6 +110,7 @@ pub(crate) fn open_pieces(wanted: Vec<Wanted>, len: u64) -> Result<ObjectReader,
             file: Arc::new(file),
             offset: w.offset,
             len: w.len,
+            cipher: w.cipher,
         });
     }
     Ok(ObjectReader { pieces, len })
