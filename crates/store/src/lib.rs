@@ -41,8 +41,9 @@ pub use network::{
     Vpc, VpcAttributes,
 };
 pub use objects::{
-    Bucket, BucketSetting, Expiry, MultipartUpload, NULL_VERSION, ObjectIndex, ObjectIndexError,
-    ObjectMetadata, ObjectRecord, ObjectVersion, Part, Segment, VersionPosition, Versioning,
+    Bucket, BucketSetting, Expiry, MultipartUpload, NULL_VERSION, ObjectEncryption, ObjectIndex,
+    ObjectIndexError, ObjectMetadata, ObjectRecord, ObjectVersion, Part, Segment, VersionPosition,
+    Versioning,
 };
 pub use routing::{
     InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,

@@ -147,6 +147,20 @@ pub struct ObjectMetadata {
     pub user: BTreeMap<String, String>,
 }
 
+/// How an object's (or an upload's) data is encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEncryption {
+    /// The algorithm (S3's `AES256`).
+    pub algorithm: String,
+    /// SSE-S3: the data key, wrapped under the cloud's master key (hex).
+    #[serde(default)]
+    pub wrapped_key: Option<String>,
+    /// SSE-C: a keyed digest of the customer's key, which every request
+    /// must bring again (the key itself is never stored).
+    #[serde(default)]
+    pub customer_key_digest: Option<String>,
+}
+
 /// One version of an object: its data, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
@@ -181,6 +195,9 @@ pub struct ObjectRecord {
     /// it is the latest version.
     #[serde(default)]
     pub delete_marker: bool,
+    /// How the data is encrypted at rest (`None`: in the clear).
+    #[serde(default)]
+    pub encryption: Option<ObjectEncryption>,
 }
 
 /// A version as a listing of versions returns it.
@@ -222,6 +239,9 @@ pub struct MultipartUpload {
     /// Tags the completed object gets.
     #[serde(default)]
     pub tags: Tags,
+    /// How the parts are encrypted (the completed object's encryption).
+    #[serde(default)]
+    pub encryption: Option<ObjectEncryption>,
 }
 
 /// One uploaded part.

@@ -57,6 +57,7 @@ fn object(bucket: &str, key: &str, blobs: &[(&str, u64)], writer: &str) -> Objec
         tags: Default::default(),
         version_id: crate::NULL_VERSION.into(),
         delete_marker: false,
+        encryption: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn upload(id: &str, bucket: &str, key: &str, initiated: i64) -> MultipartUpload 
         },
         acl_json: "{\"grants\":[]}".into(),
         tags: Default::default(),
+        encryption: None,
     }
 }
 
@@ -122,6 +124,7 @@ pub async fn run(store: &dyn Store) {
     versions::run(store, gamma).await;
     settings::run(store, gamma).await;
     lifecycle::run(store, gamma, delta).await;
+    encryption(store, gamma).await;
     deleting_buckets(store).await;
 }
 
@@ -725,4 +728,65 @@ async fn deleting_buckets(store: &dyn Store) {
     let recreated = store.bucket("bkt").await.expect("bucket").expect("bkt");
     assert_eq!(recreated.policy, None);
     assert!(recreated.tags.is_empty(), "a recreated bucket kept tags");
+}
+
+/// How data is encrypted is kept with the version and the upload, and
+/// reads back as written (absent: in the clear).
+async fn encryption(store: &dyn Store, gamma: &str) {
+    store
+        .create_bucket(&bucket("sealed", gamma))
+        .await
+        .expect("create");
+    let sse = crate::ObjectEncryption {
+        algorithm: "AES256".into(),
+        wrapped_key: Some("00ff".into()),
+        customer_key_digest: None,
+    };
+    let sealed = ObjectRecord {
+        encryption: Some(sse.clone()),
+        ..object("sealed", "s", &[("sealed-blob", 3)], gamma)
+    };
+    store.put_object(&sealed).await.expect("put");
+    store
+        .put_object(&object("sealed", "plain", &[("plain-blob", 3)], gamma))
+        .await
+        .expect("put");
+    let read = store
+        .object("sealed", "s")
+        .await
+        .expect("read")
+        .expect("object");
+    assert_eq!(read.encryption, Some(sse.clone()));
+    let plain = store
+        .object("sealed", "plain")
+        .await
+        .expect("read")
+        .expect("object");
+    assert_eq!(plain.encryption, None);
+    let listed = store
+        .list_objects("sealed", "", "", 10)
+        .await
+        .expect("list");
+    assert_eq!(listed[1].encryption, Some(sse.clone()));
+    let customer = crate::ObjectEncryption {
+        algorithm: "AES256".into(),
+        wrapped_key: None,
+        customer_key_digest: Some("digest".into()),
+    };
+    let up = MultipartUpload {
+        encryption: Some(customer.clone()),
+        ..upload("sealed-up", "sealed", "u", 1)
+    };
+    store.create_upload(&up).await.expect("upload");
+    let read = store
+        .upload("sealed-up")
+        .await
+        .expect("read")
+        .expect("upload");
+    assert_eq!(read.encryption, Some(customer));
+    store.abort_upload("sealed-up").await.expect("abort");
+    for key in ["s", "plain"] {
+        store.delete_object("sealed", key).await.expect("delete");
+    }
+    store.delete_bucket("sealed").await.expect("delete bucket");
 }

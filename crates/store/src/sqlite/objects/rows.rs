@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::objects::{
-    Bucket, MultipartUpload, ObjectMetadata, ObjectRecord, Part, Tags, Versioning,
+    Bucket, MultipartUpload, ObjectEncryption, ObjectMetadata, ObjectRecord, Part, Tags, Versioning,
 };
 use crate::{StoreError, StoreResult};
 
@@ -86,7 +86,13 @@ pub(super) fn object_from_row(row: &SqliteRow) -> StoreResult<ObjectRecord> {
         tags: tags_from_row(row, "object tags")?,
         version_id: row.try_get("version_id")?,
         delete_marker: row.try_get::<i64, _>("delete_marker")? != 0,
+        encryption: encryption_from_row(row)?,
     })
+}
+
+pub(super) fn encryption_from_row(row: &SqliteRow) -> StoreResult<Option<ObjectEncryption>> {
+    let json: Option<String> = row.try_get("encryption")?;
+    json.map(|json| from_json(&json, "encryption")).transpose()
 }
 
 pub(super) fn tags_from_row(row: &SqliteRow, what: &str) -> StoreResult<Tags> {
@@ -105,6 +111,7 @@ pub(super) fn upload_from_row(row: &SqliteRow) -> StoreResult<MultipartUpload> {
         metadata: from_json(&metadata, "upload metadata")?,
         acl_json: row.try_get("acl_json")?,
         tags: tags_from_row(row, "upload tags")?,
+        encryption: encryption_from_row(row)?,
     })
 }
 

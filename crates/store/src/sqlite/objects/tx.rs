@@ -112,8 +112,8 @@ pub(super) async fn put_object_tx(
     .await?;
     sqlx::query(
         "INSERT INTO objects (bucket, key, seq, version_id, is_latest, delete_marker, segments, size,
-            etag, last_modified, metadata, acl_json, owner_account, tags)
-         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            etag, last_modified, metadata, acl_json, owner_account, tags, encryption)
+         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&object.bucket)
     .bind(&object.key)
@@ -128,6 +128,7 @@ pub(super) async fn put_object_tx(
     .bind(&object.acl_json)
     .bind(&object.owner_account)
     .bind(to_json(&object.tags)?)
+    .bind(object.encryption.as_ref().map(to_json).transpose()?)
     .execute(&mut **tx)
     .await?;
     set_used_tx(tx, &owner, new_used).await?;

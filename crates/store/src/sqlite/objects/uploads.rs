@@ -13,8 +13,8 @@ pub(super) async fn create_upload(
     upload: &MultipartUpload,
 ) -> StoreResult<()> {
     let result = sqlx::query(
-        "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags, encryption)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&upload.upload_id)
     .bind(&upload.bucket)
@@ -24,6 +24,7 @@ pub(super) async fn create_upload(
     .bind(to_json(&upload.metadata)?)
     .bind(&upload.acl_json)
     .bind(to_json(&upload.tags)?)
+    .bind(upload.encryption.as_ref().map(to_json).transpose()?)
     .execute(&store.pool)
     .await;
     match result {
