@@ -47,6 +47,10 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// The master key of object encryption is unreadable or cannot be
+    /// made.
+    #[error("cannot load the object master key: {0}")]
+    MasterKey(std::io::Error),
 }
 
 /// A controller ready to serve.
@@ -125,6 +129,12 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         config.max_concurrent_requests,
         config.account_rate_limit,
     );
+    let object_keys = mallee_cloud::objects::sse::MasterKey::load_or_create(
+        &config
+            .data_dir
+            .join(mallee_cloud::objects::sse::MASTER_KEY_FILE),
+    )
+    .map_err(ServerError::MasterKey)?;
     let cloud = Arc::new(Cloud {
         store: Arc::new(store),
         config,
@@ -137,6 +147,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         authz_seal,
         telemetry: Default::default(),
         admission,
+        object_keys,
     });
     mallee_cloud::instances::launch::repair_interrupted(&cloud).await?;
     let s3 = crate::s3::service(cloud.clone());

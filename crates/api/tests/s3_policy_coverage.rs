@@ -57,6 +57,9 @@ const OWNERSHIP_MD5: &str = "rPxKjlC13UdxAqEZH2wA6g==";
 /// MD5.
 const LIFECYCLE_BODY: &str = "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
 const LIFECYCLE_MD5: &str = "3cFRneBsGL8aVy0VDAOgEA==";
+/// Default encryption for PutBucketEncryption, and its base64 MD5.
+const ENCRYPTION_BODY: &str = "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>";
+const ENCRYPTION_MD5: &str = "6vzSAkrj6gUU1ZdQlOJRWQ==";
 const COMPLETE_BODY: &str = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"0\"</ETag></Part></CompleteMultipartUpload>";
 
 /// A tag set for Put*Tagging.
@@ -585,6 +588,24 @@ const S3_OPS: &[S3Op] = &[
         also: &[],
         method: "GET",
         path: "/fixture?replication",
+        headers: &[],
+        body: "",
+    },
+    S3Op {
+        operation: "PutBucketEncryption",
+        iam_action: "s3:PutEncryptionConfiguration",
+        also: &[],
+        method: "PUT",
+        path: "/fixture?encryption",
+        headers: &[("content-md5", ENCRYPTION_MD5)],
+        body: ENCRYPTION_BODY,
+    },
+    S3Op {
+        operation: "DeleteBucketEncryption",
+        iam_action: "s3:PutEncryptionConfiguration",
+        also: &[],
+        method: "DELETE",
+        path: "/fixture?encryption",
         headers: &[],
         body: "",
     },

@@ -90,6 +90,8 @@ pub struct Cloud {
     pub telemetry: telemetry::Telemetry,
     /// How many requests are taken on at once, and per account.
     pub admission: admission::Admission,
+    /// Wraps the data keys of encrypted objects.
+    pub object_keys: objects::sse::MasterKey,
 }
 
 impl Cloud {

@@ -71,6 +71,7 @@ impl TestCloud {
             authz_seal: crate::identity::authz_seal::AuthzSeal::from_key(&[1; 32]),
             telemetry: Default::default(),
             admission: Default::default(),
+            object_keys: crate::objects::sse::MasterKey::from_bytes(&[2; 32]),
         };
         Self {
             cloud: Arc::new(cloud),

@@ -64,6 +64,8 @@ pub enum BucketSetting {
     OwnershipControls,
     /// Lifecycle rules.
     Lifecycle,
+    /// Default encryption.
+    Encryption,
 }
 
 impl BucketSetting {
@@ -74,6 +76,7 @@ impl BucketSetting {
             Self::PublicAccessBlock => "public-access-block",
             Self::OwnershipControls => "ownership-controls",
             Self::Lifecycle => "lifecycle",
+            Self::Encryption => "encryption",
         }
     }
 }

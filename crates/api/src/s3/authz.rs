@@ -73,6 +73,7 @@ pub fn iam_action(operation: &str) -> String {
             "PutLifecycleConfiguration"
         }
         "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
         "GetBucketReplication" => "GetReplicationConfiguration",
         "GetBucketAccelerateConfiguration" => "GetAccelerateConfiguration",
         "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",

@@ -3,7 +3,7 @@
 //! GetBucketRequestPayment (always `BucketOwner`), GetBucketAccelerate-
 //! Configuration and GetBucketLogging (off: empty documents, as S3 answers
 //! for a bucket that never had them), and the configurations mallee has
-//! no feature for (website, replication, encryption, object lock),
+//! no feature for (website, replication, object lock),
 //! which answer S3's "not configured" error. Setting those
 //! stays NotImplemented, in S3's error shape (s3s's default answer, given
 //! its RequestId at the front door).
@@ -176,13 +176,6 @@ pub(super) async fn get_bucket_replication(
     req: S3Request<GetBucketReplicationInput>,
 ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
     Err(unconfigured(api, &req, &req.input.bucket, Unconfigured::Replication).await)
-}
-
-pub(super) async fn get_bucket_encryption(
-    api: &S3Api,
-    req: S3Request<GetBucketEncryptionInput>,
-) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-    Err(unconfigured(api, &req, &req.input.bucket, Unconfigured::Encryption).await)
 }
 
 pub(super) async fn get_object_lock_configuration(

@@ -110,6 +110,7 @@ mod checksum;
 mod controls;
 pub(crate) mod cors;
 mod dto;
+mod encryption;
 mod error;
 pub(crate) mod gateway;
 mod lifecycle;
@@ -515,7 +516,19 @@ impl S3 for S3Api {
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        controls::get_bucket_encryption(self, req).await
+        encryption::get_bucket_encryption(self, req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        encryption::put_bucket_encryption(self, req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        encryption::delete_bucket_encryption(self, req).await
     }
     async fn get_object_lock_configuration(
         &self,

@@ -47,11 +47,13 @@ pub(super) async fn create_multipart_upload(
         tags: super::tagging::header_pairs(input.tagging.as_deref()),
         bucket: input.bucket,
         key: input.key,
+        encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
     };
     let upload = multipart::create(&api.cloud, &requester, new)
         .await
         .map_err(s3_error)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        server_side_encryption: super::encryption::answered(upload.encryption.as_ref()),
         bucket: Some(upload.bucket),
         key: Some(upload.key),
         upload_id: Some(upload.upload_id),
@@ -146,6 +148,7 @@ pub(super) async fn complete_multipart_upload(
         location: Some(format!("/{}/{}", object.bucket, object.key)),
         bucket: Some(object.bucket),
         key: Some(object.key),
+        server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
         e_tag: Some(ETag::Strong(object.etag)),
         version_id: written_version(&object.version_id),
         ..Default::default()

@@ -50,11 +50,13 @@ pub(super) async fn put_object(
         body,
         bucket: input.bucket,
         key: input.key,
+        encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
     };
     let object = writes::put(&api.cloud, &requester, put)
         .await
         .map_err(s3_error)?;
     Ok(S3Response::new(PutObjectOutput {
+        server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
         e_tag: Some(ETag::Strong(object.etag)),
         version_id: written_version(&object.version_id),
         ..Default::default()
@@ -103,6 +105,7 @@ macro_rules! object_headers {
             expires: expires_of(meta),
             parts_count: (object.segments.len() > 1).then_some(object.segments.len() as i32),
             version_id: view.version_header.clone(),
+            server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
             expiration: view
                 .expiration
                 .as_ref()
@@ -319,6 +322,7 @@ pub(super) async fn copy_object(
         acl,
         bucket: input.bucket,
         key: input.key,
+        encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
     };
     let copied = writes::copy(&api.cloud, &requester, copy)
         .await
@@ -331,6 +335,7 @@ pub(super) async fn copy_object(
             ..Default::default()
         }),
         copy_source_version_id: copied.source_version,
+        server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
         version_id: written_version(&object.version_id),
         ..Default::default()
     }))

@@ -11,8 +11,8 @@
 //!   BucketOwnerPreferred gives it objects written with
 //!   `bucket-owner-full-control`; ObjectWriter is S3's old default);
 //! * request payment (always the bucket owner), and the configurations
-//!   mallee has no feature for (website, replication, encryption, object
-//!   lock), which read as not configured, S3's answer for a
+//!   mallee has no feature for (website, replication, object lock),
+//!   which read as not configured, S3's answer for a
 //!   bucket that has none.
 //!
 //! Each is the bucket's account's to read and change.
@@ -294,8 +294,6 @@ pub enum Unconfigured {
     Website,
     /// Replication.
     Replication,
-    /// Default encryption.
-    Encryption,
     /// Object lock.
     ObjectLock,
 }
@@ -314,7 +312,6 @@ pub async fn unconfigured(
     match what {
         Unconfigured::Website => ObjectError::NoSuchWebsiteConfiguration,
         Unconfigured::Replication => ObjectError::ReplicationConfigurationNotFound,
-        Unconfigured::Encryption => ObjectError::EncryptionConfigurationNotFound,
         Unconfigured::ObjectLock => ObjectError::ObjectLockConfigurationNotFound,
     }
 }

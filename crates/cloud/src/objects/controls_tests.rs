@@ -30,6 +30,7 @@ fn put_of(
             expected_md5: None,
             stream: futures_util::stream::iter([Ok(Bytes::from_static(b"x"))]),
         },
+        encrypt: false,
     }
 }
 

@@ -231,6 +231,7 @@ fn marker(bucket: &Bucket, current: &ObjectRecord, now: UnixMillis) -> ObjectRec
         tags: Default::default(),
         version_id: new_version_id(bucket),
         delete_marker: true,
+        encryption: None,
     }
 }
 

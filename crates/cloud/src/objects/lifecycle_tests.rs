@@ -34,6 +34,7 @@ async fn put_object(cloud: &Cloud, requester: &Requester, key: &str, tags: &[(&s
                 b"data",
             ))]),
         },
+        encrypt: false,
     };
     writes::put(cloud, requester, put).await.expect("put");
 }

@@ -4,7 +4,7 @@
 //! streamed into blob files ([`writes`]), multipart uploads
 //! ([`multipart`]), listings ([`list`]), access control lists ([`acl`]),
 //! bucket policies ([`policy`]), tags ([`tagging`]), versioning
-//! ([`versions`]), CORS ([`cors`]), lifecycle rules ([`lifecycle`]) and
+//! ([`versions`]), CORS ([`cors`]), encryption at rest ([`sse`]), lifecycle rules ([`lifecycle`]) and
 //! the background pass that carries them out ([`lifecycle_pass`]), and
 //! the controls over ACLs and policies with the configurations tools
 //! read ([`controls`]); and, for the rest of the cloud, whether an account may read
@@ -23,6 +23,7 @@ pub mod list;
 pub mod multipart;
 pub mod policy;
 pub mod reads;
+pub mod sse;
 pub mod system;
 pub mod tagging;
 pub mod versions;
@@ -165,7 +166,12 @@ pub(crate) async fn open(
         .iter()
         .map(|s| (s.blob_id.clone(), s.size))
         .collect();
-    cloud.blobs.open_object(&segments, range).await
+    let key = sse::data_key(cloud, object.encryption.as_ref())
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?;
+    cloud
+        .blobs
+        .open_object_encrypted(&segments, range, key.as_ref())
+        .await
 }
 
 /// Deletes blobs a committed change stopped using; a failure only leaves
@@ -243,6 +249,7 @@ pub(crate) mod testing {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            encrypt: false,
         };
         let upload = multipart::create(cloud, requester, new).await?;
         Ok(UploadRef {
@@ -348,6 +355,7 @@ pub(crate) mod testing {
                 tags: Default::default(),
                 version_id: mallee_store::NULL_VERSION.into(),
                 delete_marker: false,
+                encryption: None,
             })
             .await
             .expect("object");

@@ -17,6 +17,7 @@ use super::acl::{AclRequest, Permission};
 use super::error::{ObjectError, Result};
 use super::list::common_prefix;
 use super::reads::{Conditions, copy_range, readable_version};
+use super::sse;
 use super::tagging::{TagPairs, header_tags};
 use super::versions::new_version_id;
 use super::writes::{Body, copy_data, new_acl};
@@ -42,6 +43,9 @@ pub struct NewUpload {
     /// The object's tags (`x-amz-tagging`), checked now and given to the
     /// object on completion.
     pub tags: TagPairs,
+    /// Whether the upload asks for SSE-S3 (the bucket's default
+    /// encryption may ask too).
+    pub encrypt: bool,
 }
 
 /// Starts a multipart upload.
@@ -53,6 +57,8 @@ pub async fn create(
     let bucket = bucket_for(cloud, requester, &new.bucket, Permission::Write).await?;
     let tags = header_tags(new.tags)?;
     let (owner, acl) = new_acl(requester, &bucket, new.acl)?;
+    // The parts share one data key, kept wrapped with the upload.
+    let encryption = sse::for_new(cloud, &bucket, new.encrypt).map(|(encryption, _)| encryption);
     let upload = MultipartUpload {
         upload_id: uuid::Uuid::new_v4().simple().to_string(),
         bucket: bucket.name,
@@ -62,6 +68,7 @@ pub async fn create(
         metadata: new.metadata,
         acl_json: acl.to_json(),
         tags,
+        encryption,
     };
     cloud
         .store
@@ -104,9 +111,10 @@ where
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let part_number = check_part_number(part.part_number)?;
-    writable_upload(cloud, requester, &part.upload).await?;
+    let upload = writable_upload(cloud, requester, &part.upload).await?;
     part.body.check_declared_size()?;
-    let written = part.body.write(cloud).await?;
+    let key = sse::data_key(cloud, upload.encryption.as_ref())?;
+    let written = part.body.write(cloud, key.as_ref()).await?;
     store_part(cloud, part.upload.upload_id, part_number, written).await
 }
 
@@ -142,7 +150,7 @@ pub async fn copy_part(cloud: &Cloud, requester: &Requester, copy: CopyPart) -> 
         Permission::Read,
     )
     .await?;
-    writable_upload(cloud, requester, &copy.upload).await?;
+    let upload = writable_upload(cloud, requester, &copy.upload).await?;
     copy.conditions.check_copy_source(&source)?;
     let range = match &copy.range {
         Some(range) => Some(copy_range(range, source.size)?),
@@ -152,7 +160,8 @@ pub async fn copy_part(cloud: &Cloud, requester: &Requester, copy: CopyPart) -> 
     if length > MAX_PUT_SIZE {
         return Err(ObjectError::CopySourceTooLarge);
     }
-    let written = copy_data(cloud, &source, range).await?;
+    let key = sse::data_key(cloud, upload.encryption.as_ref())?;
+    let written = copy_data(cloud, &source, range, key.as_ref()).await?;
     store_part(cloud, copy.upload.upload_id, part_number, written).await
 }
 
@@ -230,6 +239,7 @@ pub async fn complete(
         // The version is decided when the upload completes, as in S3.
         version_id: new_version_id(&bucket),
         delete_marker: false,
+        encryption: upload.encryption,
     };
     match cloud
         .store

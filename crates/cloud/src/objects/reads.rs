@@ -361,6 +361,7 @@ mod tests {
             tags: Default::default(),
             version_id: mallee_store::NULL_VERSION.into(),
             delete_marker: false,
+            encryption: None,
         }
     }
 

@@ -376,6 +376,7 @@ mod tests {
                     bytes::Bytes::from_static(b"x"),
                 )]),
             },
+            encrypt: false,
         };
         writes::put(&cloud, &alice, put).await.expect("put");
         assert_eq!(

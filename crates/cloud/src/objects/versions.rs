@@ -75,6 +75,7 @@ pub(crate) fn delete_marker(
         tags: Default::default(),
         version_id,
         delete_marker: true,
+        encryption: None,
     }
 }
 

@@ -29,6 +29,7 @@ async fn put(cloud: &Cloud, requester: &Requester, key: &str, data: &'static [u8
             expected_md5: None,
             stream: futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(data))]),
         },
+        encrypt: false,
     };
     writes::put(cloud, requester, put)
         .await

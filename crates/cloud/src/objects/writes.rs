@@ -24,7 +24,7 @@ use super::error::{ObjectError, Result};
 use super::reads::{Conditions, readable_version};
 use super::tagging::{TagPairs, header_tags};
 use super::versions::{checked_id, delete_marker, new_version_id};
-use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs};
+use super::{MAX_PUT_SIZE, Requester, bucket_for, open, release_blobs, sse};
 use crate::{Cloud, ids};
 
 /// Data a client sends, and what it declared about it.
@@ -54,8 +54,9 @@ where
     }
 
     /// Streams the bytes into a new blob of at most one PUT's size,
-    /// checking their MD5 when the client declared one.
-    pub(crate) async fn write(self, cloud: &Cloud) -> Result<WrittenBlob> {
+    /// checking their MD5 when the client declared one, and encrypting
+    /// them under `key` when given.
+    pub(crate) async fn write(self, cloud: &Cloud, key: Option<&[u8; 32]>) -> Result<WrittenBlob> {
         let limits = WriteLimits {
             max_size: MAX_PUT_SIZE,
             expected_size: None,
@@ -63,7 +64,7 @@ where
         };
         cloud
             .blobs
-            .write(self.stream, limits)
+            .write_encrypted(self.stream, limits, key)
             .await
             .map_err(ObjectError::from_blob)
     }
@@ -84,6 +85,9 @@ pub struct PutObject<S> {
     pub metadata: ObjectMetadata,
     /// The tags (`x-amz-tagging`).
     pub tags: TagPairs,
+    /// Whether `x-amz-server-side-encryption: AES256` asks for SSE-S3
+    /// (the bucket's default encryption may ask too).
+    pub encrypt: bool,
     /// The data.
     pub body: Body<S>,
 }
@@ -105,8 +109,13 @@ where
     if put.create_only && cloud.store.object(&bucket.name, &put.key).await?.is_some() {
         return Err(ObjectError::PreconditionFailed);
     }
-    let written = put.body.write(cloud).await?;
-    let object = new_object(&bucket, put.key, written, put.metadata, tags, &acl, owner);
+    let sealed = sse::for_new(cloud, &bucket, put.encrypt);
+    let written = put
+        .body
+        .write(cloud, sealed.as_ref().map(|(_, key)| key))
+        .await?;
+    let mut object = new_object(&bucket, put.key, written, put.metadata, tags, &acl, owner);
+    object.encryption = sealed.map(|(encryption, _)| encryption);
     commit(cloud, &object).await?;
     Ok(object)
 }
@@ -133,6 +142,9 @@ pub struct CopyObject {
     pub tags: Option<TagPairs>,
     /// The target's ACL.
     pub acl: AclRequest,
+    /// Whether the copy asks for SSE-S3 (the target bucket's default
+    /// encryption may ask too).
+    pub encrypt: bool,
 }
 
 /// A committed copy, and the `x-amz-copy-source-version-id` of its
@@ -176,10 +188,12 @@ pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Res
     };
     let metadata = copy.metadata.unwrap_or_else(|| source.metadata.clone());
     let (owner, acl) = new_acl(requester, &bucket, copy.acl)?;
-    let written = copy_data(cloud, &source, None).await?;
+    let sealed = sse::for_new(cloud, &bucket, copy.encrypt);
+    let written = copy_data(cloud, &source, None, sealed.as_ref().map(|(_, key)| key)).await?;
     // The copy's ETag is the MD5 of its data, which S3 computes afresh
     // (a multipart source's ETag is not an MD5).
-    let object = new_object(&bucket, copy.key, written, metadata, tags, &acl, owner);
+    let mut object = new_object(&bucket, copy.key, written, metadata, tags, &acl, owner);
+    object.encryption = sealed.map(|(encryption, _)| encryption);
     commit(cloud, &object).await?;
     Ok(Copied {
         source_version: super::reads::version_header(&source_bucket, &source),
@@ -317,11 +331,13 @@ pub(crate) fn new_acl(
     controls::new_object_acl(requester, bucket, acl)
 }
 
-/// Copies `range` (or all) of `source` into a new blob.
+/// Copies `range` (or all) of `source` into a new blob, encrypted under
+/// `key` when given.
 pub(crate) async fn copy_data(
     cloud: &Cloud,
     source: &ObjectRecord,
     range: Option<Range<u64>>,
+    key: Option<&[u8; 32]>,
 ) -> Result<WrittenBlob> {
     let length = range.as_ref().map_or(source.size, |r| r.end - r.start);
     let reader = open(cloud, source, range)
@@ -334,7 +350,7 @@ pub(crate) async fn copy_data(
     };
     cloud
         .blobs
-        .write(reader.into_stream(), limits)
+        .write_encrypted(reader.into_stream(), limits, key)
         .await
         .map_err(ObjectError::from_blob)
 }
@@ -366,6 +382,7 @@ pub(super) fn new_object(
         acl_json: acl.to_json(),
         owner_account: owner,
         tags,
+        encryption: None,
     }
 }
 
@@ -411,6 +428,7 @@ mod tests {
                 expected_md5: None,
                 stream,
             },
+            encrypt: false,
         }
     }
 
