@@ -17,11 +17,56 @@ pub(super) fn asked(value: Option<&ServerSideEncryption>) -> S3Result<bool> {
     sse::requested(value.map(ServerSideEncryption::as_str)).map_err(s3_error)
 }
 
-/// The `x-amz-server-side-encryption` of data encrypted as `encryption`.
+/// The `x-amz-server-side-encryption` of data encrypted as `encryption`
+/// (SSE-S3; SSE-C answers [`customer_answer`]'s headers instead).
 pub(super) fn answered(encryption: Option<&ObjectEncryption>) -> Option<ServerSideEncryption> {
     encryption
-        .filter(|e| e.wrapped_key.is_some())
+        .filter(|e| e.wrapped_key.is_some() && e.customer_key_digest.is_none())
         .map(|_| ServerSideEncryption::from_static(ServerSideEncryption::AES256))
+}
+
+/// The customer's key (SSE-C) of a request's three headers.
+pub(super) fn customer(
+    algorithm: Option<&str>,
+    key: Option<&str>,
+    key_md5: Option<&str>,
+) -> S3Result<Option<sse::CustomerKey>> {
+    sse::customer_key(algorithm, key, key_md5).map_err(s3_error)
+}
+
+/// The customer's key (SSE-C) of an input's `sse_customer_*` fields.
+macro_rules! customer_key {
+    ($input:expr) => {
+        super::encryption::customer(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+pub(super) use customer_key;
+
+/// The customer's key of an SSE-C copy source.
+macro_rules! source_customer_key {
+    ($input:expr) => {
+        super::encryption::customer(
+            $input.copy_source_sse_customer_algorithm.as_deref(),
+            $input.copy_source_sse_customer_key.as_deref(),
+            $input.copy_source_sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+pub(super) use source_customer_key;
+
+/// `x-amz-server-side-encryption-customer-algorithm` and `-key-MD5` of
+/// SSE-C data.
+pub(super) fn customer_answer(
+    encryption: Option<&ObjectEncryption>,
+) -> (Option<String>, Option<String>) {
+    match encryption.and_then(|e| e.customer_key_digest.clone()) {
+        Some(md5) => (Some(sse::AES256.to_owned()), Some(md5)),
+        None => (None, None),
+    }
 }
 
 pub(super) async fn put_bucket_encryption(

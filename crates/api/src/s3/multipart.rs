@@ -48,12 +48,15 @@ pub(super) async fn create_multipart_upload(
         bucket: input.bucket,
         key: input.key,
         encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
+        customer_key: super::encryption::customer_key!(input)?,
     };
     let upload = multipart::create(&api.cloud, &requester, new)
         .await
         .map_err(s3_error)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         server_side_encryption: super::encryption::answered(upload.encryption.as_ref()),
+        sse_customer_algorithm: super::encryption::customer_answer(upload.encryption.as_ref()).0,
+        sse_customer_key_md5: super::encryption::customer_answer(upload.encryption.as_ref()).1,
         bucket: Some(upload.bucket),
         key: Some(upload.key),
         upload_id: Some(upload.upload_id),
@@ -77,6 +80,7 @@ pub(super) async fn upload_part(
             input.content_md5.as_deref(),
             input.body,
         )?,
+        customer_key: super::encryption::customer_key!(input)?,
     };
     let part = multipart::upload_part(&api.cloud, &requester, part)
         .await
@@ -106,6 +110,8 @@ pub(super) async fn upload_part_copy(
             .as_deref()
             .map(copy_range)
             .transpose()?,
+        customer_key: super::encryption::customer_key!(input)?,
+        source_customer_key: super::encryption::source_customer_key!(input)?,
     };
     let part = multipart::copy_part(&api.cloud, &requester, copy)
         .await

@@ -51,12 +51,15 @@ pub(super) async fn put_object(
         bucket: input.bucket,
         key: input.key,
         encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
+        customer_key: super::encryption::customer_key!(input)?,
     };
     let object = writes::put(&api.cloud, &requester, put)
         .await
         .map_err(s3_error)?;
     Ok(S3Response::new(PutObjectOutput {
         server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
+        sse_customer_algorithm: super::encryption::customer_answer(object.encryption.as_ref()).0,
+        sse_customer_key_md5: super::encryption::customer_answer(object.encryption.as_ref()).1,
         e_tag: Some(ETag::Strong(object.etag)),
         version_id: written_version(&object.version_id),
         ..Default::default()
@@ -79,6 +82,7 @@ macro_rules! read_request {
             range: $input.range.as_ref().map(byte_range),
             part_number: $input.part_number,
             version_id: $input.version_id.clone(),
+            customer_key: super::encryption::customer_key!($input)?,
         }
     };
 }
@@ -106,6 +110,8 @@ macro_rules! object_headers {
             parts_count: (object.segments.len() > 1).then_some(object.segments.len() as i32),
             version_id: view.version_header.clone(),
             server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
+            sse_customer_algorithm: super::encryption::customer_answer(object.encryption.as_ref()).0,
+            sse_customer_key_md5: super::encryption::customer_answer(object.encryption.as_ref()).1,
             expiration: view
                 .expiration
                 .as_ref()
@@ -323,6 +329,8 @@ pub(super) async fn copy_object(
         bucket: input.bucket,
         key: input.key,
         encrypt: super::encryption::asked(input.server_side_encryption.as_ref())?,
+        customer_key: super::encryption::customer_key!(input)?,
+        source_customer_key: super::encryption::source_customer_key!(input)?,
     };
     let copied = writes::copy(&api.cloud, &requester, copy)
         .await
@@ -336,6 +344,8 @@ pub(super) async fn copy_object(
         }),
         copy_source_version_id: copied.source_version,
         server_side_encryption: super::encryption::answered(object.encryption.as_ref()),
+        sse_customer_algorithm: super::encryption::customer_answer(object.encryption.as_ref()).0,
+        sse_customer_key_md5: super::encryption::customer_answer(object.encryption.as_ref()).1,
         version_id: written_version(&object.version_id),
         ..Default::default()
     }))

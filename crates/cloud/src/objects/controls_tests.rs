@@ -31,6 +31,7 @@ fn put_of(
             stream: futures_util::stream::iter([Ok(Bytes::from_static(b"x"))]),
         },
         encrypt: false,
+        customer_key: None,
     }
 }
 

@@ -35,6 +35,7 @@ async fn put_object(cloud: &Cloud, requester: &Requester, key: &str, tags: &[(&s
             ))]),
         },
         encrypt: false,
+        customer_key: None,
     };
     writes::put(cloud, requester, put).await.expect("put");
 }

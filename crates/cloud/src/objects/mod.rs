@@ -30,7 +30,7 @@ pub mod versions;
 pub mod writes;
 
 use futures_util::StreamExt;
-use mallee_blobs::{BlobError, ObjectReader};
+use mallee_blobs::ObjectReader;
 use mallee_store::{Bucket, ObjectRecord};
 
 use crate::{Cloud, CloudError, Principal};
@@ -155,23 +155,25 @@ pub(crate) async fn owned_bucket(
     }
 }
 
-/// Opens `range` (or all) of an object's data for reading now.
+/// Opens `range` (or all) of an object's data for reading now, with the
+/// customer's key for SSE-C data.
 pub(crate) async fn open(
     cloud: &Cloud,
     object: &ObjectRecord,
     range: Option<std::ops::Range<u64>>,
-) -> Result<ObjectReader, BlobError> {
+    customer: Option<&sse::CustomerKey>,
+) -> Result<ObjectReader, ObjectError> {
     let segments: Vec<(String, u64)> = object
         .segments
         .iter()
         .map(|s| (s.blob_id.clone(), s.size))
         .collect();
-    let key = sse::data_key(cloud, object.encryption.as_ref())
-        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?;
+    let key = sse::data_key(cloud, object.encryption.as_ref(), customer)?;
     cloud
         .blobs
         .open_object_encrypted(&segments, range, key.as_ref())
         .await
+        .map_err(ObjectError::internal)
 }
 
 /// Deletes blobs a committed change stopped using; a failure only leaves
@@ -206,7 +208,7 @@ pub async fn readable(
 /// The object's first bytes (at most [`HEADER_LEN`]).
 pub async fn read_header(cloud: &Cloud, object: &ObjectRecord) -> Result<Vec<u8>, CloudError> {
     let len = object.size.min(HEADER_LEN);
-    let reader = open(cloud, object, Some(0..len)).await.map_err(|e| {
+    let reader = open(cloud, object, Some(0..len), None).await.map_err(|e| {
         CloudError::Internal(format!("reading {}/{}: {e}", object.bucket, object.key))
     })?;
     let mut stream = std::pin::pin!(reader.into_stream());
@@ -250,6 +252,7 @@ pub(crate) mod testing {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             encrypt: false,
+            customer_key: None,
         };
         let upload = multipart::create(cloud, requester, new).await?;
         Ok(UploadRef {
@@ -276,6 +279,7 @@ pub(crate) mod testing {
                 expected_md5: None,
                 stream,
             },
+            customer_key: None,
         };
         multipart::upload_part(cloud, requester, part).await
     }

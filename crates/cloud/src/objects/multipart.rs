@@ -46,6 +46,9 @@ pub struct NewUpload {
     /// Whether the upload asks for SSE-S3 (the bucket's default
     /// encryption may ask too).
     pub encrypt: bool,
+    /// A customer's key to encrypt the parts with (SSE-C); every part
+    /// must bring it again.
+    pub customer_key: Option<sse::CustomerKey>,
 }
 
 /// Starts a multipart upload.
@@ -58,7 +61,8 @@ pub async fn create(
     let tags = header_tags(new.tags)?;
     let (owner, acl) = new_acl(requester, &bucket, new.acl)?;
     // The parts share one data key, kept wrapped with the upload.
-    let encryption = sse::for_new(cloud, &bucket, new.encrypt).map(|(encryption, _)| encryption);
+    let encryption = sse::for_new(cloud, &bucket, new.encrypt, new.customer_key.as_ref())?
+        .map(|(encryption, _)| encryption);
     let upload = MultipartUpload {
         upload_id: uuid::Uuid::new_v4().simple().to_string(),
         bucket: bucket.name,
@@ -96,6 +100,8 @@ pub struct UploadPart<S> {
     pub upload: UploadRef,
     /// The part's number.
     pub part_number: i32,
+    /// The upload's customer key (SSE-C).
+    pub customer_key: Option<sse::CustomerKey>,
     /// The data.
     pub body: Body<S>,
 }
@@ -113,7 +119,11 @@ where
     let part_number = check_part_number(part.part_number)?;
     let upload = writable_upload(cloud, requester, &part.upload).await?;
     part.body.check_declared_size()?;
-    let key = sse::data_key(cloud, upload.encryption.as_ref())?;
+    let key = sse::data_key(
+        cloud,
+        upload.encryption.as_ref(),
+        part.customer_key.as_ref(),
+    )?;
     let written = part.body.write(cloud, key.as_ref()).await?;
     store_part(cloud, part.upload.upload_id, part_number, written).await
 }
@@ -135,6 +145,10 @@ pub struct CopyPart {
     pub conditions: Conditions,
     /// The source's bytes to copy (`first..=last`; all when `None`).
     pub range: Option<RangeInclusive<u64>>,
+    /// The upload's customer key (SSE-C).
+    pub customer_key: Option<sse::CustomerKey>,
+    /// The customer's key of an SSE-C source.
+    pub source_customer_key: Option<sse::CustomerKey>,
 }
 
 /// Stores a part copied from (a range of) an object the requester may
@@ -160,8 +174,19 @@ pub async fn copy_part(cloud: &Cloud, requester: &Requester, copy: CopyPart) -> 
     if length > MAX_PUT_SIZE {
         return Err(ObjectError::CopySourceTooLarge);
     }
-    let key = sse::data_key(cloud, upload.encryption.as_ref())?;
-    let written = copy_data(cloud, &source, range, key.as_ref()).await?;
+    let key = sse::data_key(
+        cloud,
+        upload.encryption.as_ref(),
+        copy.customer_key.as_ref(),
+    )?;
+    let written = copy_data(
+        cloud,
+        &source,
+        range,
+        key.as_ref(),
+        copy.source_customer_key.as_ref(),
+    )
+    .await?;
     store_part(cloud, copy.upload.upload_id, part_number, written).await
 }
 

@@ -144,6 +144,8 @@ pub struct ReadObject {
     pub part_number: Option<i32>,
     /// The version (the latest when `None`).
     pub version_id: Option<String>,
+    /// The customer's key (SSE-C), which SSE-C objects need.
+    pub customer_key: Option<super::sse::CustomerKey>,
 }
 
 /// An object a read found, and the bytes it returns.
@@ -186,6 +188,12 @@ pub async fn head(cloud: &Cloud, requester: &Requester, read: &ReadObject) -> Re
         Permission::Read,
     )
     .await?;
+    // SSE-C objects answer nothing, not even HEAD, without their key.
+    super::sse::data_key(
+        cloud,
+        object.encryption.as_ref(),
+        read.customer_key.as_ref(),
+    )?;
     read.conditions.check_read(&object)?;
     let range = match (read.range, read.part_number) {
         (Some(range), _) => Some(range.within(object.size)?),
@@ -211,9 +219,13 @@ pub async fn get(
     read: &ReadObject,
 ) -> Result<(ObjectView, ObjectReader)> {
     let view = head(cloud, requester, read).await?;
-    let reader = open(cloud, &view.object, view.range.clone())
-        .await
-        .map_err(ObjectError::internal)?;
+    let reader = open(
+        cloud,
+        &view.object,
+        view.range.clone(),
+        read.customer_key.as_ref(),
+    )
+    .await?;
     Ok((view, reader))
 }
 

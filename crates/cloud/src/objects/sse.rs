@@ -185,43 +185,142 @@ pub fn default_of(bucket: &Bucket) -> Option<BucketEncryption> {
     serde_json::from_str(json).ok()
 }
 
+/// A customer's key (SSE-C), checked: the three
+/// `x-amz-server-side-encryption-customer-*` headers a request sent.
+#[derive(Clone)]
+pub struct CustomerKey {
+    key: [u8; 32],
+    /// The key's MD5, base64 (what answers show).
+    pub md5: String,
+}
+
+impl std::fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomerKey(md5 {})", self.md5)
+    }
+}
+
+/// The customer key of a request's SSE-C headers (`None` when it sent
+/// none), checked as S3 checks them.
+pub fn customer_key(
+    algorithm: Option<&str>,
+    key: Option<&str>,
+    key_md5: Option<&str>,
+) -> Result<Option<CustomerKey>> {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let (algorithm, key, key_md5) = match (algorithm, key, key_md5) {
+        (None, None, None) => return Ok(None),
+        (Some(a), Some(k), Some(m)) => (a, k, m),
+        _ => {
+            return Err(ObjectError::InvalidArgument(
+                "Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key and its MD5.".into(),
+            ));
+        }
+    };
+    if algorithm != AES256 {
+        return Err(ObjectError::InvalidArgument(
+            "The requested encryption algorithm is not valid, must be AES256.".into(),
+        ));
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key: [u8; 32] = engine
+        .decode(key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| {
+            ObjectError::InvalidArgument(
+                "The secret key was invalid for the specified algorithm.".into(),
+            )
+        })?;
+    let md5 = engine.encode(md5::Md5::digest(key));
+    if md5 != key_md5 {
+        return Err(ObjectError::InvalidArgument(
+            "The calculated MD5 hash of the key did not match the hash that was provided.".into(),
+        ));
+    }
+    Ok(Some(CustomerKey { key, md5 }))
+}
+
 /// The encryption of a new object (or upload) in `bucket` whose request
-/// asked for SSE-S3 (`asked`) or not: a fresh data key, wrapped, when
-/// either the request or the bucket's default wants it.
+/// asked for SSE-S3 (`asked`), brought a customer key (SSE-C, which wins
+/// over the bucket's default), or neither: a fresh data key, wrapped under
+/// the master key (or the customer's), when anything wants it.
 pub fn for_new(
     cloud: &Cloud,
     bucket: &Bucket,
     asked: bool,
-) -> Option<(ObjectEncryption, [u8; 32])> {
-    if !asked && default_of(bucket).is_none() {
-        return None;
+    customer: Option<&CustomerKey>,
+) -> Result<Option<(ObjectEncryption, [u8; 32])>> {
+    if asked && customer.is_some() {
+        return Err(ObjectError::InvalidArgument(
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified".into(),
+        ));
+    }
+    if !asked && customer.is_none() && default_of(bucket).is_none() {
+        return Ok(None);
     }
     let mut key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
-    let record = ObjectEncryption {
-        algorithm: AES256.into(),
-        wrapped_key: Some(hex::encode(cloud.object_keys.wrap(&key))),
-        customer_key_digest: None,
+    let record = match customer {
+        Some(customer) => ObjectEncryption {
+            algorithm: AES256.into(),
+            wrapped_key: Some(hex::encode(MasterKey::from_bytes(&customer.key).wrap(&key))),
+            customer_key_digest: Some(customer.md5.clone()),
+        },
+        None => ObjectEncryption {
+            algorithm: AES256.into(),
+            wrapped_key: Some(hex::encode(cloud.object_keys.wrap(&key))),
+            customer_key_digest: None,
+        },
     };
-    Some((record, key))
+    Ok(Some((record, key)))
+}
+
+/// Whether data encrypted as `encryption` needs its customer's key.
+pub fn is_customer(encryption: Option<&ObjectEncryption>) -> bool {
+    encryption.is_some_and(|e| e.customer_key_digest.is_some())
 }
 
 /// The data key of data encrypted as `encryption` says (`None`: stored in
-/// the clear).
-pub fn data_key(cloud: &Cloud, encryption: Option<&ObjectEncryption>) -> Result<Option<[u8; 32]>> {
+/// the clear), with the customer's key the request brought: SSE-C data
+/// needs it (without it S3's 400 InvalidRequest, with another key 403
+/// AccessDenied), and other data refuses one.
+pub fn data_key(
+    cloud: &Cloud,
+    encryption: Option<&ObjectEncryption>,
+    customer: Option<&CustomerKey>,
+) -> Result<Option<[u8; 32]>> {
     let Some(encryption) = encryption else {
-        return Ok(None);
+        return match customer {
+            Some(_) => Err(not_applicable()),
+            None => Ok(None),
+        };
     };
     let wrapped = encryption
         .wrapped_key
         .as_deref()
         .ok_or_else(|| ObjectError::internal("no wrapped data key"))?;
     let wrapped = hex::decode(wrapped).map_err(ObjectError::internal)?;
-    cloud
-        .object_keys
-        .unwrap(&wrapped)
-        .map(Some)
-        .ok_or_else(|| ObjectError::internal("a data key does not unwrap under the master key"))
+    match (encryption.customer_key_digest.is_some(), customer) {
+        (true, None) => Err(ObjectError::InvalidRequest(
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.".into(),
+        )),
+        (true, Some(customer)) => MasterKey::from_bytes(&customer.key)
+            .unwrap(&wrapped)
+            .map(Some)
+            .ok_or(ObjectError::AccessDenied),
+        (false, Some(_)) => Err(not_applicable()),
+        (false, None) => cloud.object_keys.unwrap(&wrapped).map(Some).ok_or_else(|| {
+            ObjectError::internal("a data key does not unwrap under the master key")
+        }),
+    }
+}
+
+fn not_applicable() -> ObjectError {
+    ObjectError::InvalidRequest(
+        "The encryption parameters are not applicable to this object.".into(),
+    )
 }
 
 /// Sets a bucket's default encryption, for its owner.

@@ -11,8 +11,8 @@ use super::*;
 use crate::objects::acl::AclRequest;
 use crate::objects::multipart::{self, CompletedPart};
 use crate::objects::reads::{self, ByteRange, ReadObject};
-use crate::objects::{MIN_PART_SIZE, testing};
 use crate::objects::writes::{self, Body, CopyObject, PutObject};
+use crate::objects::{MIN_PART_SIZE, testing};
 
 fn data() -> Vec<u8> {
     (0..200_000u32).map(|i| (i % 241) as u8).collect()
@@ -32,6 +32,7 @@ async fn put(cloud: &Cloud, requester: &Requester, key: &str, encrypt: bool) -> 
             expected_md5: None,
             stream: futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data()))]),
         },
+        customer_key: None,
     };
     writes::put(cloud, requester, put).await.expect("put")
 }
@@ -107,11 +108,7 @@ async fn encrypted_objects_read_back_and_keep_no_plaintext() {
     );
     // Another master key cannot read it.
     let wrapped = hex::decode(encryption.wrapped_key.expect("wrapped")).expect("hex");
-    assert!(
-        MasterKey::from_bytes(&[3; 32])
-            .unwrap(&wrapped)
-            .is_none()
-    );
+    assert!(MasterKey::from_bytes(&[3; 32]).unwrap(&wrapped).is_none());
 
     // A bucket default encrypts what asks for nothing; copies follow
     // their target, and decrypt into a plain copy once it is removed.
@@ -135,9 +132,7 @@ async fn encrypted_objects_read_back_and_keep_no_plaintext() {
         .await
         .expect("copy");
     assert!(copied.object.encryption.is_some());
-    delete_default(&cloud, &alice, "b")
-        .await
-        .expect("delete");
+    delete_default(&cloud, &alice, "b").await.expect("delete");
     let copied = writes::copy(&cloud, &alice, copy("plain-copy"))
         .await
         .expect("copy");
@@ -203,4 +198,113 @@ async fn multipart_parts_share_the_uploads_key() {
         read(&cloud, &alice, "mp", Some(range)).await,
         expected[MIN_PART_SIZE as usize - 10..=MIN_PART_SIZE as usize + 10]
     );
+}
+
+fn customer(byte: u8) -> CustomerKey {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = [byte; 32];
+    let md5 = engine.encode(md5::Md5::digest(key));
+    customer_key(Some("AES256"), Some(&engine.encode(key)), Some(&md5))
+        .expect("valid")
+        .expect("given")
+}
+
+#[tokio::test]
+async fn customer_keys_are_checked_and_needed_for_every_read() {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    // The headers come as three, with a 256-bit key and its MD5.
+    assert!(customer_key(None, None, None).expect("none").is_none());
+    let key = engine.encode([1u8; 32]);
+    for (algorithm, key, md5) in [
+        (Some("AES256"), Some(key.as_str()), None),
+        (Some("AES128"), Some(key.as_str()), Some("x")),
+        (Some("AES256"), Some("c2hvcnQ="), Some("x")),
+        (Some("AES256"), Some(key.as_str()), Some("bm90IHRoZSBtZDU=")),
+    ] {
+        assert!(matches!(
+            customer_key(algorithm, key, md5),
+            Err(ObjectError::InvalidArgument(_))
+        ));
+    }
+
+    let (cloud, alice, _) = testing::with_bucket().await;
+    let sealed = PutObject {
+        bucket: "b".into(),
+        key: "c".into(),
+        acl: AclRequest::default(),
+        create_only: false,
+        metadata: ObjectMetadata::default(),
+        tags: Vec::new(),
+        encrypt: false,
+        customer_key: Some(customer(1)),
+        body: Body {
+            declared_size: None,
+            expected_md5: None,
+            stream: futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data()))]),
+        },
+    };
+    let object = writes::put(&cloud, &alice, sealed).await.expect("put");
+    assert_eq!(
+        object
+            .encryption
+            .as_ref()
+            .and_then(|e| e.customer_key_digest.clone()),
+        Some(customer(1).md5)
+    );
+    assert!(!plaintext_on_disk(&cloud));
+    let read_with = |key: Option<CustomerKey>| ReadObject {
+        bucket: "b".into(),
+        key: "c".into(),
+        customer_key: key,
+        ..Default::default()
+    };
+    assert!(matches!(
+        reads::head(&cloud, &alice, &read_with(None)).await,
+        Err(ObjectError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        reads::head(&cloud, &alice, &read_with(Some(customer(2)))).await,
+        Err(ObjectError::AccessDenied)
+    ));
+    let (_, reader) = reads::get(&cloud, &alice, &read_with(Some(customer(1))))
+        .await
+        .expect("get");
+    let mut out = Vec::new();
+    let mut stream = std::pin::pin!(reader.into_stream());
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("chunk"));
+    }
+    assert_eq!(out, data());
+    // A plain object refuses a key; a copy needs the source's key.
+    put(&cloud, &alice, "plain", false).await;
+    let plain = ReadObject {
+        bucket: "b".into(),
+        key: "plain".into(),
+        customer_key: Some(customer(1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        reads::head(&cloud, &alice, &plain).await,
+        Err(ObjectError::InvalidRequest(_))
+    ));
+    let copy = |source_customer_key| CopyObject {
+        source_bucket: "b".into(),
+        source_key: "c".into(),
+        bucket: "b".into(),
+        key: "copied".into(),
+        source_customer_key,
+        ..Default::default()
+    };
+    assert!(matches!(
+        writes::copy(&cloud, &alice, copy(None)).await,
+        Err(ObjectError::InvalidRequest(_))
+    ));
+    let copied = writes::copy(&cloud, &alice, copy(Some(customer(1))))
+        .await
+        .expect("copy");
+    assert!(copied.object.encryption.is_none());
+    assert_eq!(read(&cloud, &alice, "copied", None).await, data());
 }

@@ -377,6 +377,7 @@ mod tests {
                 )]),
             },
             encrypt: false,
+            customer_key: None,
         };
         writes::put(&cloud, &alice, put).await.expect("put");
         assert_eq!(

@@ -30,6 +30,7 @@ async fn put(cloud: &Cloud, requester: &Requester, key: &str, data: &'static [u8
             stream: futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(data))]),
         },
         encrypt: false,
+        customer_key: None,
     };
     writes::put(cloud, requester, put)
         .await

@@ -88,6 +88,8 @@ pub struct PutObject<S> {
     /// Whether `x-amz-server-side-encryption: AES256` asks for SSE-S3
     /// (the bucket's default encryption may ask too).
     pub encrypt: bool,
+    /// A customer's key to encrypt with (SSE-C).
+    pub customer_key: Option<sse::CustomerKey>,
     /// The data.
     pub body: Body<S>,
 }
@@ -109,7 +111,7 @@ where
     if put.create_only && cloud.store.object(&bucket.name, &put.key).await?.is_some() {
         return Err(ObjectError::PreconditionFailed);
     }
-    let sealed = sse::for_new(cloud, &bucket, put.encrypt);
+    let sealed = sse::for_new(cloud, &bucket, put.encrypt, put.customer_key.as_ref())?;
     let written = put
         .body
         .write(cloud, sealed.as_ref().map(|(_, key)| key))
@@ -145,6 +147,10 @@ pub struct CopyObject {
     /// Whether the copy asks for SSE-S3 (the target bucket's default
     /// encryption may ask too).
     pub encrypt: bool,
+    /// A customer's key to encrypt the copy with (SSE-C).
+    pub customer_key: Option<sse::CustomerKey>,
+    /// The customer's key of an SSE-C source.
+    pub source_customer_key: Option<sse::CustomerKey>,
 }
 
 /// A committed copy, and the `x-amz-copy-source-version-id` of its
@@ -188,8 +194,15 @@ pub async fn copy(cloud: &Cloud, requester: &Requester, copy: CopyObject) -> Res
     };
     let metadata = copy.metadata.unwrap_or_else(|| source.metadata.clone());
     let (owner, acl) = new_acl(requester, &bucket, copy.acl)?;
-    let sealed = sse::for_new(cloud, &bucket, copy.encrypt);
-    let written = copy_data(cloud, &source, None, sealed.as_ref().map(|(_, key)| key)).await?;
+    let sealed = sse::for_new(cloud, &bucket, copy.encrypt, copy.customer_key.as_ref())?;
+    let written = copy_data(
+        cloud,
+        &source,
+        None,
+        sealed.as_ref().map(|(_, key)| key),
+        copy.source_customer_key.as_ref(),
+    )
+    .await?;
     // The copy's ETag is the MD5 of its data, which S3 computes afresh
     // (a multipart source's ETag is not an MD5).
     let mut object = new_object(&bucket, copy.key, written, metadata, tags, &acl, owner);
@@ -338,11 +351,10 @@ pub(crate) async fn copy_data(
     source: &ObjectRecord,
     range: Option<Range<u64>>,
     key: Option<&[u8; 32]>,
+    source_customer: Option<&sse::CustomerKey>,
 ) -> Result<WrittenBlob> {
     let length = range.as_ref().map_or(source.size, |r| r.end - r.start);
-    let reader = open(cloud, source, range)
-        .await
-        .map_err(ObjectError::internal)?;
+    let reader = open(cloud, source, range, source_customer).await?;
     let limits = WriteLimits {
         max_size: MAX_PUT_SIZE,
         expected_size: Some(length),
@@ -429,6 +441,7 @@ mod tests {
                 stream,
             },
             encrypt: false,
+            customer_key: None,
         }
     }
 
