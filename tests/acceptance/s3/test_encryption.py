@@ -100,3 +100,50 @@ def test_encrypted_objects_keep_no_plaintext_and_read_back(server, s3, bucket, a
     mp = s3.get_object(Bucket=bucket, Key="mp", Range=f"bytes={5 * MiB - 10}-{5 * MiB + 9}")
     assert mp["ServerSideEncryption"] == "AES256"
     assert mp["Body"].read() == expected[5 * MiB - 10: 5 * MiB + 10]
+
+
+def test_sse_c_object_is_unreadable_without_its_key(server, s3, bucket):
+    key = os.urandom(16).hex()  # boto3 takes the raw 32-byte key as text
+    other = os.urandom(16).hex()
+    put = s3.put_object(Bucket=bucket, Key="c", Body=DATA, SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert put["SSECustomerAlgorithm"] == "AES256"
+    assert "ServerSideEncryption" not in put
+    assert not plaintext_on_disk(server, DATA[MiB:MiB + 4096])
+    # Without its key: neither GET nor HEAD; with another: 403.
+    assert_s3_error(client_error(s3.get_object, Bucket=bucket, Key="c"), 400, "InvalidRequest")
+    assert_s3_error(client_error(s3.head_object, Bucket=bucket, Key="c"), 400, None)
+    assert_s3_error(client_error(s3.get_object, Bucket=bucket, Key="c", SSECustomerAlgorithm="AES256",
+                                 SSECustomerKey=other), 403, "AccessDenied")
+    got = s3.get_object(Bucket=bucket, Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey=key,
+                        Range="bytes=100-2000000")
+    assert got["Body"].read() == DATA[100:2000001]
+    assert got["SSECustomerKeyMD5"] == put["SSECustomerKeyMD5"]
+    head = s3.head_object(Bucket=bucket, Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert head["ContentLength"] == len(DATA)
+    # A wrong MD5 is refused before anything is stored.
+    err = client_error(s3.put_object, Bucket=bucket, Key="bad", Body=b"x", SSECustomerAlgorithm="AES256",
+                       SSECustomerKey=key, SSECustomerKeyMD5="AAAAAAAAAAAAAAAAAAAAAA==")
+    assert_s3_error(err, 400, "InvalidArgument")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="bad")
+    # Copies need the source's key; the copy takes its own.
+    assert_s3_error(client_error(s3.copy_object, Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "c"}),
+                    400, "InvalidRequest")
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "c"},
+                   CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key,
+                   SSECustomerAlgorithm="AES256", SSECustomerKey=other)
+    assert_s3_error(client_error(s3.get_object, Bucket=bucket, Key="copy", SSECustomerAlgorithm="AES256",
+                                 SSECustomerKey=key), 403, "AccessDenied")
+    assert s3.get_object(Bucket=bucket, Key="copy", SSECustomerAlgorithm="AES256",
+                         SSECustomerKey=other)["Body"].read() == DATA
+    # Multipart: every part brings the key.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert up["SSECustomerAlgorithm"] == "AES256"
+    assert_s3_error(client_error(s3.upload_part, Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1,
+                                 Body=b"x"), 400, "InvalidRequest")
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=DATA,
+                          SSECustomerAlgorithm="AES256", SSECustomerKey=key)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert_s3_error(client_error(s3.get_object, Bucket=bucket, Key="mp"), 400, "InvalidRequest")
+    assert s3.get_object(Bucket=bucket, Key="mp", SSECustomerAlgorithm="AES256",
+                         SSECustomerKey=key)["Body"].read() == DATA
