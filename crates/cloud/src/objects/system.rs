@@ -105,7 +105,7 @@ pub async fn read_small(
             object.bucket, object.key
         )));
     }
-    let reader = open(cloud, object, None)
+    let reader = open(cloud, object, None, None)
         .await
         .map_err(CloudError::internal)?;
     let mut stream = std::pin::pin!(reader.into_stream());
@@ -121,7 +121,7 @@ pub async fn stream(
     cloud: &Cloud,
     object: &ObjectRecord,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, CloudError> {
-    let reader = open(cloud, object, None)
+    let reader = open(cloud, object, None, None)
         .await
         .map_err(CloudError::internal)?;
     Ok(reader.into_stream())
