@@ -84,15 +84,7 @@ pub struct UpdateSigningCertificate {
 impl UpdateSigningCertificate {
     /// Reads `UserName`, `CertificateId`, `Status` (`Active`, `Inactive`).
     pub fn parse(params: &QueryParams) -> Result<Self> {
-        let active = match params.required("Status")? {
-            "Active" => true,
-            "Inactive" => false,
-            other => {
-                return Err(params
-                    .invalid("Status", other, "Must be Active or Inactive.")
-                    .into());
-            }
-        };
+        let active = super::users::active_status(params)?;
         Ok(Self {
             user: params.get("UserName").map(str::to_owned),
             certificate_id: params.required_non_empty("CertificateId")?.to_owned(),

@@ -314,16 +314,7 @@ pub struct UpdateAccessKey {
 impl UpdateAccessKey {
     /// Reads `UserName`, `AccessKeyId`, `Status` (`Active`, `Inactive`).
     pub fn parse(params: &QueryParams) -> Result<Self> {
-        let status = params.required("Status")?;
-        let active = match status {
-            "Active" => true,
-            "Inactive" => false,
-            other => {
-                return Err(params
-                    .invalid("Status", other, "Must be Active or Inactive.")
-                    .into());
-            }
-        };
+        let active = active_status(params)?;
         Ok(Self {
             user: params.get("UserName").map(str::to_owned),
             key_id: params.required_non_empty("AccessKeyId")?.to_owned(),
@@ -343,6 +334,18 @@ impl UpdateAccessKey {
         )
         .await?;
         Ok(ctx.respond("UpdateAccessKey", |_| {}))
+    }
+}
+
+/// `Status` of UpdateAccessKey and UpdateSigningCertificate: `true` for
+/// `Active`, `false` for `Inactive`.
+pub(super) fn active_status(params: &QueryParams) -> Result<bool> {
+    match params.required("Status")? {
+        "Active" => Ok(true),
+        "Inactive" => Ok(false),
+        other => Err(params
+            .invalid("Status", other, "Must be Active or Inactive.")
+            .into()),
     }
 }
 
