@@ -16,8 +16,10 @@ test_metal_lab.py; this time an account drives them with `aws ec2 …` (awscli).
 - `aws ec2 run-instances` in the zone: the instance is pending with the
   machine's address, the machine PXE boots, is written and checks in, and
   the instance is running; the metal API shows the machine owned for the
-  reservation. terminate-instances → terminated, the machine is free and
-  powered off.
+  reservation. terminate-instances: the group's wipe policy is `zero`, so
+  the instance is shutting-down while the machine netboots the deploy
+  agent in wipe mode, which zeroes the disk and verifies it; then
+  terminated, the machine free and powered off, its disk all zeros.
 
 Needs root, qemu-system-x86_64, dnsmasq, ip, debugfs (guest/metal/build.sh).
 """
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -37,6 +41,8 @@ NET = "10.254.8"
 HTTP_PORT = 8782
 BOOT_TIMEOUT = 1200
 ZONE = "mallee-1-metal"
+
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture
@@ -82,6 +88,18 @@ def wait_state(cli, iid: str, wanted: str, timeout: float) -> dict:
         time.sleep(2)
 
 
+def nonzero_bytes(disk: str, tmp: Path) -> int:
+    """How many bytes of the qcow2 `disk` are not zero, read as raw."""
+    raw = tmp / "check.raw"
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, str(raw)], check=True)
+    nonzero = 0
+    with open(raw, "rb") as f:
+        while chunk := f.read(1 << 20):
+            nonzero += len(chunk) - chunk.count(0)
+    raw.unlink()
+    return nonzero
+
+
 def test_run_instances_in_the_bare_metal_zone(mallee_factory, lab, tmp_path):
     from conftest import AwsCli
 
@@ -90,7 +108,7 @@ def test_run_instances_in_the_bare_metal_zone(mallee_factory, lab, tmp_path):
     ml = Metaleuca(srv, tmp_path / "bin")
     machines = [lab.add_machine(f"b{i}", f"52:54:00:4d:08:0{i}", f"{NET}.1{i}") for i in (1, 2)]
     rack = {
-        "groups": [{"name": "test01", "description": "QA rack"}],
+        "groups": [{"name": "test01", "description": "QA rack", "wipe": "zero"}],
         "profiles": [],
         "systems": [
             {"name": m["name"], "mac": m["mac"], "ip": m["ip"], "group": "test01", "power": m["power"]}
@@ -190,12 +208,23 @@ def test_run_instances_in_the_bare_metal_zone(mallee_factory, lab, tmp_path):
     statuses = user.json("ec2", "describe-instance-status", "--instance-ids", iid)["InstanceStatuses"]
     assert statuses and statuses[0]["InstanceState"]["Name"] == "running", statuses
 
-    # ---- terminate-instances: the machine goes back to the pool, off
+    disk = machines[0]["power"]["disk"]
+    assert nonzero_bytes(disk, tmp_path) > 1 << 20, "the image is on b1's disk"
+
+    # ---- terminate-instances: the group wipes the disk (netbooting the
+    # deploy agent in wipe mode), then the machine goes back to the pool, off
     term = user.json("ec2", "terminate-instances", "--instance-ids", iid)["TerminatingInstances"][0]
     assert term["CurrentState"]["Name"] == "shutting-down", term
-    done = wait_state(user, iid, "terminated", 180)
+    b1 = {s["name"]: s for s in ml.json("describe-systems")}["b1"]
+    assert b1["state"] == "wiping" and b1["netboot"] == "true", b1
+    assert b1["owner"] == f"{user_creds['account_name']}:ec2/{reservation}", "owned while wiping"
+    done = wait_state(user, iid, "terminated", 600)
     assert done["StateReason"]["Code"] == "Client.UserInitiatedShutdown", done
     b1 = {s["name"]: s for s in ml.json("describe-systems")}["b1"]
     assert b1["state"] == "free" and "owner" not in b1, b1
     assert lab.qemu_pid("b1") is None, "still powered on"
+    log = lab.console("b1")
+    assert "MALLEE-DEPLOY: wiping /dev/vda" in log, log[-3000:]
+    assert "MALLEE-DEPLOY: verify: 0 non-zero bytes in the first MiB, 0 in the last" in log, log[-3000:]
+    assert nonzero_bytes(disk, tmp_path) == 0, "b1's disk reads back as zeros"
     srv.stop()

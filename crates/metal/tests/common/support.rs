@@ -1,6 +1,6 @@
-// Shared by the QEMU machine tests of this crate (lab.rs, installer.rs)
-// through `include!`: where the repository and its built metal
-// images are, profiles of image files, and reading a machine's console.
+// Included (`include!`) by this crate's QEMU machine test (installer.rs):
+// where the repository and its built metal images are, profiles of image
+// files, and reading a machine's console.
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
