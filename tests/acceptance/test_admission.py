@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -76,6 +77,14 @@ def test_a_full_controller_refuses_at_once_and_recovers(mallee_factory):
         status, code, message, request_id = error_of(s3.list_buckets)
         assert (status, code, message) == (503, "SlowDown", "Please reduce your request rate.")
         assert request_id
+        # The console's sign-in (a password hash each) counts too.
+        signin = requests.post(
+            f"{cloud.endpoint}/console/signin",
+            data={"account": "acme", "username": "alice", "password": "Correct-Horse9"},
+            timeout=10,
+        )
+        assert signin.status_code == 400, signin.text
+        assert "<Code>Throttling</Code>" in signin.text and "<RequestId>" in signin.text, signin.text
     finally:
         for s in held:
             s.close()

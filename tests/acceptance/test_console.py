@@ -231,6 +231,15 @@ def test_the_console_is_served_with_its_headers(server):
     # Sign-in's errors are IAM's (a wrong password: the browser test).
     bad = requests.post(f"{server.endpoint}/console/signin", data={"account": "x", "username": "y"}, timeout=30)
     assert bad.status_code == 400 and "<Code>MissingParameter</Code>" in bad.text, bad.text
+    # Five wrong passwords in a row, then the user waits, whatever the
+    # password (made-up names are counted the same as real ones).
+    guess = {"account": "no-such-account", "username": "mallory", "password": "Guess-Horse9"}
+    for _ in range(5):
+        wrong = requests.post(f"{server.endpoint}/console/signin", data=guess, timeout=30)
+        assert wrong.status_code == 403 and "<Code>AccessDenied</Code>" in wrong.text, wrong.text
+    locked = requests.post(f"{server.endpoint}/console/signin", data=guess, timeout=30)
+    assert locked.status_code == 400 and "<Code>Throttling</Code>" in locked.text, locked.text
+    assert "try again in 30 seconds" in locked.text, locked.text
     # A signed request for /console/… is S3's: a bucket may be named so.
     s3 = server.client("s3")
     s3.create_bucket(Bucket="console")

@@ -206,6 +206,16 @@ async fn dispatch(door: FrontDoor, request: Request, request_id: String) -> Outc
         && !raw_query.contains("Signature=")
     {
         outcome.action = "Console".into();
+        // Sign-in hashes passwords: it counts against the same bound as
+        // every other request, and is refused the same way past it.
+        let Some(_in_flight) = cloud.admission.enter() else {
+            outcome.response = error_response(
+                &ApiError::throttled(Service::Iam),
+                ErrorDialect::Query,
+                &request_id,
+            );
+            return outcome;
+        };
         outcome.response = crate::console::serve(
             &cloud,
             &method,

@@ -143,6 +143,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         compute: mallee_cloud::compute::Compute::new(pki),
         faults: mallee_cloud::faults::Faults::from_env(),
         key_use: Default::default(),
+        sign_in_guard: Default::default(),
         identities: Default::default(),
         authz_seal,
         telemetry: Default::default(),

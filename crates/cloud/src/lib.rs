@@ -92,6 +92,8 @@ pub struct Cloud {
     pub admission: admission::Admission,
     /// Wraps the data keys of encrypted objects.
     pub object_keys: objects::sse::MasterKey,
+    /// Failed console sign-ins per user, which make the next ones wait.
+    pub sign_in_guard: identity::sign_in_guard::SignInGuard,
 }
 
 impl Cloud {

@@ -67,6 +67,7 @@ impl TestCloud {
             )),
             faults: Faults::none(),
             key_use: Default::default(),
+            sign_in_guard: Default::default(),
             identities: Default::default(),
             authz_seal: crate::identity::authz_seal::AuthzSeal::from_key(&[1; 32]),
             telemetry: Default::default(),

@@ -68,6 +68,7 @@ pub(super) async fn handle(
     let new_password = Some(field("newPassword")).filter(|p| !p.is_empty());
     match login::sign_in(
         &*cloud.store,
+        &cloud.sign_in_guard,
         &account,
         &user,
         &password,

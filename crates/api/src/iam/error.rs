@@ -65,6 +65,7 @@ impl From<IamApiError> for ApiError {
                     (StatusCode::FORBIDDEN, "PasswordResetRequired")
                 }
                 IdentityError::Concurrent(_) => (StatusCode::CONFLICT, "ConcurrentModification"),
+                IdentityError::Throttled(_) => (StatusCode::BAD_REQUEST, "Throttling"),
                 IdentityError::Store(_) | IdentityError::Corrupt(_) => {
                     return ApiError::internal();
                 }

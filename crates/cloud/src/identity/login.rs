@@ -6,6 +6,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use std::time::Instant;
+
+use super::sign_in_guard::SignInGuard;
 use super::{IdentityError, Result, users};
 use crate::ids;
 use mallee_store::Store;
@@ -199,14 +202,26 @@ pub const SIGN_IN_REFUSED: &str = "Your authentication information is incorrect.
 /// The key derivation runs on the blocking pool (it takes a CPU for a
 /// while by design), and runs whether or not the account, the user and
 /// its login profile exist, so the time taken does not tell them apart.
+/// After a run of failures `guard` makes the user wait before the
+/// password is checked at all (`Throttled`).
 pub async fn sign_in(
     store: &dyn Store,
+    guard: &SignInGuard,
     account: &str,
     user: &str,
     password: &str,
     new_password: Option<&str>,
 ) -> Result<(mallee_store::Account, super::sts::Credentials)> {
-    let refused = || IdentityError::AccessDenied(SIGN_IN_REFUSED.into());
+    if let Some(wait) = guard.wait(account, user, Instant::now()) {
+        return Err(IdentityError::Throttled(format!(
+            "Too many failed sign-in attempts for this user: try again in {} seconds.",
+            wait.as_millis().div_ceil(1000)
+        )));
+    }
+    let refused = || {
+        guard.failed(account, user, Instant::now());
+        IdentityError::AccessDenied(SIGN_IN_REFUSED.into())
+    };
     let found = if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
         store.account_by_id(account).await?
     } else {
@@ -234,6 +249,7 @@ pub async fn sign_in(
     let Some(found) = found.filter(|_| matched) else {
         return Err(refused());
     };
+    guard.succeeded(account, user);
     match new_password {
         Some(new) => {
             update(store, &found.account_id, user, Some(new), Some(false)).await?;
@@ -317,13 +333,15 @@ mod tests {
             .await
             .expect("read")
             .expect("account");
-        let (signed_in, creds) = sign_in(store, &account.name, "ci", "Battery-Staple7", None)
-            .await
-            .expect("sign in by account name");
+        let guard = SignInGuard::default();
+        let (signed_in, creds) =
+            sign_in(store, &guard, &account.name, "ci", "Battery-Staple7", None)
+                .await
+                .expect("sign in by account name");
         assert_eq!(signed_in.account_id, account.account_id);
         assert!(creds.access_key_id.starts_with("ASIA"));
         assert!(
-            sign_in(store, p.account_id(), "ci", "Battery-Staple7", None)
+            sign_in(store, &guard, p.account_id(), "ci", "Battery-Staple7", None)
                 .await
                 .is_ok()
         );
@@ -333,7 +351,7 @@ mod tests {
             ("no-such-account", "ci", "Battery-Staple7"),
         ] {
             assert!(matches!(
-                sign_in(store, acct, user, pass, None).await,
+                sign_in(store, &guard, acct, user, pass, None).await,
                 Err(IdentityError::AccessDenied(m)) if m == SIGN_IN_REFUSED
             ));
         }
@@ -343,15 +361,24 @@ mod tests {
             .await
             .expect("require a reset");
         assert!(matches!(
-            sign_in(store, p.account_id(), "ci", "Battery-Staple7", None).await,
+            sign_in(store, &guard, p.account_id(), "ci", "Battery-Staple7", None).await,
             Err(IdentityError::PasswordResetRequired(_))
         ));
         assert!(matches!(
-            sign_in(store, p.account_id(), "ci", "Battery-Staple7", Some("weak")).await,
+            sign_in(
+                store,
+                &guard,
+                p.account_id(),
+                "ci",
+                "Battery-Staple7",
+                Some("weak")
+            )
+            .await,
             Err(IdentityError::PasswordPolicy(_))
         ));
         sign_in(
             store,
+            &guard,
             p.account_id(),
             "ci",
             "Battery-Staple7",
@@ -376,5 +403,42 @@ mod tests {
                 .await
                 .expect("verify")
         );
+    }
+
+    #[tokio::test]
+    async fn a_run_of_wrong_passwords_makes_even_the_right_one_wait() {
+        let cloud = TestCloud::new().await;
+        let p = cloud.principal("acme").await;
+        let store = &*cloud.store;
+        users::create(store, p.account_id(), "ci", None, Default::default())
+            .await
+            .expect("user");
+        create(store, p.account_id(), "ci", "Correct-Horse9", false)
+            .await
+            .expect("create");
+        let guard = SignInGuard::default();
+        for _ in 0..super::super::sign_in_guard::FREE_FAILURES {
+            assert!(matches!(
+                sign_in(store, &guard, p.account_id(), "ci", "Wrong-Horse9", None).await,
+                Err(IdentityError::AccessDenied(_))
+            ));
+        }
+        assert!(matches!(
+            sign_in(store, &guard, p.account_id(), "ci", "Correct-Horse9", None).await,
+            Err(IdentityError::Throttled(m)) if m.contains("try again in 30 seconds")
+        ));
+        // Another user of the account, and made-up ones, are counted apart.
+        assert!(matches!(
+            sign_in(
+                store,
+                &guard,
+                p.account_id(),
+                "other",
+                "Correct-Horse9",
+                None
+            )
+            .await,
+            Err(IdentityError::AccessDenied(_))
+        ));
     }
 }

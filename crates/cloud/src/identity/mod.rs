@@ -25,6 +25,7 @@ pub mod policies;
 pub mod profiles;
 pub mod resources;
 pub mod roles;
+pub mod sign_in_guard;
 pub mod signing;
 pub mod sts;
 pub mod users;
@@ -77,6 +78,9 @@ pub enum IdentityError {
     /// A request the caller may not make in this model (`AccessDenied`).
     #[error("{0}")]
     AccessDenied(String),
+    /// Too many failed sign-ins in a row: the user waits (`Throttling`).
+    #[error("{0}")]
+    Throttled(String),
     /// Another request changed the entity meanwhile, too often.
     #[error("{0} changed concurrently; retry")]
     Concurrent(String),
