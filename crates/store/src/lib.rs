@@ -17,6 +17,7 @@ pub mod metal;
 mod model;
 pub mod network;
 pub mod objects;
+pub mod postgres;
 pub mod routing;
 pub mod snapshots;
 pub mod sqlite;
