@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, conflict, upsert_node_in};
 use crate::enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
+use crate::postgres::ExecuteLocked;
 use crate::{Node, StoreResult, UnixMillis};
 
 fn token_from_row(row: &PgRow) -> StoreResult<EnrolmentTokenRecord> {
@@ -68,7 +69,7 @@ impl NodeEnrolmentIndex for PostgresStore {
         .bind(t.expires_at)
         .bind(t.used_at)
         .bind(&t.used_by)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await
         .map_err(conflict(format!("enrolment token {}", t.token_id)))?;
         Ok(())
@@ -120,8 +121,10 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn record_node_certificate(&self, certificate: &NodeCertificate) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_certificate(&mut conn, certificate).await
+        let mut tx = self.write_tx().await?;
+        insert_certificate(&mut tx, certificate).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn node_certificate(&self, serial: &str) -> StoreResult<Option<NodeCertificate>> {

@@ -9,6 +9,7 @@ use crate::identity::{
     IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
     UserAccessKey,
 };
+use crate::postgres::ExecuteLocked;
 use crate::{AccessKey, StoreError, StoreResult};
 
 fn signing_certificate_from_row(row: &PgRow) -> StoreResult<SigningCertificate> {
@@ -87,7 +88,7 @@ impl IdentityIndex for PostgresStore {
         .bind(&cert.body)
         .bind(i64::from(cert.active))
         .bind(cert.uploaded_at)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
@@ -133,7 +134,7 @@ impl IdentityIndex for PostgresStore {
         .bind(account_id)
         .bind(user_name)
         .bind(certificate_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(updated > 0)
@@ -152,7 +153,7 @@ impl IdentityIndex for PostgresStore {
         .bind(account_id)
         .bind(user_name)
         .bind(certificate_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(deleted > 0)
@@ -300,7 +301,7 @@ impl IdentityIndex for PostgresStore {
         .bind(account_id)
         .bind(user_name)
         .bind(access_key_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(deleted > 0)
@@ -321,7 +322,7 @@ impl IdentityIndex for PostgresStore {
         .bind(account_id)
         .bind(user_name)
         .bind(access_key_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(updated > 0)
@@ -336,7 +337,7 @@ impl IdentityIndex for PostgresStore {
         .bind(&used.service)
         .bind(&used.region)
         .bind(access_key_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(())
     }
@@ -436,7 +437,7 @@ impl IdentityIndex for PostgresStore {
         .bind(&session.details)
         .bind(session.expires_at)
         .bind(session.created_at)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await
         .map_err(conflict(&session.access_key_id))?;
         Ok(())
@@ -466,7 +467,7 @@ impl IdentityIndex for PostgresStore {
         Ok(
             sqlx::query("DELETE FROM sts_sessions WHERE expires_at < $1")
                 .bind(now)
-                .execute(&self.pool)
+                .execute_locked(&self.pool)
                 .await?
                 .rows_affected(),
         )

@@ -7,6 +7,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::snapshots::SNAPSHOT_EXISTS;
 use super::{PostgresStore, insert_resource_tx, require_tx, tag_new_resource_tx};
 use crate::images::{Image, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage};
+use crate::postgres::ExecuteLocked;
 use crate::{StoreError, StoreResult, TagPair};
 
 /// A query for every image column plus its launch permissions as one JSON
@@ -212,7 +213,7 @@ impl ImageIndex for PostgresStore {
             .bind(to)
             .bind(image_id)
             .bind(from)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -244,7 +245,7 @@ impl ImageIndex for PostgresStore {
         .bind(&unbundled.etag)
         .bind(&unbundled.disk_format)
         .bind(image_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -257,7 +258,7 @@ impl ImageIndex for PostgresStore {
         .bind(&reason.code)
         .bind(&reason.message)
         .bind(image_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -270,7 +271,7 @@ impl ImageIndex for PostgresStore {
         let updated = sqlx::query("UPDATE images SET description = $1 WHERE image_id = $2")
             .bind(description)
             .bind(image_id)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?
             .rows_affected();
         if updated == 0 {

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::StoreResult;
 use crate::instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
+use crate::postgres::ExecuteLocked;
 
 fn instance_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<InstanceRecord> {
     Ok(InstanceRecord {
@@ -206,7 +207,7 @@ impl InstanceIndex for PostgresStore {
         .bind(record.terminated_at)
         .bind(&record.instance_id)
         .bind(record.revision)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await
         .map_err(conflict("private address or MAC"))?;
         Ok(done.rows_affected() == 1)

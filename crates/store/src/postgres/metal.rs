@@ -10,6 +10,7 @@ use crate::metal::{
     MetalDistro, MetalGroup, MetalIndex, MetalProfile, MetalReservation, MetalSelection,
     MetalSystemRecord,
 };
+use crate::postgres::ExecuteLocked;
 use crate::{StoreError, StoreResult, UnixMillis};
 
 /// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
@@ -104,7 +105,7 @@ impl PostgresStore {
     ) -> StoreResult<bool> {
         let done = bind(sqlx::query(update).bind(s.updated_at), s)
             .bind(&s.name)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await
             .map_err(system_conflict(s))?;
         Ok(done.rows_affected() > 0)
@@ -148,7 +149,7 @@ impl MetalIndex for PostgresStore {
         .bind(&group.description)
         .bind(group.created_at)
         .bind(&group.wipe)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(())
     }
@@ -203,7 +204,7 @@ impl MetalIndex for PostgresStore {
         .bind(&d.initrd)
         .bind(&d.kernel_args)
         .bind(d.created_at)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(())
     }
@@ -230,7 +231,7 @@ impl MetalIndex for PostgresStore {
     async fn delete_metal_distro(&self, name: &str) -> StoreResult<bool> {
         match sqlx::query("DELETE FROM metal_distros WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await
         {
             Ok(done) => Ok(done.rows_affected() > 0),
@@ -250,7 +251,7 @@ impl MetalIndex for PostgresStore {
         .bind(&p.distro)
         .bind(&p.spec)
         .bind(p.created_at)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await
         .map_err(|e| {
             if is_foreign_key_violation(&e) {
@@ -283,7 +284,7 @@ impl MetalIndex for PostgresStore {
     async fn delete_metal_profile(&self, name: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM metal_profiles WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -298,7 +299,7 @@ impl MetalIndex for PostgresStore {
         .bind(s.created_at)
         .bind(s.updated_at);
         bind_state(bind_admin(insert, s), s)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await
             .map_err(system_conflict(s))?;
         Ok(())

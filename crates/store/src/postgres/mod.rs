@@ -10,10 +10,13 @@
 //! method (free capacity, the next VNI, "is this name taken") can never
 //! interleave with another controller's. Readers never wait for it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::{
@@ -88,12 +91,49 @@ impl PostgresStore {
     /// commits or rolls back (see the module comment).
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        lock_writes(&mut tx).await?;
         Ok(tx)
     }
+}
+
+/// A statement outside any transaction of its own: executed in a write
+/// transaction of one statement, so it queues behind (and never slips
+/// between the reads and writes of) every other write, as one SQLite
+/// statement does behind `BEGIN IMMEDIATE`.
+trait ExecuteLocked<'q> {
+    fn execute_locked<'a>(
+        self,
+        pool: &'a PgPool,
+    ) -> Pin<Box<dyn Future<Output = Result<PgQueryResult, sqlx::Error>> + Send + 'a>>
+    where
+        'q: 'a;
+}
+
+impl<'q> ExecuteLocked<'q> for Query<'q, Postgres, PgArguments> {
+    fn execute_locked<'a>(
+        self,
+        pool: &'a PgPool,
+    ) -> Pin<Box<dyn Future<Output = Result<PgQueryResult, sqlx::Error>> + Send + 'a>>
+    where
+        'q: 'a,
+    {
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            lock_writes(&mut tx).await?;
+            let done = self.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done)
+        })
+    }
+}
+
+/// Takes the store's write lock for the rest of `tx`.
+async fn lock_writes(tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Refuses a database whose default collation does not sort text
@@ -430,7 +470,7 @@ impl Store for PostgresStore {
         .bind(&key.user_name)
         .bind(i64::from(key.active))
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await;
         match result {
             Err(e) if is_unique_violation(&e) => {
@@ -709,8 +749,10 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_node(&self, node: &Node) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        upsert_node_in(&mut conn, node).await
+        let mut tx = self.write_tx().await?;
+        upsert_node_in(&mut tx, node).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn nodes(&self) -> StoreResult<Vec<Node>> {
@@ -744,7 +786,7 @@ impl Store for PostgresStore {
         let changed = sqlx::query("UPDATE nodes SET disabled = $1 WHERE node_id = $2")
             .bind(i64::from(disabled))
             .bind(node_id)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?
             .rows_affected();
         Ok(changed > 0)
@@ -763,7 +805,7 @@ impl Store for PostgresStore {
         sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?;
         Ok(())
     }

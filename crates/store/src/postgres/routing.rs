@@ -8,6 +8,7 @@ use super::{
     PostgresStore, conflict, delete_resource_tx, insert_resource_tx, is_foreign_key_violation,
     require_tx, tag_new_resource_tx,
 };
+use crate::postgres::ExecuteLocked;
 use crate::routing::{
     InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
     RoutingIndex,
@@ -339,7 +340,7 @@ impl RoutingIndex for PostgresStore {
         )
         .bind(gateway_id)
         .bind(vpc_id)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(updated > 0)
@@ -431,7 +432,7 @@ impl RoutingIndex for PostgresStore {
         .bind(origin(route))
         .bind(route_table_id)
         .bind(&route.destination)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(updated > 0)
@@ -442,7 +443,7 @@ impl RoutingIndex for PostgresStore {
             sqlx::query("DELETE FROM routes WHERE route_table_id = $1 AND destination = $2")
                 .bind(route_table_id)
                 .bind(destination)
-                .execute(&self.pool)
+                .execute_locked(&self.pool)
                 .await?
                 .rows_affected();
         Ok(deleted > 0)
@@ -496,16 +497,19 @@ impl RoutingIndex for PostgresStore {
         &self,
         association_id: &str,
     ) -> StoreResult<Option<RouteTableAssociation>> {
-        sqlx::query(
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query(
             "DELETE FROM route_table_associations
              WHERE association_id = $1 AND subnet_id IS NOT NULL RETURNING *",
         )
         .bind(association_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .as_ref()
         .map(association_from_row)
-        .transpose()
+        .transpose()?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn create_nat_gateway(&self, gateway: &NatGateway, tags: &[TagPair]) -> StoreResult<()> {
@@ -584,7 +588,7 @@ impl RoutingIndex for PostgresStore {
         .bind(deleted_at)
         .bind(nat_gateway_id)
         .bind(from)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?
         .rows_affected();
         Ok(updated > 0)

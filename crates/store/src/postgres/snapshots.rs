@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::{
     PostgresStore, delete_resource_tx, insert_resource_tx, require_tx, tag_new_resource_tx,
 };
+use crate::postgres::ExecuteLocked;
 use crate::snapshots::{SnapshotData, SnapshotDeletion, SnapshotIndex, SnapshotRecord};
 use crate::{Segment, StoreError, StoreResult, TagPair};
 
@@ -175,7 +176,7 @@ impl SnapshotIndex for PostgresStore {
         .bind(record.updated_at)
         .bind(&record.snapshot_id)
         .bind(record.revision)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -252,7 +253,7 @@ impl SnapshotIndex for PostgresStore {
     async fn reset_snapshot_permissions(&self, snapshot_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM snapshot_permissions WHERE snapshot_id = $1")
             .bind(snapshot_id)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?;
         Ok(())
     }

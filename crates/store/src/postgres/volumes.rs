@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{PostgresStore, conflict, delete_resource_tx, insert_resource_tx, tag_new_resource_tx};
+use crate::postgres::ExecuteLocked;
 use crate::volumes::{VolumeIndex, VolumeRecord};
 use crate::{StoreResult, TagPair};
 
@@ -139,7 +140,7 @@ impl VolumeIndex for PostgresStore {
         .bind(record.updated_at)
         .bind(&record.volume_id)
         .bind(record.revision)
-        .execute(&self.pool)
+        .execute_locked(&self.pool)
         .await
         .map_err(conflict(attachment_of(record)))?;
         Ok(done.rows_affected() == 1)

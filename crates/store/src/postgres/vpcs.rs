@@ -7,6 +7,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::network::{bump_generation, insert_group, insert_rule, insert_subnet, subnet_from_row};
 use super::{PostgresStore, insert_resource_tx, tag_new_resource_tx};
 use crate::network::{SecurityGroup, SecurityGroupRule, Subnet, Vpc};
+use crate::postgres::ExecuteLocked;
 use crate::vpcs::{DhcpOptions, DhcpOptionsDeletion, SubnetDeletion, VpcDeletion, VpcIndex};
 use crate::{StoreError, StoreResult, TagPair};
 
@@ -234,7 +235,7 @@ impl VpcIndex for PostgresStore {
             sqlx::query("UPDATE subnets SET map_public_ip_on_launch = $1 WHERE subnet_id = $2")
                 .bind(i64::from(value))
                 .bind(subnet_id)
-                .execute(&self.pool)
+                .execute_locked(&self.pool)
                 .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -3,6 +3,7 @@
 
 use super::rows::*;
 use crate::objects::{Bucket, BucketSetting, ObjectIndexError, Tags, Versioning};
+use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::{StoreError, StoreResult};
 
@@ -19,7 +20,7 @@ pub(super) async fn create_bucket(store: &PostgresStore, bucket: &Bucket) -> Sto
     .bind(&bucket.policy)
     .bind(to_json(&bucket.tags)?)
     .bind(bucket.versioning.as_str())
-    .execute(&store.pool)
+    .execute_locked(&store.pool)
     .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(bucket.name.clone())),

@@ -26,6 +26,7 @@ use crate::objects::{
     Bucket, BucketSetting, Expiry, MultipartUpload, ObjectIndex, ObjectRecord, ObjectVersion, Part,
     Tags, VersionPosition, Versioning,
 };
+use crate::postgres::ExecuteLocked;
 use crate::{StoreError, StoreResult};
 
 /// A query of buckets with their settings (a JSON object, NULL for none)
@@ -59,7 +60,7 @@ impl PostgresStore {
         let updated = sqlx::query(sql)
             .bind(value)
             .bind(name)
-            .execute(&self.pool)
+            .execute_locked(&self.pool)
             .await?
             .rows_affected();
         if updated == 0 {
@@ -84,7 +85,7 @@ impl PostgresStore {
         if let Some(version_id) = version_id {
             query = query.bind(version_id);
         }
-        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+        Ok(query.execute_locked(&self.pool).await?.rows_affected() > 0)
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::rows::*;
 use super::tx::*;
 use crate::objects::{MultipartUpload, ObjectRecord, Part};
+use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::{StoreError, StoreResult};
 
@@ -25,7 +26,7 @@ pub(super) async fn create_upload(
     .bind(&upload.acl_json)
     .bind(to_json(&upload.tags)?)
     .bind(upload.encryption.as_ref().map(to_json).transpose()?)
-    .execute(&store.pool)
+    .execute_locked(&store.pool)
     .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(upload.upload_id.clone())),

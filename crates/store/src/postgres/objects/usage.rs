@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::rows::*;
+use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation};
 use crate::{StoreError, StoreResult};
 
@@ -39,7 +40,7 @@ pub(super) async fn set_account_quota(
     )
     .bind(account_id)
     .bind(quota)
-    .execute(&store.pool)
+    .execute_locked(&store.pool)
     .await;
     match result {
         Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(account_id.to_owned())),
