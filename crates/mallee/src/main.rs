@@ -12,6 +12,7 @@ mod node_admin;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 mod node_cmd;
 mod status_cmd;
@@ -22,7 +23,7 @@ use mallee_api::server::{self, Prepared};
 use mallee_cloud::bootstrap::{self, Bootstrapped};
 use mallee_cloud::doctor::{self, Report, Role};
 use mallee_cloud::{Config, accounts as admin};
-use mallee_store::sqlite::SqliteStore;
+use mallee_store::Store;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -78,6 +79,11 @@ struct DataDirArg {
     /// Data directory (database, credentials, objects).
     #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
     data_dir: PathBuf,
+    /// The metadata database: `postgres://USER@HOST/DB` (PostgreSQL;
+    /// `?host=/run/postgresql` for a unix socket) or a SQLite file
+    /// (`sqlite:PATH` or a path). Default: mallee.db in the data directory.
+    #[arg(long, env = "MALLEE_DATABASE")]
+    database: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -194,6 +200,7 @@ impl ServeArgs {
     /// `--node-listen` or else `default_node_listen`.
     fn config(&self, default_node_listen: SocketAddr) -> Result<Config, String> {
         let mut config = Config::new(self.listen, self.data.data_dir.clone());
+        config.database.clone_from(&self.data.database);
         config.set_names(&self.region, &self.zones)?;
         config.s3_domain.clone_from(&self.s3_domain);
         config.public_ranges = vec![mallee_cloud::config::PublicRange {
@@ -267,6 +274,21 @@ enum AdminCommand {
         /// Back to the wall clock.
         #[arg(long)]
         reset: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// The metadata database.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Create or bring up to date the schema of the database `--database`
+    /// names (a `postgres://` URL or a SQLite file; default: mallee.db in
+    /// the data directory). Controllers do it themselves when they start;
+    /// this prepares a database ahead of them.
+    Migrate {
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -597,20 +619,20 @@ fn data_dir_config(data_dir: &Path) -> Result<Config, String> {
     ))
 }
 
-async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
-    let config = data_dir_config(data_dir)?;
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    SqliteStore::open(&config.database_path())
-        .await
-        .map_err(|e| e.to_string())
+/// The store `--database` names, else the data directory's SQLite file.
+async fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>, String> {
+    let mut config = data_dir_config(&data.data_dir)?;
+    config.database.clone_from(&data.database);
+    std::fs::create_dir_all(&data.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data.data_dir.display()))?;
+    config.database().open().await.map_err(|e| e.to_string())
 }
 
 async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
     match command {
         AdminCommand::Account(AccountCommand::Create { name, data, json }) => {
-            let store = open_store(&data.data_dir).await?;
-            let account = admin::create_account(&store, &name, false)
+            let store = open_store(&data).await?;
+            let account = admin::create_account(&*store, &name, false)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
@@ -628,8 +650,7 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             clear,
             data,
         }) => {
-            use mallee_store::{ObjectIndex, Store};
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let found = store
                 .account_by_name(&account)
                 .await
@@ -646,8 +667,7 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             }
         }
         AdminCommand::Account(AccountCommand::List { data, json }) => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let accounts = store.accounts().await.map_err(|e| e.to_string())?;
             if json {
                 let list: Vec<_> = accounts
@@ -662,8 +682,8 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             }
         }
         AdminCommand::Account(AccountCommand::Delete { name, data }) => {
-            let store = open_store(&data.data_dir).await?;
-            mallee_cloud::identity::account::delete_named(&store, &name)
+            let store = open_store(&data).await?;
+            mallee_cloud::identity::account::delete_named(&*store, &name)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("ACCOUNT\t{name}\tdeleted");
@@ -675,15 +695,14 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             out_dir,
             data,
         }) => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let found = store
                 .account_by_name(&account)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("account '{account}' does not exist"))?;
             let (cert, key) =
-                mallee_cloud::identity::signing::create(&store, &found.account_id, &user)
+                mallee_cloud::identity::signing::create(&*store, &found.account_id, &user)
                     .await
                     .map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -700,13 +719,23 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                 key_path.display()
             );
         }
+        AdminCommand::Db(DbCommand::Migrate { data }) => {
+            let mut config = data_dir_config(&data.data_dir)?;
+            config.database.clone_from(&data.database);
+            let database = config.database();
+            if let mallee_store::Database::Sqlite(_) = database {
+                std::fs::create_dir_all(&data.data_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", data.data_dir.display()))?;
+            }
+            let version = database.migrate().await.map_err(|e| e.to_string())?;
+            println!("SCHEMA\t{}\t{version}", database.display());
+        }
         AdminCommand::LifecycleClock {
             ahead_seconds,
             reset,
             data,
         } => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let millis = if reset {
                 0
             } else {
@@ -729,8 +758,8 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             data,
             json,
         }) => {
-            let store = open_store(&data.data_dir).await?;
-            let (key, account) = admin::create_access_key(&store, &account)
+            let store = open_store(&data).await?;
+            let (key, account) = admin::create_access_key(&*store, &account)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
