@@ -1,6 +1,7 @@
 //! Runs the store conformance suite against the PostgreSQL backend on a
 //! real server the test starts itself (see `support`), and checks that
-//! data survives reconnecting.
+//! data survives reconnecting and that the PostgreSQL migrations describe
+//! the same schema as SQLite's.
 
 mod support;
 
@@ -30,4 +31,94 @@ async fn postgres_reopens_with_data() {
         store.setting("kept").await.expect("get").as_deref(),
         Some("yes")
     );
+}
+
+/// The two migrations directories must describe one schema: the same
+/// tables with the same columns, the same named indexes, at the same
+/// version. A migration added to one directory only fails here.
+#[tokio::test]
+async fn postgres_schema_matches_sqlite() {
+    use std::collections::BTreeSet;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallee.db");
+    mallee_store::sqlite::SqliteStore::open(&file)
+        .await
+        .expect("open sqlite");
+    let sqlite = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("connect sqlite");
+    let server = PgServer::start();
+    let url = server.create_database().await;
+    PostgresStore::open(&url).await.expect("open postgres");
+    let postgres = sqlx::PgPool::connect(&url).await.expect("connect postgres");
+
+    let rows = |v: Vec<(String, String)>| v.into_iter().collect::<BTreeSet<_>>();
+    let sqlite_columns = rows(
+        sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&sqlite)
+        .await
+        .expect("sqlite columns"),
+    );
+    let postgres_columns = rows(
+        sqlx::query_as(
+            "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&postgres)
+        .await
+        .expect("postgres columns"),
+    );
+    assert_eq!(
+        sqlite_columns
+            .difference(&postgres_columns)
+            .collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "(table, column) in SQLite's schema only: add the migration to migrations-postgres"
+    );
+    assert_eq!(
+        postgres_columns
+            .difference(&sqlite_columns)
+            .collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "(table, column) in PostgreSQL's schema only"
+    );
+
+    // Named indexes: those behind PRIMARY KEY and UNIQUE constraints are
+    // implicit in SQLite and named after their constraint in PostgreSQL.
+    let sqlite_indexes = rows(
+        sqlx::query_as(
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+        )
+        .fetch_all(&sqlite)
+        .await
+        .expect("sqlite indexes"),
+    );
+    let postgres_indexes = rows(
+        sqlx::query_as(
+            "SELECT tablename::TEXT, indexname::TEXT FROM pg_indexes
+             WHERE schemaname = current_schema() AND tablename <> '_sqlx_migrations'
+               AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+        )
+        .fetch_all(&postgres)
+        .await
+        .expect("postgres indexes"),
+    );
+    assert_eq!(sqlite_indexes, postgres_indexes, "named indexes differ");
+
+    let version = "SELECT MAX(version) FROM _sqlx_migrations";
+    let sqlite_version: i64 = sqlx::query_scalar(version)
+        .fetch_one(&sqlite)
+        .await
+        .expect("sqlite version");
+    let postgres_version: i64 = sqlx::query_scalar(version)
+        .fetch_one(&postgres)
+        .await
+        .expect("postgres version");
+    assert_eq!(sqlite_version, postgres_version, "schema versions differ");
+    sqlite.close().await;
+    postgres.close().await;
 }
