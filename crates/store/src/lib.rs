@@ -10,6 +10,7 @@
 pub mod addresses;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod copy;
 pub mod database;
 pub mod enrolment;
 pub mod identity;

@@ -122,3 +122,62 @@ async fn postgres_schema_matches_sqlite() {
     sqlite.close().await;
     postgres.close().await;
 }
+
+/// `admin db copy`: a SQLite cloud (what the conformance suite leaves
+/// behind) moves into PostgreSQL whole, reads back the same, and a second
+/// copy into a database that holds a cloud is refused.
+#[tokio::test]
+async fn sqlite_cloud_copies_into_postgres() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallee.db");
+    let sqlite = mallee_store::sqlite::SqliteStore::open(&file)
+        .await
+        .expect("open sqlite");
+    conformance::run(&sqlite).await;
+    sqlite.set_setting("moved", "yes").await.expect("set");
+
+    let server = PgServer::start();
+    let url = server.create_database().await;
+    let copied = mallee_store::copy::sqlite_to_postgres(&file, &url)
+        .await
+        .expect("copy");
+    assert!(
+        copied
+            .iter()
+            .any(|(table, rows)| table == "accounts" && *rows > 0),
+        "{copied:?}"
+    );
+    let accounts = copied.iter().position(|(t, _)| t == "accounts");
+    let users = copied.iter().position(|(t, _)| t == "users");
+    assert!(accounts < users, "accounts are copied before their users");
+
+    let postgres = PostgresStore::open(&url).await.expect("open postgres");
+    assert_eq!(
+        postgres.setting("moved").await.expect("get").as_deref(),
+        Some("yes")
+    );
+    let accounts = sqlite.accounts().await.expect("accounts");
+    assert!(!accounts.is_empty());
+    assert_eq!(postgres.accounts().await.expect("accounts"), accounts);
+    assert_eq!(
+        postgres.nodes().await.expect("nodes"),
+        sqlite.nodes().await.expect("nodes")
+    );
+    for account in &accounts {
+        let id = &account.account_id;
+        assert_eq!(
+            postgres.tags(id).await.expect("tags"),
+            sqlite.tags(id).await.expect("tags")
+        );
+        assert_eq!(
+            postgres.key_pairs(id).await.expect("key pairs"),
+            sqlite.key_pairs(id).await.expect("key pairs")
+        );
+    }
+
+    let again = mallee_store::copy::sqlite_to_postgres(&file, &url).await;
+    assert!(
+        matches!(again, Err(mallee_store::StoreError::Conflict(_))),
+        "{again:?}"
+    );
+}

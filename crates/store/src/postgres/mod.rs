@@ -128,7 +128,9 @@ impl<'q> ExecuteLocked<'q> for Query<'q, Postgres, PgArguments> {
 }
 
 /// Takes the store's write lock for the rest of `tx`.
-async fn lock_writes(tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock_writes(
+    tx: &mut Transaction<'static, Postgres>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(WRITE_LOCK)
         .execute(&mut **tx)
