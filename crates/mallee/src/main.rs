@@ -292,6 +292,19 @@ enum DbCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Move a cloud's metadata from its SQLite file into a new PostgreSQL
+    /// database (migrated first; it must hold no cloud yet), all or
+    /// nothing. Stop the controller first; object data stays in the data
+    /// directory, which the controller keeps using with `--database`.
+    Copy {
+        /// The SQLite database: `sqlite:PATH` or a path
+        /// (`DATA_DIR/mallee.db`).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: `postgres://…`.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -729,6 +742,22 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             }
             let version = database.migrate().await.map_err(|e| e.to_string())?;
             println!("SCHEMA\t{}\t{version}", database.display());
+        }
+        AdminCommand::Db(DbCommand::Copy { from, to }) => {
+            let mallee_store::Database::Sqlite(from) = mallee_store::Database::parse(&from) else {
+                return Err("--from: give the SQLite database (sqlite:PATH or a path)".into());
+            };
+            let target = mallee_store::Database::parse(&to);
+            let mallee_store::Database::Postgres(url) = &target else {
+                return Err("--to: give the PostgreSQL database (postgres://…)".into());
+            };
+            let copied = mallee_store::copy::sqlite_to_postgres(&from, url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (table, rows) in copied {
+                println!("COPIED\t{table}\t{rows}");
+            }
+            println!("DATABASE\t{}", target.display());
         }
         AdminCommand::LifecycleClock {
             ahead_seconds,
