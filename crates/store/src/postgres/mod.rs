@@ -10,14 +10,14 @@
 //! method (free capacity, the next VNI, "is this name taken") can never
 //! interleave with another controller's. Readers never wait for it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow};
-use sqlx::query::Query;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
+
+pub(crate) use locking::lock_writes;
+use locking::{ExecuteLocked, check_collation};
 
 use crate::{
     AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagCondition,
@@ -30,6 +30,7 @@ mod identity;
 mod images;
 mod instances;
 mod launch_templates;
+mod locking;
 mod metal;
 mod network;
 mod objects;
@@ -40,11 +41,6 @@ mod vpcs;
 
 /// AWS allows at most this many tags on one resource.
 pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
-
-/// The key of the advisory lock every write transaction holds (ASCII
-/// "mallee-w"): any fixed number works as long as nothing else in the
-/// database uses it.
-const WRITE_LOCK: i64 = 0x6d61_6c6c_6565_2d77;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -93,67 +89,6 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         lock_writes(&mut tx).await?;
         Ok(tx)
-    }
-}
-
-/// A statement outside any transaction of its own: executed in a write
-/// transaction of one statement, so it queues behind (and never slips
-/// between the reads and writes of) every other write, as one SQLite
-/// statement does behind `BEGIN IMMEDIATE`.
-trait ExecuteLocked<'q> {
-    fn execute_locked<'a>(
-        self,
-        pool: &'a PgPool,
-    ) -> Pin<Box<dyn Future<Output = Result<PgQueryResult, sqlx::Error>> + Send + 'a>>
-    where
-        'q: 'a;
-}
-
-impl<'q> ExecuteLocked<'q> for Query<'q, Postgres, PgArguments> {
-    fn execute_locked<'a>(
-        self,
-        pool: &'a PgPool,
-    ) -> Pin<Box<dyn Future<Output = Result<PgQueryResult, sqlx::Error>> + Send + 'a>>
-    where
-        'q: 'a,
-    {
-        Box::pin(async move {
-            let mut tx = pool.begin().await?;
-            lock_writes(&mut tx).await?;
-            let done = self.execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(done)
-        })
-    }
-}
-
-/// Takes the store's write lock for the rest of `tx`.
-pub(crate) async fn lock_writes(
-    tx: &mut Transaction<'static, Postgres>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(WRITE_LOCK)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Refuses a database whose default collation does not sort text
-/// bytewise: every ordered listing (names, keys, ids, S3 keys and their
-/// markers) must come out as SQLite's and AWS's do.
-async fn check_collation(pool: &PgPool) -> StoreResult<()> {
-    let collation: String = sqlx::query_scalar(
-        "SELECT datcollate::TEXT FROM pg_database WHERE datname = current_database()",
-    )
-    .fetch_one(pool)
-    .await?;
-    if matches!(collation.as_str(), "C" | "POSIX" | "C.UTF-8" | "C.utf8") {
-        Ok(())
-    } else {
-        Err(StoreError::Corrupt(format!(
-            "the database's collation is {collation}; mallee needs \"C\" \
-             (CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C')"
-        )))
     }
 }
 
