@@ -7,8 +7,6 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use mallee_node_api::tls::TlsListener;
 use mallee_pki::ControllerPki;
-use mallee_store::sqlite::SqliteStore;
-use mallee_store::{NodeEnrolmentIndex, ObjectIndex};
 use tokio::net::TcpListener;
 
 use crate::{Cloud, Config};
@@ -74,7 +72,7 @@ pub struct Prepared {
 pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ServerError::Store(mallee_store::StoreError::Corrupt(e.to_string())))?;
-    let store = SqliteStore::open(&config.database_path()).await?;
+    let store = config.database().open().await?;
     let instance_types = InstanceTypes::load(&config.data_dir)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -111,9 +109,9 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
         ),
         None => None,
     };
-    bootstrap::fix_names(&store, &mut config).await?;
-    mallee_cloud::node_status::record_node_timeout(&store, config.node_timeout).await?;
-    let bootstrapped = bootstrap::bootstrap(&store, &config).await?;
+    bootstrap::fix_names(&*store, &mut config).await?;
+    mallee_cloud::node_status::record_node_timeout(&*store, config.node_timeout).await?;
+    let bootstrapped = bootstrap::bootstrap(&*store, &config).await?;
     // Interrupted uploads left temp files (removed by open) and maybe blobs
     // no committed record points at: sweep them before serving.
     let blobs = mallee_blobs::BlobStore::open(config.objects_dir()).await?;
@@ -124,7 +122,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     // Nodes used to share a token in this file; certificates replaced it.
     let _ = std::fs::remove_file(config.data_dir.join("node.token"));
     let blobs = Arc::new(blobs);
-    let authz_seal = mallee_cloud::identity::authz_seal::AuthzSeal::load(&store).await?;
+    let authz_seal = mallee_cloud::identity::authz_seal::AuthzSeal::load(&*store).await?;
     let admission = mallee_cloud::admission::Admission::new(
         config.max_concurrent_requests,
         config.account_rate_limit,
@@ -136,7 +134,7 @@ pub async fn prepare(mut config: Config) -> Result<Prepared, ServerError> {
     )
     .map_err(ServerError::MasterKey)?;
     let cloud = Arc::new(Cloud {
-        store: Arc::new(store),
+        store,
         config,
         instance_types,
         blobs: blobs.clone(),

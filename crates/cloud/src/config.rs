@@ -91,6 +91,9 @@ pub struct Config {
     /// How long a node may stay silent before it counts as down (its
     /// instances impaired, nothing new placed there).
     pub node_timeout: std::time::Duration,
+    /// The metadata database (`--database`): a `postgres://` URL or a
+    /// SQLite file; `None` is the SQLite file under the data directory.
+    pub database: Option<String>,
 }
 
 impl Config {
@@ -121,6 +124,7 @@ impl Config {
             placement: std::collections::BTreeMap::new(),
             default_placement: crate::instances::placement::Policy::default(),
             node_timeout: DEFAULT_NODE_TIMEOUT,
+            database: None,
         }
     }
 
@@ -218,9 +222,19 @@ impl Config {
         format!("{}-az{}", self.region, index + 1)
     }
 
-    /// Path of the SQLite database.
+    /// Path of the SQLite database of the data directory (the default
+    /// database).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("mallee.db")
+    }
+
+    /// The metadata database: `database` if given, else the data
+    /// directory's SQLite file.
+    pub fn database(&self) -> mallee_store::Database {
+        match &self.database {
+            Some(value) => mallee_store::Database::parse(value),
+            None => mallee_store::Database::Sqlite(self.database_path()),
+        }
     }
 
     /// Directory holding object data (blob files).

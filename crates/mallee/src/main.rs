@@ -12,6 +12,7 @@ mod node_admin;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 mod node_cmd;
 mod status_cmd;
@@ -22,7 +23,7 @@ use mallee_api::server::{self, Prepared};
 use mallee_cloud::bootstrap::{self, Bootstrapped};
 use mallee_cloud::doctor::{self, Report, Role};
 use mallee_cloud::{Config, accounts as admin};
-use mallee_store::sqlite::SqliteStore;
+use mallee_store::Store;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -78,6 +79,11 @@ struct DataDirArg {
     /// Data directory (database, credentials, objects).
     #[arg(long, env = "MALLEE_DATA_DIR", default_value = "./mallee-data")]
     data_dir: PathBuf,
+    /// The metadata database: `postgres://USER@HOST/DB` (PostgreSQL;
+    /// `?host=/run/postgresql` for a unix socket) or a SQLite file
+    /// (`sqlite:PATH` or a path). Default: mallee.db in the data directory.
+    #[arg(long, env = "MALLEE_DATABASE")]
+    database: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -194,6 +200,7 @@ impl ServeArgs {
     /// `--node-listen` or else `default_node_listen`.
     fn config(&self, default_node_listen: SocketAddr) -> Result<Config, String> {
         let mut config = Config::new(self.listen, self.data.data_dir.clone());
+        config.database.clone_from(&self.data.database);
         config.set_names(&self.region, &self.zones)?;
         config.s3_domain.clone_from(&self.s3_domain);
         config.public_ranges = vec![mallee_cloud::config::PublicRange {
@@ -269,6 +276,34 @@ enum AdminCommand {
         reset: bool,
         #[command(flatten)]
         data: DataDirArg,
+    },
+    /// The metadata database.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Create or bring up to date the schema of the database `--database`
+    /// names (a `postgres://` URL or a SQLite file; default: mallee.db in
+    /// the data directory). Controllers do it themselves when they start;
+    /// this prepares a database ahead of them.
+    Migrate {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Move a cloud's metadata from its SQLite file into a new PostgreSQL
+    /// database (migrated first; it must hold no cloud yet), all or
+    /// nothing. Stop the controller first; object data stays in the data
+    /// directory, which the controller keeps using with `--database`.
+    Copy {
+        /// The SQLite database: `sqlite:PATH` or a path
+        /// (`DATA_DIR/mallee.db`).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: `postgres://…`.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -597,20 +632,20 @@ fn data_dir_config(data_dir: &Path) -> Result<Config, String> {
     ))
 }
 
-async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
-    let config = data_dir_config(data_dir)?;
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    SqliteStore::open(&config.database_path())
-        .await
-        .map_err(|e| e.to_string())
+/// The store `--database` names, else the data directory's SQLite file.
+async fn open_store(data: &DataDirArg) -> Result<Arc<dyn Store>, String> {
+    let mut config = data_dir_config(&data.data_dir)?;
+    config.database.clone_from(&data.database);
+    std::fs::create_dir_all(&data.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data.data_dir.display()))?;
+    config.database().open().await.map_err(|e| e.to_string())
 }
 
 async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
     match command {
         AdminCommand::Account(AccountCommand::Create { name, data, json }) => {
-            let store = open_store(&data.data_dir).await?;
-            let account = admin::create_account(&store, &name, false)
+            let store = open_store(&data).await?;
+            let account = admin::create_account(&*store, &name, false)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
@@ -628,8 +663,7 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             clear,
             data,
         }) => {
-            use mallee_store::{ObjectIndex, Store};
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let found = store
                 .account_by_name(&account)
                 .await
@@ -646,8 +680,7 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             }
         }
         AdminCommand::Account(AccountCommand::List { data, json }) => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let accounts = store.accounts().await.map_err(|e| e.to_string())?;
             if json {
                 let list: Vec<_> = accounts
@@ -662,8 +695,8 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             }
         }
         AdminCommand::Account(AccountCommand::Delete { name, data }) => {
-            let store = open_store(&data.data_dir).await?;
-            mallee_cloud::identity::account::delete_named(&store, &name)
+            let store = open_store(&data).await?;
+            mallee_cloud::identity::account::delete_named(&*store, &name)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("ACCOUNT\t{name}\tdeleted");
@@ -675,15 +708,14 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             out_dir,
             data,
         }) => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let found = store
                 .account_by_name(&account)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("account '{account}' does not exist"))?;
             let (cert, key) =
-                mallee_cloud::identity::signing::create(&store, &found.account_id, &user)
+                mallee_cloud::identity::signing::create(&*store, &found.account_id, &user)
                     .await
                     .map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -700,13 +732,39 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
                 key_path.display()
             );
         }
+        AdminCommand::Db(DbCommand::Migrate { data }) => {
+            let mut config = data_dir_config(&data.data_dir)?;
+            config.database.clone_from(&data.database);
+            let database = config.database();
+            if let mallee_store::Database::Sqlite(_) = database {
+                std::fs::create_dir_all(&data.data_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", data.data_dir.display()))?;
+            }
+            let version = database.migrate().await.map_err(|e| e.to_string())?;
+            println!("SCHEMA\t{}\t{version}", database.display());
+        }
+        AdminCommand::Db(DbCommand::Copy { from, to }) => {
+            let mallee_store::Database::Sqlite(from) = mallee_store::Database::parse(&from) else {
+                return Err("--from: give the SQLite database (sqlite:PATH or a path)".into());
+            };
+            let target = mallee_store::Database::parse(&to);
+            let mallee_store::Database::Postgres(url) = &target else {
+                return Err("--to: give the PostgreSQL database (postgres://…)".into());
+            };
+            let copied = mallee_store::copy::sqlite_to_postgres(&from, url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (table, rows) in copied {
+                println!("COPIED\t{table}\t{rows}");
+            }
+            println!("DATABASE\t{}", target.display());
+        }
         AdminCommand::LifecycleClock {
             ahead_seconds,
             reset,
             data,
         } => {
-            use mallee_store::Store;
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let millis = if reset {
                 0
             } else {
@@ -729,8 +787,8 @@ async fn admin_command(command: AdminCommand) -> Result<ExitCode, String> {
             data,
             json,
         }) => {
-            let store = open_store(&data.data_dir).await?;
-            let (key, account) = admin::create_access_key(&store, &account)
+            let store = open_store(&data).await?;
+            let (key, account) = admin::create_access_key(&*store, &account)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {

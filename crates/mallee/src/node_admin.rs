@@ -14,7 +14,6 @@ use mallee_cloud::node_removal;
 use mallee_cloud::node_status::{self, NodeStatus};
 use mallee_cloud::{bootstrap, enrolment};
 use mallee_pki::{RevocationSet, Trust};
-use mallee_store::InstanceIndex;
 
 use crate::DataDirArg;
 
@@ -141,8 +140,8 @@ fn rfc3339(millis: i64) -> String {
 }
 
 async fn set_disabled(data: &DataDirArg, node: &str, disabled: bool) -> Result<(), String> {
-    let store = crate::open_store(&data.data_dir).await?;
-    node_status::set_disabled(&store, node, disabled)
+    let store = crate::open_store(data).await?;
+    node_status::set_disabled(&*store, node, disabled)
         .await
         .map_err(|e| e.to_string())?;
     println!("{}\t{node}", if disabled { "DISABLED" } else { "ENABLED" });
@@ -153,8 +152,8 @@ async fn set_disabled(data: &DataDirArg, node: &str, disabled: bool) -> Result<(
 /// and what stays, and waits (with a progress bar) until every moving one
 /// runs on another node. The running controller does the moving.
 async fn evacuate_node(data: &DataDirArg, node: &str, wait: Duration) -> Result<ExitCode, String> {
-    let store = crate::open_store(&data.data_dir).await?;
-    let evacuation = evacuate::mark(&store, node)
+    let store = crate::open_store(data).await?;
+    let evacuation = evacuate::mark(&*store, node)
         .await
         .map_err(|e| e.to_string())?;
     for id in &evacuation.moving {
@@ -270,14 +269,14 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
         NodeAdminCommand::Token(TokenCommand::Create { zone, ttl, data }) => {
             let ca = ca_fingerprint(&data.data_dir)?;
             let config = crate::data_dir_config(&data.data_dir)?;
-            let store = crate::open_store(&data.data_dir).await?;
+            let store = crate::open_store(&data).await?;
             // The names the controller fixed at its first start (`--zones`),
             // not this command's defaults.
-            let zones = bootstrap::recorded_names(&store)
+            let zones = bootstrap::recorded_names(&*store)
                 .await
                 .map_err(|e| e.to_string())?
                 .map_or(config.zones, |(_, zones)| zones);
-            let created = enrolment::create_token(&store, ca, &zones, &zone, ttl)
+            let created = enrolment::create_token(&*store, ca, &zones, &zone, ttl)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", created.token);
@@ -289,8 +288,8 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
             );
         }
         NodeAdminCommand::List { json, data } => {
-            let store = crate::open_store(&data.data_dir).await?;
-            let nodes = node_status::list(&store, mallee_cloud::ids::now_millis())
+            let store = crate::open_store(&data).await?;
+            let nodes = node_status::list(&*store, mallee_cloud::ids::now_millis())
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
@@ -313,8 +312,8 @@ pub async fn run(command: NodeAdminCommand) -> Result<ExitCode, String> {
         }
         NodeAdminCommand::Enable { node, data } => set_disabled(&data, &node, false).await?,
         NodeAdminCommand::Remove { node, force, data } => {
-            let store = crate::open_store(&data.data_dir).await?;
-            let removed = node_removal::remove(&store, &node, force)
+            let store = crate::open_store(&data).await?;
+            let removed = node_removal::remove(&*store, &node, force)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(

@@ -59,7 +59,7 @@ pub fn record_cache_limit(node_dir: &Path, bytes: u64) {
 /// `mallee status`: exits 0 when every part is up and nothing warns.
 pub async fn run(args: StatusArgs) -> Result<ExitCode, String> {
     let data_dir = &args.data.data_dir;
-    if !data_dir.join("mallee.db").exists() {
+    if args.data.database.is_none() && !data_dir.join("mallee.db").exists() {
         return Err(format!(
             "{} holds no cloud (no mallee.db): give --data-dir",
             data_dir.display()
@@ -67,7 +67,7 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode, String> {
     }
     let mut warnings = Vec::new();
     let controller = controller_part(data_dir, args.endpoint.as_deref()).await;
-    let (store, cloud) = store_part(data_dir).await;
+    let (store, cloud) = store_part(&args.data).await;
     let objects = object_store_part(data_dir, args.endpoint.as_deref(), controller.ok).await;
     for part in [&controller, &store, &objects] {
         if !part.ok {
@@ -241,28 +241,40 @@ fn credentials_endpoint(data_dir: &Path) -> Option<String> {
 
 /// The metadata store: it opens and answers, and what the store says of
 /// the cloud.
-async fn store_part(data_dir: &Path) -> (Part, Option<CloudStatus>) {
-    let path = data_dir.join("mallee.db");
-    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-    let store = match crate::open_store(data_dir).await {
+async fn store_part(data: &DataDirArg) -> (Part, Option<CloudStatus>) {
+    let database = crate::data_dir_config(&data.data_dir)
+        .map(|mut config| {
+            config.database.clone_from(&data.database);
+            config.database()
+        })
+        .unwrap_or_else(|_| mallee_store::Database::Sqlite(data.data_dir.join("mallee.db")));
+    let path = database.display();
+    let store = match crate::open_store(data).await {
         Ok(store) => store,
         Err(e) => {
             return (
                 Part {
                     name: "store",
                     ok: false,
-                    detail: format!("{}: {e}", path.display()),
+                    detail: format!("{path}: {e}"),
                 },
                 None,
             );
         }
     };
-    match cloud_status::gather(&store, mallee_cloud::ids::now_millis()).await {
+    let detail = match &database {
+        mallee_store::Database::Sqlite(file) => {
+            let size = std::fs::metadata(file).map_or(0, |m| m.len());
+            format!("SQLite {path} ({} KiB)", size >> 10)
+        }
+        mallee_store::Database::Postgres(_) => format!("PostgreSQL {path}"),
+    };
+    match cloud_status::gather(&*store, mallee_cloud::ids::now_millis()).await {
         Ok(cloud) => (
             Part {
                 name: "store",
                 ok: true,
-                detail: format!("SQLite {} ({} KiB)", path.display(), size >> 10),
+                detail,
             },
             Some(cloud),
         ),
@@ -270,7 +282,7 @@ async fn store_part(data_dir: &Path) -> (Part, Option<CloudStatus>) {
             Part {
                 name: "store",
                 ok: false,
-                detail: format!("{}: {e}", path.display()),
+                detail: format!("{path}: {e}"),
             },
             None,
         ),

@@ -1,5 +1,7 @@
 //! mallee's metadata store: the [`Store`] trait every backend implements,
-//! the records it keeps, and the SQLite backend used by default.
+//! the records it keeps, the SQLite backend used by default and the
+//! PostgreSQL backend for controllers that share a database
+//! ([`Database`] picks one).
 //!
 //! The store holds the desired state of every resource. Each method is one
 //! transaction: a call that returns `Ok` is durable, a call that fails or is
@@ -8,6 +10,8 @@
 pub mod addresses;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod copy;
+pub mod database;
 pub mod enrolment;
 pub mod identity;
 pub mod images;
@@ -17,6 +21,7 @@ pub mod metal;
 mod model;
 pub mod network;
 pub mod objects;
+pub mod postgres;
 pub mod routing;
 pub mod snapshots;
 pub mod sqlite;
@@ -24,6 +29,7 @@ pub mod volumes;
 pub mod vpcs;
 
 pub use addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+pub use database::Database;
 pub use enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
 pub use identity::{
     IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
@@ -84,8 +90,8 @@ pub enum StoreError {
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The metadata store. Implemented by [`sqlite::SqliteStore`]; a PostgreSQL
-/// backend implements the same trait and passes the same conformance suite
+/// The metadata store. Implemented by [`sqlite::SqliteStore`] and
+/// [`postgres::PostgresStore`], which pass the same conformance suite
 /// (`conformance::run`, behind the `conformance` feature).
 #[async_trait]
 pub trait Store:

@@ -1,0 +1,244 @@
+//! [`AddressIndex`] on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{PostgresStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
+use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+use crate::{StoreResult, UnixMillis};
+
+fn address_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<AddressRecord> {
+    Ok(AddressRecord {
+        allocation_id: row.try_get("allocation_id")?,
+        account_id: row.try_get("account_id")?,
+        public_ip: row.try_get("public_ip")?,
+        zone: row.try_get("zone")?,
+        domain: row.try_get("domain")?,
+        association_id: row.try_get("association_id")?,
+        instance_id: row.try_get("instance_id")?,
+        private_ip: row.try_get("private_ip")?,
+        auto_assigned: row.try_get::<i64, _>("auto_assigned")? != 0,
+        replaced_auto_ip: row.try_get("replaced_auto_ip")?,
+        ptr_record: row.try_get("ptr_record")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// `Ok(false)` for a unique-index violation (someone else's change got
+/// there first), the error otherwise.
+fn unique_is_stale(result: Result<u64, sqlx::Error>) -> StoreResult<bool> {
+    match result {
+        Ok(rows) => Ok(rows == 1),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl AddressIndex for PostgresStore {
+    async fn apply_address_change(&self, change: &AddressChange) -> StoreResult<AddressOutcome> {
+        // Dropping the transaction without commit rolls every step back.
+        let mut tx = self.write_tx().await?;
+        for address in &change.delete {
+            let deleted =
+                sqlx::query("DELETE FROM addresses WHERE allocation_id = $1 AND revision = $2")
+                    .bind(&address.allocation_id)
+                    .bind(address.revision)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if deleted != 1 {
+                return Ok(AddressOutcome::Stale);
+            }
+            delete_resource_tx(&mut tx, &address.allocation_id, "elastic-ip").await?;
+        }
+        // Detach before attaching, so an instance moving from one address
+        // to another never briefly holds two.
+        let mut updates: Vec<&AddressRecord> = change.update.iter().collect();
+        updates.sort_by_key(|a| a.instance_id.is_some());
+        for address in updates {
+            let result = sqlx::query(
+                "UPDATE addresses SET association_id = $1, instance_id = $2, private_ip = $3,
+                   replaced_auto_ip = $4, ptr_record = $5, revision = revision + 1
+                 WHERE allocation_id = $6 AND revision = $7",
+            )
+            .bind(&address.association_id)
+            .bind(&address.instance_id)
+            .bind(&address.private_ip)
+            .bind(&address.replaced_auto_ip)
+            .bind(&address.ptr_record)
+            .bind(&address.allocation_id)
+            .bind(address.revision)
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected());
+            if !unique_is_stale(result)? {
+                return Ok(AddressOutcome::Stale);
+            }
+        }
+        for address in &change.insert {
+            let held: Option<String> =
+                sqlx::query_scalar("SELECT allocation_id FROM addresses WHERE public_ip = $1")
+                    .bind(&address.public_ip)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if held.is_some() {
+                return Ok(AddressOutcome::PublicIpTaken(address.public_ip.clone()));
+            }
+            if !address.auto_assigned {
+                sqlx::query(
+                    "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
+                     VALUES ($1, $2, 'elastic-ip', $3)",
+                )
+                .bind(&address.allocation_id)
+                .bind(&address.account_id)
+                .bind(address.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let result = sqlx::query(
+                "INSERT INTO addresses (allocation_id, account_id, public_ip, zone, domain,
+                   association_id, instance_id, private_ip, auto_assigned, replaced_auto_ip,
+                   ptr_record, revision, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)",
+            )
+            .bind(&address.allocation_id)
+            .bind(&address.account_id)
+            .bind(&address.public_ip)
+            .bind(&address.zone)
+            .bind(&address.domain)
+            .bind(&address.association_id)
+            .bind(&address.instance_id)
+            .bind(&address.private_ip)
+            .bind(i64::from(address.auto_assigned))
+            .bind(&address.replaced_auto_ip)
+            .bind(&address.ptr_record)
+            .bind(address.created_at)
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected());
+            if !unique_is_stale(result)? {
+                return Ok(AddressOutcome::Stale);
+            }
+            if !address.auto_assigned {
+                tag_new_resource_tx(
+                    &mut tx,
+                    &address.account_id,
+                    &address.allocation_id,
+                    &change.tags,
+                )
+                .await?;
+            }
+        }
+        for instance in &change.instances {
+            let updated = sqlx::query(
+                "UPDATE instances SET generation = $1, details = $2, updated_at = $3,
+                   revision = revision + 1
+                 WHERE instance_id = $4 AND revision = $5",
+            )
+            .bind(instance.generation)
+            .bind(&instance.details)
+            .bind(instance.updated_at)
+            .bind(&instance.instance_id)
+            .bind(instance.revision)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                return Ok(AddressOutcome::Stale);
+            }
+        }
+        if let Some((account, max)) = &change.elastic_ip_limit {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM addresses WHERE account_id = $1 AND auto_assigned = 0",
+            )
+            .bind(account)
+            .fetch_one(&mut *tx)
+            .await?;
+            if held > *max {
+                return Ok(AddressOutcome::LimitExceeded);
+            }
+        }
+        tx.commit().await?;
+        Ok(AddressOutcome::Applied)
+    }
+
+    async fn address(&self, allocation_id: &str) -> StoreResult<Option<AddressRecord>> {
+        sqlx::query("SELECT * FROM addresses WHERE allocation_id = $1")
+            .bind(allocation_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(address_from_row)
+            .transpose()
+    }
+
+    async fn address_by_public_ip(&self, public_ip: &str) -> StoreResult<Option<AddressRecord>> {
+        sqlx::query("SELECT * FROM addresses WHERE public_ip = $1")
+            .bind(public_ip)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(address_from_row)
+            .transpose()
+    }
+
+    async fn addresses(&self, account_id: Option<&str>) -> StoreResult<Vec<AddressRecord>> {
+        let rows = self
+            .rows_of(
+                account_id,
+                "SELECT * FROM addresses WHERE account_id = $1",
+                "SELECT * FROM addresses",
+            )
+            .await?;
+        let mut addresses: Vec<AddressRecord> = rows
+            .iter()
+            .map(address_from_row)
+            .collect::<StoreResult<_>>()?;
+        // Numeric order: 198.18.0.10 after 198.18.0.9.
+        addresses.sort_by_key(|a| {
+            a.public_ip
+                .parse::<std::net::Ipv4Addr>()
+                .map(u32::from)
+                .unwrap_or(u32::MAX)
+        });
+        Ok(addresses)
+    }
+
+    async fn address_of_instance(&self, instance_id: &str) -> StoreResult<Option<AddressRecord>> {
+        sqlx::query("SELECT * FROM addresses WHERE instance_id = $1")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(address_from_row)
+            .transpose()
+    }
+
+    async fn public_ips_in_use(&self, zone: &str) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT public_ip FROM addresses WHERE zone = $1")
+                .bind(zone)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn orphan_addresses(
+        &self,
+        created_before: UnixMillis,
+    ) -> StoreResult<Vec<AddressRecord>> {
+        sqlx::query(
+            "SELECT * FROM addresses a WHERE a.instance_id IS NOT NULL AND a.created_at < $1
+               AND NOT EXISTS (SELECT 1::BIGINT FROM instances i WHERE i.instance_id = a.instance_id)
+             ORDER BY a.public_ip",
+        )
+        .bind(created_before)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(address_from_row)
+        .collect()
+    }
+}

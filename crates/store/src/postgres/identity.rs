@@ -1,0 +1,498 @@
+//! [`IdentityIndex`] on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{PostgresStore, conflict};
+use crate::identity::{
+    IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
+    UserAccessKey,
+};
+use crate::postgres::ExecuteLocked;
+use crate::{AccessKey, StoreError, StoreResult};
+
+fn signing_certificate_from_row(row: &PgRow) -> StoreResult<SigningCertificate> {
+    Ok(SigningCertificate {
+        certificate_id: row.try_get("certificate_id")?,
+        account_id: row.try_get("account_id")?,
+        user_name: row.try_get("user_name")?,
+        body: row.try_get("body")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        uploaded_at: row.try_get("uploaded_at")?,
+    })
+}
+
+fn user_from_row(row: &PgRow) -> StoreResult<IamUser> {
+    Ok(IamUser {
+        account_id: row.try_get("account_id")?,
+        user_name: row.try_get("user_name")?,
+        user_id: row.try_get("user_id")?,
+        details: row.try_get("details")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn entity_from_row(row: &PgRow) -> StoreResult<IamEntity> {
+    Ok(IamEntity {
+        account_id: row.try_get("account_id")?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        entity_id: row.try_get("entity_id")?,
+        details: row.try_get("details")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn last_used_from_row(row: &PgRow) -> StoreResult<Option<KeyLastUsed>> {
+    let at: Option<i64> = row.try_get("last_used_at")?;
+    Ok(match at {
+        None => None,
+        Some(at) => Some(KeyLastUsed {
+            at,
+            service: row
+                .try_get::<Option<String>, _>("last_used_service")?
+                .unwrap_or_default(),
+            region: row
+                .try_get::<Option<String>, _>("last_used_region")?
+                .unwrap_or_default(),
+        }),
+    })
+}
+
+/// Marks the account's identities changed, in the write's own transaction.
+async fn bump_generation(
+    tx: &mut Transaction<'static, Postgres>,
+    account_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE accounts SET iam_generation = iam_generation + 1 WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl IdentityIndex for PostgresStore {
+    async fn create_signing_certificate(&self, cert: &SigningCertificate) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO signing_certificates
+                (certificate_id, account_id, user_name, body, active, uploaded_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&cert.certificate_id)
+        .bind(&cert.account_id)
+        .bind(&cert.user_name)
+        .bind(&cert.body)
+        .bind(i64::from(cert.active))
+        .bind(cert.uploaded_at)
+        .execute_locked(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("user {}", cert.user_name)))
+            }
+            other => other
+                .map(|_| ())
+                .map_err(conflict(format!("certificate {}", cert.certificate_id))),
+        }
+    }
+
+    async fn signing_certificates(
+        &self,
+        account_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<Vec<SigningCertificate>> {
+        sqlx::query(
+            "SELECT * FROM signing_certificates
+             WHERE account_id = $1 AND ($2 IS NULL OR user_name = $2)
+             ORDER BY uploaded_at, certificate_id",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(signing_certificate_from_row)
+        .collect()
+    }
+
+    async fn set_signing_certificate_active(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+        active: bool,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE signing_certificates SET active = $1
+             WHERE account_id = $2 AND user_name = $3 AND certificate_id = $4",
+        )
+        .bind(i64::from(active))
+        .bind(account_id)
+        .bind(user_name)
+        .bind(certificate_id)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn delete_signing_certificate(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        certificate_id: &str,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM signing_certificates
+             WHERE account_id = $1 AND user_name = $2 AND certificate_id = $3",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(certificate_id)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO users (account_id, user_name, user_id, details, revision, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.account_id)
+        .bind(&user.user_name)
+        .bind(&user.user_id)
+        .bind(&user.details)
+        .bind(user.revision)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict(&user.user_name))?;
+        bump_generation(&mut tx, &user.account_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user(&self, account_id: &str, user_name: &str) -> StoreResult<Option<IamUser>> {
+        sqlx::query("SELECT * FROM users WHERE account_id = $1 AND user_name = $2")
+            .bind(account_id)
+            .bind(user_name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn users(&self, account_id: &str) -> StoreResult<Vec<IamUser>> {
+        sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY user_name")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn update_user(&self, user_name: &str, user: &IamUser) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // The keys follow a renamed user: the foreign key is checked at
+        // commit, once both sides carry the new name.
+        sqlx::query("SET CONSTRAINTS ALL DEFERRED")
+            .execute(&mut *tx)
+            .await?;
+        let updated = sqlx::query(
+            "UPDATE users SET user_name = $1, details = $2, revision = revision + 1
+             WHERE account_id = $3 AND user_name = $4 AND revision = $5",
+        )
+        .bind(&user.user_name)
+        .bind(&user.details)
+        .bind(&user.account_id)
+        .bind(user_name)
+        .bind(user.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict(&user.user_name))?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        if user.user_name != user_name {
+            sqlx::query(
+                "UPDATE access_keys SET user_name = $1 WHERE account_id = $2 AND user_name = $3",
+            )
+            .bind(&user.user_name)
+            .bind(&user.account_id)
+            .bind(user_name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        bump_generation(&mut tx, &user.account_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_user(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM users WHERE account_id = $1 AND user_name = $2 AND revision = $3",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        bump_generation(&mut tx, account_id).await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn user_access_keys(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> StoreResult<Vec<UserAccessKey>> {
+        sqlx::query(
+            "SELECT * FROM access_keys WHERE account_id = $1 AND user_name = $2
+             ORDER BY created_at, access_key_id",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(UserAccessKey {
+                key: AccessKey {
+                    access_key_id: row.try_get("access_key_id")?,
+                    secret_access_key: row.try_get("secret_access_key")?,
+                    account_id: row.try_get("account_id")?,
+                    user_name: row.try_get("user_name")?,
+                    active: row.try_get::<i64, _>("active")? != 0,
+                    created_at: row.try_get("created_at")?,
+                },
+                last_used: last_used_from_row(row)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn delete_access_key(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        access_key_id: &str,
+    ) -> StoreResult<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM access_keys WHERE account_id = $1 AND user_name = $2 AND access_key_id = $3",
+        )
+        .bind(account_id)
+        .bind(user_name)
+        .bind(access_key_id)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn set_access_key_active(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        access_key_id: &str,
+        active: bool,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE access_keys SET active = $1
+             WHERE account_id = $2 AND user_name = $3 AND access_key_id = $4",
+        )
+        .bind(i64::from(active))
+        .bind(account_id)
+        .bind(user_name)
+        .bind(access_key_id)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn record_key_use(&self, access_key_id: &str, used: &KeyLastUsed) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE access_keys SET last_used_at = $1, last_used_service = $2, last_used_region = $3
+             WHERE access_key_id = $4",
+        )
+        .bind(used.at)
+        .bind(&used.service)
+        .bind(&used.region)
+        .bind(access_key_id)
+        .execute_locked(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn key_last_used(&self, access_key_id: &str) -> StoreResult<Option<KeyLastUsed>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => last_used_from_row(&row),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_entity(&self, entity: &IamEntity) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO iam_entities (account_id, kind, name, entity_id, details, revision, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&entity.account_id)
+        .bind(&entity.kind)
+        .bind(&entity.name)
+        .bind(&entity.entity_id)
+        .bind(&entity.details)
+        .bind(entity.revision)
+        .bind(entity.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict(&entity.name))?;
+        bump_generation(&mut tx, &entity.account_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn entity(
+        &self,
+        account_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<IamEntity>> {
+        sqlx::query("SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3")
+            .bind(account_id)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(entity_from_row)
+            .transpose()
+    }
+
+    async fn entities(&self, account_id: &str, kind: &str) -> StoreResult<Vec<IamEntity>> {
+        sqlx::query("SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 ORDER BY name")
+            .bind(account_id)
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(entity_from_row)
+            .collect()
+    }
+
+    async fn update_entity(&self, entity: &IamEntity) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE iam_entities SET details = $1, revision = revision + 1
+             WHERE account_id = $2 AND kind = $3 AND name = $4 AND revision = $5",
+        )
+        .bind(&entity.details)
+        .bind(&entity.account_id)
+        .bind(&entity.kind)
+        .bind(&entity.name)
+        .bind(entity.revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        bump_generation(&mut tx, &entity.account_id).await?;
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sts_sessions (access_key_id, secret_access_key, session_token, account_id,
+                 user_name, role_name, session_name, details, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&session.access_key_id)
+        .bind(&session.secret_access_key)
+        .bind(&session.session_token)
+        .bind(&session.account_id)
+        .bind(&session.user_name)
+        .bind(&session.role_name)
+        .bind(&session.session_name)
+        .bind(&session.details)
+        .bind(session.expires_at)
+        .bind(session.created_at)
+        .execute_locked(&self.pool)
+        .await
+        .map_err(conflict(&session.access_key_id))?;
+        Ok(())
+    }
+
+    async fn session(&self, access_key_id: &str) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sts_sessions WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionRecord {
+            access_key_id: row.try_get("access_key_id")?,
+            secret_access_key: row.try_get("secret_access_key")?,
+            session_token: row.try_get("session_token")?,
+            account_id: row.try_get("account_id")?,
+            user_name: row.try_get("user_name")?,
+            role_name: row.try_get("role_name")?,
+            session_name: row.try_get("session_name")?,
+            details: row.try_get("details")?,
+            expires_at: row.try_get("expires_at")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM sts_sessions WHERE expires_at < $1")
+                .bind(now)
+                .execute_locked(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn delete_entity(
+        &self,
+        account_id: &str,
+        kind: &str,
+        name: &str,
+        revision: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3 AND revision = $4",
+        )
+        .bind(account_id)
+        .bind(kind)
+        .bind(name)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        bump_generation(&mut tx, account_id).await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+}

@@ -1,0 +1,325 @@
+//! [`ImageIndex`] for the PostgreSQL backend (tables from `0003_images.sql`, rebuilt by `0029_bundled_images.sql`).
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::snapshots::SNAPSHOT_EXISTS;
+use super::{PostgresStore, insert_resource_tx, require_tx, tag_new_resource_tx};
+use crate::images::{Image, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage};
+use crate::postgres::ExecuteLocked;
+use crate::{StoreError, StoreResult, TagPair};
+
+/// A query for every image column plus its launch permissions as one JSON
+/// array (so a listing is one query however many images are shared),
+/// followed by `$rest`.
+macro_rules! select_images {
+    ($rest:literal) => {
+        concat!(
+            "SELECT i.*,
+                (SELECT json_agg(account_id ORDER BY account_id)::TEXT
+                 FROM image_launch_permissions p
+                 WHERE p.image_id = i.image_id) AS launch_permissions
+             FROM images i ",
+            $rest
+        )
+    };
+}
+
+const IMAGE_EXISTS: &str = "SELECT 1::BIGINT FROM images WHERE image_id = $1";
+
+fn image_from_row(row: &PgRow) -> StoreResult<Image> {
+    let size: i64 = row.try_get("size")?;
+    let permissions: Option<String> = row.try_get("launch_permissions")?;
+    let block_device_mappings: String = row.try_get("block_device_mappings")?;
+    let launch_permissions = match permissions {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("launch permissions: {e}")))?,
+    };
+    Ok(Image {
+        image_id: row.try_get("image_id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        image_type: row.try_get("image_type")?,
+        architecture: row.try_get("architecture")?,
+        virtualization_type: row.try_get("virtualization_type")?,
+        root_device_name: row.try_get("root_device_name")?,
+        root_device_type: row.try_get("root_device_type")?,
+        kernel_id: row.try_get("kernel_id")?,
+        ramdisk_id: row.try_get("ramdisk_id")?,
+        location: row.try_get("location")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("object_key")?,
+        size: u64::try_from(size)
+            .map_err(|_| StoreError::Corrupt(format!("negative image size {size}")))?,
+        etag: row.try_get("etag")?,
+        disk_format: row.try_get("disk_format")?,
+        state: row.try_get("state")?,
+        is_public: row.try_get::<i64, _>("is_public")? != 0,
+        created_at: row.try_get("created_at")?,
+        launch_permissions,
+        block_device_mappings: serde_json::from_str(&block_device_mappings)
+            .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?,
+        state_reason: match (
+            row.try_get::<Option<String>, _>("state_reason_code")?,
+            row.try_get::<Option<String>, _>("state_reason_message")?,
+        ) {
+            (Some(code), Some(message)) => Some(StateReason { code, message }),
+            _ => None,
+        },
+        bundle_manifest: row.try_get("bundle_manifest")?,
+    })
+}
+
+async fn add_permissions_tx(
+    tx: &mut Transaction<'static, Postgres>,
+    image_id: &str,
+    accounts: &[String],
+) -> StoreResult<()> {
+    for account in accounts {
+        sqlx::query(
+            "INSERT INTO image_launch_permissions (image_id, account_id) VALUES ($1, $2)
+             ON CONFLICT (image_id, account_id) DO NOTHING",
+        )
+        .bind(image_id)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ImageIndex for PostgresStore {
+    async fn create_image(&self, image: &Image, tags: &[TagPair]) -> StoreResult<()> {
+        let size = i64::try_from(image.size)
+            .map_err(|_| StoreError::Corrupt(format!("image size {} out of range", image.size)))?;
+        let mut tx = self.write_tx().await?;
+        let name_taken: Option<String> =
+            sqlx::query_scalar("SELECT image_id FROM images WHERE account_id = $1 AND name = $2")
+                .bind(&image.account_id)
+                .bind(&image.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if name_taken.is_some() {
+            return Err(StoreError::Conflict(image.name.clone()));
+        }
+        // In the same transaction as the insert, so a snapshot cannot be
+        // deleted between this check and the image naming it.
+        for snapshot_id in image
+            .block_device_mappings
+            .iter()
+            .filter_map(|m| m.snapshot_id.as_deref())
+        {
+            require_tx(&mut tx, SNAPSHOT_EXISTS, snapshot_id).await?;
+        }
+        let mappings = serde_json::to_string(&image.block_device_mappings)
+            .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?;
+        insert_resource_tx(
+            &mut tx,
+            &image.image_id,
+            &image.account_id,
+            "image",
+            image.created_at,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
+                virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
+                location, bucket, object_key, size, etag, disk_format, state, is_public, created_at,
+                block_device_mappings, state_reason_code, state_reason_message, bundle_manifest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+        )
+        .bind(&image.image_id)
+        .bind(&image.account_id)
+        .bind(&image.name)
+        .bind(&image.description)
+        .bind(&image.image_type)
+        .bind(&image.architecture)
+        .bind(&image.virtualization_type)
+        .bind(&image.root_device_name)
+        .bind(&image.root_device_type)
+        .bind(&image.kernel_id)
+        .bind(&image.ramdisk_id)
+        .bind(&image.location)
+        .bind(&image.bucket)
+        .bind(&image.key)
+        .bind(size)
+        .bind(&image.etag)
+        .bind(&image.disk_format)
+        .bind(&image.state)
+        .bind(i64::from(image.is_public))
+        .bind(image.created_at)
+        .bind(&mappings)
+        .bind(image.state_reason.as_ref().map(|r| r.code.as_str()))
+        .bind(image.state_reason.as_ref().map(|r| r.message.as_str()))
+        .bind(&image.bundle_manifest)
+        .execute(&mut *tx)
+        .await?;
+        add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
+        tag_new_resource_tx(&mut tx, &image.account_id, &image.image_id, tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn image(&self, image_id: &str) -> StoreResult<Option<Image>> {
+        sqlx::query(select_images!("WHERE i.image_id = $1"))
+            .bind(image_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(image_from_row)
+            .transpose()
+    }
+
+    async fn images_visible_to(&self, account_id: &str) -> StoreResult<Vec<Image>> {
+        sqlx::query(select_images!(
+            "WHERE i.account_id = $1 OR i.is_public = 1
+               OR EXISTS (SELECT 1 FROM image_launch_permissions p
+                          WHERE p.image_id = i.image_id AND p.account_id = $1)
+             ORDER BY i.image_id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(image_from_row)
+        .collect()
+    }
+
+    async fn delete_image(&self, account_id: &str, image_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM images WHERE account_id = $1 AND image_id = $2")
+            .bind(account_id)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM resources WHERE account_id = $1 AND resource_id = $2")
+                .bind(account_id)
+                .bind(image_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn set_image_state(&self, image_id: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE images SET state = $1 WHERE image_id = $2 AND state = $3")
+            .bind(to)
+            .bind(image_id)
+            .bind(from)
+            .execute_locked(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn images_in_state(&self, state: &str) -> StoreResult<Vec<Image>> {
+        sqlx::query(select_images!("WHERE i.state = $1 ORDER BY i.image_id"))
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(image_from_row)
+            .collect()
+    }
+
+    async fn complete_pending_image(
+        &self,
+        image_id: &str,
+        unbundled: &UnbundledImage,
+    ) -> StoreResult<bool> {
+        let size = i64::try_from(unbundled.size)
+            .map_err(|_| StoreError::Corrupt(format!("image size {}", unbundled.size)))?;
+        let done = sqlx::query(
+            "UPDATE images SET state = 'available', bucket = $1, object_key = $2, size = $3, etag = $4,
+                disk_format = $5 WHERE image_id = $6 AND state = 'pending'",
+        )
+        .bind(&unbundled.bucket)
+        .bind(&unbundled.key)
+        .bind(size)
+        .bind(&unbundled.etag)
+        .bind(&unbundled.disk_format)
+        .bind(image_id)
+        .execute_locked(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn fail_pending_image(&self, image_id: &str, reason: &StateReason) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE images SET state = 'failed', state_reason_code = $1, state_reason_message = $2
+             WHERE image_id = $3 AND state = 'pending'",
+        )
+        .bind(&reason.code)
+        .bind(&reason.message)
+        .bind(image_id)
+        .execute_locked(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_image_description(
+        &self,
+        image_id: &str,
+        description: Option<&str>,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query("UPDATE images SET description = $1 WHERE image_id = $2")
+            .bind(description)
+            .bind(image_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound(image_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn change_launch_permissions(
+        &self,
+        image_id: &str,
+        change: &LaunchPermissionChange,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
+        add_permissions_tx(&mut tx, image_id, &change.add).await?;
+        for account in &change.remove {
+            sqlx::query(
+                "DELETE FROM image_launch_permissions WHERE image_id = $1 AND account_id = $2",
+            )
+            .bind(image_id)
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(public) = change.public {
+            sqlx::query("UPDATE images SET is_public = $1 WHERE image_id = $2")
+                .bind(i64::from(public))
+                .bind(image_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reset_launch_permissions(&self, image_id: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
+        sqlx::query("DELETE FROM image_launch_permissions WHERE image_id = $1")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE images SET is_public = 0 WHERE image_id = $1")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! [`InstanceIndex`] on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{
+    PostgresStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx,
+    tag_new_resource_tx,
+};
+use crate::StoreResult;
+use crate::instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
+use crate::postgres::ExecuteLocked;
+
+fn instance_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<InstanceRecord> {
+    Ok(InstanceRecord {
+        instance_id: row.try_get("instance_id")?,
+        reservation_id: row.try_get("reservation_id")?,
+        account_id: row.try_get("account_id")?,
+        launch_index: row.try_get("launch_index")?,
+        node_id: row.try_get("node_id")?,
+        zone: row.try_get("zone")?,
+        network_id: row.try_get("network_id")?,
+        private_ip: row.try_get("private_ip")?,
+        mac: row.try_get("mac")?,
+        state: row.try_get("state")?,
+        desired: row.try_get("desired")?,
+        generation: row.try_get("generation")?,
+        revision: row.try_get("revision")?,
+        details: row.try_get("details")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        terminated_at: row.try_get("terminated_at")?,
+    })
+}
+
+fn reservation_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<Reservation> {
+    Ok(Reservation {
+        reservation_id: row.try_get("reservation_id")?,
+        account_id: row.try_get("account_id")?,
+        client_token: row.try_get("client_token")?,
+        request_hash: row.try_get("request_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl InstanceIndex for PostgresStore {
+    async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()> {
+        let Launch {
+            reservation,
+            instances,
+            volumes,
+            groups,
+            tags,
+            volume_tags,
+            interfaces,
+            interface_tags,
+        } = *launch;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&reservation.reservation_id)
+        .bind(&reservation.account_id)
+        .bind(&reservation.client_token)
+        .bind(&reservation.request_hash)
+        .bind(reservation.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict("client token"))?;
+        for instance in instances {
+            insert_resource_tx(
+                &mut tx,
+                &instance.instance_id,
+                &instance.account_id,
+                "instance",
+                instance.created_at,
+            )
+            .await?;
+            sqlx::query(
+                "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
+                   zone, network_id, private_ip, mac, state, desired, generation, revision, details,
+                   created_at, updated_at, terminated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(&instance.instance_id)
+            .bind(&instance.reservation_id)
+            .bind(&instance.account_id)
+            .bind(instance.launch_index)
+            .bind(&instance.node_id)
+            .bind(&instance.zone)
+            .bind(&instance.network_id)
+            .bind(&instance.private_ip)
+            .bind(&instance.mac)
+            .bind(&instance.state)
+            .bind(&instance.desired)
+            .bind(instance.generation)
+            .bind(instance.revision)
+            .bind(&instance.details)
+            .bind(instance.created_at)
+            .bind(instance.updated_at)
+            .bind(instance.terminated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("private address or MAC"))?;
+        }
+        for volume in volumes {
+            super::volumes::insert_volume_tx(&mut tx, volume).await?;
+            tag_new_resource_tx(&mut tx, &volume.account_id, &volume.volume_id, volume_tags)
+                .await?;
+        }
+        for (instance_id, interface_id) in interfaces {
+            insert_resource_tx(
+                &mut tx,
+                interface_id,
+                &reservation.account_id,
+                "network-interface",
+                reservation.created_at,
+            )
+            .await?;
+            sqlx::query(
+                "INSERT INTO instance_interfaces (interface_id, instance_id) VALUES ($1, $2)",
+            )
+            .bind(interface_id)
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+            tag_new_resource_tx(
+                &mut tx,
+                &reservation.account_id,
+                interface_id,
+                interface_tags,
+            )
+            .await?;
+        }
+        if !groups.is_empty() {
+            for instance in instances {
+                super::network::write_instance_groups_tx(&mut tx, &instance.instance_id, groups)
+                    .await?;
+            }
+            super::network::bump_generation(&mut tx).await?;
+        }
+        if !tags.is_empty() {
+            let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+            put_tags_tx(&mut tx, &reservation.account_id, &ids, tags).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reservation_by_client_token(
+        &self,
+        account_id: &str,
+        client_token: &str,
+    ) -> StoreResult<Option<Reservation>> {
+        sqlx::query("SELECT * FROM reservations WHERE account_id = $1 AND client_token = $2")
+            .bind(account_id)
+            .bind(client_token)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(reservation_from_row)
+            .transpose()
+    }
+
+    async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
+        sqlx::query("SELECT * FROM instances WHERE instance_id = $1")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(instance_from_row)
+            .transpose()
+    }
+
+    async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
+        self.rows_of(
+            account_id,
+            "SELECT * FROM instances WHERE account_id = $1
+             ORDER BY created_at, reservation_id, launch_index",
+            "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
+        )
+        .await?
+        .iter()
+        .map(instance_from_row)
+        .collect()
+    }
+
+    async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE instances SET node_id = $1, zone = $2, network_id = $3, private_ip = $4, mac = $5,
+               state = $6, desired = $7, generation = $8, revision = revision + 1, details = $9,
+               updated_at = $10, terminated_at = $11
+             WHERE instance_id = $12 AND revision = $13",
+        )
+        .bind(&record.node_id)
+        .bind(&record.zone)
+        .bind(&record.network_id)
+        .bind(&record.private_ip)
+        .bind(&record.mac)
+        .bind(&record.state)
+        .bind(&record.desired)
+        .bind(record.generation)
+        .bind(&record.details)
+        .bind(record.updated_at)
+        .bind(record.terminated_at)
+        .bind(&record.instance_id)
+        .bind(record.revision)
+        .execute_locked(&self.pool)
+        .await
+        .map_err(conflict("private address or MAC"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_instance(&self, instance_id: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let reservation: Option<String> =
+            sqlx::query_scalar("SELECT reservation_id FROM instances WHERE instance_id = $1")
+                .bind(instance_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query(
+            "DELETE FROM resources WHERE resource_type = 'network-interface' AND resource_id IN
+               (SELECT interface_id FROM instance_interfaces WHERE instance_id = $1)",
+        )
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM instances WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        delete_resource_tx(&mut tx, instance_id, "instance").await?;
+        if let Some(reservation) = reservation {
+            sqlx::query(
+                "DELETE FROM reservations WHERE reservation_id = $1
+                   AND NOT EXISTS (SELECT 1::BIGINT FROM instances WHERE reservation_id = $2)",
+            )
+            .bind(&reservation)
+            .bind(&reservation)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT private_ip FROM instances WHERE network_id = $1 AND terminated_at IS NULL",
+        )
+        .bind(network_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

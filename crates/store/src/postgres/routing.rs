@@ -1,0 +1,596 @@
+//! [`RoutingIndex`] on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{
+    PostgresStore, conflict, delete_resource_tx, insert_resource_tx, is_foreign_key_violation,
+    require_tx, tag_new_resource_tx,
+};
+use crate::postgres::ExecuteLocked;
+use crate::routing::{
+    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
+    RoutingIndex,
+};
+use crate::{StoreError, StoreResult, TagPair, UnixMillis};
+
+const VPC_EXISTS: &str = "SELECT 1::BIGINT FROM vpcs WHERE vpc_id = $1";
+const TABLE_EXISTS: &str = "SELECT 1::BIGINT FROM route_tables WHERE route_table_id = $1";
+const SUBNET_EXISTS: &str = "SELECT 1::BIGINT FROM subnets WHERE subnet_id = $1";
+
+fn gateway_from_row(row: &PgRow) -> StoreResult<InternetGateway> {
+    Ok(InternetGateway {
+        internet_gateway_id: row.try_get("internet_gateway_id")?,
+        account_id: row.try_get("account_id")?,
+        vpc_id: row.try_get("vpc_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn route_from_row(row: &PgRow) -> StoreResult<Route> {
+    let kind: String = row.try_get("target_kind")?;
+    let id: String = row.try_get("target_id")?;
+    Ok(Route {
+        destination: row.try_get("destination")?,
+        target: RouteTarget::from_parts(&kind, &id)
+            .ok_or_else(|| StoreError::Corrupt(format!("route target kind {kind:?}")))?,
+        with_table: row.try_get::<String, _>("origin")? == "CreateRouteTable",
+    })
+}
+
+fn association_from_row(row: &PgRow) -> StoreResult<RouteTableAssociation> {
+    Ok(RouteTableAssociation {
+        association_id: row.try_get("association_id")?,
+        route_table_id: row.try_get("route_table_id")?,
+        vpc_id: row.try_get("vpc_id")?,
+        subnet_id: row.try_get("subnet_id")?,
+    })
+}
+
+fn nat_from_row(row: &PgRow) -> StoreResult<NatGateway> {
+    Ok(NatGateway {
+        nat_gateway_id: row.try_get("nat_gateway_id")?,
+        account_id: row.try_get("account_id")?,
+        vpc_id: row.try_get("vpc_id")?,
+        subnet_id: row.try_get("subnet_id")?,
+        allocation_id: row.try_get("allocation_id")?,
+        public_ip: row.try_get("public_ip")?,
+        private_ip: row.try_get("private_ip")?,
+        interface_id: row.try_get("interface_id")?,
+        state: row.try_get("state")?,
+        client_token: row.try_get("client_token")?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+async fn insert_gateway(
+    tx: &mut Transaction<'static, Postgres>,
+    gateway: &InternetGateway,
+) -> StoreResult<()> {
+    insert_resource_tx(
+        tx,
+        &gateway.internet_gateway_id,
+        &gateway.account_id,
+        "internet-gateway",
+        gateway.created_at,
+    )
+    .await?;
+    if let Some(vpc_id) = &gateway.vpc_id {
+        require_tx(tx, VPC_EXISTS, vpc_id).await?;
+    }
+    sqlx::query(
+        "INSERT INTO internet_gateways (internet_gateway_id, account_id, vpc_id, created_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&gateway.internet_gateway_id)
+    .bind(&gateway.account_id)
+    .bind(&gateway.vpc_id)
+    .bind(gateway.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(format!(
+        "VPC {} already has an internet gateway",
+        gateway.vpc_id.as_deref().unwrap_or_default()
+    )))?;
+    Ok(())
+}
+
+async fn insert_route(
+    tx: &mut Transaction<'static, Postgres>,
+    route_table_id: &str,
+    route: &Route,
+) -> StoreResult<()> {
+    let (kind, id) = route.target.parts();
+    let position: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(position), -1) + 1 FROM routes WHERE route_table_id = $1",
+    )
+    .bind(route_table_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO routes (route_table_id, destination, target_kind, target_id, origin, position)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(route_table_id)
+    .bind(&route.destination)
+    .bind(kind)
+    .bind(id)
+    .bind(origin(route))
+    .bind(position)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(route.destination.clone()))?;
+    Ok(())
+}
+
+fn origin(route: &Route) -> &'static str {
+    if route.with_table {
+        "CreateRouteTable"
+    } else {
+        "CreateRoute"
+    }
+}
+
+async fn insert_table(
+    tx: &mut Transaction<'static, Postgres>,
+    table: &RouteTable,
+) -> StoreResult<()> {
+    require_tx(tx, VPC_EXISTS, &table.vpc_id).await?;
+    insert_resource_tx(
+        tx,
+        &table.route_table_id,
+        &table.account_id,
+        "route-table",
+        table.created_at,
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO route_tables (route_table_id, account_id, vpc_id, created_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&table.route_table_id)
+    .bind(&table.account_id)
+    .bind(&table.vpc_id)
+    .bind(table.created_at)
+    .execute(&mut **tx)
+    .await?;
+    for route in &table.routes {
+        insert_route(tx, &table.route_table_id, route).await?;
+    }
+    Ok(())
+}
+
+async fn insert_association(
+    tx: &mut Transaction<'static, Postgres>,
+    association: &RouteTableAssociation,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO route_table_associations (association_id, route_table_id, vpc_id, subnet_id)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&association.association_id)
+    .bind(&association.route_table_id)
+    .bind(&association.vpc_id)
+    .bind(&association.subnet_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict(
+        association
+            .subnet_id
+            .clone()
+            .unwrap_or_else(|| association.vpc_id.clone()),
+    ))?;
+    Ok(())
+}
+
+impl PostgresStore {
+    /// The tables `rows` selects, with their routes and associations.
+    async fn complete_tables(&self, rows: Vec<PgRow>) -> StoreResult<Vec<RouteTable>> {
+        let mut tables = Vec::with_capacity(rows.len());
+        for row in rows {
+            let route_table_id: String = row.try_get("route_table_id")?;
+            let routes =
+                sqlx::query("SELECT * FROM routes WHERE route_table_id = $1 ORDER BY position")
+                    .bind(&route_table_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(route_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+            let associations = sqlx::query(
+                "SELECT * FROM route_table_associations WHERE route_table_id = $1
+                 ORDER BY association_id",
+            )
+            .bind(&route_table_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(association_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+            tables.push(RouteTable {
+                account_id: row.try_get("account_id")?,
+                vpc_id: row.try_get("vpc_id")?,
+                created_at: row.try_get("created_at")?,
+                route_table_id,
+                routes,
+                associations,
+            });
+        }
+        Ok(tables)
+    }
+
+    async fn main_table_of(&self, vpc_id: &str) -> StoreResult<Option<RouteTable>> {
+        let rows = sqlx::query(
+            "SELECT t.* FROM route_tables t JOIN route_table_associations a
+               ON a.route_table_id = t.route_table_id
+             WHERE a.vpc_id = $1 AND a.subnet_id IS NULL",
+        )
+        .bind(vpc_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.complete_tables(rows).await?.into_iter().next())
+    }
+}
+
+#[async_trait]
+impl RoutingIndex for PostgresStore {
+    async fn ensure_main_route_table(
+        &self,
+        main: &RouteTable,
+        gateway: Option<&InternetGateway>,
+    ) -> StoreResult<RouteTable> {
+        if let Some(existing) = self.main_table_of(&main.vpc_id).await? {
+            return Ok(existing);
+        }
+        let mut tx = self.write_tx().await?;
+        // Another request may have made it between the read and the lock.
+        let made: Option<i64> = sqlx::query_scalar(
+            "SELECT 1::BIGINT FROM route_table_associations WHERE vpc_id = $1 AND subnet_id IS NULL",
+        )
+        .bind(&main.vpc_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if made.is_none() {
+            if let Some(gateway) = gateway {
+                insert_gateway(&mut tx, gateway).await?;
+            }
+            insert_table(&mut tx, main).await?;
+            for association in &main.associations {
+                insert_association(&mut tx, association).await?;
+            }
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        self.main_table_of(&main.vpc_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(main.vpc_id.clone()))
+    }
+
+    async fn create_internet_gateway(
+        &self,
+        gateway: &InternetGateway,
+        tags: &[TagPair],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_gateway(&mut tx, gateway).await?;
+        tag_new_resource_tx(
+            &mut tx,
+            &gateway.account_id,
+            &gateway.internet_gateway_id,
+            tags,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn internet_gateways(&self, account_id: &str) -> StoreResult<Vec<InternetGateway>> {
+        sqlx::query(
+            "SELECT * FROM internet_gateways WHERE account_id = $1 ORDER BY internet_gateway_id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(gateway_from_row)
+        .collect()
+    }
+
+    async fn internet_gateway(&self, gateway_id: &str) -> StoreResult<Option<InternetGateway>> {
+        sqlx::query("SELECT * FROM internet_gateways WHERE internet_gateway_id = $1")
+            .bind(gateway_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(gateway_from_row)
+            .transpose()
+    }
+
+    async fn attach_internet_gateway(&self, gateway_id: &str, vpc_id: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(
+            &mut tx,
+            "SELECT 1::BIGINT FROM internet_gateways WHERE internet_gateway_id = $1",
+            gateway_id,
+        )
+        .await?;
+        require_tx(&mut tx, VPC_EXISTS, vpc_id).await?;
+        let updated = sqlx::query(
+            "UPDATE internet_gateways SET vpc_id = $1 WHERE internet_gateway_id = $2 AND vpc_id IS NULL",
+        )
+        .bind(vpc_id)
+        .bind(gateway_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict(vpc_id))?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::Conflict(gateway_id.to_owned()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn detach_internet_gateway(&self, gateway_id: &str, vpc_id: &str) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE internet_gateways SET vpc_id = NULL WHERE internet_gateway_id = $1 AND vpc_id = $2",
+        )
+        .bind(gateway_id)
+        .bind(vpc_id)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn delete_internet_gateway(&self, gateway_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let attached: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT vpc_id FROM internet_gateways WHERE internet_gateway_id = $1",
+        )
+        .bind(gateway_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match attached {
+            None => Ok(false),
+            Some(Some(vpc_id)) => Err(StoreError::Conflict(vpc_id)),
+            Some(None) => {
+                delete_resource_tx(&mut tx, gateway_id, "internet-gateway").await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn create_route_table(&self, table: &RouteTable, tags: &[TagPair]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_table(&mut tx, table).await?;
+        tag_new_resource_tx(&mut tx, &table.account_id, &table.route_table_id, tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn route_tables(&self, account_id: &str) -> StoreResult<Vec<RouteTable>> {
+        let rows =
+            sqlx::query("SELECT * FROM route_tables WHERE account_id = $1 ORDER BY route_table_id")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        self.complete_tables(rows).await
+    }
+
+    async fn route_table(&self, route_table_id: &str) -> StoreResult<Option<RouteTable>> {
+        let rows = sqlx::query("SELECT * FROM route_tables WHERE route_table_id = $1")
+            .bind(route_table_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.complete_tables(rows).await?.into_iter().next())
+    }
+
+    async fn delete_route_table(&self, route_table_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let associated: Option<String> = sqlx::query_scalar(
+            "SELECT association_id FROM route_table_associations WHERE route_table_id = $1 LIMIT 1",
+        )
+        .bind(route_table_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(association) = associated {
+            return Err(StoreError::Conflict(association));
+        }
+        let exists: Option<i64> = sqlx::query_scalar(TABLE_EXISTS)
+            .bind(route_table_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        delete_resource_tx(&mut tx, route_table_id, "route-table").await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_route(&self, route_table_id: &str, route: &Route) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(&mut tx, TABLE_EXISTS, route_table_id).await?;
+        insert_route(&mut tx, route_table_id, route).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_route(&self, route_table_id: &str, route: &Route) -> StoreResult<bool> {
+        let (kind, id) = route.target.parts();
+        let updated = sqlx::query(
+            "UPDATE routes SET target_kind = $1, target_id = $2, origin = $3
+             WHERE route_table_id = $4 AND destination = $5",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(origin(route))
+        .bind(route_table_id)
+        .bind(&route.destination)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn delete_route(&self, route_table_id: &str, destination: &str) -> StoreResult<bool> {
+        let deleted =
+            sqlx::query("DELETE FROM routes WHERE route_table_id = $1 AND destination = $2")
+                .bind(route_table_id)
+                .bind(destination)
+                .execute_locked(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn associate_route_table(&self, association: &RouteTableAssociation) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        require_tx(&mut tx, TABLE_EXISTS, &association.route_table_id).await?;
+        if let Some(subnet_id) = &association.subnet_id {
+            require_tx(&mut tx, SUBNET_EXISTS, subnet_id).await?;
+        }
+        insert_association(&mut tx, association).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_route_table_association(
+        &self,
+        association_id: &str,
+        route_table_id: &str,
+        new_association_id: &str,
+    ) -> StoreResult<Option<RouteTableAssociation>> {
+        let mut tx = self.write_tx().await?;
+        let Some(old) =
+            sqlx::query("SELECT * FROM route_table_associations WHERE association_id = $1")
+                .bind(association_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(association_from_row)
+                .transpose()?
+        else {
+            return Ok(None);
+        };
+        require_tx(&mut tx, TABLE_EXISTS, route_table_id).await?;
+        sqlx::query("DELETE FROM route_table_associations WHERE association_id = $1")
+            .bind(association_id)
+            .execute(&mut *tx)
+            .await?;
+        let new = RouteTableAssociation {
+            association_id: new_association_id.to_owned(),
+            route_table_id: route_table_id.to_owned(),
+            ..old
+        };
+        insert_association(&mut tx, &new).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    async fn disassociate_route_table(
+        &self,
+        association_id: &str,
+    ) -> StoreResult<Option<RouteTableAssociation>> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM route_table_associations
+             WHERE association_id = $1 AND subnet_id IS NOT NULL RETURNING *",
+        )
+        .bind(association_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(association_from_row)
+        .transpose()?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn create_nat_gateway(&self, gateway: &NatGateway, tags: &[TagPair]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_resource_tx(
+            &mut tx,
+            &gateway.nat_gateway_id,
+            &gateway.account_id,
+            "natgateway",
+            gateway.created_at,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO nat_gateways (nat_gateway_id, account_id, vpc_id, subnet_id, allocation_id,
+               public_ip, private_ip, interface_id, state, client_token, created_at, deleted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&gateway.nat_gateway_id)
+        .bind(&gateway.account_id)
+        .bind(&gateway.vpc_id)
+        .bind(&gateway.subnet_id)
+        .bind(&gateway.allocation_id)
+        .bind(&gateway.public_ip)
+        .bind(&gateway.private_ip)
+        .bind(&gateway.interface_id)
+        .bind(&gateway.state)
+        .bind(&gateway.client_token)
+        .bind(gateway.created_at)
+        .bind(gateway.deleted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(gateway.account_id.clone())
+            } else {
+                conflict(gateway.allocation_id.clone())(e)
+            }
+        })?;
+        tag_new_resource_tx(&mut tx, &gateway.account_id, &gateway.nat_gateway_id, tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn nat_gateways(&self, account_id: &str) -> StoreResult<Vec<NatGateway>> {
+        sqlx::query("SELECT * FROM nat_gateways WHERE account_id = $1 ORDER BY nat_gateway_id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(nat_from_row)
+            .collect()
+    }
+
+    async fn nat_gateway(&self, nat_gateway_id: &str) -> StoreResult<Option<NatGateway>> {
+        sqlx::query("SELECT * FROM nat_gateways WHERE nat_gateway_id = $1")
+            .bind(nat_gateway_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(nat_from_row)
+            .transpose()
+    }
+
+    async fn set_nat_gateway_state(
+        &self,
+        nat_gateway_id: &str,
+        from: &str,
+        to: &str,
+        deleted_at: Option<UnixMillis>,
+    ) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE nat_gateways SET state = $1, deleted_at = COALESCE($2, deleted_at)
+             WHERE nat_gateway_id = $3 AND state = $4",
+        )
+        .bind(to)
+        .bind(deleted_at)
+        .bind(nat_gateway_id)
+        .bind(from)
+        .execute_locked(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+}
