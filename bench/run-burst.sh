@@ -89,13 +89,13 @@ run_sim() {
         curl -fsS -o /dev/null "http://127.0.0.1:$port/_mallee/health" 2>/dev/null && break
         sleep 0.1
     done
-    token="$("$bin" admin node token create --zone mallee-1a --data-dir "$work/controller")"
+    token="$("$bin" admin node token create --zone mallee-1a --data-dir "$work/controller" 2>/dev/null)"
     "$bin" node join "https://127.0.0.1:$node_port" --simulate --simulate-boot-ms "$BOOT_MS" \
         --token "$token" --data-dir "$work/node" --listen "127.0.0.1:$(free_port)" \
         --node-cores 4000 --node-memory-mib 2000000 --node-disk-gib 100000 >"$work/node.log" 2>&1 &
     SIM_PIDS+=("$!")
     for _ in $(seq 1 300); do
-        grep -q "simulated node agent running" "$work/node.log" && break
+        grep -qs "simulated node agent running" "$work/node.log" && break
         sleep 0.1
     done
     sleep 1 # its registration reaches the controller
