@@ -13,12 +13,12 @@
 //!
 //! Locking is per VPC, so launches in different VPCs set up their networks
 //! at the same time: each VPC has a slot (a read-write lock over its
-//! network, `None` while it has none). Plugs share the slot's read lock
-//! (within the VPC, [`NodeNetwork`] group-commits their changes); making
-//! the network (first plug) and removing it (last unplug) take the write
-//! lock, so a namespace is made once and never removed under a plug. The
-//! firewall policy and the overlay are replaced one at a time and applied
-//! to each VPC under its read lock.
+//! network, `None` while it has none). Plugs and unplugs share the slot's
+//! read lock (within the VPC, [`NodeNetwork`] group-commits their
+//! changes); making the network (first plug) and removing it (last unplug)
+//! take the write lock, so a namespace is made once and never removed
+//! under a plug. The firewall policy and the overlay are replaced one at a
+//! time and applied to each VPC under its read lock.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -344,11 +344,23 @@ impl Networks {
         let Some(slot) = lock(&self.vpcs).get(&network_id).cloned() else {
             return Ok(());
         };
+        // Unplugged under the read lock, beside the VPC's other plugs and
+        // unplugs; removing the network takes the write lock, and only if
+        // no plug came in meanwhile.
+        {
+            let held = slot.read().await;
+            let Some(vpc) = held.as_ref() else {
+                return Ok(());
+            };
+            vpc.network.unplug(&tap, &nic.mac).await?;
+            if !vpc.network.ports().await?.is_empty() {
+                return Ok(());
+            }
+        }
         let mut held = slot.write().await;
         let Some(vpc) = held.as_ref() else {
             return Ok(());
         };
-        vpc.network.unplug(&tap, &nic.mac).await?;
         if vpc.network.ports().await?.is_empty() {
             let vpc = held.take().expect("present: looked up under the same lock");
             vpc.metadata_task.abort();
