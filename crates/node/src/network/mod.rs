@@ -373,8 +373,8 @@ impl NodeNetwork {
         self.commit(1).await
     }
 
-    /// Numbers a change that is not in the ports record (security groups,
-    /// overlay): the next commit applies it.
+    /// Numbers a change that is not in the ports record (the overlay): the
+    /// next commit applies it.
     async fn note_change(&self) -> u64 {
         let mut record = self.inner.record.lock().await;
         *record += 1;
@@ -441,8 +441,15 @@ impl NodeNetwork {
             .firewalls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = firewalls;
-        let change = self.note_change().await;
-        self.commit(change).await
+        // The rules alone (one nft transaction), between two commits: a
+        // security-group change must reach the taps within a second, and
+        // every later commit renders the rules with these groups too.
+        let _applying = self.inner.applied.lock().await;
+        let ports = {
+            let _record = self.inner.record.lock().await;
+            self.load_ports().await?
+        };
+        self.apply_rules(&ports).await
     }
 
     /// Replaces the VPC's part of the overlay and makes the bridges, vxlan
