@@ -1,7 +1,7 @@
 //! The routes node agents call on the controller, served on the node
 //! listener (mutual TLS, [`mallee_node_api::tls`]): enrolment, the one
 //! route open to a client without a certificate; registration (and
-//! heartbeats), the bytes of objects nodes boot from (images), and
+//! heartbeats), instance state pushes, the bytes of objects nodes boot from (images), and
 //! snapshot data up and down, for nodes whose certificate the cluster CA
 //! issued and has not revoked. The handshake checks the certificate; each
 //! request checks the revocation set again (a connection may outlive a
@@ -28,7 +28,7 @@ use mallee_node_api::version::{self, Role, VERSION_HEADER};
 use mallee_node_api::{
     ApiAddress, DiskFormat, FORMAT_HEADER, INSTANCE_CREDENTIALS_PATH_PREFIX, InstanceCredentials,
     NodeRegistration, OBJECTS_PATH_PREFIX, REGISTER_PATH, RegistrationAccepted, SHA256_HEADER,
-    SNAPSHOTS_PATH_PREFIX, SnapshotUploaded,
+    SNAPSHOTS_PATH_PREFIX, STATE_PATH, SnapshotUploaded, StateAccepted, StateReport,
 };
 use mallee_pki::{CertInfo, PeerKind};
 use mallee_store::Segment;
@@ -40,7 +40,7 @@ struct NodeRoutes {
 }
 
 /// Routes nodes call: `POST` [`ENROL_PATH`] (no certificate needed), and
-/// for enrolled nodes `POST` [`REGISTER_PATH`], `GET`
+/// for enrolled nodes `POST` [`REGISTER_PATH`] and [`STATE_PATH`], `GET`
 /// [`OBJECTS_PATH_PREFIX`]`{bucket}/{key}` and `PUT`/`GET`
 /// [`SNAPSHOTS_PATH_PREFIX`]`{snapshot}`. Serve it with
 /// [`mallee_node_api::tls::serve`] on a listener with the controller's
@@ -52,6 +52,7 @@ pub fn router(cloud: Arc<Cloud>, blobs: Arc<BlobStore>) -> Router {
     let credentials = format!("{INSTANCE_CREDENTIALS_PATH_PREFIX}{{instance}}");
     let enrolled = Router::new()
         .route(REGISTER_PATH, post(register))
+        .route(STATE_PATH, post(state))
         .route(&objects, get(object))
         .route(&snapshots, put(upload_snapshot).get(download_snapshot))
         .route(&credentials, get(instance_credentials))
@@ -212,6 +213,32 @@ async fn register(
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "could not record the node",
+            )
+        }
+    }
+}
+
+/// A node pushes instance state changes (see `mallee_cloud::node_state`).
+async fn state(
+    State(routes): State<NodeRoutes>,
+    Extension(NodePeer(peer)): Extension<NodePeer>,
+    Json(report): Json<StateReport>,
+) -> Response {
+    use mallee_cloud::node_state::{StateError, observe};
+    let Some(node_id) = peer.name.node_id() else {
+        return plain(StatusCode::FORBIDDEN, "only nodes call these routes");
+    };
+    match observe(&routes.cloud, node_id, &report).await {
+        Ok(applied) => Json(StateAccepted { applied }).into_response(),
+        Err(e @ StateError::NotThisNode { .. }) => {
+            tracing::warn!(error = %e, "state push refused");
+            plain(StatusCode::FORBIDDEN, e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, node = %node_id, "could not record a state push");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the state",
             )
         }
     }

@@ -319,3 +319,27 @@ async fn reqwest_free_plain_get(url: &str) -> Option<String> {
     let text = String::from_utf8_lossy(&out).into_owned();
     text.starts_with("HTTP/").then_some(text)
 }
+
+#[tokio::test]
+async fn a_node_pushes_state_for_itself_only() {
+    use mallee_node_api::push::{HttpStateSink, StateSink};
+    let controller = start().await;
+    let token = controller.token().await;
+    let node = controller.join(&token, "nd-1").await.expect("join");
+    let sink = HttpStateSink::new(&controller.url, NodeTls::new(&node).expect("tls").client);
+    let report = |node_id: &str| mallee_node_api::StateReport {
+        node_id: node_id.into(),
+        generation: 1,
+        instances: vec![mallee_node_api::ObservedInstance {
+            instance_id: "i-0123456789abcdef0".into(),
+            state: mallee_node_api::VmState::Running,
+            generation: 1,
+        }],
+    };
+    // Its own report goes through (nothing to record: no such instance).
+    let accepted = sink.push(report("nd-1")).await.expect("push");
+    assert_eq!(accepted.applied, 0);
+    // Another node's is refused.
+    let refused = sink.push(report("nd-2")).await.expect_err("another node");
+    assert!(refused.to_string().contains("403"), "{refused}");
+}

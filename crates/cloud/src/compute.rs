@@ -18,6 +18,8 @@ pub struct Compute {
     pub placement_lock: tokio::sync::Mutex<()>,
     wake: Notify,
     calls: Mutex<HashSet<String>>,
+    /// Per node: the generation of the latest state push taken.
+    pushed: Mutex<HashMap<String, u64>>,
     /// The firewall policies last applied on each node.
     pub(crate) firewalls: Pushes,
     /// The VXLAN overlays last applied on each node.
@@ -40,6 +42,7 @@ impl Compute {
             placement_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             calls: Mutex::new(HashSet::new()),
+            pushed: Mutex::new(HashMap::new()),
             firewalls: Pushes::default(),
             overlays: Pushes::default(),
             metal: crate::metal::MetalSlot::default(),
@@ -55,6 +58,19 @@ impl Compute {
 
     pub(crate) async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// Whether a state push of `generation` from `node_id` is newer than
+    /// every one taken before (and records it if so).
+    pub(crate) fn accept_push(&self, node_id: &str, generation: u64) -> bool {
+        let mut pushed = self.pushed.lock().expect("push generation lock poisoned");
+        match pushed.get(node_id) {
+            Some(last) if *last >= generation => false,
+            _ => {
+                pushed.insert(node_id.to_owned(), generation);
+                true
+            }
+        }
     }
 
     /// Marks a node call for `instance_id` as running; `false` if one

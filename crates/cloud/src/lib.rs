@@ -34,6 +34,7 @@ pub mod network_acls;
 pub mod network_interfaces;
 pub mod node_calls;
 pub mod node_removal;
+pub mod node_state;
 pub mod node_status;
 pub mod nodes;
 pub mod objects;

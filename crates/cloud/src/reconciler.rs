@@ -22,8 +22,9 @@ use crate::instances::model::{
 
 /// Time between passes when nothing wakes the reconciler.
 const PERIOD: Duration = Duration::from_secs(1);
-/// Time between passes while some instance is between states (nodes do not
-/// push state changes, so this bounds how late `running` shows).
+/// Time between passes while some instance is between states (nodes push
+/// state changes, see [`crate::node_state`]; this bounds how late a change
+/// shows when a push is lost or comes from a node that does not push).
 const BUSY_PERIOD: Duration = Duration::from_millis(200);
 /// Passes between sweeps for public addresses of launches that crashed
 /// before their reservation was stored.
@@ -461,7 +462,9 @@ async fn fetch_reports(cloud: &Arc<Cloud>, nodes: &[Node]) -> HashMap<String, Op
         .collect()
 }
 
-async fn apply(
+/// Carries out `step` for `instance` (a state push records transitions
+/// through it too).
+pub(crate) async fn apply(
     cloud: &Arc<Cloud>,
     node: Option<&Node>,
     mut instance: Instance,

@@ -577,3 +577,124 @@ async fn each_node_gets_the_overlay_of_its_vpcs() {
     .await;
     assert!(node_bob.overlay().generation > refused);
 }
+
+/// Delivers a simulated node's state pushes to the controller in process,
+/// as the node listener's state route does, with the node's own identity.
+struct PushToCloud {
+    cloud: Arc<Cloud>,
+    node_id: String,
+}
+
+#[async_trait::async_trait]
+impl mallee_node_api::push::StateSink for PushToCloud {
+    async fn push(
+        &self,
+        report: mallee_node_api::StateReport,
+    ) -> Result<mallee_node_api::StateAccepted, mallee_node_api::NodeError> {
+        mallee_cloud::node_state::observe(&self.cloud, &self.node_id, &report)
+            .await
+            .map(|applied| mallee_node_api::StateAccepted { applied })
+            .map_err(|e| mallee_node_api::NodeError::Transport(e.to_string()))
+    }
+}
+
+/// Polls the store alone (no reconciler pass) until `id` is in `state`.
+async fn recorded(c: &Cluster, id: &str, state: InstanceState) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if c.instance(id).await.state == state {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn pushed_states_show_without_another_reconciler_pass() {
+    let c = Cluster::new(&[4]).await;
+    let node = &c.nodes[0];
+    let _push = node.push_states(Arc::new(PushToCloud {
+        cloud: c.cloud().clone(),
+        node_id: node.node_id().to_owned(),
+    }));
+    let launched = c
+        .launch(2, 2, ShutdownBehavior::Stop)
+        .await
+        .expect("launch");
+    // One pass sends the specs; no other pass runs: only the node's pushes
+    // can record `running`.
+    reconciler::pass(c.cloud()).await.expect("pass");
+    for id in &launched {
+        assert!(
+            recorded(&c, id, InstanceState::Running).await,
+            "{id} never recorded running"
+        );
+    }
+    // A guest that powers itself off is recorded (stopping, its behaviour)
+    // as promptly.
+    node.guest_poweroff(&launched[0]).expect("poweroff");
+    assert!(recorded(&c, &launched[0], InstanceState::Stopping).await);
+    assert_eq!(c.instance(&launched[1]).await.state, InstanceState::Running);
+}
+
+#[tokio::test]
+async fn a_push_counts_only_for_its_own_node_and_only_when_newer() {
+    let c = Cluster::new(&[4, 4]).await;
+    let launched = c
+        .launch(1, 1, ShutdownBehavior::Stop)
+        .await
+        .expect("launch");
+    let id = launched[0].clone();
+    let home = c.node_of(&id).await.node_id().to_owned();
+    let other = c
+        .nodes
+        .iter()
+        .map(|n| n.node_id().to_owned())
+        .find(|n| *n != home)
+        .expect("two nodes");
+    let generation = c.instance(&id).await.record.generation;
+    let running = |node_id: &str, report_generation: u64| mallee_node_api::StateReport {
+        node_id: node_id.to_owned(),
+        generation: report_generation,
+        instances: vec![mallee_node_api::ObservedInstance {
+            instance_id: id.clone(),
+            state: VmState::Running,
+            generation: u64::try_from(generation).expect("generation"),
+        }],
+    };
+    let observe = mallee_cloud::node_state::observe;
+    // Another node's certificate cannot report for this node.
+    assert!(
+        observe(c.cloud(), &other, &running(&home, 10))
+            .await
+            .is_err()
+    );
+    // Another node cannot report this node's instance as its own.
+    assert_eq!(
+        observe(c.cloud(), &other, &running(&other, 10))
+            .await
+            .expect("push"),
+        0
+    );
+    assert_eq!(c.instance(&id).await.state, InstanceState::Pending);
+    // The right node: recorded once; an older or repeated push changes
+    // nothing.
+    assert_eq!(
+        observe(c.cloud(), &home, &running(&home, 10))
+            .await
+            .expect("push"),
+        1
+    );
+    assert_eq!(c.instance(&id).await.state, InstanceState::Running);
+    let mut failed = running(&home, 9);
+    failed.instances[0].state = VmState::Failed("old news".into());
+    assert_eq!(observe(c.cloud(), &home, &failed).await.expect("push"), 0);
+    assert_eq!(
+        observe(c.cloud(), &home, &running(&home, 10))
+            .await
+            .expect("push"),
+        0
+    );
+    assert_eq!(c.instance(&id).await.state, InstanceState::Running);
+}

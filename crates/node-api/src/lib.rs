@@ -13,6 +13,7 @@
 mod client;
 pub mod enrol;
 mod overlay;
+pub mod push;
 mod server;
 pub mod tls;
 mod types;

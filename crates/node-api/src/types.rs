@@ -776,3 +776,33 @@ pub struct DetachQuery {
     #[serde(default)]
     pub force: bool,
 }
+
+/// Controller path a node posts a [`StateReport`] to the moment the state
+/// of some of its instances changed.
+pub const STATE_PATH: &str = "/_mallee/node/state";
+
+/// What a node pushes to the controller when instances change state: the
+/// instances whose observed state (or generation) changed since its last
+/// accepted push, with a report generation from the same sequence as
+/// [`NodeReport::generation`], so the controller ignores a push older than
+/// one it already took. Sent as JSON to [`STATE_PATH`] over the node's
+/// mutual TLS connection: the node id must be the one its certificate
+/// names, and only that node's instances are taken. A lost push costs
+/// nothing but time: the controller's periodic reconcile reads the same
+/// state from the node's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReport {
+    /// The node reporting.
+    pub node_id: String,
+    /// Report generation (grows with every report or push).
+    pub generation: u64,
+    /// The instances that changed.
+    pub instances: Vec<ObservedInstance>,
+}
+
+/// What the controller answers a [`StateReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateAccepted {
+    /// How many of the instances changed state on the controller.
+    pub applied: usize,
+}

@@ -228,6 +228,9 @@ impl State {
                 vm.boots += 1;
                 vm.state = VmState::Running;
                 vm.console_line(&format!("[sim] {id}: running (boot {})", vm.boots));
+                // As the real agent logs it (what bench/burst.py times the
+                // controller's `running` against).
+                tracing::info!(instance = %id, state = ?vm.state, "instance state");
             }
         }
         self.drive(id);

@@ -478,6 +478,21 @@ impl SimNode {
 
     /// Report generations increase across agent restarts (as the real
     /// agent's, which are timestamps).
+    /// Pushes every state change of its instances to `sink` (the
+    /// controller's state path, as the real agent does) until the node is
+    /// dropped; a crashed agent pushes nothing until it restarts.
+    pub fn push_states(
+        &self,
+        sink: Arc<dyn mallee_node_api::push::StateSink>,
+    ) -> tokio::task::JoinHandle<()> {
+        let changes = self.inner.changes.subscribe();
+        tokio::spawn(mallee_node_api::push::push_loop(
+            Arc::new(self.clone()),
+            sink,
+            changes,
+        ))
+    }
+
     fn next_report_generation(&self) -> u64 {
         let now = u64::try_from(
             std::time::SystemTime::now()
@@ -495,6 +510,24 @@ impl SimNode {
                 Err(current) => last = current,
             }
         }
+    }
+}
+
+impl mallee_node_api::push::StateSource for SimNode {
+    fn node_id(&self) -> String {
+        self.inner.node_id.clone()
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.next_report_generation()
+    }
+
+    fn observed(&self) -> Vec<ObservedInstance> {
+        let state = lock(&self.inner.state);
+        if !state.up {
+            return Vec::new();
+        }
+        state.instances.values().map(Vm::observed).collect()
     }
 }
 

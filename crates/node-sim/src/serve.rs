@@ -5,7 +5,8 @@
 //! registration with a controller: a [`NodeRegistration`] posted to
 //! [`REGISTER_PATH`] until the controller accepts
 //! it (backoff 1 s to 30 s), then again every [`REGISTER_EVERY`] as a
-//! heartbeat. A crashed agent ([`SimNode::crash_agent`]) neither answers
+//! heartbeat; and, as the real agent, a [`mallee_node_api::push`] of
+//! every instance state change to the controller. A crashed agent ([`SimNode::crash_agent`]) neither answers
 //! nor registers; a restarted one registers at once.
 
 use std::net::SocketAddr;
@@ -144,6 +145,12 @@ pub async fn serve(node: SimNode, config: ServeConfig) -> Result<SimServer, Serv
     let mut tasks = vec![server];
     if let Some(controller) = config.controller_url.clone() {
         let http = crate::transfer::controller_client(&tls.client).build()?;
+        tasks.push(
+            node.push_states(Arc::new(mallee_node_api::push::HttpStateSink::new(
+                &controller,
+                tls.client.clone(),
+            ))),
+        );
         tasks.push(tokio::spawn(register_loop(
             node.clone(),
             controller,

@@ -458,6 +458,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         volumes,
         nbd_tls_dir,
         nbd_relays,
+        changes: watch::Sender::new(0),
     });
 
     let instances = Arc::new(Mutex::new(HashMap::new()));
@@ -521,7 +522,16 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle, AgentError> {
         register_http,
         url.clone(),
     ));
-    let mut background = vec![accel_task, register_task];
+    // State changes go to the controller the moment they happen.
+    let push_task = tokio::spawn(mallee_node_api::push::push_loop(
+        agent.clone(),
+        Arc::new(mallee_node_api::push::HttpStateSink::new(
+            &config.controller_url,
+            tls.client.clone(),
+        )),
+        shared.changes.subscribe(),
+    ));
+    let mut background = vec![accel_task, register_task, push_task];
     if let Some(exports) = exports {
         // A daemon that died (or a host that rebooted) is started again
         // on its port: the nodes' NBD clients reconnect.
@@ -788,6 +798,23 @@ fn valid_id(id: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !id.starts_with('.')
+}
+
+impl mallee_node_api::push::StateSource for QemuNodeAgent {
+    fn node_id(&self) -> String {
+        self.node_id.clone()
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.next_report_generation()
+    }
+
+    fn observed(&self) -> Vec<ObservedInstance> {
+        lock(&self.instances)
+            .values()
+            .map(|h| h.snapshot().observed)
+            .collect()
+    }
 }
 
 #[async_trait]

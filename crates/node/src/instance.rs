@@ -122,6 +122,9 @@ pub(crate) struct Shared {
     pub nbd_relays: Arc<NbdRelays>,
     /// A storage host's NBD exports (`None` on a compute node).
     pub exports: Option<Arc<mallee_storage::Exports>>,
+    /// Bumped whenever an instance's record changes, so the state push
+    /// ([`mallee_node_api::push`]) tells the controller at once.
+    pub changes: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -512,6 +515,7 @@ impl Runner {
             }
         }
         self.status.send_replace(snapshot_of(&self.record));
+        self.shared.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Applies a spec of a newer generation (older or equal: nothing).

@@ -10,6 +10,15 @@
 //! the public range, or joined to the zone's public LAN through a host
 //! interface), plus a host nftables table that keeps the bridge's traffic
 //! from being routed anywhere else.
+//!
+//! Locking is per VPC, so launches in different VPCs set up their networks
+//! at the same time: each VPC has a slot (a read-write lock over its
+//! network, `None` while it has none). Plugs and unplugs share the slot's
+//! read lock (within the VPC, [`NodeNetwork`] group-commits their
+//! changes); making the network (first plug) and removing it (last unplug)
+//! take the write lock, so a namespace is made once and never removed
+//! under a plug. The firewall policy and the overlay are replaced one at a
+//! time and applied to each VPC under its read lock.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -21,7 +30,7 @@ use mallee_node_api::{FirewallPolicy, InternetRoute, NicSpec, Overlay};
 use mallee_util::cidr::Ipv4Cidr;
 use mallee_util::process::run;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::firewall::{self, FirewallError};
@@ -73,9 +82,13 @@ struct Vpc {
     metadata_task: JoinHandle<()>,
 }
 
+/// One VPC's place on the node: its network, `None` before the first plug
+/// and after the last unplug.
+type Slot = Arc<RwLock<Option<Vpc>>>;
+
+/// The firewall policy and overlay in force.
 #[derive(Debug)]
-struct State {
-    vpcs: BTreeMap<String, Vpc>,
+struct Settings {
     policy: FirewallPolicy,
     overlay: Overlay,
 }
@@ -88,7 +101,15 @@ pub struct Networks {
     node_id: String,
     firewall_file: PathBuf,
     metadata: Arc<MetadataService>,
-    state: Mutex<State>,
+    /// By network id. A slot, once made, stays (a few bytes per VPC the
+    /// node ever had): were it removed, a caller still holding it and a
+    /// new one could each make the same namespace.
+    vpcs: std::sync::Mutex<BTreeMap<String, Slot>>,
+    /// Read briefly (never held while a slot lock is awaited).
+    settings: std::sync::Mutex<Settings>,
+    /// Held while a new policy or overlay is stored and applied to every
+    /// VPC, so two of them are applied in the order they were accepted.
+    replacing: Mutex<()>,
 }
 
 impl Networks {
@@ -119,33 +140,55 @@ impl Networks {
             node_id: node_id.to_owned(),
             firewall_file,
             metadata,
-            state: Mutex::new(State {
-                vpcs: BTreeMap::new(),
-                policy,
-                overlay,
-            }),
+            vpcs: std::sync::Mutex::new(BTreeMap::new()),
+            settings: std::sync::Mutex::new(Settings { policy, overlay }),
+            replacing: Mutex::new(()),
         };
-        let mut state = networks.state.lock().await;
         for record in vpc_records(&networks.config.state_root) {
             let vpc_config = networks.vpc_config(&record.network_id, Some(record.netns));
-            let firewalls = Arc::new(firewall::by_instance(&state.policy));
-            let part = overlay_part(&state.overlay, &record.network_id)?;
+            let (firewalls, part) = networks.settings_for(&record.network_id)?;
             let network = NodeNetwork::ensure(vpc_config.clone(), firewalls, part).await?;
             if network.ports().await?.is_empty() {
                 NodeNetwork::destroy(&vpc_config).await?;
                 continue;
             }
             let metadata_task = networks.serve_metadata(&network).await?;
-            state.vpcs.insert(
-                record.network_id.clone(),
-                Vpc {
-                    network,
-                    metadata_task,
-                },
-            );
+            let vpc = Vpc {
+                network,
+                metadata_task,
+            };
+            lock(&networks.vpcs)
+                .insert(record.network_id.clone(), Arc::new(RwLock::new(Some(vpc))));
         }
-        drop(state);
         Ok(networks)
+    }
+
+    /// The slot of `network_id`, made empty if it has none.
+    fn slot(&self, network_id: &str) -> Slot {
+        lock(&self.vpcs)
+            .entry(network_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Every slot, by network id.
+    fn slots(&self) -> Vec<(String, Slot)> {
+        lock(&self.vpcs)
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect()
+    }
+
+    /// The security groups and `network_id`'s part of the overlay in force.
+    fn settings_for(
+        &self,
+        network_id: &str,
+    ) -> Result<(Arc<crate::firewall::Firewalls>, Arc<VpcOverlay>), NetworksError> {
+        let settings = lock(&self.settings);
+        Ok((
+            Arc::new(firewall::by_instance(&settings.policy)),
+            overlay_part(&settings.overlay, network_id)?,
+        ))
     }
 
     /// The public network, when the node has one.
@@ -194,17 +237,20 @@ impl Networks {
 
     /// The ids of the networks present now.
     pub async fn network_ids(&self) -> Vec<String> {
-        self.state.lock().await.vpcs.keys().cloned().collect()
+        let mut ids = Vec::new();
+        for (id, slot) in self.slots() {
+            if slot.read().await.is_some() {
+                ids.push(id);
+            }
+        }
+        ids
     }
 
     /// The network of `network_id`, if present.
     pub async fn network(&self, network_id: &str) -> Option<NodeNetwork> {
-        self.state
-            .lock()
-            .await
-            .vpcs
-            .get(network_id)
-            .map(|v| v.network.clone())
+        let slot = lock(&self.vpcs).get(network_id).cloned()?;
+        let vpc = slot.read().await;
+        vpc.as_ref().map(|v| v.network.clone())
     }
 
     /// Plugs `instance_id`'s interface `nic` into its VPC's network (made
@@ -219,51 +265,71 @@ impl Networks {
     ) -> Result<Vec<OsString>, NetworksError> {
         let (network_id, port) = self.port(instance_id, nic, metadata)?;
         let tap = tap_name(instance_id);
-        let mut state = self.state.lock().await;
         if let Some(public) = port.public_ip {
             // The address may have moved here from another VPC.
-            for (id, vpc) in &state.vpcs {
-                if *id != network_id {
+            for (id, slot) in self.slots() {
+                if id != network_id
+                    && let Some(vpc) = slot.read().await.as_ref()
+                {
                     vpc.network.release_public_ip(public).await?;
                 }
             }
         }
-        if !state.vpcs.contains_key(&network_id) {
-            let vpc_config = self.vpc_config(&network_id, None);
-            tokio::fs::create_dir_all(&vpc_config.state_dir)
-                .await
-                .map_err(|source| NetworkError::Io {
-                    path: vpc_config.state_dir.clone(),
-                    source,
-                })?;
-            let record = VpcRecord {
-                network_id: network_id.clone(),
-                netns: vpc_config.netns.clone(),
-            };
-            let json = serde_json::to_vec_pretty(&record).map_err(|e| NetworkError::Io {
-                path: vpc_config.state_dir.join(VPC_FILE),
-                source: std::io::Error::other(e),
-            })?;
-            crate::network::write_file(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
-            let firewalls = Arc::new(firewall::by_instance(&state.policy));
-            let part = overlay_part(&state.overlay, &network_id)?;
-            let network = NodeNetwork::ensure(vpc_config, firewalls, part).await?;
-            let metadata_task = self.serve_metadata(&network).await?;
-            tracing::info!(network = %network_id, netns = network.netns(), "VPC network created");
-            state.vpcs.insert(
-                network_id.clone(),
-                Vpc {
-                    network,
-                    metadata_task,
-                },
-            );
+        let slot = self.slot(&network_id);
+        let mut vpc = slot.read().await;
+        if vpc.is_none() {
+            drop(vpc);
+            let mut made = slot.write().await;
+            if made.is_none() {
+                *made = Some(self.make_vpc(&network_id).await?);
+            }
+            vpc = made.downgrade();
         }
-        let network = state.vpcs[&network_id].network.clone();
+        let network = vpc
+            .as_ref()
+            .expect("made above under the write lock")
+            .network
+            .clone();
         let ip = port.ip;
         network.plug(&tap, port).await?;
         self.metadata
             .register_in(&network_id, ip, instance_id, metadata.clone());
+        drop(vpc);
         Ok(network.exec_prefix())
+    }
+
+    /// Makes the network of `network_id` (called under its slot's write
+    /// lock): its record first, so a purge or restart finds it, then the
+    /// namespace with the policy and overlay in force, and its metadata
+    /// service.
+    async fn make_vpc(&self, network_id: &str) -> Result<Vpc, NetworksError> {
+        let vpc_config = self.vpc_config(network_id, None);
+        tokio::fs::create_dir_all(&vpc_config.state_dir)
+            .await
+            .map_err(|source| NetworkError::Io {
+                path: vpc_config.state_dir.clone(),
+                source,
+            })?;
+        let record = VpcRecord {
+            network_id: network_id.to_owned(),
+            netns: vpc_config.netns.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| NetworkError::Io {
+            path: vpc_config.state_dir.join(VPC_FILE),
+            source: std::io::Error::other(e),
+        })?;
+        crate::network::write_file(&vpc_config.state_dir.join(VPC_FILE), &json).await?;
+        // Read after the slot is in the map: a policy or overlay accepted
+        // later is applied to this VPC by its replacer, which waits for
+        // the slot.
+        let (firewalls, part) = self.settings_for(network_id)?;
+        let network = NodeNetwork::ensure(vpc_config, firewalls, part).await?;
+        let metadata_task = self.serve_metadata(&network).await?;
+        tracing::info!(network = %network_id, netns = network.netns(), "VPC network created");
+        Ok(Vpc {
+            network,
+            metadata_task,
+        })
     }
 
     /// Unplugs `instance_id`'s interface `nic`, forgets its metadata, and
@@ -271,20 +337,32 @@ impl Networks {
     pub async fn unplug(&self, instance_id: &str, nic: &NicSpec) -> Result<(), NetworksError> {
         let network_id = self.network_id(nic)?;
         let tap = tap_name(instance_id);
-        let mut state = self.state.lock().await;
         if let Ok(ip) = nic.private_ip.parse::<Ipv4Addr>() {
             self.metadata
                 .unregister_in(&network_id, ip, Some(instance_id));
         }
-        let Some(vpc) = state.vpcs.get(&network_id) else {
+        let Some(slot) = lock(&self.vpcs).get(&network_id).cloned() else {
             return Ok(());
         };
-        vpc.network.unplug(&tap, &nic.mac).await?;
+        // Unplugged under the read lock, beside the VPC's other plugs and
+        // unplugs; removing the network takes the write lock, and only if
+        // no plug came in meanwhile.
+        {
+            let held = slot.read().await;
+            let Some(vpc) = held.as_ref() else {
+                return Ok(());
+            };
+            vpc.network.unplug(&tap, &nic.mac).await?;
+            if !vpc.network.ports().await?.is_empty() {
+                return Ok(());
+            }
+        }
+        let mut held = slot.write().await;
+        let Some(vpc) = held.as_ref() else {
+            return Ok(());
+        };
         if vpc.network.ports().await?.is_empty() {
-            let vpc = state
-                .vpcs
-                .remove(&network_id)
-                .expect("present: looked up under the same lock");
+            let vpc = held.take().expect("present: looked up under the same lock");
             vpc.metadata_task.abort();
             let _ = vpc.metadata_task.await;
             NodeNetwork::destroy(vpc.network.config()).await?;
@@ -298,24 +376,27 @@ impl Networks {
     /// before it is applied, so a restart applies it too.
     pub async fn put_firewall(&self, policy: FirewallPolicy) -> Result<u64, NetworksError> {
         firewall::validate(&policy)?;
-        let mut state = self.state.lock().await;
-        if policy.generation < state.policy.generation {
-            return Ok(state.policy.generation);
+        let _replacing = self.replacing.lock().await;
+        let current = lock(&self.settings).policy.clone();
+        if policy.generation < current.generation {
+            return Ok(current.generation);
         }
-        if policy != state.policy {
+        if policy != current {
             firewall::store(&self.firewall_file, &policy).await?;
-            state.policy = policy;
+            lock(&self.settings).policy = policy.clone();
         }
-        let firewalls = Arc::new(firewall::by_instance(&state.policy));
-        for vpc in state.vpcs.values() {
-            vpc.network.set_firewalls(firewalls.clone()).await?;
+        let firewalls = Arc::new(firewall::by_instance(&policy));
+        for (_, slot) in self.slots() {
+            if let Some(vpc) = slot.read().await.as_ref() {
+                vpc.network.set_firewalls(firewalls.clone()).await?;
+            }
         }
-        Ok(state.policy.generation)
+        Ok(policy.generation)
     }
 
     /// The policy in force.
     pub async fn firewall(&self) -> FirewallPolicy {
-        self.state.lock().await.policy.clone()
+        lock(&self.settings).policy.clone()
     }
 
     /// Applies `overlay` to every network unless it is older than the one
@@ -330,31 +411,36 @@ impl Networks {
                 .map_err(|e| NetworksError::Overlay(format!("{}: {e}", network.network_id)))?;
             parts.insert(network.network_id.clone(), Arc::new(part));
         }
-        let mut state = self.state.lock().await;
-        if overlay.generation < state.overlay.generation {
-            return Ok(state.overlay.generation);
+        let _replacing = self.replacing.lock().await;
+        let current_generation = lock(&self.settings).overlay.generation;
+        if overlay.generation < current_generation {
+            return Ok(current_generation);
         }
-        if overlay != state.overlay {
+        let generation = overlay.generation;
+        if overlay != lock(&self.settings).overlay {
             store_overlay(&self.config.state_root.join(OVERLAY_FILE), &overlay).await?;
-            state.overlay = overlay;
+            lock(&self.settings).overlay = overlay;
         }
-        for (id, vpc) in &state.vpcs {
-            let part = parts.get(id).cloned().unwrap_or_default();
-            vpc.network.set_overlay(part).await?;
+        for (id, slot) in self.slots() {
+            if let Some(vpc) = slot.read().await.as_ref() {
+                let part = parts.get(&id).cloned().unwrap_or_default();
+                vpc.network.set_overlay(part).await?;
+            }
         }
-        Ok(state.overlay.generation)
+        Ok(generation)
     }
 
     /// The overlay in force.
     pub async fn overlay(&self) -> Overlay {
-        self.state.lock().await.overlay.clone()
+        lock(&self.settings).overlay.clone()
     }
 
     /// Stops the metadata listeners (the networks stay).
     pub async fn shutdown(&self) {
-        let state = self.state.lock().await;
-        for vpc in state.vpcs.values() {
-            vpc.metadata_task.abort();
+        for (_, slot) in self.slots() {
+            if let Some(vpc) = slot.read().await.as_ref() {
+                vpc.metadata_task.abort();
+            }
         }
     }
 
@@ -484,6 +570,10 @@ impl Networks {
         }
         Ok(())
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `network_id`'s part of `overlay` (none: the VPC is on this node alone).

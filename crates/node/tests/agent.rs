@@ -110,6 +110,20 @@ async fn node_agent_runs_stops_adopts_and_deletes_real_guests() {
 
     let boot = Duration::from_secs(180);
     wait_state(&client, a, |s| *s == VmState::Running, "running", boot).await;
+    // The agent pushed the change to the controller by itself.
+    let pushed = |id: &str, state: VmState| {
+        controller.states.lock().expect("lock").iter().any(|r| {
+            r.node_id == info.node_id
+                && r.instances
+                    .iter()
+                    .any(|o| o.instance_id == id && o.state == state)
+        })
+    };
+    let t = Instant::now();
+    while !pushed(a, VmState::Running) {
+        assert!(t.elapsed() < Duration::from_secs(10), "no state push");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     wait_console(
         &client,
         a,

@@ -554,3 +554,149 @@ async fn security_groups_public_addresses_restart_and_cleanup() {
         "host table left"
     );
 }
+
+/// The ruleset of a VPC namespace, as `nft list ruleset` prints it.
+fn ruleset(ns: &str) -> String {
+    String::from_utf8_lossy(&run(&["ip", "netns", "exec", ns, "nft", "list", "ruleset"]).stdout)
+        .into_owned()
+}
+
+/// Locks are per VPC: while VPC A's change is stuck halfway (its ports
+/// record's temporary file is a FIFO nobody reads, so the write blocks
+/// with A's locks held), a launch in VPC B sets up its network and
+/// finishes. Under one node-wide lock it would wait for A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_vpc_does_not_hold_up_another() {
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq", "mkfifo"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::new(dir.path(), 203);
+    let _cleanup = node.cleanup();
+    let networks = Arc::new(node.open().await);
+    let (a1, a2, b) = (
+        "i-000000000000000a1",
+        "i-000000000000000a2",
+        "i-000000000000000b1",
+    );
+    let nic_a1 = nic("vpc-aaaa", "02:00:00:00:0a:01", "172.31.0.4", None);
+    let nic_a2 = nic("vpc-aaaa", "02:00:00:00:0a:02", "172.31.0.5", None);
+    let nic_b = nic("vpc-bbbb", "02:00:00:00:0b:01", "172.31.0.4", None);
+    networks
+        .plug(a1, &nic_a1, &metadata("172.31.0.4", ""))
+        .await
+        .expect("plug a1");
+    let fifo = node.config.state_root.join("vpc-aaaa/.ports.json.tmp");
+    assert!(
+        run(&["mkfifo", fifo.to_str().expect("path")])
+            .status
+            .success(),
+        "mkfifo"
+    );
+    let stuck = {
+        let networks = networks.clone();
+        let nic = nic_a2.clone();
+        tokio::spawn(async move { networks.plug(a2, &nic, &metadata("172.31.0.5", "")).await })
+    };
+    // Until someone reads the FIFO, A's plug is stuck inside its record.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stuck.is_finished(), "the plug in A should be stuck");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        networks.plug(b, &nic_b, &metadata("172.31.0.4", "")),
+    )
+    .await
+    .expect("B's plug waited for A's")
+    .expect("plug b");
+    let ns_b = networks.netns_name("vpc-bbbb");
+    assert!(ns_exists(&ns_b));
+    assert!(ruleset(&ns_b).contains("02:00:00:00:0b:01"));
+    assert!(!stuck.is_finished(), "A is still stuck");
+    // Release A: its write fails (a FIFO cannot be fsynced), changing
+    // nothing; done again, it goes through.
+    let reader = std::thread::spawn(move || std::fs::read(&fifo));
+    let failed = stuck.await.expect("join");
+    assert!(failed.is_err(), "{failed:?}");
+    let _ = reader.join();
+    let ns_a = networks.netns_name("vpc-aaaa");
+    assert!(!ruleset(&ns_a).contains("02:00:00:00:0a:02"));
+    networks
+        .plug(a2, &nic_a2, &metadata("172.31.0.5", ""))
+        .await
+        .expect("plug a2 again");
+    assert!(ruleset(&ns_a).contains("02:00:00:00:0a:02"));
+    for (id, nic) in [(a1, &nic_a1), (a2, &nic_a2), (b, &nic_b)] {
+        networks.unplug(id, nic).await.expect("unplug");
+    }
+    assert!(!ns_exists(&ns_a) && !ns_exists(&ns_b));
+}
+
+/// Many launches into one VPC at once: every port ends up recorded, in
+/// the rules (its MAC and its own anti-spoofing), in dnsmasq's hosts and
+/// on its bridge, whichever commit applied it; then all unplug at once
+/// and the namespace goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_plugs_in_one_vpc_keep_every_port() {
+    require_root();
+    require_tools(&["ip", "nft", "dnsmasq"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::new(dir.path(), 204);
+    let _cleanup = node.cleanup();
+    let networks = Arc::new(node.open().await);
+    let ports: Vec<(String, NicSpec)> = (1..=8u8)
+        .map(|n| {
+            (
+                format!("i-00000000000000c{n:02x}"),
+                nic(
+                    "vpc-cccc",
+                    &format!("02:00:00:00:0c:{n:02x}"),
+                    &format!("172.31.0.{}", n + 3),
+                    None,
+                ),
+            )
+        })
+        .collect();
+    let plugs = ports.iter().map(|(id, nic)| {
+        let networks = networks.clone();
+        let (id, nic) = (id.clone(), nic.clone());
+        tokio::spawn(async move {
+            let md = metadata(&nic.private_ip, "");
+            networks.plug(&id, &nic, &md).await
+        })
+    });
+    for plugged in futures_util::future::join_all(plugs).await {
+        plugged.expect("join").expect("plug");
+    }
+    let ns = networks.netns_name("vpc-cccc");
+    let network = networks.network("vpc-cccc").await.expect("network");
+    assert_eq!(network.ports().await.expect("ports").len(), ports.len());
+    let rules = ruleset(&ns);
+    let hosts = std::fs::read_to_string(node.config.state_root.join("vpc-cccc/dnsmasq.hosts"))
+        .expect("hosts");
+    for (id, nic) in &ports {
+        assert!(rules.contains(&nic.mac), "{id}: no rule for {}", nic.mac);
+        assert!(
+            rules.contains(&nic.private_ip),
+            "{id}: no rule for {}",
+            nic.private_ip
+        );
+        assert!(hosts.contains(&nic.mac), "{id}: no DHCP host");
+        let link = String::from_utf8_lossy(
+            &run(&["ip", "-n", &ns, "-o", "link", "show", "dev", &tap_name(id)]).stdout,
+        )
+        .into_owned();
+        assert!(
+            link.contains("master br"),
+            "{id}: tap not on its bridge: {link}"
+        );
+    }
+    let unplugs = ports.iter().map(|(id, nic)| {
+        let networks = networks.clone();
+        let (id, nic) = (id.clone(), nic.clone());
+        tokio::spawn(async move { networks.unplug(&id, &nic).await })
+    });
+    for unplugged in futures_util::future::join_all(unplugs).await {
+        unplugged.expect("join").expect("unplug");
+    }
+    assert!(!ns_exists(&ns));
+    assert!(networks.network_ids().await.is_empty());
+}

@@ -304,7 +304,16 @@ pub struct PortDns {
 type Ports = BTreeMap<String, Port>;
 
 /// One VPC's network on this node (namespace, bridges, dnsmasq, rules).
-/// Cheap to clone; clones share one lock so changes are applied in order.
+/// Cheap to clone; clones share its state.
+///
+/// Changes are group-committed: a change (a port plugged or unplugged, new
+/// security groups or overlay) is recorded under a short lock and numbered,
+/// then [`NodeNetwork::commit`] makes the namespace match the record as it
+/// is *then*. The namespace is made to match one record at a time, so
+/// while one commit runs, the changes recorded meanwhile wait and are all
+/// applied by the next one: N launches in one VPC cost a few rebuilds of
+/// the rules and dnsmasq's hosts, not N, and none loses another's port
+/// (every rebuild renders the whole record).
 #[derive(Debug, Clone)]
 pub struct NodeNetwork {
     inner: Arc<Inner>,
@@ -313,9 +322,12 @@ pub struct NodeNetwork {
 #[derive(Debug)]
 struct Inner {
     config: VpcConfig,
-    /// Serialises read-modify-write of the ports record and everything
-    /// derived from it.
-    lock: Mutex<()>,
+    /// Serialises read-modify-write of the ports record (short: no command
+    /// runs under it); holds the number of the latest change recorded.
+    record: Mutex<u64>,
+    /// Held while the namespace is made to match the record; holds the
+    /// number of the latest change it matches.
+    applied: Mutex<u64>,
     firewalls: std::sync::Mutex<Arc<Firewalls>>,
     overlay: std::sync::Mutex<Arc<VpcOverlay>>,
 }
@@ -341,7 +353,9 @@ impl NodeNetwork {
         let network = Self {
             inner: Arc::new(Inner {
                 config,
-                lock: Mutex::new(()),
+                // Change 1: the record as found (or empty), applied below.
+                record: Mutex::new(1),
+                applied: Mutex::new(0),
                 firewalls: std::sync::Mutex::new(firewalls),
                 overlay: std::sync::Mutex::new(overlay),
             }),
@@ -351,12 +365,53 @@ impl NodeNetwork {
     }
 
     async fn converge(&self) -> Result<(), NetworkError> {
-        let _guard = self.inner.lock.lock().await;
-        self.ensure_namespace().await?;
-        self.ensure_uplink().await?;
-        let ports = self.load_ports().await?;
+        {
+            let _applying = self.inner.applied.lock().await;
+            self.ensure_namespace().await?;
+            self.ensure_uplink().await?;
+        }
+        self.commit(1).await
+    }
+
+    /// Numbers a change that is not in the ports record (the overlay): the
+    /// next commit applies it.
+    async fn note_change(&self) -> u64 {
+        let mut record = self.inner.record.lock().await;
+        *record += 1;
+        *record
+    }
+
+    /// Changes the ports record with `change` under the record lock and
+    /// saves it; returns what `change` returned and the change's number.
+    async fn change_ports<T>(
+        &self,
+        change: impl FnOnce(&mut Ports) -> Result<T, NetworkError>,
+    ) -> Result<(T, u64), NetworkError> {
+        let mut record = self.inner.record.lock().await;
+        let mut ports = self.load_ports().await?;
+        let answer = change(&mut ports)?;
+        self.save_ports(&ports).await?;
+        *record += 1;
+        Ok((answer, *record))
+    }
+
+    /// Makes the namespace match the ports record, the security groups and
+    /// the overlay as they are now, unless a commit since change `change`
+    /// was recorded already did. Commits run one at a time; the changes
+    /// recorded while one runs are all taken by the next.
+    async fn commit(&self, change: u64) -> Result<(), NetworkError> {
+        let mut applied = self.inner.applied.lock().await;
+        if *applied >= change {
+            return Ok(());
+        }
+        let (current, ports) = {
+            let record = self.inner.record.lock().await;
+            (*record, self.load_ports().await?)
+        };
         self.apply(&ports).await?;
-        self.remove_unused_bridges(&ports).await
+        self.remove_unused_bridges(&ports).await?;
+        *applied = current;
+        Ok(())
     }
 
     /// The network namespace's name.
@@ -386,8 +441,14 @@ impl NodeNetwork {
             .firewalls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = firewalls;
-        let _guard = self.inner.lock.lock().await;
-        let ports = self.load_ports().await?;
+        // The rules alone (one nft transaction), between two commits: a
+        // security-group change must reach the taps within a second, and
+        // every later commit renders the rules with these groups too.
+        let _applying = self.inner.applied.lock().await;
+        let ports = {
+            let _record = self.inner.record.lock().await;
+            self.load_ports().await?
+        };
         self.apply_rules(&ports).await
     }
 
@@ -399,10 +460,8 @@ impl NodeNetwork {
             .overlay
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = overlay;
-        let _guard = self.inner.lock.lock().await;
-        let ports = self.load_ports().await?;
-        self.apply(&ports).await?;
-        self.remove_unused_bridges(&ports).await
+        let change = self.note_change().await;
+        self.commit(change).await
     }
 
     /// The VPC's part of the overlay in force.
@@ -451,44 +510,48 @@ impl NodeNetwork {
                 value: port.hostname.clone(),
             });
         }
-        let _guard = self.inner.lock.lock().await;
-        let mut ports = self.load_ports().await?;
-        // Another subnet of the VPC already using the same range would make
-        // two bridges claim one route.
-        if let Some((_, other)) = ports
-            .iter()
-            .find(|(name, p)| *name != tap && p.subnet != subnet && p.subnet.overlaps(subnet))
-        {
-            return Err(NetworkError::Invalid {
-                what: "subnet (overlaps another subnet of the network)",
-                value: format!("{subnet} vs {}", other.subnet),
-            });
-        }
-        let displaced: Vec<String> = ports
-            .iter()
-            .filter(|(name, p)| *name != tap && (p.mac == port.mac || p.ip == ip))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &displaced {
-            tracing::warn!(netns = self.netns(), tap = name, new_tap = tap, %ip, mac = %port.mac,
-                "port replaced by a new assignment of its MAC or address");
-            ports.remove(name);
-        }
-        if let Some(public) = port.public_ip {
-            for (name, other) in ports.iter_mut() {
-                if name != tap && other.public_ip == Some(public) {
-                    tracing::info!(netns = self.netns(), tap = name, %public, "public address moved away");
-                    other.public_ip = None;
+        let tap_owned = tap.to_owned();
+        let (displaced, change) = self
+            .change_ports(|ports| {
+                // Another subnet of the VPC already using the same range
+                // would make two bridges claim one route.
+                if let Some((_, other)) = ports.iter().find(|(name, p)| {
+                    **name != tap_owned && p.subnet != subnet && p.subnet.overlaps(subnet)
+                }) {
+                    return Err(NetworkError::Invalid {
+                        what: "subnet (overlaps another subnet of the network)",
+                        value: format!("{subnet} vs {}", other.subnet),
+                    });
                 }
-            }
-        }
-        ports.insert(tap.to_owned(), port);
-        self.save_ports(&ports).await?;
+                let displaced: Vec<String> = ports
+                    .iter()
+                    .filter(|(name, p)| **name != tap_owned && (p.mac == port.mac || p.ip == ip))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in &displaced {
+                    tracing::warn!(netns = self.netns(), tap = name, new_tap = %tap_owned, %ip, mac = %port.mac,
+                        "port replaced by a new assignment of its MAC or address");
+                    ports.remove(name);
+                }
+                if let Some(public) = port.public_ip {
+                    for (name, other) in ports.iter_mut() {
+                        if *name != tap_owned && other.public_ip == Some(public) {
+                            tracing::info!(netns = self.netns(), tap = name, %public, "public address moved away");
+                            other.public_ip = None;
+                        }
+                    }
+                }
+                ports.insert(tap_owned.clone(), port);
+                Ok(displaced)
+            })
+            .await?;
         for name in &displaced {
             self.delete_link(name).await?;
         }
-        // Rules first: the tap never forwards a frame unfiltered.
-        self.apply(&ports).await?;
+        // Rules first: the tap never forwards a frame unfiltered. The
+        // commit also made the subnet's bridge, which no later commit
+        // removes while the port is recorded.
+        self.commit(change).await?;
         if !self.link_exists(tap).await? {
             let created = self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]).await;
             // A concurrent or half-finished earlier attempt may have made it.
@@ -501,24 +564,26 @@ impl NodeNetwork {
         let bridge = bridge_name(subnet);
         self.ip(&["link", "set", "dev", tap, "master", &bridge, "up"])
             .await?;
-        self.remove_unused_bridges(&ports).await
+        Ok(())
     }
 
     /// Takes public address `public` from whichever port holds it (it
     /// moved to another network). Harmless when none does.
     pub async fn release_public_ip(&self, public: Ipv4Addr) -> Result<(), NetworkError> {
-        let _guard = self.inner.lock.lock().await;
-        let mut ports = self.load_ports().await?;
-        let mut changed = false;
-        for port in ports.values_mut() {
-            if port.public_ip == Some(public) {
-                port.public_ip = None;
-                changed = true;
-            }
-        }
+        let (changed, change) = self
+            .change_ports(|ports| {
+                let mut changed = false;
+                for port in ports.values_mut() {
+                    if port.public_ip == Some(public) {
+                        port.public_ip = None;
+                        changed = true;
+                    }
+                }
+                Ok(changed)
+            })
+            .await?;
         if changed {
-            self.save_ports(&ports).await?;
-            self.apply(&ports).await?;
+            self.commit(change).await?;
         }
         Ok(())
     }
@@ -529,28 +594,29 @@ impl NodeNetwork {
     pub async fn unplug(&self, tap: &str, mac: &str) -> Result<(), NetworkError> {
         check_link_name(tap)?;
         let mac = normalize_mac(mac)?;
-        let _guard = self.inner.lock.lock().await;
-        let mut ports = self.load_ports().await?;
-        let gone: Vec<String> = ports
-            .iter()
-            .filter(|(name, port)| *name == tap || port.mac == mac)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &gone {
-            ports.remove(name);
-        }
-        self.save_ports(&ports).await?;
+        let (gone, change) = self
+            .change_ports(|ports| {
+                let gone: Vec<String> = ports
+                    .iter()
+                    .filter(|(name, port)| *name == tap || port.mac == mac)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in &gone {
+                    ports.remove(name);
+                }
+                Ok(gone)
+            })
+            .await?;
         self.delete_link(tap).await?;
         for name in &gone {
             self.delete_link(name).await?;
         }
-        self.apply(&ports).await?;
-        self.remove_unused_bridges(&ports).await
+        self.commit(change).await
     }
 
     /// The plugged ports by tap name.
     pub async fn ports(&self) -> Result<Vec<(String, Port)>, NetworkError> {
-        let _guard = self.inner.lock.lock().await;
+        let _record = self.inner.record.lock().await;
         Ok(self.load_ports().await?.into_iter().collect())
     }
 

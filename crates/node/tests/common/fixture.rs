@@ -58,6 +58,8 @@ struct Controller {
     pki: Arc<mallee_pki::ControllerPki>,
     files: Arc<HashMap<String, PathBuf>>,
     registrations: Arc<Mutex<Vec<NodeRegistration>>>,
+    /// The state pushes received.
+    states: Arc<Mutex<Vec<mallee_node_api::StateReport>>>,
     snapshots: Arc<Mutex<SnapshotStore>>,
     snapshot_dir: Arc<tempfile::TempDir>,
 }
@@ -259,6 +261,24 @@ async fn register(State(c): State<Controller>, headers: HeaderMap, body: Bytes) 
     }
 }
 
+async fn push_state(
+    State(c): State<Controller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    if !versioned(&headers) {
+        return StatusCode::PRECONDITION_FAILED.into_response();
+    }
+    match serde_json::from_slice::<mallee_node_api::StateReport>(&body) {
+        Ok(report) => {
+            let applied = report.instances.len();
+            c.states.lock().expect("lock").push(report);
+            axum::Json(mallee_node_api::StateAccepted { applied }).into_response()
+        }
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
 /// The fake controller, serving its node routes over mutual TLS with the
 /// certificates of a cluster CA of its own.
 async fn serve_controller(images: &Path) -> Controller {
@@ -278,12 +298,14 @@ async fn serve_controller(images: &Path) -> Controller {
         pki,
         files: Arc::new(files),
         registrations: Arc::default(),
+        states: Arc::default(),
         snapshots: Arc::default(),
         snapshot_dir: Arc::new(tempfile::tempdir().expect("snapshot store")),
     };
     let app = axum::Router::new()
         .route("/_mallee/node/objects/{bucket}/{*key}", get(object))
         .route(mallee_node_api::REGISTER_PATH, post(register))
+        .route(mallee_node_api::STATE_PATH, post(push_state))
         .route(
             &format!("{}{{id}}", mallee_node_api::SNAPSHOTS_PATH_PREFIX),
             axum::routing::put(put_snapshot_data).get(get_snapshot_data),
