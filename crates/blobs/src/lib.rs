@@ -5,30 +5,39 @@
 //! its data directory; the metadata store points at them by blob id. This
 //! crate owns those files:
 //!
-//! * [`BlobStore::write`] streams a body into `tmp/<id>`, hashing MD5 and
-//!   enforcing [`WriteLimits`] as it goes, then fsyncs the file, renames it to
-//!   `data/<first two hex digits>/<id>` and fsyncs the directory. Until the
-//!   rename nothing is visible under `data/`; any failure (or the future being
-//!   dropped) removes the temporary file.
+//! * [`BlobStore::write`] streams a body into `data/<first two hex
+//!   digits>/<id>`, hashing MD5 and enforcing [`WriteLimits`] as it goes,
+//!   then fsyncs the file and its directory before it returns; a body of up
+//!   to 256 KiB is gathered first and written in one blocking call. The file
+//!   is created under its final name, not renamed into place: nothing reads
+//!   a blob until a record names it, and the caller commits that record only
+//!   after the write returned, so a file a crash leaves half-written is one
+//!   no record names, which [`BlobStore::sweep`] removes at start-up. That
+//!   saves a journal commit per blob: the file's fsync also commits its new
+//!   directory entry (ext4 and XFS journal both together), so the directory
+//!   fsync that keeps the guarantee on other file systems finds nothing
+//!   left to write, where a rename after the fsync needed a second commit.
+//!   Any failure (or the future being dropped) removes the file.
 //! * [`BlobStore::open_object`] opens every blob a read needs before it
 //!   returns, so a later delete or overwrite of the object cannot change what
 //!   the returned [`ObjectReader`] yields (unlinked inodes stay alive while
 //!   open).
-//! * [`BlobStore::open`] removes temporary files of interrupted writes, and
-//!   [`BlobStore::sweep`] removes blobs no committed record references.
+//! * [`BlobStore::open`] removes temporary files that writes of earlier
+//!   versions left in `tmp/`, and [`BlobStore::sweep`] removes blobs no
+//!   committed record references.
 //!
 //! Blob ids are 32 lowercase hex digits. Every id passed in is validated, so
 //! a crafted id can never name a path outside the data directory.
 //!
-//! Memory stays flat: writes hold at most one body chunk plus the file's
-//! write buffer, reads one chunk of at most 256 KiB.
+//! Memory stays flat: writes hold at most 256 KiB of body plus one chunk
+//! (and the file's write buffer), reads one chunk of at most 256 KiB.
 
 mod cipher;
 mod read;
 
 use std::collections::HashSet;
 use std::error::Error as StdError;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 
@@ -43,11 +52,15 @@ pub use read::ObjectReader;
 
 /// Length of a blob id in characters.
 const ID_LEN: usize = 32;
-/// Directory (under the root) holding temporary files of writes in progress.
+/// Directory (under the root) where earlier versions wrote blobs before
+/// renaming them into place; emptied at start-up.
 const TMP_DIR: &str = "tmp";
 /// Directory (under the root) holding committed blobs, fanned out by the
 /// first two hex digits of their id.
 const DATA_DIR: &str = "data";
+/// Bodies up to this many bytes are gathered in memory and written in one
+/// blocking call; larger ones stream to their file chunk by chunk.
+const SMALL_BODY: u64 = 256 * 1024;
 
 /// Errors from the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -205,13 +218,16 @@ impl BlobStore {
 
     /// Streams `body` into a new blob and makes it durable.
     ///
-    /// The body goes to `tmp/<id>` chunk by chunk (never buffered whole),
-    /// hashed with MD5 and checked against `limits` as it arrives. On success
-    /// the file is fsynced, renamed to `data/<2 hex>/<id>` and the directory
-    /// fsynced before the blob is returned. On any error (the body stream
-    /// fails, the body is too large, its size or MD5 differ from the expected
-    /// ones, I/O fails) the temporary file is removed and nothing becomes
-    /// visible; the same holds if the returned future is dropped.
+    /// The body goes to `data/<2 hex>/<id>` chunk by chunk (never buffered
+    /// whole; up to 256 KiB are gathered before the file is written), hashed
+    /// with MD5 and checked against `limits` as it arrives. On success the
+    /// file and its directory are fsynced before the blob is returned. On
+    /// any error (the body stream fails, the body is too large, its size or
+    /// MD5 differ from the expected ones, I/O fails) the file is removed;
+    /// the same holds if the returned future is dropped while the body
+    /// streams. (Dropped while its last blocking step runs, the blob may be
+    /// left whole and unreferenced, as when a caller goes away before it
+    /// commits the record: the start-up sweep removes it.)
     pub async fn write<S, E>(&self, body: S, limits: WriteLimits) -> Result<WrittenBlob, BlobError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -242,15 +258,14 @@ impl BlobStore {
         }
         let blob_id = new_id();
         let cipher = key.map(|key| BlobCipher::new(key, &blob_id));
-        let tmp_path = self.tmp_dir().join(&blob_id);
-        let mut guard = TempGuard::new(tmp_path.clone());
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await?;
+        let path = self.blob_path(&blob_id);
         let mut hasher = Md5::new();
         let mut size = 0u64;
+        // The body's first bytes, until it proves larger than SMALL_BODY;
+        // then the file, created with a guard that removes it unless the
+        // write completes.
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut streaming: Option<(tokio::fs::File, TempGuard)> = None;
         let mut body = pin!(body);
         while let Some(item) = body.next().await {
             let chunk = match item {
@@ -275,15 +290,33 @@ impl BlobStore {
                 });
             }
             hasher.update(&chunk);
-            match &cipher {
+            let chunk = match &cipher {
                 Some(cipher) => {
                     let mut sealed = chunk.to_vec();
                     cipher.apply(size, &mut sealed);
-                    file.write_all(&sealed).await?;
+                    Bytes::from(sealed)
                 }
-                None => file.write_all(&chunk).await?,
-            }
+                None => chunk,
+            };
             size = new_size;
+            match &mut streaming {
+                Some((file, _)) => file.write_all(&chunk).await?,
+                None => {
+                    head.push(chunk);
+                    if size > SMALL_BODY {
+                        let guard = TempGuard::new(path.clone());
+                        let mut file = tokio::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .open(&path)
+                            .await?;
+                        for chunk in head.drain(..) {
+                            file.write_all(&chunk).await?;
+                        }
+                        streaming = Some((file, guard));
+                    }
+                }
+            }
         }
         if let Some(expected) = limits.expected_size
             && size != expected
@@ -302,24 +335,18 @@ impl BlobStore {
                 actual: md5,
             });
         }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-
-        let final_path = self.blob_path(&blob_id);
-        tokio::fs::rename(&tmp_path, &final_path).await?;
-        guard.disarm();
-        let dir = final_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        if let Err(e) = blocking(move || sync_dir_blocking(&dir)).await {
-            // The rename may not be durable; take the blob back out so a
-            // failed write never leaves a visible blob behind.
-            if let Err(remove) = tokio::fs::remove_file(&final_path).await {
-                tracing::warn!(%blob_id, error = %remove, "could not remove blob after a failed directory sync");
+        match streaming {
+            // A small body: created, written and made durable in one
+            // blocking call (one hop to the blocking pool, not one per step).
+            None => blocking(move || write_small(&path, &head)).await?,
+            Some((mut file, mut guard)) => {
+                file.flush().await?;
+                file.sync_all().await?;
+                drop(file);
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                blocking(move || sync_dir_blocking(&dir)).await?;
+                guard.disarm();
             }
-            return Err(e);
         }
         Ok(WrittenBlob { blob_id, size, md5 })
     }
@@ -493,6 +520,24 @@ where
 
 fn sync_dir_blocking(dir: &Path) -> Result<(), BlobError> {
     Ok(durable::sync_dir(dir)?)
+}
+
+/// Creates the blob file `path` holding `chunks`, fsyncs it and its
+/// directory; removes it again if any step fails.
+fn write_small(path: &Path, chunks: &[Bytes]) -> Result<(), BlobError> {
+    let mut guard = TempGuard::new(path.to_path_buf());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    for chunk in chunks {
+        file.write_all(chunk)?;
+    }
+    file.sync_all()?;
+    drop(file);
+    sync_dir_blocking(path.parent().unwrap_or(path))?;
+    guard.disarm();
+    Ok(())
 }
 
 #[cfg(test)]

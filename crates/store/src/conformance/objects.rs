@@ -2,9 +2,11 @@
 //! listing in byte order with prefixes and paging, replacing objects and
 //! the blobs that frees, per-account usage and quotas, multipart uploads,
 //! bucket policies, tags ([`tags`]), versions ([`versions`]), bucket
-//! settings ([`settings`]), the lifecycle pass's expiries ([`lifecycle`]), and deleting buckets (with their
+//! settings ([`settings`]), the lifecycle pass's expiries ([`lifecycle`]),
+//! writes made at once ([`concurrent`]), and deleting buckets (with their
 //! policies, tags and abandoned uploads).
 
+mod concurrent;
 mod lifecycle;
 mod settings;
 mod tags;
@@ -125,6 +127,7 @@ pub async fn run(store: &dyn Store) {
     settings::run(store, gamma).await;
     lifecycle::run(store, gamma, delta).await;
     encryption(store, gamma).await;
+    concurrent::run(store).await;
     deleting_buckets(store).await;
 }
 

@@ -37,6 +37,8 @@ pub const MAX_TAGS_PER_RESOURCE: i64 = 50;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Group commit of object-index writes (shared by clones).
+    committer: std::sync::Arc<objects::Committer>,
 }
 
 impl SqliteStore {
@@ -54,7 +56,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            committer: objects::Committer::new(pool.clone()),
+            pool,
+        })
     }
 
     /// The rows `of_account` selects for `account_id`, or those `of_all`

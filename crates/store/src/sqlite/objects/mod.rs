@@ -14,9 +14,13 @@
 //! object or part stops referencing is returned to the caller to delete,
 //! except when the record replacing it refers to the same blob.
 //!
+//! Writes of versions, parts and uploads go through one [`commit`]ter,
+//! which applies concurrent callers' changes in one transaction (group
+//! commit) and answers each caller once that transaction committed.
+//!
 //! One file per concern: [`buckets`], object [`versions`], multipart
-//! [`uploads`], storage [`usage`]; [`tx`] holds the transaction steps
-//! they share and [`rows`] the row decoding.
+//! [`uploads`], storage [`usage`]; [`tx`] holds the write steps the
+//! committer applies and [`rows`] the row decoding.
 
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -27,6 +31,8 @@ use crate::objects::{
     Tags, VersionPosition, Versioning,
 };
 use crate::{StoreError, StoreResult};
+
+pub(crate) use commit::Committer;
 
 /// A query of buckets with their settings (a JSON object, NULL for none)
 /// as `settings`, ending with `$tail` (a WHERE clause of `b`).
@@ -40,6 +46,9 @@ macro_rules! buckets_query {
     };
 }
 mod buckets;
+mod commit;
+#[cfg(test)]
+mod commit_tests;
 mod lifecycle;
 mod rows;
 mod tx;

@@ -1,11 +1,9 @@
 //! Multipart uploads and their parts.
 
-use std::collections::HashSet;
-
 use super::rows::*;
-use super::tx::*;
+use super::tx::Change;
 use crate::objects::{MultipartUpload, ObjectRecord, Part};
-use crate::sqlite::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
+use crate::sqlite::{SqliteStore, is_foreign_key_violation, is_unique_violation};
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn create_upload(
@@ -63,31 +61,11 @@ pub(super) async fn uploads(
 }
 
 pub(super) async fn put_part(store: &SqliteStore, part: &Part) -> StoreResult<Option<String>> {
-    let mut tx = store.write_tx().await?;
-    require_tx(&mut tx, UPLOAD_EXISTS, &part.upload_id).await?;
-    let old: Option<String> = sqlx::query_scalar(
-        "SELECT blob_id FROM multipart_parts WHERE upload_id = ? AND part_number = ?",
-    )
-    .bind(&part.upload_id)
-    .bind(i64::from(part.part_number))
-    .fetch_optional(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO multipart_parts (upload_id, part_number, blob_id, size, etag, last_modified)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (upload_id, part_number) DO UPDATE SET blob_id = excluded.blob_id,
-            size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified",
-    )
-    .bind(&part.upload_id)
-    .bind(i64::from(part.part_number))
-    .bind(&part.blob_id)
-    .bind(to_i64(part.size, "part size")?)
-    .bind(&part.etag)
-    .bind(part.last_modified)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(old.filter(|old| *old != part.blob_id))
+    store
+        .committer
+        .submit(Change::PutPart(part.clone()))
+        .await?
+        .part()
 }
 
 pub(super) async fn parts(store: &SqliteStore, upload_id: &str) -> StoreResult<Vec<Part>> {
@@ -105,22 +83,17 @@ pub(super) async fn complete_upload(
     upload_id: &str,
     object: &ObjectRecord,
 ) -> StoreResult<Vec<String>> {
-    let mut tx = store.write_tx().await?;
-    require_tx(&mut tx, UPLOAD_EXISTS, upload_id).await?;
-    let mut freed = put_object_tx(&mut tx, object).await?;
-    let used: HashSet<&str> = object.segments.iter().map(|s| s.blob_id.as_str()).collect();
-    for blob in remove_upload_tx(&mut tx, upload_id).await? {
-        if !used.contains(blob.as_str()) && !freed.contains(&blob) {
-            freed.push(blob);
-        }
-    }
-    tx.commit().await?;
-    Ok(freed)
+    let change = Change::Complete {
+        upload_id: upload_id.to_owned(),
+        object: object.clone(),
+    };
+    store.committer.submit(change).await?.blobs()
 }
 
 pub(super) async fn abort_upload(store: &SqliteStore, upload_id: &str) -> StoreResult<Vec<String>> {
-    let mut tx = store.write_tx().await?;
-    let blobs = remove_upload_tx(&mut tx, upload_id).await?;
-    tx.commit().await?;
-    Ok(blobs)
+    store
+        .committer
+        .submit(Change::Abort(upload_id.to_owned()))
+        .await?
+        .blobs()
 }

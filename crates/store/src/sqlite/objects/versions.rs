@@ -2,7 +2,7 @@
 //! listings of objects and of versions.
 
 use super::rows::*;
-use super::tx::*;
+use super::tx::Change;
 use crate::StoreResult;
 use crate::objects::{ObjectRecord, ObjectVersion, Tags, VersionPosition};
 use crate::sqlite::SqliteStore;
@@ -13,10 +13,11 @@ pub(super) async fn put_object(
     store: &SqliteStore,
     object: &ObjectRecord,
 ) -> StoreResult<Vec<String>> {
-    let mut tx = store.write_tx().await?;
-    let freed = put_object_tx(&mut tx, object).await?;
-    tx.commit().await?;
-    Ok(freed)
+    store
+        .committer
+        .submit(Change::Put(object.clone()))
+        .await?
+        .blobs()
 }
 
 pub(super) async fn object(
@@ -66,19 +67,11 @@ pub(super) async fn delete_object(
     bucket: &str,
     key: &str,
 ) -> StoreResult<Option<Vec<String>>> {
-    let mut tx = store.write_tx().await?;
-    let latest: Option<String> = sqlx::query_scalar(
-        "SELECT version_id FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1",
-    )
-    .bind(bucket)
-    .bind(key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(version_id) = latest else {
-        return Ok(None);
+    let change = Change::DeleteLatest {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
     };
-    let deleted = delete_version_tx(&mut tx, bucket, key, &version_id).await?;
-    tx.commit().await?;
+    let deleted = store.committer.submit(change).await?.deleted()?;
     Ok(deleted.map(|(_, blobs)| blobs))
 }
 
@@ -88,10 +81,12 @@ pub(super) async fn delete_version(
     key: &str,
     version_id: &str,
 ) -> StoreResult<Option<(ObjectRecord, Vec<String>)>> {
-    let mut tx = store.write_tx().await?;
-    let deleted = delete_version_tx(&mut tx, bucket, key, version_id).await?;
-    tx.commit().await?;
-    Ok(deleted)
+    let change = Change::DeleteVersion {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.to_owned(),
+    };
+    store.committer.submit(change).await?.deleted()
 }
 
 pub(super) async fn set_object_acl(
