@@ -40,7 +40,12 @@ fn instance(
         account_id: account.into(),
         launch_index: i64::from(n),
         node_id: "node-1".into(),
-        zone: if n.is_multiple_of(2) { "zone-a" } else { "zone-b" }.into(),
+        zone: if n.is_multiple_of(2) {
+            "zone-a"
+        } else {
+            "zone-b"
+        }
+        .into(),
         network_id: vpc.into(),
         private_ip: format!("10.55.0.{n}"),
         mac: format!("02:00:00:55:00:{n:02x}"),
