@@ -92,7 +92,7 @@ pub struct Launch<'a> {
 
 /// A column of an instance that [`InstanceQuery`] can select on.
 ///
-/// Four of them live in the launch details, which the store otherwise keeps
+/// Five of them live in the launch details, which the store otherwise keeps
 /// as opaque JSON: the compute layer (`mallee-cloud`) owns that document,
 /// and [`InstanceField::detail_path`] is the one place the store names where
 /// in it each of them sits, so a backend can index them (SQLite: generated
@@ -108,7 +108,7 @@ pub enum InstanceField {
     State,
     /// `zone`.
     Zone,
-    /// `network_id` (the instance's VPC).
+    /// `network_id` (the network its interface is on).
     NetworkId,
     /// `private_ip`, only of instances whose state is not `terminated`
     /// (a terminated instance has given its address back).
@@ -119,8 +119,10 @@ pub enum InstanceField {
     ImageId,
     /// Its key pair's name, from the details (none: never matches).
     KeyName,
-    /// Its subnet, from the details.
+    /// Its subnet, from the details (empty when they have none).
     SubnetId,
+    /// Its VPC, from the details (empty when they have none).
+    VpcId,
 }
 
 impl InstanceField {
@@ -132,6 +134,16 @@ impl InstanceField {
             Self::ImageId => Some(&["spec", "metadata", "ami_id"]),
             Self::KeyName => Some(&["key_name"]),
             Self::SubnetId => Some(&["subnet_id"]),
+            Self::VpcId => Some(&["vpc_id"]),
+            _ => None,
+        }
+    }
+
+    /// The value a field kept in the details has when the document lacks
+    /// it (records written before the field existed), if any.
+    pub fn detail_default(self) -> Option<&'static str> {
+        match self {
+            Self::SubnetId | Self::VpcId => Some(""),
             _ => None,
         }
     }
@@ -151,11 +163,11 @@ impl InstanceField {
             _ => {
                 let path = self.detail_path()?;
                 let details: serde_json::Value = serde_json::from_str(&record.details).ok()?;
-                let mut at = &details;
-                for key in path {
-                    at = at.get(key)?;
-                }
-                at.as_str().map(str::to_owned)
+                let found = path
+                    .iter()
+                    .try_fold(&details, |at, key| at.get(key))
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                found.or_else(|| self.detail_default().map(str::to_owned))
             }
         }
     }

@@ -249,6 +249,11 @@ async fn instance_queries(store: &dyn Store) {
             alpha.iter().map(|i| i.instance_id.as_str()).collect(),
         ),
         (vec![field(F::State, &[])], vec![]),
+        // Details without a VPC or subnet read as empty ones.
+        (
+            vec![field(F::VpcId, &[""]), field(F::SubnetId, &["subnet-4"])],
+            vec!["i-q06", "i-q16"],
+        ),
         (
             vec![C::Tag {
                 key: "Name".into(),

@@ -27,6 +27,7 @@ fn column(field: InstanceField) -> &'static str {
         InstanceField::ImageId => "i.image_id",
         InstanceField::KeyName => "i.key_name",
         InstanceField::SubnetId => "i.subnet_id",
+        InstanceField::VpcId => "i.vpc_id",
     }
 }
 
