@@ -34,5 +34,6 @@ CREATE INDEX instances_by_account_key ON instances(account_id, key_name);
 CREATE INDEX tags_by_key_value ON tags(tag_key, tag_value);
 
 -- An account's resources in id order: DescribeTags pages (resource id,
--- key) without sorting every tag of the account first.
-CREATE INDEX resources_by_account_id ON resources(account_id, resource_id);
+-- key) without sorting every tag of the account first. UNIQUE (resource
+-- ids are) so that SQLite knows each resource's tags follow in key order.
+CREATE UNIQUE INDEX resources_by_account_id ON resources(account_id, resource_id);

@@ -547,10 +547,10 @@ impl Store for SqliteStore {
             }
         }
         if let Some((resource_id, key)) = &query.after {
-            // Written so that the index on (account, resource id) starts
+            // On `r`, so that the index on (account, resource id) starts
             // at the resource, not at the account's first one.
             w.and(
-                "t.resource_id >= ? AND (t.resource_id > ? OR t.tag_key > ?)",
+                "r.resource_id >= ? AND (r.resource_id > ? OR t.tag_key > ?)",
                 [resource_id.clone(), resource_id.clone(), key.clone()],
             );
         }
@@ -558,12 +558,15 @@ impl Store for SqliteStore {
             .limit
             .map(|l| format!(" LIMIT {l}"))
             .unwrap_or_default();
-        // One JSON row, as in `tags`.
+        // Ordered by `r`'s resource id: the account's resources come in
+        // that order from their unique index and each one's tags in key
+        // order from the tags' key, so SQLite sorts nothing and a page
+        // stops after its last row. One JSON row, as in `tags`.
         let select = format!(
             "SELECT COALESCE(json_group_array(json_array(rid, rtype, k, v)), '[]') FROM
                (SELECT t.resource_id AS rid, r.resource_type AS rtype, t.tag_key AS k, t.tag_value AS v
                 FROM tags t JOIN resources r ON r.resource_id = t.resource_id
-                WHERE {} ORDER BY t.resource_id, t.tag_key{limit})",
+                WHERE {} ORDER BY r.resource_id, t.tag_key{limit})",
             w.sql()
         );
         tags_from_json(&w.fetch_json(&self.pool, select).await?)
