@@ -13,7 +13,8 @@
 # default 2), CONCURRENCY (default "1 16"), CLIENT_THREADS (default 1),
 # MALLEE_BIN (a prebuilt release mallee; skips building it), BASELINE_BIN
 # (another release mallee, e.g. of an earlier commit: it replaces moto as the
-# peer, seeded and loaded the same way, to measure a change side by side).
+# peer, seeded and loaded the same way, to measure a change side by side),
+# LOAD_BIN (a prebuilt ec2-load; skips building bench/).
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,9 +38,13 @@ else
     MALLEE="$ROOT/target/release/mallee"
     MALLEE_DESC="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no commit)') release build"
 fi
-log "building ec2-load (release, own workspace in bench/)"
-(cd "$BENCH" && cargo build --release --quiet --locked)
-LOAD="$BENCH/target/release/ec2-load"
+if [[ -n "${LOAD_BIN:-}" ]]; then
+    LOAD="$LOAD_BIN"
+else
+    log "building ec2-load (release, own workspace in bench/)"
+    (cd "$BENCH" && cargo build --release --quiet --locked)
+    LOAD="$BENCH/target/release/ec2-load"
+fi
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -137,6 +142,8 @@ CASES=(
     "DescribeTags, all 10,000|DescribeTags||<resourceId>=10000|mallee moto"
     "DescribeTags key=k7* (1,111)|DescribeTags|Filter.1.Name=key Filter.1.Value.1=k7*|<resourceId>=1111|mallee moto"
     "DescribeTags MaxResults=1000 (first page)|DescribeTags|MaxResults=1000|<resourceId>=1000|mallee"
+    "DescribeTags key=k1234 (1)|DescribeTags|Filter.1.Name=key Filter.1.Value.1=k1234|<resourceId>=1|mallee moto"
+    "DescribeKeyPairs key-name=bench-key-001* (10)|DescribeKeyPairs|Filter.1.Name=key-name Filter.1.Value.1=bench-key-001*|<keyName>=10|mallee moto"
 )
 
 RESULTS="$WORK/results.jsonl"

@@ -12,6 +12,11 @@ control plane, no QEMU) and in moto_server, side by side in one run.
    request to mallee, then to moto (the response is checked for the count
    it must hold), and a markdown table of req/s and latency percentiles is
    printed. Every run is kept as JSON.
+
+With `--baseline BIN` a second mallee (another build, e.g. of main) is the
+peer instead of moto: started, seeded and loaded the same way, to measure a
+change side by side. `--vpcs` and `--per-vpc` set the scale (default 50 ×
+40 = 2,000 instances).
 """
 
 from __future__ import annotations
@@ -32,8 +37,6 @@ import boto3
 import requests
 from botocore.config import Config
 
-VPCS = 50
-PER_VPC = 40
 REGION_MOTO = "us-east-1"
 
 
@@ -62,19 +65,28 @@ def client(endpoint: str, key: str, secret: str, region: str):
                         aws_secret_access_key=secret, config=Config(retries={"max_attempts": 3}))
 
 
-def seed(ec2, image: str) -> list[str]:
-    """The 50 VPCs with their instances; returns the VPC ids."""
-    vpcs = []
-    for n in range(VPCS):
+def seed(ec2, image: str, vpcs_n: int, per_vpc: int) -> tuple[list[str], list[str]]:
+    """The VPCs with their instances; returns the VPC and subnet ids."""
+    vpcs, subnets = [], []
+    for n in range(vpcs_n):
         vpc = ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.0.0/24")["Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName=f"web-{n}", Description="bench", VpcId=vpc)["GroupId"]
         ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-        ec2.run_instances(ImageId=image, MinCount=PER_VPC, MaxCount=PER_VPC, InstanceType="t1.micro",
-                          SubnetId=subnet, SecurityGroupIds=[group])
+        # Every 40 instances, one reservation (AWS-like batches), each
+        # tagged with its VPC's number.
+        left = per_vpc
+        while left > 0:
+            count = min(left, 40)
+            ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, InstanceType="t1.micro",
+                              SubnetId=subnet, SecurityGroupIds=[group],
+                              TagSpecifications=[{"ResourceType": "instance",
+                                                  "Tags": [{"Key": "fleet", "Value": f"f{n}"}]}])
+            left -= count
         vpcs.append(vpc)
-    return vpcs
+        subnets.append(subnet)
+    return vpcs, subnets
 
 
 def count_running(ec2) -> int:
@@ -107,6 +119,10 @@ def main() -> None:
     p.add_argument("--duration", default="10")
     p.add_argument("--warmup", default="2")
     p.add_argument("--out", required=True)
+    p.add_argument("--baseline", help="another mallee build to compare with, instead of moto")
+    p.add_argument("--baseline-desc", default="")
+    p.add_argument("--vpcs", type=int, default=50)
+    p.add_argument("--per-vpc", type=int, default=40)
     a = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mallee-vpcs-bench."))
@@ -118,62 +134,90 @@ def main() -> None:
         procs.append(proc)
         return proc
 
-    try:
+    def start_mallee(binary: str, name: str, total: int) -> tuple[str, dict, subprocess.Popen]:
+        """A controller with one simulated node big enough for `total`
+        instances; its endpoint, admin credentials and process."""
         port, node_port = free_port(), free_port()
-        data = work / "controller"
-        controller = spawn([a.mallee, "controller", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
+        data = work / name
+        log = work / f"{name}.log"
+        controller = spawn([binary, "controller", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
                             "--node-listen", f"127.0.0.1:{node_port}",
-                            "--max-instances-per-account", str(VPCS * PER_VPC)], work / "controller.log")
+                            "--max-instances-per-account", str(total)], log)
         endpoint = f"http://127.0.0.1:{port}"
-        wait_http(f"{endpoint}/_mallee/health", controller, "mallee controller", work / "controller.log")
+        wait_http(f"{endpoint}/_mallee/health", controller, f"{name} controller", log)
         creds = json.loads((data / "credentials" / "admin.json").read_text())
         creds.setdefault("region", "mallee-1")
-        token = subprocess.run([a.mallee, "admin", "node", "token", "create", "--zone", f"{creds['region']}a",
+        token = subprocess.run([binary, "admin", "node", "token", "create", "--zone", f"{creds['region']}a",
                                 "--data-dir", data], capture_output=True, text=True, check=True).stdout.strip()
-        spawn([a.mallee, "node", "join", f"https://127.0.0.1:{node_port}", "--simulate", "--token", token,
-               "--data-dir", work / "node", "--listen", f"127.0.0.1:{free_port()}",
-               "--node-cores", "4000", "--node-memory-mib", "2000000", "--node-disk-gib", "100000"],
-              work / "node.log")
-        moto_port = free_port()
-        moto_endpoint = f"http://127.0.0.1:{moto_port}"
-        moto = spawn([a.moto_server, "-H", "127.0.0.1", "-p", str(moto_port)], work / "moto.log")
-        wait_http(f"{moto_endpoint}/moto-api/", moto, "moto_server", work / "moto.log")
-
-        mallee = client(endpoint, creds["access_key_id"], creds["secret_access_key"], creds["region"])
-        node_log = work / "node.log"
+        node_log = work / f"{name}-node.log"
+        spawn([binary, "node", "join", f"https://127.0.0.1:{node_port}", "--simulate", "--token", token,
+               "--data-dir", work / f"{name}-node", "--listen", f"127.0.0.1:{free_port()}",
+               "--node-cores", str(max(4000, 2 * total)), "--node-memory-mib", str(max(2000000, 1024 * total)),
+               "--node-disk-gib", str(max(100000, 50 * total))], node_log)
         deadline = time.monotonic() + 60
         while b"simulated node agent running" not in node_log.read_bytes():
             assert time.monotonic() < deadline, f"the simulated node never started:\n{node_log.read_text()}"
             time.sleep(0.2)
         time.sleep(1)  # its registration reaches the controller
-        moto_ec2 = client(moto_endpoint, "bench", "bench", REGION_MOTO)
-        moto_image = moto_ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        return endpoint, creds, controller
 
+    def seed_mallee(endpoint: str, creds: dict) -> tuple[list[str], list[str], float]:
+        ec2 = client(endpoint, creds["access_key_id"], creds["secret_access_key"], creds["region"])
         started = time.monotonic()
-        mallee_vpcs = seed(mallee, mallee_image(endpoint, creds))
-        deadline = time.monotonic() + 600
-        while (running := count_running(mallee)) < VPCS * PER_VPC:
-            assert time.monotonic() < deadline, f"only {running} instances running after 600 s"
+        vpcs, subnets = seed(ec2, mallee_image(endpoint, creds), a.vpcs, a.per_vpc)
+        deadline = time.monotonic() + 1800
+        while (running := count_running(ec2)) < a.vpcs * a.per_vpc:
+            assert time.monotonic() < deadline, f"only {running} instances running after 1800 s"
             time.sleep(2)
-        mallee_seed_s = time.monotonic() - started
-        started = time.monotonic()
-        moto_vpcs = seed(moto_ec2, moto_image)
-        moto_seed_s = time.monotonic() - started
-        print(f"seeded: mallee {mallee_seed_s:.0f} s (to running), moto {moto_seed_s:.0f} s", file=sys.stderr)
+        return vpcs, subnets, time.monotonic() - started
+
+    try:
+        total = a.vpcs * a.per_vpc
+        endpoint, creds, controller = start_mallee(a.mallee, "controller", total)
+        mallee_vpcs, mallee_subnets, mallee_seed_s = seed_mallee(endpoint, creds)
+        if a.baseline:
+            peer = "baseline"
+            peer_endpoint, peer_creds, _ = start_mallee(a.baseline, "baseline", total)
+            moto_vpcs, moto_subnets, moto_seed_s = seed_mallee(peer_endpoint, peer_creds)
+            peer_target = ["--endpoint", f"{peer_endpoint}/", "--access-key", peer_creds["access_key_id"],
+                           "--secret-key", peer_creds["secret_access_key"], "--region", peer_creds["region"]]
+        else:
+            peer = "moto"
+            moto_port = free_port()
+            moto_endpoint = f"http://127.0.0.1:{moto_port}"
+            moto = spawn([a.moto_server, "-H", "127.0.0.1", "-p", str(moto_port)], work / "moto.log")
+            wait_http(f"{moto_endpoint}/moto-api/", moto, "moto_server", work / "moto.log")
+            moto_ec2 = client(moto_endpoint, "bench", "bench", REGION_MOTO)
+            moto_image = moto_ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            started = time.monotonic()
+            moto_vpcs, moto_subnets = seed(moto_ec2, moto_image, a.vpcs, a.per_vpc)
+            moto_seed_s = time.monotonic() - started
+            peer_target = ["--endpoint", f"{moto_endpoint}/", "--access-key", "bench", "--secret-key", "bench",
+                           "--region", REGION_MOTO]
+        print(f"seeded: mallee {mallee_seed_s:.0f} s (to running), {peer} {moto_seed_s:.0f} s", file=sys.stderr)
 
         targets = {
             "mallee": ["--endpoint", f"{endpoint}/", "--access-key", creds["access_key_id"],
                        "--secret-key", creds["secret_access_key"], "--region", creds["region"]],
-            "moto": ["--endpoint", f"{moto_endpoint}/", "--access-key", "bench", "--secret-key", "bench",
-                     "--region", REGION_MOTO],
+            peer: peer_target,
         }
-        total = VPCS * PER_VPC
+        per = a.per_vpc
+        page = min(100, total)
         # name, action, params per server, expected string and count
         cases = [
             ("DescribeInstances, all 2,000", "DescribeInstances", {}, f"<instanceId>={total}"),
-            ("DescribeInstances vpc-id=one VPC (40)", "DescribeInstances",
+            (f"DescribeInstances vpc-id=one VPC ({per})", "DescribeInstances",
              {"mallee": [f"Filter.1.Name=vpc-id", f"Filter.1.Value.1={mallee_vpcs[17]}"],
-              "moto": [f"Filter.1.Name=vpc-id", f"Filter.1.Value.1={moto_vpcs[17]}"]}, f"<instanceId>={PER_VPC}"),
+              peer: [f"Filter.1.Name=vpc-id", f"Filter.1.Value.1={moto_vpcs[17]}"]}, f"<instanceId>={per}"),
+            (f"DescribeInstances subnet-id + state=running ({per})", "DescribeInstances",
+             {server: [f"Filter.1.Name=subnet-id", f"Filter.1.Value.1={subnets[23]}",
+                       "Filter.2.Name=instance-state-name", "Filter.2.Value.1=running"]
+              for server, subnets in (("mallee", mallee_subnets), (peer, moto_subnets))}, f"<instanceId>={per}"),
+            (f"DescribeInstances tag:fleet=f31 ({per})", "DescribeInstances",
+             {server: ["Filter.1.Name=tag:fleet", "Filter.1.Value.1=f31"] for server in ("mallee", peer)},
+             f"<instanceId>={per}"),
+            (f"DescribeInstances MaxResults={page} (first page)", "DescribeInstances",
+             {server: [f"MaxResults={page}"] for server in ("mallee", peer)}, f"<instanceId>={page}"),
             ("DescribeNetworkInterfaces, all 2,000", "DescribeNetworkInterfaces", {},
              f"<networkInterfaceId>={total}"),
             ("DescribeSecurityGroups, all", "DescribeSecurityGroups", {}, None),
@@ -181,7 +225,7 @@ def main() -> None:
         results = []
         for name, action, params, expect in cases:
             for c in a.concurrency.split():
-                for server in ("mallee", "moto"):
+                for server in ("mallee", peer):
                     cmd = [a.load, "run", *targets[server], "--action", action, "--concurrency", c,
                            "--duration", a.duration, "--warmup", a.warmup, "--label", server, "--json"]
                     for param in params.get(server, []):
@@ -199,8 +243,10 @@ def main() -> None:
         peak = next(int(l.split()[1]) // 1024 for l in rss.splitlines() if l.startswith("VmHWM"))
         record = {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "mallee": a.mallee_desc, "moto": a.moto_version, "cores": os.cpu_count(),
-            "instances": total, "vpcs": VPCS, "seed_s": {"mallee": mallee_seed_s, "moto": moto_seed_s},
+            "mallee": a.mallee_desc, "peer": peer,
+            "peer_desc": a.baseline_desc if a.baseline else f"moto_server {a.moto_version}",
+            "cores": os.cpu_count(),
+            "instances": total, "vpcs": a.vpcs, "seed_s": {"mallee": mallee_seed_s, peer: moto_seed_s},
             "controller_peak_rss_mib": peak, "load_average": os.getloadavg(), "results": results,
         }
         Path(a.out).write_text(json.dumps(record, indent=1))
@@ -220,15 +266,16 @@ def main() -> None:
 
 
 def table(record: dict) -> str:
+    peer = record["peer"]
     rows = [f"{record['instances']:,} instances in {record['vpcs']} VPCs; mallee {record['mallee']} "
-            f"(controller peak RSS {record['controller_peak_rss_mib']} MiB), moto_server {record['moto']}; "
+            f"(controller peak RSS {record['controller_peak_rss_mib']} MiB), {peer}: {record['peer_desc']}; "
             f"{record['cores']} cores, load average after {record['load_average'][0]:.1f}",
             "",
-            "| case | c | mallee req/s | moto req/s | mallee/moto | mallee p50/p99 ms | moto p50/p99 ms |",
+            f"| case | c | mallee req/s | {peer} req/s | mallee/{peer} | mallee p50/p99 ms | {peer} p50/p99 ms |",
             "|---|---:|---:|---:|---:|---|---|"]
     by = {(r["case"], r["concurrency"], r["server"]): r for r in record["results"]}
     for case, c in dict.fromkeys((r["case"], r["concurrency"]) for r in record["results"]):
-        m, o = by[(case, c, "mallee")], by[(case, c, "moto")]
+        m, o = by[(case, c, "mallee")], by[(case, c, peer)]
         rows.append(f"| {case} | {c} | {m['rps']:.1f} | {o['rps']:.1f} | {m['rps'] / o['rps']:.1f}x | "
                     f"{m['p50_ms']:.1f} / {m['p99_ms']:.1f} | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} |")
     return "\n".join(rows)

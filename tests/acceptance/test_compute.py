@@ -388,6 +388,27 @@ def test_describe_filters(cloud, ec2c):
         assert found([{"Name": "tag:suite", "Values": [tag]}, {"Name": "ip-address", "Values": ["203.0.113.1"]}]) == []
         paged = ec2c.describe_instances(Filters=[{"Name": "tag:suite", "Values": [tag]}], MaxResults=5)
         assert sum(len(r["Instances"]) for r in paged["Reservations"]) == 2
+        # Answered by the store's indexes (issue 18), with the same meaning.
+        vpc, subnet = insts[ids[0]]["VpcId"], insts[ids[0]]["SubnetId"]
+        assert found([{"Name": "tag:suite", "Values": [tag]}, {"Name": "vpc-id", "Values": [vpc, "vpc-0"]},
+                      {"Name": "subnet-id", "Values": [subnet]}]) == sorted(ids)
+        assert found([{"Name": "tag-value", "Values": [tag]}, {"Name": "instance-id", "Values": ["i-*"]}]) == sorted(ids)
+        assert found([{"Name": "tag-key", "Values": ["suite"]}, {"Name": "tag:suite", "Values": [tag[:4] + "*"]},
+                      {"Name": "key-name", "Values": [key[:-1] + "?"]}]) == sorted(ids)
+        assert found([{"Name": "tag:suite", "Values": [tag]}, {"Name": "subnet-id", "Values": ["subnet-0"]}]) == []
+        # A filter the store does not answer (architecture) with a page:
+        # still one page at a time, in id order.
+        seen, token = [], None
+        while True:
+            kw = {"NextToken": token} if token else {}
+            page = ec2c.describe_instances(Filters=[{"Name": "tag:suite", "Values": [tag]},
+                                                    {"Name": "architecture", "Values": ["x86_64", "i386"]}],
+                                           MaxResults=5, **kw)
+            seen += [i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]]
+            token = page.get("NextToken")
+            if not token:
+                break
+        assert sorted(seen) == sorted(ids)
         with pytest.raises(ClientError) as e:
             ec2c.describe_instances(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
         assert error_code(e) == "InvalidParameterValue"

@@ -249,6 +249,14 @@ def test_describe_filters(ec2, three_keys):
     assert _names(both) == names[:2]
     # filter combined with KeyNames
     assert _names(ec2.describe_key_pairs(KeyNames=names, Filters=[{"Name": "key-pair-id", "Values": [kps[0]["KeyPairId"]]}])) == [names[0]]
+    # the database answers these (issue 18): key type, tag values, GLOB's
+    # own characters taken literally, and a named key pair that a filter
+    # leaves out is no error
+    ed25519 = _names(f("key-type", "ed25519"))
+    assert names[2] in ed25519 and names[0] not in ed25519
+    assert _names(ec2.describe_key_pairs(KeyNames=names, Filters=[{"Name": "tag-value", "Values": ["1", "2"]}])) == names[1:]
+    assert _names(f("key-name", f"{tag}-[ab]*")) == []
+    assert _names(ec2.describe_key_pairs(KeyNames=[names[0]], Filters=[{"Name": "key-type", "Values": ["ed25519"]}])) == []
 
 
 def test_describe_not_found(ec2, three_keys):

@@ -3,7 +3,7 @@
 //! for the metadata service.
 
 use mallee_keys::{KeyFormat, KeyType};
-use mallee_store::{KeyPair, StoreError, TagPair};
+use mallee_store::{KeyPair, KeyPairQuery, StoreError, TagPair};
 
 use crate::{Cloud, CloudError, Kind, Principal, ids};
 
@@ -135,38 +135,51 @@ pub async fn import(
     .await
 }
 
-/// The caller's key pairs, only those named by `names` or `ids` when they
-/// name any (every one must exist).
+/// The caller's key pairs that `query` selects, ordered by name: the
+/// store finds them, so the cost follows what is returned. Every name of
+/// `query.names` and every id of `query.ids` must name one of the caller's
+/// key pairs, whatever the conditions.
 pub async fn list(
     cloud: &Cloud,
     caller: &Principal,
-    names: &[String],
-    ids: &[String],
+    query: &KeyPairQuery,
 ) -> Result<Vec<KeyPair>, CloudError> {
-    let key_pairs = cloud.store.key_pairs(caller.account_id()).await?;
-    if let Some(missing) = names
-        .iter()
-        .find(|n| !key_pairs.iter().any(|k| &k.name == *n))
-    {
-        return Err(CloudError::not_found(
-            Kind::KeyPair,
-            format!("The key pair '{missing}' does not exist"),
-        ));
+    let account = caller.account_id();
+    if !query.names.is_empty() {
+        let named = KeyPairQuery {
+            names: query.names.clone(),
+            ..KeyPairQuery::default()
+        };
+        let found = cloud.store.key_pairs_matching(account, &named).await?;
+        if let Some(missing) = query
+            .names
+            .iter()
+            .find(|n| !found.iter().any(|k| &k.name == *n))
+        {
+            return Err(CloudError::not_found(
+                Kind::KeyPair,
+                format!("The key pair '{missing}' does not exist"),
+            ));
+        }
     }
-    if let Some(missing) = ids
-        .iter()
-        .find(|i| !key_pairs.iter().any(|k| &k.key_pair_id == *i))
-    {
-        return Err(CloudError::not_found(
-            Kind::KeyPair,
-            format!("The ID '{missing}' does not exist"),
-        ));
+    if !query.ids.is_empty() {
+        let named = KeyPairQuery {
+            ids: query.ids.clone(),
+            ..KeyPairQuery::default()
+        };
+        let found = cloud.store.key_pairs_matching(account, &named).await?;
+        if let Some(missing) = query
+            .ids
+            .iter()
+            .find(|i| !found.iter().any(|k| &k.key_pair_id == *i))
+        {
+            return Err(CloudError::not_found(
+                Kind::KeyPair,
+                format!("The ID '{missing}' does not exist"),
+            ));
+        }
     }
-    Ok(key_pairs
-        .into_iter()
-        .filter(|k| names.is_empty() || names.contains(&k.name))
-        .filter(|k| ids.is_empty() || ids.contains(&k.key_pair_id))
-        .collect())
+    Ok(cloud.store.key_pairs_matching(account, query).await?)
 }
 
 /// Deletes the caller's key pair with `id` and `name` (each when given)
@@ -221,12 +234,35 @@ mod tests {
                 ..
             })
         ));
-        let listed = list(&cloud, &caller, &["k".into()], &[])
+        let named = |names: &[&str], ids: &[&str]| KeyPairQuery {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            ids: ids.iter().map(|n| n.to_string()).collect(),
+            ..KeyPairQuery::default()
+        };
+        let listed = list(&cloud, &caller, &named(&["k"], &[]))
             .await
             .expect("list");
         assert_eq!(listed, std::slice::from_ref(&generated.key_pair));
         let other = cloud.principal("other").await;
-        assert!(list(&cloud, &other, &["k".into()], &[]).await.is_err());
+        assert!(list(&cloud, &other, &named(&["k"], &[])).await.is_err());
+        // A named key pair must exist even when a condition leaves it out.
+        let left_out = KeyPairQuery {
+            conditions: vec![mallee_store::KeyPairCondition::Field {
+                field: mallee_store::KeyPairField::KeyType,
+                patterns: vec!["nothing".into()],
+            }],
+            ..named(&["k"], &[])
+        };
+        assert!(
+            list(&cloud, &caller, &left_out)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(matches!(
+            list(&cloud, &caller, &named(&[], &["key-0000000000000000f"])).await,
+            Err(CloudError::NotFound { .. })
+        ));
         assert_eq!(
             delete(&cloud, &other, Some("k"), None).await,
             Ok(None),
@@ -237,7 +273,7 @@ mod tests {
             .expect("delete");
         assert_eq!(deleted, Some(generated.key_pair));
         assert!(
-            list(&cloud, &caller, &[], &[])
+            list(&cloud, &caller, &KeyPairQuery::default())
                 .await
                 .expect("list")
                 .is_empty()

@@ -38,7 +38,10 @@ pub use identity::{
 pub use images::{
     Image, ImageBlockDevice, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage,
 };
-pub use instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
+pub use instances::{
+    InstanceCondition, InstanceField, InstanceIndex, InstanceQuery, InstanceRecord, Launch,
+    Reservation,
+};
 pub use launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
 pub use metal::MetalIndex;
 pub use model::*;
@@ -169,6 +172,33 @@ pub trait Store:
     async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()>;
     /// The account's key pairs, ordered by name.
     async fn key_pairs(&self, account_id: &str) -> StoreResult<Vec<KeyPair>>;
+    /// The account's key pairs that `query` selects, ordered by name, found
+    /// by the database rather than by reading every key pair and tag of
+    /// the account.
+    ///
+    /// Added for DescribeKeyPairs (issue 18). The default reads the whole
+    /// account and filters in memory ([`KeyPairQuery::selects`]): correct,
+    /// but O(account), for a backend that has no query of its own yet.
+    async fn key_pairs_matching(
+        &self,
+        account_id: &str,
+        query: &KeyPairQuery,
+    ) -> StoreResult<Vec<KeyPair>> {
+        let tags = self.tags(account_id).await?;
+        Ok(self
+            .key_pairs(account_id)
+            .await?
+            .into_iter()
+            .filter(|k| {
+                let own: Vec<Tag> = tags
+                    .iter()
+                    .filter(|t| t.resource_id == k.key_pair_id)
+                    .cloned()
+                    .collect();
+                query.selects(k, &own)
+            })
+            .collect())
+    }
     /// Deletes a key pair (and its tags). Returns whether it existed.
     async fn delete_key_pair(&self, account_id: &str, key_pair_id: &str) -> StoreResult<bool>;
 

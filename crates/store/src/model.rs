@@ -129,6 +129,159 @@ pub enum TagCondition {
     },
 }
 
+/// Whether `text` matches an AWS filter pattern: `*` any run of
+/// characters, `?` exactly one, `\\` makes the next character literal. The
+/// meaning of every pattern in a store query, whatever the backend turns
+/// it into.
+pub fn pattern_matches(pattern: &str, text: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Token {
+        Char(char),
+        One,
+        Any,
+    }
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '\\' => Token::Char(chars.next().unwrap_or('\\')),
+            '*' => Token::Any,
+            '?' => Token::One,
+            c => Token::Char(c),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    // One backtrack point: linear in practice, never exponential.
+    let (mut t, mut p) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Token::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(Token::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Token::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|t| *t == Token::Any)
+}
+
+/// The text a pattern stands for when it has no wildcard (escapes
+/// resolved), so a backend can look it up exactly (by index); `None` when
+/// it has `*` or `?`.
+pub fn pattern_literal(pattern: &str) -> Option<String> {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().unwrap_or('\\')),
+            '*' | '?' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A column of a key pair that [`KeyPairQuery`] can select on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyPairField {
+    /// `key_pair_id`.
+    KeyPairId,
+    /// `name`.
+    Name,
+    /// `fingerprint`.
+    Fingerprint,
+    /// `key_type`.
+    KeyType,
+}
+
+impl KeyPairField {
+    /// This field of `key_pair`.
+    pub fn value_of(self, key_pair: &KeyPair) -> &str {
+        match self {
+            Self::KeyPairId => &key_pair.key_pair_id,
+            Self::Name => &key_pair.name,
+            Self::Fingerprint => &key_pair.fingerprint,
+            Self::KeyType => &key_pair.key_type,
+        }
+    }
+}
+
+/// One condition of a [`KeyPairQuery`]; patterns as in [`TagQuery`] (a
+/// condition holds when any of its patterns matches, never when it has
+/// none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPairCondition {
+    /// A column matches a pattern.
+    Field {
+        /// Which column.
+        field: KeyPairField,
+        /// Its patterns.
+        patterns: Vec<String>,
+    },
+    /// The key pair has the tag `key` with a value matching a pattern.
+    Tag {
+        /// The key (exact).
+        key: String,
+        /// Patterns of its value.
+        values: Vec<String>,
+    },
+    /// The key pair has a tag whose key matches a pattern.
+    TagKey(Vec<String>),
+    /// The key pair has a tag whose value matches a pattern.
+    TagValue(Vec<String>),
+}
+
+/// Which key pairs of an account [`crate::Store::key_pairs_matching`]
+/// returns: those whose name is one of `names` (when not empty), whose id
+/// is one of `ids` (when not empty) and for which every condition holds,
+/// ordered by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPairQuery {
+    /// Only these names (exact), when not empty.
+    pub names: Vec<String>,
+    /// Only these ids (exact), when not empty.
+    pub ids: Vec<String>,
+    /// Conditions, all of which hold.
+    pub conditions: Vec<KeyPairCondition>,
+}
+
+impl KeyPairQuery {
+    /// Whether `key_pair`, with its `tags`, is selected: the meaning every
+    /// backend's query must have.
+    pub fn selects(&self, key_pair: &KeyPair, tags: &[Tag]) -> bool {
+        let any =
+            |patterns: &[String], value: &str| patterns.iter().any(|p| pattern_matches(p, value));
+        (self.names.is_empty() || self.names.contains(&key_pair.name))
+            && (self.ids.is_empty() || self.ids.contains(&key_pair.key_pair_id))
+            && self.conditions.iter().all(|c| match c {
+                KeyPairCondition::Field { field, patterns } => {
+                    any(patterns, field.value_of(key_pair))
+                }
+                KeyPairCondition::Tag { key, values } => {
+                    tags.iter().any(|t| &t.key == key && any(values, &t.value))
+                }
+                KeyPairCondition::TagKey(p) => tags.iter().any(|t| any(p, &t.key)),
+                KeyPairCondition::TagValue(p) => tags.iter().any(|t| any(p, &t.value)),
+            })
+    }
+}
+
 /// An SSH key pair; only the public half is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPair {

@@ -67,6 +67,25 @@ pub trait VolumeIndex: Send + Sync {
     /// Volumes attached to (or being attached to or detached from) an
     /// instance, ordered by device.
     async fn volumes_of_instance(&self, instance_id: &str) -> StoreResult<Vec<VolumeRecord>>;
+    /// [`VolumeIndex::volumes_of_instance`] of each of `instance_ids`, in
+    /// one call: ordered by instance id, then device.
+    ///
+    /// Added for DescribeInstances (issue 18), which shows the volumes of a
+    /// page of instances without reading every volume of the account. The
+    /// default asks once per instance; SQLite answers in one query.
+    async fn volumes_of_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> StoreResult<Vec<VolumeRecord>> {
+        let mut ids: Vec<&String> = instance_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut all = Vec::new();
+        for id in ids {
+            all.extend(self.volumes_of_instance(id).await?);
+        }
+        Ok(all)
+    }
     /// Replaces a volume's row if its `revision` is still the stored one
     /// (the stored revision becomes `revision + 1`); `false` when someone
     /// else changed it first or it is gone. `Conflict` when its attachment's

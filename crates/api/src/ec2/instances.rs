@@ -649,12 +649,17 @@ impl DescribeInstances {
         Ok(Self { ids, filters, page })
     }
 
-    /// Lists the caller's instances grouped by reservation.
+    /// Lists the caller's instances grouped by reservation. The store
+    /// selects and pages them where it can answer every filter
+    /// (`instance_query`); the filters are applied again here, which also
+    /// covers those it cannot answer.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
         let account = &ctx.principal.account.account_id;
-        let described = describe::instances(ctx.cloud, ctx.principal, &self.ids).await?;
+        let query = super::instance_query::query(&self.ids, &self.filters, &self.page);
+        let described = describe::matching(ctx.cloud, ctx.principal, &query).await?;
         let mut instances = described.instances;
-        let tags = TagsByResource::load(ctx, account).await?;
+        let ids: Vec<String> = instances.iter().map(|i| i.id().to_owned()).collect();
+        let tags = TagsByResource::load_for(ctx, &ids).await?;
         instances.retain(|i| {
             filter::matches(
                 &self.filters,

@@ -6,7 +6,7 @@
 use base64::Engine;
 use mallee_cloud::key_pairs::{self, ImportedKey, NewKeyPair, validate_key_name};
 use mallee_keys::{KeyFormat, KeyType};
-use mallee_store::KeyPair;
+use mallee_store::{KeyPair, KeyPairCondition, KeyPairField, KeyPairQuery};
 
 use crate::filter::{self, Filter, Filterable, parse_filters};
 use crate::query::QueryParams;
@@ -124,6 +124,28 @@ impl Filterable for KeyPairView<'_> {
     }
 }
 
+/// The store condition with the meaning `filter` has for DescribeKeyPairs
+/// (`KeyPairView`'s values); `parse` admitted only names that have one.
+fn condition(filter: &Filter) -> KeyPairCondition {
+    let patterns = filter.values.clone();
+    if let Some(key) = filter.name.strip_prefix("tag:") {
+        return KeyPairCondition::Tag {
+            key: key.to_owned(),
+            values: patterns,
+        };
+    }
+    let field = match filter.name.as_str() {
+        "tag-key" => return KeyPairCondition::TagKey(patterns),
+        "tag-value" => return KeyPairCondition::TagValue(patterns),
+        "key-pair-id" => KeyPairField::KeyPairId,
+        "key-name" => KeyPairField::Name,
+        "fingerprint" => KeyPairField::Fingerprint,
+        // The only name left, as `parse` checked.
+        _ => KeyPairField::KeyType,
+    };
+    KeyPairCondition::Field { field, patterns }
+}
+
 /// DescribeKeyPairs input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeKeyPairs {
@@ -150,10 +172,18 @@ impl DescribeKeyPairs {
         })
     }
 
-    /// Lists the caller's key pairs; a named one that is missing is an error.
+    /// Lists the caller's key pairs; a named one that is missing is an
+    /// error. The store applies the names, ids and filters, so only the
+    /// key pairs returned (and their tags) are read.
     pub async fn execute(self, ctx: &Ec2Context<'_>) -> Result<String, Ec2Error> {
-        let key_pairs = key_pairs::list(ctx.cloud, ctx.principal, &self.names, &self.ids).await?;
-        let tags = TagsByResource::load(ctx, ctx.principal.account_id()).await?;
+        let query = KeyPairQuery {
+            names: self.names.clone(),
+            ids: self.ids.clone(),
+            conditions: self.filters.iter().map(condition).collect(),
+        };
+        let key_pairs = key_pairs::list(ctx.cloud, ctx.principal, &query).await?;
+        let ids: Vec<String> = key_pairs.iter().map(|k| k.key_pair_id.clone()).collect();
+        let tags = TagsByResource::load_for(ctx, &ids).await?;
         let selected: Vec<KeyPairView<'_>> = key_pairs
             .iter()
             .map(|k| KeyPairView {

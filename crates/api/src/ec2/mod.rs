@@ -17,6 +17,7 @@ pub mod images;
 pub mod instance_attributes;
 pub mod instance_lifecycle;
 pub mod instance_options;
+mod instance_query;
 pub mod instance_types;
 pub mod instances;
 pub mod internet_gateways;

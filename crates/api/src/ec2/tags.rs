@@ -104,6 +104,19 @@ impl TagsByResource {
         Ok(Self { by_resource })
     }
 
+    /// Loads the tags of `resource_ids` only (one store query), for a
+    /// Describe whose resources the store already selected.
+    pub async fn load_for(ctx: &Ec2Context<'_>, resource_ids: &[String]) -> Result<Self, Ec2Error> {
+        let mut by_resource: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for tag in ctx.cloud.store.resource_tags(resource_ids).await? {
+            by_resource
+                .entry(tag.resource_id)
+                .or_default()
+                .push((tag.key, tag.value));
+        }
+        Ok(Self { by_resource })
+    }
+
     /// Tags of one resource.
     pub fn of(&self, resource_id: &str) -> &[(String, String)] {
         self.by_resource

@@ -1,11 +1,12 @@
 //! What DescribeInstances and DescribeInstanceStatus show a caller: their
 //! instances (terminated ones until the reconciler forgets them, an hour
 //! after they ended) with the volumes attached to each, and each
-//! instance's status checks. Filters and pages are the protocol's.
+//! instance's status checks. The protocol says which filters and page it
+//! wants; the store answers them (`InstanceQuery`).
 
 use std::collections::HashMap;
 
-use mallee_store::VolumeRecord;
+use mallee_store::{InstanceQuery, VolumeRecord};
 
 use crate::instances::lookup;
 use crate::instances::model::{Instance, InstanceState};
@@ -14,38 +15,60 @@ use crate::{Cloud, CloudError, Principal};
 /// The caller's instances and their volumes.
 #[derive(Debug, Clone)]
 pub struct Described {
-    /// The instances, in no particular order.
+    /// The instances, ordered by id.
     pub instances: Vec<Instance>,
     /// The caller's volumes attached to (or attaching to or detaching
     /// from) each instance, by instance id.
     pub volumes: HashMap<String, Vec<VolumeRecord>>,
 }
 
-/// The caller's instances named by `ids` (all of them when `ids` is
-/// empty), with their volumes; `InvalidInstanceID.NotFound` naming every
-/// id that is not one of the caller's.
-pub async fn instances(
+/// The caller's instances that `query` selects (ordered by id, paged as
+/// it says), with their volumes: the store finds them, so the cost follows
+/// what is returned, not what the account owns. Every id of `query.ids`
+/// must name one of the caller's instances, whatever the conditions
+/// (`InvalidInstanceID.NotFound` naming every one that does not).
+pub async fn matching(
     cloud: &Cloud,
     caller: &Principal,
-    ids: &[String],
+    query: &InstanceQuery,
 ) -> Result<Described, CloudError> {
-    let mut instances = lookup::all(cloud, caller).await?;
-    let missing: Vec<&str> = ids
-        .iter()
-        .filter(|id| !instances.iter().any(|i| i.id() == id.as_str()))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(CloudError::instances_not_found(&missing));
+    let account = caller.account_id();
+    if !query.ids.is_empty() {
+        let named = InstanceQuery {
+            ids: query.ids.clone(),
+            ..InstanceQuery::default()
+        };
+        let found = cloud.store.instances_matching(account, &named).await?;
+        let missing: Vec<&str> = query
+            .ids
+            .iter()
+            .filter(|id| !found.iter().any(|i| i.instance_id == **id))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(CloudError::instances_not_found(&missing));
+        }
     }
-    if !ids.is_empty() {
-        instances.retain(|i| ids.iter().any(|id| id == i.id()));
-    }
+    let instances: Vec<Instance> = cloud
+        .store
+        .instances_matching(account, query)
+        .await?
+        .into_iter()
+        .map(Instance::from_record)
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = instances.iter().map(|i| i.id().to_owned()).collect();
     let mut volumes: HashMap<String, Vec<VolumeRecord>> = HashMap::new();
-    for v in cloud.store.volumes(Some(caller.account_id())).await? {
+    for v in cloud.store.volumes_of_instances(&ids).await? {
+        // Only the caller's own volumes, as `instances` shows them.
+        if v.account_id != account {
+            continue;
+        }
         if let Some(instance) = v.instance_id.clone() {
             volumes.entry(instance).or_default().push(v);
         }
+    }
+    for list in volumes.values_mut() {
+        list.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
     }
     Ok(Described { instances, volumes })
 }
@@ -160,6 +183,18 @@ mod tests {
     const A: &str = "i-0000000000000000a";
     const B: &str = "i-0000000000000000b";
 
+    async fn instances(
+        cloud: &Cloud,
+        caller: &Principal,
+        ids: &[String],
+    ) -> Result<Described, CloudError> {
+        let query = InstanceQuery {
+            ids: ids.to_vec(),
+            ..InstanceQuery::default()
+        };
+        matching(cloud, caller, &query).await
+    }
+
     async fn two(tc: &TestCloud, caller: &Principal) {
         InstanceBuilder::new(A, caller.account_id()).store(tc).await;
         InstanceBuilder::new(B, caller.account_id())
@@ -200,6 +235,57 @@ mod tests {
                 .map(|d| d.instances.len()),
             Err(CloudError::instances_not_found(&[A, B]))
         );
+    }
+
+    /// The store finds the fields it reads from the launch details
+    /// (`InstanceField::detail_path`, migration 0030's generated columns)
+    /// where this crate's records keep them.
+    #[tokio::test]
+    async fn detail_fields_are_where_the_details_keep_them() {
+        use mallee_store::{InstanceCondition, InstanceField};
+        let tc = TestCloud::new().await;
+        let caller = tc.principal("alice").await;
+        let builder = InstanceBuilder::new(A, caller.account_id())
+            .placed_in("vpc-0000000000000000a", "subnet-000000000000000a")
+            .resources("m1.small", 1, 256, 1);
+        let mut instance = builder.instance();
+        instance.details.key_name = Some("ops-key".into());
+        instance.details.spec.metadata.ami_id = "ami-0000000000000000a".into();
+        let record = instance.encode();
+        let reservation = mallee_store::Reservation {
+            reservation_id: record.reservation_id.clone(),
+            account_id: record.account_id.clone(),
+            client_token: None,
+            request_hash: "h".into(),
+            created_at: 1,
+        };
+        tc.store
+            .create_reservation(&reservation, std::slice::from_ref(&record), &[])
+            .await
+            .expect("reservation");
+        for (field, value) in [
+            (InstanceField::InstanceType, "m1.small"),
+            (InstanceField::ImageId, "ami-0000000000000000a"),
+            (InstanceField::KeyName, "ops-key"),
+            (InstanceField::SubnetId, "subnet-000000000000000a"),
+            (InstanceField::VpcId, "vpc-0000000000000000a"),
+        ] {
+            assert!(field.detail_path().is_some());
+            assert_eq!(field.value_of(&record).as_deref(), Some(value), "{field:?}");
+            let query = |pattern: &str| InstanceQuery {
+                conditions: vec![InstanceCondition::Field {
+                    field,
+                    patterns: vec![pattern.to_owned()],
+                }],
+                ..InstanceQuery::default()
+            };
+            let found = matching(&tc, &caller, &query(value)).await.expect("query");
+            assert_eq!(found.instances.len(), 1, "{field:?} = {value}");
+            let other = matching(&tc, &caller, &query("other"))
+                .await
+                .expect("query");
+            assert!(other.instances.is_empty(), "{field:?}");
+        }
     }
 
     #[tokio::test]

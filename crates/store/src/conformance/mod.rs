@@ -12,6 +12,7 @@ mod launch_templates;
 mod metal;
 mod network;
 mod objects;
+mod queries;
 mod routing;
 mod snapshots;
 mod volumes;
@@ -92,6 +93,7 @@ pub async fn run(store: &dyn Store) {
     objects::run(store).await;
     images::run(store).await;
     instances::run(store).await;
+    queries::run(store).await;
     launch_templates::run(store).await;
     addresses::run(store).await;
     network::run(store).await;

@@ -279,6 +279,29 @@ async fn devices_are_exclusive(store: &dyn Store) {
             .expect("of")
             .is_empty()
     );
+    // Several instances in one call: each volume once, by instance then
+    // device.
+    let many = [
+        "i-0000000000000afff".to_owned(),
+        INSTANCE.to_owned(),
+        INSTANCE.to_owned(),
+    ];
+    let of_many = store.volumes_of_instances(&many).await.expect("of many");
+    assert_eq!(
+        ids(&of_many),
+        ["vol-00000000000000a01", "vol-00000000000000a02"]
+    );
+    assert_eq!(
+        of_many[0],
+        get(store, "vol-00000000000000a01").await.expect("a")
+    );
+    assert!(
+        store
+            .volumes_of_instances(&[])
+            .await
+            .expect("of none")
+            .is_empty()
+    );
 
     // Detaching frees the device.
     for (id, revision_base) in [

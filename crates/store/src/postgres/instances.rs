@@ -8,7 +8,7 @@ use super::{
     tag_new_resource_tx,
 };
 use crate::StoreResult;
-use crate::instances::{InstanceIndex, InstanceRecord, Launch, Reservation};
+use crate::instances::{InstanceIndex, InstanceQuery, InstanceRecord, Launch, Reservation};
 use crate::postgres::ExecuteLocked;
 
 fn instance_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<InstanceRecord> {
@@ -45,6 +45,20 @@ fn reservation_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<Reservation>
 
 #[async_trait]
 impl InstanceIndex for PostgresStore {
+    async fn instances_matching(
+        &self,
+        account_id: &str,
+        query: &InstanceQuery,
+    ) -> StoreResult<Vec<InstanceRecord>> {
+        // Not yet a query of its own: the account's instances and tags,
+        // selected in memory with the meaning every backend shares
+        // (correct, O(account)). Migration 0030 has the indexes a query
+        // would use.
+        let records = self.instances(Some(account_id)).await?;
+        let tags = crate::Store::tags(self, account_id).await?;
+        Ok(query.apply(records, &tags))
+    }
+
     async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()> {
         let Launch {
             reservation,

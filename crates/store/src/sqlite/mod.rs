@@ -11,9 +11,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
+use self::select::Where;
 use crate::{
-    AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagCondition,
-    TagPair, TagQuery, TagSelector, UnixMillis, User,
+    AccessKey, Account, KeyPair, KeyPairCondition, KeyPairField, KeyPairQuery, Node, Resource,
+    Store, StoreError, StoreResult, Tag, TagCondition, TagPair, TagQuery, TagSelector, UnixMillis,
+    User,
 };
 
 mod addresses;
@@ -26,6 +28,7 @@ mod metal;
 mod network;
 mod objects;
 mod routing;
+mod select;
 mod snapshots;
 mod volumes;
 mod vpcs;
@@ -197,24 +200,22 @@ async fn require_tx(
     }
 }
 
-/// An AWS filter pattern (`*`, `?`, `\\` escapes) as an SQLite GLOB
-/// pattern, which also has `[…]` classes: GLOB's special characters that
-/// stand for themselves become one-character classes.
-fn glob(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(e @ ('*' | '?' | '[')) => out.push_str(&format!("[{e}]")),
-                Some(e) => out.push(e),
-                None => out.push('\\'),
-            },
-            '[' => out.push_str("[[]"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Tags from a JSON array of `[resource id, type, key, value]`, ordered by
+/// resource id then key.
+fn tags_from_json(json: &str) -> StoreResult<Vec<Tag>> {
+    let rows: Vec<(String, String, String, String)> =
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+    let mut tags: Vec<Tag> = rows
+        .into_iter()
+        .map(|(resource_id, resource_type, key, value)| Tag {
+            resource_id,
+            resource_type,
+            key,
+            value,
+        })
+        .collect();
+    tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
+    Ok(tags)
 }
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
@@ -445,27 +446,21 @@ impl Store for SqliteStore {
     }
 
     async fn resource_tags(&self, resource_ids: &[String]) -> StoreResult<Vec<Tag>> {
-        let mut tags = Vec::new();
-        for id in resource_ids {
-            let rows = sqlx::query(
-                "SELECT t.resource_id, r.resource_type, t.tag_key, t.tag_value
-                 FROM tags t JOIN resources r ON r.resource_id = t.resource_id
-                 WHERE t.resource_id = ? ORDER BY t.tag_key",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-            for row in rows {
-                tags.push(Tag {
-                    resource_id: row.try_get("resource_id")?,
-                    resource_type: row.try_get("resource_type")?,
-                    key: row.try_get("tag_key")?,
-                    value: row.try_get("tag_value")?,
-                });
-            }
+        if resource_ids.is_empty() {
+            return Ok(Vec::new());
         }
-        tags.sort_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
-        Ok(tags)
+        // One query for all of them (the ids as one JSON array), and one
+        // JSON row back: a Describe page of 1,000 resources costs one
+        // round trip, not 1,000.
+        let mut w = Where::default();
+        w.and_in("t.resource_id", resource_ids)?;
+        let select = format!(
+            "SELECT COALESCE(json_group_array(json_array(t.resource_id, r.resource_type, t.tag_key, t.tag_value)), '[]')
+             FROM tags t JOIN resources r ON r.resource_id = t.resource_id
+             WHERE 1{}",
+            w.sql()
+        );
+        tags_from_json(&w.fetch_json(&self.pool, select).await?)
     }
 
     async fn put_tags(
@@ -537,88 +532,49 @@ impl Store for SqliteStore {
         .bind(account_id)
         .fetch_one(&self.pool)
         .await?;
-        let rows: Vec<(String, String, String, String)> =
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
-        let mut tags: Vec<Tag> = rows
-            .into_iter()
-            .map(|(resource_id, resource_type, key, value)| Tag {
-                resource_id,
-                resource_type,
-                key,
-                value,
-            })
-            .collect();
-        tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
-        Ok(tags)
+        tags_from_json(&json)
     }
 
     async fn tags_matching(&self, account_id: &str, query: &TagQuery) -> StoreResult<Vec<Tag>> {
-        let mut sql = String::from(
-            "SELECT t.resource_id AS rid, r.resource_type AS rtype, t.tag_key AS k, t.tag_value AS v
-             FROM tags t JOIN resources r ON r.resource_id = t.resource_id
-             WHERE r.account_id = ?",
-        );
-        let mut binds: Vec<String> = vec![account_id.to_owned()];
-        let any_of =
-            |sql: &mut String, binds: &mut Vec<String>, column: &str, patterns: &[String]| {
-                if patterns.is_empty() {
-                    sql.push_str(" AND 0");
-                    return;
-                }
-                let ors: Vec<String> = patterns
-                    .iter()
-                    .map(|_| format!("{column} GLOB ?"))
-                    .collect();
-                sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
-                binds.extend(patterns.iter().map(|p| glob(p)));
-            };
+        let mut w = Where::new("r.account_id = ?", [account_id.to_owned()]);
         for condition in &query.conditions {
             match condition {
-                TagCondition::ResourceId(p) => any_of(&mut sql, &mut binds, "t.resource_id", p),
-                TagCondition::ResourceType(p) => any_of(&mut sql, &mut binds, "r.resource_type", p),
-                TagCondition::Key(p) => any_of(&mut sql, &mut binds, "t.tag_key", p),
-                TagCondition::Value(p) => any_of(&mut sql, &mut binds, "t.tag_value", p),
-                TagCondition::ResourceTag { key, values } => {
-                    sql.push_str(
-                        " AND EXISTS (SELECT 1 FROM tags o WHERE o.resource_id = t.resource_id AND o.tag_key = ?",
-                    );
-                    binds.push(key.clone());
-                    any_of(&mut sql, &mut binds, "o.tag_value", values);
-                    sql.push(')');
-                }
+                TagCondition::ResourceId(p) => w.and_any("t.resource_id", p),
+                TagCondition::ResourceType(p) => w.and_any("r.resource_type", p),
+                TagCondition::Key(p) => w.and_any("t.tag_key", p),
+                TagCondition::Value(p) => w.and_any("t.tag_value", p),
+                TagCondition::ResourceTag { key, values } => w.and_around(
+                    "t.resource_id IN (SELECT o.resource_id FROM tags o WHERE o.tag_key = ? AND {})",
+                    Some(key.clone()),
+                    "o.tag_value",
+                    values,
+                ),
             }
         }
         if let Some((resource_id, key)) = &query.after {
-            sql.push_str(" AND (t.resource_id > ? OR (t.resource_id = ? AND t.tag_key > ?))");
-            binds.extend([resource_id.clone(), resource_id.clone(), key.clone()]);
+            // On `r`, so that the index on (account, resource id) starts
+            // at the resource, not at the account's first one.
+            w.and(
+                "r.resource_id >= ? AND (r.resource_id > ? OR t.tag_key > ?)",
+                [resource_id.clone(), resource_id.clone(), key.clone()],
+            );
         }
-        sql.push_str(" ORDER BY t.resource_id, t.tag_key");
-        if let Some(limit) = query.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
-        // One JSON row, as in `tags`.
-        let sql = format!(
-            "SELECT COALESCE(json_group_array(json_array(rid, rtype, k, v)), '[]') FROM ({sql})"
+        let limit = query
+            .limit
+            .map(|l| format!(" LIMIT {l}"))
+            .unwrap_or_default();
+        // Ordered by `r`'s resource id: the account's resources come in
+        // that order from their unique index and each one's tags in key
+        // order from the tags' key, so SQLite sorts nothing and a page
+        // stops after its last row. One JSON row, as in `tags`.
+        let select = format!(
+            "SELECT COALESCE(json_group_array(json_array(rid, rtype, k, v)), '[]') FROM
+               (SELECT t.resource_id AS rid, r.resource_type AS rtype, t.tag_key AS k, t.tag_value AS v
+                FROM tags t JOIN resources r ON r.resource_id = t.resource_id
+                WHERE {} ORDER BY r.resource_id, t.tag_key{limit})",
+            w.sql()
         );
-        // Only fixed fragments, `?` placeholders and a number: no input.
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let json = q.fetch_one(&self.pool).await?;
-        let rows: Vec<(String, String, String, String)> =
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
-        let mut tags: Vec<Tag> = rows
-            .into_iter()
-            .map(|(resource_id, resource_type, key, value)| Tag {
-                resource_id,
-                resource_type,
-                key,
-                value,
-            })
-            .collect();
-        tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
-        Ok(tags)
+        tags_from_json(&w.fetch_json(&self.pool, select).await?)
     }
 
     async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()> {
@@ -665,6 +621,63 @@ impl Store for SqliteStore {
             .iter()
             .map(key_pair_from_row)
             .collect()
+    }
+
+    async fn key_pairs_matching(
+        &self,
+        account_id: &str,
+        query: &KeyPairQuery,
+    ) -> StoreResult<Vec<KeyPair>> {
+        let mut w = Where::new("k.account_id = ?", [account_id.to_owned()]);
+        if !query.names.is_empty() {
+            w.and_in("k.name", &query.names)?;
+        }
+        if !query.ids.is_empty() {
+            w.and_in("k.key_pair_id", &query.ids)?;
+        }
+        for condition in &query.conditions {
+            match condition {
+                KeyPairCondition::Field { field, patterns } => {
+                    let column = match field {
+                        KeyPairField::KeyPairId => "k.key_pair_id",
+                        KeyPairField::Name => "k.name",
+                        KeyPairField::Fingerprint => "k.fingerprint",
+                        KeyPairField::KeyType => "k.key_type",
+                    };
+                    w.and_any(column, patterns);
+                }
+                KeyPairCondition::Tag { key, values } => w.and_around(
+                    "k.key_pair_id IN (SELECT t.resource_id FROM tags t WHERE t.tag_key = ? AND {})",
+                    Some(key.clone()),
+                    "t.tag_value",
+                    values,
+                ),
+                KeyPairCondition::TagKey(patterns) => w.and_around(
+                    "EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = k.key_pair_id AND {})",
+                    None,
+                    "t.tag_key",
+                    patterns,
+                ),
+                KeyPairCondition::TagValue(patterns) => w.and_around(
+                    "EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = k.key_pair_id AND {})",
+                    None,
+                    "t.tag_value",
+                    patterns,
+                ),
+            }
+        }
+        let select = format!(
+            "SELECT COALESCE(json_group_array(json_object('key_pair_id', key_pair_id,
+               'account_id', account_id, 'name', name, 'key_type', key_type,
+               'fingerprint', fingerprint, 'public_key', public_key, 'created_at', created_at)), '[]')
+             FROM (SELECT * FROM key_pairs k WHERE {} ORDER BY k.name)",
+            w.sql()
+        );
+        let json = w.fetch_json(&self.pool, select).await?;
+        let mut key_pairs: Vec<KeyPair> = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("key pairs: {e}")))?;
+        key_pairs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(key_pairs)
     }
 
     async fn delete_key_pair(&self, account_id: &str, key_pair_id: &str) -> StoreResult<bool> {

@@ -119,6 +119,27 @@ impl VolumeIndex for SqliteStore {
             .collect()
     }
 
+    async fn volumes_of_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> StoreResult<Vec<VolumeRecord>> {
+        if instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(instance_ids)
+            .map_err(|e| crate::StoreError::Corrupt(format!("instance ids: {e}")))?;
+        sqlx::query(
+            "SELECT * FROM volumes WHERE instance_id IN (SELECT value FROM json_each(?))
+             ORDER BY instance_id, device, volume_id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(volume_from_row)
+        .collect()
+    }
+
     async fn update_volume(&self, record: &VolumeRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE volumes SET node_id = ?, size_gib = ?, state = ?, desired = ?,
