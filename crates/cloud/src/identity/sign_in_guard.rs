@@ -84,8 +84,8 @@ impl SignInGuard {
     }
 }
 
-/// Account names and ids are matched as typed; account names are
-/// case-insensitive in sign-in as in AWS, user names are not.
+/// The account as typed, folded to lower case so that retyping it in
+/// another case does not start a fresh count; user names as typed.
 fn key(account: &str, user: &str) -> (String, String) {
     (account.to_ascii_lowercase(), user.to_owned())
 }
