@@ -566,6 +566,17 @@ def other_account(server):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     _ACTIVE_SERVERS.clear()
+    # The session cloud only stops at the end of the run: if it has died,
+    # every later test would fail on a closed connection and bury the cause
+    # hundreds of reports up. Stop the run here and say why, last.
+    for srv in _SESSION_SERVER:
+        if srv.proc is not None and srv.proc.poll() is not None:
+            free = shutil.disk_usage(srv.data_dir).free / 2**30
+            pytest.exit(
+                f"the session cloud (mallee up) exited with code {srv.proc.returncode} during the run, "
+                f"before {item.nodeid}; {free:.1f} GiB free on its disk\n{srv.log_tail()}",
+                returncode=1,
+            )
 
 
 @pytest.hookimpl(hookwrapper=True)
