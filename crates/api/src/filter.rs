@@ -96,58 +96,9 @@ pub fn matches(filters: &[Filter], item: &impl Filterable) -> bool {
 }
 
 /// Matches `text` against an AWS filter pattern: `*` any run, `?` one
-/// character, `\*`, `\?` and `\\` literal.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Token {
-        Char(char),
-        One,
-        Any,
-    }
-    let mut tokens = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        tokens.push(match c {
-            '\\' => match chars.next() {
-                Some(escaped) => Token::Char(escaped),
-                None => Token::Char('\\'),
-            },
-            '*' => Token::Any,
-            '?' => Token::One,
-            c => Token::Char(c),
-        });
-    }
-    let text: Vec<char> = text.chars().collect();
-    // Iterative matching with single backtrack point: linear in practice and
-    // never exponential, whatever the pattern.
-    let (mut t, mut p) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match tokens.get(p) {
-            Some(Token::Any) => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(Token::One) => {
-                p += 1;
-                t += 1;
-            }
-            Some(Token::Char(c)) if *c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    tokens[p..].iter().all(|t| *t == Token::Any)
-}
+/// character, `\*`, `\?` and `\\` literal. The store's matcher, so a filter
+/// means the same whether the store or this layer applies it.
+pub use mallee_store::pattern_matches as wildcard_match;
 
 #[cfg(test)]
 mod tests {
