@@ -13,6 +13,7 @@ pub mod dhcp_options;
 pub mod ebs_encryption;
 pub mod error;
 pub mod iam_profiles;
+pub mod image_attributes;
 pub mod images;
 pub mod instance_attributes;
 pub mod instance_lifecycle;
@@ -75,9 +76,9 @@ crate::actions::declare! {
     RegisterImage => images::RegisterImage,
     DescribeImages => images::DescribeImages,
     DeregisterImage => images::DeregisterImage,
-    DescribeImageAttribute => images::DescribeImageAttribute,
-    ModifyImageAttribute => images::ModifyImageAttribute,
-    ResetImageAttribute => images::ResetImageAttribute,
+    DescribeImageAttribute => image_attributes::DescribeImageAttribute,
+    ModifyImageAttribute => image_attributes::ModifyImageAttribute,
+    ResetImageAttribute => image_attributes::ResetImageAttribute,
     RunInstances => instances::RunInstances,
     DescribeInstances => instances::DescribeInstances,
     DescribeInstanceStatus => instances::DescribeInstanceStatus,
