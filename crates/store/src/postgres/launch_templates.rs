@@ -1,35 +1,11 @@
 //! [`LaunchTemplateIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, conflict, delete_resource_tx, insert_resource_tx, tag_new_resource_tx};
 use crate::launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
+use crate::shared::launch_templates::{template_from_row, version_from_row};
 use crate::{StoreError, StoreResult, TagPair, UnixMillis};
-
-fn template_from_row(row: &PgRow) -> StoreResult<LaunchTemplateRecord> {
-    Ok(LaunchTemplateRecord {
-        template_id: row.try_get("template_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        default_version: row.try_get("default_version")?,
-        latest_version: row.try_get("latest_version")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
-
-fn version_from_row(row: &PgRow) -> StoreResult<LaunchTemplateVersion> {
-    Ok(LaunchTemplateVersion {
-        template_id: row.try_get("template_id")?,
-        version: row.try_get("version")?,
-        description: row.try_get("description")?,
-        data: row.try_get("data")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
 
 async fn template_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,

@@ -19,6 +19,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 pub(crate) use locking::lock_writes;
 use locking::{ExecuteLocked, check_collation};
 
+use crate::shared::accounts::{account_from_row, key_pair_from_row};
 use crate::{
     AccessKey, Account, KeyPair, Node, Resource, Store, StoreError, StoreResult, Tag, TagCondition,
     TagPair, TagQuery, TagSelector, UnixMillis, User,
@@ -226,34 +227,12 @@ fn like(pattern: &str) -> String {
     out
 }
 
-fn account_from_row(row: &PgRow) -> StoreResult<Account> {
-    Ok(Account {
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
-        iam_generation: row.try_get("iam_generation")?,
-    })
-}
-
 fn tag_from_row(row: &PgRow) -> StoreResult<Tag> {
     Ok(Tag {
         resource_id: row.try_get("resource_id")?,
         resource_type: row.try_get("resource_type")?,
         key: row.try_get("tag_key")?,
         value: row.try_get("tag_value")?,
-    })
-}
-
-fn key_pair_from_row(row: &PgRow) -> StoreResult<KeyPair> {
-    Ok(KeyPair {
-        key_pair_id: row.try_get("key_pair_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        key_type: row.try_get("key_type")?,
-        fingerprint: row.try_get("fingerprint")?,
-        public_key: row.try_get("public_key")?,
-        created_at: row.try_get("created_at")?,
     })
 }
 

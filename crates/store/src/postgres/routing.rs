@@ -10,60 +10,16 @@ use super::{
 };
 use crate::postgres::ExecuteLocked;
 use crate::routing::{
-    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
-    RoutingIndex,
+    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RoutingIndex,
+};
+use crate::shared::routing::{
+    association_from_row, gateway_from_row, nat_from_row, route_from_row,
 };
 use crate::{StoreError, StoreResult, TagPair, UnixMillis};
 
 const VPC_EXISTS: &str = "SELECT 1::BIGINT FROM vpcs WHERE vpc_id = $1";
 const TABLE_EXISTS: &str = "SELECT 1::BIGINT FROM route_tables WHERE route_table_id = $1";
 const SUBNET_EXISTS: &str = "SELECT 1::BIGINT FROM subnets WHERE subnet_id = $1";
-
-fn gateway_from_row(row: &PgRow) -> StoreResult<InternetGateway> {
-    Ok(InternetGateway {
-        internet_gateway_id: row.try_get("internet_gateway_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn route_from_row(row: &PgRow) -> StoreResult<Route> {
-    let kind: String = row.try_get("target_kind")?;
-    let id: String = row.try_get("target_id")?;
-    Ok(Route {
-        destination: row.try_get("destination")?,
-        target: RouteTarget::from_parts(&kind, &id)
-            .ok_or_else(|| StoreError::Corrupt(format!("route target kind {kind:?}")))?,
-        with_table: row.try_get::<String, _>("origin")? == "CreateRouteTable",
-    })
-}
-
-fn association_from_row(row: &PgRow) -> StoreResult<RouteTableAssociation> {
-    Ok(RouteTableAssociation {
-        association_id: row.try_get("association_id")?,
-        route_table_id: row.try_get("route_table_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        subnet_id: row.try_get("subnet_id")?,
-    })
-}
-
-fn nat_from_row(row: &PgRow) -> StoreResult<NatGateway> {
-    Ok(NatGateway {
-        nat_gateway_id: row.try_get("nat_gateway_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        subnet_id: row.try_get("subnet_id")?,
-        allocation_id: row.try_get("allocation_id")?,
-        public_ip: row.try_get("public_ip")?,
-        private_ip: row.try_get("private_ip")?,
-        interface_id: row.try_get("interface_id")?,
-        state: row.try_get("state")?,
-        client_token: row.try_get("client_token")?,
-        created_at: row.try_get("created_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-    })
-}
 
 async fn insert_gateway(
     tx: &mut Transaction<'static, Postgres>,

@@ -1,26 +1,16 @@
 //! [`VpcIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 
-use super::network::{bump_generation, insert_group, insert_rule, insert_subnet, subnet_from_row};
+use super::network::{bump_generation, insert_group, insert_rule, insert_subnet};
 use super::{PostgresStore, insert_resource_tx, tag_new_resource_tx};
 use crate::network::{SecurityGroup, SecurityGroupRule, Subnet, Vpc};
 use crate::postgres::ExecuteLocked;
+use crate::shared::network::subnet_from_row;
+use crate::shared::vpcs::dhcp_options_from_row;
 use crate::vpcs::{DhcpOptions, DhcpOptionsDeletion, SubnetDeletion, VpcDeletion, VpcIndex};
 use crate::{StoreError, StoreResult, TagPair};
-
-fn dhcp_options_from_row(row: &PgRow) -> StoreResult<DhcpOptions> {
-    let configurations: String = row.try_get("configurations")?;
-    Ok(DhcpOptions {
-        dhcp_options_id: row.try_get("dhcp_options_id")?,
-        account_id: row.try_get("account_id")?,
-        configurations: serde_json::from_str(&configurations)
-            .map_err(|e| StoreError::Corrupt(format!("DHCP options configurations: {e}")))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// Whether `dhcp_options_id` is a set of `account_id`.
 async fn owns_dhcp_options(

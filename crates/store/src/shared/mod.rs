@@ -17,8 +17,20 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Decode, Encode, Postgres, Row, Sqlite, Type};
 
+pub(crate) mod accounts;
+pub(crate) mod addresses;
+pub(crate) mod enrolment;
+pub(crate) mod identity;
+pub(crate) mod images;
+pub(crate) mod instances;
+pub(crate) mod launch_templates;
+pub(crate) mod metal;
+pub(crate) mod network;
+pub(crate) mod objects;
+pub(crate) mod routing;
 pub(crate) mod snapshots;
 pub(crate) mod volumes;
+pub(crate) mod vpcs;
 
 /// A type both backends decode from a column.
 pub(crate) trait Column:

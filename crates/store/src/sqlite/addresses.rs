@@ -1,29 +1,11 @@
 //! [`AddressIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::{SqliteStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
 use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+use crate::shared::addresses::address_from_row;
 use crate::{StoreResult, UnixMillis};
-
-fn address_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AddressRecord> {
-    Ok(AddressRecord {
-        allocation_id: row.try_get("allocation_id")?,
-        account_id: row.try_get("account_id")?,
-        public_ip: row.try_get("public_ip")?,
-        zone: row.try_get("zone")?,
-        domain: row.try_get("domain")?,
-        association_id: row.try_get("association_id")?,
-        instance_id: row.try_get("instance_id")?,
-        private_ip: row.try_get("private_ip")?,
-        auto_assigned: row.try_get::<i64, _>("auto_assigned")? != 0,
-        replaced_auto_ip: row.try_get("replaced_auto_ip")?,
-        ptr_record: row.try_get("ptr_record")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// `Ok(false)` for a unique-index violation (someone else's change got
 /// there first), the error otherwise.

@@ -1,37 +1,11 @@
 //! [`NodeEnrolmentIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, conflict, upsert_node_in};
 use crate::enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
+use crate::shared::enrolment::{certificate_from_row, token_from_row};
 use crate::{Node, StoreResult, UnixMillis};
-
-fn token_from_row(row: &SqliteRow) -> StoreResult<EnrolmentTokenRecord> {
-    Ok(EnrolmentTokenRecord {
-        token_id: row.try_get("token_id")?,
-        secret_sha256: row.try_get("secret_sha256")?,
-        zone: row.try_get("zone")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        used_at: row.try_get("used_at")?,
-        used_by: row.try_get("used_by")?,
-    })
-}
-
-fn certificate_from_row(row: &SqliteRow) -> StoreResult<NodeCertificate> {
-    Ok(NodeCertificate {
-        serial: row.try_get("serial")?,
-        node_id: row.try_get("node_id")?,
-        zone: row.try_get("zone")?,
-        fingerprint: row.try_get("fingerprint")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        token_id: row.try_get("token_id")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
 
 async fn insert_certificate(
     conn: &mut sqlx::SqliteConnection,

@@ -1,7 +1,6 @@
 //! [`IdentityIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{SqliteStore, conflict};
@@ -9,57 +8,10 @@ use crate::identity::{
     IamEntity, IamUser, IdentityIndex, KeyLastUsed, SessionRecord, SigningCertificate,
     UserAccessKey,
 };
+use crate::shared::identity::{
+    entity_from_row, last_used_from_row, signing_certificate_from_row, user_from_row,
+};
 use crate::{AccessKey, StoreError, StoreResult};
-
-fn signing_certificate_from_row(row: &SqliteRow) -> StoreResult<SigningCertificate> {
-    Ok(SigningCertificate {
-        certificate_id: row.try_get("certificate_id")?,
-        account_id: row.try_get("account_id")?,
-        user_name: row.try_get("user_name")?,
-        body: row.try_get("body")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        uploaded_at: row.try_get("uploaded_at")?,
-    })
-}
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<IamUser> {
-    Ok(IamUser {
-        account_id: row.try_get("account_id")?,
-        user_name: row.try_get("user_name")?,
-        user_id: row.try_get("user_id")?,
-        details: row.try_get("details")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn entity_from_row(row: &SqliteRow) -> StoreResult<IamEntity> {
-    Ok(IamEntity {
-        account_id: row.try_get("account_id")?,
-        kind: row.try_get("kind")?,
-        name: row.try_get("name")?,
-        entity_id: row.try_get("entity_id")?,
-        details: row.try_get("details")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn last_used_from_row(row: &SqliteRow) -> StoreResult<Option<KeyLastUsed>> {
-    let at: Option<i64> = row.try_get("last_used_at")?;
-    Ok(match at {
-        None => None,
-        Some(at) => Some(KeyLastUsed {
-            at,
-            service: row
-                .try_get::<Option<String>, _>("last_used_service")?
-                .unwrap_or_default(),
-            region: row
-                .try_get::<Option<String>, _>("last_used_region")?
-                .unwrap_or_default(),
-        }),
-    })
-}
 
 /// Marks the account's identities changed, in the write's own transaction.
 async fn bump_generation(

@@ -1,7 +1,6 @@
 //! [`InstanceIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::select::Where;
 use super::{
@@ -11,6 +10,7 @@ use crate::instances::{
     InstanceCondition, InstanceField, InstanceIndex, InstanceQuery, InstanceRecord, Launch,
     Reservation,
 };
+use crate::shared::instances::{instance_from_row, reservation_from_row};
 use crate::{StoreError, StoreResult};
 
 /// The column of `instances` that holds `field` (the details' fields are
@@ -57,38 +57,6 @@ const RECORD_JSON: &str =
     'network_id', network_id, 'private_ip', private_ip, 'mac', mac, 'state', state,
     'desired', desired, 'generation', generation, 'revision', revision, 'details', details,
     'created_at', created_at, 'updated_at', updated_at, 'terminated_at', terminated_at)";
-
-fn instance_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<InstanceRecord> {
-    Ok(InstanceRecord {
-        instance_id: row.try_get("instance_id")?,
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        launch_index: row.try_get("launch_index")?,
-        node_id: row.try_get("node_id")?,
-        zone: row.try_get("zone")?,
-        network_id: row.try_get("network_id")?,
-        private_ip: row.try_get("private_ip")?,
-        mac: row.try_get("mac")?,
-        state: row.try_get("state")?,
-        desired: row.try_get("desired")?,
-        generation: row.try_get("generation")?,
-        revision: row.try_get("revision")?,
-        details: row.try_get("details")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        terminated_at: row.try_get("terminated_at")?,
-    })
-}
-
-fn reservation_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Reservation> {
-    Ok(Reservation {
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        client_token: row.try_get("client_token")?,
-        request_hash: row.try_get("request_hash")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 #[async_trait]
 impl InstanceIndex for SqliteStore {

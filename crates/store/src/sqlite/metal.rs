@@ -10,6 +10,7 @@ use crate::metal::{
     MetalDistro, MetalGroup, MetalIndex, MetalProfile, MetalReservation, MetalSelection,
     MetalSystemRecord,
 };
+use crate::shared::metal::{profile_from_row, system_from_row};
 use crate::{StoreError, StoreResult, UnixMillis};
 
 /// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
@@ -66,31 +67,6 @@ fn bind_state<'q>(query: SqliteQuery<'q>, s: &MetalSystemRecord) -> SqliteQuery<
         .bind(s.state_since)
         .bind(s.deadline)
         .bind(&s.last_event)
-}
-
-fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemRecord> {
-    Ok(MetalSystemRecord {
-        name: row.try_get("name")?,
-        mac: row.try_get("mac")?,
-        ip: row.try_get("ip")?,
-        hostname: row.try_get("hostname")?,
-        group_name: row.try_get("group_name")?,
-        power: row.try_get("power")?,
-        disk: row.try_get("disk")?,
-        owner: row.try_get("owner")?,
-        profile: row.try_get("profile")?,
-        netboot: row.try_get::<i64, _>("netboot")? != 0,
-        state_name: row.try_get("state_name")?,
-        state: row.try_get("state")?,
-        token: row.try_get("token")?,
-        state_since: row.try_get("state_since")?,
-        deadline: row.try_get("deadline")?,
-        last_event: row.try_get("last_event")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        variables: row.try_get("variables")?,
-        wipe: row.try_get("wipe")?,
-    })
 }
 
 impl SqliteStore {
@@ -456,13 +432,4 @@ impl MetalIndex for SqliteStore {
         tx.commit().await?;
         Ok(MetalReservation::Reserved(out))
     }
-}
-
-fn profile_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalProfile> {
-    Ok(MetalProfile {
-        name: r.try_get("name")?,
-        distro: r.try_get("distro")?,
-        spec: r.try_get("spec")?,
-        created_at: r.try_get("created_at")?,
-    })
 }

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use self::select::Where;
+use crate::shared::accounts::{account_from_row, key_pair_from_row};
 use crate::{
     AccessKey, Account, KeyPair, KeyPairCondition, KeyPairField, KeyPairQuery, Node, Resource,
     Store, StoreError, StoreResult, Tag, TagCondition, TagPair, TagQuery, TagSelector, UnixMillis,
@@ -216,28 +217,6 @@ fn tags_from_json(json: &str) -> StoreResult<Vec<Tag>> {
         .collect();
     tags.sort_unstable_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
     Ok(tags)
-}
-
-fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
-    Ok(Account {
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
-        iam_generation: row.try_get("iam_generation")?,
-    })
-}
-
-fn key_pair_from_row(row: &SqliteRow) -> StoreResult<KeyPair> {
-    Ok(KeyPair {
-        key_pair_id: row.try_get("key_pair_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        key_type: row.try_get("key_type")?,
-        fingerprint: row.try_get("fingerprint")?,
-        public_key: row.try_get("public_key")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 /// Tags a resource created in `tx` with `tags`, if there are any.

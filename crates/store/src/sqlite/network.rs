@@ -1,8 +1,7 @@
 //! [`NetworkIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::{
     SqliteStore, conflict, delete_resource_tx, insert_resource_tx, require_tx, tag_new_resource_tx,
@@ -11,68 +10,10 @@ use crate::network::{
     DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
     VpcAttributes,
 };
+use crate::shared::network::{group_from_row, rule_from_row, subnet_from_row, vpc_from_row};
 use crate::{StoreError, StoreResult, TagPair};
 
 const GROUP_EXISTS: &str = "SELECT 1 FROM security_groups WHERE group_id = ?";
-
-pub(super) fn vpc_from_row(row: &SqliteRow) -> StoreResult<Vpc> {
-    Ok(Vpc {
-        vpc_id: row.try_get("vpc_id")?,
-        account_id: row.try_get("account_id")?,
-        cidr: row.try_get("cidr")?,
-        is_default: row.try_get::<i64, _>("is_default")? != 0,
-        created_at: row.try_get("created_at")?,
-        attributes: VpcAttributes {
-            dns_support: row.try_get::<i64, _>("enable_dns_support")? != 0,
-            dns_hostnames: row.try_get::<i64, _>("enable_dns_hostnames")? != 0,
-            address_usage_metrics: row.try_get::<i64, _>("enable_network_address_usage_metrics")?
-                != 0,
-        },
-        dhcp_options_id: row.try_get("dhcp_options_id")?,
-    })
-}
-
-pub(super) fn subnet_from_row(row: &SqliteRow) -> StoreResult<Subnet> {
-    Ok(Subnet {
-        subnet_id: row.try_get("subnet_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        account_id: row.try_get("account_id")?,
-        zone: row.try_get("zone")?,
-        cidr: row.try_get("cidr")?,
-        default_for_az: row.try_get::<i64, _>("default_for_az")? != 0,
-        map_public_ip_on_launch: row.try_get::<i64, _>("map_public_ip_on_launch")? != 0,
-        created_at: row.try_get("created_at")?,
-        vni: u32::try_from(row.try_get::<i64, _>("vni")?)
-            .map_err(|_| StoreError::Corrupt("subnet VNI out of range".into()))?,
-    })
-}
-
-fn group_from_row(row: &SqliteRow) -> StoreResult<SecurityGroup> {
-    Ok(SecurityGroup {
-        group_id: row.try_get("group_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn rule_from_row(row: &SqliteRow) -> StoreResult<SecurityGroupRule> {
-    Ok(SecurityGroupRule {
-        rule_id: row.try_get("rule_id")?,
-        group_id: row.try_get("group_id")?,
-        account_id: row.try_get("account_id")?,
-        egress: row.try_get::<i64, _>("egress")? != 0,
-        protocol: row.try_get("protocol")?,
-        from_port: row.try_get("from_port")?,
-        to_port: row.try_get("to_port")?,
-        cidr: row.try_get("cidr")?,
-        referenced_group_id: row.try_get("referenced_group_id")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// Replaces an instance's groups (ordered as given) inside `tx`; `NotFound`
 /// when a group does not exist. The caller bumps the firewall generation.

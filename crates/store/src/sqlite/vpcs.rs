@@ -1,25 +1,15 @@
 //! [`VpcIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
-use super::network::{bump_generation, insert_group, insert_rule, insert_subnet, subnet_from_row};
+use super::network::{bump_generation, insert_group, insert_rule, insert_subnet};
 use super::{SqliteStore, insert_resource_tx, tag_new_resource_tx};
 use crate::network::{SecurityGroup, SecurityGroupRule, Subnet, Vpc};
+use crate::shared::network::subnet_from_row;
+use crate::shared::vpcs::dhcp_options_from_row;
 use crate::vpcs::{DhcpOptions, DhcpOptionsDeletion, SubnetDeletion, VpcDeletion, VpcIndex};
 use crate::{StoreError, StoreResult, TagPair};
-
-fn dhcp_options_from_row(row: &SqliteRow) -> StoreResult<DhcpOptions> {
-    let configurations: String = row.try_get("configurations")?;
-    Ok(DhcpOptions {
-        dhcp_options_id: row.try_get("dhcp_options_id")?,
-        account_id: row.try_get("account_id")?,
-        configurations: serde_json::from_str(&configurations)
-            .map_err(|e| StoreError::Corrupt(format!("DHCP options configurations: {e}")))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// Whether `dhcp_options_id` is a set of `account_id`.
 async fn owns_dhcp_options(
