@@ -5,52 +5,44 @@ use async_trait::async_trait;
 use super::{PostgresStore, conflict, upsert_node_in};
 use crate::enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
 use crate::postgres::ExecuteLocked;
-use crate::shared::enrolment::{certificate_from_row, token_from_row};
+use crate::shared::enrolment::{self as sql, certificate_from_row, token_from_row};
 use crate::{Node, StoreResult, UnixMillis};
 
 async fn insert_certificate(conn: &mut sqlx::PgConnection, c: &NodeCertificate) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO node_certificates (serial, node_id, zone, fingerprint, issued_at, expires_at,
-                                        token_id, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&c.serial)
-    .bind(&c.node_id)
-    .bind(&c.zone)
-    .bind(&c.fingerprint)
-    .bind(c.issued_at)
-    .bind(c.expires_at)
-    .bind(&c.token_id)
-    .bind(c.revoked_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(conflict(format!("certificate {}", c.serial)))?;
+    sqlx::query(sql::INSERT_CERTIFICATE)
+        .bind(&c.serial)
+        .bind(&c.node_id)
+        .bind(&c.zone)
+        .bind(&c.fingerprint)
+        .bind(c.issued_at)
+        .bind(c.expires_at)
+        .bind(&c.token_id)
+        .bind(c.revoked_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(conflict(format!("certificate {}", c.serial)))?;
     Ok(())
 }
 
 #[async_trait]
 impl NodeEnrolmentIndex for PostgresStore {
     async fn create_enrolment_token(&self, t: &EnrolmentTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO node_enrolment_tokens (token_id, secret_sha256, zone, created_at,
-                                                expires_at, used_at, used_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&t.token_id)
-        .bind(&t.secret_sha256)
-        .bind(&t.zone)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .bind(t.used_at)
-        .bind(&t.used_by)
-        .execute_locked(&self.pool)
-        .await
-        .map_err(conflict(format!("enrolment token {}", t.token_id)))?;
+        sqlx::query(sql::CREATE_ENROLMENT_TOKEN)
+            .bind(&t.token_id)
+            .bind(&t.secret_sha256)
+            .bind(&t.zone)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.used_at)
+            .bind(&t.used_by)
+            .execute_locked(&self.pool)
+            .await
+            .map_err(conflict(format!("enrolment token {}", t.token_id)))?;
         Ok(())
     }
 
     async fn enrolment_token(&self, token_id: &str) -> StoreResult<Option<EnrolmentTokenRecord>> {
-        sqlx::query("SELECT * FROM node_enrolment_tokens WHERE token_id = $1")
+        sqlx::query(sql::ENROLMENT_TOKEN)
             .bind(token_id)
             .fetch_optional(&self.pool)
             .await?
@@ -75,17 +67,14 @@ impl NodeEnrolmentIndex for PostgresStore {
         if enrolled.is_some() {
             return Ok(EnrolOutcome::NodeEnrolled);
         }
-        let spent = sqlx::query(
-            "UPDATE node_enrolment_tokens SET used_at = $1, used_by = $2
-             WHERE token_id = $3 AND used_at IS NULL AND expires_at > $4",
-        )
-        .bind(now)
-        .bind(&certificate.node_id)
-        .bind(token_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let spent = sqlx::query(sql::ENROL_NODE_UPDATE_NODE_ENROLMENT_TOKENS)
+            .bind(now)
+            .bind(&certificate.node_id)
+            .bind(token_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if spent != 1 {
             return Ok(EnrolOutcome::TokenSpent);
         }
@@ -102,7 +91,7 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn node_certificate(&self, serial: &str) -> StoreResult<Option<NodeCertificate>> {
-        sqlx::query("SELECT * FROM node_certificates WHERE serial = $1")
+        sqlx::query(sql::NODE_CERTIFICATE)
             .bind(serial)
             .fetch_optional(&self.pool)
             .await?
@@ -112,7 +101,7 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn node_certificates(&self, node_id: &str) -> StoreResult<Vec<NodeCertificate>> {
-        sqlx::query("SELECT * FROM node_certificates WHERE node_id = $1 ORDER BY issued_at, serial")
+        sqlx::query(sql::NODE_CERTIFICATES)
             .bind(node_id)
             .fetch_all(&self.pool)
             .await?
@@ -122,24 +111,19 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn revoked_serials(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT serial FROM node_certificates WHERE revoked_at IS NOT NULL ORDER BY serial",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::REVOKED_SERIALS)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn revoke_node(&self, node_id: &str, now: UnixMillis) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
-        let serials: Vec<String> = sqlx::query_scalar(
-            "UPDATE node_certificates SET revoked_at = $1
-             WHERE node_id = $2 AND revoked_at IS NULL RETURNING serial",
-        )
-        .bind(now)
-        .bind(node_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+        let serials: Vec<String> = sqlx::query_scalar(sql::REVOKE_NODE_UPDATE_NODE_CERTIFICATES)
+            .bind(now)
+            .bind(node_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(sql::REVOKE_NODE_DELETE_NODES)
             .bind(node_id)
             .execute(&mut *tx)
             .await?;

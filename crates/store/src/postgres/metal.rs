@@ -11,7 +11,7 @@ use crate::metal::{
     MetalSystemRecord,
 };
 use crate::postgres::ExecuteLocked;
-use crate::shared::metal::{profile_from_row, system_from_row};
+use crate::shared::metal::{self as sql, profile_from_row, system_from_row};
 use crate::{StoreError, StoreResult, UnixMillis};
 
 /// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
@@ -116,26 +116,18 @@ fn system_conflict(system: &MetalSystemRecord) -> impl FnOnce(sqlx::Error) -> St
 #[async_trait]
 impl MetalIndex for PostgresStore {
     async fn put_metal_group(&self, group: &MetalGroup) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_groups (name, description, created_at, wipe) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description,
-               wipe = COALESCE(excluded.wipe, metal_groups.wipe)",
-        )
-        .bind(&group.name)
-        .bind(&group.description)
-        .bind(group.created_at)
-        .bind(&group.wipe)
-        .execute_locked(&self.pool)
-        .await?;
+        sqlx::query(sql::PUT_METAL_GROUP)
+            .bind(&group.name)
+            .bind(&group.description)
+            .bind(group.created_at)
+            .bind(&group.wipe)
+            .execute_locked(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn metal_groups(&self) -> StoreResult<Vec<MetalGroup>> {
-        let rows = sqlx::query(
-            "SELECT name, description, created_at, wipe FROM metal_groups ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::METAL_GROUPS).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(MetalGroup {
@@ -150,17 +142,16 @@ impl MetalIndex for PostgresStore {
 
     async fn delete_metal_group(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let used: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM metal_systems WHERE group_name = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
+        let used: i64 = sqlx::query_scalar(sql::DELETE_METAL_GROUP_SELECT_METAL_SYSTEMS)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
         if used > 0 {
             return Err(StoreError::Conflict(format!(
                 "group {name} has {used} system(s)"
             )));
         }
-        let done = sqlx::query("DELETE FROM metal_groups WHERE name = $1")
+        let done = sqlx::query(sql::DELETE_METAL_GROUP_DELETE_METAL_GROUPS)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -169,28 +160,21 @@ impl MetalIndex for PostgresStore {
     }
 
     async fn put_metal_distro(&self, d: &MetalDistro) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_distros (name, kernel, initrd, kernel_args, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO UPDATE SET kernel = excluded.kernel,
-               initrd = excluded.initrd, kernel_args = excluded.kernel_args",
-        )
-        .bind(&d.name)
-        .bind(&d.kernel)
-        .bind(&d.initrd)
-        .bind(&d.kernel_args)
-        .bind(d.created_at)
-        .execute_locked(&self.pool)
-        .await?;
+        sqlx::query(sql::PUT_METAL_DISTRO)
+            .bind(&d.name)
+            .bind(&d.kernel)
+            .bind(&d.initrd)
+            .bind(&d.kernel_args)
+            .bind(d.created_at)
+            .execute_locked(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn metal_distros(&self) -> StoreResult<Vec<MetalDistro>> {
-        let rows = sqlx::query(
-            "SELECT name, kernel, initrd, kernel_args, created_at FROM metal_distros ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::METAL_DISTROS)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(MetalDistro {
@@ -205,7 +189,7 @@ impl MetalIndex for PostgresStore {
     }
 
     async fn delete_metal_distro(&self, name: &str) -> StoreResult<bool> {
-        match sqlx::query("DELETE FROM metal_distros WHERE name = $1")
+        match sqlx::query(sql::DELETE_METAL_DISTRO)
             .bind(name)
             .execute_locked(&self.pool)
             .await
@@ -219,36 +203,32 @@ impl MetalIndex for PostgresStore {
     }
 
     async fn put_metal_profile(&self, p: &MetalProfile) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_profiles (name, distro, spec, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET distro = excluded.distro, spec = excluded.spec",
-        )
-        .bind(&p.name)
-        .bind(&p.distro)
-        .bind(&p.spec)
-        .bind(p.created_at)
-        .execute_locked(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound(format!("distro {}", p.distro.as_deref().unwrap_or("")))
-            } else {
-                e.into()
-            }
-        })?;
+        sqlx::query(sql::PUT_METAL_PROFILE)
+            .bind(&p.name)
+            .bind(&p.distro)
+            .bind(&p.spec)
+            .bind(p.created_at)
+            .execute_locked(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::NotFound(format!("distro {}", p.distro.as_deref().unwrap_or("")))
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(())
     }
 
     async fn metal_profiles(&self) -> StoreResult<Vec<MetalProfile>> {
-        let rows =
-            sqlx::query("SELECT name, distro, spec, created_at FROM metal_profiles ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sql::METAL_PROFILES)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(profile_from_row).collect()
     }
 
     async fn metal_profile(&self, name: &str) -> StoreResult<Option<MetalProfile>> {
-        sqlx::query("SELECT name, distro, spec, created_at FROM metal_profiles WHERE name = $1")
+        sqlx::query(sql::METAL_PROFILE)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -258,7 +238,7 @@ impl MetalIndex for PostgresStore {
     }
 
     async fn delete_metal_profile(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM metal_profiles WHERE name = $1")
+        let done = sqlx::query(sql::DELETE_METAL_PROFILE)
             .bind(name)
             .execute_locked(&self.pool)
             .await?;
@@ -335,7 +315,7 @@ impl MetalIndex for PostgresStore {
     async fn delete_metal_system(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let owner: Option<Option<String>> =
-            sqlx::query_scalar("SELECT owner FROM metal_systems WHERE name = $1")
+            sqlx::query_scalar(sql::DELETE_METAL_SYSTEM_SELECT_METAL_SYSTEMS)
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -348,7 +328,7 @@ impl MetalIndex for PostgresStore {
             }
             Some(None) => {}
         }
-        sqlx::query("DELETE FROM metal_systems WHERE name = $1")
+        sqlx::query(sql::DELETE_METAL_SYSTEM_DELETE_METAL_SYSTEMS)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -369,20 +349,18 @@ impl MetalIndex for PostgresStore {
         let names: Vec<String> = match selection {
             MetalSelection::Group { group, count } => {
                 let exists: Option<String> =
-                    sqlx::query_scalar("SELECT name FROM metal_groups WHERE name = $1")
+                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_GROUPS)
                         .bind(group)
                         .fetch_optional(&mut *tx)
                         .await?;
                 if exists.is_none() {
                     return Ok(MetalReservation::Unknown(format!("group {group}")));
                 }
-                let free: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM metal_systems
-                     WHERE group_name = $1 AND state_name = 'free' AND owner IS NULL ORDER BY name",
-                )
-                .bind(group)
-                .fetch_all(&mut *tx)
-                .await?;
+                let free: Vec<String> =
+                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS)
+                        .bind(group)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 if *count == 0 || free.len() < *count {
                     return Ok(MetalReservation::NotEnoughFree { free: free.len() });
                 }
@@ -390,12 +368,11 @@ impl MetalIndex for PostgresStore {
             }
             MetalSelection::Names(names) => {
                 for n in names {
-                    let row: Option<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT state_name, owner FROM metal_systems WHERE name = $1",
-                    )
-                    .bind(n)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let row: Option<(String, Option<String>)> =
+                        sqlx::query_as(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS_2)
+                            .bind(n)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     match row {
                         None => return Ok(MetalReservation::Unknown(format!("system {n}"))),
                         Some((state, owner)) if state != "free" || owner.is_some() => {
@@ -412,18 +389,15 @@ impl MetalIndex for PostgresStore {
         };
         let mut out = Vec::new();
         for n in &names {
-            sqlx::query(
-                "UPDATE metal_systems SET owner = $1, state_name = $2, state = $3, state_since = $4,
-                   deadline = NULL, updated_at = $5 WHERE name = $6",
-            )
-            .bind(owner)
-            .bind(reserved_state_name)
-            .bind(reserved_state)
-            .bind(now)
-            .bind(now)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::RESERVE_METAL_SYSTEMS_UPDATE_METAL_SYSTEMS)
+                .bind(owner)
+                .bind(reserved_state_name)
+                .bind(reserved_state)
+                .bind(now)
+                .bind(now)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
             let row = sqlx::query(concat!(
                 "SELECT ",
                 system_columns!(),

@@ -28,3 +28,37 @@ pub(crate) fn certificate_from_row(row: &impl StoreRow) -> StoreResult<NodeCerti
         revoked_at: row.try_get("revoked_at")?,
     })
 }
+
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const INSERT_CERTIFICATE: &str =
+    "INSERT INTO node_certificates (serial, node_id, zone, fingerprint, issued_at, expires_at,
+                                   token_id, revoked_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+pub(crate) const CREATE_ENROLMENT_TOKEN: &str =
+    "INSERT INTO node_enrolment_tokens (token_id, secret_sha256, zone, created_at,
+                                       expires_at, used_at, used_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const ENROLMENT_TOKEN: &str = "SELECT * FROM node_enrolment_tokens WHERE token_id = $1";
+
+pub(crate) const ENROL_NODE_UPDATE_NODE_ENROLMENT_TOKENS: &str =
+    "UPDATE node_enrolment_tokens SET used_at = $1, used_by = $2
+    WHERE token_id = $3 AND used_at IS NULL AND expires_at > $4";
+
+pub(crate) const NODE_CERTIFICATE: &str = "SELECT * FROM node_certificates WHERE serial = $1";
+
+pub(crate) const NODE_CERTIFICATES: &str =
+    "SELECT * FROM node_certificates WHERE node_id = $1 ORDER BY issued_at, serial";
+
+pub(crate) const REVOKED_SERIALS: &str =
+    "SELECT serial FROM node_certificates WHERE revoked_at IS NOT NULL ORDER BY serial";
+
+pub(crate) const REVOKE_NODE_UPDATE_NODE_CERTIFICATES: &str =
+    "UPDATE node_certificates SET revoked_at = $1
+    WHERE node_id = $2 AND revoked_at IS NULL RETURNING serial";
+
+pub(crate) const REVOKE_NODE_DELETE_NODES: &str = "DELETE FROM nodes WHERE node_id = $1";

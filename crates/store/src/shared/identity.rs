@@ -53,3 +53,85 @@ pub(crate) fn last_used_from_row(row: &impl StoreRow) -> StoreResult<Option<KeyL
         }),
     })
 }
+
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const BUMP_GENERATION: &str =
+    "UPDATE accounts SET iam_generation = iam_generation + 1 WHERE account_id = $1";
+
+pub(crate) const CREATE_SIGNING_CERTIFICATE: &str = "INSERT INTO signing_certificates
+       (certificate_id, account_id, user_name, body, active, uploaded_at)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const SIGNING_CERTIFICATES: &str = "SELECT * FROM signing_certificates
+    WHERE account_id = $1 AND ($2 IS NULL OR user_name = $2)
+    ORDER BY uploaded_at, certificate_id";
+
+pub(crate) const SET_SIGNING_CERTIFICATE_ACTIVE: &str =
+    "UPDATE signing_certificates SET active = $1
+    WHERE account_id = $2 AND user_name = $3 AND certificate_id = $4";
+
+pub(crate) const DELETE_SIGNING_CERTIFICATE: &str = "DELETE FROM signing_certificates
+    WHERE account_id = $1 AND user_name = $2 AND certificate_id = $3";
+
+pub(crate) const CREATE_USER: &str =
+    "INSERT INTO users (account_id, user_name, user_id, details, revision, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const USER: &str = "SELECT * FROM users WHERE account_id = $1 AND user_name = $2";
+
+pub(crate) const USERS: &str = "SELECT * FROM users WHERE account_id = $1 ORDER BY user_name";
+
+pub(crate) const UPDATE_USER_UPDATE_USERS: &str =
+    "UPDATE users SET user_name = $1, details = $2, revision = revision + 1
+    WHERE account_id = $3 AND user_name = $4 AND revision = $5";
+
+pub(crate) const UPDATE_USER_UPDATE_ACCESS_KEYS: &str =
+    "UPDATE access_keys SET user_name = $1 WHERE account_id = $2 AND user_name = $3";
+
+pub(crate) const DELETE_USER: &str =
+    "DELETE FROM users WHERE account_id = $1 AND user_name = $2 AND revision = $3";
+
+pub(crate) const USER_ACCESS_KEYS: &str =
+    "SELECT * FROM access_keys WHERE account_id = $1 AND user_name = $2
+    ORDER BY created_at, access_key_id";
+
+pub(crate) const DELETE_ACCESS_KEY: &str =
+    "DELETE FROM access_keys WHERE account_id = $1 AND user_name = $2 AND access_key_id = $3";
+
+pub(crate) const SET_ACCESS_KEY_ACTIVE: &str = "UPDATE access_keys SET active = $1
+    WHERE account_id = $2 AND user_name = $3 AND access_key_id = $4";
+
+pub(crate) const RECORD_KEY_USE: &str =
+    "UPDATE access_keys SET last_used_at = $1, last_used_service = $2, last_used_region = $3
+    WHERE access_key_id = $4";
+
+pub(crate) const KEY_LAST_USED: &str = "SELECT * FROM access_keys WHERE access_key_id = $1";
+
+pub(crate) const CREATE_ENTITY: &str =
+    "INSERT INTO iam_entities (account_id, kind, name, entity_id, details, revision, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const ENTITY: &str =
+    "SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3";
+
+pub(crate) const ENTITIES: &str =
+    "SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 ORDER BY name";
+
+pub(crate) const UPDATE_ENTITY: &str =
+    "UPDATE iam_entities SET details = $1, revision = revision + 1
+    WHERE account_id = $2 AND kind = $3 AND name = $4 AND revision = $5";
+
+pub(crate) const CREATE_SESSION: &str =
+    "INSERT INTO sts_sessions (access_key_id, secret_access_key, session_token, account_id,
+        user_name, role_name, session_name, details, expires_at, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+pub(crate) const SESSION: &str = "SELECT * FROM sts_sessions WHERE access_key_id = $1";
+
+pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sts_sessions WHERE expires_at < $1";
+
+pub(crate) const DELETE_ENTITY: &str =
+    "DELETE FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3 AND revision = $4";

@@ -48,3 +48,53 @@ pub(crate) fn image_from_row(row: &impl StoreRow) -> StoreResult<Image> {
         bundle_manifest: row.try_get("bundle_manifest")?,
     })
 }
+
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const ADD_PERMISSIONS_TX: &str =
+    "INSERT INTO image_launch_permissions (image_id, account_id) VALUES ($1, $2)
+    ON CONFLICT (image_id, account_id) DO NOTHING";
+
+pub(crate) const CREATE_IMAGE_SELECT_IMAGES: &str =
+    "SELECT image_id FROM images WHERE account_id = $1 AND name = $2";
+
+pub(crate) const CREATE_IMAGE_INSERT_IMAGES: &str =
+    "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
+       virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
+       location, bucket, object_key, size, etag, disk_format, state, is_public, created_at,
+       block_device_mappings, state_reason_code, state_reason_message, bundle_manifest)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+
+pub(crate) const DELETE_IMAGE_DELETE_IMAGES: &str =
+    "DELETE FROM images WHERE account_id = $1 AND image_id = $2";
+
+pub(crate) const DELETE_IMAGE_DELETE_RESOURCES: &str =
+    "DELETE FROM resources WHERE account_id = $1 AND resource_id = $2";
+
+pub(crate) const SET_IMAGE_STATE: &str =
+    "UPDATE images SET state = $1 WHERE image_id = $2 AND state = $3";
+
+pub(crate) const COMPLETE_PENDING_IMAGE: &str =
+    "UPDATE images SET state = 'available', bucket = $1, object_key = $2, size = $3, etag = $4,
+    disk_format = $5 WHERE image_id = $6 AND state = 'pending'";
+
+pub(crate) const FAIL_PENDING_IMAGE: &str =
+    "UPDATE images SET state = 'failed', state_reason_code = $1, state_reason_message = $2
+    WHERE image_id = $3 AND state = 'pending'";
+
+pub(crate) const SET_IMAGE_DESCRIPTION: &str =
+    "UPDATE images SET description = $1 WHERE image_id = $2";
+
+pub(crate) const CHANGE_LAUNCH_PERMISSIONS_DELETE_IMAGE_LAUNCH_PERMISSIONS: &str =
+    "DELETE FROM image_launch_permissions WHERE image_id = $1 AND account_id = $2";
+
+pub(crate) const CHANGE_LAUNCH_PERMISSIONS_UPDATE_IMAGES: &str =
+    "UPDATE images SET is_public = $1 WHERE image_id = $2";
+
+pub(crate) const RESET_LAUNCH_PERMISSIONS_DELETE_IMAGE_LAUNCH_PERMISSIONS: &str =
+    "DELETE FROM image_launch_permissions WHERE image_id = $1";
+
+pub(crate) const RESET_LAUNCH_PERMISSIONS_UPDATE_IMAGES: &str =
+    "UPDATE images SET is_public = 0 WHERE image_id = $1";

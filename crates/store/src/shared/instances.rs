@@ -35,3 +35,50 @@ pub(crate) fn reservation_from_row(row: &impl StoreRow) -> StoreResult<Reservati
         created_at: row.try_get("created_at")?,
     })
 }
+
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const CREATE_LAUNCH_INSERT_RESERVATIONS: &str =
+    "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
+    VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const CREATE_LAUNCH_INSERT_INSTANCES: &str =
+    "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
+      zone, network_id, private_ip, mac, state, desired, generation, revision, details,
+      created_at, updated_at, terminated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+pub(crate) const CREATE_LAUNCH_INSERT_INSTANCE_INTERFACES: &str =
+    "INSERT INTO instance_interfaces (interface_id, instance_id) VALUES ($1, $2)";
+
+pub(crate) const RESERVATION_BY_CLIENT_TOKEN: &str =
+    "SELECT * FROM reservations WHERE account_id = $1 AND client_token = $2";
+
+pub(crate) const INSTANCE: &str = "SELECT * FROM instances WHERE instance_id = $1";
+
+pub(crate) const INSTANCES_SELECT_INSTANCES: &str = "SELECT * FROM instances WHERE account_id = $1
+    ORDER BY created_at, reservation_id, launch_index";
+
+pub(crate) const INSTANCES_SELECT_INSTANCES_2: &str =
+    "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index";
+
+pub(crate) const UPDATE_INSTANCE: &str =
+    "UPDATE instances SET node_id = $1, zone = $2, network_id = $3, private_ip = $4, mac = $5,
+      state = $6, desired = $7, generation = $8, revision = revision + 1, details = $9,
+      updated_at = $10, terminated_at = $11
+    WHERE instance_id = $12 AND revision = $13";
+
+pub(crate) const DELETE_INSTANCE_SELECT_INSTANCES: &str =
+    "SELECT reservation_id FROM instances WHERE instance_id = $1";
+
+pub(crate) const DELETE_INSTANCE_DELETE_RESOURCES: &str =
+    "DELETE FROM resources WHERE resource_type = 'network-interface' AND resource_id IN
+    (SELECT interface_id FROM instance_interfaces WHERE instance_id = $1)";
+
+pub(crate) const DELETE_INSTANCE_DELETE_INSTANCES: &str =
+    "DELETE FROM instances WHERE instance_id = $1";
+
+pub(crate) const PRIVATE_IPS_IN_USE: &str =
+    "SELECT private_ip FROM instances WHERE network_id = $1 AND terminated_at IS NULL";

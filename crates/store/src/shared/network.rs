@@ -70,3 +70,111 @@ pub(crate) fn rule_from_row(row: &impl StoreRow) -> StoreResult<SecurityGroupRul
         created_at: row.try_get("created_at")?,
     })
 }
+
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const WRITE_INSTANCE_GROUPS_TX_DELETE_INSTANCE_SECURITY_GROUPS: &str =
+    "DELETE FROM instance_security_groups WHERE instance_id = $1";
+
+pub(crate) const WRITE_INSTANCE_GROUPS_TX_INSERT_INSTANCE_SECURITY_GROUPS: &str =
+    "INSERT INTO instance_security_groups (instance_id, group_id, position)
+    VALUES ($1, $2, $3) ON CONFLICT (instance_id, group_id) DO NOTHING";
+
+pub(crate) const BUMP_GENERATION: &str =
+    "UPDATE firewall_generation SET generation = generation + 1 WHERE id = 1";
+
+pub(crate) const INSERT_SUBNET_UPDATE_VNI_COUNTER: &str =
+    "UPDATE vni_counter SET last = last + 1 WHERE id = 1 RETURNING last";
+
+pub(crate) const INSERT_SUBNET_INSERT_SUBNETS: &str =
+    "INSERT INTO subnets (subnet_id, vpc_id, account_id, zone, cidr, default_for_az,
+    map_public_ip_on_launch, created_at, vni) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+pub(crate) const INSERT_GROUP_SELECT_SECURITY_GROUPS: &str =
+    "SELECT group_id FROM security_groups WHERE vpc_id = $1 AND name = $2";
+
+pub(crate) const INSERT_GROUP_SELECT_VPCS: &str = "SELECT account_id FROM vpcs WHERE vpc_id = $1";
+
+pub(crate) const INSERT_GROUP_INSERT_SECURITY_GROUPS: &str =
+    "INSERT INTO security_groups (group_id, account_id, vpc_id, name, description, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const INSERT_RULE: &str =
+    "INSERT INTO security_group_rules (rule_id, group_id, account_id, egress, protocol,
+      from_port, to_port, cidr, referenced_group_id, description, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+pub(crate) const LOAD_DEFAULT_VPC_SELECT_VPCS: &str =
+    "SELECT * FROM vpcs WHERE account_id = $1 AND is_default = 1";
+
+pub(crate) const LOAD_DEFAULT_VPC_SELECT_SUBNETS: &str =
+    "SELECT * FROM subnets WHERE vpc_id = $1 ORDER BY zone, subnet_id";
+
+pub(crate) const LOAD_DEFAULT_VPC_SELECT_SECURITY_GROUPS: &str =
+    "SELECT * FROM security_groups WHERE vpc_id = $1 AND name = 'default'";
+
+pub(crate) const ENSURE_DEFAULT_VPC_SELECT_VPCS: &str =
+    "SELECT vpc_id FROM vpcs WHERE account_id = $1 AND is_default = 1";
+
+pub(crate) const ENSURE_DEFAULT_VPC_INSERT_VPCS: &str =
+    "INSERT INTO vpcs (vpc_id, account_id, cidr, is_default, created_at)
+    VALUES ($1, $2, $3, 1, $4)";
+
+pub(crate) const VPCS: &str = "SELECT * FROM vpcs WHERE account_id = $1 ORDER BY vpc_id";
+
+pub(crate) const VPC: &str = "SELECT * FROM vpcs WHERE vpc_id = $1";
+
+pub(crate) const SET_VPC_ATTRIBUTES: &str =
+    "UPDATE vpcs SET enable_dns_support = $1, enable_dns_hostnames = $2,
+          enable_network_address_usage_metrics = $3
+    WHERE vpc_id = $4";
+
+pub(crate) const SUBNETS: &str =
+    "SELECT * FROM subnets WHERE account_id = $1 ORDER BY vpc_id, zone, subnet_id";
+
+pub(crate) const SUBNET: &str = "SELECT * FROM subnets WHERE subnet_id = $1";
+
+pub(crate) const SECURITY_GROUPS: &str =
+    "SELECT * FROM security_groups WHERE account_id = $1 ORDER BY group_id";
+
+pub(crate) const SECURITY_GROUP: &str = "SELECT * FROM security_groups WHERE group_id = $1";
+
+pub(crate) const DELETE_SECURITY_GROUP_SELECT_INSTANCE_SECURITY_GROUPS: &str =
+    "SELECT m.instance_id FROM instance_security_groups m
+      JOIN instances i ON i.instance_id = m.instance_id
+    WHERE m.group_id = $1 AND i.terminated_at IS NULL
+    ORDER BY m.instance_id LIMIT 1";
+
+pub(crate) const DELETE_SECURITY_GROUP_SELECT_SECURITY_GROUP_RULES: &str =
+    "SELECT group_id FROM security_group_rules
+    WHERE referenced_group_id = $1 AND group_id <> $2 ORDER BY group_id LIMIT 1";
+
+pub(crate) const DELETE_SECURITY_GROUP_DELETE_RESOURCES: &str =
+    "DELETE FROM resources WHERE resource_id IN
+    (SELECT rule_id FROM security_group_rules WHERE group_id = $1)";
+
+pub(crate) const DELETE_SECURITY_GROUP_DELETE_RESOURCES_2: &str =
+    "DELETE FROM resources WHERE resource_id = $1";
+
+pub(crate) const SECURITY_GROUP_RULES: &str =
+    "SELECT * FROM security_group_rules WHERE account_id = $1
+    ORDER BY group_id, egress, created_at, rule_id";
+
+pub(crate) const REMOVE_SECURITY_GROUP_RULES: &str =
+    "DELETE FROM security_group_rules WHERE rule_id = $1";
+
+pub(crate) const UPDATE_SECURITY_GROUP_RULES: &str =
+    "UPDATE security_group_rules SET protocol = $1, from_port = $2, to_port = $3,
+      cidr = $4, referenced_group_id = $5, description = $6
+    WHERE rule_id = $7 AND group_id = $8";
+
+pub(crate) const INSTANCE_GROUPS: &str =
+    "SELECT group_id FROM instance_security_groups WHERE instance_id = $1 ORDER BY position";
+
+pub(crate) const INSTANCES_IN_GROUP: &str =
+    "SELECT instance_id FROM instance_security_groups WHERE group_id = $1 ORDER BY instance_id";
+
+pub(crate) const FIREWALL_GENERATION: &str =
+    "SELECT generation FROM firewall_generation WHERE id = 1";

@@ -125,6 +125,106 @@ pub(crate) fn part_from_row(row: &impl StoreRow) -> StoreResult<Part> {
     })
 }
 
+// SQL that reads the same in both dialects, named after the `Store`
+// method (or helper) that runs it and, where that runs several statements,
+// after the statement's verb and table.
+
+pub(crate) const CREATE_BUCKET: &str =
+    "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags, versioning)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+pub(crate) const DELETE_BUCKET_SELECT_OBJECTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = $1)";
+
+pub(crate) const DELETE_BUCKET_SELECT_MULTIPART_PARTS: &str =
+    "SELECT p.blob_id FROM multipart_parts p
+    JOIN multipart_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = $1
+    ORDER BY u.upload_id, p.part_number";
+
+pub(crate) const DELETE_BUCKET_DELETE_MULTIPART_UPLOADS: &str =
+    "DELETE FROM multipart_uploads WHERE bucket = $1";
+
+pub(crate) const DELETE_BUCKET_DELETE_BUCKETS: &str = "DELETE FROM buckets WHERE name = $1";
+
+pub(crate) const SET_BUCKET_ACL: &str = "UPDATE buckets SET acl_json = $1 WHERE name = $2";
+
+pub(crate) const SET_BUCKET_POLICY: &str = "UPDATE buckets SET policy = $1 WHERE name = $2";
+
+pub(crate) const SET_BUCKET_TAGS: &str = "UPDATE buckets SET tags = $1 WHERE name = $2";
+
+pub(crate) const SET_BUCKET_SETTING_INSERT_BUCKET_SETTINGS: &str =
+    "INSERT INTO bucket_settings (bucket, name, value) VALUES ($1, $2, $3)
+    ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value";
+
+pub(crate) const SET_BUCKET_SETTING_DELETE_BUCKET_SETTINGS: &str =
+    "DELETE FROM bucket_settings WHERE bucket = $1 AND name = $2";
+
+pub(crate) const SET_BUCKET_VERSIONING: &str = "UPDATE buckets SET versioning = $1 WHERE name = $2";
+
+pub(crate) const CREATE_UPLOAD: &str =
+    "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags, encryption)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+pub(crate) const UPLOAD: &str = "SELECT * FROM multipart_uploads WHERE upload_id = $1";
+
+pub(crate) const UPLOADS: &str =
+    "SELECT * FROM multipart_uploads WHERE bucket = $1 ORDER BY key, initiated, upload_id";
+
+pub(crate) const PARTS: &str =
+    "SELECT * FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number";
+
+pub(crate) const OBJECT: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1 AND delete_marker = 0";
+
+pub(crate) const OBJECT_VERSION_SELECT_OBJECTS: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+
+pub(crate) const OBJECT_VERSION_SELECT_OBJECTS_2: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1";
+
+pub(crate) const SET_OBJECT_ACL_UPDATE_OBJECTS: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
+
+pub(crate) const SET_OBJECT_ACL_UPDATE_OBJECTS_2: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
+
+pub(crate) const SET_OBJECT_TAGS_UPDATE_OBJECTS: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
+
+pub(crate) const SET_OBJECT_TAGS_UPDATE_OBJECTS_2: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS: &str =
+    "SELECT seq FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_2: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND seq < $3
+    ORDER BY seq DESC LIMIT $4";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_3: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_4: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key, seq DESC LIMIT $3";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_5: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
+
+pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_6: &str =
+    "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key, seq DESC LIMIT $3";
+
+pub(crate) const LIST_OBJECTS_SELECT_OBJECTS: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
+
+pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_2: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
+
+pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_3: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
+
+pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_4: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
+
+pub(crate) const ACCOUNT_USAGE: &str =
+    "SELECT used_bytes FROM account_storage WHERE account_id = $1";
+
+pub(crate) const SET_ACCOUNT_QUOTA: &str =
+    "INSERT INTO account_storage (account_id, used_bytes, quota_bytes) VALUES ($1, 0, $2)
+    ON CONFLICT (account_id) DO UPDATE SET quota_bytes = excluded.quota_bytes";
+
+pub(crate) const ACCOUNT_QUOTA: &str =
+    "SELECT quota_bytes FROM account_storage WHERE account_id = $1";
+
 #[cfg(test)]
 mod tests {
     use super::prefix_upper_bound;

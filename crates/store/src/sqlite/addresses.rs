@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqliteStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
 use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
-use crate::shared::addresses::address_from_row;
+use crate::shared::addresses::{self as sql, address_from_row};
 use crate::{StoreResult, UnixMillis};
 
 /// `Ok(false)` for a unique-index violation (someone else's change got
@@ -23,13 +23,12 @@ impl AddressIndex for SqliteStore {
         // Dropping the transaction without commit rolls every step back.
         let mut tx = self.write_tx().await?;
         for address in &change.delete {
-            let deleted =
-                sqlx::query("DELETE FROM addresses WHERE allocation_id = ? AND revision = ?")
-                    .bind(&address.allocation_id)
-                    .bind(address.revision)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let deleted = sqlx::query(sql::APPLY_ADDRESS_CHANGE_DELETE_ADDRESSES)
+                .bind(&address.allocation_id)
+                .bind(address.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if deleted != 1 {
                 return Ok(AddressOutcome::Stale);
             }
@@ -40,28 +39,24 @@ impl AddressIndex for SqliteStore {
         let mut updates: Vec<&AddressRecord> = change.update.iter().collect();
         updates.sort_by_key(|a| a.instance_id.is_some());
         for address in updates {
-            let result = sqlx::query(
-                "UPDATE addresses SET association_id = ?, instance_id = ?, private_ip = ?,
-                   replaced_auto_ip = ?, ptr_record = ?, revision = revision + 1
-                 WHERE allocation_id = ? AND revision = ?",
-            )
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(&address.allocation_id)
-            .bind(address.revision)
-            .execute(&mut *tx)
-            .await
-            .map(|r| r.rows_affected());
+            let result = sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES)
+                .bind(&address.association_id)
+                .bind(&address.instance_id)
+                .bind(&address.private_ip)
+                .bind(&address.replaced_auto_ip)
+                .bind(&address.ptr_record)
+                .bind(&address.allocation_id)
+                .bind(address.revision)
+                .execute(&mut *tx)
+                .await
+                .map(|r| r.rows_affected());
             if !unique_is_stale(result)? {
                 return Ok(AddressOutcome::Stale);
             }
         }
         for address in &change.insert {
             let held: Option<String> =
-                sqlx::query_scalar("SELECT allocation_id FROM addresses WHERE public_ip = ?")
+                sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES)
                     .bind(&address.public_ip)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -69,37 +64,29 @@ impl AddressIndex for SqliteStore {
                 return Ok(AddressOutcome::PublicIpTaken(address.public_ip.clone()));
             }
             if !address.auto_assigned {
-                sqlx::query(
-                    "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-                     VALUES (?, ?, 'elastic-ip', ?)",
-                )
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_RESOURCES)
+                    .bind(&address.allocation_id)
+                    .bind(&address.account_id)
+                    .bind(address.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let result = sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES)
                 .bind(&address.allocation_id)
                 .bind(&address.account_id)
+                .bind(&address.public_ip)
+                .bind(&address.zone)
+                .bind(&address.domain)
+                .bind(&address.association_id)
+                .bind(&address.instance_id)
+                .bind(&address.private_ip)
+                .bind(i64::from(address.auto_assigned))
+                .bind(&address.replaced_auto_ip)
+                .bind(&address.ptr_record)
                 .bind(address.created_at)
                 .execute(&mut *tx)
-                .await?;
-            }
-            let result = sqlx::query(
-                "INSERT INTO addresses (allocation_id, account_id, public_ip, zone, domain,
-                   association_id, instance_id, private_ip, auto_assigned, replaced_auto_ip,
-                   ptr_record, revision, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            )
-            .bind(&address.allocation_id)
-            .bind(&address.account_id)
-            .bind(&address.public_ip)
-            .bind(&address.zone)
-            .bind(&address.domain)
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(i64::from(address.auto_assigned))
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(address.created_at)
-            .execute(&mut *tx)
-            .await
-            .map(|r| r.rows_affected());
+                .await
+                .map(|r| r.rows_affected());
             if !unique_is_stale(result)? {
                 return Ok(AddressOutcome::Stale);
             }
@@ -114,30 +101,24 @@ impl AddressIndex for SqliteStore {
             }
         }
         for instance in &change.instances {
-            let updated = sqlx::query(
-                "UPDATE instances SET generation = ?, details = ?, updated_at = ?,
-                   revision = revision + 1
-                 WHERE instance_id = ? AND revision = ?",
-            )
-            .bind(instance.generation)
-            .bind(&instance.details)
-            .bind(instance.updated_at)
-            .bind(&instance.instance_id)
-            .bind(instance.revision)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let updated = sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_INSTANCES)
+                .bind(instance.generation)
+                .bind(&instance.details)
+                .bind(instance.updated_at)
+                .bind(&instance.instance_id)
+                .bind(instance.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if updated != 1 {
                 return Ok(AddressOutcome::Stale);
             }
         }
         if let Some((account, max)) = &change.elastic_ip_limit {
-            let held: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM addresses WHERE account_id = ? AND auto_assigned = 0",
-            )
-            .bind(account)
-            .fetch_one(&mut *tx)
-            .await?;
+            let held: i64 = sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES_2)
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await?;
             if held > *max {
                 return Ok(AddressOutcome::LimitExceeded);
             }
@@ -147,7 +128,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address(&self, allocation_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE allocation_id = ?")
+        sqlx::query(sql::ADDRESS)
             .bind(allocation_id)
             .fetch_optional(&self.pool)
             .await?
@@ -157,7 +138,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address_by_public_ip(&self, public_ip: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE public_ip = ?")
+        sqlx::query(sql::ADDRESS_BY_PUBLIC_IP)
             .bind(public_ip)
             .fetch_optional(&self.pool)
             .await?
@@ -170,8 +151,8 @@ impl AddressIndex for SqliteStore {
         let rows = self
             .rows_of(
                 account_id,
-                "SELECT * FROM addresses WHERE account_id = ?",
-                "SELECT * FROM addresses",
+                sql::ADDRESSES_SELECT_ADDRESSES,
+                sql::ADDRESSES_SELECT_ADDRESSES_2,
             )
             .await?;
         let mut addresses: Vec<AddressRecord> = rows
@@ -189,7 +170,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address_of_instance(&self, instance_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE instance_id = ?")
+        sqlx::query(sql::ADDRESS_OF_INSTANCE)
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?
@@ -199,12 +180,10 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn public_ips_in_use(&self, zone: &str) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT public_ip FROM addresses WHERE zone = ?")
-                .bind(zone)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::PUBLIC_IPS_IN_USE)
+            .bind(zone)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn orphan_addresses(
