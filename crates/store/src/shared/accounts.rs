@@ -1,5 +1,6 @@
-//! Accounts and key pairs (`crate::Store`): the row decoders both backends
-//! use.
+//! The `Store` trait's own operations (accounts, access keys, key pairs,
+//! resources and their tags, nodes): the row decoders and SQL both
+//! backends use.
 
 use super::StoreRow;
 use crate::{Account, KeyPair, StoreResult};
