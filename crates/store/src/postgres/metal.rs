@@ -14,72 +14,17 @@ use crate::postgres::ExecuteLocked;
 use crate::shared::metal::{self as sql, profile_from_row, system_from_row};
 use crate::{StoreError, StoreResult, UnixMillis};
 
-/// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
-macro_rules! admin_columns {
-    () => {
-        "mac, ip, hostname, group_name, power, disk, variables, wipe"
-    };
-}
-
-/// The ownership and state columns, in [`bind_state`]'s order.
-macro_rules! state_columns {
-    () => {
-        "owner, profile, netboot, state_name, state, token, state_since, deadline, last_event"
-    };
-}
-
-/// Every column: the name and times, then the administrator's, then the
-/// state's.
-macro_rules! system_columns {
-    () => {
-        concat!(
-            "name, created_at, updated_at, ",
-            admin_columns!(),
-            ", ",
-            state_columns!()
-        )
-    };
-}
-
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 
-/// Binds a system's values of `admin_columns!`.
-fn bind_admin<'q>(query: PgQuery<'q>, s: &MetalSystemRecord) -> PgQuery<'q> {
-    query
-        .bind(&s.mac)
-        .bind(&s.ip)
-        .bind(&s.hostname)
-        .bind(&s.group_name)
-        .bind(&s.power)
-        .bind(&s.disk)
-        .bind(&s.variables)
-        .bind(&s.wipe)
-}
-
-/// Binds a system's values of `state_columns!`.
-fn bind_state<'q>(query: PgQuery<'q>, s: &MetalSystemRecord) -> PgQuery<'q> {
-    query
-        .bind(&s.owner)
-        .bind(&s.profile)
-        .bind(i64::from(s.netboot))
-        .bind(&s.state_name)
-        .bind(&s.state)
-        .bind(&s.token)
-        .bind(s.state_since)
-        .bind(s.deadline)
-        .bind(&s.last_event)
-}
-
 impl PostgresStore {
-    /// Runs `update`, which sets `updated_at` and then the columns `bind`
-    /// binds, on the system named like `s`. `false` if there is none.
+    /// Runs `update`, an UPDATE bound up to the name of the system (`s`)
+    /// it changes. `false` if there is none.
     async fn update_metal_system(
         &self,
-        update: &'static str,
-        bind: for<'q> fn(PgQuery<'q>, &MetalSystemRecord) -> PgQuery<'q>,
+        update: PgQuery<'_>,
         s: &MetalSystemRecord,
     ) -> StoreResult<bool> {
-        let done = bind(sqlx::query(update).bind(s.updated_at), s)
+        let done = update
             .bind(&s.name)
             .execute_locked(&self.pool)
             .await
@@ -246,15 +191,11 @@ impl MetalIndex for PostgresStore {
     }
 
     async fn create_metal_system(&self, s: &MetalSystemRecord) -> StoreResult<()> {
-        let insert = sqlx::query(concat!(
-            "INSERT INTO metal_systems (",
-            system_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        ))
-        .bind(&s.name)
-        .bind(s.created_at)
-        .bind(s.updated_at);
-        bind_state(bind_admin(insert, s), s)
+        let insert = sqlx::query(sql::INSERT_SYSTEM)
+            .bind(&s.name)
+            .bind(s.created_at)
+            .bind(s.updated_at);
+        sql::bind_state(sql::bind_admin(insert, s), s)
             .execute_locked(&self.pool)
             .await
             .map_err(system_conflict(s))?;
@@ -263,12 +204,7 @@ impl MetalIndex for PostgresStore {
 
     async fn update_metal_system_admin(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         self.update_metal_system(
-            concat!(
-                "UPDATE metal_systems SET updated_at = $1, (",
-                admin_columns!(),
-                ") = ($2, $3, $4, $5, $6, $7, $8, $9) WHERE name = $10"
-            ),
-            bind_admin,
+            sql::bind_admin(sqlx::query(sql::UPDATE_ADMIN).bind(s.updated_at), s),
             s,
         )
         .await
@@ -276,39 +212,24 @@ impl MetalIndex for PostgresStore {
 
     async fn save_metal_state(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         self.update_metal_system(
-            concat!(
-                "UPDATE metal_systems SET updated_at = $1, (",
-                state_columns!(),
-                ") = ($2, $3, $4, $5, $6, $7, $8, $9, $10) WHERE name = $11"
-            ),
-            bind_state,
+            sql::bind_state(sqlx::query(sql::UPDATE_STATE).bind(s.updated_at), s),
             s,
         )
         .await
     }
 
     async fn metal_system(&self, name: &str) -> StoreResult<Option<MetalSystemRecord>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            system_columns!(),
-            " FROM metal_systems WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(system_from_row)
-        .transpose()
+        sqlx::query(sql::SYSTEM_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(system_from_row)
+            .transpose()
     }
 
     async fn metal_systems(&self) -> StoreResult<Vec<MetalSystemRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            system_columns!(),
-            " FROM metal_systems ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::SYSTEMS).fetch_all(&self.pool).await?;
         rows.iter().map(system_from_row).collect()
     }
 
@@ -398,14 +319,10 @@ impl MetalIndex for PostgresStore {
                 .bind(n)
                 .execute(&mut *tx)
                 .await?;
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                system_columns!(),
-                " FROM metal_systems WHERE name = $1"
-            ))
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await?;
+            let row = sqlx::query(sql::SYSTEM_BY_NAME)
+                .bind(n)
+                .fetch_one(&mut *tx)
+                .await?;
             out.push(system_from_row(&row)?);
         }
         tx.commit().await?;

@@ -1,8 +1,91 @@
 //! Bare-metal systems (`crate::metal`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
 use crate::metal::{MetalProfile, MetalSystemRecord};
+
+/// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
+macro_rules! admin_columns {
+    () => {
+        "mac, ip, hostname, group_name, power, disk, variables, wipe"
+    };
+}
+
+/// The ownership and state columns, in [`bind_state`]'s order.
+macro_rules! state_columns {
+    () => {
+        "owner, profile, netboot, state_name, state, token, state_since, deadline, last_event"
+    };
+}
+
+/// Every column: the name and times, then the administrator's, then the
+/// state's.
+macro_rules! system_columns {
+    () => {
+        concat!(
+            "name, created_at, updated_at, ",
+            admin_columns!(),
+            ", ",
+            state_columns!()
+        )
+    };
+}
+
+/// A new system: name and times, then [`bind_admin`], then [`bind_state`].
+pub(crate) const INSERT_SYSTEM: &str = concat!(
+    "INSERT INTO metal_systems (",
+    system_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+);
+/// `updated_at`, then [`bind_admin`], then the name.
+pub(crate) const UPDATE_ADMIN: &str = concat!(
+    "UPDATE metal_systems SET updated_at = $1, (",
+    admin_columns!(),
+    ") = ($2, $3, $4, $5, $6, $7, $8, $9) WHERE name = $10"
+);
+/// `updated_at`, then [`bind_state`], then the name.
+pub(crate) const UPDATE_STATE: &str = concat!(
+    "UPDATE metal_systems SET updated_at = $1, (",
+    state_columns!(),
+    ") = ($2, $3, $4, $5, $6, $7, $8, $9, $10) WHERE name = $11"
+);
+pub(crate) const SYSTEM_BY_NAME: &str = concat!(
+    "SELECT ",
+    system_columns!(),
+    " FROM metal_systems WHERE name = $1"
+);
+pub(crate) const SYSTEMS: &str = concat!(
+    "SELECT ",
+    system_columns!(),
+    " FROM metal_systems ORDER BY name"
+);
+
+/// Binds a system's values of `admin_columns!`.
+pub(crate) fn bind_admin<Q: Binder>(query: Q, s: &MetalSystemRecord) -> Q {
+    query
+        .arg(&s.mac)
+        .arg(&s.ip)
+        .arg(&s.hostname)
+        .arg(&s.group_name)
+        .arg(&s.power)
+        .arg(&s.disk)
+        .arg(&s.variables)
+        .arg(&s.wipe)
+}
+
+/// Binds a system's values of `state_columns!`.
+pub(crate) fn bind_state<Q: Binder>(query: Q, s: &MetalSystemRecord) -> Q {
+    query
+        .arg(&s.owner)
+        .arg(&s.profile)
+        .arg(i64::from(s.netboot))
+        .arg(&s.state_name)
+        .arg(&s.state)
+        .arg(&s.token)
+        .arg(s.state_since)
+        .arg(s.deadline)
+        .arg(&s.last_event)
+}
 
 pub(crate) fn system_from_row(row: &impl StoreRow) -> StoreResult<MetalSystemRecord> {
     Ok(MetalSystemRecord {
