@@ -71,22 +71,13 @@ impl AddressIndex for PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            let result = sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES)
-                .bind(&address.allocation_id)
-                .bind(&address.account_id)
-                .bind(&address.public_ip)
-                .bind(&address.zone)
-                .bind(&address.domain)
-                .bind(&address.association_id)
-                .bind(&address.instance_id)
-                .bind(&address.private_ip)
-                .bind(i64::from(address.auto_assigned))
-                .bind(&address.replaced_auto_ip)
-                .bind(&address.ptr_record)
-                .bind(address.created_at)
-                .execute(&mut *tx)
-                .await
-                .map(|r| r.rows_affected());
+            let result = sql::bind_insert_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES),
+                address,
+            )
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected());
             if !unique_is_stale(result)? {
                 return Ok(AddressOutcome::Stale);
             }

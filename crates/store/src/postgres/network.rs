@@ -135,18 +135,7 @@ pub(super) async fn insert_rule(
         rule.created_at,
     )
     .await?;
-    sqlx::query(sql::INSERT_RULE)
-        .bind(&rule.rule_id)
-        .bind(&rule.group_id)
-        .bind(&rule.account_id)
-        .bind(i64::from(rule.egress))
-        .bind(&rule.protocol)
-        .bind(rule.from_port)
-        .bind(rule.to_port)
-        .bind(&rule.cidr)
-        .bind(&rule.referenced_group_id)
-        .bind(&rule.description)
-        .bind(rule.created_at)
+    sql::bind_insert_rule(sqlx::query(sql::INSERT_RULE), rule)
         .execute(&mut **tx)
         .await
         .map_err(conflict(&rule.rule_id))?;

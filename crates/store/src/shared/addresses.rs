@@ -1,6 +1,6 @@
 //! Elastic IP addresses (`crate::addresses`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
 use crate::addresses::AddressRecord;
 
@@ -66,3 +66,20 @@ pub(crate) const ADDRESSES_SELECT_ADDRESSES_2: &str = "SELECT * FROM addresses";
 pub(crate) const ADDRESS_OF_INSTANCE: &str = "SELECT * FROM addresses WHERE instance_id = $1";
 
 pub(crate) const PUBLIC_IPS_IN_USE: &str = "SELECT public_ip FROM addresses WHERE zone = $1";
+
+/// Binds [`APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES`]'s parameters.
+pub(crate) fn bind_insert_address<Q: Binder>(query: Q, address: &AddressRecord) -> Q {
+    query
+        .arg(&address.allocation_id)
+        .arg(&address.account_id)
+        .arg(&address.public_ip)
+        .arg(&address.zone)
+        .arg(&address.domain)
+        .arg(&address.association_id)
+        .arg(&address.instance_id)
+        .arg(&address.private_ip)
+        .arg(i64::from(address.auto_assigned))
+        .arg(&address.replaced_auto_ip)
+        .arg(&address.ptr_record)
+        .arg(address.created_at)
+}

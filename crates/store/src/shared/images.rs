@@ -1,6 +1,6 @@
 //! Images (`crate::images`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::images::{Image, StateReason};
 use crate::{StoreError, StoreResult};
 
@@ -98,3 +98,37 @@ pub(crate) const RESET_LAUNCH_PERMISSIONS_DELETE_IMAGE_LAUNCH_PERMISSIONS: &str 
 
 pub(crate) const RESET_LAUNCH_PERMISSIONS_UPDATE_IMAGES: &str =
     "UPDATE images SET is_public = 0 WHERE image_id = $1";
+
+/// Binds [`CREATE_IMAGE_INSERT_IMAGES`]'s parameters.
+pub(crate) fn bind_insert_image<Q: Binder>(
+    query: Q,
+    image: &Image,
+    size: i64,
+    mappings: &str,
+) -> Q {
+    query
+        .arg(&image.image_id)
+        .arg(&image.account_id)
+        .arg(&image.name)
+        .arg(&image.description)
+        .arg(&image.image_type)
+        .arg(&image.architecture)
+        .arg(&image.virtualization_type)
+        .arg(&image.root_device_name)
+        .arg(&image.root_device_type)
+        .arg(&image.kernel_id)
+        .arg(&image.ramdisk_id)
+        .arg(&image.location)
+        .arg(&image.bucket)
+        .arg(&image.key)
+        .arg(size)
+        .arg(&image.etag)
+        .arg(&image.disk_format)
+        .arg(&image.state)
+        .arg(i64::from(image.is_public))
+        .arg(image.created_at)
+        .arg(mappings)
+        .arg(image.state_reason.as_ref().map(|r| r.code.clone()))
+        .arg(image.state_reason.as_ref().map(|r| r.message.clone()))
+        .arg(&image.bundle_manifest)
+}

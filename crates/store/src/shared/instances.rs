@@ -1,6 +1,6 @@
 //! Instances (`crate::instances`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
 use crate::instances::{InstanceRecord, Reservation};
 
@@ -82,3 +82,43 @@ pub(crate) const DELETE_INSTANCE_DELETE_INSTANCES: &str =
 
 pub(crate) const PRIVATE_IPS_IN_USE: &str =
     "SELECT private_ip FROM instances WHERE network_id = $1 AND terminated_at IS NULL";
+
+/// Binds [`CREATE_LAUNCH_INSERT_INSTANCES`]'s parameters.
+pub(crate) fn bind_insert_instance<Q: Binder>(query: Q, instance: &InstanceRecord) -> Q {
+    query
+        .arg(&instance.instance_id)
+        .arg(&instance.reservation_id)
+        .arg(&instance.account_id)
+        .arg(instance.launch_index)
+        .arg(&instance.node_id)
+        .arg(&instance.zone)
+        .arg(&instance.network_id)
+        .arg(&instance.private_ip)
+        .arg(&instance.mac)
+        .arg(&instance.state)
+        .arg(&instance.desired)
+        .arg(instance.generation)
+        .arg(instance.revision)
+        .arg(&instance.details)
+        .arg(instance.created_at)
+        .arg(instance.updated_at)
+        .arg(instance.terminated_at)
+}
+
+/// Binds [`UPDATE_INSTANCE`]'s parameters.
+pub(crate) fn bind_update_instance<Q: Binder>(query: Q, record: &InstanceRecord) -> Q {
+    query
+        .arg(&record.node_id)
+        .arg(&record.zone)
+        .arg(&record.network_id)
+        .arg(&record.private_ip)
+        .arg(&record.mac)
+        .arg(&record.state)
+        .arg(&record.desired)
+        .arg(record.generation)
+        .arg(&record.details)
+        .arg(record.updated_at)
+        .arg(record.terminated_at)
+        .arg(&record.instance_id)
+        .arg(record.revision)
+}

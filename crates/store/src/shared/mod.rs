@@ -61,7 +61,9 @@ impl StoreRow for PgRow {
     }
 }
 
-/// A type both backends bind as a parameter.
+/// A type both backends bind as a parameter. `Option<&str>` is not one
+/// (sqlx encodes a borrow inside an `Option` for every lifetime only when
+/// it is `'static`): bind `Option<String>` or `&Option<String>` instead.
 pub(crate) trait Value:
     for<'t> Encode<'t, Sqlite> + Type<Sqlite> + for<'t> Encode<'t, Postgres> + Type<Postgres>
 {

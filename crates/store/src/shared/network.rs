@@ -1,7 +1,7 @@
 //! VPCs, subnets and security groups (`crate::network`): what both backends
 //! share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::network::{SecurityGroup, SecurityGroupRule, Subnet, Vpc, VpcAttributes};
 use crate::{StoreError, StoreResult};
 
@@ -178,3 +178,19 @@ pub(crate) const INSTANCES_IN_GROUP: &str =
 
 pub(crate) const FIREWALL_GENERATION: &str =
     "SELECT generation FROM firewall_generation WHERE id = 1";
+
+/// Binds [`INSERT_RULE`]'s parameters.
+pub(crate) fn bind_insert_rule<Q: Binder>(query: Q, rule: &SecurityGroupRule) -> Q {
+    query
+        .arg(&rule.rule_id)
+        .arg(&rule.group_id)
+        .arg(&rule.account_id)
+        .arg(i64::from(rule.egress))
+        .arg(&rule.protocol)
+        .arg(rule.from_port)
+        .arg(rule.to_port)
+        .arg(&rule.cidr)
+        .arg(&rule.referenced_group_id)
+        .arg(&rule.description)
+        .arg(rule.created_at)
+}

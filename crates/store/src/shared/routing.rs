@@ -1,7 +1,7 @@
 //! Internet gateways, route tables and NAT gateways (`crate::routing`):
 //! what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::routing::{InternetGateway, NatGateway, Route, RouteTableAssociation, RouteTarget};
 use crate::{StoreError, StoreResult};
 
@@ -138,3 +138,20 @@ pub(crate) const NAT_GATEWAY: &str = "SELECT * FROM nat_gateways WHERE nat_gatew
 pub(crate) const SET_NAT_GATEWAY_STATE: &str =
     "UPDATE nat_gateways SET state = $1, deleted_at = COALESCE($2, deleted_at)
     WHERE nat_gateway_id = $3 AND state = $4";
+
+/// Binds [`CREATE_NAT_GATEWAY`]'s parameters.
+pub(crate) fn bind_insert_nat_gateway<Q: Binder>(query: Q, gateway: &NatGateway) -> Q {
+    query
+        .arg(&gateway.nat_gateway_id)
+        .arg(&gateway.account_id)
+        .arg(&gateway.vpc_id)
+        .arg(&gateway.subnet_id)
+        .arg(&gateway.allocation_id)
+        .arg(&gateway.public_ip)
+        .arg(&gateway.private_ip)
+        .arg(&gateway.interface_id)
+        .arg(&gateway.state)
+        .arg(&gateway.client_token)
+        .arg(gateway.created_at)
+        .arg(gateway.deleted_at)
+}

@@ -75,33 +75,14 @@ impl ImageIndex for SqliteStore {
             image.created_at,
         )
         .await?;
-        sqlx::query(sql::CREATE_IMAGE_INSERT_IMAGES)
-            .bind(&image.image_id)
-            .bind(&image.account_id)
-            .bind(&image.name)
-            .bind(&image.description)
-            .bind(&image.image_type)
-            .bind(&image.architecture)
-            .bind(&image.virtualization_type)
-            .bind(&image.root_device_name)
-            .bind(&image.root_device_type)
-            .bind(&image.kernel_id)
-            .bind(&image.ramdisk_id)
-            .bind(&image.location)
-            .bind(&image.bucket)
-            .bind(&image.key)
-            .bind(size)
-            .bind(&image.etag)
-            .bind(&image.disk_format)
-            .bind(&image.state)
-            .bind(i64::from(image.is_public))
-            .bind(image.created_at)
-            .bind(&mappings)
-            .bind(image.state_reason.as_ref().map(|r| r.code.as_str()))
-            .bind(image.state_reason.as_ref().map(|r| r.message.as_str()))
-            .bind(&image.bundle_manifest)
-            .execute(&mut *tx)
-            .await?;
+        sql::bind_insert_image(
+            sqlx::query(sql::CREATE_IMAGE_INSERT_IMAGES),
+            image,
+            size,
+            &mappings,
+        )
+        .execute(&mut *tx)
+        .await?;
         add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
         tag_new_resource_tx(&mut tx, &image.account_id, &image.image_id, tags).await?;
         tx.commit().await?;

@@ -90,24 +90,7 @@ impl InstanceIndex for SqliteStore {
                 instance.created_at,
             )
             .await?;
-            sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCES)
-                .bind(&instance.instance_id)
-                .bind(&instance.reservation_id)
-                .bind(&instance.account_id)
-                .bind(instance.launch_index)
-                .bind(&instance.node_id)
-                .bind(&instance.zone)
-                .bind(&instance.network_id)
-                .bind(&instance.private_ip)
-                .bind(&instance.mac)
-                .bind(&instance.state)
-                .bind(&instance.desired)
-                .bind(instance.generation)
-                .bind(instance.revision)
-                .bind(&instance.details)
-                .bind(instance.created_at)
-                .bind(instance.updated_at)
-                .bind(instance.terminated_at)
+            sql::bind_insert_instance(sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCES), instance)
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict("private address or MAC"))?;
@@ -264,20 +247,7 @@ impl InstanceIndex for SqliteStore {
     }
 
     async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
-        let done = sqlx::query(sql::UPDATE_INSTANCE)
-            .bind(&record.node_id)
-            .bind(&record.zone)
-            .bind(&record.network_id)
-            .bind(&record.private_ip)
-            .bind(&record.mac)
-            .bind(&record.state)
-            .bind(&record.desired)
-            .bind(record.generation)
-            .bind(&record.details)
-            .bind(record.updated_at)
-            .bind(record.terminated_at)
-            .bind(&record.instance_id)
-            .bind(record.revision)
+        let done = sql::bind_update_instance(sqlx::query(sql::UPDATE_INSTANCE), record)
             .execute(&self.pool)
             .await
             .map_err(conflict("private address or MAC"))?;

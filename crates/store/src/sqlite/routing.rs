@@ -434,19 +434,7 @@ impl RoutingIndex for SqliteStore {
             gateway.created_at,
         )
         .await?;
-        sqlx::query(sql::CREATE_NAT_GATEWAY)
-            .bind(&gateway.nat_gateway_id)
-            .bind(&gateway.account_id)
-            .bind(&gateway.vpc_id)
-            .bind(&gateway.subnet_id)
-            .bind(&gateway.allocation_id)
-            .bind(&gateway.public_ip)
-            .bind(&gateway.private_ip)
-            .bind(&gateway.interface_id)
-            .bind(&gateway.state)
-            .bind(&gateway.client_token)
-            .bind(gateway.created_at)
-            .bind(gateway.deleted_at)
+        sql::bind_insert_nat_gateway(sqlx::query(sql::CREATE_NAT_GATEWAY), gateway)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
