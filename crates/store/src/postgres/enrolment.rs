@@ -9,15 +9,7 @@ use crate::shared::enrolment::{self as sql, certificate_from_row, token_from_row
 use crate::{Node, StoreResult, UnixMillis};
 
 async fn insert_certificate(conn: &mut sqlx::PgConnection, c: &NodeCertificate) -> StoreResult<()> {
-    sqlx::query(sql::INSERT_CERTIFICATE)
-        .bind(&c.serial)
-        .bind(&c.node_id)
-        .bind(&c.zone)
-        .bind(&c.fingerprint)
-        .bind(c.issued_at)
-        .bind(c.expires_at)
-        .bind(&c.token_id)
-        .bind(c.revoked_at)
+    sql::bind_insert_certificate(sqlx::query(sql::INSERT_CERTIFICATE), c)
         .execute(&mut *conn)
         .await
         .map_err(conflict(format!("certificate {}", c.serial)))?;
@@ -27,14 +19,7 @@ async fn insert_certificate(conn: &mut sqlx::PgConnection, c: &NodeCertificate) 
 #[async_trait]
 impl NodeEnrolmentIndex for PostgresStore {
     async fn create_enrolment_token(&self, t: &EnrolmentTokenRecord) -> StoreResult<()> {
-        sqlx::query(sql::CREATE_ENROLMENT_TOKEN)
-            .bind(&t.token_id)
-            .bind(&t.secret_sha256)
-            .bind(&t.zone)
-            .bind(t.created_at)
-            .bind(t.expires_at)
-            .bind(t.used_at)
-            .bind(&t.used_by)
+        sql::bind_insert_token(sqlx::query(sql::CREATE_ENROLMENT_TOKEN), t)
             .execute_locked(&self.pool)
             .await
             .map_err(conflict(format!("enrolment token {}", t.token_id)))?;

@@ -2,8 +2,8 @@
 //! resources and their tags, nodes): the row decoders and SQL both
 //! backends use.
 
-use super::StoreRow;
-use crate::{Account, KeyPair, StoreResult};
+use super::{Binder, StoreRow};
+use crate::{AccessKey, Account, KeyPair, Node, StoreResult};
 
 pub(crate) fn account_from_row(row: &impl StoreRow) -> StoreResult<Account> {
     Ok(Account {
@@ -120,3 +120,45 @@ pub(crate) const SET_NODE_DISABLED: &str = "UPDATE nodes SET disabled = $1 WHERE
 pub(crate) const SETTING: &str = "SELECT value FROM settings WHERE name = $1";
 
 pub(crate) const SET_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// Binds [`UPSERT_NODE_IN`]'s parameters.
+pub(crate) fn bind_upsert_node<Q: Binder>(query: Q, node: &Node) -> Q {
+    query
+        .arg(&node.node_id)
+        .arg(&node.zone)
+        .arg(&node.address)
+        .arg(node.cores_max)
+        .arg(node.cores_free)
+        .arg(node.memory_mib_max)
+        .arg(node.memory_mib_free)
+        .arg(node.disk_gib_max)
+        .arg(node.disk_gib_free)
+        .arg(node.updated_at)
+        .arg(&node.underlay_ip)
+        .arg(&node.version)
+        .arg(&node.accel)
+        .arg(&node.role)
+}
+
+/// Binds [`CREATE_ACCESS_KEY`]'s parameters.
+pub(crate) fn bind_insert_access_key<Q: Binder>(query: Q, key: &AccessKey) -> Q {
+    query
+        .arg(&key.access_key_id)
+        .arg(&key.secret_access_key)
+        .arg(&key.account_id)
+        .arg(&key.user_name)
+        .arg(i64::from(key.active))
+        .arg(key.created_at)
+}
+
+/// Binds [`CREATE_KEY_PAIR_INSERT_KEY_PAIRS`]'s parameters.
+pub(crate) fn bind_insert_key_pair<Q: Binder>(query: Q, key_pair: &KeyPair) -> Q {
+    query
+        .arg(&key_pair.key_pair_id)
+        .arg(&key_pair.account_id)
+        .arg(&key_pair.name)
+        .arg(&key_pair.key_type)
+        .arg(&key_pair.fingerprint)
+        .arg(&key_pair.public_key)
+        .arg(key_pair.created_at)
+}

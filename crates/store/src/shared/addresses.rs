@@ -83,3 +83,15 @@ pub(crate) fn bind_insert_address<Q: Binder>(query: Q, address: &AddressRecord) 
         .arg(&address.ptr_record)
         .arg(address.created_at)
 }
+
+/// Binds [`APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES`]'s parameters.
+pub(crate) fn bind_update_address<Q: Binder>(query: Q, address: &AddressRecord) -> Q {
+    query
+        .arg(&address.association_id)
+        .arg(&address.instance_id)
+        .arg(&address.private_ip)
+        .arg(&address.replaced_auto_ip)
+        .arg(&address.ptr_record)
+        .arg(&address.allocation_id)
+        .arg(address.revision)
+}

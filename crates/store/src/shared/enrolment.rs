@@ -1,6 +1,6 @@
 //! Node enrolment (`crate::enrolment`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
 use crate::enrolment::{EnrolmentTokenRecord, NodeCertificate};
 
@@ -62,3 +62,28 @@ pub(crate) const REVOKE_NODE_UPDATE_NODE_CERTIFICATES: &str =
     WHERE node_id = $2 AND revoked_at IS NULL RETURNING serial";
 
 pub(crate) const REVOKE_NODE_DELETE_NODES: &str = "DELETE FROM nodes WHERE node_id = $1";
+
+/// Binds [`INSERT_CERTIFICATE`]'s parameters.
+pub(crate) fn bind_insert_certificate<Q: Binder>(query: Q, c: &NodeCertificate) -> Q {
+    query
+        .arg(&c.serial)
+        .arg(&c.node_id)
+        .arg(&c.zone)
+        .arg(&c.fingerprint)
+        .arg(c.issued_at)
+        .arg(c.expires_at)
+        .arg(&c.token_id)
+        .arg(c.revoked_at)
+}
+
+/// Binds [`CREATE_ENROLMENT_TOKEN`]'s parameters.
+pub(crate) fn bind_insert_token<Q: Binder>(query: Q, t: &EnrolmentTokenRecord) -> Q {
+    query
+        .arg(&t.token_id)
+        .arg(&t.secret_sha256)
+        .arg(&t.zone)
+        .arg(t.created_at)
+        .arg(t.expires_at)
+        .arg(t.used_at)
+        .arg(&t.used_by)
+}

@@ -1,8 +1,8 @@
 //! IAM identities (`crate::identity`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
-use crate::identity::{IamEntity, IamUser, KeyLastUsed, SigningCertificate};
+use crate::identity::{IamEntity, IamUser, KeyLastUsed, SessionRecord, SigningCertificate};
 
 pub(crate) fn signing_certificate_from_row(row: &impl StoreRow) -> StoreResult<SigningCertificate> {
     Ok(SigningCertificate {
@@ -135,3 +135,52 @@ pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sts_sessions WHERE
 
 pub(crate) const DELETE_ENTITY: &str =
     "DELETE FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3 AND revision = $4";
+
+/// Binds [`CREATE_SIGNING_CERTIFICATE`]'s parameters.
+pub(crate) fn bind_insert_signing_certificate<Q: Binder>(query: Q, cert: &SigningCertificate) -> Q {
+    query
+        .arg(&cert.certificate_id)
+        .arg(&cert.account_id)
+        .arg(&cert.user_name)
+        .arg(&cert.body)
+        .arg(i64::from(cert.active))
+        .arg(cert.uploaded_at)
+}
+
+/// Binds [`CREATE_USER`]'s parameters.
+pub(crate) fn bind_insert_user<Q: Binder>(query: Q, user: &IamUser) -> Q {
+    query
+        .arg(&user.account_id)
+        .arg(&user.user_name)
+        .arg(&user.user_id)
+        .arg(&user.details)
+        .arg(user.revision)
+        .arg(user.created_at)
+}
+
+/// Binds [`CREATE_ENTITY`]'s parameters.
+pub(crate) fn bind_insert_entity<Q: Binder>(query: Q, entity: &IamEntity) -> Q {
+    query
+        .arg(&entity.account_id)
+        .arg(&entity.kind)
+        .arg(&entity.name)
+        .arg(&entity.entity_id)
+        .arg(&entity.details)
+        .arg(entity.revision)
+        .arg(entity.created_at)
+}
+
+/// Binds [`CREATE_SESSION`]'s parameters.
+pub(crate) fn bind_insert_session<Q: Binder>(query: Q, session: &SessionRecord) -> Q {
+    query
+        .arg(&session.access_key_id)
+        .arg(&session.secret_access_key)
+        .arg(&session.session_token)
+        .arg(&session.account_id)
+        .arg(&session.user_name)
+        .arg(&session.role_name)
+        .arg(&session.session_name)
+        .arg(&session.details)
+        .arg(session.expires_at)
+        .arg(session.created_at)
+}

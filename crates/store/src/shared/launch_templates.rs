@@ -1,6 +1,6 @@
 //! Launch templates (`crate::launch_templates`): what both backends share.
 
-use super::StoreRow;
+use super::{Binder, StoreRow};
 use crate::StoreResult;
 use crate::launch_templates::{LaunchTemplateRecord, LaunchTemplateVersion};
 
@@ -63,3 +63,14 @@ pub(crate) const SET_DEFAULT_LAUNCH_TEMPLATE_VERSION_UPDATE_LAUNCH_TEMPLATES: &s
 
 pub(crate) const DELETE_LAUNCH_TEMPLATE_VERSIONS: &str =
     "DELETE FROM launch_template_versions WHERE template_id = $1 AND version = $2";
+
+/// Binds [`INSERT_VERSION_TX`]'s parameters.
+pub(crate) fn bind_insert_version<Q: Binder>(query: Q, v: &LaunchTemplateVersion) -> Q {
+    query
+        .arg(&v.template_id)
+        .arg(v.version)
+        .arg(&v.description)
+        .arg(&v.data)
+        .arg(v.created_at)
+        .arg(&v.created_by)
+}

@@ -194,3 +194,41 @@ pub(crate) fn bind_insert_rule<Q: Binder>(query: Q, rule: &SecurityGroupRule) ->
         .arg(&rule.description)
         .arg(rule.created_at)
 }
+
+/// Binds [`INSERT_GROUP_INSERT_SECURITY_GROUPS`]'s parameters.
+pub(crate) fn bind_insert_group<Q: Binder>(query: Q, group: &SecurityGroup) -> Q {
+    query
+        .arg(&group.group_id)
+        .arg(&group.account_id)
+        .arg(&group.vpc_id)
+        .arg(&group.name)
+        .arg(&group.description)
+        .arg(group.created_at)
+}
+
+/// Binds [`UPDATE_SECURITY_GROUP_RULES`]'s parameters.
+pub(crate) fn bind_update_rule<Q: Binder>(query: Q, rule: &SecurityGroupRule) -> Q {
+    query
+        .arg(&rule.protocol)
+        .arg(rule.from_port)
+        .arg(rule.to_port)
+        .arg(&rule.cidr)
+        .arg(&rule.referenced_group_id)
+        .arg(&rule.description)
+        .arg(&rule.rule_id)
+        .arg(&rule.group_id)
+}
+
+/// Binds [`INSERT_SUBNET_INSERT_SUBNETS`]'s parameters.
+pub(crate) fn bind_insert_subnet<Q: Binder>(query: Q, subnet: &Subnet, vni: i64) -> Q {
+    query
+        .arg(&subnet.subnet_id)
+        .arg(&subnet.vpc_id)
+        .arg(&subnet.account_id)
+        .arg(&subnet.zone)
+        .arg(&subnet.cidr)
+        .arg(i64::from(subnet.default_for_az))
+        .arg(i64::from(subnet.map_public_ip_on_launch))
+        .arg(subnet.created_at)
+        .arg(vni)
+}

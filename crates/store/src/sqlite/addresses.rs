@@ -39,17 +39,13 @@ impl AddressIndex for SqliteStore {
         let mut updates: Vec<&AddressRecord> = change.update.iter().collect();
         updates.sort_by_key(|a| a.instance_id.is_some());
         for address in updates {
-            let result = sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES)
-                .bind(&address.association_id)
-                .bind(&address.instance_id)
-                .bind(&address.private_ip)
-                .bind(&address.replaced_auto_ip)
-                .bind(&address.ptr_record)
-                .bind(&address.allocation_id)
-                .bind(address.revision)
-                .execute(&mut *tx)
-                .await
-                .map(|r| r.rows_affected());
+            let result = sql::bind_update_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES),
+                address,
+            )
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected());
             if !unique_is_stale(result)? {
                 return Ok(AddressOutcome::Stale);
             }

@@ -28,15 +28,12 @@ async fn bump_generation(
 #[async_trait]
 impl IdentityIndex for SqliteStore {
     async fn create_signing_certificate(&self, cert: &SigningCertificate) -> StoreResult<()> {
-        let result = sqlx::query(sql::CREATE_SIGNING_CERTIFICATE)
-            .bind(&cert.certificate_id)
-            .bind(&cert.account_id)
-            .bind(&cert.user_name)
-            .bind(&cert.body)
-            .bind(i64::from(cert.active))
-            .bind(cert.uploaded_at)
-            .execute(&self.pool)
-            .await;
+        let result = sql::bind_insert_signing_certificate(
+            sqlx::query(sql::CREATE_SIGNING_CERTIFICATE),
+            cert,
+        )
+        .execute(&self.pool)
+        .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                 Err(StoreError::NotFound(format!("user {}", cert.user_name)))
@@ -98,13 +95,7 @@ impl IdentityIndex for SqliteStore {
 
     async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(sql::CREATE_USER)
-            .bind(&user.account_id)
-            .bind(&user.user_name)
-            .bind(&user.user_id)
-            .bind(&user.details)
-            .bind(user.revision)
-            .bind(user.created_at)
+        sql::bind_insert_user(sqlx::query(sql::CREATE_USER), user)
             .execute(&mut *tx)
             .await
             .map_err(conflict(&user.user_name))?;
@@ -271,14 +262,7 @@ impl IdentityIndex for SqliteStore {
 
     async fn create_entity(&self, entity: &IamEntity) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(sql::CREATE_ENTITY)
-            .bind(&entity.account_id)
-            .bind(&entity.kind)
-            .bind(&entity.name)
-            .bind(&entity.entity_id)
-            .bind(&entity.details)
-            .bind(entity.revision)
-            .bind(entity.created_at)
+        sql::bind_insert_entity(sqlx::query(sql::CREATE_ENTITY), entity)
             .execute(&mut *tx)
             .await
             .map_err(conflict(&entity.name))?;
@@ -332,17 +316,7 @@ impl IdentityIndex for SqliteStore {
     }
 
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        sqlx::query(sql::CREATE_SESSION)
-            .bind(&session.access_key_id)
-            .bind(&session.secret_access_key)
-            .bind(&session.session_token)
-            .bind(&session.account_id)
-            .bind(&session.user_name)
-            .bind(&session.role_name)
-            .bind(&session.session_name)
-            .bind(&session.details)
-            .bind(session.expires_at)
-            .bind(session.created_at)
+        sql::bind_insert_session(sqlx::query(sql::CREATE_SESSION), session)
             .execute(&self.pool)
             .await
             .map_err(conflict(&session.access_key_id))?;

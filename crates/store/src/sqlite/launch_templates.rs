@@ -25,13 +25,7 @@ async fn insert_version_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     v: &LaunchTemplateVersion,
 ) -> StoreResult<()> {
-    sqlx::query(sql::INSERT_VERSION_TX)
-        .bind(&v.template_id)
-        .bind(v.version)
-        .bind(&v.description)
-        .bind(&v.data)
-        .bind(v.created_at)
-        .bind(&v.created_by)
+    sql::bind_insert_version(sqlx::query(sql::INSERT_VERSION_TX), v)
         .execute(&mut **tx)
         .await
         .map_err(conflict(format!("{} version {}", v.template_id, v.version)))?;

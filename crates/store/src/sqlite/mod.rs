@@ -152,21 +152,7 @@ pub(super) async fn upsert_node_in(
     conn: &mut sqlx::SqliteConnection,
     node: &Node,
 ) -> StoreResult<()> {
-    sqlx::query(sql::UPSERT_NODE_IN)
-        .bind(&node.node_id)
-        .bind(&node.zone)
-        .bind(&node.address)
-        .bind(node.cores_max)
-        .bind(node.cores_free)
-        .bind(node.memory_mib_max)
-        .bind(node.memory_mib_free)
-        .bind(node.disk_gib_max)
-        .bind(node.disk_gib_free)
-        .bind(node.updated_at)
-        .bind(&node.underlay_ip)
-        .bind(&node.version)
-        .bind(&node.accel)
-        .bind(&node.role)
+    sql::bind_upsert_node(sqlx::query(sql::UPSERT_NODE_IN), node)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -339,13 +325,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_access_key(&self, key: &AccessKey) -> StoreResult<()> {
-        let result = sqlx::query(sql::CREATE_ACCESS_KEY)
-            .bind(&key.access_key_id)
-            .bind(&key.secret_access_key)
-            .bind(&key.account_id)
-            .bind(&key.user_name)
-            .bind(i64::from(key.active))
-            .bind(key.created_at)
+        let result = sql::bind_insert_access_key(sqlx::query(sql::CREATE_ACCESS_KEY), key)
             .execute(&self.pool)
             .await;
         match result {
@@ -542,14 +522,7 @@ impl Store for SqliteStore {
             .bind(key_pair.created_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::CREATE_KEY_PAIR_INSERT_KEY_PAIRS)
-            .bind(&key_pair.key_pair_id)
-            .bind(&key_pair.account_id)
-            .bind(&key_pair.name)
-            .bind(&key_pair.key_type)
-            .bind(&key_pair.fingerprint)
-            .bind(&key_pair.public_key)
-            .bind(key_pair.created_at)
+        sql::bind_insert_key_pair(sqlx::query(sql::CREATE_KEY_PAIR_INSERT_KEY_PAIRS), key_pair)
             .execute(&mut *tx)
             .await?;
         tag_new_resource_tx(&mut tx, &key_pair.account_id, &key_pair.key_pair_id, tags).await?;

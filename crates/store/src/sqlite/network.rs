@@ -65,16 +65,7 @@ pub(super) async fn insert_subnet(
             "every VXLAN network identifier is taken".into(),
         ));
     }
-    sqlx::query(sql::INSERT_SUBNET_INSERT_SUBNETS)
-        .bind(&subnet.subnet_id)
-        .bind(&subnet.vpc_id)
-        .bind(&subnet.account_id)
-        .bind(&subnet.zone)
-        .bind(&subnet.cidr)
-        .bind(i64::from(subnet.default_for_az))
-        .bind(i64::from(subnet.map_public_ip_on_launch))
-        .bind(subnet.created_at)
-        .bind(vni)
+    sql::bind_insert_subnet(sqlx::query(sql::INSERT_SUBNET_INSERT_SUBNETS), subnet, vni)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -107,13 +98,7 @@ pub(super) async fn insert_group(
         group.created_at,
     )
     .await?;
-    sqlx::query(sql::INSERT_GROUP_INSERT_SECURITY_GROUPS)
-        .bind(&group.group_id)
-        .bind(&group.account_id)
-        .bind(&group.vpc_id)
-        .bind(&group.name)
-        .bind(&group.description)
-        .bind(group.created_at)
+    sql::bind_insert_group(sqlx::query(sql::INSERT_GROUP_INSERT_SECURITY_GROUPS), group)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -450,19 +435,12 @@ impl NetworkIndex for SqliteStore {
             if let Some(group) = &rule.referenced_group_id {
                 require_tx(&mut tx, GROUP_EXISTS, group).await?;
             }
-            let updated = sqlx::query(sql::UPDATE_SECURITY_GROUP_RULES)
-                .bind(&rule.protocol)
-                .bind(rule.from_port)
-                .bind(rule.to_port)
-                .bind(&rule.cidr)
-                .bind(&rule.referenced_group_id)
-                .bind(&rule.description)
-                .bind(&rule.rule_id)
-                .bind(&rule.group_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict(&rule.rule_id))?
-                .rows_affected();
+            let updated =
+                sql::bind_update_rule(sqlx::query(sql::UPDATE_SECURITY_GROUP_RULES), rule)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict(&rule.rule_id))?
+                    .rows_affected();
             if updated == 0 {
                 return Err(StoreError::NotFound(rule.rule_id.clone()));
             }
