@@ -52,7 +52,7 @@ impl AddressIndex for PostgresStore {
         }
         for address in &change.insert {
             let held: Option<String> =
-                sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES)
+                sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_ALLOCATION_OF_IP)
                     .bind(&address.public_ip)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -102,7 +102,7 @@ impl AddressIndex for PostgresStore {
             }
         }
         if let Some((account, max)) = &change.elastic_ip_limit {
-            let held: i64 = sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES_2)
+            let held: i64 = sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_COUNT_ELASTIC)
                 .bind(account)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -138,8 +138,8 @@ impl AddressIndex for PostgresStore {
         let rows = self
             .rows_of(
                 account_id,
-                sql::ADDRESSES_SELECT_ADDRESSES,
-                sql::ADDRESSES_SELECT_ADDRESSES_2,
+                sql::ADDRESSES_OF_ACCOUNT,
+                sql::ADDRESSES_OF_ALL_ACCOUNTS,
             )
             .await?;
         let mut addresses: Vec<AddressRecord> = rows

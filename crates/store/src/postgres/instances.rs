@@ -132,8 +132,8 @@ impl InstanceIndex for PostgresStore {
     async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
         self.rows_of(
             account_id,
-            sql::INSTANCES_SELECT_INSTANCES,
-            sql::INSTANCES_SELECT_INSTANCES_2,
+            sql::INSTANCES_OF_ACCOUNT,
+            sql::INSTANCES_OF_ALL_ACCOUNTS,
         )
         .await?
         .iter()

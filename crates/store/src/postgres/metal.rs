@@ -278,7 +278,7 @@ impl MetalIndex for PostgresStore {
                     return Ok(MetalReservation::Unknown(format!("group {group}")));
                 }
                 let free: Vec<String> =
-                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS)
+                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_FREE_IN_GROUP)
                         .bind(group)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -290,7 +290,7 @@ impl MetalIndex for PostgresStore {
             MetalSelection::Names(names) => {
                 for n in names {
                     let row: Option<(String, Option<String>)> =
-                        sqlx::query_as(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS_2)
+                        sqlx::query_as(sql::RESERVE_METAL_SYSTEMS_STATE_OF_SYSTEM)
                             .bind(n)
                             .fetch_optional(&mut *tx)
                             .await?;

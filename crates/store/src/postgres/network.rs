@@ -355,11 +355,11 @@ impl NetworkIndex for PostgresStore {
         if let Some(group_id) = referencing {
             return Ok(GroupDeletion::Referenced { group_id });
         }
-        sqlx::query(sql::DELETE_SECURITY_GROUP_DELETE_RESOURCES)
+        sqlx::query(sql::DELETE_SECURITY_GROUP_RULE_RESOURCES)
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::DELETE_SECURITY_GROUP_DELETE_RESOURCES_2)
+        sqlx::query(sql::DELETE_SECURITY_GROUP_RESOURCE)
             .bind(group_id)
             .execute(&mut *tx)
             .await?;

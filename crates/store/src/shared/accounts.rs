@@ -29,7 +29,7 @@ pub(crate) fn key_pair_from_row(row: &impl StoreRow) -> StoreResult<KeyPair> {
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const INSERT_RESOURCE_TX: &str = "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES ($1, $2, $3, $4)";
 
@@ -88,13 +88,12 @@ pub(crate) const ACCESS_KEY: &str =
 pub(crate) const RESOURCES: &str =
     "SELECT resource_id, account_id, resource_type FROM resources WHERE resource_id = $1";
 
-pub(crate) const DELETE_TAGS_DELETE_TAGS: &str = "DELETE FROM tags WHERE resource_id = $1";
+pub(crate) const DELETE_TAGS_ALL_OF_RESOURCE: &str = "DELETE FROM tags WHERE resource_id = $1";
 
-pub(crate) const DELETE_TAGS_DELETE_TAGS_2: &str =
+pub(crate) const DELETE_TAGS_KEY_AND_VALUE: &str =
     "DELETE FROM tags WHERE resource_id = $1 AND tag_key = $2 AND tag_value = $3";
 
-pub(crate) const DELETE_TAGS_DELETE_TAGS_3: &str =
-    "DELETE FROM tags WHERE resource_id = $1 AND tag_key = $2";
+pub(crate) const DELETE_TAGS_KEY: &str = "DELETE FROM tags WHERE resource_id = $1 AND tag_key = $2";
 
 pub(crate) const CREATE_KEY_PAIR_SELECT_KEY_PAIRS: &str =
     "SELECT key_pair_id FROM key_pairs WHERE account_id = $1 AND name = $2";

@@ -24,7 +24,7 @@ pub(crate) fn address_from_row(row: &impl StoreRow) -> StoreResult<AddressRecord
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const APPLY_ADDRESS_CHANGE_DELETE_ADDRESSES: &str =
     "DELETE FROM addresses WHERE allocation_id = $1 AND revision = $2";
@@ -34,7 +34,7 @@ pub(crate) const APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES: &str =
       replaced_auto_ip = $4, ptr_record = $5, revision = revision + 1
     WHERE allocation_id = $6 AND revision = $7";
 
-pub(crate) const APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES: &str =
+pub(crate) const APPLY_ADDRESS_CHANGE_ALLOCATION_OF_IP: &str =
     "SELECT allocation_id FROM addresses WHERE public_ip = $1";
 
 pub(crate) const APPLY_ADDRESS_CHANGE_INSERT_RESOURCES: &str =
@@ -52,16 +52,16 @@ pub(crate) const APPLY_ADDRESS_CHANGE_UPDATE_INSTANCES: &str =
       revision = revision + 1
     WHERE instance_id = $4 AND revision = $5";
 
-pub(crate) const APPLY_ADDRESS_CHANGE_SELECT_ADDRESSES_2: &str =
+pub(crate) const APPLY_ADDRESS_CHANGE_COUNT_ELASTIC: &str =
     "SELECT COUNT(*) FROM addresses WHERE account_id = $1 AND auto_assigned = 0";
 
 pub(crate) const ADDRESS: &str = "SELECT * FROM addresses WHERE allocation_id = $1";
 
 pub(crate) const ADDRESS_BY_PUBLIC_IP: &str = "SELECT * FROM addresses WHERE public_ip = $1";
 
-pub(crate) const ADDRESSES_SELECT_ADDRESSES: &str = "SELECT * FROM addresses WHERE account_id = $1";
+pub(crate) const ADDRESSES_OF_ACCOUNT: &str = "SELECT * FROM addresses WHERE account_id = $1";
 
-pub(crate) const ADDRESSES_SELECT_ADDRESSES_2: &str = "SELECT * FROM addresses";
+pub(crate) const ADDRESSES_OF_ALL_ACCOUNTS: &str = "SELECT * FROM addresses";
 
 pub(crate) const ADDRESS_OF_INSTANCE: &str = "SELECT * FROM addresses WHERE instance_id = $1";
 

@@ -31,7 +31,7 @@ pub(crate) fn certificate_from_row(row: &impl StoreRow) -> StoreResult<NodeCerti
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const INSERT_CERTIFICATE: &str =
     "INSERT INTO node_certificates (serial, node_id, zone, fingerprint, issued_at, expires_at,

@@ -56,7 +56,7 @@ pub(crate) fn last_used_from_row(row: &impl StoreRow) -> StoreResult<Option<KeyL
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const BUMP_GENERATION: &str =
     "UPDATE accounts SET iam_generation = iam_generation + 1 WHERE account_id = $1";

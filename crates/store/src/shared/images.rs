@@ -51,7 +51,7 @@ pub(crate) fn image_from_row(row: &impl StoreRow) -> StoreResult<Image> {
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const ADD_PERMISSIONS_TX: &str =
     "INSERT INTO image_launch_permissions (image_id, account_id) VALUES ($1, $2)

@@ -38,7 +38,7 @@ pub(crate) fn reservation_from_row(row: &impl StoreRow) -> StoreResult<Reservati
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const CREATE_LAUNCH_INSERT_RESERVATIONS: &str =
     "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
@@ -58,10 +58,10 @@ pub(crate) const RESERVATION_BY_CLIENT_TOKEN: &str =
 
 pub(crate) const INSTANCE: &str = "SELECT * FROM instances WHERE instance_id = $1";
 
-pub(crate) const INSTANCES_SELECT_INSTANCES: &str = "SELECT * FROM instances WHERE account_id = $1
+pub(crate) const INSTANCES_OF_ACCOUNT: &str = "SELECT * FROM instances WHERE account_id = $1
     ORDER BY created_at, reservation_id, launch_index";
 
-pub(crate) const INSTANCES_SELECT_INSTANCES_2: &str =
+pub(crate) const INSTANCES_OF_ALL_ACCOUNTS: &str =
     "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index";
 
 pub(crate) const UPDATE_INSTANCE: &str =

@@ -29,7 +29,7 @@ pub(crate) fn version_from_row(row: &impl StoreRow) -> StoreResult<LaunchTemplat
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const TEMPLATE_TX: &str =
     "SELECT * FROM launch_templates WHERE template_id = $1 AND account_id = $2";

@@ -123,7 +123,7 @@ pub(crate) fn profile_from_row(r: &impl StoreRow) -> StoreResult<MetalProfile> {
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const PUT_METAL_GROUP: &str =
     "INSERT INTO metal_groups (name, description, created_at, wipe) VALUES ($1, $2, $3, $4)
@@ -171,10 +171,10 @@ pub(crate) const DELETE_METAL_SYSTEM_DELETE_METAL_SYSTEMS: &str =
 pub(crate) const RESERVE_METAL_SYSTEMS_SELECT_METAL_GROUPS: &str =
     "SELECT name FROM metal_groups WHERE name = $1";
 
-pub(crate) const RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS: &str = "SELECT name FROM metal_systems
+pub(crate) const RESERVE_METAL_SYSTEMS_FREE_IN_GROUP: &str = "SELECT name FROM metal_systems
     WHERE group_name = $1 AND state_name = 'free' AND owner IS NULL ORDER BY name";
 
-pub(crate) const RESERVE_METAL_SYSTEMS_SELECT_METAL_SYSTEMS_2: &str =
+pub(crate) const RESERVE_METAL_SYSTEMS_STATE_OF_SYSTEM: &str =
     "SELECT state_name, owner FROM metal_systems WHERE name = $1";
 
 pub(crate) const RESERVE_METAL_SYSTEMS_UPDATE_METAL_SYSTEMS: &str =

@@ -73,7 +73,7 @@ pub(crate) fn rule_from_row(row: &impl StoreRow) -> StoreResult<SecurityGroupRul
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const WRITE_INSTANCE_GROUPS_TX_DELETE_INSTANCE_SECURITY_GROUPS: &str =
     "DELETE FROM instance_security_groups WHERE instance_id = $1";
@@ -151,11 +151,11 @@ pub(crate) const DELETE_SECURITY_GROUP_SELECT_SECURITY_GROUP_RULES: &str =
     "SELECT group_id FROM security_group_rules
     WHERE referenced_group_id = $1 AND group_id <> $2 ORDER BY group_id LIMIT 1";
 
-pub(crate) const DELETE_SECURITY_GROUP_DELETE_RESOURCES: &str =
+pub(crate) const DELETE_SECURITY_GROUP_RULE_RESOURCES: &str =
     "DELETE FROM resources WHERE resource_id IN
     (SELECT rule_id FROM security_group_rules WHERE group_id = $1)";
 
-pub(crate) const DELETE_SECURITY_GROUP_DELETE_RESOURCES_2: &str =
+pub(crate) const DELETE_SECURITY_GROUP_RESOURCE: &str =
     "DELETE FROM resources WHERE resource_id = $1";
 
 pub(crate) const SECURITY_GROUP_RULES: &str =

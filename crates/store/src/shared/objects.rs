@@ -127,7 +127,7 @@ pub(crate) fn part_from_row(row: &impl StoreRow) -> StoreResult<Part> {
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const CREATE_BUCKET: &str =
     "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags, versioning)
@@ -176,44 +176,44 @@ pub(crate) const PARTS: &str =
 pub(crate) const OBJECT: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1 AND delete_marker = 0";
 
-pub(crate) const OBJECT_VERSION_SELECT_OBJECTS: &str =
+pub(crate) const OBJECT_VERSION_BY_ID: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
 
-pub(crate) const OBJECT_VERSION_SELECT_OBJECTS_2: &str =
+pub(crate) const OBJECT_VERSION_LATEST: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1";
 
-pub(crate) const SET_OBJECT_ACL_UPDATE_OBJECTS: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
+pub(crate) const SET_OBJECT_ACL_OF_VERSION: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
 
-pub(crate) const SET_OBJECT_ACL_UPDATE_OBJECTS_2: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
+pub(crate) const SET_OBJECT_ACL_OF_LATEST: &str = "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
 
-pub(crate) const SET_OBJECT_TAGS_UPDATE_OBJECTS: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
+pub(crate) const SET_OBJECT_TAGS_OF_VERSION: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4";
 
-pub(crate) const SET_OBJECT_TAGS_UPDATE_OBJECTS_2: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
+pub(crate) const SET_OBJECT_TAGS_OF_LATEST: &str = "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS: &str =
+pub(crate) const LIST_VERSIONS_SEQ_OF_MARKER: &str =
     "SELECT seq FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_2: &str =
+pub(crate) const LIST_VERSIONS_OF_KEY_BEFORE_SEQ: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND seq < $3
     ORDER BY seq DESC LIMIT $4";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_3: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
+pub(crate) const LIST_VERSIONS_AFTER_KEY_IN_PREFIX: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_4: &str =
+pub(crate) const LIST_VERSIONS_AFTER_KEY: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key, seq DESC LIMIT $3";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_5: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
+pub(crate) const LIST_VERSIONS_FROM_KEY_IN_PREFIX: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4";
 
-pub(crate) const LIST_VERSIONS_SELECT_OBJECTS_6: &str =
+pub(crate) const LIST_VERSIONS_FROM_KEY: &str =
     "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key, seq DESC LIMIT $3";
 
-pub(crate) const LIST_OBJECTS_SELECT_OBJECTS: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
+pub(crate) const LIST_OBJECTS_AFTER_KEY_IN_PREFIX: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
 
-pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_2: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
+pub(crate) const LIST_OBJECTS_AFTER_KEY: &str = "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
 
-pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_3: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
+pub(crate) const LIST_OBJECTS_FROM_KEY_IN_PREFIX: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4";
 
-pub(crate) const LIST_OBJECTS_SELECT_OBJECTS_4: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
+pub(crate) const LIST_OBJECTS_FROM_KEY: &str = "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3";
 
 pub(crate) const ACCOUNT_USAGE: &str =
     "SELECT used_bytes FROM account_storage WHERE account_id = $1";

@@ -53,7 +53,7 @@ pub(crate) fn nat_from_row(row: &impl StoreRow) -> StoreResult<NatGateway> {
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const INSERT_GATEWAY: &str =
     "INSERT INTO internet_gateways (internet_gateway_id, account_id, vpc_id, created_at)

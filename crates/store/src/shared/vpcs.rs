@@ -17,7 +17,7 @@ pub(crate) fn dhcp_options_from_row(row: &impl StoreRow) -> StoreResult<DhcpOpti
 
 // SQL that reads the same in both dialects, named after the `Store`
 // method (or helper) that runs it and, where that runs several statements,
-// after the statement's verb and table.
+// after what the statement does.
 
 pub(crate) const CREATE_VPC: &str =
     "INSERT INTO vpcs (vpc_id, account_id, cidr, is_default, created_at,
@@ -43,26 +43,26 @@ pub(crate) const DELETE_VPC_SELECT_INTERNET_GATEWAYS: &str =
 pub(crate) const DELETE_VPC_DELETE_ROUTE_TABLE_ASSOCIATIONS: &str =
     "DELETE FROM route_table_associations WHERE vpc_id = $1";
 
-pub(crate) const DELETE_VPC_DELETE_RESOURCES: &str = "DELETE FROM resources WHERE resource_id IN
+pub(crate) const DELETE_VPC_ROUTE_TABLE_RESOURCES: &str =
+    "DELETE FROM resources WHERE resource_id IN
     (SELECT route_table_id FROM route_tables WHERE vpc_id = $1)";
 
-pub(crate) const DELETE_VPC_DELETE_RESOURCES_2: &str = "DELETE FROM resources WHERE resource_id IN
+pub(crate) const DELETE_VPC_RULE_RESOURCES: &str = "DELETE FROM resources WHERE resource_id IN
     (SELECT r.rule_id FROM security_group_rules r
        JOIN security_groups g ON g.group_id = r.group_id WHERE g.vpc_id = $1)";
 
-pub(crate) const DELETE_VPC_DELETE_RESOURCES_3: &str = "DELETE FROM resources WHERE resource_id IN
+pub(crate) const DELETE_VPC_GROUP_RESOURCES: &str = "DELETE FROM resources WHERE resource_id IN
     (SELECT group_id FROM security_groups WHERE vpc_id = $1)";
 
-pub(crate) const DELETE_VPC_DELETE_RESOURCES_4: &str =
+pub(crate) const DELETE_VPC_RESOURCE: &str =
     "DELETE FROM resources WHERE resource_id = $1 AND resource_type = 'vpc'";
 
 pub(crate) const CREATE_SUBNET_SELECT_VPCS: &str = "SELECT account_id FROM vpcs WHERE vpc_id = $1";
 
-pub(crate) const CREATE_SUBNET_SELECT_SUBNETS: &str =
+pub(crate) const CREATE_SUBNET_SAME_CIDR: &str =
     "SELECT subnet_id FROM subnets WHERE vpc_id = $1 AND cidr = $2";
 
-pub(crate) const CREATE_SUBNET_SELECT_SUBNETS_2: &str =
-    "SELECT * FROM subnets WHERE subnet_id = $1";
+pub(crate) const CREATE_SUBNET_BY_ID: &str = "SELECT * FROM subnets WHERE subnet_id = $1";
 
 pub(crate) const DELETE_SUBNET_DELETE_RESOURCES: &str =
     "DELETE FROM resources WHERE resource_id = $1 AND resource_type = 'subnet'";

@@ -421,7 +421,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(resource_id.clone()));
             }
             if tags.is_empty() {
-                sqlx::query(sql::DELETE_TAGS_DELETE_TAGS)
+                sqlx::query(sql::DELETE_TAGS_ALL_OF_RESOURCE)
                     .bind(resource_id)
                     .execute(&mut *tx)
                     .await?;
@@ -429,7 +429,7 @@ impl Store for SqliteStore {
             for tag in tags {
                 match &tag.value {
                     Some(value) => {
-                        sqlx::query(sql::DELETE_TAGS_DELETE_TAGS_2)
+                        sqlx::query(sql::DELETE_TAGS_KEY_AND_VALUE)
                             .bind(resource_id)
                             .bind(&tag.key)
                             .bind(value)
@@ -437,7 +437,7 @@ impl Store for SqliteStore {
                             .await?;
                     }
                     None => {
-                        sqlx::query(sql::DELETE_TAGS_DELETE_TAGS_3)
+                        sqlx::query(sql::DELETE_TAGS_KEY)
                             .bind(resource_id)
                             .bind(&tag.key)
                             .execute(&mut *tx)

@@ -113,21 +113,21 @@ impl VpcIndex for SqliteStore {
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::DELETE_VPC_DELETE_RESOURCES)
+        sqlx::query(sql::DELETE_VPC_ROUTE_TABLE_RESOURCES)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
         // The default group goes with its VPC: its rules' resources, then
         // its own (rows and memberships cascade).
-        sqlx::query(sql::DELETE_VPC_DELETE_RESOURCES_2)
+        sqlx::query(sql::DELETE_VPC_RULE_RESOURCES)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::DELETE_VPC_DELETE_RESOURCES_3)
+        sqlx::query(sql::DELETE_VPC_GROUP_RESOURCES)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::DELETE_VPC_DELETE_RESOURCES_4)
+        sqlx::query(sql::DELETE_VPC_RESOURCE)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
@@ -145,7 +145,7 @@ impl VpcIndex for SqliteStore {
         if owner.as_deref() != Some(subnet.account_id.as_str()) {
             return Err(StoreError::NotFound(subnet.vpc_id.clone()));
         }
-        let taken: Option<String> = sqlx::query_scalar(sql::CREATE_SUBNET_SELECT_SUBNETS)
+        let taken: Option<String> = sqlx::query_scalar(sql::CREATE_SUBNET_SAME_CIDR)
             .bind(&subnet.vpc_id)
             .bind(&subnet.cidr)
             .fetch_optional(&mut *tx)
@@ -155,7 +155,7 @@ impl VpcIndex for SqliteStore {
         }
         insert_subnet(&mut tx, subnet).await?;
         tag_new_resource_tx(&mut tx, &subnet.account_id, &subnet.subnet_id, tags).await?;
-        let row = sqlx::query(sql::CREATE_SUBNET_SELECT_SUBNETS_2)
+        let row = sqlx::query(sql::CREATE_SUBNET_BY_ID)
             .bind(&subnet.subnet_id)
             .fetch_one(&mut *tx)
             .await?;

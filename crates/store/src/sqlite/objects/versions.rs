@@ -43,11 +43,11 @@ pub(super) async fn object_version(
     version_id: Option<&str>,
 ) -> StoreResult<Option<ObjectRecord>> {
     let query = match version_id {
-        Some(version_id) => sqlx::query(sql::OBJECT_VERSION_SELECT_OBJECTS)
+        Some(version_id) => sqlx::query(sql::OBJECT_VERSION_BY_ID)
             .bind(bucket)
             .bind(key)
             .bind(version_id),
-        None => sqlx::query(sql::OBJECT_VERSION_SELECT_OBJECTS_2)
+        None => sqlx::query(sql::OBJECT_VERSION_LATEST)
             .bind(bucket)
             .bind(key),
     };
@@ -94,8 +94,8 @@ pub(super) async fn set_object_acl(
     acl_json: &str,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => sql::SET_OBJECT_ACL_UPDATE_OBJECTS,
-        None => sql::SET_OBJECT_ACL_UPDATE_OBJECTS_2,
+        Some(_) => sql::SET_OBJECT_ACL_OF_VERSION,
+        None => sql::SET_OBJECT_ACL_OF_LATEST,
     };
     store
         .update_object(sql, acl_json, bucket, key, version_id)
@@ -110,8 +110,8 @@ pub(super) async fn set_object_tags(
     tags: &Tags,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => sql::SET_OBJECT_TAGS_UPDATE_OBJECTS,
-        None => sql::SET_OBJECT_TAGS_UPDATE_OBJECTS_2,
+        Some(_) => sql::SET_OBJECT_TAGS_OF_VERSION,
+        None => sql::SET_OBJECT_TAGS_OF_LATEST,
     };
     store
         .update_object(sql, &to_json(tags)?, bucket, key, version_id)
@@ -139,14 +139,14 @@ pub(super) async fn list_versions(
     if let Some(version_id) = &after.version_id
         && after.key.starts_with(prefix)
     {
-        let seq: Option<i64> = sqlx::query_scalar(sql::LIST_VERSIONS_SELECT_OBJECTS)
+        let seq: Option<i64> = sqlx::query_scalar(sql::LIST_VERSIONS_SEQ_OF_MARKER)
             .bind(bucket)
             .bind(&after.key)
             .bind(version_id)
             .fetch_optional(&store.pool)
             .await?;
         if let Some(seq) = seq {
-            for row in sqlx::query(sql::LIST_VERSIONS_SELECT_OBJECTS_2)
+            for row in sqlx::query(sql::LIST_VERSIONS_OF_KEY_BEFORE_SEQ)
                 .bind(bucket)
                 .bind(&after.key)
                 .bind(seq)
@@ -171,10 +171,10 @@ pub(super) async fn list_versions(
     };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => sql::LIST_VERSIONS_SELECT_OBJECTS_3,
-        (true, false) => sql::LIST_VERSIONS_SELECT_OBJECTS_4,
-        (false, true) => sql::LIST_VERSIONS_SELECT_OBJECTS_5,
-        (false, false) => sql::LIST_VERSIONS_SELECT_OBJECTS_6,
+        (true, true) => sql::LIST_VERSIONS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_VERSIONS_AFTER_KEY,
+        (false, true) => sql::LIST_VERSIONS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_VERSIONS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {
@@ -210,10 +210,10 @@ pub(super) async fn list_objects(
     let lower = if exclusive { start_after } else { prefix };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => sql::LIST_OBJECTS_SELECT_OBJECTS,
-        (true, false) => sql::LIST_OBJECTS_SELECT_OBJECTS_2,
-        (false, true) => sql::LIST_OBJECTS_SELECT_OBJECTS_3,
-        (false, false) => sql::LIST_OBJECTS_SELECT_OBJECTS_4,
+        (true, true) => sql::LIST_OBJECTS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_OBJECTS_AFTER_KEY,
+        (false, true) => sql::LIST_OBJECTS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_OBJECTS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {
