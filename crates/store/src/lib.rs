@@ -23,6 +23,7 @@ pub mod network;
 pub mod objects;
 pub mod postgres;
 pub mod routing;
+mod shared;
 pub mod snapshots;
 pub mod sqlite;
 pub mod volumes;

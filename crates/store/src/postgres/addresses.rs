@@ -1,29 +1,11 @@
 //! [`AddressIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::{PostgresStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
 use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+use crate::shared::addresses::{self as sql, address_from_row};
 use crate::{StoreResult, UnixMillis};
-
-fn address_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<AddressRecord> {
-    Ok(AddressRecord {
-        allocation_id: row.try_get("allocation_id")?,
-        account_id: row.try_get("account_id")?,
-        public_ip: row.try_get("public_ip")?,
-        zone: row.try_get("zone")?,
-        domain: row.try_get("domain")?,
-        association_id: row.try_get("association_id")?,
-        instance_id: row.try_get("instance_id")?,
-        private_ip: row.try_get("private_ip")?,
-        auto_assigned: row.try_get::<i64, _>("auto_assigned")? != 0,
-        replaced_auto_ip: row.try_get("replaced_auto_ip")?,
-        ptr_record: row.try_get("ptr_record")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// `Ok(false)` for a unique-index violation (someone else's change got
 /// there first), the error otherwise.
@@ -41,13 +23,12 @@ impl AddressIndex for PostgresStore {
         // Dropping the transaction without commit rolls every step back.
         let mut tx = self.write_tx().await?;
         for address in &change.delete {
-            let deleted =
-                sqlx::query("DELETE FROM addresses WHERE allocation_id = $1 AND revision = $2")
-                    .bind(&address.allocation_id)
-                    .bind(address.revision)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let deleted = sqlx::query(sql::APPLY_ADDRESS_CHANGE_DELETE_ADDRESSES)
+                .bind(&address.allocation_id)
+                .bind(address.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if deleted != 1 {
                 return Ok(AddressOutcome::Stale);
             }
@@ -58,18 +39,10 @@ impl AddressIndex for PostgresStore {
         let mut updates: Vec<&AddressRecord> = change.update.iter().collect();
         updates.sort_by_key(|a| a.instance_id.is_some());
         for address in updates {
-            let result = sqlx::query(
-                "UPDATE addresses SET association_id = $1, instance_id = $2, private_ip = $3,
-                   replaced_auto_ip = $4, ptr_record = $5, revision = revision + 1
-                 WHERE allocation_id = $6 AND revision = $7",
+            let result = sql::bind_update_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES),
+                address,
             )
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(&address.allocation_id)
-            .bind(address.revision)
             .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected());
@@ -79,7 +52,7 @@ impl AddressIndex for PostgresStore {
         }
         for address in &change.insert {
             let held: Option<String> =
-                sqlx::query_scalar("SELECT allocation_id FROM addresses WHERE public_ip = $1")
+                sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_ALLOCATION_OF_IP)
                     .bind(&address.public_ip)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -87,34 +60,17 @@ impl AddressIndex for PostgresStore {
                 return Ok(AddressOutcome::PublicIpTaken(address.public_ip.clone()));
             }
             if !address.auto_assigned {
-                sqlx::query(
-                    "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-                     VALUES ($1, $2, 'elastic-ip', $3)",
-                )
-                .bind(&address.allocation_id)
-                .bind(&address.account_id)
-                .bind(address.created_at)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_RESOURCES)
+                    .bind(&address.allocation_id)
+                    .bind(&address.account_id)
+                    .bind(address.created_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let result = sqlx::query(
-                "INSERT INTO addresses (allocation_id, account_id, public_ip, zone, domain,
-                   association_id, instance_id, private_ip, auto_assigned, replaced_auto_ip,
-                   ptr_record, revision, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)",
+            let result = sql::bind_insert_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES),
+                address,
             )
-            .bind(&address.allocation_id)
-            .bind(&address.account_id)
-            .bind(&address.public_ip)
-            .bind(&address.zone)
-            .bind(&address.domain)
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(i64::from(address.auto_assigned))
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(address.created_at)
             .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected());
@@ -132,30 +88,24 @@ impl AddressIndex for PostgresStore {
             }
         }
         for instance in &change.instances {
-            let updated = sqlx::query(
-                "UPDATE instances SET generation = $1, details = $2, updated_at = $3,
-                   revision = revision + 1
-                 WHERE instance_id = $4 AND revision = $5",
-            )
-            .bind(instance.generation)
-            .bind(&instance.details)
-            .bind(instance.updated_at)
-            .bind(&instance.instance_id)
-            .bind(instance.revision)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let updated = sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_INSTANCES)
+                .bind(instance.generation)
+                .bind(&instance.details)
+                .bind(instance.updated_at)
+                .bind(&instance.instance_id)
+                .bind(instance.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if updated != 1 {
                 return Ok(AddressOutcome::Stale);
             }
         }
         if let Some((account, max)) = &change.elastic_ip_limit {
-            let held: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM addresses WHERE account_id = $1 AND auto_assigned = 0",
-            )
-            .bind(account)
-            .fetch_one(&mut *tx)
-            .await?;
+            let held: i64 = sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_COUNT_ELASTIC)
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await?;
             if held > *max {
                 return Ok(AddressOutcome::LimitExceeded);
             }
@@ -165,7 +115,7 @@ impl AddressIndex for PostgresStore {
     }
 
     async fn address(&self, allocation_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE allocation_id = $1")
+        sqlx::query(sql::ADDRESS)
             .bind(allocation_id)
             .fetch_optional(&self.pool)
             .await?
@@ -175,7 +125,7 @@ impl AddressIndex for PostgresStore {
     }
 
     async fn address_by_public_ip(&self, public_ip: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE public_ip = $1")
+        sqlx::query(sql::ADDRESS_BY_PUBLIC_IP)
             .bind(public_ip)
             .fetch_optional(&self.pool)
             .await?
@@ -188,8 +138,8 @@ impl AddressIndex for PostgresStore {
         let rows = self
             .rows_of(
                 account_id,
-                "SELECT * FROM addresses WHERE account_id = $1",
-                "SELECT * FROM addresses",
+                sql::ADDRESSES_OF_ACCOUNT,
+                sql::ADDRESSES_OF_ALL_ACCOUNTS,
             )
             .await?;
         let mut addresses: Vec<AddressRecord> = rows
@@ -207,7 +157,7 @@ impl AddressIndex for PostgresStore {
     }
 
     async fn address_of_instance(&self, instance_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE instance_id = $1")
+        sqlx::query(sql::ADDRESS_OF_INSTANCE)
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?
@@ -217,12 +167,10 @@ impl AddressIndex for PostgresStore {
     }
 
     async fn public_ips_in_use(&self, zone: &str) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT public_ip FROM addresses WHERE zone = $1")
-                .bind(zone)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::PUBLIC_IPS_IN_USE)
+            .bind(zone)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn orphan_addresses(

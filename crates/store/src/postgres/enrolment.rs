@@ -1,82 +1,33 @@
 //! [`NodeEnrolmentIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, conflict, upsert_node_in};
 use crate::enrolment::{EnrolOutcome, EnrolmentTokenRecord, NodeCertificate, NodeEnrolmentIndex};
 use crate::postgres::ExecuteLocked;
+use crate::shared::enrolment::{self as sql, certificate_from_row, token_from_row};
 use crate::{Node, StoreResult, UnixMillis};
 
-fn token_from_row(row: &PgRow) -> StoreResult<EnrolmentTokenRecord> {
-    Ok(EnrolmentTokenRecord {
-        token_id: row.try_get("token_id")?,
-        secret_sha256: row.try_get("secret_sha256")?,
-        zone: row.try_get("zone")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        used_at: row.try_get("used_at")?,
-        used_by: row.try_get("used_by")?,
-    })
-}
-
-fn certificate_from_row(row: &PgRow) -> StoreResult<NodeCertificate> {
-    Ok(NodeCertificate {
-        serial: row.try_get("serial")?,
-        node_id: row.try_get("node_id")?,
-        zone: row.try_get("zone")?,
-        fingerprint: row.try_get("fingerprint")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        token_id: row.try_get("token_id")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
 async fn insert_certificate(conn: &mut sqlx::PgConnection, c: &NodeCertificate) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO node_certificates (serial, node_id, zone, fingerprint, issued_at, expires_at,
-                                        token_id, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&c.serial)
-    .bind(&c.node_id)
-    .bind(&c.zone)
-    .bind(&c.fingerprint)
-    .bind(c.issued_at)
-    .bind(c.expires_at)
-    .bind(&c.token_id)
-    .bind(c.revoked_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(conflict(format!("certificate {}", c.serial)))?;
+    sql::bind_insert_certificate(sqlx::query(sql::INSERT_CERTIFICATE), c)
+        .execute(&mut *conn)
+        .await
+        .map_err(conflict(format!("certificate {}", c.serial)))?;
     Ok(())
 }
 
 #[async_trait]
 impl NodeEnrolmentIndex for PostgresStore {
     async fn create_enrolment_token(&self, t: &EnrolmentTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO node_enrolment_tokens (token_id, secret_sha256, zone, created_at,
-                                                expires_at, used_at, used_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&t.token_id)
-        .bind(&t.secret_sha256)
-        .bind(&t.zone)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .bind(t.used_at)
-        .bind(&t.used_by)
-        .execute_locked(&self.pool)
-        .await
-        .map_err(conflict(format!("enrolment token {}", t.token_id)))?;
+        sql::bind_insert_token(sqlx::query(sql::CREATE_ENROLMENT_TOKEN), t)
+            .execute_locked(&self.pool)
+            .await
+            .map_err(conflict(format!("enrolment token {}", t.token_id)))?;
         Ok(())
     }
 
     async fn enrolment_token(&self, token_id: &str) -> StoreResult<Option<EnrolmentTokenRecord>> {
-        sqlx::query("SELECT * FROM node_enrolment_tokens WHERE token_id = $1")
+        sqlx::query(sql::ENROLMENT_TOKEN)
             .bind(token_id)
             .fetch_optional(&self.pool)
             .await?
@@ -101,17 +52,14 @@ impl NodeEnrolmentIndex for PostgresStore {
         if enrolled.is_some() {
             return Ok(EnrolOutcome::NodeEnrolled);
         }
-        let spent = sqlx::query(
-            "UPDATE node_enrolment_tokens SET used_at = $1, used_by = $2
-             WHERE token_id = $3 AND used_at IS NULL AND expires_at > $4",
-        )
-        .bind(now)
-        .bind(&certificate.node_id)
-        .bind(token_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let spent = sqlx::query(sql::ENROL_NODE_UPDATE_NODE_ENROLMENT_TOKENS)
+            .bind(now)
+            .bind(&certificate.node_id)
+            .bind(token_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if spent != 1 {
             return Ok(EnrolOutcome::TokenSpent);
         }
@@ -128,7 +76,7 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn node_certificate(&self, serial: &str) -> StoreResult<Option<NodeCertificate>> {
-        sqlx::query("SELECT * FROM node_certificates WHERE serial = $1")
+        sqlx::query(sql::NODE_CERTIFICATE)
             .bind(serial)
             .fetch_optional(&self.pool)
             .await?
@@ -138,7 +86,7 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn node_certificates(&self, node_id: &str) -> StoreResult<Vec<NodeCertificate>> {
-        sqlx::query("SELECT * FROM node_certificates WHERE node_id = $1 ORDER BY issued_at, serial")
+        sqlx::query(sql::NODE_CERTIFICATES)
             .bind(node_id)
             .fetch_all(&self.pool)
             .await?
@@ -148,24 +96,19 @@ impl NodeEnrolmentIndex for PostgresStore {
     }
 
     async fn revoked_serials(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT serial FROM node_certificates WHERE revoked_at IS NOT NULL ORDER BY serial",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::REVOKED_SERIALS)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn revoke_node(&self, node_id: &str, now: UnixMillis) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
-        let serials: Vec<String> = sqlx::query_scalar(
-            "UPDATE node_certificates SET revoked_at = $1
-             WHERE node_id = $2 AND revoked_at IS NULL RETURNING serial",
-        )
-        .bind(now)
-        .bind(node_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+        let serials: Vec<String> = sqlx::query_scalar(sql::REVOKE_NODE_UPDATE_NODE_CERTIFICATES)
+            .bind(now)
+            .bind(node_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(sql::REVOKE_NODE_DELETE_NODES)
             .bind(node_id)
             .execute(&mut *tx)
             .await?;

@@ -1,7 +1,6 @@
 //! [`IdentityIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{PostgresStore, conflict};
@@ -10,64 +9,17 @@ use crate::identity::{
     UserAccessKey,
 };
 use crate::postgres::ExecuteLocked;
+use crate::shared::identity::{
+    self as sql, entity_from_row, last_used_from_row, signing_certificate_from_row, user_from_row,
+};
 use crate::{AccessKey, StoreError, StoreResult};
-
-fn signing_certificate_from_row(row: &PgRow) -> StoreResult<SigningCertificate> {
-    Ok(SigningCertificate {
-        certificate_id: row.try_get("certificate_id")?,
-        account_id: row.try_get("account_id")?,
-        user_name: row.try_get("user_name")?,
-        body: row.try_get("body")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        uploaded_at: row.try_get("uploaded_at")?,
-    })
-}
-
-fn user_from_row(row: &PgRow) -> StoreResult<IamUser> {
-    Ok(IamUser {
-        account_id: row.try_get("account_id")?,
-        user_name: row.try_get("user_name")?,
-        user_id: row.try_get("user_id")?,
-        details: row.try_get("details")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn entity_from_row(row: &PgRow) -> StoreResult<IamEntity> {
-    Ok(IamEntity {
-        account_id: row.try_get("account_id")?,
-        kind: row.try_get("kind")?,
-        name: row.try_get("name")?,
-        entity_id: row.try_get("entity_id")?,
-        details: row.try_get("details")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn last_used_from_row(row: &PgRow) -> StoreResult<Option<KeyLastUsed>> {
-    let at: Option<i64> = row.try_get("last_used_at")?;
-    Ok(match at {
-        None => None,
-        Some(at) => Some(KeyLastUsed {
-            at,
-            service: row
-                .try_get::<Option<String>, _>("last_used_service")?
-                .unwrap_or_default(),
-            region: row
-                .try_get::<Option<String>, _>("last_used_region")?
-                .unwrap_or_default(),
-        }),
-    })
-}
 
 /// Marks the account's identities changed, in the write's own transaction.
 async fn bump_generation(
     tx: &mut Transaction<'static, Postgres>,
     account_id: &str,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE accounts SET iam_generation = iam_generation + 1 WHERE account_id = $1")
+    sqlx::query(sql::BUMP_GENERATION)
         .bind(account_id)
         .execute(&mut **tx)
         .await?;
@@ -77,17 +29,10 @@ async fn bump_generation(
 #[async_trait]
 impl IdentityIndex for PostgresStore {
     async fn create_signing_certificate(&self, cert: &SigningCertificate) -> StoreResult<()> {
-        let result = sqlx::query(
-            "INSERT INTO signing_certificates
-                (certificate_id, account_id, user_name, body, active, uploaded_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        let result = sql::bind_insert_signing_certificate(
+            sqlx::query(sql::CREATE_SIGNING_CERTIFICATE),
+            cert,
         )
-        .bind(&cert.certificate_id)
-        .bind(&cert.account_id)
-        .bind(&cert.user_name)
-        .bind(&cert.body)
-        .bind(i64::from(cert.active))
-        .bind(cert.uploaded_at)
         .execute_locked(&self.pool)
         .await;
         match result {
@@ -105,18 +50,14 @@ impl IdentityIndex for PostgresStore {
         account_id: &str,
         user_name: Option<&str>,
     ) -> StoreResult<Vec<SigningCertificate>> {
-        sqlx::query(
-            "SELECT * FROM signing_certificates
-             WHERE account_id = $1 AND ($2 IS NULL OR user_name = $2)
-             ORDER BY uploaded_at, certificate_id",
-        )
-        .bind(account_id)
-        .bind(user_name)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(signing_certificate_from_row)
-        .collect()
+        sqlx::query(sql::SIGNING_CERTIFICATES)
+            .bind(account_id)
+            .bind(user_name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(signing_certificate_from_row)
+            .collect()
     }
 
     async fn set_signing_certificate_active(
@@ -126,17 +67,14 @@ impl IdentityIndex for PostgresStore {
         certificate_id: &str,
         active: bool,
     ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE signing_certificates SET active = $1
-             WHERE account_id = $2 AND user_name = $3 AND certificate_id = $4",
-        )
-        .bind(i64::from(active))
-        .bind(account_id)
-        .bind(user_name)
-        .bind(certificate_id)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::SET_SIGNING_CERTIFICATE_ACTIVE)
+            .bind(i64::from(active))
+            .bind(account_id)
+            .bind(user_name)
+            .bind(certificate_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 
@@ -146,41 +84,29 @@ impl IdentityIndex for PostgresStore {
         user_name: &str,
         certificate_id: &str,
     ) -> StoreResult<bool> {
-        let deleted = sqlx::query(
-            "DELETE FROM signing_certificates
-             WHERE account_id = $1 AND user_name = $2 AND certificate_id = $3",
-        )
-        .bind(account_id)
-        .bind(user_name)
-        .bind(certificate_id)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let deleted = sqlx::query(sql::DELETE_SIGNING_CERTIFICATE)
+            .bind(account_id)
+            .bind(user_name)
+            .bind(certificate_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(deleted > 0)
     }
 
     async fn create_user(&self, user: &IamUser) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO users (account_id, user_name, user_id, details, revision, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&user.account_id)
-        .bind(&user.user_name)
-        .bind(&user.user_id)
-        .bind(&user.details)
-        .bind(user.revision)
-        .bind(user.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(&user.user_name))?;
+        sql::bind_insert_user(sqlx::query(sql::CREATE_USER), user)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(&user.user_name))?;
         bump_generation(&mut tx, &user.account_id).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn user(&self, account_id: &str, user_name: &str) -> StoreResult<Option<IamUser>> {
-        sqlx::query("SELECT * FROM users WHERE account_id = $1 AND user_name = $2")
+        sqlx::query(sql::USER)
             .bind(account_id)
             .bind(user_name)
             .fetch_optional(&self.pool)
@@ -191,7 +117,7 @@ impl IdentityIndex for PostgresStore {
     }
 
     async fn users(&self, account_id: &str) -> StoreResult<Vec<IamUser>> {
-        sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY user_name")
+        sqlx::query(sql::USERS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -207,31 +133,26 @@ impl IdentityIndex for PostgresStore {
         sqlx::query("SET CONSTRAINTS ALL DEFERRED")
             .execute(&mut *tx)
             .await?;
-        let updated = sqlx::query(
-            "UPDATE users SET user_name = $1, details = $2, revision = revision + 1
-             WHERE account_id = $3 AND user_name = $4 AND revision = $5",
-        )
-        .bind(&user.user_name)
-        .bind(&user.details)
-        .bind(&user.account_id)
-        .bind(user_name)
-        .bind(user.revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(&user.user_name))?
-        .rows_affected();
+        let updated = sqlx::query(sql::UPDATE_USER_UPDATE_USERS)
+            .bind(&user.user_name)
+            .bind(&user.details)
+            .bind(&user.account_id)
+            .bind(user_name)
+            .bind(user.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(&user.user_name))?
+            .rows_affected();
         if updated == 0 {
             return Ok(false);
         }
         if user.user_name != user_name {
-            sqlx::query(
-                "UPDATE access_keys SET user_name = $1 WHERE account_id = $2 AND user_name = $3",
-            )
-            .bind(&user.user_name)
-            .bind(&user.account_id)
-            .bind(user_name)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::UPDATE_USER_UPDATE_ACCESS_KEYS)
+                .bind(&user.user_name)
+                .bind(&user.account_id)
+                .bind(user_name)
+                .execute(&mut *tx)
+                .await?;
         }
         bump_generation(&mut tx, &user.account_id).await?;
         tx.commit().await?;
@@ -245,15 +166,13 @@ impl IdentityIndex for PostgresStore {
         revision: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM users WHERE account_id = $1 AND user_name = $2 AND revision = $3",
-        )
-        .bind(account_id)
-        .bind(user_name)
-        .bind(revision)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let deleted = sqlx::query(sql::DELETE_USER)
+            .bind(account_id)
+            .bind(user_name)
+            .bind(revision)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         bump_generation(&mut tx, account_id).await?;
         tx.commit().await?;
         Ok(deleted > 0)
@@ -264,29 +183,26 @@ impl IdentityIndex for PostgresStore {
         account_id: &str,
         user_name: &str,
     ) -> StoreResult<Vec<UserAccessKey>> {
-        sqlx::query(
-            "SELECT * FROM access_keys WHERE account_id = $1 AND user_name = $2
-             ORDER BY created_at, access_key_id",
-        )
-        .bind(account_id)
-        .bind(user_name)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(UserAccessKey {
-                key: AccessKey {
-                    access_key_id: row.try_get("access_key_id")?,
-                    secret_access_key: row.try_get("secret_access_key")?,
-                    account_id: row.try_get("account_id")?,
-                    user_name: row.try_get("user_name")?,
-                    active: row.try_get::<i64, _>("active")? != 0,
-                    created_at: row.try_get("created_at")?,
-                },
-                last_used: last_used_from_row(row)?,
+        sqlx::query(sql::USER_ACCESS_KEYS)
+            .bind(account_id)
+            .bind(user_name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(UserAccessKey {
+                    key: AccessKey {
+                        access_key_id: row.try_get("access_key_id")?,
+                        secret_access_key: row.try_get("secret_access_key")?,
+                        account_id: row.try_get("account_id")?,
+                        user_name: row.try_get("user_name")?,
+                        active: row.try_get::<i64, _>("active")? != 0,
+                        created_at: row.try_get("created_at")?,
+                    },
+                    last_used: last_used_from_row(row)?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     async fn delete_access_key(
@@ -295,15 +211,13 @@ impl IdentityIndex for PostgresStore {
         user_name: &str,
         access_key_id: &str,
     ) -> StoreResult<bool> {
-        let deleted = sqlx::query(
-            "DELETE FROM access_keys WHERE account_id = $1 AND user_name = $2 AND access_key_id = $3",
-        )
-        .bind(account_id)
-        .bind(user_name)
-        .bind(access_key_id)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let deleted = sqlx::query(sql::DELETE_ACCESS_KEY)
+            .bind(account_id)
+            .bind(user_name)
+            .bind(access_key_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(deleted > 0)
     }
 
@@ -314,36 +228,30 @@ impl IdentityIndex for PostgresStore {
         access_key_id: &str,
         active: bool,
     ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE access_keys SET active = $1
-             WHERE account_id = $2 AND user_name = $3 AND access_key_id = $4",
-        )
-        .bind(i64::from(active))
-        .bind(account_id)
-        .bind(user_name)
-        .bind(access_key_id)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::SET_ACCESS_KEY_ACTIVE)
+            .bind(i64::from(active))
+            .bind(account_id)
+            .bind(user_name)
+            .bind(access_key_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 
     async fn record_key_use(&self, access_key_id: &str, used: &KeyLastUsed) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE access_keys SET last_used_at = $1, last_used_service = $2, last_used_region = $3
-             WHERE access_key_id = $4",
-        )
-        .bind(used.at)
-        .bind(&used.service)
-        .bind(&used.region)
-        .bind(access_key_id)
-        .execute_locked(&self.pool)
-        .await?;
+        sqlx::query(sql::RECORD_KEY_USE)
+            .bind(used.at)
+            .bind(&used.service)
+            .bind(&used.region)
+            .bind(access_key_id)
+            .execute_locked(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn key_last_used(&self, access_key_id: &str) -> StoreResult<Option<KeyLastUsed>> {
-        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+        let row = sqlx::query(sql::KEY_LAST_USED)
             .bind(access_key_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -355,20 +263,10 @@ impl IdentityIndex for PostgresStore {
 
     async fn create_entity(&self, entity: &IamEntity) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO iam_entities (account_id, kind, name, entity_id, details, revision, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&entity.account_id)
-        .bind(&entity.kind)
-        .bind(&entity.name)
-        .bind(&entity.entity_id)
-        .bind(&entity.details)
-        .bind(entity.revision)
-        .bind(entity.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(&entity.name))?;
+        sql::bind_insert_entity(sqlx::query(sql::CREATE_ENTITY), entity)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(&entity.name))?;
         bump_generation(&mut tx, &entity.account_id).await?;
         tx.commit().await?;
         Ok(())
@@ -380,7 +278,7 @@ impl IdentityIndex for PostgresStore {
         kind: &str,
         name: &str,
     ) -> StoreResult<Option<IamEntity>> {
-        sqlx::query("SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3")
+        sqlx::query(sql::ENTITY)
             .bind(account_id)
             .bind(kind)
             .bind(name)
@@ -392,7 +290,7 @@ impl IdentityIndex for PostgresStore {
     }
 
     async fn entities(&self, account_id: &str, kind: &str) -> StoreResult<Vec<IamEntity>> {
-        sqlx::query("SELECT * FROM iam_entities WHERE account_id = $1 AND kind = $2 ORDER BY name")
+        sqlx::query(sql::ENTITIES)
             .bind(account_id)
             .bind(kind)
             .fetch_all(&self.pool)
@@ -404,47 +302,30 @@ impl IdentityIndex for PostgresStore {
 
     async fn update_entity(&self, entity: &IamEntity) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let updated = sqlx::query(
-            "UPDATE iam_entities SET details = $1, revision = revision + 1
-             WHERE account_id = $2 AND kind = $3 AND name = $4 AND revision = $5",
-        )
-        .bind(&entity.details)
-        .bind(&entity.account_id)
-        .bind(&entity.kind)
-        .bind(&entity.name)
-        .bind(entity.revision)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::UPDATE_ENTITY)
+            .bind(&entity.details)
+            .bind(&entity.account_id)
+            .bind(&entity.kind)
+            .bind(&entity.name)
+            .bind(entity.revision)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         bump_generation(&mut tx, &entity.account_id).await?;
         tx.commit().await?;
         Ok(updated > 0)
     }
 
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sts_sessions (access_key_id, secret_access_key, session_token, account_id,
-                 user_name, role_name, session_name, details, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&session.access_key_id)
-        .bind(&session.secret_access_key)
-        .bind(&session.session_token)
-        .bind(&session.account_id)
-        .bind(&session.user_name)
-        .bind(&session.role_name)
-        .bind(&session.session_name)
-        .bind(&session.details)
-        .bind(session.expires_at)
-        .bind(session.created_at)
-        .execute_locked(&self.pool)
-        .await
-        .map_err(conflict(&session.access_key_id))?;
+        sql::bind_insert_session(sqlx::query(sql::CREATE_SESSION), session)
+            .execute_locked(&self.pool)
+            .await
+            .map_err(conflict(&session.access_key_id))?;
         Ok(())
     }
 
     async fn session(&self, access_key_id: &str) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sts_sessions WHERE access_key_id = $1")
+        let row = sqlx::query(sql::SESSION)
             .bind(access_key_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -464,13 +345,11 @@ impl IdentityIndex for PostgresStore {
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
-        Ok(
-            sqlx::query("DELETE FROM sts_sessions WHERE expires_at < $1")
-                .bind(now)
-                .execute_locked(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        Ok(sqlx::query(sql::DELETE_EXPIRED_SESSIONS)
+            .bind(now)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn delete_entity(
@@ -481,16 +360,14 @@ impl IdentityIndex for PostgresStore {
         revision: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM iam_entities WHERE account_id = $1 AND kind = $2 AND name = $3 AND revision = $4",
-        )
-        .bind(account_id)
-        .bind(kind)
-        .bind(name)
-        .bind(revision)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let deleted = sqlx::query(sql::DELETE_ENTITY)
+            .bind(account_id)
+            .bind(kind)
+            .bind(name)
+            .bind(revision)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         bump_generation(&mut tx, account_id).await?;
         tx.commit().await?;
         Ok(deleted > 0)

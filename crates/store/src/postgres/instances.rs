@@ -1,7 +1,6 @@
 //! [`InstanceIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::{
     PostgresStore, conflict, delete_resource_tx, insert_resource_tx, put_tags_tx,
@@ -10,38 +9,7 @@ use super::{
 use crate::StoreResult;
 use crate::instances::{InstanceIndex, InstanceQuery, InstanceRecord, Launch, Reservation};
 use crate::postgres::ExecuteLocked;
-
-fn instance_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<InstanceRecord> {
-    Ok(InstanceRecord {
-        instance_id: row.try_get("instance_id")?,
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        launch_index: row.try_get("launch_index")?,
-        node_id: row.try_get("node_id")?,
-        zone: row.try_get("zone")?,
-        network_id: row.try_get("network_id")?,
-        private_ip: row.try_get("private_ip")?,
-        mac: row.try_get("mac")?,
-        state: row.try_get("state")?,
-        desired: row.try_get("desired")?,
-        generation: row.try_get("generation")?,
-        revision: row.try_get("revision")?,
-        details: row.try_get("details")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        terminated_at: row.try_get("terminated_at")?,
-    })
-}
-
-fn reservation_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<Reservation> {
-    Ok(Reservation {
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        client_token: row.try_get("client_token")?,
-        request_hash: row.try_get("request_hash")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
+use crate::shared::instances::{self as sql, instance_from_row, reservation_from_row};
 
 #[async_trait]
 impl InstanceIndex for PostgresStore {
@@ -71,18 +39,15 @@ impl InstanceIndex for PostgresStore {
             interface_tags,
         } = *launch;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&reservation.reservation_id)
-        .bind(&reservation.account_id)
-        .bind(&reservation.client_token)
-        .bind(&reservation.request_hash)
-        .bind(reservation.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict("client token"))?;
+        sqlx::query(sql::CREATE_LAUNCH_INSERT_RESERVATIONS)
+            .bind(&reservation.reservation_id)
+            .bind(&reservation.account_id)
+            .bind(&reservation.client_token)
+            .bind(&reservation.request_hash)
+            .bind(reservation.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("client token"))?;
         for instance in instances {
             insert_resource_tx(
                 &mut tx,
@@ -92,32 +57,10 @@ impl InstanceIndex for PostgresStore {
                 instance.created_at,
             )
             .await?;
-            sqlx::query(
-                "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
-                   zone, network_id, private_ip, mac, state, desired, generation, revision, details,
-                   created_at, updated_at, terminated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(&instance.instance_id)
-            .bind(&instance.reservation_id)
-            .bind(&instance.account_id)
-            .bind(instance.launch_index)
-            .bind(&instance.node_id)
-            .bind(&instance.zone)
-            .bind(&instance.network_id)
-            .bind(&instance.private_ip)
-            .bind(&instance.mac)
-            .bind(&instance.state)
-            .bind(&instance.desired)
-            .bind(instance.generation)
-            .bind(instance.revision)
-            .bind(&instance.details)
-            .bind(instance.created_at)
-            .bind(instance.updated_at)
-            .bind(instance.terminated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict("private address or MAC"))?;
+            sql::bind_insert_instance(sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCES), instance)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("private address or MAC"))?;
         }
         for volume in volumes {
             super::volumes::insert_volume_tx(&mut tx, volume).await?;
@@ -133,13 +76,11 @@ impl InstanceIndex for PostgresStore {
                 reservation.created_at,
             )
             .await?;
-            sqlx::query(
-                "INSERT INTO instance_interfaces (interface_id, instance_id) VALUES ($1, $2)",
-            )
-            .bind(interface_id)
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCE_INTERFACES)
+                .bind(interface_id)
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await?;
             tag_new_resource_tx(
                 &mut tx,
                 &reservation.account_id,
@@ -168,7 +109,7 @@ impl InstanceIndex for PostgresStore {
         account_id: &str,
         client_token: &str,
     ) -> StoreResult<Option<Reservation>> {
-        sqlx::query("SELECT * FROM reservations WHERE account_id = $1 AND client_token = $2")
+        sqlx::query(sql::RESERVATION_BY_CLIENT_TOKEN)
             .bind(account_id)
             .bind(client_token)
             .fetch_optional(&self.pool)
@@ -179,7 +120,7 @@ impl InstanceIndex for PostgresStore {
     }
 
     async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
-        sqlx::query("SELECT * FROM instances WHERE instance_id = $1")
+        sqlx::query(sql::INSTANCE)
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?
@@ -191,9 +132,8 @@ impl InstanceIndex for PostgresStore {
     async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
         self.rows_of(
             account_id,
-            "SELECT * FROM instances WHERE account_id = $1
-             ORDER BY created_at, reservation_id, launch_index",
-            "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
+            sql::INSTANCES_OF_ACCOUNT,
+            sql::INSTANCES_OF_ALL_ACCOUNTS,
         )
         .await?
         .iter()
@@ -202,46 +142,24 @@ impl InstanceIndex for PostgresStore {
     }
 
     async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE instances SET node_id = $1, zone = $2, network_id = $3, private_ip = $4, mac = $5,
-               state = $6, desired = $7, generation = $8, revision = revision + 1, details = $9,
-               updated_at = $10, terminated_at = $11
-             WHERE instance_id = $12 AND revision = $13",
-        )
-        .bind(&record.node_id)
-        .bind(&record.zone)
-        .bind(&record.network_id)
-        .bind(&record.private_ip)
-        .bind(&record.mac)
-        .bind(&record.state)
-        .bind(&record.desired)
-        .bind(record.generation)
-        .bind(&record.details)
-        .bind(record.updated_at)
-        .bind(record.terminated_at)
-        .bind(&record.instance_id)
-        .bind(record.revision)
-        .execute_locked(&self.pool)
-        .await
-        .map_err(conflict("private address or MAC"))?;
+        let done = sql::bind_update_instance(sqlx::query(sql::UPDATE_INSTANCE), record)
+            .execute_locked(&self.pool)
+            .await
+            .map_err(conflict("private address or MAC"))?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_instance(&self, instance_id: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let reservation: Option<String> =
-            sqlx::query_scalar("SELECT reservation_id FROM instances WHERE instance_id = $1")
-                .bind(instance_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_type = 'network-interface' AND resource_id IN
-               (SELECT interface_id FROM instance_interfaces WHERE instance_id = $1)",
-        )
-        .bind(instance_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM instances WHERE instance_id = $1")
+        let reservation: Option<String> = sqlx::query_scalar(sql::DELETE_INSTANCE_SELECT_INSTANCES)
+            .bind(instance_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_INSTANCE_DELETE_RESOURCES)
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_INSTANCE_DELETE_INSTANCES)
             .bind(instance_id)
             .execute(&mut *tx)
             .await?;
@@ -261,11 +179,9 @@ impl InstanceIndex for PostgresStore {
     }
 
     async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT private_ip FROM instances WHERE network_id = $1 AND terminated_at IS NULL",
-        )
-        .bind(network_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::PRIVATE_IPS_IN_USE)
+            .bind(network_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -1,48 +1,23 @@
 //! [`LaunchTemplateIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, conflict, delete_resource_tx, insert_resource_tx, tag_new_resource_tx};
 use crate::launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
+use crate::shared::launch_templates::{self as sql, template_from_row, version_from_row};
 use crate::{StoreError, StoreResult, TagPair, UnixMillis};
-
-fn template_from_row(row: &PgRow) -> StoreResult<LaunchTemplateRecord> {
-    Ok(LaunchTemplateRecord {
-        template_id: row.try_get("template_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        default_version: row.try_get("default_version")?,
-        latest_version: row.try_get("latest_version")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
-
-fn version_from_row(row: &PgRow) -> StoreResult<LaunchTemplateVersion> {
-    Ok(LaunchTemplateVersion {
-        template_id: row.try_get("template_id")?,
-        version: row.try_get("version")?,
-        description: row.try_get("description")?,
-        data: row.try_get("data")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
 
 async fn template_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     account_id: &str,
     template_id: &str,
 ) -> StoreResult<LaunchTemplateRecord> {
-    let row =
-        sqlx::query("SELECT * FROM launch_templates WHERE template_id = $1 AND account_id = $2")
-            .bind(template_id)
-            .bind(account_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(template_id.to_owned()))?;
+    let row = sqlx::query(sql::TEMPLATE_TX)
+        .bind(template_id)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(template_id.to_owned()))?;
     template_from_row(&row)
 }
 
@@ -50,19 +25,10 @@ async fn insert_version_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     v: &LaunchTemplateVersion,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO launch_template_versions (template_id, version, description, data, created_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&v.template_id)
-    .bind(v.version)
-    .bind(&v.description)
-    .bind(&v.data)
-    .bind(v.created_at)
-    .bind(&v.created_by)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(format!("{} version {}", v.template_id, v.version)))?;
+    sql::bind_insert_version(sqlx::query(sql::INSERT_VERSION_TX), v)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(format!("{} version {}", v.template_id, v.version)))?;
     Ok(())
 }
 
@@ -83,19 +49,15 @@ impl LaunchTemplateIndex for PostgresStore {
             template.created_at,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO launch_templates (template_id, account_id, name, default_version,
-               latest_version, created_at, created_by)
-             VALUES ($1, $2, $3, 1, 1, $4, $5)",
-        )
-        .bind(&template.template_id)
-        .bind(&template.account_id)
-        .bind(&template.name)
-        .bind(template.created_at)
-        .bind(&template.created_by)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(template.name.clone()))?;
+        sqlx::query(sql::CREATE_LAUNCH_TEMPLATE)
+            .bind(&template.template_id)
+            .bind(&template.account_id)
+            .bind(&template.name)
+            .bind(template.created_at)
+            .bind(&template.created_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(template.name.clone()))?;
         insert_version_tx(
             &mut tx,
             &LaunchTemplateVersion {
@@ -111,7 +73,7 @@ impl LaunchTemplateIndex for PostgresStore {
     }
 
     async fn launch_templates(&self, account_id: &str) -> StoreResult<Vec<LaunchTemplateRecord>> {
-        sqlx::query("SELECT * FROM launch_templates WHERE account_id = $1 ORDER BY name")
+        sqlx::query(sql::LAUNCH_TEMPLATES)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -140,7 +102,7 @@ impl LaunchTemplateIndex for PostgresStore {
             created_by: created_by.to_owned(),
         };
         insert_version_tx(&mut tx, &version).await?;
-        sqlx::query("UPDATE launch_templates SET latest_version = $1 WHERE template_id = $2")
+        sqlx::query(sql::ADD_LAUNCH_TEMPLATE_VERSION)
             .bind(version.version)
             .bind(template_id)
             .execute(&mut *tx)
@@ -154,25 +116,22 @@ impl LaunchTemplateIndex for PostgresStore {
         account_id: &str,
         template_id: &str,
     ) -> StoreResult<Vec<LaunchTemplateVersion>> {
-        let owned: Option<String> = sqlx::query_scalar(
-            "SELECT template_id FROM launch_templates WHERE template_id = $1 AND account_id = $2",
-        )
-        .bind(template_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let owned: Option<String> =
+            sqlx::query_scalar(sql::LAUNCH_TEMPLATE_VERSIONS_SELECT_LAUNCH_TEMPLATES)
+                .bind(template_id)
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
         if owned.is_none() {
             return Err(StoreError::NotFound(template_id.to_owned()));
         }
-        sqlx::query(
-            "SELECT * FROM launch_template_versions WHERE template_id = $1 ORDER BY version",
-        )
-        .bind(template_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(version_from_row)
-        .collect()
+        sqlx::query(sql::LAUNCH_TEMPLATE_VERSIONS_SELECT_LAUNCH_TEMPLATE_VERSIONS)
+            .bind(template_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(version_from_row)
+            .collect()
     }
 
     async fn set_default_launch_template_version(
@@ -184,7 +143,7 @@ impl LaunchTemplateIndex for PostgresStore {
         let mut tx = self.write_tx().await?;
         let mut template = template_tx(&mut tx, account_id, template_id).await?;
         let exists: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM launch_template_versions WHERE template_id = $1 AND version = $2",
+            sql::SET_DEFAULT_LAUNCH_TEMPLATE_VERSION_SELECT_LAUNCH_TEMPLATE_VERSIONS,
         )
         .bind(template_id)
         .bind(version)
@@ -195,7 +154,7 @@ impl LaunchTemplateIndex for PostgresStore {
                 "{template_id} version {version}"
             )));
         }
-        sqlx::query("UPDATE launch_templates SET default_version = $1 WHERE template_id = $2")
+        sqlx::query(sql::SET_DEFAULT_LAUNCH_TEMPLATE_VERSION_UPDATE_LAUNCH_TEMPLATES)
             .bind(version)
             .bind(template_id)
             .execute(&mut *tx)
@@ -239,14 +198,12 @@ impl LaunchTemplateIndex for PostgresStore {
         }
         let mut deleted = Vec::new();
         for &version in versions {
-            let gone = sqlx::query(
-                "DELETE FROM launch_template_versions WHERE template_id = $1 AND version = $2",
-            )
-            .bind(template_id)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let gone = sqlx::query(sql::DELETE_LAUNCH_TEMPLATE_VERSIONS)
+                .bind(template_id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if gone > 0 && !deleted.contains(&version) {
                 deleted.push(version);
             }

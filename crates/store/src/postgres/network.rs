@@ -1,8 +1,7 @@
 //! [`NetworkIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use super::{
     PostgresStore, conflict, delete_resource_tx, insert_resource_tx, require_tx,
@@ -12,75 +11,12 @@ use crate::network::{
     DefaultVpc, GroupDeletion, NetworkIndex, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
     VpcAttributes,
 };
+use crate::shared::network::{
+    self as sql, group_from_row, rule_from_row, subnet_from_row, vpc_from_row,
+};
 use crate::{StoreError, StoreResult, TagPair};
 
 const GROUP_EXISTS: &str = "SELECT 1::BIGINT FROM security_groups WHERE group_id = $1";
-
-pub(super) fn vpc_from_row(row: &PgRow) -> StoreResult<Vpc> {
-    Ok(Vpc {
-        vpc_id: row.try_get("vpc_id")?,
-        account_id: row.try_get("account_id")?,
-        cidr: row.try_get("cidr")?,
-        is_default: row.try_get::<i64, _>("is_default")? != 0,
-        created_at: row.try_get("created_at")?,
-        attributes: VpcAttributes {
-            dns_support: row.try_get::<i64, _>("enable_dns_support")? != 0,
-            dns_hostnames: row.try_get::<i64, _>("enable_dns_hostnames")? != 0,
-            address_usage_metrics: row.try_get::<i64, _>("enable_network_address_usage_metrics")?
-                != 0,
-        },
-        dhcp_options_id: row.try_get("dhcp_options_id")?,
-    })
-}
-
-pub(super) fn subnet_from_row(row: &PgRow) -> StoreResult<Subnet> {
-    Ok(Subnet {
-        subnet_id: row.try_get("subnet_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        account_id: row.try_get("account_id")?,
-        zone: row.try_get("zone")?,
-        cidr: row.try_get("cidr")?,
-        default_for_az: row.try_get::<i64, _>("default_for_az")? != 0,
-        map_public_ip_on_launch: row.try_get::<i64, _>("map_public_ip_on_launch")? != 0,
-        created_at: row.try_get("created_at")?,
-        vni: u32::try_from(row.try_get::<i64, _>("vni")?)
-            .map_err(|_| StoreError::Corrupt("subnet VNI out of range".into()))?,
-    })
-}
-
-fn group_from_row(row: &PgRow) -> StoreResult<SecurityGroup> {
-    Ok(SecurityGroup {
-        group_id: row.try_get("group_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// A rule's port, kept as BIGINT like every integer of the schema.
-fn port(row: &PgRow, column: &str) -> StoreResult<Option<i32>> {
-    row.try_get::<Option<i64>, _>(column)?
-        .map(|p| i32::try_from(p).map_err(|_| StoreError::Corrupt(format!("{column} {p}"))))
-        .transpose()
-}
-
-fn rule_from_row(row: &PgRow) -> StoreResult<SecurityGroupRule> {
-    Ok(SecurityGroupRule {
-        rule_id: row.try_get("rule_id")?,
-        group_id: row.try_get("group_id")?,
-        account_id: row.try_get("account_id")?,
-        egress: row.try_get::<i64, _>("egress")? != 0,
-        protocol: row.try_get("protocol")?,
-        from_port: port(row, "from_port")?,
-        to_port: port(row, "to_port")?,
-        cidr: row.try_get("cidr")?,
-        referenced_group_id: row.try_get("referenced_group_id")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// Replaces an instance's groups (ordered as given) inside `tx`; `NotFound`
 /// when a group does not exist. The caller bumps the firewall generation.
@@ -89,29 +25,24 @@ pub(super) async fn write_instance_groups_tx(
     instance_id: &str,
     group_ids: &[String],
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM instance_security_groups WHERE instance_id = $1")
+    sqlx::query(sql::WRITE_INSTANCE_GROUPS_TX_DELETE_INSTANCE_SECURITY_GROUPS)
         .bind(instance_id)
         .execute(&mut **tx)
         .await?;
     for (position, group_id) in group_ids.iter().enumerate() {
         require_tx(tx, GROUP_EXISTS, group_id).await?;
-        sqlx::query(
-            "INSERT INTO instance_security_groups (instance_id, group_id, position)
-             VALUES ($1, $2, $3) ON CONFLICT (instance_id, group_id) DO NOTHING",
-        )
-        .bind(instance_id)
-        .bind(group_id)
-        .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(sql::WRITE_INSTANCE_GROUPS_TX_INSERT_INSTANCE_SECURITY_GROUPS)
+            .bind(instance_id)
+            .bind(group_id)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
 pub(super) async fn bump_generation(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
-    sqlx::query("UPDATE firewall_generation SET generation = generation + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(sql::BUMP_GENERATION).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -127,30 +58,17 @@ pub(super) async fn insert_subnet(
         subnet.created_at,
     )
     .await?;
-    let vni: i64 =
-        sqlx::query_scalar("UPDATE vni_counter SET last = last + 1 WHERE id = 1 RETURNING last")
-            .fetch_one(&mut **tx)
-            .await?;
+    let vni: i64 = sqlx::query_scalar(sql::INSERT_SUBNET_UPDATE_VNI_COUNTER)
+        .fetch_one(&mut **tx)
+        .await?;
     if vni > i64::from(crate::network::MAX_VNI) {
         return Err(StoreError::Conflict(
             "every VXLAN network identifier is taken".into(),
         ));
     }
-    sqlx::query(
-        "INSERT INTO subnets (subnet_id, vpc_id, account_id, zone, cidr, default_for_az,
-           map_public_ip_on_launch, created_at, vni) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&subnet.subnet_id)
-    .bind(&subnet.vpc_id)
-    .bind(&subnet.account_id)
-    .bind(&subnet.zone)
-    .bind(&subnet.cidr)
-    .bind(i64::from(subnet.default_for_az))
-    .bind(i64::from(subnet.map_public_ip_on_launch))
-    .bind(subnet.created_at)
-    .bind(vni)
-    .execute(&mut **tx)
-    .await?;
+    sql::bind_insert_subnet(sqlx::query(sql::INSERT_SUBNET_INSERT_SUBNETS), subnet, vni)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -158,20 +76,18 @@ pub(super) async fn insert_group(
     tx: &mut Transaction<'static, Postgres>,
     group: &SecurityGroup,
 ) -> StoreResult<()> {
-    let taken: Option<String> =
-        sqlx::query_scalar("SELECT group_id FROM security_groups WHERE vpc_id = $1 AND name = $2")
-            .bind(&group.vpc_id)
-            .bind(&group.name)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let taken: Option<String> = sqlx::query_scalar(sql::INSERT_GROUP_SELECT_SECURITY_GROUPS)
+        .bind(&group.vpc_id)
+        .bind(&group.name)
+        .fetch_optional(&mut **tx)
+        .await?;
     if taken.is_some() {
         return Err(StoreError::Conflict(group.name.clone()));
     }
-    let vpc_owner: Option<String> =
-        sqlx::query_scalar("SELECT account_id FROM vpcs WHERE vpc_id = $1")
-            .bind(&group.vpc_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let vpc_owner: Option<String> = sqlx::query_scalar(sql::INSERT_GROUP_SELECT_VPCS)
+        .bind(&group.vpc_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     if vpc_owner.as_deref() != Some(group.account_id.as_str()) {
         return Err(StoreError::NotFound(group.vpc_id.clone()));
     }
@@ -183,18 +99,9 @@ pub(super) async fn insert_group(
         group.created_at,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO security_groups (group_id, account_id, vpc_id, name, description, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&group.group_id)
-    .bind(&group.account_id)
-    .bind(&group.vpc_id)
-    .bind(&group.name)
-    .bind(&group.description)
-    .bind(group.created_at)
-    .execute(&mut **tx)
-    .await?;
+    sql::bind_insert_group(sqlx::query(sql::INSERT_GROUP_INSERT_SECURITY_GROUPS), group)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -213,31 +120,16 @@ pub(super) async fn insert_rule(
         rule.created_at,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO security_group_rules (rule_id, group_id, account_id, egress, protocol,
-           from_port, to_port, cidr, referenced_group_id, description, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&rule.rule_id)
-    .bind(&rule.group_id)
-    .bind(&rule.account_id)
-    .bind(i64::from(rule.egress))
-    .bind(&rule.protocol)
-    .bind(rule.from_port)
-    .bind(rule.to_port)
-    .bind(&rule.cidr)
-    .bind(&rule.referenced_group_id)
-    .bind(&rule.description)
-    .bind(rule.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(&rule.rule_id))?;
+    sql::bind_insert_rule(sqlx::query(sql::INSERT_RULE), rule)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(&rule.rule_id))?;
     Ok(())
 }
 
 impl PostgresStore {
     async fn load_default_vpc(&self, account_id: &str) -> StoreResult<Option<DefaultVpc>> {
-        let Some(vpc) = sqlx::query("SELECT * FROM vpcs WHERE account_id = $1 AND is_default = 1")
+        let Some(vpc) = sqlx::query(sql::LOAD_DEFAULT_VPC_SELECT_VPCS)
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
@@ -245,22 +137,18 @@ impl PostgresStore {
             return Ok(None);
         };
         let vpc = vpc_from_row(&vpc)?;
-        let subnets =
-            sqlx::query("SELECT * FROM subnets WHERE vpc_id = $1 ORDER BY zone, subnet_id")
-                .bind(&vpc.vpc_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(subnet_from_row)
-                .collect::<StoreResult<Vec<_>>>()?;
-        let group =
-            sqlx::query("SELECT * FROM security_groups WHERE vpc_id = $1 AND name = 'default'")
-                .bind(&vpc.vpc_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("{} has no default group", vpc.vpc_id))
-                })?;
+        let subnets = sqlx::query(sql::LOAD_DEFAULT_VPC_SELECT_SUBNETS)
+            .bind(&vpc.vpc_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(subnet_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let group = sqlx::query(sql::LOAD_DEFAULT_VPC_SELECT_SECURITY_GROUPS)
+            .bind(&vpc.vpc_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("{} has no default group", vpc.vpc_id)))?;
         let default_group = group_from_row(&group)?;
         let default_rules = self
             .rules_of_groups(std::slice::from_ref(&default_group.group_id))
@@ -279,11 +167,10 @@ impl NetworkIndex for PostgresStore {
     async fn ensure_default_vpc(&self, template: &DefaultVpc) -> StoreResult<DefaultVpc> {
         let account_id = &template.vpc.account_id;
         let mut tx = self.write_tx().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT vpc_id FROM vpcs WHERE account_id = $1 AND is_default = 1")
-                .bind(account_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<String> = sqlx::query_scalar(sql::ENSURE_DEFAULT_VPC_SELECT_VPCS)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         match existing {
             Some(vpc_id) => {
                 let mut added = false;
@@ -313,16 +200,13 @@ impl NetworkIndex for PostgresStore {
             None => {
                 let vpc = &template.vpc;
                 insert_resource_tx(&mut tx, &vpc.vpc_id, account_id, "vpc", vpc.created_at).await?;
-                sqlx::query(
-                    "INSERT INTO vpcs (vpc_id, account_id, cidr, is_default, created_at)
-                     VALUES ($1, $2, $3, 1, $4)",
-                )
-                .bind(&vpc.vpc_id)
-                .bind(account_id)
-                .bind(&vpc.cidr)
-                .bind(vpc.created_at)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(sql::ENSURE_DEFAULT_VPC_INSERT_VPCS)
+                    .bind(&vpc.vpc_id)
+                    .bind(account_id)
+                    .bind(&vpc.cidr)
+                    .bind(vpc.created_at)
+                    .execute(&mut *tx)
+                    .await?;
                 for subnet in &template.subnets {
                     insert_subnet(&mut tx, subnet).await?;
                 }
@@ -344,7 +228,7 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn vpcs(&self, account_id: &str) -> StoreResult<Vec<Vpc>> {
-        sqlx::query("SELECT * FROM vpcs WHERE account_id = $1 ORDER BY vpc_id")
+        sqlx::query(sql::VPCS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -354,7 +238,7 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn vpc(&self, vpc_id: &str) -> StoreResult<Option<Vpc>> {
-        sqlx::query("SELECT * FROM vpcs WHERE vpc_id = $1")
+        sqlx::query(sql::VPC)
             .bind(vpc_id)
             .fetch_optional(&self.pool)
             .await?
@@ -369,24 +253,20 @@ impl NetworkIndex for PostgresStore {
         attributes: &VpcAttributes,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let changed = sqlx::query(
-            "UPDATE vpcs SET enable_dns_support = $1, enable_dns_hostnames = $2,
-                    enable_network_address_usage_metrics = $3
-              WHERE vpc_id = $4",
-        )
-        .bind(i64::from(attributes.dns_support))
-        .bind(i64::from(attributes.dns_hostnames))
-        .bind(i64::from(attributes.address_usage_metrics))
-        .bind(vpc_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let changed = sqlx::query(sql::SET_VPC_ATTRIBUTES)
+            .bind(i64::from(attributes.dns_support))
+            .bind(i64::from(attributes.dns_hostnames))
+            .bind(i64::from(attributes.address_usage_metrics))
+            .bind(vpc_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(changed == 1)
     }
 
     async fn subnets(&self, account_id: &str) -> StoreResult<Vec<Subnet>> {
-        sqlx::query("SELECT * FROM subnets WHERE account_id = $1 ORDER BY vpc_id, zone, subnet_id")
+        sqlx::query(sql::SUBNETS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -396,7 +276,7 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn subnet(&self, subnet_id: &str) -> StoreResult<Option<Subnet>> {
-        sqlx::query("SELECT * FROM subnets WHERE subnet_id = $1")
+        sqlx::query(sql::SUBNET)
             .bind(subnet_id)
             .fetch_optional(&self.pool)
             .await?
@@ -423,7 +303,7 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn security_groups(&self, account_id: &str) -> StoreResult<Vec<SecurityGroup>> {
-        sqlx::query("SELECT * FROM security_groups WHERE account_id = $1 ORDER BY group_id")
+        sqlx::query(sql::SECURITY_GROUPS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -433,7 +313,7 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn security_group(&self, group_id: &str) -> StoreResult<Option<SecurityGroup>> {
-        sqlx::query("SELECT * FROM security_groups WHERE group_id = $1")
+        sqlx::query(sql::SECURITY_GROUP)
             .bind(group_id)
             .fetch_optional(&self.pool)
             .await?
@@ -458,37 +338,28 @@ impl NetworkIndex for PostgresStore {
         if exists.is_none() {
             return Ok(GroupDeletion::NotFound);
         }
-        let member: Option<String> = sqlx::query_scalar(
-            "SELECT m.instance_id FROM instance_security_groups m
-               JOIN instances i ON i.instance_id = m.instance_id
-             WHERE m.group_id = $1 AND i.terminated_at IS NULL
-             ORDER BY m.instance_id LIMIT 1",
-        )
-        .bind(group_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let member: Option<String> =
+            sqlx::query_scalar(sql::DELETE_SECURITY_GROUP_SELECT_INSTANCE_SECURITY_GROUPS)
+                .bind(group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(instance_id) = member {
             return Ok(GroupDeletion::InUse { instance_id });
         }
-        let referencing: Option<String> = sqlx::query_scalar(
-            "SELECT group_id FROM security_group_rules
-             WHERE referenced_group_id = $1 AND group_id <> $2 ORDER BY group_id LIMIT 1",
-        )
-        .bind(group_id)
-        .bind(group_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let referencing: Option<String> =
+            sqlx::query_scalar(sql::DELETE_SECURITY_GROUP_SELECT_SECURITY_GROUP_RULES)
+                .bind(group_id)
+                .bind(group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(group_id) = referencing {
             return Ok(GroupDeletion::Referenced { group_id });
         }
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_id IN
-               (SELECT rule_id FROM security_group_rules WHERE group_id = $1)",
-        )
-        .bind(group_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM resources WHERE resource_id = $1")
+        sqlx::query(sql::DELETE_SECURITY_GROUP_RULE_RESOURCES)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_SECURITY_GROUP_RESOURCE)
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
@@ -498,16 +369,13 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn security_group_rules(&self, account_id: &str) -> StoreResult<Vec<SecurityGroupRule>> {
-        sqlx::query(
-            "SELECT * FROM security_group_rules WHERE account_id = $1
-             ORDER BY group_id, egress, created_at, rule_id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rule_from_row)
-        .collect()
+        sqlx::query(sql::SECURITY_GROUP_RULES)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rule_from_row)
+            .collect()
     }
 
     async fn rules_of_groups(&self, group_ids: &[String]) -> StoreResult<Vec<SecurityGroupRule>> {
@@ -546,7 +414,7 @@ impl NetworkIndex for PostgresStore {
         let mut tx = self.write_tx().await?;
         let mut removed = 0;
         for rule_id in rule_ids {
-            removed += sqlx::query("DELETE FROM security_group_rules WHERE rule_id = $1")
+            removed += sqlx::query(sql::REMOVE_SECURITY_GROUP_RULES)
                 .bind(rule_id)
                 .execute(&mut *tx)
                 .await?
@@ -566,23 +434,12 @@ impl NetworkIndex for PostgresStore {
             if let Some(group) = &rule.referenced_group_id {
                 require_tx(&mut tx, GROUP_EXISTS, group).await?;
             }
-            let updated = sqlx::query(
-                "UPDATE security_group_rules SET protocol = $1, from_port = $2, to_port = $3,
-                   cidr = $4, referenced_group_id = $5, description = $6
-                 WHERE rule_id = $7 AND group_id = $8",
-            )
-            .bind(&rule.protocol)
-            .bind(rule.from_port)
-            .bind(rule.to_port)
-            .bind(&rule.cidr)
-            .bind(&rule.referenced_group_id)
-            .bind(&rule.description)
-            .bind(&rule.rule_id)
-            .bind(&rule.group_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict(&rule.rule_id))?
-            .rows_affected();
+            let updated =
+                sql::bind_update_rule(sqlx::query(sql::UPDATE_SECURITY_GROUP_RULES), rule)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict(&rule.rule_id))?
+                    .rows_affected();
             if updated == 0 {
                 return Err(StoreError::NotFound(rule.rule_id.clone()));
             }
@@ -613,28 +470,23 @@ impl NetworkIndex for PostgresStore {
     }
 
     async fn instance_groups(&self, instance_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT group_id FROM instance_security_groups WHERE instance_id = $1 ORDER BY position",
-        )
-        .bind(instance_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::INSTANCE_GROUPS)
+            .bind(instance_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn instances_in_group(&self, group_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT instance_id FROM instance_security_groups WHERE group_id = $1 ORDER BY instance_id",
-        )
-        .bind(group_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::INSTANCES_IN_GROUP)
+            .bind(group_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn firewall_generation(&self) -> StoreResult<u64> {
-        let generation: i64 =
-            sqlx::query_scalar("SELECT generation FROM firewall_generation WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?;
+        let generation: i64 = sqlx::query_scalar(sql::FIREWALL_GENERATION)
+            .fetch_one(&self.pool)
+            .await?;
         u64::try_from(generation).map_err(|_| StoreError::Corrupt("firewall generation".into()))
     }
 }

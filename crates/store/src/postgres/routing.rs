@@ -10,60 +10,16 @@ use super::{
 };
 use crate::postgres::ExecuteLocked;
 use crate::routing::{
-    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RouteTarget,
-    RoutingIndex,
+    InternetGateway, NatGateway, Route, RouteTable, RouteTableAssociation, RoutingIndex,
+};
+use crate::shared::routing::{
+    self as sql, association_from_row, gateway_from_row, nat_from_row, route_from_row,
 };
 use crate::{StoreError, StoreResult, TagPair, UnixMillis};
 
 const VPC_EXISTS: &str = "SELECT 1::BIGINT FROM vpcs WHERE vpc_id = $1";
 const TABLE_EXISTS: &str = "SELECT 1::BIGINT FROM route_tables WHERE route_table_id = $1";
 const SUBNET_EXISTS: &str = "SELECT 1::BIGINT FROM subnets WHERE subnet_id = $1";
-
-fn gateway_from_row(row: &PgRow) -> StoreResult<InternetGateway> {
-    Ok(InternetGateway {
-        internet_gateway_id: row.try_get("internet_gateway_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn route_from_row(row: &PgRow) -> StoreResult<Route> {
-    let kind: String = row.try_get("target_kind")?;
-    let id: String = row.try_get("target_id")?;
-    Ok(Route {
-        destination: row.try_get("destination")?,
-        target: RouteTarget::from_parts(&kind, &id)
-            .ok_or_else(|| StoreError::Corrupt(format!("route target kind {kind:?}")))?,
-        with_table: row.try_get::<String, _>("origin")? == "CreateRouteTable",
-    })
-}
-
-fn association_from_row(row: &PgRow) -> StoreResult<RouteTableAssociation> {
-    Ok(RouteTableAssociation {
-        association_id: row.try_get("association_id")?,
-        route_table_id: row.try_get("route_table_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        subnet_id: row.try_get("subnet_id")?,
-    })
-}
-
-fn nat_from_row(row: &PgRow) -> StoreResult<NatGateway> {
-    Ok(NatGateway {
-        nat_gateway_id: row.try_get("nat_gateway_id")?,
-        account_id: row.try_get("account_id")?,
-        vpc_id: row.try_get("vpc_id")?,
-        subnet_id: row.try_get("subnet_id")?,
-        allocation_id: row.try_get("allocation_id")?,
-        public_ip: row.try_get("public_ip")?,
-        private_ip: row.try_get("private_ip")?,
-        interface_id: row.try_get("interface_id")?,
-        state: row.try_get("state")?,
-        client_token: row.try_get("client_token")?,
-        created_at: row.try_get("created_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-    })
-}
 
 async fn insert_gateway(
     tx: &mut Transaction<'static, Postgres>,
@@ -80,20 +36,17 @@ async fn insert_gateway(
     if let Some(vpc_id) = &gateway.vpc_id {
         require_tx(tx, VPC_EXISTS, vpc_id).await?;
     }
-    sqlx::query(
-        "INSERT INTO internet_gateways (internet_gateway_id, account_id, vpc_id, created_at)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&gateway.internet_gateway_id)
-    .bind(&gateway.account_id)
-    .bind(&gateway.vpc_id)
-    .bind(gateway.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(format!(
-        "VPC {} already has an internet gateway",
-        gateway.vpc_id.as_deref().unwrap_or_default()
-    )))?;
+    sqlx::query(sql::INSERT_GATEWAY)
+        .bind(&gateway.internet_gateway_id)
+        .bind(&gateway.account_id)
+        .bind(&gateway.vpc_id)
+        .bind(gateway.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(format!(
+            "VPC {} already has an internet gateway",
+            gateway.vpc_id.as_deref().unwrap_or_default()
+        )))?;
     Ok(())
 }
 
@@ -103,25 +56,20 @@ async fn insert_route(
     route: &Route,
 ) -> StoreResult<()> {
     let (kind, id) = route.target.parts();
-    let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(position), -1) + 1 FROM routes WHERE route_table_id = $1",
-    )
-    .bind(route_table_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO routes (route_table_id, destination, target_kind, target_id, origin, position)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(route_table_id)
-    .bind(&route.destination)
-    .bind(kind)
-    .bind(id)
-    .bind(origin(route))
-    .bind(position)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(route.destination.clone()))?;
+    let position: i64 = sqlx::query_scalar(sql::INSERT_ROUTE_SELECT_ROUTES)
+        .bind(route_table_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(sql::INSERT_ROUTE_INSERT_ROUTES)
+        .bind(route_table_id)
+        .bind(&route.destination)
+        .bind(kind)
+        .bind(id)
+        .bind(origin(route))
+        .bind(position)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(route.destination.clone()))?;
     Ok(())
 }
 
@@ -146,16 +94,13 @@ async fn insert_table(
         table.created_at,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO route_tables (route_table_id, account_id, vpc_id, created_at)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&table.route_table_id)
-    .bind(&table.account_id)
-    .bind(&table.vpc_id)
-    .bind(table.created_at)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(sql::INSERT_TABLE)
+        .bind(&table.route_table_id)
+        .bind(&table.account_id)
+        .bind(&table.vpc_id)
+        .bind(table.created_at)
+        .execute(&mut **tx)
+        .await?;
     for route in &table.routes {
         insert_route(tx, &table.route_table_id, route).await?;
     }
@@ -166,22 +111,19 @@ async fn insert_association(
     tx: &mut Transaction<'static, Postgres>,
     association: &RouteTableAssociation,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO route_table_associations (association_id, route_table_id, vpc_id, subnet_id)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&association.association_id)
-    .bind(&association.route_table_id)
-    .bind(&association.vpc_id)
-    .bind(&association.subnet_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(
-        association
-            .subnet_id
-            .clone()
-            .unwrap_or_else(|| association.vpc_id.clone()),
-    ))?;
+    sqlx::query(sql::INSERT_ASSOCIATION)
+        .bind(&association.association_id)
+        .bind(&association.route_table_id)
+        .bind(&association.vpc_id)
+        .bind(&association.subnet_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(
+            association
+                .subnet_id
+                .clone()
+                .unwrap_or_else(|| association.vpc_id.clone()),
+        ))?;
     Ok(())
 }
 
@@ -191,24 +133,20 @@ impl PostgresStore {
         let mut tables = Vec::with_capacity(rows.len());
         for row in rows {
             let route_table_id: String = row.try_get("route_table_id")?;
-            let routes =
-                sqlx::query("SELECT * FROM routes WHERE route_table_id = $1 ORDER BY position")
-                    .bind(&route_table_id)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(route_from_row)
-                    .collect::<StoreResult<Vec<_>>>()?;
-            let associations = sqlx::query(
-                "SELECT * FROM route_table_associations WHERE route_table_id = $1
-                 ORDER BY association_id",
-            )
-            .bind(&route_table_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(association_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+            let routes = sqlx::query(sql::COMPLETE_TABLES_SELECT_ROUTES)
+                .bind(&route_table_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(route_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let associations = sqlx::query(sql::COMPLETE_TABLES_SELECT_ROUTE_TABLE_ASSOCIATIONS)
+                .bind(&route_table_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(association_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
             tables.push(RouteTable {
                 account_id: row.try_get("account_id")?,
                 vpc_id: row.try_get("vpc_id")?,
@@ -222,14 +160,10 @@ impl PostgresStore {
     }
 
     async fn main_table_of(&self, vpc_id: &str) -> StoreResult<Option<RouteTable>> {
-        let rows = sqlx::query(
-            "SELECT t.* FROM route_tables t JOIN route_table_associations a
-               ON a.route_table_id = t.route_table_id
-             WHERE a.vpc_id = $1 AND a.subnet_id IS NULL",
-        )
-        .bind(vpc_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::MAIN_TABLE_OF)
+            .bind(vpc_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(self.complete_tables(rows).await?.into_iter().next())
     }
 }
@@ -288,19 +222,17 @@ impl RoutingIndex for PostgresStore {
     }
 
     async fn internet_gateways(&self, account_id: &str) -> StoreResult<Vec<InternetGateway>> {
-        sqlx::query(
-            "SELECT * FROM internet_gateways WHERE account_id = $1 ORDER BY internet_gateway_id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(gateway_from_row)
-        .collect()
+        sqlx::query(sql::INTERNET_GATEWAYS)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(gateway_from_row)
+            .collect()
     }
 
     async fn internet_gateway(&self, gateway_id: &str) -> StoreResult<Option<InternetGateway>> {
-        sqlx::query("SELECT * FROM internet_gateways WHERE internet_gateway_id = $1")
+        sqlx::query(sql::INTERNET_GATEWAY)
             .bind(gateway_id)
             .fetch_optional(&self.pool)
             .await?
@@ -318,15 +250,13 @@ impl RoutingIndex for PostgresStore {
         )
         .await?;
         require_tx(&mut tx, VPC_EXISTS, vpc_id).await?;
-        let updated = sqlx::query(
-            "UPDATE internet_gateways SET vpc_id = $1 WHERE internet_gateway_id = $2 AND vpc_id IS NULL",
-        )
-        .bind(vpc_id)
-        .bind(gateway_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict(vpc_id))?
-        .rows_affected();
+        let updated = sqlx::query(sql::ATTACH_INTERNET_GATEWAY_UPDATE_INTERNET_GATEWAYS)
+            .bind(vpc_id)
+            .bind(gateway_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict(vpc_id))?
+            .rows_affected();
         if updated == 0 {
             return Err(StoreError::Conflict(gateway_id.to_owned()));
         }
@@ -335,25 +265,21 @@ impl RoutingIndex for PostgresStore {
     }
 
     async fn detach_internet_gateway(&self, gateway_id: &str, vpc_id: &str) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE internet_gateways SET vpc_id = NULL WHERE internet_gateway_id = $1 AND vpc_id = $2",
-        )
-        .bind(gateway_id)
-        .bind(vpc_id)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::DETACH_INTERNET_GATEWAY)
+            .bind(gateway_id)
+            .bind(vpc_id)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 
     async fn delete_internet_gateway(&self, gateway_id: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let attached: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT vpc_id FROM internet_gateways WHERE internet_gateway_id = $1",
-        )
-        .bind(gateway_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let attached: Option<Option<String>> = sqlx::query_scalar(sql::DELETE_INTERNET_GATEWAY)
+            .bind(gateway_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         match attached {
             None => Ok(false),
             Some(Some(vpc_id)) => Err(StoreError::Conflict(vpc_id)),
@@ -374,16 +300,15 @@ impl RoutingIndex for PostgresStore {
     }
 
     async fn route_tables(&self, account_id: &str) -> StoreResult<Vec<RouteTable>> {
-        let rows =
-            sqlx::query("SELECT * FROM route_tables WHERE account_id = $1 ORDER BY route_table_id")
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sql::ROUTE_TABLES)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         self.complete_tables(rows).await
     }
 
     async fn route_table(&self, route_table_id: &str) -> StoreResult<Option<RouteTable>> {
-        let rows = sqlx::query("SELECT * FROM route_tables WHERE route_table_id = $1")
+        let rows = sqlx::query(sql::ROUTE_TABLE)
             .bind(route_table_id)
             .fetch_all(&self.pool)
             .await?;
@@ -392,12 +317,10 @@ impl RoutingIndex for PostgresStore {
 
     async fn delete_route_table(&self, route_table_id: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let associated: Option<String> = sqlx::query_scalar(
-            "SELECT association_id FROM route_table_associations WHERE route_table_id = $1 LIMIT 1",
-        )
-        .bind(route_table_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let associated: Option<String> = sqlx::query_scalar(sql::DELETE_ROUTE_TABLE)
+            .bind(route_table_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(association) = associated {
             return Err(StoreError::Conflict(association));
         }
@@ -423,29 +346,25 @@ impl RoutingIndex for PostgresStore {
 
     async fn replace_route(&self, route_table_id: &str, route: &Route) -> StoreResult<bool> {
         let (kind, id) = route.target.parts();
-        let updated = sqlx::query(
-            "UPDATE routes SET target_kind = $1, target_id = $2, origin = $3
-             WHERE route_table_id = $4 AND destination = $5",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(origin(route))
-        .bind(route_table_id)
-        .bind(&route.destination)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::REPLACE_ROUTE)
+            .bind(kind)
+            .bind(id)
+            .bind(origin(route))
+            .bind(route_table_id)
+            .bind(&route.destination)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 
     async fn delete_route(&self, route_table_id: &str, destination: &str) -> StoreResult<bool> {
-        let deleted =
-            sqlx::query("DELETE FROM routes WHERE route_table_id = $1 AND destination = $2")
-                .bind(route_table_id)
-                .bind(destination)
-                .execute_locked(&self.pool)
-                .await?
-                .rows_affected();
+        let deleted = sqlx::query(sql::DELETE_ROUTE)
+            .bind(route_table_id)
+            .bind(destination)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(deleted > 0)
     }
 
@@ -468,7 +387,7 @@ impl RoutingIndex for PostgresStore {
     ) -> StoreResult<Option<RouteTableAssociation>> {
         let mut tx = self.write_tx().await?;
         let Some(old) =
-            sqlx::query("SELECT * FROM route_table_associations WHERE association_id = $1")
+            sqlx::query(sql::REPLACE_ROUTE_TABLE_ASSOCIATION_SELECT_ROUTE_TABLE_ASSOCIATIONS)
                 .bind(association_id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -479,7 +398,7 @@ impl RoutingIndex for PostgresStore {
             return Ok(None);
         };
         require_tx(&mut tx, TABLE_EXISTS, route_table_id).await?;
-        sqlx::query("DELETE FROM route_table_associations WHERE association_id = $1")
+        sqlx::query(sql::REPLACE_ROUTE_TABLE_ASSOCIATION_DELETE_ROUTE_TABLE_ASSOCIATIONS)
             .bind(association_id)
             .execute(&mut *tx)
             .await?;
@@ -498,16 +417,13 @@ impl RoutingIndex for PostgresStore {
         association_id: &str,
     ) -> StoreResult<Option<RouteTableAssociation>> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM route_table_associations
-             WHERE association_id = $1 AND subnet_id IS NOT NULL RETURNING *",
-        )
-        .bind(association_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(association_from_row)
-        .transpose()?;
+        let deleted = sqlx::query(sql::DISASSOCIATE_ROUTE_TABLE)
+            .bind(association_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(association_from_row)
+            .transpose()?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -522,39 +438,23 @@ impl RoutingIndex for PostgresStore {
             gateway.created_at,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO nat_gateways (nat_gateway_id, account_id, vpc_id, subnet_id, allocation_id,
-               public_ip, private_ip, interface_id, state, client_token, created_at, deleted_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&gateway.nat_gateway_id)
-        .bind(&gateway.account_id)
-        .bind(&gateway.vpc_id)
-        .bind(&gateway.subnet_id)
-        .bind(&gateway.allocation_id)
-        .bind(&gateway.public_ip)
-        .bind(&gateway.private_ip)
-        .bind(&gateway.interface_id)
-        .bind(&gateway.state)
-        .bind(&gateway.client_token)
-        .bind(gateway.created_at)
-        .bind(gateway.deleted_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound(gateway.account_id.clone())
-            } else {
-                conflict(gateway.allocation_id.clone())(e)
-            }
-        })?;
+        sql::bind_insert_nat_gateway(sqlx::query(sql::CREATE_NAT_GATEWAY), gateway)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::NotFound(gateway.account_id.clone())
+                } else {
+                    conflict(gateway.allocation_id.clone())(e)
+                }
+            })?;
         tag_new_resource_tx(&mut tx, &gateway.account_id, &gateway.nat_gateway_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn nat_gateways(&self, account_id: &str) -> StoreResult<Vec<NatGateway>> {
-        sqlx::query("SELECT * FROM nat_gateways WHERE account_id = $1 ORDER BY nat_gateway_id")
+        sqlx::query(sql::NAT_GATEWAYS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -564,7 +464,7 @@ impl RoutingIndex for PostgresStore {
     }
 
     async fn nat_gateway(&self, nat_gateway_id: &str) -> StoreResult<Option<NatGateway>> {
-        sqlx::query("SELECT * FROM nat_gateways WHERE nat_gateway_id = $1")
+        sqlx::query(sql::NAT_GATEWAY)
             .bind(nat_gateway_id)
             .fetch_optional(&self.pool)
             .await?
@@ -580,17 +480,14 @@ impl RoutingIndex for PostgresStore {
         to: &str,
         deleted_at: Option<UnixMillis>,
     ) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE nat_gateways SET state = $1, deleted_at = COALESCE($2, deleted_at)
-             WHERE nat_gateway_id = $3 AND state = $4",
-        )
-        .bind(to)
-        .bind(deleted_at)
-        .bind(nat_gateway_id)
-        .bind(from)
-        .execute_locked(&self.pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(sql::SET_NAT_GATEWAY_STATE)
+            .bind(to)
+            .bind(deleted_at)
+            .bind(nat_gateway_id)
+            .bind(from)
+            .execute_locked(&self.pool)
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 }

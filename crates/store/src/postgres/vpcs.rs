@@ -1,26 +1,17 @@
 //! [`VpcIndex`] on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 
-use super::network::{bump_generation, insert_group, insert_rule, insert_subnet, subnet_from_row};
+use super::network::{bump_generation, insert_group, insert_rule, insert_subnet};
 use super::{PostgresStore, insert_resource_tx, tag_new_resource_tx};
 use crate::network::{SecurityGroup, SecurityGroupRule, Subnet, Vpc};
 use crate::postgres::ExecuteLocked;
+use crate::shared::network::subnet_from_row;
+use crate::shared::vpcs as sql;
+use crate::shared::vpcs::dhcp_options_from_row;
 use crate::vpcs::{DhcpOptions, DhcpOptionsDeletion, SubnetDeletion, VpcDeletion, VpcIndex};
 use crate::{StoreError, StoreResult, TagPair};
-
-fn dhcp_options_from_row(row: &PgRow) -> StoreResult<DhcpOptions> {
-    let configurations: String = row.try_get("configurations")?;
-    Ok(DhcpOptions {
-        dhcp_options_id: row.try_get("dhcp_options_id")?,
-        account_id: row.try_get("account_id")?,
-        configurations: serde_json::from_str(&configurations)
-            .map_err(|e| StoreError::Corrupt(format!("DHCP options configurations: {e}")))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// Whether `dhcp_options_id` is a set of `account_id`.
 async fn owns_dhcp_options(
@@ -67,22 +58,17 @@ impl VpcIndex for PostgresStore {
         }
         insert_resource_tx(&mut tx, &vpc.vpc_id, &vpc.account_id, "vpc", vpc.created_at).await?;
         let a = &vpc.attributes;
-        sqlx::query(
-            "INSERT INTO vpcs (vpc_id, account_id, cidr, is_default, created_at,
-               enable_dns_support, enable_dns_hostnames, enable_network_address_usage_metrics,
-               dhcp_options_id)
-             VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8)",
-        )
-        .bind(&vpc.vpc_id)
-        .bind(&vpc.account_id)
-        .bind(&vpc.cidr)
-        .bind(vpc.created_at)
-        .bind(i64::from(a.dns_support))
-        .bind(i64::from(a.dns_hostnames))
-        .bind(i64::from(a.address_usage_metrics))
-        .bind(&vpc.dhcp_options_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::CREATE_VPC)
+            .bind(&vpc.vpc_id)
+            .bind(&vpc.account_id)
+            .bind(&vpc.cidr)
+            .bind(vpc.created_at)
+            .bind(i64::from(a.dns_support))
+            .bind(i64::from(a.dns_hostnames))
+            .bind(i64::from(a.address_usage_metrics))
+            .bind(&vpc.dhcp_options_id)
+            .execute(&mut *tx)
+            .await?;
         tag_new_resource_tx(&mut tx, &vpc.account_id, &vpc.vpc_id, tags).await?;
         insert_group(&mut tx, default_group).await?;
         for rule in default_rules {
@@ -106,15 +92,12 @@ impl VpcIndex for PostgresStore {
             return Ok(VpcDeletion::NotFound);
         }
         let dependencies = [
-            "SELECT subnet_id FROM subnets WHERE vpc_id = $1 ORDER BY subnet_id LIMIT 1",
-            "SELECT group_id FROM security_groups WHERE vpc_id = $1 AND name <> 'default'
-             ORDER BY group_id LIMIT 1",
-            "SELECT instance_id FROM instances WHERE network_id = $1 AND terminated_at IS NULL
-             ORDER BY instance_id LIMIT 1",
+            sql::DELETE_VPC_SELECT_SUBNETS,
+            sql::DELETE_VPC_SELECT_SECURITY_GROUPS,
+            sql::DELETE_VPC_SELECT_INSTANCES,
             // An attached internet gateway, or a route table other than
             // the main one, keeps the VPC (as on AWS).
-            "SELECT internet_gateway_id FROM internet_gateways WHERE vpc_id = $1
-             ORDER BY internet_gateway_id LIMIT 1",
+            sql::DELETE_VPC_SELECT_INTERNET_GATEWAYS,
             "SELECT t.route_table_id FROM route_tables t WHERE t.vpc_id = $1 AND NOT EXISTS
                (SELECT 1::BIGINT FROM route_table_associations a
                  WHERE a.route_table_id = t.route_table_id AND a.subnet_id IS NULL)
@@ -127,35 +110,25 @@ impl VpcIndex for PostgresStore {
         }
         // The main route table goes with its VPC: its association, then
         // its resource (the table and its routes cascade).
-        sqlx::query("DELETE FROM route_table_associations WHERE vpc_id = $1")
+        sqlx::query(sql::DELETE_VPC_DELETE_ROUTE_TABLE_ASSOCIATIONS)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_id IN
-               (SELECT route_table_id FROM route_tables WHERE vpc_id = $1)",
-        )
-        .bind(vpc_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::DELETE_VPC_ROUTE_TABLE_RESOURCES)
+            .bind(vpc_id)
+            .execute(&mut *tx)
+            .await?;
         // The default group goes with its VPC: its rules' resources, then
         // its own (rows and memberships cascade).
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_id IN
-               (SELECT r.rule_id FROM security_group_rules r
-                  JOIN security_groups g ON g.group_id = r.group_id WHERE g.vpc_id = $1)",
-        )
-        .bind(vpc_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_id IN
-               (SELECT group_id FROM security_groups WHERE vpc_id = $1)",
-        )
-        .bind(vpc_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM resources WHERE resource_id = $1 AND resource_type = 'vpc'")
+        sqlx::query(sql::DELETE_VPC_RULE_RESOURCES)
+            .bind(vpc_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_VPC_GROUP_RESOURCES)
+            .bind(vpc_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_VPC_RESOURCE)
             .bind(vpc_id)
             .execute(&mut *tx)
             .await?;
@@ -166,26 +139,24 @@ impl VpcIndex for PostgresStore {
 
     async fn create_subnet(&self, subnet: &Subnet, tags: &[TagPair]) -> StoreResult<Subnet> {
         let mut tx = self.write_tx().await?;
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT account_id FROM vpcs WHERE vpc_id = $1")
-                .bind(&subnet.vpc_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let owner: Option<String> = sqlx::query_scalar(sql::CREATE_SUBNET_SELECT_VPCS)
+            .bind(&subnet.vpc_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if owner.as_deref() != Some(subnet.account_id.as_str()) {
             return Err(StoreError::NotFound(subnet.vpc_id.clone()));
         }
-        let taken: Option<String> =
-            sqlx::query_scalar("SELECT subnet_id FROM subnets WHERE vpc_id = $1 AND cidr = $2")
-                .bind(&subnet.vpc_id)
-                .bind(&subnet.cidr)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let taken: Option<String> = sqlx::query_scalar(sql::CREATE_SUBNET_SAME_CIDR)
+            .bind(&subnet.vpc_id)
+            .bind(&subnet.cidr)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(taken) = taken {
             return Err(StoreError::Conflict(taken));
         }
         insert_subnet(&mut tx, subnet).await?;
         tag_new_resource_tx(&mut tx, &subnet.account_id, &subnet.subnet_id, tags).await?;
-        let row = sqlx::query("SELECT * FROM subnets WHERE subnet_id = $1")
+        let row = sqlx::query(sql::CREATE_SUBNET_BY_ID)
             .bind(&subnet.subnet_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -222,7 +193,7 @@ impl VpcIndex for PostgresStore {
         if let Some(instance_id) = user {
             return Ok(SubnetDeletion::InUse { instance_id });
         }
-        sqlx::query("DELETE FROM resources WHERE resource_id = $1 AND resource_type = 'subnet'")
+        sqlx::query(sql::DELETE_SUBNET_DELETE_RESOURCES)
             .bind(subnet_id)
             .execute(&mut *tx)
             .await?;
@@ -231,12 +202,11 @@ impl VpcIndex for PostgresStore {
     }
 
     async fn set_subnet_map_public_ip(&self, subnet_id: &str, value: bool) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE subnets SET map_public_ip_on_launch = $1 WHERE subnet_id = $2")
-                .bind(i64::from(value))
-                .bind(subnet_id)
-                .execute_locked(&self.pool)
-                .await?;
+        let done = sqlx::query(sql::SET_SUBNET_MAP_PUBLIC_IP)
+            .bind(i64::from(value))
+            .bind(subnet_id)
+            .execute_locked(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -256,23 +226,20 @@ impl VpcIndex for PostgresStore {
             options.created_at,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO dhcp_options (dhcp_options_id, account_id, configurations, created_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&options.dhcp_options_id)
-        .bind(&options.account_id)
-        .bind(configurations)
-        .bind(options.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::CREATE_DHCP_OPTIONS)
+            .bind(&options.dhcp_options_id)
+            .bind(&options.account_id)
+            .bind(configurations)
+            .bind(options.created_at)
+            .execute(&mut *tx)
+            .await?;
         tag_new_resource_tx(&mut tx, &options.account_id, &options.dhcp_options_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn dhcp_options(&self, account_id: &str) -> StoreResult<Vec<DhcpOptions>> {
-        sqlx::query("SELECT * FROM dhcp_options WHERE account_id = $1 ORDER BY dhcp_options_id")
+        sqlx::query(sql::DHCP_OPTIONS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -292,19 +259,17 @@ impl VpcIndex for PostgresStore {
         }
         let user = first_of(
             &mut tx,
-            "SELECT vpc_id FROM vpcs WHERE dhcp_options_id = $1 ORDER BY vpc_id LIMIT 1",
+            sql::DELETE_DHCP_OPTIONS_SELECT_VPCS,
             dhcp_options_id,
         )
         .await?;
         if let Some(vpc_id) = user {
             return Ok(DhcpOptionsDeletion::InUse { vpc_id });
         }
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_id = $1 AND resource_type = 'dhcp-options'",
-        )
-        .bind(dhcp_options_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::DELETE_DHCP_OPTIONS_DELETE_RESOURCES)
+            .bind(dhcp_options_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(DhcpOptionsDeletion::Deleted)
     }
@@ -321,14 +286,12 @@ impl VpcIndex for PostgresStore {
         {
             return Err(StoreError::NotFound(options.to_owned()));
         }
-        let done = sqlx::query(
-            "UPDATE vpcs SET dhcp_options_id = $1 WHERE vpc_id = $2 AND account_id = $3",
-        )
-        .bind(dhcp_options_id)
-        .bind(vpc_id)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(sql::ASSOCIATE_DHCP_OPTIONS)
+            .bind(dhcp_options_id)
+            .bind(vpc_id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(vpc_id.to_owned()));
         }

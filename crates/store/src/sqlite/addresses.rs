@@ -1,29 +1,11 @@
 //! [`AddressIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::{SqliteStore, delete_resource_tx, is_unique_violation, tag_new_resource_tx};
 use crate::addresses::{AddressChange, AddressIndex, AddressOutcome, AddressRecord};
+use crate::shared::addresses::{self as sql, address_from_row};
 use crate::{StoreResult, UnixMillis};
-
-fn address_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<AddressRecord> {
-    Ok(AddressRecord {
-        allocation_id: row.try_get("allocation_id")?,
-        account_id: row.try_get("account_id")?,
-        public_ip: row.try_get("public_ip")?,
-        zone: row.try_get("zone")?,
-        domain: row.try_get("domain")?,
-        association_id: row.try_get("association_id")?,
-        instance_id: row.try_get("instance_id")?,
-        private_ip: row.try_get("private_ip")?,
-        auto_assigned: row.try_get::<i64, _>("auto_assigned")? != 0,
-        replaced_auto_ip: row.try_get("replaced_auto_ip")?,
-        ptr_record: row.try_get("ptr_record")?,
-        revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 /// `Ok(false)` for a unique-index violation (someone else's change got
 /// there first), the error otherwise.
@@ -41,13 +23,12 @@ impl AddressIndex for SqliteStore {
         // Dropping the transaction without commit rolls every step back.
         let mut tx = self.write_tx().await?;
         for address in &change.delete {
-            let deleted =
-                sqlx::query("DELETE FROM addresses WHERE allocation_id = ? AND revision = ?")
-                    .bind(&address.allocation_id)
-                    .bind(address.revision)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let deleted = sqlx::query(sql::APPLY_ADDRESS_CHANGE_DELETE_ADDRESSES)
+                .bind(&address.allocation_id)
+                .bind(address.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if deleted != 1 {
                 return Ok(AddressOutcome::Stale);
             }
@@ -58,18 +39,10 @@ impl AddressIndex for SqliteStore {
         let mut updates: Vec<&AddressRecord> = change.update.iter().collect();
         updates.sort_by_key(|a| a.instance_id.is_some());
         for address in updates {
-            let result = sqlx::query(
-                "UPDATE addresses SET association_id = ?, instance_id = ?, private_ip = ?,
-                   replaced_auto_ip = ?, ptr_record = ?, revision = revision + 1
-                 WHERE allocation_id = ? AND revision = ?",
+            let result = sql::bind_update_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_ADDRESSES),
+                address,
             )
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(&address.allocation_id)
-            .bind(address.revision)
             .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected());
@@ -79,7 +52,7 @@ impl AddressIndex for SqliteStore {
         }
         for address in &change.insert {
             let held: Option<String> =
-                sqlx::query_scalar("SELECT allocation_id FROM addresses WHERE public_ip = ?")
+                sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_ALLOCATION_OF_IP)
                     .bind(&address.public_ip)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -87,34 +60,17 @@ impl AddressIndex for SqliteStore {
                 return Ok(AddressOutcome::PublicIpTaken(address.public_ip.clone()));
             }
             if !address.auto_assigned {
-                sqlx::query(
-                    "INSERT INTO resources (resource_id, account_id, resource_type, created_at)
-                     VALUES (?, ?, 'elastic-ip', ?)",
-                )
-                .bind(&address.allocation_id)
-                .bind(&address.account_id)
-                .bind(address.created_at)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_RESOURCES)
+                    .bind(&address.allocation_id)
+                    .bind(&address.account_id)
+                    .bind(address.created_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let result = sqlx::query(
-                "INSERT INTO addresses (allocation_id, account_id, public_ip, zone, domain,
-                   association_id, instance_id, private_ip, auto_assigned, replaced_auto_ip,
-                   ptr_record, revision, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            let result = sql::bind_insert_address(
+                sqlx::query(sql::APPLY_ADDRESS_CHANGE_INSERT_ADDRESSES),
+                address,
             )
-            .bind(&address.allocation_id)
-            .bind(&address.account_id)
-            .bind(&address.public_ip)
-            .bind(&address.zone)
-            .bind(&address.domain)
-            .bind(&address.association_id)
-            .bind(&address.instance_id)
-            .bind(&address.private_ip)
-            .bind(i64::from(address.auto_assigned))
-            .bind(&address.replaced_auto_ip)
-            .bind(&address.ptr_record)
-            .bind(address.created_at)
             .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected());
@@ -132,30 +88,24 @@ impl AddressIndex for SqliteStore {
             }
         }
         for instance in &change.instances {
-            let updated = sqlx::query(
-                "UPDATE instances SET generation = ?, details = ?, updated_at = ?,
-                   revision = revision + 1
-                 WHERE instance_id = ? AND revision = ?",
-            )
-            .bind(instance.generation)
-            .bind(&instance.details)
-            .bind(instance.updated_at)
-            .bind(&instance.instance_id)
-            .bind(instance.revision)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let updated = sqlx::query(sql::APPLY_ADDRESS_CHANGE_UPDATE_INSTANCES)
+                .bind(instance.generation)
+                .bind(&instance.details)
+                .bind(instance.updated_at)
+                .bind(&instance.instance_id)
+                .bind(instance.revision)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if updated != 1 {
                 return Ok(AddressOutcome::Stale);
             }
         }
         if let Some((account, max)) = &change.elastic_ip_limit {
-            let held: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM addresses WHERE account_id = ? AND auto_assigned = 0",
-            )
-            .bind(account)
-            .fetch_one(&mut *tx)
-            .await?;
+            let held: i64 = sqlx::query_scalar(sql::APPLY_ADDRESS_CHANGE_COUNT_ELASTIC)
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await?;
             if held > *max {
                 return Ok(AddressOutcome::LimitExceeded);
             }
@@ -165,7 +115,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address(&self, allocation_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE allocation_id = ?")
+        sqlx::query(sql::ADDRESS)
             .bind(allocation_id)
             .fetch_optional(&self.pool)
             .await?
@@ -175,7 +125,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address_by_public_ip(&self, public_ip: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE public_ip = ?")
+        sqlx::query(sql::ADDRESS_BY_PUBLIC_IP)
             .bind(public_ip)
             .fetch_optional(&self.pool)
             .await?
@@ -188,8 +138,8 @@ impl AddressIndex for SqliteStore {
         let rows = self
             .rows_of(
                 account_id,
-                "SELECT * FROM addresses WHERE account_id = ?",
-                "SELECT * FROM addresses",
+                sql::ADDRESSES_OF_ACCOUNT,
+                sql::ADDRESSES_OF_ALL_ACCOUNTS,
             )
             .await?;
         let mut addresses: Vec<AddressRecord> = rows
@@ -207,7 +157,7 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn address_of_instance(&self, instance_id: &str) -> StoreResult<Option<AddressRecord>> {
-        sqlx::query("SELECT * FROM addresses WHERE instance_id = ?")
+        sqlx::query(sql::ADDRESS_OF_INSTANCE)
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?
@@ -217,12 +167,10 @@ impl AddressIndex for SqliteStore {
     }
 
     async fn public_ips_in_use(&self, zone: &str) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT public_ip FROM addresses WHERE zone = ?")
-                .bind(zone)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::PUBLIC_IPS_IN_USE)
+            .bind(zone)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn orphan_addresses(

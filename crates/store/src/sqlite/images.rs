@@ -1,12 +1,12 @@
 //! [`ImageIndex`] for the SQLite backend (tables from `0003_images.sql`, rebuilt by `0029_bundled_images.sql`).
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::snapshots::SNAPSHOT_EXISTS;
 use super::{SqliteStore, insert_resource_tx, require_tx, tag_new_resource_tx};
 use crate::images::{Image, ImageIndex, LaunchPermissionChange, StateReason, UnbundledImage};
+use crate::shared::images::{self as sql, image_from_row};
 use crate::{StoreError, StoreResult, TagPair};
 
 /// A query for every image column plus its launch permissions as one JSON
@@ -27,65 +27,17 @@ macro_rules! select_images {
 
 const IMAGE_EXISTS: &str = "SELECT 1 FROM images WHERE image_id = ?";
 
-fn image_from_row(row: &SqliteRow) -> StoreResult<Image> {
-    let size: i64 = row.try_get("size")?;
-    let permissions: Option<String> = row.try_get("launch_permissions")?;
-    let block_device_mappings: String = row.try_get("block_device_mappings")?;
-    let launch_permissions = match permissions {
-        None => Vec::new(),
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|e| StoreError::Corrupt(format!("launch permissions: {e}")))?,
-    };
-    Ok(Image {
-        image_id: row.try_get("image_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        image_type: row.try_get("image_type")?,
-        architecture: row.try_get("architecture")?,
-        virtualization_type: row.try_get("virtualization_type")?,
-        root_device_name: row.try_get("root_device_name")?,
-        root_device_type: row.try_get("root_device_type")?,
-        kernel_id: row.try_get("kernel_id")?,
-        ramdisk_id: row.try_get("ramdisk_id")?,
-        location: row.try_get("location")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("object_key")?,
-        size: u64::try_from(size)
-            .map_err(|_| StoreError::Corrupt(format!("negative image size {size}")))?,
-        etag: row.try_get("etag")?,
-        disk_format: row.try_get("disk_format")?,
-        state: row.try_get("state")?,
-        is_public: row.try_get::<i64, _>("is_public")? != 0,
-        created_at: row.try_get("created_at")?,
-        launch_permissions,
-        block_device_mappings: serde_json::from_str(&block_device_mappings)
-            .map_err(|e| StoreError::Corrupt(format!("block device mappings: {e}")))?,
-        state_reason: match (
-            row.try_get::<Option<String>, _>("state_reason_code")?,
-            row.try_get::<Option<String>, _>("state_reason_message")?,
-        ) {
-            (Some(code), Some(message)) => Some(StateReason { code, message }),
-            _ => None,
-        },
-        bundle_manifest: row.try_get("bundle_manifest")?,
-    })
-}
-
 async fn add_permissions_tx(
     tx: &mut Transaction<'static, Sqlite>,
     image_id: &str,
     accounts: &[String],
 ) -> StoreResult<()> {
     for account in accounts {
-        sqlx::query(
-            "INSERT INTO image_launch_permissions (image_id, account_id) VALUES (?, ?)
-             ON CONFLICT (image_id, account_id) DO NOTHING",
-        )
-        .bind(image_id)
-        .bind(account)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(sql::ADD_PERMISSIONS_TX)
+            .bind(image_id)
+            .bind(account)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -96,12 +48,11 @@ impl ImageIndex for SqliteStore {
         let size = i64::try_from(image.size)
             .map_err(|_| StoreError::Corrupt(format!("image size {} out of range", image.size)))?;
         let mut tx = self.write_tx().await?;
-        let name_taken: Option<String> =
-            sqlx::query_scalar("SELECT image_id FROM images WHERE account_id = ? AND name = ?")
-                .bind(&image.account_id)
-                .bind(&image.name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let name_taken: Option<String> = sqlx::query_scalar(sql::CREATE_IMAGE_SELECT_IMAGES)
+            .bind(&image.account_id)
+            .bind(&image.name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if name_taken.is_some() {
             return Err(StoreError::Conflict(image.name.clone()));
         }
@@ -124,37 +75,12 @@ impl ImageIndex for SqliteStore {
             image.created_at,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO images (image_id, account_id, name, description, image_type, architecture,
-                virtualization_type, root_device_name, root_device_type, kernel_id, ramdisk_id,
-                location, bucket, object_key, size, etag, disk_format, state, is_public, created_at,
-                block_device_mappings, state_reason_code, state_reason_message, bundle_manifest)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        sql::bind_insert_image(
+            sqlx::query(sql::CREATE_IMAGE_INSERT_IMAGES),
+            image,
+            size,
+            &mappings,
         )
-        .bind(&image.image_id)
-        .bind(&image.account_id)
-        .bind(&image.name)
-        .bind(&image.description)
-        .bind(&image.image_type)
-        .bind(&image.architecture)
-        .bind(&image.virtualization_type)
-        .bind(&image.root_device_name)
-        .bind(&image.root_device_type)
-        .bind(&image.kernel_id)
-        .bind(&image.ramdisk_id)
-        .bind(&image.location)
-        .bind(&image.bucket)
-        .bind(&image.key)
-        .bind(size)
-        .bind(&image.etag)
-        .bind(&image.disk_format)
-        .bind(&image.state)
-        .bind(i64::from(image.is_public))
-        .bind(image.created_at)
-        .bind(&mappings)
-        .bind(image.state_reason.as_ref().map(|r| r.code.as_str()))
-        .bind(image.state_reason.as_ref().map(|r| r.message.as_str()))
-        .bind(&image.bundle_manifest)
         .execute(&mut *tx)
         .await?;
         add_permissions_tx(&mut tx, &image.image_id, &image.launch_permissions).await?;
@@ -190,14 +116,14 @@ impl ImageIndex for SqliteStore {
 
     async fn delete_image(&self, account_id: &str, image_id: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query("DELETE FROM images WHERE account_id = ? AND image_id = ?")
+        let deleted = sqlx::query(sql::DELETE_IMAGE_DELETE_IMAGES)
             .bind(account_id)
             .bind(image_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if deleted > 0 {
-            sqlx::query("DELETE FROM resources WHERE account_id = ? AND resource_id = ?")
+            sqlx::query(sql::DELETE_IMAGE_DELETE_RESOURCES)
                 .bind(account_id)
                 .bind(image_id)
                 .execute(&mut *tx)
@@ -208,7 +134,7 @@ impl ImageIndex for SqliteStore {
     }
 
     async fn set_image_state(&self, image_id: &str, from: &str, to: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE images SET state = ? WHERE image_id = ? AND state = ?")
+        let done = sqlx::query(sql::SET_IMAGE_STATE)
             .bind(to)
             .bind(image_id)
             .bind(from)
@@ -234,31 +160,25 @@ impl ImageIndex for SqliteStore {
     ) -> StoreResult<bool> {
         let size = i64::try_from(unbundled.size)
             .map_err(|_| StoreError::Corrupt(format!("image size {}", unbundled.size)))?;
-        let done = sqlx::query(
-            "UPDATE images SET state = 'available', bucket = ?, object_key = ?, size = ?, etag = ?,
-                disk_format = ? WHERE image_id = ? AND state = 'pending'",
-        )
-        .bind(&unbundled.bucket)
-        .bind(&unbundled.key)
-        .bind(size)
-        .bind(&unbundled.etag)
-        .bind(&unbundled.disk_format)
-        .bind(image_id)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::COMPLETE_PENDING_IMAGE)
+            .bind(&unbundled.bucket)
+            .bind(&unbundled.key)
+            .bind(size)
+            .bind(&unbundled.etag)
+            .bind(&unbundled.disk_format)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn fail_pending_image(&self, image_id: &str, reason: &StateReason) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE images SET state = 'failed', state_reason_code = ?, state_reason_message = ?
-             WHERE image_id = ? AND state = 'pending'",
-        )
-        .bind(&reason.code)
-        .bind(&reason.message)
-        .bind(image_id)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::FAIL_PENDING_IMAGE)
+            .bind(&reason.code)
+            .bind(&reason.message)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -267,7 +187,7 @@ impl ImageIndex for SqliteStore {
         image_id: &str,
         description: Option<&str>,
     ) -> StoreResult<()> {
-        let updated = sqlx::query("UPDATE images SET description = ? WHERE image_id = ?")
+        let updated = sqlx::query(sql::SET_IMAGE_DESCRIPTION)
             .bind(description)
             .bind(image_id)
             .execute(&self.pool)
@@ -288,16 +208,14 @@ impl ImageIndex for SqliteStore {
         require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
         add_permissions_tx(&mut tx, image_id, &change.add).await?;
         for account in &change.remove {
-            sqlx::query(
-                "DELETE FROM image_launch_permissions WHERE image_id = ? AND account_id = ?",
-            )
-            .bind(image_id)
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::CHANGE_LAUNCH_PERMISSIONS_DELETE_IMAGE_LAUNCH_PERMISSIONS)
+                .bind(image_id)
+                .bind(account)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(public) = change.public {
-            sqlx::query("UPDATE images SET is_public = ? WHERE image_id = ?")
+            sqlx::query(sql::CHANGE_LAUNCH_PERMISSIONS_UPDATE_IMAGES)
                 .bind(i64::from(public))
                 .bind(image_id)
                 .execute(&mut *tx)
@@ -310,11 +228,11 @@ impl ImageIndex for SqliteStore {
     async fn reset_launch_permissions(&self, image_id: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         require_tx(&mut tx, IMAGE_EXISTS, image_id).await?;
-        sqlx::query("DELETE FROM image_launch_permissions WHERE image_id = ?")
+        sqlx::query(sql::RESET_LAUNCH_PERMISSIONS_DELETE_IMAGE_LAUNCH_PERMISSIONS)
             .bind(image_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE images SET is_public = 0 WHERE image_id = ?")
+        sqlx::query(sql::RESET_LAUNCH_PERMISSIONS_UPDATE_IMAGES)
             .bind(image_id)
             .execute(&mut *tx)
             .await?;

@@ -1,7 +1,6 @@
 //! [`InstanceIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::select::Where;
 use super::{
@@ -11,6 +10,7 @@ use crate::instances::{
     InstanceCondition, InstanceField, InstanceIndex, InstanceQuery, InstanceRecord, Launch,
     Reservation,
 };
+use crate::shared::instances::{self as sql, instance_from_row, reservation_from_row};
 use crate::{StoreError, StoreResult};
 
 /// The column of `instances` that holds `field` (the details' fields are
@@ -58,38 +58,6 @@ const RECORD_JSON: &str =
     'desired', desired, 'generation', generation, 'revision', revision, 'details', details,
     'created_at', created_at, 'updated_at', updated_at, 'terminated_at', terminated_at)";
 
-fn instance_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<InstanceRecord> {
-    Ok(InstanceRecord {
-        instance_id: row.try_get("instance_id")?,
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        launch_index: row.try_get("launch_index")?,
-        node_id: row.try_get("node_id")?,
-        zone: row.try_get("zone")?,
-        network_id: row.try_get("network_id")?,
-        private_ip: row.try_get("private_ip")?,
-        mac: row.try_get("mac")?,
-        state: row.try_get("state")?,
-        desired: row.try_get("desired")?,
-        generation: row.try_get("generation")?,
-        revision: row.try_get("revision")?,
-        details: row.try_get("details")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        terminated_at: row.try_get("terminated_at")?,
-    })
-}
-
-fn reservation_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Reservation> {
-    Ok(Reservation {
-        reservation_id: row.try_get("reservation_id")?,
-        account_id: row.try_get("account_id")?,
-        client_token: row.try_get("client_token")?,
-        request_hash: row.try_get("request_hash")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 #[async_trait]
 impl InstanceIndex for SqliteStore {
     async fn create_launch(&self, launch: &Launch<'_>) -> StoreResult<()> {
@@ -104,18 +72,15 @@ impl InstanceIndex for SqliteStore {
             interface_tags,
         } = *launch;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO reservations (reservation_id, account_id, client_token, request_hash, created_at)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&reservation.reservation_id)
-        .bind(&reservation.account_id)
-        .bind(&reservation.client_token)
-        .bind(&reservation.request_hash)
-        .bind(reservation.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict("client token"))?;
+        sqlx::query(sql::CREATE_LAUNCH_INSERT_RESERVATIONS)
+            .bind(&reservation.reservation_id)
+            .bind(&reservation.account_id)
+            .bind(&reservation.client_token)
+            .bind(&reservation.request_hash)
+            .bind(reservation.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("client token"))?;
         for instance in instances {
             insert_resource_tx(
                 &mut tx,
@@ -125,32 +90,10 @@ impl InstanceIndex for SqliteStore {
                 instance.created_at,
             )
             .await?;
-            sqlx::query(
-                "INSERT INTO instances (instance_id, reservation_id, account_id, launch_index, node_id,
-                   zone, network_id, private_ip, mac, state, desired, generation, revision, details,
-                   created_at, updated_at, terminated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&instance.instance_id)
-            .bind(&instance.reservation_id)
-            .bind(&instance.account_id)
-            .bind(instance.launch_index)
-            .bind(&instance.node_id)
-            .bind(&instance.zone)
-            .bind(&instance.network_id)
-            .bind(&instance.private_ip)
-            .bind(&instance.mac)
-            .bind(&instance.state)
-            .bind(&instance.desired)
-            .bind(instance.generation)
-            .bind(instance.revision)
-            .bind(&instance.details)
-            .bind(instance.created_at)
-            .bind(instance.updated_at)
-            .bind(instance.terminated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict("private address or MAC"))?;
+            sql::bind_insert_instance(sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCES), instance)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("private address or MAC"))?;
         }
         for volume in volumes {
             super::volumes::insert_volume_tx(&mut tx, volume).await?;
@@ -166,13 +109,11 @@ impl InstanceIndex for SqliteStore {
                 reservation.created_at,
             )
             .await?;
-            sqlx::query(
-                "INSERT INTO instance_interfaces (interface_id, instance_id) VALUES (?, ?)",
-            )
-            .bind(interface_id)
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::CREATE_LAUNCH_INSERT_INSTANCE_INTERFACES)
+                .bind(interface_id)
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await?;
             tag_new_resource_tx(
                 &mut tx,
                 &reservation.account_id,
@@ -201,7 +142,7 @@ impl InstanceIndex for SqliteStore {
         account_id: &str,
         client_token: &str,
     ) -> StoreResult<Option<Reservation>> {
-        sqlx::query("SELECT * FROM reservations WHERE account_id = ? AND client_token = ?")
+        sqlx::query(sql::RESERVATION_BY_CLIENT_TOKEN)
             .bind(account_id)
             .bind(client_token)
             .fetch_optional(&self.pool)
@@ -212,7 +153,7 @@ impl InstanceIndex for SqliteStore {
     }
 
     async fn instance(&self, instance_id: &str) -> StoreResult<Option<InstanceRecord>> {
-        sqlx::query("SELECT * FROM instances WHERE instance_id = ?")
+        sqlx::query(sql::INSTANCE)
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?
@@ -224,9 +165,8 @@ impl InstanceIndex for SqliteStore {
     async fn instances(&self, account_id: Option<&str>) -> StoreResult<Vec<InstanceRecord>> {
         self.rows_of(
             account_id,
-            "SELECT * FROM instances WHERE account_id = ?
-             ORDER BY created_at, reservation_id, launch_index",
-            "SELECT * FROM instances ORDER BY created_at, reservation_id, launch_index",
+            sql::INSTANCES_OF_ACCOUNT,
+            sql::INSTANCES_OF_ALL_ACCOUNTS,
         )
         .await?
         .iter()
@@ -307,46 +247,24 @@ impl InstanceIndex for SqliteStore {
     }
 
     async fn update_instance(&self, record: &InstanceRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE instances SET node_id = ?, zone = ?, network_id = ?, private_ip = ?, mac = ?,
-               state = ?, desired = ?, generation = ?, revision = revision + 1, details = ?,
-               updated_at = ?, terminated_at = ?
-             WHERE instance_id = ? AND revision = ?",
-        )
-        .bind(&record.node_id)
-        .bind(&record.zone)
-        .bind(&record.network_id)
-        .bind(&record.private_ip)
-        .bind(&record.mac)
-        .bind(&record.state)
-        .bind(&record.desired)
-        .bind(record.generation)
-        .bind(&record.details)
-        .bind(record.updated_at)
-        .bind(record.terminated_at)
-        .bind(&record.instance_id)
-        .bind(record.revision)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("private address or MAC"))?;
+        let done = sql::bind_update_instance(sqlx::query(sql::UPDATE_INSTANCE), record)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("private address or MAC"))?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_instance(&self, instance_id: &str) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let reservation: Option<String> =
-            sqlx::query_scalar("SELECT reservation_id FROM instances WHERE instance_id = ?")
-                .bind(instance_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        sqlx::query(
-            "DELETE FROM resources WHERE resource_type = 'network-interface' AND resource_id IN
-               (SELECT interface_id FROM instance_interfaces WHERE instance_id = ?)",
-        )
-        .bind(instance_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM instances WHERE instance_id = ?")
+        let reservation: Option<String> = sqlx::query_scalar(sql::DELETE_INSTANCE_SELECT_INSTANCES)
+            .bind(instance_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_INSTANCE_DELETE_RESOURCES)
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::DELETE_INSTANCE_DELETE_INSTANCES)
             .bind(instance_id)
             .execute(&mut *tx)
             .await?;
@@ -366,11 +284,9 @@ impl InstanceIndex for SqliteStore {
     }
 
     async fn private_ips_in_use(&self, network_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT private_ip FROM instances WHERE network_id = ? AND terminated_at IS NULL",
-        )
-        .bind(network_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::PRIVATE_IPS_IN_USE)
+            .bind(network_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -10,99 +10,20 @@ use crate::metal::{
     MetalDistro, MetalGroup, MetalIndex, MetalProfile, MetalReservation, MetalSelection,
     MetalSystemRecord,
 };
+use crate::shared::metal::{self as sql, profile_from_row, system_from_row};
 use crate::{StoreError, StoreResult, UnixMillis};
-
-/// The administrator's columns of `metal_systems`, in [`bind_admin`]'s order.
-macro_rules! admin_columns {
-    () => {
-        "mac, ip, hostname, group_name, power, disk, variables, wipe"
-    };
-}
-
-/// The ownership and state columns, in [`bind_state`]'s order.
-macro_rules! state_columns {
-    () => {
-        "owner, profile, netboot, state_name, state, token, state_since, deadline, last_event"
-    };
-}
-
-/// Every column: the name and times, then the administrator's, then the
-/// state's.
-macro_rules! system_columns {
-    () => {
-        concat!(
-            "name, created_at, updated_at, ",
-            admin_columns!(),
-            ", ",
-            state_columns!()
-        )
-    };
-}
 
 type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments>;
 
-/// Binds a system's values of `admin_columns!`.
-fn bind_admin<'q>(query: SqliteQuery<'q>, s: &MetalSystemRecord) -> SqliteQuery<'q> {
-    query
-        .bind(&s.mac)
-        .bind(&s.ip)
-        .bind(&s.hostname)
-        .bind(&s.group_name)
-        .bind(&s.power)
-        .bind(&s.disk)
-        .bind(&s.variables)
-        .bind(&s.wipe)
-}
-
-/// Binds a system's values of `state_columns!`.
-fn bind_state<'q>(query: SqliteQuery<'q>, s: &MetalSystemRecord) -> SqliteQuery<'q> {
-    query
-        .bind(&s.owner)
-        .bind(&s.profile)
-        .bind(i64::from(s.netboot))
-        .bind(&s.state_name)
-        .bind(&s.state)
-        .bind(&s.token)
-        .bind(s.state_since)
-        .bind(s.deadline)
-        .bind(&s.last_event)
-}
-
-fn system_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalSystemRecord> {
-    Ok(MetalSystemRecord {
-        name: row.try_get("name")?,
-        mac: row.try_get("mac")?,
-        ip: row.try_get("ip")?,
-        hostname: row.try_get("hostname")?,
-        group_name: row.try_get("group_name")?,
-        power: row.try_get("power")?,
-        disk: row.try_get("disk")?,
-        owner: row.try_get("owner")?,
-        profile: row.try_get("profile")?,
-        netboot: row.try_get::<i64, _>("netboot")? != 0,
-        state_name: row.try_get("state_name")?,
-        state: row.try_get("state")?,
-        token: row.try_get("token")?,
-        state_since: row.try_get("state_since")?,
-        deadline: row.try_get("deadline")?,
-        last_event: row.try_get("last_event")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        variables: row.try_get("variables")?,
-        wipe: row.try_get("wipe")?,
-    })
-}
-
 impl SqliteStore {
-    /// Runs `update`, which sets `updated_at` and then the columns `bind`
-    /// binds, on the system named like `s`. `false` if there is none.
+    /// Runs `update`, an UPDATE bound up to the name of the system (`s`)
+    /// it changes. `false` if there is none.
     async fn update_metal_system(
         &self,
-        update: &'static str,
-        bind: for<'q> fn(SqliteQuery<'q>, &MetalSystemRecord) -> SqliteQuery<'q>,
+        update: SqliteQuery<'_>,
         s: &MetalSystemRecord,
     ) -> StoreResult<bool> {
-        let done = bind(sqlx::query(update).bind(s.updated_at), s)
+        let done = update
             .bind(&s.name)
             .execute(&self.pool)
             .await
@@ -135,26 +56,18 @@ fn system_conflict(system: &MetalSystemRecord) -> impl FnOnce(sqlx::Error) -> St
 #[async_trait]
 impl MetalIndex for SqliteStore {
     async fn put_metal_group(&self, group: &MetalGroup) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_groups (name, description, created_at, wipe) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description,
-               wipe = COALESCE(excluded.wipe, metal_groups.wipe)",
-        )
-        .bind(&group.name)
-        .bind(&group.description)
-        .bind(group.created_at)
-        .bind(&group.wipe)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::PUT_METAL_GROUP)
+            .bind(&group.name)
+            .bind(&group.description)
+            .bind(group.created_at)
+            .bind(&group.wipe)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn metal_groups(&self) -> StoreResult<Vec<MetalGroup>> {
-        let rows = sqlx::query(
-            "SELECT name, description, created_at, wipe FROM metal_groups ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::METAL_GROUPS).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(MetalGroup {
@@ -169,17 +82,16 @@ impl MetalIndex for SqliteStore {
 
     async fn delete_metal_group(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let used: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM metal_systems WHERE group_name = ?")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
+        let used: i64 = sqlx::query_scalar(sql::DELETE_METAL_GROUP_SELECT_METAL_SYSTEMS)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
         if used > 0 {
             return Err(StoreError::Conflict(format!(
                 "group {name} has {used} system(s)"
             )));
         }
-        let done = sqlx::query("DELETE FROM metal_groups WHERE name = ?")
+        let done = sqlx::query(sql::DELETE_METAL_GROUP_DELETE_METAL_GROUPS)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -188,28 +100,21 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn put_metal_distro(&self, d: &MetalDistro) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_distros (name, kernel, initrd, kernel_args, created_at)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET kernel = excluded.kernel,
-               initrd = excluded.initrd, kernel_args = excluded.kernel_args",
-        )
-        .bind(&d.name)
-        .bind(&d.kernel)
-        .bind(&d.initrd)
-        .bind(&d.kernel_args)
-        .bind(d.created_at)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::PUT_METAL_DISTRO)
+            .bind(&d.name)
+            .bind(&d.kernel)
+            .bind(&d.initrd)
+            .bind(&d.kernel_args)
+            .bind(d.created_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn metal_distros(&self) -> StoreResult<Vec<MetalDistro>> {
-        let rows = sqlx::query(
-            "SELECT name, kernel, initrd, kernel_args, created_at FROM metal_distros ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::METAL_DISTROS)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(MetalDistro {
@@ -224,7 +129,7 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn delete_metal_distro(&self, name: &str) -> StoreResult<bool> {
-        match sqlx::query("DELETE FROM metal_distros WHERE name = ?")
+        match sqlx::query(sql::DELETE_METAL_DISTRO)
             .bind(name)
             .execute(&self.pool)
             .await
@@ -238,36 +143,32 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn put_metal_profile(&self, p: &MetalProfile) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO metal_profiles (name, distro, spec, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET distro = excluded.distro, spec = excluded.spec",
-        )
-        .bind(&p.name)
-        .bind(&p.distro)
-        .bind(&p.spec)
-        .bind(p.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) {
-                StoreError::NotFound(format!("distro {}", p.distro.as_deref().unwrap_or("")))
-            } else {
-                e.into()
-            }
-        })?;
+        sqlx::query(sql::PUT_METAL_PROFILE)
+            .bind(&p.name)
+            .bind(&p.distro)
+            .bind(&p.spec)
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::NotFound(format!("distro {}", p.distro.as_deref().unwrap_or("")))
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(())
     }
 
     async fn metal_profiles(&self) -> StoreResult<Vec<MetalProfile>> {
-        let rows =
-            sqlx::query("SELECT name, distro, spec, created_at FROM metal_profiles ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sql::METAL_PROFILES)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(profile_from_row).collect()
     }
 
     async fn metal_profile(&self, name: &str) -> StoreResult<Option<MetalProfile>> {
-        sqlx::query("SELECT name, distro, spec, created_at FROM metal_profiles WHERE name = ?")
+        sqlx::query(sql::METAL_PROFILE)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -277,7 +178,7 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn delete_metal_profile(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM metal_profiles WHERE name = ?")
+        let done = sqlx::query(sql::DELETE_METAL_PROFILE)
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -285,15 +186,11 @@ impl MetalIndex for SqliteStore {
     }
 
     async fn create_metal_system(&self, s: &MetalSystemRecord) -> StoreResult<()> {
-        let insert = sqlx::query(concat!(
-            "INSERT INTO metal_systems (",
-            system_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&s.name)
-        .bind(s.created_at)
-        .bind(s.updated_at);
-        bind_state(bind_admin(insert, s), s)
+        let insert = sqlx::query(sql::INSERT_SYSTEM)
+            .bind(&s.name)
+            .bind(s.created_at)
+            .bind(s.updated_at);
+        sql::bind_state(sql::bind_admin(insert, s), s)
             .execute(&self.pool)
             .await
             .map_err(system_conflict(s))?;
@@ -302,12 +199,7 @@ impl MetalIndex for SqliteStore {
 
     async fn update_metal_system_admin(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         self.update_metal_system(
-            concat!(
-                "UPDATE metal_systems SET updated_at = ?, (",
-                admin_columns!(),
-                ") = (?, ?, ?, ?, ?, ?, ?, ?) WHERE name = ?"
-            ),
-            bind_admin,
+            sql::bind_admin(sqlx::query(sql::UPDATE_ADMIN).bind(s.updated_at), s),
             s,
         )
         .await
@@ -315,46 +207,31 @@ impl MetalIndex for SqliteStore {
 
     async fn save_metal_state(&self, s: &MetalSystemRecord) -> StoreResult<bool> {
         self.update_metal_system(
-            concat!(
-                "UPDATE metal_systems SET updated_at = ?, (",
-                state_columns!(),
-                ") = (?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE name = ?"
-            ),
-            bind_state,
+            sql::bind_state(sqlx::query(sql::UPDATE_STATE).bind(s.updated_at), s),
             s,
         )
         .await
     }
 
     async fn metal_system(&self, name: &str) -> StoreResult<Option<MetalSystemRecord>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            system_columns!(),
-            " FROM metal_systems WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(system_from_row)
-        .transpose()
+        sqlx::query(sql::SYSTEM_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(system_from_row)
+            .transpose()
     }
 
     async fn metal_systems(&self) -> StoreResult<Vec<MetalSystemRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            system_columns!(),
-            " FROM metal_systems ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::SYSTEMS).fetch_all(&self.pool).await?;
         rows.iter().map(system_from_row).collect()
     }
 
     async fn delete_metal_system(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let owner: Option<Option<String>> =
-            sqlx::query_scalar("SELECT owner FROM metal_systems WHERE name = ?")
+            sqlx::query_scalar(sql::DELETE_METAL_SYSTEM_SELECT_METAL_SYSTEMS)
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -367,7 +244,7 @@ impl MetalIndex for SqliteStore {
             }
             Some(None) => {}
         }
-        sqlx::query("DELETE FROM metal_systems WHERE name = ?")
+        sqlx::query(sql::DELETE_METAL_SYSTEM_DELETE_METAL_SYSTEMS)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -388,20 +265,18 @@ impl MetalIndex for SqliteStore {
         let names: Vec<String> = match selection {
             MetalSelection::Group { group, count } => {
                 let exists: Option<String> =
-                    sqlx::query_scalar("SELECT name FROM metal_groups WHERE name = ?")
+                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_SELECT_METAL_GROUPS)
                         .bind(group)
                         .fetch_optional(&mut *tx)
                         .await?;
                 if exists.is_none() {
                     return Ok(MetalReservation::Unknown(format!("group {group}")));
                 }
-                let free: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM metal_systems
-                     WHERE group_name = ? AND state_name = 'free' AND owner IS NULL ORDER BY name",
-                )
-                .bind(group)
-                .fetch_all(&mut *tx)
-                .await?;
+                let free: Vec<String> =
+                    sqlx::query_scalar(sql::RESERVE_METAL_SYSTEMS_FREE_IN_GROUP)
+                        .bind(group)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 if *count == 0 || free.len() < *count {
                     return Ok(MetalReservation::NotEnoughFree { free: free.len() });
                 }
@@ -409,12 +284,11 @@ impl MetalIndex for SqliteStore {
             }
             MetalSelection::Names(names) => {
                 for n in names {
-                    let row: Option<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT state_name, owner FROM metal_systems WHERE name = ?",
-                    )
-                    .bind(n)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let row: Option<(String, Option<String>)> =
+                        sqlx::query_as(sql::RESERVE_METAL_SYSTEMS_STATE_OF_SYSTEM)
+                            .bind(n)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     match row {
                         None => return Ok(MetalReservation::Unknown(format!("system {n}"))),
                         Some((state, owner)) if state != "free" || owner.is_some() => {
@@ -431,38 +305,22 @@ impl MetalIndex for SqliteStore {
         };
         let mut out = Vec::new();
         for n in &names {
-            sqlx::query(
-                "UPDATE metal_systems SET owner = ?, state_name = ?, state = ?, state_since = ?,
-                   deadline = NULL, updated_at = ? WHERE name = ?",
-            )
-            .bind(owner)
-            .bind(reserved_state_name)
-            .bind(reserved_state)
-            .bind(now)
-            .bind(now)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                system_columns!(),
-                " FROM metal_systems WHERE name = ?"
-            ))
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await?;
+            sqlx::query(sql::RESERVE_METAL_SYSTEMS_UPDATE_METAL_SYSTEMS)
+                .bind(owner)
+                .bind(reserved_state_name)
+                .bind(reserved_state)
+                .bind(now)
+                .bind(now)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(sql::SYSTEM_BY_NAME)
+                .bind(n)
+                .fetch_one(&mut *tx)
+                .await?;
             out.push(system_from_row(&row)?);
         }
         tx.commit().await?;
         Ok(MetalReservation::Reserved(out))
     }
-}
-
-fn profile_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<MetalProfile> {
-    Ok(MetalProfile {
-        name: r.try_get("name")?,
-        distro: r.try_get("distro")?,
-        spec: r.try_get("spec")?,
-        created_at: r.try_get("created_at")?,
-    })
 }

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use self::select::Where;
+use crate::shared::accounts::{self as sql, account_from_row, key_pair_from_row};
 use crate::{
     AccessKey, Account, KeyPair, KeyPairCondition, KeyPairField, KeyPairQuery, Node, Resource,
     Store, StoreError, StoreResult, Tag, TagCondition, TagPair, TagQuery, TagSelector, UnixMillis,
@@ -120,16 +121,14 @@ async fn insert_resource_tx(
     resource_type: &str,
     created_at: UnixMillis,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(resource_id)
-    .bind(account_id)
-    .bind(resource_type)
-    .bind(created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(resource_id))?;
+    sqlx::query(sql::INSERT_RESOURCE_TX)
+        .bind(resource_id)
+        .bind(account_id)
+        .bind(resource_type)
+        .bind(created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(resource_id))?;
     Ok(())
 }
 
@@ -140,7 +139,7 @@ async fn delete_resource_tx(
     resource_id: &str,
     resource_type: &str,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM resources WHERE resource_id = ? AND resource_type = ?")
+    sqlx::query(sql::DELETE_RESOURCE_TX)
         .bind(resource_id)
         .bind(resource_type)
         .execute(&mut **tx)
@@ -153,33 +152,9 @@ pub(super) async fn upsert_node_in(
     conn: &mut sqlx::SqliteConnection,
     node: &Node,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO nodes (node_id, zone, address, cores_max, cores_free, memory_mib_max, memory_mib_free,
-                            disk_gib_max, disk_gib_free, updated_at, underlay_ip, version, accel, role)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (node_id) DO UPDATE SET zone = excluded.zone, address = excluded.address,
-            cores_max = excluded.cores_max, cores_free = excluded.cores_free,
-            memory_mib_max = excluded.memory_mib_max, memory_mib_free = excluded.memory_mib_free,
-            disk_gib_max = excluded.disk_gib_max, disk_gib_free = excluded.disk_gib_free,
-            updated_at = excluded.updated_at, underlay_ip = excluded.underlay_ip,
-            version = excluded.version, accel = excluded.accel, role = excluded.role",
-    )
-    .bind(&node.node_id)
-    .bind(&node.zone)
-    .bind(&node.address)
-    .bind(node.cores_max)
-    .bind(node.cores_free)
-    .bind(node.memory_mib_max)
-    .bind(node.memory_mib_free)
-    .bind(node.disk_gib_max)
-    .bind(node.disk_gib_free)
-    .bind(node.updated_at)
-    .bind(&node.underlay_ip)
-    .bind(&node.version)
-    .bind(&node.accel)
-    .bind(&node.role)
-    .execute(&mut *conn)
-    .await?;
+    sql::bind_upsert_node(sqlx::query(sql::UPSERT_NODE_IN), node)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -218,28 +193,6 @@ fn tags_from_json(json: &str) -> StoreResult<Vec<Tag>> {
     Ok(tags)
 }
 
-fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
-    Ok(Account {
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
-        iam_generation: row.try_get("iam_generation")?,
-    })
-}
-
-fn key_pair_from_row(row: &SqliteRow) -> StoreResult<KeyPair> {
-    Ok(KeyPair {
-        key_pair_id: row.try_get("key_pair_id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        key_type: row.try_get("key_type")?,
-        fingerprint: row.try_get("fingerprint")?,
-        public_key: row.try_get("public_key")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 /// Tags a resource created in `tx` with `tags`, if there are any.
 async fn tag_new_resource_tx(
     tx: &mut Transaction<'static, Sqlite>,
@@ -262,26 +215,22 @@ async fn put_tags_tx(
     tags: &[TagPair],
 ) -> StoreResult<()> {
     for resource_id in resource_ids {
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT account_id FROM resources WHERE resource_id = ?")
-                .bind(resource_id)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let owner: Option<String> = sqlx::query_scalar(sql::PUT_TAGS_TX_SELECT_RESOURCES)
+            .bind(resource_id)
+            .fetch_optional(&mut **tx)
+            .await?;
         if owner.as_deref() != Some(account_id) {
             return Err(StoreError::NotFound(resource_id.clone()));
         }
         for tag in tags {
-            sqlx::query(
-                "INSERT INTO tags (resource_id, tag_key, tag_value) VALUES (?, ?, ?)
-                 ON CONFLICT (resource_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-            )
-            .bind(resource_id)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(sql::PUT_TAGS_TX_INSERT_TAGS)
+                .bind(resource_id)
+                .bind(&tag.key)
+                .bind(&tag.value)
+                .execute(&mut **tx)
+                .await?;
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tags WHERE resource_id = ?")
+        let count: i64 = sqlx::query_scalar(sql::PUT_TAGS_TX_SELECT_TAGS)
             .bind(resource_id)
             .fetch_one(&mut **tx)
             .await?;
@@ -296,15 +245,13 @@ async fn put_tags_tx(
 impl Store for SqliteStore {
     async fn create_account(&self, account: &Account, first_user: &User) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO accounts (account_id, name, is_admin, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&account.account_id)
-        .bind(&account.name)
-        .bind(i64::from(account.is_admin))
-        .bind(account.created_at)
-        .execute(&mut *tx)
-        .await;
+        let inserted = sqlx::query(sql::CREATE_ACCOUNT_INSERT_ACCOUNTS)
+            .bind(&account.account_id)
+            .bind(&account.name)
+            .bind(i64::from(account.is_admin))
+            .bind(account.created_at)
+            .execute(&mut *tx)
+            .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => {
                 return Err(StoreError::Conflict(account.name.clone()));
@@ -313,21 +260,19 @@ impl Store for SqliteStore {
                 other?;
             }
         }
-        sqlx::query(
-            "INSERT INTO users (account_id, user_name, user_id, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&first_user.account_id)
-        .bind(&first_user.user_name)
-        .bind(&first_user.user_id)
-        .bind(first_user.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::CREATE_ACCOUNT_INSERT_USERS)
+            .bind(&first_user.account_id)
+            .bind(&first_user.user_name)
+            .bind(&first_user.user_id)
+            .bind(first_user.created_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
-        sqlx::query("SELECT * FROM accounts WHERE name = ?")
+        sqlx::query(sql::ACCOUNT_BY_NAME)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -337,7 +282,7 @@ impl Store for SqliteStore {
     }
 
     async fn account_by_id(&self, account_id: &str) -> StoreResult<Option<Account>> {
-        sqlx::query("SELECT * FROM accounts WHERE account_id = ?")
+        sqlx::query(sql::ACCOUNT_BY_ID)
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
@@ -350,11 +295,11 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         // Keys reference users without a cascade from the account: they go
         // first; users, IAM entities and sessions cascade.
-        sqlx::query("DELETE FROM access_keys WHERE account_id = ?")
+        sqlx::query(sql::DELETE_ACCOUNT_DELETE_ACCESS_KEYS)
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM accounts WHERE account_id = ?")
+        let deleted = sqlx::query(sql::DELETE_ACCOUNT_DELETE_ACCOUNTS)
             .bind(account_id)
             .execute(&mut *tx)
             .await;
@@ -371,7 +316,7 @@ impl Store for SqliteStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        sqlx::query("SELECT * FROM accounts ORDER BY name")
+        sqlx::query(sql::ACCOUNTS)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -380,18 +325,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_access_key(&self, key: &AccessKey) -> StoreResult<()> {
-        let result = sqlx::query(
-            "INSERT INTO access_keys (access_key_id, secret_access_key, account_id, user_name, active, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.secret_access_key)
-        .bind(&key.account_id)
-        .bind(&key.user_name)
-        .bind(i64::from(key.active))
-        .bind(key.created_at)
-        .execute(&self.pool)
-        .await;
+        let result = sql::bind_insert_access_key(sqlx::query(sql::CREATE_ACCESS_KEY), key)
+            .execute(&self.pool)
+            .await;
         match result {
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(key.access_key_id.clone()))
@@ -404,16 +340,10 @@ impl Store for SqliteStore {
     }
 
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(AccessKey, Account)>> {
-        let row = sqlx::query(
-            "SELECT k.access_key_id, k.secret_access_key, k.account_id, k.user_name, k.active,
-                    k.created_at AS key_created_at, a.name, a.is_admin, a.created_at,
-                    a.iam_generation
-             FROM access_keys k JOIN accounts a ON a.account_id = k.account_id
-             WHERE k.access_key_id = ?",
-        )
-        .bind(access_key_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::ACCESS_KEY)
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let key = AccessKey {
             access_key_id: row.try_get("access_key_id")?,
@@ -430,7 +360,7 @@ impl Store for SqliteStore {
     async fn resources(&self, resource_ids: &[String]) -> StoreResult<Vec<Resource>> {
         let mut found = Vec::with_capacity(resource_ids.len());
         for id in resource_ids {
-            let row = sqlx::query("SELECT resource_id, account_id, resource_type FROM resources WHERE resource_id = ?")
+            let row = sqlx::query(sql::RESOURCES)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -483,16 +413,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for resource_id in resource_ids {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT account_id FROM resources WHERE resource_id = ?")
-                    .bind(resource_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let owner: Option<String> = sqlx::query_scalar(sql::PUT_TAGS_TX_SELECT_RESOURCES)
+                .bind(resource_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             if owner.as_deref() != Some(account_id) {
                 return Err(StoreError::NotFound(resource_id.clone()));
             }
             if tags.is_empty() {
-                sqlx::query("DELETE FROM tags WHERE resource_id = ?")
+                sqlx::query(sql::DELETE_TAGS_ALL_OF_RESOURCE)
                     .bind(resource_id)
                     .execute(&mut *tx)
                     .await?;
@@ -500,7 +429,7 @@ impl Store for SqliteStore {
             for tag in tags {
                 match &tag.value {
                     Some(value) => {
-                        sqlx::query("DELETE FROM tags WHERE resource_id = ? AND tag_key = ? AND tag_value = ?")
+                        sqlx::query(sql::DELETE_TAGS_KEY_AND_VALUE)
                             .bind(resource_id)
                             .bind(&tag.key)
                             .bind(value)
@@ -508,7 +437,7 @@ impl Store for SqliteStore {
                             .await?;
                     }
                     None => {
-                        sqlx::query("DELETE FROM tags WHERE resource_id = ? AND tag_key = ?")
+                        sqlx::query(sql::DELETE_TAGS_KEY)
                             .bind(resource_id)
                             .bind(&tag.key)
                             .execute(&mut *tx)
@@ -579,42 +508,30 @@ impl Store for SqliteStore {
 
     async fn create_key_pair(&self, key_pair: &KeyPair, tags: &[TagPair]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT key_pair_id FROM key_pairs WHERE account_id = ? AND name = ?",
-        )
-        .bind(&key_pair.account_id)
-        .bind(&key_pair.name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let exists: Option<String> = sqlx::query_scalar(sql::CREATE_KEY_PAIR_SELECT_KEY_PAIRS)
+            .bind(&key_pair.account_id)
+            .bind(&key_pair.name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(key_pair.name.clone()));
         }
-        sqlx::query("INSERT INTO resources (resource_id, account_id, resource_type, created_at) VALUES (?, ?, 'key-pair', ?)")
+        sqlx::query(sql::CREATE_KEY_PAIR_INSERT_RESOURCES)
             .bind(&key_pair.key_pair_id)
             .bind(&key_pair.account_id)
             .bind(key_pair.created_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO key_pairs (key_pair_id, account_id, name, key_type, fingerprint, public_key, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key_pair.key_pair_id)
-        .bind(&key_pair.account_id)
-        .bind(&key_pair.name)
-        .bind(&key_pair.key_type)
-        .bind(&key_pair.fingerprint)
-        .bind(&key_pair.public_key)
-        .bind(key_pair.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sql::bind_insert_key_pair(sqlx::query(sql::CREATE_KEY_PAIR_INSERT_KEY_PAIRS), key_pair)
+            .execute(&mut *tx)
+            .await?;
         tag_new_resource_tx(&mut tx, &key_pair.account_id, &key_pair.key_pair_id, tags).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn key_pairs(&self, account_id: &str) -> StoreResult<Vec<KeyPair>> {
-        sqlx::query("SELECT * FROM key_pairs WHERE account_id = ? ORDER BY name")
+        sqlx::query(sql::KEY_PAIRS)
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -682,13 +599,13 @@ impl Store for SqliteStore {
 
     async fn delete_key_pair(&self, account_id: &str, key_pair_id: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let deleted = sqlx::query("DELETE FROM key_pairs WHERE account_id = ? AND key_pair_id = ?")
+        let deleted = sqlx::query(sql::DELETE_KEY_PAIR_DELETE_KEY_PAIRS)
             .bind(account_id)
             .bind(key_pair_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM resources WHERE account_id = ? AND resource_id = ?")
+        sqlx::query(sql::DELETE_KEY_PAIR_DELETE_RESOURCES)
             .bind(account_id)
             .bind(key_pair_id)
             .execute(&mut *tx)
@@ -703,9 +620,7 @@ impl Store for SqliteStore {
     }
 
     async fn nodes(&self) -> StoreResult<Vec<Node>> {
-        let rows = sqlx::query("SELECT * FROM nodes ORDER BY node_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sql::NODES).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(Node {
@@ -730,7 +645,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_node_disabled(&self, node_id: &str, disabled: bool) -> StoreResult<bool> {
-        let changed = sqlx::query("UPDATE nodes SET disabled = ? WHERE node_id = ?")
+        let changed = sqlx::query(sql::SET_NODE_DISABLED)
             .bind(disabled)
             .bind(node_id)
             .execute(&self.pool)
@@ -740,16 +655,14 @@ impl Store for SqliteStore {
     }
 
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::SETTING)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        sqlx::query(sql::SET_SETTING)
             .bind(name)
             .bind(value)
             .execute(&self.pool)

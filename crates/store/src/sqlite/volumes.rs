@@ -1,40 +1,11 @@
 //! [`VolumeIndex`] on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::{SqliteStore, conflict, delete_resource_tx, insert_resource_tx, tag_new_resource_tx};
+use crate::shared::volumes::{self as sql, attachment_of, volume_from_row};
 use crate::volumes::{VolumeIndex, VolumeRecord};
 use crate::{StoreResult, TagPair};
-
-fn volume_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<VolumeRecord> {
-    Ok(VolumeRecord {
-        volume_id: row.try_get("volume_id")?,
-        account_id: row.try_get("account_id")?,
-        zone: row.try_get("zone")?,
-        node_id: row.try_get("node_id")?,
-        size_gib: row.try_get("size_gib")?,
-        state: row.try_get("state")?,
-        desired: row.try_get("desired")?,
-        instance_id: row.try_get("instance_id")?,
-        device: row.try_get("device")?,
-        attach_state: row.try_get("attach_state")?,
-        attach_time: row.try_get("attach_time")?,
-        generation: row.try_get("generation")?,
-        revision: row.try_get("revision")?,
-        details: row.try_get("details")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn attachment_of(record: &VolumeRecord) -> String {
-    format!(
-        "device {} of {}",
-        record.device.as_deref().unwrap_or(""),
-        record.instance_id.as_deref().unwrap_or("")
-    )
-}
 
 /// Inserts a volume and its `volume` resource in `tx`.
 pub(super) async fn insert_volume_tx(
@@ -49,31 +20,10 @@ pub(super) async fn insert_volume_tx(
         volume.created_at,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO volumes (volume_id, account_id, zone, node_id, size_gib, state, desired,
-           instance_id, device, attach_state, attach_time, generation, revision, details,
-           created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&volume.volume_id)
-    .bind(&volume.account_id)
-    .bind(&volume.zone)
-    .bind(&volume.node_id)
-    .bind(volume.size_gib)
-    .bind(&volume.state)
-    .bind(&volume.desired)
-    .bind(&volume.instance_id)
-    .bind(&volume.device)
-    .bind(&volume.attach_state)
-    .bind(volume.attach_time)
-    .bind(volume.generation)
-    .bind(volume.revision)
-    .bind(&volume.details)
-    .bind(volume.created_at)
-    .bind(volume.updated_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict(attachment_of(volume)))?;
+    sql::bind_insert(sqlx::query(sql::INSERT), volume)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict(attachment_of(volume)))?;
     Ok(())
 }
 
@@ -88,7 +38,7 @@ impl VolumeIndex for SqliteStore {
     }
 
     async fn volume(&self, volume_id: &str) -> StoreResult<Option<VolumeRecord>> {
-        sqlx::query("SELECT * FROM volumes WHERE volume_id = ?")
+        sqlx::query(sql::BY_ID)
             .bind(volume_id)
             .fetch_optional(&self.pool)
             .await?
@@ -98,19 +48,15 @@ impl VolumeIndex for SqliteStore {
     }
 
     async fn volumes(&self, account_id: Option<&str>) -> StoreResult<Vec<VolumeRecord>> {
-        self.rows_of(
-            account_id,
-            "SELECT * FROM volumes WHERE account_id = ? ORDER BY volume_id",
-            "SELECT * FROM volumes ORDER BY volume_id",
-        )
-        .await?
-        .iter()
-        .map(volume_from_row)
-        .collect()
+        self.rows_of(account_id, sql::OF_ACCOUNT, sql::ALL)
+            .await?
+            .iter()
+            .map(volume_from_row)
+            .collect()
     }
 
     async fn volumes_of_instance(&self, instance_id: &str) -> StoreResult<Vec<VolumeRecord>> {
-        sqlx::query("SELECT * FROM volumes WHERE instance_id = ? ORDER BY device, volume_id")
+        sqlx::query(sql::OF_INSTANCE)
             .bind(instance_id)
             .fetch_all(&self.pool)
             .await?
@@ -141,34 +87,16 @@ impl VolumeIndex for SqliteStore {
     }
 
     async fn update_volume(&self, record: &VolumeRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE volumes SET node_id = ?, size_gib = ?, state = ?, desired = ?,
-               instance_id = ?, device = ?, attach_state = ?, attach_time = ?, generation = ?,
-               revision = revision + 1, details = ?, updated_at = ?
-             WHERE volume_id = ? AND revision = ?",
-        )
-        .bind(&record.node_id)
-        .bind(record.size_gib)
-        .bind(&record.state)
-        .bind(&record.desired)
-        .bind(&record.instance_id)
-        .bind(&record.device)
-        .bind(&record.attach_state)
-        .bind(record.attach_time)
-        .bind(record.generation)
-        .bind(&record.details)
-        .bind(record.updated_at)
-        .bind(&record.volume_id)
-        .bind(record.revision)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict(attachment_of(record)))?;
+        let done = sql::bind_update(sqlx::query(sql::UPDATE), record)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict(attachment_of(record)))?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_volume(&self, record: &VolumeRecord) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM volumes WHERE volume_id = ? AND revision = ?")
+        let done = sqlx::query(sql::DELETE)
             .bind(&record.volume_id)
             .bind(record.revision)
             .execute(&mut *tx)

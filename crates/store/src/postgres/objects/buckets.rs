@@ -5,23 +5,21 @@ use super::rows::*;
 use crate::objects::{Bucket, BucketSetting, ObjectIndexError, Tags, Versioning};
 use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation, is_unique_violation, require_tx};
+use crate::shared::objects as sql;
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn create_bucket(store: &PostgresStore, bucket: &Bucket) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags, versioning)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&bucket.name)
-    .bind(&bucket.account_id)
-    .bind(&bucket.region)
-    .bind(&bucket.acl_json)
-    .bind(bucket.created_at)
-    .bind(&bucket.policy)
-    .bind(to_json(&bucket.tags)?)
-    .bind(bucket.versioning.as_str())
-    .execute_locked(&store.pool)
-    .await;
+    let result = sqlx::query(sql::CREATE_BUCKET)
+        .bind(&bucket.name)
+        .bind(&bucket.account_id)
+        .bind(&bucket.region)
+        .bind(&bucket.acl_json)
+        .bind(bucket.created_at)
+        .bind(&bucket.policy)
+        .bind(to_json(&bucket.tags)?)
+        .bind(bucket.versioning.as_str())
+        .execute_locked(&store.pool)
+        .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(bucket.name.clone())),
         Err(e) if is_foreign_key_violation(&e) => {
@@ -59,29 +57,24 @@ pub(super) async fn delete_bucket(store: &PostgresStore, name: &str) -> StoreRes
         name,
     )
     .await?;
-    let in_use: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = $1)")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
+    let in_use: bool = sqlx::query_scalar(sql::DELETE_BUCKET_SELECT_OBJECTS)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
     if in_use {
         return Err(ObjectIndexError::BucketNotEmpty.into());
     }
     // Uploads never completed go with the bucket, as in S3; their parts
     // cascade with them, and the caller deletes the parts' blobs.
-    let blobs: Vec<String> = sqlx::query_scalar(
-        "SELECT p.blob_id FROM multipart_parts p
-         JOIN multipart_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = $1
-         ORDER BY u.upload_id, p.part_number",
-    )
-    .bind(name)
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM multipart_uploads WHERE bucket = $1")
+    let blobs: Vec<String> = sqlx::query_scalar(sql::DELETE_BUCKET_SELECT_MULTIPART_PARTS)
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query(sql::DELETE_BUCKET_DELETE_MULTIPART_UPLOADS)
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM buckets WHERE name = $1")
+    sqlx::query(sql::DELETE_BUCKET_DELETE_BUCKETS)
         .bind(name)
         .execute(&mut *tx)
         .await?;
@@ -95,11 +88,7 @@ pub(super) async fn set_bucket_acl(
     acl_json: &str,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET acl_json = $1 WHERE name = $2",
-            Some(acl_json),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_ACL, Some(acl_json), name)
         .await
 }
 
@@ -109,11 +98,7 @@ pub(super) async fn set_bucket_policy(
     policy: Option<&str>,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET policy = $1 WHERE name = $2",
-            policy,
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_POLICY, policy, name)
         .await
 }
 
@@ -123,11 +108,7 @@ pub(super) async fn set_bucket_tags(
     tags: &Tags,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET tags = $1 WHERE name = $2",
-            Some(&to_json(tags)?),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_TAGS, Some(&to_json(tags)?), name)
         .await
 }
 
@@ -146,18 +127,15 @@ pub(super) async fn set_bucket_setting(
     .await?;
     match value {
         Some(value) => {
-            sqlx::query(
-                "INSERT INTO bucket_settings (bucket, name, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value",
-            )
-            .bind(name)
-            .bind(setting.name())
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::SET_BUCKET_SETTING_INSERT_BUCKET_SETTINGS)
+                .bind(name)
+                .bind(setting.name())
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
         }
         None => {
-            sqlx::query("DELETE FROM bucket_settings WHERE bucket = $1 AND name = $2")
+            sqlx::query(sql::SET_BUCKET_SETTING_DELETE_BUCKET_SETTINGS)
                 .bind(name)
                 .bind(setting.name())
                 .execute(&mut *tx)
@@ -174,10 +152,6 @@ pub(super) async fn set_bucket_versioning(
     state: Versioning,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET versioning = $1 WHERE name = $2",
-            Some(state.as_str()),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_VERSIONING, Some(state.as_str()), name)
         .await
 }

@@ -7,27 +7,25 @@ use super::tx::*;
 use crate::objects::{MultipartUpload, ObjectRecord, Part};
 use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation, is_unique_violation, require_tx};
+use crate::shared::objects as sql;
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn create_upload(
     store: &PostgresStore,
     upload: &MultipartUpload,
 ) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags, encryption)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&upload.upload_id)
-    .bind(&upload.bucket)
-    .bind(&upload.key)
-    .bind(&upload.owner_account)
-    .bind(upload.initiated)
-    .bind(to_json(&upload.metadata)?)
-    .bind(&upload.acl_json)
-    .bind(to_json(&upload.tags)?)
-    .bind(upload.encryption.as_ref().map(to_json).transpose()?)
-    .execute_locked(&store.pool)
-    .await;
+    let result = sqlx::query(sql::CREATE_UPLOAD)
+        .bind(&upload.upload_id)
+        .bind(&upload.bucket)
+        .bind(&upload.key)
+        .bind(&upload.owner_account)
+        .bind(upload.initiated)
+        .bind(to_json(&upload.metadata)?)
+        .bind(&upload.acl_json)
+        .bind(to_json(&upload.tags)?)
+        .bind(upload.encryption.as_ref().map(to_json).transpose()?)
+        .execute_locked(&store.pool)
+        .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(upload.upload_id.clone())),
         Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(upload.bucket.clone())),
@@ -39,7 +37,7 @@ pub(super) async fn upload(
     store: &PostgresStore,
     upload_id: &str,
 ) -> StoreResult<Option<MultipartUpload>> {
-    sqlx::query("SELECT * FROM multipart_uploads WHERE upload_id = $1")
+    sqlx::query(sql::UPLOAD)
         .bind(upload_id)
         .fetch_optional(&store.pool)
         .await?
@@ -52,15 +50,13 @@ pub(super) async fn uploads(
     store: &PostgresStore,
     bucket: &str,
 ) -> StoreResult<Vec<MultipartUpload>> {
-    sqlx::query(
-        "SELECT * FROM multipart_uploads WHERE bucket = $1 ORDER BY key, initiated, upload_id",
-    )
-    .bind(bucket)
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(upload_from_row)
-    .collect()
+    sqlx::query(sql::UPLOADS)
+        .bind(bucket)
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(upload_from_row)
+        .collect()
 }
 
 pub(super) async fn put_part(store: &PostgresStore, part: &Part) -> StoreResult<Option<String>> {
@@ -92,7 +88,7 @@ pub(super) async fn put_part(store: &PostgresStore, part: &Part) -> StoreResult<
 }
 
 pub(super) async fn parts(store: &PostgresStore, upload_id: &str) -> StoreResult<Vec<Part>> {
-    sqlx::query("SELECT * FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number")
+    sqlx::query(sql::PARTS)
         .bind(upload_id)
         .fetch_all(&store.pool)
         .await?

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::rows::*;
 use crate::postgres::ExecuteLocked;
 use crate::postgres::{PostgresStore, is_foreign_key_violation};
+use crate::shared::objects as sql;
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn referenced_blobs(store: &PostgresStore) -> StoreResult<HashSet<String>> {
@@ -20,11 +21,10 @@ pub(super) async fn referenced_blobs(store: &PostgresStore) -> StoreResult<HashS
 }
 
 pub(super) async fn account_usage(store: &PostgresStore, account_id: &str) -> StoreResult<u64> {
-    let used: Option<i64> =
-        sqlx::query_scalar("SELECT used_bytes FROM account_storage WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(&store.pool)
-            .await?;
+    let used: Option<i64> = sqlx::query_scalar(sql::ACCOUNT_USAGE)
+        .bind(account_id)
+        .fetch_optional(&store.pool)
+        .await?;
     used.map_or(Ok(0), |used| to_u64(used, "used bytes"))
 }
 
@@ -34,14 +34,11 @@ pub(super) async fn set_account_quota(
     quota: Option<u64>,
 ) -> StoreResult<()> {
     let quota = quota.map(|q| to_i64(q, "quota")).transpose()?;
-    let result = sqlx::query(
-        "INSERT INTO account_storage (account_id, used_bytes, quota_bytes) VALUES ($1, 0, $2)
-         ON CONFLICT (account_id) DO UPDATE SET quota_bytes = excluded.quota_bytes",
-    )
-    .bind(account_id)
-    .bind(quota)
-    .execute_locked(&store.pool)
-    .await;
+    let result = sqlx::query(sql::SET_ACCOUNT_QUOTA)
+        .bind(account_id)
+        .bind(quota)
+        .execute_locked(&store.pool)
+        .await;
     match result {
         Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(account_id.to_owned())),
         other => other.map(|_| ()).map_err(Into::into),
@@ -52,10 +49,9 @@ pub(super) async fn account_quota(
     store: &PostgresStore,
     account_id: &str,
 ) -> StoreResult<Option<u64>> {
-    let quota: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT quota_bytes FROM account_storage WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(&store.pool)
-            .await?;
+    let quota: Option<Option<i64>> = sqlx::query_scalar(sql::ACCOUNT_QUOTA)
+        .bind(account_id)
+        .fetch_optional(&store.pool)
+        .await?;
     quota.flatten().map(|q| to_u64(q, "quota")).transpose()
 }

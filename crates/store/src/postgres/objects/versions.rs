@@ -6,6 +6,7 @@ use super::tx::*;
 use crate::StoreResult;
 use crate::objects::{ObjectRecord, ObjectVersion, Tags, VersionPosition};
 use crate::postgres::PostgresStore;
+use crate::shared::objects as sql;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -24,16 +25,14 @@ pub(super) async fn object(
     bucket: &str,
     key: &str,
 ) -> StoreResult<Option<ObjectRecord>> {
-    sqlx::query(
-        "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1 AND delete_marker = 0",
-    )
-    .bind(bucket)
-    .bind(key)
-    .fetch_optional(&store.pool)
-    .await?
-    .as_ref()
-    .map(object_from_row)
-    .transpose()
+    sqlx::query(sql::OBJECT)
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&store.pool)
+        .await?
+        .as_ref()
+        .map(object_from_row)
+        .transpose()
 }
 
 pub(super) async fn object_version(
@@ -43,17 +42,13 @@ pub(super) async fn object_version(
     version_id: Option<&str>,
 ) -> StoreResult<Option<ObjectRecord>> {
     let query = match version_id {
-        Some(version_id) => {
-            sqlx::query("SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3")
-                .bind(bucket)
-                .bind(key)
-                .bind(version_id)
-        }
-        None => {
-            sqlx::query("SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND is_latest = 1")
-                .bind(bucket)
-                .bind(key)
-        }
+        Some(version_id) => sqlx::query(sql::OBJECT_VERSION_BY_ID)
+            .bind(bucket)
+            .bind(key)
+            .bind(version_id),
+        None => sqlx::query(sql::OBJECT_VERSION_LATEST)
+            .bind(bucket)
+            .bind(key),
     };
     query
         .fetch_optional(&store.pool)
@@ -104,12 +99,8 @@ pub(super) async fn set_object_acl(
     acl_json: &str,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => {
-            "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4"
-        }
-        None => {
-            "UPDATE objects SET acl_json = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1"
-        }
+        Some(_) => sql::SET_OBJECT_ACL_OF_VERSION,
+        None => sql::SET_OBJECT_ACL_OF_LATEST,
     };
     store
         .update_object(sql, acl_json, bucket, key, version_id)
@@ -124,12 +115,8 @@ pub(super) async fn set_object_tags(
     tags: &Tags,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => {
-            "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND version_id = $4"
-        }
-        None => {
-            "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND delete_marker = 0 AND is_latest = 1"
-        }
+        Some(_) => sql::SET_OBJECT_TAGS_OF_VERSION,
+        None => sql::SET_OBJECT_TAGS_OF_LATEST,
     };
     store
         .update_object(sql, &to_json(tags)?, bucket, key, version_id)
@@ -157,26 +144,21 @@ pub(super) async fn list_versions(
     if let Some(version_id) = &after.version_id
         && after.key.starts_with(prefix)
     {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3",
-        )
-        .bind(bucket)
-        .bind(&after.key)
-        .bind(version_id)
-        .fetch_optional(&store.pool)
-        .await?;
-        if let Some(seq) = seq {
-            for row in sqlx::query(
-                "SELECT * FROM objects WHERE bucket = $1 AND key = $2 AND seq < $3
-                 ORDER BY seq DESC LIMIT $4",
-            )
+        let seq: Option<i64> = sqlx::query_scalar(sql::LIST_VERSIONS_SEQ_OF_MARKER)
             .bind(bucket)
             .bind(&after.key)
-            .bind(seq)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&store.pool)
-            .await?
-            .iter()
+            .bind(version_id)
+            .fetch_optional(&store.pool)
+            .await?;
+        if let Some(seq) = seq {
+            for row in sqlx::query(sql::LIST_VERSIONS_OF_KEY_BEFORE_SEQ)
+                .bind(bucket)
+                .bind(&after.key)
+                .bind(seq)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&store.pool)
+                .await?
+                .iter()
             {
                 out.push(version_from_row(row)?);
             }
@@ -194,18 +176,10 @@ pub(super) async fn list_versions(
     };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4"
-        }
-        (true, false) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key, seq DESC LIMIT $3"
-        }
-        (false, true) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key, seq DESC LIMIT $4"
-        }
-        (false, false) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key, seq DESC LIMIT $3"
-        }
+        (true, true) => sql::LIST_VERSIONS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_VERSIONS_AFTER_KEY,
+        (false, true) => sql::LIST_VERSIONS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_VERSIONS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {
@@ -241,18 +215,10 @@ pub(super) async fn list_objects(
     let lower = if exclusive { start_after } else { prefix };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4"
-        }
-        (true, false) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3"
-        }
-        (false, true) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $4"
-        }
-        (false, false) => {
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT $3"
-        }
+        (true, true) => sql::LIST_OBJECTS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_OBJECTS_AFTER_KEY,
+        (false, true) => sql::LIST_OBJECTS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_OBJECTS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {

@@ -3,24 +3,22 @@
 
 use super::rows::*;
 use crate::objects::{Bucket, BucketSetting, ObjectIndexError, Tags, Versioning};
+use crate::shared::objects as sql;
 use crate::sqlite::{SqliteStore, is_foreign_key_violation, is_unique_violation, require_tx};
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn create_bucket(store: &SqliteStore, bucket: &Bucket) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO buckets (name, account_id, region, acl_json, created_at, policy, tags, versioning)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&bucket.name)
-    .bind(&bucket.account_id)
-    .bind(&bucket.region)
-    .bind(&bucket.acl_json)
-    .bind(bucket.created_at)
-    .bind(&bucket.policy)
-    .bind(to_json(&bucket.tags)?)
-    .bind(bucket.versioning.as_str())
-    .execute(&store.pool)
-    .await;
+    let result = sqlx::query(sql::CREATE_BUCKET)
+        .bind(&bucket.name)
+        .bind(&bucket.account_id)
+        .bind(&bucket.region)
+        .bind(&bucket.acl_json)
+        .bind(bucket.created_at)
+        .bind(&bucket.policy)
+        .bind(to_json(&bucket.tags)?)
+        .bind(bucket.versioning.as_str())
+        .execute(&store.pool)
+        .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(bucket.name.clone())),
         Err(e) if is_foreign_key_violation(&e) => {
@@ -53,7 +51,7 @@ pub(super) async fn buckets(store: &SqliteStore, account_id: &str) -> StoreResul
 pub(super) async fn delete_bucket(store: &SqliteStore, name: &str) -> StoreResult<Vec<String>> {
     let mut tx = store.write_tx().await?;
     require_tx(&mut tx, "SELECT 1 FROM buckets WHERE name = ?", name).await?;
-    let in_use: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?)")
+    let in_use: i64 = sqlx::query_scalar(sql::DELETE_BUCKET_SELECT_OBJECTS)
         .bind(name)
         .fetch_one(&mut *tx)
         .await?;
@@ -62,19 +60,15 @@ pub(super) async fn delete_bucket(store: &SqliteStore, name: &str) -> StoreResul
     }
     // Uploads never completed go with the bucket, as in S3; their parts
     // cascade with them, and the caller deletes the parts' blobs.
-    let blobs: Vec<String> = sqlx::query_scalar(
-        "SELECT p.blob_id FROM multipart_parts p
-         JOIN multipart_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?
-         ORDER BY u.upload_id, p.part_number",
-    )
-    .bind(name)
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM multipart_uploads WHERE bucket = ?")
+    let blobs: Vec<String> = sqlx::query_scalar(sql::DELETE_BUCKET_SELECT_MULTIPART_PARTS)
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query(sql::DELETE_BUCKET_DELETE_MULTIPART_UPLOADS)
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM buckets WHERE name = ?")
+    sqlx::query(sql::DELETE_BUCKET_DELETE_BUCKETS)
         .bind(name)
         .execute(&mut *tx)
         .await?;
@@ -88,11 +82,7 @@ pub(super) async fn set_bucket_acl(
     acl_json: &str,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET acl_json = ? WHERE name = ?",
-            Some(acl_json),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_ACL, Some(acl_json), name)
         .await
 }
 
@@ -102,7 +92,7 @@ pub(super) async fn set_bucket_policy(
     policy: Option<&str>,
 ) -> StoreResult<()> {
     store
-        .update_bucket("UPDATE buckets SET policy = ? WHERE name = ?", policy, name)
+        .update_bucket(sql::SET_BUCKET_POLICY, policy, name)
         .await
 }
 
@@ -112,11 +102,7 @@ pub(super) async fn set_bucket_tags(
     tags: &Tags,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET tags = ? WHERE name = ?",
-            Some(&to_json(tags)?),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_TAGS, Some(&to_json(tags)?), name)
         .await
 }
 
@@ -130,18 +116,15 @@ pub(super) async fn set_bucket_setting(
     require_tx(&mut tx, "SELECT 1 FROM buckets WHERE name = ?", name).await?;
     match value {
         Some(value) => {
-            sqlx::query(
-                "INSERT INTO bucket_settings (bucket, name, value) VALUES (?, ?, ?)
-                 ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value",
-            )
-            .bind(name)
-            .bind(setting.name())
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::SET_BUCKET_SETTING_INSERT_BUCKET_SETTINGS)
+                .bind(name)
+                .bind(setting.name())
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
         }
         None => {
-            sqlx::query("DELETE FROM bucket_settings WHERE bucket = ? AND name = ?")
+            sqlx::query(sql::SET_BUCKET_SETTING_DELETE_BUCKET_SETTINGS)
                 .bind(name)
                 .bind(setting.name())
                 .execute(&mut *tx)
@@ -158,10 +141,6 @@ pub(super) async fn set_bucket_versioning(
     state: Versioning,
 ) -> StoreResult<()> {
     store
-        .update_bucket(
-            "UPDATE buckets SET versioning = ? WHERE name = ?",
-            Some(state.as_str()),
-            name,
-        )
+        .update_bucket(sql::SET_BUCKET_VERSIONING, Some(state.as_str()), name)
         .await
 }

@@ -3,6 +3,7 @@
 use super::rows::*;
 use super::tx::Change;
 use crate::objects::{MultipartUpload, ObjectRecord, Part};
+use crate::shared::objects as sql;
 use crate::sqlite::{SqliteStore, is_foreign_key_violation, is_unique_violation};
 use crate::{StoreError, StoreResult};
 
@@ -10,21 +11,18 @@ pub(super) async fn create_upload(
     store: &SqliteStore,
     upload: &MultipartUpload,
 ) -> StoreResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO multipart_uploads (upload_id, bucket, key, owner_account, initiated, metadata, acl_json, tags, encryption)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&upload.upload_id)
-    .bind(&upload.bucket)
-    .bind(&upload.key)
-    .bind(&upload.owner_account)
-    .bind(upload.initiated)
-    .bind(to_json(&upload.metadata)?)
-    .bind(&upload.acl_json)
-    .bind(to_json(&upload.tags)?)
-    .bind(upload.encryption.as_ref().map(to_json).transpose()?)
-    .execute(&store.pool)
-    .await;
+    let result = sqlx::query(sql::CREATE_UPLOAD)
+        .bind(&upload.upload_id)
+        .bind(&upload.bucket)
+        .bind(&upload.key)
+        .bind(&upload.owner_account)
+        .bind(upload.initiated)
+        .bind(to_json(&upload.metadata)?)
+        .bind(&upload.acl_json)
+        .bind(to_json(&upload.tags)?)
+        .bind(upload.encryption.as_ref().map(to_json).transpose()?)
+        .execute(&store.pool)
+        .await;
     match result {
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(upload.upload_id.clone())),
         Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(upload.bucket.clone())),
@@ -36,7 +34,7 @@ pub(super) async fn upload(
     store: &SqliteStore,
     upload_id: &str,
 ) -> StoreResult<Option<MultipartUpload>> {
-    sqlx::query("SELECT * FROM multipart_uploads WHERE upload_id = ?")
+    sqlx::query(sql::UPLOAD)
         .bind(upload_id)
         .fetch_optional(&store.pool)
         .await?
@@ -49,15 +47,13 @@ pub(super) async fn uploads(
     store: &SqliteStore,
     bucket: &str,
 ) -> StoreResult<Vec<MultipartUpload>> {
-    sqlx::query(
-        "SELECT * FROM multipart_uploads WHERE bucket = ? ORDER BY key, initiated, upload_id",
-    )
-    .bind(bucket)
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(upload_from_row)
-    .collect()
+    sqlx::query(sql::UPLOADS)
+        .bind(bucket)
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(upload_from_row)
+        .collect()
 }
 
 pub(super) async fn put_part(store: &SqliteStore, part: &Part) -> StoreResult<Option<String>> {
@@ -69,7 +65,7 @@ pub(super) async fn put_part(store: &SqliteStore, part: &Part) -> StoreResult<Op
 }
 
 pub(super) async fn parts(store: &SqliteStore, upload_id: &str) -> StoreResult<Vec<Part>> {
-    sqlx::query("SELECT * FROM multipart_parts WHERE upload_id = ? ORDER BY part_number")
+    sqlx::query(sql::PARTS)
         .bind(upload_id)
         .fetch_all(&store.pool)
         .await?

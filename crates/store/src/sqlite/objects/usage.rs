@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::rows::*;
+use crate::shared::objects as sql;
 use crate::sqlite::{SqliteStore, is_foreign_key_violation};
 use crate::{StoreError, StoreResult};
 
@@ -19,11 +20,10 @@ pub(super) async fn referenced_blobs(store: &SqliteStore) -> StoreResult<HashSet
 }
 
 pub(super) async fn account_usage(store: &SqliteStore, account_id: &str) -> StoreResult<u64> {
-    let used: Option<i64> =
-        sqlx::query_scalar("SELECT used_bytes FROM account_storage WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_optional(&store.pool)
-            .await?;
+    let used: Option<i64> = sqlx::query_scalar(sql::ACCOUNT_USAGE)
+        .bind(account_id)
+        .fetch_optional(&store.pool)
+        .await?;
     used.map_or(Ok(0), |used| to_u64(used, "used bytes"))
 }
 
@@ -33,14 +33,11 @@ pub(super) async fn set_account_quota(
     quota: Option<u64>,
 ) -> StoreResult<()> {
     let quota = quota.map(|q| to_i64(q, "quota")).transpose()?;
-    let result = sqlx::query(
-        "INSERT INTO account_storage (account_id, used_bytes, quota_bytes) VALUES (?, 0, ?)
-         ON CONFLICT (account_id) DO UPDATE SET quota_bytes = excluded.quota_bytes",
-    )
-    .bind(account_id)
-    .bind(quota)
-    .execute(&store.pool)
-    .await;
+    let result = sqlx::query(sql::SET_ACCOUNT_QUOTA)
+        .bind(account_id)
+        .bind(quota)
+        .execute(&store.pool)
+        .await;
     match result {
         Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(account_id.to_owned())),
         other => other.map(|_| ()).map_err(Into::into),
@@ -51,10 +48,9 @@ pub(super) async fn account_quota(
     store: &SqliteStore,
     account_id: &str,
 ) -> StoreResult<Option<u64>> {
-    let quota: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT quota_bytes FROM account_storage WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_optional(&store.pool)
-            .await?;
+    let quota: Option<Option<i64>> = sqlx::query_scalar(sql::ACCOUNT_QUOTA)
+        .bind(account_id)
+        .fetch_optional(&store.pool)
+        .await?;
     quota.flatten().map(|q| to_u64(q, "quota")).transpose()
 }

@@ -5,6 +5,7 @@ use super::rows::*;
 use super::tx::Change;
 use crate::StoreResult;
 use crate::objects::{ObjectRecord, ObjectVersion, Tags, VersionPosition};
+use crate::shared::objects as sql;
 use crate::sqlite::SqliteStore;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -25,16 +26,14 @@ pub(super) async fn object(
     bucket: &str,
     key: &str,
 ) -> StoreResult<Option<ObjectRecord>> {
-    sqlx::query(
-        "SELECT * FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1 AND delete_marker = 0",
-    )
-    .bind(bucket)
-    .bind(key)
-    .fetch_optional(&store.pool)
-    .await?
-    .as_ref()
-    .map(object_from_row)
-    .transpose()
+    sqlx::query(sql::OBJECT)
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&store.pool)
+        .await?
+        .as_ref()
+        .map(object_from_row)
+        .transpose()
 }
 
 pub(super) async fn object_version(
@@ -44,13 +43,11 @@ pub(super) async fn object_version(
     version_id: Option<&str>,
 ) -> StoreResult<Option<ObjectRecord>> {
     let query = match version_id {
-        Some(version_id) => {
-            sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ? AND version_id = ?")
-                .bind(bucket)
-                .bind(key)
-                .bind(version_id)
-        }
-        None => sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1")
+        Some(version_id) => sqlx::query(sql::OBJECT_VERSION_BY_ID)
+            .bind(bucket)
+            .bind(key)
+            .bind(version_id),
+        None => sqlx::query(sql::OBJECT_VERSION_LATEST)
             .bind(bucket)
             .bind(key),
     };
@@ -97,12 +94,8 @@ pub(super) async fn set_object_acl(
     acl_json: &str,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => {
-            "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND version_id = ?"
-        }
-        None => {
-            "UPDATE objects SET acl_json = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND is_latest = 1"
-        }
+        Some(_) => sql::SET_OBJECT_ACL_OF_VERSION,
+        None => sql::SET_OBJECT_ACL_OF_LATEST,
     };
     store
         .update_object(sql, acl_json, bucket, key, version_id)
@@ -117,12 +110,8 @@ pub(super) async fn set_object_tags(
     tags: &Tags,
 ) -> StoreResult<bool> {
     let sql = match version_id {
-        Some(_) => {
-            "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND version_id = ?"
-        }
-        None => {
-            "UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND delete_marker = 0 AND is_latest = 1"
-        }
+        Some(_) => sql::SET_OBJECT_TAGS_OF_VERSION,
+        None => sql::SET_OBJECT_TAGS_OF_LATEST,
     };
     store
         .update_object(sql, &to_json(tags)?, bucket, key, version_id)
@@ -150,26 +139,21 @@ pub(super) async fn list_versions(
     if let Some(version_id) = &after.version_id
         && after.key.starts_with(prefix)
     {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
-        )
-        .bind(bucket)
-        .bind(&after.key)
-        .bind(version_id)
-        .fetch_optional(&store.pool)
-        .await?;
-        if let Some(seq) = seq {
-            for row in sqlx::query(
-                "SELECT * FROM objects WHERE bucket = ? AND key = ? AND seq < ?
-                 ORDER BY seq DESC LIMIT ?",
-            )
+        let seq: Option<i64> = sqlx::query_scalar(sql::LIST_VERSIONS_SEQ_OF_MARKER)
             .bind(bucket)
             .bind(&after.key)
-            .bind(seq)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&store.pool)
-            .await?
-            .iter()
+            .bind(version_id)
+            .fetch_optional(&store.pool)
+            .await?;
+        if let Some(seq) = seq {
+            for row in sqlx::query(sql::LIST_VERSIONS_OF_KEY_BEFORE_SEQ)
+                .bind(bucket)
+                .bind(&after.key)
+                .bind(seq)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&store.pool)
+                .await?
+                .iter()
             {
                 out.push(version_from_row(row)?);
             }
@@ -187,18 +171,10 @@ pub(super) async fn list_versions(
     };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key > ? AND key < ? ORDER BY key, seq DESC LIMIT ?"
-        }
-        (true, false) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key, seq DESC LIMIT ?"
-        }
-        (false, true) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key, seq DESC LIMIT ?"
-        }
-        (false, false) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key, seq DESC LIMIT ?"
-        }
+        (true, true) => sql::LIST_VERSIONS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_VERSIONS_AFTER_KEY,
+        (false, true) => sql::LIST_VERSIONS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_VERSIONS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {
@@ -234,18 +210,10 @@ pub(super) async fn list_objects(
     let lower = if exclusive { start_after } else { prefix };
     let upper = prefix_upper_bound(prefix);
     let sql = match (exclusive, upper.is_some()) {
-        (true, true) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key > ? AND key < ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
-        }
-        (true, false) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key > ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
-        }
-        (false, true) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key < ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
-        }
-        (false, false) => {
-            "SELECT * FROM objects WHERE bucket = ? AND key >= ? AND is_latest = 1 AND delete_marker = 0 ORDER BY key LIMIT ?"
-        }
+        (true, true) => sql::LIST_OBJECTS_AFTER_KEY_IN_PREFIX,
+        (true, false) => sql::LIST_OBJECTS_AFTER_KEY,
+        (false, true) => sql::LIST_OBJECTS_FROM_KEY_IN_PREFIX,
+        (false, false) => sql::LIST_OBJECTS_FROM_KEY,
     };
     let mut query = sqlx::query(sql).bind(bucket).bind(lower);
     if let Some(upper) = &upper {
