@@ -111,6 +111,12 @@ pub async fn scope<F: Future>(fence: Fence, work: F) -> F::Output {
     FENCE.scope(fence, work).await
 }
 
+/// Runs `start` (which spawns the background tasks through [`spawn`])
+/// with `fence` current, so every task it spawns is fenced by it.
+pub fn sync_scope<R>(fence: Fence, start: impl FnOnce() -> R) -> R {
+    FENCE.sync_scope(fence, start)
+}
+
 /// The fence the current task runs under, if any.
 pub fn current() -> Option<Fence> {
     FENCE.try_with(Fence::clone).ok()
