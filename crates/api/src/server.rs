@@ -232,8 +232,28 @@ impl Prepared {
     ) -> Result<(), ServerError> {
         use axum::serve::ListenerExt;
         let shutdown = Box::pin(shutdown).shared();
-        let reconciler = mallee_cloud::reconciler::spawn(self.cloud.clone());
-        let lifecycle = mallee_cloud::objects::lifecycle_pass::spawn(self.cloud.clone());
+        // Background work runs only while this controller holds the lease
+        // (several may share one PostgreSQL database; see `leadership`).
+        // Revocations are this process's TLS state: every controller syncs.
+        let mode = match self.cloud.config.database() {
+            mallee_store::Database::Sqlite(_) => mallee_cloud::leadership::Mode::Exclusive,
+            mallee_store::Database::Postgres(_) => mallee_cloud::leadership::Mode::Shared,
+        };
+        let background = {
+            let cloud = self.cloud.clone();
+            mallee_cloud::leadership::Leadership::spawn(
+                self.cloud.store.clone(),
+                mallee_cloud::leadership::holder_id(),
+                mode,
+                mallee_cloud::leadership::Timing::default(),
+                move || {
+                    vec![
+                        mallee_cloud::reconciler::spawn(cloud.clone()),
+                        mallee_cloud::objects::lifecycle_pass::spawn(cloud.clone()),
+                    ]
+                },
+            )
+        };
         let revocations = mallee_cloud::enrolment::sync_revocations(self.cloud.clone());
         let metal = self.metal.clone();
         let node_routes = crate::node_routes::router(self.cloud.clone(), self.cloud.blobs.clone());
@@ -279,8 +299,7 @@ impl Prepared {
             metrics.abort();
         }
         revocations.abort();
-        reconciler.abort();
-        lifecycle.abort();
+        background.stop().await;
         metal.shutdown().await;
         Ok(())
     }

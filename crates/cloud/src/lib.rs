@@ -28,6 +28,7 @@ pub mod instances;
 pub mod internet_gateways;
 pub mod key_pairs;
 pub mod launch_templates;
+pub mod leadership;
 pub mod metal;
 pub mod nat_gateways;
 pub mod network_acls;

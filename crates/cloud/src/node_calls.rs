@@ -24,7 +24,9 @@ where
     }
     let work = task(cloud.clone());
     let cloud = cloud.clone();
-    tokio::spawn(async move {
+    // Keeps the reconciler's leadership fence: a call that answers after
+    // another controller took the lease must not write what it learnt.
+    mallee_store::lease::spawn(async move {
         work.await;
         cloud.compute.end_call(&key);
         cloud.compute.wake();

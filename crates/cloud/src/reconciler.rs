@@ -149,8 +149,9 @@ pub fn decide(instance: &Instance, observed: Option<&ObservedInstance>, now: i64
 }
 
 /// Runs the reconciler until the process ends.
+/// (Through `lease::spawn`: under a leadership fence its writes are fenced.)
 pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    mallee_store::lease::spawn(async move {
         let mut passes: u64 = 0;
         loop {
             if passes.is_multiple_of(ORPHAN_SWEEP_PASSES) {

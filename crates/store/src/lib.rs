@@ -17,6 +17,7 @@ pub mod identity;
 pub mod images;
 pub mod instances;
 pub mod launch_templates;
+pub mod lease;
 pub mod metal;
 mod model;
 pub mod network;
@@ -44,6 +45,7 @@ pub use instances::{
     Reservation,
 };
 pub use launch_templates::{LaunchTemplateIndex, LaunchTemplateRecord, LaunchTemplateVersion};
+pub use lease::{Fence, Lease, LeaseIndex};
 pub use metal::MetalIndex;
 pub use model::*;
 pub use network::{
@@ -76,7 +78,7 @@ pub enum StoreError {
     NotFound(String),
     /// The database failed or could not be opened.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A schema migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -89,6 +91,35 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A write made under a lease generation that is no longer current
+    /// (another controller took the lease): refused, see [`lease`].
+    #[error("write fenced: {0}")]
+    Fenced(lease::FenceViolation),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && let Some(violation) = db.try_downcast_ref::<lease::FenceViolation>()
+        {
+            return Self::Fenced(violation.clone());
+        }
+        Self::Database(err)
+    }
+}
+
+impl StoreError {
+    /// Whether a fenced write was refused, however it was reported (a
+    /// backend's `map_err` may have wrapped the database error as is).
+    pub fn is_fenced(&self) -> bool {
+        match self {
+            Self::Fenced(_) => true,
+            Self::Database(sqlx::Error::Database(db)) => {
+                db.try_downcast_ref::<lease::FenceViolation>().is_some()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Result alias for store operations.
@@ -112,6 +143,7 @@ pub trait Store:
     + MetalIndex
     + NodeEnrolmentIndex
     + IdentityIndex
+    + LeaseIndex
     + Send
     + Sync
     + std::fmt::Debug

@@ -54,8 +54,9 @@ pub struct PassReport {
 }
 
 /// Starts the lifecycle task.
+/// (Through `lease::spawn`: under a leadership fence its writes are fenced.)
 pub fn spawn(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    mallee_store::lease::spawn(async move {
         let mut last: Option<(Instant, i64)> = None;
         loop {
             match clock_offset(&cloud).await {

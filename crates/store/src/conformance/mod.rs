@@ -9,6 +9,7 @@ mod identity;
 mod images;
 mod instances;
 mod launch_templates;
+mod lease;
 mod metal;
 mod network;
 mod objects;
@@ -105,6 +106,7 @@ pub async fn run(store: &dyn Store) {
     enrolment::run(store).await;
     identity::run(store).await;
     identity::signing_certificates(store).await;
+    lease::run(store).await;
 }
 
 async fn nodes(store: &dyn Store) {

@@ -47,7 +47,10 @@ impl<'q> ExecuteLocked<'q> for Query<'q, Postgres, PgArguments> {
     }
 }
 
-/// Takes the store's write lock for the rest of `tx`.
+/// Takes the store's write lock for the rest of `tx`, then refuses the
+/// write if it runs under a lease generation that is no longer current
+/// (fencing, see `crate::lease`): checked under the lock, so no takeover
+/// can commit between the check and this write.
 pub(crate) async fn lock_writes(
     tx: &mut Transaction<'static, Postgres>,
 ) -> Result<(), sqlx::Error> {
@@ -55,7 +58,7 @@ pub(crate) async fn lock_writes(
         .bind(WRITE_LOCK)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    super::lease::check_fence(tx).await
 }
 
 /// Refuses a database whose default collation does not sort text

@@ -31,6 +31,7 @@ mod identity;
 mod images;
 mod instances;
 mod launch_templates;
+mod lease;
 mod locking;
 mod metal;
 mod network;

@@ -25,6 +25,7 @@ mod identity;
 mod images;
 mod instances;
 mod launch_templates;
+mod lease;
 mod metal;
 mod network;
 mod objects;
@@ -88,8 +89,11 @@ impl SqliteStore {
     /// Starts a write transaction that takes the write lock up front, so
     /// concurrent writers queue on the busy timeout instead of failing on a
     /// read-to-write lock upgrade.
+    /// Under a lease fence (`crate::lease`), a stale generation is refused.
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        lease::check_fence(&mut tx).await?;
+        Ok(tx)
     }
 }
 

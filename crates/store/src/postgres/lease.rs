@@ -1,0 +1,170 @@
+//! Leadership leases on PostgreSQL (see `crate::lease`): every change is a
+//! write transaction under the store's write lock, and expiry is read
+//! from the server's clock, so the controllers' clocks do not matter.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::PostgresStore;
+use crate::lease::{Acquisition, FenceViolation, Lease, LeaseIndex, decide, ttl_millis};
+use crate::{StoreResult, UnixMillis};
+
+/// Milliseconds since the epoch by the server's clock. `clock_timestamp()`
+/// rather than `now()`: the transaction may have waited for the write lock.
+const NOW: &str = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+const SELECT: &str = "SELECT name, holder, generation, expires_at FROM leases WHERE name = $1";
+
+fn lease_of(row: &sqlx::postgres::PgRow) -> Lease {
+    Lease {
+        name: row.get("name"),
+        holder: row.get("holder"),
+        generation: row.get("generation"),
+        expires_at: row.get("expires_at"),
+    }
+}
+
+async fn now(tx: &mut Transaction<'static, Postgres>) -> Result<UnixMillis, sqlx::Error> {
+    sqlx::query_scalar(NOW).fetch_one(&mut **tx).await
+}
+
+async fn read(tx: &mut Transaction<'static, Postgres>, name: &str) -> StoreResult<Option<Lease>> {
+    Ok(sqlx::query(SELECT)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(lease_of))
+}
+
+/// Refuses the write transaction `tx` (holding the write lock) when the
+/// current task runs under a fence that is no longer current.
+pub(crate) async fn check_fence(
+    tx: &mut Transaction<'static, Postgres>,
+) -> Result<(), sqlx::Error> {
+    let Some(fence) = crate::lease::current() else {
+        return Ok(());
+    };
+    let current: Option<i64> = sqlx::query_scalar("SELECT generation FROM leases WHERE name = $1")
+        .bind(&fence.lease)
+        .fetch_optional(&mut **tx)
+        .await?;
+    crate::lease::check(&fence, current)
+        .map_err(|violation: FenceViolation| sqlx::Error::Database(Box::new(violation)))
+}
+
+impl PostgresStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        force: bool,
+    ) -> StoreResult<Option<Lease>> {
+        let mut tx = self.write_tx().await?;
+        let now = now(&mut tx).await?;
+        let expires_at = now.saturating_add(ttl_millis(ttl));
+        let stored = read(&mut tx, name).await?;
+        let row = stored
+            .as_ref()
+            .map(|l| (l.holder.as_str(), l.generation, l.expires_at));
+        let generation = match decide(row, holder, now, force) {
+            Acquisition::Refuse => return Ok(None),
+            Acquisition::Insert => 1,
+            Acquisition::Extend => stored.as_ref().map_or(1, |l| l.generation),
+            Acquisition::TakeOver { generation } => generation,
+        };
+        sqlx::query(
+            "INSERT INTO leases (name, holder, generation, expires_at, acquired_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                generation = excluded.generation, expires_at = excluded.expires_at,
+                acquired_at = CASE WHEN leases.generation = excluded.generation
+                                   THEN leases.acquired_at ELSE excluded.acquired_at END",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(generation)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Lease {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            generation,
+            expires_at,
+        }))
+    }
+}
+
+#[async_trait]
+impl LeaseIndex for PostgresStore {
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Lease>> {
+        self.acquire(name, holder, ttl, false).await
+    }
+
+    async fn take_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<Lease> {
+        let taken = self.acquire(name, holder, ttl, true).await?;
+        taken.ok_or_else(|| crate::StoreError::Corrupt(format!("lease {name} not taken")))
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        generation: i64,
+        ttl: Duration,
+    ) -> StoreResult<Option<Lease>> {
+        let mut tx = self.write_tx().await?;
+        let now = now(&mut tx).await?;
+        let renewed = sqlx::query(
+            "UPDATE leases SET expires_at = $4
+             WHERE name = $1 AND holder = $2 AND generation = $3 AND expires_at > 0
+             RETURNING name, holder, generation, expires_at",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(generation)
+        .bind(now.saturating_add(ttl_millis(ttl)))
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(lease_of);
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str, generation: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let released = sqlx::query(
+            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND generation = $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn lease(&self, name: &str) -> StoreResult<Option<Lease>> {
+        Ok(sqlx::query(SELECT)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(lease_of))
+    }
+}
