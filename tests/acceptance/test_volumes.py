@@ -450,6 +450,12 @@ def assert_consistent(ec2, srv: MalleeServer, vid: str, iid: str, attached: bool
         assert v["State"] == "available" and v["Attachments"] == [], v
         assert block_devices(ec2, iid) == []
         assert volume_holders(srv, vid) == set(), "QEMU must not hold a detached volume"
+        # The node forgets a storage host's volume, and closes its relay,
+        # when the controller next reconciles volumes after the detach (a
+        # step after `available`, a second or more later under load).
+        deadline = time.monotonic() + 30
+        while nbd_relays(vid) and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert not nbd_relays(vid), "no relay to a detached volume"
     # The guest agrees, in a listing made after now.
     serial = vid.replace("-", "")
