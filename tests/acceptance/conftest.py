@@ -56,6 +56,27 @@ _ACTIVE_SERVERS: list["MalleeServer"] = []
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SESSION_SERVER: list["MalleeServer"] = []
 
+# MALLEE_TEST_DATABASE=postgres runs every MalleeServer on a database of its
+# own in one throw-away PostgreSQL for the session (pgutil); SQLite, each
+# data directory's own file, otherwise.
+TEST_DATABASE = os.environ.get("MALLEE_TEST_DATABASE", "sqlite")
+assert TEST_DATABASE in ("sqlite", "postgres"), f"MALLEE_TEST_DATABASE={TEST_DATABASE}: sqlite or postgres"
+_POSTGRES: list = []
+
+
+def session_postgres():
+    """The session's PostgreSQL server, started at first use."""
+    if not _POSTGRES:
+        from pgutil import PgServer
+
+        _POSTGRES.append(PgServer())
+    return _POSTGRES[0]
+
+
+def pytest_unconfigure(config):
+    for pg in _POSTGRES:
+        pg.stop()
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -94,6 +115,12 @@ class MalleeServer:
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        self.database: str | None = None
+        if "--database" in self.extra_args:
+            self.database = self.extra_args[self.extra_args.index("--database") + 1]
+        elif TEST_DATABASE == "postgres":
+            self.database = session_postgres().create_database()
+            self.extra_args += ["--database", self.database]
         if "--public-range" not in self.extra_args:
             # A range of its own: a second cloud on a range another one
             # holds is refused (the session's cloud holds 198.18.0.0/24).
@@ -252,6 +279,8 @@ class MalleeServer:
         return raw_request(self.endpoint, params, **kw)
 
     def admin_cli(self, *args, **kw):
+        if self.database:
+            kw["env"] = {**os.environ, "MALLEE_DATABASE": self.database, **(kw.get("env") or {})}
         return run_mallee("admin", *args, "--data-dir", self.data_dir, **kw)
 
     def create_account(self, name: str | None = None) -> dict:

@@ -9,10 +9,6 @@ socket only). No VMs. S3 data and the cluster CA are per data directory
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,47 +18,10 @@ import requests
 from botocore.config import Config
 
 from conftest import HEALTH_PATH, REGION, free_port
+from pgutil import PgServer
 from test_cluster_pki import Process
 
 ACQUIRED = "acquired the background lease"
-
-
-def pg_bin() -> Path:
-    found = sorted(
-        (int(p.name), p / "bin")
-        for p in Path("/usr/lib/postgresql").glob("*")
-        if p.name.isdigit() and (p / "bin" / "initdb").exists()
-    )
-    assert found, "PostgreSQL's initdb not found: install Debian's postgresql package"
-    return found[-1][1]
-
-
-class PgServer:
-    def __init__(self):
-        self.bin = pg_bin()
-        # Not under pytest's tmp dir: that is private to root, and the
-        # server runs as `postgres`.
-        self.dir = Path(tempfile.mkdtemp(prefix="mallee-pg-"))
-        self.run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.run_as:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        self._run("initdb", "-D", data, "--auth=trust", "--username=mallee", "--locale=C",
-                  "--encoding=UTF8", "--no-sync")
-        self._run("pg_ctl", "-D", data, "-l", self.dir / "server.log", "-o",
-                  f"-k {self.dir} -c listen_addresses='' -c fsync=off", "-w", "-t", "60", "start")
-        self._run("psql", "-h", self.dir, "-U", "mallee", "-d", "postgres", "-c", "CREATE DATABASE mallee")
-        self.url = f"postgres://mallee@localhost/mallee?host={self.dir}"
-
-    def _run(self, program: str, *args) -> None:
-        out = subprocess.run([*self.run_as, str(self.bin / program), *map(str, args)],
-                             capture_output=True, text=True, cwd=self.dir, timeout=120)
-        assert out.returncode == 0, f"{program}: {out.stdout}{out.stderr}"
-
-    def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"),
-                        "-m", "immediate", "-w", "stop"], capture_output=True, cwd=self.dir)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Controller:
