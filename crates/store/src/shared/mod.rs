@@ -24,6 +24,7 @@ pub(crate) mod identity;
 pub(crate) mod images;
 pub(crate) mod instances;
 pub(crate) mod launch_templates;
+pub(crate) mod lease;
 pub(crate) mod metal;
 pub(crate) mod network;
 pub(crate) mod objects;

@@ -5,37 +5,28 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::lease::{Acquisition, Lease, LeaseIndex, decide, ttl_millis};
+use crate::shared::lease::{self as sql, lease_from_row};
 use crate::{StoreResult, UnixMillis};
 
 /// Milliseconds since the epoch by SQLite's clock.
 const NOW: &str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
-
-const SELECT: &str = "SELECT name, holder, generation, expires_at FROM leases WHERE name = ?1";
-
-fn lease_of(row: &sqlx::sqlite::SqliteRow) -> Lease {
-    Lease {
-        name: row.get("name"),
-        holder: row.get("holder"),
-        generation: row.get("generation"),
-        expires_at: row.get("expires_at"),
-    }
-}
 
 async fn now(tx: &mut Transaction<'static, Sqlite>) -> Result<UnixMillis, sqlx::Error> {
     sqlx::query_scalar(NOW).fetch_one(&mut **tx).await
 }
 
 async fn read(tx: &mut Transaction<'static, Sqlite>, name: &str) -> StoreResult<Option<Lease>> {
-    Ok(sqlx::query(SELECT)
+    sqlx::query(sql::LEASE)
         .bind(name)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
-        .map(lease_of))
+        .map(lease_from_row)
+        .transpose()
 }
 
 /// Refuses the write transaction `tx` (begun IMMEDIATE, so holding the
@@ -45,7 +36,7 @@ pub(crate) async fn check_fence(tx: &mut Transaction<'static, Sqlite>) -> StoreR
     let Some(fence) = crate::lease::current() else {
         return Ok(());
     };
-    let current: Option<i64> = sqlx::query_scalar("SELECT generation FROM leases WHERE name = ?1")
+    let current: Option<i64> = sqlx::query_scalar(sql::FENCE_GENERATION)
         .bind(&fence.lease)
         .fetch_optional(&mut **tx)
         .await?;
@@ -73,21 +64,14 @@ impl SqliteStore {
             Acquisition::Extend => stored.as_ref().map_or(1, |l| l.generation),
             Acquisition::TakeOver { generation } => generation,
         };
-        sqlx::query(
-            "INSERT INTO leases (name, holder, generation, expires_at, acquired_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
-                generation = excluded.generation, expires_at = excluded.expires_at,
-                acquired_at = CASE WHEN leases.generation = excluded.generation
-                                   THEN leases.acquired_at ELSE excluded.acquired_at END",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(generation)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::ACQUIRE)
+            .bind(name)
+            .bind(holder)
+            .bind(generation)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(Lease {
             name: name.to_owned(),
@@ -123,45 +107,41 @@ impl LeaseIndex for SqliteStore {
     ) -> StoreResult<Option<Lease>> {
         let mut tx = self.write_tx().await?;
         let now = now(&mut tx).await?;
-        let renewed = sqlx::query(
-            "UPDATE leases SET expires_at = ?4
-             WHERE name = ?1 AND holder = ?2 AND generation = ?3 AND expires_at > 0
-             RETURNING name, holder, generation, expires_at",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(generation)
-        .bind(now.saturating_add(ttl_millis(ttl)))
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(lease_of);
+        let renewed = sqlx::query(sql::RENEW)
+            .bind(name)
+            .bind(holder)
+            .bind(generation)
+            .bind(now.saturating_add(ttl_millis(ttl)))
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(lease_from_row)
+            .transpose()?;
         tx.commit().await?;
         Ok(renewed)
     }
 
     async fn release_lease(&self, name: &str, holder: &str, generation: i64) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let released = sqlx::query(
-            "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2 AND generation = ?3",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(generation)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        let released = sqlx::query(sql::RELEASE)
+            .bind(name)
+            .bind(holder)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
             > 0;
         tx.commit().await?;
         Ok(released)
     }
 
     async fn lease(&self, name: &str) -> StoreResult<Option<Lease>> {
-        Ok(sqlx::query(SELECT)
+        sqlx::query(sql::LEASE)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(lease_of))
+            .map(lease_from_row)
+            .transpose()
     }
 }
